@@ -1,0 +1,59 @@
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "riffle/clock.h"
+
+TEST_CASE("ManualClock moves only when told", "[clock]") {
+  riffle::ManualClock clock(absl::FromUnixMillis(1000));
+  CHECK(clock.NowMillis() == 1000);
+  clock.Advance(absl::Milliseconds(250));
+  CHECK(clock.Now() == absl::FromUnixMillis(1250));
+  clock.Set(absl::FromUnixSeconds(5));
+  CHECK(clock.NowMillis() == 5000);
+  CHECK(clock.IsManual());
+  CHECK_FALSE(riffle::SystemClock::Default().IsManual());
+}
+
+TEST_CASE("ManualClock listeners run on every move until unsubscribed", "[clock]") {
+  riffle::ManualClock clock;
+  int calls = 0;
+  {
+    riffle::ClockSubscription sub = clock.OnTimeChange([&] { ++calls; });
+    clock.Advance(absl::Seconds(1));
+    clock.Set(clock.Now());
+    CHECK(calls == 2);
+  }
+  clock.Advance(absl::Seconds(1));
+  CHECK(calls == 2);
+}
+
+TEST_CASE("WaitUntil wakes on a ManualClock deadline", "[clock]") {
+  riffle::ManualClock clock;
+  std::mutex mu;
+  std::condition_variable cv;
+  riffle::ClockSubscription sub = clock.OnTimeChange([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    cv.notify_all();
+  });
+  const absl::Time deadline = clock.Now() + absl::Seconds(20);
+  bool result = true;
+  std::thread waiter([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    result = riffle::WaitUntil(clock, cv, lock, deadline, [] { return false; });
+  });
+  clock.Advance(absl::Seconds(10));
+  clock.Advance(absl::Seconds(10));
+  waiter.join();
+  CHECK_FALSE(result);
+  CHECK(clock.Now() >= deadline);
+}
+
+TEST_CASE("WaitUntil on the system clock honours a short deadline", "[clock]") {
+  auto& clock = riffle::SystemClock::Default();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unique_lock<std::mutex> lock(mu);
+  const absl::Time start = clock.Now();
+  CHECK_FALSE(riffle::WaitUntil(clock, cv, lock, start + absl::Milliseconds(20), [] { return false; }));
+  CHECK(clock.Now() - start >= absl::Milliseconds(20));
+}
