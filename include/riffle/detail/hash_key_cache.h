@@ -1,0 +1,72 @@
+// A per-thread, direct-mapped cache from partition key to MD5 hash key. Producers reuse
+// keys (symbols, user ids, session ids), and MD5 is the most expensive step of an
+// MD5-routed put; a hit costs one XXH3-64 of the key and one compare.
+//
+// Layout: 256 entries of one cache line each (16-byte hash key, a length byte, up to 47
+// key bytes): 16 KiB per thread. The index is the low 8 bits of XXH3-64(key); a lookup
+// compares the stored length and bytes, so a collision is a miss that replaces the entry,
+// never a wrong hash key. Keys longer than 47 bytes bypass the cache.
+//
+// Thread safety: Md5HashKeyCache is not thread-safe; CachedMd5HashKey uses a thread_local
+// instance (no locks). The table is zero-initialized static TLS: no allocation at all in
+// an executable (a dlopen'ed library may have the loader allocate its TLS block once).
+#ifndef RIFFLE_DETAIL_HASH_KEY_CACHE_H_
+#define RIFFLE_DETAIL_HASH_KEY_CACHE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "riffle/hash_key.h"
+
+namespace riffle::detail {
+
+class Md5HashKeyCache {
+ public:
+  static constexpr size_t kEntries = 256;
+  static constexpr size_t kMaxKeyBytes = 47;
+
+  // Md5HashKey(key), from the cache when the same key was seen last in its slot.
+  HashKey Get(std::string_view key) {
+    if (key.size() > kMaxKeyBytes) return Md5HashKey(key);
+    Entry& e = entries_[IndexOf(key)];
+    // length_plus_one == 0 marks an empty slot, so a zeroed table is a valid empty cache.
+    if (e.length_plus_one == key.size() + 1 && std::memcmp(e.key, key.data(), key.size()) == 0) {
+      return absl::MakeUint128(e.high, e.low);
+    }
+    const HashKey hash_key = Md5HashKey(key);
+    e.high = absl::Uint128High64(hash_key);
+    e.low = absl::Uint128Low64(hash_key);
+    e.length_plus_one = static_cast<uint8_t>(key.size() + 1);
+    if (!key.empty()) std::memcpy(e.key, key.data(), key.size());
+    return hash_key;
+  }
+
+  // The slot `key` maps to (exposed so tests can build colliding keys).
+  static size_t IndexOf(std::string_view key) {
+    return static_cast<size_t>(XXH3_64bits(key.data(), key.size())) & (kEntries - 1);
+  }
+
+ private:
+  struct alignas(64) Entry {  // One cache line: a hit touches one line.
+    uint64_t high;
+    uint64_t low;
+    uint8_t length_plus_one;
+    char key[kMaxKeyBytes];
+  };
+  static_assert(sizeof(Entry) == 64);
+
+  Entry entries_[kEntries];
+};
+
+// Md5HashKey(key) through this thread's cache. Same value, always; cheaper for hot keys.
+inline HashKey CachedMd5HashKey(std::string_view key) {
+  // constinit: a zeroed table needs no dynamic TLS initialization guard on each access.
+  static constinit thread_local Md5HashKeyCache cache{};
+  return cache.Get(key);
+}
+
+}  // namespace riffle::detail
+
+#endif  // RIFFLE_DETAIL_HASH_KEY_CACHE_H_
