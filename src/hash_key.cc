@@ -27,10 +27,9 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 }  // namespace
 
 absl::StatusOr<HashKey> ParseHashKey(std::string_view decimal, std::string_view parameter) {
-  const bool matches_pattern =
-      !decimal.empty() && decimal.size() <= kMaxHashKeyDecimal.size() &&
-      std::all_of(decimal.begin(), decimal.end(), IsDigit) &&
-      (decimal[0] != '0' || decimal.size() == 1);
+  const bool matches_pattern = !decimal.empty() && decimal.size() <= kMaxHashKeyDecimal.size() &&
+                               std::all_of(decimal.begin(), decimal.end(), IsDigit) &&
+                               (decimal[0] != '0' || decimal.size() == 1);
   if (!matches_pattern) {
     return InvalidArgumentError(fmt::format(
         "{} {} is not a valid hash key; it must match the pattern 0|([1-9]\\d{{0,38}}) (a "
@@ -102,9 +101,9 @@ absl::Status PartitionKeyError(int64_t code_points) {
     return InvalidArgumentError(
         "PartitionKey is not valid UTF-8; it must be 1 to 256 Unicode characters.");
   }
-  return InvalidArgumentError(fmt::format(
-      "PartitionKey has {} Unicode characters; it must have between {} and {}.", code_points,
-      kMinPartitionKeyChars, kMaxPartitionKeyChars));
+  return InvalidArgumentError(
+      fmt::format("PartitionKey has {} Unicode characters; it must have between {} and {}.",
+                  code_points, kMinPartitionKeyChars, kMaxPartitionKeyChars));
 }
 
 }  // namespace detail

@@ -40,7 +40,7 @@ inline void Md5Compress(Md5State& s, const unsigned char* block) {
   uint32_t a = s.a, b = s.b, c = s.c, d = s.d;
 
 #define RIFFLE_MD5_STEP(f, w, x_, y, z, k, t, r) \
-  w += f(x_, y, z) + x[k] + (t);                  \
+  w += f(x_, y, z) + x[k] + (t);                 \
   w = std::rotl(w, r) + x_
 #define RIFFLE_MD5_F(x_, y, z) ((z) ^ ((x_) & ((y) ^ (z))))
 #define RIFFLE_MD5_G(x_, y, z) ((y) ^ ((z) & ((x_) ^ (y))))
