@@ -39,12 +39,16 @@ inline void Md5Compress(Md5State& s, const unsigned char* block) {
   for (int i = 0; i < 16; ++i) x[i] = Md5LoadLe32(block + 4 * i);
   uint32_t a = s.a, b = s.b, c = s.c, d = s.d;
 
+  // MD5 is latency-bound: each step needs the previous one's result (x_ below). Terms that
+  // do not depend on it are added first so that they leave the critical path; G is written
+  // as a sum of two disjoint masks for the same reason, H pairs the older words first.
 #define RIFFLE_MD5_STEP(f, w, x_, y, z, k, t, r) \
-  w += f(x_, y, z) + x[k] + (t);                 \
+  w += x[k] + (t);                               \
+  w += f(x_, y, z);                              \
   w = std::rotl(w, r) + x_
 #define RIFFLE_MD5_F(x_, y, z) ((z) ^ ((x_) & ((y) ^ (z))))
-#define RIFFLE_MD5_G(x_, y, z) ((y) ^ ((z) & ((x_) ^ (y))))
-#define RIFFLE_MD5_H(x_, y, z) ((x_) ^ (y) ^ (z))
+#define RIFFLE_MD5_G(x_, y, z) (((y) & ~(z)) + ((x_) & (z)))
+#define RIFFLE_MD5_H(x_, y, z) ((x_) ^ ((y) ^ (z)))
 #define RIFFLE_MD5_I(x_, y, z) ((y) ^ ((x_) | ~(z)))
 
   RIFFLE_MD5_STEP(RIFFLE_MD5_F, a, b, c, d, 0, 0xd76aa478, 7);
