@@ -1,0 +1,299 @@
+// riffle::Stream: a Kinesis data stream in process. N shards, each a lock-free ring of
+// records; a record's partition key picks its shard through the 128-bit hash key (MD5 as
+// the service does, or XXH3-128); records of one key are read in the order their puts
+// returned. Records stay readable, and replayable from any retained sequence number, until
+// retention (time, or the ring's capacity) trims them.
+//
+// Thread safety: every method may be called from any thread at any time. PutRecord and the
+// GetRecords form that fills a caller-owned result are lock-free (see shard_ring.h for the
+// one wait: a producer publishes after the producer before it in the same shard) and
+// allocate nothing in steady state. Control-plane calls take an internal mutex.
+//
+// Errors: absl::Status with the service's names (riffle::ErrorName): InvalidArgumentException,
+// ResourceNotFoundException, ExpiredIteratorException, ProvisionedThroughputExceededException,
+// LimitExceededException, ResourceInUseException.
+#ifndef RIFFLE_STREAM_H_
+#define RIFFLE_STREAM_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "riffle/clock.h"
+#include "riffle/detail/hash_key_cache.h"
+#include "riffle/detail/topology.h"
+#include "riffle/hash_key.h"
+#include "riffle/sequence_number.h"
+#include "riffle/status.h"
+
+namespace riffle {
+
+enum class OverflowPolicy {
+  // A full ring trims its oldest records (Kinesis retention). A reader that falls behind is
+  // moved to the oldest retained record and told how many it missed.
+  kTrimOldest,
+  // A put that would overwrite records a lossless reader has not read yet fails with
+  // ProvisionedThroughputExceededException (Disruptor-style gating); without lossless
+  // readers the ring trims as with kTrimOldest.
+  kRejectPut,
+};
+
+enum class StreamStatus { kCreating, kActive, kUpdating, kDeleting };
+std::string_view StreamStatusName(StreamStatus status);  // "ACTIVE", ...
+
+struct StreamOptions {
+  // Required: 1..128 characters of [a-zA-Z0-9_.-].
+  std::string stream_name;
+  // Open shards at creation, laid out uniformly over the hash key space. 1..shard_limit.
+  int shard_count = 1;
+  // Bytes of ring per shard: a power of two, at least 4 frames of the largest record
+  // (8 MiB fits the default 1 MiB records). Bounds retention together with time.
+  uint64_t ring_capacity_bytes = uint64_t{8} << 20;
+  // How long records stay readable: 24 h .. 8,760 h.
+  absl::Duration retention_period = absl::Hours(24);
+  RoutingMode routing = RoutingMode::kMd5;
+  OverflowPolicy overflow_policy = OverflowPolicy::kTrimOldest;
+  // Partition key + data, in bytes: 1 .. 10 MiB (the service's default is 1 MiB).
+  uint64_t max_record_size_bytes = uint64_t{1} << 20;
+  // Most shards (open, or closed and not yet expired) the stream may have.
+  int shard_limit = 500;
+  // How long an iterator stays valid after it is issued.
+  absl::Duration iterator_lifetime = absl::Minutes(5);
+  // Not owned; nullptr means SystemClock::Default(). Must outlive the stream.
+  Clock* clock = nullptr;
+};
+
+struct PutRecordRequest {
+  std::string_view partition_key;  // 1..256 Unicode characters (valid UTF-8)
+  std::string_view data;           // may be empty
+  // Decimal 0..2^128-1; replaces the MD5 of the partition key for routing when not empty.
+  std::string_view explicit_hash_key;
+  // The previous record's number for this key; the new one is guaranteed to be larger.
+  std::string_view sequence_number_for_ordering;
+};
+
+struct PutRecordResult {
+  std::string_view shard_id;  // valid while the stream lives
+  SequenceNumber sequence_number;
+};
+
+struct PutRecordsRequestEntry {
+  std::string_view partition_key;
+  std::string_view data;
+  std::string_view explicit_hash_key;
+};
+
+struct PutRecordsResultEntry {
+  // On success: the shard and number. On failure: error_code and error_message.
+  std::string shard_id;
+  std::optional<SequenceNumber> sequence_number;
+  std::string error_code;
+  std::string error_message;
+};
+
+struct PutRecordsResult {
+  int failed_record_count = 0;
+  std::vector<PutRecordsResultEntry> records;  // one per request entry, in request order
+};
+
+enum class ShardIteratorType {
+  kAtSequenceNumber,
+  kAfterSequenceNumber,
+  kAtTimestamp,
+  kTrimHorizon,
+  kLatest,
+};
+
+struct GetShardIteratorRequest {
+  std::string_view shard_id;
+  ShardIteratorType type = ShardIteratorType::kTrimHorizon;
+  std::string_view starting_sequence_number;  // AT_/AFTER_SEQUENCE_NUMBER only
+  std::optional<absl::Time> timestamp;        // AT_TIMESTAMP only
+};
+
+struct Record {
+  std::string_view partition_key;
+  std::string_view data;
+  SequenceNumber sequence_number;
+  absl::Time approximate_arrival_timestamp;  // millisecond precision
+};
+
+struct ChildShard {
+  std::string shard_id;
+  std::vector<std::string> parent_shards;
+  HashKeyRange hash_key_range;
+};
+
+// What GetRecords returns. Reuse one per reader: its buffers keep their capacity, so a
+// steady-state GetRecords allocates nothing. Records point into this object and stay valid
+// until the next GetRecords into it.
+struct GetRecordsResult {
+  std::vector<Record> records;
+  // Empty once a closed shard has been read to its end.
+  std::optional<ShardIterator> next_shard_iterator;
+  int64_t millis_behind_latest = 0;
+  // Records between the iterator and what this call returned that were trimmed by retention
+  // (time or ring capacity) before this reader got to them. 0 for a reader that keeps up.
+  uint64_t missed_records = 0;
+  std::vector<ChildShard> child_shards;  // at the end of a closed shard
+
+  // Internal storage the records point into.
+  std::vector<uint64_t> arena_;
+  std::vector<std::pair<std::size_t, uint64_t>> frames_;  // (arena word, position)
+};
+
+struct SequenceNumberRange {
+  SequenceNumber starting_sequence_number;
+  std::optional<SequenceNumber> ending_sequence_number;  // set once the shard is closed
+};
+
+// A shard as ListShards describes it.
+struct Shard {
+  std::string shard_id;
+  std::optional<std::string> parent_shard_id;
+  std::optional<std::string> adjacent_parent_shard_id;
+  HashKeyRange hash_key_range;
+  SequenceNumberRange sequence_number_range;
+};
+
+enum class ShardFilterType {
+  kAfterShardId,
+  kAtTrimHorizon,
+  kFromTrimHorizon,
+  kAtLatest,
+  kAtTimestamp,
+  kFromTimestamp,
+};
+
+struct ListShardsRequest {
+  std::optional<ShardFilterType> filter;  // none: every shard not yet expired
+  std::string_view shard_id;              // kAfterShardId; also ExclusiveStartShardId
+  std::optional<absl::Time> timestamp;    // kAtTimestamp, kFromTimestamp
+};
+
+struct StreamDescriptionSummary {
+  std::string stream_name;
+  std::string stream_arn;
+  StreamStatus stream_status = StreamStatus::kActive;
+  int retention_period_hours = 24;
+  absl::Time stream_creation_timestamp;
+  int open_shard_count = 0;
+  int consumer_count = 0;
+};
+
+class Stream {
+ public:
+  // Validates `options` (InvalidArgumentException naming the field and its limit).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Stream>> Create(StreamOptions options);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Appends one record to the shard that owns its hash key.
+  [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecord(const PutRecordRequest& request);
+  [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecord(std::string_view partition_key,
+                                                          std::string_view data) {
+    return PutRecord(PutRecordRequest{partition_key, data, {}, {}});
+  }
+
+  // 1..500 entries, 5 MiB in all including keys. A bad or throttled entry fails alone; the
+  // result lists every entry in request order.
+  [[nodiscard]] absl::StatusOr<PutRecordsResult> PutRecords(
+      std::span<const PutRecordsRequestEntry> entries);
+
+  [[nodiscard]] absl::StatusOr<ShardIterator> GetShardIterator(
+      const GetShardIteratorRequest& request);
+
+  // Reads up to `limit` (1..10,000) records and at most 10 MiB into `out`, replacing its
+  // contents. Allocates nothing once `out` has grown to its working size.
+  [[nodiscard]] absl::Status GetRecords(const ShardIterator& iterator, GetRecordsResult& out,
+                                        int limit = 10000);
+  [[nodiscard]] absl::StatusOr<GetRecordsResult> GetRecords(const ShardIterator& iterator,
+                                                            int limit = 10000);
+
+  [[nodiscard]] absl::StatusOr<std::vector<Shard>> ListShards(
+      const ListShardsRequest& request = {}) const;
+  StreamDescriptionSummary DescribeStreamSummary() const;
+  [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(int retention_period_hours);
+  [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(int retention_period_hours);
+
+  const std::string& name() const { return options_.stream_name; }
+  Clock& clock() const { return *clock_; }
+  const StreamOptions& options() const { return options_; }
+  uint64_t stream_tag() const { return tag_; }
+
+ private:
+  explicit Stream(StreamOptions options);
+
+  absl::Status PutError(const PutRecordRequest& request) const;  // the cold path of PutRecord
+  absl::Status ShardFullError(const detail::ShardState& shard) const;
+  absl::StatusOr<detail::ShardState*> ShardForIterator(const ShardIterator& it) const;
+  Shard Describe(const detail::ShardState& shard) const;
+  ChildShard ChildShardOf(uint64_t index) const;
+  bool Expired(const detail::ShardState& shard, int64_t now_ms) const;
+  SequenceNumber MakeSequenceNumber(uint64_t shard, uint64_t position, uint64_t index) const {
+    return SequenceNumber{tag_, shard, position, index};
+  }
+  // Publishes a new topology (control plane, under mu_).
+  void Publish(std::unique_ptr<detail::Topology> topology);
+
+  const StreamOptions options_;
+  Clock* const clock_;
+  const uint64_t tag_;
+  const absl::Time created_at_;
+  std::atomic<int64_t> retention_ms_;
+  std::atomic<StreamStatus> status_{StreamStatus::kActive};
+  std::atomic<const detail::Topology*> topology_{nullptr};
+
+  mutable std::mutex mu_;  // guards everything below
+  std::vector<std::unique_ptr<detail::ShardState>> shards_;
+  std::vector<std::unique_ptr<detail::Topology>> topologies_;  // current one last
+};
+
+// ---- Hot paths, inline so that they compile into the caller. ----
+
+inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest& request) {
+  const std::string_view key = request.partition_key;
+  const std::string_view data = request.data;
+  // Fast checks first; anything unusual goes to the cold path, which names the problem.
+  if (key.size() + data.size() > options_.max_record_size_bytes ||
+      !ValidatePartitionKey(key).ok() || !request.explicit_hash_key.empty() ||
+      !request.sequence_number_for_ordering.empty()) {
+    absl::Status error = PutError(request);
+    if (!error.ok()) return error;
+  }
+  HashKey hash_key;
+  if (!request.explicit_hash_key.empty()) {
+    hash_key = *ParseHashKey(request.explicit_hash_key);  // validated by PutError
+  } else if (options_.routing == RoutingMode::kMd5) {
+    hash_key = detail::CachedMd5HashKey(key);
+  } else {
+    hash_key = Xxh3HashKey(key);
+  }
+  const int64_t now_ms = clock_->NowMillis();
+  for (;;) {
+    const detail::Topology* topology = topology_.load(std::memory_order_acquire);
+    detail::ShardState* shard = topology->Route(hash_key);
+    const detail::AppendResult r = shard->ring.Append(key, data, now_ms);
+    if (r.status == detail::AppendStatus::kOk) {
+      return PutRecordResult{shard->id, MakeSequenceNumber(shard->index, r.position, r.record_index)};
+    }
+    if (r.status == detail::AppendStatus::kFull) return ShardFullError(*shard);
+    // kClosed: a reshard closed the shard after publishing its children; route again.
+  }
+}
+
+}  // namespace riffle
+
+#include "riffle/detail/stream_read.h"  // GetRecords
+
+#endif  // RIFFLE_STREAM_H_

@@ -1,0 +1,245 @@
+#include <catch2/catch.hpp>
+#include <map>
+#include <string>
+
+#include "fmt/format.h"
+#include "riffle/stream.h"
+#include "support/alloc_counter.h"
+
+using riffle::ErrorName;
+using riffle::ErrorMessage;
+using riffle::ManualClock;
+using riffle::ShardIteratorType;
+using riffle::Stream;
+using riffle::StreamOptions;
+
+namespace {
+
+std::unique_ptr<Stream> MakeStream(ManualClock& clock, int shards = 1,
+                                   uint64_t ring = uint64_t{1} << 20,
+                                   uint64_t max_record = 64 << 10) {
+  StreamOptions o;
+  o.stream_name = "orders";
+  o.shard_count = shards;
+  o.ring_capacity_bytes = ring;
+  o.max_record_size_bytes = max_record;
+  o.clock = &clock;
+  auto s = Stream::Create(o);
+  REQUIRE(s.ok());
+  return *std::move(s);
+}
+
+riffle::ShardIterator Iter(Stream& s, std::string_view shard, ShardIteratorType type,
+                           std::string_view seq = {}) {
+  riffle::GetShardIteratorRequest r;
+  r.shard_id = shard;
+  r.type = type;
+  r.starting_sequence_number = seq;
+  auto it = s.GetShardIterator(r);
+  REQUIRE(it.ok());
+  return *it;
+}
+
+std::vector<std::string> ReadAll(Stream& s, riffle::ShardIterator it, uint64_t* missed = nullptr) {
+  std::vector<std::string> out;
+  riffle::GetRecordsResult r;
+  for (;;) {
+    REQUIRE(s.GetRecords(it, r).ok());
+    if (missed) *missed += r.missed_records;
+    for (const auto& rec : r.records) out.emplace_back(rec.data);
+    if (r.records.empty() || !r.next_shard_iterator) break;
+    it = *r.next_shard_iterator;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a put is read back exactly, with key, number and arrival time", "[stream]") {
+  ManualClock clock(absl::FromUnixMillis(1'700'000'000'123));
+  auto s = MakeStream(clock);
+  auto put = s->PutRecord("user-1", "hello");
+  REQUIRE(put.ok());
+  CHECK(put->shard_id == "shardId-000000000000");
+  CHECK(put->sequence_number.ToString().size() == 56);
+  auto r = s->GetRecords(Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon));
+  REQUIRE(r.ok());
+  REQUIRE(r->records.size() == 1);
+  CHECK(r->records[0].partition_key == "user-1");
+  CHECK(r->records[0].data == "hello");
+  CHECK(r->records[0].sequence_number == put->sequence_number);
+  CHECK(r->records[0].approximate_arrival_timestamp == absl::FromUnixMillis(1'700'000'000'123));
+  CHECK(r->millis_behind_latest == 0);
+  CHECK(r->missed_records == 0);
+  REQUIRE(r->next_shard_iterator.has_value());
+}
+
+TEST_CASE("empty data and binary data round-trip", "[stream]") {
+  ManualClock clock;
+  auto s = MakeStream(clock);
+  const std::string binary("\0\x01\xff\x00z", 5);
+  REQUIRE(s->PutRecord("k", "").ok());
+  REQUIRE(s->PutRecord("k", binary).ok());
+  auto got = ReadAll(*s, Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon));
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].empty());
+  CHECK(got[1] == binary);
+}
+
+TEST_CASE("sequence numbers increase within a shard and parse back", "[stream]") {
+  ManualClock clock;
+  auto s = MakeStream(clock);
+  riffle::SequenceNumber prev{};
+  for (int i = 0; i < 100; ++i) {
+    auto put = s->PutRecord("k", std::string(static_cast<std::size_t>(i), 'x'));
+    REQUIRE(put.ok());
+    const std::string text = put->sequence_number.ToString();
+    auto parsed = riffle::SequenceNumber::Parse(text);
+    REQUIRE(parsed.ok());
+    CHECK(*parsed == put->sequence_number);
+    if (i > 0) {
+      CHECK(put->sequence_number > prev);
+      CHECK(text > prev.ToString());  // decimal order too
+    }
+    prev = put->sequence_number;
+  }
+}
+
+TEST_CASE("records of one key keep their order across many puts and reads", "[stream]") {
+  ManualClock clock;
+  auto s = MakeStream(clock, 4);
+  std::map<std::string, int> next;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string key = "key-" + std::to_string(i % 37);
+    REQUIRE(s->PutRecord(key, key + ":" + std::to_string(next[key]++)).ok());
+  }
+  std::map<std::string, int> seen;
+  auto shards = s->ListShards();
+  REQUIRE(shards.ok());
+  REQUIRE(shards->size() == 4);
+  riffle::GetRecordsResult r;
+  int total = 0;
+  for (const auto& shard : *shards) {
+    auto it = Iter(*s, shard.shard_id, ShardIteratorType::kTrimHorizon);
+    for (;;) {
+      REQUIRE(s->GetRecords(it, r, 100).ok());
+      for (const auto& rec : r.records) {
+        const std::string key(rec.partition_key);
+        CHECK(rec.data == key + ":" + std::to_string(seen[key]++));
+        ++total;
+      }
+      if (r.records.empty()) break;
+      it = *r.next_shard_iterator;
+    }
+  }
+  CHECK(total == 2000);
+  CHECK(seen == next);
+}
+
+TEST_CASE("GetRecords honours Limit and continues with the next iterator", "[stream]") {
+  ManualClock clock;
+  auto s = MakeStream(clock);
+  for (int i = 0; i < 25; ++i) REQUIRE(s->PutRecord("k", std::to_string(i)).ok());
+  auto it = Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon);
+  auto r = s->GetRecords(it, 10);
+  REQUIRE(r.ok());
+  REQUIRE(r->records.size() == 10);
+  CHECK(r->records[9].data == "9");
+  CHECK(r->millis_behind_latest == 0);  // same millisecond as the newest record
+  auto r2 = s->GetRecords(*r->next_shard_iterator, 10000);
+  REQUIRE(r2.ok());
+  REQUIRE(r2->records.size() == 15);
+  CHECK(r2->records.front().data == "10");
+  auto r3 = s->GetRecords(*r2->next_shard_iterator);
+  REQUIRE(r3.ok());
+  CHECK(r3->records.empty());
+  CHECK(r3->next_shard_iterator.has_value());  // an open shard never ends
+}
+
+TEST_CASE("iterator types start where the service starts them", "[stream]") {
+  ManualClock clock;
+  auto s = MakeStream(clock);
+  std::vector<riffle::SequenceNumber> seqs;
+  for (int i = 0; i < 10; ++i) {
+    clock.Advance(absl::Seconds(1));
+    seqs.push_back(s->PutRecord("k", std::to_string(i))->sequence_number);
+  }
+  const std::string shard = "shardId-000000000000";
+  auto latest = Iter(*s, shard, ShardIteratorType::kLatest);
+  CHECK(s->GetRecords(latest)->records.empty());
+  REQUIRE(s->PutRecord("k", "10").ok());
+  auto after_latest = s->GetRecords(latest);
+  REQUIRE(after_latest->records.size() == 1);
+  CHECK(after_latest->records[0].data == "10");
+
+  auto at = ReadAll(*s, Iter(*s, shard, ShardIteratorType::kAtSequenceNumber, seqs[4].ToString()));
+  REQUIRE(at.size() == 7);
+  CHECK(at.front() == "4");
+  auto after =
+      ReadAll(*s, Iter(*s, shard, ShardIteratorType::kAfterSequenceNumber, seqs[4].ToString()));
+  REQUIRE(after.size() == 6);
+  CHECK(after.front() == "5");
+
+  riffle::GetShardIteratorRequest ts;
+  ts.shard_id = shard;
+  ts.type = ShardIteratorType::kAtTimestamp;
+  ts.timestamp = absl::FromUnixMillis(clock.NowMillis()) - absl::Milliseconds(3500);
+  auto at_time = ReadAll(*s, *s->GetShardIterator(ts));
+  REQUIRE(at_time.size() == 5);  // put 3, 2, 1 and 0 seconds ago, and "10"
+  CHECK(at_time.front() == "6");
+  ts.timestamp = absl::FromUnixMillis(0);
+  CHECK(ReadAll(*s, *s->GetShardIterator(ts)).size() == 11);  // before the horizon: TRIM_HORIZON
+}
+
+TEST_CASE("iterators expire after five minutes of clock time", "[stream][errors]") {
+  ManualClock clock;
+  auto s = MakeStream(clock);
+  auto it = Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon);
+  clock.Advance(absl::Minutes(5));
+  CHECK(s->GetRecords(it).ok());
+  clock.Advance(absl::Milliseconds(1));
+  auto r = s->GetRecords(it);
+  REQUIRE_FALSE(r.ok());
+  CHECK(ErrorName(r.status()) == "ExpiredIteratorException");
+  CHECK(r.status().code() == absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("records older than the retention period are gone and counted as missed",
+          "[stream]") {
+  ManualClock clock;
+  auto s = MakeStream(clock);
+  REQUIRE(s->PutRecord("k", "old").ok());
+  clock.Advance(absl::Hours(23));
+  REQUIRE(s->PutRecord("k", "new").ok());
+  clock.Advance(absl::Minutes(59));
+  auto it = Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon);
+  clock.Advance(absl::Minutes(2));  // "old" is now 24 h 1 min old
+  riffle::GetRecordsResult r;
+  REQUIRE(s->GetRecords(it, r).ok());
+  REQUIRE(r.records.size() == 1);
+  CHECK(r.records[0].data == "new");
+  CHECK(r.missed_records == 1);
+  // A fresh TRIM_HORIZON starts after the expired record: nothing missed.
+  REQUIRE(s->GetRecords(Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon), r).ok());
+  REQUIRE(r.records.size() == 1);
+  CHECK(r.missed_records == 0);
+}
+
+TEST_CASE("a lapped reader is moved to the oldest retained record and told how many it missed",
+          "[stream]") {
+  ManualClock clock;
+  auto s = MakeStream(clock, 1, 4096, 200);  // 4 segments of 1 KiB
+  auto it = Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon);
+  const int kPuts = 500;
+  for (int i = 0; i < kPuts; ++i) {
+    REQUIRE(s->PutRecord("k", fmt::format("{:08}", i)).ok());
+  }
+  uint64_t missed = 0;
+  auto got = ReadAll(*s, it, &missed);
+  REQUIRE_FALSE(got.empty());
+  CHECK(got.size() + missed == kPuts);
+  // What survived is the newest records, contiguous and in order.
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i] == fmt::format("{:08}", kPuts - got.size() + i));
+  }
+}
