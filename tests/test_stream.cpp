@@ -243,3 +243,38 @@ TEST_CASE("a lapped reader is moved to the oldest retained record and told how m
     CHECK(got[i] == fmt::format("{:08}", kPuts - got.size() + i));
   }
 }
+
+TEST_CASE("PutRecord and GetRecords into a reused result allocate nothing", "[stream][alloc]") {
+  for (auto mode : {riffle::RoutingMode::kMd5, riffle::RoutingMode::kXxh3}) {
+    riffle::StreamOptions o;
+    o.stream_name = "alloc";
+    o.shard_count = 4;
+    o.ring_capacity_bytes = 1 << 20;
+    o.max_record_size_bytes = 4096;
+    o.routing = mode;
+    auto stream = *riffle::Stream::Create(o);
+    const std::string data(100, 'd');
+    const std::string keys[4] = {"0123456789abcdef", "fedcba9876543210", "AAAAAAAAAAAAAAAA",
+                                 "BBBBBBBBBBBBBBBB"};
+    std::vector<riffle::ShardIterator> its;
+    for (int s = 0; s < 4; ++s) {
+      riffle::GetShardIteratorRequest r;
+      std::string id = riffle::FormatShardId(s);
+      r.shard_id = id;
+      r.type = riffle::ShardIteratorType::kLatest;
+      its.push_back(*stream->GetShardIterator(r));
+    }
+    riffle::GetRecordsResult result;
+    auto cycle = [&] {
+      for (int i = 0; i < 1000; ++i) REQUIRE(stream->PutRecord(keys[i % 4], data).ok());
+      for (auto& it : its) {
+        REQUIRE(stream->GetRecords(it, result).ok());
+        it = *result.next_shard_iterator;
+      }
+    };
+    cycle();  // warm up: the result grows to its working size, caches fill
+    riffle_test::AllocationCounter counter;
+    for (int round = 0; round < 20; ++round) cycle();  // wraps the 1 MiB rings several times
+    CHECK(counter.allocations() == 0);
+  }
+}
