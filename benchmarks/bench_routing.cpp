@@ -1,11 +1,13 @@
 // Routing: riffle's inline MD5 against OpenSSL's ways of computing the same digest, the
 // per-thread hash key cache, XXH3-128 routing and partition key validation.
-//   build/release/benchmarks/riffle_bench --benchmark_filter='BM_Md5_|BM_Xxh3_|BM_Validate'
+//   build/release/benchmarks/riffle_bench
+//   --benchmark_filter='BM_Md5_|BM_Xxh3_|BM_Validate|BM_Route_'
 #define OPENSSL_SUPPRESS_DEPRECATED  // MD5() is measured on purpose: it is the fast peer.
 #include <benchmark/benchmark.h>
 #include <openssl/evp.h>
 #include <openssl/md5.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -139,5 +141,37 @@ void BM_ValidatePartitionKey_Utf8(benchmark::State& state) {
               [](const std::string& k) { return riffle::ValidatePartitionKey(k).ok(); });
 }
 BENCHMARK(BM_ValidatePartitionKey_Utf8);
+
+// Hash key -> shard for a 64-shard uniform stream: the multiply against a binary search of
+// the range starts (what a general, resharded layout needs).
+std::vector<riffle::HashKey> RandomHashKeys() {
+  std::vector<riffle::HashKey> keys;
+  for (const auto& k : Keys16()) keys.push_back(riffle::Xxh3HashKey(k));
+  return keys;
+}
+
+void BM_Route_UniformLayout(benchmark::State& state) {
+  const riffle::UniformLayout layout(64);
+  const auto keys = RandomHashKeys();
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(layout.ShardIndex(keys[i]));
+    i = (i + 1) & (keys.size() - 1);
+  }
+}
+BENCHMARK(BM_Route_UniformLayout);
+
+void BM_Route_BinarySearch(benchmark::State& state) {
+  std::vector<riffle::HashKey> starts;
+  for (const auto& r : riffle::UniformHashKeyRanges(64)) starts.push_back(r.starting_hash_key);
+  const auto keys = RandomHashKeys();
+  size_t i = 0;
+  for (auto _ : state) {
+    const auto it = std::upper_bound(starts.begin(), starts.end(), keys[i]);
+    benchmark::DoNotOptimize(it - starts.begin() - 1);
+    i = (i + 1) & (keys.size() - 1);
+  }
+}
+BENCHMARK(BM_Route_BinarySearch);
 
 }  // namespace

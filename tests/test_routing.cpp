@@ -264,6 +264,41 @@ TEST_CASE("uniform ranges cover 0..2^128-1 without gap or overlap", "[routing]")
         riffle::HashKeyRange{absl::MakeUint128(1ull << 63, 0), riffle::kMaxHashKey});
 }
 
+TEST_CASE("UniformLayout routes every key to the range that holds it", "[routing]") {
+  std::mt19937_64 rng(5);
+  for (int n : {1, 2, 3, 5, 7, 10, 16, 100, 333, 1000, 65536, 1000003}) {
+    INFO("N=" << n);
+    const riffle::UniformLayout layout(n);
+    REQUIRE(layout.shard_count() == n);
+    const auto ranges = riffle::UniformHashKeyRanges(std::min(n, 1000));
+    if (n <= 1000) {
+      for (int i = 0; i < n; ++i) {  // Both ends of every range and their neighbours.
+        const auto& r = ranges[i];
+        REQUIRE(layout.ShardIndex(r.starting_hash_key) == i);
+        REQUIRE(layout.ShardIndex(r.ending_hash_key) == i);
+        if (i > 0) REQUIRE(layout.ShardIndex(r.starting_hash_key - 1) == i - 1);
+        if (i + 1 < n) REQUIRE(layout.ShardIndex(r.ending_hash_key + 1) == i + 1);
+      }
+      for (int k = 0; k < 2000; ++k) {
+        const HashKey key = RandomHashKey(rng);
+        const int i = layout.ShardIndex(key);
+        REQUIRE(i >= 0);
+        REQUIRE(i < n);
+        REQUIRE(ranges[i].Contains(key));
+      }
+    } else {  // Too many ranges to list: check against the layout formula directly.
+      const HashKey q = riffle::ParseHashKey(DecDivSmall(kTwoTo128, n)).value();
+      for (int k = 0; k < 2000; ++k) {
+        const uint64_t i = rng() % n;
+        const HashKey start = q * i;
+        REQUIRE(layout.ShardIndex(start) == static_cast<int>(i));
+        if (i > 0) REQUIRE(layout.ShardIndex(start - 1) == static_cast<int>(i - 1));
+      }
+      REQUIRE(layout.ShardIndex(riffle::kMaxHashKey) == n - 1);
+    }
+  }
+}
+
 TEST_CASE("shard ids are shardId- and a 12-digit counter", "[routing]") {
   CHECK(riffle::FormatShardId(0) == "shardId-000000000000");
   CHECK(riffle::FormatShardId(7) == "shardId-000000000007");

@@ -91,6 +91,35 @@ struct HashKeyRange {
 // REQUIRES: shard_count >= 1 (an empty vector otherwise).
 std::vector<HashKeyRange> UniformHashKeyRanges(int shard_count);
 
+// Finds the shard of a hash key in the uniform layout of UniformHashKeyRanges(n) with a
+// multiply instead of a search: floor(key * n / 2^128) is never above the true index and
+// at most one below it (for n < 2^32), so one compare against the next start fixes it.
+// Thread safety: immutable after construction.
+class UniformLayout {
+ public:
+  // REQUIRES: shard_count >= 1.
+  explicit UniformLayout(int shard_count)
+      : shard_count_(static_cast<uint64_t>(shard_count < 1 ? 1 : shard_count)),
+        quotient_(kMaxHashKey / shard_count_ +
+                  (kMaxHashKey % shard_count_ == shard_count_ - 1 ? 1 : 0)) {}
+
+  int shard_count() const { return static_cast<int>(shard_count_); }
+
+  // The index i of the range of UniformHashKeyRanges(shard_count()) that holds `key`.
+  int ShardIndex(HashKey key) const {
+    // The top 64 bits of the 192-bit product key * n.
+    const absl::uint128 low_product = absl::uint128(absl::Uint128Low64(key)) * shard_count_ >> 64;
+    const uint64_t estimate =
+        absl::Uint128High64(absl::uint128(absl::Uint128High64(key)) * shard_count_ + low_product);
+    const uint64_t next = estimate + 1;
+    return static_cast<int>(next < shard_count_ && key >= quotient_ * next ? next : estimate);
+  }
+
+ private:
+  uint64_t shard_count_;
+  HashKey quotient_;  // floor(2^128 / n); unused when n == 1.
+};
+
 // "shardId-" + the index zero-padded to 12 digits: FormatShardId(7) ==
 // "shardId-000000000007". Indexes of 10^12 and more print all their digits.
 std::string FormatShardId(uint64_t index);
