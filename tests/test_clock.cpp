@@ -57,3 +57,21 @@ TEST_CASE("WaitUntil on the system clock honours a short deadline", "[clock]") {
   CHECK_FALSE(riffle::WaitUntil(clock, cv, lock, start + absl::Milliseconds(20), [] { return false; }));
   CHECK(clock.Now() - start >= absl::Milliseconds(20));
 }
+
+TEST_CASE("SystemClock::NowMillis agrees with CLOCK_REALTIME to the millisecond", "[clock]") {
+  auto& clock = riffle::SystemClock::Default();
+  // Across the TSC calibration (20 ms) and several re-bases (every 250 ms).
+  const absl::Time end = absl::Now() + absl::Milliseconds(700);
+  int checks = 0;
+  while (absl::Now() < end) {
+    const int64_t before = absl::ToUnixMillis(absl::Now());
+    const int64_t fast = clock.NowMillis();
+    const int64_t after = absl::ToUnixMillis(absl::Now());
+    // One millisecond of slack each side for rounding between the two sources.
+    REQUIRE(fast >= before - 1);
+    REQUIRE(fast <= after + 1);
+    ++checks;
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  CHECK(checks > 100);
+}
