@@ -62,10 +62,10 @@ size_t DeliveryStream::PumpLocked(bool flush_all) {
   size_t written = 0;
   for (auto& b : pump_work_) {
     if (!b->prepared) Prepare(*b, now);
-    if (b->output.empty()) {
+    if (b->output_records == 0) {
       pump_done_.push_back(std::move(b));
     } else if (Attempt(*b, now)) {
-      if (!b->output.empty()) ++written;  // ExhaustRetries clears output
+      if (b->output_records != 0) ++written;  // ExhaustRetries resolves them to errors
       pump_done_.push_back(std::move(b));
     } else {
       pump_retry_.push_back(std::move(b));
@@ -181,12 +181,16 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
       b.processed.append(b.data, r.data_offset, r.data_size).push_back('\n');
       b.output.push_back({r.record_id, r.arrival_ms, offset, r.data_size + 1, r.data_size});
     }
-  } else {
-    for (const auto& r : b.records) {
-      b.output.push_back({r.record_id, r.arrival_ms, r.data_offset, r.data_size, r.data_size});
-    }
   }
-  if (b.output.empty()) return;
+  if (b.transformed) {
+    b.output_records = b.output.size();
+    b.output_bytes = b.processed.size();
+    for (const auto& r : b.output) b.output_source_bytes += r.source_size;
+  } else {
+    b.output_records = b.records.size();
+    b.output_bytes = b.output_source_bytes = b.data.size();
+  }
+  if (b.output_records == 0) return;
 
   const std::string_view source = b.transformed ? b.processed : b.data;
   const std::string_view extension = detail::FileExtension(options_.compression);
@@ -212,14 +216,10 @@ bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
   delivery_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return options_.sink->PutObject(b.key, b.payload); });
   if (s.ok()) {
-    uint64_t bytes = 0;
-    for (const auto& r : b.output) {
-      bytes += r.size;
-      pump_released_bytes_ += r.source_size;
-    }
+    pump_released_bytes_ += static_cast<int64_t>(b.output_source_bytes);
     delivery_objects_.fetch_add(1, std::memory_order_relaxed);
-    delivery_records_.fetch_add(b.output.size(), std::memory_order_relaxed);
-    delivery_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    delivery_records_.fetch_add(b.output_records, std::memory_order_relaxed);
+    delivery_bytes_.fetch_add(b.output_bytes, std::memory_order_relaxed);
     return true;
   }
   const absl::Time deadline = b.first_attempt + retry_duration_;
@@ -233,15 +233,23 @@ bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
 
 void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status,
                                     absl::Time now) {
-  delivery_failed_records_.fetch_add(b.output.size(), std::memory_order_relaxed);
+  delivery_failed_records_.fetch_add(b.output_records, std::memory_order_relaxed);
   const std::string code = ErrorName(status);
   const std::string message = ErrorMessage(status);
-  for (const auto& r : b.output) {
-    pump_errors_.push_back({kDeliveryFailed, code, message, r.record_id, b.attempts,
-                            r.arrival_ms, absl::ToUnixMillis(now), std::string(b.OutputData(r)),
-                            r.source_size});
+  auto add = [&](uint64_t id, int64_t arrival_ms, std::string_view data, uint64_t source_size) {
+    pump_errors_.push_back({kDeliveryFailed, code, message, id, b.attempts, arrival_ms,
+                            absl::ToUnixMillis(now), std::string(data), source_size});
+  };
+  if (b.transformed) {
+    for (const auto& r : b.output) add(r.record_id, r.arrival_ms, b.OutputData(r), r.source_size);
+  } else {
+    for (const auto& r : b.records) {
+      add(r.record_id, r.arrival_ms, std::string_view(b.data).substr(r.data_offset, r.data_size),
+          r.data_size);
+    }
   }
   b.output.clear();
+  b.output_records = 0;
 }
 
 absl::Duration DeliveryStream::Backoff(int attempts) {

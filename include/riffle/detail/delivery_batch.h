@@ -58,7 +58,12 @@ struct Batch {
   std::string processed;
   std::string compressed;
   std::string_view payload;  // into data, processed or compressed
+  // Untransformed batches deliver `records` as they are and leave `output` empty: the hot
+  // path then builds no per-record index.
   std::vector<OutputRecord> output;
+  uint64_t output_records = 0;       // records in the object; 0 once resolved
+  uint64_t output_bytes = 0;         // after processing, before compression
+  uint64_t output_source_bytes = 0;  // accepted bytes they came from
   std::string key;
   int attempts = 0;
   absl::Time first_attempt;
@@ -79,6 +84,7 @@ struct Batch {
     compressed.clear();
     payload = {};
     output.clear();
+    output_records = output_bytes = output_source_bytes = 0;
     key.clear();
     attempts = 0;
   }
