@@ -113,13 +113,14 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
   };
   if (options_.processor) {
     processor_inputs_.clear();
-    for (const auto& r : b.records) {
-      const std::string_view meta = std::string_view(b.meta).substr(r.meta_offset);
+    for (size_t i = 0; i < b.records.size(); ++i) {
+      const detail::BufferedRecord& r = b.records[i];
+      const detail::RecordMeta m = i < b.meta_index.size() ? b.meta_index[i] : detail::RecordMeta{};
+      const std::string_view meta = std::string_view(b.meta).substr(m.offset);
       processor_inputs_.push_back(
           {r.record_id, std::string_view(b.data).substr(r.data_offset, r.data_size),
-           {meta.substr(0, r.partition_key_size),
-            meta.substr(r.partition_key_size, r.shard_id_size),
-            meta.substr(r.partition_key_size + r.shard_id_size, r.sequence_number_size),
+           {meta.substr(0, m.partition_key_size), meta.substr(m.partition_key_size, m.shard_id_size),
+            meta.substr(m.partition_key_size + m.shard_id_size, m.sequence_number_size),
             r.arrival_ms}});
     }
     std::vector<ProcessorOutput> answers;

@@ -173,7 +173,7 @@ absl::StatusOr<PutRecordResult> DeliveryStream::PutRecord(std::string_view data)
   PutRecordBatchResponseEntry entry;
   int failed = 0;
   absl::Status s = IngestImpl(
-      1, [data](size_t) { return IngestRecord{data, {}}; }, &entry, &failed);
+      1, [data](size_t) { return IngestRecord{data, {}}; }, true, &entry, &failed);
   if (!s.ok()) return s;
   if (failed != 0) {
     return ServiceUnavailableError(fmt::format(
@@ -216,7 +216,7 @@ absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> re
   result->encrypted = false;
   result->request_responses.resize(records.size());
   return IngestImpl(
-      records.size(), [records](size_t i) { return IngestRecord{records[i], {}}; },
+      records.size(), [records](size_t i) { return IngestRecord{records[i], {}}; }, true,
       result->request_responses.data(), &result->failed_put_count);
 }
 
@@ -225,11 +225,17 @@ absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
   entries.resize(records.size());
   int failed = 0;
   return IngestImpl(
-      records.size(), [records](size_t i) { return records[i]; }, entries.data(), &failed);
+      records.size(), [records](size_t i) { return records[i]; }, false, entries.data(),
+      &failed);
+}
+
+absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
+  const IngestRecord record{data, metadata};
+  return Ingest(std::span(&record, 1));
 }
 
 template <class GetRecord>
-absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get,
+absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpressure,
                                         PutRecordBatchResponseEntry* entries, int* failed_count) {
   const int64_t now_ms = clock_->NowMillis();
   const absl::Time now = absl::FromUnixMillis(now_ms);
@@ -289,7 +295,8 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get,
   for (size_t i = 0; i < count; ++i) {
     const IngestRecord r = get(i);
     const size_t size = r.data.size();
-    if (buffered_bytes_ + static_cast<int64_t>(size) > options_.max_buffered_bytes) {
+    if (backpressure &&
+        buffered_bytes_ + static_cast<int64_t>(size) > options_.max_buffered_bytes) {
       ++throttled_records_;
       ++*failed_count;
       entries[i] = {0, kThrottleCode, kThrottleMessage};
@@ -343,19 +350,22 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get,
     } else {
       b.oldest_arrival_ms = std::min(b.oldest_arrival_ms, arrival);
     }
-    detail::BufferedRecord rec{id, arrival, static_cast<uint32_t>(b.data.size()),
-                               static_cast<uint32_t>(size), static_cast<uint32_t>(b.meta.size()),
-                               0, 0, 0};
-    b.data.append(r.data);
-    if (!r.metadata.partition_key.empty() || !r.metadata.shard_id.empty() ||
-        !r.metadata.sequence_number.empty()) {
-      rec.partition_key_size = static_cast<uint16_t>(r.metadata.partition_key.size());
-      rec.shard_id_size = static_cast<uint16_t>(r.metadata.shard_id.size());
-      rec.sequence_number_size = static_cast<uint16_t>(r.metadata.sequence_number.size());
-      b.meta.append(r.metadata.partition_key.substr(0, rec.partition_key_size));
-      b.meta.append(r.metadata.shard_id.substr(0, rec.shard_id_size));
-      b.meta.append(r.metadata.sequence_number.substr(0, rec.sequence_number_size));
+    const RecordMetadata& md = r.metadata;
+    if (!md.partition_key.empty() || !md.shard_id.empty() || !md.sequence_number.empty()) {
+      b.meta_index.resize(b.records.size());
+      detail::RecordMeta& m = b.meta_index.emplace_back();
+      m.offset = static_cast<uint32_t>(b.meta.size());
+      m.partition_key_size = static_cast<uint16_t>(std::min<size_t>(md.partition_key.size(), 0xffff));
+      m.shard_id_size = static_cast<uint16_t>(std::min<size_t>(md.shard_id.size(), 0xffff));
+      m.sequence_number_size =
+          static_cast<uint16_t>(std::min<size_t>(md.sequence_number.size(), 0xffff));
+      b.meta.append(md.partition_key.substr(0, m.partition_key_size));
+      b.meta.append(md.shard_id.substr(0, m.shard_id_size));
+      b.meta.append(md.sequence_number.substr(0, m.sequence_number_size));
     }
+    const detail::BufferedRecord rec{id, arrival, static_cast<uint32_t>(b.data.size()),
+                                     static_cast<uint32_t>(size)};
+    b.data.append(r.data);
     b.records.push_back(rec);
     if (b.data.size() >= size_hint_bytes_) {
       SealLocked(*slot);

@@ -726,3 +726,31 @@ TEST_CASE("Close under concurrent producers loses nothing", "[delivery][stress]"
   CHECK(m.delivery_records == total);
   CHECK(m.throttled_records == static_cast<uint64_t>(throttled.load()));
 }
+
+TEST_CASE("Records with Stream metadata reach the processor through the ingestion path",
+          "[delivery]") {
+  riffle::MemorySink sink;
+  riffle::ManualClock clock;
+  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
+  std::vector<std::string> seen;
+  o.processor = [&](std::span<const riffle::ProcessorInput> in) {
+    std::vector<riffle::ProcessorOutput> out;
+    for (const auto& r : in) {
+      seen.push_back(std::string(r.metadata.partition_key) + "|" +
+                     std::string(r.metadata.shard_id) + "|" +
+                     std::string(r.metadata.sequence_number) + "|" +
+                     std::to_string(r.metadata.approximate_arrival_timestamp_ms));
+      out.push_back({r.record_id, ProcessingResult::kOk, std::string(r.data)});
+    }
+    return out;
+  };
+  auto ds = MustCreate(o);
+  REQUIRE(ds->PutRecord("direct;").ok());
+  REQUIRE(ds->TEST_Ingest("from-stream;", {"pk", "shardId-000000000001", "4960", 1234}).ok());
+  REQUIRE(ds->Close().ok());
+  CHECK(seen == std::vector<std::string>{"|||" + std::to_string(clock.NowMillis()),
+                                         "pk|shardId-000000000001|4960|1234"});
+  CHECK(sink.Objects().begin()->second == "direct;from-stream;");
+  // The default prefix uses the oldest arrival time (1234 ms after the epoch).
+  CHECK(StartsWith(sink.Keys()[0], "1970/01/01/00/"));
+}

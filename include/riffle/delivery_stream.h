@@ -272,6 +272,10 @@ class DeliveryStream {
   DeliveryStreamMetrics GetMetrics() const;
   const std::string& name() const { return options_.delivery_stream_name; }
 
+  // Test hook: feeds one record with metadata through the internal ingestion path, as the
+  // Stream source will, bypassing the source-type check. Not for production use.
+  [[nodiscard]] absl::Status TEST_Ingest(std::string_view data, const RecordMetadata& metadata);
+
  private:
   struct IngestRecord {
     std::string_view data;
@@ -284,12 +288,14 @@ class DeliveryStream {
   absl::Status CheckCanPut() const;
 
   // The single entry point for accepted data: DirectPut calls it today, the Stream reader
-  // will. Assigns record ids, applies backpressure, partitions, appends and seals full
-  // buffers. `entries` non-null: per-record outcomes (PutRecordBatch); null: a throttled
-  // record fails the call (PutRecord). `get(i)` returns IngestRecord i.
+  // will. Assigns record ids, partitions, appends and seals full buffers. With
+  // `backpressure`, a record that would pass max_buffered_bytes is refused and reported in
+  // entries[i] (ServiceUnavailableException) and *failed_count. `get(i)` returns record i.
   template <class GetRecord>
-  absl::Status IngestImpl(size_t count, GetRecord get, PutRecordBatchResponseEntry* entries,
-                          int* failed_count);
+  absl::Status IngestImpl(size_t count, GetRecord get, bool backpressure,
+                          PutRecordBatchResponseEntry* entries, int* failed_count);
+  // For records already read from a Stream: accepts all of them (the reader checks the
+  // buffer budget before it reads, so nothing it has read is ever refused).
   absl::Status Ingest(std::span<const IngestRecord> records);
 
   // Reads new records from a StreamSource and Ingest()s them; called at the start of every
