@@ -4,7 +4,8 @@
 //   BM_Peer_Memcpy        the same records memcpy'd one by one into a 1 MiB buffer
 //   BM_Delivery_Gzip      the same path with GZIP at level 6 (compression in Pump)
 //   BM_Peer_ZlibDeflate   zlib deflate (gzip wrapper, level 6) of the same bytes, 1 MiB per call
-// Run: build/release/benchmarks/riffle_bench --benchmark_filter='BM_Delivery_|BM_Peer_Memcpy|BM_Peer_Zlib'
+// Run: build/release/benchmarks/riffle_bench
+// --benchmark_filter='BM_Delivery_|BM_Peer_Memcpy|BM_Peer_Zlib'
 #include <benchmark/benchmark.h>
 #include <zlib.h>
 
@@ -31,8 +32,8 @@ const std::vector<std::string>& Records() {
     std::mt19937_64 rng(1);
     for (size_t i = 0; i < kPool; ++i) {
       std::string r = "{\"ts\":" + std::to_string(1767225600000 + i * 7) + ",\"user\":\"u" +
-                      std::to_string(rng() % 100000) + "\",\"event\":\"click\",\"value\":" +
-                      std::to_string(rng() % 1000000) + "}";
+                      std::to_string(rng() % 100000) +
+                      "\",\"event\":\"click\",\"value\":" + std::to_string(rng() % 1000000) + "}";
       r.resize(kRecordBytes - 1, ' ');
       r.push_back('\n');
       out.push_back(std::move(r));

@@ -12,8 +12,8 @@
 namespace riffle::detail {
 namespace {
 
-constexpr size_t kSnappyFrameChunk = 65536;            // framing format's maximum
-constexpr size_t kHadoopSnappyBlock = 256 * 1024;      // Hadoop's default buffer size
+constexpr size_t kSnappyFrameChunk = 65536;        // framing format's maximum
+constexpr size_t kHadoopSnappyBlock = 256 * 1024;  // Hadoop's default buffer size
 constexpr char kSnappyStreamIdentifier[] = "\xff\x06\x00\x00sNaPpY";
 
 absl::Status CodecError(std::string_view codec, std::string_view what) {
@@ -178,13 +178,13 @@ absl::Status Compressor::Compress(std::string_view input, std::string_view entry
       std::memcpy(out->data(), head.data(), head.size());
       const size_t directory_offset = out->size();
       PutLe32(*out, 0x02014b50);
-      PutLe16(*out, 20);  // made by: MS-DOS attributes, spec 2.0
+      PutLe16(*out, 20);         // made by: MS-DOS attributes, spec 2.0
       out->append(head, 4, 26);  // same fields as the local header from "version needed"
-      PutLe16(*out, 0);   // comment length
-      PutLe16(*out, 0);   // disk number
-      PutLe16(*out, 0);   // internal attributes
-      PutLe32(*out, 0);   // external attributes
-      PutLe32(*out, 0);   // local header offset
+      PutLe16(*out, 0);          // comment length
+      PutLe16(*out, 0);          // disk number
+      PutLe16(*out, 0);          // internal attributes
+      PutLe32(*out, 0);          // external attributes
+      PutLe32(*out, 0);          // local header offset
       out->append(entry_name);
       const size_t directory_size = out->size() - directory_offset;
       PutLe32(*out, 0x06054b50);
@@ -269,9 +269,8 @@ absl::Status Decompress(CompressionFormat format, std::string_view input, std::s
       const size_t data = 30 + GetLe(input, 26, 2) + GetLe(input, 28, 2);
       if (data > input.size()) return CodecError("zip", "truncated header");
       if (absl::Status s = Inflate(input.substr(data), -15, out, nullptr); !s.ok()) return s;
-      if (out->size() != size ||
-          crc32(0, reinterpret_cast<const Bytef*>(out->data()), static_cast<uInt>(out->size())) !=
-              crc) {
+      if (out->size() != size || crc32(0, reinterpret_cast<const Bytef*>(out->data()),
+                                       static_cast<uInt>(out->size())) != crc) {
         return CodecError("zip", "size or CRC-32 mismatch");
       }
       return absl::OkStatus();

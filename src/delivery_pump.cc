@@ -50,8 +50,8 @@ size_t DeliveryStream::PumpLocked(bool flush_all) {
       }
     }
     std::erase_if(error_retrying_, [](const detail::ErrorObject& o) { return o.key.empty(); });
-    in_pump_ = static_cast<int>(pump_work_.size() + pump_errors_.size() +
-                                pump_error_objects_.size());
+    in_pump_ =
+        static_cast<int>(pump_work_.size() + pump_errors_.size() + pump_error_objects_.size());
     in_pump_oldest_ms_ = clock_->NowMillis();
     for (const auto& b : pump_work_) {
       in_pump_oldest_ms_ = std::min(in_pump_oldest_ms_, b->oldest_arrival_ms);
@@ -118,8 +118,10 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
       const detail::RecordMeta m = i < b.meta_index.size() ? b.meta_index[i] : detail::RecordMeta{};
       const std::string_view meta = std::string_view(b.meta).substr(m.offset);
       processor_inputs_.push_back(
-          {r.record_id, std::string_view(b.data).substr(r.data_offset, r.data_size),
-           {meta.substr(0, m.partition_key_size), meta.substr(m.partition_key_size, m.shard_id_size),
+          {r.record_id,
+           std::string_view(b.data).substr(r.data_offset, r.data_size),
+           {meta.substr(0, m.partition_key_size),
+            meta.substr(m.partition_key_size, m.shard_id_size),
             meta.substr(m.partition_key_size + m.shard_id_size, m.sequence_number_size),
             r.arrival_ms}});
     }
@@ -195,8 +197,7 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
 
   const std::string_view source = b.transformed ? b.processed : b.data;
   const std::string_view extension = detail::FileExtension(options_.compression);
-  prefix_.Evaluate(absl::FromUnixMillis(b.oldest_arrival_ms), b.partition_values, "", rng_,
-                   &b.key);
+  prefix_.Evaluate(absl::FromUnixMillis(b.oldest_arrival_ms), b.partition_values, "", rng_, &b.key);
   detail::AppendObjectName(name(), options_.version, now, rng_, extension, &b.key);
   if (options_.compression == CompressionFormat::kUncompressed) {
     b.payload = source;
@@ -232,8 +233,7 @@ bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
   return false;
 }
 
-void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status,
-                                    absl::Time now) {
+void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status, absl::Time now) {
   delivery_failed_records_.fetch_add(b.output_records, std::memory_order_relaxed);
   const std::string code = ErrorName(status);
   const std::string message = ErrorMessage(status);

@@ -61,17 +61,16 @@ absl::Status ValidateOptions(const DeliveryStreamOptions& o) {
            .ok() ||
       !(status = CheckRange("CompressionLevel", o.compression_level, 1, 9)).ok() ||
       !(status = CheckRange("MaxActivePartitions", o.max_active_partitions, 1, 5000)).ok() ||
-      !(status = CheckRange("MaxBufferedBytes", o.max_buffered_bytes, 1, int64_t{1} << 40))
-           .ok()) {
+      !(status = CheckRange("MaxBufferedBytes", o.max_buffered_bytes, 1, int64_t{1} << 40)).ok()) {
     return status;
   }
   if (o.retry_options.initial_backoff <= absl::ZeroDuration() ||
       o.retry_options.max_backoff < o.retry_options.initial_backoff) {
-    return InvalidArgumentError(fmt::format(
-        "RetryOptions backoff is initial {} / max {}; it needs 0 < initial_backoff <= "
-        "max_backoff.",
-        absl::FormatDuration(o.retry_options.initial_backoff),
-        absl::FormatDuration(o.retry_options.max_backoff)));
+    return InvalidArgumentError(
+        fmt::format("RetryOptions backoff is initial {} / max {}; it needs 0 < initial_backoff <= "
+                    "max_backoff.",
+                    absl::FormatDuration(o.retry_options.initial_backoff),
+                    absl::FormatDuration(o.retry_options.max_backoff)));
   }
   if (static_cast<int>(o.compression) < 0 ||
       static_cast<int>(o.compression) > static_cast<int>(CompressionFormat::kHadoopSnappy)) {
@@ -144,8 +143,8 @@ DeliveryStream::DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemp
       size_hint_bytes_(static_cast<size_t>(options_.buffering_hints.size_in_mbs) << 20),
       interval_(absl::Seconds(options_.buffering_hints.interval_in_seconds)),
       retry_duration_(absl::Seconds(options_.retry_options.duration_in_seconds)),
-      compressor_(std::make_unique<detail::Compressor>(options_.compression,
-                                                       options_.compression_level)),
+      compressor_(
+          std::make_unique<detail::Compressor>(options_.compression, options_.compression_level)),
       rng_(options_.random_seed ? *options_.random_seed : std::random_device{}()) {
   clock_subscription_ = clock_->OnTimeChange([this] {
     std::lock_guard<std::mutex> lock(mu_);
@@ -173,12 +172,16 @@ absl::StatusOr<PutRecordResult> DeliveryStream::PutRecord(std::string_view data)
   PutRecordBatchResponseEntry entry;
   int failed = 0;
   absl::Status s = IngestImpl(
-      1, [data](size_t) { return IngestRecord{data, {}}; }, true, &entry, &failed);
+      1,
+      [data](size_t) {
+        return IngestRecord{data, {}};
+      },
+      true, &entry, &failed);
   if (!s.ok()) return s;
   if (failed != 0) {
     return ServiceUnavailableError(fmt::format(
-        "Slow down. Firehose stream {} holds max_buffered_bytes ({}) awaiting delivery.",
-        name(), options_.max_buffered_bytes));
+        "Slow down. Firehose stream {} holds max_buffered_bytes ({}) awaiting delivery.", name(),
+        options_.max_buffered_bytes));
   }
   return PutRecordResult{entry.record_id, false};
 }
@@ -216,8 +219,11 @@ absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> re
   result->encrypted = false;
   result->request_responses.resize(records.size());
   return IngestImpl(
-      records.size(), [records](size_t i) { return IngestRecord{records[i], {}}; }, true,
-      result->request_responses.data(), &result->failed_put_count);
+      records.size(),
+      [records](size_t i) {
+        return IngestRecord{records[i], {}};
+      },
+      true, result->request_responses.data(), &result->failed_put_count);
 }
 
 absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
@@ -225,8 +231,7 @@ absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
   entries.resize(records.size());
   int failed = 0;
   return IngestImpl(
-      records.size(), [records](size_t i) { return records[i]; }, false, entries.data(),
-      &failed);
+      records.size(), [records](size_t i) { return records[i]; }, false, entries.data(), &failed);
 }
 
 absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
@@ -288,9 +293,8 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
 
   std::lock_guard<std::mutex> lock(mu_);
   if (status_ != DeliveryStreamStatus::kActive) {
-    return ResourceInUseError(
-        fmt::format("Firehose stream {} is {}; puts need an ACTIVE stream.", name(),
-                    DeliveryStreamStatusName(status_)));
+    return ResourceInUseError(fmt::format("Firehose stream {} is {}; puts need an ACTIVE stream.",
+                                          name(), DeliveryStreamStatusName(status_)));
   }
   for (size_t i = 0; i < count; ++i) {
     const IngestRecord r = get(i);
@@ -355,7 +359,8 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
       b.meta_index.resize(b.records.size());
       detail::RecordMeta& m = b.meta_index.emplace_back();
       m.offset = static_cast<uint32_t>(b.meta.size());
-      m.partition_key_size = static_cast<uint16_t>(std::min<size_t>(md.partition_key.size(), 0xffff));
+      m.partition_key_size =
+          static_cast<uint16_t>(std::min<size_t>(md.partition_key.size(), 0xffff));
       m.shard_id_size = static_cast<uint16_t>(std::min<size_t>(md.shard_id.size(), 0xffff));
       m.sequence_number_size =
           static_cast<uint16_t>(std::min<size_t>(md.sequence_number.size(), 0xffff));

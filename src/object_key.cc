@@ -13,21 +13,30 @@ absl::StatusOr<std::string> JavaToAbslPattern(std::string_view java, std::string
   for (size_t i = 0; i < java.size();) {
     const char c = java[i];
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
-      if (c == '%') out += "%%";
-      else out += c;
+      if (c == '%')
+        out += "%%";
+      else
+        out += c;
       ++i;
       continue;
     }
     size_t run = 1;
     while (i + run < java.size() && java[i + run] == c) ++run;
     const std::string_view token = java.substr(i, run);
-    if (token == "yyyy") out += "%Y";
-    else if (token == "yy") out += "%y";
-    else if (token == "MM") out += "%m";
-    else if (token == "dd") out += "%d";
-    else if (token == "HH") out += "%H";
-    else if (token == "mm") out += "%M";
-    else if (token == "ss") out += "%S";
+    if (token == "yyyy")
+      out += "%Y";
+    else if (token == "yy")
+      out += "%y";
+    else if (token == "MM")
+      out += "%m";
+    else if (token == "dd")
+      out += "%d";
+    else if (token == "HH")
+      out += "%H";
+    else if (token == "mm")
+      out += "%M";
+    else if (token == "ss")
+      out += "%S";
     else {
       return InvalidArgumentError(fmt::format(
           "{} has the timestamp pattern letters '{}'; supported are yyyy, yy, MM, dd, HH, mm "
@@ -144,8 +153,8 @@ void AppendObjectName(std::string_view stream_name, int version, absl::Time time
   fmt::format_to(std::back_inserter(*out), "{}-{}-{}-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}{}",
                  stream_name, version,
                  absl::FormatTime("%Y-%m-%d-%H-%M-%S", time, absl::UTCTimeZone()), hi >> 32,
-                 (hi >> 16) & 0xffff, ((hi & 0x0fff) | 0x4000),
-                 ((lo >> 48) & 0x3fff) | 0x8000, lo & 0xffffffffffffULL, extension);
+                 (hi >> 16) & 0xffff, ((hi & 0x0fff) | 0x4000), ((lo >> 48) & 0x3fff) | 0x8000,
+                 lo & 0xffffffffffffULL, extension);
 }
 
 void AppendJsonString(std::string_view value, std::string* out) {

@@ -38,9 +38,9 @@ absl::Status ValidateKey(std::string_view key) {
     if (end == std::string_view::npos) end = key.size();
     const std::string_view segment = key.substr(start, end - start);
     if (segment == "." || segment == ".." || (start == 0 && segment == kTempDirectory)) {
-      return InvalidArgumentError(fmt::format(
-          "Key '{}' has a '{}' segment; FileSink keys must stay inside the directory.", key,
-          segment));
+      return InvalidArgumentError(
+          fmt::format("Key '{}' has a '{}' segment; FileSink keys must stay inside the directory.",
+                      key, segment));
     }
     start = end + 1;
   }
@@ -81,9 +81,9 @@ absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(Options options) {
   std::filesystem::create_directories(std::filesystem::path(options.directory) / kTempDirectory,
                                       ec);
   if (ec) {
-    return MakeError(absl::StatusCode::kUnavailable, "FileSink.IOError",
-                     fmt::format("create_directories {} failed: {}", options.directory,
-                                 ec.message()));
+    return MakeError(
+        absl::StatusCode::kUnavailable, "FileSink.IOError",
+        fmt::format("create_directories {} failed: {}", options.directory, ec.message()));
   }
   return std::unique_ptr<FileSink>(new FileSink(std::move(options)));
 }

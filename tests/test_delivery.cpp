@@ -1,5 +1,4 @@
-#include <zlib.h>
-
+// DeliveryStream: limits, buffering rules, Close, retries, backpressure, threads.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
@@ -8,105 +7,13 @@
 #include <set>
 #include <thread>
 
-#include "absl/strings/escaping.h"
+#include "delivery_test_helpers.h"
 #include "riffle/delivery_stream.h"
 #include "riffle/detail/compression.h"
 #include "riffle/sink.h"
 #include "support/alloc_counter.h"
 
-namespace {
-
-using riffle::CompressionFormat;
-using riffle::DeliveryStream;
-using riffle::DeliveryStreamOptions;
-using riffle::ProcessingResult;
-
-constexpr size_t kMiB = 1 << 20;
-
-DeliveryStreamOptions BaseOptions(riffle::Sink* sink, riffle::Clock* clock) {
-  DeliveryStreamOptions o;
-  o.delivery_stream_name = "orders";
-  o.sink = sink;
-  o.clock = clock;
-  o.random_seed = 42;
-  return o;
-}
-
-std::unique_ptr<DeliveryStream> MustCreate(DeliveryStreamOptions o) {
-  auto ds = DeliveryStream::Create(std::move(o));
-  REQUIRE(ds.ok());
-  return *std::move(ds);
-}
-
-std::string Record(int i) { return "record-" + std::to_string(1000000 + i) + ";"; }
-
-std::string Gunzip(std::string_view gz) {
-  z_stream z{};
-  REQUIRE(inflateInit2(&z, 15 + 16) == Z_OK);
-  std::string out;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  int rc = Z_OK;
-  char buf[65536];
-  while (rc == Z_OK) {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof(buf);
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buf, sizeof(buf) - z.avail_out);
-  }
-  inflateEnd(&z);
-  REQUIRE(rc == Z_STREAM_END);
-  REQUIRE(z.avail_in == 0);
-  return out;
-}
-
-// Splits "record-NNNNNNN;" concatenations back into records.
-std::vector<std::string> SplitRecords(std::string_view data) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i < data.size(); ++i) {
-    if (data[i] == ';') {
-      out.emplace_back(data.substr(start, i + 1 - start));
-      start = i + 1;
-    }
-  }
-  REQUIRE(start == data.size());
-  return out;
-}
-
-// The rawData fields of an error object (JSON lines), base64-decoded, and the error codes.
-struct ErrorLines {
-  std::vector<std::string> raw;
-  std::vector<std::string> codes;
-  std::vector<int> attempts;
-};
-ErrorLines ParseErrorObject(const std::string& body) {
-  ErrorLines out;
-  static const std::regex line_re(
-      R"re(^\{"attemptsMade":(\d+),"arrivalTimestamp":\d+,"errorCode":"([^"]*)","errorMessage":"(?:[^"\\]|\\.)*","attemptEndingTimestamp":\d+,"recordId":"\d+","deliveryStreamName":"orders","rawData":"([A-Za-z0-9+/=]*)"\}$)re");
-  size_t start = 0;
-  while (start < body.size()) {
-    const size_t end = body.find('\n', start);
-    REQUIRE(end != std::string::npos);
-    const std::string line = body.substr(start, end - start);
-    std::smatch m;
-    INFO(line);
-    REQUIRE(std::regex_match(line, m, line_re));
-    std::string raw;
-    REQUIRE(absl::Base64Unescape(m[3].str(), &raw));
-    out.raw.push_back(raw);
-    out.codes.push_back(m[2].str());
-    out.attempts.push_back(std::stoi(m[1].str()));
-    start = end + 1;
-  }
-  return out;
-}
-
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
-}  // namespace
+namespace riffle_test {
 
 TEST_CASE("DeliveryStream options are validated with Firehose-style messages", "[delivery]") {
   riffle::MemorySink sink;
@@ -163,8 +70,9 @@ TEST_CASE("PutRecord and PutRecordBatch enforce Firehose limits", "[delivery]") 
   std::vector<std::string_view> many(501, "x");
   auto b = ds->PutRecordBatch(many);
   REQUIRE_FALSE(b.ok());
-  CHECK(riffle::ErrorMessage(b.status()) == "Records has 501 entries; it must have between 1 "
-                                            "and 500.");
+  CHECK(riffle::ErrorMessage(b.status()) ==
+        "Records has 501 entries; it must have between 1 "
+        "and 500.");
   CHECK(riffle::ErrorMessage(ds->PutRecordBatch({}).status()) ==
         "Records has 0 entries; it must have between 1 and 500.");
 
@@ -263,193 +171,6 @@ TEST_CASE("Flush and Close deliver what is buffered; Close refuses later puts", 
   CHECK(riffle::ErrorMessage(r.status()) ==
         "Firehose stream orders is DELETING; puts need an ACTIVE stream.");
   REQUIRE(ds->Close().ok());  // idempotent
-}
-
-TEST_CASE("Object keys follow Firehose's format and prefix rules", "[delivery]") {
-  riffle::MemorySink sink;
-  riffle::ManualClock clock(absl::FromCivil(absl::CivilSecond(2026, 3, 7, 9, 59, 58),
-                                            absl::UTCTimeZone()));
-  auto keys_for = [&](std::string prefix, CompressionFormat compression) {
-    sink.Clear();
-    DeliveryStreamOptions o = BaseOptions(&sink, &clock);
-    o.prefix = std::move(prefix);
-    o.compression = compression;
-    auto ds = MustCreate(o);
-    REQUIRE(ds->PutRecord("x;").ok());
-    clock.Advance(absl::Seconds(3));  // delivered in the next hour
-    REQUIRE(ds->Flush() == 1);
-    return sink.Keys();
-  };
-  const std::string uuid = "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}";
-  auto k = keys_for("", CompressionFormat::kUncompressed);
-  REQUIRE(k.size() == 1);
-  // The prefix is the oldest record's hour; the name carries the delivery time.
-  CHECK(std::regex_match(k[0], std::regex("2026/03/07/09/orders-1-2026-03-07-10-00-01-" + uuid)));
-  k = keys_for("logs/", CompressionFormat::kGzip);
-  CHECK(std::regex_match(k[0],
-                         std::regex("logs/2026/03/07/10/orders-1-2026-03-07-10-00-04-" + uuid +
-                                    "\\.gz")));
-  k = keys_for("t=!{timestamp:yyyy-MM-dd}/r=!{firehose:random-string}/",
-               CompressionFormat::kZip);
-  CHECK(std::regex_match(k[0], std::regex("t=2026-03-07/r=[0-9a-zA-Z]{11}/orders-1-2026-03-07-"
-                                          "10-00-07-" + uuid + "\\.zip")));
-
-  // Same seed, same clock: the same key.
-  riffle::ManualClock clock_a, clock_b;
-  riffle::MemorySink sink_a, sink_b;
-  for (auto [s, c] : {std::pair{&sink_a, &clock_a}, std::pair{&sink_b, &clock_b}}) {
-    auto ds = MustCreate(BaseOptions(s, c));
-    REQUIRE(ds->PutRecord("x").ok());
-    REQUIRE(ds->Close().ok());
-  }
-  CHECK(sink_a.Keys() == sink_b.Keys());
-}
-
-TEST_CASE("Compressed objects decompress to the exact concatenation", "[delivery]") {
-  riffle::ManualClock clock;
-  std::string expected;
-  std::vector<std::string> records;
-  std::mt19937 rng(7);
-  for (int i = 0; i < 20000; ++i) {
-    records.push_back("{\"id\":" + std::to_string(i) + ",\"v\":" + std::to_string(rng() % 1000) +
-                      "}");
-    expected += records.back();
-  }
-  for (auto format : {CompressionFormat::kGzip, CompressionFormat::kZip,
-                      CompressionFormat::kSnappy, CompressionFormat::kHadoopSnappy}) {
-    riffle::MemorySink sink;
-    DeliveryStreamOptions o = BaseOptions(&sink, &clock);
-    o.compression = format;
-    auto ds = MustCreate(o);
-    for (const auto& r : records) REQUIRE(ds->PutRecord(r).ok());
-    REQUIRE(ds->Close().ok());
-    REQUIRE(sink.size() == 1);
-    const std::string object = sink.Objects().begin()->second;
-    CHECK(object.size() < expected.size() / 2);
-    if (format == CompressionFormat::kGzip) CHECK(Gunzip(object) == expected);
-    std::string out;
-    REQUIRE(riffle::detail::Decompress(format, object, &out).ok());
-    CHECK(out == expected);
-  }
-}
-
-TEST_CASE("CRC-32C matches the published check value", "[delivery]") {
-  CHECK(riffle::detail::Crc32c("123456789") == 0xe3069283u);
-  CHECK(riffle::detail::Crc32c("") == 0u);
-}
-
-TEST_CASE("The processor transforms, drops and fails records; failures go to the error output",
-          "[delivery]") {
-  riffle::MemorySink sink;
-  riffle::ManualClock clock;
-  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
-  o.append_newline_delimiter = true;
-  std::vector<riffle::ProcessorInput> seen;
-  o.processor = [&](std::span<const riffle::ProcessorInput> in) {
-    std::vector<riffle::ProcessorOutput> out;
-    for (const auto& r : in) {
-      seen.push_back(r);
-      const std::string data(r.data);
-      if (data == "drop") {
-        out.push_back({r.record_id, ProcessingResult::kDropped, ""});
-      } else if (data == "fail") {
-        out.push_back({r.record_id, ProcessingResult::kProcessingFailed, ""});
-      } else if (data == "ignore") {
-        // no answer
-      } else {
-        out.push_back({r.record_id, ProcessingResult::kOk, "<" + data + ">"});
-      }
-    }
-    return out;
-  };
-  auto ds = MustCreate(o);
-  for (const char* r : {"a", "drop", "b", "fail", "ignore", "c"}) REQUIRE(ds->PutRecord(r).ok());
-  REQUIRE(ds->Close().ok());
-
-  REQUIRE(seen.size() == 6);
-  CHECK(seen[0].metadata.approximate_arrival_timestamp_ms == clock.NowMillis());
-  auto objects = sink.Objects();
-  REQUIRE(objects.size() == 2);
-  std::string delivered, errors;
-  for (const auto& [key, body] : objects) {
-    if (StartsWith(key, "processing-failed/2026/01/01/00/orders-1-")) {
-      errors = body;
-    } else {
-      CHECK(StartsWith(key, "2026/01/01/00/orders-1-"));
-      delivered = body;
-    }
-  }
-  CHECK(delivered == "<a>\n<b>\n<c>\n");
-  ErrorLines e = ParseErrorObject(errors);
-  CHECK(e.raw == std::vector<std::string>{"fail", "ignore"});
-  CHECK(e.codes == std::vector<std::string>{"Lambda.ProcessingFailed", "Lambda.MissingRecordId"});
-  const auto m = ds->GetMetrics();
-  CHECK(m.incoming_records == 6);
-  CHECK(m.delivery_records == 3);
-  CHECK(m.dropped_records == 1);
-  CHECK(m.processing_failed_records == 2);
-  CHECK(m.error_output_records == 2);
-  CHECK(m.buffered_bytes == 0);
-
-  SECTION("a processor that throws fails the whole batch") {
-    riffle::MemorySink sink2;
-    DeliveryStreamOptions o2 = BaseOptions(&sink2, &clock);
-    o2.processor = [](std::span<const riffle::ProcessorInput>) -> std::vector<riffle::ProcessorOutput> {
-      throw std::runtime_error("boom");
-    };
-    auto ds2 = MustCreate(o2);
-    REQUIRE(ds2->PutRecord("x").ok());
-    REQUIRE(ds2->Close().ok());
-    REQUIRE(sink2.size() == 1);
-    ErrorLines e2 = ParseErrorObject(sink2.Objects().begin()->second);
-    CHECK(e2.codes == std::vector<std::string>{"Lambda.FunctionError"});
-  }
-}
-
-TEST_CASE("Dynamic partitions land under their prefixes, each with its own buffer",
-          "[delivery]") {
-  riffle::MemorySink sink, errors;
-  riffle::ManualClock clock;
-  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
-  o.error_sink = &errors;
-  o.prefix = "customer=!{partitionKeyFromQuery:customer}/!{timestamp:yyyy}/";
-  o.buffering_hints = {1, 60};
-  o.max_active_partitions = 3;
-  o.partition_key_function = [](std::string_view data, const riffle::RecordMetadata&,
-                                 riffle::PartitionKeys& keys) {
-    if (data.empty() || data[0] == '?') return false;
-    keys.Set("customer", data.substr(0, 1));
-    return true;
-  };
-  auto ds = MustCreate(o);
-  for (const char* r : {"a1;", "b1;", "a2;", "?;", "c1;", "d1;", "b2;"}) {
-    REQUIRE(ds->PutRecord(r).ok());
-  }
-  CHECK(ds->GetMetrics().active_partitions == 3);
-  // A partition filling its size is delivered alone.
-  REQUIRE(ds->PutRecord(std::string(1'000'000, 'c')).ok());
-  CHECK(ds->Pump() == 1);  // the error object only: c has 3 + 1,000,000 bytes
-  REQUIRE(ds->PutRecord(std::string(kMiB - 1'000'003, 'c')).ok());
-  CHECK(ds->Pump() == 1);  // c's object and the error object
-  clock.Advance(absl::Seconds(60));
-  CHECK(ds->Pump() == 2);
-  REQUIRE(ds->Close().ok());
-
-  std::map<std::string, std::string> by_prefix;
-  for (const auto& [key, body] : sink.Objects()) {
-    by_prefix[key.substr(0, key.find("/orders-"))] += body;
-  }
-  CHECK(by_prefix["customer=a/2026"] == "a1;a2;");
-  CHECK(by_prefix["customer=b/2026"] == "b1;b2;");
-  CHECK(by_prefix["customer=c/2026"] == "c1;" + std::string(kMiB - 3, 'c'));
-  CHECK(by_prefix.size() == 3);
-  REQUIRE(errors.size() == 1);
-  CHECK(StartsWith(errors.Keys()[0], "partitioning-failed/2026/01/01/00/orders-1-"));
-  ErrorLines e = ParseErrorObject(errors.Objects().begin()->second);
-  CHECK(e.raw == std::vector<std::string>{"?;", "d1;"});
-  CHECK(e.codes == std::vector<std::string>{"DynamicPartitioning.MetadataExtractionFailed",
-                                            "DynamicPartitioning.ActivePartitionsLimitExceeded"});
-  CHECK(ds->GetMetrics().partitioning_failed_records == 2);
 }
 
 TEST_CASE("A sink failing 30% of calls: every record delivered or in the error output",
@@ -588,8 +309,7 @@ TEST_CASE("A Stream source refuses direct puts with the service's message", "[de
   DeliveryStreamOptions o = BaseOptions(&sink, &clock);
   auto missing = o;
   missing.source = riffle::StreamSource{nullptr};
-  CHECK(riffle::ErrorName(DeliveryStream::Create(missing).status()) ==
-        "InvalidArgumentException");
+  CHECK(riffle::ErrorName(DeliveryStream::Create(missing).status()) == "InvalidArgumentException");
   // Never dereferenced: no Stream type is linked into this test.
   alignas(64) static unsigned char placeholder[64];
   o.source = riffle::StreamSource{reinterpret_cast<riffle::Stream*>(placeholder)};
@@ -609,7 +329,8 @@ TEST_CASE("A Stream source refuses direct puts with the service's message", "[de
 
 TEST_CASE("PutRecordBatch allocates nothing in steady state", "[delivery]") {
   riffle::ManualClock clock;
-  riffle::CallbackSink null_sink([](std::string_view, std::string_view) { return absl::OkStatus(); });
+  riffle::CallbackSink null_sink(
+      [](std::string_view, std::string_view) { return absl::OkStatus(); });
   DeliveryStreamOptions o = BaseOptions(&null_sink, &clock);
   o.buffering_hints = {1, 900};
   auto ds = MustCreate(o);
@@ -727,30 +448,4 @@ TEST_CASE("Close under concurrent producers loses nothing", "[delivery][stress]"
   CHECK(m.throttled_records == static_cast<uint64_t>(throttled.load()));
 }
 
-TEST_CASE("Records with Stream metadata reach the processor through the ingestion path",
-          "[delivery]") {
-  riffle::MemorySink sink;
-  riffle::ManualClock clock;
-  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
-  std::vector<std::string> seen;
-  o.processor = [&](std::span<const riffle::ProcessorInput> in) {
-    std::vector<riffle::ProcessorOutput> out;
-    for (const auto& r : in) {
-      seen.push_back(std::string(r.metadata.partition_key) + "|" +
-                     std::string(r.metadata.shard_id) + "|" +
-                     std::string(r.metadata.sequence_number) + "|" +
-                     std::to_string(r.metadata.approximate_arrival_timestamp_ms));
-      out.push_back({r.record_id, ProcessingResult::kOk, std::string(r.data)});
-    }
-    return out;
-  };
-  auto ds = MustCreate(o);
-  REQUIRE(ds->PutRecord("direct;").ok());
-  REQUIRE(ds->TEST_Ingest("from-stream;", {"pk", "shardId-000000000001", "4960", 1234}).ok());
-  REQUIRE(ds->Close().ok());
-  CHECK(seen == std::vector<std::string>{"|||" + std::to_string(clock.NowMillis()),
-                                         "pk|shardId-000000000001|4960|1234"});
-  CHECK(sink.Objects().begin()->second == "direct;from-stream;");
-  // The default prefix uses the oldest arrival time (1234 ms after the epoch).
-  CHECK(StartsWith(sink.Keys()[0], "1970/01/01/00/"));
-}
+}  // namespace riffle_test

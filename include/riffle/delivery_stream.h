@@ -54,7 +54,7 @@ class Compressor;
 }  // namespace detail
 
 // Firehose limits.
-inline constexpr size_t kMaxDeliveryRecordBytes = 1'024'000;     // 1,000 KiB
+inline constexpr size_t kMaxDeliveryRecordBytes = 1'024'000;  // 1,000 KiB
 inline constexpr size_t kMaxPutRecordBatchRecords = 500;
 inline constexpr size_t kMaxPutRecordBatchBytes = 4 * 1024 * 1024;  // 4 MiB
 
@@ -75,7 +75,7 @@ struct BufferingHints {
 // drawn uniformly from [d/2, d] (jitter), until duration_in_seconds after the first attempt;
 // then the batch's records go to the error output as "delivery-failed".
 struct RetryOptions {
-  int duration_in_seconds = 300;                  // Default 300; 0..7200. 0: one attempt.
+  int duration_in_seconds = 300;                      // Default 300; 0..7200. 0: one attempt.
   absl::Duration initial_backoff = absl::Seconds(1);  // Default 1 s; > 0.
   absl::Duration max_backoff = absl::Seconds(30);     // Default 30 s; >= initial_backoff.
 };
@@ -184,8 +184,8 @@ struct PutRecordResult {
 };
 
 struct PutRecordBatchResponseEntry {
-  uint64_t record_id = 0;         // set when accepted
-  std::string_view error_code;    // "" when accepted; static storage
+  uint64_t record_id = 0;          // set when accepted
+  std::string_view error_code;     // "" when accepted; static storage
   std::string_view error_message;  // "" when accepted; static storage
 };
 
@@ -198,29 +198,28 @@ struct PutRecordBatchResult {
 // Counters since creation (CloudWatch names in comments). After Close():
 //   incoming_records == delivery_records + dropped_records + error_output_records.
 struct DeliveryStreamMetrics {
-  uint64_t incoming_records = 0;       // IncomingRecords (accepted)
-  uint64_t incoming_bytes = 0;         // IncomingBytes
-  uint64_t throttled_records = 0;      // ThrottledRecords (ServiceUnavailableException)
-  uint64_t delivery_records = 0;       // DeliveryToSink.Records
-  uint64_t delivery_bytes = 0;         // DeliveryToSink.Bytes (after processing, before
-                                       // compression)
-  uint64_t delivery_objects = 0;       // objects written to the sink
-  uint64_t delivery_attempts = 0;      // PutObject calls to the sink
-  uint64_t dropped_records = 0;        // processor answered Dropped
+  uint64_t incoming_records = 0;   // IncomingRecords (accepted)
+  uint64_t incoming_bytes = 0;     // IncomingBytes
+  uint64_t throttled_records = 0;  // ThrottledRecords (ServiceUnavailableException)
+  uint64_t delivery_records = 0;   // DeliveryToSink.Records
+  uint64_t delivery_bytes = 0;     // DeliveryToSink.Bytes (after processing, before
+                                   // compression)
+  uint64_t delivery_objects = 0;   // objects written to the sink
+  uint64_t delivery_attempts = 0;  // PutObject calls to the sink
+  uint64_t dropped_records = 0;    // processor answered Dropped
   uint64_t processing_failed_records = 0;
   uint64_t partitioning_failed_records = 0;
   uint64_t delivery_failed_records = 0;  // retries exhausted
   uint64_t error_output_records = 0;     // written to the error output
   uint64_t error_output_attempts = 0;
   uint64_t error_output_objects = 0;
-  uint64_t buffered_bytes = 0;         // accepted, not yet delivered or in the error output
+  uint64_t buffered_bytes = 0;  // accepted, not yet delivered or in the error output
   int active_partitions = 0;
-  absl::Duration data_freshness;       // DataFreshness: age of the oldest undelivered record
+  absl::Duration data_freshness;  // DataFreshness: age of the oldest undelivered record
 
   // DeliveryToSink.Success: successful PutObject calls / calls (1 when none).
   double DeliverySuccess() const {
-    return delivery_attempts == 0 ? 1.0
-                                  : static_cast<double>(delivery_objects) / delivery_attempts;
+    return delivery_attempts == 0 ? 1.0 : static_cast<double>(delivery_objects) / delivery_attempts;
   }
 };
 
@@ -352,7 +351,7 @@ class DeliveryStream {
   std::vector<detail::ErrorRecord> put_errors_;
   std::vector<detail::ErrorObject> error_retrying_;
   absl::Time earliest_due_ = absl::InfiniteFuture();  // no open batch is due before it
-  int in_pump_ = 0;                  // batches and error objects the pump holds
+  int in_pump_ = 0;                                   // batches and error objects the pump holds
   int64_t in_pump_oldest_ms_ = 0;
   int64_t buffered_bytes_ = 0;
   uint64_t incoming_records_ = 0;
