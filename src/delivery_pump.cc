@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::string_view kProcessingFailed = "processing-failed";
 constexpr std::string_view kDeliveryFailed = "delivery-failed";
+constexpr size_t kMaxObjectBytes = 0xffffffffu;
 
 template <class Fn>
 absl::Status CallSink(Fn&& fn) {
@@ -160,6 +161,13 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
       ProcessorOutput& a = answers[static_cast<size_t>(answer_of[i])];
       switch (a.result) {
         case ProcessingResult::kOk: {
+          // Offsets are 32-bit: an object over 4 GiB would also be refused by most sinks.
+          if (b.processed.size() + a.data.size() + 1 > kMaxObjectBytes) {
+            fail(r, "Lambda.ProcessingFailed",
+                 fmt::format("The processed records exceed {} bytes in one object.",
+                             kMaxObjectBytes));
+            break;
+          }
           const uint32_t offset = static_cast<uint32_t>(b.processed.size());
           b.processed.append(a.data);
           if (delimit) b.processed.push_back('\n');
@@ -264,7 +272,7 @@ absl::Duration DeliveryStream::Backoff(int attempts) {
 
 void DeliveryStream::BuildErrorObjects(absl::Time now) {
   if (pump_errors_.empty()) return;
-  // One object per error output type per pump, records in acceptance order.
+  // Grouped by error output type, records in acceptance order.
   std::stable_sort(pump_errors_.begin(), pump_errors_.end(),
                    [](const detail::ErrorRecord& a, const detail::ErrorRecord& b) {
                      return a.output_type < b.output_type;
@@ -274,7 +282,10 @@ void DeliveryStream::BuildErrorObjects(absl::Time now) {
     detail::ErrorObject o;
     error_prefix_.Evaluate(now, {}, type, rng_, &o.key);
     detail::AppendObjectName(name(), options_.version, now, rng_, "", &o.key);
-    for (; i < pump_errors_.size() && pump_errors_[i].output_type == type; ++i) {
+    // Objects are cut at the size hint so an error object stays as readable as a batch.
+    for (; i < pump_errors_.size() && pump_errors_[i].output_type == type &&
+           (o.records == 0 || o.body.size() < size_hint_bytes_);
+         ++i) {
       const detail::ErrorRecord& e = pump_errors_[i];
       fmt::format_to(std::back_inserter(o.body),
                      R"({{"attemptsMade":{},"arrivalTimestamp":{},"errorCode":)", e.attempts,

@@ -448,4 +448,94 @@ TEST_CASE("Close under concurrent producers loses nothing", "[delivery][stress]"
   CHECK(m.throttled_records == static_cast<uint64_t>(throttled.load()));
 }
 
+TEST_CASE("A failing error sink is retried until it accepts; Close waits for it", "[delivery]") {
+  riffle::ManualClock clock;
+  riffle::MemorySink errors;
+  int error_calls = 0;
+  riffle::CallbackSink late_errors([&](std::string_view key, std::string_view data) {
+    if (++error_calls <= 3) return absl::UnavailableError("error bucket down");
+    return errors.PutObject(key, data);
+  });
+  riffle::CallbackSink broken(
+      [](std::string_view, std::string_view) { return absl::UnavailableError("down"); });
+  DeliveryStreamOptions o = BaseOptions(&broken, &clock);
+  o.error_sink = &late_errors;
+  o.retry_options.duration_in_seconds = 0;  // one attempt, then the error output
+  auto ds = MustCreate(o);
+  for (int i = 0; i < 10; ++i) REQUIRE(ds->PutRecord(Record(i)).ok());
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    (void)ds->Close();
+    closed = true;
+  });
+  // Close waits on backoff deadlines of the ManualClock: move it until Close returns.
+  for (int i = 0; i < 100000 && !closed.load(); ++i) {
+    clock.Advance(absl::Seconds(1));
+    std::this_thread::yield();
+  }
+  closer.join();
+  CHECK(error_calls == 4);
+  REQUIRE(errors.size() == 1);
+  CHECK(ParseErrorObject(errors.Objects().begin()->second).raw.size() == 10);
+  const auto m = ds->GetMetrics();
+  CHECK(m.error_output_records == 10);
+  CHECK(m.error_output_attempts == 4);
+  CHECK(m.buffered_bytes == 0);
+}
+
+TEST_CASE("Concurrent producers with dynamic partitions: every record under its prefix once",
+          "[delivery][stress]") {
+  riffle::MemorySink store;
+  std::atomic<uint64_t> calls{0};
+  riffle::CallbackSink flaky([&](std::string_view key, std::string_view data) {
+    if (calls.fetch_add(1) % 5 == 2) return absl::UnavailableError("flaky");
+    return store.PutObject(key, data);
+  });
+  DeliveryStreamOptions o;
+  o.delivery_stream_name = "orders";
+  o.sink = &flaky;
+  o.prefix = "p=!{partitionKeyFromQuery:p}/";
+  o.buffering_hints = {1, 0};
+  o.retry_options = {300, absl::Milliseconds(1), absl::Milliseconds(4)};
+  o.partition_key_function = [](std::string_view data, const riffle::RecordMetadata&,
+                                riffle::PartitionKeys& keys) {
+    keys.Set("p", data.substr(data.size() - 2, 1));  // the record number's last digit
+    return true;
+  };
+  auto ds = MustCreate(o);
+  REQUIRE(ds->Start().ok());
+  constexpr int kProducers = 4;
+  const int per_producer = 20000 / riffle_test::StressDivisor();
+  std::vector<std::thread> producers;
+  std::atomic<int> failures{0};
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::vector<std::string> batch;
+      std::vector<std::string_view> views;
+      for (int i = 0; i < per_producer; i += 100) {
+        batch.clear();
+        for (int j = i; j < i + 100 && j < per_producer; ++j) {
+          batch.push_back(Record(p * per_producer + j));
+        }
+        views.assign(batch.begin(), batch.end());
+        auto r = ds->PutRecordBatch(views);
+        if (!r.ok() || r->failed_put_count != 0) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  REQUIRE(ds->Close().ok());
+  CHECK(failures.load() == 0);
+  std::set<std::string> seen;
+  for (const auto& [key, body] : store.Objects()) {
+    REQUIRE(StartsWith(key, "p="));
+    for (auto& r : SplitRecords(body)) {
+      CHECK(r[r.size() - 2] == key[2]);
+      CHECK(seen.insert(r).second);
+    }
+  }
+  CHECK(seen.size() == static_cast<size_t>(kProducers * per_producer));
+  CHECK(ds->GetMetrics().delivery_records == seen.size());
+}
+
 }  // namespace riffle_test
