@@ -112,7 +112,8 @@ struct ProcessorOutput {
 
 // The Lambda role: gets one batch (one object's records) and answers per record. Records
 // with no answer, kProcessingFailed, or a processor that throws go to the error output as
-// "processing-failed"; answers with unknown or repeated record ids are ignored.
+// "processing-failed"; answers with unknown or repeated record ids are ignored. Runs on the
+// pump (the delivery thread or the host's Pump call), one batch at a time.
 using Processor = std::function<std::vector<ProcessorOutput>(std::span<const ProcessorInput>)>;
 
 // Partition values for dynamic partitioning, filled by a PartitionKeyFunction.
@@ -128,8 +129,9 @@ class PartitionKeys {
 };
 
 // Maps a record to its partition values (the jq query / Lambda metadata of Firehose).
-// Runs on the producer's thread, outside the stream's lock. Returning false, or leaving out
-// a key the Prefix names, sends the record to the error output as "partitioning-failed".
+// Runs on the producers' threads, outside the stream's lock, so it must be thread-safe.
+// Returning false (or throwing), or leaving out a key the Prefix names, sends the record to
+// the error output as "partitioning-failed".
 using PartitionKeyFunction =
     std::function<bool(std::string_view data, const RecordMetadata& metadata, PartitionKeys& keys)>;
 
