@@ -1,0 +1,393 @@
+// DeliveryStream: the Firehose role. Takes records (PutRecord / PutRecordBatch, or later
+// from a riffle::Stream), buffers them per partition by size and time, optionally
+// transforms and compresses them, and writes each batch as one object to a Sink, retrying
+// failures with backoff and writing what cannot be delivered to an error output.
+//
+//   auto ds = riffle::DeliveryStream::Create({.delivery_stream_name = "orders",
+//                                             .sink = &my_sink});
+//   (*ds)->PutRecord("{\"id\":1}\n");
+//   (*ds)->Pump();   // or (*ds)->Start() for a delivery thread
+//   (*ds)->Close();  // delivers everything buffered
+//
+// Thread safety: every method may be called from any thread. Producers only append to a
+// buffer under a short lock; processing, compression and sink I/O happen in Pump() (or on
+// the delivery thread), never inside a producer call. Pump() calls are serialized.
+//
+// Delivery is at-least-once: every accepted record ends up in an object written to the
+// sink, is dropped by the processor, or is written to the error output; none is silently
+// lost. A failed object is retried with the same key and bytes.
+//
+// REQUIRED: the sinks, the clock and a Stream source outlive the DeliveryStream; the error
+// sink eventually accepts writes (Close() waits for it); callbacks (processor, partition
+// key function) do not call back into this DeliveryStream.
+#ifndef RIFFLE_DELIVERY_STREAM_H_
+#define RIFFLE_DELIVERY_STREAM_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "riffle/clock.h"
+#include "riffle/detail/delivery_batch.h"
+#include "riffle/sink.h"
+#include "riffle/status.h"
+
+namespace riffle {
+
+class Stream;
+namespace detail {
+class Compressor;
+}  // namespace detail
+
+// Firehose limits.
+inline constexpr size_t kMaxDeliveryRecordBytes = 1'024'000;  // 1,000 KiB
+inline constexpr size_t kMaxPutRecordBatchRecords = 500;
+inline constexpr size_t kMaxPutRecordBatchBytes = 4 * 1024 * 1024;  // 4 MiB
+
+enum class DeliveryStreamStatus { kCreating, kActive, kDeleting };
+std::string_view DeliveryStreamStatusName(DeliveryStreamStatus status);  // "ACTIVE", ...
+
+enum class CompressionFormat : int { kUncompressed, kGzip, kZip, kSnappy, kHadoopSnappy };
+
+// Deliver a partition's batch when its records reach size_in_mbs MiB (counted before
+// processing and compression) or interval_in_seconds after its first record, whichever
+// comes first. 0 s delivers at the next Pump.
+struct BufferingHints {
+  int size_in_mbs = 5;            // Default 5; 1..128.
+  int interval_in_seconds = 300;  // Default 300; 0..900.
+};
+
+// Backoff for failed deliveries: initial_backoff doubling up to max_backoff, each delay
+// drawn uniformly from [d/2, d] (jitter), until duration_in_seconds after the first attempt;
+// then the batch's records go to the error output as "delivery-failed".
+struct RetryOptions {
+  int duration_in_seconds = 300;                      // Default 300; 0..7200. 0: one attempt.
+  absl::Duration initial_backoff = absl::Seconds(1);  // Default 1 s; > 0.
+  absl::Duration max_backoff = absl::Seconds(30);     // Default 30 s; >= initial_backoff.
+};
+
+// Sources. DirectPut accepts PutRecord/PutRecordBatch. A Stream source reads every shard
+// of `stream` from LATEST and refuses direct puts.
+struct DirectPutSource {};
+struct StreamSource {
+  Stream* stream = nullptr;  // REQUIRED non-null; not owned.
+};
+
+// What processors and partition key functions see about a record. For DirectPut the
+// partition key, shard id and sequence number are empty.
+struct RecordMetadata {
+  std::string_view partition_key;
+  std::string_view shard_id;
+  std::string_view sequence_number;
+  int64_t approximate_arrival_timestamp_ms = 0;
+};
+
+struct ProcessorInput {
+  uint64_t record_id = 0;
+  std::string_view data;
+  RecordMetadata metadata;
+};
+
+enum class ProcessingResult { kOk, kDropped, kProcessingFailed };
+
+struct ProcessorOutput {
+  uint64_t record_id = 0;  // must match an input's record_id
+  ProcessingResult result = ProcessingResult::kOk;
+  std::string data;  // the new data, for kOk
+};
+
+// The Lambda role: gets one batch (one object's records) and answers per record. Records
+// with no answer, kProcessingFailed, or a processor that throws go to the error output as
+// "processing-failed"; answers with unknown or repeated record ids are ignored. Runs on the
+// pump (the delivery thread or the host's Pump call), one batch at a time.
+using Processor = std::function<std::vector<ProcessorOutput>(std::span<const ProcessorInput>)>;
+
+// Partition values for dynamic partitioning, filled by a PartitionKeyFunction.
+class PartitionKeys {
+ public:
+  // Sets (or replaces) the value of `name`. Values must be non-empty.
+  void Set(std::string_view name, std::string_view value);
+  void Clear() { values_.clear(); }
+  const detail::PartitionValueList& values() const { return values_; }
+
+ private:
+  detail::PartitionValueList values_;
+};
+
+// Maps a record to its partition values (the jq query / Lambda metadata of Firehose).
+// Runs on the producers' threads, outside the stream's lock, so it must be thread-safe.
+// Returning false (or throwing), or leaving out a key the Prefix names, sends the record to
+// the error output as "partitioning-failed".
+using PartitionKeyFunction =
+    std::function<bool(std::string_view data, const RecordMetadata& metadata, PartitionKeys& keys)>;
+
+struct DeliveryStreamOptions {
+  // REQUIRED. 1..64 characters from [a-zA-Z0-9_.-]; appears in every object key.
+  std::string delivery_stream_name;
+  // Default 1. The <version> in object keys (Firehose's delivery stream version id).
+  int version = 1;
+  // Default DirectPut.
+  std::variant<DirectPutSource, StreamSource> source;
+  // REQUIRED, not owned: the destination.
+  Sink* sink = nullptr;
+  // Default nullptr: the error output goes to `sink`, under error_output_prefix.
+  Sink* error_sink = nullptr;
+  // Default "": "YYYY/MM/DD/HH/" (UTC, oldest record). See riffle/detail/object_key.h for
+  // the !{...} expressions.
+  std::string prefix;
+  // Default "": "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/", e.g.
+  // "processing-failed/2026/01/01/00/".
+  std::string error_output_prefix;
+  BufferingHints buffering_hints;
+  // Default uncompressed. Object keys get .gz, .zip or .snappy.
+  CompressionFormat compression = CompressionFormat::kUncompressed;
+  // Default 6 (zlib's default); 1..9, for GZIP and ZIP. Higher is smaller and slower.
+  int compression_level = 6;
+  // Default none.
+  Processor processor;
+  // Default false. True appends '\n' to every delivered record (after the processor).
+  bool append_newline_delimiter = false;
+  // Default none: one buffer, no dynamic partitioning. When set, the Prefix must name at
+  // least one !{partitionKeyFromQuery:...} (or ...FromLambda) key.
+  PartitionKeyFunction partition_key_function;
+  // Default 500; 1..5000. Records that would open a partition beyond it go to the error
+  // output as "partitioning-failed" (DynamicPartitioning.ActivePartitionsLimitExceeded).
+  int max_active_partitions = 500;
+  RetryOptions retry_options;
+  // Default 512 MiB; 1 B..1 TiB. Bounds the accepted bytes not yet delivered or written to
+  // the error output: past it, puts fail with ServiceUnavailableException (backpressure)
+  // and count as ThrottledRecords; nothing accepted is dropped. Keep it above the size
+  // hint, or buffers never reach their size and deliver on the interval only.
+  int64_t max_buffered_bytes = int64_t{512} << 20;
+  // Default: seeded from std::random_device. Set it for reproducible object keys and
+  // backoff jitter (with a ManualClock a test is then fully deterministic).
+  std::optional<uint64_t> random_seed;
+  // Default nullptr: SystemClock::Default(). Not owned.
+  Clock* clock = nullptr;
+};
+
+struct PutRecordResult {
+  uint64_t record_id = 0;  // unique in this DeliveryStream, increasing in acceptance order
+  bool encrypted = false;
+};
+
+struct PutRecordBatchResponseEntry {
+  uint64_t record_id = 0;          // set when accepted
+  std::string_view error_code;     // "" when accepted; static storage
+  std::string_view error_message;  // "" when accepted; static storage
+};
+
+struct PutRecordBatchResult {
+  int failed_put_count = 0;
+  bool encrypted = false;
+  std::vector<PutRecordBatchResponseEntry> request_responses;  // one per record, in order
+};
+
+// Counters since creation (CloudWatch names in comments). After Close():
+//   incoming_records == delivery_records + dropped_records + error_output_records.
+struct DeliveryStreamMetrics {
+  uint64_t incoming_records = 0;   // IncomingRecords (accepted)
+  uint64_t incoming_bytes = 0;     // IncomingBytes
+  uint64_t throttled_records = 0;  // ThrottledRecords (ServiceUnavailableException)
+  uint64_t delivery_records = 0;   // DeliveryToSink.Records
+  uint64_t delivery_bytes = 0;     // DeliveryToSink.Bytes (after processing, before
+                                   // compression)
+  uint64_t delivery_objects = 0;   // objects written to the sink
+  uint64_t delivery_attempts = 0;  // PutObject calls to the sink
+  uint64_t dropped_records = 0;    // processor answered Dropped
+  uint64_t processing_failed_records = 0;
+  uint64_t partitioning_failed_records = 0;
+  uint64_t delivery_failed_records = 0;  // retries exhausted
+  uint64_t error_output_records = 0;     // written to the error output
+  uint64_t error_output_attempts = 0;
+  uint64_t error_output_objects = 0;
+  uint64_t buffered_bytes = 0;  // accepted, not yet delivered or in the error output
+  int active_partitions = 0;
+  absl::Duration data_freshness;  // DataFreshness: age of the oldest undelivered record
+
+  // DeliveryToSink.Success: successful PutObject calls / calls (1 when none).
+  double DeliverySuccess() const {
+    return delivery_attempts == 0 ? 1.0 : static_cast<double>(delivery_objects) / delivery_attempts;
+  }
+};
+
+class DeliveryStream {
+ public:
+  // Validates `options` (InvalidArgumentException naming the field and its range) and
+  // returns an ACTIVE stream. No thread is started.
+  static absl::StatusOr<std::unique_ptr<DeliveryStream>> Create(DeliveryStreamOptions options);
+
+  // Close()s, then stops the delivery thread if any.
+  ~DeliveryStream();
+  DeliveryStream(const DeliveryStream&) = delete;
+  DeliveryStream& operator=(const DeliveryStream&) = delete;
+
+  // Accepts one record. Errors: InvalidArgumentException (too large; Stream source),
+  // ResourceInUseException (not ACTIVE), ServiceUnavailableException (max_buffered_bytes
+  // reached: retry later; the record was not accepted).
+  [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecord(std::string_view data);
+
+  // Accepts up to 500 records / 4 MiB. Invalid requests fail as a whole; otherwise each
+  // record is accepted or throttled on its own (failed_put_count, per-record error_code).
+  [[nodiscard]] absl::StatusOr<PutRecordBatchResult> PutRecordBatch(
+      std::span<const std::string_view> records);
+  // The same, reusing `result`'s storage (no allocation in steady state).
+  [[nodiscard]] absl::Status PutRecordBatch(std::span<const std::string_view> records,
+                                            PutRecordBatchResult* result);
+
+  // Does the delivery work that is due now on the calling thread: seals buffers whose size
+  // or interval is reached, processes, compresses and writes them, retries failed objects
+  // whose backoff has passed, writes the error output. Returns the objects written.
+  size_t Pump();
+
+  // Seals every buffer regardless of hints and delivers it now, as Pump() does (a failed
+  // object then waits for its backoff as usual). Returns the objects written.
+  size_t Flush();
+
+  // Starts the delivery thread, which pumps whenever a buffer fills, an interval or backoff
+  // ends (on the stream's clock) or Flush()/Close() asks. Errors: ResourceInUseException
+  // when already started or not ACTIVE.
+  [[nodiscard]] absl::Status Start();
+
+  // Refuses new puts (the stream becomes DELETING), then delivers everything buffered,
+  // waiting for retries on the clock (with a ManualClock, advance it from another thread),
+  // and stops the delivery thread. Returns when every accepted record is delivered,
+  // dropped or in the error output. Idempotent.
+  absl::Status Close();
+
+  DeliveryStreamStatus status() const;
+  DeliveryStreamMetrics GetMetrics() const;
+  const std::string& name() const { return options_.delivery_stream_name; }
+
+  // Test hook: feeds one record with metadata through the internal ingestion path, as the
+  // Stream source will, bypassing the source-type check. Not for production use.
+  [[nodiscard]] absl::Status TEST_Ingest(std::string_view data, const RecordMetadata& metadata);
+
+ private:
+  struct IngestRecord {
+    std::string_view data;
+    RecordMetadata metadata;
+  };
+
+  explicit DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
+                          detail::PrefixTemplate error_prefix);
+
+  absl::Status CheckCanPut() const;
+
+  // The single entry point for accepted data: DirectPut calls it today, the Stream reader
+  // will. Assigns record ids, partitions, appends and seals full buffers. With
+  // `backpressure`, a record that would pass max_buffered_bytes is refused and reported in
+  // entries[i] (ServiceUnavailableException) and *failed_count. `get(i)` returns record i.
+  template <class GetRecord>
+  absl::Status IngestImpl(size_t count, GetRecord get, bool backpressure,
+                          PutRecordBatchResponseEntry* entries, int* failed_count);
+  // For records already read from a Stream: accepts all of them (the reader checks the
+  // buffer budget before it reads, so nothing it has read is ever refused).
+  absl::Status Ingest(std::span<const IngestRecord> records);
+
+  // Reads new records from a StreamSource and Ingest()s them; called at the start of every
+  // Pump. It will keep one position per open shard, start new shards from LATEST
+  // (ListShards + GetShardIterator), call GetRecords for each, and when a shard is closed
+  // by resharding move on to its children once the parent is drained. It reads nothing
+  // while buffered bytes exceed max_buffered_bytes (the Stream retains the records).
+  // Returns the records ingested. Today no Stream type exists to read: it returns 0.
+  size_t PollStreamSource();
+
+  // Under mu_.
+  detail::Batch* OpenBatchLocked(std::string_view partition_id,
+                                 const detail::PartitionValueList* values, absl::Time now,
+                                 int64_t arrival_ms, bool* partition_limit);
+  void SealLocked(std::unique_ptr<detail::Batch>& slot);
+  void SealDueLocked(absl::Time now, bool all);
+  std::unique_ptr<detail::Batch> TakeFreeBatchLocked();
+  bool HasPendingLocked() const;
+  absl::Time NextDeadlineLocked(absl::Time now) const;
+  void WakeLocked();
+
+  // The pump (under pump_mu_).
+  size_t PumpLocked(bool flush_all);
+  void Prepare(detail::Batch& batch, absl::Time now);
+  // Returns true when the batch is finished (delivered or moved to the error output).
+  bool Attempt(detail::Batch& batch, absl::Time now);
+  void ExhaustRetries(detail::Batch& batch, const absl::Status& status, absl::Time now);
+  void BuildErrorObjects(absl::Time now);
+  bool AttemptErrorObject(detail::ErrorObject& object, absl::Time now);
+  absl::Duration Backoff(int attempts);
+
+  void DeliveryLoop();
+
+  const DeliveryStreamOptions options_;
+  Clock* const clock_;
+  Sink* const error_sink_;
+  const detail::PrefixTemplate prefix_;
+  const detail::PrefixTemplate error_prefix_;
+  const bool stream_source_;
+  const size_t size_hint_bytes_;
+  const absl::Duration interval_;
+  const absl::Duration retry_duration_;
+
+  // Producers' state.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  DeliveryStreamStatus status_ = DeliveryStreamStatus::kActive;
+  uint64_t next_record_id_ = 1;
+  std::unique_ptr<detail::Batch> default_batch_;  // when not partitioning
+  absl::flat_hash_map<std::string, std::unique_ptr<detail::Batch>> partitions_;
+  std::vector<std::unique_ptr<detail::Batch>> ready_;
+  std::vector<std::unique_ptr<detail::Batch>> retrying_;
+  std::vector<std::unique_ptr<detail::Batch>> free_batches_;
+  std::vector<detail::ErrorRecord> put_errors_;
+  std::vector<detail::ErrorObject> error_retrying_;
+  absl::Time earliest_due_ = absl::InfiniteFuture();  // no open batch is due before it
+  int in_pump_ = 0;                                   // batches and error objects the pump holds
+  int64_t in_pump_oldest_ms_ = 0;
+  int64_t buffered_bytes_ = 0;
+  uint64_t incoming_records_ = 0;
+  uint64_t incoming_bytes_ = 0;
+  uint64_t throttled_records_ = 0;
+  uint64_t partitioning_failed_records_ = 0;
+  bool thread_running_ = false;
+  bool stopping_ = false;
+  bool wake_ = false;
+  absl::Time wake_deadline_ = absl::InfinitePast();  // the delivery thread's sleep target
+
+  // Pump state (under pump_mu_).
+  std::mutex pump_mu_;
+  std::unique_ptr<detail::Compressor> compressor_;
+  std::mt19937_64 rng_;
+  std::vector<std::unique_ptr<detail::Batch>> pump_work_;
+  std::vector<std::unique_ptr<detail::Batch>> pump_done_;
+  std::vector<std::unique_ptr<detail::Batch>> pump_retry_;
+  std::vector<detail::ErrorRecord> pump_errors_;
+  std::vector<detail::ErrorObject> pump_error_objects_;
+  std::vector<ProcessorInput> processor_inputs_;
+  int64_t pump_released_bytes_ = 0;
+
+  // Pump counters, read by GetMetrics without pump_mu_.
+  std::atomic<uint64_t> delivery_records_{0}, delivery_bytes_{0}, delivery_objects_{0},
+      delivery_attempts_{0}, dropped_records_{0}, processing_failed_records_{0},
+      delivery_failed_records_{0}, error_output_records_{0}, error_output_attempts_{0},
+      error_output_objects_{0};
+
+  ClockSubscription clock_subscription_;
+  std::mutex close_mu_;  // serializes Close()
+  std::thread thread_;
+};
+
+}  // namespace riffle
+
+#endif  // RIFFLE_DELIVERY_STREAM_H_

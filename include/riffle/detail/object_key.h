@@ -1,0 +1,65 @@
+// Object keys and prefixes for DeliveryStream, in Firehose's format:
+//
+//   <prefix><DeliveryStreamName>-<version>-YYYY-MM-DD-HH-MM-SS-<random><extension>
+//
+// A prefix is literal text with expressions: !{timestamp:yyyy/MM/dd/HH} (Java pattern
+// letters y M d H m s; the time is the arrival time of the batch's oldest record, UTC),
+// !{partitionKeyFromQuery:name} and !{partitionKeyFromLambda:name} (values from the
+// partition key function), !{firehose:random-string} (11 characters) and, in error
+// prefixes only, !{firehose:error-output-type}. An empty prefix means "YYYY/MM/DD/HH/", and
+// a prefix without expressions gets "YYYY/MM/DD/HH/" appended, as Firehose does.
+//
+// Thread safety: a parsed PrefixTemplate is immutable; Evaluate takes the caller's RNG.
+#ifndef RIFFLE_DETAIL_OBJECT_KEY_H_
+#define RIFFLE_DETAIL_OBJECT_KEY_H_
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "riffle/status.h"
+
+namespace riffle::detail {
+
+using PartitionValueList = std::vector<std::pair<std::string, std::string>>;
+
+class PrefixTemplate {
+ public:
+  // `parameter` is the option's AWS name for messages ("Prefix", "ErrorOutputPrefix").
+  static absl::StatusOr<PrefixTemplate> Parse(std::string_view text, std::string_view parameter,
+                                              bool is_error_prefix);
+
+  // Appends the prefix to *out. A missing partition value evaluates to "" (callers check
+  // MissingPartitionKey first).
+  void Evaluate(absl::Time timestamp, const PartitionValueList& values,
+                std::string_view error_output_type, std::mt19937_64& rng, std::string* out) const;
+
+  // The first partition key the prefix names that `values` lacks, or "" if none.
+  std::string_view MissingPartitionKey(const PartitionValueList& values) const;
+
+  bool uses_partition_keys() const { return uses_partition_keys_; }
+
+ private:
+  enum class Kind { kLiteral, kTimestamp, kPartitionKey, kErrorOutputType, kRandomString };
+  struct Segment {
+    Kind kind;
+    std::string text;  // literal text, absl::FormatTime pattern, or partition key name
+  };
+  std::vector<Segment> segments_;
+  bool uses_partition_keys_ = false;
+};
+
+// Appends "<name>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid><extension>" (UTC) to *out.
+void AppendObjectName(std::string_view stream_name, int version, absl::Time time,
+                      std::mt19937_64& rng, std::string_view extension, std::string* out);
+
+// Appends `value` as a JSON string literal (quotes and escapes included).
+void AppendJsonString(std::string_view value, std::string* out);
+
+}  // namespace riffle::detail
+
+#endif  // RIFFLE_DETAIL_OBJECT_KEY_H_

@@ -1,0 +1,554 @@
+// DeliveryStream: options, the put path (Ingest), buffering and sealing, the delivery
+// thread and Close(). The pump (processing, compression, sink I/O, retries, error output)
+// is in delivery_pump.cc.
+#include "riffle/delivery_stream.h"
+
+#include <algorithm>
+
+#include "fmt/format.h"
+#include "riffle/detail/compression.h"
+
+namespace riffle {
+namespace {
+
+constexpr std::string_view kStreamSourceMessage =
+    "This operation is not permitted on KinesisStreamAsSource delivery stream type.";
+constexpr std::string_view kThrottleCode = "ServiceUnavailableException";
+constexpr std::string_view kThrottleMessage = "Slow down.";
+constexpr size_t kMaxFreeBatches = 4;
+constexpr size_t kMaxPartitionValueBytes = 512;
+
+absl::Status ServiceUnavailableError(std::string_view message) {
+  return MakeError(absl::StatusCode::kUnavailable, kThrottleCode, message);
+}
+
+absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t low, int64_t high) {
+  if (value >= low && value <= high) return absl::OkStatus();
+  return InvalidArgumentError(
+      fmt::format("{} is {}; it must be between {} and {}.", parameter, value, low, high));
+}
+
+absl::Status ValidateOptions(const DeliveryStreamOptions& o) {
+  const std::string& name = o.delivery_stream_name;
+  if (name.empty() || name.size() > 64) {
+    return InvalidArgumentError(fmt::format(
+        "DeliveryStreamName is {} characters; it must be between 1 and 64.", name.size()));
+  }
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) {
+      return InvalidArgumentError(fmt::format(
+          "DeliveryStreamName '{}' contains '{}'; it must match [a-zA-Z0-9_.-]+.", name, c));
+    }
+  }
+  if (o.sink == nullptr) {
+    return InvalidArgumentError("Sink is null; a DeliveryStream needs a destination Sink.");
+  }
+  if (const auto* s = std::get_if<StreamSource>(&o.source); s != nullptr && s->stream == nullptr) {
+    return InvalidArgumentError(
+        "StreamSource.stream is null; a KinesisStreamAsSource delivery stream needs a Stream.");
+  }
+  absl::Status status;
+  if (!(status = CheckRange("Version", o.version, 1, 1'000'000'000)).ok() ||
+      !(status = CheckRange("BufferingHints.SizeInMBs", o.buffering_hints.size_in_mbs, 1, 128))
+           .ok() ||
+      !(status = CheckRange("BufferingHints.IntervalInSeconds",
+                            o.buffering_hints.interval_in_seconds, 0, 900))
+           .ok() ||
+      !(status = CheckRange("RetryOptions.DurationInSeconds", o.retry_options.duration_in_seconds,
+                            0, 7200))
+           .ok() ||
+      !(status = CheckRange("CompressionLevel", o.compression_level, 1, 9)).ok() ||
+      !(status = CheckRange("MaxActivePartitions", o.max_active_partitions, 1, 5000)).ok() ||
+      !(status = CheckRange("MaxBufferedBytes", o.max_buffered_bytes, 1, int64_t{1} << 40)).ok()) {
+    return status;
+  }
+  if (o.retry_options.initial_backoff <= absl::ZeroDuration() ||
+      o.retry_options.max_backoff < o.retry_options.initial_backoff) {
+    return InvalidArgumentError(
+        fmt::format("RetryOptions backoff is initial {} / max {}; it needs 0 < initial_backoff <= "
+                    "max_backoff.",
+                    absl::FormatDuration(o.retry_options.initial_backoff),
+                    absl::FormatDuration(o.retry_options.max_backoff)));
+  }
+  if (static_cast<int>(o.compression) < 0 ||
+      static_cast<int>(o.compression) > static_cast<int>(CompressionFormat::kHadoopSnappy)) {
+    return InvalidArgumentError(fmt::format("CompressionFormat is {}; it is not a known format.",
+                                            static_cast<int>(o.compression)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string_view DeliveryStreamStatusName(DeliveryStreamStatus status) {
+  switch (status) {
+    case DeliveryStreamStatus::kCreating:
+      return "CREATING";
+    case DeliveryStreamStatus::kActive:
+      return "ACTIVE";
+    case DeliveryStreamStatus::kDeleting:
+      return "DELETING";
+  }
+  return "UNKNOWN";
+}
+
+void PartitionKeys::Set(std::string_view name, std::string_view value) {
+  for (auto& [n, v] : values_) {
+    if (n == name) {
+      v.assign(value);
+      return;
+    }
+  }
+  values_.emplace_back(std::string(name), std::string(value));
+}
+
+absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
+    DeliveryStreamOptions options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  absl::StatusOr<detail::PrefixTemplate> prefix =
+      detail::PrefixTemplate::Parse(options.prefix, "Prefix", /*is_error_prefix=*/false);
+  if (!prefix.ok()) return prefix.status();
+  absl::StatusOr<detail::PrefixTemplate> error_prefix = detail::PrefixTemplate::Parse(
+      options.error_output_prefix.empty()
+          ? std::string_view("!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/")
+          : std::string_view(options.error_output_prefix),
+      "ErrorOutputPrefix", /*is_error_prefix=*/true);
+  if (!error_prefix.ok()) return error_prefix.status();
+  const bool partitioning = static_cast<bool>(options.partition_key_function);
+  if (partitioning && !prefix->uses_partition_keys()) {
+    return InvalidArgumentError(
+        "Prefix must contain a !{partitionKeyFromQuery:<name>} or "
+        "!{partitionKeyFromLambda:<name>} expression when dynamic partitioning is enabled "
+        "(partition_key_function is set).");
+  }
+  if (!partitioning && prefix->uses_partition_keys()) {
+    return InvalidArgumentError(
+        "Prefix uses !{partitionKeyFrom...} expressions but dynamic partitioning is not "
+        "enabled (partition_key_function is empty).");
+  }
+  return std::unique_ptr<DeliveryStream>(
+      new DeliveryStream(std::move(options), *std::move(prefix), *std::move(error_prefix)));
+}
+
+DeliveryStream::DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
+                               detail::PrefixTemplate error_prefix)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &SystemClock::Default()),
+      error_sink_(options_.error_sink != nullptr ? options_.error_sink : options_.sink),
+      prefix_(std::move(prefix)),
+      error_prefix_(std::move(error_prefix)),
+      stream_source_(std::holds_alternative<StreamSource>(options_.source)),
+      size_hint_bytes_(static_cast<size_t>(options_.buffering_hints.size_in_mbs) << 20),
+      interval_(absl::Seconds(options_.buffering_hints.interval_in_seconds)),
+      retry_duration_(absl::Seconds(options_.retry_options.duration_in_seconds)),
+      compressor_(
+          std::make_unique<detail::Compressor>(options_.compression, options_.compression_level)),
+      rng_(options_.random_seed ? *options_.random_seed : std::random_device{}()) {
+  clock_subscription_ = clock_->OnTimeChange([this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_all();
+  });
+}
+
+DeliveryStream::~DeliveryStream() {
+  (void)Close();
+  clock_subscription_.Reset();
+}
+
+absl::Status DeliveryStream::CheckCanPut() const {
+  if (stream_source_) return InvalidArgumentError(kStreamSourceMessage);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PutRecordResult> DeliveryStream::PutRecord(std::string_view data) {
+  if (absl::Status s = CheckCanPut(); !s.ok()) return s;
+  if (data.size() > kMaxDeliveryRecordBytes) {
+    return InvalidArgumentError(
+        fmt::format("Record.Data is {} bytes; it must be at most {} bytes (1,000 KiB).",
+                    data.size(), kMaxDeliveryRecordBytes));
+  }
+  PutRecordBatchResponseEntry entry;
+  int failed = 0;
+  absl::Status s = IngestImpl(
+      1,
+      [data](size_t) {
+        return IngestRecord{data, {}};
+      },
+      true, &entry, &failed);
+  if (!s.ok()) return s;
+  if (failed != 0) {
+    return ServiceUnavailableError(fmt::format(
+        "Slow down. Firehose stream {} holds max_buffered_bytes ({}) awaiting delivery.", name(),
+        options_.max_buffered_bytes));
+  }
+  return PutRecordResult{entry.record_id, false};
+}
+
+absl::StatusOr<PutRecordBatchResult> DeliveryStream::PutRecordBatch(
+    std::span<const std::string_view> records) {
+  PutRecordBatchResult result;
+  if (absl::Status s = PutRecordBatch(records, &result); !s.ok()) return s;
+  return result;
+}
+
+absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> records,
+                                            PutRecordBatchResult* result) {
+  if (absl::Status s = CheckCanPut(); !s.ok()) return s;
+  if (records.empty() || records.size() > kMaxPutRecordBatchRecords) {
+    return InvalidArgumentError(
+        fmt::format("Records has {} entries; it must have between 1 and {}.", records.size(),
+                    kMaxPutRecordBatchRecords));
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (records[i].size() > kMaxDeliveryRecordBytes) {
+      return InvalidArgumentError(
+          fmt::format("Records[{}].Data is {} bytes; it must be at most {} bytes (1,000 KiB).", i,
+                      records[i].size(), kMaxDeliveryRecordBytes));
+    }
+    total += records[i].size();
+  }
+  if (total > kMaxPutRecordBatchBytes) {
+    return InvalidArgumentError(
+        fmt::format("Records total {} bytes; PutRecordBatch accepts at most {} bytes (4 MiB).",
+                    total, kMaxPutRecordBatchBytes));
+  }
+  result->failed_put_count = 0;
+  result->encrypted = false;
+  result->request_responses.resize(records.size());
+  return IngestImpl(
+      records.size(),
+      [records](size_t i) {
+        return IngestRecord{records[i], {}};
+      },
+      true, result->request_responses.data(), &result->failed_put_count);
+}
+
+absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
+  thread_local std::vector<PutRecordBatchResponseEntry> entries;
+  entries.resize(records.size());
+  int failed = 0;
+  return IngestImpl(
+      records.size(), [records](size_t i) { return records[i]; }, false, entries.data(), &failed);
+}
+
+absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
+  const IngestRecord record{data, metadata};
+  return Ingest(std::span(&record, 1));
+}
+
+template <class GetRecord>
+absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpressure,
+                                        PutRecordBatchResponseEntry* entries, int* failed_count) {
+  const int64_t now_ms = clock_->NowMillis();
+  const absl::Time now = absl::FromUnixMillis(now_ms);
+
+  // Dynamic partitioning runs the user's function outside the lock. Per-thread scratch
+  // keeps the steady state free of allocation for short keys.
+  struct Partitioned {
+    PartitionKeys keys;
+    std::string id;
+    std::string error;  // empty when the record has a partition
+  };
+  thread_local std::vector<Partitioned> scratch;
+  const bool partitioning = static_cast<bool>(options_.partition_key_function);
+  if (partitioning) {
+    if (scratch.size() < count) scratch.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      const IngestRecord r = get(i);
+      Partitioned& p = scratch[i];
+      p.keys.Clear();
+      p.id.clear();
+      p.error.clear();
+      bool ok = false;
+      try {
+        ok = options_.partition_key_function(r.data, r.metadata, p.keys);
+      } catch (...) {
+        ok = false;
+      }
+      if (!ok) {
+        p.error = "The partition key function found no partition keys for the record.";
+        continue;
+      }
+      if (std::string_view missing = prefix_.MissingPartitionKey(p.keys.values());
+          !missing.empty()) {
+        p.error = fmt::format("The partition key '{}' named in Prefix has no value.", missing);
+        continue;
+      }
+      auto values = p.keys.values();  // copy only to sort; names are few
+      std::sort(values.begin(), values.end());
+      for (const auto& [key, value] : values) {
+        if (value.empty() || value.size() > kMaxPartitionValueBytes) {
+          p.error = fmt::format("The partition key '{}' has a {}-byte value; it must be 1 to {}.",
+                                key, value.size(), kMaxPartitionValueBytes);
+          break;
+        }
+        p.id.append(key).push_back('\0');
+        p.id.append(value).push_back('\0');
+      }
+    }
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (status_ != DeliveryStreamStatus::kActive) {
+    return ResourceInUseError(fmt::format("Firehose stream {} is {}; puts need an ACTIVE stream.",
+                                          name(), DeliveryStreamStatusName(status_)));
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const IngestRecord r = get(i);
+    const size_t size = r.data.size();
+    if (backpressure &&
+        buffered_bytes_ + static_cast<int64_t>(size) > options_.max_buffered_bytes) {
+      ++throttled_records_;
+      ++*failed_count;
+      entries[i] = {0, kThrottleCode, kThrottleMessage};
+      continue;
+    }
+    const uint64_t id = next_record_id_++;
+    entries[i] = {id, {}, {}};
+    ++incoming_records_;
+    incoming_bytes_ += size;
+    buffered_bytes_ += static_cast<int64_t>(size);
+    const int64_t arrival = r.metadata.approximate_arrival_timestamp_ms != 0
+                                ? r.metadata.approximate_arrival_timestamp_ms
+                                : now_ms;
+
+    std::unique_ptr<detail::Batch>* slot = &default_batch_;
+    std::string_view error_code;
+    if (partitioning) {
+      Partitioned& p = scratch[i];
+      if (!p.error.empty()) {
+        error_code = "DynamicPartitioning.MetadataExtractionFailed";
+      } else if (auto it = partitions_.find(p.id); it != partitions_.end()) {
+        slot = &it->second;
+      } else if (partitions_.size() >= static_cast<size_t>(options_.max_active_partitions)) {
+        error_code = "DynamicPartitioning.ActivePartitionsLimitExceeded";
+        p.error = fmt::format("Firehose stream {} has {} active partitions, the limit.", name(),
+                              options_.max_active_partitions);
+      } else {
+        auto inserted = partitions_.emplace(p.id, TakeFreeBatchLocked());
+        slot = &inserted.first->second;
+        (*slot)->partition_id = p.id;
+        (*slot)->partition_values = p.keys.values();
+      }
+      if (!error_code.empty()) {
+        ++partitioning_failed_records_;
+        put_errors_.push_back({"partitioning-failed", std::string(error_code), p.error, id, 0,
+                               arrival, now_ms, std::string(r.data), size});
+        WakeLocked();
+        continue;
+      }
+    } else if (!default_batch_) {
+      default_batch_ = TakeFreeBatchLocked();
+    }
+
+    detail::Batch& b = **slot;
+    if (b.records.empty()) {
+      b.opened = now;
+      b.oldest_arrival_ms = arrival;
+      const absl::Time due = now + interval_;
+      earliest_due_ = std::min(earliest_due_, due);
+      if (due < wake_deadline_) WakeLocked();
+    } else {
+      b.oldest_arrival_ms = std::min(b.oldest_arrival_ms, arrival);
+    }
+    const RecordMetadata& md = r.metadata;
+    if (!md.partition_key.empty() || !md.shard_id.empty() || !md.sequence_number.empty()) {
+      b.meta_index.resize(b.records.size());
+      detail::RecordMeta& m = b.meta_index.emplace_back();
+      m.offset = static_cast<uint32_t>(b.meta.size());
+      m.partition_key_size =
+          static_cast<uint16_t>(std::min<size_t>(md.partition_key.size(), 0xffff));
+      m.shard_id_size = static_cast<uint16_t>(std::min<size_t>(md.shard_id.size(), 0xffff));
+      m.sequence_number_size =
+          static_cast<uint16_t>(std::min<size_t>(md.sequence_number.size(), 0xffff));
+      b.meta.append(md.partition_key.substr(0, m.partition_key_size));
+      b.meta.append(md.shard_id.substr(0, m.shard_id_size));
+      b.meta.append(md.sequence_number.substr(0, m.sequence_number_size));
+    }
+    const detail::BufferedRecord rec{id, arrival, static_cast<uint32_t>(b.data.size()),
+                                     static_cast<uint32_t>(size)};
+    b.data.append(r.data);
+    b.records.push_back(rec);
+    if (b.data.size() >= size_hint_bytes_) {
+      SealLocked(*slot);
+      if (partitioning) partitions_.erase(scratch[i].id);
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<detail::Batch> DeliveryStream::TakeFreeBatchLocked() {
+  if (free_batches_.empty()) return std::make_unique<detail::Batch>();
+  std::unique_ptr<detail::Batch> b = std::move(free_batches_.back());
+  free_batches_.pop_back();
+  return b;
+}
+
+void DeliveryStream::SealLocked(std::unique_ptr<detail::Batch>& slot) {
+  ready_.push_back(std::move(slot));
+  WakeLocked();
+}
+
+void DeliveryStream::WakeLocked() {
+  wake_ = true;
+  cv_.notify_all();
+}
+
+void DeliveryStream::SealDueLocked(absl::Time now, bool all) {
+  if (!all && now < earliest_due_) return;
+  absl::Time earliest = absl::InfiniteFuture();
+  auto due = [&](const detail::Batch& b) {
+    if (all || now >= b.opened + interval_) return true;
+    earliest = std::min(earliest, b.opened + interval_);
+    return false;
+  };
+  if (default_batch_ && !default_batch_->records.empty() && due(*default_batch_)) {
+    SealLocked(default_batch_);
+  }
+  for (auto it = partitions_.begin(); it != partitions_.end();) {
+    if (due(*it->second)) {
+      SealLocked(it->second);
+      partitions_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  earliest_due_ = earliest;
+}
+
+bool DeliveryStream::HasPendingLocked() const {
+  return (default_batch_ && !default_batch_->records.empty()) || !partitions_.empty() ||
+         !ready_.empty() || !retrying_.empty() || !put_errors_.empty() ||
+         !error_retrying_.empty() || in_pump_ > 0;
+}
+
+absl::Time DeliveryStream::NextDeadlineLocked(absl::Time now) const {
+  if (!ready_.empty() || !put_errors_.empty()) return now;
+  absl::Time deadline = earliest_due_;
+  for (const auto& b : retrying_) deadline = std::min(deadline, b->next_attempt);
+  for (const auto& o : error_retrying_) deadline = std::min(deadline, o.next_attempt);
+  return deadline;
+}
+
+size_t DeliveryStream::Pump() {
+  std::lock_guard<std::mutex> pump_lock(pump_mu_);
+  return PumpLocked(/*flush_all=*/false);
+}
+
+size_t DeliveryStream::Flush() {
+  std::lock_guard<std::mutex> pump_lock(pump_mu_);
+  return PumpLocked(/*flush_all=*/true);
+}
+
+absl::Status DeliveryStream::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (status_ != DeliveryStreamStatus::kActive || thread_running_) {
+    return ResourceInUseError(fmt::format(
+        "Firehose stream {} is {}{}; Start needs an ACTIVE stream without a delivery thread.",
+        name(), DeliveryStreamStatusName(status_),
+        thread_running_ ? " and its delivery thread is running" : ""));
+  }
+  thread_running_ = true;
+  thread_ = std::thread([this] { DeliveryLoop(); });
+  return absl::OkStatus();
+}
+
+void DeliveryStream::DeliveryLoop() {
+  while (true) {
+    {
+      std::lock_guard<std::mutex> pump_lock(pump_mu_);
+      PumpLocked(/*flush_all=*/false);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_ && !HasPendingLocked()) return;
+    const absl::Time now = clock_->Now();
+    const absl::Time deadline = NextDeadlineLocked(now);
+    if (deadline <= now || wake_) {
+      wake_ = false;
+      continue;
+    }
+    wake_deadline_ = deadline;
+    WaitUntil(*clock_, cv_, lock, deadline, [this] { return wake_; });
+    wake_ = false;
+    wake_deadline_ = absl::InfinitePast();
+  }
+}
+
+absl::Status DeliveryStream::Close() {
+  std::lock_guard<std::mutex> close_lock(close_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = DeliveryStreamStatus::kDeleting;
+    SealDueLocked(clock_->Now(), /*all=*/true);
+    stopping_ = true;
+    WakeLocked();
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    thread_running_ = false;
+    return absl::OkStatus();
+  }
+  while (true) {
+    {
+      std::lock_guard<std::mutex> pump_lock(pump_mu_);
+      PumpLocked(/*flush_all=*/true);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!HasPendingLocked()) return absl::OkStatus();
+    const absl::Time now = clock_->Now();
+    const absl::Time deadline = NextDeadlineLocked(now);
+    if (deadline <= now || wake_) {
+      wake_ = false;
+      continue;
+    }
+    WaitUntil(*clock_, cv_, lock, deadline, [this] { return wake_; });
+    wake_ = false;
+  }
+}
+
+DeliveryStreamStatus DeliveryStream::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
+DeliveryStreamMetrics DeliveryStream::GetMetrics() const {
+  DeliveryStreamMetrics m;
+  const int64_t now_ms = clock_->NowMillis();
+  int64_t oldest = now_ms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    m.incoming_records = incoming_records_;
+    m.incoming_bytes = incoming_bytes_;
+    m.throttled_records = throttled_records_;
+    m.partitioning_failed_records = partitioning_failed_records_;
+    m.buffered_bytes = static_cast<uint64_t>(buffered_bytes_);
+    m.active_partitions = static_cast<int>(partitions_.size()) +
+                          (default_batch_ && !default_batch_->records.empty() ? 1 : 0);
+    auto consider = [&](const std::unique_ptr<detail::Batch>& b) {
+      if (b && !b->records.empty()) oldest = std::min(oldest, b->oldest_arrival_ms);
+    };
+    consider(default_batch_);
+    for (const auto& [id, b] : partitions_) consider(b);
+    for (const auto& b : ready_) consider(b);
+    for (const auto& b : retrying_) consider(b);
+    if (in_pump_ > 0) oldest = std::min(oldest, in_pump_oldest_ms_);
+  }
+  m.data_freshness = absl::Milliseconds(std::max<int64_t>(0, now_ms - oldest));
+  m.delivery_records = delivery_records_.load(std::memory_order_relaxed);
+  m.delivery_bytes = delivery_bytes_.load(std::memory_order_relaxed);
+  m.delivery_objects = delivery_objects_.load(std::memory_order_relaxed);
+  m.delivery_attempts = delivery_attempts_.load(std::memory_order_relaxed);
+  m.dropped_records = dropped_records_.load(std::memory_order_relaxed);
+  m.processing_failed_records = processing_failed_records_.load(std::memory_order_relaxed);
+  m.delivery_failed_records = delivery_failed_records_.load(std::memory_order_relaxed);
+  m.error_output_records = error_output_records_.load(std::memory_order_relaxed);
+  m.error_output_attempts = error_output_attempts_.load(std::memory_order_relaxed);
+  m.error_output_objects = error_output_objects_.load(std::memory_order_relaxed);
+  return m;
+}
+
+}  // namespace riffle

@@ -1,0 +1,190 @@
+#include "riffle/detail/object_key.h"
+
+#include "fmt/format.h"
+
+namespace riffle::detail {
+namespace {
+
+constexpr size_t kMaxPrefixBytes = 1024;
+
+// Converts a Java DateTimeFormatter pattern (the subset Firehose documents) to absl's.
+absl::StatusOr<std::string> JavaToAbslPattern(std::string_view java, std::string_view parameter) {
+  std::string out;
+  for (size_t i = 0; i < java.size();) {
+    const char c = java[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+      if (c == '%')
+        out += "%%";
+      else
+        out += c;
+      ++i;
+      continue;
+    }
+    size_t run = 1;
+    while (i + run < java.size() && java[i + run] == c) ++run;
+    const std::string_view token = java.substr(i, run);
+    if (token == "yyyy")
+      out += "%Y";
+    else if (token == "yy")
+      out += "%y";
+    else if (token == "MM")
+      out += "%m";
+    else if (token == "dd")
+      out += "%d";
+    else if (token == "HH")
+      out += "%H";
+    else if (token == "mm")
+      out += "%M";
+    else if (token == "ss")
+      out += "%S";
+    else {
+      return InvalidArgumentError(fmt::format(
+          "{} has the timestamp pattern letters '{}'; supported are yyyy, yy, MM, dd, HH, mm "
+          "and ss.",
+          parameter, token));
+    }
+    i += run;
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<PrefixTemplate> PrefixTemplate::Parse(std::string_view text,
+                                                     std::string_view parameter,
+                                                     bool is_error_prefix) {
+  if (text.size() > kMaxPrefixBytes) {
+    return InvalidArgumentError(fmt::format("{} is {} bytes; it must be at most {} bytes.",
+                                            parameter, text.size(), kMaxPrefixBytes));
+  }
+  PrefixTemplate t;
+  bool has_expression = false;
+  std::string literal;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 2, "!{") != 0) {
+      literal += text[i++];
+      continue;
+    }
+    const size_t close = text.find('}', i);
+    if (close == std::string_view::npos) {
+      return InvalidArgumentError(
+          fmt::format("{} has an unterminated expression at offset {}.", parameter, i));
+    }
+    const std::string_view expr = text.substr(i + 2, close - i - 2);
+    const size_t colon = expr.find(':');
+    const std::string_view ns = expr.substr(0, colon);
+    const std::string_view arg = colon == std::string_view::npos ? "" : expr.substr(colon + 1);
+    if (!literal.empty()) t.segments_.push_back({Kind::kLiteral, std::exchange(literal, {})});
+    if (ns == "timestamp" && !arg.empty()) {
+      absl::StatusOr<std::string> pattern = JavaToAbslPattern(arg, parameter);
+      if (!pattern.ok()) return pattern.status();
+      t.segments_.push_back({Kind::kTimestamp, *std::move(pattern)});
+    } else if ((ns == "partitionKeyFromQuery" || ns == "partitionKeyFromLambda") && !arg.empty() &&
+               !is_error_prefix) {
+      t.segments_.push_back({Kind::kPartitionKey, std::string(arg)});
+      t.uses_partition_keys_ = true;
+    } else if (ns == "firehose" && arg == "random-string") {
+      t.segments_.push_back({Kind::kRandomString, ""});
+    } else if (ns == "firehose" && arg == "error-output-type" && is_error_prefix) {
+      t.segments_.push_back({Kind::kErrorOutputType, ""});
+    } else {
+      return InvalidArgumentError(fmt::format(
+          "{} has the unsupported expression '!{{{}}}'; {} accepts !{{timestamp:<pattern>}}, "
+          "!{{firehose:random-string}}{}.",
+          parameter, expr, parameter,
+          is_error_prefix ? " and !{firehose:error-output-type}"
+                          : ", !{partitionKeyFromQuery:<name>} and "
+                            "!{partitionKeyFromLambda:<name>}"));
+    }
+    has_expression = true;
+    i = close + 1;
+  }
+  if (!literal.empty()) t.segments_.push_back({Kind::kLiteral, std::move(literal)});
+  if (!has_expression) t.segments_.push_back({Kind::kTimestamp, "%Y/%m/%d/%H/"});
+  return t;
+}
+
+void PrefixTemplate::Evaluate(absl::Time timestamp, const PartitionValueList& values,
+                              std::string_view error_output_type, std::mt19937_64& rng,
+                              std::string* out) const {
+  for (const Segment& s : segments_) {
+    switch (s.kind) {
+      case Kind::kLiteral:
+        out->append(s.text);
+        break;
+      case Kind::kTimestamp:
+        out->append(absl::FormatTime(s.text, timestamp, absl::UTCTimeZone()));
+        break;
+      case Kind::kPartitionKey:
+        for (const auto& [name, value] : values) {
+          if (name == s.text) {
+            out->append(value);
+            break;
+          }
+        }
+        break;
+      case Kind::kErrorOutputType:
+        out->append(error_output_type);
+        break;
+      case Kind::kRandomString: {
+        static constexpr char kAlphabet[] =
+            "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        for (int i = 0; i < 11; ++i) out->push_back(kAlphabet[rng() % (sizeof(kAlphabet) - 1)]);
+        break;
+      }
+    }
+  }
+}
+
+std::string_view PrefixTemplate::MissingPartitionKey(const PartitionValueList& values) const {
+  for (const Segment& s : segments_) {
+    if (s.kind != Kind::kPartitionKey) continue;
+    bool found = false;
+    for (const auto& [name, value] : values) found = found || name == s.text;
+    if (!found) return s.text;
+  }
+  return "";
+}
+
+void AppendObjectName(std::string_view stream_name, int version, absl::Time time,
+                      std::mt19937_64& rng, std::string_view extension, std::string* out) {
+  const uint64_t hi = rng();
+  const uint64_t lo = rng();
+  fmt::format_to(std::back_inserter(*out), "{}-{}-{}-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}{}",
+                 stream_name, version,
+                 absl::FormatTime("%Y-%m-%d-%H-%M-%S", time, absl::UTCTimeZone()), hi >> 32,
+                 (hi >> 16) & 0xffff, ((hi & 0x0fff) | 0x4000), ((lo >> 48) & 0x3fff) | 0x8000,
+                 lo & 0xffffffffffffULL, extension);
+}
+
+void AppendJsonString(std::string_view value, std::string* out) {
+  out->push_back('"');
+  for (const char c : value) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          fmt::format_to(std::back_inserter(*out), "\\u{:04x}", static_cast<int>(c));
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+}  // namespace riffle::detail
