@@ -457,7 +457,7 @@ TEST_CASE("the hash key cache always returns the uncached MD5 hash key", "[routi
       }
     }
   }
-  SECTION("keys that share a slot replace each other and never mix") {
+  SECTION("keys that share a set replace each other and never mix") {
     // Collect keys by slot until one slot holds several, some sharing a prefix.
     std::vector<std::vector<std::string>> by_slot(Md5HashKeyCache::kEntries);
     std::vector<std::string>* crowded = nullptr;
