@@ -1,0 +1,888 @@
+#include "riffle/fifo_queue.h"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "fmt/format.h"
+#include "riffle/detail/fifo_core.h"
+#include "riffle/detail/fifo_text.h"
+#define XXH_INLINE_ALL
+#include "xxhash.h"
+
+namespace riffle {
+namespace detail {
+
+size_t FindInvalidBodyChar(std::string_view text, uint32_t* code_point) {
+  // Fast path: plain printable ASCII (and tab, LF, CR) needs no decoding.
+  unsigned suspicious = 0;
+  for (unsigned char c : text) suspicious |= (c < 0x20) | (c >= 0x80);
+  if (!suspicious) return std::string_view::npos;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    uint32_t cp;
+    size_t len;
+    if (c < 0x80) {
+      cp = c;
+      len = 1;
+    } else if ((c & 0xE0) == 0xC0) {
+      cp = c & 0x1F;
+      len = 2;
+    } else if ((c & 0xF0) == 0xE0) {
+      cp = c & 0x0F;
+      len = 3;
+    } else if ((c & 0xF8) == 0xF0) {
+      cp = c & 0x07;
+      len = 4;
+    } else {
+      *code_point = c;
+      return i;
+    }
+    if (i + len > n) {
+      *code_point = c;
+      return i;
+    }
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) {
+        *code_point = c;
+        return i;
+      }
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    static constexpr uint32_t kMinForLength[5] = {0, 0, 0x80, 0x800, 0x10000};
+    const bool allowed = cp >= kMinForLength[len] &&
+                         (cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
+                          (cp >= 0xE000 && cp <= 0xFFFD) || (cp >= 0x10000 && cp <= 0x10FFFF));
+    if (!allowed) {
+      *code_point = cp;
+      return i;
+    }
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+namespace {
+constexpr char kHex[] = "0123456789abcdef";
+
+void PutHex(uint64_t v, int digits, char* out) {
+  for (int i = digits - 1; i >= 0; --i, v >>= 4) out[i] = kHex[v & 0xF];
+}
+}  // namespace
+
+void Sha256Hex(std::string_view data, char out[64]) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0xF];
+  }
+}
+
+void FormatMessageId(absl::uint128 id, std::string* out) {
+  uint64_t hi = absl::Uint128High64(id), lo = absl::Uint128Low64(id);
+  hi = (hi & ~0xF000ull) | 0x4000ull;                  // Version 4.
+  lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48);  // RFC 4122 variant.
+  out->resize(36);
+  char* p = out->data();
+  PutHex(hi >> 32, 8, p);
+  p[8] = '-';
+  PutHex(hi >> 16, 4, p + 9);
+  p[13] = '-';
+  PutHex(hi, 4, p + 14);
+  p[18] = '-';
+  PutHex(lo >> 48, 4, p + 19);
+  p[23] = '-';
+  PutHex(lo, 12, p + 24);
+}
+
+void FormatSequenceNumber(uint64_t serial, std::string* out) {
+  const fmt::format_int digits(kSequenceBase + serial);
+  out->assign(digits.data(), digits.size());
+}
+
+void FormatReceiptHandle(uint64_t tag, uint32_t slot, uint32_t generation, std::string* out) {
+  out->resize(kReceiptHandleSize);
+  PutHex(tag, 16, out->data());
+  PutHex(slot, 8, out->data() + 16);
+  PutHex(generation, 8, out->data() + 24);
+}
+
+bool ParseReceiptHandle(std::string_view handle, uint64_t tag, uint32_t* slot,
+                        uint32_t* generation) {
+  if (handle.size() != kReceiptHandleSize) return false;
+  uint64_t words[2] = {0, 0};
+  for (size_t i = 0; i < kReceiptHandleSize; ++i) {
+    const char c = handle[i];
+    unsigned v;
+    if (c >= '0' && c <= '9')
+      v = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      v = c - 'a' + 10;
+    else
+      return false;
+    words[i / 16] = (words[i / 16] << 4) | v;
+  }
+  if (words[0] != tag) return false;
+  *slot = static_cast<uint32_t>(words[1] >> 32);
+  *generation = static_cast<uint32_t>(words[1]);
+  return true;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::FifoCore;
+using detail::FifoSlot;
+using detail::SlotState;
+
+constexpr int64_t kNanosPerSecond = 1'000'000'000;
+constexpr int kMaxBatchEntries = 10;
+constexpr int kMaxVisibilitySeconds = 43'200;
+constexpr size_t kMaxFifoIdLength = 128;
+constexpr int kMaxMessageAttributes = 10;
+
+absl::Status SqsError(std::string_view name, const std::string& message) {
+  const absl::StatusCode code = name == "MessageNotInflight" ? absl::StatusCode::kFailedPrecondition
+                                                             : absl::StatusCode::kInvalidArgument;
+  return MakeError(code, name, message);
+}
+
+absl::Status InvalidParameterValue(const std::string& message) {
+  return SqsError("InvalidParameterValue", message);
+}
+
+absl::Status ReceiptHandleIsInvalid(std::string_view handle) {
+  return SqsError("ReceiptHandleIsInvalid",
+                  fmt::format("ReceiptHandle \"{}\" is invalid: it is not the current receipt "
+                              "handle of a message in this queue.",
+                              handle.substr(0, 64)));
+}
+
+// Group ids, deduplication ids and receive attempt ids share one rule.
+absl::Status ValidateFifoId(std::string_view parameter, std::string_view id) {
+  if (id.empty()) {
+    return SqsError("MissingParameter",
+                    fmt::format("The request must contain the parameter {}.", parameter));
+  }
+  if (id.size() > kMaxFifoIdLength) {
+    return InvalidParameterValue(fmt::format("{} is {} characters long; it must be at most {}.",
+                                             parameter, id.size(), kMaxFifoIdLength));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (!detail::IsFifoIdChar(static_cast<unsigned char>(id[i]))) {
+      return InvalidParameterValue(fmt::format(
+          "{} contains the byte 0x{:02X} at position {}; only alphanumerics and punctuation "
+          "(!\"#$%&'()*+,-./:;<=>?@[\\]^_`{{|}}~) are allowed.",
+          parameter, static_cast<unsigned char>(id[i]), i));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBatchEntryId(std::string_view id) {
+  bool ok = !id.empty() && id.size() <= 80;
+  for (char c : id)
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
+  if (ok) return absl::OkStatus();
+  return SqsError("InvalidBatchEntryId",
+                  fmt::format("Id \"{}\" is invalid: a batch entry id has 1 to 80 characters of "
+                              "alphanumerics, hyphens and underscores.",
+                              id.substr(0, 100)));
+}
+
+template <class Entries>
+absl::Status ValidateBatch(const Entries& entries) {
+  if (entries.empty()) {
+    return SqsError("EmptyBatchRequest", "There should be at least one entry in the request.");
+  }
+  if (entries.size() > kMaxBatchEntries) {
+    return SqsError("TooManyEntriesInBatchRequest",
+                    fmt::format("The batch has {} entries; it must have at most {}.",
+                                entries.size(), kMaxBatchEntries));
+  }
+  for (const auto& e : entries) {
+    if (absl::Status s = ValidateBatchEntryId(e.id); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (entries[i].id == entries[j].id) {
+        return SqsError(
+            "BatchEntryIdsNotDistinct",
+            fmt::format("Id \"{}\" is repeated: batch entry ids must be distinct.", entries[i].id));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IsNumber(std::string_view v) {
+  size_t i = 0, digits = 0;
+  if (i < v.size() && (v[i] == '-' || v[i] == '+')) ++i;
+  while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i, ++digits;
+  if (i < v.size() && v[i] == '.') {
+    ++i;
+    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i, ++digits;
+  }
+  if (digits == 0) return false;
+  if (i < v.size() && (v[i] == 'e' || v[i] == 'E')) {
+    ++i;
+    if (i < v.size() && (v[i] == '-' || v[i] == '+')) ++i;
+    size_t exp_digits = 0;
+    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == v.size();
+}
+
+absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* bytes) {
+  if (attributes.size() > kMaxMessageAttributes) {
+    return InvalidParameterValue(
+        fmt::format("MessageAttributes has {} entries; at most {} are allowed.", attributes.size(),
+                    kMaxMessageAttributes));
+  }
+  for (const auto& [name, value] : attributes) {
+    bool ok = !name.empty() && name.size() <= 256 && name.front() != '.' && name.back() != '.' &&
+              name.find("..") == std::string::npos;
+    for (char c : name) {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+    }
+    std::string lower = name.substr(0, 7);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    ok = ok && lower.rfind("aws.", 0) != 0 && lower.rfind("amazon.", 0) != 0;
+    if (!ok) {
+      return InvalidParameterValue(fmt::format(
+          "Message attribute name \"{}\" is invalid: it must have 1 to 256 characters of "
+          "alphanumerics, '_', '-' and '.', not start with \"AWS.\" or \"Amazon.\", not start or "
+          "end with '.', and not contain \"..\".",
+          name.substr(0, 300)));
+    }
+    const std::string& type = value.data_type;
+    auto base_is = [&](std::string_view base) {
+      return type.rfind(base, 0) == 0 &&
+             (type.size() == base.size() ||
+              (type[base.size()] == '.' && type.size() > base.size() + 1));
+    };
+    const bool is_binary = base_is("Binary");
+    if (type.size() > 256 || !(base_is("String") || base_is("Number") || is_binary)) {
+      return InvalidParameterValue(fmt::format(
+          "Message attribute \"{}\" has DataType \"{}\"; it must be String, Number or Binary, "
+          "optionally followed by '.' and a label (256 characters at most).",
+          name, type.substr(0, 300)));
+    }
+    const std::string& v = is_binary ? value.binary_value : value.string_value;
+    if (v.empty()) {
+      return InvalidParameterValue(fmt::format(
+          "Message attribute \"{}\" must contain a non-empty value of type \"{}\".", name, type));
+    }
+    uint32_t cp;
+    if (!is_binary && detail::FindInvalidBodyChar(v, &cp) != std::string_view::npos) {
+      return SqsError(
+          "InvalidMessageContents",
+          fmt::format("Message attribute \"{}\" contains the invalid character U+{:04X}.", name,
+                      cp));
+    }
+    if (base_is("Number") && !IsNumber(v)) {
+      return InvalidParameterValue(fmt::format(
+          "Message attribute \"{}\" of type Number has the value \"{}\", which is not a "
+          "number.",
+          name, v.substr(0, 100)));
+    }
+    *bytes += name.size() + type.size() + v.size();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t lo, int64_t hi,
+                        std::string_view error = "InvalidParameterValue") {
+  if (value >= lo && value <= hi) return absl::OkStatus();
+  return SqsError(error,
+                  fmt::format("{} is {}; it must be between {} and {}.", parameter, value, lo, hi));
+}
+
+absl::Status ValidateOptions(const FifoQueueOptions& o) {
+  const std::string& name = o.name;
+  if (name.empty())
+    return SqsError("MissingParameter", "The request must contain the parameter QueueName.");
+  constexpr std::string_view kSuffix = ".fifo";
+  bool ok = name.size() <= 80 && name.size() > kSuffix.size() &&
+            name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+  for (size_t i = 0; ok && i + kSuffix.size() < name.size(); ++i) {
+    const char c = name[i];
+    ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  }
+  if (!ok) {
+    return InvalidParameterValue(fmt::format(
+        "QueueName \"{}\" is invalid: a FIFO queue name has 1 to 80 characters of alphanumerics, "
+        "hyphens and underscores, ending with \".fifo\".",
+        name.substr(0, 100)));
+  }
+  constexpr std::string_view kBad = "InvalidAttributeValue";
+  if (auto s = CheckRange("VisibilityTimeout", o.visibility_timeout_seconds, 0,
+                          kMaxVisibilitySeconds, kBad);
+      !s.ok())
+    return s;
+  if (auto s = CheckRange("MessageRetentionPeriod", o.message_retention_period_seconds, 60,
+                          1'209'600, kBad);
+      !s.ok())
+    return s;
+  if (auto s = CheckRange("MaximumMessageSize", o.maximum_message_size, 1024, 1'048'576, kBad);
+      !s.ok())
+    return s;
+  if (auto s = CheckRange("DelaySeconds", o.delay_seconds, 0, 900, kBad); !s.ok()) return s;
+  if (auto s = CheckRange("ReceiveMessageWaitTimeSeconds", o.receive_message_wait_time_seconds, 0,
+                          20, kBad);
+      !s.ok())
+    return s;
+  if (o.redrive_policy) {
+    if (!o.redrive_policy->dead_letter_queue) {
+      return SqsError(kBad, "RedrivePolicy has no dead-letter queue (dead_letter_queue is null).");
+    }
+    if (auto s = CheckRange("RedrivePolicy maxReceiveCount", o.redrive_policy->max_receive_count, 1,
+                            1000, kBad);
+        !s.ok())
+      return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- The queue -------------------------------------------------------------------------
+
+struct FifoQueue::Impl {
+  // What a send needs after validation, computed outside the lock.
+  struct PreparedSend {
+    std::string_view group;
+    std::string_view body;
+    std::string_view dedup_id;
+    absl::uint128 fingerprint;
+    const MessageAttributes* attributes;
+    char content_hash[64];
+  };
+  // A message taken by a receive, formatted after the lock is released.
+  struct Taken {
+    absl::uint128 message_id;
+    uint64_t serial;
+    uint32_t slot;
+    uint32_t generation;
+  };
+  struct Attempt {
+    int64_t expires_ns;
+    std::vector<std::pair<uint32_t, uint32_t>> handles;  // (slot, generation)
+  };
+
+  explicit Impl(FifoQueueOptions o)
+      : options(std::move(o)),
+        clock(options.clock ? options.clock : &SystemClock::Default()),
+        core({int64_t{options.message_retention_period_seconds} * kNanosPerSecond,
+              int64_t{options.delay_seconds} * kNanosPerSecond}) {
+    std::random_device rd;
+    tag = (uint64_t{rd()} << 32) ^ rd() ^ reinterpret_cast<uintptr_t>(this);
+    created_s = absl::ToUnixSeconds(clock->Now());
+    if (clock->IsManual()) {
+      subscription = clock->OnTimeChange([this] {
+        std::lock_guard<std::mutex> lock(mu);
+        cv.notify_all();
+      });
+    }
+  }
+
+  // Time under the lock, never running backwards inside the queue.
+  int64_t NowLocked() {
+    last_now = std::max(last_now, absl::ToUnixNanos(clock->Now()));
+    return last_now;
+  }
+
+  absl::Status Prepare(std::string_view group, std::string_view body,
+                       const std::optional<std::string_view>& dedup_id,
+                       const MessageAttributes& attributes, const std::optional<int>& delay,
+                       PreparedSend* out) const;
+  // Under the lock: enqueue or recognise a duplicate; returns (message id, serial).
+  std::pair<absl::uint128, uint64_t> SendLocked(const PreparedSend& p, int64_t now);
+  // Under the lock: a message moved here from a queue whose dead-letter queue this is.
+  void AcceptMoved(FifoSlot& from, std::string_view group);
+  // Under the lock: fills `messages` (already sized 0); returns how many.
+  int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>* messages,
+                 Taken* taken);
+  void EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken, int index);
+  absl::Status DeleteLocked(std::string_view handle, bool* woke_group);
+  absl::Status ChangeVisibilityLocked(std::string_view handle, int timeout, int64_t now,
+                                      bool* woke_group);
+
+  const FifoQueueOptions options;
+  Clock* const clock;
+  uint64_t tag = 0;  // Distinguishes this queue's receipt handles and message ids.
+  int64_t created_s = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  int waiters = 0;
+  int64_t last_now = 0;
+  FifoCore core;
+  absl::flat_hash_map<std::string, Attempt> attempts;
+  std::deque<std::pair<int64_t, std::string>> attempt_order;
+  ClockSubscription subscription;  // Last member: unsubscribed before the rest dies.
+};
+
+absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view body,
+                                      const std::optional<std::string_view>& dedup_id,
+                                      const MessageAttributes& attributes,
+                                      const std::optional<int>& delay, PreparedSend* out) const {
+  if (delay) {
+    return InvalidParameterValue(fmt::format(
+        "DelaySeconds is {}: FIFO queues have no per-message delay, only the queue's DelaySeconds.",
+        *delay));
+  }
+  if (absl::Status s = ValidateFifoId("MessageGroupId", group); !s.ok()) return s;
+  if (dedup_id) {
+    if (absl::Status s = ValidateFifoId("MessageDeduplicationId", *dedup_id); !s.ok()) return s;
+  } else if (!options.content_based_deduplication) {
+    return InvalidParameterValue(
+        "The queue should either have ContentBasedDeduplication enabled or "
+        "MessageDeduplicationId provided explicitly.");
+  }
+  if (body.empty()) {
+    return SqsError("MissingParameter", "The request must contain the parameter MessageBody.");
+  }
+  size_t bytes = body.size();
+  if (!attributes.empty()) {
+    if (absl::Status s = ValidateAttributes(attributes, &bytes); !s.ok()) return s;
+  }
+  if (bytes > static_cast<size_t>(options.maximum_message_size)) {
+    return InvalidParameterValue(
+        fmt::format("The message is {} bytes (body and attributes); it must be at most {} bytes "
+                    "(MaximumMessageSize).",
+                    bytes, options.maximum_message_size));
+  }
+  uint32_t cp = 0;
+  if (size_t at = detail::FindInvalidBodyChar(body, &cp); at != std::string_view::npos) {
+    return SqsError("InvalidMessageContents",
+                    fmt::format("MessageBody contains the invalid character U+{:04X} at byte {}; "
+                                "allowed are #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and "
+                                "#x10000-#x10FFFF in UTF-8.",
+                                cp, at));
+  }
+  out->group = group;
+  out->body = body;
+  out->attributes = attributes.empty() ? nullptr : &attributes;
+  if (dedup_id) {
+    out->dedup_id = *dedup_id;
+  } else {
+    detail::Sha256Hex(body, out->content_hash);
+    out->dedup_id = std::string_view(out->content_hash, 64);
+  }
+  // In message-group scope the same id in two groups names two messages.
+  const uint64_t seed = options.deduplication_scope == DeduplicationScope::kMessageGroup
+                            ? XXH3_64bits(group.data(), group.size())
+                            : 0;
+  const XXH128_hash_t h = XXH3_128bits_withSeed(out->dedup_id.data(), out->dedup_id.size(), seed);
+  out->fingerprint = absl::MakeUint128(h.high64, h.low64);
+  return absl::OkStatus();
+}
+
+std::pair<absl::uint128, uint64_t> FifoQueue::Impl::SendLocked(const PreparedSend& p, int64_t now) {
+  if (const detail::DedupEntry* e = core.FindDedup(p.fingerprint))
+    return {e->message_id, e->serial};
+  const uint32_t s = core.Enqueue(p.group, p.body, p.dedup_id, now);
+  FifoSlot& slot = core.slot(s);
+  slot.message_id =
+      absl::MakeUint128(detail::Mix64(tag ^ slot.serial), detail::Mix64(slot.serial + tag));
+  slot.sent_ms = now / 1'000'000;
+  if (p.attributes) slot.attributes = std::make_unique<MessageAttributes>(*p.attributes);
+  core.InsertDedup(p.fingerprint, {slot.message_id, slot.serial, now + FifoCore::kDedupWindowNs});
+  return {slot.message_id, slot.serial};
+}
+
+void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
+  const int64_t now = NowLocked();
+  core.Advance(now);
+  const uint32_t s = core.Enqueue(group, from.body, from.dedup_id, now);
+  FifoSlot& slot = core.slot(s);
+  slot.message_id = from.message_id;
+  slot.sent_ms = from.sent_ms;
+  slot.attributes = std::move(from.attributes);
+}
+
+void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken,
+                                 int index) {
+  FifoSlot& slot = core.slot(s);
+  if (messages->size() <= static_cast<size_t>(index)) messages->resize(index + 1);
+  Message& m = (*messages)[index];
+  m.body.assign(slot.body);
+  m.message_group_id.assign(core.group(slot.group).id);
+  m.message_deduplication_id.assign(slot.dedup_id);
+  if (slot.attributes)
+    m.message_attributes = *slot.attributes;
+  else
+    m.message_attributes.clear();
+  m.approximate_receive_count = slot.receive_count;
+  m.sent_timestamp = slot.sent_ms;
+  m.approximate_first_receive_timestamp = slot.first_receive_ms;
+  taken[index] = {slot.message_id, slot.serial, s, slot.generation};
+}
+
+int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
+                                std::vector<Message>* messages, Taken* taken) {
+  const RedrivePolicy* redrive = options.redrive_policy ? &*options.redrive_policy : nullptr;
+  int n = 0;
+  while (n < max && core.HasReady()) {
+    const uint32_t g = core.FirstReadyGroup();
+    // One group first, in order; the group stops being ready once it has a message in
+    // flight, so the next turn of the outer loop moves to the next group.
+    for (uint32_t s = core.GroupHead(g); n < max && s != detail::kNil; s = core.GroupHead(g)) {
+      FifoSlot& slot = core.slot(s);
+      if (redrive && slot.receive_count >= redrive->max_receive_count) {
+        Impl& dlq = *redrive->dead_letter_queue->impl_;
+        {
+          // Lock order follows the redrive chain, which has no cycles: a queue's
+          // dead-letter queue exists before the queue.
+          std::lock_guard<std::mutex> dlq_lock(dlq.mu);
+          dlq.AcceptMoved(slot, core.group(g).id);
+        }
+        dlq.cv.notify_all();
+        core.Remove(s);
+        continue;
+      }
+      core.MarkInFlight(s, now, now + visibility_ns);
+      if (slot.first_receive_ms == 0) slot.first_receive_ms = now / 1'000'000;
+      EmitLocked(s, messages, taken, n++);
+    }
+  }
+  return n;
+}
+
+absl::Status FifoQueue::Impl::DeleteLocked(std::string_view handle, bool* woke_group) {
+  uint32_t s, generation;
+  if (!detail::ParseReceiptHandle(handle, tag, &s, &generation))
+    return ReceiptHandleIsInvalid(handle);
+  FifoSlot* slot = core.Find(s, generation);
+  if (!slot) return ReceiptHandleIsInvalid(handle);
+  const bool was_in_flight = slot->state == SlotState::kInFlight;
+  core.Remove(s);
+  *woke_group |= was_in_flight;
+  return absl::OkStatus();
+}
+
+absl::Status FifoQueue::Impl::ChangeVisibilityLocked(std::string_view handle, int timeout,
+                                                     int64_t now, bool* woke_group) {
+  uint32_t s, generation;
+  if (!detail::ParseReceiptHandle(handle, tag, &s, &generation))
+    return ReceiptHandleIsInvalid(handle);
+  FifoSlot* slot = core.Find(s, generation);
+  if (!slot) return ReceiptHandleIsInvalid(handle);
+  if (absl::Status st = CheckRange("VisibilityTimeout", timeout, 0, kMaxVisibilitySeconds);
+      !st.ok()) {
+    return st;
+  }
+  if (slot->state != SlotState::kInFlight) {
+    return SqsError("MessageNotInflight",
+                    "The message is not in flight: its visibility timeout has already ended.");
+  }
+  const int64_t deadline = now + int64_t{timeout} * kNanosPerSecond;
+  if (deadline - slot->received_ns > int64_t{kMaxVisibilitySeconds} * kNanosPerSecond) {
+    return InvalidParameterValue(fmt::format(
+        "VisibilityTimeout {} would keep the message invisible more than 43200 seconds (12 hours) "
+        "after it was received.",
+        timeout));
+  }
+  core.SetDeadline(s, deadline, now);
+  *woke_group |= timeout == 0;
+  return absl::OkStatus();
+}
+
+// ---- Public API ------------------------------------------------------------------------
+
+absl::StatusOr<std::shared_ptr<FifoQueue>> FifoQueue::Create(FifoQueueOptions options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  return std::shared_ptr<FifoQueue>(new FifoQueue(std::make_unique<Impl>(std::move(options))));
+}
+
+FifoQueue::FifoQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FifoQueue::~FifoQueue() = default;
+
+const std::string& FifoQueue::name() const { return impl_->options.name; }
+
+absl::StatusOr<SendMessageResult> FifoQueue::SendMessage(const SendMessageRequest& request) {
+  SendMessageResult result;
+  if (absl::Status s = SendMessage(request, &result); !s.ok()) return s;
+  return result;
+}
+
+absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessageResult* result) {
+  Impl& q = *impl_;
+  Impl::PreparedSend p;
+  if (absl::Status s = q.Prepare(request.message_group_id, request.message_body,
+                                 request.message_deduplication_id, request.message_attributes,
+                                 request.delay_seconds, &p);
+      !s.ok()) {
+    return s;
+  }
+  std::pair<absl::uint128, uint64_t> sent;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    const int64_t now = q.NowLocked();
+    q.core.Advance(now);
+    sent = q.SendLocked(p, now);
+    wake = q.waiters > 0;
+  }
+  if (wake) q.cv.notify_all();
+  detail::FormatMessageId(sent.first, &result->message_id);
+  detail::FormatSequenceNumber(sent.second, &result->sequence_number);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
+    const std::vector<SendMessageBatchRequestEntry>& entries) {
+  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  Impl& q = *impl_;
+  size_t total = 0;
+  for (const auto& e : entries) total += e.message_body.size();
+  if (total > static_cast<size_t>(q.options.maximum_message_size)) {
+    return SqsError("BatchRequestTooLong",
+                    fmt::format("The batch's message bodies add up to {} bytes; at most {} are "
+                                "allowed (MaximumMessageSize).",
+                                total, q.options.maximum_message_size));
+  }
+  SendMessageBatchResult result;
+  std::array<Impl::PreparedSend, kMaxBatchEntries> prepared;
+  std::array<absl::Status, kMaxBatchEntries> status;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    status[i] = q.Prepare(e.message_group_id, e.message_body, e.message_deduplication_id,
+                          e.message_attributes, e.delay_seconds, &prepared[i]);
+  }
+  std::array<std::pair<absl::uint128, uint64_t>, kMaxBatchEntries> sent;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    const int64_t now = q.NowLocked();
+    q.core.Advance(now);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (status[i].ok()) sent[i] = q.SendLocked(prepared[i], now);
+    }
+    wake = q.waiters > 0;
+  }
+  if (wake) q.cv.notify_all();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (status[i].ok()) {
+      SendMessageBatchResultEntry& r = result.successful.emplace_back();
+      r.id = std::string(entries[i].id);
+      detail::FormatMessageId(sent[i].first, &r.message_id);
+      detail::FormatSequenceNumber(sent[i].second, &r.sequence_number);
+    } else {
+      result.failed.push_back(
+          {std::string(entries[i].id), ErrorName(status[i]), ErrorMessage(status[i]), true});
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<ReceiveMessageResult> FifoQueue::ReceiveMessage(
+    const ReceiveMessageRequest& request) {
+  ReceiveMessageResult result;
+  if (absl::Status s = ReceiveMessage(request, &result.messages); !s.ok()) return s;
+  return result;
+}
+
+absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
+                                       std::vector<Message>* messages) {
+  Impl& q = *impl_;
+  if (auto s =
+          CheckRange("MaxNumberOfMessages", request.max_number_of_messages, 1, kMaxBatchEntries);
+      !s.ok()) {
+    return s;
+  }
+  const int visibility = request.visibility_timeout.value_or(q.options.visibility_timeout_seconds);
+  if (auto s = CheckRange("VisibilityTimeout", visibility, 0, kMaxVisibilitySeconds); !s.ok())
+    return s;
+  const int wait = request.wait_time_seconds.value_or(q.options.receive_message_wait_time_seconds);
+  if (auto s = CheckRange("WaitTimeSeconds", wait, 0, 20); !s.ok()) return s;
+  const std::string_view attempt_id = request.receive_request_attempt_id;
+  if (!attempt_id.empty()) {
+    if (auto s = ValidateFifoId("ReceiveRequestAttemptId", attempt_id); !s.ok()) return s;
+  }
+  const int64_t visibility_ns = int64_t{visibility} * kNanosPerSecond;
+  std::array<Impl::Taken, kMaxBatchEntries> taken;
+  int n = 0;
+  {
+    std::unique_lock<std::mutex> lock(q.mu);
+    int64_t now = q.NowLocked();
+    q.core.Advance(now);
+    const int64_t deadline = now + int64_t{wait} * kNanosPerSecond;
+    bool record_attempt = false;
+    if (!attempt_id.empty()) {
+      while (!q.attempt_order.empty() && q.attempt_order.front().first <= now) {
+        auto it = q.attempts.find(q.attempt_order.front().second);
+        if (it != q.attempts.end() && it->second.expires_ns <= now) q.attempts.erase(it);
+        q.attempt_order.pop_front();
+      }
+      auto it = q.attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
+      if (it != q.attempts.end()) {
+        // A retry returns the same messages and handles while none of them was deleted,
+        // changed or received again, and restarts their visibility timeout.
+        bool intact = true;
+        for (auto [s, gen] : it->second.handles) {
+          FifoSlot* slot = q.core.Find(s, gen);
+          intact = intact && slot && slot->state == SlotState::kInFlight;
+        }
+        if (intact) {
+          for (auto [s, gen] : it->second.handles) {
+            q.core.SetDeadline(s, now + visibility_ns, now);
+            q.EmitLocked(s, messages, taken.data(), n++);
+          }
+        } else {
+          q.attempts.erase(it);
+        }
+      }
+      record_attempt = n == 0;
+    }
+    if (record_attempt || attempt_id.empty()) {
+      for (;;) {
+        n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, messages,
+                         taken.data());
+        if (n > 0 || now >= deadline) break;
+        ++q.waiters;
+        const int64_t wake_at = std::min(deadline, q.core.NextWakeNs());
+        WaitUntil(*q.clock, q.cv, lock, absl::FromUnixNanos(wake_at),
+                  [&] { return q.core.HasReady(); });
+        --q.waiters;
+        now = q.NowLocked();
+        q.core.Advance(now);
+      }
+      if (record_attempt && n > 0) {
+        Impl::Attempt& attempt = q.attempts[std::string(attempt_id)];
+        attempt.expires_ns = now + FifoCore::kDedupWindowNs;
+        attempt.handles.clear();
+        for (int i = 0; i < n; ++i)
+          attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
+        q.attempt_order.emplace_back(attempt.expires_ns, std::string(attempt_id));
+      }
+    }
+  }
+  messages->resize(n);
+  for (int i = 0; i < n; ++i) {
+    Message& m = (*messages)[i];
+    detail::FormatMessageId(taken[i].message_id, &m.message_id);
+    detail::FormatSequenceNumber(taken[i].serial, &m.sequence_number);
+    detail::FormatReceiptHandle(q.tag, taken[i].slot, taken[i].generation, &m.receipt_handle);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
+  Impl& q = *impl_;
+  bool woke = false;
+  absl::Status status;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    q.core.Advance(q.NowLocked());
+    status = q.DeleteLocked(receipt_handle, &woke);
+    wake = woke && q.waiters > 0;
+  }
+  if (wake) q.cv.notify_all();
+  return status;
+}
+
+absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
+    const std::vector<DeleteMessageBatchRequestEntry>& entries) {
+  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  Impl& q = *impl_;
+  std::array<absl::Status, kMaxBatchEntries> status;
+  bool woke = false, wake;
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    q.core.Advance(q.NowLocked());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      status[i] = q.DeleteLocked(entries[i].receipt_handle, &woke);
+    }
+    wake = woke && q.waiters > 0;
+  }
+  if (wake) q.cv.notify_all();
+  BatchResult result;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (status[i].ok()) {
+      result.successful.emplace_back(entries[i].id);
+    } else {
+      result.failed.push_back(
+          {std::string(entries[i].id), ErrorName(status[i]), ErrorMessage(status[i]), true});
+    }
+  }
+  return result;
+}
+
+absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
+                                                int visibility_timeout) {
+  Impl& q = *impl_;
+  bool woke = false;
+  absl::Status status;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    const int64_t now = q.NowLocked();
+    q.core.Advance(now);
+    status = q.ChangeVisibilityLocked(receipt_handle, visibility_timeout, now, &woke);
+    wake = woke && q.waiters > 0;
+  }
+  if (wake) q.cv.notify_all();
+  return status;
+}
+
+absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
+    const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries) {
+  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  Impl& q = *impl_;
+  std::array<absl::Status, kMaxBatchEntries> status;
+  bool woke = false, wake;
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    const int64_t now = q.NowLocked();
+    q.core.Advance(now);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      status[i] = q.ChangeVisibilityLocked(entries[i].receipt_handle, entries[i].visibility_timeout,
+                                           now, &woke);
+    }
+    wake = woke && q.waiters > 0;
+  }
+  if (wake) q.cv.notify_all();
+  BatchResult result;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (status[i].ok()) {
+      result.successful.emplace_back(entries[i].id);
+    } else {
+      result.failed.push_back({std::string(entries[i].id), ErrorName(status[i]),
+                               ErrorMessage(status[i]),
+                               ErrorName(status[i]) != "MessageNotInflight"});
+    }
+  }
+  return result;
+}
+
+QueueAttributes FifoQueue::GetQueueAttributes() {
+  Impl& q = *impl_;
+  std::lock_guard<std::mutex> lock(q.mu);
+  q.core.Advance(q.NowLocked());
+  return {q.core.visible_count(), q.core.in_flight_count(), q.core.delayed_count(), q.created_s};
+}
+
+void FifoQueue::PurgeQueue() {
+  Impl& q = *impl_;
+  std::lock_guard<std::mutex> lock(q.mu);
+  q.core.RemoveAll();
+  q.attempts.clear();
+  q.attempt_order.clear();
+}
+
+}  // namespace riffle
