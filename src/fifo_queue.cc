@@ -121,18 +121,20 @@ void FormatReceiptHandle(uint64_t tag, uint32_t slot, uint32_t generation, std::
 bool ParseReceiptHandle(std::string_view handle, uint64_t tag, uint32_t* slot,
                         uint32_t* generation) {
   if (handle.size() != kReceiptHandleSize) return false;
+  static constexpr auto kValue = [] {
+    std::array<uint8_t, 256> t{};
+    t.fill(0xFF);
+    for (int i = 0; i < 16; ++i) t[static_cast<unsigned char>(kHex[i])] = static_cast<uint8_t>(i);
+    return t;
+  }();
   uint64_t words[2] = {0, 0};
+  unsigned bad = 0;
   for (size_t i = 0; i < kReceiptHandleSize; ++i) {
-    const char c = handle[i];
-    unsigned v;
-    if (c >= '0' && c <= '9')
-      v = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      v = c - 'a' + 10;
-    else
-      return false;
-    words[i / 16] = (words[i / 16] << 4) | v;
+    const uint8_t v = kValue[static_cast<unsigned char>(handle[i])];
+    bad |= v;
+    words[i / 16] = (words[i / 16] << 4) | (v & 0xF);
   }
+  if (bad & 0xF0) return false;
   if (words[0] != tag) return false;
   *slot = static_cast<uint32_t>(words[1] >> 32);
   *generation = static_cast<uint32_t>(words[1]);
@@ -152,6 +154,27 @@ constexpr int kMaxBatchEntries = 10;
 constexpr int kMaxVisibilitySeconds = 43'200;
 constexpr size_t kMaxFifoIdLength = 128;
 constexpr int kMaxMessageAttributes = 10;
+
+// The queue's critical sections last a fraction of a microsecond, while parking a thread in
+// the kernel and waking it again costs microseconds: try a little before blocking, as
+// glibc's adaptive mutexes do.
+std::unique_lock<std::mutex> LockQueue(std::mutex& mu) {
+  for (int i = 0; i < 100; ++i) {
+    if (mu.try_lock()) return std::unique_lock<std::mutex>(mu, std::adopt_lock);
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  return std::unique_lock<std::mutex>(mu);
+}
+
+// A receipt handle decoded outside the lock.
+struct Handle {
+  std::string_view text;
+  bool well_formed;
+  uint32_t slot;
+  uint32_t generation;
+};
 
 absl::Status SqsError(std::string_view name, const std::string& message) {
   const absl::StatusCode code = name == "MessageNotInflight" ? absl::StatusCode::kFailedPrecondition
@@ -409,17 +432,28 @@ struct FifoQueue::Impl {
                        const std::optional<std::string_view>& dedup_id,
                        const MessageAttributes& attributes, const std::optional<int>& delay,
                        PreparedSend* out) const;
-  // Under the lock: enqueue or recognise a duplicate; returns (message id, serial).
-  std::pair<absl::uint128, uint64_t> SendLocked(const PreparedSend& p, int64_t now);
+  // Under the lock: enqueue or recognise a duplicate; returns the message's serial.
+  uint64_t SendLocked(const PreparedSend& p, int64_t now);
+  // Sent messages' ids derive from their serial, so a duplicate needs only the serial.
+  absl::uint128 MessageIdFor(uint64_t serial) const {
+    return absl::MakeUint128(detail::Mix64(tag ^ serial), detail::Mix64(serial + tag));
+  }
   // Under the lock: a message moved here from a queue whose dead-letter queue this is.
   void AcceptMoved(FifoSlot& from, std::string_view group);
   // Under the lock: fills `messages` (already sized 0); returns how many.
   int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>* messages,
                  Taken* taken);
   void EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken, int index);
-  absl::Status DeleteLocked(std::string_view handle, bool* woke_group);
-  absl::Status ChangeVisibilityLocked(std::string_view handle, int timeout, int64_t now,
-                                      bool* woke_group);
+  Handle Parse(std::string_view text) const {
+    Handle h{text, false, 0, 0};
+    h.well_formed = detail::ParseReceiptHandle(text, tag, &h.slot, &h.generation);
+    return h;
+  }
+  absl::Status DeleteLocked(const Handle& handle);
+  absl::Status ChangeVisibilityLocked(const Handle& handle, int timeout, int64_t now);
+  // Waiters sleep only while no group is ready, so only the change from none to some
+  // needs a wake-up: senders and deleters on a busy queue make no system call.
+  bool ShouldWake(bool was_ready) const { return waiters > 0 && !was_ready && core.HasReady(); }
 
   const FifoQueueOptions options;
   Clock* const clock;
@@ -491,17 +525,15 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   return absl::OkStatus();
 }
 
-std::pair<absl::uint128, uint64_t> FifoQueue::Impl::SendLocked(const PreparedSend& p, int64_t now) {
-  if (const detail::DedupEntry* e = core.FindDedup(p.fingerprint))
-    return {e->message_id, e->serial};
+uint64_t FifoQueue::Impl::SendLocked(const PreparedSend& p, int64_t now) {
+  if (const uint64_t serial = core.FindDedup(p.fingerprint)) return serial;
   const uint32_t s = core.Enqueue(p.group, p.body, p.dedup_id, now);
   FifoSlot& slot = core.slot(s);
-  slot.message_id =
-      absl::MakeUint128(detail::Mix64(tag ^ slot.serial), detail::Mix64(slot.serial + tag));
+  slot.message_id = MessageIdFor(slot.serial);
   slot.sent_ms = now / 1'000'000;
   if (p.attributes) slot.attributes = std::make_unique<MessageAttributes>(*p.attributes);
-  core.InsertDedup(p.fingerprint, {slot.message_id, slot.serial, now + FifoCore::kDedupWindowNs});
-  return {slot.message_id, slot.serial};
+  core.InsertDedup(p.fingerprint, slot.serial, now + FifoCore::kDedupWindowNs);
+  return slot.serial;
 }
 
 void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
@@ -562,25 +594,19 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
   return n;
 }
 
-absl::Status FifoQueue::Impl::DeleteLocked(std::string_view handle, bool* woke_group) {
-  uint32_t s, generation;
-  if (!detail::ParseReceiptHandle(handle, tag, &s, &generation))
-    return ReceiptHandleIsInvalid(handle);
-  FifoSlot* slot = core.Find(s, generation);
-  if (!slot) return ReceiptHandleIsInvalid(handle);
-  const bool was_in_flight = slot->state == SlotState::kInFlight;
-  core.Remove(s);
-  *woke_group |= was_in_flight;
+absl::Status FifoQueue::Impl::DeleteLocked(const Handle& handle) {
+  if (!handle.well_formed || !core.Find(handle.slot, handle.generation)) {
+    return ReceiptHandleIsInvalid(handle.text);
+  }
+  core.Remove(handle.slot);
   return absl::OkStatus();
 }
 
-absl::Status FifoQueue::Impl::ChangeVisibilityLocked(std::string_view handle, int timeout,
-                                                     int64_t now, bool* woke_group) {
-  uint32_t s, generation;
-  if (!detail::ParseReceiptHandle(handle, tag, &s, &generation))
-    return ReceiptHandleIsInvalid(handle);
-  FifoSlot* slot = core.Find(s, generation);
-  if (!slot) return ReceiptHandleIsInvalid(handle);
+absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int timeout,
+                                                     int64_t now) {
+  FifoSlot* slot = handle.well_formed ? core.Find(handle.slot, handle.generation) : nullptr;
+  if (!slot) return ReceiptHandleIsInvalid(handle.text);
+  const uint32_t s = handle.slot;
   if (absl::Status st = CheckRange("VisibilityTimeout", timeout, 0, kMaxVisibilitySeconds);
       !st.ok()) {
     return st;
@@ -597,7 +623,6 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(std::string_view handle, in
         timeout));
   }
   core.SetDeadline(s, deadline, now);
-  *woke_group |= timeout == 0;
   return absl::OkStatus();
 }
 
@@ -628,18 +653,19 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
       !s.ok()) {
     return s;
   }
-  std::pair<absl::uint128, uint64_t> sent;
+  uint64_t serial;
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(q.mu);
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
     const int64_t now = q.NowLocked();
     q.core.Advance(now);
-    sent = q.SendLocked(p, now);
-    wake = q.waiters > 0;
+    serial = q.SendLocked(p, now);
+    wake = q.ShouldWake(was_ready);
   }
   if (wake) q.cv.notify_all();
-  detail::FormatMessageId(sent.first, &result->message_id);
-  detail::FormatSequenceNumber(sent.second, &result->sequence_number);
+  detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
+  detail::FormatSequenceNumber(serial, &result->sequence_number);
   return absl::OkStatus();
 }
 
@@ -663,24 +689,25 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
     status[i] = q.Prepare(e.message_group_id, e.message_body, e.message_deduplication_id,
                           e.message_attributes, e.delay_seconds, &prepared[i]);
   }
-  std::array<std::pair<absl::uint128, uint64_t>, kMaxBatchEntries> sent;
+  std::array<uint64_t, kMaxBatchEntries> serials;
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(q.mu);
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
     const int64_t now = q.NowLocked();
     q.core.Advance(now);
     for (size_t i = 0; i < entries.size(); ++i) {
-      if (status[i].ok()) sent[i] = q.SendLocked(prepared[i], now);
+      if (status[i].ok()) serials[i] = q.SendLocked(prepared[i], now);
     }
-    wake = q.waiters > 0;
+    wake = q.ShouldWake(was_ready);
   }
   if (wake) q.cv.notify_all();
   for (size_t i = 0; i < entries.size(); ++i) {
     if (status[i].ok()) {
       SendMessageBatchResultEntry& r = result.successful.emplace_back();
       r.id = std::string(entries[i].id);
-      detail::FormatMessageId(sent[i].first, &r.message_id);
-      detail::FormatSequenceNumber(sent[i].second, &r.sequence_number);
+      detail::FormatMessageId(q.MessageIdFor(serials[i]), &r.message_id);
+      detail::FormatSequenceNumber(serials[i], &r.sequence_number);
     } else {
       result.failed.push_back(
           {std::string(entries[i].id), ErrorName(status[i]), ErrorMessage(status[i]), true});
@@ -717,7 +744,7 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
   std::array<Impl::Taken, kMaxBatchEntries> taken;
   int n = 0;
   {
-    std::unique_lock<std::mutex> lock(q.mu);
+    auto lock = LockQueue(q.mu);
     int64_t now = q.NowLocked();
     q.core.Advance(now);
     const int64_t deadline = now + int64_t{wait} * kNanosPerSecond;
@@ -783,14 +810,15 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
 
 absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
   Impl& q = *impl_;
-  bool woke = false;
+  const Handle handle = q.Parse(receipt_handle);
   absl::Status status;
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(q.mu);
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
     q.core.Advance(q.NowLocked());
-    status = q.DeleteLocked(receipt_handle, &woke);
-    wake = woke && q.waiters > 0;
+    status = q.DeleteLocked(handle);
+    wake = q.ShouldWake(was_ready);
   }
   if (wake) q.cv.notify_all();
   return status;
@@ -800,15 +828,18 @@ absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
     const std::vector<DeleteMessageBatchRequestEntry>& entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
+  std::array<Handle, kMaxBatchEntries> handles;
+  for (size_t i = 0; i < entries.size(); ++i) handles[i] = q.Parse(entries[i].receipt_handle);
   std::array<absl::Status, kMaxBatchEntries> status;
-  bool woke = false, wake;
+  bool wake;
   {
-    std::lock_guard<std::mutex> lock(q.mu);
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
     q.core.Advance(q.NowLocked());
     for (size_t i = 0; i < entries.size(); ++i) {
-      status[i] = q.DeleteLocked(entries[i].receipt_handle, &woke);
+      status[i] = q.DeleteLocked(handles[i]);
     }
-    wake = woke && q.waiters > 0;
+    wake = q.ShouldWake(was_ready);
   }
   if (wake) q.cv.notify_all();
   BatchResult result;
@@ -826,15 +857,16 @@ absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
 absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
                                                 int visibility_timeout) {
   Impl& q = *impl_;
-  bool woke = false;
+  const Handle handle = q.Parse(receipt_handle);
   absl::Status status;
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(q.mu);
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
     const int64_t now = q.NowLocked();
     q.core.Advance(now);
-    status = q.ChangeVisibilityLocked(receipt_handle, visibility_timeout, now, &woke);
-    wake = woke && q.waiters > 0;
+    status = q.ChangeVisibilityLocked(handle, visibility_timeout, now);
+    wake = q.ShouldWake(was_ready);
   }
   if (wake) q.cv.notify_all();
   return status;
@@ -844,17 +876,19 @@ absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
     const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
+  std::array<Handle, kMaxBatchEntries> handles;
+  for (size_t i = 0; i < entries.size(); ++i) handles[i] = q.Parse(entries[i].receipt_handle);
   std::array<absl::Status, kMaxBatchEntries> status;
-  bool woke = false, wake;
+  bool wake;
   {
-    std::lock_guard<std::mutex> lock(q.mu);
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
     const int64_t now = q.NowLocked();
     q.core.Advance(now);
     for (size_t i = 0; i < entries.size(); ++i) {
-      status[i] = q.ChangeVisibilityLocked(entries[i].receipt_handle, entries[i].visibility_timeout,
-                                           now, &woke);
+      status[i] = q.ChangeVisibilityLocked(handles[i], entries[i].visibility_timeout, now);
     }
-    wake = woke && q.waiters > 0;
+    wake = q.ShouldWake(was_ready);
   }
   if (wake) q.cv.notify_all();
   BatchResult result;
@@ -872,14 +906,14 @@ absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
 
 QueueAttributes FifoQueue::GetQueueAttributes() {
   Impl& q = *impl_;
-  std::lock_guard<std::mutex> lock(q.mu);
+  auto lock = LockQueue(q.mu);
   q.core.Advance(q.NowLocked());
   return {q.core.visible_count(), q.core.in_flight_count(), q.core.delayed_count(), q.created_s};
 }
 
 void FifoQueue::PurgeQueue() {
   Impl& q = *impl_;
-  std::lock_guard<std::mutex> lock(q.mu);
+  auto lock = LockQueue(q.mu);
   q.core.RemoveAll();
   q.attempts.clear();
   q.attempt_order.clear();

@@ -328,9 +328,9 @@ TEST_CASE("FifoQueue long polling waits for a send, and for the wait to end", "[
   auto q = MakeQueue(&clock);
   std::vector<Message> got;
   std::thread receiver([&] {
+    // No Catch2 assertion off the main thread: Catch2 v2 is not thread-safe.
     auto r = q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 20});
-    REQUIRE(r.ok());
-    got = r->messages;
+    if (r.ok()) got = r->messages;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   Send(*q, "g", "hello");
@@ -363,8 +363,7 @@ TEST_CASE("FifoQueue long polling wakes when a visibility timeout ends", "[fifo]
   std::vector<Message> got;
   std::thread waiter([&] {
     auto r = q->ReceiveMessage({.wait_time_seconds = 20});
-    REQUIRE(r.ok());
-    got = r->messages;
+    if (r.ok()) got = r->messages;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   clock.Advance(absl::Seconds(30));  // Before or during the wait: either way it returns m.

@@ -102,10 +102,9 @@ struct FifoGroup {
   uint32_t link_prev = kNil, link_next = kNil;  // Ready or idle list.
 };
 
-struct DedupEntry {
-  absl::uint128 message_id;
-  uint64_t serial;
-  int64_t expires_ns;
+// Fingerprints are already uniformly spread: hash them by taking 64 of their bits.
+struct FingerprintHash {
+  size_t operator()(absl::uint128 f) const { return static_cast<size_t>(absl::Uint128Low64(f)); }
 };
 
 class FifoCore {
@@ -125,13 +124,15 @@ class FifoCore {
   // The next time at which Advance would make a message visible (INT64_MAX if none).
   int64_t NextWakeNs() const;
 
-  const DedupEntry* FindDedup(absl::uint128 fingerprint) const {
+  // The serial of the message first sent with this fingerprint in the window, or 0.
+  // (A message's id is a function of its serial, so the serial is all a duplicate needs.)
+  uint64_t FindDedup(absl::uint128 fingerprint) const {
     auto it = dedup_.find(fingerprint);
-    return it == dedup_.end() ? nullptr : &it->second;
+    return it == dedup_.end() ? 0 : it->second;
   }
-  void InsertDedup(absl::uint128 fingerprint, const DedupEntry& entry) {
-    dedup_[fingerprint] = entry;
-    dedup_ring_.push_back({entry.expires_ns, entry.serial, fingerprint});
+  void InsertDedup(absl::uint128 fingerprint, uint64_t serial, int64_t expires_ns) {
+    dedup_[fingerprint] = serial;
+    dedup_ring_.push_back({expires_ns, serial, fingerprint});
   }
 
   // Stores a new message at the tail of its group (after the queue delay, if any).
@@ -207,7 +208,7 @@ class FifoCore {
   uint32_t delayed_head_ = kNil, delayed_tail_ = kNil;
   uint32_t age_head_ = kNil, age_tail_ = kNil;
   std::vector<uint32_t> heap_;
-  absl::flat_hash_map<absl::uint128, DedupEntry> dedup_;
+  absl::flat_hash_map<absl::uint128, uint64_t, FingerprintHash> dedup_;
   FifoRing<DedupExpiry> dedup_ring_;
   uint64_t next_serial_ = 1;
   int64_t visible_ = 0, in_flight_ = 0, delayed_ = 0;
@@ -235,7 +236,7 @@ inline void FifoCore::Advance(int64_t now) {
     const DedupExpiry& e = dedup_ring_.front();
     auto it = dedup_.find(e.fingerprint);
     // A later send with the same id after expiry owns the entry now.
-    if (it != dedup_.end() && it->second.serial == e.serial) dedup_.erase(it);
+    if (it != dedup_.end() && it->second == e.serial) dedup_.erase(it);
     dedup_ring_.pop_front();
   }
 }
