@@ -423,8 +423,13 @@ struct FifoQueue::Impl {
   }
 
   // Time under the lock, never running backwards inside the queue.
-  int64_t NowLocked() {
-    last_now = std::max(last_now, absl::ToUnixNanos(clock->Now()));
+  // The clock is read before taking the lock (it is not free), then made monotonic under
+  // it, so that arrival order and time order agree inside the queue.
+  // Milliseconds are all SQS semantics need, and NowMillis is several times cheaper than
+  // Now() on the system clock.
+  int64_t ReadClock() const { return clock->NowMillis() * 1'000'000; }
+  int64_t NowLocked(int64_t read) {
+    last_now = std::max(last_now, read);
     return last_now;
   }
 
@@ -537,7 +542,7 @@ uint64_t FifoQueue::Impl::SendLocked(const PreparedSend& p, int64_t now) {
 }
 
 void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
-  const int64_t now = NowLocked();
+  const int64_t now = NowLocked(ReadClock());
   core.Advance(now);
   const uint32_t s = core.Enqueue(group, from.body, from.dedup_id, now);
   FifoSlot& slot = core.slot(s);
@@ -656,9 +661,10 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
   uint64_t serial;
   bool wake;
   {
+    const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
     const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked();
+    const int64_t now = q.NowLocked(read);
     q.core.Advance(now);
     serial = q.SendLocked(p, now);
     wake = q.ShouldWake(was_ready);
@@ -674,12 +680,20 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
   size_t total = 0;
-  for (const auto& e : entries) total += e.message_body.size();
+  for (const auto& e : entries) {
+    total += e.message_body.size();
+    for (const auto& [name, value] : e.message_attributes) {
+      total += name.size() + value.data_type.size() + value.string_value.size() +
+               value.binary_value.size();
+    }
+  }
   if (total > static_cast<size_t>(q.options.maximum_message_size)) {
-    return SqsError("BatchRequestTooLong",
-                    fmt::format("The batch's message bodies add up to {} bytes; at most {} are "
-                                "allowed (MaximumMessageSize).",
-                                total, q.options.maximum_message_size));
+    return SqsError(
+        "BatchRequestTooLong",
+        fmt::format(
+            "The batch's messages (bodies and attributes) add up to {} bytes; at most {} are "
+            "allowed (MaximumMessageSize).",
+            total, q.options.maximum_message_size));
   }
   SendMessageBatchResult result;
   std::array<Impl::PreparedSend, kMaxBatchEntries> prepared;
@@ -692,9 +706,10 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
   std::array<uint64_t, kMaxBatchEntries> serials;
   bool wake;
   {
+    const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
     const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked();
+    const int64_t now = q.NowLocked(read);
     q.core.Advance(now);
     for (size_t i = 0; i < entries.size(); ++i) {
       if (status[i].ok()) serials[i] = q.SendLocked(prepared[i], now);
@@ -744,10 +759,13 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
   std::array<Impl::Taken, kMaxBatchEntries> taken;
   int n = 0;
   {
+    const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
-    int64_t now = q.NowLocked();
+    int64_t now = q.NowLocked(read);
     q.core.Advance(now);
-    const int64_t deadline = now + int64_t{wait} * kNanosPerSecond;
+    // The wait is measured on the precise clock; `now` is whole milliseconds.
+    const absl::Time deadline =
+        wait > 0 ? q.clock->Now() + absl::Seconds(wait) : absl::InfinitePast();
     bool record_attempt = false;
     if (!attempt_id.empty()) {
       while (!q.attempt_order.empty() && q.attempt_order.front().first <= now) {
@@ -779,13 +797,13 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
       for (;;) {
         n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, messages,
                          taken.data());
-        if (n > 0 || now >= deadline) break;
+        if (n > 0 || wait == 0 || q.clock->Now() >= deadline) break;
         ++q.waiters;
-        const int64_t wake_at = std::min(deadline, q.core.NextWakeNs());
-        WaitUntil(*q.clock, q.cv, lock, absl::FromUnixNanos(wake_at),
-                  [&] { return q.core.HasReady(); });
+        // Also wake when a delay or a visibility timeout ends (the earliest event).
+        const absl::Time wake_at = std::min(deadline, absl::FromUnixNanos(q.core.NextWakeNs()));
+        WaitUntil(*q.clock, q.cv, lock, wake_at, [&] { return q.core.HasReady(); });
         --q.waiters;
-        now = q.NowLocked();
+        now = q.NowLocked(q.ReadClock());
         q.core.Advance(now);
       }
       if (record_attempt && n > 0) {
@@ -814,9 +832,10 @@ absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
   absl::Status status;
   bool wake;
   {
+    const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
     const bool was_ready = q.core.HasReady();
-    q.core.Advance(q.NowLocked());
+    q.core.Advance(q.NowLocked(read));
     status = q.DeleteLocked(handle);
     wake = q.ShouldWake(was_ready);
   }
@@ -833,9 +852,10 @@ absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
   std::array<absl::Status, kMaxBatchEntries> status;
   bool wake;
   {
+    const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
     const bool was_ready = q.core.HasReady();
-    q.core.Advance(q.NowLocked());
+    q.core.Advance(q.NowLocked(read));
     for (size_t i = 0; i < entries.size(); ++i) {
       status[i] = q.DeleteLocked(handles[i]);
     }
@@ -861,9 +881,10 @@ absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
   absl::Status status;
   bool wake;
   {
+    const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
     const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked();
+    const int64_t now = q.NowLocked(read);
     q.core.Advance(now);
     status = q.ChangeVisibilityLocked(handle, visibility_timeout, now);
     wake = q.ShouldWake(was_ready);
@@ -881,9 +902,10 @@ absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
   std::array<absl::Status, kMaxBatchEntries> status;
   bool wake;
   {
+    const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
     const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked();
+    const int64_t now = q.NowLocked(read);
     q.core.Advance(now);
     for (size_t i = 0; i < entries.size(); ++i) {
       status[i] = q.ChangeVisibilityLocked(handles[i], entries[i].visibility_timeout, now);
@@ -906,8 +928,9 @@ absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
 
 QueueAttributes FifoQueue::GetQueueAttributes() {
   Impl& q = *impl_;
+  const int64_t read = q.ReadClock();
   auto lock = LockQueue(q.mu);
-  q.core.Advance(q.NowLocked());
+  q.core.Advance(q.NowLocked(read));
   return {q.core.visible_count(), q.core.in_flight_count(), q.core.delayed_count(), q.created_s};
 }
 

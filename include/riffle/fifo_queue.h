@@ -231,7 +231,8 @@ class FifoQueue {
 
   QueueAttributes GetQueueAttributes();
 
-  // Deletes every message (in flight too) and forgets deduplication ids.
+  // Deletes every message, in flight or not. Deduplication ids are kept: a message sent
+  // again within its 5 minutes is still recognised as a duplicate.
   void PurgeQueue();
 
  private:
