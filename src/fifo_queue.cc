@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <condition_variable>
 #include <deque>
@@ -405,6 +406,19 @@ struct FifoQueue::Impl {
     int64_t expires_ns;
     std::vector<std::pair<uint32_t, uint32_t>> handles;  // (slot, generation)
   };
+  // A message accepted by a send and not yet in the core. Its strings circulate between
+  // the staging buffers and the slots (swapped, not copied), so none is allocated once
+  // they have grown.
+  struct Staged {
+    uint64_t serial = 0;
+    int64_t enqueued_ns = 0;
+    int64_t sent_ms = 0;
+    absl::uint128 message_id = 0;
+    std::string group;
+    std::string body;
+    std::string dedup_id;
+    std::unique_ptr<MessageAttributes> attributes;
+  };
 
   explicit Impl(FifoQueueOptions o)
       : options(std::move(o)),
@@ -422,11 +436,9 @@ struct FifoQueue::Impl {
     }
   }
 
-  // Time under the lock, never running backwards inside the queue.
-  // The clock is read before taking the lock (it is not free), then made monotonic under
-  // it, so that arrival order and time order agree inside the queue.
-  // Milliseconds are all SQS semantics need, and NowMillis is several times cheaper than
-  // Now() on the system clock.
+  // The clock is read before taking a lock (it is not free), then made monotonic under
+  // it. Milliseconds are all SQS semantics need, and NowMillis is several times cheaper
+  // than Now() on the system clock.
   int64_t ReadClock() const { return clock->NowMillis() * 1'000'000; }
   int64_t NowLocked(int64_t read) {
     last_now = std::max(last_now, read);
@@ -437,13 +449,26 @@ struct FifoQueue::Impl {
                        const std::optional<std::string_view>& dedup_id,
                        const MessageAttributes& attributes, const std::optional<int>& delay,
                        PreparedSend* out) const;
-  // Under the lock: enqueue or recognise a duplicate; returns the message's serial.
-  uint64_t SendLocked(const PreparedSend& p, int64_t now);
+  // Under send_mu: stage a message or recognise a duplicate; returns the serial.
+  uint64_t StageLocked(const PreparedSend& p, int64_t now);
+  Staged& NextStagingEntry() {
+    if (staged == staging.size()) staging.emplace_back();
+    return staging[staged++];
+  }
+  // After staging, outside every lock: wakes long polls. Taking mu (empty critical
+  // section) orders this after a waiter's last look at the staging area.
+  void WakeAfterStaging() {
+    if (waiters.load() == 0) return;
+    { std::lock_guard<std::mutex> lock(mu); }
+    cv.notify_all();
+  }
+  // Under mu: moves staged messages into the core, in serial order.
+  void DrainLocked();
   // Sent messages' ids derive from their serial, so a duplicate needs only the serial.
   absl::uint128 MessageIdFor(uint64_t serial) const {
     return absl::MakeUint128(detail::Mix64(tag ^ serial), detail::Mix64(serial + tag));
   }
-  // Under the lock: a message moved here from a queue whose dead-letter queue this is.
+  // A message moved here from a queue whose dead-letter queue this is; takes send_mu.
   void AcceptMoved(FifoSlot& from, std::string_view group);
   // Under the lock: fills `messages` (already sized 0); returns how many.
   int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>* messages,
@@ -458,16 +483,32 @@ struct FifoQueue::Impl {
   absl::Status ChangeVisibilityLocked(const Handle& handle, int timeout, int64_t now);
   // Waiters sleep only while no group is ready, so only the change from none to some
   // needs a wake-up: senders and deleters on a busy queue make no system call.
-  bool ShouldWake(bool was_ready) const { return waiters > 0 && !was_ready && core.HasReady(); }
+  bool ShouldWake(bool was_ready) const {
+    return !was_ready && core.HasReady() && waiters.load() > 0;
+  }
 
   const FifoQueueOptions options;
   Clock* const clock;
   uint64_t tag = 0;  // Distinguishes this queue's receipt handles and message ids.
   int64_t created_s = 0;
+
+  // Senders take only send_mu; receivers, deleters and the rest take mu and drain the
+  // staging area into the core. So a sender never waits behind a receive, and the two
+  // locks meet once per drained batch. Lock order: mu, then send_mu; a queue's locks
+  // before its dead-letter queue's.
+  std::mutex send_mu;
+  detail::FifoDedup dedup;             // Guarded by send_mu.
+  uint64_t next_serial = 1;            // Guarded by send_mu.
+  int64_t last_send_now = 0;           // Guarded by send_mu.
+  std::vector<Staged> staging;         // Guarded by send_mu; [0, staged) are live.
+  size_t staged = 0;                   // Guarded by send_mu.
+  std::atomic<size_t> staged_hint{0};  // `staged`, readable without send_mu.
+
   std::mutex mu;
   std::condition_variable cv;
-  int waiters = 0;
+  std::atomic<int> waiters{0};  // Long polls blocked on cv (changed under mu).
   int64_t last_now = 0;
+  std::vector<Staged> draining;  // Guarded by mu: the staging buffer being drained.
   FifoCore core;
   absl::flat_hash_map<std::string, Attempt> attempts;
   std::deque<std::pair<int64_t, std::string>> attempt_order;
@@ -530,25 +571,59 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   return absl::OkStatus();
 }
 
-uint64_t FifoQueue::Impl::SendLocked(const PreparedSend& p, int64_t now) {
-  if (const uint64_t serial = core.FindDedup(p.fingerprint)) return serial;
-  const uint32_t s = core.Enqueue(p.group, p.body, p.dedup_id, now);
-  FifoSlot& slot = core.slot(s);
-  slot.message_id = MessageIdFor(slot.serial);
-  slot.sent_ms = now / 1'000'000;
-  if (p.attributes) slot.attributes = std::make_unique<MessageAttributes>(*p.attributes);
-  core.InsertDedup(p.fingerprint, slot.serial, now + FifoCore::kDedupWindowNs);
-  return slot.serial;
+uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
+  if (const uint64_t serial = dedup.Find(p.fingerprint)) return serial;
+  Staged& e = NextStagingEntry();
+  e.serial = next_serial++;
+  e.enqueued_ns = now;
+  e.sent_ms = now / 1'000'000;
+  e.message_id = MessageIdFor(e.serial);
+  e.group.assign(p.group.data(), p.group.size());
+  e.body.assign(p.body.data(), p.body.size());
+  e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
+  if (p.attributes) e.attributes = std::make_unique<MessageAttributes>(*p.attributes);
+  dedup.Insert(p.fingerprint, e.serial, now);
+  staged_hint.store(staged);
+  return e.serial;
 }
 
 void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
-  const int64_t now = NowLocked(ReadClock());
-  core.Advance(now);
-  const uint32_t s = core.Enqueue(group, from.body, from.dedup_id, now);
-  FifoSlot& slot = core.slot(s);
-  slot.message_id = from.message_id;
-  slot.sent_ms = from.sent_ms;
-  slot.attributes = std::move(from.attributes);
+  const int64_t read = ReadClock();
+  {
+    std::lock_guard<std::mutex> lock(send_mu);
+    const int64_t now = last_send_now = std::max(last_send_now, read);
+    Staged& e = NextStagingEntry();
+    e.serial = next_serial++;
+    e.enqueued_ns = now;  // Retention starts again in the dead-letter queue.
+    e.sent_ms = from.sent_ms;
+    e.message_id = from.message_id;
+    e.group.assign(group.data(), group.size());
+    e.body.swap(from.body);
+    e.dedup_id.swap(from.dedup_id);
+    e.attributes = std::move(from.attributes);
+    staged_hint.store(staged);
+  }
+  WakeAfterStaging();
+}
+
+void FifoQueue::Impl::DrainLocked() {
+  if (staged_hint.load() == 0) return;
+  size_t n;
+  {
+    std::lock_guard<std::mutex> lock(send_mu);
+    n = staged;
+    staging.swap(draining);
+    staged = 0;
+    staged_hint.store(0);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Staged& e = draining[i];
+    const uint32_t s = core.Enqueue(e.group, e.body, e.dedup_id, e.serial, e.enqueued_ns);
+    FifoSlot& slot = core.slot(s);
+    slot.message_id = e.message_id;
+    slot.sent_ms = e.sent_ms;
+    slot.attributes = std::move(e.attributes);
+  }
 }
 
 void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken,
@@ -580,14 +655,9 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
     for (uint32_t s = core.GroupHead(g); n < max && s != detail::kNil; s = core.GroupHead(g)) {
       FifoSlot& slot = core.slot(s);
       if (redrive && slot.receive_count >= redrive->max_receive_count) {
-        Impl& dlq = *redrive->dead_letter_queue->impl_;
-        {
-          // Lock order follows the redrive chain, which has no cycles: a queue's
-          // dead-letter queue exists before the queue.
-          std::lock_guard<std::mutex> dlq_lock(dlq.mu);
-          dlq.AcceptMoved(slot, core.group(g).id);
-        }
-        dlq.cv.notify_all();
+        // Lock order follows the redrive chain, which has no cycles: a queue's
+        // dead-letter queue exists before the queue.
+        redrive->dead_letter_queue->impl_->AcceptMoved(slot, core.group(g).id);
         core.Remove(s);
         continue;
       }
@@ -659,17 +729,14 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
     return s;
   }
   uint64_t serial;
-  bool wake;
   {
     const int64_t read = q.ReadClock();
-    auto lock = LockQueue(q.mu);
-    const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked(read);
-    q.core.Advance(now);
-    serial = q.SendLocked(p, now);
-    wake = q.ShouldWake(was_ready);
+    auto lock = LockQueue(q.send_mu);
+    const int64_t now = q.last_send_now = std::max(q.last_send_now, read);
+    q.dedup.Expire(now);
+    serial = q.StageLocked(p, now);
   }
-  if (wake) q.cv.notify_all();
+  q.WakeAfterStaging();
   detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
   detail::FormatSequenceNumber(serial, &result->sequence_number);
   return absl::OkStatus();
@@ -704,19 +771,16 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
                           e.message_attributes, e.delay_seconds, &prepared[i]);
   }
   std::array<uint64_t, kMaxBatchEntries> serials;
-  bool wake;
   {
     const int64_t read = q.ReadClock();
-    auto lock = LockQueue(q.mu);
-    const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked(read);
-    q.core.Advance(now);
+    auto lock = LockQueue(q.send_mu);
+    const int64_t now = q.last_send_now = std::max(q.last_send_now, read);
+    q.dedup.Expire(now);
     for (size_t i = 0; i < entries.size(); ++i) {
-      if (status[i].ok()) serials[i] = q.SendLocked(prepared[i], now);
+      if (status[i].ok()) serials[i] = q.StageLocked(prepared[i], now);
     }
-    wake = q.ShouldWake(was_ready);
   }
-  if (wake) q.cv.notify_all();
+  q.WakeAfterStaging();
   for (size_t i = 0; i < entries.size(); ++i) {
     if (status[i].ok()) {
       SendMessageBatchResultEntry& r = result.successful.emplace_back();
@@ -762,6 +826,7 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
     const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.mu);
     int64_t now = q.NowLocked(read);
+    q.DrainLocked();
     q.core.Advance(now);
     // The wait is measured on the precise clock; `now` is whole milliseconds.
     const absl::Time deadline =
@@ -798,17 +863,21 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
         n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, messages,
                          taken.data());
         if (n > 0 || wait == 0 || q.clock->Now() >= deadline) break;
-        ++q.waiters;
+        // Registered before the last look at the staging area (the predicate), so a
+        // sender either sees the waiter or the waiter sees its message.
+        q.waiters.fetch_add(1);
         // Also wake when a delay or a visibility timeout ends (the earliest event).
         const absl::Time wake_at = std::min(deadline, absl::FromUnixNanos(q.core.NextWakeNs()));
-        WaitUntil(*q.clock, q.cv, lock, wake_at, [&] { return q.core.HasReady(); });
-        --q.waiters;
+        WaitUntil(*q.clock, q.cv, lock, wake_at,
+                  [&] { return q.staged_hint.load() > 0 || q.core.HasReady(); });
+        q.waiters.fetch_sub(1);
         now = q.NowLocked(q.ReadClock());
+        q.DrainLocked();
         q.core.Advance(now);
       }
       if (record_attempt && n > 0) {
         Impl::Attempt& attempt = q.attempts[std::string(attempt_id)];
-        attempt.expires_ns = now + FifoCore::kDedupWindowNs;
+        attempt.expires_ns = now + detail::FifoDedup::kWindowNs;
         attempt.handles.clear();
         for (int i = 0; i < n; ++i)
           attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
@@ -930,6 +999,7 @@ QueueAttributes FifoQueue::GetQueueAttributes() {
   Impl& q = *impl_;
   const int64_t read = q.ReadClock();
   auto lock = LockQueue(q.mu);
+  q.DrainLocked();
   q.core.Advance(q.NowLocked(read));
   return {q.core.visible_count(), q.core.in_flight_count(), q.core.delayed_count(), q.created_s};
 }
@@ -937,6 +1007,7 @@ QueueAttributes FifoQueue::GetQueueAttributes() {
 void FifoQueue::PurgeQueue() {
   Impl& q = *impl_;
   auto lock = LockQueue(q.mu);
+  q.DrainLocked();
   q.core.RemoveAll();
   q.attempts.clear();
   q.attempt_order.clear();

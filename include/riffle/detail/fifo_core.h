@@ -18,8 +18,8 @@
 //      is put back in sequence order (a short walk over the other returned ones).
 //   3. A group with no live message waits on the idle list; past kMaxIdleGroups the oldest
 //      idle group is forgotten, so unique group ids do not grow memory without bound.
-//   4. Deduplication entries are keyed by a 128-bit fingerprint of (scope, id) and expire
-//      5 minutes after the send, in send order (a ring).
+//   4. Serials (sequence numbers) increase along the age list: messages enter in send
+//      order, so retention trims from the front.
 #ifndef RIFFLE_DETAIL_FIFO_CORE_H_
 #define RIFFLE_DETAIL_FIFO_CORE_H_
 
@@ -69,6 +69,47 @@ class FifoRing {
   size_t size_ = 0;
 };
 
+// Deduplication ids seen in the last 5 minutes, by 128-bit fingerprint of (scope, id),
+// with the serial of the message first sent under each. A message's id is a function of
+// its serial, so the serial is all a duplicate needs to be answered like the original.
+class FifoDedup {
+ public:
+  static constexpr int64_t kWindowNs = 300'000'000'000;  // 5 minutes.
+
+  // The serial first sent under `fingerprint` within the window, or 0.
+  uint64_t Find(absl::uint128 fingerprint) const {
+    auto it = map_.find(fingerprint);
+    return it == map_.end() ? 0 : it->second;
+  }
+  void Insert(absl::uint128 fingerprint, uint64_t serial, int64_t now) {
+    map_[fingerprint] = serial;
+    ring_.push_back({now + kWindowNs, serial, fingerprint});
+  }
+  // Forgets what was sent more than the window before `now` (sends come in time order).
+  void Expire(int64_t now) {
+    while (!ring_.empty() && ring_.front().expires_ns <= now) {
+      const Expiry& e = ring_.front();
+      auto it = map_.find(e.fingerprint);
+      // A later send with the same id, after this one expired, owns the entry now.
+      if (it != map_.end() && it->second == e.serial) map_.erase(it);
+      ring_.pop_front();
+    }
+  }
+
+ private:
+  // Fingerprints are uniformly spread already: 64 of their bits are a good hash.
+  struct FingerprintHash {
+    size_t operator()(absl::uint128 f) const { return static_cast<size_t>(absl::Uint128Low64(f)); }
+  };
+  struct Expiry {
+    int64_t expires_ns;
+    uint64_t serial;
+    absl::uint128 fingerprint;
+  };
+  absl::flat_hash_map<absl::uint128, uint64_t, FingerprintHash> map_;
+  FifoRing<Expiry> ring_;
+};
+
 enum class SlotState : uint8_t { kFree, kDelayed, kQueued, kInFlight };
 
 struct FifoSlot {
@@ -102,14 +143,8 @@ struct FifoGroup {
   uint32_t link_prev = kNil, link_next = kNil;  // Ready or idle list.
 };
 
-// Fingerprints are already uniformly spread: hash them by taking 64 of their bits.
-struct FingerprintHash {
-  size_t operator()(absl::uint128 f) const { return static_cast<size_t>(absl::Uint128Low64(f)); }
-};
-
 class FifoCore {
  public:
-  static constexpr int64_t kDedupWindowNs = 300'000'000'000;  // 5 minutes.
   static constexpr size_t kMaxIdleGroups = 1024;
 
   struct Config {
@@ -119,25 +154,16 @@ class FifoCore {
   explicit FifoCore(Config config) : config_(config) {}
 
   // Applies every time rule due at `now`: delays that ended, visibilities that ended,
-  // retention, deduplication expiry.
+  // retention.
   void Advance(int64_t now);
   // The next time at which Advance would make a message visible (INT64_MAX if none).
   int64_t NextWakeNs() const;
 
-  // The serial of the message first sent with this fingerprint in the window, or 0.
-  // (A message's id is a function of its serial, so the serial is all a duplicate needs.)
-  uint64_t FindDedup(absl::uint128 fingerprint) const {
-    auto it = dedup_.find(fingerprint);
-    return it == dedup_.end() ? 0 : it->second;
-  }
-  void InsertDedup(absl::uint128 fingerprint, uint64_t serial, int64_t expires_ns) {
-    dedup_[fingerprint] = serial;
-    dedup_ring_.push_back({expires_ns, serial, fingerprint});
-  }
-
-  // Stores a new message at the tail of its group (after the queue delay, if any).
-  uint32_t Enqueue(std::string_view group_id, std::string_view body, std::string_view dedup_id,
-                   int64_t now);
+  // Stores a new message at the tail of its group (after the queue delay, if any). Takes
+  // `body` and `dedup_id` by swapping strings with the slot, so buffers circulate between
+  // the caller and the pool instead of being allocated. REQUIRES: serials increase.
+  uint32_t Enqueue(std::string_view group_id, std::string& body, std::string& dedup_id,
+                   uint64_t serial, int64_t now);
 
   // The first ready group (kNil if none) and its first queued message.
   uint32_t FirstReadyGroup() const { return ready_head_; }
@@ -170,12 +196,6 @@ class FifoCore {
   int64_t delayed_count() const { return delayed_; }
 
  private:
-  struct DedupExpiry {
-    int64_t expires_ns;
-    uint64_t serial;
-    absl::uint128 fingerprint;
-  };
-
   uint32_t FindOrAddGroup(std::string_view id);
   uint32_t AllocSlot();
   void MakeVisible(uint32_t s);  // kInFlight -> kQueued, in sequence order.
@@ -208,9 +228,6 @@ class FifoCore {
   uint32_t delayed_head_ = kNil, delayed_tail_ = kNil;
   uint32_t age_head_ = kNil, age_tail_ = kNil;
   std::vector<uint32_t> heap_;
-  absl::flat_hash_map<absl::uint128, uint64_t, FingerprintHash> dedup_;
-  FifoRing<DedupExpiry> dedup_ring_;
-  uint64_t next_serial_ = 1;
   int64_t visible_ = 0, in_flight_ = 0, delayed_ = 0;
 };
 
@@ -232,13 +249,6 @@ inline void FifoCore::Advance(int64_t now) {
   while (age_head_ != kNil && slots_[age_head_].enqueued_ns + config_.retention_ns <= now) {
     Remove(age_head_);
   }
-  while (!dedup_ring_.empty() && dedup_ring_.front().expires_ns <= now) {
-    const DedupExpiry& e = dedup_ring_.front();
-    auto it = dedup_.find(e.fingerprint);
-    // A later send with the same id after expiry owns the entry now.
-    if (it != dedup_.end() && it->second == e.serial) dedup_.erase(it);
-    dedup_ring_.pop_front();
-  }
 }
 
 inline int64_t FifoCore::NextWakeNs() const {
@@ -248,18 +258,18 @@ inline int64_t FifoCore::NextWakeNs() const {
   return wake;
 }
 
-inline uint32_t FifoCore::Enqueue(std::string_view group_id, std::string_view body,
-                                  std::string_view dedup_id, int64_t now) {
+inline uint32_t FifoCore::Enqueue(std::string_view group_id, std::string& body,
+                                  std::string& dedup_id, uint64_t serial, int64_t now) {
   const uint32_t g = FindOrAddGroup(group_id);
   const uint32_t s = AllocSlot();
   FifoSlot& slot = slots_[s];
   slot.group = g;
   slot.receive_count = 0;
-  slot.serial = next_serial_++;
+  slot.serial = serial;
   slot.enqueued_ns = now;
   slot.first_receive_ms = 0;
-  slot.body.assign(body.data(), body.size());
-  slot.dedup_id.assign(dedup_id.data(), dedup_id.size());
+  slot.body.swap(body);
+  slot.dedup_id.swap(dedup_id);
   FifoGroup& group = groups_[g];
   if (group.list == GroupList::kIdle) UnlinkGroup(g);
   ++group.live;
