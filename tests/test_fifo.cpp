@@ -745,3 +745,51 @@ TEST_CASE("FifoQueue redelivers abandoned messages in order, once each, under co
   CHECK_FALSE(failed);
   CHECK(deleted.load() == kGroups * kPerGroup);
 }
+
+TEST_CASE("FifoQueue hands out each group in sequence order with concurrent senders",
+          "[fifo][stress]") {
+  auto q = FifoQueue::Create({.name = "senders.fifo"}).value();
+  const int kSenders = 3;
+  const int kPerSender = 20'000 / riffle_test::StressDivisor();
+  const char* groups[] = {"x", "y"};
+  std::vector<std::thread> senders;
+  std::atomic<bool> failed{false};
+  for (int p = 0; p < kSenders; ++p) {
+    senders.emplace_back([&, p] {
+      for (int i = 0; i < kPerSender; ++i) {
+        const std::string body = fmt::format("{}:{}", p, i);
+        if (!q->SendMessage({.message_group_id = groups[i % 2],
+                             .message_body = body,
+                             .message_deduplication_id = body})
+                 .ok()) {
+          failed = true;
+        }
+      }
+    });
+  }
+  // One receiver: per group, sequence numbers must rise and each sender's messages must
+  // come in the order that sender sent them.
+  std::map<std::string, std::string> last_sequence;
+  std::map<std::pair<std::string, int>, int> last_of_sender;
+  int received = 0;
+  std::vector<Message> messages;
+  while (received < kSenders * kPerSender && !failed) {
+    REQUIRE(
+        q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, &messages).ok());
+    for (const Message& m : messages) {
+      std::string& last = last_sequence[m.message_group_id];
+      if (!(last < m.sequence_number)) FAIL("sequence number went down in " + m.message_group_id);
+      last = m.sequence_number;
+      const int p = std::stoi(m.body.substr(0, 1));
+      const int i = std::stoi(m.body.substr(2));
+      auto [it, fresh] = last_of_sender.try_emplace({m.message_group_id, p}, i);
+      if (!fresh && it->second >= i) FAIL("sender order broken: " + m.body);
+      it->second = i;
+      REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+      ++received;
+    }
+  }
+  for (auto& t : senders) t.join();
+  CHECK_FALSE(failed);
+  CHECK(received == kSenders * kPerSender);
+}
