@@ -1,5 +1,5 @@
-// Text rules of the FIFO queue: id and body validation, and the formats of message ids,
-// sequence numbers and receipt handles. Pure functions, no state.
+// Text rules of the FIFO queue: validation with the service's error names, and the
+// formats of message ids, sequence numbers and receipt handles. Pure functions, no state.
 #ifndef RIFFLE_DETAIL_FIFO_TEXT_H_
 #define RIFFLE_DETAIL_FIFO_TEXT_H_
 
@@ -9,8 +9,31 @@
 #include <string_view>
 
 #include "absl/numeric/int128.h"
+#include "riffle/fifo_queue.h"
+#include "riffle/status.h"
 
 namespace riffle::detail {
+
+inline constexpr int kMaxBatchEntries = 10;
+inline constexpr int kMaxVisibilitySeconds = 43'200;
+inline constexpr size_t kMaxFifoIdLength = 128;
+inline constexpr int kMaxMessageAttributes = 10;
+
+// An error with an SQS name (kInvalidArgument; kFailedPrecondition for MessageNotInflight).
+absl::Status SqsError(std::string_view name, const std::string& message);
+absl::Status InvalidParameterValue(const std::string& message);
+absl::Status ReceiptHandleIsInvalid(std::string_view handle);
+// InvalidParameterValue (or `error`) naming `parameter` unless lo <= value <= hi.
+absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t lo, int64_t hi,
+                        std::string_view error = "InvalidParameterValue");
+
+// MessageGroupId, MessageDeduplicationId, ReceiveRequestAttemptId: 1..128 of [!-~].
+absl::Status ValidateFifoId(std::string_view parameter, std::string_view id);
+// Batch entry ids: 1..80 of [A-Za-z0-9_-] (InvalidBatchEntryId).
+absl::Status ValidateBatchEntryId(std::string_view id);
+// Up to 10 attributes with SQS names, types and values; adds their size to `*bytes`.
+absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* bytes);
+absl::Status ValidateOptions(const FifoQueueOptions& options);
 
 // SQS MessageGroupId / MessageDeduplicationId / ReceiveRequestAttemptId characters:
 // alphanumerics and punctuation, i.e. printable ASCII without the space.
