@@ -8,7 +8,9 @@
 // 100-byte bodies, receives of up to 10 messages with long polling, one delete per
 // message. items_per_second is round trips per second.
 #include <benchmark/benchmark.h>
+#include <time.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -27,6 +29,13 @@ constexpr int kGroups = 64;
 constexpr int kBodyBytes = 100;
 constexpr int kMessagesPerIteration = 1 << 16;
 
+// CPU time of the calling thread, to tell which side of a round trip is the bottleneck.
+int64_t ThreadCpuNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
 std::vector<std::string> GroupIds() {
   std::vector<std::string> ids;
   for (int g = 0; g < kGroups; ++g) ids.push_back(fmt::format("group-{:02}", g));
@@ -37,9 +46,12 @@ void BM_Fifo_SendReceiveDelete(benchmark::State& state) {
   const std::vector<std::string> groups = GroupIds();
   const std::string body(kBodyBytes, 'x');
   int64_t receives = 0;
+  std::atomic<int64_t> sender_cpu{0};
+  const int64_t receiver_start = ThreadCpuNanos();
   for (auto _ : state) {
     auto queue = riffle::FifoQueue::Create({.name = "bench.fifo"}).value();
     std::thread sender([&] {
+      const int64_t start = ThreadCpuNanos();
       riffle::SendMessageResult result;
       char dedup[24];
       for (int i = 0; i < kMessagesPerIteration; ++i) {
@@ -51,6 +63,7 @@ void BM_Fifo_SendReceiveDelete(benchmark::State& state) {
                                &result);
         if (!s.ok()) std::abort();
       }
+      sender_cpu += ThreadCpuNanos() - start;
     });
     std::vector<riffle::Message> messages;
     int deleted = 0;
@@ -70,8 +83,11 @@ void BM_Fifo_SendReceiveDelete(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kMessagesPerIteration);
   // Messages per receive call: 10 when the receiver is the bottleneck, near 1 when it
   // keeps up with the sender and waits.
-  state.counters["per_receive"] =
-      static_cast<double>(state.iterations() * kMessagesPerIteration) / receives;
+  const double messages = static_cast<double>(state.iterations() * kMessagesPerIteration);
+  state.counters["per_receive"] = messages / receives;
+  // CPU nanoseconds per message on the sending and on the receiving thread.
+  state.counters["send_cpu_ns"] = static_cast<double>(sender_cpu.load()) / messages;
+  state.counters["recv_cpu_ns"] = static_cast<double>(ThreadCpuNanos() - receiver_start) / messages;
 }
 BENCHMARK(BM_Fifo_SendReceiveDelete)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -149,12 +165,16 @@ void BM_Peer_MutexDeque(benchmark::State& state) {
   const std::vector<std::string> groups = GroupIds();
   const std::string body(kBodyBytes, 'x');
   int64_t receives = 0;
+  std::atomic<int64_t> sender_cpu{0};
+  const int64_t receiver_start = ThreadCpuNanos();
   for (auto _ : state) {
     MutexDequeFifo queue;
     std::thread sender([&] {
+      const int64_t start = ThreadCpuNanos();
       for (int i = 0; i < kMessagesPerIteration; ++i) {
         queue.Send(groups[i % kGroups], body, fmt::format("{}", i));
       }
+      sender_cpu += ThreadCpuNanos() - start;
     });
     std::vector<MutexDequeFifo::Message> messages;
     int deleted = 0;
@@ -171,8 +191,11 @@ void BM_Peer_MutexDeque(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kMessagesPerIteration);
   // Messages per receive call: 10 when the receiver is the bottleneck, near 1 when it
   // keeps up with the sender and waits.
-  state.counters["per_receive"] =
-      static_cast<double>(state.iterations() * kMessagesPerIteration) / receives;
+  const double messages = static_cast<double>(state.iterations() * kMessagesPerIteration);
+  state.counters["per_receive"] = messages / receives;
+  // CPU nanoseconds per message on the sending and on the receiving thread.
+  state.counters["send_cpu_ns"] = static_cast<double>(sender_cpu.load()) / messages;
+  state.counters["recv_cpu_ns"] = static_cast<double>(ThreadCpuNanos() - receiver_start) / messages;
 }
 BENCHMARK(BM_Peer_MutexDeque)->UseRealTime()->Unit(benchmark::kMillisecond);
 

@@ -152,10 +152,12 @@ struct FifoQueue::Impl {
     if (staged == staging.size()) staging.emplace_back();
     return staging[staged++];
   }
-  // After staging, outside every lock: wakes long polls. Taking mu (empty critical
-  // section) orders this after a waiter's last look at the staging area.
-  void WakeAfterStaging() {
-    if (waiters.load() == 0) return;
+  // After staging, outside every lock: wakes long polls. A poll sleeps only after seeing
+  // the staging area empty, so only the send that made it non-empty (`first`) needs to
+  // wake anyone; later sends would make a system call for nothing. Taking mu (an empty
+  // critical section) orders the notification after the waiter's last look.
+  void WakeAfterStaging(bool first) {
+    if (!first || waiters.load() == 0) return;
     { std::lock_guard<std::mutex> lock(mu); }
     cv.notify_all();
   }
@@ -269,7 +271,10 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
 }
 
 uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
-  if (const uint64_t serial = dedup.Find(p.fingerprint)) return serial;
+  if (const uint64_t first = dedup.FindOrInsert(p.fingerprint, next_serial, now);
+      first != next_serial) {
+    return first;
+  }
   Staged& e = NextStagingEntry();
   e.serial = next_serial++;
   e.enqueued_ns = now;
@@ -279,15 +284,16 @@ uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
   e.body.assign(p.body.data(), p.body.size());
   e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
   if (p.attributes) e.attributes = std::make_unique<MessageAttributes>(*p.attributes);
-  dedup.Insert(p.fingerprint, e.serial, now);
   staged_hint.store(staged);
   return e.serial;
 }
 
 void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
   const int64_t read = ReadClock();
+  bool first;
   {
     std::lock_guard<std::mutex> lock(send_mu);
+    first = staged == 0;
     const int64_t now = last_send_now = std::max(last_send_now, read);
     Staged& e = NextStagingEntry();
     e.serial = next_serial++;
@@ -300,7 +306,7 @@ void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
     e.attributes = std::move(from.attributes);
     staged_hint.store(staged);
   }
-  WakeAfterStaging();
+  WakeAfterStaging(first);
 }
 
 void FifoQueue::Impl::DrainLocked() {
@@ -426,14 +432,17 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
     return s;
   }
   uint64_t serial;
+  bool first;
   {
     const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.send_mu);
+    const size_t before = q.staged;
     const int64_t now = q.last_send_now = std::max(q.last_send_now, read);
     q.dedup.Expire(now);
     serial = q.StageLocked(p, now);
+    first = before == 0 && q.staged > 0;
   }
-  q.WakeAfterStaging();
+  q.WakeAfterStaging(first);
   detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
   detail::FormatSequenceNumber(serial, &result->sequence_number);
   return absl::OkStatus();
@@ -468,16 +477,19 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
                           e.message_attributes, e.delay_seconds, &prepared[i]);
   }
   std::array<uint64_t, kMaxBatchEntries> serials;
+  bool first;
   {
     const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.send_mu);
+    const size_t before = q.staged;
     const int64_t now = q.last_send_now = std::max(q.last_send_now, read);
     q.dedup.Expire(now);
     for (size_t i = 0; i < entries.size(); ++i) {
       if (status[i].ok()) serials[i] = q.StageLocked(prepared[i], now);
     }
+    first = before == 0 && q.staged > 0;
   }
-  q.WakeAfterStaging();
+  q.WakeAfterStaging(first);
   for (size_t i = 0; i < entries.size(); ++i) {
     if (status[i].ok()) {
       SendMessageBatchResultEntry& r = result.successful.emplace_back();

@@ -5,8 +5,8 @@
 // competing consumers process each group one message batch at a time.
 //
 //   auto queue = riffle::FifoQueue::Create({.name = "orders.fifo"}).value();
-//   queue->SendMessage({.message_group_id = "user-7", .message_body = "...",
-//                       .message_deduplication_id = "order-123"});
+//   auto sent = queue->SendMessage({.message_group_id = "user-7", .message_body = "...",
+//                                   .message_deduplication_id = "order-123"});
 //   auto received = queue->ReceiveMessage({.max_number_of_messages = 10});
 //   for (auto& m : received->messages) (void)queue->DeleteMessage(m.receipt_handle);
 //
@@ -20,9 +20,10 @@
 //
 // Thread safety: every method may be called from any number of threads at once. No thread
 // is started; timeouts are applied lazily by the calls themselves, and long polls block on
-// a condition variable woken by sends, deletes and (for a ManualClock) clock moves.
-// REQUIRED: the Clock and the dead-letter queue outlive the queue (the queue holds a
-// shared_ptr to its dead-letter queue).
+// a condition variable woken by sends, deletes and (for a ManualClock) clock moves. Sends
+// never wait behind receives (docs/fifo.md explains the two locks).
+// REQUIRED: the Clock outlives the queue, and no call is in progress when the last
+// shared_ptr to the queue goes away. (A queue keeps its dead-letter queue alive.)
 #ifndef RIFFLE_FIFO_QUEUE_H_
 #define RIFFLE_FIFO_QUEUE_H_
 
@@ -215,8 +216,10 @@ class FifoQueue {
   [[nodiscard]] absl::Status ReceiveMessage(const ReceiveMessageRequest& request,
                                             std::vector<Message>* messages);
 
-  // Acts on the current receipt handle only: a handle of an earlier receive, of a deleted
-  // message or of another queue is ReceiptHandleIsInvalid.
+  // Acts on the current receipt handle only: a handle from before the message's latest
+  // receive, of a deleted or expired message, or of another queue is
+  // ReceiptHandleIsInvalid. A handle whose visibility timeout ended still deletes the
+  // message until someone receives it again.
   [[nodiscard]] absl::Status DeleteMessage(std::string_view receipt_handle);
   [[nodiscard]] absl::StatusOr<BatchResult> DeleteMessageBatch(
       const std::vector<DeleteMessageBatchRequestEntry>& entries);

@@ -76,14 +76,12 @@ class FifoDedup {
  public:
   static constexpr int64_t kWindowNs = 300'000'000'000;  // 5 minutes.
 
-  // The serial first sent under `fingerprint` within the window, or 0.
-  uint64_t Find(absl::uint128 fingerprint) const {
-    auto it = map_.find(fingerprint);
-    return it == map_.end() ? 0 : it->second;
-  }
-  void Insert(absl::uint128 fingerprint, uint64_t serial, int64_t now) {
-    map_[fingerprint] = serial;
-    ring_.push_back({now + kWindowNs, serial, fingerprint});
+  // Records `serial` under `fingerprint` and returns it, or returns the serial first sent
+  // under it within the window (one hash probe either way).
+  uint64_t FindOrInsert(absl::uint128 fingerprint, uint64_t serial, int64_t now) {
+    auto [it, inserted] = map_.try_emplace(fingerprint, serial);
+    if (inserted) ring_.push_back({now + kWindowNs, serial, fingerprint});
+    return it->second;
   }
   // Forgets what was sent more than the window before `now` (sends come in time order).
   void Expire(int64_t now) {
