@@ -283,7 +283,7 @@ uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
   e.group.assign(p.group.data(), p.group.size());
   e.body.assign(p.body.data(), p.body.size());
   e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
-  if (p.attributes) e.attributes = std::make_unique<MessageAttributes>(*p.attributes);
+  e.attributes = p.attributes ? std::make_unique<MessageAttributes>(*p.attributes) : nullptr;
   staged_hint.store(staged);
   return e.serial;
 }
