@@ -94,6 +94,8 @@ struct FifoQueue::Impl {
   };
   // A message taken by a receive, formatted after the lock is released.
   struct Taken {
+    absl::uint128 message_id;
+    uint64_t serial;
     uint32_t slot;
     uint32_t generation;
   };
@@ -108,8 +110,7 @@ struct FifoQueue::Impl {
     uint64_t serial = 0;
     int64_t enqueued_ns = 0;
     int64_t sent_ms = 0;
-    std::string message_id;       // Formatted, 36 characters.
-    std::string sequence_number;  // Formatted, 20 digits.
+    absl::uint128 message_id = 0;
     std::string group;
     std::string body;
     std::string dedup_id;
@@ -278,8 +279,7 @@ uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
   e.serial = next_serial++;
   e.enqueued_ns = now;
   e.sent_ms = now / 1'000'000;
-  detail::FormatMessageId(MessageIdFor(e.serial), &e.message_id);
-  detail::FormatSequenceNumber(e.serial, &e.sequence_number);
+  e.message_id = MessageIdFor(e.serial);
   e.group.assign(p.group.data(), p.group.size());
   e.body.assign(p.body.data(), p.body.size());
   e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
@@ -299,8 +299,7 @@ void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
     e.serial = next_serial++;
     e.enqueued_ns = now;  // Retention starts again in the dead-letter queue.
     e.sent_ms = from.sent_ms;
-    e.message_id.swap(from.message_id);
-    detail::FormatSequenceNumber(e.serial, &e.sequence_number);
+    e.message_id = from.message_id;
     e.group.assign(group.data(), group.size());
     e.body.swap(from.body);
     e.dedup_id.swap(from.dedup_id);
@@ -314,7 +313,7 @@ void FifoQueue::Impl::DrainLocked() {
   if (staged_hint.load() == 0) return;
   size_t n;
   {
-    auto lock = LockQueue(send_mu);
+    std::lock_guard<std::mutex> lock(send_mu);
     n = staged;
     staging.swap(draining);
     staged = 0;
@@ -324,8 +323,7 @@ void FifoQueue::Impl::DrainLocked() {
     Staged& e = draining[i];
     const uint32_t s = core.Enqueue(e.group, e.body, e.dedup_id, e.serial, e.enqueued_ns);
     FifoSlot& slot = core.slot(s);
-    slot.message_id.swap(e.message_id);
-    slot.sequence_number.swap(e.sequence_number);
+    slot.message_id = e.message_id;
     slot.sent_ms = e.sent_ms;
     slot.attributes = std::move(e.attributes);
   }
@@ -346,9 +344,7 @@ void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Tak
   m.approximate_receive_count = slot.receive_count;
   m.sent_timestamp = slot.sent_ms;
   m.approximate_first_receive_timestamp = slot.first_receive_ms;
-  m.message_id.assign(slot.message_id);
-  m.sequence_number.assign(slot.sequence_number);
-  taken[index] = {s, slot.generation};
+  taken[index] = {slot.message_id, slot.serial, s, slot.generation};
 }
 
 int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
@@ -436,7 +432,7 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
     return s;
   }
   uint64_t serial;
-  bool first, duplicate;
+  bool first;
   {
     const int64_t read = q.ReadClock();
     auto lock = LockQueue(q.send_mu);
@@ -444,18 +440,11 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
     const int64_t now = q.last_send_now = std::max(q.last_send_now, read);
     q.dedup.Expire(now);
     serial = q.StageLocked(p, now);
-    duplicate = q.staged == before;
-    first = before == 0 && !duplicate;
-    if (!duplicate) {  // Copy what StageLocked formatted rather than format again.
-      result->message_id.assign(q.staging[before].message_id);
-      result->sequence_number.assign(q.staging[before].sequence_number);
-    }
+    first = before == 0 && q.staged > 0;
   }
   q.WakeAfterStaging(first);
-  if (duplicate) {
-    detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
-    detail::FormatSequenceNumber(serial, &result->sequence_number);
-  }
+  detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
+  detail::FormatSequenceNumber(serial, &result->sequence_number);
   return absl::OkStatus();
 }
 
@@ -608,6 +597,8 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
   messages->resize(n);
   for (int i = 0; i < n; ++i) {
     Message& m = (*messages)[i];
+    detail::FormatMessageId(taken[i].message_id, &m.message_id);
+    detail::FormatSequenceNumber(taken[i].serial, &m.sequence_number);
     detail::FormatReceiptHandle(q.tag, taken[i].slot, taken[i].generation, &m.receipt_handle);
   }
   return absl::OkStatus();

@@ -124,9 +124,7 @@ struct FifoSlot {
   int64_t received_ns = 0;       // Last receive, for the 12-hour visibility cap.
   int64_t sent_ms = 0;           // SentTimestamp, kept across a dead-letter move.
   int64_t first_receive_ms = 0;  // ApproximateFirstReceiveTimestamp.
-  // Formatted once by the sender, copied on each receive.
-  std::string message_id;
-  std::string sequence_number;
+  absl::uint128 message_id = 0;
   std::string body;
   std::string dedup_id;
   std::unique_ptr<MessageAttributes> attributes;  // Null when there are none.
