@@ -314,7 +314,7 @@ void FifoQueue::Impl::DrainLocked() {
   if (staged_hint.load() == 0) return;
   size_t n;
   {
-    std::lock_guard<std::mutex> lock(send_mu);
+    auto lock = LockQueue(send_mu);
     n = staged;
     staging.swap(draining);
     staged = 0;
