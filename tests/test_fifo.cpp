@@ -524,6 +524,19 @@ TEST_CASE("FifoQueue rejects every bad send, receive and handle by name", "[fifo
     CHECK(ErrorName(q->DeleteMessage(handle)) == "ReceiptHandleIsInvalid");
     CHECK(ErrorName(q->ChangeMessageVisibility(handle, 5)) == "ReceiptHandleIsInvalid");
   }
+  // A current handle with one character changed is not one either.
+  auto fresh = MakeQueue(&clock, {.name = "handles.fifo"});
+  Send(*fresh, "g", "m");
+  auto mine = Receive(*fresh);
+  REQUIRE(mine.size() == 1);
+  for (char bad : {'g', 'A', 'F', '/', ':', '`', '\x80'}) {
+    for (size_t at : {size_t{0}, size_t{17}, size_t{31}}) {
+      std::string handle = mine[0].receipt_handle;
+      handle[at] = bad;
+      CHECK(ErrorName(fresh->DeleteMessage(handle)) == "ReceiptHandleIsInvalid");
+    }
+  }
+  REQUIRE(fresh->DeleteMessage(mine[0].receipt_handle).ok());
   // A handle of another queue is not one of ours.
   auto other = MakeQueue(&clock, {.name = "other.fifo"});
   Send(*other, "g", "m");
