@@ -202,7 +202,7 @@ struct FifoQueue::Impl {
   int64_t last_send_now = 0;           // Guarded by send_mu.
   std::vector<Staged> staging;         // Guarded by send_mu; [0, staged) are live.
   size_t staged = 0;                   // Guarded by send_mu.
-  std::atomic<size_t> staged_hint{0};  // `staged`, readable without send_mu.
+  std::atomic<size_t> staged_hint{0};  // staged > 0, readable without send_mu.
 
   alignas(64) std::mutex mu;
   std::condition_variable cv;
@@ -272,20 +272,27 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
 }
 
 uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
+  // The deduplication probe is usually a cache miss: start it, fill the next staging
+  // entry meanwhile, and commit the entry only if the message is not a duplicate.
+  dedup.Prefetch(p.fingerprint);
+  if (staged == staging.size()) staging.emplace_back();
+  Staged& e = staging[staged];
+  e.group.assign(p.group.data(), p.group.size());
+  e.body.assign(p.body.data(), p.body.size());
+  e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
   if (const uint64_t first = dedup.FindOrInsert(p.fingerprint, next_serial, now);
       first != next_serial) {
     return first;
   }
-  Staged& e = NextStagingEntry();
+  ++staged;
   e.serial = next_serial++;
   e.enqueued_ns = now;
   e.sent_ms = now / 1'000'000;
   e.message_id = MessageIdFor(e.serial);
-  e.group.assign(p.group.data(), p.group.size());
-  e.body.assign(p.body.data(), p.body.size());
-  e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
   e.attributes = p.attributes ? std::make_unique<MessageAttributes>(*p.attributes) : nullptr;
-  staged_hint.store(staged);
+  // Only the change from empty matters to a drainer or a waiter; later sends leave the
+  // shared flag (and its cache line) alone.
+  if (staged == 1) staged_hint.store(1);
   return e.serial;
 }
 
@@ -305,7 +312,7 @@ void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
     e.body.swap(from.body);
     e.dedup_id.swap(from.dedup_id);
     e.attributes = std::move(from.attributes);
-    staged_hint.store(staged);
+    if (staged == 1) staged_hint.store(1);
   }
   WakeAfterStaging(first);
 }

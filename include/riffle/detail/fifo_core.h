@@ -76,6 +76,7 @@ class FifoDedup {
  public:
   static constexpr int64_t kWindowNs = 300'000'000'000;  // 5 minutes.
 
+  void Prefetch(absl::uint128 fingerprint) const { map_.prefetch(fingerprint); }
   // Records `serial` under `fingerprint` and returns it, or returns the serial first sent
   // under it within the window (one hash probe either way).
   uint64_t FindOrInsert(absl::uint128 fingerprint, uint64_t serial, int64_t now) {
