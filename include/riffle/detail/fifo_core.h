@@ -1,0 +1,541 @@
+// The state machine of a FifoQueue, without locking (the queue holds one mutex around it).
+//
+// Storage: messages live in a pool of slots (vector + free list) that are reused, strings
+// keeping their capacity, so steady-state traffic does not allocate. A message is named
+// by (slot, generation); the generation changes on every receive and on release, so a
+// receipt handle that encodes both is checked in O(1) without any string lookup.
+//
+// Each slot is on exactly one of these, by state:
+//   kDelayed   the delayed list (arrival order; the queue delay is constant, so FIFO)
+//   kQueued    its group's queue (sequence order)
+//   kInFlight  the visibility heap (min-heap on deadline, slot keeps its heap position)
+// and, while alive, on the age list (arrival order) that retention trims from the front.
+//
+// Invariants:
+//   1. A group is on the ready list iff its queue is non-empty and in_flight == 0.
+//   2. In-flight messages of a group precede (in sequence) all its queued ones, because a
+//      receive takes only from the front of a ready group. A message whose visibility ends
+//      is put back in sequence order (a short walk over the other returned ones).
+//   3. A group with no live message waits on the idle list; past kMaxIdleGroups the oldest
+//      idle group is forgotten, so unique group ids do not grow memory without bound.
+//   4. Serials (sequence numbers) increase along the age list: messages enter in send
+//      order, so retention trims from the front.
+#ifndef RIFFLE_DETAIL_FIFO_CORE_H_
+#define RIFFLE_DETAIL_FIFO_CORE_H_
+
+#include <cassert>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/numeric/int128.h"
+#include "riffle/fifo_queue.h"
+
+namespace riffle::detail {
+
+inline constexpr uint32_t kNil = 0xFFFFFFFFu;
+
+// A growable ring (FIFO) that reuses its buffer: no allocation once it has grown.
+template <class T>
+class FifoRing {
+ public:
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  T& front() { return buf_[head_]; }
+  void pop_front() {
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+  }
+  void push_back(T value) {
+    if (size_ == buf_.size()) Grow();
+    buf_[(head_ + size_) & (buf_.size() - 1)] = std::move(value);
+    ++size_;
+  }
+  void clear() { head_ = size_ = 0; }
+
+ private:
+  void Grow() {
+    std::vector<T> bigger(buf_.empty() ? 64 : buf_.size() * 2);
+    for (size_t i = 0; i < size_; ++i) bigger[i] = std::move(buf_[(head_ + i) & (buf_.size() - 1)]);
+    buf_.swap(bigger);
+    head_ = 0;
+  }
+  std::vector<T> buf_;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
+// Deduplication ids seen in the last 5 minutes, by 128-bit fingerprint of (scope, id),
+// with the serial of the message first sent under each. A message's id is a function of
+// its serial, so the serial is all a duplicate needs to be answered like the original.
+class FifoDedup {
+ public:
+  static constexpr int64_t kWindowNs = 300'000'000'000;  // 5 minutes.
+
+  void Prefetch(absl::uint128 fingerprint) const { map_.prefetch(fingerprint); }
+  // Records `serial` under `fingerprint` and returns it, or returns the serial first sent
+  // under it within the window (one hash probe either way).
+  uint64_t FindOrInsert(absl::uint128 fingerprint, uint64_t serial, int64_t now) {
+    auto [it, inserted] = map_.try_emplace(fingerprint, serial);
+    if (inserted) ring_.push_back({now + kWindowNs, serial, fingerprint});
+    return it->second;
+  }
+  // Forgets what was sent more than the window before `now` (sends come in time order).
+  void Expire(int64_t now) {
+    while (!ring_.empty() && ring_.front().expires_ns <= now) {
+      const Expiry& e = ring_.front();
+      auto it = map_.find(e.fingerprint);
+      // A later send with the same id, after this one expired, owns the entry now.
+      if (it != map_.end() && it->second == e.serial) map_.erase(it);
+      ring_.pop_front();
+    }
+  }
+
+ private:
+  // Fingerprints are uniformly spread already: 64 of their bits are a good hash.
+  struct FingerprintHash {
+    size_t operator()(absl::uint128 f) const { return static_cast<size_t>(absl::Uint128Low64(f)); }
+  };
+  struct Expiry {
+    int64_t expires_ns;
+    uint64_t serial;
+    absl::uint128 fingerprint;
+  };
+  absl::flat_hash_map<absl::uint128, uint64_t, FingerprintHash> map_;
+  FifoRing<Expiry> ring_;
+};
+
+enum class SlotState : uint8_t { kFree, kDelayed, kQueued, kInFlight };
+
+struct FifoSlot {
+  uint32_t generation = 0;
+  SlotState state = SlotState::kFree;
+  uint32_t group = kNil;
+  uint32_t prev = kNil, next = kNil;          // Group queue or delayed list.
+  uint32_t age_prev = kNil, age_next = kNil;  // Age list.
+  uint32_t heap_pos = kNil;                   // While in flight.
+  int32_t receive_count = 0;
+  uint64_t serial = 0;           // Queue-wide, increasing: the sequence number.
+  int64_t enqueued_ns = 0;       // Start of retention and of the queue delay.
+  int64_t deadline_ns = 0;       // End of the delay (kDelayed) or of visibility (kInFlight).
+  int64_t received_ns = 0;       // Last receive, for the 12-hour visibility cap.
+  int64_t sent_ms = 0;           // SentTimestamp, kept across a dead-letter move.
+  int64_t first_receive_ms = 0;  // ApproximateFirstReceiveTimestamp.
+  absl::uint128 message_id = 0;
+  std::string body;
+  std::string dedup_id;
+  std::unique_ptr<MessageAttributes> attributes;  // Null when there are none.
+};
+
+enum class GroupList : uint8_t { kNone, kReady, kIdle };
+
+struct FifoGroup {
+  std::string id;
+  uint32_t head = kNil, tail = kNil;  // Queued messages, in sequence order.
+  uint32_t in_flight = 0;
+  uint32_t live = 0;  // Delayed + queued + in flight.
+  GroupList list = GroupList::kNone;
+  uint32_t link_prev = kNil, link_next = kNil;  // Ready or idle list.
+};
+
+class FifoCore {
+ public:
+  static constexpr size_t kMaxIdleGroups = 1024;
+
+  struct Config {
+    int64_t retention_ns;
+    int64_t delay_ns;
+  };
+  explicit FifoCore(Config config) : config_(config) {}
+
+  // Applies every time rule due at `now`: delays that ended, visibilities that ended,
+  // retention.
+  void Advance(int64_t now);
+  // The next time at which Advance would make a message visible (INT64_MAX if none).
+  int64_t NextWakeNs() const;
+
+  // Stores a new message at the tail of its group (after the queue delay, if any). Takes
+  // `body` and `dedup_id` by swapping strings with the slot, so buffers circulate between
+  // the caller and the pool instead of being allocated. REQUIRES: serials increase.
+  uint32_t Enqueue(std::string_view group_id, std::string& body, std::string& dedup_id,
+                   uint64_t serial, int64_t now);
+
+  // The first ready group (kNil if none) and its first queued message.
+  uint32_t FirstReadyGroup() const { return ready_head_; }
+  uint32_t GroupHead(uint32_t g) const { return groups_[g].head; }
+  bool HasReady() const { return ready_head_ != kNil; }
+
+  // kQueued -> kInFlight until `deadline`; bumps generation and receive count.
+  void MarkInFlight(uint32_t s, int64_t now, int64_t deadline);
+  // Moves the visibility deadline of an in-flight message; at or before `now` it becomes
+  // visible again at once.
+  void SetDeadline(uint32_t s, int64_t deadline, int64_t now);
+  // Deletes a live message in any state.
+  void Remove(uint32_t s);
+  void RemoveAll() {
+    while (age_head_ != kNil) Remove(age_head_);
+  }
+
+  // The slot named by a receipt handle, or null when it is stale.
+  FifoSlot* Find(uint32_t s, uint32_t generation) {
+    if (s >= slots_.size()) return nullptr;
+    FifoSlot& slot = slots_[s];
+    if (slot.generation != generation || slot.state == SlotState::kFree) return nullptr;
+    return &slot;
+  }
+  FifoSlot& slot(uint32_t s) { return slots_[s]; }
+  const FifoGroup& group(uint32_t g) const { return groups_[g]; }
+
+  int64_t visible_count() const { return visible_; }
+  int64_t in_flight_count() const { return in_flight_; }
+  int64_t delayed_count() const { return delayed_; }
+
+ private:
+  uint32_t FindOrAddGroup(std::string_view id);
+  uint32_t AllocSlot();
+  void MakeVisible(uint32_t s);  // kInFlight -> kQueued, in sequence order.
+  void AppendToGroup(uint32_t s);
+  void UnlinkFromGroup(uint32_t s);
+  void UpdateReady(uint32_t g);
+  void LinkGroup(uint32_t g, GroupList list);
+  void UnlinkGroup(uint32_t g);
+  void HeapPush(uint32_t s);
+  void HeapErase(uint32_t s);
+  void HeapFix(uint32_t pos);
+  bool HeapLess(uint32_t a, uint32_t b) const {
+    return slots_[heap_[a]].deadline_ns < slots_[heap_[b]].deadline_ns;
+  }
+  void HeapSwap(uint32_t a, uint32_t b) {
+    std::swap(heap_[a], heap_[b]);
+    slots_[heap_[a]].heap_pos = a;
+    slots_[heap_[b]].heap_pos = b;
+  }
+
+  Config config_;
+  std::vector<FifoSlot> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<FifoGroup> groups_;
+  std::vector<uint32_t> free_groups_;
+  absl::flat_hash_map<std::string, uint32_t> group_index_;
+  uint32_t ready_head_ = kNil, ready_tail_ = kNil;
+  uint32_t idle_head_ = kNil, idle_tail_ = kNil;
+  size_t idle_groups_ = 0;
+  uint32_t delayed_head_ = kNil, delayed_tail_ = kNil;
+  uint32_t age_head_ = kNil, age_tail_ = kNil;
+  std::vector<uint32_t> heap_;
+  int64_t visible_ = 0, in_flight_ = 0, delayed_ = 0;
+};
+
+// ---- Implementation --------------------------------------------------------------------
+
+inline void FifoCore::Advance(int64_t now) {
+  while (delayed_head_ != kNil && slots_[delayed_head_].deadline_ns <= now) {
+    const uint32_t s = delayed_head_;
+    FifoSlot& slot = slots_[s];
+    delayed_head_ = slot.next;
+    if (delayed_head_ == kNil)
+      delayed_tail_ = kNil;
+    else
+      slots_[delayed_head_].prev = kNil;
+    --delayed_;
+    AppendToGroup(s);
+  }
+  while (!heap_.empty() && slots_[heap_[0]].deadline_ns <= now) MakeVisible(heap_[0]);
+  while (age_head_ != kNil && slots_[age_head_].enqueued_ns + config_.retention_ns <= now) {
+    Remove(age_head_);
+  }
+}
+
+inline int64_t FifoCore::NextWakeNs() const {
+  int64_t wake = INT64_MAX;
+  if (delayed_head_ != kNil) wake = slots_[delayed_head_].deadline_ns;
+  if (!heap_.empty()) wake = std::min(wake, slots_[heap_[0]].deadline_ns);
+  return wake;
+}
+
+inline uint32_t FifoCore::Enqueue(std::string_view group_id, std::string& body,
+                                  std::string& dedup_id, uint64_t serial, int64_t now) {
+  const uint32_t g = FindOrAddGroup(group_id);
+  const uint32_t s = AllocSlot();
+  FifoSlot& slot = slots_[s];
+  slot.group = g;
+  slot.receive_count = 0;
+  slot.serial = serial;
+  slot.enqueued_ns = now;
+  slot.first_receive_ms = 0;
+  slot.body.swap(body);
+  slot.dedup_id.swap(dedup_id);
+  FifoGroup& group = groups_[g];
+  if (group.list == GroupList::kIdle) UnlinkGroup(g);
+  ++group.live;
+  slot.age_prev = age_tail_;
+  slot.age_next = kNil;
+  if (age_tail_ == kNil)
+    age_head_ = s;
+  else
+    slots_[age_tail_].age_next = s;
+  age_tail_ = s;
+  if (config_.delay_ns > 0) {
+    slot.state = SlotState::kDelayed;
+    slot.deadline_ns = now + config_.delay_ns;
+    slot.prev = delayed_tail_;
+    slot.next = kNil;
+    if (delayed_tail_ == kNil)
+      delayed_head_ = s;
+    else
+      slots_[delayed_tail_].next = s;
+    delayed_tail_ = s;
+    ++delayed_;
+  } else {
+    AppendToGroup(s);
+  }
+  return s;
+}
+
+inline void FifoCore::MarkInFlight(uint32_t s, int64_t now, int64_t deadline) {
+  FifoSlot& slot = slots_[s];
+  assert(slot.state == SlotState::kQueued);
+  UnlinkFromGroup(s);
+  --visible_;
+  slot.state = SlotState::kInFlight;
+  ++slot.generation;
+  ++slot.receive_count;
+  slot.received_ns = now;
+  slot.deadline_ns = deadline;
+  ++groups_[slot.group].in_flight;
+  ++in_flight_;
+  HeapPush(s);
+  UpdateReady(slot.group);
+}
+
+inline void FifoCore::SetDeadline(uint32_t s, int64_t deadline, int64_t now) {
+  FifoSlot& slot = slots_[s];
+  assert(slot.state == SlotState::kInFlight);
+  slot.deadline_ns = deadline;
+  if (deadline <= now) {
+    MakeVisible(s);
+  } else {
+    HeapFix(slot.heap_pos);
+  }
+}
+
+inline void FifoCore::Remove(uint32_t s) {
+  FifoSlot& slot = slots_[s];
+  const uint32_t g = slot.group;
+  switch (slot.state) {
+    case SlotState::kDelayed:
+      if (slot.prev == kNil)
+        delayed_head_ = slot.next;
+      else
+        slots_[slot.prev].next = slot.next;
+      if (slot.next == kNil)
+        delayed_tail_ = slot.prev;
+      else
+        slots_[slot.next].prev = slot.prev;
+      --delayed_;
+      break;
+    case SlotState::kQueued:
+      UnlinkFromGroup(s);
+      --visible_;
+      break;
+    case SlotState::kInFlight:
+      HeapErase(s);
+      --groups_[g].in_flight;
+      --in_flight_;
+      break;
+    case SlotState::kFree:
+      assert(false);
+      return;
+  }
+  if (slot.age_prev == kNil)
+    age_head_ = slot.age_next;
+  else
+    slots_[slot.age_prev].age_next = slot.age_next;
+  if (slot.age_next == kNil)
+    age_tail_ = slot.age_prev;
+  else
+    slots_[slot.age_next].age_prev = slot.age_prev;
+  slot.state = SlotState::kFree;
+  ++slot.generation;  // Every handle of this message is now stale.
+  slot.attributes.reset();
+  // Keep small buffers for reuse; give back large ones so one big message does not pin
+  // memory in a slot forever.
+  if (slot.body.capacity() > 4096) std::string().swap(slot.body);
+  free_slots_.push_back(s);
+  FifoGroup& group = groups_[g];
+  UpdateReady(g);
+  if (--group.live == 0) {
+    LinkGroup(g, GroupList::kIdle);
+    if (++idle_groups_ > kMaxIdleGroups) {
+      const uint32_t oldest = idle_head_;
+      UnlinkGroup(oldest);
+      group_index_.erase(groups_[oldest].id);
+      free_groups_.push_back(oldest);
+    }
+  }
+}
+
+inline uint32_t FifoCore::FindOrAddGroup(std::string_view id) {
+  auto it = group_index_.find(absl::string_view(id.data(), id.size()));
+  if (it != group_index_.end()) return it->second;
+  uint32_t g;
+  if (!free_groups_.empty()) {
+    g = free_groups_.back();
+    free_groups_.pop_back();
+  } else {
+    g = static_cast<uint32_t>(groups_.size());
+    groups_.emplace_back();
+  }
+  groups_[g].id.assign(id.data(), id.size());
+  group_index_.emplace(groups_[g].id, g);
+  return g;
+}
+
+inline uint32_t FifoCore::AllocSlot() {
+  if (!free_slots_.empty()) {
+    const uint32_t s = free_slots_.back();
+    free_slots_.pop_back();
+    return s;
+  }
+  slots_.emplace_back();
+  return static_cast<uint32_t>(slots_.size() - 1);
+}
+
+inline void FifoCore::MakeVisible(uint32_t s) {
+  FifoSlot& slot = slots_[s];
+  HeapErase(s);
+  FifoGroup& group = groups_[slot.group];
+  --group.in_flight;
+  --in_flight_;
+  ++visible_;
+  slot.state = SlotState::kQueued;
+  // Invariant 2: only messages returned earlier can precede it; skip those.
+  uint32_t after = kNil;
+  uint32_t before = group.head;
+  while (before != kNil && slots_[before].serial < slot.serial) {
+    after = before;
+    before = slots_[before].next;
+  }
+  slot.prev = after;
+  slot.next = before;
+  if (after == kNil)
+    group.head = s;
+  else
+    slots_[after].next = s;
+  if (before == kNil)
+    group.tail = s;
+  else
+    slots_[before].prev = s;
+  UpdateReady(slot.group);
+}
+
+inline void FifoCore::AppendToGroup(uint32_t s) {
+  FifoSlot& slot = slots_[s];
+  FifoGroup& group = groups_[slot.group];
+  slot.state = SlotState::kQueued;
+  slot.prev = group.tail;
+  slot.next = kNil;
+  if (group.tail == kNil)
+    group.head = s;
+  else
+    slots_[group.tail].next = s;
+  group.tail = s;
+  ++visible_;
+  UpdateReady(slot.group);
+}
+
+inline void FifoCore::UnlinkFromGroup(uint32_t s) {
+  FifoSlot& slot = slots_[s];
+  FifoGroup& group = groups_[slot.group];
+  if (slot.prev == kNil)
+    group.head = slot.next;
+  else
+    slots_[slot.prev].next = slot.next;
+  if (slot.next == kNil)
+    group.tail = slot.prev;
+  else
+    slots_[slot.next].prev = slot.prev;
+}
+
+inline void FifoCore::UpdateReady(uint32_t g) {
+  FifoGroup& group = groups_[g];
+  const bool ready = group.head != kNil && group.in_flight == 0;
+  if (ready && group.list != GroupList::kReady) {
+    LinkGroup(g, GroupList::kReady);
+  } else if (!ready && group.list == GroupList::kReady) {
+    UnlinkGroup(g);
+  }
+}
+
+inline void FifoCore::LinkGroup(uint32_t g, GroupList list) {
+  FifoGroup& group = groups_[g];
+  assert(group.list == GroupList::kNone);
+  uint32_t& head = list == GroupList::kReady ? ready_head_ : idle_head_;
+  uint32_t& tail = list == GroupList::kReady ? ready_tail_ : idle_tail_;
+  group.list = list;
+  group.link_prev = tail;
+  group.link_next = kNil;
+  if (tail == kNil)
+    head = g;
+  else
+    groups_[tail].link_next = g;
+  tail = g;
+}
+
+inline void FifoCore::UnlinkGroup(uint32_t g) {
+  FifoGroup& group = groups_[g];
+  const bool ready = group.list == GroupList::kReady;
+  uint32_t& head = ready ? ready_head_ : idle_head_;
+  uint32_t& tail = ready ? ready_tail_ : idle_tail_;
+  if (!ready) --idle_groups_;
+  if (group.link_prev == kNil)
+    head = group.link_next;
+  else
+    groups_[group.link_prev].link_next = group.link_next;
+  if (group.link_next == kNil)
+    tail = group.link_prev;
+  else
+    groups_[group.link_next].link_prev = group.link_prev;
+  group.list = GroupList::kNone;
+}
+
+inline void FifoCore::HeapPush(uint32_t s) {
+  heap_.push_back(s);
+  slots_[s].heap_pos = static_cast<uint32_t>(heap_.size() - 1);
+  HeapFix(slots_[s].heap_pos);
+}
+
+inline void FifoCore::HeapErase(uint32_t s) {
+  const uint32_t pos = slots_[s].heap_pos;
+  const uint32_t last = static_cast<uint32_t>(heap_.size() - 1);
+  if (pos != last) HeapSwap(pos, last);
+  heap_.pop_back();
+  slots_[s].heap_pos = kNil;
+  if (pos < heap_.size()) HeapFix(pos);
+}
+
+// Restores the heap order around `pos` after its key changed either way.
+inline void FifoCore::HeapFix(uint32_t pos) {
+  while (pos > 0 && HeapLess(pos, (pos - 1) / 2)) {
+    HeapSwap(pos, (pos - 1) / 2);
+    pos = (pos - 1) / 2;
+  }
+  const uint32_t n = static_cast<uint32_t>(heap_.size());
+  for (;;) {
+    uint32_t smallest = pos;
+    const uint32_t l = 2 * pos + 1, r = 2 * pos + 2;
+    if (l < n && HeapLess(l, smallest)) smallest = l;
+    if (r < n && HeapLess(r, smallest)) smallest = r;
+    if (smallest == pos) return;
+    HeapSwap(pos, smallest);
+    pos = smallest;
+  }
+}
+
+}  // namespace riffle::detail
+
+#endif  // RIFFLE_DETAIL_FIFO_CORE_H_

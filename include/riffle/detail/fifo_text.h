@@ -1,0 +1,74 @@
+// Text rules of the FIFO queue: validation with the service's error names, and the
+// formats of message ids, sequence numbers and receipt handles. Pure functions, no state.
+#ifndef RIFFLE_DETAIL_FIFO_TEXT_H_
+#define RIFFLE_DETAIL_FIFO_TEXT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/numeric/int128.h"
+#include "riffle/fifo_queue.h"
+#include "riffle/status.h"
+
+namespace riffle::detail {
+
+inline constexpr int kMaxBatchEntries = 10;
+inline constexpr int kMaxVisibilitySeconds = 43'200;
+inline constexpr size_t kMaxFifoIdLength = 128;
+inline constexpr int kMaxMessageAttributes = 10;
+
+// An error with an SQS name (kInvalidArgument; kFailedPrecondition for MessageNotInflight).
+absl::Status SqsError(std::string_view name, const std::string& message);
+absl::Status InvalidParameterValue(const std::string& message);
+absl::Status ReceiptHandleIsInvalid(std::string_view handle);
+// InvalidParameterValue (or `error`) naming `parameter` unless lo <= value <= hi.
+absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t lo, int64_t hi,
+                        std::string_view error = "InvalidParameterValue");
+
+// MessageGroupId, MessageDeduplicationId, ReceiveRequestAttemptId: 1..128 of [!-~].
+absl::Status ValidateFifoId(std::string_view parameter, std::string_view id);
+// Batch entry ids: 1..80 of [A-Za-z0-9_-] (InvalidBatchEntryId).
+absl::Status ValidateBatchEntryId(std::string_view id);
+// Up to 10 attributes with SQS names, types and values; adds their size to `*bytes`.
+absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* bytes);
+absl::Status ValidateOptions(const FifoQueueOptions& options);
+
+// SQS MessageGroupId / MessageDeduplicationId / ReceiveRequestAttemptId characters:
+// alphanumerics and punctuation, i.e. printable ASCII without the space.
+inline bool IsFifoIdChar(unsigned char c) { return c >= 0x21 && c <= 0x7E; }
+
+// The position of the first character a message body may not contain (SQS allows
+// #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF, in UTF-8), or npos.
+// `code_point` receives the offending value (the byte itself for malformed UTF-8).
+size_t FindInvalidBodyChar(std::string_view text, uint32_t* code_point);
+
+// Lower-case hex SHA-256 of `data` (64 characters) into `out`.
+void Sha256Hex(std::string_view data, char out[64]);
+
+// "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" from 128 bits.
+void FormatMessageId(absl::uint128 id, std::string* out);
+
+// Sequence numbers: a fixed-width 20-digit decimal, so that string order is numeric order.
+inline constexpr uint64_t kSequenceBase = 10'000'000'000'000'000'000ull;
+void FormatSequenceNumber(uint64_t serial, std::string* out);
+
+// Receipt handle: 32 hex digits of (queue tag, slot, generation).
+inline constexpr size_t kReceiptHandleSize = 32;
+void FormatReceiptHandle(uint64_t tag, uint32_t slot, uint32_t generation, std::string* out);
+// False when `handle` is malformed or belongs to another queue.
+bool ParseReceiptHandle(std::string_view handle, uint64_t tag, uint32_t* slot,
+                        uint32_t* generation);
+
+// splitmix64: spreads counters into well-mixed ids.
+inline uint64_t Mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace riffle::detail
+
+#endif  // RIFFLE_DETAIL_FIFO_TEXT_H_

@@ -1,0 +1,249 @@
+// FifoQueue: SQS FIFO queue semantics in process. Messages carry a MessageGroupId; order is
+// strict within a group and free across groups; consumption is destructive (receive, then
+// delete with the receipt handle). While a message of a group is in flight (received, not
+// deleted, visibility timeout not over) no later message of that group is handed out, so
+// competing consumers process each group one message batch at a time.
+//
+//   auto queue = riffle::FifoQueue::Create({.name = "orders.fifo"}).value();
+//   auto sent = queue->SendMessage({.message_group_id = "user-7", .message_body = "...",
+//                                   .message_deduplication_id = "order-123"});
+//   auto received = queue->ReceiveMessage({.max_number_of_messages = 10});
+//   for (auto& m : received->messages) (void)queue->DeleteMessage(m.receipt_handle);
+//
+// Semantics and limits follow SQS (docs/fifo.md lists them with the few differences):
+// deduplication for 5 minutes, per-receive receipt handles, ReceiveRequestAttemptId
+// retries, dead-letter redrive after maxReceiveCount receives, retention, queue delay.
+// Errors carry the service's names (riffle::ErrorName): InvalidParameterValue,
+// MissingParameter, ReceiptHandleIsInvalid, MessageNotInflight, InvalidMessageContents,
+// TooManyEntriesInBatchRequest, BatchEntryIdsNotDistinct, EmptyBatchRequest,
+// InvalidBatchEntryId, BatchRequestTooLong, InvalidAttributeValue.
+//
+// Thread safety: every method may be called from any number of threads at once. No thread
+// is started; timeouts are applied lazily by the calls themselves, and long polls block on
+// a condition variable woken by sends, deletes and (for a ManualClock) clock moves. Sends
+// never wait behind receives (docs/fifo.md explains the two locks).
+// REQUIRED: the Clock outlives the queue, and no call is in progress when the last
+// shared_ptr to the queue goes away. (A queue keeps its dead-letter queue alive.)
+#ifndef RIFFLE_FIFO_QUEUE_H_
+#define RIFFLE_FIFO_QUEUE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "riffle/clock.h"
+#include "riffle/status.h"
+
+namespace riffle {
+
+class FifoQueue;
+
+// Where deduplication ids are unique: the whole queue (SQS default), or each message group
+// (SQS high-throughput mode, DeduplicationScope=messageGroup).
+enum class DeduplicationScope { kQueue, kMessageGroup };
+
+// Moves a message to `dead_letter_queue` when it would be received more than
+// `max_receive_count` times. The moved message keeps its group id, body, attributes,
+// deduplication id, message id and SentTimestamp; it gets a new sequence number and its
+// retention starts again (as SQS does for FIFO queues).
+struct RedrivePolicy {
+  std::shared_ptr<FifoQueue> dead_letter_queue{};  // REQUIRED, not null.
+  int max_receive_count = 10;                      // 1..1000.
+};
+
+struct FifoQueueOptions {
+  // REQUIRED: 1..80 characters of [A-Za-z0-9_-], ending in ".fifo".
+  std::string name{};
+  // How long a received message stays invisible. Default 30 s; 0..43,200.
+  int visibility_timeout_seconds = 30;
+  // How long an unreceived or undeleted message is kept. Default 4 days; 60..1,209,600.
+  int message_retention_period_seconds = 345'600;
+  // Largest body plus message attributes, in bytes. Default 256 KiB; 1,024..1,048,576.
+  int maximum_message_size = 262'144;
+  // Delay before a sent message becomes visible. Default 0; 0..900. FIFO queues have no
+  // per-message delay.
+  int delay_seconds = 0;
+  // Default wait of a ReceiveMessage that does not give one. Default 0; 0..20.
+  int receive_message_wait_time_seconds = 0;
+  // Without an explicit MessageDeduplicationId, deduplicate on the SHA-256 of the body.
+  // Default off: every send must then carry a MessageDeduplicationId.
+  bool content_based_deduplication = false;
+  // Default kQueue.
+  DeduplicationScope deduplication_scope = DeduplicationScope::kQueue;
+  // Default none: messages are redelivered without limit until retention removes them.
+  std::optional<RedrivePolicy> redrive_policy{};
+  // Not owned; nullptr means SystemClock::Default().
+  Clock* clock = nullptr;
+};
+
+// A message attribute. data_type is "String", "Number" or "Binary", optionally followed by
+// ".label"; String and Number use string_value, Binary uses binary_value.
+struct MessageAttributeValue {
+  std::string data_type{};
+  std::string string_value{};
+  std::string binary_value{};
+  friend bool operator==(const MessageAttributeValue&, const MessageAttributeValue&) = default;
+};
+using MessageAttributes = std::map<std::string, MessageAttributeValue>;
+
+// Views: the strings only need to live for the duration of the call.
+struct SendMessageRequest {
+  std::string_view message_group_id{};  // REQUIRED: 1..128 of [!-~] (alphanumerics, punctuation).
+  std::string_view message_body{};      // REQUIRED: 1 byte .. maximum_message_size, XML chars.
+  // REQUIRED unless the queue has content_based_deduplication; same characters as the group.
+  std::optional<std::string_view> message_deduplication_id{};
+  MessageAttributes message_attributes{};  // Up to 10.
+  // Rejected when set: FIFO queues have only the queue-level delay. Kept so ported code
+  // gets the service's error.
+  std::optional<int> delay_seconds{};
+};
+
+struct SendMessageResult {
+  std::string message_id{};       // UUID-like, 36 characters.
+  std::string sequence_number{};  // 20-digit decimal, increasing within a group.
+};
+
+struct SendMessageBatchRequestEntry {
+  std::string_view id{};  // REQUIRED: 1..80 of [A-Za-z0-9_-], distinct within the batch.
+  std::string_view message_group_id{};
+  std::string_view message_body{};
+  std::optional<std::string_view> message_deduplication_id{};
+  MessageAttributes message_attributes{};
+  std::optional<int> delay_seconds{};
+};
+
+struct SendMessageBatchResultEntry {
+  std::string id{};
+  std::string message_id{};
+  std::string sequence_number{};
+};
+
+// One failed entry of a batch call (SQS BatchResultErrorEntry).
+struct BatchResultErrorEntry {
+  std::string id{};
+  std::string code{};  // The error name, e.g. "ReceiptHandleIsInvalid".
+  std::string message{};
+  bool sender_fault = true;
+};
+
+struct SendMessageBatchResult {
+  std::vector<SendMessageBatchResultEntry> successful{};  // In request order.
+  std::vector<BatchResultErrorEntry> failed{};            // In request order.
+};
+
+struct ReceiveMessageRequest {
+  int max_number_of_messages = 1;                 // 1..10.
+  std::optional<int> visibility_timeout{};        // Seconds, 0..43,200; default the queue's.
+  std::optional<int> wait_time_seconds{};         // 0..20; default the queue's.
+  std::string_view receive_request_attempt_id{};  // Optional: 1..128 of [!-~].
+};
+
+struct Message {
+  std::string message_id{};
+  std::string receipt_handle{};  // Changes on every receive.
+  std::string body{};
+  MessageAttributes message_attributes{};
+  // System attributes.
+  std::string message_group_id{};
+  std::string message_deduplication_id{};
+  std::string sequence_number{};
+  int approximate_receive_count = 0;                // Including this receive.
+  int64_t sent_timestamp = 0;                       // Milliseconds since the Unix epoch.
+  int64_t approximate_first_receive_timestamp = 0;  // Milliseconds since the Unix epoch.
+};
+
+struct ReceiveMessageResult {
+  std::vector<Message> messages{};
+};
+
+struct DeleteMessageBatchRequestEntry {
+  std::string_view id{};
+  std::string_view receipt_handle{};
+};
+
+struct ChangeMessageVisibilityBatchRequestEntry {
+  std::string_view id{};
+  std::string_view receipt_handle{};
+  int visibility_timeout = 0;
+};
+
+// Successful ids of DeleteMessageBatch / ChangeMessageVisibilityBatch.
+struct BatchResult {
+  std::vector<std::string> successful{};
+  std::vector<BatchResultErrorEntry> failed{};
+};
+
+// GetQueueAttributes: the counters are exact as of the call (they are "approximate" in SQS).
+struct QueueAttributes {
+  int64_t approximate_number_of_messages = 0;              // Visible, waiting to be received.
+  int64_t approximate_number_of_messages_not_visible = 0;  // In flight.
+  int64_t approximate_number_of_messages_delayed = 0;      // Within the queue delay.
+  int64_t created_timestamp = 0;                           // Seconds since the Unix epoch.
+};
+
+class FifoQueue {
+ public:
+  // Validates `options` (InvalidParameterValue for the name, InvalidAttributeValue for a
+  // value out of range or a bad redrive policy).
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<FifoQueue>> Create(FifoQueueOptions options);
+
+  ~FifoQueue();
+  FifoQueue(const FifoQueue&) = delete;
+  FifoQueue& operator=(const FifoQueue&) = delete;
+
+  const std::string& name() const;
+
+  // A duplicate (same deduplication id within 5 minutes, in the queue's scope) succeeds
+  // with the original's message id and sequence number and is not enqueued again.
+  [[nodiscard]] absl::StatusOr<SendMessageResult> SendMessage(const SendMessageRequest& request);
+  // The same, reusing `*result`'s buffers: no allocation in steady state.
+  [[nodiscard]] absl::Status SendMessage(const SendMessageRequest& request,
+                                         SendMessageResult* result);
+  // 1..10 entries with distinct ids; total size <= maximum_message_size. Entries fail
+  // one by one (in `failed`), the others are sent in request order.
+  [[nodiscard]] absl::StatusOr<SendMessageBatchResult> SendMessageBatch(
+      const std::vector<SendMessageBatchRequestEntry>& entries);
+
+  // Up to max_number_of_messages visible messages, taken from one group first, in order,
+  // then from the next group. Waits up to wait_time_seconds for the first message.
+  [[nodiscard]] absl::StatusOr<ReceiveMessageResult> ReceiveMessage(
+      const ReceiveMessageRequest& request);
+  // The same into `*messages`, reusing its elements' buffers.
+  [[nodiscard]] absl::Status ReceiveMessage(const ReceiveMessageRequest& request,
+                                            std::vector<Message>* messages);
+
+  // Acts on the current receipt handle only: a handle from before the message's latest
+  // receive, of a deleted or expired message, or of another queue is
+  // ReceiptHandleIsInvalid. A handle whose visibility timeout ended still deletes the
+  // message until someone receives it again.
+  [[nodiscard]] absl::Status DeleteMessage(std::string_view receipt_handle);
+  [[nodiscard]] absl::StatusOr<BatchResult> DeleteMessageBatch(
+      const std::vector<DeleteMessageBatchRequestEntry>& entries);
+
+  // Sets the visibility of an in-flight message to `visibility_timeout` seconds from now
+  // (0..43,200, and at most 12 hours after the receive). 0 makes it visible at once.
+  // MessageNotInflight when its visibility already ended.
+  [[nodiscard]] absl::Status ChangeMessageVisibility(std::string_view receipt_handle,
+                                                     int visibility_timeout);
+  [[nodiscard]] absl::StatusOr<BatchResult> ChangeMessageVisibilityBatch(
+      const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries);
+
+  QueueAttributes GetQueueAttributes();
+
+  // Deletes every message, in flight or not. Deduplication ids are kept: a message sent
+  // again within its 5 minutes is still recognised as a duplicate.
+  void PurgeQueue();
+
+ private:
+  struct Impl;
+  explicit FifoQueue(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_{};
+};
+
+}  // namespace riffle
+
+#endif  // RIFFLE_FIFO_QUEUE_H_

@@ -1,0 +1,733 @@
+#include "riffle/fifo_queue.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "fmt/format.h"
+#include "riffle/detail/fifo_core.h"
+#include "riffle/detail/fifo_text.h"
+#define XXH_INLINE_ALL
+#include "xxhash.h"
+
+namespace riffle {
+namespace {
+
+using detail::CheckRange;
+using detail::FifoCore;
+using detail::FifoSlot;
+using detail::InvalidParameterValue;
+using detail::kMaxBatchEntries;
+using detail::kMaxVisibilitySeconds;
+using detail::ReceiptHandleIsInvalid;
+using detail::SlotState;
+using detail::SqsError;
+using detail::ValidateFifoId;
+
+constexpr int64_t kNanosPerSecond = 1'000'000'000;
+
+// The queue's critical sections last a fraction of a microsecond, while parking a thread in
+// the kernel and waking it again costs microseconds: try a little before blocking, as
+// glibc's adaptive mutexes do.
+std::unique_lock<std::mutex> LockQueue(std::mutex& mu) {
+  for (int i = 0; i < 100; ++i) {
+    if (mu.try_lock()) return std::unique_lock<std::mutex>(mu, std::adopt_lock);
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  return std::unique_lock<std::mutex>(mu);
+}
+
+// A receipt handle decoded outside the lock.
+struct Handle {
+  std::string_view text;
+  bool well_formed;
+  uint32_t slot;
+  uint32_t generation;
+};
+
+template <class Entries>
+absl::Status ValidateBatch(const Entries& entries) {
+  if (entries.empty()) {
+    return SqsError("EmptyBatchRequest", "There should be at least one entry in the request.");
+  }
+  if (entries.size() > kMaxBatchEntries) {
+    return SqsError("TooManyEntriesInBatchRequest",
+                    fmt::format("The batch has {} entries; it must have at most {}.",
+                                entries.size(), kMaxBatchEntries));
+  }
+  for (const auto& e : entries) {
+    if (absl::Status s = detail::ValidateBatchEntryId(e.id); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (entries[i].id == entries[j].id) {
+        return SqsError(
+            "BatchEntryIdsNotDistinct",
+            fmt::format("Id \"{}\" is repeated: batch entry ids must be distinct.", entries[i].id));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- The queue -------------------------------------------------------------------------
+
+struct FifoQueue::Impl {
+  // What a send needs after validation, computed outside the lock.
+  struct PreparedSend {
+    std::string_view group;
+    std::string_view body;
+    std::string_view dedup_id;
+    absl::uint128 fingerprint;
+    const MessageAttributes* attributes;
+    char content_hash[64];
+  };
+  // A message taken by a receive, formatted after the lock is released.
+  struct Taken {
+    absl::uint128 message_id;
+    uint64_t serial;
+    uint32_t slot;
+    uint32_t generation;
+  };
+  struct Attempt {
+    int64_t expires_ns;
+    std::vector<std::pair<uint32_t, uint32_t>> handles;  // (slot, generation)
+  };
+  // A message accepted by a send and not yet in the core. Its strings circulate between
+  // the staging buffers and the slots (swapped, not copied), so none is allocated once
+  // they have grown.
+  struct Staged {
+    uint64_t serial = 0;
+    int64_t enqueued_ns = 0;
+    int64_t sent_ms = 0;
+    absl::uint128 message_id = 0;
+    std::string group;
+    std::string body;
+    std::string dedup_id;
+    std::unique_ptr<MessageAttributes> attributes;
+  };
+
+  explicit Impl(FifoQueueOptions o)
+      : options(std::move(o)),
+        clock(options.clock ? options.clock : &SystemClock::Default()),
+        core({int64_t{options.message_retention_period_seconds} * kNanosPerSecond,
+              int64_t{options.delay_seconds} * kNanosPerSecond}) {
+    std::random_device rd;
+    tag = (uint64_t{rd()} << 32) ^ rd() ^ reinterpret_cast<uintptr_t>(this);
+    created_s = absl::ToUnixSeconds(clock->Now());
+    if (clock->IsManual()) {
+      subscription = clock->OnTimeChange([this] {
+        std::lock_guard<std::mutex> lock(mu);
+        cv.notify_all();
+      });
+    }
+  }
+
+  // The clock is read before taking a lock (it is not free), then made monotonic under
+  // it. Milliseconds are all SQS semantics need, and NowMillis is several times cheaper
+  // than Now() on the system clock.
+  int64_t ReadClock() const { return clock->NowMillis() * 1'000'000; }
+  int64_t NowLocked(int64_t read) {
+    last_now = std::max(last_now, read);
+    return last_now;
+  }
+
+  absl::Status Prepare(std::string_view group, std::string_view body,
+                       const std::optional<std::string_view>& dedup_id,
+                       const MessageAttributes& attributes, const std::optional<int>& delay,
+                       PreparedSend* out) const;
+  // Under send_mu: stage a message or recognise a duplicate; returns the serial.
+  uint64_t StageLocked(const PreparedSend& p, int64_t now);
+  Staged& NextStagingEntry() {
+    if (staged == staging.size()) staging.emplace_back();
+    return staging[staged++];
+  }
+  // After staging, outside every lock: wakes long polls. A poll sleeps only after seeing
+  // the staging area empty, so only the send that made it non-empty (`first`) needs to
+  // wake anyone; later sends would make a system call for nothing. Taking mu (an empty
+  // critical section) orders the notification after the waiter's last look.
+  void WakeAfterStaging(bool first) {
+    if (!first || waiters.load() == 0) return;
+    { std::lock_guard<std::mutex> lock(mu); }
+    cv.notify_all();
+  }
+  // Under mu: moves staged messages into the core, in serial order.
+  void DrainLocked();
+  // Sent messages' ids derive from their serial, so a duplicate needs only the serial.
+  absl::uint128 MessageIdFor(uint64_t serial) const {
+    return absl::MakeUint128(detail::Mix64(tag ^ serial), detail::Mix64(serial + tag));
+  }
+  // A message moved here from a queue whose dead-letter queue this is; takes send_mu.
+  void AcceptMoved(FifoSlot& from, std::string_view group);
+  // Under the lock: fills `messages` (already sized 0); returns how many.
+  int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>* messages,
+                 Taken* taken);
+  void EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken, int index);
+  Handle Parse(std::string_view text) const {
+    Handle h{text, false, 0, 0};
+    h.well_formed = detail::ParseReceiptHandle(text, tag, &h.slot, &h.generation);
+    return h;
+  }
+  absl::Status DeleteLocked(const Handle& handle);
+  absl::Status ChangeVisibilityLocked(const Handle& handle, int timeout, int64_t now);
+  // Waiters sleep only while no group is ready, so only the change from none to some
+  // needs a wake-up: senders and deleters on a busy queue make no system call.
+  bool ShouldWake(bool was_ready) const {
+    return !was_ready && core.HasReady() && waiters.load() > 0;
+  }
+
+  const FifoQueueOptions options;
+  Clock* const clock;
+  uint64_t tag = 0;  // Distinguishes this queue's receipt handles and message ids.
+  int64_t created_s = 0;
+
+  // Senders take only send_mu; receivers, deleters and the rest take mu and drain the
+  // staging area into the core. So a sender never waits behind a receive, and the two
+  // locks meet once per drained batch. Lock order: mu, then send_mu; a queue's locks
+  // before its dead-letter queue's. The two sides start on their own cache lines: a
+  // sender writing its fields must not evict the receiver's lock (measured: it did).
+  alignas(64) std::mutex send_mu;
+  detail::FifoDedup dedup;             // Guarded by send_mu.
+  uint64_t next_serial = 1;            // Guarded by send_mu.
+  int64_t last_send_now = 0;           // Guarded by send_mu.
+  std::vector<Staged> staging;         // Guarded by send_mu; [0, staged) are live.
+  size_t staged = 0;                   // Guarded by send_mu.
+  std::atomic<size_t> staged_hint{0};  // staged > 0, readable without send_mu.
+
+  alignas(64) std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<int> waiters{0};  // Long polls blocked on cv (changed under mu).
+  int64_t last_now = 0;
+  std::vector<Staged> draining;  // Guarded by mu: the staging buffer being drained.
+  FifoCore core;
+  absl::flat_hash_map<std::string, Attempt> attempts;
+  std::deque<std::pair<int64_t, std::string>> attempt_order;
+  ClockSubscription subscription;  // Last member: unsubscribed before the rest dies.
+};
+
+absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view body,
+                                      const std::optional<std::string_view>& dedup_id,
+                                      const MessageAttributes& attributes,
+                                      const std::optional<int>& delay, PreparedSend* out) const {
+  if (delay) {
+    return InvalidParameterValue(fmt::format(
+        "DelaySeconds is {}: FIFO queues have no per-message delay, only the queue's DelaySeconds.",
+        *delay));
+  }
+  if (absl::Status s = ValidateFifoId("MessageGroupId", group); !s.ok()) return s;
+  if (dedup_id) {
+    if (absl::Status s = ValidateFifoId("MessageDeduplicationId", *dedup_id); !s.ok()) return s;
+  } else if (!options.content_based_deduplication) {
+    return InvalidParameterValue(
+        "The queue should either have ContentBasedDeduplication enabled or "
+        "MessageDeduplicationId provided explicitly.");
+  }
+  if (body.empty()) {
+    return SqsError("MissingParameter", "The request must contain the parameter MessageBody.");
+  }
+  size_t bytes = body.size();
+  if (!attributes.empty()) {
+    if (absl::Status s = detail::ValidateAttributes(attributes, &bytes); !s.ok()) return s;
+  }
+  if (bytes > static_cast<size_t>(options.maximum_message_size)) {
+    return InvalidParameterValue(
+        fmt::format("The message is {} bytes (body and attributes); it must be at most {} bytes "
+                    "(MaximumMessageSize).",
+                    bytes, options.maximum_message_size));
+  }
+  uint32_t cp = 0;
+  if (size_t at = detail::FindInvalidBodyChar(body, &cp); at != std::string_view::npos) {
+    return SqsError("InvalidMessageContents",
+                    fmt::format("MessageBody contains the invalid character U+{:04X} at byte {}; "
+                                "allowed are #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and "
+                                "#x10000-#x10FFFF in UTF-8.",
+                                cp, at));
+  }
+  out->group = group;
+  out->body = body;
+  out->attributes = attributes.empty() ? nullptr : &attributes;
+  if (dedup_id) {
+    out->dedup_id = *dedup_id;
+  } else {
+    detail::Sha256Hex(body, out->content_hash);
+    out->dedup_id = std::string_view(out->content_hash, 64);
+  }
+  // In message-group scope the same id in two groups names two messages.
+  const uint64_t seed = options.deduplication_scope == DeduplicationScope::kMessageGroup
+                            ? XXH3_64bits(group.data(), group.size())
+                            : 0;
+  const XXH128_hash_t h = XXH3_128bits_withSeed(out->dedup_id.data(), out->dedup_id.size(), seed);
+  out->fingerprint = absl::MakeUint128(h.high64, h.low64);
+  return absl::OkStatus();
+}
+
+uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
+  // The deduplication probe is usually a cache miss: start it, fill the next staging
+  // entry meanwhile, and commit the entry only if the message is not a duplicate.
+  dedup.Prefetch(p.fingerprint);
+  if (staged == staging.size()) staging.emplace_back();
+  Staged& e = staging[staged];
+  e.group.assign(p.group.data(), p.group.size());
+  e.body.assign(p.body.data(), p.body.size());
+  e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
+  if (const uint64_t first = dedup.FindOrInsert(p.fingerprint, next_serial, now);
+      first != next_serial) {
+    return first;
+  }
+  ++staged;
+  e.serial = next_serial++;
+  e.enqueued_ns = now;
+  e.sent_ms = now / 1'000'000;
+  e.message_id = MessageIdFor(e.serial);
+  e.attributes = p.attributes ? std::make_unique<MessageAttributes>(*p.attributes) : nullptr;
+  // Only the change from empty matters to a drainer or a waiter; later sends leave the
+  // shared flag (and its cache line) alone.
+  if (staged == 1) staged_hint.store(1);
+  return e.serial;
+}
+
+void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
+  const int64_t read = ReadClock();
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(send_mu);
+    first = staged == 0;
+    const int64_t now = last_send_now = std::max(last_send_now, read);
+    Staged& e = NextStagingEntry();
+    e.serial = next_serial++;
+    e.enqueued_ns = now;  // Retention starts again in the dead-letter queue.
+    e.sent_ms = from.sent_ms;
+    e.message_id = from.message_id;
+    e.group.assign(group.data(), group.size());
+    e.body.swap(from.body);
+    e.dedup_id.swap(from.dedup_id);
+    e.attributes = std::move(from.attributes);
+    if (staged == 1) staged_hint.store(1);
+  }
+  WakeAfterStaging(first);
+}
+
+void FifoQueue::Impl::DrainLocked() {
+  if (staged_hint.load() == 0) return;
+  size_t n;
+  {
+    auto lock = LockQueue(send_mu);
+    n = staged;
+    staging.swap(draining);
+    staged = 0;
+    staged_hint.store(0);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Staged& e = draining[i];
+    const uint32_t s = core.Enqueue(e.group, e.body, e.dedup_id, e.serial, e.enqueued_ns);
+    FifoSlot& slot = core.slot(s);
+    slot.message_id = e.message_id;
+    slot.sent_ms = e.sent_ms;
+    slot.attributes = std::move(e.attributes);
+  }
+}
+
+void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken,
+                                 int index) {
+  FifoSlot& slot = core.slot(s);
+  if (messages->size() <= static_cast<size_t>(index)) messages->resize(index + 1);
+  Message& m = (*messages)[index];
+  m.body.assign(slot.body);
+  m.message_group_id.assign(core.group(slot.group).id);
+  m.message_deduplication_id.assign(slot.dedup_id);
+  if (slot.attributes)
+    m.message_attributes = *slot.attributes;
+  else
+    m.message_attributes.clear();
+  m.approximate_receive_count = slot.receive_count;
+  m.sent_timestamp = slot.sent_ms;
+  m.approximate_first_receive_timestamp = slot.first_receive_ms;
+  taken[index] = {slot.message_id, slot.serial, s, slot.generation};
+}
+
+int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
+                                std::vector<Message>* messages, Taken* taken) {
+  const RedrivePolicy* redrive = options.redrive_policy ? &*options.redrive_policy : nullptr;
+  int n = 0;
+  while (n < max && core.HasReady()) {
+    const uint32_t g = core.FirstReadyGroup();
+    // One group first, in order; the group stops being ready once it has a message in
+    // flight, so the next turn of the outer loop moves to the next group.
+    for (uint32_t s = core.GroupHead(g); n < max && s != detail::kNil; s = core.GroupHead(g)) {
+      FifoSlot& slot = core.slot(s);
+      if (redrive && slot.receive_count >= redrive->max_receive_count) {
+        // Lock order follows the redrive chain, which has no cycles: a queue's
+        // dead-letter queue exists before the queue.
+        redrive->dead_letter_queue->impl_->AcceptMoved(slot, core.group(g).id);
+        core.Remove(s);
+        continue;
+      }
+      core.MarkInFlight(s, now, now + visibility_ns);
+      if (slot.first_receive_ms == 0) slot.first_receive_ms = now / 1'000'000;
+      EmitLocked(s, messages, taken, n++);
+    }
+  }
+  return n;
+}
+
+absl::Status FifoQueue::Impl::DeleteLocked(const Handle& handle) {
+  if (!handle.well_formed || !core.Find(handle.slot, handle.generation)) {
+    return ReceiptHandleIsInvalid(handle.text);
+  }
+  core.Remove(handle.slot);
+  return absl::OkStatus();
+}
+
+absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int timeout,
+                                                     int64_t now) {
+  FifoSlot* slot = handle.well_formed ? core.Find(handle.slot, handle.generation) : nullptr;
+  if (!slot) return ReceiptHandleIsInvalid(handle.text);
+  const uint32_t s = handle.slot;
+  if (absl::Status st = CheckRange("VisibilityTimeout", timeout, 0, kMaxVisibilitySeconds);
+      !st.ok()) {
+    return st;
+  }
+  if (slot->state != SlotState::kInFlight) {
+    return SqsError("MessageNotInflight",
+                    "The message is not in flight: its visibility timeout has already ended.");
+  }
+  const int64_t deadline = now + int64_t{timeout} * kNanosPerSecond;
+  if (deadline - slot->received_ns > int64_t{kMaxVisibilitySeconds} * kNanosPerSecond) {
+    return InvalidParameterValue(fmt::format(
+        "VisibilityTimeout {} would keep the message invisible more than 43200 seconds (12 hours) "
+        "after it was received.",
+        timeout));
+  }
+  core.SetDeadline(s, deadline, now);
+  return absl::OkStatus();
+}
+
+// ---- Public API ------------------------------------------------------------------------
+
+absl::StatusOr<std::shared_ptr<FifoQueue>> FifoQueue::Create(FifoQueueOptions options) {
+  if (absl::Status s = detail::ValidateOptions(options); !s.ok()) return s;
+  return std::shared_ptr<FifoQueue>(new FifoQueue(std::make_unique<Impl>(std::move(options))));
+}
+
+FifoQueue::FifoQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FifoQueue::~FifoQueue() = default;
+
+const std::string& FifoQueue::name() const { return impl_->options.name; }
+
+absl::StatusOr<SendMessageResult> FifoQueue::SendMessage(const SendMessageRequest& request) {
+  SendMessageResult result;
+  if (absl::Status s = SendMessage(request, &result); !s.ok()) return s;
+  return result;
+}
+
+absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessageResult* result) {
+  Impl& q = *impl_;
+  Impl::PreparedSend p;
+  if (absl::Status s = q.Prepare(request.message_group_id, request.message_body,
+                                 request.message_deduplication_id, request.message_attributes,
+                                 request.delay_seconds, &p);
+      !s.ok()) {
+    return s;
+  }
+  uint64_t serial;
+  bool first;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.send_mu);
+    const size_t before = q.staged;
+    const int64_t now = q.last_send_now = std::max(q.last_send_now, read);
+    q.dedup.Expire(now);
+    serial = q.StageLocked(p, now);
+    first = before == 0 && q.staged > 0;
+  }
+  q.WakeAfterStaging(first);
+  detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
+  detail::FormatSequenceNumber(serial, &result->sequence_number);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
+    const std::vector<SendMessageBatchRequestEntry>& entries) {
+  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  Impl& q = *impl_;
+  size_t total = 0;
+  for (const auto& e : entries) {
+    total += e.message_body.size();
+    for (const auto& [name, value] : e.message_attributes) {
+      total += name.size() + value.data_type.size() + value.string_value.size() +
+               value.binary_value.size();
+    }
+  }
+  if (total > static_cast<size_t>(q.options.maximum_message_size)) {
+    return SqsError(
+        "BatchRequestTooLong",
+        fmt::format(
+            "The batch's messages (bodies and attributes) add up to {} bytes; at most {} are "
+            "allowed (MaximumMessageSize).",
+            total, q.options.maximum_message_size));
+  }
+  SendMessageBatchResult result;
+  std::array<Impl::PreparedSend, kMaxBatchEntries> prepared;
+  std::array<absl::Status, kMaxBatchEntries> status;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    status[i] = q.Prepare(e.message_group_id, e.message_body, e.message_deduplication_id,
+                          e.message_attributes, e.delay_seconds, &prepared[i]);
+  }
+  std::array<uint64_t, kMaxBatchEntries> serials;
+  bool first;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.send_mu);
+    const size_t before = q.staged;
+    const int64_t now = q.last_send_now = std::max(q.last_send_now, read);
+    q.dedup.Expire(now);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (status[i].ok()) serials[i] = q.StageLocked(prepared[i], now);
+    }
+    first = before == 0 && q.staged > 0;
+  }
+  q.WakeAfterStaging(first);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (status[i].ok()) {
+      SendMessageBatchResultEntry& r = result.successful.emplace_back();
+      r.id = std::string(entries[i].id);
+      detail::FormatMessageId(q.MessageIdFor(serials[i]), &r.message_id);
+      detail::FormatSequenceNumber(serials[i], &r.sequence_number);
+    } else {
+      result.failed.push_back(
+          {std::string(entries[i].id), ErrorName(status[i]), ErrorMessage(status[i]), true});
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<ReceiveMessageResult> FifoQueue::ReceiveMessage(
+    const ReceiveMessageRequest& request) {
+  ReceiveMessageResult result;
+  if (absl::Status s = ReceiveMessage(request, &result.messages); !s.ok()) return s;
+  return result;
+}
+
+absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
+                                       std::vector<Message>* messages) {
+  Impl& q = *impl_;
+  if (auto s =
+          CheckRange("MaxNumberOfMessages", request.max_number_of_messages, 1, kMaxBatchEntries);
+      !s.ok()) {
+    return s;
+  }
+  const int visibility = request.visibility_timeout.value_or(q.options.visibility_timeout_seconds);
+  if (auto s = CheckRange("VisibilityTimeout", visibility, 0, kMaxVisibilitySeconds); !s.ok())
+    return s;
+  const int wait = request.wait_time_seconds.value_or(q.options.receive_message_wait_time_seconds);
+  if (auto s = CheckRange("WaitTimeSeconds", wait, 0, 20); !s.ok()) return s;
+  const std::string_view attempt_id = request.receive_request_attempt_id;
+  if (!attempt_id.empty()) {
+    if (auto s = ValidateFifoId("ReceiveRequestAttemptId", attempt_id); !s.ok()) return s;
+  }
+  const int64_t visibility_ns = int64_t{visibility} * kNanosPerSecond;
+  std::array<Impl::Taken, kMaxBatchEntries> taken;
+  int n = 0;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.mu);
+    int64_t now = q.NowLocked(read);
+    q.DrainLocked();
+    q.core.Advance(now);
+    // The wait is measured on the precise clock; `now` is whole milliseconds.
+    const absl::Time deadline =
+        wait > 0 ? q.clock->Now() + absl::Seconds(wait) : absl::InfinitePast();
+    bool record_attempt = false;
+    if (!attempt_id.empty()) {
+      while (!q.attempt_order.empty() && q.attempt_order.front().first <= now) {
+        auto it = q.attempts.find(q.attempt_order.front().second);
+        if (it != q.attempts.end() && it->second.expires_ns <= now) q.attempts.erase(it);
+        q.attempt_order.pop_front();
+      }
+      auto it = q.attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
+      if (it != q.attempts.end()) {
+        // A retry returns the same messages and handles while none of them was deleted,
+        // changed or received again, and restarts their visibility timeout.
+        bool intact = true;
+        for (auto [s, gen] : it->second.handles) {
+          FifoSlot* slot = q.core.Find(s, gen);
+          intact = intact && slot && slot->state == SlotState::kInFlight;
+        }
+        if (intact) {
+          for (auto [s, gen] : it->second.handles) {
+            q.core.SetDeadline(s, now + visibility_ns, now);
+            q.EmitLocked(s, messages, taken.data(), n++);
+          }
+        } else {
+          q.attempts.erase(it);
+        }
+      }
+      record_attempt = n == 0;
+    }
+    if (record_attempt || attempt_id.empty()) {
+      for (;;) {
+        n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, messages,
+                         taken.data());
+        if (n > 0 || wait == 0 || q.clock->Now() >= deadline) break;
+        // Registered before the last look at the staging area (the predicate), so a
+        // sender either sees the waiter or the waiter sees its message.
+        q.waiters.fetch_add(1);
+        // Also wake when a delay or a visibility timeout ends (the earliest event).
+        const absl::Time wake_at = std::min(deadline, absl::FromUnixNanos(q.core.NextWakeNs()));
+        WaitUntil(*q.clock, q.cv, lock, wake_at,
+                  [&] { return q.staged_hint.load() > 0 || q.core.HasReady(); });
+        q.waiters.fetch_sub(1);
+        now = q.NowLocked(q.ReadClock());
+        q.DrainLocked();
+        q.core.Advance(now);
+      }
+      if (record_attempt && n > 0) {
+        Impl::Attempt& attempt = q.attempts[std::string(attempt_id)];
+        attempt.expires_ns = now + detail::FifoDedup::kWindowNs;
+        attempt.handles.clear();
+        for (int i = 0; i < n; ++i)
+          attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
+        q.attempt_order.emplace_back(attempt.expires_ns, std::string(attempt_id));
+      }
+    }
+  }
+  messages->resize(n);
+  for (int i = 0; i < n; ++i) {
+    Message& m = (*messages)[i];
+    detail::FormatMessageId(taken[i].message_id, &m.message_id);
+    detail::FormatSequenceNumber(taken[i].serial, &m.sequence_number);
+    detail::FormatReceiptHandle(q.tag, taken[i].slot, taken[i].generation, &m.receipt_handle);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
+  Impl& q = *impl_;
+  const Handle handle = q.Parse(receipt_handle);
+  absl::Status status;
+  bool wake;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
+    q.core.Advance(q.NowLocked(read));
+    status = q.DeleteLocked(handle);
+    wake = q.ShouldWake(was_ready);
+  }
+  if (wake) q.cv.notify_all();
+  return status;
+}
+
+absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
+    const std::vector<DeleteMessageBatchRequestEntry>& entries) {
+  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  Impl& q = *impl_;
+  std::array<Handle, kMaxBatchEntries> handles;
+  for (size_t i = 0; i < entries.size(); ++i) handles[i] = q.Parse(entries[i].receipt_handle);
+  std::array<absl::Status, kMaxBatchEntries> status;
+  bool wake;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
+    q.core.Advance(q.NowLocked(read));
+    for (size_t i = 0; i < entries.size(); ++i) {
+      status[i] = q.DeleteLocked(handles[i]);
+    }
+    wake = q.ShouldWake(was_ready);
+  }
+  if (wake) q.cv.notify_all();
+  BatchResult result;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (status[i].ok()) {
+      result.successful.emplace_back(entries[i].id);
+    } else {
+      result.failed.push_back(
+          {std::string(entries[i].id), ErrorName(status[i]), ErrorMessage(status[i]), true});
+    }
+  }
+  return result;
+}
+
+absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
+                                                int visibility_timeout) {
+  Impl& q = *impl_;
+  const Handle handle = q.Parse(receipt_handle);
+  absl::Status status;
+  bool wake;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
+    const int64_t now = q.NowLocked(read);
+    q.core.Advance(now);
+    status = q.ChangeVisibilityLocked(handle, visibility_timeout, now);
+    wake = q.ShouldWake(was_ready);
+  }
+  if (wake) q.cv.notify_all();
+  return status;
+}
+
+absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
+    const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries) {
+  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  Impl& q = *impl_;
+  std::array<Handle, kMaxBatchEntries> handles;
+  for (size_t i = 0; i < entries.size(); ++i) handles[i] = q.Parse(entries[i].receipt_handle);
+  std::array<absl::Status, kMaxBatchEntries> status;
+  bool wake;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.mu);
+    const bool was_ready = q.core.HasReady();
+    const int64_t now = q.NowLocked(read);
+    q.core.Advance(now);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      status[i] = q.ChangeVisibilityLocked(handles[i], entries[i].visibility_timeout, now);
+    }
+    wake = q.ShouldWake(was_ready);
+  }
+  if (wake) q.cv.notify_all();
+  BatchResult result;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (status[i].ok()) {
+      result.successful.emplace_back(entries[i].id);
+    } else {
+      result.failed.push_back({std::string(entries[i].id), ErrorName(status[i]),
+                               ErrorMessage(status[i]),
+                               ErrorName(status[i]) != "MessageNotInflight"});
+    }
+  }
+  return result;
+}
+
+QueueAttributes FifoQueue::GetQueueAttributes() {
+  Impl& q = *impl_;
+  const int64_t read = q.ReadClock();
+  auto lock = LockQueue(q.mu);
+  q.DrainLocked();
+  q.core.Advance(q.NowLocked(read));
+  return {q.core.visible_count(), q.core.in_flight_count(), q.core.delayed_count(), q.created_s};
+}
+
+void FifoQueue::PurgeQueue() {
+  Impl& q = *impl_;
+  auto lock = LockQueue(q.mu);
+  q.DrainLocked();
+  q.core.RemoveAll();
+  q.attempts.clear();
+  q.attempt_order.clear();
+}
+
+}  // namespace riffle

@@ -1,0 +1,808 @@
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fmt/format.h"
+#include "riffle/fifo_queue.h"
+#include "support/alloc_counter.h"
+
+namespace {
+
+using riffle::ErrorMessage;
+using riffle::ErrorName;
+using riffle::FifoQueue;
+using riffle::FifoQueueOptions;
+using riffle::ManualClock;
+using riffle::Message;
+
+std::shared_ptr<FifoQueue> MakeQueue(ManualClock* clock, FifoQueueOptions options = {}) {
+  if (options.name.empty()) options.name = "test.fifo";
+  options.clock = clock;
+  auto queue = FifoQueue::Create(std::move(options));
+  REQUIRE(queue.ok());
+  return *queue;
+}
+
+riffle::SendMessageResult Send(FifoQueue& q, std::string_view group, std::string_view body,
+                               std::optional<std::string_view> dedup = std::nullopt) {
+  const std::string id = dedup ? std::string(*dedup) : fmt::format("{}-{}", group, body);
+  auto r = q.SendMessage({.message_group_id = group,
+                          .message_body = body,
+                          .message_deduplication_id = std::string_view(id)});
+  REQUIRE(r.ok());
+  return *r;
+}
+
+std::vector<Message> Receive(FifoQueue& q, int max = 10, std::optional<int> visibility = {}) {
+  auto r = q.ReceiveMessage({.max_number_of_messages = max, .visibility_timeout = visibility});
+  REQUIRE(r.ok());
+  return r->messages;
+}
+
+std::vector<std::string> Bodies(const std::vector<Message>& messages) {
+  std::vector<std::string> out;
+  for (const auto& m : messages) out.push_back(m.body);
+  return out;
+}
+
+using Strings = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("FifoQueue keeps order within a group and fills a receive from one group first",
+          "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  Send(*q, "a", "a1");
+  Send(*q, "b", "b1");
+  Send(*q, "a", "a2");
+  Send(*q, "b", "b2");
+  Send(*q, "a", "a3");
+  auto first = Receive(*q, 4);
+  CHECK(Bodies(first) == Strings{"a1", "a2", "a3", "b1"});
+  // Group a is in flight, and b1 is: nothing more from either.
+  CHECK(Receive(*q).empty());
+  auto attrs = q->GetQueueAttributes();
+  CHECK(attrs.approximate_number_of_messages == 1);
+  CHECK(attrs.approximate_number_of_messages_not_visible == 4);
+  // Deleting all of a's messages does not free b; deleting b1 does.
+  for (int i = 0; i < 3; ++i) REQUIRE(q->DeleteMessage(first[i].receipt_handle).ok());
+  CHECK(Receive(*q).empty());
+  REQUIRE(q->DeleteMessage(first[3].receipt_handle).ok());
+  CHECK(Bodies(Receive(*q)) == Strings{"b2"});
+}
+
+TEST_CASE("FifoQueue reports message ids, sequence numbers and system attributes", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  auto r1 = Send(*q, "g", "one");
+  clock.Advance(absl::Milliseconds(5));
+  auto r2 = Send(*q, "g", "two");
+  CHECK(r1.message_id.size() == 36);
+  CHECK(r1.message_id[14] == '4');
+  CHECK(r1.message_id != r2.message_id);
+  CHECK(r1.sequence_number.size() == 20);
+  CHECK(r1.sequence_number < r2.sequence_number);
+  clock.Advance(absl::Seconds(1));
+  auto m = Receive(*q, 1);
+  REQUIRE(m.size() == 1);
+  CHECK(m[0].message_id == r1.message_id);
+  CHECK(m[0].sequence_number == r1.sequence_number);
+  CHECK(m[0].message_group_id == "g");
+  CHECK(m[0].message_deduplication_id == "g-one");
+  CHECK(m[0].approximate_receive_count == 1);
+  CHECK(m[0].sent_timestamp == absl::ToUnixMillis(clock.Now()) - 1005);
+  CHECK(m[0].approximate_first_receive_timestamp == absl::ToUnixMillis(clock.Now()));
+}
+
+TEST_CASE("FifoQueue redelivers after the visibility timeout with a new receipt handle", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  Send(*q, "g", "m1");
+  Send(*q, "g", "m2");
+  auto first = Receive(*q, 1);
+  REQUIRE(Bodies(first) == Strings{"m1"});
+  clock.Advance(absl::Seconds(29));
+  CHECK(Receive(*q).empty());
+  clock.Advance(absl::Seconds(1));
+  auto second = Receive(*q, 1);
+  REQUIRE(Bodies(second) == Strings{"m1"});
+  CHECK(second[0].approximate_receive_count == 2);
+  CHECK(second[0].receipt_handle != first[0].receipt_handle);
+  CHECK(second[0].approximate_first_receive_timestamp ==
+        first[0].approximate_first_receive_timestamp);
+  auto stale = q->DeleteMessage(first[0].receipt_handle);
+  CHECK(ErrorName(stale) == "ReceiptHandleIsInvalid");
+  REQUIRE(q->DeleteMessage(second[0].receipt_handle).ok());
+  CHECK(Bodies(Receive(*q)) == Strings{"m2"});
+}
+
+TEST_CASE("FifoQueue puts messages back in order when visibilities end out of order", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (const char* b : {"m1", "m2", "m3", "m4"}) Send(*q, "g", b);
+  auto got = Receive(*q, 3);
+  REQUIRE(Bodies(got) == Strings{"m1", "m2", "m3"});
+  REQUIRE(q->ChangeMessageVisibility(got[2].receipt_handle, 0).ok());
+  REQUIRE(q->ChangeMessageVisibility(got[1].receipt_handle, 0).ok());
+  CHECK(Receive(*q).empty());  // m1 still in flight.
+  REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
+  CHECK(Bodies(Receive(*q)) == Strings{"m1", "m2", "m3", "m4"});
+}
+
+TEST_CASE("FifoQueue ChangeMessageVisibility extends, limits and rejects", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  Send(*q, "g", "m1");
+  auto got = Receive(*q, 1);
+  REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 100).ok());
+  clock.Advance(absl::Seconds(99));
+  CHECK(Receive(*q).empty());
+  clock.Advance(absl::Seconds(1));
+  CHECK(Receive(*q, 1, 43'200).size() == 1);
+  auto again = Receive(*q);
+  CHECK(again.empty());
+  clock.Advance(absl::Hours(1));
+  // Receive the current handle: visibility was 12 h from receive; extending past it fails.
+  auto current = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
+  CHECK(ErrorName(current) == "ReceiptHandleIsInvalid");
+}
+
+TEST_CASE("FifoQueue visibility changes past 12 hours and of visible messages are refused",
+          "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  Send(*q, "g", "m1");
+  auto got = Receive(*q, 1, 7200);
+  clock.Advance(absl::Hours(1));
+  auto too_long = q->ChangeMessageVisibility(got[0].receipt_handle, 43'200);
+  CHECK(ErrorName(too_long) == "InvalidParameterValue");
+  CHECK_THAT(ErrorMessage(too_long), Catch::Contains("12 hours"));
+  auto out_of_range = q->ChangeMessageVisibility(got[0].receipt_handle, 43'201);
+  CHECK(ErrorMessage(out_of_range) ==
+        "VisibilityTimeout is 43201; it must be between 0 and 43200.");
+  REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
+  auto not_inflight = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
+  CHECK(ErrorName(not_inflight) == "MessageNotInflight");
+  // The handle stays current until the message is received again: it can still delete.
+  REQUIRE(q->DeleteMessage(got[0].receipt_handle).ok());
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages == 0);
+}
+
+TEST_CASE("FifoQueue deduplicates for 5 minutes: 4:59 is a duplicate, 5:01 is new", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  auto original = Send(*q, "g", "body", "id-1");
+  clock.Advance(absl::Seconds(4 * 60 + 59));
+  auto dup = Send(*q, "g", "other body", "id-1");
+  CHECK(dup.message_id == original.message_id);
+  CHECK(dup.sequence_number == original.sequence_number);
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages == 1);
+  clock.Advance(absl::Seconds(2));  // 5:01 after the original.
+  auto fresh = Send(*q, "g", "body again", "id-1");
+  CHECK(fresh.message_id != original.message_id);
+  CHECK(fresh.sequence_number > original.sequence_number);
+  CHECK(Bodies(Receive(*q)) == Strings{"body", "body again"});
+}
+
+TEST_CASE("FifoQueue deduplicates after the message was deleted", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  Send(*q, "g", "x", "dedup");
+  auto m = Receive(*q);
+  REQUIRE(q->DeleteMessage(m[0].receipt_handle).ok());
+  Send(*q, "g", "x", "dedup");
+  CHECK(Receive(*q).empty());
+}
+
+TEST_CASE("FifoQueue content-based deduplication hashes the body with SHA-256", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.content_based_deduplication = true});
+  auto a = q->SendMessage({.message_group_id = "g", .message_body = "abc"});
+  REQUIRE(a.ok());
+  auto b = q->SendMessage({.message_group_id = "h", .message_body = "abc"});
+  REQUIRE(b.ok());
+  CHECK(b->message_id == a->message_id);  // Queue scope: another group, same body.
+  auto c = q->SendMessage({.message_group_id = "g", .message_body = "abd"});
+  REQUIRE(c.ok());
+  CHECK(c->message_id != a->message_id);
+  // An explicit id wins over the content.
+  auto d = q->SendMessage(
+      {.message_group_id = "g", .message_body = "abc", .message_deduplication_id = "explicit"});
+  REQUIRE(d.ok());
+  CHECK(d->message_id != a->message_id);
+  auto got = Receive(*q);
+  REQUIRE(Bodies(got) == Strings{"abc", "abd", "abc"});
+  CHECK(got[0].message_deduplication_id ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(got[2].message_deduplication_id == "explicit");
+}
+
+TEST_CASE("FifoQueue message-group deduplication scope", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.deduplication_scope = riffle::DeduplicationScope::kMessageGroup});
+  auto a = Send(*q, "g1", "x", "same");
+  auto b = Send(*q, "g2", "x", "same");
+  auto c = Send(*q, "g1", "y", "same");
+  CHECK(a.message_id != b.message_id);
+  CHECK(c.message_id == a.message_id);
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages == 2);
+}
+
+TEST_CASE("FifoQueue moves a message to the dead-letter queue after maxReceiveCount receives",
+          "[fifo]") {
+  ManualClock clock;
+  auto dlq = MakeQueue(&clock, {.name = "dead.fifo"});
+  auto q = MakeQueue(&clock, {.redrive_policy = riffle::RedrivePolicy{dlq, 2}});
+  auto sent = Send(*q, "g", "poison");
+  Send(*q, "g", "next");
+  for (int i = 1; i <= 2; ++i) {
+    auto got = Receive(*q, 1);
+    REQUIRE(Bodies(got) == Strings{"poison"});
+    CHECK(got[0].approximate_receive_count == i);
+    clock.Advance(absl::Seconds(30));
+  }
+  // The third receive moves it and goes on with the group.
+  auto got = Receive(*q, 1);
+  CHECK(Bodies(got) == Strings{"next"});
+  auto dead = Receive(*dlq);
+  REQUIRE(Bodies(dead) == Strings{"poison"});
+  CHECK(dead[0].message_group_id == "g");
+  CHECK(dead[0].message_id == sent.message_id);
+  CHECK(dead[0].approximate_receive_count == 1);
+}
+
+TEST_CASE("FifoQueue ReceiveRequestAttemptId retry returns the same messages and handles",
+          "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (const char* b : {"a1", "a2"}) Send(*q, "a", b);
+  Send(*q, "b", "b1");
+  riffle::ReceiveMessageRequest req{.max_number_of_messages = 2,
+                                    .receive_request_attempt_id = "attempt-1"};
+  auto first = q->ReceiveMessage(req);
+  REQUIRE(first.ok());
+  REQUIRE(Bodies(first->messages) == Strings{"a1", "a2"});
+  clock.Advance(absl::Seconds(20));
+  auto retry = q->ReceiveMessage(req);
+  REQUIRE(retry.ok());
+  REQUIRE(Bodies(retry->messages) == Strings{"a1", "a2"});
+  CHECK(retry->messages[0].receipt_handle == first->messages[0].receipt_handle);
+  CHECK(retry->messages[1].receipt_handle == first->messages[1].receipt_handle);
+  // The retry restarted the visibility timeout.
+  clock.Advance(absl::Seconds(20));
+  CHECK(Bodies(Receive(*q)) == Strings{"b1"});
+  // Once the messages are deleted, the same attempt id receives afresh.
+  for (auto& m : retry->messages) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+  Send(*q, "c", "c1");
+  auto later = q->ReceiveMessage(req);
+  REQUIRE(later.ok());
+  CHECK(Bodies(later->messages) == Strings{"c1"});
+}
+
+TEST_CASE("FifoQueue retention removes old messages, in flight or not", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.message_retention_period_seconds = 60});
+  Send(*q, "b", "inflight");
+  Send(*q, "a", "old");
+  clock.Advance(absl::Seconds(30));
+  Send(*q, "a", "young");
+  auto in_flight = Receive(*q, 1, 300);
+  REQUIRE(Bodies(in_flight) == Strings{"inflight"});
+  clock.Advance(absl::Seconds(29));
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages == 2);
+  clock.Advance(absl::Seconds(1));
+  auto attrs = q->GetQueueAttributes();
+  CHECK(attrs.approximate_number_of_messages == 1);
+  CHECK(attrs.approximate_number_of_messages_not_visible == 0);
+  CHECK(ErrorName(q->DeleteMessage(in_flight[0].receipt_handle)) == "ReceiptHandleIsInvalid");
+  CHECK(Bodies(Receive(*q)) == Strings{"young"});
+  clock.Advance(absl::Seconds(30));
+  attrs = q->GetQueueAttributes();
+  CHECK(attrs.approximate_number_of_messages == 0);
+  CHECK(attrs.approximate_number_of_messages_not_visible == 0);
+}
+
+TEST_CASE("FifoQueue queue delay holds messages and counts them as delayed", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.delay_seconds = 10});
+  Send(*q, "g", "m1");
+  clock.Advance(absl::Seconds(5));
+  Send(*q, "g", "m2");
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages_delayed == 2);
+  CHECK(Receive(*q).empty());
+  clock.Advance(absl::Seconds(5));
+  auto attrs = q->GetQueueAttributes();
+  CHECK(attrs.approximate_number_of_messages == 1);
+  CHECK(attrs.approximate_number_of_messages_delayed == 1);
+  clock.Advance(absl::Seconds(5));
+  CHECK(Bodies(Receive(*q)) == Strings{"m1", "m2"});
+}
+
+TEST_CASE("FifoQueue long polling waits for a send, and for the wait to end", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  std::vector<Message> got;
+  std::thread receiver([&] {
+    // No Catch2 assertion off the main thread: Catch2 v2 is not thread-safe.
+    auto r = q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 20});
+    if (r.ok()) got = r->messages;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Send(*q, "g", "hello");
+  receiver.join();
+  CHECK(Bodies(got) == Strings{"hello"});
+
+  std::atomic<bool> done{false};
+  bool empty = false;
+  const absl::Time start = clock.Now();
+  std::thread waiter([&] {
+    auto r = q->ReceiveMessage({.wait_time_seconds = 20});
+    empty = r.ok() && r->messages.empty();
+    done = true;
+  });
+  // Only clock moves end the wait; move it until the waiter notices.
+  while (!done.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    clock.Advance(absl::Seconds(5));
+  }
+  waiter.join();
+  CHECK(empty);
+  CHECK(clock.Now() - start >= absl::Seconds(20));
+}
+
+TEST_CASE("FifoQueue long polling wakes when a visibility timeout ends", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  Send(*q, "g", "m");
+  REQUIRE(Receive(*q).size() == 1);
+  std::vector<Message> got;
+  std::thread waiter([&] {
+    auto r = q->ReceiveMessage({.wait_time_seconds = 20});
+    if (r.ok()) got = r->messages;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  clock.Advance(absl::Seconds(30));  // Before or during the wait: either way it returns m.
+  waiter.join();
+  CHECK(Bodies(got) == Strings{"m"});
+}
+
+TEST_CASE("FifoQueue long polling on the system clock ends on time", "[fifo]") {
+  auto q = FifoQueue::Create({.name = "sys.fifo"}).value();
+  const absl::Time start = absl::Now();
+  auto r = q->ReceiveMessage({.wait_time_seconds = 1});
+  REQUIRE(r.ok());
+  CHECK(r->messages.empty());
+  CHECK(absl::Now() - start >= absl::Seconds(1));
+  CHECK(absl::Now() - start < absl::Seconds(3));
+}
+
+TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  auto sent = q->SendMessageBatch({
+      {.id = "ok1",
+       .message_group_id = "g",
+       .message_body = "m1",
+       .message_deduplication_id = "d1"},
+      {.id = "bad", .message_group_id = "g", .message_body = "m2"},
+      {.id = "ok2",
+       .message_group_id = "g",
+       .message_body = "m3",
+       .message_deduplication_id = "d3"},
+  });
+  REQUIRE(sent.ok());
+  REQUIRE(sent->successful.size() == 2);
+  CHECK(sent->successful[0].id == "ok1");
+  CHECK(sent->successful[1].id == "ok2");
+  CHECK(sent->successful[0].sequence_number < sent->successful[1].sequence_number);
+  REQUIRE(sent->failed.size() == 1);
+  CHECK(sent->failed[0].id == "bad");
+  CHECK(sent->failed[0].code == "InvalidParameterValue");
+  CHECK(sent->failed[0].sender_fault);
+  auto got = Receive(*q);
+  REQUIRE(Bodies(got) == Strings{"m1", "m3"});
+  auto changed = q->ChangeMessageVisibilityBatch(
+      {{.id = "a", .receipt_handle = got[1].receipt_handle, .visibility_timeout = 60},
+       {.id = "b", .receipt_handle = "nonsense", .visibility_timeout = 60}});
+  REQUIRE(changed.ok());
+  CHECK(changed->successful == Strings{"a"});
+  REQUIRE(changed->failed.size() == 1);
+  CHECK(changed->failed[0].code == "ReceiptHandleIsInvalid");
+  auto deleted = q->DeleteMessageBatch({{.id = "x", .receipt_handle = got[0].receipt_handle},
+                                        {.id = "y", .receipt_handle = got[1].receipt_handle},
+                                        {.id = "z", .receipt_handle = got[1].receipt_handle}});
+  REQUIRE(deleted.ok());
+  CHECK(deleted->successful == Strings{"x", "y"});
+  REQUIRE(deleted->failed.size() == 1);
+  CHECK(deleted->failed[0].id == "z");
+  CHECK(deleted->failed[0].code == "ReceiptHandleIsInvalid");
+}
+
+TEST_CASE("FifoQueue rejects bad batches by name", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  CHECK(ErrorName(q->DeleteMessageBatch({}).status()) == "EmptyBatchRequest");
+  std::vector<riffle::DeleteMessageBatchRequestEntry> eleven;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 11; ++i) ids.push_back(fmt::format("e{}", i));
+  for (auto& id : ids) eleven.push_back({.id = id, .receipt_handle = "h"});
+  auto too_many = q->DeleteMessageBatch(eleven);
+  CHECK(ErrorName(too_many.status()) == "TooManyEntriesInBatchRequest");
+  CHECK(ErrorMessage(too_many.status()) == "The batch has 11 entries; it must have at most 10.");
+  auto repeated = q->ChangeMessageVisibilityBatch(
+      {{.id = "a", .receipt_handle = "h"}, {.id = "a", .receipt_handle = "h"}});
+  CHECK(ErrorName(repeated.status()) == "BatchEntryIdsNotDistinct");
+  auto bad_id = q->SendMessageBatch({{.id = "no spaces",
+                                      .message_group_id = "g",
+                                      .message_body = "b",
+                                      .message_deduplication_id = "d"}});
+  CHECK(ErrorName(bad_id.status()) == "InvalidBatchEntryId");
+  const std::string big(200'000, 'x');
+  auto too_long = q->SendMessageBatch(
+      {{.id = "a", .message_group_id = "g", .message_body = big, .message_deduplication_id = "1"},
+       {.id = "b", .message_group_id = "g", .message_body = big, .message_deduplication_id = "2"}});
+  CHECK(ErrorName(too_long.status()) == "BatchRequestTooLong");
+}
+
+TEST_CASE("FifoQueue rejects every bad send, receive and handle by name", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.maximum_message_size = 1024});
+  auto send = [&](riffle::SendMessageRequest r) { return q->SendMessage(r).status(); };
+  auto s = send({.message_body = "b", .message_deduplication_id = "d"});
+  CHECK(ErrorName(s) == "MissingParameter");
+  CHECK(ErrorMessage(s) == "The request must contain the parameter MessageGroupId.");
+  s = send({.message_group_id = "g", .message_body = "b"});
+  CHECK(ErrorName(s) == "InvalidParameterValue");
+  CHECK_THAT(ErrorMessage(s), Catch::Contains("ContentBasedDeduplication"));
+  CHECK(ErrorName(send({.message_group_id = "g", .message_deduplication_id = "d"})) ==
+        "MissingParameter");
+  const std::string long_id(129, 'a');
+  s = send({.message_group_id = long_id, .message_body = "b", .message_deduplication_id = "d"});
+  CHECK(ErrorMessage(s) == "MessageGroupId is 129 characters long; it must be at most 128.");
+  CHECK(send({.message_group_id = std::string(128, 'a'),
+              .message_body = "b",
+              .message_deduplication_id = "d"})
+            .ok());
+  s = send({.message_group_id = "g g", .message_body = "b", .message_deduplication_id = "d"});
+  CHECK(ErrorName(s) == "InvalidParameterValue");
+  CHECK_THAT(ErrorMessage(s),
+             Catch::StartsWith("MessageGroupId contains the byte 0x20 at position 1"));
+  s = send({.message_group_id = "g", .message_body = "b", .message_deduplication_id = "d\xC3\xA9"});
+  CHECK_THAT(ErrorMessage(s), Catch::StartsWith("MessageDeduplicationId contains the byte 0xC3"));
+  s = send({.message_group_id = "g", .message_body = "b", .message_deduplication_id = ""});
+  CHECK(ErrorName(s) == "MissingParameter");
+  CHECK(send({.message_group_id = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+              .message_body = "b",
+              .message_deduplication_id = "Az09!~"})
+            .ok());
+  s = send({.message_group_id = "g",
+            .message_body = std::string(1025, 'x'),
+            .message_deduplication_id = "d"});
+  CHECK(ErrorName(s) == "InvalidParameterValue");
+  CHECK_THAT(ErrorMessage(s), Catch::Contains("at most 1024 bytes"));
+  s = send({.message_group_id = "g",
+            .message_body = std::string("a\x01", 2),
+            .message_deduplication_id = "d"});
+  CHECK(ErrorName(s) == "InvalidMessageContents");
+  CHECK_THAT(ErrorMessage(s), Catch::Contains("U+0001 at byte 1"));
+  CHECK(ErrorName(send({.message_group_id = "g",
+                        .message_body = "\xED\xA0\x80",
+                        .message_deduplication_id = "d"})) == "InvalidMessageContents");
+  CHECK(ErrorName(send(
+            {.message_group_id = "g", .message_body = "\xC3", .message_deduplication_id = "d"})) ==
+        "InvalidMessageContents");
+  CHECK(send({.message_group_id = "g",
+              .message_body = "h\xC3\xA9 \xF0\x9F\x98\x80\t\n",
+              .message_deduplication_id = "utf8"})
+            .ok());
+  s = send({.message_group_id = "g",
+            .message_body = "b",
+            .message_deduplication_id = "d",
+            .delay_seconds = 5});
+  CHECK(ErrorName(s) == "InvalidParameterValue");
+  CHECK_THAT(ErrorMessage(s), Catch::Contains("DelaySeconds"));
+
+  auto receive = [&](riffle::ReceiveMessageRequest r) { return q->ReceiveMessage(r).status(); };
+  auto r = receive({.max_number_of_messages = 11});
+  CHECK(ErrorName(r) == "InvalidParameterValue");
+  CHECK(ErrorMessage(r) == "MaxNumberOfMessages is 11; it must be between 1 and 10.");
+  CHECK(ErrorName(receive({.max_number_of_messages = 0})) == "InvalidParameterValue");
+  CHECK(ErrorMessage(receive({.wait_time_seconds = 21})) ==
+        "WaitTimeSeconds is 21; it must be between 0 and 20.");
+  CHECK(ErrorMessage(receive({.visibility_timeout = -1})) ==
+        "VisibilityTimeout is -1; it must be between 0 and 43200.");
+  CHECK(ErrorName(receive({.receive_request_attempt_id = "with space"})) ==
+        "InvalidParameterValue");
+
+  for (std::string_view handle : {std::string_view(""), std::string_view("nonsense"),
+                                  std::string_view("ffffffffffffffff0000000000000001")}) {
+    CHECK(ErrorName(q->DeleteMessage(handle)) == "ReceiptHandleIsInvalid");
+    CHECK(ErrorName(q->ChangeMessageVisibility(handle, 5)) == "ReceiptHandleIsInvalid");
+  }
+  // A current handle with one character changed is not one either.
+  auto fresh = MakeQueue(&clock, {.name = "handles.fifo"});
+  Send(*fresh, "g", "m");
+  auto mine = Receive(*fresh);
+  REQUIRE(mine.size() == 1);
+  for (char bad : {'g', 'A', 'F', '/', ':', '`', '\x80'}) {
+    for (size_t at : {size_t{0}, size_t{17}, size_t{31}}) {
+      std::string handle = mine[0].receipt_handle;
+      handle[at] = bad;
+      CHECK(ErrorName(fresh->DeleteMessage(handle)) == "ReceiptHandleIsInvalid");
+    }
+  }
+  REQUIRE(fresh->DeleteMessage(mine[0].receipt_handle).ok());
+  // A handle of another queue is not one of ours.
+  auto other = MakeQueue(&clock, {.name = "other.fifo"});
+  Send(*other, "g", "m");
+  auto theirs = Receive(*other);
+  CHECK(ErrorName(q->DeleteMessage(theirs[0].receipt_handle)) == "ReceiptHandleIsInvalid");
+  REQUIRE(other->DeleteMessage(theirs[0].receipt_handle).ok());
+  CHECK(ErrorName(other->DeleteMessage(theirs[0].receipt_handle)) == "ReceiptHandleIsInvalid");
+}
+
+TEST_CASE("FifoQueue validates message attributes and returns them", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  riffle::MessageAttributes attrs{
+      {"color", {.data_type = "String", .string_value = "red"}},
+      {"n", {.data_type = "Number.int", .string_value = "-1.5e3"}},
+      {"raw", {.data_type = "Binary", .binary_value = std::string("\0\1", 2)}}};
+  REQUIRE(q->SendMessage({.message_group_id = "g",
+                          .message_body = "b",
+                          .message_deduplication_id = "d",
+                          .message_attributes = attrs})
+              .ok());
+  auto got = Receive(*q);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].message_attributes == attrs);
+  auto bad = [&](std::string name, riffle::MessageAttributeValue v) {
+    return ErrorName(q->SendMessage({.message_group_id = "g",
+                                     .message_body = "b",
+                                     .message_deduplication_id = "e",
+                                     .message_attributes = {{name, v}}})
+                         .status());
+  };
+  CHECK(bad("AWS.x", {.data_type = "String", .string_value = "v"}) == "InvalidParameterValue");
+  CHECK(bad("a..b", {.data_type = "String", .string_value = "v"}) == "InvalidParameterValue");
+  CHECK(bad("ok", {.data_type = "Text", .string_value = "v"}) == "InvalidParameterValue");
+  CHECK(bad("ok", {.data_type = "String", .string_value = ""}) == "InvalidParameterValue");
+  CHECK(bad("ok", {.data_type = "Number", .string_value = "12a"}) == "InvalidParameterValue");
+  CHECK(bad("ok", {.data_type = "String", .string_value = "\x02"}) == "InvalidMessageContents");
+}
+
+TEST_CASE("FifoQueue::Create validates its options by name", "[fifo]") {
+  auto create = [](FifoQueueOptions o) { return FifoQueue::Create(std::move(o)).status(); };
+  CHECK(ErrorName(create({})) == "MissingParameter");
+  CHECK(ErrorName(create({.name = "plain"})) == "InvalidParameterValue");
+  CHECK(ErrorName(create({.name = "bad name.fifo"})) == "InvalidParameterValue");
+  CHECK(ErrorName(create({.name = std::string(76, 'a') + ".fifo"})) == "InvalidParameterValue");
+  CHECK(create({.name = std::string(75, 'a') + ".fifo"}).ok());
+  auto vt = create({.name = "q.fifo", .visibility_timeout_seconds = 43'201});
+  CHECK(ErrorName(vt) == "InvalidAttributeValue");
+  CHECK(ErrorMessage(vt) == "VisibilityTimeout is 43201; it must be between 0 and 43200.");
+  CHECK(ErrorName(create({.name = "q.fifo", .message_retention_period_seconds = 59})) ==
+        "InvalidAttributeValue");
+  CHECK(ErrorName(create({.name = "q.fifo", .message_retention_period_seconds = 1'209'601})) ==
+        "InvalidAttributeValue");
+  CHECK(ErrorName(create({.name = "q.fifo", .maximum_message_size = 1'048'577})) ==
+        "InvalidAttributeValue");
+  CHECK(ErrorName(create({.name = "q.fifo", .delay_seconds = 901})) == "InvalidAttributeValue");
+  CHECK(ErrorName(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{}})) ==
+        "InvalidAttributeValue");
+  auto dlq = FifoQueue::Create({.name = "d.fifo"}).value();
+  CHECK(ErrorName(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq, 1001}})) ==
+        "InvalidAttributeValue");
+  CHECK(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq, 1000}}).ok());
+}
+
+TEST_CASE("FifoQueue forgets idle groups without losing messages", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (int i = 0; i < 3000; ++i) {
+    const std::string g = fmt::format("group-{}", i);
+    Send(*q, g, "m");
+    auto got = Receive(*q);
+    REQUIRE(got.size() == 1);
+    REQUIRE(got[0].message_group_id == g);
+    REQUIRE(q->DeleteMessage(got[0].receipt_handle).ok());
+  }
+  Send(*q, "group-1", "again", "fresh");
+  CHECK(Bodies(Receive(*q)) == Strings{"again"});
+}
+
+TEST_CASE("FifoQueue send, receive and delete allocate nothing in steady state", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  std::vector<Message> messages;
+  riffle::SendMessageResult result;
+  char body[100];
+  std::fill(std::begin(body), std::end(body), 'x');
+  const char* groups[] = {"g0", "g1", "g2", "g3"};
+  auto round = [&](int i) {
+    char dedup[16];
+    const int len = fmt::format_to_n(dedup, sizeof(dedup), "{}", i).size;
+    REQUIRE(q->SendMessage({.message_group_id = groups[i % 4],
+                            .message_body = std::string_view(body, sizeof(body)),
+                            .message_deduplication_id = std::string_view(dedup, len)},
+                           &result)
+                .ok());
+    REQUIRE(q->ReceiveMessage({.max_number_of_messages = 10}, &messages).ok());
+    for (auto& m : messages) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+  };
+  // Warm up, then let the deduplication entries expire so the table stops growing.
+  for (int i = 0; i < 5000; ++i) round(i);
+  clock.Advance(absl::Minutes(6));
+  for (int i = 5000; i < 5100; ++i) round(i);
+  riffle_test::AllocationCounter counter;
+  for (int i = 5100; i < 5200; ++i) round(i);
+  CHECK(counter.allocations() == 0);
+}
+
+TEST_CASE("FifoQueue keeps per-group order and exactly-once with 4 competing consumers",
+          "[fifo][stress]") {
+  auto q = FifoQueue::Create({.name = "stress.fifo"}).value();
+  const int kGroups = 16;
+  const int kPerGroup = 20'000 / riffle_test::StressDivisor();
+  const int kProducers = 2;
+  std::atomic<int> deleted{0};
+  std::mutex mu;
+  std::vector<std::vector<int>> seen(kGroups);
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPerGroup; ++i) {
+        for (int g = p; g < kGroups; g += kProducers) {
+          const std::string group = fmt::format("g{}", g);
+          const std::string body = fmt::format("{}", i);
+          if (!q->SendMessage({.message_group_id = group,
+                               .message_body = body,
+                               .message_deduplication_id = group + "/" + body})
+                   .ok()) {
+            failed = true;
+          }
+        }
+      }
+    });
+  }
+  for (int c = 0; c < 4; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<Message> messages;
+      while (deleted.load() < kGroups * kPerGroup) {
+        if (!q->ReceiveMessage({.max_number_of_messages = 1 + c * 3, .wait_time_seconds = 1},
+                               &messages)
+                 .ok()) {
+          failed = true;
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          for (auto& m : messages)
+            seen[std::stoi(m.message_group_id.substr(1))].push_back(std::stoi(m.body));
+        }
+        for (auto& m : messages) {
+          if (!q->DeleteMessage(m.receipt_handle).ok()) failed = true;
+          deleted.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK_FALSE(failed);
+  for (int g = 0; g < kGroups; ++g) {
+    REQUIRE(seen[g].size() == static_cast<size_t>(kPerGroup));
+    for (int i = 0; i < kPerGroup; ++i) {
+      if (seen[g][i] != i) FAIL(fmt::format("group {} position {} holds {}", g, i, seen[g][i]));
+    }
+  }
+  auto attrs = q->GetQueueAttributes();
+  CHECK(attrs.approximate_number_of_messages == 0);
+  CHECK(attrs.approximate_number_of_messages_not_visible == 0);
+}
+
+TEST_CASE("FifoQueue redelivers abandoned messages in order, once each, under concurrency",
+          "[fifo][stress]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.visibility_timeout_seconds = 1});
+  const int kGroups = 8;
+  const int kPerGroup = 2'000 / riffle_test::StressDivisor();
+  for (int i = 0; i < kPerGroup; ++i) {
+    for (int g = 0; g < kGroups; ++g) {
+      Send(*q, fmt::format("g{}", g), fmt::format("{}", i));
+    }
+  }
+  std::atomic<int> deleted{0};
+  std::atomic<bool> stop{false}, failed{false};
+  std::mutex mu;
+  std::vector<int> next(kGroups, 0);
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < 4; ++c) {
+    consumers.emplace_back([&, c] {
+      std::vector<Message> messages;
+      uint32_t drop = c;
+      while (!stop.load()) {
+        if (!q->ReceiveMessage({.max_number_of_messages = 3}, &messages).ok()) failed = true;
+        for (auto& m : messages) {
+          // Abandon about one message in 7: it comes back after the timeout.
+          if (++drop % 7 == 0) break;
+          // The clock runs fast, so a visibility may end while we hold the message and
+          // another consumer may take it: then our handle is stale and the delete fails.
+          // Successful deletes must still come in order, once per message.
+          std::lock_guard<std::mutex> lock(mu);
+          absl::Status st = q->DeleteMessage(m.receipt_handle);
+          if (!st.ok()) {
+            if (ErrorName(st) != "ReceiptHandleIsInvalid") failed = true;
+            break;
+          }
+          int& expected = next[std::stoi(m.message_group_id.substr(1))];
+          if (std::stoi(m.body) != expected) failed = true;
+          ++expected;
+          deleted.fetch_add(1);
+        }
+        if (messages.empty()) std::this_thread::yield();
+      }
+    });
+  }
+  while (deleted.load() < kGroups * kPerGroup && !failed.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    clock.Advance(absl::Seconds(1));
+  }
+  stop = true;
+  for (auto& t : consumers) t.join();
+  CHECK_FALSE(failed);
+  CHECK(deleted.load() == kGroups * kPerGroup);
+}
+
+TEST_CASE("FifoQueue hands out each group in sequence order with concurrent senders",
+          "[fifo][stress]") {
+  auto q = FifoQueue::Create({.name = "senders.fifo"}).value();
+  const int kSenders = 3;
+  const int kPerSender = 20'000 / riffle_test::StressDivisor();
+  const char* groups[] = {"x", "y"};
+  std::vector<std::thread> senders;
+  std::atomic<bool> failed{false};
+  for (int p = 0; p < kSenders; ++p) {
+    senders.emplace_back([&, p] {
+      for (int i = 0; i < kPerSender; ++i) {
+        const std::string body = fmt::format("{}:{}", p, i);
+        if (!q->SendMessage({.message_group_id = groups[i % 2],
+                             .message_body = body,
+                             .message_deduplication_id = body})
+                 .ok()) {
+          failed = true;
+        }
+      }
+    });
+  }
+  // One receiver: per group, sequence numbers must rise and each sender's messages must
+  // come in the order that sender sent them.
+  std::map<std::string, std::string> last_sequence;
+  std::map<std::pair<std::string, int>, int> last_of_sender;
+  int received = 0;
+  std::vector<Message> messages;
+  while (received < kSenders * kPerSender && !failed) {
+    REQUIRE(
+        q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, &messages).ok());
+    for (const Message& m : messages) {
+      std::string& last = last_sequence[m.message_group_id];
+      if (!(last < m.sequence_number)) FAIL("sequence number went down in " + m.message_group_id);
+      last = m.sequence_number;
+      const int p = std::stoi(m.body.substr(0, 1));
+      const int i = std::stoi(m.body.substr(2));
+      auto [it, fresh] = last_of_sender.try_emplace({m.message_group_id, p}, i);
+      if (!fresh && it->second >= i) FAIL("sender order broken: " + m.body);
+      it->second = i;
+      REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+      ++received;
+    }
+  }
+  for (auto& t : senders) t.join();
+  CHECK_FALSE(failed);
+  CHECK(received == kSenders * kPerSender);
+}
