@@ -1,4 +1,4 @@
-// DeliveryStream: the Firehose role. Takes records (PutRecord / PutRecordBatch, or later
+// DeliveryStream: the Firehose role. Takes records (PutRecord / PutRecordBatch, or read
 // from a riffle::Stream), buffers them per partition by size and time, optionally
 // transforms and compresses them, and writes each batch as one object to a Sink, retrying
 // failures with backoff and writing what cannot be delivered to an error output.
@@ -271,11 +271,13 @@ class DeliveryStream {
   size_t Flush();
 
   // Starts the delivery thread, which pumps whenever a buffer fills, an interval or backoff
-  // ends (on the stream's clock) or Flush()/Close() asks. Errors: ResourceInUseException
+  // ends (on the stream's clock) or Flush()/Close() asks, and with a Stream source also every
+  // source_poll_interval. Errors: ResourceInUseException
   // when already started or not ACTIVE.
   [[nodiscard]] absl::Status Start();
 
-  // Refuses new puts (the stream becomes DELETING), then delivers everything buffered,
+  // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
+  // it has not read stays in the Stream), then delivers everything buffered,
   // waiting for retries on the clock (with a ManualClock, advance it from another thread),
   // and stops the delivery thread. Returns when every accepted record is delivered,
   // dropped or in the error output. Idempotent.
