@@ -124,7 +124,12 @@ struct DeliveryStream::SourceState {
   size_t Read(DeliveryStream& ds, ShardReader& r, int64_t* budget) {
     const int64_t now_ms = stream->clock().NowMillis();
     const int64_t lifetime_ms = absl::ToInt64Milliseconds(stream->options().iterator_lifetime);
-    if (now_ms - r.iterator->issued_at_ms > lifetime_ms / 2 && !Refresh(ds, r)) return 0;
+    // Early, so that the read below never meets an expired iterator; if the refresh fails
+    // the old iterator is still good for a while.
+    if (now_ms - r.iterator->issued_at_ms > lifetime_ms / 2) {
+      (void)Refresh(ds, r);
+      if (r.phase != Phase::kReading) return 0;
+    }
     absl::Status s = stream->GetRecords(*r.iterator, result);
     if (!s.ok() && ErrorName(s) == "ExpiredIteratorException") {
       if (!Refresh(ds, r)) return 0;
