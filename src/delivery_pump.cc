@@ -29,14 +29,15 @@ absl::Status CallSink(Fn&& fn) {
 
 }  // namespace
 
-size_t DeliveryStream::PollStreamSource() { return 0; }
-
 size_t DeliveryStream::PumpLocked(bool flush_all) {
-  if (stream_source_) PollStreamSource();
+  const size_t polled = stream_source_ ? PollStreamSource() : 0;
   const absl::Time now = clock_->Now();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    SealDueLocked(now, flush_all);
+    // A poll that found records is followed by another at once; an empty one waits.
+    if (stream_source_) source_next_poll_ = polled > 0 ? now : now + options_.source_poll_interval;
+    // Once Close() has begun, whatever the reader ingested is sealed at once.
+    SealDueLocked(now, flush_all || stopping_);
     pump_work_.swap(ready_);
     for (auto& b : retrying_) {
       if (b->next_attempt <= now) pump_work_.push_back(std::move(b));

@@ -72,6 +72,11 @@ absl::Status ValidateOptions(const DeliveryStreamOptions& o) {
                     absl::FormatDuration(o.retry_options.initial_backoff),
                     absl::FormatDuration(o.retry_options.max_backoff)));
   }
+  if (o.source_poll_interval < absl::Milliseconds(1) || o.source_poll_interval > absl::Hours(1)) {
+    return InvalidArgumentError(
+        fmt::format("SourcePollInterval is {}; it must be between 1ms and 1h.",
+                    absl::FormatDuration(o.source_poll_interval)));
+  }
   if (static_cast<int>(o.compression) < 0 ||
       static_cast<int>(o.compression) > static_cast<int>(CompressionFormat::kHadoopSnappy)) {
     return InvalidArgumentError(fmt::format("CompressionFormat is {}; it is not a known format.",
@@ -128,8 +133,13 @@ absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
         "Prefix uses !{partitionKeyFrom...} expressions but dynamic partitioning is not "
         "enabled (partition_key_function is empty).");
   }
-  return std::unique_ptr<DeliveryStream>(
+  std::unique_ptr<DeliveryStream> ds(
       new DeliveryStream(std::move(options), *std::move(prefix), *std::move(error_prefix)));
+  if (ds->stream_source_) {
+    // The service reads a source stream from LATEST as of the delivery stream's creation.
+    if (absl::Status s = ds->InitStreamSource(); !s.ok()) return s;
+  }
+  return ds;
 }
 
 DeliveryStream::DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
@@ -162,7 +172,18 @@ absl::Status DeliveryStream::CheckCanPut() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PutRecordResult> DeliveryStream::PutRecord(std::string_view data) {
+absl::Status DeliveryStream::NotActiveErrorLocked() const {
+  return ResourceInUseError(fmt::format("Firehose stream {} is {}; puts need an ACTIVE stream.",
+                                        name(), DeliveryStreamStatusName(status_)));
+}
+
+absl::Status DeliveryStream::CheckActive() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (status_ != DeliveryStreamStatus::kActive) return NotActiveErrorLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_view data) {
   if (absl::Status s = CheckCanPut(); !s.ok()) return s;
   if (data.size() > kMaxDeliveryRecordBytes) {
     return InvalidArgumentError(
@@ -183,7 +204,7 @@ absl::StatusOr<PutRecordResult> DeliveryStream::PutRecord(std::string_view data)
         "Slow down. Firehose stream {} holds max_buffered_bytes ({}) awaiting delivery.", name(),
         options_.max_buffered_bytes));
   }
-  return PutRecordResult{entry.record_id, false};
+  return DeliveryPutRecordResult{entry.record_id, false};
 }
 
 absl::StatusOr<PutRecordBatchResult> DeliveryStream::PutRecordBatch(
@@ -235,6 +256,7 @@ absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
 }
 
 absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
+  if (absl::Status s = CheckActive(); !s.ok()) return s;
   const IngestRecord record{data, metadata};
   return Ingest(std::span(&record, 1));
 }
@@ -292,10 +314,9 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
   }
 
   std::lock_guard<std::mutex> lock(mu_);
-  if (status_ != DeliveryStreamStatus::kActive) {
-    return ResourceInUseError(fmt::format("Firehose stream {} is {}; puts need an ACTIVE stream.",
-                                          name(), DeliveryStreamStatusName(status_)));
-  }
+  // Records read from a Stream are accepted even once Close() has begun: the reader saw an
+  // ACTIVE stream before it read them, and Close() delivers them.
+  if (backpressure && status_ != DeliveryStreamStatus::kActive) return NotActiveErrorLocked();
   for (size_t i = 0; i < count; ++i) {
     const IngestRecord r = get(i);
     const size_t size = r.data.size();
@@ -428,6 +449,9 @@ bool DeliveryStream::HasPendingLocked() const {
 absl::Time DeliveryStream::NextDeadlineLocked(absl::Time now) const {
   if (!ready_.empty() || !put_errors_.empty()) return now;
   absl::Time deadline = earliest_due_;
+  if (stream_source_ && status_ == DeliveryStreamStatus::kActive) {
+    deadline = std::min(deadline, source_next_poll_);
+  }
   for (const auto& b : retrying_) deadline = std::min(deadline, b->next_attempt);
   for (const auto& o : error_retrying_) deadline = std::min(deadline, o.next_attempt);
   return deadline;
@@ -548,6 +572,7 @@ DeliveryStreamMetrics DeliveryStream::GetMetrics() const {
   m.error_output_records = error_output_records_.load(std::memory_order_relaxed);
   m.error_output_attempts = error_output_attempts_.load(std::memory_order_relaxed);
   m.error_output_objects = error_output_objects_.load(std::memory_order_relaxed);
+  m.source_records_missed = source_records_missed_.load(std::memory_order_relaxed);
   return m;
 }
 

@@ -303,30 +303,6 @@ TEST_CASE("Backpressure: past max_buffered_bytes puts fail with ServiceUnavailab
   CHECK(ds->PutRecord(rec).ok());  // delivered bytes free the budget
 }
 
-TEST_CASE("A Stream source refuses direct puts with the service's message", "[delivery]") {
-  riffle::MemorySink sink;
-  riffle::ManualClock clock;
-  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
-  auto missing = o;
-  missing.source = riffle::StreamSource{nullptr};
-  CHECK(riffle::ErrorName(DeliveryStream::Create(missing).status()) == "InvalidArgumentException");
-  // Never dereferenced: no Stream type is linked into this test.
-  alignas(64) static unsigned char placeholder[64];
-  o.source = riffle::StreamSource{reinterpret_cast<riffle::Stream*>(placeholder)};
-  auto ds = MustCreate(o);
-  const std::string message =
-      "This operation is not permitted on KinesisStreamAsSource delivery stream type.";
-  auto r = ds->PutRecord("x");
-  REQUIRE_FALSE(r.ok());
-  CHECK(riffle::ErrorName(r.status()) == "InvalidArgumentException");
-  CHECK(riffle::ErrorMessage(r.status()) == message);
-  std::vector<std::string_view> batch{"x"};
-  auto b = ds->PutRecordBatch(batch);
-  REQUIRE_FALSE(b.ok());
-  CHECK(riffle::ErrorName(b.status()) == "InvalidArgumentException");
-  CHECK(riffle::ErrorMessage(b.status()) == message);
-}
-
 TEST_CASE("PutRecordBatch allocates nothing in steady state", "[delivery]") {
   riffle::ManualClock clock;
   riffle::CallbackSink null_sink(

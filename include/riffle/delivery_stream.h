@@ -1,4 +1,4 @@
-// DeliveryStream: the Firehose role. Takes records (PutRecord / PutRecordBatch, or later
+// DeliveryStream: the Firehose role. Takes records (PutRecord / PutRecordBatch, or read
 // from a riffle::Stream), buffers them per partition by size and time, optionally
 // transforms and compresses them, and writes each batch as one object to a Sink, retrying
 // failures with backoff and writing what cannot be delivered to an error output.
@@ -80,8 +80,10 @@ struct RetryOptions {
   absl::Duration max_backoff = absl::Seconds(30);     // Default 30 s; >= initial_backoff.
 };
 
-// Sources. DirectPut accepts PutRecord/PutRecordBatch. A Stream source reads every shard
-// of `stream` from LATEST and refuses direct puts.
+// Sources. DirectPut accepts PutRecord/PutRecordBatch. A Stream source reads every open
+// shard of `stream` from LATEST as of Create (what was put before is not delivered), follows
+// resharding (a child shard is read from TRIM_HORIZON once all its parents are read to
+// their end) and refuses direct puts. See docs/delivery.md, "Stream source".
 struct DirectPutSource {};
 struct StreamSource {
   Stream* stream = nullptr;  // REQUIRED non-null; not owned.
@@ -173,6 +175,11 @@ struct DeliveryStreamOptions {
   // and count as ThrottledRecords; nothing accepted is dropped. Keep it above the size
   // hint, or buffers never reach their size and deliver on the interval only.
   int64_t max_buffered_bytes = int64_t{512} << 20;
+  // Default 1 ms; 1 ms..1 h. Stream source only: how long the delivery thread waits, on
+  // `clock`, after a poll of the Stream that found nothing (a poll that found records is
+  // followed by another at once). With a ManualClock the thread polls only when the clock
+  // moves; hosts that drive Pump() poll at every Pump.
+  absl::Duration source_poll_interval = absl::Milliseconds(1);
   // Default: seeded from std::random_device. Set it for reproducible object keys and
   // backoff jitter (with a ManualClock a test is then fully deterministic).
   std::optional<uint64_t> random_seed;
@@ -180,7 +187,8 @@ struct DeliveryStreamOptions {
   Clock* clock = nullptr;
 };
 
-struct PutRecordResult {
+// Firehose's PutRecord output (riffle::PutRecordResult is the Stream's).
+struct DeliveryPutRecordResult {
   uint64_t record_id = 0;  // unique in this DeliveryStream, increasing in acceptance order
   bool encrypted = false;
 };
@@ -215,7 +223,11 @@ struct DeliveryStreamMetrics {
   uint64_t error_output_records = 0;     // written to the error output
   uint64_t error_output_attempts = 0;
   uint64_t error_output_objects = 0;
-  uint64_t buffered_bytes = 0;  // accepted, not yet delivered or in the error output
+  // Stream source: records trimmed from the Stream (retention or ring capacity) before the
+  // delivery stream read them. They never reached the delivery stream and are not counted
+  // in incoming_records.
+  uint64_t source_records_missed = 0;  // SourceRecordsMissed
+  uint64_t buffered_bytes = 0;         // accepted, not yet delivered or in the error output
   int active_partitions = 0;
   absl::Duration data_freshness;  // DataFreshness: age of the oldest undelivered record
 
@@ -239,7 +251,7 @@ class DeliveryStream {
   // Accepts one record. Errors: InvalidArgumentException (too large; Stream source),
   // ResourceInUseException (not ACTIVE), ServiceUnavailableException (max_buffered_bytes
   // reached: retry later; the record was not accepted).
-  [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecord(std::string_view data);
+  [[nodiscard]] absl::StatusOr<DeliveryPutRecordResult> PutRecord(std::string_view data);
 
   // Accepts up to 500 records / 4 MiB. Invalid requests fail as a whole; otherwise each
   // record is accepted or throttled on its own (failed_put_count, per-record error_code).
@@ -259,11 +271,13 @@ class DeliveryStream {
   size_t Flush();
 
   // Starts the delivery thread, which pumps whenever a buffer fills, an interval or backoff
-  // ends (on the stream's clock) or Flush()/Close() asks. Errors: ResourceInUseException
+  // ends (on the stream's clock) or Flush()/Close() asks, and with a Stream source also every
+  // source_poll_interval. Errors: ResourceInUseException
   // when already started or not ACTIVE.
   [[nodiscard]] absl::Status Start();
 
-  // Refuses new puts (the stream becomes DELETING), then delivers everything buffered,
+  // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
+  // it has not read stays in the Stream), then delivers everything buffered,
   // waiting for retries on the clock (with a ManualClock, advance it from another thread),
   // and stops the delivery thread. Returns when every accepted record is delivered,
   // dropped or in the error output. Idempotent.
@@ -274,7 +288,7 @@ class DeliveryStream {
   const std::string& name() const { return options_.delivery_stream_name; }
 
   // Test hook: feeds one record with metadata through the internal ingestion path, as the
-  // Stream source will, bypassing the source-type check. Not for production use.
+  // Stream source does, bypassing the source-type check. Not for production use.
   [[nodiscard]] absl::Status TEST_Ingest(std::string_view data, const RecordMetadata& metadata);
 
  private:
@@ -287,24 +301,32 @@ class DeliveryStream {
                           detail::PrefixTemplate error_prefix);
 
   absl::Status CheckCanPut() const;
+  absl::Status CheckActive() const;
+  absl::Status NotActiveErrorLocked() const;
 
-  // The single entry point for accepted data: DirectPut calls it today, the Stream reader
-  // will. Assigns record ids, partitions, appends and seals full buffers. With
-  // `backpressure`, a record that would pass max_buffered_bytes is refused and reported in
-  // entries[i] (ServiceUnavailableException) and *failed_count. `get(i)` returns record i.
+  // The single entry point for accepted data, from DirectPut and the Stream reader. Assigns record
+  // ids, partitions, appends and seals full buffers. With `backpressure`, a record that would pass
+  // max_buffered_bytes is refused and reported in entries[i] (ServiceUnavailableException) and
+  // *failed_count. `get(i)` returns record i.
   template <class GetRecord>
   absl::Status IngestImpl(size_t count, GetRecord get, bool backpressure,
                           PutRecordBatchResponseEntry* entries, int* failed_count);
-  // For records already read from a Stream: accepts all of them (the reader checks the
-  // buffer budget before it reads, so nothing it has read is ever refused).
+  // For records already read from a Stream: accepts all of them, also while Close() is
+  // under way (the reader checks the buffer budget and the status before it reads, so
+  // nothing it has read is ever refused).
   absl::Status Ingest(std::span<const IngestRecord> records);
 
-  // Reads new records from a StreamSource and Ingest()s them; called at the start of every
-  // Pump. It will keep one position per open shard, start new shards from LATEST
-  // (ListShards + GetShardIterator), call GetRecords for each, and when a shard is closed
-  // by resharding move on to its children once the parent is drained. It reads nothing
-  // while buffered bytes exceed max_buffered_bytes (the Stream retains the records).
-  // Returns the records ingested. Today no Stream type exists to read: it returns 0.
+  // The Stream reader (delivery_source.cc). Its state is touched only at Create and under
+  // pump_mu_.
+  struct SourceState;
+  struct SourceStateDeleter {
+    void operator()(SourceState* state) const;
+  };
+  // At Create: one LATEST iterator per open shard.
+  absl::Status InitStreamSource();
+  // Reads new records from the StreamSource and Ingest()s them; called at the start of every
+  // Pump. One GetRecords per readable shard; nothing while buffered bytes are at or above
+  // max_buffered_bytes (the Stream retains the records). Returns the records ingested.
   size_t PollStreamSource();
 
   // Under mu_.
@@ -363,7 +385,8 @@ class DeliveryStream {
   bool thread_running_ = false;
   bool stopping_ = false;
   bool wake_ = false;
-  absl::Time wake_deadline_ = absl::InfinitePast();  // the delivery thread's sleep target
+  absl::Time wake_deadline_ = absl::InfinitePast();     // the delivery thread's sleep target
+  absl::Time source_next_poll_ = absl::InfinitePast();  // Stream source: next thread poll
 
   // Pump state (under pump_mu_).
   std::mutex pump_mu_;
@@ -376,12 +399,13 @@ class DeliveryStream {
   std::vector<detail::ErrorObject> pump_error_objects_;
   std::vector<ProcessorInput> processor_inputs_;
   int64_t pump_released_bytes_ = 0;
+  std::unique_ptr<SourceState, SourceStateDeleter> source_;
 
   // Pump counters, read by GetMetrics without pump_mu_.
   std::atomic<uint64_t> delivery_records_{0}, delivery_bytes_{0}, delivery_objects_{0},
       delivery_attempts_{0}, dropped_records_{0}, processing_failed_records_{0},
       delivery_failed_records_{0}, error_output_records_{0}, error_output_attempts_{0},
-      error_output_objects_{0};
+      error_output_objects_{0}, source_records_missed_{0};
 
   ClockSubscription clock_subscription_;
   std::mutex close_mu_;  // serializes Close()
