@@ -291,7 +291,11 @@ class ShardRing {
     StoreWordRelaxed(w + 2, index);
     StoreWordRelaxed(w + 3, static_cast<uint64_t>(arrival));
     const uint64_t end = t + frame;
-    const uint64_t seq = latest_seq_.load(std::memory_order_relaxed);
+    // The previous producer stores published_ before it ends its seqlock write (seq + 2):
+    // wait for that end, or both would write the seqlock and could leave it odd for good
+    // (Latest() and Close() would then spin forever on a quiet or closed shard).
+    uint64_t seq;
+    while ((seq = latest_seq_.load(std::memory_order_acquire)) & 1) CpuRelax();
     latest_seq_.store(seq + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
     latest_next_index_.store(index + 1, std::memory_order_relaxed);
