@@ -92,13 +92,13 @@ absl::Status RandomReshard(riffle::Stream& stream, std::mt19937_64& rng) {
                    : stream.MergeShards((*open)[i + 1].shard_id, (*open)[i].shard_id);
 }
 
-}  // namespace
-
-TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, order kept",
-          "[reshard][stress]") {
+// One run on a fresh stream: producers, a resharder and a lineage reader at once, then a
+// second lineage reader over everything.
+void RunRound(uint64_t seed) {
+  INFO("seed " << seed);
   riffle::StreamOptions o;
   o.stream_name = "reshard-stress";
-  o.shard_count = 4;
+  o.shard_count = 1 + static_cast<int>(seed % 5);
   // Every record of the run fits in one ring, so nothing can be trimmed.
   o.ring_capacity_bytes = uint64_t{4} << 20;
   o.max_record_size_bytes = 1024;
@@ -107,6 +107,10 @@ TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, o
 
   const uint64_t per_producer = 12'500 / riffle_test::StressDivisor();
   const int max_reshards = 300 / riffle_test::StressDivisor();
+  // Producers wait for the resharder when they get ahead, so that puts are spread over at
+  // least this many reshards even on a loaded machine.
+  const int min_reshards = 80 / riffle_test::StressDivisor();
+  std::atomic<bool> resharding{true};
   std::atomic<int> producers_left{kProducers};
   std::atomic<bool> done{false};
   std::atomic<uint64_t> put_errors{0};
@@ -117,7 +121,7 @@ TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, o
   Tally live;
   std::thread reader([&] { live = ReadFollowingLineage(*stream, &done); });
   std::thread resharder([&] {
-    std::mt19937_64 rng(42);
+    std::mt19937_64 rng(seed);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (producers_left.load() > 0 && reshards.load() < max_reshards &&
            std::chrono::steady_clock::now() < deadline) {
@@ -126,6 +130,7 @@ TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, o
       reshards.fetch_add(1);
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
+    resharding.store(false);
   });
   std::vector<std::thread> producers;
   for (int p = 0; p < kProducers; ++p) {
@@ -139,7 +144,13 @@ TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, o
           put_errors.fetch_add(1);
         }
         // Paced, so that puts keep racing reshards for the whole run.
-        if (i % 32 == 31) std::this_thread::sleep_for(std::chrono::microseconds(100));
+        if (i % 32 == 31) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+          const int due = static_cast<int>(min_reshards * i / per_producer);
+          while (reshards.load() < due && resharding.load()) {
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+          }
+        }
       }
       producers_left.fetch_sub(1);
     });
@@ -151,7 +162,7 @@ TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, o
 
   INFO(first_reshard_error << " (" << reshards.load() << " reshards)");
   CHECK(reshard_errors.load() == 0);
-  CHECK(reshards.load() >= 10);
+  CHECK(reshards.load() >= min_reshards / 2);
   REQUIRE(put_errors.load() == 0);
   const uint64_t put = kProducers * per_producer;
   // The reader that ran alongside, then one that starts after everything.
@@ -167,5 +178,19 @@ TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, o
         CHECK(per_key[k] + 1 == static_cast<int64_t>((per_producer - k + 15) / kKeysPerProducer));
       }
     }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("4 producers on 64 keys race random splits and merges: nothing lost, order kept",
+          "[reshard][stress]") {
+  // Fresh streams (each round's rings hold all its records) for about two seconds.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  int rounds = 0;
+  for (uint64_t seed = 1; rounds < 3 || (std::chrono::steady_clock::now() < deadline &&
+                                         rounds < 40 / riffle_test::StressDivisor());
+       ++seed, ++rounds) {
+    RunRound(seed);
   }
 }
