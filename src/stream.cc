@@ -144,6 +144,9 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   if (options.iterator_lifetime <= absl::ZeroDuration()) {
     return InvalidArgumentError("IteratorLifetime must be positive.");
   }
+  if (options.reshard_duration < absl::ZeroDuration()) {
+    return InvalidArgumentError("ReshardDuration must not be negative.");
+  }
   return std::unique_ptr<Stream>(new Stream(std::move(options)));
 }
 
@@ -237,12 +240,14 @@ absl::StatusOr<detail::ShardState*> Stream::ShardForIterator(const ShardIterator
   return shard;
 }
 
+// As the service does: a closed shard expires one retention period after it closed (all
+// its records are older than that). Counting from its newest record instead would hide a
+// parent that closed inside the retention window, and with it the lineage a reader
+// starting at TRIM_HORIZON must follow.
 bool Stream::Expired(const detail::ShardState& shard, int64_t now_ms) const {
   const int64_t closed_at = shard.closed_at_ms.load(std::memory_order_acquire);
   if (closed_at < 0) return false;
-  const int64_t newest =
-      shard.final_state.next_index > 0 ? shard.final_state.last_arrival_ms : closed_at;
-  return newest < now_ms - retention_ms_.load(std::memory_order_relaxed);
+  return closed_at < now_ms - retention_ms_.load(std::memory_order_relaxed);
 }
 
 ChildShard Stream::ChildShardOf(uint64_t index) const {
@@ -410,9 +415,14 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
   }
   const int64_t now_ms = clock_->NowMillis();
   const int64_t horizon_ms = now_ms - retention_ms_.load(std::memory_order_relaxed);
-  auto open_at = [](const detail::ShardState& s, int64_t t) {
+  // The service's rule: a shard is open at t when it started at or before t and ended at
+  // or after t (both parent and children are listed at the instant of a reshard). Times
+  // before the stream existed mean its first shards.
+  const int64_t created_ms = absl::ToUnixMillis(created_at_);
+  auto open_at = [created_ms](const detail::ShardState& s, int64_t t) {
+    t = std::max(t, created_ms);
     const int64_t closed = s.closed_at_ms.load(std::memory_order_acquire);
-    return s.created_at_ms <= t && (closed < 0 || closed > t);
+    return s.created_at_ms <= t && (closed < 0 || closed >= t);
   };
   std::vector<Shard> shards;
   const detail::Topology* topology = topology_.load(std::memory_order_acquire);
@@ -427,7 +437,7 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
         case ShardFilterType::kFromTrimHorizon:
           break;
         case ShardFilterType::kAtTrimHorizon:
-          keep = open_at(*s, std::max(horizon_ms, absl::ToUnixMillis(created_at_)));
+          keep = open_at(*s, horizon_ms);
           break;
         case ShardFilterType::kAtLatest:
           keep = closed < 0;
@@ -436,7 +446,7 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
           keep = open_at(*s, absl::ToUnixMillis(*request.timestamp));
           break;
         case ShardFilterType::kFromTimestamp:
-          keep = closed < 0 || closed > absl::ToUnixMillis(*request.timestamp);
+          keep = closed < 0 || closed >= absl::ToUnixMillis(*request.timestamp);
           break;
       }
     }
@@ -449,7 +459,7 @@ StreamDescriptionSummary Stream::DescribeStreamSummary() const {
   StreamDescriptionSummary d;
   d.stream_name = options_.stream_name;
   d.stream_arn = fmt::format("arn:aws:kinesis:local:000000000000:stream/{}", options_.stream_name);
-  d.stream_status = status_.load(std::memory_order_acquire);
+  d.stream_status = CurrentStatus(clock_->NowMillis());
   d.retention_period_hours =
       static_cast<int>(retention_ms_.load(std::memory_order_relaxed) / 3'600'000);
   d.stream_creation_timestamp = created_at_;

@@ -64,12 +64,17 @@ struct StreamOptions {
   OverflowPolicy overflow_policy = OverflowPolicy::kTrimOldest;
   // Partition key + data, in bytes: 1 .. 10 MiB (the service's default is 1 MiB).
   uint64_t max_record_size_bytes = uint64_t{1} << 20;
-  // Most shards (open, or closed and not yet expired) the stream may have.
+  // Most open shards the stream may have (the service's shard quota counts open shards;
+  // closed ones do not count while they wait to expire). Default 500.
   int shard_limit = 500;
   // How long an iterator stays valid after it is issued.
   absl::Duration iterator_lifetime = absl::Minutes(5);
   // Not owned; nullptr means SystemClock::Default(). Must outlive the stream.
   Clock* clock = nullptr;
+  // Emulated duration of a reshard on `clock`: a reshard takes effect at once, then the
+  // stream stays UPDATING (and refuses another reshard) until the clock passes this much
+  // time. Default zero: back to ACTIVE as soon as the call returns.
+  absl::Duration reshard_duration = absl::ZeroDuration();
 };
 
 struct PutRecordRequest {
@@ -190,6 +195,16 @@ struct StreamDescriptionSummary {
   int consumer_count = 0;
 };
 
+// ---- Resharding types (SplitShard, MergeShards, UpdateShardCount) ----
+
+enum class ScalingType { kUniformScaling };
+
+struct UpdateShardCountResult {
+  std::string stream_name;
+  int current_shard_count = 0;  // open shards before the call
+  int target_shard_count = 0;
+};
+
 class Stream {
  public:
   // Validates `options` (InvalidArgumentException naming the field and its limit).
@@ -226,6 +241,26 @@ class Stream {
   [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(int retention_period_hours);
   [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(int retention_period_hours);
 
+  // ---- Resharding (src/reshard.cc). Producers never block on these: a put racing a
+  // reshard lands in the parent before its EndingSequenceNumber or in the right child.
+  // Each needs the stream ACTIVE (ResourceInUseException while UPDATING) and leaves it
+  // UPDATING for options().reshard_duration.
+
+  // Closes an open shard and opens two children, [start, key - 1] and [key, end], which
+  // take the next shard ids (the lower range the lower id) and name it as parent.
+  // REQUIRED: StartingHashKey + 1 < new_starting_hash_key < EndingHashKey.
+  [[nodiscard]] absl::Status SplitShard(std::string_view shard_to_split,
+                                        std::string_view new_starting_hash_key);
+  // Closes two open shards with contiguous ranges and opens one child over both, naming
+  // shard_to_merge as ParentShardId and the other as AdjacentParentShardId.
+  [[nodiscard]] absl::Status MergeShards(std::string_view shard_to_merge,
+                                         std::string_view adjacent_shard_to_merge);
+  // Splits and merges until the open shards are exactly UniformHashKeyRanges(target).
+  // REQUIRED: target within [half, double] of the open count and at most shard_limit.
+  [[nodiscard]] absl::StatusOr<UpdateShardCountResult> UpdateShardCount(
+      int target_shard_count, ScalingType scaling_type = ScalingType::kUniformScaling);
+  // ---- end of resharding ----
+
   const std::string& name() const { return options_.stream_name; }
   Clock& clock() const { return *clock_; }
   const StreamOptions& options() const { return options_; }
@@ -245,6 +280,17 @@ class Stream {
   }
   // Publishes a new topology (control plane, under mu_).
   void Publish(std::unique_ptr<detail::Topology> topology);
+
+  // ---- Resharding internals (src/reshard.cc) ----
+  struct ReshardPlan;
+  // ResourceInUseException while a reshard's emulated duration runs. REQUIRES: mu_ held.
+  absl::Status CheckActiveForReshard(int64_t now_ms) const;
+  // Publishes the plan's layout, then closes its parents. REQUIRES: mu_ held.
+  void CommitReshard(ReshardPlan& plan);
+  // status_, or UPDATING while a reshard's emulated duration runs.
+  StreamStatus CurrentStatus(int64_t now_ms) const;
+  std::atomic<int64_t> updating_until_ms_{0};
+  // ---- end of resharding internals ----
 
   const StreamOptions options_;
   Clock* const clock_;

@@ -1,0 +1,263 @@
+// Resharding: SplitShard, MergeShards and UpdateShardCount.
+//
+// Every reshard is built as a plan on a private copy of the open layout (new shards are
+// not visible to anyone yet), then committed in an order that lets producers run on:
+//   1. publish a Topology whose open set holds the children and not the parents;
+//   2. close each parent's ring (ShardRing::Close waits for claims made before the close);
+//   3. fill final_state and child_indexes, then store closed_at_ms with release order.
+// A producer that routed with an older topology either claimed before step 2 (its record
+// is in the parent, below the EndingSequenceNumber) or sees kClosed and, through the fence
+// in Append, the topology of step 1, which routes it to the child that owns its key.
+#include <algorithm>
+#include <utility>
+
+#include "fmt/format.h"
+#include "riffle/stream.h"
+
+namespace riffle {
+
+// Children are created in `created` (indexes follow the stream's shards) and become part
+// of the stream only when the plan is committed, so a rejected plan leaves no trace.
+struct Stream::ReshardPlan {
+  ReshardPlan(Stream& s, int64_t now) : stream(s), now_ms(now) {
+    open = s.topology_.load(std::memory_order_acquire)->open;
+  }
+
+  detail::ShardState* Add(HashKeyRange range, const std::string& parent,
+                          const std::string* adjacent) {
+    const uint64_t index = stream.shards_.size() + created.size();
+    created.push_back(std::make_unique<detail::ShardState>(
+        index, range, stream.options_.ring_capacity_bytes, now_ms));
+    detail::ShardState* child = created.back().get();
+    child->parent_shard_id = parent;
+    if (adjacent != nullptr) child->adjacent_parent_shard_id = *adjacent;
+    return child;
+  }
+
+  // Splits open[i] so that `key` starts the upper child. REQUIRES: start < key <= end.
+  void Split(std::size_t i, HashKey key) {
+    detail::ShardState* parent = open[i];
+    detail::ShardState* lower =
+        Add({parent->range.starting_hash_key, key - 1}, parent->id, nullptr);
+    detail::ShardState* upper = Add({key, parent->range.ending_hash_key}, parent->id, nullptr);
+    retired.push_back({parent, {lower->index, upper->index}});
+    open[i] = lower;
+    open.insert(open.begin() + static_cast<std::ptrdiff_t>(i) + 1, upper);
+  }
+
+  // Merges open[i] and open[i + 1]; `parent` is one of them, the other is the adjacent one.
+  void Merge(std::size_t i, const detail::ShardState* parent) {
+    detail::ShardState* lower = open[i];
+    detail::ShardState* upper = open[i + 1];
+    const detail::ShardState* adjacent = parent == lower ? upper : lower;
+    detail::ShardState* child = Add({lower->range.starting_hash_key, upper->range.ending_hash_key},
+                                    parent->id, &adjacent->id);
+    retired.push_back({lower, {child->index}});
+    retired.push_back({upper, {child->index}});
+    open[i] = child;
+    open.erase(open.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+  }
+
+  // Index in `open` of the shard that holds `key`.
+  std::size_t Holding(HashKey key) const {
+    std::size_t i = 0;
+    while (i + 1 < open.size() && open[i + 1]->range.starting_hash_key <= key) ++i;
+    return i;
+  }
+
+  Stream& stream;
+  const int64_t now_ms;
+  std::vector<detail::ShardState*> open;  // sorted by starting hash key
+  std::vector<std::unique_ptr<detail::ShardState>> created;
+  std::vector<std::pair<detail::ShardState*, std::vector<uint64_t>>> retired;  // with children
+};
+
+StreamStatus Stream::CurrentStatus(int64_t now_ms) const {
+  const StreamStatus status = status_.load(std::memory_order_acquire);
+  if (status == StreamStatus::kActive &&
+      now_ms < updating_until_ms_.load(std::memory_order_acquire)) {
+    return StreamStatus::kUpdating;
+  }
+  return status;
+}
+
+absl::Status Stream::CheckActiveForReshard(int64_t now_ms) const {
+  const StreamStatus status = CurrentStatus(now_ms);
+  if (status == StreamStatus::kActive) return absl::OkStatus();
+  return ResourceInUseError(fmt::format(
+      "Stream {} is not ACTIVE, instead in state {}: a reshard is in progress until {}.",
+      options_.stream_name, StreamStatusName(status),
+      absl::FormatTime(absl::FromUnixMillis(updating_until_ms_.load()), absl::UTCTimeZone())));
+}
+
+void Stream::CommitReshard(ReshardPlan& plan) {
+  auto topology = std::make_unique<detail::Topology>();
+  for (detail::ShardState* s : plan.open) {
+    topology->starts.push_back(s->range.starting_hash_key);
+    topology->open.push_back(s);
+  }
+  for (auto& s : plan.created) shards_.push_back(std::move(s));
+  topology->all.reserve(shards_.size());
+  for (const auto& s : shards_) topology->all.push_back(s.get());
+  // Parents are only ever read for their children after closed_at_ms (acquire), so the
+  // lists may be filled while the parents still take writes.
+  for (auto& [parent, children] : plan.retired) parent->child_indexes = std::move(children);
+  // (1) Children take the routing before any parent refuses a write.
+  Publish(std::move(topology));
+  // (2) and (3): a parent's end is fixed only after every claim made before its close
+  // committed; shards created and retired within the plan were never routable, so they
+  // close empty.
+  for (auto& [parent, children] : plan.retired) {
+    parent->final_state = parent->ring.Close();
+    parent->closed_at_ms.store(plan.now_ms, std::memory_order_release);
+  }
+  updating_until_ms_.store(plan.now_ms + absl::ToInt64Milliseconds(options_.reshard_duration),
+                           std::memory_order_release);
+}
+
+absl::Status Stream::SplitShard(std::string_view shard_to_split,
+                                std::string_view new_starting_hash_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now_ms = clock_->NowMillis();
+  if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
+  const std::optional<uint64_t> index = ParseShardId(shard_to_split);
+  const detail::Topology* topology = topology_.load(std::memory_order_acquire);
+  detail::ShardState* shard = index ? topology->Find(*index) : nullptr;
+  if (shard == nullptr || Expired(*shard, now_ms)) {
+    return ResourceNotFoundError(fmt::format("Could not find shard {} in stream {}.",
+                                             shard_to_split.substr(0, 200), options_.stream_name));
+  }
+  if (shard->closed_at_ms.load(std::memory_order_acquire) >= 0) {
+    return InvalidArgumentError(fmt::format(
+        "Shard {} in stream {} has already been merged or split, and thus is not eligible for "
+        "merging or splitting.",
+        shard->id, options_.stream_name));
+  }
+  absl::StatusOr<HashKey> key = ParseHashKey(new_starting_hash_key, "NewStartingHashKey");
+  if (!key.ok()) return key.status();
+  const HashKeyRange& range = shard->range;
+  if (range.ending_hash_key - range.starting_hash_key < 2 || *key <= range.starting_hash_key + 1 ||
+      *key >= range.ending_hash_key) {
+    return InvalidArgumentError(fmt::format(
+        "NewStartingHashKey {} used in SplitShard() on shard {} in stream {} is not both "
+        "greater than one plus the shard's StartingHashKey {} and less than the shard's "
+        "EndingHashKey {}.",
+        new_starting_hash_key, shard->id, options_.stream_name,
+        FormatHashKey(range.starting_hash_key), FormatHashKey(range.ending_hash_key)));
+  }
+  const std::size_t open_count = topology->open.size();
+  if (open_count + 1 > static_cast<std::size_t>(options_.shard_limit)) {
+    return LimitExceededError(fmt::format(
+        "SplitShard would raise the open shard count of stream {} from {} to {}, above its "
+        "ShardLimit of {}.",
+        options_.stream_name, open_count, open_count + 1, options_.shard_limit));
+  }
+  if (shards_.size() + 2 > SequenceNumber::kMaxShardIndex + 1) {
+    return LimitExceededError(
+        fmt::format("Stream {} has created {} shards; shard indexes are limited to {}.",
+                    options_.stream_name, shards_.size(), SequenceNumber::kMaxShardIndex));
+  }
+  ReshardPlan plan(*this, now_ms);
+  plan.Split(plan.Holding(range.starting_hash_key), *key);
+  CommitReshard(plan);
+  return absl::OkStatus();
+}
+
+absl::Status Stream::MergeShards(std::string_view shard_to_merge,
+                                 std::string_view adjacent_shard_to_merge) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now_ms = clock_->NowMillis();
+  if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
+  const detail::Topology* topology = topology_.load(std::memory_order_acquire);
+  detail::ShardState* shards[2];
+  const std::string_view ids[2] = {shard_to_merge, adjacent_shard_to_merge};
+  for (int i = 0; i < 2; ++i) {
+    const std::optional<uint64_t> index = ParseShardId(ids[i]);
+    shards[i] = index ? topology->Find(*index) : nullptr;
+    if (shards[i] == nullptr || Expired(*shards[i], now_ms)) {
+      return ResourceNotFoundError(fmt::format("Could not find shard {} in stream {}.",
+                                               ids[i].substr(0, 200), options_.stream_name));
+    }
+  }
+  for (const detail::ShardState* s : shards) {
+    if (s->closed_at_ms.load(std::memory_order_acquire) >= 0) {
+      return InvalidArgumentError(fmt::format(
+          "Shard {} in stream {} has already been merged or split, and thus is not eligible "
+          "for merging or splitting.",
+          s->id, options_.stream_name));
+    }
+  }
+  const HashKeyRange& a = shards[0]->range;
+  const HashKeyRange& b = shards[1]->range;
+  const bool a_below =
+      a.ending_hash_key != kMaxHashKey && a.ending_hash_key + 1 == b.starting_hash_key;
+  const bool b_below =
+      b.ending_hash_key != kMaxHashKey && b.ending_hash_key + 1 == a.starting_hash_key;
+  if (!a_below && !b_below) {
+    return InvalidArgumentError(
+        fmt::format("Shards {} and {} in stream {} are not an adjacent pair of shards eligible for "
+                    "merging: their hash key ranges must be contiguous.",
+                    shards[0]->id, shards[1]->id, options_.stream_name));
+  }
+  ReshardPlan plan(*this, now_ms);
+  const HashKey lower_start = a_below ? a.starting_hash_key : b.starting_hash_key;
+  plan.Merge(plan.Holding(lower_start), shards[0]);
+  CommitReshard(plan);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UpdateShardCountResult> Stream::UpdateShardCount(int target_shard_count,
+                                                                ScalingType scaling_type) {
+  (void)scaling_type;  // UNIFORM_SCALING is the only type the service offers
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now_ms = clock_->NowMillis();
+  if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
+  const int current = static_cast<int>(topology_.load(std::memory_order_acquire)->open.size());
+  if (target_shard_count < 1) {
+    return InvalidArgumentError(
+        fmt::format("TargetShardCount is {}; it must be at least 1.", target_shard_count));
+  }
+  if (target_shard_count > options_.shard_limit) {
+    return LimitExceededError(fmt::format(
+        "UpdateShardCount to TargetShardCount {} would exceed the ShardLimit of {} for stream {}.",
+        target_shard_count, options_.shard_limit, options_.stream_name));
+  }
+  if (target_shard_count > 2 * current) {
+    return InvalidArgumentError(fmt::format(
+        "UpdateShardCount cannot scale up over double your current open shard count. Current "
+        "open shard count: {} Target shard count: {} (TargetShardCount must be between {} and "
+        "{}).",
+        current, target_shard_count, (current + 1) / 2, 2 * current));
+  }
+  if (2 * target_shard_count < current) {
+    return InvalidArgumentError(fmt::format(
+        "UpdateShardCount cannot scale down below half your current open shard count. Current "
+        "open shard count: {} Target shard count: {} (TargetShardCount must be between {} and "
+        "{}).",
+        current, target_shard_count, (current + 1) / 2, 2 * current));
+  }
+  ReshardPlan plan(*this, now_ms);
+  const std::vector<HashKeyRange> targets = UniformHashKeyRanges(target_shard_count);
+  // First make every target boundary a shard boundary, then merge the pieces of each
+  // target range. A shard whose range already is a target range stays open untouched.
+  for (std::size_t j = 1; j < targets.size(); ++j) {
+    const HashKey boundary = targets[j].starting_hash_key;
+    const std::size_t i = plan.Holding(boundary);
+    if (plan.open[i]->range.starting_hash_key != boundary) plan.Split(i, boundary);
+  }
+  for (const HashKeyRange& target : targets) {
+    const std::size_t i = plan.Holding(target.starting_hash_key);
+    while (plan.open[i]->range.ending_hash_key != target.ending_hash_key) {
+      plan.Merge(i, plan.open[i]);
+    }
+  }
+  if (shards_.size() + plan.created.size() > SequenceNumber::kMaxShardIndex + 1) {
+    return LimitExceededError(
+        fmt::format("Stream {} has created {} shards; shard indexes are limited to {}.",
+                    options_.stream_name, shards_.size(), SequenceNumber::kMaxShardIndex));
+  }
+  CommitReshard(plan);
+  return UpdateShardCountResult{options_.stream_name, current, target_shard_count};
+}
+
+}  // namespace riffle
