@@ -8,7 +8,7 @@
 #include "fmt/format.h"
 #include "riffle/stream.h"
 #include "support/alloc_counter.h"
-#include "support/lineage_reader.h"
+#include "riffle/lineage_reader.h"
 
 using riffle::ErrorMessage;
 using riffle::ErrorName;
@@ -389,7 +389,7 @@ TEST_CASE("a lineage reader keeps per-key order through many reshards", "[reshar
   REQUIRE(s->UpdateShardCount(3).ok());
   put_some();
 
-  riffle_test::LineageReader reader(*s);
+  riffle::LineageReader reader(*s);
   std::map<std::string, int> seen;
   int read = 0, out_of_order = 0, misrouted = 0;
   for (;;) {

@@ -13,7 +13,7 @@
 #include "fmt/format.h"
 #include "riffle/stream.h"
 #include "support/alloc_counter.h"
-#include "support/lineage_reader.h"
+#include "riffle/lineage_reader.h"
 
 namespace {
 
@@ -31,7 +31,7 @@ struct Tally {
 };
 
 // Records are "<producer>:<key>:<counter>" under the key "p<producer>-k<key>".
-void Check(Tally& t, const riffle_test::LineageReader::ShardInfo& shard, const riffle::Record& r) {
+void Check(Tally& t, const riffle::LineageReader::ShardInfo& shard, const riffle::Record& r) {
   int p = -1, k = -1;
   long long c = -1;
   const std::string data(r.data);
@@ -51,7 +51,7 @@ void Check(Tally& t, const riffle_test::LineageReader::ShardInfo& shard, const r
 // Reads until `done` is set and a full pass finds nothing new.
 Tally ReadFollowingLineage(riffle::Stream& stream, const std::atomic<bool>* done) {
   Tally t;
-  riffle_test::LineageReader reader(stream);
+  riffle::LineageReader reader(stream);
   for (;;) {
     const bool finished = done == nullptr || done->load(std::memory_order_acquire);
     auto progress =

@@ -2,12 +2,13 @@
 // shard only after its parents (both, after a merge) have been read to their end. That is
 // what keeps the records of one key in order across splits and merges.
 //
-//   riffle_test::LineageReader reader(*stream);
-//   while (*reader.Poll([&](const auto& shard, const riffle::Record& r) { ... })) {}
+//   LineageReader reader(*stream);
+//   while (*reader.Poll([&](const auto& shard, const Record& r) { ... })) {}
 //
 // Thread safety: one thread per reader (the stream itself may be used from any thread).
-#ifndef RIFFLE_TESTS_SUPPORT_LINEAGE_READER_H_
-#define RIFFLE_TESTS_SUPPORT_LINEAGE_READER_H_
+// For checkpoints, leases and several workers, use Consumer instead.
+#ifndef RIFFLE_LINEAGE_READER_H_
+#define RIFFLE_LINEAGE_READER_H_
 
 #include <map>
 #include <optional>
@@ -17,18 +18,18 @@
 
 #include "riffle/stream.h"
 
-namespace riffle_test {
+namespace riffle {
 
 class LineageReader {
  public:
   struct ShardInfo {
     std::string shard_id;
-    riffle::HashKeyRange range;
+    HashKeyRange range;
     std::vector<std::string> parents;  // those that must be read to their end first
   };
 
   // Starts from ListShards(): parents no longer listed (expired) are not waited for.
-  explicit LineageReader(riffle::Stream& stream) : stream_(stream) {
+  explicit LineageReader(Stream& stream) : stream_(stream) {
     auto shards = stream_.ListShards();
     if (!shards.ok()) {
       error_ = shards.status();
@@ -58,7 +59,7 @@ class LineageReader {
       absl::Status s = stream_.GetRecords(it->iterator, result_, limit);
       if (!s.ok()) return error_ = s;
       missed_ += result_.missed_records;
-      for (const riffle::Record& r : result_.records) on_record(it->info, r);
+      for (const Record& r : result_.records) on_record(it->info, r);
       progress = progress || !result_.records.empty();
       if (result_.next_shard_iterator) {
         it->iterator = *result_.next_shard_iterator;
@@ -66,7 +67,7 @@ class LineageReader {
         continue;
       }
       // The end of a closed shard: its children become candidates.
-      for (const riffle::ChildShard& c : result_.child_shards) {
+      for (const ChildShard& c : result_.child_shards) {
         if (seen_.insert(c.shard_id).second) {
           pending_.emplace(c.shard_id, ShardInfo{c.shard_id, c.hash_key_range, c.parent_shards});
         }
@@ -85,7 +86,7 @@ class LineageReader {
  private:
   struct Active {
     ShardInfo info;
-    riffle::ShardIterator iterator;
+    ShardIterator iterator;
   };
 
   bool StartReadyShards() {
@@ -97,9 +98,9 @@ class LineageReader {
         ++it;
         continue;
       }
-      riffle::GetShardIteratorRequest r;
+      GetShardIteratorRequest r;
       r.shard_id = it->second.shard_id;
-      r.type = riffle::ShardIteratorType::kTrimHorizon;
+      r.type = ShardIteratorType::kTrimHorizon;
       auto iterator = stream_.GetShardIterator(r);
       if (!iterator.ok()) {
         error_ = iterator.status();
@@ -112,16 +113,16 @@ class LineageReader {
     return started;
   }
 
-  riffle::Stream& stream_;
+  Stream& stream_;
   absl::Status error_;
   std::map<std::string, ShardInfo> pending_;  // waiting for their parents
   std::vector<Active> active_;
   std::set<std::string> finished_;
   std::set<std::string> seen_;
-  riffle::GetRecordsResult result_;
+  GetRecordsResult result_;
   uint64_t missed_ = 0;
 };
 
-}  // namespace riffle_test
+}  // namespace riffle
 
-#endif  // RIFFLE_TESTS_SUPPORT_LINEAGE_READER_H_
+#endif  // RIFFLE_LINEAGE_READER_H_
