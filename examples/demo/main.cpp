@@ -1,26 +1,37 @@
 // riffle-demo: producers put keyed records into a Stream while readers, each reading every
-// shard, verify per-key order and count what they got. A progress line shows the rates; a
-// summary (and with --json, one JSON object as the last line) ends the run.
-//
-//   riffle-demo [--producers N] [--shards S] [--readers K] [--records R]
-//               [--record-bytes B] [--ring-bytes BYTES] [--json]
+// shard (parents before children), verify per-key order and count what they got. With
+// --reshard the stream splits and merges while producers run; with --out DIR a
+// DeliveryStream fed by the stream writes the records into DIR laid out like a bucket.
+// A progress line shows the rates; a summary (and with --json, one JSON object as the last
+// line) ends the run. The exit status is 0 when nothing was lost or reordered.
 #include <algorithm>
-#include <bit>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "delivered_files.h"
 #include "fmt/format.h"
+#include "riffle/delivery_stream.h"
+#include "riffle/lineage_reader.h"
+#include "riffle/sink.h"
 #include "riffle/stream.h"
 #include "verifier.h"
 
 namespace {
+
+constexpr char kUsage[] =
+    "usage: riffle-demo [--producers N] [--shards S] [--readers K] [--records R]\n"
+    "                   [--record-bytes B] [--ring-bytes BYTES] [--reshard]\n"
+    "                   [--out DIR [--gzip]] [--json]\n";
 
 struct Flags {
   int producers = 2;
@@ -30,15 +41,14 @@ struct Flags {
   std::size_t record_bytes = 100;
   uint64_t ring_bytes = 0;  // 0: large enough to retain the whole run
   int keys_per_producer = 64;
+  bool reshard = false;
+  std::string out;
+  bool gzip = false;
   bool json = false;
 };
 
-[[noreturn]] void Usage(const char* error) {
-  std::fprintf(stderr,
-               "riffle-demo: %s\n"
-               "usage: riffle-demo [--producers N] [--shards S] [--readers K] [--records R]\n"
-               "                   [--record-bytes B] [--ring-bytes BYTES] [--json]\n",
-               error);
+[[noreturn]] void Usage(const std::string& error) {
+  std::fprintf(stderr, "riffle-demo: %s\n%s", error.c_str(), kUsage);
   std::exit(2);
 }
 
@@ -46,63 +56,96 @@ Flags ParseFlags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&]() -> long long {
-      if (i + 1 >= argc) Usage(fmt::format("{} needs a value", arg).c_str());
-      char* end = nullptr;
-      const long long v = std::strtoll(argv[++i], &end, 10);
-      if (*end != '\0' || v < 0) Usage(fmt::format("{} needs a non-negative number", arg).c_str());
-      return v;
+    auto text = [&]() -> std::string {
+      if (i + 1 >= argc) Usage(arg + " needs a value");
+      return argv[++i];
     };
-    if (arg == "--producers") f.producers = static_cast<int>(value());
-    else if (arg == "--shards") f.shards = static_cast<int>(value());
-    else if (arg == "--readers") f.readers = static_cast<int>(value());
-    else if (arg == "--records") f.records = static_cast<uint64_t>(value());
-    else if (arg == "--record-bytes") f.record_bytes = static_cast<std::size_t>(value());
-    else if (arg == "--ring-bytes") f.ring_bytes = static_cast<uint64_t>(value());
+    auto number = [&]() -> long long {
+      const std::string v = text();
+      char* end = nullptr;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (*end != '\0' || n < 0) Usage(arg + " needs a non-negative number");
+      return n;
+    };
+    if (arg == "--producers") f.producers = static_cast<int>(number());
+    else if (arg == "--shards") f.shards = static_cast<int>(number());
+    else if (arg == "--readers") f.readers = static_cast<int>(number());
+    else if (arg == "--records") f.records = static_cast<uint64_t>(number());
+    else if (arg == "--record-bytes") f.record_bytes = static_cast<std::size_t>(number());
+    else if (arg == "--ring-bytes") f.ring_bytes = static_cast<uint64_t>(number());
+    else if (arg == "--reshard") f.reshard = true;
+    else if (arg == "--out") f.out = text();
+    else if (arg == "--gzip") f.gzip = true;
     else if (arg == "--json") f.json = true;
-    else if (arg == "--help" || arg == "-h") Usage("help");
-    else Usage(fmt::format("unknown flag {}", arg).c_str());
+    else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else {
+      Usage("unknown flag " + arg);
+    }
   }
-  if (f.producers < 1 || f.shards < 1 || f.readers < 0) Usage("producers and shards must be >= 1");
+  if (f.producers < 1 || f.shards < 1) Usage("--producers and --shards must be at least 1");
   if (f.record_bytes < 32) Usage("--record-bytes must be at least 32 (key, counter, filler)");
+  if (f.gzip && f.out.empty()) Usage("--gzip needs --out DIR");
   return f;
 }
 
 uint64_t AutoRingBytes(const Flags& f) {
   // Room for every record of the run in each shard's share, with slack for uneven hashing.
   const uint64_t frame = riffle::detail::FrameBytes(16, f.record_bytes);
-  const uint64_t per_shard = f.records * frame * 3 / 2 / static_cast<uint64_t>(f.shards) + (1 << 20);
+  const uint64_t per_shard =
+      f.records * frame * 2 / static_cast<uint64_t>(f.shards) + (uint64_t{1} << 20);
   return std::max<uint64_t>(std::bit_ceil(per_shard), uint64_t{8} << 20);
 }
 
-// A polling reader: its own iterator per shard, round-robin GetRecords into one reused result.
+void Die(const char* what, const absl::Status& s) {
+  std::fprintf(stderr, "riffle-demo: %s: %s\n", what, s.ToString().c_str());
+  std::exit(1);
+}
+
+// A polling reader of the whole stream, following lineage, until the producers are done
+// and it has caught up.
 void PollingReader(riffle::Stream& stream, const std::atomic<bool>& producers_done,
                    demo::OrderVerifier& verifier, uint64_t* missed) {
-  std::vector<riffle::ShardIterator> iterators;
-  const std::vector<riffle::Shard> shards = *stream.ListShards();
-  for (const riffle::Shard& shard : shards) {
-    riffle::GetShardIteratorRequest r;
-    r.shard_id = shard.shard_id;
-    r.type = riffle::ShardIteratorType::kTrimHorizon;
-    iterators.push_back(*stream.GetShardIterator(r));
-  }
-  riffle::GetRecordsResult result;
+  riffle::LineageReader reader(stream);
   for (;;) {
     const bool done = producers_done.load(std::memory_order_acquire);
-    bool progressed = false;
-    for (auto& it : iterators) {
-      if (absl::Status s = stream.GetRecords(it, result); !s.ok()) {
-        std::fprintf(stderr, "GetRecords: %s\n", s.ToString().c_str());
-        std::exit(1);
-      }
-      for (const riffle::Record& r : result.records) verifier.See(r.partition_key, r.data);
-      *missed += result.missed_records;
-      progressed = progressed || !result.records.empty();
-      it = *result.next_shard_iterator;
-    }
-    if (done && !progressed) return;
-    if (!progressed) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    auto progressed = reader.Poll([&](const auto&, const riffle::Record& r) {
+      verifier.See(r.partition_key, r.data);
+    });
+    if (!progressed.ok()) Die("GetRecords", progressed.status());
+    if (done && !*progressed) break;
+    if (!*progressed) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
+  *missed = reader.missed_records();
+}
+
+// Splits and merges at random while the producers run: up to twice the initial shard
+// count, at most 60 reshards, one every 10 ms.
+int Resharder(riffle::Stream& stream, const std::atomic<bool>& producers_done, int shards) {
+  std::mt19937_64 rng(42);
+  int done = 0;
+  while (!producers_done.load() && done < 60) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto listed = stream.ListShards({.filter = riffle::ShardFilterType::kAtLatest});
+    if (!listed.ok() || listed->empty()) continue;
+    std::vector<riffle::Shard>& open = *listed;
+    std::sort(open.begin(), open.end(), [](const auto& a, const auto& b) {
+      return a.hash_key_range.starting_hash_key < b.hash_key_range.starting_hash_key;
+    });
+    absl::Status s;
+    if (static_cast<int>(open.size()) < 2 * shards && (rng() % 2 == 0 || open.size() < 2)) {
+      const riffle::Shard& victim = open[rng() % open.size()];
+      const riffle::HashKey start = victim.hash_key_range.starting_hash_key;
+      const riffle::HashKey mid = start + (victim.hash_key_range.ending_hash_key - start) / 2;
+      s = stream.SplitShard(victim.shard_id, riffle::FormatHashKey(mid));
+    } else {
+      const std::size_t i = rng() % (open.size() - 1);
+      s = stream.MergeShards(open[i].shard_id, open[i + 1].shard_id);
+    }
+    if (s.ok()) ++done;
+  }
+  return done;
 }
 
 }  // namespace
@@ -115,11 +158,33 @@ int main(int argc, char** argv) {
   options.ring_capacity_bytes = flags.ring_bytes != 0 ? flags.ring_bytes : AutoRingBytes(flags);
   options.max_record_size_bytes = std::max<uint64_t>(flags.record_bytes + 64, 4096);
   auto created = riffle::Stream::Create(options);
-  if (!created.ok()) {
-    std::fprintf(stderr, "riffle-demo: %s\n", created.status().ToString().c_str());
-    return 2;
-  }
+  if (!created.ok()) Die("Create", created.status());
   riffle::Stream& stream = **created;
+
+  // The delivery stream reads from LATEST as of its creation: create it before any put.
+  std::unique_ptr<riffle::FileSink> sink;
+  std::unique_ptr<riffle::DeliveryStream> delivery;
+  if (!flags.out.empty()) {
+    std::error_code ec;
+    if (std::filesystem::exists(flags.out, ec) && !std::filesystem::is_empty(flags.out, ec)) {
+      Usage("--out " + flags.out + " must be empty or missing (the demo checks what it wrote)");
+    }
+    auto s = riffle::FileSink::Create({.directory = flags.out});
+    if (!s.ok()) Die("FileSink", s.status());
+    sink = *std::move(s);
+    riffle::DeliveryStreamOptions d;
+    d.delivery_stream_name = "riffle-demo-delivery";
+    d.source = riffle::StreamSource{&stream};
+    d.sink = sink.get();
+    d.buffering_hints = {.size_in_mbs = 4, .interval_in_seconds = 1};
+    d.compression = flags.gzip ? riffle::CompressionFormat::kGzip
+                               : riffle::CompressionFormat::kUncompressed;
+    d.append_newline_delimiter = true;
+    auto ds = riffle::DeliveryStream::Create(std::move(d));
+    if (!ds.ok()) Die("DeliveryStream", ds.status());
+    delivery = *std::move(ds);
+    if (absl::Status st = delivery->Start(); !st.ok()) Die("Start", st);
+  }
 
   std::atomic<bool> producers_done{false};
   std::atomic<uint64_t> put{0}, put_errors{0};
@@ -127,7 +192,8 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> missed(static_cast<std::size_t>(flags.readers), 0);
   std::vector<std::thread> readers;
   for (int r = 0; r < flags.readers; ++r) {
-    verifiers.push_back(std::make_unique<demo::OrderVerifier>(flags.producers, flags.keys_per_producer));
+    verifiers.push_back(
+        std::make_unique<demo::OrderVerifier>(flags.producers, flags.keys_per_producer));
     readers.emplace_back(PollingReader, std::ref(stream), std::cref(producers_done),
                          std::ref(*verifiers.back()), &missed[static_cast<std::size_t>(r)]);
   }
@@ -144,8 +210,9 @@ int main(int argc, char** argv) {
       std::string data;
       for (uint64_t i = 0; i < share; ++i) {
         const std::size_t k = i % keys.size();
-        data = demo::MakeData(keys[k], counters[k]++, flags.record_bytes);
+        data = demo::MakeData(keys[k], counters[k], flags.record_bytes);
         if (stream.PutRecord(keys[k], data).ok()) {
+          ++counters[k];
           put.fetch_add(1, std::memory_order_relaxed);
         } else {
           put_errors.fetch_add(1, std::memory_order_relaxed);
@@ -153,8 +220,12 @@ int main(int argc, char** argv) {
       }
     });
   }
+  int reshards = 0;
+  std::thread resharder;
+  if (flags.reshard) {
+    resharder = std::thread([&] { reshards = Resharder(stream, producers_done, flags.shards); });
+  }
 
-  // Progress line on stderr while the producers run.
   std::atomic<bool> all_done{false};
   std::thread progress([&] {
     uint64_t last_put = 0;
@@ -166,9 +237,11 @@ int main(int argc, char** argv) {
       const double secs = std::chrono::duration<double>(now - last).count();
       uint64_t read = 0;
       for (const auto& v : verifiers) read += v->records();
-      std::fprintf(stderr, "\r  put %10llu (%6.2f M/s)  read %10llu by %d readers   ",
+      const uint64_t delivered = delivery ? delivery->GetMetrics().delivery_records : 0;
+      std::fprintf(stderr, "\r  put %10llu (%6.2f M/s)  read %10llu by %d readers  delivered %10llu ",
                    static_cast<unsigned long long>(p), (p - last_put) / secs / 1e6,
-                   static_cast<unsigned long long>(read), flags.readers);
+                   static_cast<unsigned long long>(read), flags.readers,
+                   static_cast<unsigned long long>(delivered));
       last_put = p;
       last = now;
     }
@@ -176,15 +249,32 @@ int main(int argc, char** argv) {
   });
 
   for (auto& t : producers) t.join();
-  const double put_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double put_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   producers_done.store(true, std::memory_order_release);
+  if (resharder.joinable()) resharder.join();
   for (auto& t : readers) t.join();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const uint64_t records_put = put.load();
+
+  demo::DeliveredFiles files;
+  riffle::DeliveryStreamMetrics metrics;
+  if (delivery) {
+    // Close() delivers what was read; wait until the source has read everything.
+    for (int i = 0; i < 60'000; ++i) {
+      metrics = delivery->GetMetrics();
+      if (metrics.incoming_records + metrics.source_records_missed >= records_put) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (absl::Status s = delivery->Close(); !s.ok()) Die("Close", s);
+    metrics = delivery->GetMetrics();
+    files = demo::ReadDelivered(flags.out);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   all_done.store(true);
   progress.join();
 
-  const uint64_t records_put = put.load();
-  uint64_t order_violations = 0, lost = 0, corrupt = 0, reported_missed = 0;
+  uint64_t order_violations = 0, lost = 0, corrupt = files.corrupt, reported_missed = 0;
   std::map<std::string, uint64_t> records_read;
   for (int r = 0; r < flags.readers; ++r) {
     const auto& v = *verifiers[static_cast<std::size_t>(r)];
@@ -194,34 +284,47 @@ int main(int argc, char** argv) {
     lost += records_put > v.records() ? records_put - v.records() : 0;
     reported_missed += missed[static_cast<std::size_t>(r)];
   }
+  if (delivery) lost += records_put > files.unique_records ? records_put - files.unique_records : 0;
 
-  std::printf("riffle-demo: %d producers, %d shards, %d readers, %zu-byte records\n",
-              flags.producers, flags.shards, flags.readers, flags.record_bytes);
+  std::printf("riffle-demo: %d producers, %d shards, %d readers, %zu-byte records%s\n",
+              flags.producers, flags.shards, flags.readers, flags.record_bytes,
+              flags.reshard ? fmt::format(", {} reshards", reshards).c_str() : "");
   std::printf("  put      %llu records in %.2f s (%.2f M records/s), %llu put errors\n",
               static_cast<unsigned long long>(records_put), put_seconds,
-              records_put / put_seconds / 1e6,
-              static_cast<unsigned long long>(put_errors.load()));
+              records_put / put_seconds / 1e6, static_cast<unsigned long long>(put_errors.load()));
   for (const auto& [name, n] : records_read) {
     std::printf("  %-8s read %llu records\n", name.c_str(), static_cast<unsigned long long>(n));
   }
-  std::printf("  order violations %llu, lost %llu (reported missed %llu), corrupt %llu, %.2f s total\n",
-              static_cast<unsigned long long>(order_violations), static_cast<unsigned long long>(lost),
-              static_cast<unsigned long long>(reported_missed), static_cast<unsigned long long>(corrupt),
-              seconds);
+  if (delivery) {
+    std::printf("  delivery wrote %llu records (%llu distinct) in %llu objects to %s%s, %llu to the "
+                "error output\n",
+                static_cast<unsigned long long>(files.records),
+                static_cast<unsigned long long>(files.unique_records),
+                static_cast<unsigned long long>(files.objects), flags.out.c_str(),
+                flags.gzip ? " (gzip)" : "",
+                static_cast<unsigned long long>(metrics.error_output_records));
+  }
+  std::printf("  order violations %llu, lost %llu (reported missed %llu), corrupt %llu, %.2f s\n",
+              static_cast<unsigned long long>(order_violations),
+              static_cast<unsigned long long>(lost), static_cast<unsigned long long>(reported_missed),
+              static_cast<unsigned long long>(corrupt), seconds);
   if (flags.json) {
     std::string readers_json;
     for (const auto& [name, n] : records_read) {
       readers_json += fmt::format("{}\"{}\":{}", readers_json.empty() ? "" : ",", name, n);
     }
-    std::printf(
-        "{\"records_put\":%llu,\"records_read\":{%s},\"order_violations\":%llu,\"lost\":%llu,"
-        "\"missed_reported\":%llu,\"corrupt\":%llu,\"put_errors\":%llu,\"producers\":%d,"
-        "\"shards\":%d,\"record_bytes\":%zu,\"seconds\":%.3f,\"put_records_per_second\":%.0f}\n",
-        static_cast<unsigned long long>(records_put), readers_json.c_str(),
-        static_cast<unsigned long long>(order_violations), static_cast<unsigned long long>(lost),
-        static_cast<unsigned long long>(reported_missed), static_cast<unsigned long long>(corrupt),
-        static_cast<unsigned long long>(put_errors.load()), flags.producers, flags.shards,
-        flags.record_bytes, seconds, records_put / put_seconds);
+    std::string out = fmt::format(
+        "{{\"records_put\":{},\"records_read\":{{{}}},\"order_violations\":{},\"lost\":{},"
+        "\"missed_reported\":{},\"corrupt\":{},\"put_errors\":{},\"producers\":{},\"shards\":{},"
+        "\"record_bytes\":{},\"reshards\":{},\"seconds\":{:.3f},\"put_records_per_second\":{:.0f}",
+        records_put, readers_json, order_violations, lost, reported_missed, corrupt,
+        put_errors.load(), flags.producers, flags.shards, flags.record_bytes, reshards, seconds,
+        records_put / put_seconds);
+    if (delivery) {
+      out += fmt::format(",\"delivered_records\":{},\"delivered_objects\":{},\"error_records\":{}",
+                         files.records, files.objects, metrics.error_output_records);
+    }
+    std::printf("%s}\n", out.c_str());
   }
   return order_violations == 0 && lost == 0 && corrupt == 0 ? 0 : 1;
 }
