@@ -426,4 +426,39 @@ TEST_CASE("Close while a Stream is being written: everything read is delivered",
   }
 }
 
+TEST_CASE("A Stream source follows splits and merges: parents before children, once each",
+          "[delivery][reshard]") {
+  riffle::ManualClock clock;
+  auto stream = MakeSourceStream(&clock, 2);
+  RecordingSink rec;
+  DeliveryStreamOptions o = SourceOptions(&rec.sink, &clock, stream.get());
+  o.buffering_hints = {1, 0};
+  auto ds = MustCreate(o);
+  std::map<std::string, int> per_key;
+  auto put_some = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string key = fmt::format("key{}", i % 30);
+      REQUIRE(stream->PutRecord(key, fmt::format("{}|{}", key, per_key[key]++)).ok());
+    }
+  };
+  put_some(300);
+  ds->Pump();
+  put_some(300);  // left unread in the parents across the split
+  REQUIRE(stream->SplitShard("shardId-000000000000", "85070591730234615865843651857942052864").ok());
+  put_some(300);  // now in the children
+  ds->Pump();
+  put_some(300);
+  REQUIRE(stream->MergeShards("shardId-000000000003", "shardId-000000000001").ok());
+  put_some(300);  // in the merge child, which must wait for both parents
+  for (int i = 0; i < 6; ++i) {
+    clock.Advance(absl::Seconds(1));
+    ds->Pump();
+  }
+  put_some(300);
+  for (int i = 0; i < 4; ++i) ds->Pump();
+  REQUIRE(ds->Close().ok());
+  CheckExactlyOnceInKeyOrder(rec.Lines(), per_key);
+  CHECK(ds->GetMetrics().source_records_missed == 0);
+}
+
 }  // namespace riffle_test
