@@ -61,6 +61,12 @@ inline uint64_t CopyFrames(const ShardRing& ring, uint64_t position, uint64_t pu
 
 inline absl::Status Stream::GetRecords(const ShardIterator& iterator, GetRecordsResult& out,
                                        int limit) {
+  if (options_.read_budget) return GetRecordsBudgeted(iterator, out, limit);  // cold
+  return ReadRecords(iterator, out, limit);
+}
+
+inline absl::Status Stream::ReadRecords(const ShardIterator& iterator, GetRecordsResult& out,
+                                        int limit) {
   if (limit < 1 || limit > detail::kMaxGetRecordsLimit) return detail::GetRecordsLimitError(limit);
   absl::StatusOr<detail::ShardState*> found = ShardForIterator(iterator);
   if (!found.ok()) return found.status();
