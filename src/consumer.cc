@@ -143,6 +143,7 @@ std::map<std::string, int> LeaseTable::Counts(std::string_view application) cons
 
 absl::Status Checkpointer::Checkpoint() {
   ShardTask& task = *task_;
+  if (task.lease_lost) return ShutdownError(task.shard_id);
   if (task.at_shard_end) return consumer_->WriteCheckpoint(task, kShardEndCheckpoint);
   if (!task.last_delivered) return absl::OkStatus();  // nothing delivered yet
   return consumer_->WriteCheckpoint(task, task.last_delivered->ToString());
@@ -306,8 +307,11 @@ void Consumer::RefreshLeases(int64_t now_ms) {
   while (someone_short && static_cast<int>(tasks_.size()) > floor_share) {
     DropShard(tasks_.size() - 1, ShutdownReason::kRequested, true);
   }
+  // While another worker is short, take no more than the share rounded down, or what was
+  // just handed back would be taken again.
+  const int limit = someone_short ? floor_share : target;
   for (const Shard* s : eligible) {
-    if (static_cast<int>(tasks_.size()) >= target) break;
+    if (static_cast<int>(tasks_.size()) >= limit) break;
     const bool mine = std::any_of(tasks_.begin(), tasks_.end(),
                                   [&](const auto& t) { return t->shard_id == s->shard_id; });
     if (mine || !leases_->TryAcquire(app, s->shard_id, me, ttl)) continue;

@@ -145,10 +145,10 @@ struct ConsumerOptions {
   ConsumerMode mode = ConsumerMode::kPolling;
   // kEnhancedFanOut: the registered stream consumer to subscribe with (registered if
   // missing). Default: application_name.
-  std::string stream_consumer_name;
+  std::string stream_consumer_name{};
   // Where a shard without a checkpoint starts. Default TRIM_HORIZON.
   InitialPosition initial_position = InitialPosition::kTrimHorizon;
-  std::optional<absl::Time> initial_timestamp;  // kAtTimestamp only
+  std::optional<absl::Time> initial_timestamp{};  // kAtTimestamp only
   // Required, not owned; shared by the application's workers.
   CheckpointStore* checkpoint_store = nullptr;
   // Not owned; shared by the application's workers in this process. nullptr: a table of
