@@ -83,8 +83,13 @@ bool Subscription::PollOnce() {
     Deliver(SubscriptionEnd::kLifetimeExpired);
     return true;
   }
-  iterator_.issued_at_ms = now_ms;  // a subscription's position never expires
-  if (!stream_->ReadRecords(iterator_, result_, options_.max_records_per_event).ok()) {
+  // One clock read per poll; the shard is known. Only an expired closed shard stops it.
+  if (stream_->Expired(*shard_, now_ms)) {
+    Deliver(SubscriptionEnd::kShardNotFound);
+    return true;
+  }
+  if (!stream_->ReadShard(*shard_, iterator_, result_, options_.max_records_per_event, now_ms)
+           .ok()) {
     Deliver(SubscriptionEnd::kShardNotFound);
     return true;
   }

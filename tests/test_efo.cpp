@@ -476,3 +476,24 @@ TEST_CASE("two fan-out consumers and a polling reader each see every record once
     CHECK(violations == 0);
   }
 }
+
+TEST_CASE("a host-driven Poll allocates nothing in steady state, nor does a put with subscribers",
+          "[efo][alloc]") {
+  auto stream = MakeStream(nullptr, 1, 1 << 20);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  uint64_t seen = 0;
+  auto sub = *stream->SubscribeToShard(
+      Req("audit", kShard0, StartingPositionType::kLatest),
+      [&](const SubscribeToShardEvent& e) { seen += e.records.size(); });
+  const std::string data(100, 'd');
+  auto cycle = [&] {
+    for (int i = 0; i < 1000; ++i) REQUIRE(stream->PutRecord("key", data).ok());
+    while (sub->Poll()) {
+    }
+  };
+  cycle();
+  riffle_test::AllocationCounter counter;
+  for (int round = 0; round < 20; ++round) cycle();
+  CHECK(counter.allocations() == 0);
+  CHECK(seen == 21000);
+}

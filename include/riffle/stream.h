@@ -304,6 +304,10 @@ class Stream {
   friend class Subscription;
   // GetRecords without the read budget (subscriptions have their own throughput).
   absl::Status ReadRecords(const ShardIterator& iterator, GetRecordsResult& out, int limit);
+  // The read itself, for a caller that already holds the shard and the time (a
+  // subscription reads the clock once per poll).
+  absl::Status ReadShard(detail::ShardState& shard, const ShardIterator& iterator,
+                         GetRecordsResult& out, int limit, int64_t now_ms);
   absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out,
                                   int limit);
   void WakeSubscribers();  // a put found sleeping subscribers

@@ -70,9 +70,12 @@ inline absl::Status Stream::ReadRecords(const ShardIterator& iterator, GetRecord
   if (limit < 1 || limit > detail::kMaxGetRecordsLimit) return detail::GetRecordsLimitError(limit);
   absl::StatusOr<detail::ShardState*> found = ShardForIterator(iterator);
   if (!found.ok()) return found.status();
-  detail::ShardState& shard = **found;
+  return ReadShard(**found, iterator, out, limit, clock_->NowMillis());
+}
+
+inline absl::Status Stream::ReadShard(detail::ShardState& shard, const ShardIterator& iterator,
+                                      GetRecordsResult& out, int limit, int64_t now_ms) {
   const detail::ShardRing& ring = shard.ring;
-  const int64_t now_ms = clock_->NowMillis();
   const int64_t oldest_ms = now_ms - retention_ms_.load(std::memory_order_relaxed);
 
   out.records.clear();
