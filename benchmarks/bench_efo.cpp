@@ -83,19 +83,23 @@ void BM_EFO_Latency(benchmark::State& state) {
   std::vector<int64_t> samples;
   samples.reserve(1 << 22);
   std::atomic<uint64_t> seen{0};
-  auto sub = *stream->SubscribeToShard(
-      {"latency", riffle::FormatShardId(0), {riffle::StartingPositionType::kLatest, {}, std::nullopt}},
-      [&](const riffle::SubscribeToShardEvent& e) {
-        const int64_t now = NowNs();
-        for (const auto& r : e.records) {
-          int64_t sent;
-          std::memcpy(&sent, r.data.data(), sizeof sent);
-          if (samples.size() < samples.capacity()) samples.push_back(now - sent);
-        }
-        seen.fetch_add(e.records.size(), std::memory_order_release);
-      },
-      {.lifetime = absl::InfiniteDuration(), .run_on_thread = true,
-       .wait = riffle::WaitStrategy::kBusySpin});
+  auto sub =
+      *stream->SubscribeToShard({"latency",
+                                 riffle::FormatShardId(0),
+                                 {riffle::StartingPositionType::kLatest, {}, std::nullopt}},
+                                [&](const riffle::SubscribeToShardEvent& e) {
+                                  const int64_t now = NowNs();
+                                  for (const auto& r : e.records) {
+                                    int64_t sent;
+                                    std::memcpy(&sent, r.data.data(), sizeof sent);
+                                    if (samples.size() < samples.capacity())
+                                      samples.push_back(now - sent);
+                                  }
+                                  seen.fetch_add(e.records.size(), std::memory_order_release);
+                                },
+                                {.lifetime = absl::InfiniteDuration(),
+                                 .run_on_thread = true,
+                                 .wait = riffle::WaitStrategy::kBusySpin});
   char payload[64] = {};
   uint64_t sent = 0;
   for (auto _ : state) {

@@ -19,14 +19,15 @@ namespace {
 bool ValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
   });
 }
 
 bool ValidToken(std::string_view s) {
-  return !s.empty() && s.size() <= 256 &&
-         std::none_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\n' || c == '\r'; });
+  return !s.empty() && s.size() <= 256 && std::none_of(s.begin(), s.end(), [](char c) {
+    return c == ' ' || c == '\n' || c == '\r';
+  });
 }
 
 absl::Status CheckArguments(std::string_view application, std::string_view shard_id,
@@ -70,13 +71,15 @@ absl::Status InMemoryCheckpointStore::PutCheckpoint(std::string_view application
   return absl::OkStatus();
 }
 
-FileCheckpointStore::FileCheckpointStore(std::string directory) : directory_(std::move(directory)) {}
+FileCheckpointStore::FileCheckpointStore(std::string directory)
+    : directory_(std::move(directory)) {}
 
 std::string FileCheckpointStore::PathFor(std::string_view application) const {
   return fmt::format("{}/{}.checkpoints", directory_, application);
 }
 
-absl::StatusOr<FileCheckpointStore::Table*> FileCheckpointStore::Load(std::string_view application) {
+absl::StatusOr<FileCheckpointStore::Table*> FileCheckpointStore::Load(
+    std::string_view application) {
   auto it = tables_.find(application);
   if (it != tables_.end()) return &it->second;
   Table table;

@@ -12,12 +12,12 @@ namespace riffle {
 struct ShardTask {
   std::string shard_id;
   std::unique_ptr<RecordProcessor> processor;
-  std::optional<std::string> checkpoint;          // where processing started, then the newest
-  std::optional<SequenceNumber> last_delivered;   // newest record handed to the processor
-  bool at_shard_end = false;                      // during ShardEnded
-  bool lease_lost = false;                        // during Shutdown(kLeaseLost)
-  bool ended = false;                             // ShardEnded was called
-  bool ended_checkpointed = false;                // and it checkpointed SHARD_END
+  std::optional<std::string> checkpoint;         // where processing started, then the newest
+  std::optional<SequenceNumber> last_delivered;  // newest record handed to the processor
+  bool at_shard_end = false;                     // during ShardEnded
+  bool lease_lost = false;                       // during Shutdown(kLeaseLost)
+  bool ended = false;                            // ShardEnded was called
+  bool ended_checkpointed = false;               // and it checkpointed SHARD_END
   // Polling.
   std::optional<ShardIterator> iterator;
   GetRecordsResult result;
@@ -35,8 +35,8 @@ namespace {
 bool ValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
   });
 }
 
@@ -153,9 +153,9 @@ absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number) {
   ShardTask& task = *task_;
   if (!task.last_delivered || sequence_number > *task.last_delivered ||
       FormatShardId(sequence_number.shard_index) != task.shard_id) {
-    return InvalidArgumentError(fmt::format(
-        "SequenceNumber {} is not a record of shard {} delivered to this processor.",
-        sequence_number.ToString(), task.shard_id));
+    return InvalidArgumentError(
+        fmt::format("SequenceNumber {} is not a record of shard {} delivered to this processor.",
+                    sequence_number.ToString(), task.shard_id));
   }
   return consumer_->WriteCheckpoint(task, sequence_number.ToString());
 }
@@ -175,18 +175,20 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(Stream& stream, Consu
   }
   if (!factory) return InvalidArgumentError("A RecordProcessor factory is required.");
   if (options.max_records < 1 || options.max_records > 10000) {
-    return InvalidArgumentError(fmt::format("MaxRecords is {}; it must be between 1 and 10000.",
-                                            options.max_records));
+    return InvalidArgumentError(
+        fmt::format("MaxRecords is {}; it must be between 1 and 10000.", options.max_records));
   }
   if (options.lease_duration <= absl::ZeroDuration()) {
     return InvalidArgumentError("LeaseDuration must be positive.");
   }
-  if ((options.initial_position == InitialPosition::kAtTimestamp) != options.initial_timestamp.has_value()) {
+  if ((options.initial_position == InitialPosition::kAtTimestamp) !=
+      options.initial_timestamp.has_value()) {
     return InvalidArgumentError(
         "InitialPositionInStream AT_TIMESTAMP requires a timestamp, and only it takes one.");
   }
   if (options.mode == ConsumerMode::kEnhancedFanOut) {
-    if (options.stream_consumer_name.empty()) options.stream_consumer_name = options.application_name;
+    if (options.stream_consumer_name.empty())
+      options.stream_consumer_name = options.application_name;
     auto r = stream.RegisterStreamConsumer(options.stream_consumer_name);
     if (!r.ok() && ErrorName(r.status()) != "ResourceInUseException") return r.status();
   }
@@ -198,8 +200,13 @@ Consumer::Consumer(Stream& stream, ConsumerOptions options, RecordProcessorFacto
       options_(std::move(options)),
       factory_(std::move(factory)),
       clock_(options_.clock != nullptr ? *options_.clock : stream.clock()),
-      own_leases_(options_.lease_table == nullptr ? std::make_unique<LeaseTable>(&clock_) : nullptr),
-      leases_(options_.lease_table != nullptr ? options_.lease_table : own_leases_.get()) {}
+      own_leases_(options_.lease_table == nullptr ? std::make_unique<LeaseTable>(&clock_)
+                                                  : nullptr),
+      leases_(options_.lease_table != nullptr ? options_.lease_table : own_leases_.get()) {
+  // A worker counts for balancing from its creation, so that workers created together
+  // split the shards at their first lease pass instead of handing leases over later.
+  leases_->Heartbeat(options_.application_name, options_.worker_id, options_.lease_duration);
+}
 
 Consumer::~Consumer() { Stop(); }
 
@@ -240,8 +247,8 @@ absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) 
       leases_->Owner(options_.application_name, task.shard_id) != options_.worker_id) {
     return ShutdownError(task.shard_id);
   }
-  absl::Status s = options_.checkpoint_store->PutCheckpoint(options_.application_name,
-                                                            task.shard_id, value);
+  absl::Status s =
+      options_.checkpoint_store->PutCheckpoint(options_.application_name, task.shard_id, value);
   if (s.ok()) {
     task.checkpoint = std::string(value);
     if (task.at_shard_end) task.ended_checkpointed = true;
@@ -249,7 +256,8 @@ absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) 
   return s;
 }
 
-void Consumer::TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint) {
+void Consumer::TakeShard(const std::string& shard_id,
+                         const std::optional<std::string>& checkpoint) {
   auto task = std::make_unique<ShardTask>();
   task->shard_id = shard_id;
   task->checkpoint = checkpoint;
@@ -277,7 +285,8 @@ void Consumer::RefreshLeases(int64_t now_ms) {
   leases_->Heartbeat(app, me, ttl);
   // Renew what we hold; a lease taken by another worker is lost.
   for (std::size_t i = tasks_.size(); i-- > 0;) {
-    if (!leases_->Renew(app, tasks_[i]->shard_id, me, ttl)) DropShard(i, ShutdownReason::kLeaseLost, false);
+    if (!leases_->Renew(app, tasks_[i]->shard_id, me, ttl))
+      DropShard(i, ShutdownReason::kLeaseLost, false);
   }
   absl::StatusOr<std::vector<Shard>> shards = stream_.ListShards();
   if (!shards.ok()) return;
@@ -316,8 +325,8 @@ void Consumer::RefreshLeases(int64_t now_ms) {
                                   [&](const auto& t) { return t->shard_id == s->shard_id; });
     if (mine || !leases_->TryAcquire(app, s->shard_id, me, ttl)) continue;
     auto c = checkpoints.find(s->shard_id);
-    TakeShard(s->shard_id, c == checkpoints.end() ? std::nullopt
-                                                 : std::optional<std::string>(c->second));
+    TakeShard(s->shard_id,
+              c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second));
   }
   (void)now_ms;
 }

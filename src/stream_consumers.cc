@@ -15,14 +15,15 @@ constexpr int64_t kResubscribeMs = 5000;
 bool ValidConsumerName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
   });
 }
 
-ConsumerDescription DescribeConsumer(const detail::ConsumerRecord& c, const std::string& stream_arn) {
-  return ConsumerDescription{c.name, c.arn, ConsumerStatus::kActive, c.created, stream_arn,
-                             c.lossless};
+ConsumerDescription DescribeConsumer(const detail::ConsumerRecord& c,
+                                     const std::string& stream_arn) {
+  return ConsumerDescription{c.name,    c.arn,      ConsumerStatus::kActive,
+                             c.created, stream_arn, c.lossless};
 }
 
 std::string StreamArn(const std::string& name) {
@@ -64,9 +65,12 @@ bool IsContinuation(const detail::ShardRing& ring, const SequenceNumber& n) {
 
 std::string_view ConsumerStatusName(ConsumerStatus status) {
   switch (status) {
-    case ConsumerStatus::kCreating: return "CREATING";
-    case ConsumerStatus::kDeleting: return "DELETING";
-    case ConsumerStatus::kActive: return "ACTIVE";
+    case ConsumerStatus::kCreating:
+      return "CREATING";
+    case ConsumerStatus::kDeleting:
+      return "DELETING";
+    case ConsumerStatus::kActive:
+      return "ACTIVE";
   }
   return "?";
 }
@@ -169,7 +173,8 @@ absl::StatusOr<ConsumerDescription> Stream::DescribeStreamConsumer(
 std::vector<ConsumerDescription> Stream::ListStreamConsumers() const {
   std::lock_guard<std::mutex> lock(consumers_->mu);
   std::vector<ConsumerDescription> out;
-  for (const auto& c : consumers_->consumers) out.push_back(DescribeConsumer(*c, StreamArn(options_.stream_name)));
+  for (const auto& c : consumers_->consumers)
+    out.push_back(DescribeConsumer(*c, StreamArn(options_.stream_name)));
   return out;
 }
 
@@ -184,12 +189,13 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
   if (!handler) return InvalidArgumentError("SubscribeToShard needs a handler.");
   if (options.max_records_per_event < 1 ||
       options.max_records_per_event > detail::kMaxGetRecordsLimit) {
-    return InvalidArgumentError(fmt::format(
-        "MaxRecordsPerEvent is {}; it must be between 1 and {}.", options.max_records_per_event,
-        detail::kMaxGetRecordsLimit));
+    return InvalidArgumentError(
+        fmt::format("MaxRecordsPerEvent is {}; it must be between 1 and {}.",
+                    options.max_records_per_event, detail::kMaxGetRecordsLimit));
   }
   if (options.lifetime <= absl::ZeroDuration()) {
-    return InvalidArgumentError("Subscription lifetime must be positive (InfiniteDuration: unlimited).");
+    return InvalidArgumentError(
+        "Subscription lifetime must be positive (InfiniteDuration: unlimited).");
   }
   // The starting position, through GetShardIterator's rules and messages.
   GetShardIteratorRequest it_request;
@@ -204,15 +210,22 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
     case StartingPositionType::kAfterSequenceNumber:
       it_request.type = ShardIteratorType::kAfterSequenceNumber;
       break;
-    case StartingPositionType::kTrimHorizon: it_request.type = ShardIteratorType::kTrimHorizon; break;
-    case StartingPositionType::kLatest: it_request.type = ShardIteratorType::kLatest; break;
-    case StartingPositionType::kAtTimestamp: it_request.type = ShardIteratorType::kAtTimestamp; break;
+    case StartingPositionType::kTrimHorizon:
+      it_request.type = ShardIteratorType::kTrimHorizon;
+      break;
+    case StartingPositionType::kLatest:
+      it_request.type = ShardIteratorType::kLatest;
+      break;
+    case StartingPositionType::kAtTimestamp:
+      it_request.type = ShardIteratorType::kAtTimestamp;
+      break;
   }
   std::lock_guard<std::mutex> lock(consumers_->mu);
   std::shared_ptr<detail::ConsumerRecord> consumer = FindConsumer(*consumers_, request.consumer);
   if (consumer == nullptr) {
     return ResourceNotFoundError(fmt::format("Consumer {} does not exist for stream {}.",
-                                             request.consumer.substr(0, 300), options_.stream_name));
+                                             request.consumer.substr(0, 300),
+                                             options_.stream_name));
   }
   absl::StatusOr<ShardIterator> it = GetShardIterator(it_request);
   detail::ShardState* shard = nullptr;
@@ -223,8 +236,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
     absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(start.sequence_number);
     if (n.ok() && n->stream_tag == tag_ && n->shard_index == shard->index &&
         IsContinuation(shard->ring, *n)) {
-      it = ShardIterator{tag_, shard->index, n->position, n->record_index, true,
-                         clock_->NowMillis()};
+      it = ShardIterator{tag_, shard->index,       n->position, n->record_index,
+                         true, clock_->NowMillis()};
     }
   }
   if (!it.ok()) return it.status();
@@ -278,8 +291,7 @@ absl::StatusOr<PutRecordResult> Stream::PutRecordBlocking(const PutRecordRequest
       r = PutRecord(request);
       lock.lock();
       if (r.ok() || ErrorName(r.status()) != "ProvisionedThroughputExceededException") break;
-      if (!WaitUntil(*clock_, reg.put_cv, lock, deadline,
-                     [&] { return reg.put_epoch != epoch; })) {
+      if (!WaitUntil(*clock_, reg.put_cv, lock, deadline, [&] { return reg.put_epoch != epoch; })) {
         break;  // timed out: the last error stands
       }
     }

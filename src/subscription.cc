@@ -9,12 +9,18 @@ namespace riffle {
 
 std::string_view SubscriptionEndName(SubscriptionEnd end) {
   switch (end) {
-    case SubscriptionEnd::kNone: return "NONE";
-    case SubscriptionEnd::kLifetimeExpired: return "LIFETIME_EXPIRED";
-    case SubscriptionEnd::kShardEnded: return "SHARD_ENDED";
-    case SubscriptionEnd::kReplaced: return "REPLACED";
-    case SubscriptionEnd::kConsumerDeregistered: return "CONSUMER_DEREGISTERED";
-    case SubscriptionEnd::kShardNotFound: return "SHARD_NOT_FOUND";
+    case SubscriptionEnd::kNone:
+      return "NONE";
+    case SubscriptionEnd::kLifetimeExpired:
+      return "LIFETIME_EXPIRED";
+    case SubscriptionEnd::kShardEnded:
+      return "SHARD_ENDED";
+    case SubscriptionEnd::kReplaced:
+      return "REPLACED";
+    case SubscriptionEnd::kConsumerDeregistered:
+      return "CONSUMER_DEREGISTERED";
+    case SubscriptionEnd::kShardNotFound:
+      return "SHARD_NOT_FOUND";
   }
   return "?";
 }

@@ -1,10 +1,10 @@
 // Checkpoint stores: exact round trips, argument errors, and the file store's durability
 // across a restart (the store destroyed and recreated on the same directory) with no
 // half-written or temporary file left behind.
-#include <catch2/catch.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -36,8 +36,10 @@ void RoundTrip(riffle::CheckpointStore& store) {
   CHECK(riffle::ErrorName(bad) == "InvalidArgumentException");
   CHECK(riffle::ErrorMessage(bad) ==
         "ApplicationName 'bad name' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].");
-  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "shard 0", "1")) == "InvalidArgumentException");
-  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "s", "a\nb")) == "InvalidArgumentException");
+  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "shard 0", "1")) ==
+        "InvalidArgumentException");
+  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "s", "a\nb")) ==
+        "InvalidArgumentException");
 }
 
 }  // namespace
@@ -53,8 +55,10 @@ TEST_CASE("the file store survives a restart and never leaves a partial file", "
     riffle::FileCheckpointStore store(dir);
     RoundTrip(store);
     for (int i = 0; i < 200; ++i) {
-      REQUIRE(store.PutCheckpoint("billing", fmt::format("shardId-{:012}", i % 7),
-                                  fmt::format("{}", 1000 + i)).ok());
+      REQUIRE(store
+                  .PutCheckpoint("billing", fmt::format("shardId-{:012}", i % 7),
+                                 fmt::format("{}", 1000 + i))
+                  .ok());
     }
   }
   riffle::FileCheckpointStore reopened(dir);
@@ -67,7 +71,8 @@ TEST_CASE("the file store survives a restart and never leaves a partial file", "
   CHECK(**reopened.GetCheckpoint("audit", "shardId-000000000000") == "4999");
   // One file per application, no temporary left over.
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename());
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"audit.checkpoints", "billing.checkpoints"});
   // A crash between writing the temporary and the rename leaves the old file intact.

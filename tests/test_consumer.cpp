@@ -2,10 +2,10 @@
 // last checkpoint (file store, new process state), leases shared and rebalanced between
 // workers, expired leases taken over, the parents-before-children rule, and the polling
 // read budget.
-#include <catch2/catch.hpp>
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -38,9 +38,9 @@ std::unique_ptr<riffle::Stream> MakeStream(riffle::Clock* clock, int shards = 4)
 // What every processor of a test saw; shared by the processors of all workers.
 struct Log {
   std::mutex mu;
-  std::vector<std::string> data;                       // in delivery order
-  std::map<std::string, std::vector<int>> by_key;      // counters per key
-  std::vector<std::string> events;                     // "init shard checkpoint", "shutdown ..."
+  std::vector<std::string> data;                   // in delivery order
+  std::map<std::string, std::vector<int>> by_key;  // counters per key
+  std::vector<std::string> events;                 // "init shard checkpoint", "shutdown ..."
   std::map<std::string, std::string> checkpoint_errors;
   int checkpoint_every = 0;  // 0: after every batch; n: Checkpoint(seq) of every n-th record
   uint64_t records = 0;
@@ -52,7 +52,8 @@ class Recorder : public riffle::RecordProcessor {
   void Initialize(std::string_view shard, std::string_view checkpoint) override {
     shard_ = shard;
     std::lock_guard<std::mutex> lock(log_->mu);
-    log_->events.push_back(fmt::format("init {} {} {}", worker_, shard, checkpoint.empty() ? "-" : "ckpt"));
+    log_->events.push_back(
+        fmt::format("init {} {} {}", worker_, shard, checkpoint.empty() ? "-" : "ckpt"));
   }
   void ProcessRecords(const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) override {
     std::lock_guard<std::mutex> lock(log_->mu);
@@ -75,9 +76,10 @@ class Recorder : public riffle::RecordProcessor {
     std::lock_guard<std::mutex> lock(log_->mu);
     // Processors that checkpoint every n-th record do not checkpoint on the way out.
     const absl::Status s = log_->checkpoint_every == 0 ? cp.Checkpoint() : absl::OkStatus();
-    log_->events.push_back(fmt::format("shutdown {} {} {} {}", worker_, shard_,
-                                       reason == riffle::ShutdownReason::kRequested ? "requested" : "lost",
-                                       s.ok() ? "ok" : ErrorName(s)));
+    log_->events.push_back(
+        fmt::format("shutdown {} {} {} {}", worker_, shard_,
+                    reason == riffle::ShutdownReason::kRequested ? "requested" : "lost",
+                    s.ok() ? "ok" : ErrorName(s)));
   }
 
  private:
@@ -92,7 +94,8 @@ riffle::RecordProcessorFactory Factory(Log* log, std::string worker) {
 
 void Put(riffle::Stream& s, int from, int to, int keys = 8) {
   for (int i = from; i < to; ++i) {
-    REQUIRE(s.PutRecord(fmt::format("k{}", i % keys), fmt::format("{}:{}", i % keys, i / keys)).ok());
+    REQUIRE(
+        s.PutRecord(fmt::format("k{}", i % keys), fmt::format("{}:{}", i % keys, i / keys)).ok());
   }
 }
 
@@ -115,7 +118,8 @@ int Drain(Consumer& c) {
 }
 
 std::string TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "riffle-consumer-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "riffle-consumer-XXXXXX").string();
   REQUIRE(mkdtemp(pattern.data()) != nullptr);
   return pattern;
 }
@@ -130,8 +134,11 @@ TEST_CASE("a consumer processes every record of every shard once, in key order, 
     riffle::InMemoryCheckpointStore store;
     Log log;
     Put(*stream, 0, 800);
-    auto consumer = Consumer::Create(*stream, {.application_name = "billing", .mode = mode,
-                                               .checkpoint_store = &store, .max_records = 37},
+    auto consumer = Consumer::Create(*stream,
+                                     {.application_name = "billing",
+                                      .mode = mode,
+                                      .checkpoint_store = &store,
+                                      .max_records = 37},
                                      Factory(&log, "w1"));
     REQUIRE(consumer.ok());
     CHECK(Drain(**consumer) == 800);
@@ -155,7 +162,8 @@ TEST_CASE("a consumer processes every record of every shard once, in key order, 
   }
 }
 
-TEST_CASE("after a restart, processing resumes exactly after the last checkpoint", "[consumer][checkpoint]") {
+TEST_CASE("after a restart, processing resumes exactly after the last checkpoint",
+          "[consumer][checkpoint]") {
   for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
     ManualClock clock;
     auto stream = MakeStream(&clock, 1);
@@ -165,18 +173,21 @@ TEST_CASE("after a restart, processing resumes exactly after the last checkpoint
     {
       riffle::FileCheckpointStore store(dir);
       Put(*stream, 0, 700, 1);
-      auto c = *Consumer::Create(*stream, {.application_name = "billing", .mode = mode,
-                                           .checkpoint_store = &store, .max_records = 64},
+      auto c = *Consumer::Create(*stream,
+                                 {.application_name = "billing",
+                                  .mode = mode,
+                                  .checkpoint_store = &store,
+                                  .max_records = 64},
                                  Factory(&first, "w1"));
       CHECK(Drain(*c) == 700);
-    }  // the consumer and the store are gone; only the file remains
+    }                                 // the consumer and the store are gone; only the file remains
     clock.Advance(absl::Seconds(6));  // the 5-second rule of a fan-out resubscription
     Put(*stream, 700, 800, 1);
     Log second;
     riffle::FileCheckpointStore store(dir);
-    auto c = *Consumer::Create(*stream, {.application_name = "billing", .mode = mode,
-                                         .checkpoint_store = &store},
-                               Factory(&second, "w1"));
+    auto c = *Consumer::Create(
+        *stream, {.application_name = "billing", .mode = mode, .checkpoint_store = &store},
+        Factory(&second, "w1"));
     CHECK(Drain(*c) == 200);
     REQUIRE(second.data.size() == 200);
     CHECK(second.data.front() == "0:600");  // record 600 is the first after the checkpoint
@@ -193,8 +204,8 @@ TEST_CASE("workers share the shards by leases and take over a stopped worker's s
   riffle::InMemoryCheckpointStore store;
   riffle::LeaseTable leases(&clock);
   Log log;
-  riffle::ConsumerOptions o{.application_name = "billing", .checkpoint_store = &store,
-                            .lease_table = &leases};
+  riffle::ConsumerOptions o{
+      .application_name = "billing", .checkpoint_store = &store, .lease_table = &leases};
   o.worker_id = "a";
   auto a = *Consumer::Create(*stream, o, Factory(&log, "a"));
   a->Poll();
@@ -209,7 +220,8 @@ TEST_CASE("workers share the shards by leases and take over a stopped worker's s
   CHECK(a->OwnedShards().size() == 2);
   CHECK(b->OwnedShards().size() == 2);
   std::set<std::string> owned;
-  for (auto* c : {a.get(), b.get()}) for (auto& s : c->OwnedShards()) owned.insert(s);
+  for (auto* c : {a.get(), b.get()})
+    for (auto& s : c->OwnedShards()) owned.insert(s);
   CHECK(owned.size() == 4);
 
   Put(*stream, 0, 400);
@@ -227,15 +239,14 @@ TEST_CASE("workers share the shards by leases and take over a stopped worker's s
   CheckKeyOrder(log, 8, 0, 100);
 }
 
-TEST_CASE("an expired lease is taken over; the old owner can no longer checkpoint",
-          "[consumer]") {
+TEST_CASE("an expired lease is taken over; the old owner can no longer checkpoint", "[consumer]") {
   ManualClock clock;
   auto stream = MakeStream(&clock, 2);
   riffle::InMemoryCheckpointStore store;
   riffle::LeaseTable leases(&clock);
   Log log;
-  riffle::ConsumerOptions o{.application_name = "billing", .checkpoint_store = &store,
-                            .lease_table = &leases};
+  riffle::ConsumerOptions o{
+      .application_name = "billing", .checkpoint_store = &store, .lease_table = &leases};
   o.worker_id = "a";
   auto a = *Consumer::Create(*stream, o, Factory(&log, "a"));
   a->Poll();
@@ -291,7 +302,8 @@ TEST_CASE("a shard checkpointed at SHARD_END is not leased again", "[consumer]")
   ManualClock clock;
   auto stream = MakeStream(&clock, 2);
   riffle::InMemoryCheckpointStore store;
-  REQUIRE(store.PutCheckpoint("billing", riffle::FormatShardId(1), riffle::kShardEndCheckpoint).ok());
+  REQUIRE(
+      store.PutCheckpoint("billing", riffle::FormatShardId(1), riffle::kShardEndCheckpoint).ok());
   Log log;
   auto c = *Consumer::Create(*stream, {.application_name = "billing", .checkpoint_store = &store},
                              Factory(&log, "w"));
@@ -335,9 +347,9 @@ TEST_CASE("the polling read budget throttles GetRecords per shard on the stream'
   // A polling consumer under the budget backs off and still gets everything.
   riffle::InMemoryCheckpointStore store;
   Log log;
-  auto c = *Consumer::Create(*stream, {.application_name = "billing", .checkpoint_store = &store,
-                                       .max_records = 2},
-                             Factory(&log, "w"));
+  auto c = *Consumer::Create(
+      *stream, {.application_name = "billing", .checkpoint_store = &store, .max_records = 2},
+      Factory(&log, "w"));
   Put(*stream, 0, 40, 1);
   for (int i = 0; i < 400 && log.data.size() < 48; ++i) {
     c->Poll();
@@ -354,8 +366,10 @@ TEST_CASE("two threaded workers share a 4-shard stream under 2 producers without
   Log log;
   std::vector<std::unique_ptr<Consumer>> workers;
   for (const char* w : {"a", "b"}) {
-    riffle::ConsumerOptions o{.application_name = "billing", .mode = ConsumerMode::kEnhancedFanOut,
-                              .checkpoint_store = &store, .lease_table = &leases,
+    riffle::ConsumerOptions o{.application_name = "billing",
+                              .mode = ConsumerMode::kEnhancedFanOut,
+                              .checkpoint_store = &store,
+                              .lease_table = &leases,
                               .lease_refresh_interval = absl::Milliseconds(5)};
     o.worker_id = w;
     workers.push_back(*Consumer::Create(*stream, o, Factory(&log, w)));

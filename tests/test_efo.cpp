@@ -1,8 +1,8 @@
 // Enhanced fan-out: registration rules, host-driven determinism, lifetime and the 5-second
 // rule under a ManualClock, lapped and lossless subscribers, and (under [stress]) two
 // fan-out consumers beside a polling reader on a 4-shard stream with 2 producers.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
 #include <string>
@@ -25,9 +25,9 @@ using riffle::SubscriptionOptions;
 
 namespace {
 
-std::unique_ptr<Stream> MakeStream(riffle::Clock* clock, int shards = 1,
-                                   uint64_t ring = uint64_t{1} << 20,
-                                   riffle::OverflowPolicy policy = riffle::OverflowPolicy::kTrimOldest) {
+std::unique_ptr<Stream> MakeStream(
+    riffle::Clock* clock, int shards = 1, uint64_t ring = uint64_t{1} << 20,
+    riffle::OverflowPolicy policy = riffle::OverflowPolicy::kTrimOldest) {
   riffle::StreamOptions o;
   o.stream_name = "orders";
   o.shard_count = shards;
@@ -52,10 +52,10 @@ struct Transcript {
 
   riffle::SubscribeToShardHandler Handler() {
     return [this](const SubscribeToShardEvent& e) {
-      std::string line = fmt::format("n={} missed={} behind={} end={} cont={}", e.records.size(),
-                                     e.missed_records, e.millis_behind_latest,
-                                     riffle::SubscriptionEndName(e.end),
-                                     e.continuation_sequence_number.ToString());
+      std::string line =
+          fmt::format("n={} missed={} behind={} end={} cont={}", e.records.size(), e.missed_records,
+                      e.millis_behind_latest, riffle::SubscriptionEndName(e.end),
+                      e.continuation_sequence_number.ToString());
       for (const auto& r : e.records) {
         line += fmt::format(" {}:{}@{}", r.partition_key, r.data, r.sequence_number.ToString());
         data.emplace_back(r.data);
@@ -89,7 +89,8 @@ TEST_CASE("consumers register, describe, list and deregister with the service's 
 
   auto dup = stream->RegisterStreamConsumer("audit");
   CHECK(ErrorName(dup.status()) == "ResourceInUseException");
-  CHECK(ErrorName(stream->RegisterStreamConsumer("bad name").status()) == "InvalidArgumentException");
+  CHECK(ErrorName(stream->RegisterStreamConsumer("bad name").status()) ==
+        "InvalidArgumentException");
   CHECK(stream->DescribeStreamConsumer(d->consumer_arn)->consumer_name == "audit");
   CHECK(ErrorName(stream->DescribeStreamConsumer("nope").status()) == "ResourceNotFoundException");
   CHECK(ErrorName(stream->DeregisterStreamConsumer("nope")) == "ResourceNotFoundException");
@@ -109,10 +110,11 @@ TEST_CASE("consumers register, describe, list and deregister with the service's 
   CHECK(stream->RegisterStreamConsumer("c20").ok());
 
   Transcript t;
-  auto unknown = stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t.Handler());
+  auto unknown =
+      stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t.Handler());
   CHECK(ErrorName(unknown.status()) == "ResourceNotFoundException");
-  auto bad_shard = stream->SubscribeToShard(Req("c1", "shardId-000000000009", StartingPositionType::kLatest),
-                                            t.Handler());
+  auto bad_shard = stream->SubscribeToShard(
+      Req("c1", "shardId-000000000009", StartingPositionType::kLatest), t.Handler());
   CHECK(ErrorName(bad_shard.status()) == "ResourceNotFoundException");
 }
 
@@ -152,7 +154,8 @@ TEST_CASE("host-driven subscriptions deliver the same events on every run", "[ef
       std::string out;
       for (std::size_t i = 0; i < l.size(); ++i) {
         if (l[i] == '4' && i + 56 <= l.size() &&
-            std::all_of(l.begin() + i, l.begin() + i + 56, [](char c) { return c >= '0' && c <= '9'; })) {
+            std::all_of(l.begin() + i, l.begin() + i + 56,
+                        [](char c) { return c >= '0' && c <= '9'; })) {
           out += fmt::format("#{}", l.substr(i + 18, 38));  // shard, position, index
           i += 55;
         } else {
@@ -172,7 +175,8 @@ TEST_CASE("a subscription ends after its lifetime and resumes exactly from its c
   auto stream = MakeStream(&clock);
   REQUIRE(stream->RegisterStreamConsumer("audit").ok());
   Transcript t;
-  auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t.Handler());
+  auto sub =
+      *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t.Handler());
   for (int i = 0; i < 3; ++i) REQUIRE(stream->PutRecord("k", fmt::format("a{}", i)).ok());
   CHECK(sub->Poll());
   CHECK(t.data == std::vector<std::string>{"a0", "a1", "a2"});
@@ -217,16 +221,22 @@ TEST_CASE("a consumer may subscribe to a shard once every 5 seconds; the newer r
   REQUIRE(stream->RegisterStreamConsumer("audit").ok());
   REQUIRE(stream->RegisterStreamConsumer("other").ok());
   Transcript t1, t2, t3, t4;
-  auto first = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t1.Handler());
+  auto first =
+      *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t1.Handler());
   clock.Advance(absl::Milliseconds(4999));
-  auto second = stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t2.Handler());
+  auto second =
+      stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t2.Handler());
   CHECK(ErrorName(second.status()) == "ResourceInUseException");
   // Another shard, or another consumer, is not affected.
-  CHECK(stream->SubscribeToShard(Req("audit", riffle::FormatShardId(1), StartingPositionType::kLatest),
-                                 t3.Handler()).ok());
-  CHECK(stream->SubscribeToShard(Req("other", kShard0, StartingPositionType::kLatest), t4.Handler()).ok());
+  CHECK(stream
+            ->SubscribeToShard(
+                Req("audit", riffle::FormatShardId(1), StartingPositionType::kLatest), t3.Handler())
+            .ok());
+  CHECK(stream->SubscribeToShard(Req("other", kShard0, StartingPositionType::kLatest), t4.Handler())
+            .ok());
   clock.Advance(absl::Milliseconds(1));
-  second = stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t2.Handler());
+  second =
+      stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t2.Handler());
   REQUIRE(second.ok());
   CHECK(first->Poll());
   CHECK(t1.end == SubscriptionEnd::kReplaced);
@@ -247,7 +257,8 @@ TEST_CASE("a lapped lossy subscriber is told exactly how many records it missed"
   uint64_t put = 0;
   for (int round = 0; round < 20; ++round) {
     const int n = round % 2 == 0 ? 700 : 30;  // some rounds lap the reader
-    for (int i = 0; i < n; ++i, ++put) REQUIRE(stream->PutRecord("k", fmt::format("{:06}", put)).ok());
+    for (int i = 0; i < n; ++i, ++put)
+      REQUIRE(stream->PutRecord("k", fmt::format("{:06}", put)).ok());
     while (sub->Poll()) {
     }
   }
@@ -317,7 +328,8 @@ TEST_CASE("PutRecordBlocking waits for a lossless subscriber's progress", "[efo]
   auto s2 = MakeStream(&clock, 1, 16 << 10, riffle::OverflowPolicy::kRejectPut);
   REQUIRE(s2->RegisterStreamConsumer("stalled", {.lossless = true}).ok());
   absl::Status last;
-  for (int i = 0; i < 1000 && last.ok(); ++i) last = s2->PutRecord("k", std::string(100, 'x')).status();
+  for (int i = 0; i < 1000 && last.ok(); ++i)
+    last = s2->PutRecord("k", std::string(100, 'x')).status();
   REQUIRE(ErrorName(last) == "ProvisionedThroughputExceededException");
   std::thread mover([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -328,7 +340,8 @@ TEST_CASE("PutRecordBlocking waits for a lossless subscriber's progress", "[efo]
   CHECK(ErrorName(blocked.status()) == "ProvisionedThroughputExceededException");
 }
 
-TEST_CASE("an idle blocked subscription sleeps, and wakes for a put and for Stop", "[efo][stress]") {
+TEST_CASE("an idle blocked subscription sleeps, and wakes for a put and for Stop",
+          "[efo][stress]") {
   auto stream = MakeStream(nullptr, 1);
   REQUIRE(stream->RegisterStreamConsumer("audit").ok());
   std::atomic<int> seen{0};
@@ -339,7 +352,8 @@ TEST_CASE("an idle blocked subscription sleeps, and wakes for a put and for Stop
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   CHECK(sub->wakeups() <= 2);  // no polling while idle
   REQUIRE(stream->PutRecord("k", "x").ok());
-  for (int i = 0; i < 5000 && seen.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 5000 && seen.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   CHECK(seen.load() == 1);
   sub->Stop();
   CHECK(sub->done() == false);  // stopped, not ended
@@ -350,15 +364,16 @@ TEST_CASE("a blocked subscription ends at its lifetime when a ManualClock moves"
   auto stream = MakeStream(&clock, 1);
   REQUIRE(stream->RegisterStreamConsumer("audit").ok());
   std::atomic<int> ended{0};
-  auto sub = *stream->SubscribeToShard(
-      Req("audit", kShard0, StartingPositionType::kLatest),
-      [&](const SubscribeToShardEvent& e) {
-        if (e.end == SubscriptionEnd::kLifetimeExpired) ended.fetch_add(1);
-      },
-      {.lifetime = absl::Seconds(10), .run_on_thread = true});
+  auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest),
+                                       [&](const SubscribeToShardEvent& e) {
+                                         if (e.end == SubscriptionEnd::kLifetimeExpired)
+                                           ended.fetch_add(1);
+                                       },
+                                       {.lifetime = absl::Seconds(10), .run_on_thread = true});
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   clock.Advance(absl::Seconds(10));
-  for (int i = 0; i < 5000 && !sub->done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 5000 && !sub->done(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   CHECK(sub->done());
   CHECK(ended.load() == 1);
 }
@@ -398,7 +413,8 @@ TEST_CASE("two fan-out consumers and a polling reader each see every record once
   std::atomic<uint64_t> delivered[2] = {0, 0};
   std::vector<std::unique_ptr<riffle::Subscription>> subs;
   const char* names[2] = {"spin", "block"};
-  const riffle::WaitStrategy waits[2] = {riffle::WaitStrategy::kYield, riffle::WaitStrategy::kBlock};
+  const riffle::WaitStrategy waits[2] = {riffle::WaitStrategy::kYield,
+                                         riffle::WaitStrategy::kBlock};
   for (int c = 0; c < 2; ++c) {
     for (int s = 0; s < kShards; ++s) {
       const std::string shard = riffle::FormatShardId(s);
@@ -482,9 +498,9 @@ TEST_CASE("a host-driven Poll allocates nothing in steady state, nor does a put 
   auto stream = MakeStream(nullptr, 1, 1 << 20);
   REQUIRE(stream->RegisterStreamConsumer("audit").ok());
   uint64_t seen = 0;
-  auto sub = *stream->SubscribeToShard(
-      Req("audit", kShard0, StartingPositionType::kLatest),
-      [&](const SubscribeToShardEvent& e) { seen += e.records.size(); });
+  auto sub =
+      *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest),
+                                [&](const SubscribeToShardEvent& e) { seen += e.records.size(); });
   const std::string data(100, 'd');
   auto cycle = [&] {
     for (int i = 0; i < 1000; ++i) REQUIRE(stream->PutRecord("key", data).ok());

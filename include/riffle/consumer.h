@@ -59,7 +59,7 @@ enum class ShutdownReason {
 struct ProcessRecordsInput {
   std::span<const Record> records;  // valid during the call
   int64_t millis_behind_latest = 0;
-  uint64_t missed_records = 0;      // trimmed before this application read them
+  uint64_t missed_records = 0;  // trimmed before this application read them
 };
 
 class Consumer;
@@ -117,8 +117,8 @@ class LeaseTable {
   void RemoveWorker(std::string_view application, std::string_view worker);
   int LiveWorkers(std::string_view application) const;
   // Takes the lease if it is free, expired or already the worker's; true on success.
-  bool TryAcquire(std::string_view application, std::string_view shard_id,
-                  std::string_view worker, absl::Duration ttl);
+  bool TryAcquire(std::string_view application, std::string_view shard_id, std::string_view worker,
+                  absl::Duration ttl);
   bool Renew(std::string_view application, std::string_view shard_id, std::string_view worker,
              absl::Duration ttl);
   void Release(std::string_view application, std::string_view shard_id, std::string_view worker);
@@ -133,8 +133,8 @@ class LeaseTable {
   using Key = std::pair<std::string, std::string>;
   Clock* const clock_;
   mutable std::mutex mu_;
-  std::map<Key, Lease, std::less<>> leases_;          // (application, shard)
-  std::map<Key, int64_t, std::less<>> workers_;       // (application, worker) -> expiry
+  std::map<Key, Lease, std::less<>> leases_;     // (application, shard)
+  std::map<Key, int64_t, std::less<>> workers_;  // (application, worker) -> expiry
 };
 
 struct ConsumerOptions {

@@ -56,11 +56,11 @@ enum class WaitStrategy {
 // Why a subscription ended. The event that carries a reason is its last.
 enum class SubscriptionEnd {
   kNone,
-  kLifetimeExpired,       // resubscribe AT_SEQUENCE_NUMBER continuation_sequence_number
-  kShardEnded,            // closed shard read to its end: child_shards lists the children
-  kReplaced,              // a newer subscription of the consumer took this shard
+  kLifetimeExpired,  // resubscribe AT_SEQUENCE_NUMBER continuation_sequence_number
+  kShardEnded,       // closed shard read to its end: child_shards lists the children
+  kReplaced,         // a newer subscription of the consumer took this shard
   kConsumerDeregistered,
-  kShardNotFound,         // the shard expired (aged out of retention) under the subscription
+  kShardNotFound,  // the shard expired (aged out of retention) under the subscription
 };
 std::string_view SubscriptionEndName(SubscriptionEnd end);
 

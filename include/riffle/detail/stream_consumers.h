@@ -47,7 +47,7 @@ struct ReadWindow {
 };
 
 struct StreamConsumers {
-  mutable std::mutex mu;  // guards consumers and retired
+  mutable std::mutex mu;                                   // guards consumers and retired
   std::vector<std::shared_ptr<ConsumerRecord>> consumers;  // registration order
   std::vector<std::shared_ptr<ConsumerRecord>> retired;
 
