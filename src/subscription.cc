@@ -183,11 +183,14 @@ void Subscription::Wait() {
   // either sees the bump or is woken by it.
   stream_->sleeping_subscribers_.fetch_add(1, std::memory_order_seq_cst);
   const uint32_t seen = stream_->subscriber_wake_.load(std::memory_order_seq_cst);
+  // Everything that ends the wait is checked after `seen` was read: a change made before
+  // that read is visible here, one made after it changes the word and wakes the futex.
+  const Clock& clock = stream_->clock();
   if (!stop_.load(std::memory_order_seq_cst) && !ring.HasClaimsAfter(iterator_.position) &&
       !revoked_->load(std::memory_order_seq_cst) &&
-      !consumer_->deregistered.load(std::memory_order_seq_cst)) {
+      !consumer_->deregistered.load(std::memory_order_seq_cst) &&
+      clock.NowMillis() < deadline_ms_) {
     int64_t timeout_ns = -1;
-    const Clock& clock = stream_->clock();
     if (deadline_ms_ != INT64_MAX && !clock.IsManual()) {
       timeout_ns = std::max<int64_t>(0, deadline_ms_ - clock.NowMillis()) * 1'000'000 + 1'000'000;
     }
