@@ -101,6 +101,7 @@ TEST_CASE("consumers register, describe, list and deregister with the service's 
   CHECK(ErrorName(over.status()) == "LimitExceededException");
   CHECK(ErrorMessage(over.status()) ==
         "Stream orders already has 20 registered consumers; the limit is 20 (MaxStreamConsumers).");
+  CHECK(stream->DescribeStreamSummary().consumer_count == 20);
   auto list = stream->ListStreamConsumers();
   REQUIRE(list.size() == 20);
   CHECK(list[0].consumer_name == "audit");
