@@ -84,7 +84,7 @@ struct StreamOptions {
     int calls_per_second = 5;
     uint64_t bytes_per_second = uint64_t{2} << 20;
   };
-  std::optional<ReadBudget> read_budget;
+  std::optional<ReadBudget> read_budget{};
 };
 
 struct PutRecordRequest {

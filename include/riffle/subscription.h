@@ -43,8 +43,8 @@ enum class StartingPositionType {
 
 struct StartingPosition {
   StartingPositionType type = StartingPositionType::kLatest;
-  std::string sequence_number;          // AT_/AFTER_SEQUENCE_NUMBER only
-  std::optional<absl::Time> timestamp;  // AT_TIMESTAMP only
+  std::string sequence_number{};          // AT_/AFTER_SEQUENCE_NUMBER only
+  std::optional<absl::Time> timestamp{};  // AT_TIMESTAMP only
 };
 
 enum class WaitStrategy {
@@ -79,9 +79,9 @@ struct SubscribeToShardEvent {
 };
 
 struct SubscribeToShardRequest {
-  std::string_view consumer;  // name or ARN of a registered consumer
-  std::string_view shard_id;
-  StartingPosition starting_position;
+  std::string_view consumer{};  // name or ARN of a registered consumer
+  std::string_view shard_id{};
+  StartingPosition starting_position{};
 };
 
 struct SubscriptionOptions {
