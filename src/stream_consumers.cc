@@ -95,6 +95,18 @@ void Stream::InstallGates() {
   }
 }
 
+void Stream::GateNewShard(detail::ShardState& shard) {
+  std::lock_guard<std::mutex> lock(consumers_->mu);
+  std::vector<const std::atomic<uint64_t>*> gates;
+  for (const auto& c : consumers_->consumers) {
+    if (!c->lossless) continue;
+    auto& gate = c->gates[shard.index];
+    if (!gate) gate = std::make_unique<std::atomic<uint64_t>>(0);
+    gates.push_back(gate.get());
+  }
+  if (!gates.empty()) shard.ring.SetGates(std::move(gates));
+}
+
 absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(
     std::string_view consumer_name, RegisterStreamConsumerOptions options) {
   if (!ValidConsumerName(consumer_name)) {

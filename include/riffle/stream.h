@@ -312,6 +312,9 @@ class Stream {
                                   int limit);
   void WakeSubscribers();  // a put found sleeping subscribers
   void InstallGates();     // after lossless consumers change (under consumers_->mu)
+  // Resharding: call for each new child shard before publishing the topology that routes
+  // to it, so that producers never write a lossless consumer's records ungated.
+  void GateNewShard(detail::ShardState& shard);
   // Blocked subscriptions (WaitStrategy::kBlock) count themselves here, then sleep on
   // subscriber_wake_. A put reads the count (one load) and wakes only when it is non-zero.
   // seq_cst pairs with the ring's seq_cst claim so that a subscriber that saw no claim
