@@ -399,7 +399,11 @@ int Consumer::PollPolling(ShardTask& task) {
       r.timestamp = options_.initial_timestamp;
     }
     absl::StatusOr<ShardIterator> it = stream_.GetShardIterator(r);
-    if (!it.ok()) return 0;
+    if (!it.ok()) {
+      // A closed shard that aged out of retention: nothing is left to read.
+      if (ErrorName(it.status()) == "ResourceNotFoundException") EndShard(task);
+      return 0;
+    }
     task.iterator = *it;
   }
   absl::Status s = stream_.GetRecords(*task.iterator, task.result, options_.max_records);
@@ -445,7 +449,7 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
         [this, t](const SubscribeToShardEvent& e) {
           Deliver(*t, e.records, e.millis_behind_latest, e.missed_records);
           t->continuation = e.continuation_sequence_number;
-          if (e.end == SubscriptionEnd::kShardEnded) {
+          if (e.end == SubscriptionEnd::kShardEnded || e.end == SubscriptionEnd::kShardNotFound) {
             EndShard(*t);
           } else if (e.end != SubscriptionEnd::kNone) {
             t->resubscribe = true;
@@ -456,7 +460,13 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
                             .wait = WaitStrategy::kBlock,
                             .max_records_per_event = options_.max_records});
     if (!sub.ok()) {
-      // ResourceInUseException: the 5-second rule after a lease moved here; retry later.
+      if (ErrorName(sub.status()) == "ResourceNotFoundException" &&
+          stream_.DescribeStreamConsumer(options_.stream_consumer_name).ok()) {
+        EndShard(task);  // the shard aged out of retention
+        return 0;
+      }
+      // ResourceInUseException: the 5-second rule after a lease moved here; or the stream
+      // consumer was deregistered (the application re-registers it): retry later.
       task.subscribe_after_ms = now_ms + 1000;
       return 0;
     }
