@@ -96,6 +96,8 @@ void Stream::CommitReshard(ReshardPlan& plan) {
     topology->starts.push_back(s->range.starting_hash_key);
     topology->open.push_back(s);
   }
+  // Lossless consumers gate a child from its first record, before anything routes to it.
+  for (auto& s : plan.created) GateNewShard(*s);
   for (auto& s : plan.created) shards_.push_back(std::move(s));
   topology->all.reserve(shards_.size());
   for (const auto& s : shards_) topology->all.push_back(s.get());

@@ -465,6 +465,10 @@ StreamDescriptionSummary Stream::DescribeStreamSummary() const {
   d.stream_creation_timestamp = created_at_;
   d.open_shard_count =
       static_cast<int>(topology_.load(std::memory_order_acquire)->open.size());
+  {
+    std::lock_guard<std::mutex> lock(consumers_->mu);
+    d.consumer_count = static_cast<int>(consumers_->consumers.size());
+  }
   return d;
 }
 

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,7 @@
 #include "absl/time/time.h"
 #include "riffle/clock.h"
 #include "riffle/detail/hash_key_cache.h"
+#include "riffle/detail/stream_consumers.h"
 #include "riffle/detail/topology.h"
 #include "riffle/hash_key.h"
 #include "riffle/sequence_number.h"
@@ -75,6 +77,19 @@ struct StreamOptions {
   // stream stays UPDATING (and refuses another reshard) until the clock passes this much
   // time. Default zero: back to ACTIVE as soon as the call returns.
   absl::Duration reshard_duration = absl::ZeroDuration();
+
+  // ---- Consumers (subscription.h, consumer.h) ----
+  // Most enhanced fan-out consumers registered at once (LimitExceededException beyond).
+  int max_stream_consumers = 20;
+  // The shared-throughput budget of polling readers, per shard and counted on `clock`:
+  // GetRecords beyond it fails with ProvisionedThroughputExceededException. Off (nullopt)
+  // by default: in process, reads are meant to be fast; a test double turns it on to
+  // exercise a caller's retry logic. Enhanced fan-out subscriptions are not charged.
+  struct ReadBudget {
+    int calls_per_second = 5;
+    uint64_t bytes_per_second = uint64_t{2} << 20;
+  };
+  std::optional<ReadBudget> read_budget{};
 };
 
 struct PutRecordRequest {
@@ -205,6 +220,32 @@ struct UpdateShardCountResult {
   int target_shard_count = 0;
 };
 
+class Subscription;
+struct SubscribeToShardRequest;
+struct SubscribeToShardEvent;
+struct SubscriptionOptions;
+using SubscribeToShardHandler = std::function<void(const SubscribeToShardEvent&)>;
+
+enum class ConsumerStatus { kCreating, kDeleting, kActive };
+std::string_view ConsumerStatusName(ConsumerStatus status);  // "ACTIVE", ...
+
+struct RegisterStreamConsumerOptions {
+  // A lossless consumer gates the stream's producers: a put that would overwrite records
+  // it has not read yet fails with ProvisionedThroughputExceededException (PutRecordBlocking
+  // waits instead). Requires OverflowPolicy::kRejectPut. Default: false (a lapped consumer
+  // is told how many records it missed).
+  bool lossless = false;
+};
+
+struct ConsumerDescription {
+  std::string consumer_name;
+  std::string consumer_arn;
+  ConsumerStatus consumer_status = ConsumerStatus::kActive;
+  absl::Time consumer_creation_timestamp;
+  std::string stream_arn;
+  bool lossless = false;
+};
+
 class Stream {
  public:
   // Validates `options` (InvalidArgumentException naming the field and its limit).
@@ -261,6 +302,31 @@ class Stream {
       int target_shard_count, ScalingType scaling_type = ScalingType::kUniformScaling);
   // ---- end of resharding ----
 
+  // ---- Enhanced fan-out (src/stream_consumers.cc, subscription.h) ----
+  // Names are 1..128 characters of [a-zA-Z0-9_.-]; at most options().max_stream_consumers
+  // (LimitExceededException); a registered name is ResourceInUseException. A lossless
+  // consumer on a kTrimOldest stream is InvalidArgumentException (naming OverflowPolicy):
+  // that policy promises producers never wait. A lossless consumer's gates start at each
+  // shard's end of log at registration (it holds what is put from then on).
+  [[nodiscard]] absl::StatusOr<ConsumerDescription> RegisterStreamConsumer(
+      std::string_view consumer_name, RegisterStreamConsumerOptions options = {});
+  // Ends the consumer's subscriptions (at their next poll) and releases its gates.
+  [[nodiscard]] absl::Status DeregisterStreamConsumer(std::string_view consumer_name_or_arn);
+  [[nodiscard]] absl::StatusOr<ConsumerDescription> DescribeStreamConsumer(
+      std::string_view consumer_name_or_arn) const;
+  std::vector<ConsumerDescription> ListStreamConsumers() const;  // registration order
+  // Pushes a shard's records to `handler` (see subscription.h). REQUIRES: the stream
+  // outlives the subscription.
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
+      const SubscribeToShardRequest& request, SubscribeToShardHandler handler,
+      const SubscriptionOptions& options);
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
+      const SubscribeToShardRequest& request, SubscribeToShardHandler handler);
+  // PutRecord that, while a lossless consumer has not read the space it needs, waits for
+  // that consumer's progress (no busy loop) up to `timeout` of clock time instead of failing.
+  [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecordBlocking(
+      const PutRecordRequest& request, absl::Duration timeout = absl::InfiniteDuration());
+
   const std::string& name() const { return options_.stream_name; }
   Clock& clock() const { return *clock_; }
   const StreamOptions& options() const { return options_; }
@@ -268,6 +334,29 @@ class Stream {
 
  private:
   explicit Stream(StreamOptions options);
+
+  // ---- Consumers (src/stream_consumers.cc) ----
+  friend class Subscription;
+  // GetRecords without the read budget (subscriptions have their own throughput).
+  absl::Status ReadRecords(const ShardIterator& iterator, GetRecordsResult& out, int limit);
+  // The read itself, for a caller that already holds the shard and the time (a
+  // subscription reads the clock once per poll).
+  absl::Status ReadShard(detail::ShardState& shard, const ShardIterator& iterator,
+                         GetRecordsResult& out, int limit, int64_t now_ms);
+  absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out,
+                                  int limit);
+  void WakeSubscribers();  // a put found sleeping subscribers
+  void InstallGates();     // after lossless consumers change (under consumers_->mu)
+  // Resharding: call for each new child shard before publishing the topology that routes
+  // to it, so that producers never write a lossless consumer's records ungated.
+  void GateNewShard(detail::ShardState& shard);
+  // Blocked subscriptions (WaitStrategy::kBlock) count themselves here, then sleep on
+  // subscriber_wake_. A put reads the count (one load) and wakes only when it is non-zero.
+  // seq_cst pairs with the ring's seq_cst claim so that a subscriber that saw no claim
+  // is seen by the producer that claims next (no lost wake-up).
+  alignas(64) std::atomic<uint32_t> sleeping_subscribers_{0};
+  std::atomic<uint32_t> subscriber_wake_{0};
+  std::unique_ptr<detail::StreamConsumers> consumers_ = std::make_unique<detail::StreamConsumers>();
 
   absl::Status PutError(const PutRecordRequest& request) const;  // the cold path of PutRecord
   absl::Status ShardFullError(const detail::ShardState& shard) const;
@@ -331,6 +420,7 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
     detail::ShardState* shard = topology->Route(hash_key);
     const detail::AppendResult r = shard->ring.Append(key, data, now_ms);
     if (r.status == detail::AppendStatus::kOk) {
+      if (sleeping_subscribers_.load(std::memory_order_seq_cst) != 0) WakeSubscribers();
       return PutRecordResult{shard->id, MakeSequenceNumber(shard->index, r.position, r.record_index)};
     }
     if (r.status == detail::AppendStatus::kFull) return ShardFullError(*shard);

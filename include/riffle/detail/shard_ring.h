@@ -110,9 +110,11 @@ class ShardRing {
       uint64_t t;
       uint64_t end;
       if (gates_.load(std::memory_order_acquire) == nullptr) {
-        // Relaxed claim: the release fence below orders it before the frame's stores, which
-        // is what a reader's lap check (fence, then claimed()) pairs with.
-        t = tail_.fetch_add(frame, std::memory_order_relaxed);
+        // The release fence below orders the claim before the frame's stores, which is what
+        // a reader's lap check (fence, then claimed()) pairs with. seq_cst (the same locked
+        // instruction as relaxed on x86-64) so that a subscriber about to sleep, which
+        // checks HasClaimsAfter() after counting itself, cannot miss this put's wake-up.
+        t = tail_.fetch_add(frame, std::memory_order_seq_cst);
         if (t & kClosedBit) {
           // Pairs with Close(): the caller then sees the topology published before it.
           std::atomic_thread_fence(std::memory_order_acquire);
@@ -157,6 +159,13 @@ class ShardRing {
   }
 
   bool closed() const { return tail_.load(std::memory_order_acquire) & kClosedBit; }
+
+  // True when something was claimed at or after `position`, or the shard closed: a
+  // subscriber must not go to sleep. seq_cst: see Append().
+  bool HasClaimsAfter(uint64_t position) const {
+    const uint64_t v = tail_.load(std::memory_order_seq_cst);
+    return (v & kClosedBit) || v > position;
+  }
 
   // The oldest position that is still intact, given a claimed() value: a segment start.
   uint64_t Horizon(uint64_t claimed_end) const {
@@ -236,7 +245,8 @@ class ShardRing {
       if (end > capacity_ && end - capacity_ > MinGate() / segment_bytes_ * segment_bytes_) {
         return AppendStatus::kFull;
       }
-      if (tail_.compare_exchange_weak(t, end, std::memory_order_relaxed)) {
+      if (tail_.compare_exchange_weak(t, end, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
         *t_out = t;
         *end_out = end;
         return AppendStatus::kOk;

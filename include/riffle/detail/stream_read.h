@@ -61,12 +61,21 @@ inline uint64_t CopyFrames(const ShardRing& ring, uint64_t position, uint64_t pu
 
 inline absl::Status Stream::GetRecords(const ShardIterator& iterator, GetRecordsResult& out,
                                        int limit) {
+  if (options_.read_budget) return GetRecordsBudgeted(iterator, out, limit);  // cold
+  return ReadRecords(iterator, out, limit);
+}
+
+inline absl::Status Stream::ReadRecords(const ShardIterator& iterator, GetRecordsResult& out,
+                                        int limit) {
   if (limit < 1 || limit > detail::kMaxGetRecordsLimit) return detail::GetRecordsLimitError(limit);
   absl::StatusOr<detail::ShardState*> found = ShardForIterator(iterator);
   if (!found.ok()) return found.status();
-  detail::ShardState& shard = **found;
+  return ReadShard(**found, iterator, out, limit, clock_->NowMillis());
+}
+
+inline absl::Status Stream::ReadShard(detail::ShardState& shard, const ShardIterator& iterator,
+                                      GetRecordsResult& out, int limit, int64_t now_ms) {
   const detail::ShardRing& ring = shard.ring;
-  const int64_t now_ms = clock_->NowMillis();
   const int64_t oldest_ms = now_ms - retention_ms_.load(std::memory_order_relaxed);
 
   out.records.clear();

@@ -1,0 +1,80 @@
+// Where a Consumer records how far each shard was processed.
+//
+// A checkpoint is a string: a record's sequence number (processing resumes after it), or
+// kShardEndCheckpoint once a closed shard was processed to its end (its children may
+// start). Keys are (application name, shard id).
+//
+// Thread safety: implementations must allow calls from any thread; both stores here do.
+#ifndef RIFFLE_CHECKPOINT_STORE_H_
+#define RIFFLE_CHECKPOINT_STORE_H_
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace riffle {
+
+inline constexpr std::string_view kShardEndCheckpoint = "SHARD_END";
+
+class CheckpointStore {
+ public:
+  virtual ~CheckpointStore() = default;
+  // nullopt: the shard was never checkpointed by this application.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<std::string>> GetCheckpoint(
+      std::string_view application, std::string_view shard_id) = 0;
+  // Durable when it returns OK (as durable as the store is).
+  [[nodiscard]] virtual absl::Status PutCheckpoint(std::string_view application,
+                                                   std::string_view shard_id,
+                                                   std::string_view checkpoint) = 0;
+};
+
+// Checkpoints in memory: they live as long as the object.
+class InMemoryCheckpointStore final : public CheckpointStore {
+ public:
+  absl::StatusOr<std::optional<std::string>> GetCheckpoint(std::string_view application,
+                                                           std::string_view shard_id) override;
+  absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
+                             std::string_view checkpoint) override;
+
+ private:
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::string, std::less<>> checkpoints_;
+};
+
+// Checkpoints in files that survive a process restart: one file per application,
+// `<directory>/<application>.checkpoints`, one "shard checkpoint" line per shard. A put
+// writes the whole file to a temporary file in the same directory, fsyncs it, renames it
+// over the old one and fsyncs the directory: a crash leaves the old file or the new one,
+// never a half-written one. Application names are 1..128 characters of [a-zA-Z0-9_.-]
+// (InvalidArgumentException otherwise). Several stores on one directory in one process
+// must not write the same application (the last rename wins).
+class FileCheckpointStore final : public CheckpointStore {
+ public:
+  // REQUIRES: `directory` exists and is writable.
+  explicit FileCheckpointStore(std::string directory);
+
+  absl::StatusOr<std::optional<std::string>> GetCheckpoint(std::string_view application,
+                                                           std::string_view shard_id) override;
+  absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
+                             std::string_view checkpoint) override;
+
+  std::string PathFor(std::string_view application) const;
+
+ private:
+  using Table = std::map<std::string, std::string, std::less<>>;
+  absl::StatusOr<Table*> Load(std::string_view application);  // under mu_
+
+  const std::string directory_;
+  std::mutex mu_;
+  std::map<std::string, Table, std::less<>> tables_;  // cache of what is on disk
+};
+
+}  // namespace riffle
+
+#endif  // RIFFLE_CHECKPOINT_STORE_H_

@@ -1,0 +1,233 @@
+// riffle::Consumer: reads every shard of a stream through a user RecordProcessor, like the
+// Kinesis Client Library: one lease per shard shared among the workers of an application,
+// checkpoints in a CheckpointStore, parents before children after a reshard.
+//
+//   riffle::InMemoryCheckpointStore checkpoints;
+//   auto consumer = riffle::Consumer::Create(*stream,
+//       {.application_name = "billing", .checkpoint_store = &checkpoints},
+//       [] { return std::make_unique<MyProcessor>(); });
+//   (*consumer)->Start();  // or call (*consumer)->Poll() from the host's loop
+//
+// Delivery is at-least-once: after a restart or a lease moving to another worker,
+// processing resumes after the shard's last checkpoint, so records processed but not yet
+// checkpointed are delivered again; none is skipped.
+//
+// Thread safety: a Consumer is driven by one thread: the host calling Poll(), or its own
+// thread after Start(). Stop() and the destructor are called by the owner (not from a
+// processor). Processor callbacks for one Consumer never run concurrently. A LeaseTable
+// and a CheckpointStore may be shared by any number of Consumers and threads.
+#ifndef RIFFLE_CONSUMER_H_
+#define RIFFLE_CONSUMER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "riffle/checkpoint_store.h"
+#include "riffle/clock.h"
+#include "riffle/stream.h"
+#include "riffle/subscription.h"
+
+namespace riffle {
+
+enum class ConsumerMode {
+  kPolling,         // GetRecords, sharing each shard's read budget with other pollers
+  kEnhancedFanOut,  // SubscribeToShard (host-driven subscriptions, no extra threads)
+};
+
+enum class InitialPosition { kTrimHorizon, kLatest, kAtTimestamp };
+
+enum class ShutdownReason {
+  kRequested,  // Stop(), or the lease is handed to another worker: Checkpoint() works
+  kLeaseLost,  // another worker took the expired lease: Checkpoint() fails
+};
+
+struct ProcessRecordsInput {
+  std::span<const Record> records;  // valid during the call
+  int64_t millis_behind_latest = 0;
+  uint64_t missed_records = 0;  // trimmed before this application read them
+};
+
+class Consumer;
+struct ShardTask;
+
+// Passed to a processor's callbacks. Checkpoint() records the last record delivered so
+// far (in ShardEnded: SHARD_END, which releases the shard's children).
+class Checkpointer {
+ public:
+  [[nodiscard]] absl::Status Checkpoint();
+  // A record of this shard already delivered.
+  [[nodiscard]] absl::Status Checkpoint(const SequenceNumber& sequence_number);
+
+ private:
+  friend class Consumer;
+  Checkpointer(Consumer* consumer, ShardTask* task) : consumer_(consumer), task_(task) {}
+  Consumer* consumer_;
+  ShardTask* task_;
+};
+
+// The application's code, one instance per shard lease. Callbacks of one instance are
+// called in order, never concurrently.
+class RecordProcessor {
+ public:
+  virtual ~RecordProcessor() = default;
+  // `checkpoint`: where processing resumes (a sequence number), empty for the initial
+  // position.
+  virtual void Initialize(std::string_view shard_id, std::string_view checkpoint) = 0;
+  virtual void ProcessRecords(const ProcessRecordsInput& input, Checkpointer& checkpointer) = 0;
+  // The shard was closed by a reshard and every record was delivered. REQUIRED: call
+  // checkpointer.Checkpoint(), or the children are never processed (the shard is leased
+  // and processed again from its last checkpoint instead).
+  virtual void ShardEnded(Checkpointer& checkpointer) = 0;
+  virtual void Shutdown(ShutdownReason reason, Checkpointer& checkpointer) {
+    (void)reason;
+    (void)checkpointer;
+  }
+};
+
+// Who processes which shard, among the workers of one or more applications in this process.
+// A lease not renewed within its duration (clock time) may be taken by another worker; a
+// worker that did not heartbeat within the lease duration no longer counts for balancing.
+// Thread safety: any thread.
+class LeaseTable {
+ public:
+  explicit LeaseTable(Clock* clock = nullptr);
+
+  // The shard's current owner, if any (expired leases keep their owner until taken).
+  std::optional<std::string> Owner(std::string_view application, std::string_view shard_id) const;
+  // shard id -> owner, for every leased shard of the application.
+  std::map<std::string, std::string> Owners(std::string_view application) const;
+
+  // Used by Consumer.
+  void Heartbeat(std::string_view application, std::string_view worker, absl::Duration ttl);
+  void RemoveWorker(std::string_view application, std::string_view worker);
+  int LiveWorkers(std::string_view application) const;
+  // Takes the lease if it is free, expired or already the worker's; true on success.
+  bool TryAcquire(std::string_view application, std::string_view shard_id, std::string_view worker,
+                  absl::Duration ttl);
+  bool Renew(std::string_view application, std::string_view shard_id, std::string_view worker,
+             absl::Duration ttl);
+  void Release(std::string_view application, std::string_view shard_id, std::string_view worker);
+  // Leases per live owner (owners with none are absent).
+  std::map<std::string, int> Counts(std::string_view application) const;
+
+ private:
+  struct Lease {
+    std::string owner;
+    int64_t expires_ms = 0;
+  };
+  using Key = std::pair<std::string, std::string>;
+  Clock* const clock_;
+  mutable std::mutex mu_;
+  std::map<Key, Lease, std::less<>> leases_;     // (application, shard)
+  std::map<Key, int64_t, std::less<>> workers_;  // (application, worker) -> expiry
+};
+
+struct ConsumerOptions {
+  // Required: 1..128 characters of [a-zA-Z0-9_.-]; names checkpoints and leases.
+  std::string application_name;
+  // Unique among the application's workers. Default "worker".
+  std::string worker_id = "worker";
+  ConsumerMode mode = ConsumerMode::kPolling;
+  // kEnhancedFanOut: the registered stream consumer to subscribe with (registered if
+  // missing). Default: application_name.
+  std::string stream_consumer_name{};
+  // Where a shard without a checkpoint starts. Default TRIM_HORIZON.
+  InitialPosition initial_position = InitialPosition::kTrimHorizon;
+  std::optional<absl::Time> initial_timestamp{};  // kAtTimestamp only
+  // Required, not owned; shared by the application's workers.
+  CheckpointStore* checkpoint_store = nullptr;
+  // Not owned; shared by the application's workers in this process. nullptr: a table of
+  // the consumer's own (a single worker).
+  LeaseTable* lease_table = nullptr;
+  // A lease not renewed for this long (clock time) may be taken. Default 10 s.
+  absl::Duration lease_duration = absl::Seconds(10);
+  // How often Poll() renews, balances and takes leases (clock time; the first Poll always
+  // does). Default 1 s.
+  absl::Duration lease_refresh_interval = absl::Seconds(1);
+  // Records per GetRecords call or fan-out event, 1..10,000. Default 10,000.
+  int max_records = 10000;
+  // Start(): how long the thread sleeps (real time) after a Poll() that found nothing.
+  // Default 1 ms.
+  absl::Duration idle_sleep = absl::Milliseconds(1);
+  // Not owned; nullptr means the stream's clock.
+  Clock* clock = nullptr;
+};
+
+using RecordProcessorFactory = std::function<std::unique_ptr<RecordProcessor>()>;
+
+class Consumer {
+ public:
+  // InvalidArgumentException for bad options; in fan-out mode, errors of
+  // RegisterStreamConsumer other than "already registered". REQUIRES: `stream`, the store
+  // and the lease table outlive the consumer.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Consumer>> Create(
+      Stream& stream, ConsumerOptions options, RecordProcessorFactory factory);
+  ~Consumer();  // Stop()
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  // One host-driven step: leases when due, then one read of every owned shard. Returns
+  // the number of records delivered to processors.
+  int Poll();
+  // Runs Poll() on a thread of the consumer's own until Stop().
+  void Start();
+  // Processors get Shutdown(kRequested), leases are released for other workers. Idempotent.
+  void Stop();
+
+  // Shards this worker holds leases on. Call from the driving thread, or after Stop().
+  std::vector<std::string> OwnedShards() const;
+
+ private:
+  friend class Checkpointer;
+  Consumer(Stream& stream, ConsumerOptions options, RecordProcessorFactory factory);
+  void RefreshLeases(int64_t now_ms);
+  void TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint);
+  void DropShard(std::size_t i, ShutdownReason reason, bool release);
+  int PollShard(ShardTask& task, int64_t now_ms);
+  int PollPolling(ShardTask& task);
+  int PollFanOut(ShardTask& task, int64_t now_ms);
+  void Deliver(ShardTask& task, std::span<const Record> records, int64_t behind, uint64_t missed);
+  void EndShard(ShardTask& task);
+  absl::Status WriteCheckpoint(ShardTask& task, std::string_view value);
+
+  Stream& stream_;
+  ConsumerOptions options_;
+  RecordProcessorFactory factory_;
+  Clock& clock_;
+  std::unique_ptr<LeaseTable> own_leases_;
+  LeaseTable* leases_;
+  std::vector<std::unique_ptr<ShardTask>> tasks_;
+  int64_t next_refresh_ms_ = INT64_MIN;
+  bool stopped_ = false;
+  std::atomic<bool> stop_{false};
+  std::mutex sleep_mu_;
+  std::condition_variable sleep_cv_;
+  std::thread thread_;
+};
+
+namespace detail {
+// The lease rule after resharding: a shard may be processed once every parent that is
+// still listed has been checkpointed at SHARD_END (a parent that aged out of retention is
+// done). `checkpoints`: shard id -> checkpoint of the application.
+bool ReadyToProcess(const Shard& shard, const std::set<std::string, std::less<>>& listed,
+                    const std::map<std::string, std::string, std::less<>>& checkpoints);
+}  // namespace detail
+
+}  // namespace riffle
+
+#endif  // RIFFLE_CONSUMER_H_

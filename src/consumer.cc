@@ -1,0 +1,484 @@
+// Consumer: leases, checkpoints and the per-shard read loops of both modes.
+#include "riffle/consumer.h"
+
+#include <algorithm>
+
+#include "fmt/format.h"
+#include "riffle/status.h"
+
+namespace riffle {
+
+// One leased shard being processed.
+struct ShardTask {
+  std::string shard_id;
+  std::unique_ptr<RecordProcessor> processor;
+  std::optional<std::string> checkpoint;         // where processing started, then the newest
+  std::optional<SequenceNumber> last_delivered;  // newest record handed to the processor
+  bool at_shard_end = false;                     // during ShardEnded
+  bool lease_lost = false;                       // during Shutdown(kLeaseLost)
+  bool ended = false;                            // ShardEnded was called
+  bool ended_checkpointed = false;               // and it checkpointed SHARD_END
+  // Polling.
+  std::optional<ShardIterator> iterator;
+  GetRecordsResult result;
+  int64_t throttled_until_ms = INT64_MIN;
+  // Fan-out.
+  std::unique_ptr<Subscription> subscription;
+  std::optional<SequenceNumber> continuation;
+  bool resubscribe = false;
+  int64_t subscribe_after_ms = INT64_MIN;
+  int delivered = 0;
+};
+
+namespace {
+
+bool ValidName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+absl::Status ShutdownError(std::string_view shard_id) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, "ShutdownException",
+                   fmt::format("Can't checkpoint shard {}: this worker lost its lease.", shard_id));
+}
+
+}  // namespace
+
+namespace detail {
+bool ReadyToProcess(const Shard& shard, const std::set<std::string, std::less<>>& listed,
+                    const std::map<std::string, std::string, std::less<>>& checkpoints) {
+  for (const auto* parent : {&shard.parent_shard_id, &shard.adjacent_parent_shard_id}) {
+    if (!parent->has_value() || !listed.contains(**parent)) continue;
+    auto it = checkpoints.find(**parent);
+    if (it == checkpoints.end() || it->second != kShardEndCheckpoint) return false;
+  }
+  return true;
+}
+}  // namespace detail
+
+// ---- LeaseTable ----
+
+LeaseTable::LeaseTable(Clock* clock) : clock_(clock ? clock : &SystemClock::Default()) {}
+
+std::optional<std::string> LeaseTable::Owner(std::string_view application,
+                                             std::string_view shard_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leases_.find(Key(application, shard_id));
+  if (it == leases_.end()) return std::nullopt;
+  return it->second.owner;
+}
+
+std::map<std::string, std::string> LeaseTable::Owners(std::string_view application) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::string> out;
+  for (const auto& [key, lease] : leases_) {
+    if (key.first == application) out[key.second] = lease.owner;
+  }
+  return out;
+}
+
+void LeaseTable::Heartbeat(std::string_view application, std::string_view worker,
+                           absl::Duration ttl) {
+  std::lock_guard<std::mutex> lock(mu_);
+  workers_[Key(application, worker)] = clock_->NowMillis() + absl::ToInt64Milliseconds(ttl);
+}
+
+void LeaseTable::RemoveWorker(std::string_view application, std::string_view worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  workers_.erase(Key(application, worker));
+}
+
+int LeaseTable::LiveWorkers(std::string_view application) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = clock_->NowMillis();
+  int n = 0;
+  for (const auto& [key, expiry] : workers_) n += key.first == application && expiry > now;
+  return n;
+}
+
+bool LeaseTable::TryAcquire(std::string_view application, std::string_view shard_id,
+                            std::string_view worker, absl::Duration ttl) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = clock_->NowMillis();
+  Lease& lease = leases_[Key(application, shard_id)];
+  if (!lease.owner.empty() && lease.owner != worker && lease.expires_ms > now) return false;
+  lease.owner = std::string(worker);
+  lease.expires_ms = now + absl::ToInt64Milliseconds(ttl);
+  return true;
+}
+
+bool LeaseTable::Renew(std::string_view application, std::string_view shard_id,
+                       std::string_view worker, absl::Duration ttl) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leases_.find(Key(application, shard_id));
+  if (it == leases_.end() || it->second.owner != worker) return false;
+  it->second.expires_ms = clock_->NowMillis() + absl::ToInt64Milliseconds(ttl);
+  return true;
+}
+
+void LeaseTable::Release(std::string_view application, std::string_view shard_id,
+                         std::string_view worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leases_.find(Key(application, shard_id));
+  if (it != leases_.end() && it->second.owner == worker) leases_.erase(it);
+}
+
+std::map<std::string, int> LeaseTable::Counts(std::string_view application) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = clock_->NowMillis();
+  std::map<std::string, int> out;
+  for (const auto& [key, expiry] : workers_) {
+    if (key.first == application && expiry > now) out[key.second];
+  }
+  for (const auto& [key, lease] : leases_) {
+    if (key.first == application && out.contains(lease.owner)) ++out[lease.owner];
+  }
+  return out;
+}
+
+// ---- Checkpointer ----
+
+absl::Status Checkpointer::Checkpoint() {
+  ShardTask& task = *task_;
+  if (task.lease_lost) return ShutdownError(task.shard_id);
+  if (task.at_shard_end) return consumer_->WriteCheckpoint(task, kShardEndCheckpoint);
+  if (!task.last_delivered) return absl::OkStatus();  // nothing delivered yet
+  return consumer_->WriteCheckpoint(task, task.last_delivered->ToString());
+}
+
+absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number) {
+  ShardTask& task = *task_;
+  if (!task.last_delivered || sequence_number > *task.last_delivered ||
+      FormatShardId(sequence_number.shard_index) != task.shard_id) {
+    return InvalidArgumentError(
+        fmt::format("SequenceNumber {} is not a record of shard {} delivered to this processor.",
+                    sequence_number.ToString(), task.shard_id));
+  }
+  return consumer_->WriteCheckpoint(task, sequence_number.ToString());
+}
+
+// ---- Consumer ----
+
+absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(Stream& stream, ConsumerOptions options,
+                                                           RecordProcessorFactory factory) {
+  if (!ValidName(options.application_name)) {
+    return InvalidArgumentError(fmt::format(
+        "ApplicationName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
+        options.application_name.substr(0, 200)));
+  }
+  if (options.worker_id.empty()) return InvalidArgumentError("WorkerId must not be empty.");
+  if (options.checkpoint_store == nullptr) {
+    return InvalidArgumentError("ConsumerOptions.checkpoint_store is required.");
+  }
+  if (!factory) return InvalidArgumentError("A RecordProcessor factory is required.");
+  if (options.max_records < 1 || options.max_records > 10000) {
+    return InvalidArgumentError(
+        fmt::format("MaxRecords is {}; it must be between 1 and 10000.", options.max_records));
+  }
+  if (options.lease_duration <= absl::ZeroDuration()) {
+    return InvalidArgumentError("LeaseDuration must be positive.");
+  }
+  if ((options.initial_position == InitialPosition::kAtTimestamp) !=
+      options.initial_timestamp.has_value()) {
+    return InvalidArgumentError(
+        "InitialPositionInStream AT_TIMESTAMP requires a timestamp, and only it takes one.");
+  }
+  if (options.mode == ConsumerMode::kEnhancedFanOut) {
+    if (options.stream_consumer_name.empty())
+      options.stream_consumer_name = options.application_name;
+    auto r = stream.RegisterStreamConsumer(options.stream_consumer_name);
+    if (!r.ok() && ErrorName(r.status()) != "ResourceInUseException") return r.status();
+  }
+  return std::unique_ptr<Consumer>(new Consumer(stream, std::move(options), std::move(factory)));
+}
+
+Consumer::Consumer(Stream& stream, ConsumerOptions options, RecordProcessorFactory factory)
+    : stream_(stream),
+      options_(std::move(options)),
+      factory_(std::move(factory)),
+      clock_(options_.clock != nullptr ? *options_.clock : stream.clock()),
+      own_leases_(options_.lease_table == nullptr ? std::make_unique<LeaseTable>(&clock_)
+                                                  : nullptr),
+      leases_(options_.lease_table != nullptr ? options_.lease_table : own_leases_.get()) {
+  // A worker counts for balancing from its creation, so that workers created together
+  // split the shards at their first lease pass instead of handing leases over later.
+  leases_->Heartbeat(options_.application_name, options_.worker_id, options_.lease_duration);
+}
+
+Consumer::~Consumer() { Stop(); }
+
+std::vector<std::string> Consumer::OwnedShards() const {
+  std::vector<std::string> out;
+  for (const auto& t : tasks_) out.push_back(t->shard_id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void Consumer::Start() {
+  if (thread_.joinable() || stopped_) return;
+  thread_ = std::thread([this] {
+    while (!stop_.load(std::memory_order_acquire)) {
+      if (Poll() > 0) continue;
+      std::unique_lock<std::mutex> lock(sleep_mu_);
+      sleep_cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.idle_sleep),
+                         [this] { return stop_.load(std::memory_order_acquire); });
+    }
+  });
+}
+
+void Consumer::Stop() {
+  if (stopped_) return;
+  {
+    std::lock_guard<std::mutex> lock(sleep_mu_);
+    stop_.store(true, std::memory_order_release);
+  }
+  sleep_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  stopped_ = true;
+  while (!tasks_.empty()) DropShard(tasks_.size() - 1, ShutdownReason::kRequested, true);
+  leases_->RemoveWorker(options_.application_name, options_.worker_id);
+}
+
+absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) {
+  if (task.lease_lost ||
+      leases_->Owner(options_.application_name, task.shard_id) != options_.worker_id) {
+    return ShutdownError(task.shard_id);
+  }
+  absl::Status s =
+      options_.checkpoint_store->PutCheckpoint(options_.application_name, task.shard_id, value);
+  if (s.ok()) {
+    task.checkpoint = std::string(value);
+    if (task.at_shard_end) task.ended_checkpointed = true;
+  }
+  return s;
+}
+
+void Consumer::TakeShard(const std::string& shard_id,
+                         const std::optional<std::string>& checkpoint) {
+  auto task = std::make_unique<ShardTask>();
+  task->shard_id = shard_id;
+  task->checkpoint = checkpoint;
+  task->processor = factory_();
+  task->processor->Initialize(shard_id, checkpoint.value_or(""));
+  tasks_.push_back(std::move(task));
+}
+
+void Consumer::DropShard(std::size_t i, ShutdownReason reason, bool release) {
+  ShardTask& task = *tasks_[i];
+  task.subscription.reset();
+  if (!task.ended) {
+    task.lease_lost = reason == ShutdownReason::kLeaseLost;
+    Checkpointer cp(this, &task);
+    task.processor->Shutdown(reason, cp);
+  }
+  if (release) leases_->Release(options_.application_name, task.shard_id, options_.worker_id);
+  tasks_.erase(tasks_.begin() + static_cast<std::ptrdiff_t>(i));
+}
+
+void Consumer::RefreshLeases(int64_t now_ms) {
+  const std::string& app = options_.application_name;
+  const std::string& me = options_.worker_id;
+  const absl::Duration ttl = options_.lease_duration;
+  leases_->Heartbeat(app, me, ttl);
+  // Renew what we hold; a lease taken by another worker is lost.
+  for (std::size_t i = tasks_.size(); i-- > 0;) {
+    if (!leases_->Renew(app, tasks_[i]->shard_id, me, ttl))
+      DropShard(i, ShutdownReason::kLeaseLost, false);
+  }
+  absl::StatusOr<std::vector<Shard>> shards = stream_.ListShards();
+  if (!shards.ok()) return;
+  std::set<std::string, std::less<>> listed;
+  std::map<std::string, std::string, std::less<>> checkpoints;
+  for (const Shard& s : *shards) {
+    listed.insert(s.shard_id);
+    auto c = options_.checkpoint_store->GetCheckpoint(app, s.shard_id);
+    if (c.ok() && c->has_value()) checkpoints[s.shard_id] = **c;
+  }
+  std::vector<const Shard*> eligible;
+  for (const Shard& s : *shards) {
+    auto c = checkpoints.find(s.shard_id);
+    if (c != checkpoints.end() && c->second == kShardEndCheckpoint) continue;  // done
+    if (detail::ReadyToProcess(s, listed, checkpoints)) eligible.push_back(&s);
+  }
+  // Each live worker takes up to its share, rounded up; a worker above the share rounded
+  // down hands leases back while another live worker is below it (the other takes them
+  // on its next pass), so a new or restarted worker gets its part.
+  const int workers = std::max(1, leases_->LiveWorkers(app));
+  const int target = static_cast<int>((eligible.size() + workers - 1) / workers);
+  const int floor_share = static_cast<int>(eligible.size() / workers);
+  const std::map<std::string, int> counts = leases_->Counts(app);
+  const bool someone_short = std::any_of(counts.begin(), counts.end(), [&](const auto& c) {
+    return c.first != me && c.second < floor_share;
+  });
+  while (someone_short && static_cast<int>(tasks_.size()) > floor_share) {
+    DropShard(tasks_.size() - 1, ShutdownReason::kRequested, true);
+  }
+  // While another worker is short, take no more than the share rounded down, or what was
+  // just handed back would be taken again.
+  const int limit = someone_short ? floor_share : target;
+  for (const Shard* s : eligible) {
+    if (static_cast<int>(tasks_.size()) >= limit) break;
+    const bool mine = std::any_of(tasks_.begin(), tasks_.end(),
+                                  [&](const auto& t) { return t->shard_id == s->shard_id; });
+    if (mine || !leases_->TryAcquire(app, s->shard_id, me, ttl)) continue;
+    auto c = checkpoints.find(s->shard_id);
+    TakeShard(s->shard_id,
+              c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second));
+  }
+  (void)now_ms;
+}
+
+int Consumer::Poll() {
+  if (stopped_) return 0;
+  const int64_t now_ms = clock_.NowMillis();
+  if (now_ms >= next_refresh_ms_) {
+    next_refresh_ms_ = now_ms + absl::ToInt64Milliseconds(options_.lease_refresh_interval);
+    RefreshLeases(now_ms);
+  }
+  int delivered = 0;
+  for (std::size_t i = 0; i < tasks_.size();) {
+    delivered += PollShard(*tasks_[i], now_ms);
+    if (tasks_[i]->ended) {
+      // Done with the shard: with SHARD_END checkpointed its children become eligible; if
+      // the processor did not checkpoint, the lease goes back and the shard is processed
+      // again from its last checkpoint.
+      leases_->Release(options_.application_name, tasks_[i]->shard_id, options_.worker_id);
+      tasks_.erase(tasks_.begin() + static_cast<std::ptrdiff_t>(i));
+      next_refresh_ms_ = INT64_MIN;  // look for children now
+      continue;
+    }
+    ++i;
+  }
+  return delivered;
+}
+
+int Consumer::PollShard(ShardTask& task, int64_t now_ms) {
+  return options_.mode == ConsumerMode::kPolling ? PollPolling(task) : PollFanOut(task, now_ms);
+}
+
+void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t behind,
+                       uint64_t missed) {
+  if (records.empty() && missed == 0) return;
+  if (!records.empty()) task.last_delivered = records.back().sequence_number;
+  Checkpointer cp(this, &task);
+  task.processor->ProcessRecords(ProcessRecordsInput{records, behind, missed}, cp);
+  task.delivered += static_cast<int>(records.size());
+}
+
+void Consumer::EndShard(ShardTask& task) {
+  task.at_shard_end = true;
+  Checkpointer cp(this, &task);
+  task.processor->ShardEnded(cp);
+  task.at_shard_end = false;
+  task.ended = true;
+}
+
+int Consumer::PollPolling(ShardTask& task) {
+  const int64_t now_ms = clock_.NowMillis();
+  if (now_ms < task.throttled_until_ms) return 0;
+  if (!task.iterator) {
+    GetShardIteratorRequest r;
+    r.shard_id = task.shard_id;
+    // Resume after the newest record handed out, else after the checkpoint.
+    std::string after;
+    if (task.last_delivered) {
+      after = task.last_delivered->ToString();
+    } else if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint) {
+      after = *task.checkpoint;
+    }
+    if (!after.empty()) {
+      r.type = ShardIteratorType::kAfterSequenceNumber;
+      r.starting_sequence_number = after;
+    } else if (options_.initial_position == InitialPosition::kLatest) {
+      r.type = ShardIteratorType::kLatest;
+    } else if (options_.initial_position == InitialPosition::kAtTimestamp) {
+      r.type = ShardIteratorType::kAtTimestamp;
+      r.timestamp = options_.initial_timestamp;
+    }
+    absl::StatusOr<ShardIterator> it = stream_.GetShardIterator(r);
+    if (!it.ok()) {
+      // A closed shard that aged out of retention: nothing is left to read.
+      if (ErrorName(it.status()) == "ResourceNotFoundException") EndShard(task);
+      return 0;
+    }
+    task.iterator = *it;
+  }
+  absl::Status s = stream_.GetRecords(*task.iterator, task.result, options_.max_records);
+  if (!s.ok()) {
+    if (ErrorName(s) == "ProvisionedThroughputExceededException") {
+      task.throttled_until_ms = now_ms + 200;  // the service's advice: back off, then retry
+    } else {
+      task.iterator.reset();  // expired iterator: get a new one from what was delivered
+    }
+    return 0;
+  }
+  const int before = task.delivered;
+  Deliver(task, task.result.records, task.result.millis_behind_latest, task.result.missed_records);
+  if (!task.result.next_shard_iterator) {
+    EndShard(task);
+  } else {
+    task.iterator = task.result.next_shard_iterator;
+  }
+  return task.delivered - before;
+}
+
+int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
+  if (!task.subscription) {
+    if (now_ms < task.subscribe_after_ms) return 0;
+    StartingPosition start;
+    if (task.continuation) {
+      start.type = StartingPositionType::kAtSequenceNumber;
+      start.sequence_number = task.continuation->ToString();
+    } else if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint) {
+      start.type = StartingPositionType::kAfterSequenceNumber;
+      start.sequence_number = *task.checkpoint;
+    } else if (options_.initial_position == InitialPosition::kLatest) {
+      start.type = StartingPositionType::kLatest;
+    } else if (options_.initial_position == InitialPosition::kAtTimestamp) {
+      start.type = StartingPositionType::kAtTimestamp;
+      start.timestamp = options_.initial_timestamp;
+    } else {
+      start.type = StartingPositionType::kTrimHorizon;
+    }
+    ShardTask* t = &task;
+    auto sub = stream_.SubscribeToShard(
+        SubscribeToShardRequest{options_.stream_consumer_name, task.shard_id, start},
+        [this, t](const SubscribeToShardEvent& e) {
+          Deliver(*t, e.records, e.millis_behind_latest, e.missed_records);
+          t->continuation = e.continuation_sequence_number;
+          if (e.end == SubscriptionEnd::kShardEnded || e.end == SubscriptionEnd::kShardNotFound) {
+            EndShard(*t);
+          } else if (e.end != SubscriptionEnd::kNone) {
+            t->resubscribe = true;
+          }
+        },
+        SubscriptionOptions{.lifetime = absl::Minutes(5),
+                            .run_on_thread = false,
+                            .wait = WaitStrategy::kBlock,
+                            .max_records_per_event = options_.max_records});
+    if (!sub.ok()) {
+      if (ErrorName(sub.status()) == "ResourceNotFoundException" &&
+          stream_.DescribeStreamConsumer(options_.stream_consumer_name).ok()) {
+        EndShard(task);  // the shard aged out of retention
+        return 0;
+      }
+      // ResourceInUseException: the 5-second rule after a lease moved here; or the stream
+      // consumer was deregistered (the application re-registers it): retry later.
+      task.subscribe_after_ms = now_ms + 1000;
+      return 0;
+    }
+    task.subscription = *std::move(sub);
+  }
+  const int before = task.delivered;
+  task.subscription->Poll();
+  if (task.resubscribe) {
+    task.resubscribe = false;
+    task.subscription.reset();
+  }
+  return task.delivered - before;
+}
+
+}  // namespace riffle

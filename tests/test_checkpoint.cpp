@@ -1,0 +1,98 @@
+// Checkpoint stores: exact round trips, argument errors, and the file store's durability
+// across a restart (the store destroyed and recreated on the same directory) with no
+// half-written or temporary file left behind.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "fmt/format.h"
+#include "riffle/checkpoint_store.h"
+#include "riffle/status.h"
+
+namespace {
+
+std::string TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "riffle-ckpt-XXXXXX").string();
+  REQUIRE(mkdtemp(pattern.data()) != nullptr);
+  return pattern;
+}
+
+void RoundTrip(riffle::CheckpointStore& store) {
+  auto none = store.GetCheckpoint("billing", "shardId-000000000000");
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
+  REQUIRE(store.PutCheckpoint("billing", "shardId-000000000000", "4123").ok());
+  REQUIRE(store.PutCheckpoint("billing", "shardId-000000000001", riffle::kShardEndCheckpoint).ok());
+  REQUIRE(store.PutCheckpoint("audit", "shardId-000000000000", "4999").ok());
+  REQUIRE(store.PutCheckpoint("billing", "shardId-000000000000", "4124").ok());
+  CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == "4124");
+  CHECK(**store.GetCheckpoint("billing", "shardId-000000000001") == "SHARD_END");
+  CHECK(**store.GetCheckpoint("audit", "shardId-000000000000") == "4999");
+  auto bad = store.PutCheckpoint("bad name", "shardId-000000000000", "1");
+  CHECK(riffle::ErrorName(bad) == "InvalidArgumentException");
+  CHECK(riffle::ErrorMessage(bad) ==
+        "ApplicationName 'bad name' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].");
+  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "shard 0", "1")) ==
+        "InvalidArgumentException");
+  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "s", "a\nb")) ==
+        "InvalidArgumentException");
+}
+
+}  // namespace
+
+TEST_CASE("the in-memory store keeps checkpoints per application and shard", "[checkpoint]") {
+  riffle::InMemoryCheckpointStore store;
+  RoundTrip(store);
+}
+
+TEST_CASE("the file store survives a restart and never leaves a partial file", "[checkpoint]") {
+  const std::string dir = TempDir();
+  {
+    riffle::FileCheckpointStore store(dir);
+    RoundTrip(store);
+    for (int i = 0; i < 200; ++i) {
+      REQUIRE(store
+                  .PutCheckpoint("billing", fmt::format("shardId-{:012}", i % 7),
+                                 fmt::format("{}", 1000 + i))
+                  .ok());
+    }
+  }
+  riffle::FileCheckpointStore reopened(dir);
+  for (int s = 0; s < 7; ++s) {
+    // The last write of shard s was i = 199 - ((199 - s) % 7).
+    const int last = 199 - ((199 - s) % 7);
+    CHECK(**reopened.GetCheckpoint("billing", fmt::format("shardId-{:012}", s)) ==
+          fmt::format("{}", 1000 + last));
+  }
+  CHECK(**reopened.GetCheckpoint("audit", "shardId-000000000000") == "4999");
+  // One file per application, no temporary left over.
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"audit.checkpoints", "billing.checkpoints"});
+  // A crash between writing the temporary and the rename leaves the old file intact.
+  {
+    std::ofstream tmp(reopened.PathFor("audit") + ".tmp");
+    tmp << "shardId-000000000000 4";  // a half-written temporary
+  }
+  riffle::FileCheckpointStore after_crash(dir);
+  CHECK(**after_crash.GetCheckpoint("audit", "shardId-000000000000") == "4999");
+  REQUIRE(after_crash.PutCheckpoint("audit", "shardId-000000000000", "5000").ok());
+  CHECK_FALSE(std::filesystem::exists(reopened.PathFor("audit") + ".tmp"));
+  riffle::FileCheckpointStore again(dir);
+  CHECK(**again.GetCheckpoint("audit", "shardId-000000000000") == "5000");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the file store reports an unwritable directory instead of losing the checkpoint",
+          "[checkpoint][errors]") {
+  riffle::FileCheckpointStore store("/nonexistent-riffle-dir/x");
+  auto s = store.PutCheckpoint("billing", "shardId-000000000000", "1");
+  CHECK(riffle::ErrorName(s) == "InternalFailure");
+  CHECK(riffle::ErrorMessage(s).find("Cannot create") != std::string::npos);
+}

@@ -1,0 +1,424 @@
+// Consumer: every record processed once and in key order in both modes, restart from the
+// last checkpoint (file store, new process state), leases shared and rebalanced between
+// workers, expired leases taken over, the parents-before-children rule, and the polling
+// read budget.
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fmt/format.h"
+#include "riffle/consumer.h"
+#include "support/alloc_counter.h"
+
+using riffle::Consumer;
+using riffle::ConsumerMode;
+using riffle::ErrorName;
+using riffle::ManualClock;
+
+namespace {
+
+std::unique_ptr<riffle::Stream> MakeStream(riffle::Clock* clock, int shards = 4) {
+  riffle::StreamOptions o;
+  o.stream_name = "orders";
+  o.shard_count = shards;
+  o.ring_capacity_bytes = uint64_t{4} << 20;
+  o.max_record_size_bytes = 1024;
+  o.clock = clock;
+  return *riffle::Stream::Create(o);
+}
+
+// What every processor of a test saw; shared by the processors of all workers.
+struct Log {
+  std::mutex mu;
+  std::vector<std::string> data;                   // in delivery order
+  std::map<std::string, std::vector<int>> by_key;  // counters per key
+  std::vector<std::string> events;                 // "init shard checkpoint", "shutdown ..."
+  std::map<std::string, std::string> checkpoint_errors;
+  int checkpoint_every = 0;  // 0: after every batch; n: Checkpoint(seq) of every n-th record
+  uint64_t records = 0;
+};
+
+class Recorder : public riffle::RecordProcessor {
+ public:
+  Recorder(Log* log, std::string worker) : log_(log), worker_(std::move(worker)) {}
+  void Initialize(std::string_view shard, std::string_view checkpoint) override {
+    shard_ = shard;
+    std::lock_guard<std::mutex> lock(log_->mu);
+    log_->events.push_back(
+        fmt::format("init {} {} {}", worker_, shard, checkpoint.empty() ? "-" : "ckpt"));
+  }
+  void ProcessRecords(const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) override {
+    std::lock_guard<std::mutex> lock(log_->mu);
+    for (const auto& r : in.records) {
+      log_->data.emplace_back(r.data);
+      const std::string d(r.data);
+      log_->by_key[std::string(r.partition_key)].push_back(std::atoi(d.c_str() + d.find(':') + 1));
+      ++log_->records;
+      if (log_->checkpoint_every > 0 && log_->records % log_->checkpoint_every == 0) {
+        REQUIRE(cp.Checkpoint(r.sequence_number).ok());
+      }
+    }
+    if (log_->checkpoint_every == 0) {
+      absl::Status s = cp.Checkpoint();
+      if (!s.ok()) log_->checkpoint_errors[shard_] = ErrorName(s);
+    }
+  }
+  void ShardEnded(riffle::Checkpointer& cp) override { REQUIRE(cp.Checkpoint().ok()); }
+  void Shutdown(riffle::ShutdownReason reason, riffle::Checkpointer& cp) override {
+    std::lock_guard<std::mutex> lock(log_->mu);
+    // Processors that checkpoint every n-th record do not checkpoint on the way out.
+    const absl::Status s = log_->checkpoint_every == 0 ? cp.Checkpoint() : absl::OkStatus();
+    log_->events.push_back(
+        fmt::format("shutdown {} {} {} {}", worker_, shard_,
+                    reason == riffle::ShutdownReason::kRequested ? "requested" : "lost",
+                    s.ok() ? "ok" : ErrorName(s)));
+  }
+
+ private:
+  Log* log_;
+  std::string worker_;
+  std::string shard_;
+};
+
+riffle::RecordProcessorFactory Factory(Log* log, std::string worker) {
+  return [log, worker] { return std::make_unique<Recorder>(log, worker); };
+}
+
+void Put(riffle::Stream& s, int from, int to, int keys = 8) {
+  for (int i = from; i < to; ++i) {
+    REQUIRE(
+        s.PutRecord(fmt::format("k{}", i % keys), fmt::format("{}:{}", i % keys, i / keys)).ok());
+  }
+}
+
+void CheckKeyOrder(Log& log, int keys, int per_key_from, int per_key_to) {
+  for (int k = 0; k < keys; ++k) {
+    std::vector<int> expected;
+    for (int c = per_key_from; c < per_key_to; ++c) expected.push_back(c);
+    CHECK(log.by_key[fmt::format("k{}", k)] == expected);
+  }
+}
+
+int Drain(Consumer& c) {
+  int total = 0;
+  for (int quiet = 0; quiet < 3;) {
+    const int n = c.Poll();
+    total += n;
+    quiet = n == 0 ? quiet + 1 : 0;
+  }
+  return total;
+}
+
+std::string TempDir() {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "riffle-consumer-XXXXXX").string();
+  REQUIRE(mkdtemp(pattern.data()) != nullptr);
+  return pattern;
+}
+
+}  // namespace
+
+TEST_CASE("a consumer processes every record of every shard once, in key order, in both modes",
+          "[consumer]") {
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    ManualClock clock;
+    auto stream = MakeStream(&clock);
+    riffle::InMemoryCheckpointStore store;
+    Log log;
+    Put(*stream, 0, 800);
+    auto consumer = Consumer::Create(*stream,
+                                     {.application_name = "billing",
+                                      .mode = mode,
+                                      .checkpoint_store = &store,
+                                      .max_records = 37},
+                                     Factory(&log, "w1"));
+    REQUIRE(consumer.ok());
+    CHECK(Drain(**consumer) == 800);
+    CHECK((*consumer)->OwnedShards().size() == 4);
+    Put(*stream, 800, 1600);
+    CHECK(Drain(**consumer) == 800);
+    CheckKeyOrder(log, 8, 0, 200);
+    CHECK(log.checkpoint_errors.empty());
+    if (mode == ConsumerMode::kEnhancedFanOut) {
+      CHECK(stream->DescribeStreamConsumer("billing").ok());  // registered on demand
+      // Past the subscription lifetime the consumer resubscribes from the continuation.
+      clock.Advance(absl::Minutes(6));
+      CHECK(Drain(**consumer) == 0);
+      Put(*stream, 1600, 2400);
+      clock.Advance(absl::Seconds(6));
+      CHECK(Drain(**consumer) == 800);
+      CheckKeyOrder(log, 8, 0, 300);
+    }
+    (*consumer)->Stop();
+    CHECK(log.events.size() == 8);  // 4 inits, 4 graceful shutdowns
+  }
+}
+
+TEST_CASE("after a restart, processing resumes exactly after the last checkpoint",
+          "[consumer][checkpoint]") {
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 1);
+    const std::string dir = TempDir();
+    Log first;
+    first.checkpoint_every = 300;  // checkpoints at records 300 and 600 of 700
+    {
+      riffle::FileCheckpointStore store(dir);
+      Put(*stream, 0, 700, 1);
+      auto c = *Consumer::Create(*stream,
+                                 {.application_name = "billing",
+                                  .mode = mode,
+                                  .checkpoint_store = &store,
+                                  .max_records = 64},
+                                 Factory(&first, "w1"));
+      CHECK(Drain(*c) == 700);
+    }                                 // the consumer and the store are gone; only the file remains
+    clock.Advance(absl::Seconds(6));  // the 5-second rule of a fan-out resubscription
+    Put(*stream, 700, 800, 1);
+    Log second;
+    riffle::FileCheckpointStore store(dir);
+    auto c = *Consumer::Create(
+        *stream, {.application_name = "billing", .mode = mode, .checkpoint_store = &store},
+        Factory(&second, "w1"));
+    CHECK(Drain(*c) == 200);
+    REQUIRE(second.data.size() == 200);
+    CHECK(second.data.front() == "0:600");  // record 600 is the first after the checkpoint
+    CHECK(second.data.back() == "0:799");
+    CHECK(second.events.front() == "init w1 shardId-000000000000 ckpt");
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("workers share the shards by leases and take over a stopped worker's shards",
+          "[consumer]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock);
+  riffle::InMemoryCheckpointStore store;
+  riffle::LeaseTable leases(&clock);
+  Log log;
+  riffle::ConsumerOptions o{
+      .application_name = "billing", .checkpoint_store = &store, .lease_table = &leases};
+  o.worker_id = "a";
+  auto a = *Consumer::Create(*stream, o, Factory(&log, "a"));
+  a->Poll();
+  CHECK(a->OwnedShards().size() == 4);
+  o.worker_id = "b";
+  auto b = *Consumer::Create(*stream, o, Factory(&log, "b"));
+  b->Poll();  // b counts now, but every lease is held
+  CHECK(b->OwnedShards().empty());
+  clock.Advance(absl::Seconds(1));
+  a->Poll();  // a hands two back
+  b->Poll();  // and b takes them
+  CHECK(a->OwnedShards().size() == 2);
+  CHECK(b->OwnedShards().size() == 2);
+  std::set<std::string> owned;
+  for (auto* c : {a.get(), b.get()})
+    for (auto& s : c->OwnedShards()) owned.insert(s);
+  CHECK(owned.size() == 4);
+
+  Put(*stream, 0, 400);
+  Drain(*a);
+  Drain(*b);
+  CHECK(log.data.size() == 400);
+  CheckKeyOrder(log, 8, 0, 50);
+
+  b->Stop();  // graceful: b checkpoints and releases
+  Put(*stream, 400, 800);
+  clock.Advance(absl::Seconds(1));
+  Drain(*a);
+  CHECK(a->OwnedShards().size() == 4);
+  CHECK(log.data.size() == 800);  // b checkpointed every batch: nothing repeated
+  CheckKeyOrder(log, 8, 0, 100);
+}
+
+TEST_CASE("an expired lease is taken over; the old owner can no longer checkpoint", "[consumer]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 2);
+  riffle::InMemoryCheckpointStore store;
+  riffle::LeaseTable leases(&clock);
+  Log log;
+  riffle::ConsumerOptions o{
+      .application_name = "billing", .checkpoint_store = &store, .lease_table = &leases};
+  o.worker_id = "a";
+  auto a = *Consumer::Create(*stream, o, Factory(&log, "a"));
+  a->Poll();
+  REQUIRE(a->OwnedShards().size() == 2);
+  o.worker_id = "b";
+  auto b = *Consumer::Create(*stream, o, Factory(&log, "b"));
+  clock.Advance(absl::Seconds(11));  // a stops polling (hung): its leases expire
+  b->Poll();
+  CHECK(b->OwnedShards().size() == 2);
+  CHECK(leases.Owner("billing", riffle::FormatShardId(0)) == "b");
+  Put(*stream, 0, 100);
+  a->Poll();  // a finds out at its next lease pass
+  CHECK(a->OwnedShards().empty());
+  CHECK(std::count(log.events.begin(), log.events.end(),
+                   "shutdown a shardId-000000000000 lost ShutdownException") == 1);
+  Drain(*b);
+  CHECK(log.data.size() == 100);
+}
+
+TEST_CASE("a child shard is processed only after its parents reached SHARD_END", "[consumer]") {
+  // Synthetic listing (resharding creates such shards): 0 and 1 merged into 3; 2 split
+  // into 4 and 5.
+  auto shard = [](int id, std::optional<int> parent, std::optional<int> adjacent) {
+    riffle::Shard s;
+    s.shard_id = riffle::FormatShardId(id);
+    if (parent) s.parent_shard_id = riffle::FormatShardId(*parent);
+    if (adjacent) s.adjacent_parent_shard_id = riffle::FormatShardId(*adjacent);
+    return s;
+  };
+  std::set<std::string, std::less<>> listed;
+  for (int i = 0; i < 6; ++i) listed.insert(riffle::FormatShardId(i));
+  std::map<std::string, std::string, std::less<>> ck;
+  const riffle::Shard merged = shard(3, 0, 1);
+  const riffle::Shard split = shard(4, 2, std::nullopt);
+  CHECK(riffle::detail::ReadyToProcess(shard(0, std::nullopt, std::nullopt), listed, ck));
+  CHECK_FALSE(riffle::detail::ReadyToProcess(merged, listed, ck));
+  CHECK_FALSE(riffle::detail::ReadyToProcess(split, listed, ck));
+  ck[riffle::FormatShardId(0)] = "SHARD_END";
+  ck[riffle::FormatShardId(2)] = "4000000000000000000000000000000000000000000000000000000001";
+  CHECK_FALSE(riffle::detail::ReadyToProcess(merged, listed, ck));  // one parent of two
+  CHECK_FALSE(riffle::detail::ReadyToProcess(split, listed, ck));   // parent not at its end
+  ck[riffle::FormatShardId(1)] = "SHARD_END";
+  ck[riffle::FormatShardId(2)] = "SHARD_END";
+  CHECK(riffle::detail::ReadyToProcess(merged, listed, ck));
+  CHECK(riffle::detail::ReadyToProcess(split, listed, ck));
+  // A parent that aged out of retention (no longer listed) does not block its child.
+  listed.erase(riffle::FormatShardId(1));
+  ck.erase(riffle::FormatShardId(1));
+  CHECK(riffle::detail::ReadyToProcess(merged, listed, ck));
+}
+
+TEST_CASE("a shard checkpointed at SHARD_END is not leased again", "[consumer]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 2);
+  riffle::InMemoryCheckpointStore store;
+  REQUIRE(
+      store.PutCheckpoint("billing", riffle::FormatShardId(1), riffle::kShardEndCheckpoint).ok());
+  Log log;
+  auto c = *Consumer::Create(*stream, {.application_name = "billing", .checkpoint_store = &store},
+                             Factory(&log, "w"));
+  c->Poll();
+  CHECK(c->OwnedShards() == std::vector<std::string>{riffle::FormatShardId(0)});
+}
+
+TEST_CASE("the polling read budget throttles GetRecords per shard on the stream's clock",
+          "[consumer][errors]") {
+  ManualClock clock;
+  riffle::StreamOptions o;
+  o.stream_name = "orders";
+  o.max_record_size_bytes = 1024;
+  o.ring_capacity_bytes = 1 << 20;
+  o.clock = &clock;
+  o.read_budget = riffle::StreamOptions::ReadBudget{5, 4096};
+  auto stream = *riffle::Stream::Create(o);
+  riffle::GetShardIteratorRequest r;
+  const std::string id = riffle::FormatShardId(0);
+  r.shard_id = id;
+  auto it = *stream->GetShardIterator(r);
+  riffle::GetRecordsResult result;
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->GetRecords(it, result).ok());
+  absl::Status s = stream->GetRecords(it, result);
+  CHECK(ErrorName(s) == "ProvisionedThroughputExceededException");
+  CHECK(riffle::ErrorMessage(s) ==
+        "Rate exceeded for shard shardId-000000000000 in stream orders: GetRecords may be called "
+        "5 times and read 4096 bytes per second per shard.");
+  clock.Advance(absl::Seconds(1));
+  REQUIRE(stream->GetRecords(it, result).ok());
+  // Bytes: 8 KiB read at once owes two seconds of budget; after one it still throttles.
+  for (int i = 0; i < 8; ++i) REQUIRE(stream->PutRecord("big", "0:" + std::string(1019, 'x')).ok());
+  clock.Advance(absl::Seconds(1));
+  REQUIRE(stream->GetRecords(it, result).ok());
+  CHECK(result.records.size() == 8);
+  clock.Advance(absl::Seconds(1));
+  CHECK(ErrorName(stream->GetRecords(it, result)) == "ProvisionedThroughputExceededException");
+  clock.Advance(absl::Milliseconds(1001));
+  CHECK(stream->GetRecords(it, result).ok());
+
+  // A polling consumer under the budget backs off and still gets everything.
+  riffle::InMemoryCheckpointStore store;
+  Log log;
+  auto c = *Consumer::Create(
+      *stream, {.application_name = "billing", .checkpoint_store = &store, .max_records = 2},
+      Factory(&log, "w"));
+  Put(*stream, 0, 40, 1);
+  for (int i = 0; i < 400 && log.data.size() < 48; ++i) {
+    c->Poll();
+    clock.Advance(absl::Milliseconds(100));
+  }
+  CHECK(log.data.size() == 48);  // the 8 large records, then the 40
+}
+
+TEST_CASE("two threaded workers share a 4-shard stream under 2 producers without loss",
+          "[consumer][stress]") {
+  // Fan-out: both workers run throughout (exactly once). Polling: one stops halfway and
+  // the other takes its shards over (at least once, nothing skipped).
+  for (ConsumerMode mode : {ConsumerMode::kEnhancedFanOut, ConsumerMode::kPolling}) {
+    auto stream = MakeStream(nullptr, 4);
+    riffle::InMemoryCheckpointStore store;
+    riffle::LeaseTable leases;
+    Log log;
+    std::vector<std::unique_ptr<Consumer>> workers;
+    for (const char* w : {"a", "b"}) {
+      riffle::ConsumerOptions o{.application_name = "billing",
+                                .mode = mode,
+                                .checkpoint_store = &store,
+                                .lease_table = &leases,
+                                .lease_refresh_interval = absl::Milliseconds(5)};
+      o.worker_id = w;
+      workers.push_back(*Consumer::Create(*stream, o, Factory(&log, w)));
+    }
+    for (auto& w : workers) w->Start();
+    const int per_producer = 20000 / riffle_test::StressDivisor();
+    std::atomic<int> progress{0};
+    std::vector<std::thread> producers;
+    for (int p = 0; p < 2; ++p) {
+      producers.emplace_back([&, p] {
+        for (int i = 0; i < per_producer; ++i) {
+          if (!stream->PutRecord(fmt::format("p{}", p), fmt::format("{}:{}", p, i)).ok()) {
+            FAIL_CHECK("put failed");
+          }
+          progress.fetch_add(1);
+        }
+      });
+    }
+    if (mode == ConsumerMode::kPolling) {
+      while (progress.load() < per_producer) std::this_thread::yield();
+      workers[1]->Stop();
+    }
+    for (auto& t : producers) t.join();
+    auto complete = [&] {
+      std::lock_guard<std::mutex> lock(log.mu);
+      for (int p = 0; p < 2; ++p) {
+        const auto& seen = log.by_key[fmt::format("p{}", p)];
+        if (std::set<int>(seen.begin(), seen.end()).size() <
+            static_cast<std::size_t>(per_producer)) {
+          return false;
+        }
+      }
+      return true;
+    };
+    for (int i = 0; i < 20000 && !complete(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (auto& w : workers) w->Stop();
+    for (int p = 0; p < 2; ++p) {
+      const auto& seen = log.by_key[fmt::format("p{}", p)];
+      std::set<int> distinct(seen.begin(), seen.end());
+      CHECK(distinct.size() == static_cast<std::size_t>(per_producer));
+      if (mode == ConsumerMode::kEnhancedFanOut) {
+        CHECK(seen.size() == static_cast<std::size_t>(per_producer));  // exactly once
+        CHECK(std::is_sorted(seen.begin(), seen.end()));
+      }
+    }
+  }
+}
