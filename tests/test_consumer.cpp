@@ -298,6 +298,40 @@ TEST_CASE("a child shard is processed only after its parents reached SHARD_END",
   CHECK(riffle::detail::ReadyToProcess(merged, listed, ck));
 }
 
+TEST_CASE("a consumer follows real splits and merges, parents before children, in both modes",
+          "[consumer][reshard]") {
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 2);
+    riffle::InMemoryCheckpointStore store;
+    Log log;
+    auto consumer = Consumer::Create(*stream,
+                                     {.application_name = "billing",
+                                      .mode = mode,
+                                      .checkpoint_store = &store,
+                                      .max_records = 25},
+                                     Factory(&log, "w1"));
+    REQUIRE(consumer.ok());
+    Put(*stream, 0, 400);
+    CHECK(Drain(**consumer) == 400);
+    Put(*stream, 400, 800);  // left unread in the parent across the split
+    REQUIRE(stream->SplitShard("shardId-000000000000", "85070591730234615865843651857942052864")
+                .ok());
+    Put(*stream, 800, 1200);
+    REQUIRE(stream->MergeShards("shardId-000000000003", "shardId-000000000001").ok());
+    Put(*stream, 1200, 1600);
+    int processed = 0;
+    for (int round = 0; round < 10 && processed < 1200; ++round) {
+      clock.Advance(absl::Seconds(6));  // lets fan-out resubscribe at once
+      processed += Drain(**consumer);
+    }
+    CHECK(processed == 1200);
+    CheckKeyOrder(log, 8, 0, 200);
+    CHECK(log.checkpoint_errors.empty());
+    (*consumer)->Stop();
+  }
+}
+
 TEST_CASE("a shard checkpointed at SHARD_END is not leased again", "[consumer]") {
   ManualClock clock;
   auto stream = MakeStream(&clock, 2);
