@@ -20,6 +20,8 @@
 
 #include "delivered_files.h"
 #include "fmt/format.h"
+#include "riffle/checkpoint_store.h"
+#include "riffle/consumer.h"
 #include "riffle/delivery_stream.h"
 #include "riffle/lineage_reader.h"
 #include "riffle/sink.h"
@@ -31,12 +33,15 @@ namespace {
 constexpr char kUsage[] =
     "usage: riffle-demo [--producers N] [--shards S] [--readers K] [--records R]\n"
     "                   [--record-bytes B] [--ring-bytes BYTES] [--reshard]\n"
+    "                   [--efo-consumers E] [--kcl-consumers C]\n"
     "                   [--out DIR [--gzip]] [--json]\n";
 
 struct Flags {
   int producers = 2;
   int shards = 4;
-  int readers = 2;
+  int readers = 2;        // polling readers (LineageReader)
+  int efo_consumers = 2;  // riffle::Consumer over enhanced fan-out subscriptions
+  int kcl_consumers = 1;  // riffle::Consumer polling with GetRecords
   uint64_t records = 1'000'000;
   std::size_t record_bytes = 100;
   uint64_t ring_bytes = 0;  // 0: large enough to retain the whole run
@@ -70,6 +75,8 @@ Flags ParseFlags(int argc, char** argv) {
     if (arg == "--producers") f.producers = static_cast<int>(number());
     else if (arg == "--shards") f.shards = static_cast<int>(number());
     else if (arg == "--readers") f.readers = static_cast<int>(number());
+    else if (arg == "--efo-consumers") f.efo_consumers = static_cast<int>(number());
+    else if (arg == "--kcl-consumers") f.kcl_consumers = static_cast<int>(number());
     else if (arg == "--records") f.records = static_cast<uint64_t>(number());
     else if (arg == "--record-bytes") f.record_bytes = static_cast<std::size_t>(number());
     else if (arg == "--ring-bytes") f.ring_bytes = static_cast<uint64_t>(number());
@@ -119,6 +126,26 @@ void PollingReader(riffle::Stream& stream, const std::atomic<bool>& producers_do
   }
   *missed = reader.missed_records();
 }
+
+// A KCL-style record processor feeding one consumer's verifier; checkpoints every batch
+// and at the end of a shard, as a processor must for the children to start.
+class VerifyingProcessor : public riffle::RecordProcessor {
+ public:
+  explicit VerifyingProcessor(demo::OrderVerifier* verifier) : verifier_(verifier) {}
+  void Initialize(std::string_view, std::string_view) override {}
+  void ProcessRecords(const riffle::ProcessRecordsInput& input,
+                      riffle::Checkpointer& checkpointer) override {
+    for (const riffle::Record& r : input.records) verifier_->See(r.partition_key, r.data);
+    (void)checkpointer.Checkpoint();
+  }
+  void ShardEnded(riffle::Checkpointer& checkpointer) override {
+    if (absl::Status s = checkpointer.Checkpoint(); !s.ok()) Die("Checkpoint", s);
+  }
+  void Shutdown(riffle::ShutdownReason, riffle::Checkpointer&) override {}
+
+ private:
+  demo::OrderVerifier* verifier_;
+};
 
 // Splits and merges at random while the producers run: up to twice the initial shard
 // count, at most 60 reshards, one every 10 ms.
@@ -198,6 +225,35 @@ int main(int argc, char** argv) {
                          std::ref(*verifiers.back()), &missed[static_cast<std::size_t>(r)]);
   }
 
+  // Consumers (each reads the whole stream on a thread of its own, following lineage).
+  struct ConsumerRun {
+    std::string name;
+    std::unique_ptr<demo::OrderVerifier> verifier;
+    std::unique_ptr<riffle::Consumer> consumer;
+  };
+  riffle::InMemoryCheckpointStore checkpoints;
+  std::vector<ConsumerRun> consumers;
+  auto add_consumer = [&](std::string name, riffle::ConsumerMode mode) {
+    ConsumerRun run{name, std::make_unique<demo::OrderVerifier>(flags.producers,
+                                                                flags.keys_per_producer), nullptr};
+    demo::OrderVerifier* verifier = run.verifier.get();
+    auto c = riffle::Consumer::Create(
+        stream,
+        {.application_name = name, .mode = mode, .checkpoint_store = &checkpoints,
+         .lease_refresh_interval = absl::Milliseconds(10), .max_records = 1000},
+        [verifier] { return std::make_unique<VerifyingProcessor>(verifier); });
+    if (!c.ok()) Die("Consumer", c.status());
+    run.consumer = *std::move(c);
+    run.consumer->Start();
+    consumers.push_back(std::move(run));
+  };
+  for (int i = 0; i < flags.efo_consumers; ++i) {
+    add_consumer(fmt::format("efo-{}", i), riffle::ConsumerMode::kEnhancedFanOut);
+  }
+  for (int i = 0; i < flags.kcl_consumers; ++i) {
+    add_consumer(fmt::format("kcl-{}", i), riffle::ConsumerMode::kPolling);
+  }
+
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> producers;
   for (int p = 0; p < flags.producers; ++p) {
@@ -237,10 +293,12 @@ int main(int argc, char** argv) {
       const double secs = std::chrono::duration<double>(now - last).count();
       uint64_t read = 0;
       for (const auto& v : verifiers) read += v->records();
+      for (const auto& c : consumers) read += c.verifier->records();
       const uint64_t delivered = delivery ? delivery->GetMetrics().delivery_records : 0;
       std::fprintf(stderr, "\r  put %10llu (%6.2f M/s)  read %10llu by %d readers  delivered %10llu ",
                    static_cast<unsigned long long>(p), (p - last_put) / secs / 1e6,
-                   static_cast<unsigned long long>(read), flags.readers,
+                   static_cast<unsigned long long>(read),
+                   flags.readers + static_cast<int>(consumers.size()),
                    static_cast<unsigned long long>(delivered));
       last_put = p;
       last = now;
@@ -255,6 +313,16 @@ int main(int argc, char** argv) {
   if (resharder.joinable()) resharder.join();
   for (auto& t : readers) t.join();
   const uint64_t records_put = put.load();
+  // Consumers run on their own threads: wait until each has everything, or stops moving.
+  for (auto& c : consumers) {
+    uint64_t last = 0;
+    for (int still = 0; c.verifier->records() < records_put && still < 2000; ++still) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (c.verifier->records() != last) still = 0;
+      last = c.verifier->records();
+    }
+    c.consumer->Stop();
+  }
 
   demo::DeliveredFiles files;
   riffle::DeliveryStreamMetrics metrics;
@@ -284,10 +352,17 @@ int main(int argc, char** argv) {
     lost += records_put > v.records() ? records_put - v.records() : 0;
     reported_missed += missed[static_cast<std::size_t>(r)];
   }
+  for (const auto& c : consumers) {
+    records_read[c.name] = c.verifier->records();
+    order_violations += c.verifier->order_violations();
+    corrupt += c.verifier->corrupt();
+    lost += records_put > c.verifier->records() ? records_put - c.verifier->records() : 0;
+  }
   if (delivery) lost += records_put > files.unique_records ? records_put - files.unique_records : 0;
 
   std::printf("riffle-demo: %d producers, %d shards, %d readers, %zu-byte records%s\n",
-              flags.producers, flags.shards, flags.readers, flags.record_bytes,
+              flags.producers, flags.shards, static_cast<int>(records_read.size()),
+              flags.record_bytes,
               flags.reshard ? fmt::format(", {} reshards", reshards).c_str() : "");
   std::printf("  put      %llu records in %.2f s (%.2f M records/s), %llu put errors\n",
               static_cast<unsigned long long>(records_put), put_seconds,
