@@ -84,7 +84,7 @@ Seek SeekTime(const detail::ShardRing& ring, int64_t t_ms) {
       }
       p += detail::AlignFrame(length);
     }
-    if (ring.IntactAfterReads(start)) return found;
+    if (ring.IntactAfterReads(start, p + detail::kFrameHeaderBytes)) return found;
   }
 }
 
@@ -213,7 +213,8 @@ absl::Status Stream::ShardFullError(const detail::ShardState& shard) const {
       shard.id, options_.stream_name, shard.ring.capacity()));
 }
 
-absl::StatusOr<detail::ShardState*> Stream::ShardForIterator(const ShardIterator& it) const {
+absl::StatusOr<detail::ShardState*> Stream::ShardForIterator(const ShardIterator& it,
+                                                             int64_t now_ms) const {
   if (it.stream_tag != tag_) {
     return InvalidArgumentError(fmt::format(
         "ShardIterator {} did not come from stream {}.", it.ToString(), options_.stream_name));
@@ -223,8 +224,7 @@ absl::StatusOr<detail::ShardState*> Stream::ShardForIterator(const ShardIterator
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
                                              FormatShardId(it.shard_index), options_.stream_name));
   }
-  const int64_t now_ms = clock_->NowMillis();
-  if (now_ms - it.issued_at_ms > absl::ToInt64Milliseconds(options_.iterator_lifetime)) {
+    if (now_ms - it.issued_at_ms > absl::ToInt64Milliseconds(options_.iterator_lifetime)) {
     return ExpiredIteratorError(fmt::format(
         "Iterator expired. The iterator was created at time {} while right now it is {} which "
         "is further in the future than the tolerated delay of {} milliseconds.",
@@ -385,7 +385,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
     const uint64_t w0 = detail::LoadWordRelaxed(w);
     const uint64_t position = detail::LoadWordRelaxed(w + 1);
     const uint64_t record_index = detail::LoadWordRelaxed(w + 2);
-    if (ring.IntactAfterReads(n->position)) {
+    if (ring.IntactAfterReads(n->position, n->position + detail::kFrameHeaderBytes)) {
       if ((detail::Word0Flags(w0) & detail::kFlagPadding) || position != n->position ||
           record_index != n->record_index) {
         return not_a_record();

@@ -58,7 +58,7 @@ bool IsContinuation(const detail::ShardRing& ring, const SequenceNumber& n) {
     const uint64_t* f = ring.WordsAt(next);
     ok = detail::LoadWordRelaxed(f + 1) == next && detail::LoadWordRelaxed(f + 2) == n.record_index;
   }
-  return ok && ring.IntactAfterReads(n.position);
+  return ok && ring.IntactAfterReads(n.position, next + detail::kFrameHeaderBytes);
 }
 
 }  // namespace

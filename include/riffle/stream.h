@@ -360,7 +360,8 @@ class Stream {
 
   absl::Status PutError(const PutRecordRequest& request) const;  // the cold path of PutRecord
   absl::Status ShardFullError(const detail::ShardState& shard) const;
-  absl::StatusOr<detail::ShardState*> ShardForIterator(const ShardIterator& it) const;
+  absl::StatusOr<detail::ShardState*> ShardForIterator(const ShardIterator& it,
+                                                       int64_t now_ms) const;
   Shard Describe(const detail::ShardState& shard) const;
   ChildShard ChildShardOf(uint64_t index) const;
   bool Expired(const detail::ShardState& shard, int64_t now_ms) const;

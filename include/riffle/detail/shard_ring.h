@@ -13,14 +13,17 @@
 //  2. Before writing, a producer waits until published_ >= t + n - capacity, so a slow
 //     producer is never overwritten by one a lap ahead.
 //  3. A frame never crosses a segment boundary; every segment starts with a frame.
-//  4. Segment j is intact while claimed() <= (j + kSegmentsPerRing) * segment_bytes. A reader
-//     copies, issues an acquire fence, re-reads claimed() and keeps only frames of intact
-//     segments (seqlock style); a reader that fell behind resumes at Horizon().
+//  4. Before writing into segment j's storage, a producer raises that slot's mark to j.
+//     A reader copies, issues an acquire fence and checks that the marks of the segments it
+//     read have not moved past them (seqlock style); a reader that fell behind resumes at
+//     Horizon(), the oldest segment no claim has reached again.
 //  5. tail_ carries kClosedBit once the shard is closed: later claims fail with kClosed and
 //     the producer re-routes (resharding).
 #ifndef RIFFLE_DETAIL_SHARD_RING_H_
 #define RIFFLE_DETAIL_SHARD_RING_H_
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <cstdint>
@@ -110,10 +113,9 @@ class ShardRing {
       uint64_t t;
       uint64_t end;
       if (gates_.load(std::memory_order_acquire) == nullptr) {
-        // The release fence below orders the claim before the frame's stores, which is what
-        // a reader's lap check (fence, then claimed()) pairs with. seq_cst (the same locked
-        // instruction as relaxed on x86-64) so that a subscriber about to sleep, which
-        // checks HasClaimsAfter() after counting itself, cannot miss this put's wake-up.
+        // seq_cst (the same locked instruction as relaxed on x86-64) so that a subscriber
+        // about to sleep, which checks HasClaimsAfter() after counting itself, cannot miss
+        // this put's wake-up.
         t = tail_.fetch_add(frame, std::memory_order_seq_cst);
         if (t & kClosedBit) {
           // Pairs with Close(): the caller then sees the topology published before it.
@@ -125,8 +127,11 @@ class ShardRing {
         const AppendStatus s = ClaimGated(frame, &t, &end);
         if (s != AppendStatus::kOk) return {s};
       }
-      std::atomic_thread_fence(std::memory_order_release);
       WaitForOverwritable(end);
+      MarkSegments(t, end);
+      // Orders the marks before the frame's stores: a reader that copied any byte of this
+      // frame then sees, after its acquire fence, that its segment was reused.
+      std::atomic_thread_fence(std::memory_order_release);
       const uint64_t segment_end = (t / segment_bytes_ + 1) * segment_bytes_;
       if (end > segment_end) {
         // The claim crosses a segment boundary: fill it with padding and claim again.
@@ -173,16 +178,28 @@ class ShardRing {
     return segments > kSegmentsPerRing ? (segments - kSegmentsPerRing) * segment_bytes_ : 0;
   }
 
-  // True when the segment holding `position` was still intact after the caller's reads.
+  // True when no byte the caller read in [begin, end) (committed bytes only) was
+  // overwritten. Reads only the segment marks, which change once per segment, never the
+  // producers' tail: a reader that keeps up does not steal the line every put writes.
   // REQUIRES: the caller read the ring before calling (the fence orders those reads).
-  bool IntactAfterReads(uint64_t position) const {
+  bool IntactAfterReads(uint64_t begin, uint64_t end) const {
     std::atomic_thread_fence(std::memory_order_acquire);
-    return position >= Horizon(claimed());
+    const uint64_t last = (std::max(end, begin + 1) - 1) / segment_bytes_;
+    for (uint64_t segment = begin / segment_bytes_; segment <= last; ++segment) {
+      // A mark below `segment` means the storage was not entered again yet.
+      if (segment_marks_[segment % kSegmentsPerRing].load(std::memory_order_relaxed) > segment) {
+        return false;
+      }
+    }
+    return true;
   }
 
   const uint64_t* WordsAt(uint64_t position) const {
     return words_.get() + ((position / 8) & word_mask_);
   }
+
+  // Arrival time of the newest committed record (approximate: no seqlock).
+  int64_t latest_arrival_ms() const { return latest_arrival_ms_.load(std::memory_order_relaxed); }
 
   // A consistent view of the newest committed record.
   LatestState Latest() const {
@@ -266,6 +283,19 @@ class ShardRing {
     return min;
   }
 
+  // Records, before any byte of [t, end) is written, which segment each touched storage
+  // slot now holds. Segments are entered in claim order, but marks may be set out of order
+  // by racing producers, so a mark only ever grows.
+  void MarkSegments(uint64_t t, uint64_t end) {
+    for (uint64_t segment = t / segment_bytes_; segment <= (end - 1) / segment_bytes_; ++segment) {
+      std::atomic<uint64_t>& mark = segment_marks_[segment % kSegmentsPerRing];
+      uint64_t current = mark.load(std::memory_order_relaxed);
+      while (current < segment &&
+             !mark.compare_exchange_weak(current, segment, std::memory_order_relaxed)) {
+      }
+    }
+  }
+
   void WaitForOverwritable(uint64_t end) {
     if (end <= capacity_) return;
     Backoff backoff;
@@ -335,6 +365,9 @@ class ShardRing {
   uint64_t next_index_ = 0;
   int64_t last_arrival_ms_ = 0;
   std::atomic<uint64_t> close_position_{kUnset};
+  // segment_marks_[i]: the newest segment whose producers may write storage slot i (slot i
+  // first holds segment i). Read by every reader's lap check, written once per segment.
+  alignas(64) std::array<std::atomic<uint64_t>, kSegmentsPerRing> segment_marks_{0, 1, 2, 3};
   alignas(64) std::atomic<const GateList*> gates_{nullptr};
   std::mutex gates_mu_;
   std::vector<std::unique_ptr<GateList>> gate_lists_;

@@ -68,9 +68,10 @@ inline absl::Status Stream::GetRecords(const ShardIterator& iterator, GetRecords
 inline absl::Status Stream::ReadRecords(const ShardIterator& iterator, GetRecordsResult& out,
                                         int limit) {
   if (limit < 1 || limit > detail::kMaxGetRecordsLimit) return detail::GetRecordsLimitError(limit);
-  absl::StatusOr<detail::ShardState*> found = ShardForIterator(iterator);
+  const int64_t now_ms = clock_->NowMillis();
+  absl::StatusOr<detail::ShardState*> found = ShardForIterator(iterator, now_ms);
   if (!found.ok()) return found.status();
-  return ReadShard(**found, iterator, out, limit, clock_->NowMillis());
+  return ReadShard(**found, iterator, out, limit, now_ms);
 }
 
 inline absl::Status Stream::ReadShard(detail::ShardState& shard, const ShardIterator& iterator,
@@ -86,13 +87,14 @@ inline absl::Status Stream::ReadShard(detail::ShardState& shard, const ShardIter
   uint64_t position = iterator.position;
   uint64_t end = position;
   bool copied = false;
-  // A reader lapped while copying restarts at the new horizon; a ring so small that this
-  // keeps happening returns no records this call rather than spin.
+  // The first copy is optimistic: the lap check after it reads only the segment marks. A
+  // reader lapped while copying, or before, restarts at the horizon; a ring so small that
+  // this keeps happening returns no records this call rather than spin.
   for (int attempt = 0; attempt < 4 && !copied; ++attempt) {
     const uint64_t published = ring.published();
-    position = std::max(position, ring.Horizon(ring.claimed()));
+    if (attempt > 0) position = std::max(position, ring.Horizon(ring.claimed()));
     end = detail::CopyFrames(ring, position, published, limit, &out);
-    copied = ring.IntactAfterReads(position);
+    copied = ring.IntactAfterReads(position, end);
   }
   if (!copied) {
     out.frames_.clear();
@@ -130,15 +132,17 @@ inline absl::Status Stream::ReadShard(detail::ShardState& shard, const ShardIter
     }
     return absl::OkStatus();
   }
-  const detail::LatestState latest = ring.Latest();
-  if (end < latest.published && !out.records.empty()) {
+  if (!out.records.empty() && end < ring.published()) {
     out.millis_behind_latest = std::max<int64_t>(
-        0, latest.last_arrival_ms -
+        0, ring.latest_arrival_ms() -
                absl::ToUnixMillis(out.records.back().approximate_arrival_timestamp));
   }
-  if (!known && end == latest.published) {
-    expected = latest.next_index;
-    known = true;
+  if (!known) {  // only iterators that never saw a record; the seqlock read is rarer still
+    const detail::LatestState latest = ring.Latest();
+    if (end == latest.published) {
+      expected = latest.next_index;
+      known = true;
+    }
   }
   out.next_shard_iterator =
       ShardIterator{tag_, shard.index, end, expected, known, now_ms};
