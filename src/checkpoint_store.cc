@@ -1,4 +1,5 @@
 // The checkpoint stores: a map, and files replaced atomically.
+#include "riffle/detail/names.h"
 #include "riffle/checkpoint_store.h"
 
 #include <fcntl.h>
@@ -16,13 +17,6 @@
 namespace riffle {
 namespace {
 
-bool ValidName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
 
 bool ValidToken(std::string_view s) {
   return !s.empty() && s.size() <= 256 && std::none_of(s.begin(), s.end(), [](char c) {
@@ -32,7 +26,7 @@ bool ValidToken(std::string_view s) {
 
 absl::Status CheckArguments(std::string_view application, std::string_view shard_id,
                             std::optional<std::string_view> checkpoint) {
-  if (!ValidName(application)) {
+  if (!detail::IsValidName(application)) {
     return InvalidArgumentError(fmt::format(
         "ApplicationName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
         application.substr(0, 200)));

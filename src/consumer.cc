@@ -1,4 +1,5 @@
 // Consumer: leases, checkpoints and the per-shard read loops of both modes.
+#include "riffle/detail/names.h"
 #include "riffle/consumer.h"
 
 #include <algorithm>
@@ -32,13 +33,6 @@ struct ShardTask {
 
 namespace {
 
-bool ValidName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
 
 absl::Status ShutdownError(std::string_view shard_id) {
   return MakeError(absl::StatusCode::kFailedPrecondition, "ShutdownException",
@@ -164,7 +158,7 @@ absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number) {
 
 absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(Stream& stream, ConsumerOptions options,
                                                            RecordProcessorFactory factory) {
-  if (!ValidName(options.application_name)) {
+  if (!detail::IsValidName(options.application_name)) {
     return InvalidArgumentError(fmt::format(
         "ApplicationName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
         options.application_name.substr(0, 200)));

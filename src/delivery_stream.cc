@@ -1,6 +1,7 @@
 // DeliveryStream: options, the put path (Ingest), buffering and sealing, the delivery
 // thread and Close(). The pump (processing, compression, sink I/O, retries, error output)
 // is in delivery_pump.cc.
+#include "riffle/detail/names.h"
 #include "riffle/delivery_stream.h"
 
 #include <algorithm>
@@ -35,9 +36,7 @@ absl::Status ValidateOptions(const DeliveryStreamOptions& o) {
         "DeliveryStreamName is {} characters; it must be between 1 and 64.", name.size()));
   }
   for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == '-';
-    if (!ok) {
+    if (!detail::IsNameChar(c)) {
       return InvalidArgumentError(fmt::format(
           "DeliveryStreamName '{}' contains '{}'; it must match [a-zA-Z0-9_.-]+.", name, c));
     }

@@ -1,4 +1,5 @@
 // Stream's control plane and the cold (error) paths of its hot calls.
+#include "riffle/detail/names.h"
 #include "riffle/stream.h"
 
 #include <algorithm>
@@ -25,13 +26,6 @@ uint64_t NextStreamTag() {
   return (n * 7919) % SequenceNumber::kMaxStreamTag + 1;
 }
 
-bool ValidStreamName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
-  });
-}
 
 uint64_t MinRingCapacity(uint64_t max_record_size) {
   return std::bit_ceil(detail::kSegmentsPerRing * detail::FrameBytes(0, max_record_size));
@@ -108,7 +102,7 @@ absl::Status GetRecordsLimitError(int limit) {
 }  // namespace detail
 
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
-  if (!ValidStreamName(options.stream_name)) {
+  if (!detail::IsValidName(options.stream_name)) {
     return InvalidArgumentError(fmt::format(
         "StreamName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
         options.stream_name.substr(0, 200)));
@@ -473,24 +467,14 @@ StreamDescriptionSummary Stream::DescribeStreamSummary() const {
 }
 
 absl::Status Stream::IncreaseStreamRetentionPeriod(int hours) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const int current = static_cast<int>(retention_ms_.load() / 3'600'000);
-  if (hours < kMinRetentionHours || hours > kMaxRetentionHours) {
-    return InvalidArgumentError(fmt::format(
-        "RetentionPeriodHours is {}; it must be between {} and {}.", hours, kMinRetentionHours,
-        kMaxRetentionHours));
-  }
-  if (hours < current) {
-    return InvalidArgumentError(fmt::format(
-        "Requested retention period ({} hours) for stream {} can not be shorter than existing "
-        "retention period ({} hours). Use DecreaseStreamRetentionPeriod.",
-        hours, options_.stream_name, current));
-  }
-  retention_ms_.store(int64_t{hours} * 3'600'000);
-  return absl::OkStatus();
+  return ChangeRetention(hours, /*increase=*/true);
 }
 
 absl::Status Stream::DecreaseStreamRetentionPeriod(int hours) {
+  return ChangeRetention(hours, /*increase=*/false);
+}
+
+absl::Status Stream::ChangeRetention(int hours, bool increase) {
   std::lock_guard<std::mutex> lock(mu_);
   const int current = static_cast<int>(retention_ms_.load() / 3'600'000);
   if (hours < kMinRetentionHours || hours > kMaxRetentionHours) {
@@ -498,11 +482,12 @@ absl::Status Stream::DecreaseStreamRetentionPeriod(int hours) {
         "RetentionPeriodHours is {}; it must be between {} and {}.", hours, kMinRetentionHours,
         kMaxRetentionHours));
   }
-  if (hours > current) {
+  if (increase ? hours < current : hours > current) {
     return InvalidArgumentError(fmt::format(
-        "Requested retention period ({} hours) for stream {} can not be longer than existing "
-        "retention period ({} hours). Use IncreaseStreamRetentionPeriod.",
-        hours, options_.stream_name, current));
+        "Requested retention period ({} hours) for stream {} can not be {} than existing "
+        "retention period ({} hours). Use {}StreamRetentionPeriod.",
+        hours, options_.stream_name, increase ? "shorter" : "longer", current,
+        increase ? "Decrease" : "Increase"));
   }
   retention_ms_.store(int64_t{hours} * 3'600'000);
   return absl::OkStatus();

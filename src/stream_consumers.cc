@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fmt/format.h"
+#include "riffle/detail/names.h"
 #include "riffle/detail/futex.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
@@ -12,13 +13,6 @@ namespace {
 
 constexpr int64_t kResubscribeMs = 5000;
 
-bool ValidConsumerName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
 
 ConsumerDescription DescribeConsumer(const detail::ConsumerRecord& c,
                                      const std::string& stream_arn) {
@@ -109,7 +103,7 @@ void Stream::GateNewShard(detail::ShardState& shard) {
 
 absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(
     std::string_view consumer_name, RegisterStreamConsumerOptions options) {
-  if (!ValidConsumerName(consumer_name)) {
+  if (!detail::IsValidName(consumer_name)) {
     return InvalidArgumentError(fmt::format(
         "ConsumerName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
         consumer_name.substr(0, 200)));

@@ -360,6 +360,7 @@ class Stream {
 
   absl::Status PutError(const PutRecordRequest& request) const;  // the cold path of PutRecord
   absl::Status ShardFullError(const detail::ShardState& shard) const;
+  absl::Status ChangeRetention(int hours, bool increase);
   absl::StatusOr<detail::ShardState*> ShardForIterator(const ShardIterator& it,
                                                        int64_t now_ms) const;
   Shard Describe(const detail::ShardState& shard) const;
