@@ -3,11 +3,11 @@
 //   build/release/benchmarks/riffle_bench
 //   --benchmark_filter='BM_PutRecord_|BM_Floor_|BM_Stream_1P1C|BM_Peer_.*_1P1C'
 #include <benchmark/benchmark.h>
+#include <concurrentqueue.h>
 
 #include <array>
 #include <atomic>
 #include <boost/lockfree/spsc_queue.hpp>
-#include <concurrentqueue.h>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -146,7 +146,8 @@ struct Record128 {
 };
 
 void BM_Peer_BoostSpsc_1P1C(benchmark::State& state) {
-  auto queue = std::make_unique<boost::lockfree::spsc_queue<Record128, boost::lockfree::capacity<1 << 16>>>();
+  auto queue = std::make_unique<
+      boost::lockfree::spsc_queue<Record128, boost::lockfree::capacity<1 << 16>>>();
   Record128 in{};
   uint64_t delivered = 0;
   for (auto _ : state) {

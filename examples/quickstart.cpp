@@ -27,7 +27,8 @@ int main() {
       {.shard_id = put->shard_id, .type = riffle::ShardIteratorType::kTrimHorizon});
   riffle::GetRecordsResult batch;  // reuse it: steady-state reads allocate nothing
   if (absl::Status s = stream->GetRecords(*it, batch); !s.ok()) {
-    if (riffle::ErrorName(s) == "ExpiredIteratorException") { /* take a new iterator */ }
+    if (riffle::ErrorName(s) == "ExpiredIteratorException") { /* take a new iterator */
+    }
   }
   for (const riffle::Record& r : batch.records) Handle(r.partition_key, r.data);
   clock.Advance(absl::Minutes(6));  // the iterator has now expired, as on the service

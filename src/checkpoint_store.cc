@@ -1,5 +1,4 @@
 // The checkpoint stores: a map, and files replaced atomically.
-#include "riffle/detail/names.h"
 #include "riffle/checkpoint_store.h"
 
 #include <fcntl.h>
@@ -12,11 +11,11 @@
 #include <sstream>
 
 #include "fmt/format.h"
+#include "riffle/detail/names.h"
 #include "riffle/status.h"
 
 namespace riffle {
 namespace {
-
 
 bool ValidToken(std::string_view s) {
   return !s.empty() && s.size() <= 256 && std::none_of(s.begin(), s.end(), [](char c) {

@@ -55,9 +55,9 @@ int64_t TscWallClock::Slow() {
         const auto scale = static_cast<uint64_t>(
             (static_cast<unsigned __int128>(ns - begun) << 32) / (tsc - expected));
         if (scale != 0) {
-          rebase_ticks_.store(static_cast<uint64_t>(
-                                  (static_cast<unsigned __int128>(kRebaseNanos) << 32) / scale),
-                              std::memory_order_relaxed);
+          rebase_ticks_.store(
+              static_cast<uint64_t>((static_cast<unsigned __int128>(kRebaseNanos) << 32) / scale),
+              std::memory_order_relaxed);
           ns_per_tick_q32_.store(scale, std::memory_order_relaxed);
         }
       }

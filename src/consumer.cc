@@ -1,10 +1,10 @@
 // Consumer: leases, checkpoints and the per-shard read loops of both modes.
-#include "riffle/detail/names.h"
 #include "riffle/consumer.h"
 
 #include <algorithm>
 
 #include "fmt/format.h"
+#include "riffle/detail/names.h"
 #include "riffle/status.h"
 
 namespace riffle {
@@ -32,7 +32,6 @@ struct ShardTask {
 };
 
 namespace {
-
 
 absl::Status ShutdownError(std::string_view shard_id) {
   return MakeError(absl::StatusCode::kFailedPrecondition, "ShutdownException",

@@ -1,13 +1,13 @@
 // DeliveryStream: options, the put path (Ingest), buffering and sealing, the delivery
 // thread and Close(). The pump (processing, compression, sink I/O, retries, error output)
 // is in delivery_pump.cc.
-#include "riffle/detail/names.h"
 #include "riffle/delivery_stream.h"
 
 #include <algorithm>
 
 #include "fmt/format.h"
 #include "riffle/detail/compression.h"
+#include "riffle/detail/names.h"
 
 namespace riffle {
 namespace {

@@ -1,11 +1,11 @@
 // Stream's control plane and the cold (error) paths of its hot calls.
-#include "riffle/detail/names.h"
 #include "riffle/stream.h"
 
 #include <algorithm>
 #include <random>
 
 #include "fmt/format.h"
+#include "riffle/detail/names.h"
 
 namespace riffle {
 namespace {
@@ -26,18 +26,22 @@ uint64_t NextStreamTag() {
   return (n * 7919) % SequenceNumber::kMaxStreamTag + 1;
 }
 
-
 uint64_t MinRingCapacity(uint64_t max_record_size) {
   return std::bit_ceil(detail::kSegmentsPerRing * detail::FrameBytes(0, max_record_size));
 }
 
 std::string_view IteratorTypeName(ShardIteratorType type) {
   switch (type) {
-    case ShardIteratorType::kAtSequenceNumber: return "AT_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAfterSequenceNumber: return "AFTER_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAtTimestamp: return "AT_TIMESTAMP";
-    case ShardIteratorType::kTrimHorizon: return "TRIM_HORIZON";
-    case ShardIteratorType::kLatest: return "LATEST";
+    case ShardIteratorType::kAtSequenceNumber:
+      return "AT_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAfterSequenceNumber:
+      return "AFTER_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAtTimestamp:
+      return "AT_TIMESTAMP";
+    case ShardIteratorType::kTrimHorizon:
+      return "TRIM_HORIZON";
+    case ShardIteratorType::kLatest:
+      return "LATEST";
   }
   return "?";
 }
@@ -86,26 +90,30 @@ Seek SeekTime(const detail::ShardRing& ring, int64_t t_ms) {
 
 std::string_view StreamStatusName(StreamStatus status) {
   switch (status) {
-    case StreamStatus::kCreating: return "CREATING";
-    case StreamStatus::kActive: return "ACTIVE";
-    case StreamStatus::kUpdating: return "UPDATING";
-    case StreamStatus::kDeleting: return "DELETING";
+    case StreamStatus::kCreating:
+      return "CREATING";
+    case StreamStatus::kActive:
+      return "ACTIVE";
+    case StreamStatus::kUpdating:
+      return "UPDATING";
+    case StreamStatus::kDeleting:
+      return "DELETING";
   }
   return "?";
 }
 
 namespace detail {
 absl::Status GetRecordsLimitError(int limit) {
-  return InvalidArgumentError(fmt::format("Limit is {}; it must be between 1 and {}.", limit,
-                                          kMaxGetRecordsLimit));
+  return InvalidArgumentError(
+      fmt::format("Limit is {}; it must be between 1 and {}.", limit, kMaxGetRecordsLimit));
 }
 }  // namespace detail
 
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   if (!detail::IsValidName(options.stream_name)) {
-    return InvalidArgumentError(fmt::format(
-        "StreamName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
-        options.stream_name.substr(0, 200)));
+    return InvalidArgumentError(
+        fmt::format("StreamName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
+                    options.stream_name.substr(0, 200)));
   }
   if (options.shard_limit < 1) {
     return InvalidArgumentError(
@@ -128,8 +136,8 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
         options.max_record_size_bytes, kMaxRecordSizeLimit));
   }
   const uint64_t min_ring = MinRingCapacity(options.max_record_size_bytes);
-  if (!std::has_single_bit(options.ring_capacity_bytes) ||
-      options.ring_capacity_bytes < min_ring || options.ring_capacity_bytes > kMaxRingCapacity) {
+  if (!std::has_single_bit(options.ring_capacity_bytes) || options.ring_capacity_bytes < min_ring ||
+      options.ring_capacity_bytes > kMaxRingCapacity) {
     return InvalidArgumentError(fmt::format(
         "RingCapacityBytes is {}; it must be a power of two between {} (four frames of "
         "MaxRecordSizeBytes {}) and {}.",
@@ -154,8 +162,8 @@ Stream::Stream(StreamOptions options)
   const std::vector<HashKeyRange> ranges = UniformHashKeyRanges(options_.shard_count);
   const int64_t now_ms = absl::ToUnixMillis(created_at_);
   for (std::size_t i = 0; i < ranges.size(); ++i) {
-    shards_.push_back(std::make_unique<detail::ShardState>(i, ranges[i],
-                                                           options_.ring_capacity_bytes, now_ms));
+    shards_.push_back(
+        std::make_unique<detail::ShardState>(i, ranges[i], options_.ring_capacity_bytes, now_ms));
     topology->starts.push_back(ranges[i].starting_hash_key);
     topology->open.push_back(shards_.back().get());
     topology->all.push_back(shards_.back().get());
@@ -175,10 +183,10 @@ absl::Status Stream::PutError(const PutRecordRequest& request) const {
   if (absl::Status s = ValidatePartitionKey(request.partition_key); !s.ok()) return s;
   const uint64_t size = request.partition_key.size() + request.data.size();
   if (size > options_.max_record_size_bytes) {
-    return InvalidArgumentError(fmt::format(
-        "Record size is {} bytes (partition key + data); it must be at most {} bytes "
-        "(MaxRecordSizeBytes).",
-        size, options_.max_record_size_bytes));
+    return InvalidArgumentError(
+        fmt::format("Record size is {} bytes (partition key + data); it must be at most {} bytes "
+                    "(MaxRecordSizeBytes).",
+                    size, options_.max_record_size_bytes));
   }
   if (!request.explicit_hash_key.empty()) {
     if (auto key = ParseHashKey(request.explicit_hash_key, "ExplicitHashKey"); !key.ok()) {
@@ -186,13 +194,13 @@ absl::Status Stream::PutError(const PutRecordRequest& request) const {
     }
   }
   if (!request.sequence_number_for_ordering.empty()) {
-    auto n = SequenceNumber::Parse(request.sequence_number_for_ordering,
-                                   "SequenceNumberForOrdering");
+    auto n =
+        SequenceNumber::Parse(request.sequence_number_for_ordering, "SequenceNumberForOrdering");
     if (!n.ok()) return n.status();
     if (n->stream_tag != tag_) {
-      return InvalidArgumentError(fmt::format(
-          "SequenceNumberForOrdering {} did not come from stream {}.",
-          request.sequence_number_for_ordering, options_.stream_name));
+      return InvalidArgumentError(
+          fmt::format("SequenceNumberForOrdering {} did not come from stream {}.",
+                      request.sequence_number_for_ordering, options_.stream_name));
     }
     // Every later put in this stream gets a larger number: shard indexes of children are
     // larger than their parents', and positions grow within a shard.
@@ -210,15 +218,15 @@ absl::Status Stream::ShardFullError(const detail::ShardState& shard) const {
 absl::StatusOr<detail::ShardState*> Stream::ShardForIterator(const ShardIterator& it,
                                                              int64_t now_ms) const {
   if (it.stream_tag != tag_) {
-    return InvalidArgumentError(fmt::format(
-        "ShardIterator {} did not come from stream {}.", it.ToString(), options_.stream_name));
+    return InvalidArgumentError(fmt::format("ShardIterator {} did not come from stream {}.",
+                                            it.ToString(), options_.stream_name));
   }
   detail::ShardState* shard = topology_.load(std::memory_order_acquire)->Find(it.shard_index);
   if (shard == nullptr) {
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
                                              FormatShardId(it.shard_index), options_.stream_name));
   }
-    if (now_ms - it.issued_at_ms > absl::ToInt64Milliseconds(options_.iterator_lifetime)) {
+  if (now_ms - it.issued_at_ms > absl::ToInt64Milliseconds(options_.iterator_lifetime)) {
     return ExpiredIteratorError(fmt::format(
         "Iterator expired. The iterator was created at time {} while right now it is {} which "
         "is further in the future than the tolerated delay of {} milliseconds.",
@@ -227,9 +235,9 @@ absl::StatusOr<detail::ShardState*> Stream::ShardForIterator(const ShardIterator
         absl::ToInt64Milliseconds(options_.iterator_lifetime)));
   }
   if (Expired(*shard, now_ms)) {
-    return ResourceNotFoundError(fmt::format(
-        "Shard {} in stream {} has expired: its records aged out of retention.", shard->id,
-        options_.stream_name));
+    return ResourceNotFoundError(
+        fmt::format("Shard {} in stream {} has expired: its records aged out of retention.",
+                    shard->id, options_.stream_name));
   }
   return shard;
 }
@@ -268,7 +276,8 @@ Shard Stream::Describe(const detail::ShardState& shard) const {
   return s;
 }
 
-absl::StatusOr<PutRecordsResult> Stream::PutRecords(std::span<const PutRecordsRequestEntry> entries) {
+absl::StatusOr<PutRecordsResult> Stream::PutRecords(
+    std::span<const PutRecordsRequestEntry> entries) {
   if (entries.empty() || entries.size() > kMaxPutRecordsEntries) {
     return InvalidArgumentError(fmt::format("Records has {} entries; it must have 1 to {}.",
                                             entries.size(), kMaxPutRecordsEntries));
@@ -304,8 +313,8 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
                             request.type == ShardIteratorType::kAfterSequenceNumber;
   const std::string_view type_name = IteratorTypeName(request.type);
   if (wants_number && request.starting_sequence_number.empty()) {
-    return InvalidArgumentError(fmt::format(
-        "StartingSequenceNumber is required for ShardIteratorType {}.", type_name));
+    return InvalidArgumentError(
+        fmt::format("StartingSequenceNumber is required for ShardIteratorType {}.", type_name));
   }
   if (!wants_number && !request.starting_sequence_number.empty()) {
     return InvalidArgumentError(fmt::format(
@@ -324,7 +333,8 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   const int64_t now_ms = clock_->NowMillis();
   if (shard == nullptr || Expired(*shard, now_ms)) {
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
-                                             request.shard_id.substr(0, 200), options_.stream_name));
+                                             request.shard_id.substr(0, 200),
+                                             options_.stream_name));
   }
   const detail::ShardRing& ring = shard->ring;
   const int64_t oldest_ms = now_ms - retention_ms_.load(std::memory_order_relaxed);
@@ -394,7 +404,8 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
   const bool needs_time = request.filter == ShardFilterType::kAtTimestamp ||
                           request.filter == ShardFilterType::kFromTimestamp;
   if (needs_time && !request.timestamp) {
-    return InvalidArgumentError("ShardFilter Timestamp is required for AT_TIMESTAMP and FROM_TIMESTAMP.");
+    return InvalidArgumentError(
+        "ShardFilter Timestamp is required for AT_TIMESTAMP and FROM_TIMESTAMP.");
   }
   if (request.filter == ShardFilterType::kAfterShardId && request.shard_id.empty()) {
     return InvalidArgumentError("ShardFilter ShardId is required for AFTER_SHARD_ID.");
@@ -403,8 +414,8 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
   if (!request.shard_id.empty()) {
     after = ParseShardId(request.shard_id);
     if (!after) {
-      return InvalidArgumentError(fmt::format("ShardId '{}' is not a valid shard id.",
-                                              request.shard_id.substr(0, 200)));
+      return InvalidArgumentError(
+          fmt::format("ShardId '{}' is not a valid shard id.", request.shard_id.substr(0, 200)));
     }
   }
   const int64_t now_ms = clock_->NowMillis();
@@ -457,8 +468,7 @@ StreamDescriptionSummary Stream::DescribeStreamSummary() const {
   d.retention_period_hours =
       static_cast<int>(retention_ms_.load(std::memory_order_relaxed) / 3'600'000);
   d.stream_creation_timestamp = created_at_;
-  d.open_shard_count =
-      static_cast<int>(topology_.load(std::memory_order_acquire)->open.size());
+  d.open_shard_count = static_cast<int>(topology_.load(std::memory_order_acquire)->open.size());
   {
     std::lock_guard<std::mutex> lock(consumers_->mu);
     d.consumer_count = static_cast<int>(consumers_->consumers.size());
@@ -478,9 +488,9 @@ absl::Status Stream::ChangeRetention(int hours, bool increase) {
   std::lock_guard<std::mutex> lock(mu_);
   const int current = static_cast<int>(retention_ms_.load() / 3'600'000);
   if (hours < kMinRetentionHours || hours > kMaxRetentionHours) {
-    return InvalidArgumentError(fmt::format(
-        "RetentionPeriodHours is {}; it must be between {} and {}.", hours, kMinRetentionHours,
-        kMaxRetentionHours));
+    return InvalidArgumentError(
+        fmt::format("RetentionPeriodHours is {}; it must be between {} and {}.", hours,
+                    kMinRetentionHours, kMaxRetentionHours));
   }
   if (increase ? hours < current : hours > current) {
     return InvalidArgumentError(fmt::format(

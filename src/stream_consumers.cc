@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "fmt/format.h"
-#include "riffle/detail/names.h"
 #include "riffle/detail/futex.h"
+#include "riffle/detail/names.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
 
@@ -12,7 +12,6 @@ namespace riffle {
 namespace {
 
 constexpr int64_t kResubscribeMs = 5000;
-
 
 ConsumerDescription DescribeConsumer(const detail::ConsumerRecord& c,
                                      const std::string& stream_arn) {

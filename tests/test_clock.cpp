@@ -54,7 +54,8 @@ TEST_CASE("WaitUntil on the system clock honours a short deadline", "[clock]") {
   std::condition_variable cv;
   std::unique_lock<std::mutex> lock(mu);
   const absl::Time start = clock.Now();
-  CHECK_FALSE(riffle::WaitUntil(clock, cv, lock, start + absl::Milliseconds(20), [] { return false; }));
+  CHECK_FALSE(
+      riffle::WaitUntil(clock, cv, lock, start + absl::Milliseconds(20), [] { return false; }));
   CHECK(clock.Now() - start >= absl::Milliseconds(20));
 }
 

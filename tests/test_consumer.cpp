@@ -315,8 +315,8 @@ TEST_CASE("a consumer follows real splits and merges, parents before children, i
     Put(*stream, 0, 400);
     CHECK(Drain(**consumer) == 400);
     Put(*stream, 400, 800);  // left unread in the parent across the split
-    REQUIRE(stream->SplitShard("shardId-000000000000", "85070591730234615865843651857942052864")
-                .ok());
+    REQUIRE(
+        stream->SplitShard("shardId-000000000000", "85070591730234615865843651857942052864").ok());
     Put(*stream, 800, 1200);
     REQUIRE(stream->MergeShards("shardId-000000000003", "shardId-000000000001").ok());
     Put(*stream, 1200, 1600);

@@ -444,7 +444,8 @@ TEST_CASE("A Stream source follows splits and merges: parents before children, o
   put_some(300);
   ds->Pump();
   put_some(300);  // left unread in the parents across the split
-  REQUIRE(stream->SplitShard("shardId-000000000000", "85070591730234615865843651857942052864").ok());
+  REQUIRE(
+      stream->SplitShard("shardId-000000000000", "85070591730234615865843651857942052864").ok());
   put_some(300);  // now in the children
   ds->Pump();
   put_some(300);

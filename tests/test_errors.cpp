@@ -11,7 +11,8 @@ TEST_CASE("error helpers carry the AWS name and a canonical code", "[errors]") {
   const Case cases[] = {
       {riffle::InvalidArgumentError("m"), "InvalidArgumentException",
        absl::StatusCode::kInvalidArgument},
-      {riffle::ResourceNotFoundError("m"), "ResourceNotFoundException", absl::StatusCode::kNotFound},
+      {riffle::ResourceNotFoundError("m"), "ResourceNotFoundException",
+       absl::StatusCode::kNotFound},
       {riffle::ResourceInUseError("m"), "ResourceInUseException",
        absl::StatusCode::kFailedPrecondition},
       {riffle::LimitExceededError("m"), "LimitExceededException",

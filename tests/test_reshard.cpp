@@ -6,9 +6,9 @@
 #include <string>
 
 #include "fmt/format.h"
+#include "riffle/lineage_reader.h"
 #include "riffle/stream.h"
 #include "support/alloc_counter.h"
-#include "riffle/lineage_reader.h"
 
 using riffle::ErrorMessage;
 using riffle::ErrorName;

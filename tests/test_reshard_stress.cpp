@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "fmt/format.h"
+#include "riffle/lineage_reader.h"
 #include "riffle/stream.h"
 #include "support/alloc_counter.h"
-#include "riffle/lineage_reader.h"
 
 namespace {
 

@@ -6,8 +6,8 @@
 #include "riffle/stream.h"
 #include "support/alloc_counter.h"
 
-using riffle::ErrorName;
 using riffle::ErrorMessage;
+using riffle::ErrorName;
 using riffle::ManualClock;
 using riffle::ShardIteratorType;
 using riffle::Stream;
@@ -204,8 +204,7 @@ TEST_CASE("iterators expire after five minutes of clock time", "[stream][errors]
   CHECK(r.status().code() == absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_CASE("records older than the retention period are gone and counted as missed",
-          "[stream]") {
+TEST_CASE("records older than the retention period are gone and counted as missed", "[stream]") {
   ManualClock clock;
   auto s = MakeStream(clock);
   REQUIRE(s->PutRecord("k", "old").ok());

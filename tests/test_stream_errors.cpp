@@ -53,7 +53,8 @@ TEST_CASE("Create validates every option", "[stream][errors]") {
   CHECK_THAT(CreateError(o), Catch::Contains("MaxRecordSizeBytes is 10485761"));
   o = Valid();
   o.ring_capacity_bytes = (1 << 20) + 8;
-  CHECK_THAT(CreateError(o), Catch::Contains("RingCapacityBytes is 1048584; it must be a power of two"));
+  CHECK_THAT(CreateError(o),
+             Catch::Contains("RingCapacityBytes is 1048584; it must be a power of two"));
   o = Valid();
   o.max_record_size_bytes = 1 << 20;  // needs 4 frames of 1 MiB + header: 8 MiB
   o.ring_capacity_bytes = 4 << 20;
@@ -62,8 +63,7 @@ TEST_CASE("Create validates every option", "[stream][errors]") {
   CHECK(riffle::Stream::Create(o).ok());
 }
 
-TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted",
-          "[stream][errors]") {
+TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted", "[stream][errors]") {
   auto s = *riffle::Stream::Create(Valid());
   REQUIRE(s->PutRecord("k", "kept").ok());
   auto expect = [&](const riffle::PutRecordRequest& r, std::string_view message) {
@@ -72,11 +72,13 @@ TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted",
     CHECK(ErrorName(put.status()) == "InvalidArgumentException");
     CHECK(ErrorMessage(put.status()) == message);
   };
-  expect({"", "d", {}, {}}, "PartitionKey has 0 Unicode characters; it must have between 1 and 256.");
+  expect({"", "d", {}, {}},
+         "PartitionKey has 0 Unicode characters; it must have between 1 and 256.");
   const std::string long_key(257, 'k');
   expect({long_key, "d", {}, {}},
          "PartitionKey has 257 Unicode characters; it must have between 1 and 256.");
-  expect({"\xff", "d", {}, {}}, "PartitionKey is not valid UTF-8; it must be 1 to 256 Unicode characters.");
+  expect({"\xff", "d", {}, {}},
+         "PartitionKey is not valid UTF-8; it must be 1 to 256 Unicode characters.");
   const std::string big((64 << 10), 'x');
   expect({"k", big, {}, {}},
          "Record size is 65537 bytes (partition key + data); it must be at most 65536 bytes "
@@ -111,15 +113,15 @@ TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted",
   CHECK(r->records[0].data == "kept");
 }
 
-TEST_CASE("PutRecords: request limits fail the call, a bad entry fails alone",
-          "[stream][errors]") {
+TEST_CASE("PutRecords: request limits fail the call, a bad entry fails alone", "[stream][errors]") {
   auto s = *riffle::Stream::Create(Valid());
   std::vector<riffle::PutRecordsRequestEntry> none;
   auto r0 = s->PutRecords(none);
   CHECK(ErrorName(r0.status()) == "InvalidArgumentException");
   CHECK(ErrorMessage(r0.status()) == "Records has 0 entries; it must have 1 to 500.");
   std::vector<riffle::PutRecordsRequestEntry> many(501, {"k", "d", {}});
-  CHECK(ErrorMessage(s->PutRecords(many).status()) == "Records has 501 entries; it must have 1 to 500.");
+  CHECK(ErrorMessage(s->PutRecords(many).status()) ==
+        "Records has 501 entries; it must have 1 to 500.");
   const std::string chunk(60 << 10, 'x');
   std::vector<riffle::PutRecordsRequestEntry> heavy(90, {"k", chunk, {}});
   CHECK_THAT(ErrorMessage(s->PutRecords(heavy).status()), Catch::Contains("at most 5242880 bytes"));
@@ -176,8 +178,8 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
   for (int limit : {0, 10001}) {
     absl::Status st = s->GetRecords(it, r, limit);
     CHECK(ErrorName(st) == "InvalidArgumentException");
-    CHECK(ErrorMessage(st) == "Limit is " + std::to_string(limit) +
-                                  "; it must be between 1 and 10000.");
+    CHECK(ErrorMessage(st) ==
+          "Limit is " + std::to_string(limit) + "; it must be between 1 and 10000.");
   }
   CHECK(ErrorName(other->GetRecords(it, r)) == "InvalidArgumentException");
   auto parsed = riffle::ShardIterator::Parse(it.ToString());

@@ -1,7 +1,7 @@
 // Multi-threaded invariants of the Stream: per-key order, nothing lost or duplicated, and
 // under trimming every missing record accounted for and nothing torn. Run under TSan in CI.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,7 +35,8 @@ std::string MakeData(int producer, int key, uint64_t counter) {
 }
 
 bool Parse(std::string_view key, std::string_view data, int* producer, int* k, uint64_t* counter) {
-  if (std::sscanf(std::string(data.substr(0, 40)).c_str(), "%d:%d:%lu:", producer, k, counter) != 3) {
+  if (std::sscanf(std::string(data.substr(0, 40)).c_str(), "%d:%d:%lu:", producer, k, counter) !=
+      3) {
     return false;
   }
   if (key != fmt::format("p{}-k{}", *producer, *k)) return false;
@@ -82,8 +83,10 @@ ReaderTally ReadEverything(riffle::Stream& stream, const std::atomic<bool>& done
           continue;
         }
         int64_t& prev = last[p][k];
-        if (static_cast<int64_t>(c) == prev) ++t.duplicates;
-        else if (static_cast<int64_t>(c) < prev) ++t.order_violations;
+        if (static_cast<int64_t>(c) == prev)
+          ++t.duplicates;
+        else if (static_cast<int64_t>(c) < prev)
+          ++t.order_violations;
         prev = static_cast<int64_t>(c);
         ++t.records;
       }
@@ -100,7 +103,8 @@ ReaderTally ReadEverything(riffle::Stream& stream, const std::atomic<bool>& done
     r.shard_id = id;
     r.type = riffle::ShardIteratorType::kLatest;
     const riffle::ShardIterator latest = *stream.GetShardIterator(r);
-    if (its[s].next_record_index != latest.next_record_index || its[s].position != latest.position) {
+    if (its[s].next_record_index != latest.next_record_index ||
+        its[s].position != latest.position) {
       ++t.unfinished;
       std::fprintf(stderr, "shard %zu: reader at %lu (index %lu), latest %lu (index %lu)\n", s,
                    its[s].position, its[s].next_record_index, latest.position,
@@ -218,9 +222,8 @@ TEST_CASE("LATEST taken while producers commit is consistent: nothing missed fro
   uint64_t inconsistent = 0;
   for (std::size_t i = 0; i < latest.size(); i += 1 + latest.size() / 500) {
     REQUIRE(stream->GetRecords(latest[i], r, 1).ok());
-    if (r.missed_records != 0 ||
-        (!r.records.empty() &&
-         r.records[0].sequence_number.record_index != latest[i].next_record_index)) {
+    if (r.missed_records != 0 || (!r.records.empty() && r.records[0].sequence_number.record_index !=
+                                                            latest[i].next_record_index)) {
       ++inconsistent;
     }
   }

@@ -77,7 +77,8 @@ inline DeliveredFiles ReadDelivered(const std::filesystem::path& dir) {
         continue;
       }
       ++d.records;
-      if (seen.emplace(std::string(line.substr(0, c1)), std::string(line.substr(c1 + 1, c2 - c1 - 1)))
+      if (seen.emplace(std::string(line.substr(0, c1)),
+                       std::string(line.substr(c1 + 1, c2 - c1 - 1)))
               .second) {
         ++d.unique_records;
       }

@@ -72,18 +72,30 @@ Flags ParseFlags(int argc, char** argv) {
       if (*end != '\0' || n < 0) Usage(arg + " needs a non-negative number");
       return n;
     };
-    if (arg == "--producers") f.producers = static_cast<int>(number());
-    else if (arg == "--shards") f.shards = static_cast<int>(number());
-    else if (arg == "--readers") f.readers = static_cast<int>(number());
-    else if (arg == "--efo-consumers") f.efo_consumers = static_cast<int>(number());
-    else if (arg == "--kcl-consumers") f.kcl_consumers = static_cast<int>(number());
-    else if (arg == "--records") f.records = static_cast<uint64_t>(number());
-    else if (arg == "--record-bytes") f.record_bytes = static_cast<std::size_t>(number());
-    else if (arg == "--ring-bytes") f.ring_bytes = static_cast<uint64_t>(number());
-    else if (arg == "--reshard") f.reshard = true;
-    else if (arg == "--out") f.out = text();
-    else if (arg == "--gzip") f.gzip = true;
-    else if (arg == "--json") f.json = true;
+    if (arg == "--producers")
+      f.producers = static_cast<int>(number());
+    else if (arg == "--shards")
+      f.shards = static_cast<int>(number());
+    else if (arg == "--readers")
+      f.readers = static_cast<int>(number());
+    else if (arg == "--efo-consumers")
+      f.efo_consumers = static_cast<int>(number());
+    else if (arg == "--kcl-consumers")
+      f.kcl_consumers = static_cast<int>(number());
+    else if (arg == "--records")
+      f.records = static_cast<uint64_t>(number());
+    else if (arg == "--record-bytes")
+      f.record_bytes = static_cast<std::size_t>(number());
+    else if (arg == "--ring-bytes")
+      f.ring_bytes = static_cast<uint64_t>(number());
+    else if (arg == "--reshard")
+      f.reshard = true;
+    else if (arg == "--out")
+      f.out = text();
+    else if (arg == "--gzip")
+      f.gzip = true;
+    else if (arg == "--json")
+      f.json = true;
     else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -117,9 +129,8 @@ void PollingReader(riffle::Stream& stream, const std::atomic<bool>& producers_do
   riffle::LineageReader reader(stream);
   for (;;) {
     const bool done = producers_done.load(std::memory_order_acquire);
-    auto progressed = reader.Poll([&](const auto&, const riffle::Record& r) {
-      verifier.See(r.partition_key, r.data);
-    });
+    auto progressed = reader.Poll(
+        [&](const auto&, const riffle::Record& r) { verifier.See(r.partition_key, r.data); });
     if (!progressed.ok()) Die("GetRecords", progressed.status());
     if (done && !*progressed) break;
     if (!*progressed) std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -204,8 +215,8 @@ int main(int argc, char** argv) {
     d.source = riffle::StreamSource{&stream};
     d.sink = sink.get();
     d.buffering_hints = {.size_in_mbs = 4, .interval_in_seconds = 1};
-    d.compression = flags.gzip ? riffle::CompressionFormat::kGzip
-                               : riffle::CompressionFormat::kUncompressed;
+    d.compression =
+        flags.gzip ? riffle::CompressionFormat::kGzip : riffle::CompressionFormat::kUncompressed;
     d.append_newline_delimiter = true;
     auto ds = riffle::DeliveryStream::Create(std::move(d));
     if (!ds.ok()) Die("DeliveryStream", ds.status());
@@ -234,13 +245,17 @@ int main(int argc, char** argv) {
   riffle::InMemoryCheckpointStore checkpoints;
   std::vector<ConsumerRun> consumers;
   auto add_consumer = [&](std::string name, riffle::ConsumerMode mode) {
-    ConsumerRun run{name, std::make_unique<demo::OrderVerifier>(flags.producers,
-                                                                flags.keys_per_producer), nullptr};
+    ConsumerRun run{name,
+                    std::make_unique<demo::OrderVerifier>(flags.producers, flags.keys_per_producer),
+                    nullptr};
     demo::OrderVerifier* verifier = run.verifier.get();
     auto c = riffle::Consumer::Create(
         stream,
-        {.application_name = name, .mode = mode, .checkpoint_store = &checkpoints,
-         .lease_refresh_interval = absl::Milliseconds(10), .max_records = 1000},
+        {.application_name = name,
+         .mode = mode,
+         .checkpoint_store = &checkpoints,
+         .lease_refresh_interval = absl::Milliseconds(10),
+         .max_records = 1000},
         [verifier] { return std::make_unique<VerifyingProcessor>(verifier); });
     if (!c.ok()) Die("Consumer", c.status());
     run.consumer = *std::move(c);
@@ -295,11 +310,11 @@ int main(int argc, char** argv) {
       for (const auto& v : verifiers) read += v->records();
       for (const auto& c : consumers) read += c.verifier->records();
       const uint64_t delivered = delivery ? delivery->GetMetrics().delivery_records : 0;
-      std::fprintf(stderr, "\r  put %10llu (%6.2f M/s)  read %10llu by %d readers  delivered %10llu ",
-                   static_cast<unsigned long long>(p), (p - last_put) / secs / 1e6,
-                   static_cast<unsigned long long>(read),
-                   flags.readers + static_cast<int>(consumers.size()),
-                   static_cast<unsigned long long>(delivered));
+      std::fprintf(
+          stderr, "\r  put %10llu (%6.2f M/s)  read %10llu by %d readers  delivered %10llu ",
+          static_cast<unsigned long long>(p), (p - last_put) / secs / 1e6,
+          static_cast<unsigned long long>(read), flags.readers + static_cast<int>(consumers.size()),
+          static_cast<unsigned long long>(delivered));
       last_put = p;
       last = now;
     }
@@ -371,17 +386,18 @@ int main(int argc, char** argv) {
     std::printf("  %-8s read %llu records\n", name.c_str(), static_cast<unsigned long long>(n));
   }
   if (delivery) {
-    std::printf("  delivery wrote %llu records (%llu distinct) in %llu objects to %s%s, %llu to the "
-                "error output\n",
-                static_cast<unsigned long long>(files.records),
-                static_cast<unsigned long long>(files.unique_records),
-                static_cast<unsigned long long>(files.objects), flags.out.c_str(),
-                flags.gzip ? " (gzip)" : "",
-                static_cast<unsigned long long>(metrics.error_output_records));
+    std::printf(
+        "  delivery wrote %llu records (%llu distinct) in %llu objects to %s%s, %llu to the "
+        "error output\n",
+        static_cast<unsigned long long>(files.records),
+        static_cast<unsigned long long>(files.unique_records),
+        static_cast<unsigned long long>(files.objects), flags.out.c_str(),
+        flags.gzip ? " (gzip)" : "", static_cast<unsigned long long>(metrics.error_output_records));
   }
   std::printf("  order violations %llu, lost %llu (reported missed %llu), corrupt %llu, %.2f s\n",
               static_cast<unsigned long long>(order_violations),
-              static_cast<unsigned long long>(lost), static_cast<unsigned long long>(reported_missed),
+              static_cast<unsigned long long>(lost),
+              static_cast<unsigned long long>(reported_missed),
               static_cast<unsigned long long>(corrupt), seconds);
   if (flags.json) {
     std::string readers_json;

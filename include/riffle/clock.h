@@ -36,8 +36,8 @@ class TscWallClock {
     const uint64_t tsc = __builtin_ia32_rdtsc();
     const Base& b = base_;
     if (scale != 0 && tsc - b.tsc < rebase_ticks_.load(std::memory_order_relaxed)) {
-      const auto ns = static_cast<int64_t>(
-          (static_cast<unsigned __int128>(tsc - b.tsc) * scale) >> 32);
+      const auto ns =
+          static_cast<int64_t>((static_cast<unsigned __int128>(tsc - b.tsc) * scale) >> 32);
       return (b.ns + ns) / 1'000'000;
     }
 #endif
@@ -63,7 +63,8 @@ class ClockSubscription {
  public:
   ClockSubscription() = default;
   explicit ClockSubscription(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
-  ClockSubscription(ClockSubscription&& other) noexcept : cancel_(std::exchange(other.cancel_, {})) {}
+  ClockSubscription(ClockSubscription&& other) noexcept
+      : cancel_(std::exchange(other.cancel_, {})) {}
   ClockSubscription& operator=(ClockSubscription&& other) noexcept {
     if (this != &other) {
       Reset();
@@ -129,9 +130,7 @@ class ManualClock final : public Clock {
   absl::Time Now() const override {
     return absl::FromUnixNanos(nanos_.load(std::memory_order_acquire));
   }
-  int64_t NowMillis() const override {
-    return nanos_.load(std::memory_order_acquire) / 1'000'000;
-  }
+  int64_t NowMillis() const override { return nanos_.load(std::memory_order_acquire) / 1'000'000; }
   bool IsManual() const override { return true; }
 
   // REQUIRES: d >= 0 (time never runs backwards under Advance).

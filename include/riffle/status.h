@@ -34,13 +34,13 @@ std::string ErrorName(const absl::Status& status);
 std::string ErrorMessage(const absl::Status& status);
 
 // Kinesis Data Streams / Firehose names, with their canonical codes.
-absl::Status InvalidArgumentError(std::string_view message);        // InvalidArgumentException
-absl::Status ResourceNotFoundError(std::string_view message);       // ResourceNotFoundException
-absl::Status ResourceInUseError(std::string_view message);          // ResourceInUseException
-absl::Status LimitExceededError(std::string_view message);          // LimitExceededException
-absl::Status ExpiredIteratorError(std::string_view message);        // ExpiredIteratorException
+absl::Status InvalidArgumentError(std::string_view message);   // InvalidArgumentException
+absl::Status ResourceNotFoundError(std::string_view message);  // ResourceNotFoundException
+absl::Status ResourceInUseError(std::string_view message);     // ResourceInUseException
+absl::Status LimitExceededError(std::string_view message);     // LimitExceededException
+absl::Status ExpiredIteratorError(std::string_view message);   // ExpiredIteratorException
 absl::Status ProvisionedThroughputExceededError(std::string_view message);
-absl::Status InternalFailureError(std::string_view message);        // InternalFailure
+absl::Status InternalFailureError(std::string_view message);  // InternalFailure
 
 }  // namespace riffle
 

@@ -343,8 +343,7 @@ class Stream {
   // subscription reads the clock once per poll).
   absl::Status ReadShard(detail::ShardState& shard, const ShardIterator& iterator,
                          GetRecordsResult& out, int limit, int64_t now_ms);
-  absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out,
-                                  int limit);
+  absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out, int limit);
   void WakeSubscribers();  // a put found sleeping subscribers
   void InstallGates();     // after lossless consumers change (under consumers_->mu)
   // Resharding: call for each new child shard before publishing the topology that routes
@@ -423,7 +422,8 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
     const detail::AppendResult r = shard->ring.Append(key, data, now_ms);
     if (r.status == detail::AppendStatus::kOk) {
       if (sleeping_subscribers_.load(std::memory_order_seq_cst) != 0) WakeSubscribers();
-      return PutRecordResult{shard->id, MakeSequenceNumber(shard->index, r.position, r.record_index)};
+      return PutRecordResult{shard->id,
+                             MakeSequenceNumber(shard->index, r.position, r.record_index)};
     }
     if (r.status == detail::AppendStatus::kFull) return ShardFullError(*shard);
     // kClosed: a reshard closed the shard after publishing its children; route again.

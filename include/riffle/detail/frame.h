@@ -8,7 +8,8 @@
 //
 //   0        4        6        8                16               24               32
 //   +--------+--------+--------+----------------+----------------+----------------+----
-//   | length | keylen | flags  | position       | record index   | arrival (ms)   | key, data, pad to 8
+//   | length | keylen | flags  | position       | record index   | arrival (ms)   | key, data, pad
+//   to 8
 //   +--------+--------+--------+----------------+----------------+----------------+----
 //   word 0                       word 1           word 2           word 3
 //
@@ -33,7 +34,9 @@ inline constexpr uint64_t kFrameHeaderBytes = 32;
 inline constexpr uint64_t kSegmentsPerRing = 4;
 inline constexpr uint16_t kFlagPadding = 1;
 
-constexpr uint64_t AlignFrame(uint64_t n) { return (n + kFrameAlignment - 1) & ~(kFrameAlignment - 1); }
+constexpr uint64_t AlignFrame(uint64_t n) {
+  return (n + kFrameAlignment - 1) & ~(kFrameAlignment - 1);
+}
 
 // The ring bytes a record of this size occupies.
 constexpr uint64_t FrameBytes(uint64_t key_bytes, uint64_t data_bytes) {

@@ -73,8 +73,8 @@ struct AppendResult {
 
 // What the newest committed record looks like; read consistently with LatestSnapshot().
 struct LatestState {
-  uint64_t published = 0;          // end of the committed log
-  uint64_t next_index = 0;         // index the next record will get
+  uint64_t published = 0;   // end of the committed log
+  uint64_t next_index = 0;  // index the next record will get
   uint64_t last_record_position = 0;
   int64_t last_arrival_ms = 0;
 };
@@ -319,8 +319,9 @@ class ShardRing {
   AppendResult WriteAndCommit(uint64_t t, uint64_t frame, std::string_view key,
                               std::string_view data, int64_t now_ms) {
     uint64_t* w = MutableWordsAt(t);
-    StoreWordRelaxed(w, PackWord0(static_cast<uint32_t>(kFrameHeaderBytes + key.size() + data.size()),
-                                  static_cast<uint16_t>(key.size()), 0));
+    StoreWordRelaxed(w,
+                     PackWord0(static_cast<uint32_t>(kFrameHeaderBytes + key.size() + data.size()),
+                               static_cast<uint16_t>(key.size()), 0));
     StoreWordRelaxed(w + 1, t);
     GatherToWords(w + 4, key.data(), key.size(), data.data(), data.size());
     (void)frame;

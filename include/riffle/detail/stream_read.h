@@ -21,8 +21,8 @@ absl::Status GetRecordsLimitError(int limit);
 // Copies frames of `ring` from `position` into `out` (arena_ and frames_). Returns the
 // position after the last frame copied; out->frames_ lists (arena word, log position).
 // Stops at `published`, after `limit` records, or before exceeding kMaxGetRecordsBytes.
-inline uint64_t CopyFrames(const ShardRing& ring, uint64_t position, uint64_t published,
-                           int limit, GetRecordsResult* out) {
+inline uint64_t CopyFrames(const ShardRing& ring, uint64_t position, uint64_t published, int limit,
+                           GetRecordsResult* out) {
   out->frames_.clear();
   std::size_t used = 0;
   uint64_t payload_bytes = 0;
@@ -117,11 +117,11 @@ inline absl::Status Stream::ReadShard(detail::ShardState& shard, const ShardIter
     }
     const char* bytes = reinterpret_cast<const char*>(f + 4);
     const std::size_t key_length = detail::Word0KeyLength(w0);
-    const std::size_t data_length = detail::Word0Length(w0) - detail::kFrameHeaderBytes - key_length;
-    out.records.push_back(Record{std::string_view(bytes, key_length),
-                                 std::string_view(bytes + key_length, data_length),
-                                 MakeSequenceNumber(shard.index, frame_position, index),
-                                 absl::FromUnixMillis(arrival_ms)});
+    const std::size_t data_length =
+        detail::Word0Length(w0) - detail::kFrameHeaderBytes - key_length;
+    out.records.push_back(Record{
+        std::string_view(bytes, key_length), std::string_view(bytes + key_length, data_length),
+        MakeSequenceNumber(shard.index, frame_position, index), absl::FromUnixMillis(arrival_ms)});
   }
 
   const int64_t closed_at = shard.closed_at_ms.load(std::memory_order_acquire);
@@ -144,8 +144,7 @@ inline absl::Status Stream::ReadShard(detail::ShardState& shard, const ShardIter
       known = true;
     }
   }
-  out.next_shard_iterator =
-      ShardIterator{tag_, shard.index, end, expected, known, now_ms};
+  out.next_shard_iterator = ShardIterator{tag_, shard.index, end, expected, known, now_ms};
   return absl::OkStatus();
 }
 

@@ -23,7 +23,10 @@ namespace riffle::detail {
 // shard is published in a Topology.
 struct ShardState {
   ShardState(uint64_t index_in, HashKeyRange range_in, uint64_t ring_bytes, int64_t created_ms)
-      : index(index_in), id(FormatShardId(index_in)), range(range_in), ring(ring_bytes),
+      : index(index_in),
+        id(FormatShardId(index_in)),
+        range(range_in),
+        ring(ring_bytes),
         created_at_ms(created_ms) {}
 
   const uint64_t index;
