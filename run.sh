@@ -30,6 +30,7 @@ build() {  # build PRESET
 cmd="${1:-}"; shift || true
 case "$cmd" in
   demo)
+    echo "run.sh: building (release preset; the first build takes a few minutes)" >&2
     build release >/dev/null
     exec build/release/examples/riffle-demo "$@" ;;
   test)
@@ -37,6 +38,7 @@ case "$cmd" in
     build "$preset"
     ctest --preset "$preset" ;;
   bench)
+    echo "run.sh: building (release preset)" >&2
     build release >/dev/null
     exec build/release/benchmarks/riffle_bench "$@" ;;
   *)
