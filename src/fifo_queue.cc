@@ -28,6 +28,7 @@ using detail::kMaxVisibilitySeconds;
 using detail::ReceiptHandleIsInvalid;
 using detail::SlotState;
 using detail::SqsError;
+using detail::ValidateBatch;
 using detail::ValidateFifoId;
 
 constexpr int64_t kNanosPerSecond = 1'000'000'000;
@@ -52,31 +53,6 @@ struct Handle {
   uint32_t slot;
   uint32_t generation;
 };
-
-template <class Entries>
-absl::Status ValidateBatch(const Entries& entries) {
-  if (entries.empty()) {
-    return SqsError("EmptyBatchRequest", "There should be at least one entry in the request.");
-  }
-  if (entries.size() > kMaxBatchEntries) {
-    return SqsError("TooManyEntriesInBatchRequest",
-                    fmt::format("The batch has {} entries; it must have at most {}.",
-                                entries.size(), kMaxBatchEntries));
-  }
-  for (const auto& e : entries) {
-    if (absl::Status s = detail::ValidateBatchEntryId(e.id); !s.ok()) return s;
-  }
-  for (size_t i = 0; i < entries.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (entries[i].id == entries[j].id) {
-        return SqsError(
-            "BatchEntryIdsNotDistinct",
-            fmt::format("Id \"{}\" is repeated: batch entry ids must be distinct.", entries[i].id));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -213,6 +189,44 @@ struct FifoQueue::Impl {
   absl::flat_hash_map<std::string, Attempt> attempts;
   std::deque<std::pair<int64_t, std::string>> attempt_order;
   ClockSubscription subscription;  // Last member: unsubscribed before the rest dies.
+
+  // Moves time forward, runs op(i, now) for i in [0, n) under the lock, then wakes
+  // receivers if a group became ready. Shared by deletes and visibility changes.
+  template <typename Op>
+  void ForEachLocked(size_t n, Op op) {
+    bool wake;
+    {
+      const int64_t read = ReadClock();
+      auto lock = LockQueue(mu);
+      const bool was_ready = core.HasReady();
+      const int64_t now = NowLocked(read);
+      core.Advance(now);
+      for (size_t i = 0; i < n; ++i) op(i, now);
+      wake = ShouldWake(was_ready);
+    }
+    if (wake) cv.notify_all();
+  }
+
+  // A batch of receipt-handle operations: op(handle, entry, now) per entry, one lock.
+  template <typename Entries, typename Op>
+  BatchResult RunBatch(const Entries& entries, Op op) {
+    std::array<Handle, kMaxBatchEntries> handles;
+    for (size_t i = 0; i < entries.size(); ++i) handles[i] = Parse(entries[i].receipt_handle);
+    std::array<absl::Status, kMaxBatchEntries> status;
+    ForEachLocked(entries.size(),
+                  [&](size_t i, int64_t now) { status[i] = op(handles[i], entries[i], now); });
+    BatchResult result;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (status[i].ok()) {
+        result.successful.emplace_back(entries[i].id);
+      } else {
+        const std::string name = ErrorName(status[i]);
+        result.failed.push_back({std::string(entries[i].id), name, ErrorMessage(status[i]),
+                                 name != "MessageNotInflight"});
+      }
+    }
+    return result;
+  }
 };
 
 absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view body,
@@ -616,16 +630,7 @@ absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
   Impl& q = *impl_;
   const Handle handle = q.Parse(receipt_handle);
   absl::Status status;
-  bool wake;
-  {
-    const int64_t read = q.ReadClock();
-    auto lock = LockQueue(q.mu);
-    const bool was_ready = q.core.HasReady();
-    q.core.Advance(q.NowLocked(read));
-    status = q.DeleteLocked(handle);
-    wake = q.ShouldWake(was_ready);
-  }
-  if (wake) q.cv.notify_all();
+  q.ForEachLocked(1, [&](size_t, int64_t) { status = q.DeleteLocked(handle); });
   return status;
 }
 
@@ -633,31 +638,8 @@ absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
     const std::vector<DeleteMessageBatchRequestEntry>& entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
-  std::array<Handle, kMaxBatchEntries> handles;
-  for (size_t i = 0; i < entries.size(); ++i) handles[i] = q.Parse(entries[i].receipt_handle);
-  std::array<absl::Status, kMaxBatchEntries> status;
-  bool wake;
-  {
-    const int64_t read = q.ReadClock();
-    auto lock = LockQueue(q.mu);
-    const bool was_ready = q.core.HasReady();
-    q.core.Advance(q.NowLocked(read));
-    for (size_t i = 0; i < entries.size(); ++i) {
-      status[i] = q.DeleteLocked(handles[i]);
-    }
-    wake = q.ShouldWake(was_ready);
-  }
-  if (wake) q.cv.notify_all();
-  BatchResult result;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (status[i].ok()) {
-      result.successful.emplace_back(entries[i].id);
-    } else {
-      result.failed.push_back(
-          {std::string(entries[i].id), ErrorName(status[i]), ErrorMessage(status[i]), true});
-    }
-  }
-  return result;
+  return q.RunBatch(entries,
+                    [&q](const Handle& h, const auto&, int64_t) { return q.DeleteLocked(h); });
 }
 
 absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
@@ -665,17 +647,9 @@ absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
   Impl& q = *impl_;
   const Handle handle = q.Parse(receipt_handle);
   absl::Status status;
-  bool wake;
-  {
-    const int64_t read = q.ReadClock();
-    auto lock = LockQueue(q.mu);
-    const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked(read);
-    q.core.Advance(now);
+  q.ForEachLocked(1, [&](size_t, int64_t now) {
     status = q.ChangeVisibilityLocked(handle, visibility_timeout, now);
-    wake = q.ShouldWake(was_ready);
-  }
-  if (wake) q.cv.notify_all();
+  });
   return status;
 }
 
@@ -683,33 +657,9 @@ absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
     const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
-  std::array<Handle, kMaxBatchEntries> handles;
-  for (size_t i = 0; i < entries.size(); ++i) handles[i] = q.Parse(entries[i].receipt_handle);
-  std::array<absl::Status, kMaxBatchEntries> status;
-  bool wake;
-  {
-    const int64_t read = q.ReadClock();
-    auto lock = LockQueue(q.mu);
-    const bool was_ready = q.core.HasReady();
-    const int64_t now = q.NowLocked(read);
-    q.core.Advance(now);
-    for (size_t i = 0; i < entries.size(); ++i) {
-      status[i] = q.ChangeVisibilityLocked(handles[i], entries[i].visibility_timeout, now);
-    }
-    wake = q.ShouldWake(was_ready);
-  }
-  if (wake) q.cv.notify_all();
-  BatchResult result;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (status[i].ok()) {
-      result.successful.emplace_back(entries[i].id);
-    } else {
-      result.failed.push_back({std::string(entries[i].id), ErrorName(status[i]),
-                               ErrorMessage(status[i]),
-                               ErrorName(status[i]) != "MessageNotInflight"});
-    }
-  }
-  return result;
+  return q.RunBatch(entries, [&q](const Handle& h, const auto& entry, int64_t now) {
+    return q.ChangeVisibilityLocked(h, entry.visibility_timeout, now);
+  });
 }
 
 QueueAttributes FifoQueue::GetQueueAttributes() {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/numeric/int128.h"
+#include "fmt/format.h"
 #include "riffle/fifo_queue.h"
 #include "riffle/status.h"
 
@@ -67,6 +68,33 @@ inline uint64_t Mix64(uint64_t x) {
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
+}
+
+// The batch rules SendMessageBatch, DeleteMessageBatch and ChangeMessageVisibilityBatch
+// share: 1..10 entries with valid, distinct ids.
+template <class Entries>
+absl::Status ValidateBatch(const Entries& entries) {
+  if (entries.empty()) {
+    return SqsError("EmptyBatchRequest", "There should be at least one entry in the request.");
+  }
+  if (entries.size() > kMaxBatchEntries) {
+    return SqsError("TooManyEntriesInBatchRequest",
+                    fmt::format("The batch has {} entries; it must have at most {}.",
+                                entries.size(), kMaxBatchEntries));
+  }
+  for (const auto& e : entries) {
+    if (absl::Status s = ValidateBatchEntryId(e.id); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (entries[i].id == entries[j].id) {
+        return SqsError(
+            "BatchEntryIdsNotDistinct",
+            fmt::format("Id \"{}\" is repeated: batch entry ids must be distinct.", entries[i].id));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace riffle::detail
