@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <mutex>
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -31,41 +33,68 @@ bool HasInvariantTsc() {
 #endif
 }
 
-constexpr int64_t kCalibrationNanos = 20'000'000;  // measure the TSC rate over >= 20 ms
+constexpr int64_t kCalibrationNanos = 50'000'000;   // first rate after >= 50 ms
+constexpr int64_t kBaselineNanos = 10'000'000'000;  // the rate's baseline slides after 10 s
 constexpr int64_t kRebaseNanos = 250'000'000;
+
+#if defined(__x86_64__)
+struct Pair {
+  uint64_t tsc;
+  int64_t ns;
+};
+
+// A (TSC, CLOCK_REALTIME) pair read back to back. A pair whose reads were split by a
+// preemption would skew the rate, so the tightest of a few tries is kept.
+Pair Sample() {
+  Pair best{0, 0};
+  uint64_t best_gap = UINT64_MAX;
+  for (int i = 0; i < 8 && best_gap > 20'000; ++i) {
+    const uint64_t t1 = __builtin_ia32_rdtsc();
+    const int64_t ns = RealtimeNanos();
+    const uint64_t t2 = __builtin_ia32_rdtsc();
+    if (t2 - t1 < best_gap) {
+      best_gap = t2 - t1;
+      best = Pair{t1 + (t2 - t1) / 2, ns};
+    }
+  }
+  return best;
+}
+#endif
 
 }  // namespace
 
 int64_t TscWallClock::Slow() {
-  const int64_t ns = RealtimeNanos();
 #if defined(__x86_64__)
   static const bool invariant = HasInvariantTsc();
-  if (!invariant) return ns / 1'000'000;
-  const uint64_t tsc = __builtin_ia32_rdtsc();
-  if (ns_per_tick_q32_.load(std::memory_order_relaxed) == 0) {
-    // The first caller starts the calibration; a later caller finishes it.
-    static std::atomic<uint64_t> start_tsc{0};
-    static std::atomic<int64_t> start_ns{0};
-    uint64_t expected = 0;
-    if (start_tsc.compare_exchange_strong(expected, tsc, std::memory_order_acq_rel)) {
-      start_ns.store(ns, std::memory_order_release);
-    } else {
-      const int64_t begun = start_ns.load(std::memory_order_acquire);
-      if (begun != 0 && ns - begun >= kCalibrationNanos && tsc > expected) {
-        const auto scale = static_cast<uint64_t>(
-            (static_cast<unsigned __int128>(ns - begun) << 32) / (tsc - expected));
-        if (scale != 0) {
-          rebase_ticks_.store(
-              static_cast<uint64_t>((static_cast<unsigned __int128>(kRebaseNanos) << 32) / scale),
-              std::memory_order_relaxed);
-          ns_per_tick_q32_.store(scale, std::memory_order_relaxed);
-        }
+  if (!invariant) return RealtimeNanos() / 1'000'000;
+  const Pair now = Sample();
+  // The rate is measured against a baseline pair at least 50 ms old (at most ~10 s, so a
+  // step of the wall clock stops mattering). Re-measured at every re-base of any thread.
+  static std::mutex mu;
+  static Pair baseline{0, 0};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (baseline.ns == 0 || now.tsc <= baseline.tsc || now.ns <= baseline.ns) {
+      baseline = now;  // the first call, or a wall clock that was set backwards
+    }
+    const int64_t elapsed = now.ns - baseline.ns;
+    if (elapsed >= kCalibrationNanos) {
+      const auto scale = static_cast<uint64_t>((static_cast<unsigned __int128>(elapsed) << 32) /
+                                               (now.tsc - baseline.tsc));
+      if (scale != 0) {
+        rebase_ticks_.store(
+            static_cast<uint64_t>((static_cast<unsigned __int128>(kRebaseNanos) << 32) / scale),
+            std::memory_order_relaxed);
+        ns_per_tick_q32_.store(scale, std::memory_order_relaxed);
       }
+      if (elapsed > kBaselineNanos) baseline = now;
     }
   }
-  base_ = Base{tsc, ns};
+  base_ = Base{now.tsc, now.ns};
+  return now.ns / 1'000'000;
+#else
+  return RealtimeNanos() / 1'000'000;
 #endif
-  return ns / 1'000'000;
 }
 
 }  // namespace riffle::detail
