@@ -5,9 +5,10 @@
 // retention (time, or the ring's capacity) trims them.
 //
 // Thread safety: every method may be called from any thread at any time. PutRecord and the
-// GetRecords form that fills a caller-owned result are lock-free (see shard_ring.h for the
-// one wait: a producer publishes after the producer before it in the same shard) and
-// allocate nothing in steady state. Control-plane calls take an internal mutex.
+// GetRecords form that fills a caller-owned result take no lock and allocate nothing in
+// steady state. One wait remains (shard_ring.h): a producer publishes after the producer
+// that claimed space before it in the same shard, so one producer per shard never waits.
+// Control-plane calls take an internal mutex.
 //
 // Errors: absl::Status with the service's names (riffle::ErrorName): InvalidArgumentException,
 // ResourceNotFoundException, ExpiredIteratorException, ProvisionedThroughputExceededException,
