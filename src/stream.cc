@@ -74,7 +74,11 @@ Seek SeekTime(const detail::ShardRing& ring, int64_t t_ms) {
       const uint64_t* w = ring.WordsAt(p);
       const uint64_t w0 = detail::LoadWordRelaxed(w);
       const uint64_t length = detail::Word0Length(w0);
-      if (length < detail::kFrameAlignment || detail::AlignFrame(length) > seg) break;  // torn
+      const bool padding = detail::Word0Flags(w0) & detail::kFlagPadding;
+      if (length < (padding ? detail::kFrameAlignment : detail::kFrameHeaderBytes) ||
+          !ring.FitsInSegment(p, detail::AlignFrame(length))) {
+        break;  // torn
+      }
       if (!(detail::Word0Flags(w0) & detail::kFlagPadding) &&
           static_cast<int64_t>(detail::LoadWordRelaxed(w + 3)) >= t_ms) {
         found = Seek{p, detail::LoadWordRelaxed(w + 2), true};
@@ -384,6 +388,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   it.next_record_index = n->record_index + (after ? 1 : 0);
   // Check the frame while it is retained; a trimmed one leaves the iterator where it is and
   // GetRecords moves it to the horizon, reporting what was missed.
+  if (!ring.FitsInSegment(n->position, detail::kFrameHeaderBytes)) return not_a_record();
   if (n->position >= ring.Horizon(ring.claimed())) {
     const uint64_t* w = ring.WordsAt(n->position);
     const uint64_t w0 = detail::LoadWordRelaxed(w);

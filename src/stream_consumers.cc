@@ -40,6 +40,7 @@ bool IsContinuation(const detail::ShardRing& ring, const SequenceNumber& n) {
   if (n.position < ring.Horizon(ring.claimed()) || n.position % detail::kFrameAlignment != 0) {
     return false;
   }
+  if (!ring.FitsInSegment(n.position, 8)) return false;
   const uint64_t* w = ring.WordsAt(n.position);
   const uint64_t w0 = detail::LoadWordRelaxed(w);
   if (!(detail::Word0Flags(w0) & detail::kFlagPadding)) return false;
@@ -48,6 +49,7 @@ bool IsContinuation(const detail::ShardRing& ring, const SequenceNumber& n) {
   if (next >= latest.published) {
     ok = next == latest.published && n.record_index == latest.next_index;
   } else {
+    if (!ring.FitsInSegment(next, detail::kFrameHeaderBytes)) return false;
     const uint64_t* f = ring.WordsAt(next);
     ok = detail::LoadWordRelaxed(f + 1) == next && detail::LoadWordRelaxed(f + 2) == n.record_index;
   }

@@ -194,6 +194,13 @@ class ShardRing {
     return true;
   }
 
+  // True when `bytes` from `position` stay inside one segment, as every frame does. Readers
+  // check it before following a length they read (it may be torn), so that no read ever
+  // leaves the ring's storage.
+  bool FitsInSegment(uint64_t position, uint64_t bytes) const {
+    return position % 8 == 0 && position % segment_bytes_ + bytes <= segment_bytes_;
+  }
+
   const uint64_t* WordsAt(uint64_t position) const {
     return words_.get() + ((position / 8) & word_mask_);
   }

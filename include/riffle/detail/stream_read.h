@@ -35,7 +35,9 @@ inline uint64_t CopyFrames(const ShardRing& ring, uint64_t position, uint64_t pu
     const uint64_t padded = AlignFrame(length);
     // A torn header (the frame is being overwritten) stops the copy; the lap check that
     // follows then restarts the read.
-    if (length < kFrameAlignment || padded > published - p || padded > ring.segment_bytes()) break;
+    if (length < kFrameAlignment || padded > published - p || !ring.FitsInSegment(p, padded)) {
+      break;
+    }
     if (Word0Flags(w0) & kFlagPadding) {
       p += padded;
       continue;
