@@ -198,7 +198,8 @@ class ShardRing {
   // check it before following a length they read (it may be torn), so that no read ever
   // leaves the ring's storage.
   bool FitsInSegment(uint64_t position, uint64_t bytes) const {
-    return position % 8 == 0 && position % segment_bytes_ + bytes <= segment_bytes_;
+    // Segments are a power of two (a quarter of a power-of-two ring): mask, not divide.
+    return (position & 7) == 0 && (position & (segment_bytes_ - 1)) + bytes <= segment_bytes_;
   }
 
   const uint64_t* WordsAt(uint64_t position) const {
