@@ -27,12 +27,13 @@ int main() {
       {.shard_id = put->shard_id, .type = riffle::ShardIteratorType::kTrimHorizon});
   riffle::GetRecordsResult batch;  // reuse it: steady-state reads allocate nothing
   if (absl::Status s = stream->GetRecords(*it, batch); !s.ok()) {
-    if (riffle::ErrorName(s) == "ExpiredIteratorException") { /* take a new iterator */
+    if (riffle::IsExpiredIterator(s)) { /* take a new iterator */
     }
   }
   for (const riffle::Record& r : batch.records) Handle(r.partition_key, r.data);
   clock.Advance(absl::Minutes(6));  // the iterator has now expired, as on the service
   const absl::Status expired = stream->GetRecords(*it, batch);
-  std::printf("%s\n", riffle::ErrorName(expired).c_str());
-  return riffle::ErrorName(expired) == "ExpiredIteratorException" ? 0 : 1;
+  const std::string_view name = riffle::ErrorName(expired);
+  std::printf("%.*s\n", static_cast<int>(name.size()), name.data());
+  return riffle::HasErrorName(expired, riffle::kExpiredIteratorException) ? 0 : 1;
 }

@@ -68,7 +68,7 @@ class Recorder : public riffle::RecordProcessor {
     }
     if (log_->checkpoint_every == 0) {
       absl::Status s = cp.Checkpoint();
-      if (!s.ok()) log_->checkpoint_errors[shard_] = ErrorName(s);
+      if (!s.ok()) log_->checkpoint_errors[shard_] = std::string(ErrorName(s));
     }
   }
   void ShardEnded(riffle::Checkpointer& cp) override { REQUIRE(cp.Checkpoint().ok()); }

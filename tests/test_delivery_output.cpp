@@ -9,7 +9,7 @@
 
 #include "delivery_test_helpers.h"
 #include "riffle/delivery_stream.h"
-#include "riffle/detail/compression.h"
+#include "delivery/compression.h"
 #include "riffle/sink.h"
 #include "support/alloc_counter.h"
 

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <string_view>
+
 #include "riffle/status.h"
+#include "support/alloc_counter.h"
 
 TEST_CASE("error helpers carry the AWS name and a canonical code", "[errors]") {
   struct Case {
@@ -41,4 +45,39 @@ TEST_CASE("MakeError keeps a custom service name", "[errors]") {
       riffle::MakeError(absl::StatusCode::kInvalidArgument, "ReceiptHandleIsInvalid", "stale");
   CHECK(riffle::ErrorName(s) == "ReceiptHandleIsInvalid");
   CHECK(riffle::ErrorMessage(s) == "stale");
+}
+
+TEST_CASE("errors are tested by constant, without comparing strings or allocating", "[errors]") {
+  const absl::Status throttled = riffle::ProvisionedThroughputExceededError("slow down");
+  CHECK(riffle::HasErrorName(throttled, riffle::kProvisionedThroughputExceededException));
+  CHECK(riffle::IsProvisionedThroughputExceeded(throttled));
+  CHECK_FALSE(riffle::IsExpiredIterator(throttled));
+  CHECK_FALSE(riffle::HasErrorName(absl::OkStatus(), riffle::kInternalFailure));
+  // Plain Abseil errors carry no name: the predicates answer by canonical code.
+  CHECK(riffle::IsResourceNotFound(absl::NotFoundError("gone")));
+  {
+    riffle_test::AllocationCounter counter;
+    for (int i = 0; i < 100; ++i) {
+      CHECK(riffle::ErrorName(throttled) == riffle::kProvisionedThroughputExceededException);
+      CHECK(riffle::HasErrorName(throttled, riffle::kProvisionedThroughputExceededException));
+    }
+    CHECK(counter.allocations() == 0);
+  }
+  // The view of a known name is the constant itself: it outlives the status.
+  std::string_view name;
+  {
+    const absl::Status s = riffle::ExpiredIteratorError("old");
+    name = riffle::ErrorName(s);
+  }
+  CHECK(name.data() == riffle::kExpiredIteratorException.data());
+}
+
+TEST_CASE("a custom name stays valid after its status is gone", "[errors]") {
+  std::string_view name;
+  {
+    const absl::Status s = riffle::MakeError(absl::StatusCode::kUnavailable,
+                                             std::string("Custom.") + "Name", "m");
+    name = riffle::ErrorName(s);
+  }
+  CHECK(name == "Custom.Name");
 }

@@ -58,7 +58,7 @@ Tally ReadFollowingLineage(riffle::Stream& stream, const std::atomic<bool>* done
         reader.Poll([&](const auto& shard, const riffle::Record& r) { Check(t, shard, r); });
     if (!progress.ok()) {
       t.error =
-          riffle::ErrorName(progress.status()) + ": " + riffle::ErrorMessage(progress.status());
+          std::string(riffle::ErrorName(progress.status())) + ": " + riffle::ErrorMessage(progress.status());
       return t;
     }
     if (finished && !*progress) break;

@@ -149,7 +149,7 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
   auto error = [&](riffle::GetShardIteratorRequest r) {
     auto it = s->GetShardIterator(r);
     REQUIRE_FALSE(it.ok());
-    return std::make_pair(ErrorName(it.status()), ErrorMessage(it.status()));
+    return std::make_pair(std::string(ErrorName(it.status())), ErrorMessage(it.status()));
   };
   CHECK(error({"shardId-000000000000", T::kAtSequenceNumber, {}, {}}) ==
         std::make_pair(std::string("InvalidArgumentException"),

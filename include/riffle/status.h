@@ -1,13 +1,18 @@
 // Errors: every request-level call returns absl::Status or absl::StatusOr<T>. The AWS
-// exception name (for example "ExpiredIteratorException") travels with the status as a
-// payload, so code ported from the services can branch on the same names:
+// error name (for example "ExpiredIteratorException") travels with the status as a
+// payload, so code ported from the services can branch on the same names, without
+// comparing strings:
 //
-//   if (riffle::ErrorName(status) == "ProvisionedThroughputExceededException") Retry();
+//   if (riffle::HasErrorName(status, riffle::kProvisionedThroughputExceededException)) Retry();
+//   if (riffle::IsExpiredIterator(status)) TakeANewIterator();
 //
 // The canonical code is chosen by how a caller should react: kInvalidArgument (fix the
 // request), kNotFound (the resource is gone), kResourceExhausted (back off and retry),
-// kFailedPrecondition (the resource is not in a state that allows the call).
-// Messages name the parameter and the limit. No riffle call throws.
+// kFailedPrecondition (the resource is not in a state that allows the call), kUnavailable
+// (retry later). Messages name the parameter and the limit. No riffle call throws.
+//
+// Every name riffle produces is a constant below; docs/errors.md lists them with the calls
+// that return them. ErrorName() and HasErrorName() allocate nothing.
 #ifndef RIFFLE_STATUS_H_
 #define RIFFLE_STATUS_H_
 
@@ -19,15 +24,73 @@
 
 namespace riffle {
 
+// ---- Kinesis Data Streams (and the Firehose names it shares) ----
+inline constexpr std::string_view kInvalidArgumentException = "InvalidArgumentException";
+inline constexpr std::string_view kResourceNotFoundException = "ResourceNotFoundException";
+inline constexpr std::string_view kResourceInUseException = "ResourceInUseException";
+inline constexpr std::string_view kLimitExceededException = "LimitExceededException";
+inline constexpr std::string_view kExpiredIteratorException = "ExpiredIteratorException";
+inline constexpr std::string_view kProvisionedThroughputExceededException =
+    "ProvisionedThroughputExceededException";
+inline constexpr std::string_view kInternalFailure = "InternalFailure";
+// ---- Firehose ----
+inline constexpr std::string_view kServiceUnavailableException = "ServiceUnavailableException";
+// ---- Kinesis Client Library (Consumer) ----
+inline constexpr std::string_view kShutdownException = "ShutdownException";
+// A checkpoint the stream does not recognise (another stream, or truncated).
+inline constexpr std::string_view kInvalidCheckpointException = "InvalidCheckpointException";
+// ---- SQS ----
+inline constexpr std::string_view kInvalidParameterValue = "InvalidParameterValue";
+inline constexpr std::string_view kMissingParameter = "MissingParameter";
+inline constexpr std::string_view kInvalidAttributeValue = "InvalidAttributeValue";
+inline constexpr std::string_view kReceiptHandleIsInvalid = "ReceiptHandleIsInvalid";
+inline constexpr std::string_view kMessageNotInflight = "MessageNotInflight";
+inline constexpr std::string_view kInvalidMessageContents = "InvalidMessageContents";
+inline constexpr std::string_view kTooManyEntriesInBatchRequest = "TooManyEntriesInBatchRequest";
+inline constexpr std::string_view kBatchEntryIdsNotDistinct = "BatchEntryIdsNotDistinct";
+inline constexpr std::string_view kEmptyBatchRequest = "EmptyBatchRequest";
+inline constexpr std::string_view kInvalidBatchEntryId = "InvalidBatchEntryId";
+inline constexpr std::string_view kBatchRequestTooLong = "BatchRequestTooLong";
+// ---- Sinks ----
+// FileSink: the file system refused a write (canonical code kUnavailable: retried).
+inline constexpr std::string_view kFileSinkIOError = "FileSink.IOError";
+
 // Payload type URL under which the AWS error name is stored in an absl::Status.
 inline constexpr char kErrorNamePayload[] = "type.riffle.dev/aws-error-name";
 
-// Builds an error status carrying `name` (the AWS exception name) and `message`.
+// Builds an error status carrying `name` (the AWS error name) and `message`. A name that
+// is not one of the constants above is remembered once (a user's own names work too).
 absl::Status MakeError(absl::StatusCode code, std::string_view name, std::string_view message);
 
-// The AWS exception name of `status`: the payload when present, otherwise a name derived
-// from the canonical code ("" for OK, "InternalFailure" for codes riffle never uses).
-std::string ErrorName(const absl::Status& status);
+// The AWS error name of `status`: the payload when present, otherwise a name derived from
+// the canonical code ("" for OK, kInternalFailure for codes riffle never uses). The view
+// stays valid for the life of the process. Allocates nothing.
+std::string_view ErrorName(const absl::Status& status);
+
+// True when `status` carries `name`. Allocates nothing.
+bool HasErrorName(const absl::Status& status, std::string_view name);
+
+inline bool IsInvalidArgument(const absl::Status& s) {
+  return HasErrorName(s, kInvalidArgumentException);
+}
+inline bool IsResourceNotFound(const absl::Status& s) {
+  return HasErrorName(s, kResourceNotFoundException);
+}
+inline bool IsResourceInUse(const absl::Status& s) {
+  return HasErrorName(s, kResourceInUseException);
+}
+inline bool IsLimitExceeded(const absl::Status& s) {
+  return HasErrorName(s, kLimitExceededException);
+}
+inline bool IsExpiredIterator(const absl::Status& s) {
+  return HasErrorName(s, kExpiredIteratorException);
+}
+inline bool IsProvisionedThroughputExceeded(const absl::Status& s) {
+  return HasErrorName(s, kProvisionedThroughputExceededException);
+}
+inline bool IsServiceUnavailable(const absl::Status& s) {
+  return HasErrorName(s, kServiceUnavailableException);
+}
 
 // The message without the name, as a std::string (absl::string_view is not
 // std::string_view in Debian's Abseil build).
@@ -40,7 +103,8 @@ absl::Status ResourceInUseError(std::string_view message);     // ResourceInUseE
 absl::Status LimitExceededError(std::string_view message);     // LimitExceededException
 absl::Status ExpiredIteratorError(std::string_view message);   // ExpiredIteratorException
 absl::Status ProvisionedThroughputExceededError(std::string_view message);
-absl::Status InternalFailureError(std::string_view message);  // InternalFailure
+absl::Status InternalFailureError(std::string_view message);        // InternalFailure
+absl::Status ServiceUnavailableError(std::string_view message);     // ServiceUnavailableException
 
 }  // namespace riffle
 

@@ -3,7 +3,7 @@
 
 #include <climits>
 
-#include "riffle/detail/futex.h"
+#include "common/futex.h"
 
 namespace riffle {
 

@@ -11,8 +11,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "fmt/format.h"
-#include "riffle/detail/fifo_core.h"
-#include "riffle/detail/fifo_text.h"
+#include "fifo/fifo_core.h"
+#include "fifo/fifo_text.h"
 #define XXH_INLINE_ALL
 #include "xxhash.h"
 
@@ -220,9 +220,9 @@ struct FifoQueue::Impl {
       if (status[i].ok()) {
         result.successful.emplace_back(entries[i].id);
       } else {
-        const std::string name = ErrorName(status[i]);
+        const std::string name(ErrorName(status[i]));
         result.failed.push_back({std::string(entries[i].id), name, ErrorMessage(status[i]),
-                                 name != "MessageNotInflight"});
+                                 !HasErrorName(status[i], kMessageNotInflight)});
       }
     }
     return result;
@@ -520,7 +520,7 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
       detail::FormatSequenceNumber(serials[i], &r.sequence_number);
     } else {
       result.failed.push_back(
-          {std::string(entries[i].id), ErrorName(status[i]), ErrorMessage(status[i]), true});
+          {std::string(entries[i].id), std::string(ErrorName(status[i])), ErrorMessage(status[i]), true});
     }
   }
   return result;

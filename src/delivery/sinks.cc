@@ -14,7 +14,7 @@ namespace {
 constexpr std::string_view kTempDirectory = ".riffle-tmp";
 
 absl::Status IoError(std::string_view what, const std::string& path, int error) {
-  return MakeError(absl::StatusCode::kUnavailable, "FileSink.IOError",
+  return MakeError(absl::StatusCode::kUnavailable, kFileSinkIOError,
                    fmt::format("{} {} failed: {}", what, path, std::strerror(error)));
 }
 
@@ -82,7 +82,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(Options options) {
                                       ec);
   if (ec) {
     return MakeError(
-        absl::StatusCode::kUnavailable, "FileSink.IOError",
+        absl::StatusCode::kUnavailable, kFileSinkIOError,
         fmt::format("create_directories {} failed: {}", options.directory, ec.message()));
   }
   return std::unique_ptr<FileSink>(new FileSink(std::move(options)));

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "fmt/format.h"
-#include "riffle/detail/names.h"
+#include "common/names.h"
 #include "riffle/status.h"
 
 namespace riffle {
@@ -34,7 +34,7 @@ struct ShardTask {
 namespace {
 
 absl::Status ShutdownError(std::string_view shard_id) {
-  return MakeError(absl::StatusCode::kFailedPrecondition, "ShutdownException",
+  return MakeError(absl::StatusCode::kFailedPrecondition, kShutdownException,
                    fmt::format("Can't checkpoint shard {}: this worker lost its lease.", shard_id));
 }
 
@@ -183,7 +183,7 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(Stream& stream, Consu
     if (options.stream_consumer_name.empty())
       options.stream_consumer_name = options.application_name;
     auto r = stream.RegisterStreamConsumer(options.stream_consumer_name);
-    if (!r.ok() && ErrorName(r.status()) != "ResourceInUseException") return r.status();
+    if (!r.ok() && !IsResourceInUse(r.status())) return r.status();
   }
   return std::unique_ptr<Consumer>(new Consumer(stream, std::move(options), std::move(factory)));
 }
@@ -394,14 +394,14 @@ int Consumer::PollPolling(ShardTask& task) {
     absl::StatusOr<ShardIterator> it = stream_.GetShardIterator(r);
     if (!it.ok()) {
       // A closed shard that aged out of retention: nothing is left to read.
-      if (ErrorName(it.status()) == "ResourceNotFoundException") EndShard(task);
+      if (IsResourceNotFound(it.status())) EndShard(task);
       return 0;
     }
     task.iterator = *it;
   }
   absl::Status s = stream_.GetRecords(*task.iterator, task.result, options_.max_records);
   if (!s.ok()) {
-    if (ErrorName(s) == "ProvisionedThroughputExceededException") {
+    if (IsProvisionedThroughputExceeded(s)) {
       task.throttled_until_ms = now_ms + 200;  // the service's advice: back off, then retry
     } else {
       task.iterator.reset();  // expired iterator: get a new one from what was delivered
@@ -453,7 +453,7 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
                             .wait = WaitStrategy::kBlock,
                             .max_records_per_event = options_.max_records});
     if (!sub.ok()) {
-      if (ErrorName(sub.status()) == "ResourceNotFoundException" &&
+      if (IsResourceNotFound(sub.status()) &&
           stream_.DescribeStreamConsumer(options_.stream_consumer_name).ok()) {
         EndShard(task);  // the shard aged out of retention
         return 0;

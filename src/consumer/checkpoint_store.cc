@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "fmt/format.h"
-#include "riffle/detail/names.h"
+#include "common/names.h"
 #include "riffle/status.h"
 
 namespace riffle {

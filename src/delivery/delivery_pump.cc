@@ -7,7 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "fmt/format.h"
 #include "riffle/delivery_stream.h"
-#include "riffle/detail/compression.h"
+#include "delivery/compression.h"
 
 namespace riffle {
 namespace {
@@ -244,7 +244,7 @@ bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
 
 void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status, absl::Time now) {
   delivery_failed_records_.fetch_add(b.output_records, std::memory_order_relaxed);
-  const std::string code = ErrorName(status);
+  const std::string code(ErrorName(status));
   const std::string message = ErrorMessage(status);
   auto add = [&](uint64_t id, int64_t arrival_ms, std::string_view data, uint64_t source_size) {
     pump_errors_.push_back({kDeliveryFailed, code, message, id, b.attempts, arrival_ms,

@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "fmt/format.h"
-#include "riffle/detail/futex.h"
-#include "riffle/detail/names.h"
+#include "common/futex.h"
+#include "common/names.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
 
@@ -279,7 +279,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
 absl::StatusOr<PutRecordResult> Stream::PutRecordBlocking(const PutRecordRequest& request,
                                                           absl::Duration timeout) {
   absl::StatusOr<PutRecordResult> r = PutRecord(request);
-  if (r.ok() || ErrorName(r.status()) != "ProvisionedThroughputExceededException") return r;
+  if (r.ok() || !IsProvisionedThroughputExceeded(r.status())) return r;
   detail::StreamConsumers& reg = *consumers_;
   const absl::Time deadline = clock_->Now() + timeout;
   // Subscribed before taking put_mu: ManualClock runs listeners under its own lock.
@@ -297,7 +297,7 @@ absl::StatusOr<PutRecordResult> Stream::PutRecordBlocking(const PutRecordRequest
       std::atomic_thread_fence(std::memory_order_seq_cst);
       r = PutRecord(request);
       lock.lock();
-      if (r.ok() || ErrorName(r.status()) != "ProvisionedThroughputExceededException") break;
+      if (r.ok() || !IsProvisionedThroughputExceeded(r.status())) break;
       if (!WaitUntil(*clock_, reg.put_cv, lock, deadline, [&] { return reg.put_epoch != epoch; })) {
         break;  // timed out: the last error stands
       }

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "fmt/format.h"
-#include "riffle/detail/names.h"
+#include "common/names.h"
 
 namespace riffle {
 namespace {
@@ -305,7 +305,7 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(
       out.sequence_number = r->sequence_number;
     } else {
       ++result.failed_record_count;
-      out.error_code = ErrorName(r.status());
+      out.error_code = std::string(ErrorName(r.status()));
       out.error_message = ErrorMessage(r.status());
     }
   }

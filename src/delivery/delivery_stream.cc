@@ -6,22 +6,19 @@
 #include <algorithm>
 
 #include "fmt/format.h"
-#include "riffle/detail/compression.h"
-#include "riffle/detail/names.h"
+#include "delivery/compression.h"
+#include "common/names.h"
 
 namespace riffle {
 namespace {
 
 constexpr std::string_view kStreamSourceMessage =
     "This operation is not permitted on KinesisStreamAsSource delivery stream type.";
-constexpr std::string_view kThrottleCode = "ServiceUnavailableException";
+constexpr std::string_view kThrottleCode = kServiceUnavailableException;
 constexpr std::string_view kThrottleMessage = "Slow down.";
 constexpr size_t kMaxFreeBatches = 4;
 constexpr size_t kMaxPartitionValueBytes = 512;
 
-absl::Status ServiceUnavailableError(std::string_view message) {
-  return MakeError(absl::StatusCode::kUnavailable, kThrottleCode, message);
-}
 
 absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t low, int64_t high) {
   if (value >= low && value <= high) return absl::OkStatus();

@@ -1,4 +1,4 @@
-#include "riffle/detail/compression.h"
+#include "delivery/compression.h"
 
 #include <snappy.h>
 #include <zlib.h>

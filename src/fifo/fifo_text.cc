@@ -1,6 +1,6 @@
 // Text rules of the FIFO queue: validation with the service's error names, and the
 // formats of message ids, sequence numbers and receipt handles.
-#include "riffle/detail/fifo_text.h"
+#include "fifo/fifo_text.h"
 
 #include <openssl/sha.h>
 

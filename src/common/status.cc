@@ -1,0 +1,149 @@
+#include "riffle/status.h"
+
+#include <array>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include "absl/strings/cord.h"
+
+namespace riffle {
+namespace {
+
+// The names riffle produces. ErrorName() answers with one of these views (or an interned
+// copy of a user's own name), so that callers may keep the view.
+constexpr std::array kKnownNames = {
+    kInvalidArgumentException,
+    kResourceNotFoundException,
+    kResourceInUseException,
+    kLimitExceededException,
+    kExpiredIteratorException,
+    kProvisionedThroughputExceededException,
+    kInternalFailure,
+    kServiceUnavailableException,
+    kShutdownException,
+    kInvalidCheckpointException,
+    kInvalidParameterValue,
+    kMissingParameter,
+    kInvalidAttributeValue,
+    kReceiptHandleIsInvalid,
+    kMessageNotInflight,
+    kInvalidMessageContents,
+    kTooManyEntriesInBatchRequest,
+    kBatchEntryIdsNotDistinct,
+    kEmptyBatchRequest,
+    kInvalidBatchEntryId,
+    kBatchRequestTooLong,
+    kFileSinkIOError,
+};
+
+std::string_view FindKnown(std::string_view name) {
+  for (std::string_view known : kKnownNames) {
+    if (known == name) return known;
+  }
+  return {};
+}
+
+// Other names, kept for the life of the process (a set's nodes never move).
+struct Interned {
+  std::mutex mu;
+  std::set<std::string, std::less<>> names;
+};
+Interned& InternedNames() {
+  static Interned* interned = new Interned;  // never destroyed: views outlive statics
+  return *interned;
+}
+
+std::string_view Intern(std::string_view name) {
+  if (std::string_view known = FindKnown(name); !known.empty()) return known;
+  Interned& interned = InternedNames();
+  std::lock_guard<std::mutex> lock(interned.mu);
+  auto it = interned.names.find(name);
+  if (it == interned.names.end()) it = interned.names.emplace(name).first;
+  return *it;
+}
+
+std::string_view NameByCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return {};
+    case absl::StatusCode::kInvalidArgument:
+      return kInvalidArgumentException;
+    case absl::StatusCode::kNotFound:
+      return kResourceNotFoundException;
+    case absl::StatusCode::kResourceExhausted:
+      return kLimitExceededException;
+    case absl::StatusCode::kFailedPrecondition:
+      return kResourceInUseException;
+    default:
+      return kInternalFailure;
+  }
+}
+
+// Calls f(view) with the payload's bytes without copying them where the Cord is flat.
+template <class F>
+auto WithPayload(const absl::Status& status, F f) {
+  // Debian's Abseil: absl::optional is not std::optional.
+  auto payload = status.GetPayload(kErrorNamePayload);
+  if (!payload) return f(std::optional<std::string_view>());
+  if (auto flat = payload->TryFlat()) {
+    return f(std::optional<std::string_view>(std::string_view(flat->data(), flat->size())));
+  }
+  const std::string copy(*payload);  // a fragmented payload: not one riffle made
+  return f(std::optional<std::string_view>(std::string_view(copy)));
+}
+
+}  // namespace
+
+absl::Status MakeError(absl::StatusCode code, std::string_view name, std::string_view message) {
+  const std::string_view stored = Intern(name);
+  absl::Status status(code, absl::string_view(message.data(), message.size()));
+  status.SetPayload(kErrorNamePayload, absl::Cord(absl::string_view(stored.data(), stored.size())));
+  return status;
+}
+
+std::string_view ErrorName(const absl::Status& status) {
+  if (status.ok()) return {};
+  return WithPayload(status, [&](std::optional<std::string_view> name) -> std::string_view {
+    if (!name) return NameByCode(status.code());
+    return Intern(*name);
+  });
+}
+
+bool HasErrorName(const absl::Status& status, std::string_view name) {
+  if (status.ok()) return name.empty();
+  return WithPayload(status, [&](std::optional<std::string_view> payload) {
+    return payload ? *payload == name : NameByCode(status.code()) == name;
+  });
+}
+
+std::string ErrorMessage(const absl::Status& status) { return std::string(status.message()); }
+
+absl::Status InvalidArgumentError(std::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, kInvalidArgumentException, message);
+}
+absl::Status ResourceNotFoundError(std::string_view message) {
+  return MakeError(absl::StatusCode::kNotFound, kResourceNotFoundException, message);
+}
+absl::Status ResourceInUseError(std::string_view message) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, kResourceInUseException, message);
+}
+absl::Status LimitExceededError(std::string_view message) {
+  return MakeError(absl::StatusCode::kResourceExhausted, kLimitExceededException, message);
+}
+absl::Status ExpiredIteratorError(std::string_view message) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, kExpiredIteratorException, message);
+}
+absl::Status ProvisionedThroughputExceededError(std::string_view message) {
+  return MakeError(absl::StatusCode::kResourceExhausted, kProvisionedThroughputExceededException,
+                   message);
+}
+absl::Status InternalFailureError(std::string_view message) {
+  return MakeError(absl::StatusCode::kInternal, kInternalFailure, message);
+}
+absl::Status ServiceUnavailableError(std::string_view message) {
+  return MakeError(absl::StatusCode::kUnavailable, kServiceUnavailableException, message);
+}
+
+}  // namespace riffle
