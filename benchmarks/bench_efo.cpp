@@ -115,8 +115,8 @@ void BM_EFO_Latency(benchmark::State& state) {
                                   seen.fetch_add(e.records.size(), std::memory_order_release);
                                 },
                                 {.lifetime = absl::InfiniteDuration(),
-                                 .run_on_thread = true,
                                  .wait = riffle::WaitStrategy::kBusySpin});
+  if (!sub->Start().ok()) state.SkipWithError("Start failed");
   char payload[64] = {};
   const cpu_set_t mask = PinTo(0);
   // Warm-up: the first event pins the subscription's thread.

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fmt/format.h"
-#include "riffle/detail/shard_ring.h"
+#include "riffle/detail/shard_log.h"
 #include "riffle/stream.h"
 
 #define XXH_INLINE_ALL

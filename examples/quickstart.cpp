@@ -27,7 +27,7 @@ int main() {
       {.shard_id = put->shard_id, .type = riffle::ShardIteratorType::kTrimHorizon});
   riffle::GetRecordsResult batch;  // reuse it: steady-state reads allocate nothing
   if (absl::Status s = stream->GetRecords(*it, batch); !s.ok()) {
-    if (riffle::IsExpiredIterator(s)) { /* take a new iterator */
+    if (riffle::IsExpiredIteratorException(s)) { /* take a new iterator */
     }
   }
   for (const riffle::Record& r : batch.records) Handle(r.partition_key, r.data);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fmt/format.h"
+#include "consumer/lineage.h"
 #include "riffle/consumer.h"
 #include "support/alloc_counter.h"
 
@@ -92,6 +93,11 @@ riffle::RecordProcessorFactory Factory(Log* log, std::string worker) {
   return [log, worker] { return std::make_unique<Recorder>(log, worker); };
 }
 
+riffle::ConsumerOptions WithFactory(riffle::ConsumerOptions o, riffle::RecordProcessorFactory f) {
+  o.processor_factory = std::move(f);
+  return o;
+}
+
 void Put(riffle::Stream& s, int from, int to, int keys = 8) {
   for (int i = from; i < to; ++i) {
     REQUIRE(
@@ -134,12 +140,10 @@ TEST_CASE("a consumer processes every record of every shard once, in key order, 
     riffle::InMemoryCheckpointStore store;
     Log log;
     Put(*stream, 0, 800);
-    auto consumer = Consumer::Create(*stream,
-                                     {.application_name = "billing",
+    auto consumer = Consumer::Create({.stream = stream.get(), .application_name = "billing",
                                       .mode = mode,
                                       .checkpoint_store = &store,
-                                      .max_records = 37},
-                                     Factory(&log, "w1"));
+                                      .max_records = 37, .processor_factory = Factory(&log, "w1")});
     REQUIRE(consumer.ok());
     CHECK(Drain(**consumer) == 800);
     CHECK((*consumer)->OwnedShards().size() == 4);
@@ -173,21 +177,17 @@ TEST_CASE("after a restart, processing resumes exactly after the last checkpoint
     {
       riffle::FileCheckpointStore store(dir);
       Put(*stream, 0, 700, 1);
-      auto c = *Consumer::Create(*stream,
-                                 {.application_name = "billing",
+      auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing",
                                   .mode = mode,
                                   .checkpoint_store = &store,
-                                  .max_records = 64},
-                                 Factory(&first, "w1"));
+                                  .max_records = 64, .processor_factory = Factory(&first, "w1")});
       CHECK(Drain(*c) == 700);
     }                                 // the consumer and the store are gone; only the file remains
     clock.Advance(absl::Seconds(6));  // the 5-second rule of a fan-out resubscription
     Put(*stream, 700, 800, 1);
     Log second;
     riffle::FileCheckpointStore store(dir);
-    auto c = *Consumer::Create(
-        *stream, {.application_name = "billing", .mode = mode, .checkpoint_store = &store},
-        Factory(&second, "w1"));
+    auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing", .mode = mode, .checkpoint_store = &store, .processor_factory = Factory(&second, "w1")});
     CHECK(Drain(*c) == 200);
     REQUIRE(second.data.size() == 200);
     CHECK(second.data.front() == "0:600");  // record 600 is the first after the checkpoint
@@ -204,14 +204,16 @@ TEST_CASE("workers share the shards by leases and take over a stopped worker's s
   riffle::InMemoryCheckpointStore store;
   riffle::LeaseTable leases(&clock);
   Log log;
-  riffle::ConsumerOptions o{
-      .application_name = "billing", .checkpoint_store = &store, .lease_table = &leases};
+  riffle::ConsumerOptions o{.stream = stream.get(),
+                            .application_name = "billing",
+                            .checkpoint_store = &store,
+                            .lease_table = &leases};
   o.worker_id = "a";
-  auto a = *Consumer::Create(*stream, o, Factory(&log, "a"));
+  auto a = *Consumer::Create(WithFactory(o, Factory(&log, "a")));
   a->Poll();
   CHECK(a->OwnedShards().size() == 4);
   o.worker_id = "b";
-  auto b = *Consumer::Create(*stream, o, Factory(&log, "b"));
+  auto b = *Consumer::Create(WithFactory(o, Factory(&log, "b")));
   b->Poll();  // b counts now, but every lease is held
   CHECK(b->OwnedShards().empty());
   clock.Advance(absl::Seconds(1));
@@ -245,14 +247,16 @@ TEST_CASE("an expired lease is taken over; the old owner can no longer checkpoin
   riffle::InMemoryCheckpointStore store;
   riffle::LeaseTable leases(&clock);
   Log log;
-  riffle::ConsumerOptions o{
-      .application_name = "billing", .checkpoint_store = &store, .lease_table = &leases};
+  riffle::ConsumerOptions o{.stream = stream.get(),
+                            .application_name = "billing",
+                            .checkpoint_store = &store,
+                            .lease_table = &leases};
   o.worker_id = "a";
-  auto a = *Consumer::Create(*stream, o, Factory(&log, "a"));
+  auto a = *Consumer::Create(WithFactory(o, Factory(&log, "a")));
   a->Poll();
   REQUIRE(a->OwnedShards().size() == 2);
   o.worker_id = "b";
-  auto b = *Consumer::Create(*stream, o, Factory(&log, "b"));
+  auto b = *Consumer::Create(WithFactory(o, Factory(&log, "b")));
   clock.Advance(absl::Seconds(11));  // a stops polling (hung): its leases expire
   b->Poll();
   CHECK(b->OwnedShards().size() == 2);
@@ -279,23 +283,30 @@ TEST_CASE("a child shard is processed only after its parents reached SHARD_END",
   std::set<std::string, std::less<>> listed;
   for (int i = 0; i < 6; ++i) listed.insert(riffle::FormatShardId(i));
   std::map<std::string, std::string, std::less<>> ck;
+  auto Ready = [](const riffle::Shard& s, const std::set<std::string, std::less<>>& listed,
+                  const std::map<std::string, std::string, std::less<>>& ck) {
+    return riffle::detail::ParentsFinished(s, listed, [&](const std::string& id) {
+      auto it = ck.find(id);
+      return it != ck.end() && it->second == riffle::kShardEndCheckpoint;
+    });
+  };
   const riffle::Shard merged = shard(3, 0, 1);
   const riffle::Shard split = shard(4, 2, std::nullopt);
-  CHECK(riffle::detail::ReadyToProcess(shard(0, std::nullopt, std::nullopt), listed, ck));
-  CHECK_FALSE(riffle::detail::ReadyToProcess(merged, listed, ck));
-  CHECK_FALSE(riffle::detail::ReadyToProcess(split, listed, ck));
+  CHECK(Ready(shard(0, std::nullopt, std::nullopt), listed, ck));
+  CHECK_FALSE(Ready(merged, listed, ck));
+  CHECK_FALSE(Ready(split, listed, ck));
   ck[riffle::FormatShardId(0)] = "SHARD_END";
   ck[riffle::FormatShardId(2)] = "4000000000000000000000000000000000000000000000000000000001";
-  CHECK_FALSE(riffle::detail::ReadyToProcess(merged, listed, ck));  // one parent of two
-  CHECK_FALSE(riffle::detail::ReadyToProcess(split, listed, ck));   // parent not at its end
+  CHECK_FALSE(Ready(merged, listed, ck));  // one parent of two
+  CHECK_FALSE(Ready(split, listed, ck));   // parent not at its end
   ck[riffle::FormatShardId(1)] = "SHARD_END";
   ck[riffle::FormatShardId(2)] = "SHARD_END";
-  CHECK(riffle::detail::ReadyToProcess(merged, listed, ck));
-  CHECK(riffle::detail::ReadyToProcess(split, listed, ck));
+  CHECK(Ready(merged, listed, ck));
+  CHECK(Ready(split, listed, ck));
   // A parent that aged out of retention (no longer listed) does not block its child.
   listed.erase(riffle::FormatShardId(1));
   ck.erase(riffle::FormatShardId(1));
-  CHECK(riffle::detail::ReadyToProcess(merged, listed, ck));
+  CHECK(Ready(merged, listed, ck));
 }
 
 TEST_CASE("a consumer follows real splits and merges, parents before children, in both modes",
@@ -305,12 +316,10 @@ TEST_CASE("a consumer follows real splits and merges, parents before children, i
     auto stream = MakeStream(&clock, 2);
     riffle::InMemoryCheckpointStore store;
     Log log;
-    auto consumer = Consumer::Create(*stream,
-                                     {.application_name = "billing",
+    auto consumer = Consumer::Create({.stream = stream.get(), .application_name = "billing",
                                       .mode = mode,
                                       .checkpoint_store = &store,
-                                      .max_records = 25},
-                                     Factory(&log, "w1"));
+                                      .max_records = 25, .processor_factory = Factory(&log, "w1")});
     REQUIRE(consumer.ok());
     Put(*stream, 0, 400);
     CHECK(Drain(**consumer) == 400);
@@ -339,8 +348,7 @@ TEST_CASE("a shard checkpointed at SHARD_END is not leased again", "[consumer]")
   REQUIRE(
       store.PutCheckpoint("billing", riffle::FormatShardId(1), riffle::kShardEndCheckpoint).ok());
   Log log;
-  auto c = *Consumer::Create(*stream, {.application_name = "billing", .checkpoint_store = &store},
-                             Factory(&log, "w"));
+  auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing", .checkpoint_store = &store, .processor_factory = Factory(&log, "w")});
   c->Poll();
   CHECK(c->OwnedShards() == std::vector<std::string>{riffle::FormatShardId(0)});
 }
@@ -381,9 +389,7 @@ TEST_CASE("the polling read budget throttles GetRecords per shard on the stream'
   // A polling consumer under the budget backs off and still gets everything.
   riffle::InMemoryCheckpointStore store;
   Log log;
-  auto c = *Consumer::Create(
-      *stream, {.application_name = "billing", .checkpoint_store = &store, .max_records = 2},
-      Factory(&log, "w"));
+  auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing", .checkpoint_store = &store, .max_records = 2, .processor_factory = Factory(&log, "w")});
   Put(*stream, 0, 40, 1);
   for (int i = 0; i < 400 && log.data.size() < 48; ++i) {
     c->Poll();
@@ -403,15 +409,16 @@ TEST_CASE("two threaded workers share a 4-shard stream under 2 producers without
     Log log;
     std::vector<std::unique_ptr<Consumer>> workers;
     for (const char* w : {"a", "b"}) {
-      riffle::ConsumerOptions o{.application_name = "billing",
+      riffle::ConsumerOptions o{.stream = stream.get(),
+                                .application_name = "billing",
                                 .mode = mode,
                                 .checkpoint_store = &store,
                                 .lease_table = &leases,
                                 .lease_refresh_interval = absl::Milliseconds(5)};
       o.worker_id = w;
-      workers.push_back(*Consumer::Create(*stream, o, Factory(&log, w)));
+      workers.push_back(*Consumer::Create(WithFactory(o, Factory(&log, w))));
     }
-    for (auto& w : workers) w->Start();
+    for (auto& w : workers) REQUIRE(w->Start().ok());
     const int per_producer = 20000 / riffle_test::StressDivisor();
     std::atomic<int> progress{0};
     std::vector<std::thread> producers;

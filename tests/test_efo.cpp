@@ -312,7 +312,8 @@ TEST_CASE("PutRecordBlocking waits for a lossless subscriber's progress", "[efo]
         count.fetch_add(static_cast<int>(e.records.size()));
         std::this_thread::sleep_for(std::chrono::microseconds(50));  // a slow stage
       },
-      {.run_on_thread = true, .wait = riffle::WaitStrategy::kBlock, .max_records_per_event = 20});
+      {.wait = riffle::WaitStrategy::kBlock, .max_records_per_event = 20});
+  REQUIRE(sub->Start().ok());
   const int n = 20000 / riffle_test::StressDivisor();
   int failures = 0;
   for (int i = 0; i < n; ++i) {
@@ -333,11 +334,17 @@ TEST_CASE("PutRecordBlocking waits for a lossless subscriber's progress", "[efo]
   for (int i = 0; i < 1000 && last.ok(); ++i)
     last = s2->PutRecord("k", std::string(100, 'x')).status();
   REQUIRE(ErrorName(last) == "ProvisionedThroughputExceededException");
+  // The clock moves until the blocked put gives up, whenever it took its deadline: the
+  // test cannot depend on the put having started before a single move.
+  std::atomic<bool> returned{false};
   std::thread mover([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    clock.Advance(absl::Seconds(2));
+    while (!returned.load()) {
+      clock.Advance(absl::Milliseconds(500));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
   });
   auto blocked = s2->PutRecordBlocking({"k", "y", {}, {}}, absl::Seconds(1));
+  returned.store(true);
   mover.join();
   CHECK(ErrorName(blocked.status()) == "ProvisionedThroughputExceededException");
 }
@@ -350,7 +357,8 @@ TEST_CASE("an idle blocked subscription sleeps, and wakes for a put and for Stop
   auto sub = *stream->SubscribeToShard(
       Req("audit", kShard0, StartingPositionType::kLatest),
       [&](const SubscribeToShardEvent& e) { seen.fetch_add(static_cast<int>(e.records.size())); },
-      {.run_on_thread = true, .wait = riffle::WaitStrategy::kBlock});
+      {.wait = riffle::WaitStrategy::kBlock});
+  REQUIRE(sub->Start().ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   CHECK(sub->wakeups() <= 2);  // no polling while idle
   REQUIRE(stream->PutRecord("k", "x").ok());
@@ -371,7 +379,8 @@ TEST_CASE("a blocked subscription ends at its lifetime when a ManualClock moves"
                                          if (e.end == SubscriptionEnd::kLifetimeExpired)
                                            ended.fetch_add(1);
                                        },
-                                       {.lifetime = absl::Seconds(10), .run_on_thread = true});
+                                       {.lifetime = absl::Seconds(10)});
+  REQUIRE(sub->Start().ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   clock.Advance(absl::Seconds(10));
   for (int i = 0; i < 5000 && !sub->done(); ++i)
@@ -432,8 +441,9 @@ TEST_CASE("two fan-out consumers and a polling Consumer each see every record on
             for (const auto& r : e.records) checker->See(r.partition_key, r.data);
             count->fetch_add(e.records.size());
           },
-          {.run_on_thread = true, .wait = wait_of(c, s), .max_records_per_event = 500});
+          {.wait = wait_of(c, s), .max_records_per_event = 500});
       REQUIRE(sub.ok());
+      REQUIRE((*sub)->Start().ok());
       subs.push_back(*std::move(sub));
     }
   }
@@ -456,16 +466,18 @@ TEST_CASE("two fan-out consumers and a polling Consumer each see every record on
   uint64_t poll_missed = 0;
   std::atomic<uint64_t> polled{0};
   riffle::InMemoryCheckpointStore store;
-  auto polling = *riffle::Consumer::Create(
-      *stream, {.application_name = "poller", .checkpoint_store = &store, .max_records = 1000},
-      [&] {
-        auto p = std::make_unique<Checking>();
-        p->checker = &poller;
-        p->count = &polled;
-        p->missed = &poll_missed;
-        return p;
-      });
-  polling->Start();
+  auto polling = *riffle::Consumer::Create({.stream = stream.get(),
+                                            .application_name = "poller",
+                                            .checkpoint_store = &store,
+                                            .max_records = 1000,
+                                            .processor_factory = [&] {
+                                              auto p = std::make_unique<Checking>();
+                                              p->checker = &poller;
+                                              p->count = &polled;
+                                              p->missed = &poll_missed;
+                                              return p;
+                                            }});
+  REQUIRE(polling->Start().ok());
   std::vector<std::thread> producers;
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {

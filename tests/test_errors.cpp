@@ -50,11 +50,11 @@ TEST_CASE("MakeError keeps a custom service name", "[errors]") {
 TEST_CASE("errors are tested by constant, without comparing strings or allocating", "[errors]") {
   const absl::Status throttled = riffle::ProvisionedThroughputExceededError("slow down");
   CHECK(riffle::HasErrorName(throttled, riffle::kProvisionedThroughputExceededException));
-  CHECK(riffle::IsProvisionedThroughputExceeded(throttled));
-  CHECK_FALSE(riffle::IsExpiredIterator(throttled));
+  CHECK(riffle::IsProvisionedThroughputExceededException(throttled));
+  CHECK_FALSE(riffle::IsExpiredIteratorException(throttled));
   CHECK_FALSE(riffle::HasErrorName(absl::OkStatus(), riffle::kInternalFailure));
   // Plain Abseil errors carry no name: the predicates answer by canonical code.
-  CHECK(riffle::IsResourceNotFound(absl::NotFoundError("gone")));
+  CHECK(riffle::IsResourceNotFoundException(absl::NotFoundError("gone")));
   {
     riffle_test::AllocationCounter counter;
     for (int i = 0; i < 100; ++i) {

@@ -56,13 +56,13 @@ Tally ReadFollowingLineage(riffle::Stream& stream, const std::atomic<bool>* done
     const bool finished = done == nullptr || done->load(std::memory_order_acquire);
     auto progress =
         reader.Poll([&](const auto& shard, const riffle::Record& r) { Check(t, shard, r); });
-    if (!progress.ok()) {
-      t.error =
-          std::string(riffle::ErrorName(progress.status())) + ": " + riffle::ErrorMessage(progress.status());
+    if (!reader.status().ok()) {
+      t.error = std::string(riffle::ErrorName(reader.status())) + ": " +
+                riffle::ErrorMessage(reader.status());
       return t;
     }
-    if (finished && !*progress) break;
-    if (!*progress) std::this_thread::yield();
+    if (finished && progress == 0) break;
+    if (progress == 0) std::this_thread::yield();
   }
   if (reader.missed_records() > 0) t.error = fmt::format("missed {}", reader.missed_records());
   return t;

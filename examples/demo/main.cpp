@@ -129,11 +129,11 @@ void PollingReader(riffle::Stream& stream, const std::atomic<bool>& producers_do
   riffle::LineageReader reader(stream);
   for (;;) {
     const bool done = producers_done.load(std::memory_order_acquire);
-    auto progressed = reader.Poll(
+    const size_t progressed = reader.Poll(
         [&](const auto&, const riffle::Record& r) { verifier.See(r.partition_key, r.data); });
-    if (!progressed.ok()) Die("GetRecords", progressed.status());
-    if (done && !*progressed) break;
-    if (!*progressed) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (!reader.status().ok()) Die("GetRecords", reader.status());
+    if (done && progressed == 0) break;
+    if (progressed == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   *missed = reader.missed_records();
 }
@@ -250,16 +250,17 @@ int main(int argc, char** argv) {
                     nullptr};
     demo::OrderVerifier* verifier = run.verifier.get();
     auto c = riffle::Consumer::Create(
-        stream,
-        {.application_name = name,
+        {.stream = &stream,
+         .application_name = name,
          .mode = mode,
          .checkpoint_store = &checkpoints,
          .lease_refresh_interval = absl::Milliseconds(10),
-         .max_records = 1000},
-        [verifier] { return std::make_unique<VerifyingProcessor>(verifier); });
+         .max_records = 1000,
+         .processor_factory =
+             [verifier] { return std::make_unique<VerifyingProcessor>(verifier); }});
     if (!c.ok()) Die("Consumer", c.status());
     run.consumer = *std::move(c);
-    run.consumer->Start();
+    if (absl::Status st = run.consumer->Start(); !st.ok()) Die("Consumer Start", st);
     consumers.push_back(std::move(run));
   };
   for (int i = 0; i < flags.efo_consumers; ++i) {

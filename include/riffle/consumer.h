@@ -3,14 +3,17 @@
 // checkpoints in a CheckpointStore, parents before children after a reshard.
 //
 //   riffle::InMemoryCheckpointStore checkpoints;
-//   auto consumer = riffle::Consumer::Create(*stream,
-//       {.application_name = "billing", .checkpoint_store = &checkpoints},
-//       [] { return std::make_unique<MyProcessor>(); });
-//   (*consumer)->Start();  // or call (*consumer)->Poll() from the host's loop
+//   auto consumer = riffle::Consumer::Create(
+//       {.stream = stream.get(), .application_name = "billing",
+//        .checkpoint_store = &checkpoints,
+//        .processor_factory = [] { return std::make_unique<MyProcessor>(); }});
+//   (void)(*consumer)->Start();  // or call (*consumer)->Poll() from the host's loop
 //
 // Delivery is at-least-once: after a restart or a lease moving to another worker,
 // processing resumes after the shard's last checkpoint, so records processed but not yet
-// checkpointed are delivered again; none is skipped.
+// checkpointed are delivered again; none is skipped. Parents are processed before their
+// children by the lineage engine's rules (src/consumer/lineage.h): a child starts once
+// every parent still listed is checkpointed at SHARD_END, and at its first record.
 //
 // Thread safety: a Consumer is driven by one thread: the host calling Poll(), or its own
 // thread after Start(). Stop() and the destructor are called by the owner (not from a
@@ -39,6 +42,7 @@
 #include "absl/time/time.h"
 #include "riffle/checkpoint_store.h"
 #include "riffle/clock.h"
+#include "riffle/record_source.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
 
@@ -49,11 +53,25 @@ enum class ConsumerMode {
   kEnhancedFanOut,  // SubscribeToShard (host-driven subscriptions, no extra threads)
 };
 
-enum class InitialPosition { kTrimHorizon, kLatest, kAtTimestamp };
+// Where a shard without a checkpoint starts: kTrimHorizon, kLatest or kAtTimestamp (the
+// KCL's InitialPositionInStream; the same enum as every other start position).
+using InitialPosition = ShardIteratorType;
 
 enum class ShutdownReason {
   kRequested,  // Stop(), or the lease is handed to another worker: Checkpoint() works
   kLeaseLost,  // another worker took the expired lease: Checkpoint() fails
+};
+
+// What a Consumer does with a checkpoint the stream does not recognise: one written for an
+// earlier Stream object (an in-process stream does not survive a restart of its host), or
+// a damaged one.
+enum class InvalidCheckpointPolicy {
+  // The shard is not processed; Consumer::status() reports InvalidCheckpointException
+  // naming the shard and the checkpoint, until the checkpoint is replaced.
+  kReport,
+  // The shard starts again at the initial position (as if it had no checkpoint); the
+  // event is counted in invalid_checkpoints().
+  kRestartFromInitialPosition,
 };
 
 struct ProcessRecordsInput {
@@ -137,7 +155,12 @@ class LeaseTable {
   std::map<Key, int64_t, std::less<>> workers_;  // (application, worker) -> expiry
 };
 
+using RecordProcessorFactory = std::function<std::unique_ptr<RecordProcessor>()>;
+
 struct ConsumerOptions {
+  // REQUIRED, not owned: the stream to read (riffle::Stream, or another RecordSource;
+  // kEnhancedFanOut needs a riffle::Stream). Must outlive the consumer.
+  RecordSource* stream = nullptr;
   // Required: 1..128 characters of [a-zA-Z0-9_.-]; names checkpoints and leases.
   std::string application_name;
   // Unique among the application's workers. Default "worker".
@@ -146,7 +169,9 @@ struct ConsumerOptions {
   // kEnhancedFanOut: the registered stream consumer to subscribe with (registered if
   // missing). Default: application_name.
   std::string stream_consumer_name{};
-  // Where a shard without a checkpoint starts. Default TRIM_HORIZON.
+  // Where a shard without a checkpoint starts: kTrimHorizon (default), kLatest or
+  // kAtTimestamp. A child of a shard this application processed always starts at its
+  // first record.
   InitialPosition initial_position = InitialPosition::kTrimHorizon;
   std::optional<absl::Time> initial_timestamp{};  // kAtTimestamp only
   // Required, not owned; shared by the application's workers.
@@ -166,67 +191,76 @@ struct ConsumerOptions {
   absl::Duration idle_sleep = absl::Milliseconds(1);
   // Not owned; nullptr means the stream's clock.
   Clock* clock = nullptr;
+  // Default kReport.
+  InvalidCheckpointPolicy invalid_checkpoint = InvalidCheckpointPolicy::kReport;
+  // REQUIRED: makes the processor of each leased shard.
+  RecordProcessorFactory processor_factory;
 };
-
-using RecordProcessorFactory = std::function<std::unique_ptr<RecordProcessor>()>;
 
 class Consumer {
  public:
   // InvalidArgumentException for bad options; in fan-out mode, errors of
-  // RegisterStreamConsumer other than "already registered". REQUIRES: `stream`, the store
+  // RegisterStreamConsumer other than "already registered". REQUIRES: the stream, the store
   // and the lease table outlive the consumer.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Consumer>> Create(
-      Stream& stream, ConsumerOptions options, RecordProcessorFactory factory);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Consumer>> Create(ConsumerOptions options);
   ~Consumer();  // Stop()
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;
 
   // One host-driven step: leases when due, then one read of every owned shard. Returns
   // the number of records delivered to processors.
-  int Poll();
-  // Runs Poll() on a thread of the consumer's own until Stop().
-  void Start();
+  size_t Poll();
+  // Runs Poll() on a thread of the consumer's own until Stop(). ResourceInUseException
+  // when already started or stopped.
+  [[nodiscard]] absl::Status Start();
   // Processors get Shutdown(kRequested), leases are released for other workers. Idempotent.
   void Stop();
+
+  // OK, or what keeps a shard from being processed (an unusable checkpoint under
+  // InvalidCheckpointPolicy::kReport, a failing checkpoint store). Call from the driving
+  // thread, or after Stop().
+  absl::Status status() const;
+  // Checkpoints the stream did not recognise and that were restarted from the initial
+  // position (InvalidCheckpointPolicy::kRestartFromInitialPosition).
+  uint64_t invalid_checkpoints() const { return invalid_checkpoints_; }
 
   // Shards this worker holds leases on. Call from the driving thread, or after Stop().
   std::vector<std::string> OwnedShards() const;
 
  private:
   friend class Checkpointer;
-  Consumer(Stream& stream, ConsumerOptions options, RecordProcessorFactory factory);
+  explicit Consumer(ConsumerOptions options);
   void RefreshLeases(int64_t now_ms);
-  void TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint);
+  void TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
+                 bool after_parents);
   void DropShard(std::size_t i, ShutdownReason reason, bool release);
   int PollShard(ShardTask& task, int64_t now_ms);
-  int PollPolling(ShardTask& task);
+  int PollPolling(ShardTask& task, int64_t now_ms);
   int PollFanOut(ShardTask& task, int64_t now_ms);
+  // Where a shard starts: after its checkpoint, at its first record (a child), or at the
+  // initial position. nullopt when the checkpoint is unusable (reported).
+  std::optional<StartingPosition> StartOf(ShardTask& task);
   void Deliver(ShardTask& task, std::span<const Record> records, int64_t behind, uint64_t missed);
   void EndShard(ShardTask& task);
   absl::Status WriteCheckpoint(ShardTask& task, std::string_view value);
 
-  Stream& stream_;
   ConsumerOptions options_;
-  RecordProcessorFactory factory_;
+  RecordSource& stream_;
+  Stream* const local_stream_;  // the same, when it is a riffle::Stream (fan-out)
   Clock& clock_;
   std::unique_ptr<LeaseTable> own_leases_;
   LeaseTable* leases_;
   std::vector<std::unique_ptr<ShardTask>> tasks_;
   int64_t next_refresh_ms_ = INT64_MIN;
+  absl::Status status_;
+  uint64_t invalid_checkpoints_ = 0;
+  bool started_ = false;
   bool stopped_ = false;
   std::atomic<bool> stop_{false};
   std::mutex sleep_mu_;
   std::condition_variable sleep_cv_;
   std::thread thread_;
 };
-
-namespace detail {
-// The lease rule after resharding: a shard may be processed once every parent that is
-// still listed has been checkpointed at SHARD_END (a parent that aged out of retention is
-// done). `checkpoints`: shard id -> checkpoint of the application.
-bool ReadyToProcess(const Shard& shard, const std::set<std::string, std::less<>>& listed,
-                    const std::map<std::string, std::string, std::less<>>& checkpoints);
-}  // namespace detail
 
 }  // namespace riffle
 

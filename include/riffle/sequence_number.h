@@ -41,7 +41,8 @@ struct SequenceNumber {
 
 // Where a GetRecords call starts. Cheap to copy; valid for the stream's iterator lifetime
 // (5 minutes of clock time) from issued_at_ms. ToString()/Parse() give the opaque string
-// form the service uses.
+// form the service uses. Only the stream that issued an iterator can make its `check`:
+// an iterator whose fields were changed (or a string forged) is InvalidArgumentException.
 struct ShardIterator {
   uint64_t stream_tag = 0;
   uint64_t shard_index = 0;
@@ -50,6 +51,7 @@ struct ShardIterator {
   uint64_t next_record_index = 0;
   bool next_record_index_known = false;
   int64_t issued_at_ms = 0;
+  uint64_t check = 0;  // keyed hash of the fields above, made by the issuing stream
 
   std::string ToString() const;
   static absl::StatusOr<ShardIterator> Parse(std::string_view text);

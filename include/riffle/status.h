@@ -4,7 +4,7 @@
 // comparing strings:
 //
 //   if (riffle::HasErrorName(status, riffle::kProvisionedThroughputExceededException)) Retry();
-//   if (riffle::IsExpiredIterator(status)) TakeANewIterator();
+//   if (riffle::IsExpiredIteratorException(status)) TakeANewIterator();
 //
 // The canonical code is chosen by how a caller should react: kInvalidArgument (fix the
 // request), kNotFound (the resource is gone), kResourceExhausted (back off and retry),
@@ -70,25 +70,25 @@ std::string_view ErrorName(const absl::Status& status);
 // True when `status` carries `name`. Allocates nothing.
 bool HasErrorName(const absl::Status& status, std::string_view name);
 
-inline bool IsInvalidArgument(const absl::Status& s) {
+inline bool IsInvalidArgumentException(const absl::Status& s) {
   return HasErrorName(s, kInvalidArgumentException);
 }
-inline bool IsResourceNotFound(const absl::Status& s) {
+inline bool IsResourceNotFoundException(const absl::Status& s) {
   return HasErrorName(s, kResourceNotFoundException);
 }
-inline bool IsResourceInUse(const absl::Status& s) {
+inline bool IsResourceInUseException(const absl::Status& s) {
   return HasErrorName(s, kResourceInUseException);
 }
-inline bool IsLimitExceeded(const absl::Status& s) {
+inline bool IsLimitExceededException(const absl::Status& s) {
   return HasErrorName(s, kLimitExceededException);
 }
-inline bool IsExpiredIterator(const absl::Status& s) {
+inline bool IsExpiredIteratorException(const absl::Status& s) {
   return HasErrorName(s, kExpiredIteratorException);
 }
-inline bool IsProvisionedThroughputExceeded(const absl::Status& s) {
+inline bool IsProvisionedThroughputExceededException(const absl::Status& s) {
   return HasErrorName(s, kProvisionedThroughputExceededException);
 }
-inline bool IsServiceUnavailable(const absl::Status& s) {
+inline bool IsServiceUnavailableException(const absl::Status& s) {
   return HasErrorName(s, kServiceUnavailableException);
 }
 

@@ -4,15 +4,20 @@
 // returned. Records stay readable, and replayable from any retained sequence number, until
 // retention (time, or the ring's capacity) trims them.
 //
+// Stream is a thin facade: validation and the AWS-shaped calls live here; the shard log
+// (detail/shard_log.h), the shard set (detail/shard_set.h: routing, resharding, expiry,
+// reclamation) and fan-out (src/stream/fanout.h) do the work.
+//
 // Thread safety: every method may be called from any thread at any time. PutRecord and the
 // GetRecords form that fills a caller-owned result take no lock and allocate nothing in
-// steady state. One wait remains (shard_ring.h): a producer publishes after the producer
+// steady state. One wait remains (shard_log.h): a producer publishes after the producer
 // that claimed space before it in the same shard, so one producer per shard never waits.
-// Control-plane calls take an internal mutex.
+// Control-plane calls take internal mutexes. Destroying a Stream while other threads call
+// it is undefined; a Subscription may outlive it (it then ends, see subscription.h).
 //
-// Errors: absl::Status with the service's names (riffle::ErrorName): InvalidArgumentException,
-// ResourceNotFoundException, ExpiredIteratorException, ProvisionedThroughputExceededException,
-// LimitExceededException, ResourceInUseException.
+// Errors (status.h): InvalidArgumentException, ResourceNotFoundException,
+// ExpiredIteratorException, ProvisionedThroughputExceededException, LimitExceededException,
+// ResourceInUseException.
 #ifndef RIFFLE_STREAM_H_
 #define RIFFLE_STREAM_H_
 
@@ -31,10 +36,12 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "riffle/clock.h"
+#include "riffle/detail/epoch.h"
 #include "riffle/detail/hash_key_cache.h"
-#include "riffle/detail/stream_consumers.h"
-#include "riffle/detail/topology.h"
+#include "riffle/detail/read_path.h"
+#include "riffle/detail/stream_core.h"
 #include "riffle/hash_key.h"
+#include "riffle/record_source.h"
 #include "riffle/sequence_number.h"
 #include "riffle/status.h"
 
@@ -59,7 +66,8 @@ struct StreamOptions {
   // Open shards at creation, laid out uniformly over the hash key space. 1..shard_limit.
   int shard_count = 1;
   // Bytes of ring per shard: a power of two, at least 4 frames of the largest record
-  // (8 MiB fits the default 1 MiB records). Bounds retention together with time.
+  // (8 MiB fits the default 1 MiB records), at most 8 GiB. Mapped lazily: untouched pages
+  // cost nothing. Bounds retention together with time.
   uint64_t ring_capacity_bytes = uint64_t{8} << 20;
   // How long records stay readable: 24 h .. 8,760 h.
   absl::Duration retention_period = absl::Hours(24);
@@ -126,81 +134,6 @@ struct PutRecordsResult {
   std::vector<PutRecordsResultEntry> records;  // one per request entry, in request order
 };
 
-enum class ShardIteratorType {
-  kAtSequenceNumber,
-  kAfterSequenceNumber,
-  kAtTimestamp,
-  kTrimHorizon,
-  kLatest,
-};
-
-struct GetShardIteratorRequest {
-  std::string_view shard_id;
-  ShardIteratorType type = ShardIteratorType::kTrimHorizon;
-  std::string_view starting_sequence_number;  // AT_/AFTER_SEQUENCE_NUMBER only
-  std::optional<absl::Time> timestamp;        // AT_TIMESTAMP only
-};
-
-struct Record {
-  std::string_view partition_key;
-  std::string_view data;
-  SequenceNumber sequence_number;
-  absl::Time approximate_arrival_timestamp;  // millisecond precision
-};
-
-struct ChildShard {
-  std::string shard_id;
-  std::vector<std::string> parent_shards;
-  HashKeyRange hash_key_range;
-};
-
-// What GetRecords returns. Reuse one per reader: its buffers keep their capacity, so a
-// steady-state GetRecords allocates nothing. Records point into this object and stay valid
-// until the next GetRecords into it.
-struct GetRecordsResult {
-  std::vector<Record> records;
-  // Empty once a closed shard has been read to its end.
-  std::optional<ShardIterator> next_shard_iterator;
-  int64_t millis_behind_latest = 0;
-  // Records between the iterator and what this call returned that were trimmed by retention
-  // (time or ring capacity) before this reader got to them. 0 for a reader that keeps up.
-  uint64_t missed_records = 0;
-  std::vector<ChildShard> child_shards;  // at the end of a closed shard
-
-  // Internal storage the records point into.
-  std::vector<uint64_t> arena_;
-  std::vector<std::pair<std::size_t, uint64_t>> frames_;  // (arena word, position)
-};
-
-struct SequenceNumberRange {
-  SequenceNumber starting_sequence_number;
-  std::optional<SequenceNumber> ending_sequence_number;  // set once the shard is closed
-};
-
-// A shard as ListShards describes it.
-struct Shard {
-  std::string shard_id;
-  std::optional<std::string> parent_shard_id;
-  std::optional<std::string> adjacent_parent_shard_id;
-  HashKeyRange hash_key_range;
-  SequenceNumberRange sequence_number_range;
-};
-
-enum class ShardFilterType {
-  kAfterShardId,
-  kAtTrimHorizon,
-  kFromTrimHorizon,
-  kAtLatest,
-  kAtTimestamp,
-  kFromTimestamp,
-};
-
-struct ListShardsRequest {
-  std::optional<ShardFilterType> filter;  // none: every shard not yet expired
-  std::string_view shard_id;              // kAfterShardId; also ExclusiveStartShardId
-  std::optional<absl::Time> timestamp;    // kAtTimestamp, kFromTimestamp
-};
-
 struct StreamDescriptionSummary {
   std::string stream_name;
   std::string stream_arn;
@@ -209,6 +142,15 @@ struct StreamDescriptionSummary {
   absl::Time stream_creation_timestamp;
   int open_shard_count = 0;
   int consumer_count = 0;
+};
+
+// Memory and shard counts (Stream::Stats).
+struct StreamStats {
+  int open_shards = 0;
+  int closed_shards = 0;        // closed, still within retention (readable)
+  int live_shard_logs = 0;      // shard logs whose memory is still held
+  uint64_t reserved_bytes = 0;  // ring bytes mapped by those logs
+  uint64_t shards_created = 0;  // since creation (shard ids are this counter)
 };
 
 // ---- Resharding types (SplitShard, MergeShards, UpdateShardCount) ----
@@ -247,11 +189,12 @@ struct ConsumerDescription {
   bool lossless = false;
 };
 
-class Stream {
+class Stream final : public RecordSource {
  public:
-  // Validates `options` (InvalidArgumentException naming the field and its limit).
+  // Validates `options` (InvalidArgumentException naming the field and its limit);
+  // LimitExceededException when the system refuses the ring memory.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Stream>> Create(StreamOptions options);
-  ~Stream();
+  ~Stream() override;
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
@@ -268,25 +211,36 @@ class Stream {
       std::span<const PutRecordsRequestEntry> entries);
 
   [[nodiscard]] absl::StatusOr<ShardIterator> GetShardIterator(
-      const GetShardIteratorRequest& request);
+      const GetShardIteratorRequest& request) override;
 
   // Reads up to `limit` (1..10,000) records and at most 10 MiB into `out`, replacing its
   // contents. Allocates nothing once `out` has grown to its working size.
   [[nodiscard]] absl::Status GetRecords(const ShardIterator& iterator, GetRecordsResult& out,
-                                        int limit = 10000);
+                                        int limit) override;
+  [[nodiscard]] absl::Status GetRecords(const ShardIterator& iterator, GetRecordsResult& out) {
+    return GetRecords(iterator, out, detail::kMaxGetRecordsLimit);
+  }
   [[nodiscard]] absl::StatusOr<GetRecordsResult> GetRecords(const ShardIterator& iterator,
                                                             int limit = 10000);
+  [[nodiscard]] absl::StatusOr<ShardIterator> RenewShardIterator(
+      const ShardIterator& iterator) override;
 
   [[nodiscard]] absl::StatusOr<std::vector<Shard>> ListShards(
-      const ListShardsRequest& request = {}) const;
+      const ListShardsRequest& request) const override;
+  [[nodiscard]] absl::StatusOr<std::vector<Shard>> ListShards() const {
+    return ListShards(ListShardsRequest{});
+  }
   StreamDescriptionSummary DescribeStreamSummary() const;
   [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(int retention_period_hours);
   [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(int retention_period_hours);
 
-  // ---- Resharding (src/reshard.cc). Producers never block on these: a put racing a
-  // reshard lands in the parent before its EndingSequenceNumber or in the right child.
+  // Shard and memory figures. Also frees shards that expired (as every control-plane call).
+  StreamStats Stats();
+
+  // ---- Resharding (src/stream/reshard.cc). Producers never block on these: a put racing
+  // a reshard lands in the parent before its EndingSequenceNumber or in the right child.
   // Each needs the stream ACTIVE (ResourceInUseException while UPDATING) and leaves it
-  // UPDATING for options().reshard_duration.
+  // UPDATING for options().reshard_duration. Closed shards are freed once they expire.
 
   // Closes an open shard and opens two children, [start, key - 1] and [key, end], which
   // take the next shard ids (the lower range the lower id) and name it as parent.
@@ -303,7 +257,7 @@ class Stream {
       int target_shard_count, ScalingType scaling_type = ScalingType::kUniformScaling);
   // ---- end of resharding ----
 
-  // ---- Enhanced fan-out (src/stream_consumers.cc, subscription.h) ----
+  // ---- Enhanced fan-out (src/stream/fanout.cc, subscription.h) ----
   // Names are 1..128 characters of [a-zA-Z0-9_.-]; at most options().max_stream_consumers
   // (LimitExceededException); a registered name is ResourceInUseException. A lossless
   // consumer on a kTrimOldest stream is InvalidArgumentException (naming OverflowPolicy):
@@ -316,8 +270,7 @@ class Stream {
   [[nodiscard]] absl::StatusOr<ConsumerDescription> DescribeStreamConsumer(
       std::string_view consumer_name_or_arn) const;
   std::vector<ConsumerDescription> ListStreamConsumers() const;  // registration order
-  // Pushes a shard's records to `handler` (see subscription.h). REQUIRES: the stream
-  // outlives the subscription.
+  // Pushes a shard's records to `handler` (see subscription.h).
   [[nodiscard]] absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
       const SubscribeToShardRequest& request, SubscribeToShardHandler handler,
       const SubscriptionOptions& options);
@@ -328,111 +281,93 @@ class Stream {
   [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecordBlocking(
       const PutRecordRequest& request, absl::Duration timeout = absl::InfiniteDuration());
 
-  const std::string& name() const { return options_.stream_name; }
-  Clock& clock() const { return *clock_; }
+  const std::string& name() const override { return options_.stream_name; }
+  Clock& clock() const override { return *core_->clock; }
+  absl::Duration iterator_lifetime() const override { return options_.iterator_lifetime; }
   const StreamOptions& options() const { return options_; }
-  uint64_t stream_tag() const { return tag_; }
+  uint64_t stream_tag() const { return core_->tag; }
 
  private:
-  explicit Stream(StreamOptions options);
-
-  // ---- Consumers (src/stream_consumers.cc) ----
-  friend class Subscription;
-  // GetRecords without the read budget (subscriptions have their own throughput).
-  absl::Status ReadRecords(const ShardIterator& iterator, GetRecordsResult& out, int limit);
-  // The read itself, for a caller that already holds the shard and the time (a
-  // subscription reads the clock once per poll).
-  absl::Status ReadShard(detail::ShardState& shard, const ShardIterator& iterator,
-                         GetRecordsResult& out, int limit, int64_t now_ms);
-  absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out, int limit);
-  void WakeSubscribers();  // a put found sleeping subscribers
-  void InstallGates();     // after lossless consumers change (under consumers_->mu)
-  // Resharding: call for each new child shard before publishing the topology that routes
-  // to it, so that producers never write a lossless consumer's records ungated.
-  void GateNewShard(detail::ShardState& shard);
-  // Blocked subscriptions (WaitStrategy::kBlock) count themselves here, then sleep on
-  // subscriber_wake_. A put reads the count (one load) and wakes only when it is non-zero.
-  // seq_cst pairs with the ring's seq_cst claim so that a subscriber that saw no claim
-  // is seen by the producer that claims next (no lost wake-up).
-  alignas(64) std::atomic<uint32_t> sleeping_subscribers_{0};
-  std::atomic<uint32_t> subscriber_wake_{0};
-  std::unique_ptr<detail::StreamConsumers> consumers_ = std::make_unique<detail::StreamConsumers>();
+  Stream(StreamOptions options, std::shared_ptr<detail::StreamCore> core);
 
   absl::Status PutError(const PutRecordRequest& request) const;  // the cold path of PutRecord
   absl::Status ShardFullError(const detail::ShardState& shard) const;
+  absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out, int limit);
   absl::Status ChangeRetention(int hours, bool increase);
-  absl::StatusOr<detail::ShardState*> ShardForIterator(const ShardIterator& it,
-                                                       int64_t now_ms) const;
   Shard Describe(const detail::ShardState& shard) const;
-  ChildShard ChildShardOf(uint64_t index) const;
-  bool Expired(const detail::ShardState& shard, int64_t now_ms) const;
-  SequenceNumber MakeSequenceNumber(uint64_t shard, uint64_t position, uint64_t index) const {
-    return SequenceNumber{tag_, shard, position, index};
-  }
-  // Publishes a new topology (control plane, under mu_).
-  void Publish(std::unique_ptr<detail::Topology> topology);
 
-  // ---- Resharding internals (src/reshard.cc) ----
+  // ---- Resharding internals (src/stream/reshard.cc) ----
   struct ReshardPlan;
-  // ResourceInUseException while a reshard's emulated duration runs. REQUIRES: mu_ held.
+  // ResourceInUseException while a reshard's emulated duration runs.
   absl::Status CheckActiveForReshard(int64_t now_ms) const;
-  // Publishes the plan's layout, then closes its parents. REQUIRES: mu_ held.
-  void CommitReshard(ReshardPlan& plan);
-  // status_, or UPDATING while a reshard's emulated duration runs.
+  // Publishes the plan's layout, then closes its parents. REQUIRES: reshard_mu held.
+  absl::Status CommitReshard(ReshardPlan& plan);
+  // ACTIVE, or UPDATING while a reshard's emulated duration runs.
   StreamStatus CurrentStatus(int64_t now_ms) const;
   std::atomic<int64_t> updating_until_ms_{0};
-  // ---- end of resharding internals ----
 
   const StreamOptions options_;
-  Clock* const clock_;
-  const uint64_t tag_;
+  const std::shared_ptr<detail::StreamCore> core_;
   const absl::Time created_at_;
-  std::atomic<int64_t> retention_ms_;
-  std::atomic<StreamStatus> status_{StreamStatus::kActive};
-  std::atomic<const detail::Topology*> topology_{nullptr};
-
-  mutable std::mutex mu_;  // guards everything below
-  std::vector<std::unique_ptr<detail::ShardState>> shards_;
-  std::vector<std::unique_ptr<detail::Topology>> topologies_;  // current one last
+  std::mutex retention_mu_;
 };
 
 // ---- Hot paths, inline so that they compile into the caller. ----
 
 inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest& request) {
+  detail::StreamCore& core = *core_;
   const std::string_view key = request.partition_key;
   const std::string_view data = request.data;
   // Fast checks first; anything unusual goes to the cold path, which names the problem.
-  if (key.size() + data.size() > options_.max_record_size_bytes ||
-      !ValidatePartitionKey(key).ok() || !request.explicit_hash_key.empty() ||
-      !request.sequence_number_for_ordering.empty()) {
+  if (key.size() + data.size() > core.max_record_bytes || !ValidatePartitionKey(key).ok() ||
+      !request.explicit_hash_key.empty() || !request.sequence_number_for_ordering.empty()) {
     absl::Status error = PutError(request);
     if (!error.ok()) return error;
   }
   HashKey hash_key;
   if (!request.explicit_hash_key.empty()) {
     hash_key = *ParseHashKey(request.explicit_hash_key);  // validated by PutError
-  } else if (options_.routing == RoutingMode::kMd5) {
+  } else if (core.routing == RoutingMode::kMd5) {
     hash_key = detail::CachedMd5HashKey(key);
   } else {
     hash_key = Xxh3HashKey(key);
   }
-  const int64_t now_ms = clock_->NowMillis();
+  const int64_t now_ms = core.clock->NowMillis();
+  detail::EpochGuard guard;
   for (;;) {
-    const detail::Topology* topology = topology_.load(std::memory_order_acquire);
-    detail::ShardState* shard = topology->Route(hash_key);
-    const detail::AppendResult r = shard->ring.Append(key, data, now_ms);
+    detail::ShardState* shard = core.shards.snapshot().Route(hash_key);
+    const detail::AppendResult r = shard->log.Append(key, data, now_ms);
     if (r.status == detail::AppendStatus::kOk) {
-      if (sleeping_subscribers_.load(std::memory_order_seq_cst) != 0) WakeSubscribers();
+      if (core.wake.sleepers.load(std::memory_order_seq_cst) != 0) core.wake.WakeAll();
       return PutRecordResult{shard->id,
-                             MakeSequenceNumber(shard->index, r.position, r.record_index)};
+                             core.MakeSequenceNumber(shard->index, r.position, r.record_index)};
     }
     if (r.status == detail::AppendStatus::kFull) return ShardFullError(*shard);
     // kClosed: a reshard closed the shard after publishing its children; route again.
   }
 }
 
-}  // namespace riffle
+inline absl::Status Stream::GetRecords(const ShardIterator& iterator, GetRecordsResult& out,
+                                       int limit) {
+  if (options_.read_budget) return GetRecordsBudgeted(iterator, out, limit);  // cold
+  if (limit < 1 || limit > detail::kMaxGetRecordsLimit) return detail::GetRecordsLimitError(limit);
+  const detail::StreamCore& core = *core_;
+  const int64_t now_ms = core.clock->NowMillis();
+  detail::EpochGuard guard;
+  const detail::ShardState* shard = detail::ShardForIterator(core, iterator, now_ms);
+  if (shard == nullptr) return detail::IteratorError(core, iterator, now_ms);
+  detail::ReadShard(core, *shard, iterator, out, limit, now_ms);
+  return absl::OkStatus();
+}
 
-#include "riffle/detail/stream_read.h"  // GetRecords
+inline absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterator,
+                                                           int limit) {
+  GetRecordsResult result;
+  absl::Status s = GetRecords(iterator, result, limit);
+  if (!s.ok()) return s;
+  return result;
+}
+
+}  // namespace riffle
 
 #endif  // RIFFLE_STREAM_H_

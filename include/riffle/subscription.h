@@ -2,18 +2,18 @@
 //
 //   auto consumer = stream->RegisterStreamConsumer("audit");
 //   auto sub = stream->SubscribeToShard(
-//       {"audit", "shardId-000000000000", {riffle::StartingPositionType::kTrimHorizon}},
-//       [](const riffle::SubscribeToShardEvent& e) { for (auto& r : e.records) Use(r); },
-//       {.run_on_thread = true});
+//       {"audit", "shardId-000000000000", {riffle::ShardIteratorType::kTrimHorizon}},
+//       [](const riffle::SubscribeToShardEvent& e) { for (auto& r : e.records) Use(r); });
+//   (*sub)->Start();  // or call (*sub)->Poll() from the host's loop
 //
-// A subscription keeps its own position in the shard's ring and reads it when polled (the
+// A subscription keeps its own position in the shard's log and reads it when polled (the
 // GetRecords read path); producers do no work per subscriber. Driven either by the host
-// (Poll(), no thread) or by its own thread with a wait strategy.
+// (Poll(), no thread) or by its own thread (Start()) with a wait strategy.
 //
-// Thread safety: with run_on_thread the handler runs on the subscription's thread and the
-// host must not call Poll(); otherwise Poll() is called by one host thread at a time.
-// Stop(), done(), end_reason() and the destructor may be called from any thread (not from
-// the handler). REQUIRES: the Stream outlives its subscriptions.
+// Thread safety: after Start() the handler runs on the subscription's thread and the host
+// must not call Poll(); otherwise Poll() is called by one host thread at a time. Stop(),
+// done(), end_reason() and the destructor may be called from any thread (not from the
+// handler). A subscription may outlive its Stream: it then ends with kStreamDeleted.
 #ifndef RIFFLE_SUBSCRIPTION_H_
 #define RIFFLE_SUBSCRIPTION_H_
 
@@ -29,23 +29,10 @@
 
 #include "absl/time/time.h"
 #include "riffle/clock.h"
+#include "riffle/record_source.h"
 #include "riffle/stream.h"
 
 namespace riffle {
-
-enum class StartingPositionType {
-  kAtSequenceNumber,     // a record's number, or a ContinuationSequenceNumber
-  kAfterSequenceNumber,  // a record's number
-  kTrimHorizon,
-  kLatest,
-  kAtTimestamp,
-};
-
-struct StartingPosition {
-  StartingPositionType type = StartingPositionType::kLatest;
-  std::string sequence_number{};          // AT_/AFTER_SEQUENCE_NUMBER only
-  std::optional<absl::Time> timestamp{};  // AT_TIMESTAMP only
-};
 
 enum class WaitStrategy {
   kBusySpin,  // lowest latency; burns a core while idle
@@ -60,7 +47,8 @@ enum class SubscriptionEnd {
   kShardEnded,       // closed shard read to its end: child_shards lists the children
   kReplaced,         // a newer subscription of the consumer took this shard
   kConsumerDeregistered,
-  kShardNotFound,  // the shard expired (aged out of retention) under the subscription
+  kShardNotFound,   // the shard expired (aged out of retention) under the subscription
+  kStreamDeleted,   // the Stream object was destroyed
 };
 std::string_view SubscriptionEndName(SubscriptionEnd end);
 
@@ -69,7 +57,7 @@ struct SubscribeToShardEvent {
   std::span<const Record> records;
   // Where this consumer's next record will be (it advances past trimmed records and
   // padding even when no record is delivered). Resubscribe and checkpoint with it, using
-  // StartingPositionType::kAtSequenceNumber.
+  // ShardIteratorType::kAtSequenceNumber.
   SequenceNumber continuation_sequence_number;
   int64_t millis_behind_latest = 0;
   // Records trimmed (ring capacity or retention) before this lossy subscriber got to them.
@@ -88,26 +76,45 @@ struct SubscriptionOptions {
   // How long the subscription lasts, in the stream's clock time (the service: 5 minutes).
   // absl::InfiniteDuration() means unlimited.
   absl::Duration lifetime = absl::Minutes(5);
-  // Run on a thread of the subscription's own; default false: the host calls Poll().
-  bool run_on_thread = false;
-  // How the thread waits for records (ignored for host-driven subscriptions). Default kBlock.
+  // How the subscription's own thread waits for records (Start()). Default kBlock.
   WaitStrategy wait = WaitStrategy::kBlock;
   // Most records per event, 1..10,000. Default 10,000.
   int max_records_per_event = 10000;
 };
 
+namespace detail {
+struct StreamCore;
+struct ShardState;
+struct ConsumerRecord;
+// What Stream::SubscribeToShard hands a new subscription.
+struct SubscriptionInit {
+  std::shared_ptr<StreamCore> core;
+  std::shared_ptr<ConsumerRecord> consumer;
+  std::shared_ptr<ShardState> shard;
+  ShardIterator start;
+  std::atomic<uint64_t>* gate = nullptr;  // lossless consumers only
+  std::shared_ptr<std::atomic<bool>> revoked;
+};
+}  // namespace detail
+
 class Subscription {
  public:
+  // Internal: use Stream::SubscribeToShard.
+  Subscription(detail::SubscriptionInit init, SubscribeToShardHandler handler,
+               const SubscriptionOptions& options);
   ~Subscription();  // Stop()
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;
 
   // Host-driven step: reads the shard once and delivers at most one event (records, missed
-  // records, or an end). Returns true if it delivered one. Allocates nothing once the
-  // internal buffers have grown. REQUIRES: not run_on_thread.
-  bool Poll();
+  // records, or an end). Returns the number of events delivered (0 or 1). Allocates nothing
+  // once the internal buffers have grown. REQUIRES: not started.
+  size_t Poll();
 
-  // Ends the subscription (its thread is joined; no event is delivered).
+  // Runs the subscription on a thread of its own with options().wait until it ends or
+  // Stop(). ResourceInUseException when already started or stopped.
+  [[nodiscard]] absl::Status Start();
+  // Ends the subscription (its thread is joined; no further event is delivered). Idempotent.
   void Stop();
 
   bool done() const { return done_.load(std::memory_order_acquire); }
@@ -117,32 +124,24 @@ class Subscription {
   uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
 
  private:
-  friend class Stream;
-  Subscription(Stream* stream, std::shared_ptr<detail::ConsumerRecord> consumer,
-               detail::ShardState* shard, ShardIterator start, std::atomic<uint64_t>* gate,
-               std::shared_ptr<std::atomic<bool>> revoked, SubscribeToShardHandler handler,
-               const SubscriptionOptions& options);
-  void Start();  // the thread, when asked
   bool PollOnce();
   void Run();
   void Wait();
   void Deliver(SubscriptionEnd end);  // the last event
+  void MoveGate(uint64_t position);
 
-  Stream* const stream_;
-  const std::shared_ptr<detail::ConsumerRecord> consumer_;
-  detail::ShardState* const shard_;
+  const detail::SubscriptionInit init_;
   const std::string shard_id_;
-  const std::shared_ptr<std::atomic<bool>> revoked_;
   const SubscribeToShardHandler handler_;
   const SubscriptionOptions options_;
-  std::atomic<uint64_t>* const gate_;  // lossless consumers only
-  const int64_t deadline_ms_;          // INT64_MAX: unlimited
+  const int64_t deadline_ms_;  // INT64_MAX: unlimited
   ShardIterator iterator_;
   GetRecordsResult result_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
   std::atomic<SubscriptionEnd> end_{SubscriptionEnd::kNone};
   std::atomic<uint64_t> wakeups_{0};
+  bool started_ = false;
   ClockSubscription clock_wake_;
   std::thread thread_;
 };

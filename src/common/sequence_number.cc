@@ -66,31 +66,33 @@ absl::StatusOr<SequenceNumber> SequenceNumber::Parse(std::string_view text,
 }
 
 std::string ShardIterator::ToString() const {
-  return fmt::format("{:x}-{:x}-{:x}-{:x}-{:d}-{:x}", stream_tag, shard_index, position,
+  return fmt::format("{:x}-{:x}-{:x}-{:x}-{:d}-{:x}-{:x}", stream_tag, shard_index, position,
                      next_record_index, next_record_index_known ? 1 : 0,
-                     static_cast<uint64_t>(issued_at_ms));
+                     static_cast<uint64_t>(issued_at_ms), check);
 }
 
 absl::StatusOr<ShardIterator> ShardIterator::Parse(std::string_view text) {
-  ShardIterator it;
-  uint64_t fields[6];
+  constexpr int kFields = 7;
+  uint64_t fields[kFields];
   std::string_view s = text;
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < kFields; ++i) {
     const char* begin = s.data();
     const char* end = s.data() + s.size();
     auto [ptr, ec] = std::from_chars(begin, end, fields[i], i == 4 ? 10 : 16);
-    if (ec != std::errc() || ptr == begin) break;
+    if (ec != std::errc() || ptr == begin || (i == 4 && fields[i] > 1)) break;
     s.remove_prefix(static_cast<std::size_t>(ptr - begin));
-    if (i < 5) {
+    if (i < kFields - 1) {
       if (s.empty() || s[0] != '-') break;
       s.remove_prefix(1);
     } else if (s.empty()) {
+      ShardIterator it;
       it.stream_tag = fields[0];
       it.shard_index = fields[1];
       it.position = fields[2];
       it.next_record_index = fields[3];
       it.next_record_index_known = fields[4] != 0;
       it.issued_at_ms = static_cast<int64_t>(fields[5]);
+      it.check = fields[6];
       return it;
     }
   }

@@ -1,10 +1,12 @@
-// Consumer: leases, checkpoints and the per-shard read loops of both modes.
+// Consumer: leases, checkpoints and the per-shard read loops of both modes. Which shards
+// may be processed, and where a shard starts, follow the lineage engine (consumer/lineage.h).
 #include "riffle/consumer.h"
 
 #include <algorithm>
 
-#include "fmt/format.h"
 #include "common/names.h"
+#include "consumer/lineage.h"
+#include "fmt/format.h"
 #include "riffle/status.h"
 
 namespace riffle {
@@ -15,14 +17,18 @@ struct ShardTask {
   std::unique_ptr<RecordProcessor> processor;
   std::optional<std::string> checkpoint;         // where processing started, then the newest
   std::optional<SequenceNumber> last_delivered;  // newest record handed to the processor
+  bool after_parents = false;                    // a child of shards this application processed
+  std::optional<SequenceNumber> first_record;    // the shard's StartingSequenceNumber
   bool at_shard_end = false;                     // during ShardEnded
   bool lease_lost = false;                       // during Shutdown(kLeaseLost)
   bool ended = false;                            // ShardEnded was called
   bool ended_checkpointed = false;               // and it checkpointed SHARD_END
-  // Polling.
-  std::optional<ShardIterator> iterator;
-  GetRecordsResult result;
+  bool blocked = false;  // an unusable checkpoint under kReport: retried at lease refresh
   int64_t throttled_until_ms = INT64_MIN;
+  // Polling.
+  std::optional<detail::ShardCursor> cursor;
+  GetRecordsResult result;
+  uint64_t missed_seen = 0;  // cursor misses already delivered
   // Fan-out.
   std::unique_ptr<Subscription> subscription;
   std::optional<SequenceNumber> continuation;
@@ -38,19 +44,16 @@ absl::Status ShutdownError(std::string_view shard_id) {
                    fmt::format("Can't checkpoint shard {}: this worker lost its lease.", shard_id));
 }
 
-}  // namespace
-
-namespace detail {
-bool ReadyToProcess(const Shard& shard, const std::set<std::string, std::less<>>& listed,
-                    const std::map<std::string, std::string, std::less<>>& checkpoints) {
-  for (const auto* parent : {&shard.parent_shard_id, &shard.adjacent_parent_shard_id}) {
-    if (!parent->has_value() || !listed.contains(**parent)) continue;
-    auto it = checkpoints.find(**parent);
-    if (it == checkpoints.end() || it->second != kShardEndCheckpoint) return false;
-  }
-  return true;
+absl::Status InvalidCheckpointError(std::string_view application, std::string_view shard_id,
+                                    std::string_view checkpoint, const absl::Status& cause) {
+  return MakeError(
+      absl::StatusCode::kFailedPrecondition, kInvalidCheckpointException,
+      fmt::format("Checkpoint '{}' of application {} for shard {} cannot be used: {} Replace "
+                  "the checkpoint, or set InvalidCheckpointPolicy::kRestartFromInitialPosition.",
+                  checkpoint.substr(0, 120), application, shard_id, std::string(cause.message())));
 }
-}  // namespace detail
+
+}  // namespace
 
 // ---- LeaseTable ----
 
@@ -155,8 +158,11 @@ absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number) {
 
 // ---- Consumer ----
 
-absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(Stream& stream, ConsumerOptions options,
-                                                           RecordProcessorFactory factory) {
+absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(ConsumerOptions options) {
+  if (options.stream == nullptr) return InvalidArgumentError("ConsumerOptions.stream is required.");
+  if (!options.processor_factory) {
+    return InvalidArgumentError("ConsumerOptions.processor_factory is required.");
+  }
   if (!detail::IsValidName(options.application_name)) {
     return InvalidArgumentError(fmt::format(
         "ApplicationName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
@@ -166,7 +172,6 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(Stream& stream, Consu
   if (options.checkpoint_store == nullptr) {
     return InvalidArgumentError("ConsumerOptions.checkpoint_store is required.");
   }
-  if (!factory) return InvalidArgumentError("A RecordProcessor factory is required.");
   if (options.max_records < 1 || options.max_records > 10000) {
     return InvalidArgumentError(
         fmt::format("MaxRecords is {}; it must be between 1 and 10000.", options.max_records));
@@ -174,25 +179,39 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(Stream& stream, Consu
   if (options.lease_duration <= absl::ZeroDuration()) {
     return InvalidArgumentError("LeaseDuration must be positive.");
   }
+  if (options.initial_position != InitialPosition::kTrimHorizon &&
+      options.initial_position != InitialPosition::kLatest &&
+      options.initial_position != InitialPosition::kAtTimestamp) {
+    return InvalidArgumentError(
+        fmt::format("InitialPositionInStream {} is invalid: it must be TRIM_HORIZON, LATEST or "
+                    "AT_TIMESTAMP.",
+                    ShardIteratorTypeName(options.initial_position)));
+  }
   if ((options.initial_position == InitialPosition::kAtTimestamp) !=
       options.initial_timestamp.has_value()) {
     return InvalidArgumentError(
         "InitialPositionInStream AT_TIMESTAMP requires a timestamp, and only it takes one.");
   }
   if (options.mode == ConsumerMode::kEnhancedFanOut) {
-    if (options.stream_consumer_name.empty())
+    auto* stream = dynamic_cast<Stream*>(options.stream);
+    if (stream == nullptr) {
+      return InvalidArgumentError(
+          "ConsumerMode kEnhancedFanOut needs a riffle::Stream; this source offers polling only.");
+    }
+    if (options.stream_consumer_name.empty()) {
       options.stream_consumer_name = options.application_name;
-    auto r = stream.RegisterStreamConsumer(options.stream_consumer_name);
-    if (!r.ok() && !IsResourceInUse(r.status())) return r.status();
+    }
+    auto r = stream->RegisterStreamConsumer(options.stream_consumer_name);
+    if (!r.ok() && !IsResourceInUseException(r.status())) return r.status();
   }
-  return std::unique_ptr<Consumer>(new Consumer(stream, std::move(options), std::move(factory)));
+  return std::unique_ptr<Consumer>(new Consumer(std::move(options)));
 }
 
-Consumer::Consumer(Stream& stream, ConsumerOptions options, RecordProcessorFactory factory)
-    : stream_(stream),
-      options_(std::move(options)),
-      factory_(std::move(factory)),
-      clock_(options_.clock != nullptr ? *options_.clock : stream.clock()),
+Consumer::Consumer(ConsumerOptions options)
+    : options_(std::move(options)),
+      stream_(*options_.stream),
+      local_stream_(dynamic_cast<Stream*>(options_.stream)),
+      clock_(options_.clock != nullptr ? *options_.clock : stream_.clock()),
       own_leases_(options_.lease_table == nullptr ? std::make_unique<LeaseTable>(&clock_)
                                                   : nullptr),
       leases_(options_.lease_table != nullptr ? options_.lease_table : own_leases_.get()) {
@@ -203,6 +222,8 @@ Consumer::Consumer(Stream& stream, ConsumerOptions options, RecordProcessorFacto
 
 Consumer::~Consumer() { Stop(); }
 
+absl::Status Consumer::status() const { return status_; }
+
 std::vector<std::string> Consumer::OwnedShards() const {
   std::vector<std::string> out;
   for (const auto& t : tasks_) out.push_back(t->shard_id);
@@ -210,8 +231,13 @@ std::vector<std::string> Consumer::OwnedShards() const {
   return out;
 }
 
-void Consumer::Start() {
-  if (thread_.joinable() || stopped_) return;
+absl::Status Consumer::Start() {
+  if (started_ || stopped_) {
+    return ResourceInUseError(fmt::format("Consumer {} (worker {}) was already {}.",
+                                          options_.application_name, options_.worker_id,
+                                          started_ ? "started" : "stopped"));
+  }
+  started_ = true;
   thread_ = std::thread([this] {
     while (!stop_.load(std::memory_order_acquire)) {
       if (Poll() > 0) continue;
@@ -220,6 +246,7 @@ void Consumer::Start() {
                          [this] { return stop_.load(std::memory_order_acquire); });
     }
   });
+  return absl::OkStatus();
 }
 
 void Consumer::Stop() {
@@ -244,17 +271,19 @@ absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) 
       options_.checkpoint_store->PutCheckpoint(options_.application_name, task.shard_id, value);
   if (s.ok()) {
     task.checkpoint = std::string(value);
+    task.blocked = false;
     if (task.at_shard_end) task.ended_checkpointed = true;
   }
   return s;
 }
 
-void Consumer::TakeShard(const std::string& shard_id,
-                         const std::optional<std::string>& checkpoint) {
+void Consumer::TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
+                         bool after_parents) {
   auto task = std::make_unique<ShardTask>();
   task->shard_id = shard_id;
   task->checkpoint = checkpoint;
-  task->processor = factory_();
+  task->after_parents = after_parents;
+  task->processor = options_.processor_factory();
   task->processor->Initialize(shard_id, checkpoint.value_or(""));
   tasks_.push_back(std::move(task));
 }
@@ -281,20 +310,31 @@ void Consumer::RefreshLeases(int64_t now_ms) {
     if (!leases_->Renew(app, tasks_[i]->shard_id, me, ttl))
       DropShard(i, ShutdownReason::kLeaseLost, false);
   }
-  absl::StatusOr<std::vector<Shard>> shards = stream_.ListShards();
-  if (!shards.ok()) return;
+  for (auto& t : tasks_) t->blocked = false;  // an unusable checkpoint is tried again
+  absl::StatusOr<std::vector<Shard>> shards = stream_.ListShards(ListShardsRequest{});
+  if (!shards.ok()) {
+    status_ = shards.status();
+    return;
+  }
   std::set<std::string, std::less<>> listed;
   std::map<std::string, std::string, std::less<>> checkpoints;
   for (const Shard& s : *shards) {
     listed.insert(s.shard_id);
     auto c = options_.checkpoint_store->GetCheckpoint(app, s.shard_id);
-    if (c.ok() && c->has_value()) checkpoints[s.shard_id] = **c;
+    if (!c.ok()) {
+      status_ = c.status();
+      return;
+    }
+    if (c->has_value()) checkpoints[s.shard_id] = **c;
   }
+  auto at_shard_end = [&](const std::string& id) {
+    auto c = checkpoints.find(id);
+    return c != checkpoints.end() && c->second == kShardEndCheckpoint;
+  };
   std::vector<const Shard*> eligible;
   for (const Shard& s : *shards) {
-    auto c = checkpoints.find(s.shard_id);
-    if (c != checkpoints.end() && c->second == kShardEndCheckpoint) continue;  // done
-    if (detail::ReadyToProcess(s, listed, checkpoints)) eligible.push_back(&s);
+    if (at_shard_end(s.shard_id)) continue;  // done
+    if (detail::ParentsFinished(s, listed, at_shard_end)) eligible.push_back(&s);
   }
   // Each live worker takes up to its share, rounded up; a worker above the share rounded
   // down hands leases back while another live worker is below it (the other takes them
@@ -318,22 +358,30 @@ void Consumer::RefreshLeases(int64_t now_ms) {
                                   [&](const auto& t) { return t->shard_id == s->shard_id; });
     if (mine || !leases_->TryAcquire(app, s->shard_id, me, ttl)) continue;
     auto c = checkpoints.find(s->shard_id);
+    // A child of listed parents (all at SHARD_END, as eligibility requires) starts at its
+    // first record; a shard whose parents are gone starts at the initial position.
+    const bool after_parents =
+        (s->parent_shard_id && listed.contains(*s->parent_shard_id)) ||
+        (s->adjacent_parent_shard_id && listed.contains(*s->adjacent_parent_shard_id));
     TakeShard(s->shard_id,
-              c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second));
+              c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second),
+              after_parents);
+    tasks_.back()->first_record = s->sequence_number_range.starting_sequence_number;
   }
   (void)now_ms;
 }
 
-int Consumer::Poll() {
+size_t Consumer::Poll() {
   if (stopped_) return 0;
   const int64_t now_ms = clock_.NowMillis();
   if (now_ms >= next_refresh_ms_) {
     next_refresh_ms_ = now_ms + absl::ToInt64Milliseconds(options_.lease_refresh_interval);
+    status_ = absl::OkStatus();
     RefreshLeases(now_ms);
   }
-  int delivered = 0;
+  size_t delivered = 0;
   for (std::size_t i = 0; i < tasks_.size();) {
-    delivered += PollShard(*tasks_[i], now_ms);
+    delivered += static_cast<size_t>(PollShard(*tasks_[i], now_ms));
     if (tasks_[i]->ended) {
       // Done with the shard: with SHARD_END checkpointed its children become eligible; if
       // the processor did not checkpoint, the lease goes back and the shard is processed
@@ -349,7 +397,9 @@ int Consumer::Poll() {
 }
 
 int Consumer::PollShard(ShardTask& task, int64_t now_ms) {
-  return options_.mode == ConsumerMode::kPolling ? PollPolling(task) : PollFanOut(task, now_ms);
+  if (task.blocked || now_ms < task.throttled_until_ms) return 0;
+  return options_.mode == ConsumerMode::kPolling ? PollPolling(task, now_ms)
+                                                 : PollFanOut(task, now_ms);
 }
 
 void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t behind,
@@ -369,52 +419,64 @@ void Consumer::EndShard(ShardTask& task) {
   task.ended = true;
 }
 
-int Consumer::PollPolling(ShardTask& task) {
-  const int64_t now_ms = clock_.NowMillis();
-  if (now_ms < task.throttled_until_ms) return 0;
-  if (!task.iterator) {
-    GetShardIteratorRequest r;
-    r.shard_id = task.shard_id;
-    // Resume after the newest record handed out, else after the checkpoint.
-    std::string after;
-    if (task.last_delivered) {
-      after = task.last_delivered->ToString();
-    } else if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint) {
-      after = *task.checkpoint;
+std::optional<StartingPosition> Consumer::StartOf(ShardTask& task) {
+  if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint) {
+    if (SequenceNumber::Parse(*task.checkpoint).ok()) {
+      return StartingPosition{ShardIteratorType::kAfterSequenceNumber, *task.checkpoint, {}};
     }
-    if (!after.empty()) {
-      r.type = ShardIteratorType::kAfterSequenceNumber;
-      r.starting_sequence_number = after;
-    } else if (options_.initial_position == InitialPosition::kLatest) {
-      r.type = ShardIteratorType::kLatest;
-    } else if (options_.initial_position == InitialPosition::kAtTimestamp) {
-      r.type = ShardIteratorType::kAtTimestamp;
-      r.timestamp = options_.initial_timestamp;
+    // Not a sequence number at all (a damaged store).
+    const absl::Status cause = InvalidArgumentError("it is not a sequence number.");
+    if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
+      status_ = InvalidCheckpointError(options_.application_name, task.shard_id,
+                                       *task.checkpoint, cause);
+      task.blocked = true;
+      return std::nullopt;
     }
-    absl::StatusOr<ShardIterator> it = stream_.GetShardIterator(r);
-    if (!it.ok()) {
-      // A closed shard that aged out of retention: nothing is left to read.
-      if (IsResourceNotFound(it.status())) EndShard(task);
+    ++invalid_checkpoints_;
+    task.checkpoint.reset();
+  }
+  if (task.after_parents) return StartingPosition{ShardIteratorType::kTrimHorizon, {}, {}};
+  return StartingPosition{options_.initial_position, {}, options_.initial_timestamp};
+}
+
+int Consumer::PollPolling(ShardTask& task, int64_t now_ms) {
+  if (!task.cursor || (!task.cursor->started() && !task.cursor->ended())) {
+    std::optional<StartingPosition> start = StartOf(task);
+    if (!start) return 0;
+    task.cursor.emplace(task.shard_id);
+    const bool from_checkpoint = start->type == ShardIteratorType::kAfterSequenceNumber;
+    absl::Status s = task.cursor->Start(stream_, *start, task.after_parents && !from_checkpoint);
+    if (!s.ok()) {
+      task.cursor.reset();
+      if (from_checkpoint && IsInvalidArgumentException(s)) {
+        // The stream does not recognise the checkpoint (another stream, a damaged number).
+        if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
+          status_ = InvalidCheckpointError(options_.application_name, task.shard_id,
+                                           *task.checkpoint, s);
+          task.blocked = true;
+          return 0;
+        }
+        ++invalid_checkpoints_;
+        task.checkpoint.reset();
+        return PollPolling(task, now_ms);
+      }
+      status_ = s;
+      task.throttled_until_ms = now_ms + 200;
       return 0;
     }
-    task.iterator = *it;
   }
-  absl::Status s = stream_.GetRecords(*task.iterator, task.result, options_.max_records);
+  absl::Status s = task.cursor->Read(stream_, task.result, options_.max_records);
   if (!s.ok()) {
-    if (IsProvisionedThroughputExceeded(s)) {
-      task.throttled_until_ms = now_ms + 200;  // the service's advice: back off, then retry
-    } else {
-      task.iterator.reset();  // expired iterator: get a new one from what was delivered
-    }
+    // Throttled (the service's advice: back off, then retry) or another transient error.
+    if (!IsProvisionedThroughputExceededException(s)) status_ = s;
+    task.throttled_until_ms = now_ms + 200;
     return 0;
   }
+  const uint64_t missed = task.cursor->missed() - task.missed_seen;
+  task.missed_seen = task.cursor->missed();
   const int before = task.delivered;
-  Deliver(task, task.result.records, task.result.millis_behind_latest, task.result.missed_records);
-  if (!task.result.next_shard_iterator) {
-    EndShard(task);
-  } else {
-    task.iterator = task.result.next_shard_iterator;
-  }
+  Deliver(task, task.result.records, task.result.millis_behind_latest, missed);
+  if (task.cursor->ended()) EndShard(task);
   return task.delivered - before;
 }
 
@@ -422,22 +484,21 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
   if (!task.subscription) {
     if (now_ms < task.subscribe_after_ms) return 0;
     StartingPosition start;
+    bool from_checkpoint = false;
     if (task.continuation) {
-      start.type = StartingPositionType::kAtSequenceNumber;
-      start.sequence_number = task.continuation->ToString();
-    } else if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint) {
-      start.type = StartingPositionType::kAfterSequenceNumber;
-      start.sequence_number = *task.checkpoint;
-    } else if (options_.initial_position == InitialPosition::kLatest) {
-      start.type = StartingPositionType::kLatest;
-    } else if (options_.initial_position == InitialPosition::kAtTimestamp) {
-      start.type = StartingPositionType::kAtTimestamp;
-      start.timestamp = options_.initial_timestamp;
+      start = {ShardIteratorType::kAtSequenceNumber, task.continuation->ToString(), {}};
     } else {
-      start.type = StartingPositionType::kTrimHorizon;
+      std::optional<StartingPosition> s = StartOf(task);
+      if (!s) return 0;
+      start = *s;
+      from_checkpoint = start.type == ShardIteratorType::kAfterSequenceNumber;
+      if (task.after_parents && !from_checkpoint && task.first_record) {
+        // From the first record, so that what was trimmed counts as missed.
+        start = {ShardIteratorType::kAtSequenceNumber, task.first_record->ToString(), {}};
+      }
     }
     ShardTask* t = &task;
-    auto sub = stream_.SubscribeToShard(
+    auto sub = local_stream_->SubscribeToShard(
         SubscribeToShardRequest{options_.stream_consumer_name, task.shard_id, start},
         [this, t](const SubscribeToShardEvent& e) {
           Deliver(*t, e.records, e.millis_behind_latest, e.missed_records);
@@ -449,14 +510,24 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
           }
         },
         SubscriptionOptions{.lifetime = absl::Minutes(5),
-                            .run_on_thread = false,
                             .wait = WaitStrategy::kBlock,
                             .max_records_per_event = options_.max_records});
     if (!sub.ok()) {
-      if (IsResourceNotFound(sub.status()) &&
-          stream_.DescribeStreamConsumer(options_.stream_consumer_name).ok()) {
+      if (IsResourceNotFoundException(sub.status()) &&
+          local_stream_->DescribeStreamConsumer(options_.stream_consumer_name).ok()) {
         EndShard(task);  // the shard aged out of retention
         return 0;
+      }
+      if (from_checkpoint && IsInvalidArgumentException(sub.status())) {
+        if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
+          status_ = InvalidCheckpointError(options_.application_name, task.shard_id,
+                                           *task.checkpoint, sub.status());
+          task.blocked = true;
+          return 0;
+        }
+        ++invalid_checkpoints_;
+        task.checkpoint.reset();
+        return 0;  // subscribes from the initial position at the next poll
       }
       // ResourceInUseException: the 5-second rule after a lease moved here; or the stream
       // consumer was deregistered (the application re-registers it): retry later.

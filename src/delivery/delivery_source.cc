@@ -75,7 +75,7 @@ struct DeliveryStream::SourceState {
     r.from_trim_horizon = true;
     auto it = stream->GetShardIterator({r.shard_id, ShardIteratorType::kTrimHorizon, {}, {}});
     if (!it.ok()) {
-      if (IsResourceNotFound(it.status())) r.phase = Phase::kEnded;
+      if (IsResourceNotFoundException(it.status())) r.phase = Phase::kEnded;
       return;  // otherwise retried at the next poll
     }
     Position(ds, r, *it);
@@ -107,7 +107,7 @@ struct DeliveryStream::SourceState {
     }
     auto it = stream->GetShardIterator(request);
     if (!it.ok()) {
-      if (IsResourceNotFound(it.status())) End(r);
+      if (IsResourceNotFoundException(it.status())) End(r);
       return false;
     }
     Position(ds, r, *it);
@@ -131,12 +131,12 @@ struct DeliveryStream::SourceState {
       if (r.phase != Phase::kReading) return 0;
     }
     absl::Status s = stream->GetRecords(*r.iterator, result);
-    if (!s.ok() && IsExpiredIterator(s)) {
+    if (!s.ok() && IsExpiredIteratorException(s)) {
       if (!Refresh(ds, r)) return 0;
       s = stream->GetRecords(*r.iterator, result);
     }
     if (!s.ok()) {
-      if (IsResourceNotFound(s)) End(r);  // expired by retention
+      if (IsResourceNotFoundException(s)) End(r);  // expired by retention
       return 0;
     }
     ds.source_records_missed_.fetch_add(result.missed_records, std::memory_order_relaxed);

@@ -9,10 +9,12 @@
 // is in the parent, below the EndingSequenceNumber) or sees kClosed and, through the fence
 // in Append, the topology of step 1, which routes it to the child that owns its key.
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "fmt/format.h"
 #include "riffle/stream.h"
+#include "stream/fanout.h"
 
 namespace riffle {
 
@@ -20,18 +22,23 @@ namespace riffle {
 // of the stream only when the plan is committed, so a rejected plan leaves no trace.
 struct Stream::ReshardPlan {
   ReshardPlan(Stream& s, int64_t now) : stream(s), now_ms(now) {
-    open = s.topology_.load(std::memory_order_acquire)->open;
+    detail::EpochGuard guard;
+    open = s.core_->shards.snapshot().open;
   }
 
   detail::ShardState* Add(HashKeyRange range, const std::string& parent,
                           const std::string* adjacent) {
-    const uint64_t index = stream.shards_.size() + created.size();
-    created.push_back(std::make_unique<detail::ShardState>(
-        index, range, stream.options_.ring_capacity_bytes, now_ms));
-    detail::ShardState* child = created.back().get();
+    const uint64_t index = stream.core_->shards.shards_created() + created.size();
+    std::shared_ptr<detail::ShardState> child = stream.core_->shards.NewShard(index, range, now_ms);
+    if (child == nullptr) {
+      out_of_memory = true;
+      // A placeholder keeps the plan's shape; the plan is refused before it is committed.
+      child = std::make_shared<detail::ShardState>(index, range, nullptr, 0, 0, now_ms);
+    }
     child->parent_shard_id = parent;
     if (adjacent != nullptr) child->adjacent_parent_shard_id = *adjacent;
-    return child;
+    created.push_back(child);
+    return child.get();
   }
 
   // Splits open[i] so that `key` starts the upper child. REQUIRES: start < key <= end.
@@ -67,18 +74,15 @@ struct Stream::ReshardPlan {
 
   Stream& stream;
   const int64_t now_ms;
+  bool out_of_memory = false;
   std::vector<detail::ShardState*> open;  // sorted by starting hash key
-  std::vector<std::unique_ptr<detail::ShardState>> created;
+  std::vector<std::shared_ptr<detail::ShardState>> created;
   std::vector<std::pair<detail::ShardState*, std::vector<uint64_t>>> retired;  // with children
 };
 
 StreamStatus Stream::CurrentStatus(int64_t now_ms) const {
-  const StreamStatus status = status_.load(std::memory_order_acquire);
-  if (status == StreamStatus::kActive &&
-      now_ms < updating_until_ms_.load(std::memory_order_acquire)) {
-    return StreamStatus::kUpdating;
-  }
-  return status;
+  if (now_ms < updating_until_ms_.load(std::memory_order_acquire)) return StreamStatus::kUpdating;
+  return StreamStatus::kActive;
 }
 
 absl::Status Stream::CheckActiveForReshard(int64_t now_ms) const {
@@ -90,46 +94,39 @@ absl::Status Stream::CheckActiveForReshard(int64_t now_ms) const {
       absl::FormatTime(absl::FromUnixMillis(updating_until_ms_.load()), absl::UTCTimeZone())));
 }
 
-void Stream::CommitReshard(ReshardPlan& plan) {
-  auto topology = std::make_unique<detail::Topology>();
-  for (detail::ShardState* s : plan.open) {
-    topology->starts.push_back(s->range.starting_hash_key);
-    topology->open.push_back(s);
+absl::Status Stream::CommitReshard(ReshardPlan& plan) {
+  if (plan.out_of_memory) {
+    return LimitExceededError(fmt::format(
+        "The system refused ring memory ({} bytes per shard) for the new shards of stream {}.",
+        options_.ring_capacity_bytes, options_.stream_name));
   }
+  detail::ShardSet::Commit commit{std::move(plan.open), std::move(plan.created),
+                                  std::move(plan.retired)};
   // Lossless consumers gate a child from its first record, before anything routes to it.
-  for (auto& s : plan.created) GateNewShard(*s);
-  for (auto& s : plan.created) shards_.push_back(std::move(s));
-  topology->all.reserve(shards_.size());
-  for (const auto& s : shards_) topology->all.push_back(s.get());
-  // Parents are only ever read for their children after closed_at_ms (acquire), so the
-  // lists may be filled while the parents still take writes.
-  for (auto& [parent, children] : plan.retired) parent->child_indexes = std::move(children);
-  // (1) Children take the routing before any parent refuses a write.
-  Publish(std::move(topology));
-  // (2) and (3): a parent's end is fixed only after every claim made before its close
-  // committed; shards created and retired within the plan were never routable, so they
-  // close empty.
-  for (auto& [parent, children] : plan.retired) {
-    parent->final_state = parent->ring.Close();
-    parent->closed_at_ms.store(plan.now_ms, std::memory_order_release);
-  }
+  core_->shards.CommitReshard(commit, plan.now_ms,
+                              [this](detail::ShardState& s) { core_->fanout->GateNewShard(s); });
   updating_until_ms_.store(plan.now_ms + absl::ToInt64Milliseconds(options_.reshard_duration),
                            std::memory_order_release);
+  return absl::OkStatus();
 }
 
 absl::Status Stream::SplitShard(std::string_view shard_to_split,
                                 std::string_view new_starting_hash_key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now_ms = clock_->NowMillis();
+  std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
+  const int64_t now_ms = core_->clock->NowMillis();
+  core_->shards.Sweep(now_ms);
   if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
   const std::optional<uint64_t> index = ParseShardId(shard_to_split);
-  const detail::Topology* topology = topology_.load(std::memory_order_acquire);
-  detail::ShardState* shard = index ? topology->Find(*index) : nullptr;
-  if (shard == nullptr || Expired(*shard, now_ms)) {
+  // The snapshot is read under a guard; open shards stay valid without one while
+  // reshard_mu is held (only reshards close shards, and only closed ones are freed).
+  std::optional<detail::EpochGuard> guard(std::in_place);
+  const detail::RoutingSnapshot& snapshot = core_->shards.snapshot();
+  detail::ShardState* shard = index ? snapshot.Find(*index) : nullptr;
+  if (shard == nullptr || core_->shards.Expired(*shard, now_ms)) {
     return ResourceNotFoundError(fmt::format("Could not find shard {} in stream {}.",
                                              shard_to_split.substr(0, 200), options_.stream_name));
   }
-  if (shard->closed_at_ms.load(std::memory_order_acquire) >= 0) {
+  if (shard->closed()) {
     return InvalidArgumentError(fmt::format(
         "Shard {} in stream {} has already been merged or split, and thus is not eligible for "
         "merging or splitting.",
@@ -147,42 +144,47 @@ absl::Status Stream::SplitShard(std::string_view shard_to_split,
         new_starting_hash_key, shard->id, options_.stream_name,
         FormatHashKey(range.starting_hash_key), FormatHashKey(range.ending_hash_key)));
   }
-  const std::size_t open_count = topology->open.size();
+  const std::size_t open_count = snapshot.open.size();
   if (open_count + 1 > static_cast<std::size_t>(options_.shard_limit)) {
     return LimitExceededError(fmt::format(
         "SplitShard would raise the open shard count of stream {} from {} to {}, above its "
         "ShardLimit of {}.",
         options_.stream_name, open_count, open_count + 1, options_.shard_limit));
   }
-  if (shards_.size() + 2 > SequenceNumber::kMaxShardIndex + 1) {
+  const uint64_t created = core_->shards.shards_created();
+  if (created + 2 > SequenceNumber::kMaxShardIndex + 1) {
     return LimitExceededError(
         fmt::format("Stream {} has created {} shards; shard indexes are limited to {}.",
-                    options_.stream_name, shards_.size(), SequenceNumber::kMaxShardIndex));
+                    options_.stream_name, created, SequenceNumber::kMaxShardIndex));
   }
+  guard.reset();
   ReshardPlan plan(*this, now_ms);
   plan.Split(plan.Holding(range.starting_hash_key), *key);
-  CommitReshard(plan);
-  return absl::OkStatus();
+  return CommitReshard(plan);
 }
 
 absl::Status Stream::MergeShards(std::string_view shard_to_merge,
                                  std::string_view adjacent_shard_to_merge) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now_ms = clock_->NowMillis();
+  std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
+  const int64_t now_ms = core_->clock->NowMillis();
+  core_->shards.Sweep(now_ms);
   if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
-  const detail::Topology* topology = topology_.load(std::memory_order_acquire);
+  // The snapshot is read under a guard; open shards stay valid without one while
+  // reshard_mu is held (only reshards close shards, and only closed ones are freed).
+  std::optional<detail::EpochGuard> guard(std::in_place);
+  const detail::RoutingSnapshot& snapshot = core_->shards.snapshot();
   detail::ShardState* shards[2];
   const std::string_view ids[2] = {shard_to_merge, adjacent_shard_to_merge};
   for (int i = 0; i < 2; ++i) {
     const std::optional<uint64_t> index = ParseShardId(ids[i]);
-    shards[i] = index ? topology->Find(*index) : nullptr;
-    if (shards[i] == nullptr || Expired(*shards[i], now_ms)) {
+    shards[i] = index ? snapshot.Find(*index) : nullptr;
+    if (shards[i] == nullptr || core_->shards.Expired(*shards[i], now_ms)) {
       return ResourceNotFoundError(fmt::format("Could not find shard {} in stream {}.",
                                                ids[i].substr(0, 200), options_.stream_name));
     }
   }
   for (const detail::ShardState* s : shards) {
-    if (s->closed_at_ms.load(std::memory_order_acquire) >= 0) {
+    if (s->closed()) {
       return InvalidArgumentError(fmt::format(
           "Shard {} in stream {} has already been merged or split, and thus is not eligible "
           "for merging or splitting.",
@@ -201,20 +203,25 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
                     "merging: their hash key ranges must be contiguous.",
                     shards[0]->id, shards[1]->id, options_.stream_name));
   }
+  guard.reset();
   ReshardPlan plan(*this, now_ms);
   const HashKey lower_start = a_below ? a.starting_hash_key : b.starting_hash_key;
   plan.Merge(plan.Holding(lower_start), shards[0]);
-  CommitReshard(plan);
-  return absl::OkStatus();
+  return CommitReshard(plan);
 }
 
 absl::StatusOr<UpdateShardCountResult> Stream::UpdateShardCount(int target_shard_count,
                                                                 ScalingType scaling_type) {
   (void)scaling_type;  // UNIFORM_SCALING is the only type the service offers
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now_ms = clock_->NowMillis();
+  std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
+  const int64_t now_ms = core_->clock->NowMillis();
+  core_->shards.Sweep(now_ms);
   if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
-  const int current = static_cast<int>(topology_.load(std::memory_order_acquire)->open.size());
+  int current = 0;
+  {
+    detail::EpochGuard guard;
+    current = static_cast<int>(core_->shards.snapshot().open.size());
+  }
   if (target_shard_count < 1) {
     return InvalidArgumentError(
         fmt::format("TargetShardCount is {}; it must be at least 1.", target_shard_count));
@@ -253,12 +260,13 @@ absl::StatusOr<UpdateShardCountResult> Stream::UpdateShardCount(int target_shard
       plan.Merge(i, plan.open[i]);
     }
   }
-  if (shards_.size() + plan.created.size() > SequenceNumber::kMaxShardIndex + 1) {
+  const uint64_t created = core_->shards.shards_created();
+  if (created + plan.created.size() > SequenceNumber::kMaxShardIndex + 1) {
     return LimitExceededError(
         fmt::format("Stream {} has created {} shards; shard indexes are limited to {}.",
-                    options_.stream_name, shards_.size(), SequenceNumber::kMaxShardIndex));
+                    options_.stream_name, created, SequenceNumber::kMaxShardIndex));
   }
-  CommitReshard(plan);
+  if (absl::Status s = CommitReshard(plan); !s.ok()) return s;
   return UpdateShardCountResult{options_.stream_name, current, target_shard_count};
 }
 

@@ -1,11 +1,15 @@
-// Stream's control plane and the cold (error) paths of its hot calls.
+// Stream: validation, the control plane, iterators, and the cold (error) paths of its hot
+// calls. The work is done by the shard set, the shard logs and fan-out.
 #include "riffle/stream.h"
 
 #include <algorithm>
+#include <bit>
 #include <random>
 
-#include "fmt/format.h"
 #include "common/names.h"
+#include "fmt/format.h"
+#include "riffle/subscription.h"
+#include "stream/fanout.h"
 
 namespace riffle {
 namespace {
@@ -13,7 +17,7 @@ namespace {
 constexpr int kMinRetentionHours = 24;
 constexpr int kMaxRetentionHours = 8760;
 constexpr uint64_t kMaxRecordSizeLimit = uint64_t{10} << 20;
-constexpr uint64_t kMaxRingCapacity = uint64_t{1} << 40;
+constexpr uint64_t kMaxRingCapacity = uint64_t{8} << 30;
 constexpr int kMaxPutRecordsEntries = 500;
 constexpr uint64_t kMaxPutRecordsBytes = uint64_t{5} << 20;
 
@@ -26,68 +30,17 @@ uint64_t NextStreamTag() {
   return (n * 7919) % SequenceNumber::kMaxStreamTag + 1;
 }
 
+uint64_t NewSecret() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+}
+
 uint64_t MinRingCapacity(uint64_t max_record_size) {
   return std::bit_ceil(detail::kSegmentsPerRing * detail::FrameBytes(0, max_record_size));
 }
 
-std::string_view IteratorTypeName(ShardIteratorType type) {
-  switch (type) {
-    case ShardIteratorType::kAtSequenceNumber:
-      return "AT_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAfterSequenceNumber:
-      return "AFTER_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAtTimestamp:
-      return "AT_TIMESTAMP";
-    case ShardIteratorType::kTrimHorizon:
-      return "TRIM_HORIZON";
-    case ShardIteratorType::kLatest:
-      return "LATEST";
-  }
-  return "?";
-}
-
-// Where a reader of `ring` starting at time `t_ms` begins: the first record that arrived at
-// or after t_ms, or the end of the log. Arrival times never decrease within a shard, and
-// every segment starts with a frame, so whole segments are skipped by their first frame.
-struct Seek {
-  uint64_t position;
-  uint64_t next_index;
-  bool known;
-};
-Seek SeekTime(const detail::ShardRing& ring, int64_t t_ms) {
-  for (;;) {
-    const detail::LatestState latest = ring.Latest();
-    const uint64_t horizon = ring.Horizon(ring.claimed());
-    const uint64_t seg = ring.segment_bytes();
-    // Skip to the last segment whose first record is older than t_ms.
-    uint64_t start = horizon;
-    for (uint64_t s = horizon + seg; s < latest.published; s += seg) {
-      const uint64_t* w = ring.WordsAt(s);
-      const uint64_t w0 = detail::LoadWordRelaxed(w);
-      if (detail::Word0Flags(w0) & detail::kFlagPadding) break;  // conservative: walk from here
-      if (static_cast<int64_t>(detail::LoadWordRelaxed(w + 3)) >= t_ms) break;
-      start = s;
-    }
-    Seek found{latest.published, latest.next_index, true};
-    uint64_t p = start;
-    while (p < latest.published) {
-      const uint64_t* w = ring.WordsAt(p);
-      const uint64_t w0 = detail::LoadWordRelaxed(w);
-      const uint64_t length = detail::Word0Length(w0);
-      const bool padding = detail::Word0Flags(w0) & detail::kFlagPadding;
-      if (length < (padding ? detail::kFrameAlignment : detail::kFrameHeaderBytes) ||
-          !ring.FitsInSegment(p, detail::AlignFrame(length))) {
-        break;  // torn
-      }
-      if (!(detail::Word0Flags(w0) & detail::kFlagPadding) &&
-          static_cast<int64_t>(detail::LoadWordRelaxed(w + 3)) >= t_ms) {
-        found = Seek{p, detail::LoadWordRelaxed(w + 2), true};
-        break;
-      }
-      p += detail::AlignFrame(length);
-    }
-    if (ring.IntactAfterReads(start, p + detail::kFrameHeaderBytes)) return found;
-  }
+std::string StreamArn(const std::string& name) {
+  return fmt::format("arn:aws:kinesis:local:000000000000:stream/{}", name);
 }
 
 }  // namespace
@@ -106,11 +59,101 @@ std::string_view StreamStatusName(StreamStatus status) {
   return "?";
 }
 
+std::string_view ShardIteratorTypeName(ShardIteratorType type) {
+  switch (type) {
+    case ShardIteratorType::kAtSequenceNumber:
+      return "AT_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAfterSequenceNumber:
+      return "AFTER_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAtTimestamp:
+      return "AT_TIMESTAMP";
+    case ShardIteratorType::kTrimHorizon:
+      return "TRIM_HORIZON";
+    case ShardIteratorType::kLatest:
+      return "LATEST";
+  }
+  return "?";
+}
+
 namespace detail {
+
 absl::Status GetRecordsLimitError(int limit) {
   return InvalidArgumentError(
       fmt::format("Limit is {}; it must be between 1 and {}.", limit, kMaxGetRecordsLimit));
 }
+
+absl::Status IteratorError(const StreamCore& core, const ShardIterator& it, int64_t now_ms) {
+  if (it.stream_tag != core.tag || it.check != core.IteratorCheck(it)) {
+    return InvalidArgumentError(fmt::format(
+        "ShardIterator {} was not issued by stream {}: it may have been altered, or belong "
+        "to another stream.",
+        it.ToString(), core.name));
+  }
+  const uint64_t age = now_ms > it.issued_at_ms
+                           ? static_cast<uint64_t>(now_ms) - static_cast<uint64_t>(it.issued_at_ms)
+                           : 0;
+  if (age > static_cast<uint64_t>(core.iterator_lifetime_ms)) {
+    return ExpiredIteratorError(fmt::format(
+        "Iterator expired. The iterator was created at time {} while right now it is {} which "
+        "is further in the future than the tolerated delay of {} milliseconds.",
+        absl::FormatTime(absl::FromUnixMillis(it.issued_at_ms), absl::UTCTimeZone()),
+        absl::FormatTime(absl::FromUnixMillis(now_ms), absl::UTCTimeZone()),
+        core.iterator_lifetime_ms));
+  }
+  const ShardState* shard = core.shards.snapshot().Find(it.shard_index);
+  if (shard != nullptr && core.shards.Expired(*shard, now_ms)) {
+    return ResourceNotFoundError(
+        fmt::format("Shard {} in stream {} has expired: its records aged out of retention.",
+                    shard->id, core.name));
+  }
+  return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
+                                           FormatShardId(it.shard_index), core.name));
+}
+
+ChildShard DescribeChild(const RoutingSnapshot& snapshot, uint64_t index) {
+  const ShardState* child = snapshot.Find(index);
+  ChildShard c{FormatShardId(index), {}, {}};
+  if (child == nullptr) return c;  // expired before its parent: cannot happen (younger)
+  c.hash_key_range = child->range;
+  if (child->parent_shard_id) c.parent_shards.push_back(*child->parent_shard_id);
+  if (child->adjacent_parent_shard_id) c.parent_shards.push_back(*child->adjacent_parent_shard_id);
+  return c;
+}
+
+void RecordsStorage::Reset(GetRecordsResult& r) {
+  r.records.clear();
+  r.child_shards.clear();
+  r.next_shard_iterator.reset();
+  r.missed_records = 0;
+  r.millis_behind_latest = 0;
+  r.frames_.clear();
+}
+
+void RecordsStorage::AppendRecord(GetRecordsResult& r, uint64_t position, uint64_t record_index,
+                                  int64_t arrival_ms, std::string_view key,
+                                  std::string_view data) {
+  const std::size_t used =
+      r.frames_.empty() ? 0
+                        : r.frames_.back().first +
+                              FrameView(r.arena_.data() + r.frames_.back().first).padded_length() / 8;
+  const std::size_t words = FrameBytes(key.size(), data.size()) / 8;
+  if (used + words > r.arena_.size()) r.arena_.resize(std::max(r.arena_.size() * 2, used + words + 512));
+  WritePrivateFrame(r.arena_.data() + used, 0, record_index, arrival_ms, key, data);
+  r.frames_.emplace_back(used, position);
+}
+
+void RecordsStorage::BuildRecords(GetRecordsResult& r, uint64_t stream_tag, uint64_t shard_index) {
+  r.records.clear();
+  for (const auto& [word, position] : r.frames_) {
+    const FrameView frame(r.arena_.data() + word);
+    r.records.push_back(Record{frame.key(), frame.data(),
+                               SequenceNumber{stream_tag, shard_index, position, frame.record_index()},
+                               absl::FromUnixMillis(frame.arrival_ms())});
+  }
+}
+
+void FanOutDeleter::operator()(FanOut* f) const { delete f; }
+
 }  // namespace detail
 
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
@@ -144,43 +187,46 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
       options.ring_capacity_bytes > kMaxRingCapacity) {
     return InvalidArgumentError(fmt::format(
         "RingCapacityBytes is {}; it must be a power of two between {} (four frames of "
-        "MaxRecordSizeBytes {}) and {}.",
+        "MaxRecordSizeBytes {}) and {} (8 GiB).",
         options.ring_capacity_bytes, min_ring, options.max_record_size_bytes, kMaxRingCapacity));
   }
-  if (options.iterator_lifetime <= absl::ZeroDuration()) {
-    return InvalidArgumentError("IteratorLifetime must be positive.");
+  if (options.iterator_lifetime <= absl::ZeroDuration() ||
+      options.iterator_lifetime > absl::Hours(24 * 365)) {
+    return InvalidArgumentError("IteratorLifetime must be positive and at most 365 days.");
   }
   if (options.reshard_duration < absl::ZeroDuration()) {
     return InvalidArgumentError("ReshardDuration must not be negative.");
   }
-  return std::unique_ptr<Stream>(new Stream(std::move(options)));
-}
-
-Stream::Stream(StreamOptions options)
-    : options_(std::move(options)),
-      clock_(options_.clock != nullptr ? options_.clock : &SystemClock::Default()),
-      tag_(NextStreamTag()),
-      created_at_(clock_->Now()),
-      retention_ms_(absl::ToInt64Milliseconds(options_.retention_period)) {
-  auto topology = std::make_unique<detail::Topology>();
-  const std::vector<HashKeyRange> ranges = UniformHashKeyRanges(options_.shard_count);
-  const int64_t now_ms = absl::ToUnixMillis(created_at_);
-  for (std::size_t i = 0; i < ranges.size(); ++i) {
-    shards_.push_back(
-        std::make_unique<detail::ShardState>(i, ranges[i], options_.ring_capacity_bytes, now_ms));
-    topology->starts.push_back(ranges[i].starting_hash_key);
-    topology->open.push_back(shards_.back().get());
-    topology->all.push_back(shards_.back().get());
+  if (options.max_stream_consumers < 0) {
+    return InvalidArgumentError("MaxStreamConsumers must not be negative.");
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  Publish(std::move(topology));
+  if (options.read_budget &&
+      (options.read_budget->calls_per_second < 1 || options.read_budget->bytes_per_second < 1)) {
+    return InvalidArgumentError("ReadBudget needs at least 1 call and 1 byte per second.");
+  }
+  Clock* clock = options.clock != nullptr ? options.clock : &SystemClock::Default();
+  auto core = std::make_shared<detail::StreamCore>(
+      options.stream_name, options.routing, options.max_record_size_bytes,
+      absl::ToInt64Milliseconds(options.iterator_lifetime), clock, NextStreamTag(), NewSecret(),
+      options.ring_capacity_bytes, absl::ToInt64Milliseconds(options.retention_period));
+  core->fanout.reset(new detail::FanOut(*core, options.overflow_policy,
+                                        options.max_stream_consumers, options.read_budget));
+  if (absl::Status s = core->shards.Init(UniformHashKeyRanges(options.shard_count),
+                                         clock->NowMillis());
+      !s.ok()) {
+    return s;
+  }
+  return std::unique_ptr<Stream>(new Stream(std::move(options), std::move(core)));
 }
 
-Stream::~Stream() = default;
+Stream::Stream(StreamOptions options, std::shared_ptr<detail::StreamCore> core)
+    : options_(std::move(options)), core_(std::move(core)), created_at_(core_->clock->Now()) {}
 
-void Stream::Publish(std::unique_ptr<detail::Topology> topology) {
-  topology_.store(topology.get(), std::memory_order_release);
-  topologies_.push_back(std::move(topology));
+Stream::~Stream() {
+  // Subscriptions that outlive the stream keep the core; they end at their next poll.
+  core_->deleted.store(true, std::memory_order_seq_cst);
+  core_->wake.WakeAll();
+  core_->fanout->WakePutWaiters();
 }
 
 absl::Status Stream::PutError(const PutRecordRequest& request) const {
@@ -201,7 +247,7 @@ absl::Status Stream::PutError(const PutRecordRequest& request) const {
     auto n =
         SequenceNumber::Parse(request.sequence_number_for_ordering, "SequenceNumberForOrdering");
     if (!n.ok()) return n.status();
-    if (n->stream_tag != tag_) {
+    if (n->stream_tag != core_->tag) {
       return InvalidArgumentError(
           fmt::format("SequenceNumberForOrdering {} did not come from stream {}.",
                       request.sequence_number_for_ordering, options_.stream_name));
@@ -216,52 +262,7 @@ absl::Status Stream::ShardFullError(const detail::ShardState& shard) const {
   return ProvisionedThroughputExceededError(fmt::format(
       "Rate exceeded for shard {} in stream {}: a lossless reader has not yet read the space "
       "this record needs in the shard's {}-byte ring.",
-      shard.id, options_.stream_name, shard.ring.capacity()));
-}
-
-absl::StatusOr<detail::ShardState*> Stream::ShardForIterator(const ShardIterator& it,
-                                                             int64_t now_ms) const {
-  if (it.stream_tag != tag_) {
-    return InvalidArgumentError(fmt::format("ShardIterator {} did not come from stream {}.",
-                                            it.ToString(), options_.stream_name));
-  }
-  detail::ShardState* shard = topology_.load(std::memory_order_acquire)->Find(it.shard_index);
-  if (shard == nullptr) {
-    return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
-                                             FormatShardId(it.shard_index), options_.stream_name));
-  }
-  if (now_ms - it.issued_at_ms > absl::ToInt64Milliseconds(options_.iterator_lifetime)) {
-    return ExpiredIteratorError(fmt::format(
-        "Iterator expired. The iterator was created at time {} while right now it is {} which "
-        "is further in the future than the tolerated delay of {} milliseconds.",
-        absl::FormatTime(absl::FromUnixMillis(it.issued_at_ms), absl::UTCTimeZone()),
-        absl::FormatTime(absl::FromUnixMillis(now_ms), absl::UTCTimeZone()),
-        absl::ToInt64Milliseconds(options_.iterator_lifetime)));
-  }
-  if (Expired(*shard, now_ms)) {
-    return ResourceNotFoundError(
-        fmt::format("Shard {} in stream {} has expired: its records aged out of retention.",
-                    shard->id, options_.stream_name));
-  }
-  return shard;
-}
-
-// As the service does: a closed shard expires one retention period after it closed (all
-// its records are older than that). Counting from its newest record instead would hide a
-// parent that closed inside the retention window, and with it the lineage a reader
-// starting at TRIM_HORIZON must follow.
-bool Stream::Expired(const detail::ShardState& shard, int64_t now_ms) const {
-  const int64_t closed_at = shard.closed_at_ms.load(std::memory_order_acquire);
-  if (closed_at < 0) return false;
-  return closed_at < now_ms - retention_ms_.load(std::memory_order_relaxed);
-}
-
-ChildShard Stream::ChildShardOf(uint64_t index) const {
-  const detail::ShardState* child = topology_.load(std::memory_order_acquire)->Find(index);
-  ChildShard c{child->id, {}, child->range};
-  if (child->parent_shard_id) c.parent_shards.push_back(*child->parent_shard_id);
-  if (child->adjacent_parent_shard_id) c.parent_shards.push_back(*child->adjacent_parent_shard_id);
-  return c;
+      shard.id, options_.stream_name, shard.log.capacity()));
 }
 
 Shard Stream::Describe(const detail::ShardState& shard) const {
@@ -270,12 +271,13 @@ Shard Stream::Describe(const detail::ShardState& shard) const {
   s.parent_shard_id = shard.parent_shard_id;
   s.adjacent_parent_shard_id = shard.adjacent_parent_shard_id;
   s.hash_key_range = shard.range;
-  s.sequence_number_range.starting_sequence_number = MakeSequenceNumber(shard.index, 0, 0);
-  if (shard.closed_at_ms.load(std::memory_order_acquire) >= 0) {
+  s.sequence_number_range.starting_sequence_number = core_->MakeSequenceNumber(shard.index, 0, 0);
+  if (shard.closed()) {
     const detail::LatestState& f = shard.final_state;
     s.sequence_number_range.ending_sequence_number =
-        f.next_index > 0 ? MakeSequenceNumber(shard.index, f.last_record_position, f.next_index - 1)
-                         : s.sequence_number_range.starting_sequence_number;
+        f.next_index > 0
+            ? core_->MakeSequenceNumber(shard.index, f.last_record_position, f.next_index - 1)
+            : s.sequence_number_range.starting_sequence_number;
   }
   return s;
 }
@@ -315,7 +317,7 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(
 absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorRequest& request) {
   const bool wants_number = request.type == ShardIteratorType::kAtSequenceNumber ||
                             request.type == ShardIteratorType::kAfterSequenceNumber;
-  const std::string_view type_name = IteratorTypeName(request.type);
+  const std::string_view type_name = ShardIteratorTypeName(request.type);
   if (wants_number && request.starting_sequence_number.empty()) {
     return InvalidArgumentError(
         fmt::format("StartingSequenceNumber is required for ShardIteratorType {}.", type_name));
@@ -331,34 +333,30 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
     return InvalidArgumentError(
         fmt::format("Timestamp must not be given for ShardIteratorType {}.", type_name));
   }
+  detail::StreamCore& core = *core_;
+  const int64_t now_ms = core.clock->NowMillis();
+  core.shards.Sweep(now_ms);
   const std::optional<uint64_t> index = ParseShardId(request.shard_id);
-  const detail::Topology* topology = topology_.load(std::memory_order_acquire);
-  detail::ShardState* shard = index ? topology->Find(*index) : nullptr;
-  const int64_t now_ms = clock_->NowMillis();
-  if (shard == nullptr || Expired(*shard, now_ms)) {
+  detail::EpochGuard guard;
+  const detail::ShardState* shard = index ? core.shards.snapshot().Find(*index) : nullptr;
+  if (shard == nullptr || core.shards.Expired(*shard, now_ms)) {
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
                                              request.shard_id.substr(0, 200),
                                              options_.stream_name));
   }
-  const detail::ShardRing& ring = shard->ring;
-  const int64_t oldest_ms = now_ms - retention_ms_.load(std::memory_order_relaxed);
-  ShardIterator it{tag_, shard->index, 0, 0, true, now_ms};
+  const detail::ShardLog& log = shard->log;
   switch (request.type) {
     case ShardIteratorType::kTrimHorizon:
     case ShardIteratorType::kAtTimestamp: {
-      const int64_t t = request.timestamp
-                            ? std::max(absl::ToUnixMillis(*request.timestamp), oldest_ms)
-                            : oldest_ms;
-      const Seek seek = SeekTime(ring, t);
-      it.position = seek.position;
-      it.next_record_index = seek.next_index;
-      return it;
+      const int64_t oldest_ms = core.shards.retention().OldestMs(now_ms);
+      const int64_t t =
+          request.timestamp ? std::max(absl::ToUnixMillis(*request.timestamp), oldest_ms) : oldest_ms;
+      const detail::ShardLog::Seek seek = log.SeekTime(t);
+      return core.MakeIterator(shard->index, seek.position, seek.next_index, true, now_ms);
     }
     case ShardIteratorType::kLatest: {
-      const detail::LatestState latest = ring.Latest();
-      it.position = latest.published;
-      it.next_record_index = latest.next_index;
-      return it;
+      const detail::LatestState latest = log.Latest();
+      return core.MakeIterator(shard->index, latest.published, latest.next_index, true, now_ms);
     }
     case ShardIteratorType::kAtSequenceNumber:
     case ShardIteratorType::kAfterSequenceNumber:
@@ -367,42 +365,46 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   absl::StatusOr<SequenceNumber> n =
       SequenceNumber::Parse(request.starting_sequence_number, "StartingSequenceNumber");
   if (!n.ok()) return n.status();
-  if (n->stream_tag != tag_ || n->shard_index != shard->index) {
+  if (n->stream_tag != core.tag || n->shard_index != shard->index) {
     return InvalidArgumentError(fmt::format(
         "StartingSequenceNumber {} used in GetShardIterator on shard {} in stream {} is "
         "invalid because it did not come from this {}.",
         request.starting_sequence_number, shard->id, options_.stream_name,
-        n->stream_tag != tag_ ? "stream" : "shard"));
+        n->stream_tag != core.tag ? "stream" : "shard"));
   }
   const bool after = request.type == ShardIteratorType::kAfterSequenceNumber;
-  const detail::LatestState latest = ring.Latest();
-  auto not_a_record = [&] {
+  switch (log.CheckRecord(n->position, n->record_index)) {
+    case detail::PositionCheck::kNotARecord:
+      return InvalidArgumentError(fmt::format(
+          "StartingSequenceNumber {} does not identify a record of shard {} in stream {}.",
+          request.starting_sequence_number, shard->id, options_.stream_name));
+    case detail::PositionCheck::kTrimmed:
+      // The record is gone: the read starts at the horizon and reports what it missed.
+      return core.MakeIterator(shard->index, n->position, n->record_index + (after ? 1 : 0), true,
+                               now_ms);
+    case detail::PositionCheck::kRecord:
+      break;
+  }
+  const uint64_t position = after ? log.RecordEnd(n->position) : n->position;
+  return core.MakeIterator(shard->index, position, n->record_index + (after ? 1 : 0), true,
+                           now_ms);
+}
+
+absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& iterator) {
+  detail::StreamCore& core = *core_;
+  if (iterator.stream_tag != core.tag || iterator.check != core.IteratorCheck(iterator)) {
     return InvalidArgumentError(fmt::format(
-        "StartingSequenceNumber {} does not identify a record of shard {} in stream {}.",
-        request.starting_sequence_number, shard->id, options_.stream_name));
-  };
-  if (n->position >= latest.published || n->record_index >= latest.next_index) {
-    return not_a_record();
+        "ShardIterator {} was not issued by stream {}.", iterator.ToString(), core.name));
   }
-  it.position = n->position;
-  it.next_record_index = n->record_index + (after ? 1 : 0);
-  // Check the frame while it is retained; a trimmed one leaves the iterator where it is and
-  // GetRecords moves it to the horizon, reporting what was missed.
-  if (!ring.FitsInSegment(n->position, detail::kFrameHeaderBytes)) return not_a_record();
-  if (n->position >= ring.Horizon(ring.claimed())) {
-    const uint64_t* w = ring.WordsAt(n->position);
-    const uint64_t w0 = detail::LoadWordRelaxed(w);
-    const uint64_t position = detail::LoadWordRelaxed(w + 1);
-    const uint64_t record_index = detail::LoadWordRelaxed(w + 2);
-    if (ring.IntactAfterReads(n->position, n->position + detail::kFrameHeaderBytes)) {
-      if ((detail::Word0Flags(w0) & detail::kFlagPadding) || position != n->position ||
-          record_index != n->record_index) {
-        return not_a_record();
-      }
-      if (after) it.position += detail::AlignFrame(detail::Word0Length(w0));
-    }
+  const int64_t now_ms = core.clock->NowMillis();
+  detail::EpochGuard guard;
+  const detail::ShardState* shard = core.shards.snapshot().Find(iterator.shard_index);
+  if (shard == nullptr || core.shards.Expired(*shard, now_ms)) {
+    return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
+                                             FormatShardId(iterator.shard_index), core.name));
   }
-  return it;
+  return core.MakeIterator(iterator.shard_index, iterator.position, iterator.next_record_index,
+                           iterator.next_record_index_known, now_ms);
 }
 
 absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& request) const {
@@ -423,8 +425,10 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
           fmt::format("ShardId '{}' is not a valid shard id.", request.shard_id.substr(0, 200)));
     }
   }
-  const int64_t now_ms = clock_->NowMillis();
-  const int64_t horizon_ms = now_ms - retention_ms_.load(std::memory_order_relaxed);
+  detail::StreamCore& core = *core_;
+  const int64_t now_ms = core.clock->NowMillis();
+  core.shards.Sweep(now_ms);
+  const int64_t horizon_ms = core.shards.retention().OldestMs(now_ms);
   // The service's rule: a shard is open at t when it started at or before t and ended at
   // or after t (both parent and children are listed at the instant of a reshard). Times
   // before the stream existed mean its first shards.
@@ -435,9 +439,9 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
     return s.created_at_ms <= t && (closed < 0 || closed >= t);
   };
   std::vector<Shard> shards;
-  const detail::Topology* topology = topology_.load(std::memory_order_acquire);
-  for (const detail::ShardState* s : topology->all) {
-    if (Expired(*s, now_ms)) continue;
+  detail::EpochGuard guard;
+  for (const detail::ShardState* s : core.shards.snapshot().live) {
+    if (core.shards.Expired(*s, now_ms)) continue;
     if (after && s->index <= *after) continue;
     const int64_t closed = s->closed_at_ms.load(std::memory_order_acquire);
     bool keep = true;
@@ -466,19 +470,27 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
 }
 
 StreamDescriptionSummary Stream::DescribeStreamSummary() const {
+  const int64_t now_ms = core_->clock->NowMillis();
   StreamDescriptionSummary d;
   d.stream_name = options_.stream_name;
-  d.stream_arn = fmt::format("arn:aws:kinesis:local:000000000000:stream/{}", options_.stream_name);
-  d.stream_status = CurrentStatus(clock_->NowMillis());
+  d.stream_arn = StreamArn(options_.stream_name);
+  d.stream_status = CurrentStatus(now_ms);
   d.retention_period_hours =
-      static_cast<int>(retention_ms_.load(std::memory_order_relaxed) / 3'600'000);
+      static_cast<int>(core_->shards.retention().retention_ms() / 3'600'000);
   d.stream_creation_timestamp = created_at_;
-  d.open_shard_count = static_cast<int>(topology_.load(std::memory_order_acquire)->open.size());
   {
-    std::lock_guard<std::mutex> lock(consumers_->mu);
-    d.consumer_count = static_cast<int>(consumers_->consumers.size());
+    detail::EpochGuard guard;
+    d.open_shard_count = static_cast<int>(core_->shards.snapshot().open.size());
   }
+  d.consumer_count = core_->fanout->ConsumerCount();
   return d;
+}
+
+StreamStats Stream::Stats() {
+  core_->shards.Sweep(core_->clock->NowMillis());
+  const detail::ShardSetStats s = core_->shards.Stats();
+  return StreamStats{s.open_shards, s.closed_shards, s.live_shard_logs, s.reserved_bytes,
+                     s.shards_created};
 }
 
 absl::Status Stream::IncreaseStreamRetentionPeriod(int hours) {
@@ -490,8 +502,9 @@ absl::Status Stream::DecreaseStreamRetentionPeriod(int hours) {
 }
 
 absl::Status Stream::ChangeRetention(int hours, bool increase) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const int current = static_cast<int>(retention_ms_.load() / 3'600'000);
+  std::lock_guard<std::mutex> lock(retention_mu_);
+  detail::Retention& retention = core_->shards.retention();
+  const int current = static_cast<int>(retention.retention_ms() / 3'600'000);
   if (hours < kMinRetentionHours || hours > kMaxRetentionHours) {
     return InvalidArgumentError(
         fmt::format("RetentionPeriodHours is {}; it must be between {} and {}.", hours,
@@ -504,7 +517,9 @@ absl::Status Stream::ChangeRetention(int hours, bool increase) {
         hours, options_.stream_name, increase ? "shorter" : "longer", current,
         increase ? "Decrease" : "Increase"));
   }
-  retention_ms_.store(int64_t{hours} * 3'600'000);
+  // Records already trimmed stay trimmed (the service: a longer period does not bring
+  // expired data back).
+  retention.Set(int64_t{hours} * 3'600'000, core_->clock->NowMillis());
   return absl::OkStatus();
 }
 

@@ -1,24 +1,27 @@
-// The one place that owns riffle's memory layout: the frame a record occupies in a shard's
-// ring, the ring's segments, and the word-wise copies in and out of it.
+// The one place that owns riffle's record layout: the frame a record occupies in a shard's
+// log, the log's segments, and the word-wise copies in and out of it. Everything else reads
+// frames through FrameView and writes them through WriteFrame/WritePadding.
 //
 // A shard's log is an unbounded sequence of bytes; log position p lives at ring word
-// (p / 8) % (capacity / 8). The ring is split into kSegmentsPerRing equal segments and a
-// frame never crosses a segment boundary (the tail of a segment is filled with padding), so
-// every segment starts with a frame: a reader that was lapped resumes at a segment start.
+// (p / 8) % (capacity / 8). The ring is split into segments of equal size and a frame never
+// crosses a segment boundary (the tail of a segment is filled with padding), so every
+// segment starts with a frame: a reader that was lapped resumes at a segment start.
 //
 //   0        4        6        8                16               24               32
 //   +--------+--------+--------+----------------+----------------+----------------+----
-//   | length | keylen | flags  | position       | record index   | arrival (ms)   | key, data, pad
-//   to 8
+//   | length | keylen | flags  | check          | record index   | arrival (ms)   | key, data, pad
 //   +--------+--------+--------+----------------+----------------+----------------+----
 //   word 0                       word 1           word 2           word 3
 //
 // length counts header + key + data (unpadded); a padding frame is word 0 alone with
-// kFlagPadding and length = the padded size it covers. Ring words are only ever accessed
-// through std::atomic_ref (relaxed): a reader may copy a frame while a producer that lapped
-// it overwrites the same bytes, and validates afterwards (seqlock style). Atomic word access
-// keeps that race defined behaviour (and visible to ThreadSanitizer); on x86-64 a relaxed
-// 8-byte atomic load or store is a plain mov.
+// kFlagPadding and length = the padded size it covers. `check` is FrameCheck(position,
+// secret): a word no record's data can imitate without the stream's secret, so a position
+// that is not a frame start (a forged sequence number) is recognised as such.
+//
+// Ring words are only ever accessed through std::atomic_ref (relaxed): a reader may copy a
+// frame while a producer that lapped it overwrites the same bytes, and validates afterwards
+// (seqlock style). Atomic word access keeps that race defined behaviour (and visible to
+// ThreadSanitizer); on x86-64 a relaxed 8-byte atomic load or store is a plain mov.
 #ifndef RIFFLE_DETAIL_FRAME_H_
 #define RIFFLE_DETAIL_FRAME_H_
 
@@ -26,12 +29,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 
 namespace riffle::detail {
 
 inline constexpr uint64_t kFrameAlignment = 8;
 inline constexpr uint64_t kFrameHeaderBytes = 32;
-inline constexpr uint64_t kSegmentsPerRing = 4;
+inline constexpr uint64_t kFrameHeaderWords = kFrameHeaderBytes / 8;
 inline constexpr uint16_t kFlagPadding = 1;
 
 constexpr uint64_t AlignFrame(uint64_t n) {
@@ -43,12 +47,17 @@ constexpr uint64_t FrameBytes(uint64_t key_bytes, uint64_t data_bytes) {
   return AlignFrame(kFrameHeaderBytes + key_bytes + data_bytes);
 }
 
-constexpr uint64_t PackWord0(uint32_t length, uint16_t key_length, uint16_t flags) {
-  return uint64_t{length} | (uint64_t{key_length} << 32) | (uint64_t{flags} << 48);
+// The check word of a frame at `position` in a log keyed by `secret` (murmur3's finalizer:
+// a bijection, so distinct positions never share a check).
+constexpr uint64_t FrameCheck(uint64_t position, uint64_t secret) {
+  uint64_t x = position ^ secret;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
 }
-constexpr uint32_t Word0Length(uint64_t w) { return static_cast<uint32_t>(w); }
-constexpr uint16_t Word0KeyLength(uint64_t w) { return static_cast<uint16_t>(w >> 32); }
-constexpr uint16_t Word0Flags(uint64_t w) { return static_cast<uint16_t>(w >> 48); }
 
 // Word access by memory order (Aeron names its accessors the same way).
 inline uint64_t LoadWordRelaxed(const uint64_t* w) {
@@ -57,6 +66,55 @@ inline uint64_t LoadWordRelaxed(const uint64_t* w) {
 inline void StoreWordRelaxed(uint64_t* w, uint64_t v) {
   std::atomic_ref<uint64_t>(*w).store(v, std::memory_order_relaxed);
 }
+
+// Header word 0.
+constexpr uint64_t PackWord0(uint32_t length, uint16_t key_length, uint16_t flags) {
+  return uint64_t{length} | (uint64_t{key_length} << 32) | (uint64_t{flags} << 48);
+}
+
+// Reads a frame's header fields. Over the ring (`Load` through atomic_ref) the values may be
+// torn until the caller's lap check passes; over a private copy they are final.
+class FrameView {
+ public:
+  // `words` points at word 0 of the frame.
+  explicit FrameView(const uint64_t* words) : w_(words) {}
+
+  uint64_t word0() const { return LoadWordRelaxed(w_); }
+  uint32_t length() const { return static_cast<uint32_t>(word0()); }
+  uint16_t key_length() const { return static_cast<uint16_t>(word0() >> 32); }
+  bool is_padding() const { return (word0() >> 48) & kFlagPadding; }
+  // Bytes the frame occupies in the log (length rounded up to the alignment).
+  uint64_t padded_length() const { return AlignFrame(length()); }
+  uint64_t check() const { return LoadWordRelaxed(w_ + 1); }
+  uint64_t record_index() const { return LoadWordRelaxed(w_ + 2); }
+  int64_t arrival_ms() const { return static_cast<int64_t>(LoadWordRelaxed(w_ + 3)); }
+
+  // Only for a frame in private memory (a reader's copy): the bytes after the header.
+  std::string_view key() const {
+    return std::string_view(reinterpret_cast<const char*>(w_ + kFrameHeaderWords), key_length());
+  }
+  std::string_view data() const {
+    return std::string_view(reinterpret_cast<const char*>(w_ + kFrameHeaderWords) + key_length(),
+                            length() - kFrameHeaderBytes - key_length());
+  }
+
+  // The one validity check of a header read optimistically: a plausible record frame or
+  // padding frame of at most `room` bytes. A record must also carry `expected_check`
+  // (FrameCheck of its position). Says nothing about whether the bytes were overwritten
+  // while read: the caller's lap check does.
+  bool Plausible(uint64_t room, uint64_t expected_check) const {
+    const uint64_t w0 = word0();
+    const uint64_t length = static_cast<uint32_t>(w0);
+    const uint64_t padded = AlignFrame(length);
+    if (length < kFrameAlignment || padded > room) return false;
+    if ((w0 >> 48) & kFlagPadding) return true;
+    return length >= kFrameHeaderBytes + static_cast<uint16_t>(w0 >> 32) &&
+           check() == expected_check;
+  }
+
+ private:
+  const uint64_t* w_;
+};
 
 // Copies `n` bytes into ring words from `src` (any alignment). The last word is padded
 // with zeros. Callers keep a frame inside one segment, so no wrap is ever needed.
@@ -108,6 +166,34 @@ inline void CopyFromWords(void* dst, const uint64_t* words, std::size_t n) {
     const uint64_t v = LoadWordRelaxed(words + i / 8);
     std::memcpy(d + i, &v, n - i);
   }
+}
+
+// Writes a record frame's body and the header words other than word 0 (`words` = word 0).
+inline void WriteFrameBody(uint64_t* words, uint64_t check, uint64_t record_index,
+                           int64_t arrival_ms, std::string_view key, std::string_view data) {
+  StoreWordRelaxed(words + 1, check);
+  StoreWordRelaxed(words + 2, record_index);
+  StoreWordRelaxed(words + 3, static_cast<uint64_t>(arrival_ms));
+  GatherToWords(words + kFrameHeaderWords, key.data(), key.size(), data.data(), data.size());
+}
+
+// Word 0 of a record frame: written after the body.
+inline void WriteFrameWord0(uint64_t* words, std::size_t key_bytes, std::size_t data_bytes) {
+  StoreWordRelaxed(words, PackWord0(static_cast<uint32_t>(kFrameHeaderBytes + key_bytes + data_bytes),
+                                    static_cast<uint16_t>(key_bytes), 0));
+}
+
+// A padding frame covering `bytes` (a multiple of the alignment, at least one word).
+inline void WritePadding(uint64_t* words, uint64_t bytes) {
+  StoreWordRelaxed(words, PackWord0(static_cast<uint32_t>(bytes), 0, kFlagPadding));
+}
+
+// A whole record frame into private (non-ring) memory, as a backend other than the ring
+// builds a GetRecordsResult. REQUIRES: `words` has FrameBytes(key, data) / 8 words.
+inline void WritePrivateFrame(uint64_t* words, uint64_t check, uint64_t record_index,
+                              int64_t arrival_ms, std::string_view key, std::string_view data) {
+  WriteFrameBody(words, check, record_index, arrival_ms, key, data);
+  WriteFrameWord0(words, key.size(), data.size());
 }
 
 }  // namespace riffle::detail

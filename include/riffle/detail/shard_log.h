@@ -1,8 +1,9 @@
-// ShardRing: one shard's log, a multi-producer, multi-reader byte ring of variable-length
-// frames (layout in frame.h).
+// ShardLog: one shard's log, a multi-producer, multi-reader byte ring of variable-length
+// frames. The frame layout is frame.h's; this file owns the ring's algorithm: claims,
+// commits, laps, gates, closing, and the reads that copy frames out.
 //
 // Thread safety: Append() from any number of threads; readers from any number of threads,
-// each with its own position; Close() and gate changes from the control plane.
+// each with its own position; Close() and SetGates() from the control plane.
 //
 // Invariants:
 //  1. Producers claim [t, t + n) of the unbounded log with one atomic on tail_ (fetch_add;
@@ -19,8 +20,15 @@
 //     Horizon(), the oldest segment no claim has reached again.
 //  5. tail_ carries kClosedBit once the shard is closed: later claims fail with kClosed and
 //     the producer re-routes (resharding).
-#ifndef RIFFLE_DETAIL_SHARD_RING_H_
-#define RIFFLE_DETAIL_SHARD_RING_H_
+//  6. Every record frame carries FrameCheck(position, secret): a position is a record's
+//     start exactly when the frame there is plausible and its check matches.
+//
+//   log position:  0          S          2S         3S         4S         5S
+//                  | segment 0 | segment 1 | segment 2 | segment 3 | segment 4 ...
+//   ring slot:     |     0     |     1     |     2     |     3     |     0     ...
+//                  [frame][frame][pad]      ...                     ^ lap: slot 0 reused
+#ifndef RIFFLE_DETAIL_SHARD_LOG_H_
+#define RIFFLE_DETAIL_SHARD_LOG_H_
 
 #include <algorithm>
 #include <array>
@@ -33,9 +41,13 @@
 #include <thread>
 #include <vector>
 
+#include "riffle/detail/epoch.h"
 #include "riffle/detail/frame.h"
+#include "riffle/record_source.h"
 
 namespace riffle::detail {
+
+inline constexpr uint64_t kSegmentsPerRing = 4;
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -62,6 +74,11 @@ class Backoff {
   int rounds_ = 0;
 };
 
+// Ring storage: anonymous pages mapped on demand (untouched pages cost no memory) and
+// returned to the system when the log dies. Defined in src/stream/shard_set.cc.
+uint64_t* MapRing(uint64_t bytes);  // nullptr when the system refuses
+void UnmapRing(uint64_t* words, uint64_t bytes);
+
 enum class AppendStatus : uint8_t { kOk, kClosed, kFull };
 
 struct AppendResult {
@@ -71,7 +88,7 @@ struct AppendResult {
   int64_t arrival_ms = 0;     // the stored (monotonic per shard) arrival timestamp
 };
 
-// What the newest committed record looks like; read consistently with LatestSnapshot().
+// What the newest committed record looks like; read consistently with Latest().
 struct LatestState {
   uint64_t published = 0;   // end of the committed log
   uint64_t next_index = 0;  // index the next record will get
@@ -84,25 +101,38 @@ struct GateList {
   std::vector<const std::atomic<uint64_t>*> positions;
 };
 
-class ShardRing {
+// What a reader learns about a position it was handed (a sequence number).
+enum class PositionCheck : uint8_t {
+  kRecord,      // a record frame with the expected index
+  kNotARecord,  // not the start of a record with that index
+  kTrimmed,     // below the horizon: the bytes are gone; plausible, not verifiable
+};
+
+class ShardLog {
  public:
   static constexpr uint64_t kClosedBit = uint64_t{1} << 63;
 
-  // REQUIRES: capacity_bytes is a power of two, >= kSegmentsPerRing * 64.
-  explicit ShardRing(uint64_t capacity_bytes)
+  // REQUIRES: capacity_bytes is a power of two, >= kSegmentsPerRing * 64; `words` maps
+  // capacity_bytes (MapRing); the log owns it.
+  ShardLog(uint64_t* words, uint64_t capacity_bytes, uint64_t secret)
       : capacity_(capacity_bytes),
         word_mask_(capacity_bytes / 8 - 1),
         segment_bytes_(capacity_bytes / kSegmentsPerRing),
-        // Default-initialized: untouched pages of a large ring cost no memory.
-        words_(new (std::align_val_t{64}) uint64_t[capacity_bytes / 8]) {}
+        secret_(secret),
+        words_(words) {}
+  ~ShardLog() {
+    delete gates_.load(std::memory_order_relaxed);
+    UnmapRing(words_, capacity_);
+  }
 
-  ShardRing(const ShardRing&) = delete;
-  ShardRing& operator=(const ShardRing&) = delete;
+  ShardLog(const ShardLog&) = delete;
+  ShardLog& operator=(const ShardLog&) = delete;
 
   uint64_t capacity() const { return capacity_; }
   uint64_t segment_bytes() const { return segment_bytes_; }
   // The largest frame the ring accepts.
   uint64_t max_frame_bytes() const { return segment_bytes_; }
+  uint64_t CheckAt(uint64_t position) const { return FrameCheck(position, secret_); }
 
   // Appends one record. kClosed: the shard closed (re-route); kFull: a lossless reader has
   // not read the space this record needs.
@@ -118,7 +148,7 @@ class ShardRing {
         // this put's wake-up.
         t = tail_.fetch_add(frame, std::memory_order_seq_cst);
         if (t & kClosedBit) {
-          // Pairs with Close(): the caller then sees the topology published before it.
+          // Pairs with Close(): the caller then sees the routing published before it.
           std::atomic_thread_fence(std::memory_order_acquire);
           return {AppendStatus::kClosed};
         }
@@ -135,14 +165,14 @@ class ShardRing {
       const uint64_t segment_end = (t / segment_bytes_ + 1) * segment_bytes_;
       if (end > segment_end) {
         // The claim crosses a segment boundary: fill it with padding and claim again.
-        WritePadding(t, segment_end - t);
-        WritePadding(segment_end, end - segment_end);
+        WritePadding(MutableWordsAt(t), segment_end - t);
+        WritePadding(MutableWordsAt(segment_end), end - segment_end);
         WaitForTurn(t);
         published_.store(end, std::memory_order_release);
         continue;
       }
       if (end - frame != t) {  // gated claim that skipped to the next segment
-        WritePadding(t, end - frame - t);
+        WritePadding(MutableWordsAt(t), end - frame - t);
         t = end - frame;
       }
       return WriteAndCommit(t, frame, key, data, now_ms);
@@ -177,6 +207,7 @@ class ShardRing {
     const uint64_t segments = (claimed_end + segment_bytes_ - 1) / segment_bytes_;
     return segments > kSegmentsPerRing ? (segments - kSegmentsPerRing) * segment_bytes_ : 0;
   }
+  uint64_t Horizon() const { return Horizon(claimed()); }
 
   // True when no byte the caller read in [begin, end) (committed bytes only) was
   // overwritten. Reads only the segment marks, which change once per segment, never the
@@ -194,17 +225,15 @@ class ShardRing {
     return true;
   }
 
-  // True when `bytes` from `position` stay inside one segment, as every frame does. Readers
-  // check it before following a length they read (it may be torn), so that no read ever
-  // leaves the ring's storage.
-  bool FitsInSegment(uint64_t position, uint64_t bytes) const {
+  // Bytes from `position` to the end of its segment, or 0 when `position` is not aligned.
+  // Readers bound every length they follow by it, so that no read leaves the ring.
+  uint64_t RoomInSegment(uint64_t position) const {
+    if ((position & 7) != 0) return 0;
     // Segments are a power of two (a quarter of a power-of-two ring): mask, not divide.
-    return (position & 7) == 0 && (position & (segment_bytes_ - 1)) + bytes <= segment_bytes_;
+    return segment_bytes_ - (position & (segment_bytes_ - 1));
   }
 
-  const uint64_t* WordsAt(uint64_t position) const {
-    return words_.get() + ((position / 8) & word_mask_);
-  }
+  FrameView FrameAt(uint64_t position) const { return FrameView(WordsAt(position)); }
 
   // Arrival time of the newest committed record (approximate: no seqlock).
   int64_t latest_arrival_ms() const { return latest_arrival_ms_.load(std::memory_order_relaxed); }
@@ -227,6 +256,140 @@ class ShardRing {
     }
   }
 
+  // ---- Reads ----
+
+  // Copies whole frames from `position` (a frame start) into `out`'s storage, stopping at
+  // `published`, after `limit` records, or before exceeding `max_bytes` of payload. Returns
+  // the position after the last frame copied. The copy is optimistic: the caller checks
+  // IntactAfterReads(position, returned) before trusting it.
+  uint64_t CopyFrames(uint64_t position, uint64_t published, int limit, uint64_t max_bytes,
+                      GetRecordsResult& out) const {
+    std::vector<uint64_t>& arena = RecordsStorage::arena(out);
+    auto& frames = RecordsStorage::frames(out);
+    frames.clear();
+    std::size_t used = 0;
+    uint64_t payload_bytes = 0;
+    uint64_t p = position;
+    int n = 0;
+    while (p < published && n < limit) {
+      const FrameView frame = FrameAt(p);
+      // A torn header (the frame is being overwritten) stops the copy; the lap check that
+      // follows then restarts the read.
+      if (!frame.Plausible(std::min(RoomInSegment(p), published - p), CheckAt(p))) break;
+      const uint64_t padded = frame.padded_length();
+      if (frame.is_padding()) {
+        p += padded;
+        continue;
+      }
+      const uint64_t payload = frame.length() - kFrameHeaderBytes;
+      if (n > 0 && payload_bytes + payload > max_bytes) break;
+      const std::size_t words = padded / 8;
+      if (used + words > arena.size()) {
+        arena.resize(std::max(arena.size() * 2, used + words + 512));
+      }
+      CopyFromWords(arena.data() + used, WordsAt(p), padded);
+      frames.emplace_back(used, p);
+      used += words;
+      payload_bytes += payload;
+      ++n;
+      p += padded;
+    }
+    return p;
+  }
+
+  // Whether `position` starts the record with index `record_index` (a sequence number
+  // handed back by a reader). Never reads outside the ring.
+  PositionCheck CheckRecord(uint64_t position, uint64_t record_index) const {
+    const LatestState latest = Latest();
+    if (position >= latest.published || record_index >= latest.next_index ||
+        RoomInSegment(position) < kFrameHeaderBytes) {
+      return PositionCheck::kNotARecord;
+    }
+    for (;;) {
+      const uint64_t horizon = Horizon();
+      if (position < horizon) return TrimmedIndexPlausible(position, record_index);
+      const FrameView frame = FrameAt(position);
+      const bool plausible = frame.Plausible(RoomInSegment(position), CheckAt(position)) &&
+                             !frame.is_padding() && frame.record_index() == record_index;
+      if (IntactAfterReads(position, position + kFrameHeaderBytes)) {
+        return plausible ? PositionCheck::kRecord : PositionCheck::kNotARecord;
+      }
+      // Lapped while checking: the position is now below the horizon.
+    }
+  }
+
+  // The end of the record frame at `position` (REQUIRES: CheckRecord said kRecord; if it
+  // was lapped since, returns `position`, and the reader will be moved to the horizon).
+  uint64_t RecordEnd(uint64_t position) const {
+    const FrameView frame = FrameAt(position);
+    const uint64_t padded = frame.padded_length();
+    if (IntactAfterReads(position, position + kFrameHeaderBytes) &&
+        padded <= RoomInSegment(position)) {
+      return position + padded;
+    }
+    return position;
+  }
+
+  // Whether (position, record_index) is where a reader that read up to the end of the log
+  // (or up to a padding frame that ends it) would continue: a ContinuationSequenceNumber.
+  bool IsContinuation(uint64_t position, uint64_t record_index) const {
+    const LatestState latest = Latest();
+    if (position == latest.published) return record_index == latest.next_index;
+    if (position > latest.published || record_index > latest.next_index ||
+        position < Horizon() || RoomInSegment(position) < kFrameAlignment) {
+      return false;
+    }
+    const FrameView pad = FrameAt(position);
+    if (!pad.is_padding() || !pad.Plausible(RoomInSegment(position), 0)) return false;
+    const uint64_t next = position + pad.padded_length();
+    bool ok;
+    if (next >= latest.published) {
+      ok = next == latest.published && record_index == latest.next_index;
+    } else {
+      if (RoomInSegment(next) < kFrameHeaderBytes) return false;
+      const FrameView f = FrameAt(next);
+      ok = f.check() == CheckAt(next) && f.record_index() == record_index;
+    }
+    return ok && IntactAfterReads(position, next + kFrameHeaderBytes);
+  }
+
+  // Where a reader starting at time `t_ms` begins: the first record that arrived at or
+  // after t_ms, or the end of the log. Arrival times never decrease within a shard, and
+  // every segment starts with a frame, so whole segments are skipped by their first frame.
+  struct Seek {
+    uint64_t position;
+    uint64_t next_index;
+  };
+  Seek SeekTime(int64_t t_ms) const {
+    for (;;) {
+      const LatestState latest = Latest();
+      const uint64_t horizon = Horizon();
+      // Skip to the last segment whose first record is older than t_ms.
+      uint64_t start = horizon;
+      for (uint64_t s = horizon + segment_bytes_; s < latest.published; s += segment_bytes_) {
+        const FrameView first = FrameAt(s);
+        if (first.is_padding() || first.arrival_ms() >= t_ms) break;  // walk from here
+        start = s;
+      }
+      Seek found{latest.published, latest.next_index};
+      uint64_t p = start;
+      while (p < latest.published) {
+        const FrameView frame = FrameAt(p);
+        if (!frame.Plausible(std::min(RoomInSegment(p), latest.published - p), CheckAt(p))) {
+          break;  // torn: the lap check below restarts
+        }
+        if (!frame.is_padding() && frame.arrival_ms() >= t_ms) {
+          found = Seek{p, frame.record_index()};
+          break;
+        }
+        p += frame.padded_length();
+      }
+      if (IntactAfterReads(start, p + kFrameHeaderBytes)) return found;
+    }
+  }
+
+  // ---- Control plane ----
+
   // Closes the shard: later appends fail with kClosed. Waits until every claim made before
   // the close is committed, then returns the final state.
   // REQUIRES: not called concurrently with another Close().
@@ -239,22 +402,32 @@ class ShardRing {
     return Latest();
   }
 
-  // Lossless readers. The list is replaced, never mutated; old lists live until the ring
-  // dies, so a producer never reads freed memory. Control plane only.
+  // Lossless readers. The list is replaced, never mutated; the old one is retired through
+  // the epoch domain (producers read it inside their put's guard). Control plane only.
   void SetGates(std::vector<const std::atomic<uint64_t>*> positions) {
     std::lock_guard<std::mutex> lock(gates_mu_);
-    const GateList* next = nullptr;
-    if (!positions.empty()) {
-      gate_lists_.push_back(std::make_unique<GateList>(GateList{std::move(positions)}));
-      next = gate_lists_.back().get();
-    }
-    gates_.store(next, std::memory_order_release);
+    GateList* next = positions.empty() ? nullptr : new GateList{std::move(positions)};
+    const GateList* old = gates_.exchange(next, std::memory_order_acq_rel);
+    if (old != nullptr) RetireObject(const_cast<GateList*>(old));
   }
 
  private:
-  struct AlignedDelete {
-    void operator()(uint64_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
-  };
+  static constexpr uint64_t kUnset = UINT64_MAX;
+
+  const uint64_t* WordsAt(uint64_t position) const {
+    return words_ + ((position / 8) & word_mask_);
+  }
+  uint64_t* MutableWordsAt(uint64_t position) { return words_ + ((position / 8) & word_mask_); }
+
+  // Below the horizon the frame is gone: accept a number whose index is below the first
+  // retained record's and whose position leaves room for that many frames.
+  PositionCheck TrimmedIndexPlausible(uint64_t position, uint64_t record_index) const {
+    if ((position & 7) != 0 || record_index > position / FrameBytes(1, 0)) {
+      return PositionCheck::kNotARecord;
+    }
+    const Seek first = SeekTime(INT64_MIN);
+    return record_index < first.next_index ? PositionCheck::kTrimmed : PositionCheck::kNotARecord;
+  }
 
   AppendStatus ClaimGated(uint64_t frame, uint64_t* t_out, uint64_t* end_out) {
     uint64_t t = tail_.load(std::memory_order_relaxed);
@@ -315,24 +488,11 @@ class ShardRing {
     while (published_.load(std::memory_order_acquire) != t) backoff.Pause();
   }
 
-  void WritePadding(uint64_t position, uint64_t bytes) {
-    StoreWordRelaxed(MutableWordsAt(position),
-                     PackWord0(static_cast<uint32_t>(bytes), 0, kFlagPadding));
-  }
-
-  uint64_t* MutableWordsAt(uint64_t position) {
-    return words_.get() + ((position / 8) & word_mask_);
-  }
-
   AppendResult WriteAndCommit(uint64_t t, uint64_t frame, std::string_view key,
                               std::string_view data, int64_t now_ms) {
     uint64_t* w = MutableWordsAt(t);
-    StoreWordRelaxed(w,
-                     PackWord0(static_cast<uint32_t>(kFrameHeaderBytes + key.size() + data.size()),
-                               static_cast<uint16_t>(key.size()), 0));
-    StoreWordRelaxed(w + 1, t);
-    GatherToWords(w + 4, key.data(), key.size(), data.data(), data.size());
-    (void)frame;
+    WriteFrameWord0(w, key.size(), data.size());
+    WriteFrameBody(w, CheckAt(t), 0, 0, key, data);
     WaitForTurn(t);
     // Our turn: the chain fields below are written only by the committing producer.
     const uint64_t index = next_index_++;
@@ -358,11 +518,11 @@ class ShardRing {
   const uint64_t capacity_;
   const uint64_t word_mask_;
   const uint64_t segment_bytes_;
-  std::unique_ptr<uint64_t[], AlignedDelete> words_;
+  const uint64_t secret_;
+  uint64_t* const words_;
 
   // Producers hit tail_ on every claim; published_ is read by readers on every poll: each on
   // its own cache line so that neither side's traffic slows the other.
-  static constexpr uint64_t kUnset = UINT64_MAX;
   alignas(64) std::atomic<uint64_t> tail_{0};
   alignas(64) std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> latest_seq_{0};
@@ -379,9 +539,8 @@ class ShardRing {
   alignas(64) std::array<std::atomic<uint64_t>, kSegmentsPerRing> segment_marks_{0, 1, 2, 3};
   alignas(64) std::atomic<const GateList*> gates_{nullptr};
   std::mutex gates_mu_;
-  std::vector<std::unique_ptr<GateList>> gate_lists_;
 };
 
 }  // namespace riffle::detail
 
-#endif  // RIFFLE_DETAIL_SHARD_RING_H_
+#endif  // RIFFLE_DETAIL_SHARD_LOG_H_

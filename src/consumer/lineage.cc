@@ -1,0 +1,166 @@
+// The lineage engine: parents before children, and cursors that keep their iterators alive.
+#include "consumer/lineage.h"
+
+#include <algorithm>
+
+#include "riffle/status.h"
+
+namespace riffle::detail {
+
+bool ParentsFinished(const Shard& shard, const std::set<std::string, std::less<>>& listed,
+                     const std::function<bool(const std::string&)>& finished) {
+  for (const auto* parent : {&shard.parent_shard_id, &shard.adjacent_parent_shard_id}) {
+    if (!parent->has_value()) continue;
+    if (!listed.contains(**parent)) continue;  // gone: expired with its records
+    if (!finished(**parent)) return false;
+  }
+  return true;
+}
+
+// ---- LineageTracker ----
+
+absl::Status LineageTracker::Sync(RecordSource& source) {
+  absl::StatusOr<std::vector<Shard>> shards = source.ListShards(ListShardsRequest{});
+  if (!shards.ok()) return shards.status();
+  const bool first = !synced_once_;
+  synced_once_ = true;
+  needs_sync_ = false;
+  listed_.clear();
+  for (const Shard& s : *shards) listed_.insert(s.shard_id);
+  for (const Shard& s : *shards) {
+    if (waiting_.contains(s.shard_id) || handed_out_.contains(s.shard_id) ||
+        finished_.contains(s.shard_id)) {
+      continue;
+    }
+    Node node{s.shard_id, s.hash_key_range, {}, false, first, false};
+    for (const auto* p : {&s.parent_shard_id, &s.adjacent_parent_shard_id}) {
+      if (p->has_value()) node.parents.push_back(**p);
+    }
+    node.closed_at_start = first && s.sequence_number_range.ending_sequence_number.has_value();
+    waiting_.emplace(s.shard_id, std::move(node));
+  }
+  return absl::OkStatus();
+}
+
+void LineageTracker::Finish(const std::string& shard_id, std::span<const ChildShard> children) {
+  handed_out_.erase(shard_id);
+  waiting_.erase(shard_id);
+  finished_.insert(shard_id);
+  for (const ChildShard& c : children) {
+    if (waiting_.contains(c.shard_id) || handed_out_.contains(c.shard_id) ||
+        finished_.contains(c.shard_id)) {
+      continue;
+    }
+    Node node{c.shard_id, c.hash_key_range, c.parent_shards, false, false, false};
+    for (const std::string& p : node.parents) {
+      if (!waiting_.contains(p) && !handed_out_.contains(p) && !finished_.contains(p)) {
+        needs_sync_ = true;  // a parent created since the last listing: learn it first
+      }
+    }
+    waiting_.emplace(c.shard_id, std::move(node));
+  }
+}
+
+void LineageTracker::Drop(const std::string& shard_id) {
+  // Its children were not seen (no end was read): the next listing shows them.
+  Finish(shard_id, {});
+  needs_sync_ = true;
+}
+
+bool LineageTracker::ParentDone(const std::string& parent) const {
+  if (finished_.contains(parent)) return true;
+  if (waiting_.contains(parent) || handed_out_.contains(parent)) return false;
+  return !listed_.contains(parent);  // not in the latest listing: gone
+}
+
+std::vector<LineageTracker::Node> LineageTracker::TakeReady() {
+  std::vector<Node> ready;
+  if (needs_sync_) return ready;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    const Node& node = it->second;
+    if (!std::all_of(node.parents.begin(), node.parents.end(),
+                     [&](const std::string& p) { return ParentDone(p); })) {
+      ++it;
+      continue;
+    }
+    handed_out_.insert(it->first);
+    it->second.after_parents =
+        std::any_of(node.parents.begin(), node.parents.end(),
+                    [&](const std::string& p) { return finished_.contains(p); });
+    ready.push_back(std::move(it->second));
+    it = waiting_.erase(it);
+  }
+  return ready;
+}
+
+// ---- ShardCursor ----
+
+absl::Status ShardCursor::Start(RecordSource& source, const StartingPosition& position,
+                                bool from_first_record) {
+  GetShardIteratorRequest request{shard_id_, position.type, position.sequence_number,
+                                  position.timestamp};
+  absl::StatusOr<ShardIterator> it = source.GetShardIterator(request);
+  if (!it.ok()) {
+    if (IsResourceNotFoundException(it.status())) {  // expired before it was read: nothing is left
+      ended_ = gone_ = true;
+      return absl::OkStatus();
+    }
+    return it.status();
+  }
+  if (from_first_record && it->next_record_index_known) missed_ += it->next_record_index;
+  iterator_ = *it;
+  return absl::OkStatus();
+}
+
+absl::Status ShardCursor::StartAfter(RecordSource& source, const SequenceNumber& last) {
+  const std::string number = last.ToString();
+  StartingPosition position{ShardIteratorType::kAfterSequenceNumber, number, std::nullopt};
+  absl::Status s = Start(source, position, /*from_first_record=*/false);
+  if (s.ok()) last_ = last;
+  return s;
+}
+
+absl::Status ShardCursor::Read(RecordSource& source, GetRecordsResult& out, int limit) {
+  RecordsStorage::Reset(out);
+  if (ended_) return absl::OkStatus();
+  if (!iterator_) return absl::FailedPreconditionError("the cursor was not started");
+  const int64_t now_ms = source.clock().NowMillis();
+  const int64_t lifetime_ms = absl::ToInt64Milliseconds(source.iterator_lifetime());
+  // Renewed early, so that the read below never meets an expired iterator; if the renewal
+  // fails the old iterator is still good for a while.
+  if (now_ms - iterator_->issued_at_ms > lifetime_ms / 2) {
+    absl::StatusOr<ShardIterator> renewed = source.RenewShardIterator(*iterator_);
+    if (renewed.ok()) iterator_ = *renewed;
+  }
+  absl::Status s = source.GetRecords(*iterator_, out, limit);
+  if (IsExpiredIteratorException(s)) {
+    absl::StatusOr<ShardIterator> renewed = source.RenewShardIterator(*iterator_);
+    if (!renewed.ok()) {
+      s = renewed.status();
+    } else {
+      iterator_ = *renewed;
+      s = source.GetRecords(*iterator_, out, limit);
+    }
+  }
+  if (IsResourceNotFoundException(s)) {  // the shard expired under the reader
+    RecordsStorage::Reset(out);
+    ended_ = gone_ = true;
+    iterator_.reset();
+    return absl::OkStatus();
+  }
+  if (!s.ok()) {
+    RecordsStorage::Reset(out);
+    return s;
+  }
+  missed_ += out.missed_records;
+  if (!out.records.empty()) last_ = out.records.back().sequence_number;
+  if (out.next_shard_iterator) {
+    iterator_ = out.next_shard_iterator;
+  } else {
+    ended_ = true;
+    iterator_.reset();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace riffle::detail
