@@ -10,9 +10,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "fmt/format.h"
 #include "fifo/fifo_core.h"
 #include "fifo/fifo_text.h"
+#include "fmt/format.h"
 #define XXH_INLINE_ALL
 #include "xxhash.h"
 
@@ -118,10 +118,10 @@ struct FifoQueue::Impl {
     return last_now;
   }
 
-  absl::Status Prepare(std::string_view group, std::string_view body,
-                       const std::optional<std::string_view>& dedup_id,
-                       const MessageAttributes& attributes, const std::optional<int>& delay,
-                       PreparedSend* out) const;
+  [[nodiscard]] absl::Status Prepare(std::string_view group, std::string_view body,
+                                     const std::optional<std::string_view>& dedup_id,
+                                     const MessageAttributes& attributes,
+                                     const std::optional<int>& delay, PreparedSend* out) const;
   // Under send_mu: stage a message or recognise a duplicate; returns the serial.
   uint64_t StageLocked(const PreparedSend& p, int64_t now);
   Staged& NextStagingEntry() {
@@ -154,8 +154,8 @@ struct FifoQueue::Impl {
     h.well_formed = detail::ParseReceiptHandle(text, tag, &h.slot, &h.generation);
     return h;
   }
-  absl::Status DeleteLocked(const Handle& handle);
-  absl::Status ChangeVisibilityLocked(const Handle& handle, int timeout, int64_t now);
+  [[nodiscard]] absl::Status DeleteLocked(const Handle& handle);
+  [[nodiscard]] absl::Status ChangeVisibilityLocked(const Handle& handle, int timeout, int64_t now);
   // Waiters sleep only while no group is ready, so only the change from none to some
   // needs a wake-up: senders and deleters on a busy queue make no system call.
   bool ShouldWake(bool was_ready) const {
@@ -247,7 +247,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
         "MessageDeduplicationId provided explicitly.");
   }
   if (body.empty()) {
-    return SqsError("MissingParameter", "The request must contain the parameter MessageBody.");
+    return SqsError(kMissingParameter, "The request must contain the parameter MessageBody.");
   }
   size_t bytes = body.size();
   if (!attributes.empty()) {
@@ -261,7 +261,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   }
   uint32_t cp = 0;
   if (size_t at = detail::FindInvalidBodyChar(body, &cp); at != std::string_view::npos) {
-    return SqsError("InvalidMessageContents",
+    return SqsError(kInvalidMessageContents,
                     fmt::format("MessageBody contains the invalid character U+{:04X} at byte {}; "
                                 "allowed are #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and "
                                 "#x10000-#x10FFFF in UTF-8.",
@@ -412,8 +412,7 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int t
     return st;
   }
   if (slot->state != SlotState::kInFlight) {
-    return SqsError("MessageNotInflight",
-                    "The message is not in flight: its visibility timeout has already ended.");
+    return detail::MessageNotInflight();
   }
   const int64_t deadline = now + int64_t{timeout} * kNanosPerSecond;
   if (deadline - slot->received_ns > int64_t{kMaxVisibilitySeconds} * kNanosPerSecond) {
@@ -484,7 +483,7 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
   }
   if (total > static_cast<size_t>(q.options.maximum_message_size)) {
     return SqsError(
-        "BatchRequestTooLong",
+        kBatchRequestTooLong,
         fmt::format(
             "The batch's messages (bodies and attributes) add up to {} bytes; at most {} are "
             "allowed (MaximumMessageSize).",
@@ -519,8 +518,8 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
       detail::FormatMessageId(q.MessageIdFor(serials[i]), &r.message_id);
       detail::FormatSequenceNumber(serials[i], &r.sequence_number);
     } else {
-      result.failed.push_back(
-          {std::string(entries[i].id), std::string(ErrorName(status[i])), ErrorMessage(status[i]), true});
+      result.failed.push_back({std::string(entries[i].id), std::string(ErrorName(status[i])),
+                               ErrorMessage(status[i]), true});
     }
   }
   return result;
