@@ -21,12 +21,12 @@ using riffle::FifoQueueOptions;
 using riffle::ManualClock;
 using riffle::Message;
 
-inline std::shared_ptr<FifoQueue> MakeQueue(ManualClock* clock, FifoQueueOptions options = {}) {
+inline std::unique_ptr<FifoQueue> MakeQueue(ManualClock* clock, FifoQueueOptions options = {}) {
   if (options.name.empty()) options.name = "test.fifo";
   options.clock = clock;
   auto queue = FifoQueue::Create(std::move(options));
   REQUIRE(queue.ok());
-  return *queue;
+  return std::move(*queue);
 }
 
 inline riffle::SendMessageResult Send(FifoQueue& q, std::string_view group, std::string_view body,

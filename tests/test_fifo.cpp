@@ -197,7 +197,7 @@ TEST_CASE("FifoQueue moves a message to the dead-letter queue after maxReceiveCo
           "[fifo]") {
   ManualClock clock;
   auto dlq = MakeQueue(&clock, {.name = "dead.fifo"});
-  auto q = MakeQueue(&clock, {.redrive_policy = riffle::RedrivePolicy{dlq, 2}});
+  auto q = MakeQueue(&clock, {.redrive_policy = riffle::RedrivePolicy{dlq.get(), 2}});
   auto sent = Send(*q, "g", "poison");
   Send(*q, "g", "next");
   for (int i = 1; i <= 2; ++i) {

@@ -182,7 +182,8 @@ TEST_CASE("FifoQueue::Create validates its options by name", "[fifo]") {
   CHECK(ErrorName(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{}})) ==
         "InvalidAttributeValue");
   auto dlq = FifoQueue::Create({.name = "d.fifo"}).value();
-  CHECK(ErrorName(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq, 1001}})) ==
+  CHECK(ErrorName(
+            create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq.get(), 1001}})) ==
         "InvalidAttributeValue");
-  CHECK(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq, 1000}}).ok());
+  CHECK(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq.get(), 1000}}).ok());
 }

@@ -22,8 +22,8 @@
 // is started; timeouts are applied lazily by the calls themselves, and long polls block on
 // a condition variable woken by sends, deletes and (for a ManualClock) clock moves. Sends
 // never wait behind receives (docs/fifo.md explains the two locks).
-// REQUIRED: the Clock outlives the queue, and no call is in progress when the last
-// shared_ptr to the queue goes away. (A queue keeps its dead-letter queue alive.)
+// REQUIRED: the Clock and the dead-letter queue outlive the queue, and no call is in
+// progress when it is destroyed.
 #ifndef RIFFLE_FIFO_QUEUE_H_
 #define RIFFLE_FIFO_QUEUE_H_
 
@@ -51,8 +51,10 @@ enum class DeduplicationScope { kQueue, kMessageGroup };
 // deduplication id, message id and SentTimestamp; it gets a new sequence number and its
 // retention starts again (as SQS does for FIFO queues).
 struct RedrivePolicy {
-  std::shared_ptr<FifoQueue> dead_letter_queue{};  // REQUIRED, not null.
-  int max_receive_count = 10;                      // 1..1000.
+  // REQUIRED, not owned: must outlive this queue (debug builds assert it). The type makes
+  // the dead-letter queue a FIFO queue, as SQS requires.
+  FifoQueue* dead_letter_queue = nullptr;
+  int max_receive_count = 10;  // 1..1000.
 };
 
 struct FifoQueueOptions {
@@ -76,7 +78,7 @@ struct FifoQueueOptions {
   DeduplicationScope deduplication_scope = DeduplicationScope::kQueue;
   // Default none: messages are redelivered without limit until retention removes them.
   std::optional<RedrivePolicy> redrive_policy{};
-  // Not owned; nullptr means SystemClock::Default().
+  // Optional, not owned: must outlive this queue. nullptr means SystemClock::Default().
   Clock* clock = nullptr;
 };
 
@@ -189,7 +191,7 @@ class FifoQueue {
  public:
   // Validates `options` (InvalidParameterValue for the name, InvalidAttributeValue for a
   // value out of range or a bad redrive policy).
-  [[nodiscard]] static absl::StatusOr<std::shared_ptr<FifoQueue>> Create(FifoQueueOptions options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FifoQueue>> Create(FifoQueueOptions options);
 
   ~FifoQueue();
   FifoQueue(const FifoQueue&) = delete;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cassert>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -162,10 +163,16 @@ struct FifoQueue::Impl {
     return !was_ready && core.HasReady() && waiters.load() > 0;
   }
 
+  FifoQueue* dead_letter_queue() const {
+    return options.redrive_policy ? options.redrive_policy->dead_letter_queue : nullptr;
+  }
+
   const FifoQueueOptions options;
   Clock* const clock;
   uint64_t tag = 0;  // Distinguishes this queue's receipt handles and message ids.
   int64_t created_s = 0;
+  // Queues whose dead-letter queue this is, alive now: checks the lifetime requirement.
+  std::atomic<int> redrive_sources{0};
 
   // Senders take only send_mu; receivers, deleters and the rest take mu and drain the
   // staging area into the core. So a sender never waits behind a receive, and the two
@@ -427,13 +434,20 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int t
 
 // ---- Public API ------------------------------------------------------------------------
 
-absl::StatusOr<std::shared_ptr<FifoQueue>> FifoQueue::Create(FifoQueueOptions options) {
+absl::StatusOr<std::unique_ptr<FifoQueue>> FifoQueue::Create(FifoQueueOptions options) {
   if (absl::Status s = detail::ValidateOptions(options); !s.ok()) return s;
-  return std::shared_ptr<FifoQueue>(new FifoQueue(std::make_unique<Impl>(std::move(options))));
+  return std::unique_ptr<FifoQueue>(new FifoQueue(std::make_unique<Impl>(std::move(options))));
 }
 
-FifoQueue::FifoQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-FifoQueue::~FifoQueue() = default;
+FifoQueue::FifoQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  if (FifoQueue* dlq = impl_->dead_letter_queue()) dlq->impl_->redrive_sources.fetch_add(1);
+}
+
+FifoQueue::~FifoQueue() {
+  // REQUIRED of the caller: a dead-letter queue outlives every queue that names it.
+  assert(impl_->redrive_sources.load() == 0 && "a dead-letter queue died before its source");
+  if (FifoQueue* dlq = impl_->dead_letter_queue()) dlq->impl_->redrive_sources.fetch_sub(1);
+}
 
 const std::string& FifoQueue::name() const { return impl_->options.name; }
 
