@@ -53,6 +53,10 @@ inline std::vector<std::string> Bodies(const std::vector<Message>& messages) {
 }
 
 using Strings = std::vector<std::string>;
+// Batch inputs are spans; a test builds them as vectors.
+using SendEntries = std::vector<riffle::SendMessageBatchRequestEntry>;
+using DeleteEntries = std::vector<riffle::DeleteMessageBatchRequestEntry>;
+using VisibilityEntries = std::vector<riffle::ChangeMessageVisibilityBatchRequestEntry>;
 
 }  // namespace riffle_test::fifo
 

@@ -344,7 +344,7 @@ TEST_CASE("FifoQueue long polling on the system clock ends on time", "[fifo]") {
 TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock);
-  auto sent = q->SendMessageBatch({
+  auto sent = q->SendMessageBatch(SendEntries{
       {.id = "ok1",
        .message_group_id = "g",
        .message_body = "m1",
@@ -366,16 +366,17 @@ TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   CHECK(sent->failed[0].sender_fault);
   auto got = Receive(*q);
   REQUIRE(Bodies(got) == Strings{"m1", "m3"});
-  auto changed = q->ChangeMessageVisibilityBatch(
-      {{.id = "a", .receipt_handle = got[1].receipt_handle, .visibility_timeout = 60},
-       {.id = "b", .receipt_handle = "nonsense", .visibility_timeout = 60}});
+  auto changed = q->ChangeMessageVisibilityBatch(VisibilityEntries{
+      {.id = "a", .receipt_handle = got[1].receipt_handle, .visibility_timeout = 60},
+      {.id = "b", .receipt_handle = "nonsense", .visibility_timeout = 60}});
   REQUIRE(changed.ok());
   CHECK(changed->successful == Strings{"a"});
   REQUIRE(changed->failed.size() == 1);
   CHECK(changed->failed[0].code == "ReceiptHandleIsInvalid");
-  auto deleted = q->DeleteMessageBatch({{.id = "x", .receipt_handle = got[0].receipt_handle},
-                                        {.id = "y", .receipt_handle = got[1].receipt_handle},
-                                        {.id = "z", .receipt_handle = got[1].receipt_handle}});
+  auto deleted =
+      q->DeleteMessageBatch(DeleteEntries{{.id = "x", .receipt_handle = got[0].receipt_handle},
+                                          {.id = "y", .receipt_handle = got[1].receipt_handle},
+                                          {.id = "z", .receipt_handle = got[1].receipt_handle}});
   REQUIRE(deleted.ok());
   CHECK(deleted->successful == Strings{"x", "y"});
   REQUIRE(deleted->failed.size() == 1);
@@ -412,9 +413,9 @@ TEST_CASE("FifoQueue send, receive and delete allocate nothing in steady state",
     REQUIRE(q->SendMessage({.message_group_id = groups[i % 4],
                             .message_body = std::string_view(body, sizeof(body)),
                             .message_deduplication_id = std::string_view(dedup, len)},
-                           &result)
+                           result)
                 .ok());
-    REQUIRE(q->ReceiveMessage({.max_number_of_messages = 10}, &messages).ok());
+    REQUIRE(q->ReceiveMessage({.max_number_of_messages = 10}, messages).ok());
     for (auto& m : messages) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
   };
   // Warm up, then let the deduplication entries expire so the table stops growing.
@@ -458,7 +459,7 @@ TEST_CASE("FifoQueue keeps per-group order and exactly-once with 4 competing con
       std::vector<Message> messages;
       while (deleted.load() < kGroups * kPerGroup) {
         if (!q->ReceiveMessage({.max_number_of_messages = 1 + c * 3, .wait_time_seconds = 1},
-                               &messages)
+                               messages)
                  .ok()) {
           failed = true;
           return;
@@ -509,7 +510,7 @@ TEST_CASE("FifoQueue redelivers abandoned messages in order, once each, under co
       std::vector<Message> messages;
       uint32_t drop = c;
       while (!stop.load()) {
-        if (!q->ReceiveMessage({.max_number_of_messages = 3}, &messages).ok()) failed = true;
+        if (!q->ReceiveMessage({.max_number_of_messages = 3}, messages).ok()) failed = true;
         for (auto& m : messages) {
           // Abandon about one message in 7: it comes back after the timeout.
           if (++drop % 7 == 0) break;
@@ -570,7 +571,7 @@ TEST_CASE("FifoQueue hands out each group in sequence order with concurrent send
   std::vector<Message> messages;
   while (received < kSenders * kPerSender && !failed) {
     REQUIRE(
-        q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, &messages).ok());
+        q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, messages).ok());
     for (const Message& m : messages) {
       std::string& last = last_sequence[m.message_group_id];
       if (!(last < m.sequence_number)) FAIL("sequence number went down in " + m.message_group_id);

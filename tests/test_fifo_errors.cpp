@@ -13,7 +13,7 @@ TEST_CASE("FifoQueue rejects bad batches by name", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock);
   CHECK(ErrorName(q->DeleteMessageBatch({}).status()) == "EmptyBatchRequest");
-  std::vector<riffle::DeleteMessageBatchRequestEntry> eleven;
+  DeleteEntries eleven;
   std::vector<std::string> ids;
   for (int i = 0; i < 11; ++i) ids.push_back(fmt::format("e{}", i));
   for (auto& id : ids) eleven.push_back({.id = id, .receipt_handle = "h"});
@@ -21,17 +21,17 @@ TEST_CASE("FifoQueue rejects bad batches by name", "[fifo]") {
   CHECK(ErrorName(too_many.status()) == "TooManyEntriesInBatchRequest");
   CHECK(ErrorMessage(too_many.status()) == "The batch has 11 entries; it must have at most 10.");
   auto repeated = q->ChangeMessageVisibilityBatch(
-      {{.id = "a", .receipt_handle = "h"}, {.id = "a", .receipt_handle = "h"}});
+      VisibilityEntries{{.id = "a", .receipt_handle = "h"}, {.id = "a", .receipt_handle = "h"}});
   CHECK(ErrorName(repeated.status()) == "BatchEntryIdsNotDistinct");
-  auto bad_id = q->SendMessageBatch({{.id = "no spaces",
-                                      .message_group_id = "g",
-                                      .message_body = "b",
-                                      .message_deduplication_id = "d"}});
+  auto bad_id = q->SendMessageBatch(SendEntries{{.id = "no spaces",
+                                                 .message_group_id = "g",
+                                                 .message_body = "b",
+                                                 .message_deduplication_id = "d"}});
   CHECK(ErrorName(bad_id.status()) == "InvalidBatchEntryId");
   const std::string big(200'000, 'x');
-  auto too_long = q->SendMessageBatch(
-      {{.id = "a", .message_group_id = "g", .message_body = big, .message_deduplication_id = "1"},
-       {.id = "b", .message_group_id = "g", .message_body = big, .message_deduplication_id = "2"}});
+  auto too_long = q->SendMessageBatch(SendEntries{
+      {.id = "a", .message_group_id = "g", .message_body = big, .message_deduplication_id = "1"},
+      {.id = "b", .message_group_id = "g", .message_body = big, .message_deduplication_id = "2"}});
   CHECK(ErrorName(too_long.status()) == "BatchRequestTooLong");
 }
 

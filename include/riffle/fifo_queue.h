@@ -10,6 +10,10 @@
 //   auto received = queue->ReceiveMessage({.max_number_of_messages = 10});
 //   for (auto& m : received->messages) (void)queue->DeleteMessage(m.receipt_handle);
 //
+// Hot loops reuse their storage: SendMessage(request, out) and ReceiveMessage(request, out)
+// fill the caller's result and allocate nothing in steady state. Batches take a
+// std::span (a std::vector converts).
+//
 // Semantics and limits follow SQS (docs/fifo.md lists them with the few differences):
 // deduplication for 5 minutes, per-receive receipt handles, ReceiveRequestAttemptId
 // retries, dead-letter redrive after maxReceiveCount receives, retention, queue delay.
@@ -31,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -202,21 +207,20 @@ class FifoQueue {
   // A duplicate (same deduplication id within 5 minutes, in the queue's scope) succeeds
   // with the original's message id and sequence number and is not enqueued again.
   [[nodiscard]] absl::StatusOr<SendMessageResult> SendMessage(const SendMessageRequest& request);
-  // The same, reusing `*result`'s buffers: no allocation in steady state.
-  [[nodiscard]] absl::Status SendMessage(const SendMessageRequest& request,
-                                         SendMessageResult* result);
+  // The same into `out`, reusing its buffers: no allocation in steady state.
+  [[nodiscard]] absl::Status SendMessage(const SendMessageRequest& request, SendMessageResult& out);
   // 1..10 entries with distinct ids; total size <= maximum_message_size. Entries fail
   // one by one (in `failed`), the others are sent in request order.
   [[nodiscard]] absl::StatusOr<SendMessageBatchResult> SendMessageBatch(
-      const std::vector<SendMessageBatchRequestEntry>& entries);
+      std::span<const SendMessageBatchRequestEntry> entries);
 
   // Up to max_number_of_messages visible messages, taken from one group first, in order,
   // then from the next group. Waits up to wait_time_seconds for the first message.
   [[nodiscard]] absl::StatusOr<ReceiveMessageResult> ReceiveMessage(
       const ReceiveMessageRequest& request);
-  // The same into `*messages`, reusing its elements' buffers.
+  // The same into `out` (resized to the messages received), reusing its elements' buffers.
   [[nodiscard]] absl::Status ReceiveMessage(const ReceiveMessageRequest& request,
-                                            std::vector<Message>* messages);
+                                            std::vector<Message>& out);
 
   // Acts on the current receipt handle only: a handle from before the message's latest
   // receive, of a deleted or expired message, or of another queue is
@@ -224,7 +228,7 @@ class FifoQueue {
   // message until someone receives it again.
   [[nodiscard]] absl::Status DeleteMessage(std::string_view receipt_handle);
   [[nodiscard]] absl::StatusOr<BatchResult> DeleteMessageBatch(
-      const std::vector<DeleteMessageBatchRequestEntry>& entries);
+      std::span<const DeleteMessageBatchRequestEntry> entries);
 
   // Sets the visibility of an in-flight message to `visibility_timeout` seconds from now
   // (0..43,200, and at most 12 hours after the receive). 0 makes it visible at once.
@@ -232,7 +236,7 @@ class FifoQueue {
   [[nodiscard]] absl::Status ChangeMessageVisibility(std::string_view receipt_handle,
                                                      int visibility_timeout);
   [[nodiscard]] absl::StatusOr<BatchResult> ChangeMessageVisibilityBatch(
-      const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries);
+      std::span<const ChangeMessageVisibilityBatchRequestEntry> entries);
 
   QueueAttributes GetQueueAttributes();
 

@@ -146,10 +146,10 @@ struct FifoQueue::Impl {
   }
   // A message moved here from a queue whose dead-letter queue this is; takes send_mu.
   void AcceptMoved(FifoSlot& from, std::string_view group);
-  // Under the lock: fills `messages` (already sized 0); returns how many.
-  int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>* messages,
+  // Under the lock: fills `out` from index 0 (growing it if needed); returns how many.
+  int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>& out,
                  Taken* taken);
-  void EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken, int index);
+  void EmitLocked(uint32_t s, std::vector<Message>& out, Taken* taken, int index);
   Handle Parse(std::string_view text) const {
     Handle h{text, false, 0, 0};
     h.well_formed = detail::ParseReceiptHandle(text, tag, &h.slot, &h.generation);
@@ -358,11 +358,10 @@ void FifoQueue::Impl::DrainLocked() {
   }
 }
 
-void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken,
-                                 int index) {
+void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>& out, Taken* taken, int index) {
   FifoSlot& slot = core.slot(s);
-  if (messages->size() <= static_cast<size_t>(index)) messages->resize(index + 1);
-  Message& m = (*messages)[index];
+  if (out.size() <= static_cast<size_t>(index)) out.resize(index + 1);
+  Message& m = out[index];
   m.body.assign(slot.body);
   m.message_group_id.assign(core.group(slot.group).id);
   m.message_deduplication_id.assign(slot.dedup_id);
@@ -377,7 +376,7 @@ void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Tak
 }
 
 int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
-                                std::vector<Message>* messages, Taken* taken) {
+                                std::vector<Message>& out, Taken* taken) {
   const RedrivePolicy* redrive = options.redrive_policy ? &*options.redrive_policy : nullptr;
   int n = 0;
   while (n < max && core.HasReady()) {
@@ -395,7 +394,7 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
       }
       core.MarkInFlight(s, now, now + visibility_ns);
       if (slot.first_receive_ms == 0) slot.first_receive_ms = now / 1'000'000;
-      EmitLocked(s, messages, taken, n++);
+      EmitLocked(s, out, taken, n++);
     }
   }
   return n;
@@ -453,11 +452,11 @@ const std::string& FifoQueue::name() const { return impl_->options.name; }
 
 absl::StatusOr<SendMessageResult> FifoQueue::SendMessage(const SendMessageRequest& request) {
   SendMessageResult result;
-  if (absl::Status s = SendMessage(request, &result); !s.ok()) return s;
+  if (absl::Status s = SendMessage(request, result); !s.ok()) return s;
   return result;
 }
 
-absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessageResult* result) {
+absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessageResult& out) {
   Impl& q = *impl_;
   Impl::PreparedSend p;
   if (absl::Status s = q.Prepare(request.message_group_id, request.message_body,
@@ -478,13 +477,13 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
     first = before == 0 && q.staged > 0;
   }
   q.WakeAfterStaging(first);
-  detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
-  detail::FormatSequenceNumber(serial, &result->sequence_number);
+  detail::FormatMessageId(q.MessageIdFor(serial), &out.message_id);
+  detail::FormatSequenceNumber(serial, &out.sequence_number);
   return absl::OkStatus();
 }
 
 absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
-    const std::vector<SendMessageBatchRequestEntry>& entries) {
+    std::span<const SendMessageBatchRequestEntry> entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
   size_t total = 0;
@@ -542,12 +541,12 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
 absl::StatusOr<ReceiveMessageResult> FifoQueue::ReceiveMessage(
     const ReceiveMessageRequest& request) {
   ReceiveMessageResult result;
-  if (absl::Status s = ReceiveMessage(request, &result.messages); !s.ok()) return s;
+  if (absl::Status s = ReceiveMessage(request, result.messages); !s.ok()) return s;
   return result;
 }
 
 absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
-                                       std::vector<Message>* messages) {
+                                       std::vector<Message>& out) {
   Impl& q = *impl_;
   if (auto s =
           CheckRange("MaxNumberOfMessages", request.max_number_of_messages, 1, kMaxBatchEntries);
@@ -594,7 +593,7 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
         if (intact) {
           for (auto [s, gen] : it->second.handles) {
             q.core.SetDeadline(s, now + visibility_ns, now);
-            q.EmitLocked(s, messages, taken.data(), n++);
+            q.EmitLocked(s, out, taken.data(), n++);
           }
         } else {
           q.attempts.erase(it);
@@ -604,8 +603,7 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
     }
     if (record_attempt || attempt_id.empty()) {
       for (;;) {
-        n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, messages,
-                         taken.data());
+        n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, out, taken.data());
         if (n > 0 || wait == 0 || q.clock->Now() >= deadline) break;
         // Registered before the last look at the staging area (the predicate), so a
         // sender either sees the waiter or the waiter sees its message.
@@ -629,9 +627,9 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
       }
     }
   }
-  messages->resize(n);
+  out.resize(n);
   for (int i = 0; i < n; ++i) {
-    Message& m = (*messages)[i];
+    Message& m = out[i];
     detail::FormatMessageId(taken[i].message_id, &m.message_id);
     detail::FormatSequenceNumber(taken[i].serial, &m.sequence_number);
     detail::FormatReceiptHandle(q.tag, taken[i].slot, taken[i].generation, &m.receipt_handle);
@@ -648,7 +646,7 @@ absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
 }
 
 absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
-    const std::vector<DeleteMessageBatchRequestEntry>& entries) {
+    std::span<const DeleteMessageBatchRequestEntry> entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
   return q.RunBatch(entries,
@@ -667,7 +665,7 @@ absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
 }
 
 absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
-    const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries) {
+    std::span<const ChangeMessageVisibilityBatchRequestEntry> entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
   return q.RunBatch(entries, [&q](const Handle& h, const auto& entry, int64_t now) {
