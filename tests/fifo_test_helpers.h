@@ -15,11 +15,25 @@
 namespace riffle_test::fifo {
 
 using riffle::ErrorMessage;
-using riffle::ErrorName;
 using riffle::FifoQueue;
 using riffle::FifoQueueOptions;
 using riffle::ManualClock;
 using riffle::Message;
+
+// CHECK_THAT(status, HasName(riffle::kX)): `status` carries the error name kX, tested by
+// constant with riffle::HasErrorName. A failure prints the whole status.
+class HasNameMatcher : public Catch::MatcherBase<absl::Status> {
+ public:
+  explicit HasNameMatcher(std::string_view name) : name_(name) {}
+  bool match(const absl::Status& status) const override {
+    return riffle::HasErrorName(status, name_);
+  }
+  std::string describe() const override { return "has the error name " + std::string(name_); }
+
+ private:
+  std::string_view name_;
+};
+inline HasNameMatcher HasName(std::string_view name) { return HasNameMatcher(name); }
 
 inline std::unique_ptr<FifoQueue> MakeQueue(ManualClock* clock, FifoQueueOptions options = {}) {
   if (options.name.empty()) options.name = "test.fifo";

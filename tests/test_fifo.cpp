@@ -76,7 +76,7 @@ TEST_CASE("FifoQueue redelivers after the visibility timeout with a new receipt 
   CHECK(second[0].approximate_first_receive_timestamp ==
         first[0].approximate_first_receive_timestamp);
   auto stale = q->DeleteMessage(first[0].receipt_handle);
-  CHECK(ErrorName(stale) == "ReceiptHandleIsInvalid");
+  CHECK_THAT(stale, HasName(riffle::kReceiptHandleIsInvalid));
   REQUIRE(q->DeleteMessage(second[0].receipt_handle).ok());
   CHECK(Bodies(Receive(*q)) == Strings{"m2"});
 }
@@ -109,7 +109,7 @@ TEST_CASE("FifoQueue ChangeMessageVisibility extends, limits and rejects", "[fif
   clock.Advance(absl::Hours(1));
   // Receive the current handle: visibility was 12 h from receive; extending past it fails.
   auto current = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
-  CHECK(ErrorName(current) == "ReceiptHandleIsInvalid");
+  CHECK_THAT(current, HasName(riffle::kReceiptHandleIsInvalid));
 }
 
 TEST_CASE("FifoQueue visibility changes past 12 hours and of visible messages are refused",
@@ -120,14 +120,14 @@ TEST_CASE("FifoQueue visibility changes past 12 hours and of visible messages ar
   auto got = Receive(*q, 1, 7200);
   clock.Advance(absl::Hours(1));
   auto too_long = q->ChangeMessageVisibility(got[0].receipt_handle, 43'200);
-  CHECK(ErrorName(too_long) == "InvalidParameterValue");
+  CHECK_THAT(too_long, HasName(riffle::kInvalidParameterValue));
   CHECK_THAT(ErrorMessage(too_long), Catch::Contains("12 hours"));
   auto out_of_range = q->ChangeMessageVisibility(got[0].receipt_handle, 43'201);
   CHECK(ErrorMessage(out_of_range) ==
         "VisibilityTimeout is 43201; it must be between 0 and 43200.");
   REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
   auto not_inflight = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
-  CHECK(ErrorName(not_inflight) == "MessageNotInflight");
+  CHECK_THAT(not_inflight, HasName(riffle::kMessageNotInflight));
   // The handle stays current until the message is received again: it can still delete.
   REQUIRE(q->DeleteMessage(got[0].receipt_handle).ok());
   CHECK(q->GetQueueAttributes().approximate_number_of_messages == 0);
@@ -259,7 +259,8 @@ TEST_CASE("FifoQueue retention removes old messages, in flight or not", "[fifo]"
   auto attrs = q->GetQueueAttributes();
   CHECK(attrs.approximate_number_of_messages == 1);
   CHECK(attrs.approximate_number_of_messages_not_visible == 0);
-  CHECK(ErrorName(q->DeleteMessage(in_flight[0].receipt_handle)) == "ReceiptHandleIsInvalid");
+  CHECK_THAT(q->DeleteMessage(in_flight[0].receipt_handle),
+             HasName(riffle::kReceiptHandleIsInvalid));
   CHECK(Bodies(Receive(*q)) == Strings{"young"});
   clock.Advance(absl::Seconds(30));
   attrs = q->GetQueueAttributes();
@@ -362,7 +363,7 @@ TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   CHECK(sent->successful[0].sequence_number < sent->successful[1].sequence_number);
   REQUIRE(sent->failed.size() == 1);
   CHECK(sent->failed[0].id == "bad");
-  CHECK(sent->failed[0].code == "InvalidParameterValue");
+  CHECK(sent->failed[0].code == riffle::kInvalidParameterValue);
   CHECK(sent->failed[0].sender_fault);
   auto got = Receive(*q);
   REQUIRE(Bodies(got) == Strings{"m1", "m3"});
@@ -372,7 +373,7 @@ TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   REQUIRE(changed.ok());
   CHECK(changed->successful == Strings{"a"});
   REQUIRE(changed->failed.size() == 1);
-  CHECK(changed->failed[0].code == "ReceiptHandleIsInvalid");
+  CHECK(changed->failed[0].code == riffle::kReceiptHandleIsInvalid);
   auto deleted =
       q->DeleteMessageBatch(DeleteEntries{{.id = "x", .receipt_handle = got[0].receipt_handle},
                                           {.id = "y", .receipt_handle = got[1].receipt_handle},
@@ -381,7 +382,7 @@ TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   CHECK(deleted->successful == Strings{"x", "y"});
   REQUIRE(deleted->failed.size() == 1);
   CHECK(deleted->failed[0].id == "z");
-  CHECK(deleted->failed[0].code == "ReceiptHandleIsInvalid");
+  CHECK(deleted->failed[0].code == riffle::kReceiptHandleIsInvalid);
 }
 
 TEST_CASE("FifoQueue forgets idle groups without losing messages", "[fifo]") {
@@ -520,7 +521,7 @@ TEST_CASE("FifoQueue redelivers abandoned messages in order, once each, under co
           std::lock_guard<std::mutex> lock(mu);
           absl::Status st = q->DeleteMessage(m.receipt_handle);
           if (!st.ok()) {
-            if (ErrorName(st) != "ReceiptHandleIsInvalid") failed = true;
+            if (!riffle::HasErrorName(st, riffle::kReceiptHandleIsInvalid)) failed = true;
             break;
           }
           int& expected = next[std::stoi(m.message_group_id.substr(1))];
