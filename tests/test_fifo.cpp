@@ -244,6 +244,83 @@ TEST_CASE("FifoQueue ReceiveRequestAttemptId retry returns the same messages and
   CHECK(Bodies(later->messages) == Strings{"c1"});
 }
 
+TEST_CASE("FifoQueue ReceiveRequestAttemptId retry after ChangeMessageVisibility receives afresh",
+          "[fifo][regression]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (const char* b : {"a1", "a2"}) Send(*q, "a", b);
+  Send(*q, "b", "b1");
+  Send(*q, "c", "c1");
+  const riffle::ReceiveMessageRequest req{.max_number_of_messages = 2,
+                                          .receive_request_attempt_id = "attempt-1"};
+  std::vector<Message> first;
+  REQUIRE(q->ReceiveMessage(req, first).ok());
+  REQUIRE(Bodies(first) == Strings{"a1", "a2"});
+  REQUIRE(q->ChangeMessageVisibility(first[0].receipt_handle, 60).ok());
+  clock.Advance(absl::Seconds(20));
+  // The change ended the attempt: the retry is a fresh receive. Group a is in flight, so it
+  // takes the next groups, and a1 and a2 keep their handles and visibilities.
+  std::vector<Message> retry;
+  REQUIRE(q->ReceiveMessage(req, retry).ok());
+  CHECK(Bodies(retry) == Strings{"b1", "c1"});
+  for (auto& m : retry) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+  // a2's 30 s end, but a1 (60 s from its change) still holds the group back.
+  clock.Advance(absl::Seconds(10));
+  CHECK(Receive(*q).empty());
+  clock.Advance(absl::Seconds(30));
+  auto again = Receive(*q);
+  REQUIRE(Bodies(again) == Strings{"a1", "a2"});
+  CHECK(again[0].approximate_receive_count == 2);
+  CHECK(again[0].receipt_handle != first[0].receipt_handle);
+
+  // The same through ChangeMessageVisibilityBatch, on the attempt's second message.
+  for (auto& m : again) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+  Send(*q, "d", "d1");
+  Send(*q, "e", "e1");
+  const riffle::ReceiveMessageRequest req2{.max_number_of_messages = 1,
+                                           .receive_request_attempt_id = "attempt-2"};
+  std::vector<Message> d;
+  REQUIRE(q->ReceiveMessage(req2, d).ok());
+  REQUIRE(Bodies(d) == Strings{"d1"});
+  auto changed = q->ChangeMessageVisibilityBatch(VisibilityEntries{
+      {.id = "x", .receipt_handle = d[0].receipt_handle, .visibility_timeout = 60}});
+  REQUIRE(changed.ok());
+  REQUIRE(changed->successful == Strings{"x"});
+  std::vector<Message> e;
+  REQUIRE(q->ReceiveMessage(req2, e).ok());
+  CHECK(Bodies(e) == Strings{"e1"});
+}
+
+TEST_CASE("FifoQueue ReceiveRequestAttemptId retry after the visibility timeout receives afresh",
+          "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (const char* b : {"a1", "a2"}) Send(*q, "a", b);
+  const riffle::ReceiveMessageRequest req{.max_number_of_messages = 10,
+                                          .receive_request_attempt_id = "attempt-1"};
+  std::vector<Message> first, retry;
+  REQUIRE(q->ReceiveMessage(req, first).ok());
+  REQUIRE(Bodies(first) == Strings{"a1", "a2"});
+  // A failed change modifies nothing: the attempt still holds.
+  CHECK_THAT(q->ChangeMessageVisibility(first[0].receipt_handle, 43'201),
+             HasName(riffle::kInvalidParameterValue));
+  REQUIRE(q->ReceiveMessage(req, retry).ok());
+  CHECK(retry[0].receipt_handle == first[0].receipt_handle);
+  // Once their visibility ends the messages may go to anyone: the retry receives them anew,
+  // with new handles.
+  clock.Advance(absl::Seconds(30));
+  REQUIRE(q->ReceiveMessage(req, retry).ok());
+  REQUIRE(Bodies(retry) == Strings{"a1", "a2"});
+  CHECK(retry[0].approximate_receive_count == 2);
+  CHECK(retry[0].receipt_handle != first[0].receipt_handle);
+  CHECK_THAT(q->DeleteMessage(first[0].receipt_handle), HasName(riffle::kReceiptHandleIsInvalid));
+  // The fresh receive is the attempt now: a retry returns its handles.
+  std::vector<Message> third;
+  REQUIRE(q->ReceiveMessage(req, third).ok());
+  REQUIRE(third.size() == 2);
+  CHECK(third[1].receipt_handle == retry[1].receipt_handle);
+}
+
 TEST_CASE("FifoQueue retention removes old messages, in flight or not", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock, {.message_retention_period_seconds = 60});

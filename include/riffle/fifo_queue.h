@@ -146,7 +146,10 @@ struct ReceiveMessageRequest {
   int max_number_of_messages = 1;                 // 1..10.
   std::optional<int> visibility_timeout{};        // Seconds, 0..43,200; default the queue's.
   std::optional<int> wait_time_seconds{};         // 0..20; default the queue's.
-  std::string_view receive_request_attempt_id{};  // Optional: 1..128 of [!-~].
+  // Optional: 1..128 of [!-~]. A retry with the same id within 5 minutes returns the same
+  // messages and receipt handles (restarting their visibility timeout) until one of them is
+  // deleted, has its visibility changed or becomes visible again; then it receives afresh.
+  std::string_view receive_request_attempt_id{};
 };
 
 struct Message {

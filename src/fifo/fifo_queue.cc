@@ -150,6 +150,12 @@ struct FifoQueue::Impl {
   int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>& out,
                  Taken* taken);
   void EmitLocked(uint32_t s, std::vector<Message>& out, Taken* taken, int index);
+  // ReceiveRequestAttemptId, under the lock. A retry returns the attempt's messages with
+  // the same handles, restarting their visibility, while the attempt holds; returns how
+  // many (0: receive afresh).
+  int ReplayAttemptLocked(std::string_view attempt_id, int64_t now, int64_t visibility_ns,
+                          std::vector<Message>& out, Taken* taken);
+  void RecordAttemptLocked(std::string_view attempt_id, int64_t now, const Taken* taken, int n);
   Handle Parse(std::string_view text) const {
     Handle h{text, false, 0, 0};
     h.well_formed = detail::ParseReceiptHandle(text, tag, &h.slot, &h.generation);
@@ -428,7 +434,45 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int t
         timeout));
   }
   core.SetDeadline(s, deadline, now);
+  slot->visibility_changed = true;  // Ends a ReceiveRequestAttemptId retry of this receive.
   return absl::OkStatus();
+}
+
+int FifoQueue::Impl::ReplayAttemptLocked(std::string_view attempt_id, int64_t now,
+                                         int64_t visibility_ns, std::vector<Message>& out,
+                                         Taken* taken) {
+  while (!attempt_order.empty() && attempt_order.front().first <= now) {
+    auto it = attempts.find(attempt_order.front().second);
+    if (it != attempts.end() && it->second.expires_ns <= now) attempts.erase(it);
+    attempt_order.pop_front();
+  }
+  auto it = attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
+  if (it == attempts.end()) return 0;
+  // As SQS documents: the attempt holds while none of its messages was modified. A delete,
+  // a successful visibility change or the end of the visibility timeout (after which
+  // anyone may receive the message, with a new handle) ends it.
+  for (auto [s, gen] : it->second.handles) {
+    const FifoSlot* slot = core.Find(s, gen);
+    if (!slot || slot->state != SlotState::kInFlight || slot->visibility_changed) {
+      attempts.erase(it);
+      return 0;
+    }
+  }
+  int n = 0;
+  for (auto [s, gen] : it->second.handles) {
+    core.SetDeadline(s, now + visibility_ns, now);
+    EmitLocked(s, out, taken, n++);
+  }
+  return n;
+}
+
+void FifoQueue::Impl::RecordAttemptLocked(std::string_view attempt_id, int64_t now,
+                                          const Taken* taken, int n) {
+  Attempt& attempt = attempts[std::string(attempt_id)];
+  attempt.expires_ns = now + detail::FifoDedup::kWindowNs;
+  attempt.handles.clear();
+  for (int i = 0; i < n; ++i) attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
+  attempt_order.emplace_back(attempt.expires_ns, std::string(attempt_id));
 }
 
 // ---- Public API ------------------------------------------------------------------------
@@ -574,34 +618,10 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
     // The wait is measured on the precise clock; `now` is whole milliseconds.
     const absl::Time deadline =
         wait > 0 ? q.clock->Now() + absl::Seconds(wait) : absl::InfinitePast();
-    bool record_attempt = false;
     if (!attempt_id.empty()) {
-      while (!q.attempt_order.empty() && q.attempt_order.front().first <= now) {
-        auto it = q.attempts.find(q.attempt_order.front().second);
-        if (it != q.attempts.end() && it->second.expires_ns <= now) q.attempts.erase(it);
-        q.attempt_order.pop_front();
-      }
-      auto it = q.attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
-      if (it != q.attempts.end()) {
-        // A retry returns the same messages and handles while none of them was deleted,
-        // changed or received again, and restarts their visibility timeout.
-        bool intact = true;
-        for (auto [s, gen] : it->second.handles) {
-          FifoSlot* slot = q.core.Find(s, gen);
-          intact = intact && slot && slot->state == SlotState::kInFlight;
-        }
-        if (intact) {
-          for (auto [s, gen] : it->second.handles) {
-            q.core.SetDeadline(s, now + visibility_ns, now);
-            q.EmitLocked(s, out, taken.data(), n++);
-          }
-        } else {
-          q.attempts.erase(it);
-        }
-      }
-      record_attempt = n == 0;
+      n = q.ReplayAttemptLocked(attempt_id, now, visibility_ns, out, taken.data());
     }
-    if (record_attempt || attempt_id.empty()) {
+    if (n == 0) {
       for (;;) {
         n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, out, taken.data());
         if (n > 0 || wait == 0 || q.clock->Now() >= deadline) break;
@@ -617,14 +637,7 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
         q.DrainLocked();
         q.core.Advance(now);
       }
-      if (record_attempt && n > 0) {
-        Impl::Attempt& attempt = q.attempts[std::string(attempt_id)];
-        attempt.expires_ns = now + detail::FifoDedup::kWindowNs;
-        attempt.handles.clear();
-        for (int i = 0; i < n; ++i)
-          attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
-        q.attempt_order.emplace_back(attempt.expires_ns, std::string(attempt_id));
-      }
+      if (!attempt_id.empty() && n > 0) q.RecordAttemptLocked(attempt_id, now, taken.data(), n);
     }
   }
   out.resize(n);
