@@ -17,7 +17,8 @@
 // Semantics and limits follow SQS (docs/fifo.md lists them with the few differences):
 // deduplication for 5 minutes, per-receive receipt handles, ReceiveRequestAttemptId
 // retries, dead-letter redrive after maxReceiveCount receives, retention, queue delay.
-// Errors carry the service's names (riffle::ErrorName): InvalidParameterValue,
+// Errors carry the service's names, each a constant in riffle/status.h (test them with
+// riffle::HasErrorName(status, riffle::kReceiptHandleIsInvalid)): InvalidParameterValue,
 // MissingParameter, ReceiptHandleIsInvalid, MessageNotInflight, InvalidMessageContents,
 // TooManyEntriesInBatchRequest, BatchEntryIdsNotDistinct, EmptyBatchRequest,
 // InvalidBatchEntryId, BatchRequestTooLong, InvalidAttributeValue.
@@ -132,7 +133,7 @@ struct SendMessageBatchResultEntry {
 // One failed entry of a batch call (SQS BatchResultErrorEntry).
 struct BatchResultErrorEntry {
   std::string id{};
-  std::string code{};  // The error name, e.g. "ReceiptHandleIsInvalid".
+  std::string code{};  // The error name, e.g. riffle::kReceiptHandleIsInvalid.
   std::string message{};
   bool sender_fault = true;
 };
@@ -143,9 +144,9 @@ struct SendMessageBatchResult {
 };
 
 struct ReceiveMessageRequest {
-  int max_number_of_messages = 1;                 // 1..10.
-  std::optional<int> visibility_timeout{};        // Seconds, 0..43,200; default the queue's.
-  std::optional<int> wait_time_seconds{};         // 0..20; default the queue's.
+  int max_number_of_messages = 1;           // 1..10.
+  std::optional<int> visibility_timeout{};  // Seconds, 0..43,200; default the queue's.
+  std::optional<int> wait_time_seconds{};   // 0..20; default the queue's.
   // Optional: 1..128 of [!-~]. A retry with the same id within 5 minutes returns the same
   // messages and receipt handles (restarting their visibility timeout) until one of them is
   // deleted, has its visibility changed or becomes visible again; then it receives afresh.
@@ -235,7 +236,8 @@ class FifoQueue {
 
   // Sets the visibility of an in-flight message to `visibility_timeout` seconds from now
   // (0..43,200, and at most 12 hours after the receive). 0 makes it visible at once.
-  // MessageNotInflight when its visibility already ended.
+  // MessageNotInflight when its visibility already ended. A change that succeeds also ends
+  // the ReceiveRequestAttemptId retry of the receive that returned the message.
   [[nodiscard]] absl::Status ChangeMessageVisibility(std::string_view receipt_handle,
                                                      int visibility_timeout);
   [[nodiscard]] absl::StatusOr<BatchResult> ChangeMessageVisibilityBatch(
