@@ -60,7 +60,7 @@ void BM_Fifo_SendReceiveDelete(benchmark::State& state) {
             queue->SendMessage({.message_group_id = groups[i % kGroups],
                                 .message_body = body,
                                 .message_deduplication_id = std::string_view(dedup, len)},
-                               &result);
+                               result);
         if (!s.ok()) std::abort();
       }
       sender_cpu += ThreadCpuNanos() - start;
@@ -69,7 +69,7 @@ void BM_Fifo_SendReceiveDelete(benchmark::State& state) {
     int deleted = 0;
     while (deleted < kMessagesPerIteration) {
       ++receives;
-      if (!queue->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, &messages)
+      if (!queue->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, messages)
                .ok()) {
         std::abort();
       }

@@ -15,18 +15,32 @@
 namespace riffle_test::fifo {
 
 using riffle::ErrorMessage;
-using riffle::ErrorName;
 using riffle::FifoQueue;
 using riffle::FifoQueueOptions;
 using riffle::ManualClock;
 using riffle::Message;
 
-inline std::shared_ptr<FifoQueue> MakeQueue(ManualClock* clock, FifoQueueOptions options = {}) {
+// CHECK_THAT(status, HasName(riffle::kX)): `status` carries the error name kX, tested by
+// constant with riffle::HasErrorName. A failure prints the whole status.
+class HasNameMatcher : public Catch::MatcherBase<absl::Status> {
+ public:
+  explicit HasNameMatcher(std::string_view name) : name_(name) {}
+  bool match(const absl::Status& status) const override {
+    return riffle::HasErrorName(status, name_);
+  }
+  std::string describe() const override { return "has the error name " + std::string(name_); }
+
+ private:
+  std::string_view name_;
+};
+inline HasNameMatcher HasName(std::string_view name) { return HasNameMatcher(name); }
+
+inline std::unique_ptr<FifoQueue> MakeQueue(ManualClock* clock, FifoQueueOptions options = {}) {
   if (options.name.empty()) options.name = "test.fifo";
   options.clock = clock;
   auto queue = FifoQueue::Create(std::move(options));
   REQUIRE(queue.ok());
-  return *queue;
+  return std::move(*queue);
 }
 
 inline riffle::SendMessageResult Send(FifoQueue& q, std::string_view group, std::string_view body,
@@ -53,6 +67,10 @@ inline std::vector<std::string> Bodies(const std::vector<Message>& messages) {
 }
 
 using Strings = std::vector<std::string>;
+// Batch inputs are spans; a test builds them as vectors.
+using SendEntries = std::vector<riffle::SendMessageBatchRequestEntry>;
+using DeleteEntries = std::vector<riffle::DeleteMessageBatchRequestEntry>;
+using VisibilityEntries = std::vector<riffle::ChangeMessageVisibilityBatchRequestEntry>;
 
 }  // namespace riffle_test::fifo
 

@@ -76,7 +76,7 @@ TEST_CASE("FifoQueue redelivers after the visibility timeout with a new receipt 
   CHECK(second[0].approximate_first_receive_timestamp ==
         first[0].approximate_first_receive_timestamp);
   auto stale = q->DeleteMessage(first[0].receipt_handle);
-  CHECK(ErrorName(stale) == "ReceiptHandleIsInvalid");
+  CHECK_THAT(stale, HasName(riffle::kReceiptHandleIsInvalid));
   REQUIRE(q->DeleteMessage(second[0].receipt_handle).ok());
   CHECK(Bodies(Receive(*q)) == Strings{"m2"});
 }
@@ -109,7 +109,7 @@ TEST_CASE("FifoQueue ChangeMessageVisibility extends, limits and rejects", "[fif
   clock.Advance(absl::Hours(1));
   // Receive the current handle: visibility was 12 h from receive; extending past it fails.
   auto current = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
-  CHECK(ErrorName(current) == "ReceiptHandleIsInvalid");
+  CHECK_THAT(current, HasName(riffle::kReceiptHandleIsInvalid));
 }
 
 TEST_CASE("FifoQueue visibility changes past 12 hours and of visible messages are refused",
@@ -120,14 +120,14 @@ TEST_CASE("FifoQueue visibility changes past 12 hours and of visible messages ar
   auto got = Receive(*q, 1, 7200);
   clock.Advance(absl::Hours(1));
   auto too_long = q->ChangeMessageVisibility(got[0].receipt_handle, 43'200);
-  CHECK(ErrorName(too_long) == "InvalidParameterValue");
+  CHECK_THAT(too_long, HasName(riffle::kInvalidParameterValue));
   CHECK_THAT(ErrorMessage(too_long), Catch::Contains("12 hours"));
   auto out_of_range = q->ChangeMessageVisibility(got[0].receipt_handle, 43'201);
   CHECK(ErrorMessage(out_of_range) ==
         "VisibilityTimeout is 43201; it must be between 0 and 43200.");
   REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
   auto not_inflight = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
-  CHECK(ErrorName(not_inflight) == "MessageNotInflight");
+  CHECK_THAT(not_inflight, HasName(riffle::kMessageNotInflight));
   // The handle stays current until the message is received again: it can still delete.
   REQUIRE(q->DeleteMessage(got[0].receipt_handle).ok());
   CHECK(q->GetQueueAttributes().approximate_number_of_messages == 0);
@@ -197,7 +197,7 @@ TEST_CASE("FifoQueue moves a message to the dead-letter queue after maxReceiveCo
           "[fifo]") {
   ManualClock clock;
   auto dlq = MakeQueue(&clock, {.name = "dead.fifo"});
-  auto q = MakeQueue(&clock, {.redrive_policy = riffle::RedrivePolicy{dlq, 2}});
+  auto q = MakeQueue(&clock, {.redrive_policy = riffle::RedrivePolicy{dlq.get(), 2}});
   auto sent = Send(*q, "g", "poison");
   Send(*q, "g", "next");
   for (int i = 1; i <= 2; ++i) {
@@ -244,6 +244,83 @@ TEST_CASE("FifoQueue ReceiveRequestAttemptId retry returns the same messages and
   CHECK(Bodies(later->messages) == Strings{"c1"});
 }
 
+TEST_CASE("FifoQueue ReceiveRequestAttemptId retry after ChangeMessageVisibility receives afresh",
+          "[fifo][regression]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (const char* b : {"a1", "a2"}) Send(*q, "a", b);
+  Send(*q, "b", "b1");
+  Send(*q, "c", "c1");
+  const riffle::ReceiveMessageRequest req{.max_number_of_messages = 2,
+                                          .receive_request_attempt_id = "attempt-1"};
+  std::vector<Message> first;
+  REQUIRE(q->ReceiveMessage(req, first).ok());
+  REQUIRE(Bodies(first) == Strings{"a1", "a2"});
+  REQUIRE(q->ChangeMessageVisibility(first[0].receipt_handle, 60).ok());
+  clock.Advance(absl::Seconds(20));
+  // The change ended the attempt: the retry is a fresh receive. Group a is in flight, so it
+  // takes the next groups, and a1 and a2 keep their handles and visibilities.
+  std::vector<Message> retry;
+  REQUIRE(q->ReceiveMessage(req, retry).ok());
+  CHECK(Bodies(retry) == Strings{"b1", "c1"});
+  for (auto& m : retry) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+  // a2's 30 s end, but a1 (60 s from its change) still holds the group back.
+  clock.Advance(absl::Seconds(10));
+  CHECK(Receive(*q).empty());
+  clock.Advance(absl::Seconds(30));
+  auto again = Receive(*q);
+  REQUIRE(Bodies(again) == Strings{"a1", "a2"});
+  CHECK(again[0].approximate_receive_count == 2);
+  CHECK(again[0].receipt_handle != first[0].receipt_handle);
+
+  // The same through ChangeMessageVisibilityBatch, on the attempt's second message.
+  for (auto& m : again) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+  Send(*q, "d", "d1");
+  Send(*q, "e", "e1");
+  const riffle::ReceiveMessageRequest req2{.max_number_of_messages = 1,
+                                           .receive_request_attempt_id = "attempt-2"};
+  std::vector<Message> d;
+  REQUIRE(q->ReceiveMessage(req2, d).ok());
+  REQUIRE(Bodies(d) == Strings{"d1"});
+  auto changed = q->ChangeMessageVisibilityBatch(VisibilityEntries{
+      {.id = "x", .receipt_handle = d[0].receipt_handle, .visibility_timeout = 60}});
+  REQUIRE(changed.ok());
+  REQUIRE(changed->successful == Strings{"x"});
+  std::vector<Message> e;
+  REQUIRE(q->ReceiveMessage(req2, e).ok());
+  CHECK(Bodies(e) == Strings{"e1"});
+}
+
+TEST_CASE("FifoQueue ReceiveRequestAttemptId retry after the visibility timeout receives afresh",
+          "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (const char* b : {"a1", "a2"}) Send(*q, "a", b);
+  const riffle::ReceiveMessageRequest req{.max_number_of_messages = 10,
+                                          .receive_request_attempt_id = "attempt-1"};
+  std::vector<Message> first, retry;
+  REQUIRE(q->ReceiveMessage(req, first).ok());
+  REQUIRE(Bodies(first) == Strings{"a1", "a2"});
+  // A failed change modifies nothing: the attempt still holds.
+  CHECK_THAT(q->ChangeMessageVisibility(first[0].receipt_handle, 43'201),
+             HasName(riffle::kInvalidParameterValue));
+  REQUIRE(q->ReceiveMessage(req, retry).ok());
+  CHECK(retry[0].receipt_handle == first[0].receipt_handle);
+  // Once their visibility ends the messages may go to anyone: the retry receives them anew,
+  // with new handles.
+  clock.Advance(absl::Seconds(30));
+  REQUIRE(q->ReceiveMessage(req, retry).ok());
+  REQUIRE(Bodies(retry) == Strings{"a1", "a2"});
+  CHECK(retry[0].approximate_receive_count == 2);
+  CHECK(retry[0].receipt_handle != first[0].receipt_handle);
+  CHECK_THAT(q->DeleteMessage(first[0].receipt_handle), HasName(riffle::kReceiptHandleIsInvalid));
+  // The fresh receive is the attempt now: a retry returns its handles.
+  std::vector<Message> third;
+  REQUIRE(q->ReceiveMessage(req, third).ok());
+  REQUIRE(third.size() == 2);
+  CHECK(third[1].receipt_handle == retry[1].receipt_handle);
+}
+
 TEST_CASE("FifoQueue retention removes old messages, in flight or not", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock, {.message_retention_period_seconds = 60});
@@ -259,7 +336,8 @@ TEST_CASE("FifoQueue retention removes old messages, in flight or not", "[fifo]"
   auto attrs = q->GetQueueAttributes();
   CHECK(attrs.approximate_number_of_messages == 1);
   CHECK(attrs.approximate_number_of_messages_not_visible == 0);
-  CHECK(ErrorName(q->DeleteMessage(in_flight[0].receipt_handle)) == "ReceiptHandleIsInvalid");
+  CHECK_THAT(q->DeleteMessage(in_flight[0].receipt_handle),
+             HasName(riffle::kReceiptHandleIsInvalid));
   CHECK(Bodies(Receive(*q)) == Strings{"young"});
   clock.Advance(absl::Seconds(30));
   attrs = q->GetQueueAttributes();
@@ -344,7 +422,7 @@ TEST_CASE("FifoQueue long polling on the system clock ends on time", "[fifo]") {
 TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock);
-  auto sent = q->SendMessageBatch({
+  auto sent = q->SendMessageBatch(SendEntries{
       {.id = "ok1",
        .message_group_id = "g",
        .message_body = "m1",
@@ -362,25 +440,26 @@ TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   CHECK(sent->successful[0].sequence_number < sent->successful[1].sequence_number);
   REQUIRE(sent->failed.size() == 1);
   CHECK(sent->failed[0].id == "bad");
-  CHECK(sent->failed[0].code == "InvalidParameterValue");
+  CHECK(sent->failed[0].code == riffle::kInvalidParameterValue);
   CHECK(sent->failed[0].sender_fault);
   auto got = Receive(*q);
   REQUIRE(Bodies(got) == Strings{"m1", "m3"});
-  auto changed = q->ChangeMessageVisibilityBatch(
-      {{.id = "a", .receipt_handle = got[1].receipt_handle, .visibility_timeout = 60},
-       {.id = "b", .receipt_handle = "nonsense", .visibility_timeout = 60}});
+  auto changed = q->ChangeMessageVisibilityBatch(VisibilityEntries{
+      {.id = "a", .receipt_handle = got[1].receipt_handle, .visibility_timeout = 60},
+      {.id = "b", .receipt_handle = "nonsense", .visibility_timeout = 60}});
   REQUIRE(changed.ok());
   CHECK(changed->successful == Strings{"a"});
   REQUIRE(changed->failed.size() == 1);
-  CHECK(changed->failed[0].code == "ReceiptHandleIsInvalid");
-  auto deleted = q->DeleteMessageBatch({{.id = "x", .receipt_handle = got[0].receipt_handle},
-                                        {.id = "y", .receipt_handle = got[1].receipt_handle},
-                                        {.id = "z", .receipt_handle = got[1].receipt_handle}});
+  CHECK(changed->failed[0].code == riffle::kReceiptHandleIsInvalid);
+  auto deleted =
+      q->DeleteMessageBatch(DeleteEntries{{.id = "x", .receipt_handle = got[0].receipt_handle},
+                                          {.id = "y", .receipt_handle = got[1].receipt_handle},
+                                          {.id = "z", .receipt_handle = got[1].receipt_handle}});
   REQUIRE(deleted.ok());
   CHECK(deleted->successful == Strings{"x", "y"});
   REQUIRE(deleted->failed.size() == 1);
   CHECK(deleted->failed[0].id == "z");
-  CHECK(deleted->failed[0].code == "ReceiptHandleIsInvalid");
+  CHECK(deleted->failed[0].code == riffle::kReceiptHandleIsInvalid);
 }
 
 TEST_CASE("FifoQueue forgets idle groups without losing messages", "[fifo]") {
@@ -412,9 +491,9 @@ TEST_CASE("FifoQueue send, receive and delete allocate nothing in steady state",
     REQUIRE(q->SendMessage({.message_group_id = groups[i % 4],
                             .message_body = std::string_view(body, sizeof(body)),
                             .message_deduplication_id = std::string_view(dedup, len)},
-                           &result)
+                           result)
                 .ok());
-    REQUIRE(q->ReceiveMessage({.max_number_of_messages = 10}, &messages).ok());
+    REQUIRE(q->ReceiveMessage({.max_number_of_messages = 10}, messages).ok());
     for (auto& m : messages) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
   };
   // Warm up, then let the deduplication entries expire so the table stops growing.
@@ -458,7 +537,7 @@ TEST_CASE("FifoQueue keeps per-group order and exactly-once with 4 competing con
       std::vector<Message> messages;
       while (deleted.load() < kGroups * kPerGroup) {
         if (!q->ReceiveMessage({.max_number_of_messages = 1 + c * 3, .wait_time_seconds = 1},
-                               &messages)
+                               messages)
                  .ok()) {
           failed = true;
           return;
@@ -509,7 +588,7 @@ TEST_CASE("FifoQueue redelivers abandoned messages in order, once each, under co
       std::vector<Message> messages;
       uint32_t drop = c;
       while (!stop.load()) {
-        if (!q->ReceiveMessage({.max_number_of_messages = 3}, &messages).ok()) failed = true;
+        if (!q->ReceiveMessage({.max_number_of_messages = 3}, messages).ok()) failed = true;
         for (auto& m : messages) {
           // Abandon about one message in 7: it comes back after the timeout.
           if (++drop % 7 == 0) break;
@@ -519,7 +598,7 @@ TEST_CASE("FifoQueue redelivers abandoned messages in order, once each, under co
           std::lock_guard<std::mutex> lock(mu);
           absl::Status st = q->DeleteMessage(m.receipt_handle);
           if (!st.ok()) {
-            if (ErrorName(st) != "ReceiptHandleIsInvalid") failed = true;
+            if (!riffle::HasErrorName(st, riffle::kReceiptHandleIsInvalid)) failed = true;
             break;
           }
           int& expected = next[std::stoi(m.message_group_id.substr(1))];
@@ -570,7 +649,7 @@ TEST_CASE("FifoQueue hands out each group in sequence order with concurrent send
   std::vector<Message> messages;
   while (received < kSenders * kPerSender && !failed) {
     REQUIRE(
-        q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, &messages).ok());
+        q->ReceiveMessage({.max_number_of_messages = 10, .wait_time_seconds = 1}, messages).ok());
     for (const Message& m : messages) {
       std::string& last = last_sequence[m.message_group_id];
       if (!(last < m.sequence_number)) FAIL("sequence number went down in " + m.message_group_id);

@@ -10,10 +10,15 @@
 //   auto received = queue->ReceiveMessage({.max_number_of_messages = 10});
 //   for (auto& m : received->messages) (void)queue->DeleteMessage(m.receipt_handle);
 //
+// Hot loops reuse their storage: SendMessage(request, out) and ReceiveMessage(request, out)
+// fill the caller's result and allocate nothing in steady state. Batches take a
+// std::span (a std::vector converts).
+//
 // Semantics and limits follow SQS (docs/fifo.md lists them with the few differences):
 // deduplication for 5 minutes, per-receive receipt handles, ReceiveRequestAttemptId
 // retries, dead-letter redrive after maxReceiveCount receives, retention, queue delay.
-// Errors carry the service's names (riffle::ErrorName): InvalidParameterValue,
+// Errors carry the service's names, each a constant in riffle/status.h (test them with
+// riffle::HasErrorName(status, riffle::kReceiptHandleIsInvalid)): InvalidParameterValue,
 // MissingParameter, ReceiptHandleIsInvalid, MessageNotInflight, InvalidMessageContents,
 // TooManyEntriesInBatchRequest, BatchEntryIdsNotDistinct, EmptyBatchRequest,
 // InvalidBatchEntryId, BatchRequestTooLong, InvalidAttributeValue.
@@ -22,8 +27,8 @@
 // is started; timeouts are applied lazily by the calls themselves, and long polls block on
 // a condition variable woken by sends, deletes and (for a ManualClock) clock moves. Sends
 // never wait behind receives (docs/fifo.md explains the two locks).
-// REQUIRED: the Clock outlives the queue, and no call is in progress when the last
-// shared_ptr to the queue goes away. (A queue keeps its dead-letter queue alive.)
+// REQUIRED: the Clock and the dead-letter queue outlive the queue, and no call is in
+// progress when it is destroyed.
 #ifndef RIFFLE_FIFO_QUEUE_H_
 #define RIFFLE_FIFO_QUEUE_H_
 
@@ -31,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,8 +57,10 @@ enum class DeduplicationScope { kQueue, kMessageGroup };
 // deduplication id, message id and SentTimestamp; it gets a new sequence number and its
 // retention starts again (as SQS does for FIFO queues).
 struct RedrivePolicy {
-  std::shared_ptr<FifoQueue> dead_letter_queue{};  // REQUIRED, not null.
-  int max_receive_count = 10;                      // 1..1000.
+  // REQUIRED, not owned: must outlive this queue (debug builds assert it). The type makes
+  // the dead-letter queue a FIFO queue, as SQS requires.
+  FifoQueue* dead_letter_queue = nullptr;
+  int max_receive_count = 10;  // 1..1000.
 };
 
 struct FifoQueueOptions {
@@ -76,7 +84,7 @@ struct FifoQueueOptions {
   DeduplicationScope deduplication_scope = DeduplicationScope::kQueue;
   // Default none: messages are redelivered without limit until retention removes them.
   std::optional<RedrivePolicy> redrive_policy{};
-  // Not owned; nullptr means SystemClock::Default().
+  // Optional, not owned: must outlive this queue. nullptr means SystemClock::Default().
   Clock* clock = nullptr;
 };
 
@@ -125,7 +133,7 @@ struct SendMessageBatchResultEntry {
 // One failed entry of a batch call (SQS BatchResultErrorEntry).
 struct BatchResultErrorEntry {
   std::string id{};
-  std::string code{};  // The error name, e.g. "ReceiptHandleIsInvalid".
+  std::string code{};  // The error name, e.g. riffle::kReceiptHandleIsInvalid.
   std::string message{};
   bool sender_fault = true;
 };
@@ -136,10 +144,13 @@ struct SendMessageBatchResult {
 };
 
 struct ReceiveMessageRequest {
-  int max_number_of_messages = 1;                 // 1..10.
-  std::optional<int> visibility_timeout{};        // Seconds, 0..43,200; default the queue's.
-  std::optional<int> wait_time_seconds{};         // 0..20; default the queue's.
-  std::string_view receive_request_attempt_id{};  // Optional: 1..128 of [!-~].
+  int max_number_of_messages = 1;           // 1..10.
+  std::optional<int> visibility_timeout{};  // Seconds, 0..43,200; default the queue's.
+  std::optional<int> wait_time_seconds{};   // 0..20; default the queue's.
+  // Optional: 1..128 of [!-~]. A retry with the same id within 5 minutes returns the same
+  // messages and receipt handles (restarting their visibility timeout) until one of them is
+  // deleted, has its visibility changed or becomes visible again; then it receives afresh.
+  std::string_view receive_request_attempt_id{};
 };
 
 struct Message {
@@ -189,7 +200,7 @@ class FifoQueue {
  public:
   // Validates `options` (InvalidParameterValue for the name, InvalidAttributeValue for a
   // value out of range or a bad redrive policy).
-  [[nodiscard]] static absl::StatusOr<std::shared_ptr<FifoQueue>> Create(FifoQueueOptions options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FifoQueue>> Create(FifoQueueOptions options);
 
   ~FifoQueue();
   FifoQueue(const FifoQueue&) = delete;
@@ -200,21 +211,20 @@ class FifoQueue {
   // A duplicate (same deduplication id within 5 minutes, in the queue's scope) succeeds
   // with the original's message id and sequence number and is not enqueued again.
   [[nodiscard]] absl::StatusOr<SendMessageResult> SendMessage(const SendMessageRequest& request);
-  // The same, reusing `*result`'s buffers: no allocation in steady state.
-  [[nodiscard]] absl::Status SendMessage(const SendMessageRequest& request,
-                                         SendMessageResult* result);
+  // The same into `out`, reusing its buffers: no allocation in steady state.
+  [[nodiscard]] absl::Status SendMessage(const SendMessageRequest& request, SendMessageResult& out);
   // 1..10 entries with distinct ids; total size <= maximum_message_size. Entries fail
   // one by one (in `failed`), the others are sent in request order.
   [[nodiscard]] absl::StatusOr<SendMessageBatchResult> SendMessageBatch(
-      const std::vector<SendMessageBatchRequestEntry>& entries);
+      std::span<const SendMessageBatchRequestEntry> entries);
 
   // Up to max_number_of_messages visible messages, taken from one group first, in order,
   // then from the next group. Waits up to wait_time_seconds for the first message.
   [[nodiscard]] absl::StatusOr<ReceiveMessageResult> ReceiveMessage(
       const ReceiveMessageRequest& request);
-  // The same into `*messages`, reusing its elements' buffers.
+  // The same into `out` (resized to the messages received), reusing its elements' buffers.
   [[nodiscard]] absl::Status ReceiveMessage(const ReceiveMessageRequest& request,
-                                            std::vector<Message>* messages);
+                                            std::vector<Message>& out);
 
   // Acts on the current receipt handle only: a handle from before the message's latest
   // receive, of a deleted or expired message, or of another queue is
@@ -222,15 +232,16 @@ class FifoQueue {
   // message until someone receives it again.
   [[nodiscard]] absl::Status DeleteMessage(std::string_view receipt_handle);
   [[nodiscard]] absl::StatusOr<BatchResult> DeleteMessageBatch(
-      const std::vector<DeleteMessageBatchRequestEntry>& entries);
+      std::span<const DeleteMessageBatchRequestEntry> entries);
 
   // Sets the visibility of an in-flight message to `visibility_timeout` seconds from now
   // (0..43,200, and at most 12 hours after the receive). 0 makes it visible at once.
-  // MessageNotInflight when its visibility already ended.
+  // MessageNotInflight when its visibility already ended. A change that succeeds also ends
+  // the ReceiveRequestAttemptId retry of the receive that returned the message.
   [[nodiscard]] absl::Status ChangeMessageVisibility(std::string_view receipt_handle,
                                                      int visibility_timeout);
   [[nodiscard]] absl::StatusOr<BatchResult> ChangeMessageVisibilityBatch(
-      const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries);
+      std::span<const ChangeMessageVisibilityBatchRequestEntry> entries);
 
   QueueAttributes GetQueueAttributes();
 

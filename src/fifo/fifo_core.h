@@ -114,6 +114,9 @@ enum class SlotState : uint8_t { kFree, kDelayed, kQueued, kInFlight };
 struct FifoSlot {
   uint32_t generation = 0;
   SlotState state = SlotState::kFree;
+  // ChangeMessageVisibility succeeded since the last receive: a ReceiveRequestAttemptId
+  // retry no longer returns this receive.
+  bool visibility_changed = false;
   uint32_t group = kNil;
   uint32_t prev = kNil, next = kNil;          // Group queue or delayed list.
   uint32_t age_prev = kNil, age_next = kNil;  // Age list.
@@ -305,6 +308,7 @@ inline void FifoCore::MarkInFlight(uint32_t s, int64_t now, int64_t deadline) {
   ++slot.generation;
   ++slot.receive_count;
   slot.received_ns = now;
+  slot.visibility_changed = false;
   slot.deadline_ns = deadline;
   ++groups_[slot.group].in_flight;
   ++in_flight_;

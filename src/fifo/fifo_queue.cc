@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cassert>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -10,9 +11,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "fmt/format.h"
 #include "fifo/fifo_core.h"
 #include "fifo/fifo_text.h"
+#include "fmt/format.h"
 #define XXH_INLINE_ALL
 #include "xxhash.h"
 
@@ -118,10 +119,10 @@ struct FifoQueue::Impl {
     return last_now;
   }
 
-  absl::Status Prepare(std::string_view group, std::string_view body,
-                       const std::optional<std::string_view>& dedup_id,
-                       const MessageAttributes& attributes, const std::optional<int>& delay,
-                       PreparedSend* out) const;
+  [[nodiscard]] absl::Status Prepare(std::string_view group, std::string_view body,
+                                     const std::optional<std::string_view>& dedup_id,
+                                     const MessageAttributes& attributes,
+                                     const std::optional<int>& delay, PreparedSend* out) const;
   // Under send_mu: stage a message or recognise a duplicate; returns the serial.
   uint64_t StageLocked(const PreparedSend& p, int64_t now);
   Staged& NextStagingEntry() {
@@ -145,27 +146,39 @@ struct FifoQueue::Impl {
   }
   // A message moved here from a queue whose dead-letter queue this is; takes send_mu.
   void AcceptMoved(FifoSlot& from, std::string_view group);
-  // Under the lock: fills `messages` (already sized 0); returns how many.
-  int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>* messages,
+  // Under the lock: fills `out` from index 0 (growing it if needed); returns how many.
+  int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>& out,
                  Taken* taken);
-  void EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken, int index);
+  void EmitLocked(uint32_t s, std::vector<Message>& out, Taken* taken, int index);
+  // ReceiveRequestAttemptId, under the lock. A retry returns the attempt's messages with
+  // the same handles, restarting their visibility, while the attempt holds; returns how
+  // many (0: receive afresh).
+  int ReplayAttemptLocked(std::string_view attempt_id, int64_t now, int64_t visibility_ns,
+                          std::vector<Message>& out, Taken* taken);
+  void RecordAttemptLocked(std::string_view attempt_id, int64_t now, const Taken* taken, int n);
   Handle Parse(std::string_view text) const {
     Handle h{text, false, 0, 0};
     h.well_formed = detail::ParseReceiptHandle(text, tag, &h.slot, &h.generation);
     return h;
   }
-  absl::Status DeleteLocked(const Handle& handle);
-  absl::Status ChangeVisibilityLocked(const Handle& handle, int timeout, int64_t now);
+  [[nodiscard]] absl::Status DeleteLocked(const Handle& handle);
+  [[nodiscard]] absl::Status ChangeVisibilityLocked(const Handle& handle, int timeout, int64_t now);
   // Waiters sleep only while no group is ready, so only the change from none to some
   // needs a wake-up: senders and deleters on a busy queue make no system call.
   bool ShouldWake(bool was_ready) const {
     return !was_ready && core.HasReady() && waiters.load() > 0;
   }
 
+  FifoQueue* dead_letter_queue() const {
+    return options.redrive_policy ? options.redrive_policy->dead_letter_queue : nullptr;
+  }
+
   const FifoQueueOptions options;
   Clock* const clock;
   uint64_t tag = 0;  // Distinguishes this queue's receipt handles and message ids.
   int64_t created_s = 0;
+  // Queues whose dead-letter queue this is, alive now: checks the lifetime requirement.
+  std::atomic<int> redrive_sources{0};
 
   // Senders take only send_mu; receivers, deleters and the rest take mu and drain the
   // staging area into the core. So a sender never waits behind a receive, and the two
@@ -247,7 +260,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
         "MessageDeduplicationId provided explicitly.");
   }
   if (body.empty()) {
-    return SqsError("MissingParameter", "The request must contain the parameter MessageBody.");
+    return SqsError(kMissingParameter, "The request must contain the parameter MessageBody.");
   }
   size_t bytes = body.size();
   if (!attributes.empty()) {
@@ -261,7 +274,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   }
   uint32_t cp = 0;
   if (size_t at = detail::FindInvalidBodyChar(body, &cp); at != std::string_view::npos) {
-    return SqsError("InvalidMessageContents",
+    return SqsError(kInvalidMessageContents,
                     fmt::format("MessageBody contains the invalid character U+{:04X} at byte {}; "
                                 "allowed are #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and "
                                 "#x10000-#x10FFFF in UTF-8.",
@@ -351,11 +364,10 @@ void FifoQueue::Impl::DrainLocked() {
   }
 }
 
-void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Taken* taken,
-                                 int index) {
+void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>& out, Taken* taken, int index) {
   FifoSlot& slot = core.slot(s);
-  if (messages->size() <= static_cast<size_t>(index)) messages->resize(index + 1);
-  Message& m = (*messages)[index];
+  if (out.size() <= static_cast<size_t>(index)) out.resize(index + 1);
+  Message& m = out[index];
   m.body.assign(slot.body);
   m.message_group_id.assign(core.group(slot.group).id);
   m.message_deduplication_id.assign(slot.dedup_id);
@@ -370,7 +382,7 @@ void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>* messages, Tak
 }
 
 int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
-                                std::vector<Message>* messages, Taken* taken) {
+                                std::vector<Message>& out, Taken* taken) {
   const RedrivePolicy* redrive = options.redrive_policy ? &*options.redrive_policy : nullptr;
   int n = 0;
   while (n < max && core.HasReady()) {
@@ -388,7 +400,7 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
       }
       core.MarkInFlight(s, now, now + visibility_ns);
       if (slot.first_receive_ms == 0) slot.first_receive_ms = now / 1'000'000;
-      EmitLocked(s, messages, taken, n++);
+      EmitLocked(s, out, taken, n++);
     }
   }
   return n;
@@ -412,8 +424,7 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int t
     return st;
   }
   if (slot->state != SlotState::kInFlight) {
-    return SqsError("MessageNotInflight",
-                    "The message is not in flight: its visibility timeout has already ended.");
+    return detail::MessageNotInflight();
   }
   const int64_t deadline = now + int64_t{timeout} * kNanosPerSecond;
   if (deadline - slot->received_ns > int64_t{kMaxVisibilitySeconds} * kNanosPerSecond) {
@@ -423,28 +434,73 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int t
         timeout));
   }
   core.SetDeadline(s, deadline, now);
+  slot->visibility_changed = true;  // Ends a ReceiveRequestAttemptId retry of this receive.
   return absl::OkStatus();
+}
+
+int FifoQueue::Impl::ReplayAttemptLocked(std::string_view attempt_id, int64_t now,
+                                         int64_t visibility_ns, std::vector<Message>& out,
+                                         Taken* taken) {
+  while (!attempt_order.empty() && attempt_order.front().first <= now) {
+    auto it = attempts.find(attempt_order.front().second);
+    if (it != attempts.end() && it->second.expires_ns <= now) attempts.erase(it);
+    attempt_order.pop_front();
+  }
+  auto it = attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
+  if (it == attempts.end()) return 0;
+  // As SQS documents: the attempt holds while none of its messages was modified. A delete,
+  // a successful visibility change or the end of the visibility timeout (after which
+  // anyone may receive the message, with a new handle) ends it.
+  for (auto [s, gen] : it->second.handles) {
+    const FifoSlot* slot = core.Find(s, gen);
+    if (!slot || slot->state != SlotState::kInFlight || slot->visibility_changed) {
+      attempts.erase(it);
+      return 0;
+    }
+  }
+  int n = 0;
+  for (auto [s, gen] : it->second.handles) {
+    core.SetDeadline(s, now + visibility_ns, now);
+    EmitLocked(s, out, taken, n++);
+  }
+  return n;
+}
+
+void FifoQueue::Impl::RecordAttemptLocked(std::string_view attempt_id, int64_t now,
+                                          const Taken* taken, int n) {
+  Attempt& attempt = attempts[std::string(attempt_id)];
+  attempt.expires_ns = now + detail::FifoDedup::kWindowNs;
+  attempt.handles.clear();
+  for (int i = 0; i < n; ++i) attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
+  attempt_order.emplace_back(attempt.expires_ns, std::string(attempt_id));
 }
 
 // ---- Public API ------------------------------------------------------------------------
 
-absl::StatusOr<std::shared_ptr<FifoQueue>> FifoQueue::Create(FifoQueueOptions options) {
+absl::StatusOr<std::unique_ptr<FifoQueue>> FifoQueue::Create(FifoQueueOptions options) {
   if (absl::Status s = detail::ValidateOptions(options); !s.ok()) return s;
-  return std::shared_ptr<FifoQueue>(new FifoQueue(std::make_unique<Impl>(std::move(options))));
+  return std::unique_ptr<FifoQueue>(new FifoQueue(std::make_unique<Impl>(std::move(options))));
 }
 
-FifoQueue::FifoQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-FifoQueue::~FifoQueue() = default;
+FifoQueue::FifoQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  if (FifoQueue* dlq = impl_->dead_letter_queue()) dlq->impl_->redrive_sources.fetch_add(1);
+}
+
+FifoQueue::~FifoQueue() {
+  // REQUIRED of the caller: a dead-letter queue outlives every queue that names it.
+  assert(impl_->redrive_sources.load() == 0 && "a dead-letter queue died before its source");
+  if (FifoQueue* dlq = impl_->dead_letter_queue()) dlq->impl_->redrive_sources.fetch_sub(1);
+}
 
 const std::string& FifoQueue::name() const { return impl_->options.name; }
 
 absl::StatusOr<SendMessageResult> FifoQueue::SendMessage(const SendMessageRequest& request) {
   SendMessageResult result;
-  if (absl::Status s = SendMessage(request, &result); !s.ok()) return s;
+  if (absl::Status s = SendMessage(request, result); !s.ok()) return s;
   return result;
 }
 
-absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessageResult* result) {
+absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessageResult& out) {
   Impl& q = *impl_;
   Impl::PreparedSend p;
   if (absl::Status s = q.Prepare(request.message_group_id, request.message_body,
@@ -465,13 +521,13 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
     first = before == 0 && q.staged > 0;
   }
   q.WakeAfterStaging(first);
-  detail::FormatMessageId(q.MessageIdFor(serial), &result->message_id);
-  detail::FormatSequenceNumber(serial, &result->sequence_number);
+  detail::FormatMessageId(q.MessageIdFor(serial), &out.message_id);
+  detail::FormatSequenceNumber(serial, &out.sequence_number);
   return absl::OkStatus();
 }
 
 absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
-    const std::vector<SendMessageBatchRequestEntry>& entries) {
+    std::span<const SendMessageBatchRequestEntry> entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
   size_t total = 0;
@@ -484,7 +540,7 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
   }
   if (total > static_cast<size_t>(q.options.maximum_message_size)) {
     return SqsError(
-        "BatchRequestTooLong",
+        kBatchRequestTooLong,
         fmt::format(
             "The batch's messages (bodies and attributes) add up to {} bytes; at most {} are "
             "allowed (MaximumMessageSize).",
@@ -519,8 +575,8 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
       detail::FormatMessageId(q.MessageIdFor(serials[i]), &r.message_id);
       detail::FormatSequenceNumber(serials[i], &r.sequence_number);
     } else {
-      result.failed.push_back(
-          {std::string(entries[i].id), std::string(ErrorName(status[i])), ErrorMessage(status[i]), true});
+      result.failed.push_back({std::string(entries[i].id), std::string(ErrorName(status[i])),
+                               ErrorMessage(status[i]), true});
     }
   }
   return result;
@@ -529,12 +585,12 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
 absl::StatusOr<ReceiveMessageResult> FifoQueue::ReceiveMessage(
     const ReceiveMessageRequest& request) {
   ReceiveMessageResult result;
-  if (absl::Status s = ReceiveMessage(request, &result.messages); !s.ok()) return s;
+  if (absl::Status s = ReceiveMessage(request, result.messages); !s.ok()) return s;
   return result;
 }
 
 absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
-                                       std::vector<Message>* messages) {
+                                       std::vector<Message>& out) {
   Impl& q = *impl_;
   if (auto s =
           CheckRange("MaxNumberOfMessages", request.max_number_of_messages, 1, kMaxBatchEntries);
@@ -562,37 +618,12 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
     // The wait is measured on the precise clock; `now` is whole milliseconds.
     const absl::Time deadline =
         wait > 0 ? q.clock->Now() + absl::Seconds(wait) : absl::InfinitePast();
-    bool record_attempt = false;
     if (!attempt_id.empty()) {
-      while (!q.attempt_order.empty() && q.attempt_order.front().first <= now) {
-        auto it = q.attempts.find(q.attempt_order.front().second);
-        if (it != q.attempts.end() && it->second.expires_ns <= now) q.attempts.erase(it);
-        q.attempt_order.pop_front();
-      }
-      auto it = q.attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
-      if (it != q.attempts.end()) {
-        // A retry returns the same messages and handles while none of them was deleted,
-        // changed or received again, and restarts their visibility timeout.
-        bool intact = true;
-        for (auto [s, gen] : it->second.handles) {
-          FifoSlot* slot = q.core.Find(s, gen);
-          intact = intact && slot && slot->state == SlotState::kInFlight;
-        }
-        if (intact) {
-          for (auto [s, gen] : it->second.handles) {
-            q.core.SetDeadline(s, now + visibility_ns, now);
-            q.EmitLocked(s, messages, taken.data(), n++);
-          }
-        } else {
-          q.attempts.erase(it);
-        }
-      }
-      record_attempt = n == 0;
+      n = q.ReplayAttemptLocked(attempt_id, now, visibility_ns, out, taken.data());
     }
-    if (record_attempt || attempt_id.empty()) {
+    if (n == 0) {
       for (;;) {
-        n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, messages,
-                         taken.data());
+        n = q.TakeLocked(request.max_number_of_messages, now, visibility_ns, out, taken.data());
         if (n > 0 || wait == 0 || q.clock->Now() >= deadline) break;
         // Registered before the last look at the staging area (the predicate), so a
         // sender either sees the waiter or the waiter sees its message.
@@ -606,19 +637,12 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
         q.DrainLocked();
         q.core.Advance(now);
       }
-      if (record_attempt && n > 0) {
-        Impl::Attempt& attempt = q.attempts[std::string(attempt_id)];
-        attempt.expires_ns = now + detail::FifoDedup::kWindowNs;
-        attempt.handles.clear();
-        for (int i = 0; i < n; ++i)
-          attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
-        q.attempt_order.emplace_back(attempt.expires_ns, std::string(attempt_id));
-      }
+      if (!attempt_id.empty() && n > 0) q.RecordAttemptLocked(attempt_id, now, taken.data(), n);
     }
   }
-  messages->resize(n);
+  out.resize(n);
   for (int i = 0; i < n; ++i) {
-    Message& m = (*messages)[i];
+    Message& m = out[i];
     detail::FormatMessageId(taken[i].message_id, &m.message_id);
     detail::FormatSequenceNumber(taken[i].serial, &m.sequence_number);
     detail::FormatReceiptHandle(q.tag, taken[i].slot, taken[i].generation, &m.receipt_handle);
@@ -635,7 +659,7 @@ absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
 }
 
 absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
-    const std::vector<DeleteMessageBatchRequestEntry>& entries) {
+    std::span<const DeleteMessageBatchRequestEntry> entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
   return q.RunBatch(entries,
@@ -654,7 +678,7 @@ absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
 }
 
 absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
-    const std::vector<ChangeMessageVisibilityBatchRequestEntry>& entries) {
+    std::span<const ChangeMessageVisibilityBatchRequestEntry> entries) {
   if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
   Impl& q = *impl_;
   return q.RunBatch(entries, [&q](const Handle& h, const auto& entry, int64_t now) {

@@ -144,17 +144,20 @@ bool ParseReceiptHandle(std::string_view handle, uint64_t tag, uint32_t* slot,
 }
 
 absl::Status SqsError(std::string_view name, const std::string& message) {
-  const absl::StatusCode code = name == "MessageNotInflight" ? absl::StatusCode::kFailedPrecondition
-                                                             : absl::StatusCode::kInvalidArgument;
-  return MakeError(code, name, message);
+  return MakeError(absl::StatusCode::kInvalidArgument, name, message);
 }
 
 absl::Status InvalidParameterValue(const std::string& message) {
-  return SqsError("InvalidParameterValue", message);
+  return SqsError(kInvalidParameterValue, message);
+}
+
+absl::Status MessageNotInflight() {
+  return MakeError(absl::StatusCode::kFailedPrecondition, kMessageNotInflight,
+                   "The message is not in flight: its visibility timeout has already ended.");
 }
 
 absl::Status ReceiptHandleIsInvalid(std::string_view handle) {
-  return SqsError("ReceiptHandleIsInvalid",
+  return SqsError(kReceiptHandleIsInvalid,
                   fmt::format("ReceiptHandle \"{}\" is invalid: it is not the current receipt "
                               "handle of a message in this queue.",
                               handle.substr(0, 64)));
@@ -163,7 +166,7 @@ absl::Status ReceiptHandleIsInvalid(std::string_view handle) {
 // Group ids, deduplication ids and receive attempt ids share one rule.
 absl::Status ValidateFifoId(std::string_view parameter, std::string_view id) {
   if (id.empty()) {
-    return SqsError("MissingParameter",
+    return SqsError(kMissingParameter,
                     fmt::format("The request must contain the parameter {}.", parameter));
   }
   if (id.size() > kMaxFifoIdLength) {
@@ -186,7 +189,7 @@ absl::Status ValidateBatchEntryId(std::string_view id) {
   for (char c : id)
     ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
   if (ok) return absl::OkStatus();
-  return SqsError("InvalidBatchEntryId",
+  return SqsError(kInvalidBatchEntryId,
                   fmt::format("Id \"{}\" is invalid: a batch entry id has 1 to 80 characters of "
                               "alphanumerics, hyphens and underscores.",
                               id.substr(0, 100)));
@@ -257,7 +260,7 @@ absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* byt
     uint32_t cp;
     if (!is_binary && detail::FindInvalidBodyChar(v, &cp) != std::string_view::npos) {
       return SqsError(
-          "InvalidMessageContents",
+          kInvalidMessageContents,
           fmt::format("Message attribute \"{}\" contains the invalid character U+{:04X}.", name,
                       cp));
     }
@@ -282,7 +285,7 @@ absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t lo, i
 absl::Status ValidateOptions(const FifoQueueOptions& o) {
   const std::string& name = o.name;
   if (name.empty())
-    return SqsError("MissingParameter", "The request must contain the parameter QueueName.");
+    return SqsError(kMissingParameter, "The request must contain the parameter QueueName.");
   constexpr std::string_view kSuffix = ".fifo";
   bool ok = name.size() <= 80 && name.size() > kSuffix.size() &&
             name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
@@ -296,7 +299,7 @@ absl::Status ValidateOptions(const FifoQueueOptions& o) {
         "hyphens and underscores, ending with \".fifo\".",
         name.substr(0, 100)));
   }
-  constexpr std::string_view kBad = "InvalidAttributeValue";
+  constexpr std::string_view kBad = kInvalidAttributeValue;
   if (auto s = CheckRange("VisibilityTimeout", o.visibility_timeout_seconds, 0,
                           kMaxVisibilitySeconds, kBad);
       !s.ok())

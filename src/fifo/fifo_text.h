@@ -20,21 +20,25 @@ inline constexpr int kMaxVisibilitySeconds = 43'200;
 inline constexpr size_t kMaxFifoIdLength = 128;
 inline constexpr int kMaxMessageAttributes = 10;
 
-// An error with an SQS name (kInvalidArgument; kFailedPrecondition for MessageNotInflight).
-absl::Status SqsError(std::string_view name, const std::string& message);
-absl::Status InvalidParameterValue(const std::string& message);
-absl::Status ReceiptHandleIsInvalid(std::string_view handle);
+// A request error with an SQS name (one of the constants in riffle/status.h): the caller
+// should fix the request (kInvalidArgument).
+[[nodiscard]] absl::Status SqsError(std::string_view name, const std::string& message);
+[[nodiscard]] absl::Status InvalidParameterValue(const std::string& message);
+[[nodiscard]] absl::Status ReceiptHandleIsInvalid(std::string_view handle);
+// MessageNotInflight: the message is in the wrong state, not the request
+// (kFailedPrecondition).
+[[nodiscard]] absl::Status MessageNotInflight();
 // InvalidParameterValue (or `error`) naming `parameter` unless lo <= value <= hi.
-absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t lo, int64_t hi,
-                        std::string_view error = "InvalidParameterValue");
+[[nodiscard]] absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t lo,
+                                      int64_t hi, std::string_view error = kInvalidParameterValue);
 
 // MessageGroupId, MessageDeduplicationId, ReceiveRequestAttemptId: 1..128 of [!-~].
-absl::Status ValidateFifoId(std::string_view parameter, std::string_view id);
+[[nodiscard]] absl::Status ValidateFifoId(std::string_view parameter, std::string_view id);
 // Batch entry ids: 1..80 of [A-Za-z0-9_-] (InvalidBatchEntryId).
-absl::Status ValidateBatchEntryId(std::string_view id);
+[[nodiscard]] absl::Status ValidateBatchEntryId(std::string_view id);
 // Up to 10 attributes with SQS names, types and values; adds their size to `*bytes`.
-absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* bytes);
-absl::Status ValidateOptions(const FifoQueueOptions& options);
+[[nodiscard]] absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* bytes);
+[[nodiscard]] absl::Status ValidateOptions(const FifoQueueOptions& options);
 
 // SQS MessageGroupId / MessageDeduplicationId / ReceiveRequestAttemptId characters:
 // alphanumerics and punctuation, i.e. printable ASCII without the space.
@@ -73,12 +77,12 @@ inline uint64_t Mix64(uint64_t x) {
 // The batch rules SendMessageBatch, DeleteMessageBatch and ChangeMessageVisibilityBatch
 // share: 1..10 entries with valid, distinct ids.
 template <class Entries>
-absl::Status ValidateBatch(const Entries& entries) {
+[[nodiscard]] absl::Status ValidateBatch(const Entries& entries) {
   if (entries.empty()) {
-    return SqsError("EmptyBatchRequest", "There should be at least one entry in the request.");
+    return SqsError(kEmptyBatchRequest, "There should be at least one entry in the request.");
   }
   if (entries.size() > kMaxBatchEntries) {
-    return SqsError("TooManyEntriesInBatchRequest",
+    return SqsError(kTooManyEntriesInBatchRequest,
                     fmt::format("The batch has {} entries; it must have at most {}.",
                                 entries.size(), kMaxBatchEntries));
   }
@@ -89,7 +93,7 @@ absl::Status ValidateBatch(const Entries& entries) {
     for (size_t j = 0; j < i; ++j) {
       if (entries[i].id == entries[j].id) {
         return SqsError(
-            "BatchEntryIdsNotDistinct",
+            kBatchEntryIdsNotDistinct,
             fmt::format("Id \"{}\" is repeated: batch entry ids must be distinct.", entries[i].id));
       }
     }
