@@ -11,4 +11,6 @@ run(${CMAKE_COMMAND} --install ${RIFFLE_BINARY_DIR} --prefix ${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/consumer)
+foreach(program consumer consumer_stream consumer_delivery consumer_fifo)
+  run(${WORK_DIR}/build/${program})
+endforeach()
