@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <boost/lockfree/spsc_queue.hpp>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -107,9 +108,17 @@ BENCHMARK(BM_Floor_RingPut);
 constexpr uint64_t kBatch = 1 << 16;  // records moved per benchmark iteration
 
 // One producer thread puts into a 1-shard stream; this thread drains it with GetRecords into
-// a reused result. items/s counts records delivered to the consumer.
-void BM_Stream_1P1C(benchmark::State& state) {
-  auto stream = MakeStream(1, uint64_t{64} << 20, riffle::RoutingMode::kXxh3);
+// a reused result, 256 records per call at most (the peers pop 256 at a time). items/s
+// counts records delivered to the consumer.
+void OneProducerOneConsumer(benchmark::State& state, bool single_producer) {
+  riffle::StreamOptions o;
+  o.stream_name = "bench";
+  o.shard_count = 1;
+  o.ring_capacity_bytes = uint64_t{64} << 20;
+  o.max_record_size_bytes = 64 << 10;
+  o.routing = riffle::RoutingMode::kXxh3;
+  o.single_producer = single_producer;
+  auto stream = *riffle::Stream::Create(o);
   const auto keys = Keys(kHotKeys);
   const std::string data(kDataBytes, 'd');
   riffle::GetShardIteratorRequest req;
@@ -127,7 +136,7 @@ void BM_Stream_1P1C(benchmark::State& state) {
     });
     uint64_t got = 0;
     while (got < kBatch) {  // records plus records reported missed
-      (void)stream->GetRecords(it, result);
+      (void)stream->GetRecords(it, result, 256);
       got += result.records.size() + result.missed_records;
       missed += result.missed_records;
       for (const auto& r : result.records) benchmark::DoNotOptimize(r.data.data());
@@ -139,7 +148,12 @@ void BM_Stream_1P1C(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(delivered - missed));
   state.counters["missed"] = static_cast<double>(missed);
 }
+
+void BM_Stream_1P1C(benchmark::State& state) { OneProducerOneConsumer(state, false); }
 BENCHMARK(BM_Stream_1P1C)->UseRealTime();
+// The same with StreamOptions::single_producer: no locked instruction on the claim.
+void BM_Stream_1P1C_SingleProducer(benchmark::State& state) { OneProducerOneConsumer(state, true); }
+BENCHMARK(BM_Stream_1P1C_SingleProducer)->UseRealTime();
 
 struct Record128 {
   std::array<unsigned char, kRecordBytes> bytes;
@@ -194,5 +208,82 @@ void BM_Peer_Moodycamel_1P1C(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(delivered));
 }
 BENCHMARK(BM_Peer_Moodycamel_1P1C)->UseRealTime();
+
+}  // namespace
+
+namespace {
+
+// P producer threads put into ONE shard (MD5 routing is irrelevant: one shard), each with
+// 64 keys of its own and 100-byte data; only the puts are timed. The peer: the same threads
+// enqueue 128-byte items into one moodycamel::ConcurrentQueue (each with a producer token).
+constexpr uint64_t kManyRecords = 1 << 17;  // per iteration, split across the threads
+
+void BM_Stream_ManyProducers(benchmark::State& state) {
+  const int producers = static_cast<int>(state.range(0));
+  auto stream = MakeStream(1, uint64_t{64} << 20, riffle::RoutingMode::kXxh3);
+  std::vector<std::vector<std::string>> keys(producers);
+  for (int p = 0; p < producers; ++p) {
+    for (std::size_t k = 0; k < kHotKeys; ++k) keys[p].push_back(fmt::format("p{:03}-key-{:06}", p, k));
+  }
+  const std::string data(kDataBytes, 'd');
+  const uint64_t per_thread = kManyRecords / static_cast<uint64_t>(producers);
+  for (auto _ : state) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p) {
+      threads.emplace_back([&, p] {
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) riffle::detail::CpuRelax();
+        for (uint64_t i = 0; i < per_thread; ++i) {
+          auto r = stream->PutRecord(keys[p][i % kHotKeys], data);
+          benchmark::DoNotOptimize(r);
+        }
+      });
+    }
+    while (ready.load() < producers) std::this_thread::yield();
+    const auto start = std::chrono::steady_clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& t : threads) t.join();
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_thread * producers));
+}
+BENCHMARK(BM_Stream_ManyProducers)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->UseManualTime();
+
+void BM_Peer_Moodycamel_ManyProducers(benchmark::State& state) {
+  const int producers = static_cast<int>(state.range(0));
+  const uint64_t per_thread = kManyRecords / static_cast<uint64_t>(producers);
+  moodycamel::ConcurrentQueue<Record128> queue(kManyRecords + 4096);
+  for (auto _ : state) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p) {
+      threads.emplace_back([&] {
+        moodycamel::ProducerToken token(queue);
+        Record128 in{};
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) riffle::detail::CpuRelax();
+        for (uint64_t i = 0; i < per_thread; ++i) {
+          in.bytes[0] = static_cast<unsigned char>(i);
+          queue.enqueue(token, in);
+        }
+      });
+    }
+    while (ready.load() < producers) std::this_thread::yield();
+    const auto start = std::chrono::steady_clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& t : threads) t.join();
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    Record128 out[256];  // drained outside the timed part
+    while (queue.try_dequeue_bulk(out, 256) > 0) {
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_thread * producers));
+}
+BENCHMARK(BM_Peer_Moodycamel_ManyProducers)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->UseManualTime();
 
 }  // namespace

@@ -97,17 +97,20 @@ TEST_CASE("a child shard's records trimmed before the reader got there are count
 TEST_CASE("forged iterators and sequence numbers are refused, never read", "[regression][stream]") {
   riffle::ManualClock clock;
   auto stream = *riffle::Stream::Create(Options(&clock));
-  // A record whose data imitates a frame header at the position its data will occupy.
+  // A record whose data imitates a frame header at an aligned position inside its data.
   const auto first = *stream->PutRecord("k", "first");
-  const uint64_t data_position = first.sequence_number.position + 48;  // next frame + header + key
-  std::string data(64, '\0');
-  const uint64_t fake[4] = {riffle::detail::PackWord0(40, 1, 0), data_position, 1, 0};
-  std::memcpy(data.data(), fake, sizeof fake);
+  const uint64_t second_position =
+      first.sequence_number.position + riffle::detail::FrameBytes(1, 5);
+  const uint64_t data_start = second_position + riffle::detail::kFrameHeaderBytes + 1;
+  const uint64_t fake_position = (data_start + 15) / 16 * 16;
+  std::string data(128, '\0');
+  const uint64_t fake[4] = {riffle::detail::PackWord0(48, 1, 0), fake_position, 1, 0};
+  std::memcpy(data.data() + (fake_position - data_start), fake, sizeof fake);
   const auto second = *stream->PutRecord("k", data);
-  REQUIRE(second.sequence_number.position == first.sequence_number.position + 40);
+  REQUIRE(second.sequence_number.position == second_position);
 
   riffle::SequenceNumber forged = second.sequence_number;
-  forged.position = second.sequence_number.position + 40;  // inside the second record's data
+  forged.position = fake_position;  // inside the second record's data
   forged.record_index = 1;
   auto it = stream->GetShardIterator({"shardId-000000000000",
                                       riffle::ShardIteratorType::kAtSequenceNumber,

@@ -9,6 +9,7 @@
 #define RIFFLE_SEQUENCE_NUMBER_H_
 
 #include <compare>
+#include <climits>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -51,6 +52,10 @@ struct ShardIterator {
   uint64_t next_record_index = 0;
   bool next_record_index_known = false;
   int64_t issued_at_ms = 0;
+  // The latest arrival time this reader was handed: later records are reported no earlier,
+  // so arrival times never decrease in a reader's order (producers racing across a
+  // millisecond may store them a millisecond out of order).
+  int64_t arrival_floor_ms = INT64_MIN;
   uint64_t check = 0;  // keyed hash of the fields above, made by the issuing stream
 
   std::string ToString() const;

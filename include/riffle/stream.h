@@ -73,6 +73,10 @@ struct StreamOptions {
   absl::Duration retention_period = absl::Hours(24);
   RoutingMode routing = RoutingMode::kMd5;
   OverflowPolicy overflow_policy = OverflowPolicy::kTrimOldest;
+  // The owner promises that at most one thread puts into this stream at a time (the usual
+  // game and trading layout; PutRecordBlocking and PutRecords count as puts). Claims then
+  // take no locked instruction. Default false. Debug builds abort on a concurrent put.
+  bool single_producer = false;
   // Partition key + data, in bytes: 1 .. 10 MiB (the service's default is 1 MiB).
   uint64_t max_record_size_bytes = uint64_t{1} << 20;
   // Most open shards the stream may have (the service's shard quota counts open shards;

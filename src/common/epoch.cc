@@ -91,6 +91,14 @@ EpochSlot* AcquireEpochSlot() {
   return s;
 }
 
+void HeavyBarrier() {
+  if (GlobalEpochs().asymmetric.load(std::memory_order_relaxed)) {
+    (void)Membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
+
 void Retire(void* object, void (*deleter)(void*)) {
   Registry& r = Slots();
   std::lock_guard<std::mutex> lock(r.mu);
@@ -107,11 +115,8 @@ std::size_t CollectRetired() {
     EpochDomain& domain = GlobalEpochs();
     // Threads that enter from now on read a newer epoch, after every retire so far.
     domain.global.fetch_add(1, std::memory_order_seq_cst);
-    if (domain.asymmetric.load(std::memory_order_relaxed)) {
-      (void)Membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-    } else {
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-    }
+    (void)domain;
+    HeavyBarrier();
     uint64_t oldest_active = UINT64_MAX;
     for (EpochSlot* s = r.slots.load(std::memory_order_acquire); s != nullptr; s = s->next) {
       const uint64_t e = s->epoch.load(std::memory_order_acquire);

@@ -66,13 +66,14 @@ absl::StatusOr<SequenceNumber> SequenceNumber::Parse(std::string_view text,
 }
 
 std::string ShardIterator::ToString() const {
-  return fmt::format("{:x}-{:x}-{:x}-{:x}-{:d}-{:x}-{:x}", stream_tag, shard_index, position,
+  return fmt::format("{:x}-{:x}-{:x}-{:x}-{:d}-{:x}-{:x}-{:x}", stream_tag, shard_index, position,
                      next_record_index, next_record_index_known ? 1 : 0,
-                     static_cast<uint64_t>(issued_at_ms), check);
+                     static_cast<uint64_t>(issued_at_ms), static_cast<uint64_t>(arrival_floor_ms),
+                     check);
 }
 
 absl::StatusOr<ShardIterator> ShardIterator::Parse(std::string_view text) {
-  constexpr int kFields = 7;
+  constexpr int kFields = 8;
   uint64_t fields[kFields];
   std::string_view s = text;
   for (int i = 0; i < kFields; ++i) {
@@ -92,7 +93,8 @@ absl::StatusOr<ShardIterator> ShardIterator::Parse(std::string_view text) {
       it.next_record_index = fields[3];
       it.next_record_index_known = fields[4] != 0;
       it.issued_at_ms = static_cast<int64_t>(fields[5]);
-      it.check = fields[6];
+      it.arrival_floor_ms = static_cast<int64_t>(fields[6]);
+      it.check = fields[7];
       return it;
     }
   }

@@ -21,6 +21,42 @@ void UnmapRing(uint64_t* words, uint64_t bytes) {
   if (words != nullptr) munmap(words, bytes);
 }
 
+LatestState ShardLog::Close() {
+  closed_.store(true, std::memory_order_seq_cst);
+  if (single_producer_) HeavyBarrier();  // the producer's claim is a plain store
+  const Claim c = Unpack(claim_.load(std::memory_order_seq_cst));
+  const uint64_t end = c.position;
+  close_next_index_.store(c.count - end / segment_bytes_, std::memory_order_relaxed);
+  close_end_.store(end, std::memory_order_release);
+  // Every claim made before the close gets published once its producer commits.
+  Backoff backoff;
+  while (published_.load(std::memory_order_acquire) < end) {
+    HelpFrom(published_.load(std::memory_order_acquire));
+    backoff.Pause();
+  }
+  LatestState final_state{end, c.count - end / segment_bytes_, 0,
+                          max_arrival_ms_.load(std::memory_order_relaxed)};
+  // The last record: within the last two segments (a segment never holds padding alone),
+  // else anywhere still in the ring.
+  const uint64_t horizon = Horizon(end);
+  const uint64_t window = end > 2 * segment_bytes_ ? (end / segment_bytes_ - 1) * segment_bytes_ : 0;
+  for (uint64_t from : {std::max(horizon, window), horizon}) {
+    bool found = false;
+    for (uint64_t p = from; p < end;) {
+      const FrameView f = FrameAt(p);
+      if (f.padded_length() == 0) break;
+      if (!f.is_padding()) {
+        final_state.last_record_position = p;
+        final_state.last_arrival_ms = f.arrival_ms();
+        found = true;
+      }
+      p += f.padded_length();
+    }
+    if (found || from == horizon) break;
+  }
+  return final_state;
+}
+
 namespace {
 
 // A retired shard reference: dropping it frees the shard unless a subscription holds it.
@@ -30,8 +66,12 @@ struct RetiredShard {
 
 }  // namespace
 
-ShardSet::ShardSet(uint64_t ring_bytes, uint64_t secret, int64_t retention_ms)
-    : ring_bytes_(ring_bytes), secret_(secret), retention_(retention_ms) {}
+ShardSet::ShardSet(uint64_t ring_bytes, uint64_t secret, int64_t retention_ms,
+                   bool single_producer)
+    : ring_bytes_(ring_bytes),
+      secret_(secret),
+      single_producer_(single_producer),
+      retention_(retention_ms) {}
 
 ShardSet::~ShardSet() {
   // No guard can be open on a dying stream (its owner guarantees no call is in progress);
@@ -47,7 +87,7 @@ std::shared_ptr<ShardState> ShardSet::NewShard(uint64_t index, HashKeyRange rang
   live_logs_->fetch_add(1, std::memory_order_relaxed);
   // The count follows the log's memory, which a subscription may hold past the stream.
   return std::shared_ptr<ShardState>(
-      new ShardState(index, range, ring, ring_bytes_, secret_, now_ms),
+      new ShardState(index, range, ring, ring_bytes_, secret_, single_producer_, now_ms),
       [count = live_logs_](ShardState* s) {
         delete s;
         count->fetch_sub(1, std::memory_order_relaxed);

@@ -208,7 +208,8 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   auto core = std::make_shared<detail::StreamCore>(
       options.stream_name, options.routing, options.max_record_size_bytes,
       absl::ToInt64Milliseconds(options.iterator_lifetime), clock, NextStreamTag(), NewSecret(),
-      options.ring_capacity_bytes, absl::ToInt64Milliseconds(options.retention_period));
+      options.ring_capacity_bytes, absl::ToInt64Milliseconds(options.retention_period),
+      options.single_producer);
   core->fanout.reset(new detail::FanOut(*core, options.overflow_policy,
                                         options.max_stream_consumers, options.read_budget));
   if (absl::Status s = core->shards.Init(UniformHashKeyRanges(options.shard_count),
@@ -352,7 +353,8 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
       const int64_t t =
           request.timestamp ? std::max(absl::ToUnixMillis(*request.timestamp), oldest_ms) : oldest_ms;
       const detail::ShardLog::Seek seek = log.SeekTime(t);
-      return core.MakeIterator(shard->index, seek.position, seek.next_index, true, now_ms);
+      return core.MakeIterator(shard->index, seek.position, seek.next_index, seek.index_known,
+                               now_ms);
     }
     case ShardIteratorType::kLatest: {
       const detail::LatestState latest = log.Latest();
@@ -404,7 +406,7 @@ absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& it
                                              FormatShardId(iterator.shard_index), core.name));
   }
   return core.MakeIterator(iterator.shard_index, iterator.position, iterator.next_record_index,
-                           iterator.next_record_index_known, now_ms);
+                           iterator.next_record_index_known, now_ms, iterator.arrival_floor_ms);
 }
 
 absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& request) const {

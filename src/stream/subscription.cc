@@ -195,6 +195,8 @@ void Subscription::Wait() {
   // producer that claims after our look sees the count and bumps the word, so the futex
   // either sees the bump or is woken by it.
   core.wake.sleepers.fetch_add(1, std::memory_order_seq_cst);
+  // A single producer claims with a plain store: the heavy side of the barrier pairs with it.
+  if (log.single_producer()) detail::HeavyBarrier();
   const uint32_t seen = core.wake.word.load(std::memory_order_seq_cst);
   // Everything that ends the wait is checked after `seen` was read: a change made before
   // that read is visible here, one made after it changes the word and wakes the futex.

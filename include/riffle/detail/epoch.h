@@ -80,6 +80,12 @@ void RetireObject(T* object) {
   Retire(object, [](void* p) { delete static_cast<T*>(p); });
 }
 
+// The heavy side of an asymmetric barrier: after it returns, every store another thread made
+// before its next compiler barrier (EpochGuard entry, a single-producer claim) is visible,
+// or that thread's later loads see what this thread stored before the call. membarrier
+// where available, a full fence otherwise (the light side then fences too).
+void HeavyBarrier();
+
 // Frees what is safe to free now; returns how many objects it freed. Cheap when nothing is
 // retired.
 std::size_t CollectRetired();

@@ -11,10 +11,11 @@
 //   +--------+--------+--------+----------------+----------------+----------------+----
 //   | length | keylen | flags  | check          | record index   | arrival (ms)   | key, data, pad
 //   +--------+--------+--------+----------------+----------------+----------------+----
+//                                                                              to 16 bytes
 //   word 0                       word 1           word 2           word 3
 //
-// length counts header + key + data (unpadded); a padding frame is word 0 alone with
-// kFlagPadding and length = the padded size it covers. `check` is FrameCheck(position,
+// length counts header + key + data (unpadded); a padding frame is word 0 with kFlagPadding
+// and length = the padded size it covers, then its check word. `check` is FrameCheck(position,
 // secret): a word no record's data can imitate without the stream's secret, so a position
 // that is not a frame start (a forged sequence number) is recognised as such.
 //
@@ -33,7 +34,9 @@
 
 namespace riffle::detail {
 
-inline constexpr uint64_t kFrameAlignment = 8;
+// Frames start at multiples of 16 bytes: every gap a frame leaves at the end of a segment
+// can then hold a padding frame with its check word (16 bytes).
+inline constexpr uint64_t kFrameAlignment = 16;
 inline constexpr uint64_t kFrameHeaderBytes = 32;
 inline constexpr uint64_t kFrameHeaderWords = kFrameHeaderBytes / 8;
 inline constexpr uint16_t kFlagPadding = 1;

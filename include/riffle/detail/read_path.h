@@ -75,6 +75,7 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
 
   uint64_t expected = iterator.next_record_index;
   bool known = iterator.next_record_index_known;
+  int64_t floor_ms = iterator.arrival_floor_ms;
   for (const auto& [word, frame_position] : frames) {
     const FrameView frame(arena.data() + word);
     const uint64_t index = frame.record_index();
@@ -85,9 +86,10 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
       ++out.missed_records;
       continue;
     }
+    floor_ms = std::max(floor_ms, frame.arrival_ms());
     out.records.push_back(Record{frame.key(), frame.data(),
                                  core.MakeSequenceNumber(shard.index, frame_position, index),
-                                 absl::FromUnixMillis(frame.arrival_ms())});
+                                 absl::FromUnixMillis(floor_ms)});
   }
 
   if (shard.closed() && end >= shard.final_state.published) {
@@ -111,7 +113,7 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
       known = true;
     }
   }
-  out.next_shard_iterator = core.MakeIterator(shard.index, end, expected, known, now_ms);
+  out.next_shard_iterator = core.MakeIterator(shard.index, end, expected, known, now_ms, floor_ms);
 }
 
 }  // namespace riffle::detail

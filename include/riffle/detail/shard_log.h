@@ -1,27 +1,42 @@
 // ShardLog: one shard's log, a multi-producer, multi-reader byte ring of variable-length
 // frames. The frame layout is frame.h's; this file owns the ring's algorithm: claims,
-// commits, laps, gates, closing, and the reads that copy frames out.
+// commits, publication, laps, gates, closing, and the reads that copy frames out.
 //
-// Thread safety: Append() from any number of threads; readers from any number of threads,
-// each with its own position; Close() and SetGates() from the control plane.
+// Thread safety: Append() from any number of threads (one at a time in single-producer
+// mode); readers from any number of threads, each with its own position; Close() and
+// SetGates() from the control plane.
 //
-// Invariants:
-//  1. Producers claim [t, t + n) of the unbounded log with one atomic on tail_ (fetch_add;
-//     a CAS loop only while lossless readers gate the ring), write the frame, then commit in
-//     claim order: a producer waits until published_ == t, then stores published_ = t + n
-//     with release order. Everything below published_ is fully written, and record indexes
-//     (ordinal of a record in the shard) are assigned in position order at commit.
-//  2. Before writing, a producer waits until published_ >= t + n - capacity, so a slow
-//     producer is never overwritten by one a lap ahead.
-//  3. A frame never crosses a segment boundary; every segment starts with a frame.
-//  4. Before writing into segment j's storage, a producer raises that slot's mark to j.
-//     A reader copies, issues an acquire fence and checks that the marks of the segments it
-//     read have not moved past them (seqlock style); a reader that fell behind resumes at
-//     Horizon(), the oldest segment no claim has reached again.
-//  5. tail_ carries kClosedBit once the shard is closed: later claims fail with kClosed and
-//     the producer re-routes (resharding).
-//  6. Every record frame carries FrameCheck(position, secret): a position is a record's
-//     start exactly when the frame there is plausible and its check matches.
+// Invariants (the producer never waits for another producer, except in 6):
+//  1. A claim takes [t, t + n) of the unbounded log and the next claim number c with one
+//     fetch_add on claim_, which packs (position / 8, claim number) modulo 2^32 each; the
+//     full values are rebuilt from hints a producer crossing a segment leaves (a claim is
+//     never 2^31 words or claims away from a hint: rings are at most 8 GiB).
+//     Single-producer mode stores instead of fetch_add: no locked instruction.
+//  2. A frame is committed by its check word (FrameCheck(t), written last, release): a word
+//     no stale byte of an earlier lap and no record data can equal. Padding frames are
+//     committed the same way (frames are 16-byte aligned, so every padding has room for it).
+//  3. published_ is the end of the longest prefix of committed frames. The producer of the
+//     frame at published_ moves it over its frame with a CAS and then over every committed
+//     frame after it (helping); a producer whose predecessor is not yet published
+//     re-stores its check word (seq_cst) and looks at published_ again (seq_cst): either it
+//     sees its turn, or the predecessor's publisher sees its frame. So a put returns without
+//     waiting, and readers see its frame as soon as every frame before it is committed.
+//     Readers read only below published_ (acquire): everything there is fully written.
+//  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
+//     and that claim becomes padding (the producer claims again). So a record claimed with
+//     number c in segment s has the dense record index c - s: exact indexes, hence exact
+//     missed counts, without ordering the producers.
+//  5. A frame never crosses a segment boundary; every segment starts with a frame. Before
+//     writing into segment j's storage, a producer raises that slot's mark to j; a reader
+//     copies, fences (acquire) and checks that the marks of what it read did not move past
+//     (seqlock style); a reader that fell behind resumes at Horizon().
+//  6. Before writing [t, end) a producer waits until published_ >= end - capacity: the only
+//     wait on other producers, when a whole ring was claimed past a frame still being
+//     written (a producer descheduled mid-put for a full lap of the ring).
+//  7. closed_ refuses claims once the shard is closed (resharding): a claim made before the
+//     close (below close_end_) completes; one after fails with kClosed and the producer
+//     re-routes. The closer pairs its flag with the claims' seq_cst fetch_add (membarrier
+//     in single-producer mode).
 //
 //   log position:  0          S          2S         3S         4S         5S
 //                  | segment 0 | segment 1 | segment 2 | segment 3 | segment 4 ...
@@ -35,6 +50,8 @@
 #include <atomic>
 #include <cassert>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string_view>
@@ -57,7 +74,7 @@ inline void CpuRelax() {
 #endif
 }
 
-// Spins briefly, then yields: a waiter behind a descheduled producer must give that producer
+// Spins briefly, then yields: a waiter behind a descheduled thread must give that thread
 // the core. (Sleeping instead of yielding was measured slower: a 20 us sleep costs ~80 us.)
 class Backoff {
  public:
@@ -79,20 +96,25 @@ class Backoff {
 uint64_t* MapRing(uint64_t bytes);  // nullptr when the system refuses
 void UnmapRing(uint64_t* words, uint64_t bytes);
 
+// Test hook: called by a producer between its claim and its commit (log, claim position).
+// Tests park a producer there; production code never sets it (one relaxed load per put).
+using ClaimHook = void (*)(const void* log, uint64_t position);
+inline std::atomic<ClaimHook> test_claim_hook{nullptr};
+
 enum class AppendStatus : uint8_t { kOk, kClosed, kFull };
 
 struct AppendResult {
   AppendStatus status;
   uint64_t position = 0;      // log position of the frame
   uint64_t record_index = 0;  // ordinal of the record in the shard
-  int64_t arrival_ms = 0;     // the stored (monotonic per shard) arrival timestamp
+  int64_t arrival_ms = 0;     // the stored arrival timestamp
 };
 
-// What the newest committed record looks like; read consistently with Latest().
+// The end of a shard's log as a reader may start from it.
 struct LatestState {
-  uint64_t published = 0;   // end of the committed log
+  uint64_t published = 0;   // end of the log (claimed; readers see it once published)
   uint64_t next_index = 0;  // index the next record will get
-  uint64_t last_record_position = 0;
+  uint64_t last_record_position = 0;  // Close() only: the last record, if next_index > 0
   int64_t last_arrival_ms = 0;
 };
 
@@ -110,15 +132,14 @@ enum class PositionCheck : uint8_t {
 
 class ShardLog {
  public:
-  static constexpr uint64_t kClosedBit = uint64_t{1} << 63;
-
-  // REQUIRES: capacity_bytes is a power of two, >= kSegmentsPerRing * 64; `words` maps
-  // capacity_bytes (MapRing); the log owns it.
-  ShardLog(uint64_t* words, uint64_t capacity_bytes, uint64_t secret)
+  // REQUIRES: capacity_bytes is a power of two, >= kSegmentsPerRing * 64 and <= 8 GiB;
+  // `words` maps capacity_bytes (MapRing); the log owns it.
+  ShardLog(uint64_t* words, uint64_t capacity_bytes, uint64_t secret, bool single_producer = false)
       : capacity_(capacity_bytes),
         word_mask_(capacity_bytes / 8 - 1),
         segment_bytes_(capacity_bytes / kSegmentsPerRing),
         secret_(secret),
+        single_producer_(single_producer),
         words_(words) {}
   ~ShardLog() {
     delete gates_.load(std::memory_order_relaxed);
@@ -130,6 +151,7 @@ class ShardLog {
 
   uint64_t capacity() const { return capacity_; }
   uint64_t segment_bytes() const { return segment_bytes_; }
+  bool single_producer() const { return single_producer_; }
   // The largest frame the ring accepts.
   uint64_t max_frame_bytes() const { return segment_bytes_; }
   uint64_t CheckAt(uint64_t position) const { return FrameCheck(position, secret_); }
@@ -139,67 +161,72 @@ class ShardLog {
   AppendResult Append(std::string_view key, std::string_view data, int64_t now_ms) {
     const uint64_t frame = FrameBytes(key.size(), data.size());
     assert(frame <= segment_bytes_);
+    SingleProducerCheck check(*this);
     for (;;) {
-      uint64_t t;
-      uint64_t end;
+      Claim c;
       if (gates_.load(std::memory_order_acquire) == nullptr) {
-        // seq_cst (the same locked instruction as relaxed on x86-64) so that a subscriber
-        // about to sleep, which checks HasClaimsAfter() after counting itself, cannot miss
-        // this put's wake-up.
-        t = tail_.fetch_add(frame, std::memory_order_seq_cst);
-        if (t & kClosedBit) {
-          // Pairs with Close(): the caller then sees the routing published before it.
-          std::atomic_thread_fence(std::memory_order_acquire);
-          return {AppendStatus::kClosed};
-        }
-        end = t + frame;
+        c = ClaimFree(frame);
       } else {
-        const AppendStatus s = ClaimGated(frame, &t, &end);
+        const AppendStatus s = ClaimGated(frame, &c);
         if (s != AppendStatus::kOk) return {s};
       }
+      if (closed_.load(std::memory_order_seq_cst) && c.position >= CloseEnd()) {
+        // Pairs with Close(): the caller then sees the routing published before it.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return {AppendStatus::kClosed};
+      }
+      if (ClaimHook hook = test_claim_hook.load(std::memory_order_relaxed)) [[unlikely]] {
+        hook(this, c.position);
+      }
+      const uint64_t t = c.position;
+      const uint64_t end = t + c.bytes;
       WaitForOverwritable(end);
       MarkSegments(t, end);
       // Orders the marks before the frame's stores: a reader that copied any byte of this
       // frame then sees, after its acquire fence, that its segment was reused.
       std::atomic_thread_fence(std::memory_order_release);
-      const uint64_t segment_end = (t / segment_bytes_ + 1) * segment_bytes_;
-      if (end > segment_end) {
-        // The claim crosses a segment boundary: fill it with padding and claim again.
-        WritePadding(MutableWordsAt(t), segment_end - t);
-        WritePadding(MutableWordsAt(segment_end), end - segment_end);
-        WaitForTurn(t);
-        published_.store(end, std::memory_order_release);
-        continue;
+      const uint64_t boundary = (t / segment_bytes_ + 1) * segment_bytes_;
+      if (end >= boundary) {
+        // The claim touches a segment boundary (invariant 4): it becomes padding.
+        WritePaddingFrame(t, boundary - t);
+        WritePaddingFrame(boundary, end - boundary);
+        LeaveHint(end, c.count + c.claims);
+        if (c.claims == 1) {
+          Publish(t, end == boundary ? t : boundary, end);
+          continue;  // claim again, in the next segment
+        }
+        // A gated claim took the padding and the frame at once (two claim numbers).
+        return WriteAndPublish(t, boundary, end, c.count + 1, key, data, now_ms);
       }
-      if (end - frame != t) {  // gated claim that skipped to the next segment
-        WritePadding(MutableWordsAt(t), end - frame - t);
-        t = end - frame;
-      }
-      return WriteAndCommit(t, frame, key, data, now_ms);
+      return WriteAndPublish(t, t, end, c.count, key, data, now_ms);
     }
   }
 
   // Acquire: every frame below the returned position is fully written.
   uint64_t published() const { return published_.load(std::memory_order_acquire); }
 
-  // End of the claimed log (frames in [published, claimed) are being written).
-  // Claims that fail on a closed shard still add to tail_, so once closed the end is the
-  // position recorded by Close().
-  uint64_t claimed() const {
-    const uint64_t v = tail_.load(std::memory_order_acquire);
-    if (!(v & kClosedBit)) return v;
-    uint64_t end;
-    while ((end = close_position_.load(std::memory_order_acquire)) == kUnset) CpuRelax();
-    return end;
+  // End of the claimed log and the index the next record will get. Frames in
+  // [published, end) are being written. Once closed: the final end.
+  LatestState Latest() const {
+    if (closed_.load(std::memory_order_acquire)) {
+      const uint64_t end = CloseEnd();
+      return {end, close_next_index_.load(std::memory_order_acquire), 0,
+              max_arrival_ms_.load(std::memory_order_relaxed)};
+    }
+    const Claim c = Unpack(claim_.load(std::memory_order_acquire));
+    return {c.position, c.count - c.position / segment_bytes_, 0,
+            max_arrival_ms_.load(std::memory_order_relaxed)};
   }
+  uint64_t claimed() const { return Latest().published; }
 
-  bool closed() const { return tail_.load(std::memory_order_acquire) & kClosedBit; }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
 
   // True when something was claimed at or after `position`, or the shard closed: a
-  // subscriber must not go to sleep. seq_cst: see Append().
+  // subscriber must not go to sleep. seq_cst: pairs with the producers' seq_cst claim (in
+  // single-producer mode, the sleeper's HeavyBarrier() first).
   bool HasClaimsAfter(uint64_t position) const {
-    const uint64_t v = tail_.load(std::memory_order_seq_cst);
-    return (v & kClosedBit) || v > position;
+    if (closed_.load(std::memory_order_seq_cst)) return true;
+    return Unpack(claim_.load(std::memory_order_seq_cst)).position > position;
   }
 
   // The oldest position that is still intact, given a claimed() value: a segment start.
@@ -209,9 +236,9 @@ class ShardLog {
   }
   uint64_t Horizon() const { return Horizon(claimed()); }
 
-  // True when no byte the caller read in [begin, end) (committed bytes only) was
+  // True when no byte the caller read in [begin, end) (published bytes only) was
   // overwritten. Reads only the segment marks, which change once per segment, never the
-  // producers' tail: a reader that keeps up does not steal the line every put writes.
+  // producers' claim word: a reader that keeps up does not steal the line every put writes.
   // REQUIRES: the caller read the ring before calling (the fence orders those reads).
   bool IntactAfterReads(uint64_t begin, uint64_t end) const {
     std::atomic_thread_fence(std::memory_order_acquire);
@@ -228,33 +255,15 @@ class ShardLog {
   // Bytes from `position` to the end of its segment, or 0 when `position` is not aligned.
   // Readers bound every length they follow by it, so that no read leaves the ring.
   uint64_t RoomInSegment(uint64_t position) const {
-    if ((position & 7) != 0) return 0;
+    if ((position & (kFrameAlignment - 1)) != 0) return 0;
     // Segments are a power of two (a quarter of a power-of-two ring): mask, not divide.
     return segment_bytes_ - (position & (segment_bytes_ - 1));
   }
 
   FrameView FrameAt(uint64_t position) const { return FrameView(WordsAt(position)); }
 
-  // Arrival time of the newest committed record (approximate: no seqlock).
-  int64_t latest_arrival_ms() const { return latest_arrival_ms_.load(std::memory_order_relaxed); }
-
-  // A consistent view of the newest committed record.
-  LatestState Latest() const {
-    for (;;) {
-      const uint64_t s1 = latest_seq_.load(std::memory_order_acquire);
-      if (s1 & 1) {
-        CpuRelax();
-        continue;
-      }
-      LatestState st;
-      st.published = latest_published_.load(std::memory_order_relaxed);
-      st.next_index = latest_next_index_.load(std::memory_order_relaxed);
-      st.last_record_position = latest_record_position_.load(std::memory_order_relaxed);
-      st.last_arrival_ms = latest_arrival_ms_.load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (latest_seq_.load(std::memory_order_relaxed) == s1) return st;
-    }
-  }
+  // Arrival time of the newest record (approximate: no ordering with the frames).
+  int64_t latest_arrival_ms() const { return max_arrival_ms_.load(std::memory_order_relaxed); }
 
   // ---- Reads ----
 
@@ -272,10 +281,11 @@ class ShardLog {
     uint64_t p = position;
     int n = 0;
     while (p < published && n < limit) {
+      const uint64_t room = RoomInSegment(p);
       const FrameView frame = FrameAt(p);
       // A torn header (the frame is being overwritten) stops the copy; the lap check that
       // follows then restarts the read.
-      if (!frame.Plausible(std::min(RoomInSegment(p), published - p), CheckAt(p))) break;
+      if (!frame.Plausible(std::min(room, published - p), CheckAt(p))) break;
       const uint64_t padded = frame.padded_length();
       if (frame.is_padding()) {
         p += padded;
@@ -300,9 +310,8 @@ class ShardLog {
   // Whether `position` starts the record with index `record_index` (a sequence number
   // handed back by a reader). Never reads outside the ring.
   PositionCheck CheckRecord(uint64_t position, uint64_t record_index) const {
-    const LatestState latest = Latest();
-    if (position >= latest.published || record_index >= latest.next_index ||
-        RoomInSegment(position) < kFrameHeaderBytes) {
+    const uint64_t published_end = published();
+    if (position >= published_end || RoomInSegment(position) < kFrameHeaderBytes) {
       return PositionCheck::kNotARecord;
     }
     for (;;) {
@@ -331,76 +340,77 @@ class ShardLog {
   }
 
   // Whether (position, record_index) is where a reader that read up to the end of the log
-  // (or up to a padding frame that ends it) would continue: a ContinuationSequenceNumber.
+  // (or up to padding that ends it) would continue: a ContinuationSequenceNumber.
   bool IsContinuation(uint64_t position, uint64_t record_index) const {
     const LatestState latest = Latest();
     if (position == latest.published) return record_index == latest.next_index;
-    if (position > latest.published || record_index > latest.next_index ||
-        position < Horizon() || RoomInSegment(position) < kFrameAlignment) {
+    const uint64_t published_end = published();
+    if (position > published_end || record_index > latest.next_index || position < Horizon()) {
       return false;
     }
-    const FrameView pad = FrameAt(position);
-    if (!pad.is_padding() || !pad.Plausible(RoomInSegment(position), 0)) return false;
-    const uint64_t next = position + pad.padded_length();
-    bool ok;
-    if (next >= latest.published) {
-      ok = next == latest.published && record_index == latest.next_index;
-    } else {
-      if (RoomInSegment(next) < kFrameHeaderBytes) return false;
-      const FrameView f = FrameAt(next);
-      ok = f.check() == CheckAt(next) && f.record_index() == record_index;
+    // Padding up to the next record, or up to the end of what is published.
+    uint64_t p = position;
+    for (int steps = 0; steps < 3 && p < published_end; ++steps) {
+      const uint64_t room = RoomInSegment(p);
+      if (room == 0) return false;
+      const FrameView f = FrameAt(p);
+      if (!f.Plausible(std::min(room, published_end - p), CheckAt(p))) return false;
+      if (!f.is_padding()) {
+        const bool ok = f.record_index() == record_index && steps > 0;
+        return ok && IntactAfterReads(position, p + kFrameHeaderBytes);
+      }
+      p += f.padded_length();
     }
-    return ok && IntactAfterReads(position, next + kFrameHeaderBytes);
+    // Padding to the end of the log (nothing in flight): the next record takes the next index.
+    if (p != published_end || published_end != latest.published) return false;
+    return record_index == latest.next_index && IntactAfterReads(position, p);
   }
 
   // Where a reader starting at time `t_ms` begins: the first record that arrived at or
-  // after t_ms, or the end of the log. Arrival times never decrease within a shard, and
-  // every segment starts with a frame, so whole segments are skipped by their first frame.
+  // after t_ms, or the end of what is published. Every segment starts with a frame, so
+  // whole segments are skipped by their first frame.
   struct Seek {
     uint64_t position;
     uint64_t next_index;
+    bool index_known;
   };
   Seek SeekTime(int64_t t_ms) const {
     for (;;) {
       const LatestState latest = Latest();
+      const uint64_t published_end = published();
       const uint64_t horizon = Horizon();
       // Skip to the last segment whose first record is older than t_ms.
       uint64_t start = horizon;
-      for (uint64_t s = horizon + segment_bytes_; s < latest.published; s += segment_bytes_) {
+      for (uint64_t s = horizon + segment_bytes_; s < published_end; s += segment_bytes_) {
         const FrameView first = FrameAt(s);
         if (first.is_padding() || first.arrival_ms() >= t_ms) break;  // walk from here
         start = s;
       }
-      Seek found{latest.published, latest.next_index};
+      Seek found{published_end, latest.next_index, published_end == latest.published};
       uint64_t p = start;
-      while (p < latest.published) {
+      while (p < published_end) {
+        const uint64_t room = RoomInSegment(p);
         const FrameView frame = FrameAt(p);
-        if (!frame.Plausible(std::min(RoomInSegment(p), latest.published - p), CheckAt(p))) {
+        if (!frame.Plausible(std::min(room, published_end - p), CheckAt(p))) {
           break;  // torn: the lap check below restarts
         }
         if (!frame.is_padding() && frame.arrival_ms() >= t_ms) {
-          found = Seek{p, frame.record_index()};
+          found = Seek{p, frame.record_index(), true};
           break;
         }
         p += frame.padded_length();
       }
-      if (IntactAfterReads(start, p + kFrameHeaderBytes)) return found;
+      if (IntactAfterReads(start, std::min(p, published_end) + 1)) return found;
     }
   }
 
   // ---- Control plane ----
 
-  // Closes the shard: later appends fail with kClosed. Waits until every claim made before
-  // the close is committed, then returns the final state.
-  // REQUIRES: not called concurrently with another Close().
-  LatestState Close() {
-    const uint64_t old = tail_.fetch_or(kClosedBit, std::memory_order_acq_rel);
-    const uint64_t end = old & ~kClosedBit;
-    if (!(old & kClosedBit)) close_position_.store(end, std::memory_order_release);
-    Backoff backoff;
-    while (published_.load(std::memory_order_acquire) != end) backoff.Pause();
-    return Latest();
-  }
+  // Closes the shard: later claims fail with kClosed. Waits until every claim made before
+  // the close is published (helping to publish), then returns the final state, with the
+  // last record's position. REQUIRES: not called concurrently with another Close().
+  // Defined in src/stream/shard_set.cc.
+  LatestState Close();
 
   // Lossless readers. The list is replaced, never mutated; the old one is retired through
   // the epoch domain (producers read it inside their put's guard). Control plane only.
@@ -413,40 +423,96 @@ class ShardLog {
 
  private:
   static constexpr uint64_t kUnset = UINT64_MAX;
+  static constexpr uint64_t kClaimOne = uint64_t{1} << 32;  // one claim number
+
+  struct Claim {
+    uint64_t position = 0;  // bytes
+    uint64_t count = 0;     // claim number of the first frame
+    uint64_t bytes = 0;
+    uint64_t claims = 1;    // claim numbers taken (2: padding and frame at once)
+  };
+
+  // Debug builds: catches two threads appending at once to a single-producer shard.
+  struct SingleProducerCheck {
+#ifndef NDEBUG
+    explicit SingleProducerCheck(ShardLog& log) : log_(log) {
+      if (log_.single_producer_ && log_.sp_busy_.exchange(true, std::memory_order_acquire)) {
+        std::fputs("riffle: two threads put into a single-producer shard at once\n", stderr);
+        std::abort();
+      }
+    }
+    ~SingleProducerCheck() {
+      if (log_.single_producer_) log_.sp_busy_.store(false, std::memory_order_release);
+    }
+    ShardLog& log_;
+#else
+    explicit SingleProducerCheck(ShardLog&) {}
+#endif
+  };
 
   const uint64_t* WordsAt(uint64_t position) const {
     return words_ + ((position / 8) & word_mask_);
   }
   uint64_t* MutableWordsAt(uint64_t position) { return words_ + ((position / 8) & word_mask_); }
 
-  // Below the horizon the frame is gone: accept a number whose index is below the first
-  // retained record's and whose position leaves room for that many frames.
-  PositionCheck TrimmedIndexPlausible(uint64_t position, uint64_t record_index) const {
-    if ((position & 7) != 0 || record_index > position / FrameBytes(1, 0)) {
-      return PositionCheck::kNotARecord;
-    }
-    const Seek first = SeekTime(INT64_MIN);
-    return record_index < first.next_index ? PositionCheck::kTrimmed : PositionCheck::kNotARecord;
+  // Rebuilds the full position and claim number from a packed claim word (invariant 1).
+  Claim Unpack(uint64_t word) const {
+    const uint64_t hint_units = hint_position_.load(std::memory_order_relaxed) / 8;
+    const uint64_t hint_count = hint_count_.load(std::memory_order_relaxed);
+    const auto units_delta =
+        static_cast<int32_t>(static_cast<uint32_t>(word) - static_cast<uint32_t>(hint_units));
+    const uint64_t units = hint_units + static_cast<uint64_t>(static_cast<int64_t>(units_delta));
+    // word == units + count * 2^32 (mod 2^64): removing the units leaves the count.
+    const auto count_low = static_cast<uint32_t>((word - units) >> 32);
+    const auto count_delta =
+        static_cast<int32_t>(count_low - static_cast<uint32_t>(hint_count));
+    return {units * 8, hint_count + static_cast<uint64_t>(static_cast<int64_t>(count_delta)), 0, 1};
   }
 
-  AppendStatus ClaimGated(uint64_t frame, uint64_t* t_out, uint64_t* end_out) {
-    uint64_t t = tail_.load(std::memory_order_relaxed);
+  Claim ClaimFree(uint64_t frame) {
+    const uint64_t delta = frame / 8 + kClaimOne;
+    uint64_t old;
+    if (single_producer_) {
+      old = claim_.load(std::memory_order_relaxed);
+      claim_.store(old + delta, std::memory_order_relaxed);
+      // Orders the claim before the closed_ and sleeper loads that follow (Close() and a
+      // sleeping subscriber run the heavy side of the barrier).
+      LightBarrier();
+    } else {
+      // seq_cst (the same locked instruction as relaxed on x86-64) so that a subscriber
+      // about to sleep, or a closer, which check the claim word after announcing
+      // themselves, cannot miss this claim.
+      old = claim_.fetch_add(delta, std::memory_order_seq_cst);
+    }
+    Claim c = Unpack(old);
+    c.bytes = frame;
+    return c;
+  }
+
+  AppendStatus ClaimGated(uint64_t frame, Claim* out) {
+    uint64_t word = claim_.load(std::memory_order_relaxed);
     for (;;) {
-      if (t & kClosedBit) {
+      if (closed_.load(std::memory_order_acquire)) {
         std::atomic_thread_fence(std::memory_order_acquire);
         return AppendStatus::kClosed;
       }
-      const uint64_t segment_end = (t / segment_bytes_ + 1) * segment_bytes_;
+      Claim c = Unpack(word);
+      const uint64_t t = c.position;
+      const uint64_t boundary = (t / segment_bytes_ + 1) * segment_bytes_;
       // A gated claim takes the padding and the frame at once, so it never has to retry.
-      const uint64_t end = t + frame > segment_end ? segment_end + frame : t + frame;
+      const bool crosses = t + frame >= boundary;
+      const uint64_t end = crosses ? boundary + frame : t + frame;
       // Segment-granular, like Horizon(): a gated reader's whole segment stays intact.
       if (end > capacity_ && end - capacity_ > MinGate() / segment_bytes_ * segment_bytes_) {
         return AppendStatus::kFull;
       }
-      if (tail_.compare_exchange_weak(t, end, std::memory_order_seq_cst,
-                                      std::memory_order_relaxed)) {
-        *t_out = t;
-        *end_out = end;
+      const uint64_t claims = crosses ? 2 : 1;
+      const uint64_t next = word + (end - t) / 8 + claims * kClaimOne;
+      if (claim_.compare_exchange_weak(word, next, std::memory_order_seq_cst,
+                                       std::memory_order_relaxed)) {
+        c.bytes = end - t;
+        c.claims = claims;
+        *out = c;
         return AppendStatus::kOk;
       }
     }
@@ -464,6 +530,20 @@ class ShardLog {
     return min;
   }
 
+  // The close position, once Close() published it (a claim seen closed waits for it).
+  uint64_t CloseEnd() const {
+    uint64_t end;
+    Backoff backoff;
+    while ((end = close_end_.load(std::memory_order_acquire)) == kUnset) backoff.Pause();
+    return end;
+  }
+
+  // A crossing claim leaves where the log stands (for Unpack). Hints only need to be near.
+  void LeaveHint(uint64_t position, uint64_t count) {
+    hint_position_.store(position, std::memory_order_relaxed);
+    hint_count_.store(count, std::memory_order_relaxed);
+  }
+
   // Records, before any byte of [t, end) is written, which segment each touched storage
   // slot now holds. Segments are entered in claim order, but marks may be set out of order
   // by racing producers, so a mark only ever grows.
@@ -479,61 +559,154 @@ class ShardLog {
 
   void WaitForOverwritable(uint64_t end) {
     if (end <= capacity_) return;
+    if (published_.load(std::memory_order_acquire) >= end - capacity_) return;
+    // Invariant 6: a frame a whole ring behind is still being written. Help publish what
+    // is committed, and give its producer the core.
     Backoff backoff;
-    while (published_.load(std::memory_order_acquire) < end - capacity_) backoff.Pause();
+    while (published_.load(std::memory_order_acquire) < end - capacity_) {
+      HelpFrom(published_.load(std::memory_order_acquire));
+      backoff.Pause();
+    }
   }
 
-  void WaitForTurn(uint64_t t) {
-    Backoff backoff;
-    while (published_.load(std::memory_order_acquire) != t) backoff.Pause();
+  // A padding frame of `bytes` (none when 0) at `position`, committed by its check word.
+  void WritePaddingFrame(uint64_t position, uint64_t bytes) {
+    if (bytes == 0) return;
+    uint64_t* w = MutableWordsAt(position);
+    WritePadding(w, bytes);
+    std::atomic_ref<uint64_t>(w[1]).store(CheckAt(position), std::memory_order_release);
   }
 
-  AppendResult WriteAndCommit(uint64_t t, uint64_t frame, std::string_view key,
-                              std::string_view data, int64_t now_ms) {
+  AppendResult WriteAndPublish(uint64_t claim_start, uint64_t t, uint64_t end, uint64_t count,
+                               std::string_view key, std::string_view data, int64_t now_ms) {
+    // Arrival times kept monotonic per shard where producers do not race; a reader clamps
+    // what a race leaves out of order (read_path.h).
+    int64_t arrival = max_arrival_ms_.load(std::memory_order_relaxed);
+    if (now_ms > arrival) {
+      arrival = now_ms;
+      max_arrival_ms_.store(now_ms, std::memory_order_relaxed);
+    }
+    const uint64_t index = count - t / segment_bytes_;
     uint64_t* w = MutableWordsAt(t);
     WriteFrameWord0(w, key.size(), data.size());
-    WriteFrameBody(w, CheckAt(t), 0, 0, key, data);
-    WaitForTurn(t);
-    // Our turn: the chain fields below are written only by the committing producer.
-    const uint64_t index = next_index_++;
-    const int64_t arrival = now_ms > last_arrival_ms_ ? now_ms : last_arrival_ms_;
-    last_arrival_ms_ = arrival;
     StoreWordRelaxed(w + 2, index);
     StoreWordRelaxed(w + 3, static_cast<uint64_t>(arrival));
-    const uint64_t end = t + frame;
-    // Seqlock for Latest(). It closes before published_ moves: the next committer starts
-    // when it sees published_, and must find the sequence even.
-    const uint64_t seq = latest_seq_.load(std::memory_order_relaxed);
-    latest_seq_.store(seq + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    latest_published_.store(end, std::memory_order_relaxed);
-    latest_next_index_.store(index + 1, std::memory_order_relaxed);
-    latest_record_position_.store(t, std::memory_order_relaxed);
-    latest_arrival_ms_.store(arrival, std::memory_order_relaxed);
-    latest_seq_.store(seq + 2, std::memory_order_release);
-    published_.store(end, std::memory_order_release);
+    GatherToWords(w + kFrameHeaderWords, key.data(), key.size(), data.data(), data.size());
+    // The commit: the check word last, with release (invariant 2).
+    std::atomic_ref<uint64_t>(w[1]).store(CheckAt(t), std::memory_order_release);
+    Publish(claim_start, t, end);
     return {AppendStatus::kOk, t, index, arrival};
+  }
+
+  // Invariant 3. `second` is where the claim's second frame starts (== first when one).
+  void Publish(uint64_t first, uint64_t second, uint64_t end) {
+    if (single_producer_) {
+      published_.store(end, std::memory_order_release);
+      return;
+    }
+    uint64_t expected = first;
+    if (published_.compare_exchange_strong(expected, end, std::memory_order_seq_cst,
+                                           std::memory_order_relaxed) ||
+        (expected == second && second != first &&
+         published_.compare_exchange_strong(expected, end, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed))) {
+      HelpFrom(end);
+      return;
+    }
+    if (expected >= end) return;  // a helper already published it
+    // Our predecessor is not published: whoever publishes it must see our commit, or we
+    // must see that it is our turn (a store-load handshake, both sides seq_cst).
+    StoreCommitSeqCst(first);
+    if (second != first) StoreCommitSeqCst(second);
+    const uint64_t now = published_.load(std::memory_order_seq_cst);
+    if (now == first || now == second) {
+      expected = now;
+      if (published_.compare_exchange_strong(expected, end, std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) {
+        HelpFrom(end);
+      }
+    }
+  }
+
+  void StoreCommitSeqCst(uint64_t position) {
+    uint64_t* w = MutableWordsAt(position);
+    std::atomic_ref<uint64_t>(w[1]).store(CheckAt(position), std::memory_order_seq_cst);
+  }
+
+  // The end of the committed frame at `position`, or 0 when it is not committed yet.
+  uint64_t CommittedEnd(uint64_t position) const {
+    if (RoomInSegment(position) == 0) return 0;
+    const uint64_t* w = WordsAt(position);
+    if (std::atomic_ref<const uint64_t>(w[1]).load(std::memory_order_seq_cst) !=
+        CheckAt(position)) {
+      return 0;
+    }
+    return position + AlignFrame(static_cast<uint32_t>(LoadWordRelaxed(w)));
+  }
+
+  // Moves published_ over committed frames from `from` (== published_ after our CAS), so
+  // that frames whose producers left before their turn become readable: walks up to 256
+  // committed frames, publishes them with one CAS, and looks again at the frame it stopped
+  // at (its producer may have committed after the walk: the store-load handshake).
+  void HelpFrom(uint64_t from) {
+    uint64_t p = from;
+    for (;;) {
+      uint64_t q = p;
+      for (int n = 0; n < 256; ++n) {
+        const uint64_t next = CommittedEnd(q);
+        if (next == 0) break;
+        q = next;
+      }
+      if (q == p) return;
+      uint64_t expected = p;
+      if (!published_.compare_exchange_strong(expected, q, std::memory_order_seq_cst,
+                                              std::memory_order_relaxed)) {
+        return;  // another producer is publishing from here
+      }
+      p = q;
+    }
+  }
+
+  // Below the horizon the frame is gone: accept a number whose index is below the first
+  // retained record's and whose position leaves room for that many frames.
+  PositionCheck TrimmedIndexPlausible(uint64_t position, uint64_t record_index) const {
+    if ((position & (kFrameAlignment - 1)) != 0 || record_index > position / FrameBytes(1, 0)) {
+      return PositionCheck::kNotARecord;
+    }
+    const Seek first = SeekTime(INT64_MIN);
+    return record_index < first.next_index ? PositionCheck::kTrimmed : PositionCheck::kNotARecord;
+  }
+
+  // Single-producer mode: a compiler barrier when the closer and sleepers use membarrier,
+  // a full fence otherwise.
+  static void LightBarrier() {
+    if (GlobalEpochs().asymmetric.load(std::memory_order_relaxed)) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
   }
 
   const uint64_t capacity_;
   const uint64_t word_mask_;
   const uint64_t segment_bytes_;
   const uint64_t secret_;
+  const bool single_producer_;
   uint64_t* const words_;
 
-  // Producers hit tail_ on every claim; published_ is read by readers on every poll: each on
-  // its own cache line so that neither side's traffic slows the other.
-  alignas(64) std::atomic<uint64_t> tail_{0};
+  // Producers hit claim_ on every claim, and published_ on every publish; readers read
+  // published_ on every poll. Each on its own line, with what changes as rarely beside it.
+  alignas(64) std::atomic<uint64_t> claim_{0};
   alignas(64) std::atomic<uint64_t> published_{0};
-  std::atomic<uint64_t> latest_seq_{0};
-  std::atomic<uint64_t> latest_published_{0};  // published_ as of the last record
-  std::atomic<uint64_t> latest_next_index_{0};
-  std::atomic<uint64_t> latest_record_position_{0};
-  std::atomic<int64_t> latest_arrival_ms_{0};
-  // Chain state: touched only by the producer whose turn it is (ordered by published_).
-  uint64_t next_index_ = 0;
-  int64_t last_arrival_ms_ = 0;
-  std::atomic<uint64_t> close_position_{kUnset};
+  alignas(64) std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> close_end_{kUnset};
+  std::atomic<uint64_t> close_next_index_{0};
+  std::atomic<uint64_t> hint_position_{0};
+  std::atomic<uint64_t> hint_count_{0};
+  std::atomic<int64_t> max_arrival_ms_{0};
+#ifndef NDEBUG
+  std::atomic<bool> sp_busy_{false};
+#endif
   // segment_marks_[i]: the newest segment whose producers may write storage slot i (slot i
   // first holds segment i). Read by every reader's lap check, written once per segment.
   alignas(64) std::array<std::atomic<uint64_t>, kSegmentsPerRing> segment_marks_{0, 1, 2, 3};

@@ -32,11 +32,11 @@ namespace riffle::detail {
 // published in a snapshot.
 struct ShardState {
   ShardState(uint64_t index_in, HashKeyRange range_in, uint64_t* ring, uint64_t ring_bytes,
-             uint64_t secret, int64_t created_ms)
+             uint64_t secret, bool single_producer, int64_t created_ms)
       : index(index_in),
         id(FormatShardId(index_in)),
         range(range_in),
-        log(ring, ring_bytes, secret),
+        log(ring, ring_bytes, secret, single_producer),
         created_at_ms(created_ms) {}
 
   const uint64_t index;
@@ -124,7 +124,7 @@ struct ShardSetStats {
 
 class ShardSet {
  public:
-  ShardSet(uint64_t ring_bytes, uint64_t secret, int64_t retention_ms);
+  ShardSet(uint64_t ring_bytes, uint64_t secret, int64_t retention_ms, bool single_producer);
   ~ShardSet();
   ShardSet(const ShardSet&) = delete;
   ShardSet& operator=(const ShardSet&) = delete;
@@ -182,6 +182,7 @@ class ShardSet {
 
   const uint64_t ring_bytes_;
   const uint64_t secret_;
+  const bool single_producer_;
   Retention retention_;
   std::atomic<const RoutingSnapshot*> snapshot_{nullptr};
   std::atomic<uint64_t> next_index_{0};

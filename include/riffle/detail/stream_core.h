@@ -48,7 +48,8 @@ struct WakeSignal {
 struct StreamCore {
   StreamCore(std::string name_in, RoutingMode routing_in, uint64_t max_record_bytes_in,
              int64_t iterator_lifetime_ms_in, Clock* clock_in, uint64_t tag_in,
-             uint64_t secret_in, uint64_t ring_bytes, int64_t retention_ms)
+             uint64_t secret_in, uint64_t ring_bytes, int64_t retention_ms,
+             bool single_producer)
       : name(std::move(name_in)),
         routing(routing_in),
         max_record_bytes(max_record_bytes_in),
@@ -56,7 +57,7 @@ struct StreamCore {
         clock(clock_in),
         tag(tag_in),
         secret(secret_in),
-        shards(ring_bytes, secret_in, retention_ms) {}
+        shards(ring_bytes, secret_in, retention_ms, single_producer) {}
 
   const std::string name;
   const RoutingMode routing;
@@ -77,15 +78,18 @@ struct StreamCore {
 
   // The check of an iterator's other fields; only this stream can make it.
   uint64_t IteratorCheck(const ShardIterator& it) const {
-    const uint64_t fields[6] = {it.stream_tag,        it.shard_index,
-                                it.position,          it.next_record_index,
+    const uint64_t fields[7] = {it.stream_tag,
+                                it.shard_index,
+                                it.position,
+                                it.next_record_index,
                                 it.next_record_index_known ? uint64_t{1} : uint64_t{0},
-                                static_cast<uint64_t>(it.issued_at_ms)};
+                                static_cast<uint64_t>(it.issued_at_ms),
+                                static_cast<uint64_t>(it.arrival_floor_ms)};
     return XXH3_64bits_withSeed(fields, sizeof(fields), secret);
   }
   ShardIterator MakeIterator(uint64_t shard, uint64_t position, uint64_t next_index, bool known,
-                             int64_t now_ms) const {
-    ShardIterator it{tag, shard, position, next_index, known, now_ms, 0};
+                             int64_t now_ms, int64_t arrival_floor_ms = INT64_MIN) const {
+    ShardIterator it{tag, shard, position, next_index, known, now_ms, arrival_floor_ms, 0};
     it.check = IteratorCheck(it);
     return it;
   }
