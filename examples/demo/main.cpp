@@ -34,7 +34,7 @@ constexpr char kUsage[] =
     "usage: riffle-demo [--producers N] [--shards S] [--readers K] [--records R]\n"
     "                   [--record-bytes B] [--ring-bytes BYTES] [--reshard]\n"
     "                   [--efo-consumers E] [--kcl-consumers C]\n"
-    "                   [--out DIR [--gzip]] [--json]\n";
+    "                   [--out DIR [--gzip]] [--load N] [--json]\n";
 
 struct Flags {
   int producers = 2;
@@ -50,6 +50,7 @@ struct Flags {
   std::string out;
   bool gzip = false;
   bool json = false;
+  int load = 0;  // CPU-bound threads running beside the pipeline (a host busy with other work)
 };
 
 [[noreturn]] void Usage(const std::string& error) {
@@ -96,6 +97,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.gzip = true;
     else if (arg == "--json")
       f.json = true;
+    else if (arg == "--load")
+      f.load = static_cast<int>(number());
     else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -270,6 +273,20 @@ int main(int argc, char** argv) {
     add_consumer(fmt::format("kcl-{}", i), riffle::ConsumerMode::kPolling);
   }
 
+  // --load: threads that only burn CPU, as a host's other work would (a compiler, a game's
+  // simulation): the pipeline then has fewer cores than threads.
+  std::atomic<bool> load_done{false};
+  std::vector<std::thread> load;
+  for (int i = 0; i < flags.load; ++i) {
+    load.emplace_back([&load_done, i] {
+      uint64_t x = 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(i);
+      while (!load_done.load(std::memory_order_relaxed)) {
+        for (int k = 0; k < 1000; ++k) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      }
+      if (x == 42) std::fputs("", stderr);  // keeps the loop from being optimized away
+    });
+  }
+
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> producers;
   for (int p = 0; p < flags.producers; ++p) {
@@ -355,6 +372,8 @@ int main(int argc, char** argv) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  load_done.store(true);
+  for (auto& t : load) t.join();
   all_done.store(true);
   progress.join();
 
@@ -408,10 +427,11 @@ int main(int argc, char** argv) {
     std::string out = fmt::format(
         "{{\"records_put\":{},\"records_read\":{{{}}},\"order_violations\":{},\"lost\":{},"
         "\"missed_reported\":{},\"corrupt\":{},\"put_errors\":{},\"producers\":{},\"shards\":{},"
-        "\"record_bytes\":{},\"reshards\":{},\"seconds\":{:.3f},\"put_records_per_second\":{:.0f}",
+        "\"record_bytes\":{},\"reshards\":{},\"seconds\":{:.3f},\"put_records_per_second\":{:.0f},"
+        "\"load_threads\":{}",
         records_put, readers_json, order_violations, lost, reported_missed, corrupt,
         put_errors.load(), flags.producers, flags.shards, flags.record_bytes, reshards, seconds,
-        records_put / put_seconds);
+        records_put / put_seconds, flags.load);
     if (delivery) {
       out += fmt::format(",\"delivered_records\":{},\"delivered_objects\":{},\"error_records\":{}",
                          files.records, files.objects, metrics.error_output_records);

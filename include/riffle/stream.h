@@ -336,7 +336,8 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
   } else {
     hash_key = Xxh3HashKey(key);
   }
-  const int64_t now_ms = core.clock->NowMillis();
+  const int64_t now_ms =
+      core.system_clock ? detail::TscWallClock::NowMillis() : core.clock->NowMillis();
   detail::EpochGuard guard;
   for (;;) {
     detail::ShardState* shard = core.shards.snapshot().Route(hash_key);

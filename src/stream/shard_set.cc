@@ -26,7 +26,7 @@ LatestState ShardLog::Close() {
   if (single_producer_) HeavyBarrier();  // the producer's claim is a plain store
   const Claim c = Unpack(claim_.load(std::memory_order_seq_cst));
   const uint64_t end = c.position;
-  close_next_index_.store(c.count - end / segment_bytes_, std::memory_order_relaxed);
+  close_next_index_.store(c.count - SegmentOf(end), std::memory_order_relaxed);
   close_end_.store(end, std::memory_order_release);
   // Every claim made before the close gets published once its producer commits.
   Backoff backoff;
@@ -34,12 +34,12 @@ LatestState ShardLog::Close() {
     HelpFrom(published_.load(std::memory_order_acquire));
     backoff.Pause();
   }
-  LatestState final_state{end, c.count - end / segment_bytes_, 0,
+  LatestState final_state{end, c.count - SegmentOf(end), 0,
                           max_arrival_ms_.load(std::memory_order_relaxed)};
   // The last record: within the last two segments (a segment never holds padding alone),
   // else anywhere still in the ring.
   const uint64_t horizon = Horizon(end);
-  const uint64_t window = end > 2 * segment_bytes_ ? (end / segment_bytes_ - 1) * segment_bytes_ : 0;
+  const uint64_t window = end > 2 * segment_bytes_ ? (SegmentOf(end) - 1) << segment_shift_ : 0;
   for (uint64_t from : {std::max(horizon, window), horizon}) {
     bool found = false;
     for (uint64_t p = from; p < end;) {

@@ -48,6 +48,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cassert>
 #include <cstdint>
 #include <cstdio>
@@ -138,6 +139,7 @@ class ShardLog {
       : capacity_(capacity_bytes),
         word_mask_(capacity_bytes / 8 - 1),
         segment_bytes_(capacity_bytes / kSegmentsPerRing),
+        segment_shift_(static_cast<unsigned>(std::countr_zero(capacity_bytes / kSegmentsPerRing))),
         secret_(secret),
         single_producer_(single_producer),
         words_(words) {}
@@ -155,6 +157,8 @@ class ShardLog {
   // The largest frame the ring accepts.
   uint64_t max_frame_bytes() const { return segment_bytes_; }
   uint64_t CheckAt(uint64_t position) const { return FrameCheck(position, secret_); }
+  // The segment a position is in (segments are a power of two: a shift).
+  uint64_t SegmentOf(uint64_t position) const { return position >> segment_shift_; }
 
   // Appends one record. kClosed: the shard closed (re-route); kFull: a lossless reader has
   // not read the space this record needs.
@@ -185,7 +189,7 @@ class ShardLog {
       // Orders the marks before the frame's stores: a reader that copied any byte of this
       // frame then sees, after its acquire fence, that its segment was reused.
       std::atomic_thread_fence(std::memory_order_release);
-      const uint64_t boundary = (t / segment_bytes_ + 1) * segment_bytes_;
+      const uint64_t boundary = (SegmentOf(t) + 1) << segment_shift_;
       if (end >= boundary) {
         // The claim touches a segment boundary (invariant 4): it becomes padding.
         WritePaddingFrame(t, boundary - t);
@@ -214,7 +218,7 @@ class ShardLog {
               max_arrival_ms_.load(std::memory_order_relaxed)};
     }
     const Claim c = Unpack(claim_.load(std::memory_order_acquire));
-    return {c.position, c.count - c.position / segment_bytes_, 0,
+    return {c.position, c.count - SegmentOf(c.position), 0,
             max_arrival_ms_.load(std::memory_order_relaxed)};
   }
   uint64_t claimed() const { return Latest().published; }
@@ -231,8 +235,8 @@ class ShardLog {
 
   // The oldest position that is still intact, given a claimed() value: a segment start.
   uint64_t Horizon(uint64_t claimed_end) const {
-    const uint64_t segments = (claimed_end + segment_bytes_ - 1) / segment_bytes_;
-    return segments > kSegmentsPerRing ? (segments - kSegmentsPerRing) * segment_bytes_ : 0;
+    const uint64_t segments = SegmentOf(claimed_end + segment_bytes_ - 1);
+    return segments > kSegmentsPerRing ? (segments - kSegmentsPerRing) << segment_shift_ : 0;
   }
   uint64_t Horizon() const { return Horizon(claimed()); }
 
@@ -242,8 +246,8 @@ class ShardLog {
   // REQUIRES: the caller read the ring before calling (the fence orders those reads).
   bool IntactAfterReads(uint64_t begin, uint64_t end) const {
     std::atomic_thread_fence(std::memory_order_acquire);
-    const uint64_t last = (std::max(end, begin + 1) - 1) / segment_bytes_;
-    for (uint64_t segment = begin / segment_bytes_; segment <= last; ++segment) {
+    const uint64_t last = SegmentOf(std::max(end, begin + 1) - 1);
+    for (uint64_t segment = SegmentOf(begin); segment <= last; ++segment) {
       // A mark below `segment` means the storage was not entered again yet.
       if (segment_marks_[segment % kSegmentsPerRing].load(std::memory_order_relaxed) > segment) {
         return false;
@@ -498,12 +502,12 @@ class ShardLog {
       }
       Claim c = Unpack(word);
       const uint64_t t = c.position;
-      const uint64_t boundary = (t / segment_bytes_ + 1) * segment_bytes_;
+      const uint64_t boundary = (SegmentOf(t) + 1) << segment_shift_;
       // A gated claim takes the padding and the frame at once, so it never has to retry.
       const bool crosses = t + frame >= boundary;
       const uint64_t end = crosses ? boundary + frame : t + frame;
       // Segment-granular, like Horizon(): a gated reader's whole segment stays intact.
-      if (end > capacity_ && end - capacity_ > MinGate() / segment_bytes_ * segment_bytes_) {
+      if (end > capacity_ && end - capacity_ > (MinGate() >> segment_shift_ << segment_shift_)) {
         return AppendStatus::kFull;
       }
       const uint64_t claims = crosses ? 2 : 1;
@@ -548,7 +552,7 @@ class ShardLog {
   // slot now holds. Segments are entered in claim order, but marks may be set out of order
   // by racing producers, so a mark only ever grows.
   void MarkSegments(uint64_t t, uint64_t end) {
-    for (uint64_t segment = t / segment_bytes_; segment <= (end - 1) / segment_bytes_; ++segment) {
+    for (uint64_t segment = SegmentOf(t); segment <= SegmentOf(end - 1); ++segment) {
       std::atomic<uint64_t>& mark = segment_marks_[segment % kSegmentsPerRing];
       uint64_t current = mark.load(std::memory_order_relaxed);
       while (current < segment &&
@@ -586,7 +590,7 @@ class ShardLog {
       arrival = now_ms;
       max_arrival_ms_.store(now_ms, std::memory_order_relaxed);
     }
-    const uint64_t index = count - t / segment_bytes_;
+    const uint64_t index = count - SegmentOf(t);
     uint64_t* w = MutableWordsAt(t);
     WriteFrameWord0(w, key.size(), data.size());
     StoreWordRelaxed(w + 2, index);
@@ -690,6 +694,7 @@ class ShardLog {
   const uint64_t capacity_;
   const uint64_t word_mask_;
   const uint64_t segment_bytes_;
+  const unsigned segment_shift_;  // log2(segment_bytes_): shifts, not divisions, per put
   const uint64_t secret_;
   const bool single_producer_;
   uint64_t* const words_;

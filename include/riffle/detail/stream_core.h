@@ -64,6 +64,8 @@ struct StreamCore {
   const uint64_t max_record_bytes;
   const int64_t iterator_lifetime_ms;
   Clock* const clock;
+  // The process's SystemClock: the put path reads it inline (no virtual call).
+  const bool system_clock = clock == &SystemClock::Default();
   const uint64_t tag;     // in every sequence number and iterator of the stream
   const uint64_t secret;  // keys frame checks and iterator checks
   ShardSet shards;
