@@ -23,35 +23,25 @@
 #ifndef RIFFLE_DELIVERY_STREAM_H_
 #define RIFFLE_DELIVERY_STREAM_H_
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <random>
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "riffle/clock.h"
-#include "riffle/detail/delivery_batch.h"
 #include "riffle/sink.h"
 #include "riffle/status.h"
 
 namespace riffle {
 
 class Stream;
-namespace detail {
-class Compressor;
-}  // namespace detail
 
 // Firehose limits.
 inline constexpr size_t kMaxDeliveryRecordBytes = 1'024'000;  // 1,000 KiB
@@ -121,13 +111,16 @@ using Processor = std::function<std::vector<ProcessorOutput>(std::span<const Pro
 // Partition values for dynamic partitioning, filled by a PartitionKeyFunction.
 class PartitionKeys {
  public:
+  using Values = std::vector<std::pair<std::string, std::string>>;  // (name, value)
+
   // Sets (or replaces) the value of `name`. Values must be non-empty.
   void Set(std::string_view name, std::string_view value);
   void Clear() { values_.clear(); }
-  const detail::PartitionValueList& values() const { return values_; }
+  // In the order the names were first set.
+  const Values& values() const { return values_; }
 
  private:
-  detail::PartitionValueList values_;
+  Values values_;
 };
 
 // Maps a record to its partition values (the jq query / Lambda metadata of Firehose).
@@ -148,8 +141,8 @@ struct DeliveryStreamOptions {
   Sink* sink = nullptr;
   // Default nullptr: the error output goes to `sink`, under error_output_prefix.
   Sink* error_sink = nullptr;
-  // Default "": "YYYY/MM/DD/HH/" (UTC, oldest record). See riffle/detail/object_key.h for
-  // the !{...} expressions.
+  // Default "": "YYYY/MM/DD/HH/" (UTC, oldest record). docs/delivery.md, "Object keys",
+  // lists the !{...} expressions.
   std::string prefix;
   // Default "": "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/", e.g.
   // "processing-failed/2026/01/01/00/".
@@ -285,131 +278,17 @@ class DeliveryStream {
 
   DeliveryStreamStatus status() const;
   DeliveryStreamMetrics GetMetrics() const;
-  const std::string& name() const { return options_.delivery_stream_name; }
+  const std::string& name() const;
 
   // Test hook: feeds one record with metadata through the internal ingestion path, as the
   // Stream source does, bypassing the source-type check. Not for production use.
   [[nodiscard]] absl::Status TEST_Ingest(std::string_view data, const RecordMetadata& metadata);
 
  private:
-  struct IngestRecord {
-    std::string_view data;
-    RecordMetadata metadata;
-  };
+  struct Impl;  // src/delivery/delivery_stream_impl.h
+  explicit DeliveryStream(std::unique_ptr<Impl> impl);
 
-  explicit DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
-                          detail::PrefixTemplate error_prefix);
-
-  absl::Status CheckCanPut() const;
-  absl::Status CheckActive() const;
-  absl::Status NotActiveErrorLocked() const;
-
-  // The single entry point for accepted data, from DirectPut and the Stream reader. Assigns record
-  // ids, partitions, appends and seals full buffers. With `backpressure`, a record that would pass
-  // max_buffered_bytes is refused and reported in entries[i] (ServiceUnavailableException) and
-  // *failed_count. `get(i)` returns record i.
-  template <class GetRecord>
-  absl::Status IngestImpl(size_t count, GetRecord get, bool backpressure,
-                          PutRecordBatchResponseEntry* entries, int* failed_count);
-  // For records already read from a Stream: accepts all of them, also while Close() is
-  // under way (the reader checks the buffer budget and the status before it reads, so
-  // nothing it has read is ever refused).
-  absl::Status Ingest(std::span<const IngestRecord> records);
-
-  // The Stream reader (delivery_source.cc). Its state is touched only at Create and under
-  // pump_mu_.
-  struct SourceState;
-  struct SourceStateDeleter {
-    void operator()(SourceState* state) const;
-  };
-  // At Create: one LATEST iterator per open shard.
-  absl::Status InitStreamSource();
-  // Reads new records from the StreamSource and Ingest()s them; called at the start of every
-  // Pump. One GetRecords per readable shard; nothing while buffered bytes are at or above
-  // max_buffered_bytes (the Stream retains the records). Returns the records ingested.
-  size_t PollStreamSource();
-
-  // Under mu_.
-  detail::Batch* OpenBatchLocked(std::string_view partition_id,
-                                 const detail::PartitionValueList* values, absl::Time now,
-                                 int64_t arrival_ms, bool* partition_limit);
-  void SealLocked(std::unique_ptr<detail::Batch>& slot);
-  void SealDueLocked(absl::Time now, bool all);
-  std::unique_ptr<detail::Batch> TakeFreeBatchLocked();
-  bool HasPendingLocked() const;
-  absl::Time NextDeadlineLocked(absl::Time now) const;
-  void WakeLocked();
-
-  // The pump (under pump_mu_).
-  size_t PumpLocked(bool flush_all);
-  void Prepare(detail::Batch& batch, absl::Time now);
-  // Returns true when the batch is finished (delivered or moved to the error output).
-  bool Attempt(detail::Batch& batch, absl::Time now);
-  void ExhaustRetries(detail::Batch& batch, const absl::Status& status, absl::Time now);
-  void BuildErrorObjects(absl::Time now);
-  bool AttemptErrorObject(detail::ErrorObject& object, absl::Time now);
-  absl::Duration Backoff(int attempts);
-
-  void DeliveryLoop();
-
-  const DeliveryStreamOptions options_;
-  Clock* const clock_;
-  Sink* const error_sink_;
-  const detail::PrefixTemplate prefix_;
-  const detail::PrefixTemplate error_prefix_;
-  const bool stream_source_;
-  const size_t size_hint_bytes_;
-  const absl::Duration interval_;
-  const absl::Duration retry_duration_;
-
-  // Producers' state.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  DeliveryStreamStatus status_ = DeliveryStreamStatus::kActive;
-  uint64_t next_record_id_ = 1;
-  std::unique_ptr<detail::Batch> default_batch_;  // when not partitioning
-  absl::flat_hash_map<std::string, std::unique_ptr<detail::Batch>> partitions_;
-  std::vector<std::unique_ptr<detail::Batch>> ready_;
-  std::vector<std::unique_ptr<detail::Batch>> retrying_;
-  std::vector<std::unique_ptr<detail::Batch>> free_batches_;
-  std::vector<detail::ErrorRecord> put_errors_;
-  std::vector<detail::ErrorObject> error_retrying_;
-  absl::Time earliest_due_ = absl::InfiniteFuture();  // no open batch is due before it
-  int in_pump_ = 0;                                   // batches and error objects the pump holds
-  int64_t in_pump_oldest_ms_ = 0;
-  int64_t buffered_bytes_ = 0;
-  uint64_t incoming_records_ = 0;
-  uint64_t incoming_bytes_ = 0;
-  uint64_t throttled_records_ = 0;
-  uint64_t partitioning_failed_records_ = 0;
-  bool thread_running_ = false;
-  bool stopping_ = false;
-  bool wake_ = false;
-  absl::Time wake_deadline_ = absl::InfinitePast();     // the delivery thread's sleep target
-  absl::Time source_next_poll_ = absl::InfinitePast();  // Stream source: next thread poll
-
-  // Pump state (under pump_mu_).
-  std::mutex pump_mu_;
-  std::unique_ptr<detail::Compressor> compressor_;
-  std::mt19937_64 rng_;
-  std::vector<std::unique_ptr<detail::Batch>> pump_work_;
-  std::vector<std::unique_ptr<detail::Batch>> pump_done_;
-  std::vector<std::unique_ptr<detail::Batch>> pump_retry_;
-  std::vector<detail::ErrorRecord> pump_errors_;
-  std::vector<detail::ErrorObject> pump_error_objects_;
-  std::vector<ProcessorInput> processor_inputs_;
-  int64_t pump_released_bytes_ = 0;
-  std::unique_ptr<SourceState, SourceStateDeleter> source_;
-
-  // Pump counters, read by GetMetrics without pump_mu_.
-  std::atomic<uint64_t> delivery_records_{0}, delivery_bytes_{0}, delivery_objects_{0},
-      delivery_attempts_{0}, dropped_records_{0}, processing_failed_records_{0},
-      delivery_failed_records_{0}, error_output_records_{0}, error_output_attempts_{0},
-      error_output_objects_{0}, source_records_missed_{0};
-
-  ClockSubscription clock_subscription_;
-  std::mutex close_mu_;  // serializes Close()
-  std::thread thread_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace riffle

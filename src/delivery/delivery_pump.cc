@@ -5,9 +5,8 @@
 #include <exception>
 
 #include "absl/strings/escaping.h"
+#include "delivery/delivery_stream_impl.h"
 #include "fmt/format.h"
-#include "riffle/delivery_stream.h"
-#include "delivery/compression.h"
 
 namespace riffle {
 namespace {
@@ -29,7 +28,7 @@ absl::Status CallSink(Fn&& fn) {
 
 }  // namespace
 
-size_t DeliveryStream::PumpLocked(bool flush_all) {
+size_t DeliveryStream::Impl::PumpLocked(bool flush_all) {
   const size_t polled = stream_source_ ? PollStreamSource() : 0;
   const absl::Time now = clock_->Now();
   {
@@ -103,7 +102,7 @@ size_t DeliveryStream::PumpLocked(bool flush_all) {
   return written;
 }
 
-void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
+void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
   b.prepared = true;
   b.first_attempt = now;
   const bool delimit = options_.append_newline_delimiter;
@@ -222,7 +221,7 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
   b.payload = b.compressed;
 }
 
-bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
+bool DeliveryStream::Impl::Attempt(detail::Batch& b, absl::Time now) {
   ++b.attempts;
   delivery_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return options_.sink->PutObject(b.key, b.payload); });
@@ -242,7 +241,8 @@ bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
   return false;
 }
 
-void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status, absl::Time now) {
+void DeliveryStream::Impl::ExhaustRetries(detail::Batch& b, const absl::Status& status,
+                                          absl::Time now) {
   delivery_failed_records_.fetch_add(b.output_records, std::memory_order_relaxed);
   const std::string code(ErrorName(status));
   const std::string message = ErrorMessage(status);
@@ -262,7 +262,7 @@ void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status
   b.output_records = 0;
 }
 
-absl::Duration DeliveryStream::Backoff(int attempts) {
+absl::Duration DeliveryStream::Impl::Backoff(int attempts) {
   absl::Duration d = options_.retry_options.initial_backoff;
   for (int i = 1; i < attempts && d < options_.retry_options.max_backoff; ++i) d *= 2;
   d = std::min(d, options_.retry_options.max_backoff);
@@ -271,7 +271,7 @@ absl::Duration DeliveryStream::Backoff(int attempts) {
   return d / 2 + (d / 2) * u;
 }
 
-void DeliveryStream::BuildErrorObjects(absl::Time now) {
+void DeliveryStream::Impl::BuildErrorObjects(absl::Time now) {
   if (pump_errors_.empty()) return;
   // Grouped by error output type, records in acceptance order.
   std::stable_sort(pump_errors_.begin(), pump_errors_.end(),
@@ -309,7 +309,7 @@ void DeliveryStream::BuildErrorObjects(absl::Time now) {
   pump_errors_.clear();
 }
 
-bool DeliveryStream::AttemptErrorObject(detail::ErrorObject& o, absl::Time now) {
+bool DeliveryStream::Impl::AttemptErrorObject(detail::ErrorObject& o, absl::Time now) {
   ++o.attempts;
   error_output_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return error_sink_->PutObject(o.key, o.body); });

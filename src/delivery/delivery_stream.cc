@@ -5,9 +5,9 @@
 
 #include <algorithm>
 
-#include "fmt/format.h"
-#include "delivery/compression.h"
 #include "common/names.h"
+#include "delivery/delivery_stream_impl.h"
+#include "fmt/format.h"
 
 namespace riffle {
 namespace {
@@ -18,7 +18,6 @@ constexpr std::string_view kThrottleCode = kServiceUnavailableException;
 constexpr std::string_view kThrottleMessage = "Slow down.";
 constexpr size_t kMaxFreeBatches = 4;
 constexpr size_t kMaxPartitionValueBytes = 512;
-
 
 absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t low, int64_t high) {
   if (value >= low && value <= high) return absl::OkStatus();
@@ -129,17 +128,17 @@ absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
         "Prefix uses !{partitionKeyFrom...} expressions but dynamic partitioning is not "
         "enabled (partition_key_function is empty).");
   }
-  std::unique_ptr<DeliveryStream> ds(
-      new DeliveryStream(std::move(options), *std::move(prefix), *std::move(error_prefix)));
-  if (ds->stream_source_) {
+  auto impl =
+      std::make_unique<Impl>(std::move(options), *std::move(prefix), *std::move(error_prefix));
+  if (impl->stream_source_) {
     // The service reads a source stream from LATEST as of the delivery stream's creation.
-    if (absl::Status s = ds->InitStreamSource(); !s.ok()) return s;
+    if (absl::Status s = impl->InitStreamSource(); !s.ok()) return s;
   }
-  return ds;
+  return std::unique_ptr<DeliveryStream>(new DeliveryStream(std::move(impl)));
 }
 
-DeliveryStream::DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
-                               detail::PrefixTemplate error_prefix)
+DeliveryStream::Impl::Impl(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
+                           detail::PrefixTemplate error_prefix)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : &SystemClock::Default()),
       error_sink_(options_.error_sink != nullptr ? options_.error_sink : options_.sink),
@@ -158,28 +157,28 @@ DeliveryStream::DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemp
   });
 }
 
-DeliveryStream::~DeliveryStream() {
+DeliveryStream::Impl::~Impl() {
   (void)Close();
   clock_subscription_.Reset();
 }
 
-absl::Status DeliveryStream::CheckCanPut() const {
+absl::Status DeliveryStream::Impl::CheckCanPut() const {
   if (stream_source_) return InvalidArgumentError(kStreamSourceMessage);
   return absl::OkStatus();
 }
 
-absl::Status DeliveryStream::NotActiveErrorLocked() const {
+absl::Status DeliveryStream::Impl::NotActiveErrorLocked() const {
   return ResourceInUseError(fmt::format("Firehose stream {} is {}; puts need an ACTIVE stream.",
                                         name(), DeliveryStreamStatusName(status_)));
 }
 
-absl::Status DeliveryStream::CheckActive() const {
+absl::Status DeliveryStream::Impl::CheckActive() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (status_ != DeliveryStreamStatus::kActive) return NotActiveErrorLocked();
   return absl::OkStatus();
 }
 
-absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_view data) {
+absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::Impl::PutRecord(std::string_view data) {
   if (absl::Status s = CheckCanPut(); !s.ok()) return s;
   if (data.size() > kMaxDeliveryRecordBytes) {
     return InvalidArgumentError(
@@ -203,15 +202,8 @@ absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_vi
   return DeliveryPutRecordResult{entry.record_id, false};
 }
 
-absl::StatusOr<PutRecordBatchResult> DeliveryStream::PutRecordBatch(
-    std::span<const std::string_view> records) {
-  PutRecordBatchResult result;
-  if (absl::Status s = PutRecordBatch(records, &result); !s.ok()) return s;
-  return result;
-}
-
-absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> records,
-                                            PutRecordBatchResult* result) {
+absl::Status DeliveryStream::Impl::PutRecordBatch(std::span<const std::string_view> records,
+                                                  PutRecordBatchResult* result) {
   if (absl::Status s = CheckCanPut(); !s.ok()) return s;
   if (records.empty() || records.size() > kMaxPutRecordBatchRecords) {
     return InvalidArgumentError(
@@ -243,7 +235,7 @@ absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> re
       true, result->request_responses.data(), &result->failed_put_count);
 }
 
-absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
+absl::Status DeliveryStream::Impl::Ingest(std::span<const IngestRecord> records) {
   thread_local std::vector<PutRecordBatchResponseEntry> entries;
   entries.resize(records.size());
   int failed = 0;
@@ -251,15 +243,17 @@ absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
       records.size(), [records](size_t i) { return records[i]; }, false, entries.data(), &failed);
 }
 
-absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
+absl::Status DeliveryStream::Impl::TEST_Ingest(std::string_view data,
+                                               const RecordMetadata& metadata) {
   if (absl::Status s = CheckActive(); !s.ok()) return s;
   const IngestRecord record{data, metadata};
   return Ingest(std::span(&record, 1));
 }
 
 template <class GetRecord>
-absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpressure,
-                                        PutRecordBatchResponseEntry* entries, int* failed_count) {
+absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool backpressure,
+                                              PutRecordBatchResponseEntry* entries,
+                                              int* failed_count) {
   const int64_t now_ms = clock_->NowMillis();
   const absl::Time now = absl::FromUnixMillis(now_ms);
 
@@ -397,24 +391,24 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
   return absl::OkStatus();
 }
 
-std::unique_ptr<detail::Batch> DeliveryStream::TakeFreeBatchLocked() {
+std::unique_ptr<detail::Batch> DeliveryStream::Impl::TakeFreeBatchLocked() {
   if (free_batches_.empty()) return std::make_unique<detail::Batch>();
   std::unique_ptr<detail::Batch> b = std::move(free_batches_.back());
   free_batches_.pop_back();
   return b;
 }
 
-void DeliveryStream::SealLocked(std::unique_ptr<detail::Batch>& slot) {
+void DeliveryStream::Impl::SealLocked(std::unique_ptr<detail::Batch>& slot) {
   ready_.push_back(std::move(slot));
   WakeLocked();
 }
 
-void DeliveryStream::WakeLocked() {
+void DeliveryStream::Impl::WakeLocked() {
   wake_ = true;
   cv_.notify_all();
 }
 
-void DeliveryStream::SealDueLocked(absl::Time now, bool all) {
+void DeliveryStream::Impl::SealDueLocked(absl::Time now, bool all) {
   if (!all && now < earliest_due_) return;
   absl::Time earliest = absl::InfiniteFuture();
   auto due = [&](const detail::Batch& b) {
@@ -436,13 +430,13 @@ void DeliveryStream::SealDueLocked(absl::Time now, bool all) {
   earliest_due_ = earliest;
 }
 
-bool DeliveryStream::HasPendingLocked() const {
+bool DeliveryStream::Impl::HasPendingLocked() const {
   return (default_batch_ && !default_batch_->records.empty()) || !partitions_.empty() ||
          !ready_.empty() || !retrying_.empty() || !put_errors_.empty() ||
          !error_retrying_.empty() || in_pump_ > 0;
 }
 
-absl::Time DeliveryStream::NextDeadlineLocked(absl::Time now) const {
+absl::Time DeliveryStream::Impl::NextDeadlineLocked(absl::Time now) const {
   if (!ready_.empty() || !put_errors_.empty()) return now;
   absl::Time deadline = earliest_due_;
   if (stream_source_ && status_ == DeliveryStreamStatus::kActive) {
@@ -453,17 +447,17 @@ absl::Time DeliveryStream::NextDeadlineLocked(absl::Time now) const {
   return deadline;
 }
 
-size_t DeliveryStream::Pump() {
+size_t DeliveryStream::Impl::Pump() {
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/false);
 }
 
-size_t DeliveryStream::Flush() {
+size_t DeliveryStream::Impl::Flush() {
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/true);
 }
 
-absl::Status DeliveryStream::Start() {
+absl::Status DeliveryStream::Impl::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (status_ != DeliveryStreamStatus::kActive || thread_running_) {
     return ResourceInUseError(fmt::format(
@@ -476,7 +470,7 @@ absl::Status DeliveryStream::Start() {
   return absl::OkStatus();
 }
 
-void DeliveryStream::DeliveryLoop() {
+void DeliveryStream::Impl::DeliveryLoop() {
   while (true) {
     {
       std::lock_guard<std::mutex> pump_lock(pump_mu_);
@@ -497,7 +491,7 @@ void DeliveryStream::DeliveryLoop() {
   }
 }
 
-absl::Status DeliveryStream::Close() {
+absl::Status DeliveryStream::Impl::Close() {
   std::lock_guard<std::mutex> close_lock(close_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -530,12 +524,12 @@ absl::Status DeliveryStream::Close() {
   }
 }
 
-DeliveryStreamStatus DeliveryStream::status() const {
+DeliveryStreamStatus DeliveryStream::Impl::status() const {
   std::lock_guard<std::mutex> lock(mu_);
   return status_;
 }
 
-DeliveryStreamMetrics DeliveryStream::GetMetrics() const {
+DeliveryStreamMetrics DeliveryStream::Impl::GetMetrics() const {
   DeliveryStreamMetrics m;
   const int64_t now_ms = clock_->NowMillis();
   int64_t oldest = now_ms;
@@ -570,6 +564,39 @@ DeliveryStreamMetrics DeliveryStream::GetMetrics() const {
   m.error_output_objects = error_output_objects_.load(std::memory_order_relaxed);
   m.source_records_missed = source_records_missed_.load(std::memory_order_relaxed);
   return m;
+}
+
+// ---- The public class forwards to its Impl ----
+
+DeliveryStream::DeliveryStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DeliveryStream::~DeliveryStream() = default;
+
+absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_view data) {
+  return impl_->PutRecord(data);
+}
+
+absl::StatusOr<PutRecordBatchResult> DeliveryStream::PutRecordBatch(
+    std::span<const std::string_view> records) {
+  PutRecordBatchResult result;
+  if (absl::Status s = impl_->PutRecordBatch(records, &result); !s.ok()) return s;
+  return result;
+}
+
+absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> records,
+                                            PutRecordBatchResult* result) {
+  return impl_->PutRecordBatch(records, result);
+}
+
+size_t DeliveryStream::Pump() { return impl_->Pump(); }
+size_t DeliveryStream::Flush() { return impl_->Flush(); }
+absl::Status DeliveryStream::Start() { return impl_->Start(); }
+absl::Status DeliveryStream::Close() { return impl_->Close(); }
+DeliveryStreamStatus DeliveryStream::status() const { return impl_->status(); }
+DeliveryStreamMetrics DeliveryStream::GetMetrics() const { return impl_->GetMetrics(); }
+const std::string& DeliveryStream::name() const { return impl_->name(); }
+
+absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
+  return impl_->TEST_Ingest(data, metadata);
 }
 
 }  // namespace riffle

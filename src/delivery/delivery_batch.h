@@ -9,8 +9,8 @@
 //
 // Thread safety: a Batch in a partition slot or the ready queue is guarded by the stream's
 // mutex; once the pump takes it, only the pump touches it until it is handed back.
-#ifndef RIFFLE_DETAIL_DELIVERY_BATCH_H_
-#define RIFFLE_DETAIL_DELIVERY_BATCH_H_
+#ifndef RIFFLE_DELIVERY_DELIVERY_BATCH_H_
+#define RIFFLE_DELIVERY_DELIVERY_BATCH_H_
 
 #include <cstdint>
 #include <string>
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "riffle/detail/object_key.h"
+#include "delivery/object_key.h"
 
 namespace riffle::detail {
 
@@ -125,4 +125,4 @@ struct ErrorObject {
 
 }  // namespace riffle::detail
 
-#endif  // RIFFLE_DETAIL_DELIVERY_BATCH_H_
+#endif  // RIFFLE_DELIVERY_DELIVERY_BATCH_H_

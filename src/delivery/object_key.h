@@ -10,8 +10,8 @@
 // a prefix without expressions gets "YYYY/MM/DD/HH/" appended, as Firehose does.
 //
 // Thread safety: a parsed PrefixTemplate is immutable; Evaluate takes the caller's RNG.
-#ifndef RIFFLE_DETAIL_OBJECT_KEY_H_
-#define RIFFLE_DETAIL_OBJECT_KEY_H_
+#ifndef RIFFLE_DELIVERY_OBJECT_KEY_H_
+#define RIFFLE_DELIVERY_OBJECT_KEY_H_
 
 #include <cstdint>
 #include <random>
@@ -62,4 +62,4 @@ void AppendJsonString(std::string_view value, std::string* out);
 
 }  // namespace riffle::detail
 
-#endif  // RIFFLE_DETAIL_OBJECT_KEY_H_
+#endif  // RIFFLE_DELIVERY_OBJECT_KEY_H_
