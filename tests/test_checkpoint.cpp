@@ -33,13 +33,13 @@ void RoundTrip(riffle::CheckpointStore& store) {
   CHECK(**store.GetCheckpoint("billing", "shardId-000000000001") == "SHARD_END");
   CHECK(**store.GetCheckpoint("audit", "shardId-000000000000") == "4999");
   auto bad = store.PutCheckpoint("bad name", "shardId-000000000000", "1");
-  CHECK(riffle::ErrorName(bad) == "InvalidArgumentException");
+  CHECK(riffle::HasErrorName(bad, riffle::kInvalidArgumentException));
   CHECK(riffle::ErrorMessage(bad) ==
         "ApplicationName 'bad name' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].");
-  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "shard 0", "1")) ==
-        "InvalidArgumentException");
-  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "s", "a\nb")) ==
-        "InvalidArgumentException");
+  CHECK(riffle::HasErrorName(store.PutCheckpoint("billing", "shard 0", "1"),
+                             riffle::kInvalidArgumentException));
+  CHECK(riffle::HasErrorName(store.PutCheckpoint("billing", "s", "a\nb"),
+                             riffle::kInvalidArgumentException));
 }
 
 }  // namespace
@@ -93,6 +93,6 @@ TEST_CASE("the file store reports an unwritable directory instead of losing the 
           "[checkpoint][errors]") {
   riffle::FileCheckpointStore store("/nonexistent-riffle-dir/x");
   auto s = store.PutCheckpoint("billing", "shardId-000000000000", "1");
-  CHECK(riffle::ErrorName(s) == "InternalFailure");
+  CHECK(riffle::HasErrorName(s, riffle::kInternalFailure));
   CHECK(riffle::ErrorMessage(s).find("Cannot create") != std::string::npos);
 }

@@ -7,9 +7,9 @@
 #include <set>
 #include <thread>
 
+#include "delivery/compression.h"
 #include "delivery_test_helpers.h"
 #include "riffle/delivery_stream.h"
-#include "delivery/compression.h"
 #include "riffle/sink.h"
 #include "support/alloc_counter.h"
 
@@ -177,11 +177,11 @@ TEST_CASE("Dynamic partitions land under their prefixes, each with its own buffe
   CHECK(ds->GetMetrics().active_partitions == 3);
   // A partition filling its size is delivered alone.
   REQUIRE(ds->PutRecord(std::string(1'000'000, 'c')).ok());
-  CHECK(ds->Pump() == 1);  // the error object only: c has 3 + 1,000,000 bytes
+  CHECK(ds->Poll() == 1);  // the error object only: c has 3 + 1,000,000 bytes
   REQUIRE(ds->PutRecord(std::string(kMiB - 1'000'003, 'c')).ok());
-  CHECK(ds->Pump() == 1);  // c's object and the error object
+  CHECK(ds->Poll() == 1);  // c's object and the error object
   clock.Advance(absl::Seconds(60));
-  CHECK(ds->Pump() == 2);
+  CHECK(ds->Poll() == 2);
   REQUIRE(ds->Close().ok());
 
   std::map<std::string, std::string> by_prefix;

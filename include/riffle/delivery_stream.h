@@ -5,13 +5,13 @@
 //
 //   auto ds = riffle::DeliveryStream::Create({.delivery_stream_name = "orders",
 //                                             .sink = &my_sink});
-//   (*ds)->PutRecord("{\"id\":1}\n");
-//   (*ds)->Pump();   // or (*ds)->Start() for a delivery thread
-//   (*ds)->Close();  // delivers everything buffered
+//   (void)(*ds)->PutRecord("{\"id\":1}\n");
+//   (*ds)->Poll();          // host-driven; or (*ds)->Start() for a delivery thread
+//   (void)(*ds)->Close();   // delivers everything buffered
 //
 // Thread safety: every method may be called from any thread. Producers only append to a
-// buffer under a short lock; processing, compression and sink I/O happen in Pump() (or on
-// the delivery thread), never inside a producer call. Pump() calls are serialized.
+// buffer under a short lock; processing, compression and sink I/O happen in Poll() (or on
+// the delivery thread), never inside a producer call. Poll() calls are serialized.
 //
 // Delivery is at-least-once: every accepted record ends up in an object written to the
 // sink, is dropped by the processor, or is written to the error output; none is silently
@@ -55,7 +55,7 @@ enum class CompressionFormat : int { kUncompressed, kGzip, kZip, kSnappy, kHadoo
 
 // Deliver a partition's batch when its records reach size_in_mbs MiB (counted before
 // processing and compression) or interval_in_seconds after its first record, whichever
-// comes first. 0 s delivers at the next Pump.
+// comes first. 0 s delivers at the next Poll.
 struct BufferingHints {
   int size_in_mbs = 5;            // Default 5; 1..128.
   int interval_in_seconds = 300;  // Default 300; 0..900.
@@ -105,7 +105,7 @@ struct ProcessorOutput {
 // The Lambda role: gets one batch (one object's records) and answers per record. Records
 // with no answer, kProcessingFailed, or a processor that throws go to the error output as
 // "processing-failed"; answers with unknown or repeated record ids are ignored. Runs on the
-// pump (the delivery thread or the host's Pump call), one batch at a time.
+// thread that delivers (the delivery thread or the host's Poll call), one batch at a time.
 using Processor = std::function<std::vector<ProcessorOutput>(std::span<const ProcessorInput>)>;
 
 // Partition values for dynamic partitioning, filled by a PartitionKeyFunction.
@@ -171,7 +171,7 @@ struct DeliveryStreamOptions {
   // Default 1 ms; 1 ms..1 h. Stream source only: how long the delivery thread waits, on
   // `clock`, after a poll of the Stream that found nothing (a poll that found records is
   // followed by another at once). With a ManualClock the thread polls only when the clock
-  // moves; hosts that drive Pump() poll at every Pump.
+  // moves; hosts that drive Poll() read at every Poll.
   absl::Duration source_poll_interval = absl::Milliseconds(1);
   // Default: seeded from std::random_device. Set it for reproducible object keys and
   // backoff jitter (with a ManualClock a test is then fully deterministic).
@@ -185,6 +185,16 @@ struct DeliveryPutRecordResult {
   uint64_t record_id = 0;  // unique in this DeliveryStream, increasing in acceptance order
   bool encrypted = false;
 };
+
+// The errorCode of a record in the error output, besides the sink status's ErrorName() for
+// "delivery-failed" records (Firehose's codes).
+inline constexpr std::string_view kLambdaProcessingFailed = "Lambda.ProcessingFailed";
+inline constexpr std::string_view kLambdaMissingRecordId = "Lambda.MissingRecordId";
+inline constexpr std::string_view kLambdaFunctionError = "Lambda.FunctionError";
+inline constexpr std::string_view kDynamicPartitioningMetadataExtractionFailed =
+    "DynamicPartitioning.MetadataExtractionFailed";
+inline constexpr std::string_view kDynamicPartitioningActivePartitionsLimitExceeded =
+    "DynamicPartitioning.ActivePartitionsLimitExceeded";
 
 struct PutRecordBatchResponseEntry {
   uint64_t record_id = 0;          // set when accepted
@@ -234,9 +244,10 @@ class DeliveryStream {
  public:
   // Validates `options` (InvalidArgumentException naming the field and its range) and
   // returns an ACTIVE stream. No thread is started.
-  static absl::StatusOr<std::unique_ptr<DeliveryStream>> Create(DeliveryStreamOptions options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<DeliveryStream>> Create(
+      DeliveryStreamOptions options);
 
-  // Close()s, then stops the delivery thread if any.
+  // Close()s (delivers everything accepted), then stops the delivery thread if any.
   ~DeliveryStream();
   DeliveryStream(const DeliveryStream&) = delete;
   DeliveryStream& operator=(const DeliveryStream&) = delete;
@@ -246,37 +257,53 @@ class DeliveryStream {
   // reached: retry later; the record was not accepted).
   [[nodiscard]] absl::StatusOr<DeliveryPutRecordResult> PutRecord(std::string_view data);
 
-  // Accepts up to 500 records / 4 MiB. Invalid requests fail as a whole; otherwise each
-  // record is accepted or throttled on its own (failed_put_count, per-record error_code).
+  // Accepts up to 500 records / 4 MiB. Invalid requests fail as a whole (the errors of
+  // PutRecord); otherwise each record is accepted or throttled on its own
+  // (failed_put_count, per-record error_code ServiceUnavailableException).
   [[nodiscard]] absl::StatusOr<PutRecordBatchResult> PutRecordBatch(
       std::span<const std::string_view> records);
-  // The same, reusing `result`'s storage (no allocation in steady state).
+  // The same, reusing `out`'s storage: no allocation in steady state. `out` is overwritten.
   [[nodiscard]] absl::Status PutRecordBatch(std::span<const std::string_view> records,
-                                            PutRecordBatchResult* result);
+                                            PutRecordBatchResult& out);
 
-  // Does the delivery work that is due now on the calling thread: seals buffers whose size
-  // or interval is reached, processes, compresses and writes them, retries failed objects
-  // whose backoff has passed, writes the error output. Returns the objects written.
-  size_t Pump();
+  // The host-driven step: does the delivery work that is due now on the calling thread,
+  // without waiting: reads a Stream source, seals buffers whose size or interval is
+  // reached, processes, compresses and writes them, retries failed objects whose backoff
+  // has passed, writes the error output. Returns the objects written (0 when idle).
+  size_t Poll();
+  // Same as Poll(); kept for source compatibility.
+  size_t Pump() { return Poll(); }
 
-  // Seals every buffer regardless of hints and delivers it now, as Pump() does (a failed
+  // Seals every buffer regardless of hints and delivers it now, as Poll() does (a failed
   // object then waits for its backoff as usual). Returns the objects written.
   size_t Flush();
 
-  // Starts the delivery thread, which pumps whenever a buffer fills, an interval or backoff
-  // ends (on the stream's clock) or Flush()/Close() asks, and with a Stream source also every
-  // source_poll_interval. Errors: ResourceInUseException
-  // when already started or not ACTIVE.
+  // The error that kept the last step (Poll, Flush, or a round of the delivery thread) from
+  // delivering: the sink's (or error sink's) status, or a compression failure. OK again
+  // after a step whose writes all succeed; a step with nothing to write leaves it as it is.
+  // The failed object is retried regardless (see RetryOptions).
+  absl::Status status() const;
+
+  // Starts the delivery thread, which polls whenever a buffer fills, an interval or backoff
+  // ends (on the stream's clock) or Flush()/Close() asks, and with a Stream source also
+  // every source_poll_interval. Errors: ResourceInUseException when already started,
+  // stopped, or not ACTIVE.
   [[nodiscard]] absl::Status Start();
 
-  // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
-  // it has not read stays in the Stream), then delivers everything buffered,
-  // waiting for retries on the clock (with a ManualClock, advance it from another thread),
-  // and stops the delivery thread. Returns when every accepted record is delivered,
-  // dropped or in the error output. Idempotent.
-  absl::Status Close();
+  // Stops and joins the delivery thread (after the round in progress) without delivering
+  // what is buffered: the host may then Poll(), Flush() or Close(). The thread cannot be
+  // started again. Idempotent; a no-op for the thread when none was started.
+  void Stop();
 
-  DeliveryStreamStatus status() const;
+  // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
+  // it has not read stays in the Stream), then delivers everything buffered, waiting for
+  // retries on the clock (with a ManualClock, advance it from another thread), and stops
+  // the delivery thread. Returns when every accepted record is delivered, dropped or in
+  // the error output. Idempotent; always OK.
+  [[nodiscard]] absl::Status Close();
+
+  // ACTIVE from Create, DELETING from Close (Firehose's DeliveryStreamStatus).
+  DeliveryStreamStatus delivery_stream_status() const;
   DeliveryStreamMetrics GetMetrics() const;
   const std::string& name() const;
 

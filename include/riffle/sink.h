@@ -57,7 +57,7 @@ class FileSink final : public Sink {
     bool fsync = false;
   };
 
-  static absl::StatusOr<std::unique_ptr<FileSink>> Create(Options options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FileSink>> Create(Options options);
 
   [[nodiscard]] absl::Status PutObject(std::string_view key, std::string_view data) override;
 

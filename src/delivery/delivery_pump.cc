@@ -1,8 +1,9 @@
 // DeliveryStream's pump: everything that happens after records are buffered. It runs on
-// the delivery thread or the host's Pump()/Flush()/Close() call, under pump_mu_ and never
+// the delivery thread or the host's Poll()/Flush()/Close() call, under pump_mu_ and never
 // under mu_ (the producers' lock) while it processes, compresses or calls a sink.
 #include <algorithm>
 #include <exception>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "delivery/delivery_stream_impl.h"
@@ -11,8 +12,6 @@
 namespace riffle {
 namespace {
 
-constexpr std::string_view kProcessingFailed = "processing-failed";
-constexpr std::string_view kDeliveryFailed = "delivery-failed";
 constexpr size_t kMaxObjectBytes = 0xffffffffu;
 
 template <class Fn>
@@ -97,6 +96,8 @@ size_t DeliveryStream::Impl::PumpLocked(bool flush_all) {
   pump_done_.clear();
   buffered_bytes_ -= pump_released_bytes_;
   pump_released_bytes_ = 0;
+  if (pump_wrote_) step_status_ = std::exchange(pump_error_, absl::OkStatus());
+  pump_wrote_ = false;
   in_pump_ = 0;
   WakeLocked();  // Close() and the delivery thread re-check what is pending
   return written;
@@ -108,8 +109,8 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
   const bool delimit = options_.append_newline_delimiter;
   auto fail = [&](const detail::BufferedRecord& r, std::string_view code, std::string message) {
     ++processing_failed_records_;
-    pump_errors_.push_back({kProcessingFailed, std::string(code), std::move(message), r.record_id,
-                            1, r.arrival_ms, absl::ToUnixMillis(now),
+    pump_errors_.push_back({detail::kProcessingFailedOutput, std::string(code), std::move(message),
+                            r.record_id, 1, r.arrival_ms, absl::ToUnixMillis(now),
                             b.data.substr(r.data_offset, r.data_size), r.data_size});
   };
   if (options_.processor) {
@@ -150,11 +151,11 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
     for (size_t i = 0; i < b.records.size(); ++i) {
       const detail::BufferedRecord& r = b.records[i];
       if (!threw.empty()) {
-        fail(r, "Lambda.FunctionError", threw);
+        fail(r, kLambdaFunctionError, threw);
         continue;
       }
       if (answer_of[i] < 0) {
-        fail(r, "Lambda.MissingRecordId",
+        fail(r, kLambdaMissingRecordId,
              fmt::format("The processor returned no result for record id {}.", r.record_id));
         continue;
       }
@@ -163,7 +164,7 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
         case ProcessingResult::kOk: {
           // Offsets are 32-bit: an object over 4 GiB would also be refused by most sinks.
           if (b.processed.size() + a.data.size() + 1 > kMaxObjectBytes) {
-            fail(r, "Lambda.ProcessingFailed",
+            fail(r, kLambdaProcessingFailed,
                  fmt::format("The processed records exceed {} bytes in one object.",
                              kMaxObjectBytes));
             break;
@@ -180,7 +181,7 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
           pump_released_bytes_ += r.data_size;
           break;
         default:
-          fail(r, "Lambda.ProcessingFailed",
+          fail(r, kLambdaProcessingFailed,
                fmt::format("The processor answered ProcessingFailed for record id {}.",
                            r.record_id));
       }
@@ -214,7 +215,9 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
   std::string_view entry = b.key;
   entry = entry.substr(entry.rfind('/') + 1);
   entry.remove_suffix(extension.size());
-  if (absl::Status s = compressor_->Compress(source, entry, &b.compressed); !s.ok()) {
+  absl::Status s = compressor_->Compress(source, entry, &b.compressed);
+  if (!s.ok()) {
+    NoteWrite(s);
     ExhaustRetries(b, s, now);
     return;
   }
@@ -225,6 +228,7 @@ bool DeliveryStream::Impl::Attempt(detail::Batch& b, absl::Time now) {
   ++b.attempts;
   delivery_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return options_.sink->PutObject(b.key, b.payload); });
+  NoteWrite(s);
   if (s.ok()) {
     pump_released_bytes_ += static_cast<int64_t>(b.output_source_bytes);
     delivery_objects_.fetch_add(1, std::memory_order_relaxed);
@@ -247,8 +251,8 @@ void DeliveryStream::Impl::ExhaustRetries(detail::Batch& b, const absl::Status& 
   const std::string code(ErrorName(status));
   const std::string message = ErrorMessage(status);
   auto add = [&](uint64_t id, int64_t arrival_ms, std::string_view data, uint64_t source_size) {
-    pump_errors_.push_back({kDeliveryFailed, code, message, id, b.attempts, arrival_ms,
-                            absl::ToUnixMillis(now), std::string(data), source_size});
+    pump_errors_.push_back({detail::kDeliveryFailedOutput, code, message, id, b.attempts,
+                            arrival_ms, absl::ToUnixMillis(now), std::string(data), source_size});
   };
   if (b.transformed) {
     for (const auto& r : b.output) add(r.record_id, r.arrival_ms, b.OutputData(r), r.source_size);
@@ -260,6 +264,11 @@ void DeliveryStream::Impl::ExhaustRetries(detail::Batch& b, const absl::Status& 
   }
   b.output.clear();
   b.output_records = 0;
+}
+
+void DeliveryStream::Impl::NoteWrite(const absl::Status& status) {
+  pump_wrote_ = true;
+  if (!status.ok() && pump_error_.ok()) pump_error_ = status;
 }
 
 absl::Duration DeliveryStream::Impl::Backoff(int attempts) {
@@ -313,6 +322,7 @@ bool DeliveryStream::Impl::AttemptErrorObject(detail::ErrorObject& o, absl::Time
   ++o.attempts;
   error_output_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return error_sink_->PutObject(o.key, o.body); });
+  NoteWrite(s);
   if (s.ok()) {
     error_output_objects_.fetch_add(1, std::memory_order_relaxed);
     error_output_records_.fetch_add(o.records, std::memory_order_relaxed);

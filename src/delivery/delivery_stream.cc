@@ -203,7 +203,7 @@ absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::Impl::PutRecord(std::str
 }
 
 absl::Status DeliveryStream::Impl::PutRecordBatch(std::span<const std::string_view> records,
-                                                  PutRecordBatchResult* result) {
+                                                  PutRecordBatchResult& out) {
   if (absl::Status s = CheckCanPut(); !s.ok()) return s;
   if (records.empty() || records.size() > kMaxPutRecordBatchRecords) {
     return InvalidArgumentError(
@@ -224,15 +224,15 @@ absl::Status DeliveryStream::Impl::PutRecordBatch(std::span<const std::string_vi
         fmt::format("Records total {} bytes; PutRecordBatch accepts at most {} bytes (4 MiB).",
                     total, kMaxPutRecordBatchBytes));
   }
-  result->failed_put_count = 0;
-  result->encrypted = false;
-  result->request_responses.resize(records.size());
+  out.failed_put_count = 0;
+  out.encrypted = false;
+  out.request_responses.resize(records.size());
   return IngestImpl(
       records.size(),
       [records](size_t i) {
         return IngestRecord{records[i], {}};
       },
-      true, result->request_responses.data(), &result->failed_put_count);
+      true, out.request_responses.data(), &out.failed_put_count);
 }
 
 absl::Status DeliveryStream::Impl::Ingest(std::span<const IngestRecord> records) {
@@ -331,11 +331,11 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
     if (partitioning) {
       Partitioned& p = scratch[i];
       if (!p.error.empty()) {
-        error_code = "DynamicPartitioning.MetadataExtractionFailed";
+        error_code = kDynamicPartitioningMetadataExtractionFailed;
       } else if (auto it = partitions_.find(p.id); it != partitions_.end()) {
         slot = &it->second;
       } else if (partitions_.size() >= static_cast<size_t>(options_.max_active_partitions)) {
-        error_code = "DynamicPartitioning.ActivePartitionsLimitExceeded";
+        error_code = kDynamicPartitioningActivePartitionsLimitExceeded;
         p.error = fmt::format("Firehose stream {} has {} active partitions, the limit.", name(),
                               options_.max_active_partitions);
       } else {
@@ -346,8 +346,8 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
       }
       if (!error_code.empty()) {
         ++partitioning_failed_records_;
-        put_errors_.push_back({"partitioning-failed", std::string(error_code), p.error, id, 0,
-                               arrival, now_ms, std::string(r.data), size});
+        put_errors_.push_back({detail::kPartitioningFailedOutput, std::string(error_code), p.error,
+                               id, 0, arrival, now_ms, std::string(r.data), size});
         WakeLocked();
         continue;
       }
@@ -447,7 +447,7 @@ absl::Time DeliveryStream::Impl::NextDeadlineLocked(absl::Time now) const {
   return deadline;
 }
 
-size_t DeliveryStream::Impl::Pump() {
+size_t DeliveryStream::Impl::Poll() {
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/false);
 }
@@ -459,15 +459,31 @@ size_t DeliveryStream::Impl::Flush() {
 
 absl::Status DeliveryStream::Impl::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (status_ != DeliveryStreamStatus::kActive || thread_running_) {
+  if (status_ != DeliveryStreamStatus::kActive || thread_running_ || thread_stopped_) {
     return ResourceInUseError(fmt::format(
-        "Firehose stream {} is {}{}; Start needs an ACTIVE stream without a delivery thread.",
+        "Firehose stream {} is {}{}; Start needs an ACTIVE stream whose delivery thread was "
+        "neither started nor stopped.",
         name(), DeliveryStreamStatusName(status_),
-        thread_running_ ? " and its delivery thread is running" : ""));
+        thread_running_   ? " and its delivery thread is running"
+        : thread_stopped_ ? " and its delivery thread was stopped"
+                          : ""));
   }
   thread_running_ = true;
   thread_ = std::thread([this] { DeliveryLoop(); });
   return absl::OkStatus();
+}
+
+void DeliveryStream::Impl::Stop() {
+  std::lock_guard<std::mutex> thread_lock(thread_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    thread_stopped_ = true;
+    WakeLocked();
+  }
+  // Start() cannot create a thread any more, and Close() joins under thread_mu_ too.
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  thread_running_ = false;
 }
 
 void DeliveryStream::Impl::DeliveryLoop() {
@@ -477,7 +493,7 @@ void DeliveryStream::Impl::DeliveryLoop() {
       PumpLocked(/*flush_all=*/false);
     }
     std::unique_lock<std::mutex> lock(mu_);
-    if (stopping_ && !HasPendingLocked()) return;
+    if (thread_stopped_ || (stopping_ && !HasPendingLocked())) return;
     const absl::Time now = clock_->Now();
     const absl::Time deadline = NextDeadlineLocked(now);
     if (deadline <= now || wake_) {
@@ -488,6 +504,7 @@ void DeliveryStream::Impl::DeliveryLoop() {
     WaitUntil(*clock_, cv_, lock, deadline, [this] { return wake_; });
     wake_ = false;
     wake_deadline_ = absl::InfinitePast();
+    if (thread_stopped_) return;
   }
 }
 
@@ -500,11 +517,15 @@ absl::Status DeliveryStream::Impl::Close() {
     stopping_ = true;
     WakeLocked();
   }
-  if (thread_.joinable()) {
-    thread_.join();
-    std::lock_guard<std::mutex> lock(mu_);
-    thread_running_ = false;
-    return absl::OkStatus();
+  {
+    // A running delivery thread drains, then ends; a stopped one was joined already.
+    std::lock_guard<std::mutex> thread_lock(thread_mu_);
+    if (thread_.joinable()) {
+      thread_.join();
+      std::lock_guard<std::mutex> lock(mu_);
+      thread_running_ = false;
+      if (!thread_stopped_) return absl::OkStatus();
+    }
   }
   while (true) {
     {
@@ -524,7 +545,12 @@ absl::Status DeliveryStream::Impl::Close() {
   }
 }
 
-DeliveryStreamStatus DeliveryStream::Impl::status() const {
+absl::Status DeliveryStream::Impl::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return step_status_;
+}
+
+DeliveryStreamStatus DeliveryStream::Impl::delivery_stream_status() const {
   std::lock_guard<std::mutex> lock(mu_);
   return status_;
 }
@@ -578,20 +604,24 @@ absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_vi
 absl::StatusOr<PutRecordBatchResult> DeliveryStream::PutRecordBatch(
     std::span<const std::string_view> records) {
   PutRecordBatchResult result;
-  if (absl::Status s = impl_->PutRecordBatch(records, &result); !s.ok()) return s;
+  if (absl::Status s = impl_->PutRecordBatch(records, result); !s.ok()) return s;
   return result;
 }
 
 absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> records,
-                                            PutRecordBatchResult* result) {
-  return impl_->PutRecordBatch(records, result);
+                                            PutRecordBatchResult& out) {
+  return impl_->PutRecordBatch(records, out);
 }
 
-size_t DeliveryStream::Pump() { return impl_->Pump(); }
+size_t DeliveryStream::Poll() { return impl_->Poll(); }
 size_t DeliveryStream::Flush() { return impl_->Flush(); }
+absl::Status DeliveryStream::status() const { return impl_->status(); }
 absl::Status DeliveryStream::Start() { return impl_->Start(); }
+void DeliveryStream::Stop() { impl_->Stop(); }
 absl::Status DeliveryStream::Close() { return impl_->Close(); }
-DeliveryStreamStatus DeliveryStream::status() const { return impl_->status(); }
+DeliveryStreamStatus DeliveryStream::delivery_stream_status() const {
+  return impl_->delivery_stream_status();
+}
 DeliveryStreamMetrics DeliveryStream::GetMetrics() const { return impl_->GetMetrics(); }
 const std::string& DeliveryStream::name() const { return impl_->name(); }
 

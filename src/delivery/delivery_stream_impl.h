@@ -6,7 +6,7 @@
 // Locks: mu_ guards the producers' state (buffers, ready and retry queues, counters);
 // pump_mu_ serializes the pump and guards its state. The pump takes mu_ only briefly, never
 // while it calls the processor, compresses or calls a sink. Lock order: close_mu_, then
-// pump_mu_, then mu_.
+// thread_mu_, then pump_mu_, then mu_.
 #ifndef RIFFLE_DELIVERY_DELIVERY_STREAM_IMPL_H_
 #define RIFFLE_DELIVERY_DELIVERY_STREAM_IMPL_H_
 
@@ -46,13 +46,14 @@ struct DeliveryStream::Impl {
 
   // The public operations (delivery_stream.cc).
   absl::StatusOr<DeliveryPutRecordResult> PutRecord(std::string_view data);
-  absl::Status PutRecordBatch(std::span<const std::string_view> records,
-                              PutRecordBatchResult* result);
-  size_t Pump();
+  absl::Status PutRecordBatch(std::span<const std::string_view> records, PutRecordBatchResult& out);
+  size_t Poll();
   size_t Flush();
+  absl::Status status() const;
   absl::Status Start();
+  void Stop();
   absl::Status Close();
-  DeliveryStreamStatus status() const;
+  DeliveryStreamStatus delivery_stream_status() const;
   DeliveryStreamMetrics GetMetrics() const;
   absl::Status TEST_Ingest(std::string_view data, const RecordMetadata& metadata);
 
@@ -102,6 +103,8 @@ struct DeliveryStream::Impl {
   void BuildErrorObjects(absl::Time now);
   bool AttemptErrorObject(detail::ErrorObject& object, absl::Time now);
   absl::Duration Backoff(int attempts);
+  // Records the outcome of a write (or compression) for status().
+  void NoteWrite(const absl::Status& status);
 
   void DeliveryLoop();
 
@@ -136,7 +139,9 @@ struct DeliveryStream::Impl {
   uint64_t throttled_records_ = 0;
   uint64_t partitioning_failed_records_ = 0;
   bool thread_running_ = false;
-  bool stopping_ = false;
+  bool thread_stopped_ = false;  // Stop(): the thread ends and cannot start again
+  bool stopping_ = false;        // Close(): the thread drains, then ends
+  absl::Status step_status_;     // status(): set by every pump that wrote
   bool wake_ = false;
   absl::Time wake_deadline_ = absl::InfinitePast();     // the delivery thread's sleep target
   absl::Time source_next_poll_ = absl::InfinitePast();  // Stream source: next thread poll
@@ -152,6 +157,8 @@ struct DeliveryStream::Impl {
   std::vector<detail::ErrorObject> pump_error_objects_;
   std::vector<ProcessorInput> processor_inputs_;
   int64_t pump_released_bytes_ = 0;
+  bool pump_wrote_ = false;  // this pump attempted a sink write (or compression)
+  absl::Status pump_error_;  // the first failure of this pump
   std::unique_ptr<SourceState, SourceStateDeleter> source_;
 
   // Pump counters, read by GetMetrics without pump_mu_.
@@ -161,7 +168,8 @@ struct DeliveryStream::Impl {
       error_output_objects_{0}, source_records_missed_{0};
 
   ClockSubscription clock_subscription_;
-  std::mutex close_mu_;  // serializes Close()
+  std::mutex close_mu_;   // serializes Close()
+  std::mutex thread_mu_;  // serializes joining thread_ (Stop, Close)
   std::thread thread_;
 };
 

@@ -30,8 +30,9 @@ using PartitionValueList = std::vector<std::pair<std::string, std::string>>;
 class PrefixTemplate {
  public:
   // `parameter` is the option's AWS name for messages ("Prefix", "ErrorOutputPrefix").
-  static absl::StatusOr<PrefixTemplate> Parse(std::string_view text, std::string_view parameter,
-                                              bool is_error_prefix);
+  [[nodiscard]] static absl::StatusOr<PrefixTemplate> Parse(std::string_view text,
+                                                            std::string_view parameter,
+                                                            bool is_error_prefix);
 
   // Appends the prefix to *out. A missing partition value evaluates to "" (callers check
   // MissingPartitionKey first).
