@@ -329,6 +329,41 @@ TEST_CASE("PutRecordBatch allocates nothing in steady state", "[delivery]") {
   CHECK(allocations == 0);
 }
 
+TEST_CASE("Puts with dynamic partitioning allocate nothing in steady state", "[delivery]") {
+  riffle::ManualClock clock;
+  riffle::CallbackSink null_sink(
+      [](std::string_view, std::string_view) { return absl::OkStatus(); });
+  DeliveryStreamOptions o = BaseOptions(&null_sink, &clock);
+  o.buffering_hints = {1, 900};
+  o.prefix = "p=!{partitionKeyFromQuery:p}/";
+  o.partition_key_function = [](std::string_view data, const riffle::RecordMetadata&,
+                                riffle::PartitionKeys& keys) {
+    keys.Set("p", data.substr(0, 1));
+    return true;
+  };
+  auto ds = MustCreate(o);
+  std::vector<std::string> records;
+  for (char p : {'a', 'b', 'c'}) records.push_back(std::string(100, p));
+  std::vector<std::string_view> batch;
+  for (int i = 0; i < 500; ++i) batch.push_back(records[i % 3]);
+  riffle::PutRecordBatchResult result;
+  for (int i = 0; i < 200; ++i) {  // warm up: every partition seals and reopens
+    REQUIRE(ds->PutRecordBatch(batch, result).ok());
+    ds->Poll();
+  }
+  uint64_t allocations = 0;
+  for (int i = 0; i < 50; ++i) {
+    {
+      riffle_test::AllocationCounter counter;
+      REQUIRE(ds->PutRecordBatch(batch, result).ok());
+      allocations += counter.allocations();
+    }
+    ds->Poll();
+  }
+  CHECK(allocations == 0);
+  CHECK(ds->GetMetrics().partitioning_failed_records == 0);
+}
+
 TEST_CASE("The delivery thread delivers on ManualClock moves", "[delivery][stress]") {
   riffle::MemorySink sink;
   riffle::ManualClock clock;
@@ -568,6 +603,52 @@ TEST_CASE("Concurrent producers with dynamic partitions: every record under its 
   }
   CHECK(seen.size() == static_cast<size_t>(kProducers * per_producer));
   CHECK(ds->GetMetrics().delivery_records == seen.size());
+}
+
+TEST_CASE("A partition key function that puts into another DeliveryStream leaves the first intact",
+          "[delivery][regression]") {
+  // The ingest scratch was thread_local, so shared by every DeliveryStream on a thread: the
+  // inner put cleared and refilled the outer record's partition keys.
+  riffle::MemorySink outer_sink, inner_sink;
+  riffle::ManualClock clock;
+  DeliveryStreamOptions inner_options = BaseOptions(&inner_sink, &clock);
+  inner_options.prefix = "p=!{partitionKeyFromQuery:p}/";
+  inner_options.partition_key_function = [](std::string_view, const riffle::RecordMetadata&,
+                                            riffle::PartitionKeys& keys) {
+    keys.Set("p", "inner");
+    return true;
+  };
+  auto inner = MustCreate(inner_options);
+  std::atomic<int> inner_failures{0};
+  DeliveryStreamOptions outer_options = BaseOptions(&outer_sink, &clock);
+  outer_options.prefix = "p=!{partitionKeyFromQuery:p}/";
+  outer_options.partition_key_function = [&](std::string_view data, const riffle::RecordMetadata&,
+                                             riffle::PartitionKeys& keys) {
+    keys.Set("p", data.substr(0, 1));
+    // An audit copy of every record, partitioned its own way.
+    if (!inner->PutRecord(data).ok()) inner_failures.fetch_add(1);
+    return true;
+  };
+  auto outer = MustCreate(outer_options);
+  for (const char* r : {"a1;", "b1;", "a2;"}) REQUIRE(outer->PutRecord(r).ok());
+  const std::vector<std::string_view> batch = {"b2;", "c1;", "a3;"};
+  auto result = outer->PutRecordBatch(batch);
+  REQUIRE(result.ok());
+  CHECK(result->failed_put_count == 0);
+  REQUIRE(outer->Close().ok());
+  REQUIRE(inner->Close().ok());
+  CHECK(inner_failures.load() == 0);
+
+  std::map<std::string, std::string> by_prefix;
+  for (const auto& [key, body] : outer_sink.Objects()) {
+    by_prefix[key.substr(0, key.find('/'))] += body;
+  }
+  CHECK(by_prefix == std::map<std::string, std::string>{
+                         {"p=a", "a1;a2;a3;"}, {"p=b", "b1;b2;"}, {"p=c", "c1;"}});
+  REQUIRE(inner_sink.size() == 1);
+  CHECK(StartsWith(inner_sink.Keys()[0], "p=inner/"));
+  CHECK(inner_sink.Objects().begin()->second == "a1;b1;a2;b2;c1;a3;");
+  CHECK(outer->GetMetrics().partitioning_failed_records == 0);
 }
 
 }  // namespace riffle_test

@@ -4,6 +4,7 @@
 #include "riffle/delivery_stream.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/names.h"
 #include "delivery/delivery_stream_impl.h"
@@ -236,11 +237,27 @@ absl::Status DeliveryStream::Impl::PutRecordBatch(std::span<const std::string_vi
 }
 
 absl::Status DeliveryStream::Impl::Ingest(std::span<const IngestRecord> records) {
-  thread_local std::vector<PutRecordBatchResponseEntry> entries;
+  ScratchLease scratch(*this);
+  std::vector<PutRecordBatchResponseEntry>& entries = scratch->entries;
   entries.resize(records.size());
   int failed = 0;
   return IngestImpl(
       records.size(), [records](size_t i) { return records[i]; }, false, entries.data(), &failed);
+}
+
+DeliveryStream::Impl::ScratchLease::ScratchLease(Impl& impl) : impl_(impl) {
+  std::lock_guard<std::mutex> lock(impl_.scratch_mu_);
+  if (impl_.free_scratch_.empty()) {
+    scratch_ = std::make_unique<IngestScratch>();
+  } else {
+    scratch_ = std::move(impl_.free_scratch_.back());
+    impl_.free_scratch_.pop_back();
+  }
+}
+
+DeliveryStream::Impl::ScratchLease::~ScratchLease() {
+  std::lock_guard<std::mutex> lock(impl_.scratch_mu_);
+  impl_.free_scratch_.push_back(std::move(scratch_));
 }
 
 absl::Status DeliveryStream::Impl::TEST_Ingest(std::string_view data,
@@ -257,20 +274,20 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
   const int64_t now_ms = clock_->NowMillis();
   const absl::Time now = absl::FromUnixMillis(now_ms);
 
-  // Dynamic partitioning runs the user's function outside the lock. Per-thread scratch
-  // keeps the steady state free of allocation for short keys.
-  struct Partitioned {
-    PartitionKeys keys;
-    std::string id;
-    std::string error;  // empty when the record has a partition
-  };
-  thread_local std::vector<Partitioned> scratch;
+  // Dynamic partitioning runs the user's function outside the lock, into scratch this call
+  // leases from the stream (concurrent producers each get their own; a partition key
+  // function that puts into another DeliveryStream uses that stream's). Reused scratch keeps
+  // the steady state free of allocation for short keys.
+  std::optional<ScratchLease> lease;
   const bool partitioning = static_cast<bool>(options_.partition_key_function);
   if (partitioning) {
+    lease.emplace(*this);
+    std::vector<IngestScratch::Partitioned>& scratch = (*lease)->partitioned;
+    std::vector<uint32_t>& order = (*lease)->order;
     if (scratch.size() < count) scratch.resize(count);
     for (size_t i = 0; i < count; ++i) {
       const IngestRecord r = get(i);
-      Partitioned& p = scratch[i];
+      IngestScratch::Partitioned& p = scratch[i];
       p.keys.Clear();
       p.id.clear();
       p.error.clear();
@@ -284,14 +301,18 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
         p.error = "The partition key function found no partition keys for the record.";
         continue;
       }
-      if (std::string_view missing = prefix_.MissingPartitionKey(p.keys.values());
-          !missing.empty()) {
+      const PartitionKeys::Values& values = p.keys.values();
+      if (std::string_view missing = prefix_.MissingPartitionKey(values); !missing.empty()) {
         p.error = fmt::format("The partition key '{}' named in Prefix has no value.", missing);
         continue;
       }
-      auto values = p.keys.values();  // copy only to sort; names are few
-      std::sort(values.begin(), values.end());
-      for (const auto& [key, value] : values) {
+      // The id lists the values by name (names are unique), whatever order they were set in.
+      order.clear();
+      for (uint32_t k = 0; k < values.size(); ++k) order.push_back(k);
+      std::sort(order.begin(), order.end(),
+                [&](uint32_t a, uint32_t b) { return values[a].first < values[b].first; });
+      for (const uint32_t k : order) {
+        const auto& [key, value] = values[k];
         if (value.empty() || value.size() > kMaxPartitionValueBytes) {
           p.error = fmt::format("The partition key '{}' has a {}-byte value; it must be 1 to {}.",
                                 key, value.size(), kMaxPartitionValueBytes);
@@ -329,7 +350,7 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
     std::unique_ptr<detail::Batch>* slot = &default_batch_;
     std::string_view error_code;
     if (partitioning) {
-      Partitioned& p = scratch[i];
+      IngestScratch::Partitioned& p = (*lease)->partitioned[i];
       if (!p.error.empty()) {
         error_code = kDynamicPartitioningMetadataExtractionFailed;
       } else if (auto it = partitions_.find(p.id); it != partitions_.end()) {
@@ -385,7 +406,7 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
     b.records.push_back(rec);
     if (b.data.size() >= size_hint_bytes_) {
       SealLocked(*slot);
-      if (partitioning) partitions_.erase(scratch[i].id);
+      if (partitioning) partitions_.erase((*lease)->partitioned[i].id);
     }
   }
   return absl::OkStatus();

@@ -68,6 +68,34 @@ struct DeliveryStream::Impl {
   template <class GetRecord>
   absl::Status IngestImpl(size_t count, GetRecord get, bool backpressure,
                           PutRecordBatchResponseEntry* entries, int* failed_count);
+  // Per-call working storage of the put path, used outside mu_: the partition values
+  // computed before the lock, and the entries Ingest() reports into. Leased from a pool
+  // owned by this stream, so concurrent producers each have their own and a partition key
+  // function that puts into another DeliveryStream cannot touch this stream's. The pool
+  // grows to the number of concurrent puts, then allocates nothing.
+  struct IngestScratch {
+    struct Partitioned {
+      PartitionKeys keys;
+      std::string id;     // "name\0value\0" per key, by name: the partition's identity
+      std::string error;  // empty when the record has a partition
+    };
+    std::vector<Partitioned> partitioned;  // one per record of the call
+    std::vector<uint32_t> order;           // sorts one record's keys by name
+    std::vector<PutRecordBatchResponseEntry> entries;
+  };
+  class ScratchLease {
+   public:
+    explicit ScratchLease(Impl& impl);  // takes a scratch from the pool (or a new one)
+    ~ScratchLease();                    // returns it
+    ScratchLease(const ScratchLease&) = delete;
+    ScratchLease& operator=(const ScratchLease&) = delete;
+    IngestScratch* operator->() const { return scratch_.get(); }
+
+   private:
+    Impl& impl_;
+    std::unique_ptr<IngestScratch> scratch_;
+  };
+
   // For records already read from a Stream: accepts all of them, also while Close() is
   // under way (the reader checks the buffer budget and the status before it reads, so
   // nothing it has read is ever refused).
@@ -145,6 +173,9 @@ struct DeliveryStream::Impl {
   bool wake_ = false;
   absl::Time wake_deadline_ = absl::InfinitePast();     // the delivery thread's sleep target
   absl::Time source_next_poll_ = absl::InfinitePast();  // Stream source: next thread poll
+
+  std::mutex scratch_mu_;  // guards free_scratch_ only; never held while calling out
+  std::vector<std::unique_ptr<IngestScratch>> free_scratch_;
 
   // Pump state (under pump_mu_).
   std::mutex pump_mu_;
