@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -94,5 +95,22 @@ TEST_CASE("the file store reports an unwritable directory instead of losing the 
   riffle::FileCheckpointStore store("/nonexistent-riffle-dir/x");
   auto s = store.PutCheckpoint("billing", "shardId-000000000000", "1");
   CHECK(riffle::HasErrorName(s, riffle::kInternalFailure));
-  CHECK(riffle::ErrorMessage(s).find("Cannot create") != std::string::npos);
+  CHECK(riffle::ErrorMessage(s) ==
+        std::string("open /nonexistent-riffle-dir/x/billing.checkpoints.tmp failed: ") +
+            std::strerror(ENOENT));
+
+  // A rename that fails (a directory where the file goes) is reported too, and the
+  // temporary is removed; the store recovers once the obstacle is gone.
+  const std::string dir = TempDir();
+  riffle::FileCheckpointStore blocked(dir);
+  std::filesystem::create_directories(blocked.PathFor("billing") + "/obstacle");
+  s = blocked.PutCheckpoint("billing", "shardId-000000000000", "1");
+  CHECK(riffle::HasErrorName(s, riffle::kInternalFailure));
+  CHECK(riffle::ErrorMessage(s) == fmt::format("rename {0}.tmp to {0} failed: {1}",
+                                               blocked.PathFor("billing"), std::strerror(EISDIR)));
+  CHECK_FALSE(std::filesystem::exists(blocked.PathFor("billing") + ".tmp"));
+  std::filesystem::remove_all(blocked.PathFor("billing"));
+  REQUIRE(blocked.PutCheckpoint("billing", "shardId-000000000000", "2").ok());
+  CHECK(**riffle::FileCheckpointStore(dir).GetCheckpoint("billing", "shardId-000000000000") == "2");
+  std::filesystem::remove_all(dir);
 }

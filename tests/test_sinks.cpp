@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -71,6 +72,20 @@ TEST_CASE("FileSink I/O failures are reported with a retryable status", "[delive
   const absl::Status s = (*sink)->PutObject("file/child", "x");
   CHECK(riffle::HasErrorName(s, riffle::kFileSinkIOError));
   CHECK(s.code() == absl::StatusCode::kUnavailable);
+
+  // An object where a key prefix already holds objects: the rename fails, is reported with
+  // both paths and errno's text, and leaves no temporary behind.
+  REQUIRE((*sink)->PutObject("a/b/c", "x").ok());
+  const absl::Status rename = (*sink)->PutObject("a/b", "y");
+  CHECK(riffle::HasErrorName(rename, riffle::kFileSinkIOError));
+  CHECK(rename.code() == absl::StatusCode::kUnavailable);
+  const std::string message = riffle::ErrorMessage(rename);
+  INFO(message);
+  CHECK(message.find("rename " + (dir.path / ".riffle-tmp").string()) == 0);
+  CHECK(message.find(" to " + (dir.path / "a/b").string() + " failed: " + std::strerror(EISDIR)) !=
+        std::string::npos);
+  CHECK(std::filesystem::is_empty(dir.path / ".riffle-tmp"));
+  CHECK(ReadFile(dir.path / "a/b/c") == "x");
 }
 
 TEST_CASE("A reader never sees half an object", "[delivery][sinks][stress]") {

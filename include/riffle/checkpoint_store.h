@@ -49,20 +49,23 @@ class InMemoryCheckpointStore final : public CheckpointStore {
 
 // Checkpoints in files that survive a process restart: one file per application,
 // `<directory>/<application>.checkpoints`, one "shard checkpoint" line per shard. A put
-// writes the whole file to a temporary file in the same directory, fsyncs it, renames it
-// over the old one and fsyncs the directory: a crash leaves the old file or the new one,
-// never a half-written one. Application names are 1..128 characters of [a-zA-Z0-9_.-]
-// (InvalidArgumentException otherwise). Several stores on one directory in one process
-// must not write the same application (the last rename wins).
+// writes the whole file to `<application>.checkpoints.tmp` in the same directory, fsyncs
+// it, renames it over the old one and fsyncs the directory: a crash leaves the old file or
+// the new one, never a half-written one. Application names are 1..128 characters of
+// [a-zA-Z0-9_.-] (InvalidArgumentException otherwise). Several stores on one directory,
+// in one process or several, must not write the same application (the last rename wins).
+// Errors: InternalFailure naming the operation, the path and errno's text when the file
+// system refuses (the checkpoint is not known to be stored; the store reads the file again
+// at the next call).
 class FileCheckpointStore final : public CheckpointStore {
  public:
   // REQUIRES: `directory` exists and is writable.
   explicit FileCheckpointStore(std::string directory);
 
-  absl::StatusOr<std::optional<std::string>> GetCheckpoint(std::string_view application,
-                                                           std::string_view shard_id) override;
-  absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
-                             std::string_view checkpoint) override;
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetCheckpoint(
+      std::string_view application, std::string_view shard_id) override;
+  [[nodiscard]] absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
+                                           std::string_view checkpoint) override;
 
   std::string PathFor(std::string_view application) const;
 

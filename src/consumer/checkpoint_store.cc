@@ -1,17 +1,12 @@
 // The checkpoint stores: a map, and files replaced atomically.
 #include "riffle/checkpoint_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fstream>
-#include <sstream>
 
-#include "fmt/format.h"
+#include "common/file_util.h"
 #include "common/names.h"
+#include "fmt/format.h"
 #include "riffle/status.h"
 
 namespace riffle {
@@ -38,10 +33,6 @@ absl::Status CheckArguments(std::string_view application, std::string_view shard
         "Checkpoint must be 1 to 256 characters without spaces or newlines.");
   }
   return absl::OkStatus();
-}
-
-absl::Status IoError(std::string_view what, const std::string& path) {
-  return InternalFailureError(fmt::format("{} {}: {}", what, path, std::strerror(errno)));
 }
 
 }  // namespace
@@ -114,39 +105,16 @@ absl::Status FileCheckpointStore::PutCheckpoint(std::string_view application,
   std::string contents;
   for (const auto& [shard, value] : next) contents += fmt::format("{} {}\n", shard, value);
 
-  const std::string path = PathFor(application);
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("Cannot create", tmp);
-  std::size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      absl::Status s = IoError("Cannot write", tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return s;
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    absl::Status s = IoError("Cannot sync", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    absl::Status s = IoError("Cannot rename over", path);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  // The rename itself is durable once the directory is synced.
-  const int dir = ::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
+  // A crash leaves the old file or the new one, never a half-written one; a leftover
+  // temporary is truncated and reused by the next put.
+  const absl::Status written =
+      detail::WriteFileAtomically(directory_, fmt::format("{}.checkpoints.tmp", application),
+                                  PathFor(application), contents, {.fsync = true});
+  if (!written.ok()) {
+    // The file may hold the old table or (the directory sync failed) the new one: read it
+    // again at the next call rather than trust the cache.
+    tables_.erase(tables_.find(application));
+    return written;
   }
   **loaded = std::move(next);
   return absl::OkStatus();

@@ -1,10 +1,9 @@
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
+#include "common/file_util.h"
 #include "fmt/format.h"
 #include "riffle/sink.h"
 
@@ -50,27 +49,6 @@ absl::Status ValidateKey(std::string_view key) {
   return absl::OkStatus();
 }
 
-absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return IoError("write", path, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status FsyncDirectory(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return IoError("open", dir.string(), errno);
-  const int rc = ::fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  return rc == 0 ? absl::OkStatus() : IoError("fsync", dir.string(), error);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(Options options) {
@@ -98,24 +76,13 @@ absl::Status FileSink::PutObject(std::string_view key, std::string_view data) {
 
   // The temporary name is unique per process and call, so concurrent writers of the same
   // key each rename a complete file and the last rename wins.
-  const std::string temp =
-      (root / kTempDirectory /
-       fmt::format("{}-{}", ::getpid(), next_temp_id_.fetch_add(1, std::memory_order_relaxed)))
-          .string();
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("open", temp, errno);
-  absl::Status status = WriteAll(fd, data, temp);
-  if (status.ok() && options_.fsync && ::fsync(fd) != 0) status = IoError("fsync", temp, errno);
-  if (::close(fd) != 0 && status.ok()) status = IoError("close", temp, errno);
-  if (status.ok() && ::rename(temp.c_str(), target.c_str()) != 0) {
-    status = IoError("rename", target.string(), errno);
-  }
-  if (!status.ok()) {
-    ::unlink(temp.c_str());
-    return status;
-  }
-  if (options_.fsync) return FsyncDirectory(target.parent_path());
-  return absl::OkStatus();
+  const std::string temp_name =
+      fmt::format("{}-{}", ::getpid(), next_temp_id_.fetch_add(1, std::memory_order_relaxed));
+  return detail::WriteFileAtomically((root / kTempDirectory).string(), temp_name, target.string(),
+                                     data,
+                                     {.fsync = options_.fsync,
+                                      .error_code = absl::StatusCode::kUnavailable,
+                                      .error_name = kFileSinkIOError});
 }
 
 absl::Status MemorySink::PutObject(std::string_view key, std::string_view data) {
