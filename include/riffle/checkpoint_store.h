@@ -56,7 +56,19 @@ class InMemoryCheckpointStore final : public CheckpointStore {
 // in one process or several, must not write the same application (the last rename wins).
 // Errors: InternalFailure naming the operation, the path and errno's text when the file
 // system refuses (the checkpoint is not known to be stored; the store reads the file again
-// at the next call).
+// at the next call). A file that exists but cannot be read is such an error too, never
+// taken for an empty one.
+//
+// Reading is lenient, so that one damaged line never stops the store (the file is only
+// ever replaced whole, so damage comes from elsewhere: a partial copy, an edit, a disk):
+//  - blank lines are skipped, and "\r\n" line ends are read as "\n";
+//  - a line that is not "<shard> <checkpoint>" (one space between two parts of 1 to 256
+//    characters without spaces) is ignored, and dropped from the file at the next put;
+//  - the last line, when the file does not end with a newline (the store ends every line
+//    with one), may have been cut short: GetCheckpoint for its shard fails with
+//    InvalidCheckpointException (code kDataLoss) instead of returning a checkpoint that
+//    could be truncated, until a PutCheckpoint for that shard replaces it. Puts for other
+//    shards keep that line as it is. Every other shard reads and writes as usual.
 class FileCheckpointStore final : public CheckpointStore {
  public:
   // REQUIRES: `directory` exists and is writable.
@@ -70,7 +82,13 @@ class FileCheckpointStore final : public CheckpointStore {
   std::string PathFor(std::string_view application) const;
 
  private:
-  using Table = std::map<std::string, std::string, std::less<>>;
+  struct Table {
+    std::map<std::string, std::string, std::less<>> checkpoints;
+    // The unterminated last line, kept apart (and written back unterminated) because its
+    // checkpoint may be cut short.
+    std::optional<std::pair<std::string, std::string>> unterminated;
+  };
+  static Table ParseTable(std::string_view text);
   absl::StatusOr<Table*> Load(std::string_view application);  // under mu_
 
   const std::string directory_;
