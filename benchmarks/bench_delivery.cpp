@@ -1,8 +1,8 @@
 // DeliveryStream throughput beside its peers, on the same bytes:
 //   BM_Delivery_NullSink  100-byte records through PutRecord (1 per call) or PutRecordBatch
-//                         (500 per call) -> 1 MiB buffer -> Pump -> a sink that discards
+//                         (500 per call) -> 1 MiB buffer -> Poll -> a sink that discards
 //   BM_Peer_Memcpy        the same records memcpy'd one by one into a 1 MiB buffer
-//   BM_Delivery_Gzip      the same path with GZIP at level 6 (compression in Pump)
+//   BM_Delivery_Gzip      the same path with GZIP at level 6 (compression in Poll)
 //   BM_Peer_ZlibDeflate   zlib deflate (gzip wrapper, level 6) of the same bytes, 1 MiB per call
 // Run: build/release/benchmarks/riffle_bench
 // --benchmark_filter='BM_Delivery_|BM_Peer_Memcpy|BM_Peer_Zlib'
@@ -71,7 +71,7 @@ void RunDelivery(benchmark::State& state, riffle::CompressionFormat compression)
       benchmark::DoNotOptimize(r);
     } else {
       if (next + per_call > views.size()) next = 0;
-      if (!(*ds)->PutRecordBatch(std::span(views).subspan(next, per_call), &result).ok()) {
+      if (!(*ds)->PutRecordBatch(std::span(views).subspan(next, per_call), result).ok()) {
         state.SkipWithError("PutRecordBatch failed");
         break;
       }
@@ -79,7 +79,7 @@ void RunDelivery(benchmark::State& state, riffle::CompressionFormat compression)
     next = (next + per_call) % views.size();
     since_pump += per_call;
     if (since_pump >= kPumpEveryRecords) {
-      (*ds)->Pump();
+      (*ds)->Poll();
       since_pump = 0;
     }
   }

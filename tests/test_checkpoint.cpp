@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -33,13 +34,13 @@ void RoundTrip(riffle::CheckpointStore& store) {
   CHECK(**store.GetCheckpoint("billing", "shardId-000000000001") == "SHARD_END");
   CHECK(**store.GetCheckpoint("audit", "shardId-000000000000") == "4999");
   auto bad = store.PutCheckpoint("bad name", "shardId-000000000000", "1");
-  CHECK(riffle::ErrorName(bad) == "InvalidArgumentException");
+  CHECK(riffle::HasErrorName(bad, riffle::kInvalidArgumentException));
   CHECK(riffle::ErrorMessage(bad) ==
         "ApplicationName 'bad name' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].");
-  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "shard 0", "1")) ==
-        "InvalidArgumentException");
-  CHECK(riffle::ErrorName(store.PutCheckpoint("billing", "s", "a\nb")) ==
-        "InvalidArgumentException");
+  CHECK(riffle::HasErrorName(store.PutCheckpoint("billing", "shard 0", "1"),
+                             riffle::kInvalidArgumentException));
+  CHECK(riffle::HasErrorName(store.PutCheckpoint("billing", "s", "a\nb"),
+                             riffle::kInvalidArgumentException));
 }
 
 }  // namespace
@@ -93,6 +94,74 @@ TEST_CASE("the file store reports an unwritable directory instead of losing the 
           "[checkpoint][errors]") {
   riffle::FileCheckpointStore store("/nonexistent-riffle-dir/x");
   auto s = store.PutCheckpoint("billing", "shardId-000000000000", "1");
-  CHECK(riffle::ErrorName(s) == "InternalFailure");
-  CHECK(riffle::ErrorMessage(s).find("Cannot create") != std::string::npos);
+  CHECK(riffle::HasErrorName(s, riffle::kInternalFailure));
+  CHECK(riffle::ErrorMessage(s) ==
+        std::string("open /nonexistent-riffle-dir/x/billing.checkpoints.tmp failed: ") +
+            std::strerror(ENOENT));
+
+  // A rename that fails (a directory where the file goes) is reported too, and the
+  // temporary is removed; the store recovers once the obstacle is gone.
+  const std::string dir = TempDir();
+  riffle::FileCheckpointStore blocked(dir);
+  REQUIRE(blocked.GetCheckpoint("billing", "shardId-000000000000").ok());  // reads no file
+  std::filesystem::create_directories(blocked.PathFor("billing") + "/obstacle");
+  s = blocked.PutCheckpoint("billing", "shardId-000000000000", "1");
+  CHECK(riffle::HasErrorName(s, riffle::kInternalFailure));
+  CHECK(riffle::ErrorMessage(s) == fmt::format("rename {0}.tmp to {0} failed: {1}",
+                                               blocked.PathFor("billing"), std::strerror(EISDIR)));
+  CHECK_FALSE(std::filesystem::exists(blocked.PathFor("billing") + ".tmp"));
+  // A file that exists but cannot be read is an error, not an empty table.
+  auto unreadable = blocked.GetCheckpoint("billing", "shardId-000000000000");
+  CHECK(riffle::HasErrorName(unreadable.status(), riffle::kInternalFailure));
+  CHECK(riffle::ErrorMessage(unreadable.status()) ==
+        fmt::format("read {} failed: {}", blocked.PathFor("billing"), std::strerror(EISDIR)));
+  std::filesystem::remove_all(blocked.PathFor("billing"));
+  REQUIRE(blocked.PutCheckpoint("billing", "shardId-000000000000", "2").ok());
+  CHECK(**riffle::FileCheckpointStore(dir).GetCheckpoint("billing", "shardId-000000000000") == "2");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the file store reads past blank, malformed and cut-short lines",
+          "[checkpoint][regression]") {
+  // A blank line used to fail every later call; so did a last line cut before its space.
+  const std::string dir = TempDir();
+  riffle::FileCheckpointStore writer(dir);
+  const std::string path = writer.PathFor("billing");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "shardId-000000000000 100\n"
+           "\n"
+           "   \n"
+           "shardId-000000000001 200\r\n"
+           "no-checkpoint-here\n"
+           "shardId-000000000002 300 and more\n"
+           "shardId-000000000003 4";  // cut short: no newline
+  }
+  {
+    riffle::FileCheckpointStore store(dir);
+    CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == "100");
+    CHECK(**store.GetCheckpoint("billing", "shardId-000000000001") == "200");
+    CHECK_FALSE(store.GetCheckpoint("billing", "shardId-000000000002")->has_value());
+    auto cut = store.GetCheckpoint("billing", "shardId-000000000003");
+    CHECK(riffle::HasErrorName(cut.status(), riffle::kInvalidCheckpointException));
+    CHECK(cut.status().code() == absl::StatusCode::kDataLoss);
+    REQUIRE(store.PutCheckpoint("billing", "shardId-000000000004", "500").ok());
+  }
+  {
+    // The put kept the cut line as it was, and dropped the malformed ones.
+    riffle::FileCheckpointStore store(dir);
+    CHECK(**store.GetCheckpoint("billing", "shardId-000000000004") == "500");
+    CHECK(riffle::HasErrorName(store.GetCheckpoint("billing", "shardId-000000000003").status(),
+                               riffle::kInvalidCheckpointException));
+    REQUIRE(store.PutCheckpoint("billing", "shardId-000000000003", "400").ok());
+    CHECK(**store.GetCheckpoint("billing", "shardId-000000000003") == "400");
+  }
+  std::ifstream in(path, std::ios::binary);
+  const std::string contents((std::istreambuf_iterator<char>(in)), {});
+  CHECK(contents ==
+        "shardId-000000000000 100\n"
+        "shardId-000000000001 200\n"
+        "shardId-000000000003 400\n"
+        "shardId-000000000004 500\n");
+  std::filesystem::remove_all(dir);
 }

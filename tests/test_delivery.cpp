@@ -7,9 +7,9 @@
 #include <set>
 #include <thread>
 
+#include "delivery/compression.h"
 #include "delivery_test_helpers.h"
 #include "riffle/delivery_stream.h"
-#include "delivery/compression.h"
 #include "riffle/sink.h"
 #include "support/alloc_counter.h"
 
@@ -23,7 +23,7 @@ TEST_CASE("DeliveryStream options are validated with Firehose-style messages", "
     mutate(o);
     auto ds = DeliveryStream::Create(std::move(o));
     REQUIRE_FALSE(ds.ok());
-    CHECK(riffle::ErrorName(ds.status()) == "InvalidArgumentException");
+    CHECK(riffle::HasErrorName(ds.status(), riffle::kInvalidArgumentException));
     CHECK(riffle::ErrorMessage(ds.status()) == message);
   };
   expect([](auto& o) { o.buffering_hints.size_in_mbs = 0; },
@@ -62,7 +62,7 @@ TEST_CASE("PutRecord and PutRecordBatch enforce Firehose limits", "[delivery]") 
   const std::string too_big(riffle::kMaxDeliveryRecordBytes + 1, 'x');
   auto r = ds->PutRecord(too_big);
   REQUIRE_FALSE(r.ok());
-  CHECK(riffle::ErrorName(r.status()) == "InvalidArgumentException");
+  CHECK(riffle::HasErrorName(r.status(), riffle::kInvalidArgumentException));
   CHECK(riffle::ErrorMessage(r.status()) ==
         "Record.Data is 1024001 bytes; it must be at most 1024000 bytes (1,000 KiB).");
   CHECK(ds->PutRecord(std::string(riffle::kMaxDeliveryRecordBytes, 'x')).ok());
@@ -112,12 +112,12 @@ TEST_CASE("A batch is delivered exactly when the size hint is reached", "[delive
   const std::string rest(kMiB - total - 1, 'b');
   REQUIRE(ds->PutRecord(rest).ok());
   expected += rest;
-  CHECK(ds->Pump() == 0);  // one byte short of 1 MiB
+  CHECK(ds->Poll() == 0);  // one byte short of 1 MiB
   CHECK(sink.size() == 0);
 
   REQUIRE(ds->PutRecord("c").ok());
   expected += "c";
-  CHECK(ds->Pump() == 1);
+  CHECK(ds->Poll() == 1);
   REQUIRE(sink.size() == 1);
   CHECK(sink.Objects().begin()->second == expected);
   CHECK(expected.size() == kMiB);
@@ -135,21 +135,21 @@ TEST_CASE("A batch is delivered when the interval elapses on the ManualClock", "
   clock.Advance(absl::Seconds(30));
   REQUIRE(ds->PutRecord("two;").ok());  // the interval counts from the first record
   clock.Advance(absl::Seconds(30) - absl::Milliseconds(1));
-  CHECK(ds->Pump() == 0);
+  CHECK(ds->Poll() == 0);
   CHECK(ds->GetMetrics().data_freshness == absl::Seconds(60) - absl::Milliseconds(1));
   clock.Advance(absl::Milliseconds(1));
-  CHECK(ds->Pump() == 1);
+  CHECK(ds->Poll() == 1);
   REQUIRE(sink.size() == 1);
   CHECK(sink.Objects().begin()->second == "one;two;");
   CHECK(ds->GetMetrics().data_freshness == absl::ZeroDuration());
 
-  SECTION("interval 0 delivers at the next Pump") {
+  SECTION("interval 0 delivers at the next Poll") {
     riffle::MemorySink sink0;
     DeliveryStreamOptions o0 = BaseOptions(&sink0, &clock);
     o0.buffering_hints.interval_in_seconds = 0;
     auto ds0 = MustCreate(o0);
     REQUIRE(ds0->PutRecord("now;").ok());
-    CHECK(ds0->Pump() == 1);
+    CHECK(ds0->Poll() == 1);
     CHECK(sink0.Objects().begin()->second == "now;");
   }
 }
@@ -167,7 +167,7 @@ TEST_CASE("Flush and Close deliver what is buffered; Close refuses later puts", 
   CHECK(ds->status() == riffle::DeliveryStreamStatus::kDeleting);
   auto r = ds->PutRecord("c;");
   REQUIRE_FALSE(r.ok());
-  CHECK(riffle::ErrorName(r.status()) == "ResourceInUseException");
+  CHECK(riffle::HasErrorName(r.status(), riffle::kResourceInUseException));
   CHECK(riffle::ErrorMessage(r.status()) ==
         "Firehose stream orders is DELETING; puts need an ACTIVE stream.");
   REQUIRE(ds->Close().ok());  // idempotent
@@ -203,11 +203,11 @@ TEST_CASE("A sink failing 30% of calls: every record delivered or in the error o
     REQUIRE(r.ok());
     REQUIRE(r->failed_put_count == 0);
     clock.Advance(absl::Milliseconds(250));
-    ds->Pump();
+    ds->Poll();
   }
   for (int i = 0; i < 100; ++i) {
     clock.Advance(absl::Milliseconds(500));
-    ds->Pump();
+    ds->Poll();
   }
   REQUIRE(ds->Close().ok());
   CHECK(failures > 0);
@@ -259,14 +259,14 @@ TEST_CASE("A sink that always fails: records reach the error output after the re
   CHECK(calls == 1);
   for (int s = 0; s < 59; ++s) {
     clock.Advance(absl::Seconds(1));
-    ds->Pump();
+    ds->Poll();
   }
   CHECK(errors.size() == 0);
   const int calls_before_deadline = calls;
   CHECK(calls_before_deadline >= 6);  // 1 s doubling with jitter, capped at 30 s
   CHECK(calls_before_deadline <= 12);
   clock.Advance(absl::Seconds(1));
-  ds->Pump();
+  ds->Poll();
   REQUIRE(errors.size() == 1);
   ErrorLines e = ParseErrorObject(errors.Objects().begin()->second);
   REQUIRE(e.raw.size() == 1000);
@@ -297,7 +297,7 @@ TEST_CASE("Backpressure: past max_buffered_bytes puts fail with ServiceUnavailab
   CHECK(r->request_responses[9].error_code.empty());
   auto one = ds->PutRecord(rec);
   REQUIRE_FALSE(one.ok());
-  CHECK(riffle::ErrorName(one.status()) == "ServiceUnavailableException");
+  CHECK(riffle::HasErrorName(one.status(), riffle::kServiceUnavailableException));
   CHECK(ds->GetMetrics().throttled_records == 3);
   CHECK(ds->Flush() == 1);
   CHECK(ds->PutRecord(rec).ok());  // delivered bytes free the budget
@@ -314,19 +314,54 @@ TEST_CASE("PutRecordBatch allocates nothing in steady state", "[delivery]") {
   std::vector<std::string_view> batch(500, rec);
   riffle::PutRecordBatchResult result;
   for (int i = 0; i < 200; ++i) {  // warm up buffers across several deliveries
-    REQUIRE(ds->PutRecordBatch(batch, &result).ok());
-    ds->Pump();
+    REQUIRE(ds->PutRecordBatch(batch, result).ok());
+    ds->Poll();
   }
   uint64_t allocations = 0;
   for (int i = 0; i < 50; ++i) {
     {
       riffle_test::AllocationCounter counter;
-      REQUIRE(ds->PutRecordBatch(batch, &result).ok());
+      REQUIRE(ds->PutRecordBatch(batch, result).ok());
       allocations += counter.allocations();
     }
-    ds->Pump();  // the pump allocates (keys, formatting); producers do not
+    ds->Poll();  // the pump allocates (keys, formatting); producers do not
   }
   CHECK(allocations == 0);
+}
+
+TEST_CASE("Puts with dynamic partitioning allocate nothing in steady state", "[delivery]") {
+  riffle::ManualClock clock;
+  riffle::CallbackSink null_sink(
+      [](std::string_view, std::string_view) { return absl::OkStatus(); });
+  DeliveryStreamOptions o = BaseOptions(&null_sink, &clock);
+  o.buffering_hints = {1, 900};
+  o.prefix = "p=!{partitionKeyFromQuery:p}/";
+  o.partition_key_function = [](std::string_view data, const riffle::RecordMetadata&,
+                                riffle::PartitionKeys& keys) {
+    keys.Set("p", data.substr(0, 1));
+    return true;
+  };
+  auto ds = MustCreate(o);
+  std::vector<std::string> records;
+  for (char p : {'a', 'b', 'c'}) records.push_back(std::string(100, p));
+  std::vector<std::string_view> batch;
+  for (int i = 0; i < 500; ++i) batch.push_back(records[i % 3]);
+  riffle::PutRecordBatchResult result;
+  for (int i = 0; i < 200; ++i) {  // warm up: every partition seals and reopens
+    REQUIRE(ds->PutRecordBatch(batch, result).ok());
+    ds->Poll();
+  }
+  uint64_t allocations = 0;
+  for (int i = 0; i < 50; ++i) {
+    {
+      riffle_test::AllocationCounter counter;
+      REQUIRE(ds->PutRecordBatch(batch, result).ok());
+      allocations += counter.allocations();
+    }
+    ds->Poll();
+  }
+  CHECK(allocations == 0);
+  CHECK(ds->GetMetrics().partitioning_failed_records == 0);
 }
 
 TEST_CASE("The delivery thread delivers on ManualClock moves", "[delivery][stress]") {
@@ -336,7 +371,7 @@ TEST_CASE("The delivery thread delivers on ManualClock moves", "[delivery][stres
   o.buffering_hints = {1, 10};
   auto ds = MustCreate(o);
   REQUIRE(ds->Start().ok());
-  CHECK(riffle::ErrorName(ds->Start()) == "ResourceInUseException");
+  CHECK(riffle::HasErrorName(ds->Start(), riffle::kResourceInUseException));
   REQUIRE(ds->PutRecord("tick;").ok());
   clock.Advance(absl::Seconds(10));
   for (int i = 0; i < 5000 && sink.size() == 0; ++i) {
@@ -350,6 +385,62 @@ TEST_CASE("The delivery thread delivers on ManualClock moves", "[delivery][stres
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   CHECK(sink.size() == 2);
+  REQUIRE(ds->Close().ok());
+}
+
+TEST_CASE("Stop ends the delivery thread without delivering; the host then polls", "[delivery]") {
+  riffle::MemorySink sink;
+  riffle::ManualClock clock;
+  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
+  o.buffering_hints = {1, 60};
+  auto ds = MustCreate(o);
+  ds->Stop();  // no thread yet: nothing to join, but the thread can no longer start
+  CHECK(riffle::IsResourceInUseException(ds->Start()));
+
+  auto threaded = MustCreate(o);
+  REQUIRE(threaded->Start().ok());
+  REQUIRE(threaded->PutRecord("kept;").ok());
+  threaded->Stop();
+  threaded->Stop();  // idempotent
+  CHECK(riffle::IsResourceInUseException(threaded->Start()));
+  clock.Advance(absl::Seconds(60));  // due now, but no thread delivers it
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(sink.size() == 0);
+  CHECK(threaded->GetMetrics().buffered_bytes == 5);
+  CHECK(threaded->Poll() == 1);  // the host takes over
+  REQUIRE(sink.size() == 1);
+  CHECK(sink.Objects().begin()->second == "kept;");
+  REQUIRE(threaded->PutRecord("closed;").ok());
+  REQUIRE(threaded->Close().ok());  // drains on the calling thread
+  CHECK(sink.size() == 2);
+  CHECK(threaded->GetMetrics().delivery_records == 2);
+}
+
+TEST_CASE("status() keeps the error of the last step that could not deliver", "[delivery]") {
+  riffle::MemorySink store;
+  riffle::ManualClock clock;
+  int calls = 0;
+  riffle::CallbackSink flaky([&](std::string_view key, std::string_view data) {
+    if (++calls <= 2) return riffle::ServiceUnavailableError("bucket down");
+    return store.PutObject(key, data);
+  });
+  DeliveryStreamOptions o = BaseOptions(&flaky, &clock);
+  o.retry_options = {60, absl::Seconds(1), absl::Seconds(1)};
+  auto ds = MustCreate(o);
+  CHECK(ds->last_error().ok());
+  REQUIRE(ds->PutRecord("a;").ok());
+  CHECK(ds->Flush() == 0);
+  CHECK(riffle::IsServiceUnavailableException(ds->last_error()));
+  CHECK(riffle::ErrorMessage(ds->last_error()) == "bucket down");
+  CHECK(ds->Poll() == 0);  // waiting for the backoff: nothing written, status unchanged
+  CHECK(riffle::IsServiceUnavailableException(ds->last_error()));
+  clock.Advance(absl::Seconds(1));
+  CHECK(ds->Poll() == 0);  // the retry fails too
+  CHECK(riffle::IsServiceUnavailableException(ds->last_error()));
+  clock.Advance(absl::Seconds(1));
+  CHECK(ds->Pump() == 1);  // Pump is Poll
+  CHECK(ds->last_error().ok());
+  CHECK(store.size() == 1);
   REQUIRE(ds->Close().ok());
 }
 
@@ -388,11 +479,11 @@ TEST_CASE("Close under concurrent producers loses nothing", "[delivery][stress]"
         auto result = ds->PutRecord(r);
         if (result.ok()) {
           accepted[p].push_back(r);
-        } else if (riffle::ErrorName(result.status()) == "ServiceUnavailableException") {
+        } else if (riffle::HasErrorName(result.status(), riffle::kServiceUnavailableException)) {
           throttled.fetch_add(1);
         } else {
           // Catch2 assertions are not thread-safe: count here, check after the join.
-          if (riffle::ErrorName(result.status()) != "ResourceInUseException") {
+          if (!riffle::IsResourceInUseException(result.status())) {
             unexpected.fetch_add(1);
           }
           break;  // closed
@@ -512,6 +603,52 @@ TEST_CASE("Concurrent producers with dynamic partitions: every record under its 
   }
   CHECK(seen.size() == static_cast<size_t>(kProducers * per_producer));
   CHECK(ds->GetMetrics().delivery_records == seen.size());
+}
+
+TEST_CASE("A partition key function that puts into another DeliveryStream leaves the first intact",
+          "[delivery][regression]") {
+  // The ingest scratch was thread_local, so shared by every DeliveryStream on a thread: the
+  // inner put cleared and refilled the outer record's partition keys.
+  riffle::MemorySink outer_sink, inner_sink;
+  riffle::ManualClock clock;
+  DeliveryStreamOptions inner_options = BaseOptions(&inner_sink, &clock);
+  inner_options.prefix = "p=!{partitionKeyFromQuery:p}/";
+  inner_options.partition_key_function = [](std::string_view, const riffle::RecordMetadata&,
+                                            riffle::PartitionKeys& keys) {
+    keys.Set("p", "inner");
+    return true;
+  };
+  auto inner = MustCreate(inner_options);
+  std::atomic<int> inner_failures{0};
+  DeliveryStreamOptions outer_options = BaseOptions(&outer_sink, &clock);
+  outer_options.prefix = "p=!{partitionKeyFromQuery:p}/";
+  outer_options.partition_key_function = [&](std::string_view data, const riffle::RecordMetadata&,
+                                             riffle::PartitionKeys& keys) {
+    keys.Set("p", data.substr(0, 1));
+    // An audit copy of every record, partitioned its own way.
+    if (!inner->PutRecord(data).ok()) inner_failures.fetch_add(1);
+    return true;
+  };
+  auto outer = MustCreate(outer_options);
+  for (const char* r : {"a1;", "b1;", "a2;"}) REQUIRE(outer->PutRecord(r).ok());
+  const std::vector<std::string_view> batch = {"b2;", "c1;", "a3;"};
+  auto result = outer->PutRecordBatch(batch);
+  REQUIRE(result.ok());
+  CHECK(result->failed_put_count == 0);
+  REQUIRE(outer->Close().ok());
+  REQUIRE(inner->Close().ok());
+  CHECK(inner_failures.load() == 0);
+
+  std::map<std::string, std::string> by_prefix;
+  for (const auto& [key, body] : outer_sink.Objects()) {
+    by_prefix[key.substr(0, key.find('/'))] += body;
+  }
+  CHECK(by_prefix == std::map<std::string, std::string>{
+                         {"p=a", "a1;a2;a3;"}, {"p=b", "b1;b2;"}, {"p=c", "c1;"}});
+  REQUIRE(inner_sink.size() == 1);
+  CHECK(StartsWith(inner_sink.Keys()[0], "p=inner/"));
+  CHECK(inner_sink.Objects().begin()->second == "a1;b1;a2;b2;c1;a3;");
+  CHECK(outer->GetMetrics().partitioning_failed_records == 0);
 }
 
 }  // namespace riffle_test

@@ -1,15 +1,18 @@
 // DeliveryStream output: object keys, compression, processor, dynamic partitions.
+#include <sys/resource.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <map>
 #include <random>
 #include <regex>
 #include <set>
 #include <thread>
 
+#include "delivery/compression.h"
 #include "delivery_test_helpers.h"
 #include "riffle/delivery_stream.h"
-#include "delivery/compression.h"
 #include "riffle/sink.h"
 #include "support/alloc_counter.h"
 
@@ -79,6 +82,108 @@ TEST_CASE("Compressed objects decompress to the exact concatenation", "[delivery
     std::string out;
     REQUIRE(riffle::detail::Decompress(format, object, &out).ok());
     CHECK(out == expected);
+  }
+}
+
+namespace {
+
+// Peak resident memory of this process, in KiB.
+long PeakRssKiB() {
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+// VmData of this process, in bytes (0 when /proc is not there).
+uint64_t DataBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmData:", 0) == 0) return std::stoull(line.substr(7)) * 1024;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("Decompress refuses sizes its input cannot hold, before allocating them",
+          "[delivery][regression]") {
+  using std::string_literals::operator""s;
+  struct Case {
+    std::string name;
+    CompressionFormat format;
+    std::string input;
+  };
+  const std::vector<Case> cases = {
+      // A Hadoop block of 0x70000000 bytes (1.75 GiB) whose Snappy block says the same: 16
+      // bytes in all. Decompress used to allocate the 1.75 GiB before finding the data short.
+      {"hadoop-snappy 16 bytes", CompressionFormat::kHadoopSnappy,
+       "\x70\x00\x00\x00\x00\x00\x00\x08\x80\x80\x80\x80\x07\x00\x00\x00"s},
+      {"hadoop-snappy raw length beyond the input", CompressionFormat::kHadoopSnappy,
+       "\xff\xff\xff\xff\x00\x00\x00\x02\x01\x00"s},
+      {"hadoop-snappy chunk length beyond the input", CompressionFormat::kHadoopSnappy,
+       "\x00\x00\x00\x10\xff\xff\xff\xff\x10\x00"s},
+      // A framed Snappy chunk whose block declares 4 GiB - 1.
+      {"snappy chunk declaring 4 GiB", CompressionFormat::kSnappy,
+       "\xff\x06\x00\x00sNaPpY\x00\x0a\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\x0f\x00"s},
+      // A framed chunk declaring 65,537 bytes (the format's limit is 65,536).
+      {"snappy chunk over 64 KiB", CompressionFormat::kSnappy,
+       "\xff\x06\x00\x00sNaPpY\x00\x09\x00\x00\x00\x00\x00\x00\x81\x80\x04\x00\x00"s},
+      {"snappy chunk length beyond the input", CompressionFormat::kSnappy,
+       "\xff\x06\x00\x00sNaPpY\x01\xff\xff\xff\x00\x00\x00\x00"s},
+      // A ZIP entry declaring 4 GiB - 1 bytes over a two-byte deflate stream.
+      {"zip declaring 4 GiB", CompressionFormat::kZip,
+       "PK\x03\x04\x14\x00\x00\x08\x08\x00\x00\x00\x21\x00\x00\x00\x00\x00\x02\x00\x00\x00"
+       "\xff\xff\xff\xff\x01\x00\x00\x00x\x03\x00"s},
+      {"zip name beyond the input", CompressionFormat::kZip,
+       "PK\x03\x04\x14\x00\x00\x08\x08\x00\x00\x00\x21\x00\x00\x00\x00\x00\x02\x00\x00\x00"
+       "\x00\x00\x00\x00\xff\xff\x00\x00x"s},
+      {"gzip truncated", CompressionFormat::kGzip, "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"s},
+      {"gzip declaring 4 GiB", CompressionFormat::kGzip,
+       "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x03\x00\x00\x00\x00\x00\xff\xff\xff\xff"s},
+  };
+#if !defined(RIFFLE_SANITIZED)
+  // Outside sanitizers (whose shadow memory is data too), an allocation of more than
+  // 256 MiB fails outright, so a decoder that trusted a declared size throws.
+  struct rlimit old_limit {};
+  REQUIRE(::getrlimit(RLIMIT_DATA, &old_limit) == 0);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = DataBytes() + (uint64_t{256} << 20);
+  REQUIRE(::setrlimit(RLIMIT_DATA, &limit) == 0);
+#endif
+  const long rss_before = PeakRssKiB();
+  for (const Case& c : cases) {
+    INFO(c.name);
+    std::string out;
+    absl::Status s;
+    CHECK_NOTHROW(s = riffle::detail::Decompress(c.format, c.input, &out));
+    CHECK_FALSE(s.ok());
+    CHECK(out.capacity() < (1 << 20));
+  }
+  const long rss_growth_kib = PeakRssKiB() - rss_before;
+#if !defined(RIFFLE_SANITIZED)
+  REQUIRE(::setrlimit(RLIMIT_DATA, &old_limit) == 0);
+#endif
+  CHECK(rss_growth_kib < 64 * 1024);
+}
+
+TEST_CASE("Decompress stops at max_output_bytes", "[delivery]") {
+  const std::string zeros(4 * kMiB, '\0');  // 4 KiB of gzip, 190 KiB of Snappy
+  for (auto format :
+       {CompressionFormat::kUncompressed, CompressionFormat::kGzip, CompressionFormat::kZip,
+        CompressionFormat::kSnappy, CompressionFormat::kHadoopSnappy}) {
+    INFO(static_cast<int>(format));
+    riffle::detail::Compressor compressor(format, 6);
+    std::string object;
+    REQUIRE(compressor.Compress(zeros, "zeros", &object).ok());
+    std::string out;
+    REQUIRE(riffle::detail::Decompress(format, object, &out, zeros.size()).ok());
+    CHECK(out == zeros);
+    const absl::Status s = riffle::detail::Decompress(format, object, &out, zeros.size() - 1);
+    CHECK(riffle::IsInvalidArgumentException(s));
+    CHECK(riffle::ErrorMessage(s).find(std::to_string(zeros.size() - 1)) != std::string::npos);
+    CHECK(out.empty());
+    CHECK(out.capacity() <= 2 * zeros.size());  // std::string grows by doubling
   }
 }
 
@@ -177,11 +282,11 @@ TEST_CASE("Dynamic partitions land under their prefixes, each with its own buffe
   CHECK(ds->GetMetrics().active_partitions == 3);
   // A partition filling its size is delivered alone.
   REQUIRE(ds->PutRecord(std::string(1'000'000, 'c')).ok());
-  CHECK(ds->Pump() == 1);  // the error object only: c has 3 + 1,000,000 bytes
+  CHECK(ds->Poll() == 1);  // the error object only: c has 3 + 1,000,000 bytes
   REQUIRE(ds->PutRecord(std::string(kMiB - 1'000'003, 'c')).ok());
-  CHECK(ds->Pump() == 1);  // c's object and the error object
+  CHECK(ds->Poll() == 1);  // c's object and the error object
   clock.Advance(absl::Seconds(60));
-  CHECK(ds->Pump() == 2);
+  CHECK(ds->Poll() == 2);
   REQUIRE(ds->Close().ok());
 
   std::map<std::string, std::string> by_prefix;

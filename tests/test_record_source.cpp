@@ -220,7 +220,7 @@ TEST_CASE("a Consumer runs to the end over another backend: parents first, each 
   CHECK(std::count(first_child, seen.shard_order.end(), "shardId-000000000000") == 0);
   CHECK(*store.GetCheckpoint("seam", "shardId-000000000000") ==
         std::optional<std::string>(std::string(riffle::kShardEndCheckpoint)));
-  CHECK((*consumer)->status().ok());
+  CHECK((*consumer)->last_error().ok());
 }
 
 TEST_CASE("a LineageReader runs over another backend and keeps per-key order", "[seam]") {
@@ -233,7 +233,7 @@ TEST_CASE("a LineageReader runs over another backend and keeps per-key order", "
     by_key[std::string(r.partition_key)].push_back(std::stoi(std::string(r.data)));
   }) > 0) {
   }
-  CHECK(reader.status().ok());
+  CHECK(reader.last_error().ok());
   CHECK(by_key["a"] == Range(0, 120));
   CHECK(by_key["b"] == Range(0, 120));
   CHECK(reader.finished().size() == 1);  // the parent; the children stay open
@@ -254,7 +254,7 @@ TEST_CASE("a reader keeps its iterator alive across the iterator lifetime", "[se
     source.Append(1, "a", std::to_string(120 + i));
     while (reader.Poll(count) > 0) {
     }
-    CHECK(reader.status().ok());
+    CHECK(reader.last_error().ok());
   }
   CHECK(read == 250);
 }

@@ -77,7 +77,7 @@ TEST_CASE("a child shard's records trimmed before the reader got there are count
   uint64_t read = 0;
   while (reader.Poll([&](const auto&, const riffle::Record&) { ++read; }) > 0) {
   }
-  REQUIRE(reader.status().ok());
+  REQUIRE(reader.last_error().ok());
   CHECK(read < put);                                // the ring trimmed most of the child
   CHECK(read + reader.missed_records() == put);     // and every trimmed record is reported
 
@@ -209,8 +209,8 @@ TEST_CASE("a checkpoint from an earlier Stream object is reported, or restarted 
                                                .checkpoint_store = &store,
                                                .processor_factory = factory});
     for (int i = 0; i < 5; ++i) consumer->Poll();
-    CHECK(riffle::HasErrorName(consumer->status(), riffle::kInvalidCheckpointException));
-    CHECK_THAT(riffle::ErrorMessage(consumer->status()), Catch::Contains("Checkpoint '4"));
+    CHECK(riffle::HasErrorName(consumer->last_error(), riffle::kInvalidCheckpointException));
+    CHECK_THAT(riffle::ErrorMessage(consumer->last_error()), Catch::Contains("Checkpoint '4"));
     CHECK(records < 20);  // the other shard is processed; this one waits
   }
   const uint64_t first_run = records;
@@ -221,7 +221,7 @@ TEST_CASE("a checkpoint from an earlier Stream object is reported, or restarted 
        .invalid_checkpoint = riffle::InvalidCheckpointPolicy::kRestartFromInitialPosition,
        .processor_factory = factory});
   for (int quiet = 0; quiet < 5;) quiet = consumer->Poll() == 0 ? quiet + 1 : 0;
-  CHECK(consumer->status().ok());
+  CHECK(consumer->last_error().ok());
   CHECK(consumer->invalid_checkpoints() == 1);
   CHECK(records == 20);  // the waiting shard, from its start, after the first run's
   CHECK(records > first_run);
@@ -233,7 +233,7 @@ TEST_CASE("a checkpoint from an earlier Stream object is reported, or restarted 
                                             .checkpoint_store = &store,
                                             .processor_factory = factory});
   damaged->Poll();
-  CHECK(riffle::HasErrorName(damaged->status(), riffle::kInvalidCheckpointException));
+  CHECK(riffle::HasErrorName(damaged->last_error(), riffle::kInvalidCheckpointException));
 }
 
 TEST_CASE("records trimmed by retention stay trimmed after IncreaseStreamRetentionPeriod",

@@ -56,9 +56,9 @@ Tally ReadFollowingLineage(riffle::Stream& stream, const std::atomic<bool>* done
     const bool finished = done == nullptr || done->load(std::memory_order_acquire);
     auto progress =
         reader.Poll([&](const auto& shard, const riffle::Record& r) { Check(t, shard, r); });
-    if (!reader.status().ok()) {
-      t.error = std::string(riffle::ErrorName(reader.status())) + ": " +
-                riffle::ErrorMessage(reader.status());
+    if (!reader.last_error().ok()) {
+      t.error = std::string(riffle::ErrorName(reader.last_error())) + ": " +
+                riffle::ErrorMessage(reader.last_error());
       return t;
     }
     if (finished && progress == 0) break;

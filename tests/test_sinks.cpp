@@ -1,7 +1,10 @@
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -31,6 +34,34 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
+// The names in <dir>/.riffle-tmp that are not lock files, sorted.
+std::vector<std::string> TempFiles(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir / ".riffle-tmp")) {
+    const std::string name = e.path().filename().string();
+    if (!name.ends_with(".lock")) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The owner names ("<pid>-<random>") whose lock files are in <dir>/.riffle-tmp.
+std::vector<std::string> Owners(const std::filesystem::path& dir, std::string_view pid_prefix) {
+  std::vector<std::string> owners;
+  for (const auto& e : std::filesystem::directory_iterator(dir / ".riffle-tmp")) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(pid_prefix) && name.ends_with(".lock")) {
+      owners.push_back(name.substr(0, name.size() - 5));
+    }
+  }
+  return owners;
+}
+
 }  // namespace
 
 TEST_CASE("FileSink writes objects as files under their keys", "[delivery][sinks]") {
@@ -41,8 +72,8 @@ TEST_CASE("FileSink writes objects as files under their keys", "[delivery][sinks
     REQUIRE((*sink)->PutObject("2026/01/01/00/a-1", "hello").ok());
     REQUIRE((*sink)->PutObject("2026/01/01/00/a-1", "replaced").ok());
     CHECK(ReadFile(dir.path / "2026/01/01/00/a-1") == "replaced");
-    // Nothing is left in the temporary area.
-    CHECK(std::filesystem::is_empty(dir.path / ".riffle-tmp"));
+    // Nothing is left in the temporary area but lock files.
+    CHECK(TempFiles(dir.path).empty());
   }
 }
 
@@ -53,12 +84,12 @@ TEST_CASE("FileSink refuses keys that would leave its directory", "[delivery][si
   for (std::string_view key : {"", "/etc/passwd", "a/../../x", "./x", ".riffle-tmp/x", "a/"}) {
     const absl::Status s = (*sink)->PutObject(key, "x");
     INFO(key);
-    CHECK(riffle::ErrorName(s) == "InvalidArgumentException");
+    CHECK(riffle::HasErrorName(s, riffle::kInvalidArgumentException));
   }
   CHECK(riffle::ErrorMessage((*sink)->PutObject("a/../../x", "x")) ==
         "Key 'a/../../x' has a '..' segment; FileSink keys must stay inside the directory.");
-  CHECK(riffle::ErrorName(riffle::FileSink::Create({"", false}).status()) ==
-        "InvalidArgumentException");
+  CHECK(riffle::HasErrorName(riffle::FileSink::Create({"", false}).status(),
+                             riffle::kInvalidArgumentException));
 }
 
 TEST_CASE("FileSink I/O failures are reported with a retryable status", "[delivery][sinks]") {
@@ -69,8 +100,67 @@ TEST_CASE("FileSink I/O failures are reported with a retryable status", "[delive
     std::ofstream blocker(dir.path / "file");  // a file where a directory is needed
   }
   const absl::Status s = (*sink)->PutObject("file/child", "x");
-  CHECK(riffle::ErrorName(s) == "FileSink.IOError");
+  CHECK(riffle::HasErrorName(s, riffle::kFileSinkIOError));
   CHECK(s.code() == absl::StatusCode::kUnavailable);
+
+  // An object where a key prefix already holds objects: the rename fails, is reported with
+  // both paths and errno's text, and leaves no temporary behind.
+  REQUIRE((*sink)->PutObject("a/b/c", "x").ok());
+  const absl::Status rename = (*sink)->PutObject("a/b", "y");
+  CHECK(riffle::HasErrorName(rename, riffle::kFileSinkIOError));
+  CHECK(rename.code() == absl::StatusCode::kUnavailable);
+  const std::string message = riffle::ErrorMessage(rename);
+  INFO(message);
+  CHECK(message.find("rename " + (dir.path / ".riffle-tmp").string()) == 0);
+  CHECK(message.find(" to " + (dir.path / "a/b").string() + " failed: " + std::strerror(EISDIR)) !=
+        std::string::npos);
+  CHECK(TempFiles(dir.path).empty());
+  CHECK(ReadFile(dir.path / "a/b/c") == "x");
+}
+
+TEST_CASE("FileSink::Create removes the temporaries of crashed writers, and only those",
+          "[sinks][regression]") {
+  TempDir dir;
+  const std::filesystem::path tmp = dir.path / ".riffle-tmp";
+  auto live = riffle::FileSink::Create({dir.path.string(), false});
+  REQUIRE(live.ok());
+  const std::vector<std::string> live_owners = Owners(dir.path, std::to_string(::getpid()) + "-");
+  REQUIRE(live_owners.size() == 1);
+  // A write in flight in a live sink, and files the sink does not recognise.
+  { std::ofstream(tmp / (live_owners[0] + "-99")) << "in flight"; }
+  { std::ofstream(tmp / "notes.txt") << "mine"; }
+  { std::ofstream(tmp / "4242-17") << "an old-style name"; }
+
+  // A writer that crashes in the middle of an object: its temporary stays behind.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    auto sink = riffle::FileSink::Create({dir.path.string(), false});
+    if (!sink.ok() || !(*sink)->PutObject("done/object", "complete").ok()) ::_exit(2);
+    const std::vector<std::string> own = Owners(dir.path, std::to_string(::getpid()) + "-");
+    if (own.size() != 1) ::_exit(3);
+    { std::ofstream(tmp / (own[0] + "-1")) << "half an obj"; }
+    ::_exit(0);  // no destructor runs: the lock file stays, the kernel drops the lock
+  }
+  int wait_status = 0;
+  REQUIRE(::waitpid(child, &wait_status, 0) == child);
+  REQUIRE(WIFEXITED(wait_status));
+  REQUIRE(WEXITSTATUS(wait_status) == 0);
+  const std::vector<std::string> dead_owners = Owners(dir.path, std::to_string(child) + "-");
+  REQUIRE(dead_owners.size() == 1);
+  CHECK(TempFiles(dir.path) ==
+        Sorted({"4242-17", dead_owners[0] + "-1", live_owners[0] + "-99", "notes.txt"}));
+
+  auto next = riffle::FileSink::Create({dir.path.string(), false});
+  REQUIRE(next.ok());
+  CHECK(TempFiles(dir.path) == Sorted({"4242-17", live_owners[0] + "-99", "notes.txt"}));
+  CHECK(Owners(dir.path, std::to_string(child) + "-").empty());
+  CHECK(Owners(dir.path, std::to_string(::getpid()) + "-").size() == 2);  // live and next
+  CHECK(ReadFile(dir.path / "done/object") == "complete");
+
+  // A sink's lock file goes with it.
+  live->reset();
+  CHECK(Owners(dir.path, std::to_string(::getpid()) + "-").size() == 1);
 }
 
 TEST_CASE("A reader never sees half an object", "[delivery][sinks][stress]") {

@@ -134,7 +134,7 @@ void PollingReader(riffle::Stream& stream, const std::atomic<bool>& producers_do
     const bool done = producers_done.load(std::memory_order_acquire);
     const size_t progressed = reader.Poll(
         [&](const auto&, const riffle::Record& r) { verifier.See(r.partition_key, r.data); });
-    if (!reader.status().ok()) Die("GetRecords", reader.status());
+    if (!reader.last_error().ok()) Die("GetRecords", reader.last_error());
     if (done && progressed == 0) break;
     if (progressed == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }

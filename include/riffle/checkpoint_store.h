@@ -49,25 +49,46 @@ class InMemoryCheckpointStore final : public CheckpointStore {
 
 // Checkpoints in files that survive a process restart: one file per application,
 // `<directory>/<application>.checkpoints`, one "shard checkpoint" line per shard. A put
-// writes the whole file to a temporary file in the same directory, fsyncs it, renames it
-// over the old one and fsyncs the directory: a crash leaves the old file or the new one,
-// never a half-written one. Application names are 1..128 characters of [a-zA-Z0-9_.-]
-// (InvalidArgumentException otherwise). Several stores on one directory in one process
-// must not write the same application (the last rename wins).
+// writes the whole file to `<application>.checkpoints.tmp` in the same directory, fsyncs
+// it, renames it over the old one and fsyncs the directory: a crash leaves the old file or
+// the new one, never a half-written one. Application names are 1..128 characters of
+// [a-zA-Z0-9_.-] (InvalidArgumentException otherwise). Several stores on one directory,
+// in one process or several, must not write the same application (the last rename wins).
+// Errors: InternalFailure naming the operation, the path and errno's text when the file
+// system refuses (the checkpoint is not known to be stored; the store reads the file again
+// at the next call). A file that exists but cannot be read is such an error too, never
+// taken for an empty one.
+//
+// Reading is lenient, so that one damaged line never stops the store (the file is only
+// ever replaced whole, so damage comes from elsewhere: a partial copy, an edit, a disk):
+//  - blank lines are skipped, and "\r\n" line ends are read as "\n";
+//  - a line that is not "<shard> <checkpoint>" (one space between two parts of 1 to 256
+//    characters without spaces) is ignored, and dropped from the file at the next put;
+//  - the last line, when the file does not end with a newline (the store ends every line
+//    with one), may have been cut short: GetCheckpoint for its shard fails with
+//    InvalidCheckpointException (code kDataLoss) instead of returning a checkpoint that
+//    could be truncated, until a PutCheckpoint for that shard replaces it. Puts for other
+//    shards keep that line as it is. Every other shard reads and writes as usual.
 class FileCheckpointStore final : public CheckpointStore {
  public:
   // REQUIRES: `directory` exists and is writable.
   explicit FileCheckpointStore(std::string directory);
 
-  absl::StatusOr<std::optional<std::string>> GetCheckpoint(std::string_view application,
-                                                           std::string_view shard_id) override;
-  absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
-                             std::string_view checkpoint) override;
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetCheckpoint(
+      std::string_view application, std::string_view shard_id) override;
+  [[nodiscard]] absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
+                                           std::string_view checkpoint) override;
 
   std::string PathFor(std::string_view application) const;
 
  private:
-  using Table = std::map<std::string, std::string, std::less<>>;
+  struct Table {
+    std::map<std::string, std::string, std::less<>> checkpoints;
+    // The unterminated last line, kept apart (and written back unterminated) because its
+    // checkpoint may be cut short.
+    std::optional<std::pair<std::string, std::string>> unterminated;
+  };
+  static Table ParseTable(std::string_view text);
   absl::StatusOr<Table*> Load(std::string_view application);  // under mu_
 
   const std::string directory_;

@@ -66,7 +66,7 @@ enum class ShutdownReason {
 // earlier Stream object (an in-process stream does not survive a restart of its host), or
 // a damaged one.
 enum class InvalidCheckpointPolicy {
-  // The shard is not processed; Consumer::status() reports InvalidCheckpointException
+  // The shard is not processed; Consumer::last_error() reports InvalidCheckpointException
   // naming the shard and the checkpoint, until the checkpoint is replaced.
   kReport,
   // The shard starts again at the initial position (as if it had no checkpoint); the
@@ -219,7 +219,7 @@ class Consumer {
   // OK, or what keeps a shard from being processed (an unusable checkpoint under
   // InvalidCheckpointPolicy::kReport, a failing checkpoint store). Call from the driving
   // thread, or after Stop().
-  absl::Status status() const;
+  absl::Status last_error() const;
   // Checkpoints the stream did not recognise and that were restarted from the initial
   // position (InvalidCheckpointPolicy::kRestartFromInitialPosition).
   uint64_t invalid_checkpoints() const { return invalid_checkpoints_; }

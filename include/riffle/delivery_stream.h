@@ -5,13 +5,13 @@
 //
 //   auto ds = riffle::DeliveryStream::Create({.delivery_stream_name = "orders",
 //                                             .sink = &my_sink});
-//   (*ds)->PutRecord("{\"id\":1}\n");
-//   (*ds)->Pump();   // or (*ds)->Start() for a delivery thread
-//   (*ds)->Close();  // delivers everything buffered
+//   (void)(*ds)->PutRecord("{\"id\":1}\n");
+//   (*ds)->Poll();          // host-driven; or (*ds)->Start() for a delivery thread
+//   (void)(*ds)->Close();   // delivers everything buffered
 //
 // Thread safety: every method may be called from any thread. Producers only append to a
-// buffer under a short lock; processing, compression and sink I/O happen in Pump() (or on
-// the delivery thread), never inside a producer call. Pump() calls are serialized.
+// buffer under a short lock; processing, compression and sink I/O happen in Poll() (or on
+// the delivery thread), never inside a producer call. Poll() calls are serialized.
 //
 // Delivery is at-least-once: every accepted record ends up in an object written to the
 // sink, is dropped by the processor, or is written to the error output; none is silently
@@ -23,35 +23,25 @@
 #ifndef RIFFLE_DELIVERY_STREAM_H_
 #define RIFFLE_DELIVERY_STREAM_H_
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <random>
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "riffle/clock.h"
-#include "riffle/detail/delivery_batch.h"
 #include "riffle/sink.h"
 #include "riffle/status.h"
 
 namespace riffle {
 
 class Stream;
-namespace detail {
-class Compressor;
-}  // namespace detail
 
 // Firehose limits.
 inline constexpr size_t kMaxDeliveryRecordBytes = 1'024'000;  // 1,000 KiB
@@ -65,7 +55,7 @@ enum class CompressionFormat : int { kUncompressed, kGzip, kZip, kSnappy, kHadoo
 
 // Deliver a partition's batch when its records reach size_in_mbs MiB (counted before
 // processing and compression) or interval_in_seconds after its first record, whichever
-// comes first. 0 s delivers at the next Pump.
+// comes first. 0 s delivers at the next Poll.
 struct BufferingHints {
   int size_in_mbs = 5;            // Default 5; 1..128.
   int interval_in_seconds = 300;  // Default 300; 0..900.
@@ -115,19 +105,22 @@ struct ProcessorOutput {
 // The Lambda role: gets one batch (one object's records) and answers per record. Records
 // with no answer, kProcessingFailed, or a processor that throws go to the error output as
 // "processing-failed"; answers with unknown or repeated record ids are ignored. Runs on the
-// pump (the delivery thread or the host's Pump call), one batch at a time.
+// thread that delivers (the delivery thread or the host's Poll call), one batch at a time.
 using Processor = std::function<std::vector<ProcessorOutput>(std::span<const ProcessorInput>)>;
 
 // Partition values for dynamic partitioning, filled by a PartitionKeyFunction.
 class PartitionKeys {
  public:
+  using Values = std::vector<std::pair<std::string, std::string>>;  // (name, value)
+
   // Sets (or replaces) the value of `name`. Values must be non-empty.
   void Set(std::string_view name, std::string_view value);
   void Clear() { values_.clear(); }
-  const detail::PartitionValueList& values() const { return values_; }
+  // In the order the names were first set.
+  const Values& values() const { return values_; }
 
  private:
-  detail::PartitionValueList values_;
+  Values values_;
 };
 
 // Maps a record to its partition values (the jq query / Lambda metadata of Firehose).
@@ -148,8 +141,8 @@ struct DeliveryStreamOptions {
   Sink* sink = nullptr;
   // Default nullptr: the error output goes to `sink`, under error_output_prefix.
   Sink* error_sink = nullptr;
-  // Default "": "YYYY/MM/DD/HH/" (UTC, oldest record). See riffle/detail/object_key.h for
-  // the !{...} expressions.
+  // Default "": "YYYY/MM/DD/HH/" (UTC, oldest record). docs/delivery.md, "Object keys",
+  // lists the !{...} expressions.
   std::string prefix;
   // Default "": "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/", e.g.
   // "processing-failed/2026/01/01/00/".
@@ -178,7 +171,7 @@ struct DeliveryStreamOptions {
   // Default 1 ms; 1 ms..1 h. Stream source only: how long the delivery thread waits, on
   // `clock`, after a poll of the Stream that found nothing (a poll that found records is
   // followed by another at once). With a ManualClock the thread polls only when the clock
-  // moves; hosts that drive Pump() poll at every Pump.
+  // moves; hosts that drive Poll() read at every Poll.
   absl::Duration source_poll_interval = absl::Milliseconds(1);
   // Default: seeded from std::random_device. Set it for reproducible object keys and
   // backoff jitter (with a ManualClock a test is then fully deterministic).
@@ -192,6 +185,16 @@ struct DeliveryPutRecordResult {
   uint64_t record_id = 0;  // unique in this DeliveryStream, increasing in acceptance order
   bool encrypted = false;
 };
+
+// The errorCode of a record in the error output, besides the sink status's ErrorName() for
+// "delivery-failed" records (Firehose's codes).
+inline constexpr std::string_view kLambdaProcessingFailed = "Lambda.ProcessingFailed";
+inline constexpr std::string_view kLambdaMissingRecordId = "Lambda.MissingRecordId";
+inline constexpr std::string_view kLambdaFunctionError = "Lambda.FunctionError";
+inline constexpr std::string_view kDynamicPartitioningMetadataExtractionFailed =
+    "DynamicPartitioning.MetadataExtractionFailed";
+inline constexpr std::string_view kDynamicPartitioningActivePartitionsLimitExceeded =
+    "DynamicPartitioning.ActivePartitionsLimitExceeded";
 
 struct PutRecordBatchResponseEntry {
   uint64_t record_id = 0;          // set when accepted
@@ -241,9 +244,10 @@ class DeliveryStream {
  public:
   // Validates `options` (InvalidArgumentException naming the field and its range) and
   // returns an ACTIVE stream. No thread is started.
-  static absl::StatusOr<std::unique_ptr<DeliveryStream>> Create(DeliveryStreamOptions options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<DeliveryStream>> Create(
+      DeliveryStreamOptions options);
 
-  // Close()s, then stops the delivery thread if any.
+  // Close()s (delivers everything accepted), then stops the delivery thread if any.
   ~DeliveryStream();
   DeliveryStream(const DeliveryStream&) = delete;
   DeliveryStream& operator=(const DeliveryStream&) = delete;
@@ -253,163 +257,65 @@ class DeliveryStream {
   // reached: retry later; the record was not accepted).
   [[nodiscard]] absl::StatusOr<DeliveryPutRecordResult> PutRecord(std::string_view data);
 
-  // Accepts up to 500 records / 4 MiB. Invalid requests fail as a whole; otherwise each
-  // record is accepted or throttled on its own (failed_put_count, per-record error_code).
+  // Accepts up to 500 records / 4 MiB. Invalid requests fail as a whole (the errors of
+  // PutRecord); otherwise each record is accepted or throttled on its own
+  // (failed_put_count, per-record error_code ServiceUnavailableException).
   [[nodiscard]] absl::StatusOr<PutRecordBatchResult> PutRecordBatch(
       std::span<const std::string_view> records);
-  // The same, reusing `result`'s storage (no allocation in steady state).
+  // The same, reusing `out`'s storage: no allocation in steady state. `out` is overwritten.
   [[nodiscard]] absl::Status PutRecordBatch(std::span<const std::string_view> records,
-                                            PutRecordBatchResult* result);
+                                            PutRecordBatchResult& out);
 
-  // Does the delivery work that is due now on the calling thread: seals buffers whose size
-  // or interval is reached, processes, compresses and writes them, retries failed objects
-  // whose backoff has passed, writes the error output. Returns the objects written.
-  size_t Pump();
+  // The host-driven step: does the delivery work that is due now on the calling thread,
+  // without waiting: reads a Stream source, seals buffers whose size or interval is
+  // reached, processes, compresses and writes them, retries failed objects whose backoff
+  // has passed, writes the error output. Returns the objects written (0 when idle).
+  size_t Poll();
+  // Same as Poll(); kept for source compatibility.
+  size_t Pump() { return Poll(); }
 
-  // Seals every buffer regardless of hints and delivers it now, as Pump() does (a failed
+  // Seals every buffer regardless of hints and delivers it now, as Poll() does (a failed
   // object then waits for its backoff as usual). Returns the objects written.
   size_t Flush();
 
-  // Starts the delivery thread, which pumps whenever a buffer fills, an interval or backoff
-  // ends (on the stream's clock) or Flush()/Close() asks, and with a Stream source also every
-  // source_poll_interval. Errors: ResourceInUseException
-  // when already started or not ACTIVE.
+  // The error that kept the last step (Poll, Flush, or a round of the delivery thread) from
+  // delivering: the sink's (or error sink's) status, or a compression failure. OK again
+  // after a step whose writes all succeed; a step with nothing to write leaves it as it is.
+  // The failed object is retried regardless (see RetryOptions).
+  absl::Status last_error() const;
+
+  // Starts the delivery thread, which polls whenever a buffer fills, an interval or backoff
+  // ends (on the stream's clock) or Flush()/Close() asks, and with a Stream source also
+  // every source_poll_interval. Errors: ResourceInUseException when already started,
+  // stopped, or not ACTIVE.
   [[nodiscard]] absl::Status Start();
 
-  // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
-  // it has not read stays in the Stream), then delivers everything buffered,
-  // waiting for retries on the clock (with a ManualClock, advance it from another thread),
-  // and stops the delivery thread. Returns when every accepted record is delivered,
-  // dropped or in the error output. Idempotent.
-  absl::Status Close();
+  // Stops and joins the delivery thread (after the round in progress) without delivering
+  // what is buffered: the host may then Poll(), Flush() or Close(). The thread cannot be
+  // started again. Idempotent; a no-op for the thread when none was started.
+  void Stop();
 
+  // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
+  // it has not read stays in the Stream), then delivers everything buffered, waiting for
+  // retries on the clock (with a ManualClock, advance it from another thread), and stops
+  // the delivery thread. Returns when every accepted record is delivered, dropped or in
+  // the error output. Idempotent; always OK.
+  [[nodiscard]] absl::Status Close();
+
+  // ACTIVE from Create, DELETING from Close (Firehose's DeliveryStreamStatus).
   DeliveryStreamStatus status() const;
   DeliveryStreamMetrics GetMetrics() const;
-  const std::string& name() const { return options_.delivery_stream_name; }
+  const std::string& name() const;
 
   // Test hook: feeds one record with metadata through the internal ingestion path, as the
   // Stream source does, bypassing the source-type check. Not for production use.
   [[nodiscard]] absl::Status TEST_Ingest(std::string_view data, const RecordMetadata& metadata);
 
  private:
-  struct IngestRecord {
-    std::string_view data;
-    RecordMetadata metadata;
-  };
+  struct Impl;  // src/delivery/delivery_stream_impl.h
+  explicit DeliveryStream(std::unique_ptr<Impl> impl);
 
-  explicit DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
-                          detail::PrefixTemplate error_prefix);
-
-  absl::Status CheckCanPut() const;
-  absl::Status CheckActive() const;
-  absl::Status NotActiveErrorLocked() const;
-
-  // The single entry point for accepted data, from DirectPut and the Stream reader. Assigns record
-  // ids, partitions, appends and seals full buffers. With `backpressure`, a record that would pass
-  // max_buffered_bytes is refused and reported in entries[i] (ServiceUnavailableException) and
-  // *failed_count. `get(i)` returns record i.
-  template <class GetRecord>
-  absl::Status IngestImpl(size_t count, GetRecord get, bool backpressure,
-                          PutRecordBatchResponseEntry* entries, int* failed_count);
-  // For records already read from a Stream: accepts all of them, also while Close() is
-  // under way (the reader checks the buffer budget and the status before it reads, so
-  // nothing it has read is ever refused).
-  absl::Status Ingest(std::span<const IngestRecord> records);
-
-  // The Stream reader (delivery_source.cc). Its state is touched only at Create and under
-  // pump_mu_.
-  struct SourceState;
-  struct SourceStateDeleter {
-    void operator()(SourceState* state) const;
-  };
-  // At Create: one LATEST iterator per open shard.
-  absl::Status InitStreamSource();
-  // Reads new records from the StreamSource and Ingest()s them; called at the start of every
-  // Pump. One GetRecords per readable shard; nothing while buffered bytes are at or above
-  // max_buffered_bytes (the Stream retains the records). Returns the records ingested.
-  size_t PollStreamSource();
-
-  // Under mu_.
-  detail::Batch* OpenBatchLocked(std::string_view partition_id,
-                                 const detail::PartitionValueList* values, absl::Time now,
-                                 int64_t arrival_ms, bool* partition_limit);
-  void SealLocked(std::unique_ptr<detail::Batch>& slot);
-  void SealDueLocked(absl::Time now, bool all);
-  std::unique_ptr<detail::Batch> TakeFreeBatchLocked();
-  bool HasPendingLocked() const;
-  absl::Time NextDeadlineLocked(absl::Time now) const;
-  void WakeLocked();
-
-  // The pump (under pump_mu_).
-  size_t PumpLocked(bool flush_all);
-  void Prepare(detail::Batch& batch, absl::Time now);
-  // Returns true when the batch is finished (delivered or moved to the error output).
-  bool Attempt(detail::Batch& batch, absl::Time now);
-  void ExhaustRetries(detail::Batch& batch, const absl::Status& status, absl::Time now);
-  void BuildErrorObjects(absl::Time now);
-  bool AttemptErrorObject(detail::ErrorObject& object, absl::Time now);
-  absl::Duration Backoff(int attempts);
-
-  void DeliveryLoop();
-
-  const DeliveryStreamOptions options_;
-  Clock* const clock_;
-  Sink* const error_sink_;
-  const detail::PrefixTemplate prefix_;
-  const detail::PrefixTemplate error_prefix_;
-  const bool stream_source_;
-  const size_t size_hint_bytes_;
-  const absl::Duration interval_;
-  const absl::Duration retry_duration_;
-
-  // Producers' state.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  DeliveryStreamStatus status_ = DeliveryStreamStatus::kActive;
-  uint64_t next_record_id_ = 1;
-  std::unique_ptr<detail::Batch> default_batch_;  // when not partitioning
-  absl::flat_hash_map<std::string, std::unique_ptr<detail::Batch>> partitions_;
-  std::vector<std::unique_ptr<detail::Batch>> ready_;
-  std::vector<std::unique_ptr<detail::Batch>> retrying_;
-  std::vector<std::unique_ptr<detail::Batch>> free_batches_;
-  std::vector<detail::ErrorRecord> put_errors_;
-  std::vector<detail::ErrorObject> error_retrying_;
-  absl::Time earliest_due_ = absl::InfiniteFuture();  // no open batch is due before it
-  int in_pump_ = 0;                                   // batches and error objects the pump holds
-  int64_t in_pump_oldest_ms_ = 0;
-  int64_t buffered_bytes_ = 0;
-  uint64_t incoming_records_ = 0;
-  uint64_t incoming_bytes_ = 0;
-  uint64_t throttled_records_ = 0;
-  uint64_t partitioning_failed_records_ = 0;
-  bool thread_running_ = false;
-  bool stopping_ = false;
-  bool wake_ = false;
-  absl::Time wake_deadline_ = absl::InfinitePast();     // the delivery thread's sleep target
-  absl::Time source_next_poll_ = absl::InfinitePast();  // Stream source: next thread poll
-
-  // Pump state (under pump_mu_).
-  std::mutex pump_mu_;
-  std::unique_ptr<detail::Compressor> compressor_;
-  std::mt19937_64 rng_;
-  std::vector<std::unique_ptr<detail::Batch>> pump_work_;
-  std::vector<std::unique_ptr<detail::Batch>> pump_done_;
-  std::vector<std::unique_ptr<detail::Batch>> pump_retry_;
-  std::vector<detail::ErrorRecord> pump_errors_;
-  std::vector<detail::ErrorObject> pump_error_objects_;
-  std::vector<ProcessorInput> processor_inputs_;
-  int64_t pump_released_bytes_ = 0;
-  std::unique_ptr<SourceState, SourceStateDeleter> source_;
-
-  // Pump counters, read by GetMetrics without pump_mu_.
-  std::atomic<uint64_t> delivery_records_{0}, delivery_bytes_{0}, delivery_objects_{0},
-      delivery_attempts_{0}, dropped_records_{0}, processing_failed_records_{0},
-      delivery_failed_records_{0}, error_output_records_{0}, error_output_attempts_{0},
-      error_output_objects_{0}, source_records_missed_{0};
-
-  ClockSubscription clock_subscription_;
-  std::mutex close_mu_;  // serializes Close()
-  std::thread thread_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace riffle

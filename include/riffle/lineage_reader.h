@@ -55,7 +55,7 @@ class LineageReader {
   // One pass over every readable shard; `on_record(const ShardInfo&, const Record&)` sees
   // each record once, in shard order. Returns the progress made: records delivered plus
   // shards started and finished (0: nothing to do now). An error (throttling, a bad
-  // option) is kept in status() and the pass goes on with the other shards.
+  // option) is kept in last_error() and the pass goes on with the other shards.
   template <typename F>
   size_t Poll(F&& on_record) {
     return PollImpl(RecordHandler(on_record));
@@ -67,7 +67,7 @@ class LineageReader {
   }
 
   // OK, or the error that kept the last Poll() from reading a shard.
-  absl::Status status() const;
+  absl::Status last_error() const;
   // Shards read to their end (or that expired under the reader).
   const std::set<std::string, std::less<>>& finished() const;
   // Records trimmed by retention before the reader got to them.

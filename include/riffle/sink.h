@@ -45,9 +45,21 @@ class Sink {
 // A directory standing for a bucket: key "a/b/c.gz" becomes file <directory>/a/b/c.gz.
 // Objects are written to <directory>/.riffle-tmp/ and renamed into place, so a reader
 // listing the key tree never sees half an object. Thread-safe.
+//
+// Temporaries left by a crash are removed by the next Create on the directory. Each
+// FileSink names its temporaries "<owner>-<n>" ("<owner>" is "<pid>-<random>") and holds an
+// exclusive flock(2) on ".riffle-tmp/<owner>.lock" for its lifetime; the kernel releases
+// the lock when the process dies, however it dies. Create deletes the temporaries and lock
+// file of every owner whose lock it can take, and never touches finished objects, a live
+// FileSink's temporaries (in any process sharing the directory: containers, or NFS hosts
+// with working locks) or files it does not recognise. Creates take turns on
+// ".riffle-tmp/cleanup.lock", so none judges an owner between its lock file's creation and
+// its flock. On a file system without locks (ENOLCK) nothing is removed.
+//
 // Errors: InvalidArgumentException for a key that would escape the directory (absolute,
-// "." or ".." segments, NUL bytes, or under .riffle-tmp); "FileSink.IOError" (canonical
-// code kUnavailable, retried by the DeliveryStream) when the file system refuses.
+// "." or ".." segments, NUL bytes, or under .riffle-tmp); kFileSinkIOError (canonical code
+// kUnavailable, retried by the DeliveryStream) when the file system refuses, with the
+// operation, the path and errno's text.
 class FileSink final : public Sink {
  public:
   struct Options {
@@ -57,16 +69,22 @@ class FileSink final : public Sink {
     bool fsync = false;
   };
 
-  static absl::StatusOr<std::unique_ptr<FileSink>> Create(Options options);
+  // Creates the directory and its temporary area, removes abandoned temporaries and takes
+  // this sink's owner lock. Errors: InvalidArgumentException (empty directory),
+  // kFileSinkIOError (the directory cannot be created or the lock taken).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FileSink>> Create(Options options);
+  ~FileSink() override;  // removes the owner lock file
 
   [[nodiscard]] absl::Status PutObject(std::string_view key, std::string_view data) override;
 
   const std::string& directory() const { return options_.directory; }
 
  private:
-  explicit FileSink(Options options) : options_(std::move(options)) {}
+  FileSink(Options options, std::string owner, int owner_fd);
 
-  Options options_;
+  const Options options_;
+  const std::string owner_;  // "<pid>-<random>": names this sink's temporaries
+  const int owner_fd_;       // holds the flock on <owner>.lock; -1 without lock support
   std::atomic<uint64_t> next_temp_id_{0};
 };
 

@@ -7,11 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
-#include "fmt/format.h"
+#include "common/file_util.h"
 #include "common/names.h"
+#include "fmt/format.h"
 #include "riffle/status.h"
 
 namespace riffle {
@@ -40,11 +39,56 @@ absl::Status CheckArguments(std::string_view application, std::string_view shard
   return absl::OkStatus();
 }
 
-absl::Status IoError(std::string_view what, const std::string& path) {
-  return InternalFailureError(fmt::format("{} {}: {}", what, path, std::strerror(errno)));
+// Reads the whole file at `path` into *text; a missing file reads as empty.
+absl::Status ReadIfExists(const std::string& path, std::string* text) {
+  text->clear();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return InternalFailureError(fmt::format("open {} failed: {}", path, std::strerror(errno)));
+  }
+  char buffer[16384];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      ::close(fd);
+      return InternalFailureError(fmt::format("read {} failed: {}", path, std::strerror(error)));
+    }
+    text->append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return absl::OkStatus();
 }
 
 }  // namespace
+
+// Lenient by design: see "Reading is lenient" in checkpoint_store.h.
+FileCheckpointStore::Table FileCheckpointStore::ParseTable(std::string_view text) {
+  Table table;
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\n', at);
+    const bool terminated = end != std::string_view::npos;
+    if (!terminated) end = text.size();
+    std::string_view line = text.substr(at, end - at);
+    at = end + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank
+    const size_t space = line.find(' ');
+    if (space == std::string_view::npos) continue;
+    const std::string_view shard = line.substr(0, space);
+    const std::string_view checkpoint = line.substr(space + 1);
+    if (!ValidToken(shard) || !ValidToken(checkpoint)) continue;
+    if (terminated) {
+      table.checkpoints[std::string(shard)] = std::string(checkpoint);
+    } else {
+      table.unterminated.emplace(std::string(shard), std::string(checkpoint));
+    }
+  }
+  return table;
+}
 
 absl::StatusOr<std::optional<std::string>> InMemoryCheckpointStore::GetCheckpoint(
     std::string_view application, std::string_view shard_id) {
@@ -75,20 +119,10 @@ absl::StatusOr<FileCheckpointStore::Table*> FileCheckpointStore::Load(
     std::string_view application) {
   auto it = tables_.find(application);
   if (it != tables_.end()) return &it->second;
-  Table table;
   const std::string path = PathFor(application);
-  std::ifstream in(path);
-  if (in) {
-    std::string line;
-    while (std::getline(in, line)) {
-      const std::size_t space = line.find(' ');
-      if (space == std::string::npos) {
-        return InternalFailureError(fmt::format("Checkpoint file {} is malformed.", path));
-      }
-      table[line.substr(0, space)] = line.substr(space + 1);
-    }
-  }
-  return &tables_.emplace(std::string(application), std::move(table)).first->second;
+  std::string text;
+  if (absl::Status s = ReadIfExists(path, &text); !s.ok()) return s;
+  return &tables_.emplace(std::string(application), ParseTable(text)).first->second;
 }
 
 absl::StatusOr<std::optional<std::string>> FileCheckpointStore::GetCheckpoint(
@@ -97,8 +131,14 @@ absl::StatusOr<std::optional<std::string>> FileCheckpointStore::GetCheckpoint(
   std::lock_guard<std::mutex> lock(mu_);
   absl::StatusOr<Table*> table = Load(application);
   if (!table.ok()) return table.status();
-  auto it = (*table)->find(shard_id);
-  if (it == (*table)->end()) return std::optional<std::string>();
+  if (const auto& cut = (*table)->unterminated; cut && cut->first == shard_id) {
+    return MakeError(absl::StatusCode::kDataLoss, kInvalidCheckpointException,
+                     fmt::format("The checkpoint of shard {} is on the unterminated last line of "
+                                 "{} and may be truncated ('{}'); PutCheckpoint replaces it.",
+                                 shard_id, PathFor(application), cut->second));
+  }
+  auto it = (*table)->checkpoints.find(shard_id);
+  if (it == (*table)->checkpoints.end()) return std::optional<std::string>();
   return std::optional<std::string>(it->second);
 }
 
@@ -110,43 +150,26 @@ absl::Status FileCheckpointStore::PutCheckpoint(std::string_view application,
   absl::StatusOr<Table*> loaded = Load(application);
   if (!loaded.ok()) return loaded.status();
   Table next = **loaded;
-  next[std::string(shard_id)] = std::string(checkpoint);
+  next.checkpoints[std::string(shard_id)] = std::string(checkpoint);
+  if (next.unterminated && next.unterminated->first == shard_id) next.unterminated.reset();
   std::string contents;
-  for (const auto& [shard, value] : next) contents += fmt::format("{} {}\n", shard, value);
+  for (const auto& [shard, value] : next.checkpoints) {
+    contents += fmt::format("{} {}\n", shard, value);
+  }
+  if (next.unterminated) {
+    contents += fmt::format("{} {}", next.unterminated->first, next.unterminated->second);
+  }
 
-  const std::string path = PathFor(application);
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("Cannot create", tmp);
-  std::size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      absl::Status s = IoError("Cannot write", tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return s;
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    absl::Status s = IoError("Cannot sync", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    absl::Status s = IoError("Cannot rename over", path);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  // The rename itself is durable once the directory is synced.
-  const int dir = ::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
+  // A crash leaves the old file or the new one, never a half-written one; a leftover
+  // temporary is truncated and reused by the next put.
+  const absl::Status written =
+      detail::WriteFileAtomically(directory_, fmt::format("{}.checkpoints.tmp", application),
+                                  PathFor(application), contents, {.fsync = true});
+  if (!written.ok()) {
+    // The file may hold the old table or (the directory sync failed) the new one: read it
+    // again at the next call rather than trust the cache.
+    tables_.erase(tables_.find(application));
+    return written;
   }
   **loaded = std::move(next);
   return absl::OkStatus();

@@ -222,7 +222,7 @@ Consumer::Consumer(ConsumerOptions options)
 
 Consumer::~Consumer() { Stop(); }
 
-absl::Status Consumer::status() const { return status_; }
+absl::Status Consumer::last_error() const { return status_; }
 
 std::vector<std::string> Consumer::OwnedShards() const {
   std::vector<std::string> out;

@@ -31,7 +31,7 @@ LineageReader::LineageReader(RecordSource& source, LineageReaderOptions options)
 
 LineageReader::~LineageReader() = default;
 
-absl::Status LineageReader::status() const { return state_->status; }
+absl::Status LineageReader::last_error() const { return state_->status; }
 
 const std::set<std::string, std::less<>>& LineageReader::finished() const {
   return state_->tracker.finished();

@@ -3,8 +3,10 @@
 #include <snappy.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 
 #include "fmt/format.h"
 #include "riffle/delivery_stream.h"
@@ -75,26 +77,89 @@ __attribute__((target("sse4.2"))) uint32_t Crc32cHardware(const unsigned char* p
 }
 #endif
 
-// Inflates a whole zlib/gzip/raw-deflate stream (by windowBits) into *out.
-absl::Status Inflate(std::string_view input, int window_bits, std::string* out, size_t* consumed) {
+// Deflate emits at most 258 bytes per 2 bits (a longest match with one-bit codes): no
+// stream inflates to more than 1032 times its size.
+constexpr uint64_t kMaxDeflateRatio = 1032;
+// Snappy's densest element copies 64 bytes for a 3-byte tag.
+constexpr uint64_t kMaxSnappyRatio = 22;
+constexpr size_t kSnappyFrameMaxData = 65536;  // the framing format's limit per chunk
+
+absl::Status InputError(std::string_view codec, std::string_view what) {
+  return InvalidArgumentError(fmt::format("{}: {}", codec, what));
+}
+
+// Where `input` may expand to: the format's ratio, and at most `max_output` bytes.
+size_t OutputBound(size_t input_size, uint64_t ratio, size_t max_output) {
+  const uint64_t bound = input_size > UINT64_MAX / ratio ? UINT64_MAX : input_size * ratio;
+  return static_cast<size_t>(std::min<uint64_t>(bound, max_output));
+}
+
+// Inflates a whole gzip or raw-deflate stream (by windowBits) into *out, which grows
+// geometrically and never past `limit` bytes: more output is an error.
+absl::Status Inflate(std::string_view codec, std::string_view input, int window_bits, size_t limit,
+                     std::string* out) {
+  if (input.size() > std::numeric_limits<uInt>::max()) {
+    return InputError(codec, "input over 4 GiB");
+  }
   z_stream z{};
   if (inflateInit2(&z, window_bits) != Z_OK) return CodecError("zlib", "inflateInit2 failed");
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
   z.avail_in = static_cast<uInt>(input.size());
   out->clear();
+  // One byte of room past the limit tells an output of exactly `limit` bytes (zlib then
+  // reaches the end of the stream) from a longer one.
+  const size_t room = limit == std::numeric_limits<size_t>::max() ? limit : limit + 1;
   int rc = Z_OK;
-  while (rc == Z_OK) {
+  while (rc == Z_OK && out->size() < room) {
     const size_t old = out->size();
-    out->resize(old + std::max<size_t>(input.size() * 2, 4096));
+    const size_t step =
+        std::min<size_t>({room - old, std::max<size_t>({4096, old, input.size() * 2}),
+                          std::numeric_limits<uInt>::max()});
+    out->resize(old + step);
     z.next_out = reinterpret_cast<Bytef*>(out->data() + old);
-    z.avail_out = static_cast<uInt>(out->size() - old);
+    z.avail_out = static_cast<uInt>(step);
     rc = inflate(&z, Z_NO_FLUSH);
     out->resize(out->size() - z.avail_out);
     if (rc == Z_BUF_ERROR && z.avail_in > 0) rc = Z_OK;  // only out of output space
   }
-  if (consumed != nullptr) *consumed = input.size() - z.avail_in;
   inflateEnd(&z);
-  if (rc != Z_STREAM_END) return CodecError("zlib", fmt::format("inflate failed ({})", rc));
+  if (out->size() > limit || (rc == Z_OK && out->size() >= room)) {
+    out->clear();
+    return InputError(codec, fmt::format("inflates to more than {} bytes", limit));
+  }
+  if (rc != Z_STREAM_END) {
+    out->clear();
+    return InputError(codec, fmt::format("inflate failed ({})", rc));
+  }
+  return absl::OkStatus();
+}
+
+// The error for output that would pass max_output_bytes.
+absl::Status OverMaxOutput(std::string_view codec, size_t max_output_bytes) {
+  return InputError(codec, fmt::format("output over max_output_bytes ({})", max_output_bytes));
+}
+
+// Appends one raw Snappy block to *out, after checking the length it declares against what
+// the block's size can encode, the format's `limit` and `max_output_bytes`: nothing is
+// allocated for a false length.
+absl::Status AppendSnappyBlock(std::string_view codec, std::string_view block, size_t limit,
+                               size_t max_output_bytes, std::string* out) {
+  size_t length = 0;
+  if (!snappy::GetUncompressedLength(block.data(), block.size(), &length)) {
+    return InputError(codec, "corrupt block length");
+  }
+  const size_t possible = OutputBound(block.size(), kMaxSnappyRatio, limit);
+  if (length > possible) {
+    return InputError(codec, fmt::format("a {}-byte block declares {} bytes; at most {} fit",
+                                         block.size(), length, possible));
+  }
+  if (length > max_output_bytes - out->size()) return OverMaxOutput(codec, max_output_bytes);
+  const size_t at = out->size();
+  out->resize(at + length);
+  if (!snappy::RawUncompress(block.data(), block.size(), out->data() + at)) {
+    out->resize(at);
+    return InputError(codec, "corrupt block");
+  }
   return absl::OkStatus();
 }
 
@@ -252,74 +317,145 @@ std::string_view FileExtension(CompressionFormat format) {
   }
 }
 
-absl::Status Decompress(CompressionFormat format, std::string_view input, std::string* out) {
-  out->clear();
+namespace {
+
+absl::Status DecompressInto(CompressionFormat format, std::string_view input,
+                            size_t max_output_bytes, std::string* out) {
+  auto room_for = [&](std::string_view codec, size_t more) -> absl::Status {
+    if (more <= max_output_bytes - out->size()) return absl::OkStatus();
+    return OverMaxOutput(codec, max_output_bytes);
+  };
   switch (format) {
     case CompressionFormat::kUncompressed:
+      if (absl::Status s = room_for("uncompressed", input.size()); !s.ok()) return s;
       out->assign(input);
       return absl::OkStatus();
     case CompressionFormat::kGzip:
-      return Inflate(input, 15 + 16, out, nullptr);
+      return Inflate("gzip", input, 15 + 16,
+                     OutputBound(input.size(), kMaxDeflateRatio, max_output_bytes), out);
     case CompressionFormat::kZip: {
       if (input.size() < 30 || GetLe(input, 0, 4) != 0x04034b50) {
-        return CodecError("zip", "no local file header");
+        return InputError("zip", "no local file header");
       }
+      const uint32_t flags = GetLe(input, 6, 2);
+      const uint32_t method = GetLe(input, 8, 2);
       const uint32_t crc = GetLe(input, 14, 4);
+      const uint32_t compressed = GetLe(input, 18, 4);
       const uint32_t size = GetLe(input, 22, 4);
       const size_t data = 30 + GetLe(input, 26, 2) + GetLe(input, 28, 2);
-      if (data > input.size()) return CodecError("zip", "truncated header");
-      if (absl::Status s = Inflate(input.substr(data), -15, out, nullptr); !s.ok()) return s;
+      if (method != 8 || (flags & 0x0009) != 0) {
+        return InputError("zip",
+                          "only deflated, unencrypted entries with sizes in the local "
+                          "header are supported");
+      }
+      if (data > input.size() || input.size() - data < compressed) {
+        return InputError("zip", "truncated entry");
+      }
+      const std::string_view deflated = input.substr(data, compressed);
+      if (size > OutputBound(deflated.size(), kMaxDeflateRatio, max_output_bytes)) {
+        return InputError(
+            "zip",
+            fmt::format("a {}-byte entry declares {} bytes; at most {} fit", deflated.size(), size,
+                        OutputBound(deflated.size(), kMaxDeflateRatio, max_output_bytes)));
+      }
+      if (absl::Status s = Inflate("zip", deflated, -15, size, out); !s.ok()) return s;
       if (out->size() != size || crc32(0, reinterpret_cast<const Bytef*>(out->data()),
                                        static_cast<uInt>(out->size())) != crc) {
-        return CodecError("zip", "size or CRC-32 mismatch");
+        out->clear();
+        return InputError("zip", "size or CRC-32 mismatch");
       }
       return absl::OkStatus();
     }
     case CompressionFormat::kSnappy: {
       const size_t id = sizeof(kSnappyStreamIdentifier) - 1;
       if (input.substr(0, id) != std::string_view(kSnappyStreamIdentifier, id)) {
-        return CodecError("snappy", "no stream identifier");
+        return InputError("snappy", "no stream identifier");
       }
-      std::string chunk;
       for (size_t at = id; at < input.size();) {
-        if (input.size() - at < 4) return CodecError("snappy", "truncated chunk header");
+        if (input.size() - at < 4) return InputError("snappy", "truncated chunk header");
         const uint8_t type = static_cast<uint8_t>(input[at]);
         const size_t length = GetLe(input, at + 1, 3);
-        if (input.size() - at - 4 < length || length < 4) return CodecError("snappy", "truncated");
-        const uint32_t crc = GetLe(input, at + 4, 4);
-        const std::string_view payload = input.substr(at + 8, length - 4);
-        if (type == 0x00) {
-          if (!snappy::Uncompress(payload.data(), payload.size(), &chunk)) {
-            return CodecError("snappy", "corrupt chunk");
-          }
-        } else if (type == 0x01) {
-          chunk.assign(payload);
-        } else {
-          return CodecError("snappy", fmt::format("unexpected chunk type {}", type));
-        }
-        if (MaskCrc(Crc32c(chunk)) != crc) return CodecError("snappy", "CRC-32C mismatch");
-        out->append(chunk);
+        if (input.size() - at - 4 < length) return InputError("snappy", "truncated chunk");
+        const std::string_view body = input.substr(at + 4, length);
         at += 4 + length;
+        if (type == 0xff) {  // the stream identifier again (concatenated streams)
+          if (body != std::string_view(kSnappyStreamIdentifier + 4, id - 4)) {
+            return InputError("snappy", "corrupt stream identifier");
+          }
+          continue;
+        }
+        if (type >= 0x80) continue;  // reserved skippable chunk (0xfe: padding)
+        if (type > 0x01) {
+          return InputError("snappy", fmt::format("reserved unskippable chunk type {}", type));
+        }
+        if (body.size() < 4) return InputError("snappy", "chunk without a checksum");
+        const uint32_t crc = GetLe(body, 0, 4);
+        const std::string_view payload = body.substr(4);
+        const size_t start = out->size();
+        if (type == 0x00) {
+          if (absl::Status s =
+                  AppendSnappyBlock("snappy", payload, kSnappyFrameMaxData, max_output_bytes, out);
+              !s.ok()) {
+            return s;
+          }
+        } else {
+          if (payload.size() > kSnappyFrameMaxData) {
+            return InputError("snappy", fmt::format("an uncompressed chunk of {} bytes; at "
+                                                    "most {}",
+                                                    payload.size(), kSnappyFrameMaxData));
+          }
+          if (absl::Status s = room_for("snappy", payload.size()); !s.ok()) return s;
+          out->append(payload);
+        }
+        const std::string_view chunk = std::string_view(*out).substr(start);
+        if (MaskCrc(Crc32c(chunk)) != crc) return InputError("snappy", "CRC-32C mismatch");
       }
       return absl::OkStatus();
     }
     case CompressionFormat::kHadoopSnappy: {
-      std::string block;
+      // Blocks of [raw length][compressed length][Snappy block]...: one or more Snappy
+      // blocks whose lengths add up to the raw length.
       for (size_t at = 0; at < input.size();) {
-        if (input.size() - at < 8) return CodecError("hadoop-snappy", "truncated block header");
+        if (input.size() - at < 4) return InputError("hadoop-snappy", "truncated block header");
         const uint32_t raw = GetBe32(input, at);
-        const uint32_t n = GetBe32(input, at + 4);
-        if (input.size() - at - 8 < n) return CodecError("hadoop-snappy", "truncated block");
-        if (!snappy::Uncompress(input.data() + at + 8, n, &block) || block.size() != raw) {
-          return CodecError("hadoop-snappy", "corrupt block");
+        at += 4;
+        const size_t possible =
+            OutputBound(input.size() - at, kMaxSnappyRatio, std::numeric_limits<size_t>::max());
+        if (raw > possible) {
+          return InputError("hadoop-snappy",
+                            fmt::format("a block declares {} bytes; the {} bytes left hold at "
+                                        "most {}",
+                                        raw, input.size() - at, possible));
         }
-        out->append(block);
-        at += 8 + n;
+        for (size_t produced = 0; produced < raw;) {
+          if (input.size() - at < 4) return InputError("hadoop-snappy", "truncated chunk header");
+          const uint32_t n = GetBe32(input, at);
+          at += 4;
+          if (input.size() - at < n) return InputError("hadoop-snappy", "truncated chunk");
+          const size_t before = out->size();
+          if (absl::Status s = AppendSnappyBlock("hadoop-snappy", input.substr(at, n),
+                                                 raw - produced, max_output_bytes, out);
+              !s.ok()) {
+            return s;
+          }
+          produced += out->size() - before;
+          at += n;
+        }
       }
       return absl::OkStatus();
     }
   }
   return InvalidArgumentError("CompressionFormat is not a known value.");
+}
+
+}  // namespace
+
+absl::Status Decompress(CompressionFormat format, std::string_view input, std::string* out,
+                        size_t max_output_bytes) {
+  out->clear();
+  absl::Status status = DecompressInto(format, input, max_output_bytes, out);
+  if (!status.ok()) out->clear();
+  return status;
 }
 
 }  // namespace riffle::detail

@@ -7,7 +7,9 @@
 #ifndef RIFFLE_DETAIL_COMPRESSION_H_
 #define RIFFLE_DETAIL_COMPRESSION_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,9 +46,17 @@ class Compressor {
 // The object-key extension for `format`: "", ".gz", ".zip", ".snappy" (both Snappy forms).
 std::string_view FileExtension(CompressionFormat format);
 
-// The inverse of Compressor::Compress, for readers and tests. Verifies checksums.
+// The inverse of Compressor::Compress, for readers and tests: replaces *out with the
+// decompressed bytes, verifying checksums. Every size the input declares (Snappy block
+// lengths, Hadoop block lengths, ZIP entry sizes) is checked against the bytes left in the
+// input, the format's limits and `max_output_bytes` before anything is allocated for it,
+// so hostile input costs at most its size times the format's expansion bound (deflate
+// 1032, Snappy 22) and never more than `max_output_bytes`. Errors: InvalidArgumentException
+// for input that is corrupt, truncated, unsupported or would pass `max_output_bytes`
+// (*out is then empty).
 [[nodiscard]] absl::Status Decompress(CompressionFormat format, std::string_view input,
-                                      std::string* out);
+                                      std::string* out,
+                                      size_t max_output_bytes = std::numeric_limits<size_t>::max());
 
 // CRC-32C (Castagnoli), as the Snappy framing format uses it before masking.
 uint32_t Crc32c(std::string_view data, uint32_t crc = 0);

@@ -1,19 +1,17 @@
 // DeliveryStream's pump: everything that happens after records are buffered. It runs on
-// the delivery thread or the host's Pump()/Flush()/Close() call, under pump_mu_ and never
+// the delivery thread or the host's Poll()/Flush()/Close() call, under pump_mu_ and never
 // under mu_ (the producers' lock) while it processes, compresses or calls a sink.
 #include <algorithm>
 #include <exception>
+#include <utility>
 
 #include "absl/strings/escaping.h"
+#include "delivery/delivery_stream_impl.h"
 #include "fmt/format.h"
-#include "riffle/delivery_stream.h"
-#include "delivery/compression.h"
 
 namespace riffle {
 namespace {
 
-constexpr std::string_view kProcessingFailed = "processing-failed";
-constexpr std::string_view kDeliveryFailed = "delivery-failed";
 constexpr size_t kMaxObjectBytes = 0xffffffffu;
 
 template <class Fn>
@@ -29,7 +27,7 @@ absl::Status CallSink(Fn&& fn) {
 
 }  // namespace
 
-size_t DeliveryStream::PumpLocked(bool flush_all) {
+size_t DeliveryStream::Impl::PumpLocked(bool flush_all) {
   const size_t polled = stream_source_ ? PollStreamSource() : 0;
   const absl::Time now = clock_->Now();
   {
@@ -98,19 +96,21 @@ size_t DeliveryStream::PumpLocked(bool flush_all) {
   pump_done_.clear();
   buffered_bytes_ -= pump_released_bytes_;
   pump_released_bytes_ = 0;
+  if (pump_wrote_) step_status_ = std::exchange(pump_error_, absl::OkStatus());
+  pump_wrote_ = false;
   in_pump_ = 0;
   WakeLocked();  // Close() and the delivery thread re-check what is pending
   return written;
 }
 
-void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
+void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
   b.prepared = true;
   b.first_attempt = now;
   const bool delimit = options_.append_newline_delimiter;
   auto fail = [&](const detail::BufferedRecord& r, std::string_view code, std::string message) {
     ++processing_failed_records_;
-    pump_errors_.push_back({kProcessingFailed, std::string(code), std::move(message), r.record_id,
-                            1, r.arrival_ms, absl::ToUnixMillis(now),
+    pump_errors_.push_back({detail::kProcessingFailedOutput, std::string(code), std::move(message),
+                            r.record_id, 1, r.arrival_ms, absl::ToUnixMillis(now),
                             b.data.substr(r.data_offset, r.data_size), r.data_size});
   };
   if (options_.processor) {
@@ -151,11 +151,11 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
     for (size_t i = 0; i < b.records.size(); ++i) {
       const detail::BufferedRecord& r = b.records[i];
       if (!threw.empty()) {
-        fail(r, "Lambda.FunctionError", threw);
+        fail(r, kLambdaFunctionError, threw);
         continue;
       }
       if (answer_of[i] < 0) {
-        fail(r, "Lambda.MissingRecordId",
+        fail(r, kLambdaMissingRecordId,
              fmt::format("The processor returned no result for record id {}.", r.record_id));
         continue;
       }
@@ -164,7 +164,7 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
         case ProcessingResult::kOk: {
           // Offsets are 32-bit: an object over 4 GiB would also be refused by most sinks.
           if (b.processed.size() + a.data.size() + 1 > kMaxObjectBytes) {
-            fail(r, "Lambda.ProcessingFailed",
+            fail(r, kLambdaProcessingFailed,
                  fmt::format("The processed records exceed {} bytes in one object.",
                              kMaxObjectBytes));
             break;
@@ -181,7 +181,7 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
           pump_released_bytes_ += r.data_size;
           break;
         default:
-          fail(r, "Lambda.ProcessingFailed",
+          fail(r, kLambdaProcessingFailed,
                fmt::format("The processor answered ProcessingFailed for record id {}.",
                            r.record_id));
       }
@@ -215,17 +215,20 @@ void DeliveryStream::Prepare(detail::Batch& b, absl::Time now) {
   std::string_view entry = b.key;
   entry = entry.substr(entry.rfind('/') + 1);
   entry.remove_suffix(extension.size());
-  if (absl::Status s = compressor_->Compress(source, entry, &b.compressed); !s.ok()) {
+  absl::Status s = compressor_->Compress(source, entry, &b.compressed);
+  if (!s.ok()) {
+    NoteWrite(s);
     ExhaustRetries(b, s, now);
     return;
   }
   b.payload = b.compressed;
 }
 
-bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
+bool DeliveryStream::Impl::Attempt(detail::Batch& b, absl::Time now) {
   ++b.attempts;
   delivery_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return options_.sink->PutObject(b.key, b.payload); });
+  NoteWrite(s);
   if (s.ok()) {
     pump_released_bytes_ += static_cast<int64_t>(b.output_source_bytes);
     delivery_objects_.fetch_add(1, std::memory_order_relaxed);
@@ -242,13 +245,14 @@ bool DeliveryStream::Attempt(detail::Batch& b, absl::Time now) {
   return false;
 }
 
-void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status, absl::Time now) {
+void DeliveryStream::Impl::ExhaustRetries(detail::Batch& b, const absl::Status& status,
+                                          absl::Time now) {
   delivery_failed_records_.fetch_add(b.output_records, std::memory_order_relaxed);
   const std::string code(ErrorName(status));
   const std::string message = ErrorMessage(status);
   auto add = [&](uint64_t id, int64_t arrival_ms, std::string_view data, uint64_t source_size) {
-    pump_errors_.push_back({kDeliveryFailed, code, message, id, b.attempts, arrival_ms,
-                            absl::ToUnixMillis(now), std::string(data), source_size});
+    pump_errors_.push_back({detail::kDeliveryFailedOutput, code, message, id, b.attempts,
+                            arrival_ms, absl::ToUnixMillis(now), std::string(data), source_size});
   };
   if (b.transformed) {
     for (const auto& r : b.output) add(r.record_id, r.arrival_ms, b.OutputData(r), r.source_size);
@@ -262,7 +266,12 @@ void DeliveryStream::ExhaustRetries(detail::Batch& b, const absl::Status& status
   b.output_records = 0;
 }
 
-absl::Duration DeliveryStream::Backoff(int attempts) {
+void DeliveryStream::Impl::NoteWrite(const absl::Status& status) {
+  pump_wrote_ = true;
+  if (!status.ok() && pump_error_.ok()) pump_error_ = status;
+}
+
+absl::Duration DeliveryStream::Impl::Backoff(int attempts) {
   absl::Duration d = options_.retry_options.initial_backoff;
   for (int i = 1; i < attempts && d < options_.retry_options.max_backoff; ++i) d *= 2;
   d = std::min(d, options_.retry_options.max_backoff);
@@ -271,7 +280,7 @@ absl::Duration DeliveryStream::Backoff(int attempts) {
   return d / 2 + (d / 2) * u;
 }
 
-void DeliveryStream::BuildErrorObjects(absl::Time now) {
+void DeliveryStream::Impl::BuildErrorObjects(absl::Time now) {
   if (pump_errors_.empty()) return;
   // Grouped by error output type, records in acceptance order.
   std::stable_sort(pump_errors_.begin(), pump_errors_.end(),
@@ -309,10 +318,11 @@ void DeliveryStream::BuildErrorObjects(absl::Time now) {
   pump_errors_.clear();
 }
 
-bool DeliveryStream::AttemptErrorObject(detail::ErrorObject& o, absl::Time now) {
+bool DeliveryStream::Impl::AttemptErrorObject(detail::ErrorObject& o, absl::Time now) {
   ++o.attempts;
   error_output_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return error_sink_->PutObject(o.key, o.body); });
+  NoteWrite(s);
   if (s.ok()) {
     error_output_objects_.fetch_add(1, std::memory_order_relaxed);
     error_output_records_.fetch_add(o.records, std::memory_order_relaxed);

@@ -9,7 +9,7 @@
 #include <deque>
 
 #include "absl/container/flat_hash_set.h"
-#include "riffle/delivery_stream.h"
+#include "delivery/delivery_stream_impl.h"
 #include "riffle/stream.h"
 
 namespace riffle {
@@ -28,7 +28,7 @@ absl::string_view Key(std::string_view id) { return absl::string_view(id.data(),
 
 }  // namespace
 
-struct DeliveryStream::SourceState {
+struct DeliveryStream::Impl::SourceState {
   enum class Phase { kWaiting, kReading, kEnded };
   struct ShardReader {
     std::string shard_id;
@@ -67,7 +67,7 @@ struct DeliveryStream::SourceState {
   }
 
   // A waiting child starts once all its parents are read to their end.
-  void MaybeStart(DeliveryStream& ds, ShardReader& r) {
+  void MaybeStart(DeliveryStream::Impl& ds, ShardReader& r) {
     if (!std::all_of(r.parents.begin(), r.parents.end(),
                      [&](const std::string& p) { return Ended(p); })) {
       return;
@@ -82,7 +82,7 @@ struct DeliveryStream::SourceState {
     r.phase = Phase::kReading;
   }
 
-  void Position(DeliveryStream& ds, ShardReader& r, const ShardIterator& it) {
+  void Position(DeliveryStream::Impl& ds, ShardReader& r, const ShardIterator& it) {
     // Records between what was read and where a new iterator starts were trimmed.
     if (it.next_record_index_known && it.next_record_index > r.next_index) {
       ds.source_records_missed_.fetch_add(it.next_record_index - r.next_index,
@@ -94,7 +94,7 @@ struct DeliveryStream::SourceState {
 
   // Takes a new iterator where the old one was, before it expires: after the last record
   // read, or (nothing read yet) from the start of a child or by time with the index filter.
-  bool Refresh(DeliveryStream& ds, ShardReader& r) {
+  bool Refresh(DeliveryStream::Impl& ds, ShardReader& r) {
     GetShardIteratorRequest request{r.shard_id, ShardIteratorType::kTrimHorizon, {}, {}};
     std::string number;
     if (r.last) {
@@ -121,7 +121,7 @@ struct DeliveryStream::SourceState {
   }
 
   // One GetRecords on a reading shard; ingests what it returns. Returns the records ingested.
-  size_t Read(DeliveryStream& ds, ShardReader& r, int64_t* budget) {
+  size_t Read(DeliveryStream::Impl& ds, ShardReader& r, int64_t* budget) {
     const int64_t now_ms = stream->clock().NowMillis();
     const int64_t lifetime_ms = absl::ToInt64Milliseconds(stream->options().iterator_lifetime);
     // Early, so that the read below never meets an expired iterator; if the refresh fails
@@ -202,9 +202,11 @@ struct DeliveryStream::SourceState {
   }
 };
 
-void DeliveryStream::SourceStateDeleter::operator()(SourceState* state) const { delete state; }
+void DeliveryStream::Impl::SourceStateDeleter::operator()(SourceState* state) const {
+  delete state;
+}
 
-absl::Status DeliveryStream::InitStreamSource() {
+absl::Status DeliveryStream::Impl::InitStreamSource() {
   source_.reset(new SourceState);
   SourceState& src = *source_;
   src.stream = std::get<StreamSource>(options_.source).stream;
@@ -225,7 +227,7 @@ absl::Status DeliveryStream::InitStreamSource() {
   return absl::OkStatus();
 }
 
-size_t DeliveryStream::PollStreamSource() {
+size_t DeliveryStream::Impl::PollStreamSource() {
   SourceState& src = *source_;
   int64_t budget = 0;
   {

@@ -4,10 +4,11 @@
 #include "riffle/delivery_stream.h"
 
 #include <algorithm>
+#include <optional>
 
-#include "fmt/format.h"
-#include "delivery/compression.h"
 #include "common/names.h"
+#include "delivery/delivery_stream_impl.h"
+#include "fmt/format.h"
 
 namespace riffle {
 namespace {
@@ -18,7 +19,6 @@ constexpr std::string_view kThrottleCode = kServiceUnavailableException;
 constexpr std::string_view kThrottleMessage = "Slow down.";
 constexpr size_t kMaxFreeBatches = 4;
 constexpr size_t kMaxPartitionValueBytes = 512;
-
 
 absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t low, int64_t high) {
   if (value >= low && value <= high) return absl::OkStatus();
@@ -129,17 +129,17 @@ absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
         "Prefix uses !{partitionKeyFrom...} expressions but dynamic partitioning is not "
         "enabled (partition_key_function is empty).");
   }
-  std::unique_ptr<DeliveryStream> ds(
-      new DeliveryStream(std::move(options), *std::move(prefix), *std::move(error_prefix)));
-  if (ds->stream_source_) {
+  auto impl =
+      std::make_unique<Impl>(std::move(options), *std::move(prefix), *std::move(error_prefix));
+  if (impl->stream_source_) {
     // The service reads a source stream from LATEST as of the delivery stream's creation.
-    if (absl::Status s = ds->InitStreamSource(); !s.ok()) return s;
+    if (absl::Status s = impl->InitStreamSource(); !s.ok()) return s;
   }
-  return ds;
+  return std::unique_ptr<DeliveryStream>(new DeliveryStream(std::move(impl)));
 }
 
-DeliveryStream::DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
-                               detail::PrefixTemplate error_prefix)
+DeliveryStream::Impl::Impl(DeliveryStreamOptions options, detail::PrefixTemplate prefix,
+                           detail::PrefixTemplate error_prefix)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : &SystemClock::Default()),
       error_sink_(options_.error_sink != nullptr ? options_.error_sink : options_.sink),
@@ -158,28 +158,28 @@ DeliveryStream::DeliveryStream(DeliveryStreamOptions options, detail::PrefixTemp
   });
 }
 
-DeliveryStream::~DeliveryStream() {
+DeliveryStream::Impl::~Impl() {
   (void)Close();
   clock_subscription_.Reset();
 }
 
-absl::Status DeliveryStream::CheckCanPut() const {
+absl::Status DeliveryStream::Impl::CheckCanPut() const {
   if (stream_source_) return InvalidArgumentError(kStreamSourceMessage);
   return absl::OkStatus();
 }
 
-absl::Status DeliveryStream::NotActiveErrorLocked() const {
+absl::Status DeliveryStream::Impl::NotActiveErrorLocked() const {
   return ResourceInUseError(fmt::format("Firehose stream {} is {}; puts need an ACTIVE stream.",
                                         name(), DeliveryStreamStatusName(status_)));
 }
 
-absl::Status DeliveryStream::CheckActive() const {
+absl::Status DeliveryStream::Impl::CheckActive() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (status_ != DeliveryStreamStatus::kActive) return NotActiveErrorLocked();
   return absl::OkStatus();
 }
 
-absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_view data) {
+absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::Impl::PutRecord(std::string_view data) {
   if (absl::Status s = CheckCanPut(); !s.ok()) return s;
   if (data.size() > kMaxDeliveryRecordBytes) {
     return InvalidArgumentError(
@@ -203,15 +203,8 @@ absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_vi
   return DeliveryPutRecordResult{entry.record_id, false};
 }
 
-absl::StatusOr<PutRecordBatchResult> DeliveryStream::PutRecordBatch(
-    std::span<const std::string_view> records) {
-  PutRecordBatchResult result;
-  if (absl::Status s = PutRecordBatch(records, &result); !s.ok()) return s;
-  return result;
-}
-
-absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> records,
-                                            PutRecordBatchResult* result) {
+absl::Status DeliveryStream::Impl::PutRecordBatch(std::span<const std::string_view> records,
+                                                  PutRecordBatchResult& out) {
   if (absl::Status s = CheckCanPut(); !s.ok()) return s;
   if (records.empty() || records.size() > kMaxPutRecordBatchRecords) {
     return InvalidArgumentError(
@@ -232,51 +225,69 @@ absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> re
         fmt::format("Records total {} bytes; PutRecordBatch accepts at most {} bytes (4 MiB).",
                     total, kMaxPutRecordBatchBytes));
   }
-  result->failed_put_count = 0;
-  result->encrypted = false;
-  result->request_responses.resize(records.size());
+  out.failed_put_count = 0;
+  out.encrypted = false;
+  out.request_responses.resize(records.size());
   return IngestImpl(
       records.size(),
       [records](size_t i) {
         return IngestRecord{records[i], {}};
       },
-      true, result->request_responses.data(), &result->failed_put_count);
+      true, out.request_responses.data(), &out.failed_put_count);
 }
 
-absl::Status DeliveryStream::Ingest(std::span<const IngestRecord> records) {
-  thread_local std::vector<PutRecordBatchResponseEntry> entries;
+absl::Status DeliveryStream::Impl::Ingest(std::span<const IngestRecord> records) {
+  ScratchLease scratch(*this);
+  std::vector<PutRecordBatchResponseEntry>& entries = scratch->entries;
   entries.resize(records.size());
   int failed = 0;
   return IngestImpl(
       records.size(), [records](size_t i) { return records[i]; }, false, entries.data(), &failed);
 }
 
-absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
+DeliveryStream::Impl::ScratchLease::ScratchLease(Impl& impl) : impl_(impl) {
+  std::lock_guard<std::mutex> lock(impl_.scratch_mu_);
+  if (impl_.free_scratch_.empty()) {
+    scratch_ = std::make_unique<IngestScratch>();
+  } else {
+    scratch_ = std::move(impl_.free_scratch_.back());
+    impl_.free_scratch_.pop_back();
+  }
+}
+
+DeliveryStream::Impl::ScratchLease::~ScratchLease() {
+  std::lock_guard<std::mutex> lock(impl_.scratch_mu_);
+  impl_.free_scratch_.push_back(std::move(scratch_));
+}
+
+absl::Status DeliveryStream::Impl::TEST_Ingest(std::string_view data,
+                                               const RecordMetadata& metadata) {
   if (absl::Status s = CheckActive(); !s.ok()) return s;
   const IngestRecord record{data, metadata};
   return Ingest(std::span(&record, 1));
 }
 
 template <class GetRecord>
-absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpressure,
-                                        PutRecordBatchResponseEntry* entries, int* failed_count) {
+absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool backpressure,
+                                              PutRecordBatchResponseEntry* entries,
+                                              int* failed_count) {
   const int64_t now_ms = clock_->NowMillis();
   const absl::Time now = absl::FromUnixMillis(now_ms);
 
-  // Dynamic partitioning runs the user's function outside the lock. Per-thread scratch
-  // keeps the steady state free of allocation for short keys.
-  struct Partitioned {
-    PartitionKeys keys;
-    std::string id;
-    std::string error;  // empty when the record has a partition
-  };
-  thread_local std::vector<Partitioned> scratch;
+  // Dynamic partitioning runs the user's function outside the lock, into scratch this call
+  // leases from the stream (concurrent producers each get their own; a partition key
+  // function that puts into another DeliveryStream uses that stream's). Reused scratch keeps
+  // the steady state free of allocation for short keys.
+  std::optional<ScratchLease> lease;
   const bool partitioning = static_cast<bool>(options_.partition_key_function);
   if (partitioning) {
+    lease.emplace(*this);
+    std::vector<IngestScratch::Partitioned>& scratch = (*lease)->partitioned;
+    std::vector<uint32_t>& order = (*lease)->order;
     if (scratch.size() < count) scratch.resize(count);
     for (size_t i = 0; i < count; ++i) {
       const IngestRecord r = get(i);
-      Partitioned& p = scratch[i];
+      IngestScratch::Partitioned& p = scratch[i];
       p.keys.Clear();
       p.id.clear();
       p.error.clear();
@@ -290,14 +301,18 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
         p.error = "The partition key function found no partition keys for the record.";
         continue;
       }
-      if (std::string_view missing = prefix_.MissingPartitionKey(p.keys.values());
-          !missing.empty()) {
+      const PartitionKeys::Values& values = p.keys.values();
+      if (std::string_view missing = prefix_.MissingPartitionKey(values); !missing.empty()) {
         p.error = fmt::format("The partition key '{}' named in Prefix has no value.", missing);
         continue;
       }
-      auto values = p.keys.values();  // copy only to sort; names are few
-      std::sort(values.begin(), values.end());
-      for (const auto& [key, value] : values) {
+      // The id lists the values by name (names are unique), whatever order they were set in.
+      order.clear();
+      for (uint32_t k = 0; k < values.size(); ++k) order.push_back(k);
+      std::sort(order.begin(), order.end(),
+                [&](uint32_t a, uint32_t b) { return values[a].first < values[b].first; });
+      for (const uint32_t k : order) {
+        const auto& [key, value] = values[k];
         if (value.empty() || value.size() > kMaxPartitionValueBytes) {
           p.error = fmt::format("The partition key '{}' has a {}-byte value; it must be 1 to {}.",
                                 key, value.size(), kMaxPartitionValueBytes);
@@ -335,13 +350,13 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
     std::unique_ptr<detail::Batch>* slot = &default_batch_;
     std::string_view error_code;
     if (partitioning) {
-      Partitioned& p = scratch[i];
+      IngestScratch::Partitioned& p = (*lease)->partitioned[i];
       if (!p.error.empty()) {
-        error_code = "DynamicPartitioning.MetadataExtractionFailed";
+        error_code = kDynamicPartitioningMetadataExtractionFailed;
       } else if (auto it = partitions_.find(p.id); it != partitions_.end()) {
         slot = &it->second;
       } else if (partitions_.size() >= static_cast<size_t>(options_.max_active_partitions)) {
-        error_code = "DynamicPartitioning.ActivePartitionsLimitExceeded";
+        error_code = kDynamicPartitioningActivePartitionsLimitExceeded;
         p.error = fmt::format("Firehose stream {} has {} active partitions, the limit.", name(),
                               options_.max_active_partitions);
       } else {
@@ -352,8 +367,8 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
       }
       if (!error_code.empty()) {
         ++partitioning_failed_records_;
-        put_errors_.push_back({"partitioning-failed", std::string(error_code), p.error, id, 0,
-                               arrival, now_ms, std::string(r.data), size});
+        put_errors_.push_back({detail::kPartitioningFailedOutput, std::string(error_code), p.error,
+                               id, 0, arrival, now_ms, std::string(r.data), size});
         WakeLocked();
         continue;
       }
@@ -391,30 +406,30 @@ absl::Status DeliveryStream::IngestImpl(size_t count, GetRecord get, bool backpr
     b.records.push_back(rec);
     if (b.data.size() >= size_hint_bytes_) {
       SealLocked(*slot);
-      if (partitioning) partitions_.erase(scratch[i].id);
+      if (partitioning) partitions_.erase((*lease)->partitioned[i].id);
     }
   }
   return absl::OkStatus();
 }
 
-std::unique_ptr<detail::Batch> DeliveryStream::TakeFreeBatchLocked() {
+std::unique_ptr<detail::Batch> DeliveryStream::Impl::TakeFreeBatchLocked() {
   if (free_batches_.empty()) return std::make_unique<detail::Batch>();
   std::unique_ptr<detail::Batch> b = std::move(free_batches_.back());
   free_batches_.pop_back();
   return b;
 }
 
-void DeliveryStream::SealLocked(std::unique_ptr<detail::Batch>& slot) {
+void DeliveryStream::Impl::SealLocked(std::unique_ptr<detail::Batch>& slot) {
   ready_.push_back(std::move(slot));
   WakeLocked();
 }
 
-void DeliveryStream::WakeLocked() {
+void DeliveryStream::Impl::WakeLocked() {
   wake_ = true;
   cv_.notify_all();
 }
 
-void DeliveryStream::SealDueLocked(absl::Time now, bool all) {
+void DeliveryStream::Impl::SealDueLocked(absl::Time now, bool all) {
   if (!all && now < earliest_due_) return;
   absl::Time earliest = absl::InfiniteFuture();
   auto due = [&](const detail::Batch& b) {
@@ -436,13 +451,13 @@ void DeliveryStream::SealDueLocked(absl::Time now, bool all) {
   earliest_due_ = earliest;
 }
 
-bool DeliveryStream::HasPendingLocked() const {
+bool DeliveryStream::Impl::HasPendingLocked() const {
   return (default_batch_ && !default_batch_->records.empty()) || !partitions_.empty() ||
          !ready_.empty() || !retrying_.empty() || !put_errors_.empty() ||
          !error_retrying_.empty() || in_pump_ > 0;
 }
 
-absl::Time DeliveryStream::NextDeadlineLocked(absl::Time now) const {
+absl::Time DeliveryStream::Impl::NextDeadlineLocked(absl::Time now) const {
   if (!ready_.empty() || !put_errors_.empty()) return now;
   absl::Time deadline = earliest_due_;
   if (stream_source_ && status_ == DeliveryStreamStatus::kActive) {
@@ -453,37 +468,53 @@ absl::Time DeliveryStream::NextDeadlineLocked(absl::Time now) const {
   return deadline;
 }
 
-size_t DeliveryStream::Pump() {
+size_t DeliveryStream::Impl::Poll() {
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/false);
 }
 
-size_t DeliveryStream::Flush() {
+size_t DeliveryStream::Impl::Flush() {
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/true);
 }
 
-absl::Status DeliveryStream::Start() {
+absl::Status DeliveryStream::Impl::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (status_ != DeliveryStreamStatus::kActive || thread_running_) {
+  if (status_ != DeliveryStreamStatus::kActive || thread_running_ || thread_stopped_) {
     return ResourceInUseError(fmt::format(
-        "Firehose stream {} is {}{}; Start needs an ACTIVE stream without a delivery thread.",
+        "Firehose stream {} is {}{}; Start needs an ACTIVE stream whose delivery thread was "
+        "neither started nor stopped.",
         name(), DeliveryStreamStatusName(status_),
-        thread_running_ ? " and its delivery thread is running" : ""));
+        thread_running_   ? " and its delivery thread is running"
+        : thread_stopped_ ? " and its delivery thread was stopped"
+                          : ""));
   }
   thread_running_ = true;
   thread_ = std::thread([this] { DeliveryLoop(); });
   return absl::OkStatus();
 }
 
-void DeliveryStream::DeliveryLoop() {
+void DeliveryStream::Impl::Stop() {
+  std::lock_guard<std::mutex> thread_lock(thread_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    thread_stopped_ = true;
+    WakeLocked();
+  }
+  // Start() cannot create a thread any more, and Close() joins under thread_mu_ too.
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  thread_running_ = false;
+}
+
+void DeliveryStream::Impl::DeliveryLoop() {
   while (true) {
     {
       std::lock_guard<std::mutex> pump_lock(pump_mu_);
       PumpLocked(/*flush_all=*/false);
     }
     std::unique_lock<std::mutex> lock(mu_);
-    if (stopping_ && !HasPendingLocked()) return;
+    if (thread_stopped_ || (stopping_ && !HasPendingLocked())) return;
     const absl::Time now = clock_->Now();
     const absl::Time deadline = NextDeadlineLocked(now);
     if (deadline <= now || wake_) {
@@ -494,10 +525,11 @@ void DeliveryStream::DeliveryLoop() {
     WaitUntil(*clock_, cv_, lock, deadline, [this] { return wake_; });
     wake_ = false;
     wake_deadline_ = absl::InfinitePast();
+    if (thread_stopped_) return;
   }
 }
 
-absl::Status DeliveryStream::Close() {
+absl::Status DeliveryStream::Impl::Close() {
   std::lock_guard<std::mutex> close_lock(close_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -506,11 +538,15 @@ absl::Status DeliveryStream::Close() {
     stopping_ = true;
     WakeLocked();
   }
-  if (thread_.joinable()) {
-    thread_.join();
-    std::lock_guard<std::mutex> lock(mu_);
-    thread_running_ = false;
-    return absl::OkStatus();
+  {
+    // A running delivery thread drains, then ends; a stopped one was joined already.
+    std::lock_guard<std::mutex> thread_lock(thread_mu_);
+    if (thread_.joinable()) {
+      thread_.join();
+      std::lock_guard<std::mutex> lock(mu_);
+      thread_running_ = false;
+      if (!thread_stopped_) return absl::OkStatus();
+    }
   }
   while (true) {
     {
@@ -530,12 +566,17 @@ absl::Status DeliveryStream::Close() {
   }
 }
 
-DeliveryStreamStatus DeliveryStream::status() const {
+absl::Status DeliveryStream::Impl::last_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return step_status_;
+}
+
+DeliveryStreamStatus DeliveryStream::Impl::status() const {
   std::lock_guard<std::mutex> lock(mu_);
   return status_;
 }
 
-DeliveryStreamMetrics DeliveryStream::GetMetrics() const {
+DeliveryStreamMetrics DeliveryStream::Impl::GetMetrics() const {
   DeliveryStreamMetrics m;
   const int64_t now_ms = clock_->NowMillis();
   int64_t oldest = now_ms;
@@ -570,6 +611,43 @@ DeliveryStreamMetrics DeliveryStream::GetMetrics() const {
   m.error_output_objects = error_output_objects_.load(std::memory_order_relaxed);
   m.source_records_missed = source_records_missed_.load(std::memory_order_relaxed);
   return m;
+}
+
+// ---- The public class forwards to its Impl ----
+
+DeliveryStream::DeliveryStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DeliveryStream::~DeliveryStream() = default;
+
+absl::StatusOr<DeliveryPutRecordResult> DeliveryStream::PutRecord(std::string_view data) {
+  return impl_->PutRecord(data);
+}
+
+absl::StatusOr<PutRecordBatchResult> DeliveryStream::PutRecordBatch(
+    std::span<const std::string_view> records) {
+  PutRecordBatchResult result;
+  if (absl::Status s = impl_->PutRecordBatch(records, result); !s.ok()) return s;
+  return result;
+}
+
+absl::Status DeliveryStream::PutRecordBatch(std::span<const std::string_view> records,
+                                            PutRecordBatchResult& out) {
+  return impl_->PutRecordBatch(records, out);
+}
+
+size_t DeliveryStream::Poll() { return impl_->Poll(); }
+size_t DeliveryStream::Flush() { return impl_->Flush(); }
+absl::Status DeliveryStream::last_error() const { return impl_->last_error(); }
+absl::Status DeliveryStream::Start() { return impl_->Start(); }
+void DeliveryStream::Stop() { impl_->Stop(); }
+absl::Status DeliveryStream::Close() { return impl_->Close(); }
+DeliveryStreamStatus DeliveryStream::status() const {
+  return impl_->status();
+}
+DeliveryStreamMetrics DeliveryStream::GetMetrics() const { return impl_->GetMetrics(); }
+const std::string& DeliveryStream::name() const { return impl_->name(); }
+
+absl::Status DeliveryStream::TEST_Ingest(std::string_view data, const RecordMetadata& metadata) {
+  return impl_->TEST_Ingest(data, metadata);
 }
 
 }  // namespace riffle

@@ -1,4 +1,4 @@
-#include "riffle/detail/object_key.h"
+#include "delivery/object_key.h"
 
 #include "fmt/format.h"
 

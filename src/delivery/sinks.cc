@@ -1,10 +1,15 @@
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
+#include <vector>
 
+#include "common/file_util.h"
 #include "fmt/format.h"
 #include "riffle/sink.h"
 
@@ -12,6 +17,10 @@ namespace riffle {
 namespace {
 
 constexpr std::string_view kTempDirectory = ".riffle-tmp";
+// Held exclusively while a Create cleans up and takes its owner lock, so that no cleaner
+// can take an owner's lock in the instant between the lock file's creation and its flock.
+constexpr std::string_view kCleanupLock = "cleanup.lock";
+constexpr std::string_view kLockSuffix = ".lock";
 
 absl::Status IoError(std::string_view what, const std::string& path, int error) {
   return MakeError(absl::StatusCode::kUnavailable, kFileSinkIOError,
@@ -50,28 +59,92 @@ absl::Status ValidateKey(std::string_view key) {
   return absl::OkStatus();
 }
 
-absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return IoError("write", path, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
+// "<pid>-<16 hex digits>": the form of every owner name.
+bool IsOwnerName(std::string_view name) {
+  const size_t dash = name.find('-');
+  if (dash == 0 || dash == std::string_view::npos || name.size() - dash - 1 != 16) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool ok = i < dash ? (c >= '0' && c <= '9')
+                             : i == dash || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    if (!ok) return false;
   }
-  return absl::OkStatus();
+  return true;
 }
 
-absl::Status FsyncDirectory(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return IoError("open", dir.string(), errno);
-  const int rc = ::fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  return rc == 0 ? absl::OkStatus() : IoError("fsync", dir.string(), error);
+// "<owner>-<digits>": a temporary of `owner`.
+bool IsTemporaryOf(std::string_view name, std::string_view owner) {
+  if (name.size() <= owner.size() + 1 || name.substr(0, owner.size()) != owner ||
+      name[owner.size()] != '-') {
+    return false;
+  }
+  const std::string_view n = name.substr(owner.size() + 1);
+  return std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// flock(2), retried on EINTR.
+int Flock(int fd, int operation) {
+  int rc;
+  do {
+    rc = ::flock(fd, operation);
+  } while (rc != 0 && errno == EINTR);
+  return rc;
+}
+
+// Opens `path` and takes `lock_operation` on it; -1 with errno set on failure.
+int OpenLocked(const std::string& path, int flags, int lock_operation) {
+  const int fd = ::open(path.c_str(), flags | O_RDWR | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  if (Flock(fd, lock_operation) != 0) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+// Deletes the temporaries of every owner whose lock can be taken: its FileSink is gone.
+// Best effort: a file that cannot be removed stays for the next Create.
+void RemoveAbandoned(const std::filesystem::path& temp_dir) {
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(temp_dir, ec)) {
+    names.push_back(entry.path().filename().string());
+  }
+  for (const std::string& lock_name : names) {
+    const std::string_view name = lock_name;
+    if (name.size() <= kLockSuffix.size() || !name.ends_with(kLockSuffix)) continue;
+    const std::string_view owner = name.substr(0, name.size() - kLockSuffix.size());
+    if (!IsOwnerName(owner)) continue;
+    const std::string lock_path = (temp_dir / lock_name).string();
+    const int fd = OpenLocked(lock_path, 0, LOCK_EX | LOCK_NB);
+    if (fd < 0) continue;  // held: the owner lives (or the lock cannot be judged)
+    bool all_removed = true;
+    for (const std::string& temp : names) {
+      if (IsTemporaryOf(temp, owner) && ::unlink((temp_dir / temp).c_str()) != 0 &&
+          errno != ENOENT) {
+        all_removed = false;
+      }
+    }
+    if (all_removed) ::unlink(lock_path.c_str());
+    ::close(fd);
+  }
 }
 
 }  // namespace
+
+FileSink::FileSink(Options options, std::string owner, int owner_fd)
+    : options_(std::move(options)), owner_(std::move(owner)), owner_fd_(owner_fd) {}
+
+FileSink::~FileSink() {
+  if (owner_fd_ < 0) return;  // no lock support
+  const std::string lock_path = (std::filesystem::path(options_.directory) / kTempDirectory /
+                                 fmt::format("{}{}", owner_, kLockSuffix))
+                                    .string();
+  ::unlink(lock_path.c_str());  // unlinked before the lock is released: no cleaner races it
+  ::close(owner_fd_);
+}
 
 absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(Options options) {
   if (options.directory.empty()) {
@@ -85,7 +158,31 @@ absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(Options options) {
         absl::StatusCode::kUnavailable, kFileSinkIOError,
         fmt::format("create_directories {} failed: {}", options.directory, ec.message()));
   }
-  return std::unique_ptr<FileSink>(new FileSink(std::move(options)));
+  const std::filesystem::path temp_dir = std::filesystem::path(options.directory) / kTempDirectory;
+  const std::string cleanup_path = (temp_dir / kCleanupLock).string();
+  const int cleanup_fd = OpenLocked(cleanup_path, O_CREAT, LOCK_EX);
+  if (cleanup_fd < 0 && errno != ENOLCK) return IoError("lock", cleanup_path, errno);
+  std::random_device random;
+  const std::string owner = fmt::format("{}-{:08x}{:08x}", ::getpid(), random(), random());
+  int owner_fd = -1;
+  if (cleanup_fd >= 0) {
+    RemoveAbandoned(temp_dir);
+    const std::string owner_path = (temp_dir / fmt::format("{}{}", owner, kLockSuffix)).string();
+    owner_fd = ::open(owner_path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
+    absl::Status status;
+    if (owner_fd < 0) {
+      status = IoError("open", owner_path, errno);
+    } else if (Flock(owner_fd, LOCK_EX | LOCK_NB) != 0) {
+      status = IoError("lock", owner_path, errno);
+      ::unlink(owner_path.c_str());
+      ::close(owner_fd);
+    }
+    ::close(cleanup_fd);
+    if (!status.ok()) return status;
+  }
+  // Without lock support (ENOLCK) no Create can judge an owner, so none deletes anything:
+  // this sink's temporaries are safe, and a crash may leave them behind.
+  return std::unique_ptr<FileSink>(new FileSink(std::move(options), owner, owner_fd));
 }
 
 absl::Status FileSink::PutObject(std::string_view key, std::string_view data) {
@@ -96,26 +193,15 @@ absl::Status FileSink::PutObject(std::string_view key, std::string_view data) {
   std::filesystem::create_directories(target.parent_path(), ec);
   if (ec) return IoError("create_directories", target.parent_path().string(), ec.value());
 
-  // The temporary name is unique per process and call, so concurrent writers of the same
-  // key each rename a complete file and the last rename wins.
-  const std::string temp =
-      (root / kTempDirectory /
-       fmt::format("{}-{}", ::getpid(), next_temp_id_.fetch_add(1, std::memory_order_relaxed)))
-          .string();
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("open", temp, errno);
-  absl::Status status = WriteAll(fd, data, temp);
-  if (status.ok() && options_.fsync && ::fsync(fd) != 0) status = IoError("fsync", temp, errno);
-  if (::close(fd) != 0 && status.ok()) status = IoError("close", temp, errno);
-  if (status.ok() && ::rename(temp.c_str(), target.c_str()) != 0) {
-    status = IoError("rename", target.string(), errno);
-  }
-  if (!status.ok()) {
-    ::unlink(temp.c_str());
-    return status;
-  }
-  if (options_.fsync) return FsyncDirectory(target.parent_path());
-  return absl::OkStatus();
+  // The temporary name is unique per sink and call, so concurrent writers of the same key
+  // each rename a complete file and the last rename wins.
+  const std::string temp_name =
+      fmt::format("{}-{}", owner_, next_temp_id_.fetch_add(1, std::memory_order_relaxed));
+  return detail::WriteFileAtomically((root / kTempDirectory).string(), temp_name, target.string(),
+                                     data,
+                                     {.fsync = options_.fsync,
+                                      .error_code = absl::StatusCode::kUnavailable,
+                                      .error_name = kFileSinkIOError});
 }
 
 absl::Status MemorySink::PutObject(std::string_view key, std::string_view data) {

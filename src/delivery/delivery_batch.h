@@ -9,8 +9,8 @@
 //
 // Thread safety: a Batch in a partition slot or the ready queue is guarded by the stream's
 // mutex; once the pump takes it, only the pump touches it until it is handed back.
-#ifndef RIFFLE_DETAIL_DELIVERY_BATCH_H_
-#define RIFFLE_DETAIL_DELIVERY_BATCH_H_
+#ifndef RIFFLE_DELIVERY_DELIVERY_BATCH_H_
+#define RIFFLE_DELIVERY_DELIVERY_BATCH_H_
 
 #include <cstdint>
 #include <string>
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "riffle/detail/object_key.h"
+#include "delivery/object_key.h"
 
 namespace riffle::detail {
 
@@ -100,9 +100,14 @@ struct Batch {
   }
 };
 
+// The error output types: the !{firehose:error-output-type} of an error object's prefix.
+inline constexpr std::string_view kProcessingFailedOutput = "processing-failed";
+inline constexpr std::string_view kDeliveryFailedOutput = "delivery-failed";
+inline constexpr std::string_view kPartitioningFailedOutput = "partitioning-failed";
+
 // A record bound for the error output, with what Firehose writes about it.
 struct ErrorRecord {
-  std::string_view output_type;  // "processing-failed", "delivery-failed", ...
+  std::string_view output_type;  // one of the k*Output constants above
   std::string error_code;
   std::string error_message;
   uint64_t record_id = 0;
@@ -125,4 +130,4 @@ struct ErrorObject {
 
 }  // namespace riffle::detail
 
-#endif  // RIFFLE_DETAIL_DELIVERY_BATCH_H_
+#endif  // RIFFLE_DELIVERY_DELIVERY_BATCH_H_

@@ -10,8 +10,8 @@
 // a prefix without expressions gets "YYYY/MM/DD/HH/" appended, as Firehose does.
 //
 // Thread safety: a parsed PrefixTemplate is immutable; Evaluate takes the caller's RNG.
-#ifndef RIFFLE_DETAIL_OBJECT_KEY_H_
-#define RIFFLE_DETAIL_OBJECT_KEY_H_
+#ifndef RIFFLE_DELIVERY_OBJECT_KEY_H_
+#define RIFFLE_DELIVERY_OBJECT_KEY_H_
 
 #include <cstdint>
 #include <random>
@@ -30,8 +30,9 @@ using PartitionValueList = std::vector<std::pair<std::string, std::string>>;
 class PrefixTemplate {
  public:
   // `parameter` is the option's AWS name for messages ("Prefix", "ErrorOutputPrefix").
-  static absl::StatusOr<PrefixTemplate> Parse(std::string_view text, std::string_view parameter,
-                                              bool is_error_prefix);
+  [[nodiscard]] static absl::StatusOr<PrefixTemplate> Parse(std::string_view text,
+                                                            std::string_view parameter,
+                                                            bool is_error_prefix);
 
   // Appends the prefix to *out. A missing partition value evaluates to "" (callers check
   // MissingPartitionKey first).
@@ -62,4 +63,4 @@ void AppendJsonString(std::string_view value, std::string* out);
 
 }  // namespace riffle::detail
 
-#endif  // RIFFLE_DETAIL_OBJECT_KEY_H_
+#endif  // RIFFLE_DELIVERY_OBJECT_KEY_H_
