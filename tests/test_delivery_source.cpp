@@ -463,3 +463,48 @@ TEST_CASE("A Stream source follows splits and merges: parents before children, o
 }
 
 }  // namespace riffle_test
+
+namespace riffle_test {
+
+// A merge child whose other parent the source has not met yet (a child of a shard it is
+// still reading) must wait for that parent: once read the child's records came before
+// the parent's and then a second time.
+TEST_CASE("A merge child waits for a parent the source has not met yet", "[delivery][regression]") {
+  riffle::ManualClock clock;
+  auto stream = MakeSourceStream(&clock, 2);  // shard 0: lower half, shard 1: upper half
+  const riffle::HashKey quarter3 = riffle::kMaxHashKey / 4 * 3;
+  std::vector<std::string> lower, upper_low, upper_high;  // shard 0, shard 2, shard 3
+  for (int i = 0; lower.size() < 8 || upper_low.size() < 8 || upper_high.size() < 8; ++i) {
+    const std::string key = fmt::format("key{}", i);
+    const riffle::HashKey h = riffle::Md5HashKey(key);
+    (h <= riffle::kMaxHashKey / 2 ? lower : h < quarter3 ? upper_low : upper_high).push_back(key);
+  }
+  RecordingSink rec;
+  DeliveryStreamOptions o = SourceOptions(&rec.sink, &clock, stream.get());
+  o.buffering_hints = {1, 0};
+  auto ds = MustCreate(o);
+  std::map<std::string, int> per_key;
+  auto put = [&](const std::vector<std::string>& keys, int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string& key = keys[static_cast<size_t>(i) % keys.size()];
+      REQUIRE(stream->PutRecord(key, fmt::format("{}|{}", key, per_key[key]++)).ok());
+    }
+  };
+  put(lower, 50);
+  put(upper_low, 25000);  // shard 1 takes several reads: the source is still in it...
+  REQUIRE(stream->SplitShard("shardId-000000000001", riffle::FormatHashKey(quarter3)).ok());
+  put(upper_low, 100);  // ...when shard 0 ends, naming child 4, whose other parent is 2
+  REQUIRE(stream->MergeShards("shardId-000000000000", "shardId-000000000002").ok());
+  put(upper_low, 100);
+  put(lower, 100);
+  put(upper_high, 100);
+  for (int i = 0; i < 12; ++i) {
+    clock.Advance(absl::Seconds(1));
+    ds->Poll();
+  }
+  REQUIRE(ds->Close().ok());
+  CheckExactlyOnceInKeyOrder(rec.Lines(), per_key);
+  CHECK(ds->GetMetrics().source_records_missed == 0);
+}
+
+}  // namespace riffle_test

@@ -41,7 +41,7 @@
 
 namespace riffle {
 
-class Stream;
+class RecordSource;
 
 // Firehose limits.
 inline constexpr size_t kMaxDeliveryRecordBytes = 1'024'000;  // 1,000 KiB
@@ -72,11 +72,13 @@ struct RetryOptions {
 
 // Sources. DirectPut accepts PutRecord/PutRecordBatch. A Stream source reads every open
 // shard of `stream` from LATEST as of Create (what was put before is not delivered), follows
-// resharding (a child shard is read from TRIM_HORIZON once all its parents are read to
-// their end) and refuses direct puts. See docs/delivery.md, "Stream source".
+// resharding through the lineage engine (a child shard is read from its first record once
+// all its parents are read to their end; what was trimmed before counts in
+// source_records_missed) and refuses direct puts. Any RecordSource works: riffle::Stream,
+// or another backend. See docs/delivery.md, "Stream source".
 struct DirectPutSource {};
 struct StreamSource {
-  Stream* stream = nullptr;  // REQUIRED non-null; not owned.
+  RecordSource* stream = nullptr;  // REQUIRED non-null; not owned.
 };
 
 // What processors and partition key functions see about a record. For DirectPut the

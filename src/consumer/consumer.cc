@@ -318,12 +318,21 @@ void Consumer::RefreshLeases(int64_t now_ms) {
   }
   std::set<std::string, std::less<>> listed;
   std::map<std::string, std::string, std::less<>> checkpoints;
+  std::set<std::string, std::less<>> unreadable;  // checkpoint store errors: not leased now
   for (const Shard& s : *shards) {
     listed.insert(s.shard_id);
     auto c = options_.checkpoint_store->GetCheckpoint(app, s.shard_id);
     if (!c.ok()) {
+      // A damaged entry follows the invalid-checkpoint policy; other errors (I/O) wait for
+      // the next pass. Either way the error is reported, and other shards go on.
+      if (HasErrorName(c.status(), kInvalidCheckpointException) &&
+          options_.invalid_checkpoint == InvalidCheckpointPolicy::kRestartFromInitialPosition) {
+        ++invalid_checkpoints_;
+        continue;  // as if it had no checkpoint
+      }
       status_ = c.status();
-      return;
+      unreadable.insert(s.shard_id);
+      continue;
     }
     if (c->has_value()) checkpoints[s.shard_id] = **c;
   }
@@ -333,7 +342,7 @@ void Consumer::RefreshLeases(int64_t now_ms) {
   };
   std::vector<const Shard*> eligible;
   for (const Shard& s : *shards) {
-    if (at_shard_end(s.shard_id)) continue;  // done
+    if (at_shard_end(s.shard_id) || unreadable.contains(s.shard_id)) continue;
     if (detail::ParentsFinished(s, listed, at_shard_end)) eligible.push_back(&s);
   }
   // Each live worker takes up to its share, rounded up; a worker above the share rounded
