@@ -304,3 +304,23 @@ TEST_CASE("a reader far behind never follows a length it reads out of overwritte
     }
   }
 }
+
+TEST_CASE("GetRecordsResult keeps its storage private and cannot be copied into a dangling state",
+          "[stream]") {
+  static_assert(!std::is_copy_constructible_v<riffle::GetRecordsResult>);
+  static_assert(!std::is_copy_assignable_v<riffle::GetRecordsResult>);
+  static_assert(std::is_nothrow_move_constructible_v<riffle::GetRecordsResult>);
+  riffle::StreamOptions o;
+  o.stream_name = "moved";
+  o.ring_capacity_bytes = 1 << 20;
+  o.max_record_size_bytes = 1024;
+  auto stream = *riffle::Stream::Create(o);
+  REQUIRE(stream->PutRecord("k", "payload").ok());
+  auto it = *stream->GetShardIterator(
+      {"shardId-000000000000", riffle::ShardIteratorType::kTrimHorizon, {}, {}});
+  riffle::GetRecordsResult first = *stream->GetRecords(it);
+  riffle::GetRecordsResult moved = std::move(first);  // the views follow the storage
+  REQUIRE(moved.records.size() == 1);
+  CHECK(moved.records[0].data == "payload");
+  CHECK(moved.records[0].partition_key == "k");
+}

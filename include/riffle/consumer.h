@@ -240,6 +240,9 @@ class Consumer {
   // Where a shard starts: after its checkpoint, at its first record (a child), or at the
   // initial position. nullopt when the checkpoint is unusable (reported).
   std::optional<StartingPosition> StartOf(ShardTask& task);
+  // The invalid-checkpoint policy for a checkpoint the stream refused (`cause`): true when
+  // the shard starts again at its initial position, false when it waits (reported).
+  bool OnUnusableCheckpoint(ShardTask& task, const absl::Status& cause);
   void Deliver(ShardTask& task, std::span<const Record> records, int64_t behind, uint64_t missed);
   void EndShard(ShardTask& task);
   absl::Status WriteCheckpoint(ShardTask& task, std::string_view value);

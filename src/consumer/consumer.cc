@@ -434,18 +434,24 @@ std::optional<StartingPosition> Consumer::StartOf(ShardTask& task) {
       return StartingPosition{ShardIteratorType::kAfterSequenceNumber, *task.checkpoint, {}};
     }
     // Not a sequence number at all (a damaged store).
-    const absl::Status cause = InvalidArgumentError("it is not a sequence number.");
-    if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
-      status_ = InvalidCheckpointError(options_.application_name, task.shard_id,
-                                       *task.checkpoint, cause);
-      task.blocked = true;
+    if (!OnUnusableCheckpoint(task, InvalidArgumentError("it is not a sequence number."))) {
       return std::nullopt;
     }
-    ++invalid_checkpoints_;
-    task.checkpoint.reset();
   }
   if (task.after_parents) return StartingPosition{ShardIteratorType::kTrimHorizon, {}, {}};
   return StartingPosition{options_.initial_position, {}, options_.initial_timestamp};
+}
+
+bool Consumer::OnUnusableCheckpoint(ShardTask& task, const absl::Status& cause) {
+  if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
+    status_ = InvalidCheckpointError(options_.application_name, task.shard_id, *task.checkpoint,
+                                     cause);
+    task.blocked = true;
+    return false;
+  }
+  ++invalid_checkpoints_;
+  task.checkpoint.reset();
+  return true;
 }
 
 int Consumer::PollPolling(ShardTask& task, int64_t now_ms) {
@@ -459,15 +465,7 @@ int Consumer::PollPolling(ShardTask& task, int64_t now_ms) {
       task.cursor.reset();
       if (from_checkpoint && IsInvalidArgumentException(s)) {
         // The stream does not recognise the checkpoint (another stream, a damaged number).
-        if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
-          status_ = InvalidCheckpointError(options_.application_name, task.shard_id,
-                                           *task.checkpoint, s);
-          task.blocked = true;
-          return 0;
-        }
-        ++invalid_checkpoints_;
-        task.checkpoint.reset();
-        return PollPolling(task, now_ms);
+        return OnUnusableCheckpoint(task, s) ? PollPolling(task, now_ms) : 0;
       }
       status_ = s;
       task.throttled_until_ms = now_ms + 200;
@@ -528,15 +526,8 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
         return 0;
       }
       if (from_checkpoint && IsInvalidArgumentException(sub.status())) {
-        if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
-          status_ = InvalidCheckpointError(options_.application_name, task.shard_id,
-                                           *task.checkpoint, sub.status());
-          task.blocked = true;
-          return 0;
-        }
-        ++invalid_checkpoints_;
-        task.checkpoint.reset();
-        return 0;  // subscribes from the initial position at the next poll
+        (void)OnUnusableCheckpoint(task, sub.status());  // restarted: at the next poll
+        return 0;
       }
       // ResourceInUseException: the 5-second rule after a lease moved here; or the stream
       // consumer was deregistered (the application re-registers it): retry later.
