@@ -31,9 +31,9 @@ Registry& Slots() {
 }
 
 // Registers the asymmetric barrier once per process; readers then skip their fence.
-EpochDomain& InitDomain() {
-  static EpochDomain* domain = [] {
-    auto* d = new EpochDomain;
+void InitDomain() {
+  static const bool done = [] {
+    EpochDomain* d = &global_epochs;
 #if defined(RIFFLE_SANITIZED)
     // Sanitizers do not model membarrier: keep the symmetric fence there.
     const bool asymmetric = false;
@@ -44,9 +44,9 @@ EpochDomain& InitDomain() {
                             Membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 #endif
     d->asymmetric.store(asymmetric, std::memory_order_relaxed);
-    return d;
+    return true;
   }();
-  return *domain;
+  (void)done;
 }
 
 // Gives the slot back when its thread exits.
@@ -62,13 +62,8 @@ struct SlotOwner {
 
 }  // namespace
 
-EpochDomain& GlobalEpochs() {
-  static EpochDomain& domain = InitDomain();
-  return domain;
-}
-
 EpochSlot* AcquireEpochSlot() {
-  (void)GlobalEpochs();  // decide the barrier before the first guard
+  InitDomain();  // decide the barrier before the first guard
   thread_local SlotOwner owner;  // its destructor releases the slot
   (void)owner;
   Registry& r = Slots();
@@ -92,6 +87,7 @@ EpochSlot* AcquireEpochSlot() {
 }
 
 void HeavyBarrier() {
+  InitDomain();
   if (GlobalEpochs().asymmetric.load(std::memory_order_relaxed)) {
     (void)Membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
   } else {

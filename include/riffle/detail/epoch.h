@@ -39,7 +39,10 @@ struct EpochDomain {
   std::atomic<bool> asymmetric{false};
 };
 
-EpochDomain& GlobalEpochs();
+// The process-wide domain. Its barrier choice is made by the first AcquireEpochSlot(), which
+// every thread calls before its first guard.
+inline constinit EpochDomain global_epochs{};
+inline EpochDomain& GlobalEpochs() { return global_epochs; }
 EpochSlot* AcquireEpochSlot();  // registers this thread (first guard only)
 
 inline constinit thread_local EpochSlot* tls_epoch_slot = nullptr;

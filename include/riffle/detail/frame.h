@@ -27,6 +27,7 @@
 #define RIFFLE_DETAIL_FRAME_H_
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -124,14 +125,30 @@ class FrameView {
 inline void CopyToWords(uint64_t* words, const void* src, std::size_t n) {
   const auto* s = static_cast<const unsigned char*>(src);
   std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 16 <= n; i += 16) {
+    uint64_t a, b;
+    std::memcpy(&a, s + i, 8);
+    std::memcpy(&b, s + i + 8, 8);
+    StoreWordRelaxed(words + i / 8, a);
+    StoreWordRelaxed(words + i / 8 + 1, b);
+  }
+  if (i + 8 <= n) {
     uint64_t v;
     std::memcpy(&v, s + i, 8);
     StoreWordRelaxed(words + i / 8, v);
+    i += 8;
   }
   if (i < n) {
-    uint64_t v = 0;
-    std::memcpy(&v, s + i, n - i);
+    const std::size_t rest = n - i;
+    uint64_t v;
+    if (std::endian::native == std::endian::little && n >= 8) {
+      // The last 8 bytes of the source, shifted: no call for a variable-length copy.
+      std::memcpy(&v, s + n - 8, 8);
+      v >>= 8 * (8 - rest);
+    } else {
+      v = 0;
+      for (std::size_t k = 0; k < rest; ++k) v |= uint64_t{s[i + k]} << (8 * k);
+    }
     StoreWordRelaxed(words + i / 8, v);
   }
 }
