@@ -8,11 +8,11 @@
 // (detail/shard_log.h), the shard set (detail/shard_set.h: routing, resharding, expiry,
 // reclamation) and fan-out (src/stream/fanout.h) do the work.
 //
-// Thread safety: every method may be called from any thread at any time. PutRecord and the
-// GetRecords form that fills a caller-owned result take no lock and allocate nothing in
-// steady state. One wait remains (shard_log.h): a producer publishes after the producer
-// that claimed space before it in the same shard, so one producer per shard never waits.
-// Control-plane calls take internal mutexes. Destroying a Stream while other threads call
+// Thread safety: every method may be called from any thread at any time (put from one thread
+// at a time with StreamOptions::single_producer). PutRecord and the GetRecords form that
+// fills a caller-owned result take no lock and allocate nothing in steady state, and a put
+// never waits for another producer (shard_log.h), except when a whole ring was claimed past
+// a frame still being written. Control-plane calls take internal mutexes. Destroying a Stream while other threads call
 // it is undefined; a Subscription may outlive it (it then ends, see subscription.h).
 //
 // Errors (status.h): InvalidArgumentException, ResourceNotFoundException,
