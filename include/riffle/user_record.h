@@ -41,7 +41,8 @@ class UserRecordDecoder {
   virtual ~UserRecordDecoder() = default;
   // Appends the user records of `records`, in order, to `out` (which is not cleared).
   // `shard_range` is the hash key range of the shard they were read from; the whole key
-  // space (the default HashKeyRange) checks nothing. Allocates only when `out` grows.
+  // space (the default HashKeyRange) checks nothing. Should allocate nothing once `out`
+  // (and the decoder's own buffers) have grown: this runs on every read.
   virtual void Decode(std::span<const Record> records, const HashKeyRange& shard_range,
                       std::vector<UserRecord>& out) const = 0;
 };

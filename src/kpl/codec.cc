@@ -1,0 +1,272 @@
+// The KPL format: writing an aggregate, reading one, checking its hash keys.
+#include "kpl/codec.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "riffle/detail/md5.h"
+#include "riffle/kpl.h"
+
+namespace riffle::kpl::detail {
+namespace {
+
+using protozero::pbf_wire_type;
+using protozero::tag_and_type;
+
+constexpr uint64_t kNoIndex = ~uint64_t{0};
+
+uint64_t VarintBytes(uint64_t v) { return static_cast<uint64_t>(protozero::length_of_varint(v)); }
+
+// A table entry or a record: tag byte, length, bytes.
+uint64_t FieldBytes(uint64_t length) { return 1 + VarintBytes(length) + length; }
+
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// A Tag message: its required key present.
+bool ValidTag(std::string_view message) {
+  protozero::pbf_reader tag(message);
+  bool has_key = false;
+  while (tag.next()) {
+    has_key |= tag.tag_and_type() == tag_and_type(kTagKey, pbf_wire_type::length_delimited);
+    tag.skip();
+  }
+  return has_key;
+}
+
+// One Record message. Fields of another number or wire type are unknown fields and
+// skipped, as protobuf-java (the KCL's parser) does; a repeated scalar keeps its last value.
+bool ParseRecord(std::string_view message, std::string_view& data, uint64_t& key_index,
+                 uint64_t& explicit_hash_key_index) {
+  protozero::pbf_reader record(message);
+  bool has_key = false;
+  bool has_data = false;
+  explicit_hash_key_index = kNoIndex;
+  while (record.next()) {
+    switch (record.tag_and_type()) {
+      case tag_and_type(kPartitionKeyIndex, pbf_wire_type::varint):
+        key_index = record.get_uint64();
+        has_key = true;
+        break;
+      case tag_and_type(kExplicitHashKeyIndex, pbf_wire_type::varint):
+        explicit_hash_key_index = record.get_uint64();
+        break;
+      case tag_and_type(kData, pbf_wire_type::length_delimited):
+        data = record.get_view();
+        has_data = true;
+        break;
+      case tag_and_type(kTags, pbf_wire_type::length_delimited):
+        if (!ValidTag(record.get_view())) return false;
+        break;
+      default:
+        record.skip();
+    }
+  }
+  return has_key && has_data;
+}
+
+}  // namespace
+
+// ---- AggregateBuilder ----
+
+uint64_t AggregateBuilder::RecordBytes(uint64_t key_index, std::optional<uint64_t> ehk_index,
+                                       uint64_t data_size) const {
+  uint64_t n = 1 + VarintBytes(key_index) + FieldBytes(data_size);
+  if (ehk_index) n += 1 + VarintBytes(*ehk_index);
+  return n;
+}
+
+uint64_t AggregateBuilder::SizeWith(std::string_view partition_key,
+                                    std::string_view explicit_hash_key, uint64_t data_size) const {
+  uint64_t protobuf = protobuf_bytes_;
+  uint64_t key_index = keys_.size();
+  if (auto it = key_index_.find(AbslView(partition_key)); it != key_index_.end()) {
+    key_index = it->second;
+  } else {
+    protobuf += FieldBytes(partition_key.size());
+  }
+  std::optional<uint64_t> ehk_index;
+  if (!explicit_hash_key.empty()) {
+    ehk_index = explicit_hash_keys_.size();
+    if (auto it = explicit_hash_key_index_.find(AbslView(explicit_hash_key));
+        it != explicit_hash_key_index_.end()) {
+      ehk_index = it->second;
+    } else {
+      protobuf += FieldBytes(explicit_hash_key.size());
+    }
+  }
+  return kFramingBytes + protobuf + FieldBytes(RecordBytes(key_index, ehk_index, data_size));
+}
+
+uint64_t AggregateBuilder::IndexOf(std::string_view key, std::vector<std::string>& table,
+                                   absl::flat_hash_map<std::string, uint64_t>& index) {
+  auto [it, added] = index.try_emplace(std::string(key), table.size());
+  if (added) {
+    table.emplace_back(key);
+    protobuf_bytes_ += FieldBytes(key.size());
+  }
+  return it->second;
+}
+
+void AggregateBuilder::Add(std::string_view partition_key, std::string_view explicit_hash_key,
+                           std::string_view data) {
+  const uint64_t key_index = IndexOf(partition_key, keys_, key_index_);
+  std::optional<uint64_t> ehk_index;
+  if (!explicit_hash_key.empty()) {
+    ehk_index = IndexOf(explicit_hash_key, explicit_hash_keys_, explicit_hash_key_index_);
+  }
+  const uint64_t record_bytes = RecordBytes(key_index, ehk_index, data.size());
+  [[maybe_unused]] const size_t before = records_.size();
+  protozero::pbf_writer records(records_);
+  {
+    protozero::pbf_writer record(records, kRecords, record_bytes);  // the length is known
+    record.add_uint64(kPartitionKeyIndex, key_index);
+    if (ehk_index) record.add_uint64(kExplicitHashKeyIndex, *ehk_index);
+    record.add_bytes(kData, data.data(), data.size());
+  }
+  assert(records_.size() - before == FieldBytes(record_bytes));
+  protobuf_bytes_ += FieldBytes(record_bytes);
+  ++count_;
+}
+
+void AggregateBuilder::Finish(std::string& out) {
+  out.reserve(out.size() + size());
+  out.append(kMagic);
+  const size_t body = out.size();
+  {
+    protozero::pbf_writer writer(out);
+    for (const std::string& k : keys_) writer.add_string(kPartitionKeyTable, k);
+    for (const std::string& k : explicit_hash_keys_) writer.add_string(kExplicitHashKeyTable, k);
+  }
+  out.append(records_);
+  const auto digest = riffle::detail::Md5(out.data() + body, out.size() - body);
+  out.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  Clear();
+}
+
+void AggregateBuilder::Clear() {
+  keys_.clear();
+  explicit_hash_keys_.clear();
+  key_index_.clear();
+  explicit_hash_key_index_.clear();
+  records_.clear();
+  protobuf_bytes_ = 0;
+  count_ = 0;
+}
+
+// ---- Reading ----
+
+DecodeScratch& ThreadScratch() {
+  static thread_local DecodeScratch scratch;
+  return scratch;
+}
+
+bool DigestMatches(std::string_view data, const uint32_t state[4]) {
+  unsigned char digest[16];
+  for (int w = 0; w < 4; ++w) {
+    for (int i = 0; i < 4; ++i) digest[4 * w + i] = static_cast<unsigned char>(state[w] >> (8 * i));
+  }
+  return std::memcmp(digest, data.data() + data.size() - 16, 16) == 0;
+}
+
+bool ParseAggregatedRecord(std::string_view body, std::vector<UserRecord>& out, DecodeScratch& s) {
+  const size_t first = out.size();
+  s.keys.clear();
+  s.explicit_hash_keys.clear();
+  s.key_of.clear();
+  s.explicit_hash_key_of.clear();
+  try {
+    // One pass; a record may name table entries that come after it, so keys are filled in
+    // once the tables are complete.
+    protozero::pbf_reader message(body);
+    while (message.next()) {
+      switch (message.tag_and_type()) {
+        case tag_and_type(kPartitionKeyTable, pbf_wire_type::length_delimited):
+          s.keys.push_back(message.get_view());
+          break;
+        case tag_and_type(kExplicitHashKeyTable, pbf_wire_type::length_delimited):
+          s.explicit_hash_keys.push_back(message.get_view());
+          break;
+        case tag_and_type(kRecords, pbf_wire_type::length_delimited): {
+          UserRecord& u = out.emplace_back();
+          uint64_t key_index = 0;
+          uint64_t ehk_index = kNoIndex;
+          if (!ParseRecord(message.get_view(), u.data, key_index, ehk_index)) {
+            out.resize(first);
+            return false;
+          }
+          u.sub_sequence_number = out.size() - 1 - first;
+          u.aggregated = true;
+          s.key_of.push_back(key_index);
+          s.explicit_hash_key_of.push_back(ehk_index);
+          break;
+        }
+        default:
+          message.skip();
+      }
+    }
+  } catch (const protozero::exception&) {
+    out.resize(first);
+    return false;
+  }
+  for (size_t i = 0; i < s.key_of.size(); ++i) {
+    const uint64_t k = s.key_of[i];
+    const uint64_t e = s.explicit_hash_key_of[i];
+    if (k >= s.keys.size() || (e != kNoIndex && e >= s.explicit_hash_keys.size())) {
+      out.resize(first);  // the KCL throws here; riffle passes the record through
+      return false;
+    }
+    UserRecord& u = out[first + i];
+    u.partition_key = s.keys[k];
+    if (e != kNoIndex) u.explicit_hash_key = s.explicit_hash_keys[e];
+  }
+  return true;
+}
+
+std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal) {
+  constexpr std::string_view kMax = "340282366920938463463374607431768211455";
+  if (decimal.empty() || decimal.size() > kMax.size() ||
+      (decimal[0] == '0' && decimal.size() > 1) ||
+      !std::all_of(decimal.begin(), decimal.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      (decimal.size() == kMax.size() && decimal > kMax)) {
+    return std::nullopt;
+  }
+  HashKey v = 0;
+  for (char c : decimal) v = v * 10 + static_cast<uint64_t>(c - '0');
+  return v;
+}
+
+bool AllInRange(std::span<const UserRecord> records, const HashKeyRange& range, DecodeScratch& s) {
+  if (IsWholeKeySpace(range)) return true;
+  // Explicit hash keys first (cheap); then the MD5s of the partition keys still needed,
+  // each distinct key once, several at a time.
+  s.key_needed.assign(s.keys.size(), 0);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const uint64_t e = s.explicit_hash_key_of[i];
+    if (e == kNoIndex) {
+      s.key_needed[s.key_of[i]] = 1;
+      continue;
+    }
+    const std::optional<HashKey> h = ParseDecimalHashKey(s.explicit_hash_keys[e]);
+    if (!h || !range.Contains(*h)) return false;
+  }
+  s.key_jobs.clear();
+  for (size_t k = 0; k < s.keys.size(); ++k) {
+    if (!s.key_needed[k]) continue;
+    Md5Job& job = s.key_jobs.emplace_back();
+    job.data = reinterpret_cast<const unsigned char*>(s.keys[k].data());
+    job.size = s.keys[k].size();
+  }
+  Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
+  for (const Md5Job& job : s.key_jobs) {
+    // The digest read as a big-endian integer, as Md5HashKey does.
+    const uint64_t high =
+        uint64_t{__builtin_bswap32(job.state[0])} << 32 | __builtin_bswap32(job.state[1]);
+    const uint64_t low =
+        uint64_t{__builtin_bswap32(job.state[2])} << 32 | __builtin_bswap32(job.state[3]);
+    if (!range.Contains(absl::MakeUint128(high, low))) return false;
+  }
+  return true;
+}
+
+}  // namespace riffle::kpl::detail

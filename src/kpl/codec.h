@@ -1,0 +1,106 @@
+// The KPL format's two halves, shared by the Aggregator, the Producer and the decoders:
+// AggregateBuilder writes an aggregate one user record at a time, knowing its exact size
+// before each record is added; the parse and range-check functions read one.
+#ifndef RIFFLE_KPL_CODEC_H_
+#define RIFFLE_KPL_CODEC_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "kpl/md5_lanes.h"
+#include "kpl/protobuf.h"
+#include "riffle/hash_key.h"
+#include "riffle/user_record.h"
+
+namespace riffle::kpl::detail {
+
+// Bytes outside the protobuf: the magic and the MD5.
+inline constexpr uint64_t kFramingBytes = 4 + 16;
+
+class AggregateBuilder {
+ public:
+  // Bytes of the aggregate (magic, protobuf, MD5) with one more record of these sizes and
+  // keys. `explicit_hash_key` empty: none.
+  uint64_t SizeWith(std::string_view partition_key, std::string_view explicit_hash_key,
+                    uint64_t data_size) const;
+  void Add(std::string_view partition_key, std::string_view explicit_hash_key,
+           std::string_view data);
+  // Bytes of the aggregate as it is (0 when empty).
+  uint64_t size() const { return count_ == 0 ? 0 : kFramingBytes + protobuf_bytes_; }
+  uint64_t count() const { return count_; }
+  // Appends magic | AggregatedRecord | MD5 to `out`, then empties the builder (keeping its
+  // capacity).
+  void Finish(std::string& out);
+  void Clear();
+
+ private:
+  // Index of `key` in `table`, adding it (and its bytes to protobuf_bytes_) when new.
+  uint64_t IndexOf(std::string_view key, std::vector<std::string>& table,
+                   absl::flat_hash_map<std::string, uint64_t>& index);
+  uint64_t RecordBytes(uint64_t key_index, std::optional<uint64_t> ehk_index,
+                       uint64_t data_size) const;
+
+  std::vector<std::string> keys_;
+  std::vector<std::string> explicit_hash_keys_;
+  absl::flat_hash_map<std::string, uint64_t> key_index_;
+  absl::flat_hash_map<std::string, uint64_t> explicit_hash_key_index_;
+  std::string records_;  // the encoded `records` fields
+  uint64_t protobuf_bytes_ = 0;
+  uint64_t count_ = 0;
+};
+
+// Per-thread space for decoding (grows to the largest aggregate seen, then allocates no
+// more).
+struct DecodeScratch {
+  std::vector<std::string_view> keys;
+  std::vector<std::string_view> explicit_hash_keys;
+  // For each user record parsed: its table indexes (UINT64_MAX: no explicit hash key).
+  std::vector<uint64_t> key_of;
+  std::vector<uint64_t> explicit_hash_key_of;
+  std::vector<uint8_t> key_needed;  // by key table index: its MD5 is needed
+  std::vector<Md5Job> key_jobs;
+  std::vector<Md5Job> body_jobs;  // a batch's aggregates
+};
+DecodeScratch& ThreadScratch();
+
+// True when `data` has the magic and room for a protobuf and an MD5 (the KCL's first test).
+inline bool HasAggregateFraming(std::string_view data) {
+  return data.size() > kFramingBytes && data.substr(0, 4) == std::string_view("\xF3\x89\x9A\xC2");
+}
+// The protobuf between the magic and the MD5. REQUIRES: HasAggregateFraming(data).
+inline std::string_view AggregateBody(std::string_view data) {
+  return data.substr(4, data.size() - kFramingBytes);
+}
+// True when the MD5 state words of the body match the digest that ends `data`.
+bool DigestMatches(std::string_view data, const uint32_t state[4]);
+
+// Parses an AggregatedRecord (`body`) into user records appended to `out` (sub-sequence
+// numbers 0, 1, ...), with their table indexes in scratch.key_of / explicit_hash_key_of.
+// False, `out` unchanged, when it is not a valid message of the KPL's schema or an index
+// is outside its table. Never throws.
+bool ParseAggregatedRecord(std::string_view body, std::vector<UserRecord>& out,
+                           DecodeScratch& scratch);
+
+// True when every user record just parsed (`records`, as indexed in scratch) has a hash
+// key inside `range`; computes the MD5s of the keys that need one together.
+bool AllInRange(std::span<const UserRecord> records, const HashKeyRange& range,
+                DecodeScratch& scratch);
+
+// An explicit hash key's value: nullopt unless it matches 0|([1-9]\d{0,38}) and is at
+// most 2^128-1. Allocates nothing (ParseHashKey builds an error message).
+std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal);
+
+// The full key space: nothing to check.
+inline bool IsWholeKeySpace(const HashKeyRange& r) {
+  return r.starting_hash_key == 0 && r.ending_hash_key == kMaxHashKey;
+}
+
+}  // namespace riffle::kpl::detail
+
+#endif  // RIFFLE_KPL_CODEC_H_

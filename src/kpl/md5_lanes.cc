@@ -1,0 +1,76 @@
+// Md5Jobs: picks the widest lanes the processor has, then finishes stragglers with the
+// scalar MD5.
+#include "kpl/md5_lanes.h"
+
+#include "kpl/md5_lanes_impl.h"
+#include "riffle/detail/md5.h"
+
+namespace riffle::kpl::detail {
+
+#if defined(__x86_64__)
+void Md5JobsAvx2(Md5Job* jobs, size_t count);    // md5_lanes_avx2.cc
+void Md5JobsAvx512(Md5Job* jobs, size_t count);  // md5_lanes_avx512.cc
+#endif
+
+namespace {
+
+int DetectLanes() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return 16;
+  if (__builtin_cpu_supports("avx2")) return 8;
+#endif
+  return 1;
+}
+
+void FinishScalar(Md5Job* jobs, size_t count) {
+  alignas(64) unsigned char tail[128];
+  for (size_t i = 0; i < count; ++i) {
+    Md5Job& job = jobs[i];
+    const size_t total = PaddedBlocks(job.size);
+    if (job.blocks_done >= total) continue;
+    riffle::detail::Md5State s{job.state[0], job.state[1], job.state[2], job.state[3]};
+    BuildTail(job.data, job.size, tail);
+    for (; job.blocks_done < total; ++job.blocks_done) {
+      riffle::detail::Md5Compress(s, BlockAt(job, tail, job.blocks_done));
+    }
+    job.state[0] = s.a;
+    job.state[1] = s.b;
+    job.state[2] = s.c;
+    job.state[3] = s.d;
+  }
+}
+
+}  // namespace
+
+int Md5Lanes() {
+  static const int lanes = DetectLanes();
+  return lanes;
+}
+
+int Md5JobsWith(int lanes, Md5Job* jobs, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    std::memcpy(jobs[i].state, kMd5Iv, sizeof(kMd5Iv));
+    jobs[i].blocks_done = 0;
+  }
+  int used = 1;
+  // One job gains nothing from lanes.
+  if (count > 1) {
+#if defined(__x86_64__)
+    const int available = Md5Lanes();
+    if (lanes >= 16 && available >= 16) {
+      Md5JobsAvx512(jobs, count);
+      used = 16;
+    } else if (lanes >= 8 && available >= 8) {
+      Md5JobsAvx2(jobs, count);
+      used = 8;
+    }
+#endif
+  }
+  FinishScalar(jobs, count);
+  return used;
+}
+
+void Md5Jobs(Md5Job* jobs, size_t count) { Md5JobsWith(Md5Lanes(), jobs, count); }
+
+}  // namespace riffle::kpl::detail
