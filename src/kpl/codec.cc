@@ -14,8 +14,6 @@ namespace {
 using protozero::pbf_wire_type;
 using protozero::tag_and_type;
 
-constexpr uint64_t kNoIndex = ~uint64_t{0};
-
 uint64_t VarintBytes(uint64_t v) { return static_cast<uint64_t>(protozero::length_of_varint(v)); }
 
 // A table entry or a record: tag byte, length, bytes.
@@ -36,8 +34,8 @@ bool ValidTag(std::string_view message) {
 
 // One Record message. Fields of another number or wire type are unknown fields and
 // skipped, as protobuf-java (the KCL's parser) does; a repeated scalar keeps its last value.
-bool ParseRecord(std::string_view message, std::string_view& data, uint64_t& key_index,
-                 uint64_t& explicit_hash_key_index) {
+bool ParseRecordFields(std::string_view message, std::string_view& data, uint64_t& key_index,
+                       uint64_t& explicit_hash_key_index) {
   protozero::pbf_reader record(message);
   bool has_key = false;
   bool has_data = false;
@@ -63,6 +61,39 @@ bool ParseRecord(std::string_view message, std::string_view& data, uint64_t& key
     }
   }
   return has_key && has_data;
+}
+
+// As ParseRecordFields. The KPL and the AWS libraries write every record the same way:
+// field 1, field 2 when present, field 3, nothing else; that layout is read directly (with
+// protozero's varints), anything else by the general reader. Throws protozero's exceptions
+// on a truncated message.
+bool ParseRecord(std::string_view message, std::string_view& data, uint64_t& key_index,
+                 uint64_t& explicit_hash_key_index) {
+  const char* p = message.data();
+  const char* const end = p + message.size();
+  constexpr char kKeyTag = tag_and_type(kPartitionKeyIndex, pbf_wire_type::varint);
+  constexpr char kHashKeyTag = tag_and_type(kExplicitHashKeyIndex, pbf_wire_type::varint);
+  constexpr char kDataTag = tag_and_type(kData, pbf_wire_type::length_delimited);
+  if (p != end && *p == kKeyTag) {
+    ++p;
+    const uint64_t key = protozero::decode_varint(&p, end);
+    uint64_t ehk = kNoIndex;
+    if (p != end && *p == kHashKeyTag) {
+      ++p;
+      ehk = protozero::decode_varint(&p, end);
+    }
+    if (p != end && *p == kDataTag) {
+      ++p;
+      const uint64_t length = protozero::decode_varint(&p, end);
+      if (length == static_cast<uint64_t>(end - p)) {  // the data ends the message
+        data = std::string_view(p, length);
+        key_index = key;
+        explicit_hash_key_index = ehk;
+        return true;
+      }
+    }
+  }
+  return ParseRecordFields(message, data, key_index, explicit_hash_key_index);
 }
 
 }  // namespace
@@ -169,36 +200,57 @@ bool DigestMatches(std::string_view data, const uint32_t state[4]) {
   return std::memcmp(digest, data.data() + data.size() - 16, 16) == 0;
 }
 
-bool ParseAggregatedRecord(std::string_view body, std::vector<UserRecord>& out, DecodeScratch& s) {
+bool ParseAggregatedRecord(std::string_view body, const Record& outer, bool mark_needed,
+                           std::vector<UserRecord>& out, DecodeScratch& s) {
   const size_t first = out.size();
   s.keys.clear();
   s.explicit_hash_keys.clear();
-  s.key_of.clear();
-  s.explicit_hash_key_of.clear();
+  s.key_needed.clear();
+  s.explicit_hash_key_needed.clear();
+  s.unresolved.clear();
+  // A user record's table entries: its views, and for the range check its hash key source.
+  auto resolve = [&](UserRecord& u, uint64_t key, uint64_t ehk) {
+    u.partition_key = s.keys[key];
+    if (ehk != kNoIndex) u.explicit_hash_key = s.explicit_hash_keys[ehk];
+    if (!mark_needed) return;
+    if (ehk == kNoIndex) {
+      s.key_needed[key] = 1;
+    } else {
+      s.explicit_hash_key_needed[ehk] = 1;
+    }
+  };
   try {
-    // One pass; a record may name table entries that come after it, so keys are filled in
-    // once the tables are complete.
+    // One pass. The KPL writes the tables first, so a record's entries are known when it
+    // is read; one that names an entry further on is resolved after the pass.
     protozero::pbf_reader message(body);
     while (message.next()) {
       switch (message.tag_and_type()) {
         case tag_and_type(kPartitionKeyTable, pbf_wire_type::length_delimited):
           s.keys.push_back(message.get_view());
+          s.key_needed.push_back(0);
           break;
         case tag_and_type(kExplicitHashKeyTable, pbf_wire_type::length_delimited):
           s.explicit_hash_keys.push_back(message.get_view());
+          s.explicit_hash_key_needed.push_back(0);
           break;
         case tag_and_type(kRecords, pbf_wire_type::length_delimited): {
-          UserRecord& u = out.emplace_back();
-          uint64_t key_index = 0;
-          uint64_t ehk_index = kNoIndex;
-          if (!ParseRecord(message.get_view(), u.data, key_index, ehk_index)) {
+          std::string_view data;
+          uint64_t key = 0;
+          uint64_t ehk = kNoIndex;
+          if (!ParseRecord(message.get_view(), data, key, ehk)) {
             out.resize(first);
             return false;
           }
-          u.sub_sequence_number = out.size() - 1 - first;
-          u.aggregated = true;
-          s.key_of.push_back(key_index);
-          s.explicit_hash_key_of.push_back(ehk_index);
+          UserRecord& u = out.emplace_back(
+              UserRecord{{{}, data, outer.sequence_number, outer.approximate_arrival_timestamp},
+                         {},
+                         out.size() - first,
+                         true});
+          if (key < s.keys.size() && (ehk == kNoIndex || ehk < s.explicit_hash_keys.size())) {
+            resolve(u, key, ehk);
+          } else {
+            s.unresolved.push_back({out.size() - 1, key, ehk});
+          }
           break;
         }
         default:
@@ -209,16 +261,13 @@ bool ParseAggregatedRecord(std::string_view body, std::vector<UserRecord>& out, 
     out.resize(first);
     return false;
   }
-  for (size_t i = 0; i < s.key_of.size(); ++i) {
-    const uint64_t k = s.key_of[i];
-    const uint64_t e = s.explicit_hash_key_of[i];
-    if (k >= s.keys.size() || (e != kNoIndex && e >= s.explicit_hash_keys.size())) {
+  for (const DecodeScratch::Unresolved& r : s.unresolved) {
+    if (r.key >= s.keys.size() ||
+        (r.explicit_hash_key != kNoIndex && r.explicit_hash_key >= s.explicit_hash_keys.size())) {
       out.resize(first);  // the KCL throws here; riffle passes the record through
       return false;
     }
-    UserRecord& u = out[first + i];
-    u.partition_key = s.keys[k];
-    if (e != kNoIndex) u.explicit_hash_key = s.explicit_hash_keys[e];
+    resolve(out[r.user], r.key, r.explicit_hash_key);
   }
   return true;
 }
@@ -236,37 +285,108 @@ std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal) {
   return v;
 }
 
-bool AllInRange(std::span<const UserRecord> records, const HashKeyRange& range, DecodeScratch& s) {
-  if (IsWholeKeySpace(range)) return true;
-  // Explicit hash keys first (cheap); then the MD5s of the partition keys still needed,
-  // each distinct key once, several at a time.
-  s.key_needed.assign(s.keys.size(), 0);
-  for (size_t i = 0; i < records.size(); ++i) {
-    const uint64_t e = s.explicit_hash_key_of[i];
-    if (e == kNoIndex) {
-      s.key_needed[s.key_of[i]] = 1;
-      continue;
-    }
+namespace {
+
+void AppendRaw(const Record& record, std::vector<UserRecord>& out) {
+  out.push_back(UserRecord{record, {}, 0, false});
+}
+
+// For the aggregate just parsed (as indexed in scratch): false when an explicit hash key is
+// outside `range`; otherwise the partition keys whose MD5s are needed go to key_jobs.
+bool QueueHashChecks(const HashKeyRange& range, DecodeScratch& s) {
+  for (size_t e = 0; e < s.explicit_hash_keys.size(); ++e) {
+    if (!s.explicit_hash_key_needed[e]) continue;
     const std::optional<HashKey> h = ParseDecimalHashKey(s.explicit_hash_keys[e]);
     if (!h || !range.Contains(*h)) return false;
   }
-  s.key_jobs.clear();
   for (size_t k = 0; k < s.keys.size(); ++k) {
     if (!s.key_needed[k]) continue;
     Md5Job& job = s.key_jobs.emplace_back();
     job.data = reinterpret_cast<const unsigned char*>(s.keys[k].data());
     job.size = s.keys[k].size();
   }
-  Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
-  for (const Md5Job& job : s.key_jobs) {
-    // The digest read as a big-endian integer, as Md5HashKey does.
-    const uint64_t high =
-        uint64_t{__builtin_bswap32(job.state[0])} << 32 | __builtin_bswap32(job.state[1]);
-    const uint64_t low =
-        uint64_t{__builtin_bswap32(job.state[2])} << 32 | __builtin_bswap32(job.state[3]);
-    if (!range.Contains(absl::MakeUint128(high, low))) return false;
-  }
   return true;
+}
+
+// The MD5 digest read as a big-endian integer, as Md5HashKey does.
+HashKey HashKeyOf(const Md5Job& job) {
+  const uint64_t high =
+      uint64_t{__builtin_bswap32(job.state[0])} << 32 | __builtin_bswap32(job.state[1]);
+  const uint64_t low =
+      uint64_t{__builtin_bswap32(job.state[2])} << 32 | __builtin_bswap32(job.state[3]);
+  return absl::MakeUint128(high, low);
+}
+
+}  // namespace
+
+void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
+                   bool deliver_misplaced, std::vector<UserRecord>& out, DecodeCounts& counts,
+                   RecordKind* kinds) {
+  DecodeScratch& s = ThreadScratch();
+  s.body_jobs.clear();
+  for (const Record& r : records) {
+    if (!HasAggregateFraming(r.data)) continue;
+    const std::string_view body = AggregateBody(r.data);
+    Md5Job& job = s.body_jobs.emplace_back();
+    job.data = reinterpret_cast<const unsigned char*>(body.data());
+    job.size = body.size();
+  }
+  Md5Jobs(s.body_jobs.data(), s.body_jobs.size());
+
+  const bool check = !IsWholeKeySpace(range);
+  const size_t batch_first = out.size();
+  s.aggregates.clear();
+  s.key_jobs.clear();
+  size_t body_job = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    if (kinds != nullptr) kinds[i] = RecordKind::kNotAggregated;
+    const bool framed = HasAggregateFraming(r.data);
+    if (!framed || !DigestMatches(r.data, s.body_jobs[body_job++].state)) {
+      AppendRaw(r, out);
+      continue;
+    }
+    const size_t first_user = out.size();
+    const size_t first_job = s.key_jobs.size();
+    if (!ParseAggregatedRecord(AggregateBody(r.data), r, check, out, s)) {
+      AppendRaw(r, out);
+      continue;
+    }
+    const bool misplaced = check && !QueueHashChecks(range, s);
+    if (misplaced) s.key_jobs.resize(first_job);
+    s.aggregates.push_back({i, first_user, out.size(), first_job, s.key_jobs.size(), misplaced});
+    if (kinds != nullptr) kinds[i] = RecordKind::kAggregate;
+    ++counts.aggregates;
+  }
+  if (s.aggregates.empty()) return;
+
+  Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
+  bool any_dropped = false;
+  for (DecodeScratch::Parsed& a : s.aggregates) {
+    for (size_t j = a.first_job; j < a.end_job && !a.misplaced; ++j) {
+      a.misplaced = !range.Contains(HashKeyOf(s.key_jobs[j]));
+    }
+    if (!a.misplaced) continue;
+    ++counts.misplaced;
+    if (kinds != nullptr) kinds[a.record] = RecordKind::kMisplacedAggregate;
+    if (deliver_misplaced) continue;
+    counts.dropped += a.end_user - a.first_user;
+    any_dropped = true;
+  }
+  if (!any_dropped) return;
+  // Close the gaps the dropped aggregates leave, keeping the order.
+  size_t write = batch_first;
+  size_t read = batch_first;
+  for (const DecodeScratch::Parsed& a : s.aggregates) {
+    if (!a.misplaced) continue;
+    write = static_cast<size_t>(
+        std::copy(out.begin() + read, out.begin() + a.first_user, out.begin() + write) -
+        out.begin());
+    read = a.end_user;
+  }
+  write = static_cast<size_t>(std::copy(out.begin() + read, out.end(), out.begin() + write) -
+                              out.begin());
+  out.resize(write);
 }
 
 }  // namespace riffle::kpl::detail

@@ -16,6 +16,7 @@
 #include "kpl/md5_lanes.h"
 #include "kpl/protobuf.h"
 #include "riffle/hash_key.h"
+#include "riffle/kpl.h"
 #include "riffle/user_record.h"
 
 namespace riffle::kpl::detail {
@@ -55,19 +56,34 @@ class AggregateBuilder {
   uint64_t count_ = 0;
 };
 
-// Per-thread space for decoding (grows to the largest aggregate seen, then allocates no
-// more).
+// Per-thread space for decoding (grows to the largest batch seen, then allocates no more).
 struct DecodeScratch {
+  // The aggregate being parsed: its tables; which entries the range check needs; the user
+  // records that named an entry not seen yet (resolved once the tables are complete).
   std::vector<std::string_view> keys;
   std::vector<std::string_view> explicit_hash_keys;
-  // For each user record parsed: its table indexes (UINT64_MAX: no explicit hash key).
-  std::vector<uint64_t> key_of;
-  std::vector<uint64_t> explicit_hash_key_of;
-  std::vector<uint8_t> key_needed;  // by key table index: its MD5 is needed
+  std::vector<uint8_t> key_needed;
+  std::vector<uint8_t> explicit_hash_key_needed;
+  struct Unresolved {
+    size_t user;  // index in `out`
+    uint64_t key, explicit_hash_key;
+  };
+  std::vector<Unresolved> unresolved;
+  // The batch: the MD5s of its aggregates, then of the partition keys the range check
+  // needs (each aggregate's distinct keys), each run in lanes at once.
+  std::vector<Md5Job> body_jobs;
   std::vector<Md5Job> key_jobs;
-  std::vector<Md5Job> body_jobs;  // a batch's aggregates
+  struct Parsed {
+    size_t record;                // index in the batch
+    size_t first_user, end_user;  // its user records in `out`
+    size_t first_job, end_job;    // its partition keys in key_jobs
+    bool misplaced;               // an explicit hash key outside the range
+  };
+  std::vector<Parsed> aggregates;
 };
 DecodeScratch& ThreadScratch();
+
+inline constexpr uint64_t kNoIndex = ~uint64_t{0};
 
 // True when `data` has the magic and room for a protobuf and an MD5 (the KCL's first test).
 inline bool HasAggregateFraming(std::string_view data) {
@@ -81,16 +97,26 @@ inline std::string_view AggregateBody(std::string_view data) {
 bool DigestMatches(std::string_view data, const uint32_t state[4]);
 
 // Parses an AggregatedRecord (`body`) into user records appended to `out` (sub-sequence
-// numbers 0, 1, ...), with their table indexes in scratch.key_of / explicit_hash_key_of.
-// False, `out` unchanged, when it is not a valid message of the KPL's schema or an index
-// is outside its table. Never throws.
-bool ParseAggregatedRecord(std::string_view body, std::vector<UserRecord>& out,
-                           DecodeScratch& scratch);
+// numbers 0, 1, ...; the sequence number and arrival time of `outer`). With `mark_needed`,
+// scratch.key_needed / explicit_hash_key_needed flag the table entries that give the user
+// records' hash keys. False, `out` unchanged, when it is not a valid message of the KPL's
+// schema or an index is outside its table. Never throws.
+bool ParseAggregatedRecord(std::string_view body, const Record& outer, bool mark_needed,
+                           std::vector<UserRecord>& out, DecodeScratch& scratch);
 
-// True when every user record just parsed (`records`, as indexed in scratch) has a hash
-// key inside `range`; computes the MD5s of the keys that need one together.
-bool AllInRange(std::span<const UserRecord> records, const HashKeyRange& range,
-                DecodeScratch& scratch);
+// What a batch held, for the counters.
+struct DecodeCounts {
+  uint64_t aggregates = 0;
+  uint64_t misplaced = 0;
+  uint64_t dropped = 0;
+};
+
+// The KCL's de-aggregation of a batch of one shard's records, appended to `out`: the MD5s
+// of every aggregate at once, then the parses, then the MD5s of every partition key the
+// range check needs at once. `kinds`, when not null, gets one entry per record.
+void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
+                   bool deliver_misplaced, std::vector<UserRecord>& out, DecodeCounts& counts,
+                   RecordKind* kinds);
 
 // An explicit hash key's value: nullopt unless it matches 0|([1-9]\d{0,38}) and is at
 // most 2^128-1. Allocates nothing (ParseHashKey builds an error message).

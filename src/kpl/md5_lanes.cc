@@ -17,8 +17,8 @@ namespace {
 int DetectLanes() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return 16;
-  if (__builtin_cpu_supports("avx2")) return 8;
+  if (__builtin_cpu_supports("avx512f")) return 32;
+  if (__builtin_cpu_supports("avx2")) return 16;
 #endif
   return 1;
 }
@@ -29,7 +29,8 @@ void FinishScalar(Md5Job* jobs, size_t count) {
     Md5Job& job = jobs[i];
     const size_t total = PaddedBlocks(job.size);
     if (job.blocks_done >= total) continue;
-    riffle::detail::Md5State s{job.state[0], job.state[1], job.state[2], job.state[3]};
+    const uint32_t* from = job.blocks_done == 0 ? kMd5Iv : job.state;
+    riffle::detail::Md5State s{from[0], from[1], from[2], from[3]};
     BuildTail(job.data, job.size, tail);
     for (; job.blocks_done < total; ++job.blocks_done) {
       riffle::detail::Md5Compress(s, BlockAt(job, tail, job.blocks_done));
@@ -49,21 +50,17 @@ int Md5Lanes() {
 }
 
 int Md5JobsWith(int lanes, Md5Job* jobs, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    std::memcpy(jobs[i].state, kMd5Iv, sizeof(kMd5Iv));
-    jobs[i].blocks_done = 0;
-  }
   int used = 1;
   // One job gains nothing from lanes.
   if (count > 1) {
 #if defined(__x86_64__)
     const int available = Md5Lanes();
-    if (lanes >= 16 && available >= 16) {
+    if (lanes >= 32 && available >= 32) {
       Md5JobsAvx512(jobs, count);
-      used = 16;
-    } else if (lanes >= 8 && available >= 8) {
+      used = 32;
+    } else if (lanes >= 16 && available >= 16) {
       Md5JobsAvx2(jobs, count);
-      used = 8;
+      used = 16;
     }
 #endif
   }

@@ -1,4 +1,4 @@
-// Md5Jobs on 8 lanes (AVX2). Compiled with -mavx2; called only where the processor has it.
+// Md5Jobs on 2 x 8 lanes (AVX2). Compiled with -mavx2; called only where the processor has it.
 // Includes nothing that defines inline functions (md5_lanes_impl.h says why).
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -35,7 +35,10 @@ void LoadTransposed8(const unsigned char* const* blocks, Lanes* x) {
 
 }  // namespace
 
-void Md5JobsAvx2(Md5Job* jobs, size_t count) { RunLanes(jobs, count, LoadTransposed8); }
+void Md5JobsAvx2(Md5Job* jobs, size_t count) {
+  RunShortLanes(jobs, count);
+  RunLanes(jobs, count, LoadTransposed8);
+}
 
 }  // namespace riffle::kpl::detail
 #endif  // __AVX2__

@@ -1,4 +1,4 @@
-// Md5Jobs on 16 lanes (AVX-512F). Compiled with -mavx512f; called only where the processor
+// Md5Jobs on 2 x 16 lanes (AVX-512F). Compiled with -mavx512f; called only where the processor
 // has it. Includes nothing that defines inline functions (md5_lanes_impl.h says why).
 #if defined(__AVX512F__)
 // GCC 12 warns inside its own avx512fintrin.h, whose shuffles pass an undefined vector as
@@ -41,7 +41,10 @@ void LoadTransposed16(const unsigned char* const* blocks, Lanes* x) {
 
 }  // namespace
 
-void Md5JobsAvx512(Md5Job* jobs, size_t count) { RunLanes(jobs, count, LoadTransposed16); }
+void Md5JobsAvx512(Md5Job* jobs, size_t count) {
+  RunShortLanes(jobs, count);
+  RunLanes(jobs, count, LoadTransposed16);
+}
 
 }  // namespace riffle::kpl::detail
 #endif  // __AVX512F__
