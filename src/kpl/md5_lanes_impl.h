@@ -159,39 +159,35 @@ inline void CompressLanes(LaneState& st, const Lanes* x0, const Lanes* x1) {
 // of x[k]) instead of being padded in memory and transposed. They are the partition keys
 // whose hash keys a range check needs.
 inline void RunShortLanes(Md5Job* jobs, size_t count) {
-  alignas(64) uint32_t words[2][16][kWidth];  // [vector][word][lane]
   Md5Job* lane_job[kLanes];
   size_t next = 0;
   for (;;) {
-    std::memset(words, 0, sizeof(words));
+    Lanes x[2][16] = {};
     int n = 0;
     for (; next < count && n < kLanes; ++next) {
       Md5Job& job = jobs[next];
       if (job.size > 55 || job.blocks_done != 0) continue;
-      uint32_t(&w)[16][kWidth] = words[n / kWidth];
-      const int lane = n % kWidth;
+      // Word k of lane i is element k * kWidth + i (the vectors' own element type).
+      uint32_t* w = reinterpret_cast<uint32_t*>(x[n / kWidth]) + n % kWidth;
       const size_t whole = job.size / 4;
       for (size_t k = 0; k < whole; ++k) {
         uint32_t v;
         std::memcpy(&v, job.data + 4 * k, 4);
-        w[k][lane] = v;  // little-endian words (x86)
+        w[k * kWidth] = v;  // little-endian words (x86)
       }
       uint32_t last = 0x80u << (8 * (job.size % 4));  // the rest, then the 0x80 byte
       for (size_t i = 0; i < job.size % 4; ++i)
         last |= uint32_t{job.data[4 * whole + i]} << (8 * i);
-      w[whole][lane] = last;
-      w[14][lane] = static_cast<uint32_t>(job.size * 8);  // the length in bits; word 15 is 0
+      w[whole * kWidth] = last;
+      w[14 * kWidth] = static_cast<uint32_t>(job.size * 8);  // the length in bits; word 15: 0
       lane_job[n++] = &job;
     }
     if (n < 2) return;  // none, or one left for the scalar MD5 (as fast)
-    Lanes x0[16], x1[16];
-    std::memcpy(x0, words[0], sizeof(x0));
-    std::memcpy(x1, words[1], sizeof(x1));
     LaneState st;
     for (int g = 0; g < 2; ++g) {
       for (int w = 0; w < 4; ++w) st.word[g][w] = Lanes{} + kMd5Iv[w];
     }
-    CompressLanes(st, x0, x1);
+    CompressLanes(st, x[0], x[1]);
     alignas(64) uint32_t state[2][4][kWidth];
     std::memcpy(state, st.word, sizeof(state));
     for (int l = 0; l < n; ++l) {
