@@ -131,12 +131,12 @@ uint64_t AggregateBuilder::SizeWith(std::string_view partition_key,
 
 uint64_t AggregateBuilder::IndexOf(std::string_view key, std::vector<std::string>& table,
                                    absl::flat_hash_map<std::string, uint64_t>& index) {
-  auto [it, added] = index.try_emplace(std::string(key), table.size());
-  if (added) {
-    table.emplace_back(key);
-    protobuf_bytes_ += FieldBytes(key.size());
-  }
-  return it->second;
+  if (auto it = index.find(AbslView(key)); it != index.end()) return it->second;
+  const uint64_t i = table.size();
+  index.emplace(std::string(key), i);
+  table.emplace_back(key);
+  protobuf_bytes_ += FieldBytes(key.size());
+  return i;
 }
 
 void AggregateBuilder::Add(std::string_view partition_key, std::string_view explicit_hash_key,
