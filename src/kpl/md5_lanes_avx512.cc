@@ -4,6 +4,7 @@
 // GCC 12 warns inside its own avx512fintrin.h, whose shuffles pass an undefined vector as
 // the unused merge source (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #define RIFFLE_MD5_LANE_WIDTH 16
