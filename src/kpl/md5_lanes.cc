@@ -8,8 +8,9 @@
 namespace riffle::kpl::detail {
 
 #if defined(__x86_64__)
-void Md5JobsAvx2(Md5Job* jobs, size_t count);    // md5_lanes_avx2.cc
-void Md5JobsAvx512(Md5Job* jobs, size_t count);  // md5_lanes_avx512.cc
+// True when they finished every job (otherwise the scalar MD5 finishes the rest).
+bool Md5JobsAvx2(Md5Job* jobs, size_t count);    // md5_lanes_avx2.cc
+bool Md5JobsAvx512(Md5Job* jobs, size_t count);  // md5_lanes_avx512.cc
 #endif
 
 namespace {
@@ -51,20 +52,21 @@ int Md5Lanes() {
 
 int Md5JobsWith(int lanes, Md5Job* jobs, size_t count) {
   int used = 1;
+  bool done = false;
   // One job gains nothing from lanes.
   if (count > 1) {
 #if defined(__x86_64__)
     const int available = Md5Lanes();
     if (lanes >= 32 && available >= 32) {
-      Md5JobsAvx512(jobs, count);
+      done = Md5JobsAvx512(jobs, count);
       used = 32;
     } else if (lanes >= 16 && available >= 16) {
-      Md5JobsAvx2(jobs, count);
+      done = Md5JobsAvx2(jobs, count);
       used = 16;
     }
 #endif
   }
-  FinishScalar(jobs, count);
+  if (!done) FinishScalar(jobs, count);
   return used;
 }
 

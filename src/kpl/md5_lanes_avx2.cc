@@ -35,9 +35,9 @@ void LoadTransposed8(const unsigned char* const* blocks, Lanes* x) {
 
 }  // namespace
 
-void Md5JobsAvx2(Md5Job* jobs, size_t count) {
-  RunShortLanes(jobs, count);
-  RunLanes(jobs, count, LoadTransposed8);
+bool Md5JobsAvx2(Md5Job* jobs, size_t count) {
+  const size_t left = RunShortLanes(jobs, count);
+  return left == 0 || RunLanes(jobs, count, LoadTransposed8) == 0;
 }
 
 }  // namespace riffle::kpl::detail

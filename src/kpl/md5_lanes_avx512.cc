@@ -42,9 +42,9 @@ void LoadTransposed16(const unsigned char* const* blocks, Lanes* x) {
 
 }  // namespace
 
-void Md5JobsAvx512(Md5Job* jobs, size_t count) {
-  RunShortLanes(jobs, count);
-  RunLanes(jobs, count, LoadTransposed16);
+bool Md5JobsAvx512(Md5Job* jobs, size_t count) {
+  const size_t left = RunShortLanes(jobs, count);
+  return left == 0 || RunLanes(jobs, count, LoadTransposed16) == 0;
 }
 
 }  // namespace riffle::kpl::detail

@@ -158,7 +158,9 @@ inline void CompressLanes(LaneState& st, const Lanes* x0, const Lanes* x1) {
 // no per-lane bookkeeping, written straight into the lanes (word k of message l into lane l
 // of x[k]) instead of being padded in memory and transposed. They are the partition keys
 // whose hash keys a range check needs.
-inline void RunShortLanes(Md5Job* jobs, size_t count) {
+// Returns the number of longer jobs it left, plus one when a short job was left alone.
+inline size_t RunShortLanes(Md5Job* jobs, size_t count) {
+  size_t left = 0;
   Md5Job* lane_job[kLanes];
   // Zeroed once; after each pass only the words a lane wrote are zeroed again (clearing all
   // 2 KiB per pass cost a third of the keys' time).
@@ -168,7 +170,10 @@ inline void RunShortLanes(Md5Job* jobs, size_t count) {
     int n = 0;
     for (; next < count && n < kLanes; ++next) {
       Md5Job& job = jobs[next];
-      if (job.size > 55 || job.blocks_done != 0) continue;
+      if (job.size > 55 || job.blocks_done != 0) {
+        left += job.blocks_done == 0;
+        continue;
+      }
       // Word k of lane i is element k * kWidth + i (the vectors' own element type).
       uint32_t* w = reinterpret_cast<uint32_t*>(x[n / kWidth]) + n % kWidth;
       const size_t whole = job.size / 4;
@@ -184,7 +189,7 @@ inline void RunShortLanes(Md5Job* jobs, size_t count) {
       w[14 * kWidth] = static_cast<uint32_t>(job.size * 8);  // the length in bits; word 15: 0
       lane_job[n++] = &job;
     }
-    if (n < 2) return;  // none, or one left for the scalar MD5 (as fast)
+    if (n < 2) return left + n;  // none, or one left for the scalar MD5 (as fast)
     LaneState st;
     for (int g = 0; g < 2; ++g) {
       for (int w = 0; w < 4; ++w) st.word[g][w] = Lanes{} + kMd5Iv[w];
@@ -209,10 +214,11 @@ inline void RunShortLanes(Md5Job* jobs, size_t count) {
 // the end of the shortest segment. Stops when every job is done, or when no job is waiting
 // and at most kLanes / 8 lanes are busy: a vector pass then costs more than the scalar MD5
 // of those lanes' blocks, so they are left (state, blocks_done) for the caller to finish.
-// Jobs of at most 55 bytes are left to RunShortLanes. `load(blocks, x)` gathers word k of
-// block l into lane l of x[k] for kWidth blocks.
+// Jobs of at most 55 bytes are left to RunShortLanes, which should run first. `load(blocks, x)`
+// gathers word k of block l into lane l of x[k] for kWidth blocks. Returns the number of jobs it
+// left unfinished.
 template <typename Load>
-void RunLanes(Md5Job* jobs, size_t count, Load load) {
+size_t RunLanes(Md5Job* jobs, size_t count, Load load) {
   alignas(64) static const unsigned char kZeroBlock[64] = {};
   alignas(64) unsigned char tails[kLanes][128];
   Md5Job* lane_job[kLanes];
@@ -284,12 +290,15 @@ void RunLanes(Md5Job* jobs, size_t count, Load load) {
       advance(l);
     }
   }
+  size_t unfinished = 0;
   for (int l = 0; l < kLanes; ++l) {  // stragglers, for the scalar MD5
     if (lane_job[l] == nullptr) continue;
     Md5Job& job = *lane_job[l];
     st.Get(l, job.state);
     job.blocks_done = in_tail[l] ? PaddedBlocks(job.size) - left[l] : job.size / 64 - left[l];
+    ++unfinished;
   }
+  return unfinished;
 }
 
 #endif  // RIFFLE_MD5_LANE_WIDTH
