@@ -338,6 +338,11 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
   s.aggregates.clear();
   s.key_jobs.clear();
   size_t body_job = 0;
+  // Partition keys are hashed as soon as they fill the lanes, while the aggregates that hold
+  // them are still in the cache (hashing the whole batch's keys at the end read them back
+  // from memory).
+  const auto lanes = static_cast<size_t>(Md5Lanes());
+  size_t hashed = 0;
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
     if (kinds != nullptr) kinds[i] = RecordKind::kNotAggregated;
@@ -357,10 +362,14 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
     s.aggregates.push_back({i, first_user, out.size(), first_job, s.key_jobs.size(), misplaced});
     if (kinds != nullptr) kinds[i] = RecordKind::kAggregate;
     ++counts.aggregates;
+    if (const size_t full = (s.key_jobs.size() - hashed) / lanes * lanes; full > 0) {
+      Md5Jobs(s.key_jobs.data() + hashed, full);
+      hashed += full;
+    }
   }
   if (s.aggregates.empty()) return;
 
-  Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
+  Md5Jobs(s.key_jobs.data() + hashed, s.key_jobs.size() - hashed);
   bool any_dropped = false;
   for (DecodeScratch::Parsed& a : s.aggregates) {
     for (size_t j = a.first_job; j < a.end_job && !a.misplaced; ++j) {
