@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 packages=(g++ cmake ninja-build pkg-config libabsl-dev libxxhash-dev libfmt-dev catch2
           libbenchmark-dev libboost-dev libconcurrentqueue-dev zlib1g-dev libsnappy-dev
-          libssl-dev)
+          libssl-dev libprotozero-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,18 +1,23 @@
 // Where a Consumer records how far each shard was processed.
 //
-// A checkpoint is a string: a record's sequence number (processing resumes after it), or
-// kShardEndCheckpoint once a closed shard was processed to its end (its children may
-// start). Keys are (application name, shard id).
+// A checkpoint is a string: a record's sequence number (processing resumes after it),
+// "<sequence number>:<sub-sequence number>" for a user record inside an aggregate (a KPL
+// aggregate read with de-aggregation, riffle/kpl.h: processing resumes after that user
+// record), or kShardEndCheckpoint once a closed shard was processed to its end (its
+// children may start). Keys are (application name, shard id).
 //
 // Thread safety: implementations must allow calls from any thread; both stores here do.
 #ifndef RIFFLE_CHECKPOINT_STORE_H_
 #define RIFFLE_CHECKPOINT_STORE_H_
 
+#include <charconv>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -21,6 +26,30 @@
 namespace riffle {
 
 inline constexpr std::string_view kShardEndCheckpoint = "SHARD_END";
+
+// The checkpoint of a user record inside an aggregate: "<sequence number>:<sub-sequence>".
+inline std::string SubRecordCheckpoint(std::string_view sequence_number,
+                                       uint64_t sub_sequence_number) {
+  std::string out(sequence_number);
+  out += ':';
+  out += std::to_string(sub_sequence_number);
+  return out;
+}
+
+// The two parts of a SubRecordCheckpoint; nullopt for any other string (the sequence
+// number part is not checked).
+inline std::optional<std::pair<std::string_view, uint64_t>> SplitSubRecordCheckpoint(
+    std::string_view checkpoint) {
+  const std::size_t colon = checkpoint.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == checkpoint.size()) {
+    return std::nullopt;
+  }
+  uint64_t sub = 0;
+  const char* end = checkpoint.data() + checkpoint.size();
+  const auto [ptr, ec] = std::from_chars(checkpoint.data() + colon + 1, end, sub);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return std::pair(checkpoint.substr(0, colon), sub);
+}
 
 class CheckpointStore {
  public:

@@ -45,6 +45,7 @@
 #include "riffle/record_source.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
+#include "riffle/user_record.h"
 
 namespace riffle {
 
@@ -75,9 +76,14 @@ enum class InvalidCheckpointPolicy {
 };
 
 struct ProcessRecordsInput {
-  std::span<const Record> records;  // valid during the call
+  // Valid during the call. With ConsumerOptions::deaggregator, the user records (those of
+  // an aggregate share its sequence number).
+  std::span<const Record> records;
   int64_t millis_behind_latest = 0;
   uint64_t missed_records = 0;  // trimmed before this application read them
+  // With ConsumerOptions::deaggregator: the same records with their sub-sequence numbers
+  // (user_records[i] is records[i]); empty otherwise.
+  std::span<const UserRecord> user_records;
 };
 
 class Consumer;
@@ -90,6 +96,13 @@ class Checkpointer {
   [[nodiscard]] absl::Status Checkpoint();
   // A record of this shard already delivered.
   [[nodiscard]] absl::Status Checkpoint(const SequenceNumber& sequence_number);
+  // A user record of an aggregate already delivered: a restart resumes with the user
+  // record after it (SubRecordCheckpoint). Needs ConsumerOptions::deaggregator to resume
+  // inside the aggregate; without one the whole aggregate is delivered again.
+  [[nodiscard]] absl::Status Checkpoint(const SequenceNumber& sequence_number,
+                                        uint64_t sub_sequence_number);
+  // A user record already delivered: by sub-sequence number when it is aggregated.
+  [[nodiscard]] absl::Status Checkpoint(const UserRecord& record);
 
  private:
   friend class Consumer;
@@ -103,8 +116,8 @@ class Checkpointer {
 class RecordProcessor {
  public:
   virtual ~RecordProcessor() = default;
-  // `checkpoint`: where processing resumes (a sequence number), empty for the initial
-  // position.
+  // `checkpoint`: where processing resumes (a sequence number, or a SubRecordCheckpoint),
+  // empty for the initial position.
   virtual void Initialize(std::string_view shard_id, std::string_view checkpoint) = 0;
   virtual void ProcessRecords(const ProcessRecordsInput& input, Checkpointer& checkpointer) = 0;
   // The shard was closed by a reshard and every record was delivered. REQUIRED: call
@@ -193,6 +206,11 @@ struct ConsumerOptions {
   Clock* clock = nullptr;
   // Default kReport.
   InvalidCheckpointPolicy invalid_checkpoint = InvalidCheckpointPolicy::kReport;
+  // Not owned; must outlive the consumer. When set (for KPL aggregates, a
+  // riffle::kpl::Deaggregator), processors see user records (ProcessRecordsInput) and may
+  // checkpoint inside an aggregate; Checkpoint() still names the last Kinesis record
+  // delivered. Default nullptr: records as they were put.
+  const UserRecordDecoder* deaggregator = nullptr;
   // REQUIRED: makes the processor of each leased shard.
   RecordProcessorFactory processor_factory;
 };
@@ -208,7 +226,7 @@ class Consumer {
   Consumer& operator=(const Consumer&) = delete;
 
   // One host-driven step: leases when due, then one read of every owned shard. Returns
-  // the number of records delivered to processors.
+  // the number of records (user records, with a deaggregator) delivered to processors.
   size_t Poll();
   // Runs Poll() on a thread of the consumer's own until Stop(). ResourceInUseException
   // when already started or stopped.

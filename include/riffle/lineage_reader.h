@@ -25,6 +25,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "riffle/record_source.h"
+#include "riffle/user_record.h"
 
 namespace riffle {
 
@@ -35,6 +36,10 @@ struct LineageReaderOptions {
   std::optional<absl::Time> timestamp{};
   // Records per GetRecords call, 1..10,000. Default 1,000.
   int limit = 1000;
+  // Not owned; must outlive the reader. When set (for KPL aggregates, a
+  // riffle::kpl::Deaggregator), handlers see user records, each shard's checked against
+  // its range. Default nullptr: records as they were put.
+  const UserRecordDecoder* deaggregator = nullptr;
 };
 
 class LineageReader {
@@ -45,6 +50,7 @@ class LineageReader {
     std::vector<std::string> parents;  // those that must be read to their end first
   };
   using RecordHandler = absl::FunctionRef<void(const ShardInfo&, const Record&)>;
+  using UserRecordHandler = absl::FunctionRef<void(const ShardInfo&, const UserRecord&)>;
 
   // REQUIRES: `source` outlives the reader. The shards are listed at the first Poll().
   explicit LineageReader(RecordSource& source, LineageReaderOptions options = {});
@@ -53,17 +59,27 @@ class LineageReader {
   LineageReader& operator=(const LineageReader&) = delete;
 
   // One pass over every readable shard; `on_record(const ShardInfo&, const Record&)` sees
-  // each record once, in shard order. Returns the progress made: records delivered plus
-  // shards started and finished (0: nothing to do now). An error (throttling, a bad
-  // option) is kept in last_error() and the pass goes on with the other shards.
+  // each record once, in shard order (with a deaggregator, each user record). Returns the
+  // progress made: records read plus shards started and finished (0: nothing to do now).
+  // An error (throttling, a bad option) is kept in last_error() and the pass goes on with
+  // the other shards.
   template <typename F>
   size_t Poll(F&& on_record) {
-    return PollImpl(RecordHandler(on_record));
+    const RecordHandler handler(on_record);
+    return PollImpl(&handler, nullptr);
   }
   // As Poll(on_record), with `limit` records per GetRecords instead of options().limit.
   template <typename F>
   size_t Poll(F&& on_record, int limit) {
-    return PollImpl(RecordHandler(on_record), limit);
+    const RecordHandler handler(on_record);
+    return PollImpl(&handler, nullptr, limit);
+  }
+  // As Poll, with `on_user_record(const ShardInfo&, const UserRecord&)`: sub-sequence
+  // numbers too (without a deaggregator, every record is one with sub-sequence number 0).
+  template <typename F>
+  size_t PollUserRecords(F&& on_user_record) {
+    const UserRecordHandler handler(on_user_record);
+    return PollImpl(nullptr, &handler);
   }
 
   // OK, or the error that kept the last Poll() from reading a shard.
@@ -77,7 +93,9 @@ class LineageReader {
 
  private:
   struct State;
-  size_t PollImpl(RecordHandler on_record, int limit = 0);
+  // Exactly one handler is set.
+  size_t PollImpl(const RecordHandler* on_record, const UserRecordHandler* on_user_record,
+                  int limit = 0);
   std::unique_ptr<State> state_;
 };
 

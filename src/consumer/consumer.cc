@@ -19,6 +19,7 @@ struct ShardTask {
   std::optional<SequenceNumber> last_delivered;  // newest record handed to the processor
   bool after_parents = false;                    // a child of shards this application processed
   std::optional<SequenceNumber> first_record;    // the shard's StartingSequenceNumber
+  HashKeyRange range;                            // the shard's, for de-aggregation
   bool at_shard_end = false;                     // during ShardEnded
   bool lease_lost = false;                       // during Shutdown(kLeaseLost)
   bool ended = false;                            // ShardEnded was called
@@ -35,6 +36,12 @@ struct ShardTask {
   bool resubscribe = false;
   int64_t subscribe_after_ms = INT64_MIN;
   int delivered = 0;
+  // De-aggregation: the user records of the batch being delivered, and when processing
+  // resumed inside an aggregate (a SubRecordCheckpoint), that aggregate and the last
+  // sub-sequence number already processed.
+  std::vector<UserRecord> user_records;
+  std::vector<Record> user_views;
+  std::optional<std::pair<SequenceNumber, uint64_t>> skip_through;
 };
 
 namespace {
@@ -154,6 +161,25 @@ absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number) {
                     sequence_number.ToString(), task.shard_id));
   }
   return consumer_->WriteCheckpoint(task, sequence_number.ToString());
+}
+
+absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number,
+                                      uint64_t sub_sequence_number) {
+  ShardTask& task = *task_;
+  if (!task.last_delivered || sequence_number > *task.last_delivered ||
+      FormatShardId(sequence_number.shard_index) != task.shard_id) {
+    return InvalidArgumentError(fmt::format(
+        "SequenceNumber {} (SubSequenceNumber {}) is not a record of shard {} delivered to this "
+        "processor.",
+        sequence_number.ToString(), sub_sequence_number, task.shard_id));
+  }
+  return consumer_->WriteCheckpoint(
+      task, SubRecordCheckpoint(sequence_number.ToString(), sub_sequence_number));
+}
+
+absl::Status Checkpointer::Checkpoint(const UserRecord& record) {
+  if (!record.aggregated) return Checkpoint(record.sequence_number);
+  return Checkpoint(record.sequence_number, record.sub_sequence_number);
 }
 
 // ---- Consumer ----
@@ -376,6 +402,7 @@ void Consumer::RefreshLeases(int64_t now_ms) {
               c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second),
               after_parents);
     tasks_.back()->first_record = s->sequence_number_range.starting_sequence_number;
+    tasks_.back()->range = s->hash_key_range;
   }
   (void)now_ms;
 }
@@ -414,9 +441,27 @@ int Consumer::PollShard(ShardTask& task, int64_t now_ms) {
 void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t behind,
                        uint64_t missed) {
   if (records.empty() && missed == 0) return;
+  // Checkpoint() names the last Kinesis record read, even when it gave no user record.
   if (!records.empty()) task.last_delivered = records.back().sequence_number;
+  std::span<const UserRecord> user_records;
+  if (options_.deaggregator != nullptr) {
+    task.user_records.clear();
+    options_.deaggregator->Decode(records, task.range, task.user_records);
+    if (task.skip_through && !records.empty()) {
+      // Resumed at the checkpointed aggregate: drop the user records already processed.
+      const auto& [sequence_number, last_sub] = *task.skip_through;
+      std::erase_if(task.user_records, [&](const UserRecord& u) {
+        return u.sequence_number == sequence_number && u.sub_sequence_number <= last_sub;
+      });
+      task.skip_through.reset();
+    }
+    task.user_views.assign(task.user_records.begin(), task.user_records.end());
+    records = task.user_views;
+    user_records = task.user_records;
+    if (records.empty() && missed == 0) return;
+  }
   Checkpointer cp(this, &task);
-  task.processor->ProcessRecords(ProcessRecordsInput{records, behind, missed}, cp);
+  task.processor->ProcessRecords(ProcessRecordsInput{records, behind, missed, user_records}, cp);
   task.delivered += static_cast<int>(records.size());
 }
 
@@ -429,9 +474,18 @@ void Consumer::EndShard(ShardTask& task) {
 }
 
 std::optional<StartingPosition> Consumer::StartOf(ShardTask& task) {
+  task.skip_through.reset();
   if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint) {
     if (SequenceNumber::Parse(*task.checkpoint).ok()) {
       return StartingPosition{ShardIteratorType::kAfterSequenceNumber, *task.checkpoint, {}};
+    }
+    // A user record inside an aggregate: read the aggregate again and skip what was
+    // processed (without a deaggregator the whole aggregate is delivered again).
+    if (const auto sub = SplitSubRecordCheckpoint(*task.checkpoint)) {
+      if (absl::StatusOr<SequenceNumber> number = SequenceNumber::Parse(sub->first); number.ok()) {
+        if (options_.deaggregator != nullptr) task.skip_through = {{*number, sub->second}};
+        return StartingPosition{ShardIteratorType::kAtSequenceNumber, std::string(sub->first), {}};
+      }
     }
     // Not a sequence number at all (a damaged store).
     if (!OnUnusableCheckpoint(task, InvalidArgumentError("it is not a sequence number."))) {
@@ -459,7 +513,9 @@ int Consumer::PollPolling(ShardTask& task, int64_t now_ms) {
     std::optional<StartingPosition> start = StartOf(task);
     if (!start) return 0;
     task.cursor.emplace(task.shard_id);
-    const bool from_checkpoint = start->type == ShardIteratorType::kAfterSequenceNumber;
+    // StartOf gives sequence numbers only for checkpoints.
+    const bool from_checkpoint = start->type == ShardIteratorType::kAfterSequenceNumber ||
+                                 start->type == ShardIteratorType::kAtSequenceNumber;
     absl::Status s = task.cursor->Start(stream_, *start, task.after_parents && !from_checkpoint);
     if (!s.ok()) {
       task.cursor.reset();
@@ -498,7 +554,8 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
       std::optional<StartingPosition> s = StartOf(task);
       if (!s) return 0;
       start = *s;
-      from_checkpoint = start.type == ShardIteratorType::kAfterSequenceNumber;
+      from_checkpoint = start.type == ShardIteratorType::kAfterSequenceNumber ||
+                        start.type == ShardIteratorType::kAtSequenceNumber;
       if (task.after_parents && !from_checkpoint && task.first_record) {
         // From the first record, so that what was trimmed counts as missed.
         start = {ShardIteratorType::kAtSequenceNumber, task.first_record->ToString(), {}};

@@ -21,13 +21,14 @@ struct LineageReader::State {
   detail::LineageTracker tracker;
   std::vector<Active> active;
   GetRecordsResult result;
+  std::vector<UserRecord> user_records;  // with a deaggregator
   absl::Status status;
   uint64_t missed_done = 0;  // of cursors that finished
   bool synced = false;
 };
 
 LineageReader::LineageReader(RecordSource& source, LineageReaderOptions options)
-    : state_(new State{source, std::move(options), {}, {}, {}, {}, 0, false}) {}
+    : state_(new State{source, std::move(options), {}, {}, {}, {}, {}, 0, false}) {}
 
 LineageReader::~LineageReader() = default;
 
@@ -45,7 +46,8 @@ uint64_t LineageReader::missed_records() const {
 
 std::size_t LineageReader::waiting() const { return state_->tracker.waiting(); }
 
-size_t LineageReader::PollImpl(RecordHandler on_record, int limit) {
+size_t LineageReader::PollImpl(const RecordHandler* on_record,
+                               const UserRecordHandler* on_user_record, int limit) {
   State& st = *state_;
   if (limit == 0) limit = st.options.limit;
   if (limit < 1 || limit > 10000) {
@@ -83,7 +85,21 @@ size_t LineageReader::PollImpl(RecordHandler on_record, int limit) {
       ++i;
       continue;
     }
-    for (const Record& r : st.result.records) on_record(a.info, r);
+    if (st.options.deaggregator != nullptr) {
+      st.user_records.clear();
+      st.options.deaggregator->Decode(st.result.records, a.info.range, st.user_records);
+      for (const UserRecord& u : st.user_records) {
+        on_record != nullptr ? (*on_record)(a.info, u) : (*on_user_record)(a.info, u);
+      }
+    } else if (on_record != nullptr) {
+      for (const Record& r : st.result.records) (*on_record)(a.info, r);
+    } else {
+      for (const Record& r : st.result.records) {
+        UserRecord u;
+        static_cast<Record&>(u) = r;
+        (*on_user_record)(a.info, u);
+      }
+    }
     progress += st.result.records.size();
     if (!a.cursor.ended()) {
       ++i;

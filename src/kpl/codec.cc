@@ -1,0 +1,401 @@
+// The KPL format: writing an aggregate, reading one, checking its hash keys.
+#include "kpl/codec.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "riffle/detail/md5.h"
+#include "riffle/kpl.h"
+
+namespace riffle::kpl::detail {
+namespace {
+
+using protozero::pbf_wire_type;
+using protozero::tag_and_type;
+
+uint64_t VarintBytes(uint64_t v) { return static_cast<uint64_t>(protozero::length_of_varint(v)); }
+
+// A table entry or a record: tag byte, length, bytes.
+uint64_t FieldBytes(uint64_t length) { return 1 + VarintBytes(length) + length; }
+
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// A Tag message: its required key present.
+bool ValidTag(std::string_view message) {
+  protozero::pbf_reader tag(message);
+  bool has_key = false;
+  while (tag.next()) {
+    has_key |= tag.tag_and_type() == tag_and_type(kTagKey, pbf_wire_type::length_delimited);
+    tag.skip();
+  }
+  return has_key;
+}
+
+// One Record message. Fields of another number or wire type are unknown fields and
+// skipped, as protobuf-java (the KCL's parser) does; a repeated scalar keeps its last value.
+bool ParseRecordFields(std::string_view message, std::string_view& data, uint64_t& key_index,
+                       uint64_t& explicit_hash_key_index) {
+  protozero::pbf_reader record(message);
+  bool has_key = false;
+  bool has_data = false;
+  explicit_hash_key_index = kNoIndex;
+  while (record.next()) {
+    switch (record.tag_and_type()) {
+      case tag_and_type(kPartitionKeyIndex, pbf_wire_type::varint):
+        key_index = record.get_uint64();
+        has_key = true;
+        break;
+      case tag_and_type(kExplicitHashKeyIndex, pbf_wire_type::varint):
+        explicit_hash_key_index = record.get_uint64();
+        break;
+      case tag_and_type(kData, pbf_wire_type::length_delimited):
+        data = record.get_view();
+        has_data = true;
+        break;
+      case tag_and_type(kTags, pbf_wire_type::length_delimited):
+        if (!ValidTag(record.get_view())) return false;
+        break;
+      default:
+        record.skip();
+    }
+  }
+  return has_key && has_data;
+}
+
+// As ParseRecordFields. The KPL and the AWS libraries write every record the same way:
+// field 1, field 2 when present, field 3, nothing else; that layout is read directly (with
+// protozero's varints), anything else by the general reader. Throws protozero's exceptions
+// on a truncated message.
+bool ParseRecord(std::string_view message, std::string_view& data, uint64_t& key_index,
+                 uint64_t& explicit_hash_key_index) {
+  const char* p = message.data();
+  const char* const end = p + message.size();
+  constexpr char kKeyTag = tag_and_type(kPartitionKeyIndex, pbf_wire_type::varint);
+  constexpr char kHashKeyTag = tag_and_type(kExplicitHashKeyIndex, pbf_wire_type::varint);
+  constexpr char kDataTag = tag_and_type(kData, pbf_wire_type::length_delimited);
+  if (p != end && *p == kKeyTag) {
+    ++p;
+    const uint64_t key = protozero::decode_varint(&p, end);
+    uint64_t ehk = kNoIndex;
+    if (p != end && *p == kHashKeyTag) {
+      ++p;
+      ehk = protozero::decode_varint(&p, end);
+    }
+    if (p != end && *p == kDataTag) {
+      ++p;
+      const uint64_t length = protozero::decode_varint(&p, end);
+      if (length == static_cast<uint64_t>(end - p)) {  // the data ends the message
+        data = std::string_view(p, length);
+        key_index = key;
+        explicit_hash_key_index = ehk;
+        return true;
+      }
+    }
+  }
+  return ParseRecordFields(message, data, key_index, explicit_hash_key_index);
+}
+
+}  // namespace
+
+// ---- AggregateBuilder ----
+
+uint64_t AggregateBuilder::RecordBytes(uint64_t key_index, std::optional<uint64_t> ehk_index,
+                                       uint64_t data_size) const {
+  uint64_t n = 1 + VarintBytes(key_index) + FieldBytes(data_size);
+  if (ehk_index) n += 1 + VarintBytes(*ehk_index);
+  return n;
+}
+
+uint64_t AggregateBuilder::SizeWith(std::string_view partition_key,
+                                    std::string_view explicit_hash_key, uint64_t data_size) const {
+  uint64_t protobuf = protobuf_bytes_;
+  uint64_t key_index = keys_.size();
+  if (auto it = key_index_.find(AbslView(partition_key)); it != key_index_.end()) {
+    key_index = it->second;
+  } else {
+    protobuf += FieldBytes(partition_key.size());
+  }
+  std::optional<uint64_t> ehk_index;
+  if (!explicit_hash_key.empty()) {
+    ehk_index = explicit_hash_keys_.size();
+    if (auto it = explicit_hash_key_index_.find(AbslView(explicit_hash_key));
+        it != explicit_hash_key_index_.end()) {
+      ehk_index = it->second;
+    } else {
+      protobuf += FieldBytes(explicit_hash_key.size());
+    }
+  }
+  return kFramingBytes + protobuf + FieldBytes(RecordBytes(key_index, ehk_index, data_size));
+}
+
+uint64_t AggregateBuilder::IndexOf(std::string_view key, std::vector<std::string>& table,
+                                   absl::flat_hash_map<std::string, uint64_t>& index) {
+  if (auto it = index.find(AbslView(key)); it != index.end()) return it->second;
+  const uint64_t i = table.size();
+  index.emplace(std::string(key), i);
+  table.emplace_back(key);
+  protobuf_bytes_ += FieldBytes(key.size());
+  return i;
+}
+
+void AggregateBuilder::Add(std::string_view partition_key, std::string_view explicit_hash_key,
+                           std::string_view data) {
+  const uint64_t key_index = IndexOf(partition_key, keys_, key_index_);
+  std::optional<uint64_t> ehk_index;
+  if (!explicit_hash_key.empty()) {
+    ehk_index = IndexOf(explicit_hash_key, explicit_hash_keys_, explicit_hash_key_index_);
+  }
+  const uint64_t record_bytes = RecordBytes(key_index, ehk_index, data.size());
+  [[maybe_unused]] const size_t before = records_.size();
+  protozero::pbf_writer records(records_);
+  {
+    protozero::pbf_writer record(records, kRecords, record_bytes);  // the length is known
+    record.add_uint64(kPartitionKeyIndex, key_index);
+    if (ehk_index) record.add_uint64(kExplicitHashKeyIndex, *ehk_index);
+    record.add_bytes(kData, data.data(), data.size());
+  }
+  assert(records_.size() - before == FieldBytes(record_bytes));
+  protobuf_bytes_ += FieldBytes(record_bytes);
+  ++count_;
+}
+
+void AggregateBuilder::Finish(std::string& out) {
+  out.reserve(out.size() + size());
+  out.append(kMagic);
+  const size_t body = out.size();
+  {
+    protozero::pbf_writer writer(out);
+    for (const std::string& k : keys_) writer.add_string(kPartitionKeyTable, k);
+    for (const std::string& k : explicit_hash_keys_) writer.add_string(kExplicitHashKeyTable, k);
+  }
+  out.append(records_);
+  const auto digest = riffle::detail::Md5(out.data() + body, out.size() - body);
+  out.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  Clear();
+}
+
+void AggregateBuilder::Clear() {
+  keys_.clear();
+  explicit_hash_keys_.clear();
+  key_index_.clear();
+  explicit_hash_key_index_.clear();
+  records_.clear();
+  protobuf_bytes_ = 0;
+  count_ = 0;
+}
+
+// ---- Reading ----
+
+DecodeScratch& ThreadScratch() {
+  static thread_local DecodeScratch scratch;
+  return scratch;
+}
+
+bool DigestMatches(std::string_view data, const uint32_t state[4]) {
+  unsigned char digest[16];
+  for (int w = 0; w < 4; ++w) {
+    for (int i = 0; i < 4; ++i) digest[4 * w + i] = static_cast<unsigned char>(state[w] >> (8 * i));
+  }
+  return std::memcmp(digest, data.data() + data.size() - 16, 16) == 0;
+}
+
+bool ParseAggregatedRecord(std::string_view body, const Record& outer, bool mark_needed,
+                           std::vector<UserRecord>& out, DecodeScratch& s) {
+  const size_t first = out.size();
+  s.keys.clear();
+  s.explicit_hash_keys.clear();
+  s.key_needed.clear();
+  s.explicit_hash_key_needed.clear();
+  s.unresolved.clear();
+  // A user record's table entries: its views, and for the range check its hash key source.
+  auto resolve = [&](UserRecord& u, uint64_t key, uint64_t ehk) {
+    u.partition_key = s.keys[key];
+    if (ehk != kNoIndex) u.explicit_hash_key = s.explicit_hash_keys[ehk];
+    if (!mark_needed) return;
+    if (ehk == kNoIndex) {
+      s.key_needed[key] = 1;
+    } else {
+      s.explicit_hash_key_needed[ehk] = 1;
+    }
+  };
+  try {
+    // One pass. The KPL writes the tables first, so a record's entries are known when it
+    // is read; one that names an entry further on is resolved after the pass.
+    protozero::pbf_reader message(body);
+    while (message.next()) {
+      switch (message.tag_and_type()) {
+        case tag_and_type(kPartitionKeyTable, pbf_wire_type::length_delimited):
+          s.keys.push_back(message.get_view());
+          s.key_needed.push_back(0);
+          break;
+        case tag_and_type(kExplicitHashKeyTable, pbf_wire_type::length_delimited):
+          s.explicit_hash_keys.push_back(message.get_view());
+          s.explicit_hash_key_needed.push_back(0);
+          break;
+        case tag_and_type(kRecords, pbf_wire_type::length_delimited): {
+          std::string_view data;
+          uint64_t key = 0;
+          uint64_t ehk = kNoIndex;
+          if (!ParseRecord(message.get_view(), data, key, ehk)) {
+            out.resize(first);
+            return false;
+          }
+          UserRecord& u = out.emplace_back(
+              UserRecord{{{}, data, outer.sequence_number, outer.approximate_arrival_timestamp},
+                         {},
+                         out.size() - first,
+                         true});
+          if (key < s.keys.size() && (ehk == kNoIndex || ehk < s.explicit_hash_keys.size())) {
+            resolve(u, key, ehk);
+          } else {
+            s.unresolved.push_back({out.size() - 1, key, ehk});
+          }
+          break;
+        }
+        default:
+          message.skip();
+      }
+    }
+  } catch (const protozero::exception&) {
+    out.resize(first);
+    return false;
+  }
+  for (const DecodeScratch::Unresolved& r : s.unresolved) {
+    if (r.key >= s.keys.size() ||
+        (r.explicit_hash_key != kNoIndex && r.explicit_hash_key >= s.explicit_hash_keys.size())) {
+      out.resize(first);  // the KCL throws here; riffle passes the record through
+      return false;
+    }
+    resolve(out[r.user], r.key, r.explicit_hash_key);
+  }
+  return true;
+}
+
+std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal) {
+  constexpr std::string_view kMax = "340282366920938463463374607431768211455";
+  if (decimal.empty() || decimal.size() > kMax.size() ||
+      (decimal[0] == '0' && decimal.size() > 1) ||
+      !std::all_of(decimal.begin(), decimal.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      (decimal.size() == kMax.size() && decimal > kMax)) {
+    return std::nullopt;
+  }
+  HashKey v = 0;
+  for (char c : decimal) v = v * 10 + static_cast<uint64_t>(c - '0');
+  return v;
+}
+
+namespace {
+
+void AppendRaw(const Record& record, std::vector<UserRecord>& out) {
+  out.push_back(UserRecord{record, {}, 0, false});
+}
+
+// For the aggregate just parsed (as indexed in scratch): false when an explicit hash key is
+// outside `range`; otherwise the partition keys whose MD5s are needed go to key_jobs.
+bool QueueHashChecks(const HashKeyRange& range, DecodeScratch& s) {
+  for (size_t e = 0; e < s.explicit_hash_keys.size(); ++e) {
+    if (!s.explicit_hash_key_needed[e]) continue;
+    const std::optional<HashKey> h = ParseDecimalHashKey(s.explicit_hash_keys[e]);
+    if (!h || !range.Contains(*h)) return false;
+  }
+  for (size_t k = 0; k < s.keys.size(); ++k) {
+    if (!s.key_needed[k]) continue;
+    Md5Job& job = s.key_jobs.emplace_back();
+    job.data = reinterpret_cast<const unsigned char*>(s.keys[k].data());
+    job.size = s.keys[k].size();
+  }
+  return true;
+}
+
+// The MD5 digest read as a big-endian integer, as Md5HashKey does.
+HashKey HashKeyOf(const Md5Job& job) {
+  const uint64_t high =
+      uint64_t{__builtin_bswap32(job.state[0])} << 32 | __builtin_bswap32(job.state[1]);
+  const uint64_t low =
+      uint64_t{__builtin_bswap32(job.state[2])} << 32 | __builtin_bswap32(job.state[3]);
+  return absl::MakeUint128(high, low);
+}
+
+}  // namespace
+
+void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
+                   bool deliver_misplaced, std::vector<UserRecord>& out, DecodeCounts& counts,
+                   RecordKind* kinds) {
+  DecodeScratch& s = ThreadScratch();
+  s.body_jobs.clear();
+  for (const Record& r : records) {
+    if (!HasAggregateFraming(r.data)) continue;
+    const std::string_view body = AggregateBody(r.data);
+    Md5Job& job = s.body_jobs.emplace_back();
+    job.data = reinterpret_cast<const unsigned char*>(body.data());
+    job.size = body.size();
+  }
+  Md5Jobs(s.body_jobs.data(), s.body_jobs.size());
+
+  const bool check = !IsWholeKeySpace(range);
+  const size_t batch_first = out.size();
+  s.aggregates.clear();
+  s.key_jobs.clear();
+  size_t body_job = 0;
+  // Partition keys are hashed as soon as they fill the lanes, while the aggregates that hold
+  // them are still in the cache (hashing the whole batch's keys at the end read them back
+  // from memory).
+  const auto lanes = static_cast<size_t>(Md5Lanes());
+  size_t hashed = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    if (kinds != nullptr) kinds[i] = RecordKind::kNotAggregated;
+    const bool framed = HasAggregateFraming(r.data);
+    if (!framed || !DigestMatches(r.data, s.body_jobs[body_job++].state)) {
+      AppendRaw(r, out);
+      continue;
+    }
+    const size_t first_user = out.size();
+    const size_t first_job = s.key_jobs.size();
+    if (!ParseAggregatedRecord(AggregateBody(r.data), r, check, out, s)) {
+      AppendRaw(r, out);
+      continue;
+    }
+    const bool misplaced = check && !QueueHashChecks(range, s);
+    if (misplaced) s.key_jobs.resize(first_job);
+    s.aggregates.push_back({i, first_user, out.size(), first_job, s.key_jobs.size(), misplaced});
+    if (kinds != nullptr) kinds[i] = RecordKind::kAggregate;
+    ++counts.aggregates;
+    if (const size_t full = (s.key_jobs.size() - hashed) / lanes * lanes; full > 0) {
+      Md5Jobs(s.key_jobs.data() + hashed, full);
+      hashed += full;
+    }
+  }
+  if (s.aggregates.empty()) return;
+
+  Md5Jobs(s.key_jobs.data() + hashed, s.key_jobs.size() - hashed);
+  bool any_dropped = false;
+  for (DecodeScratch::Parsed& a : s.aggregates) {
+    for (size_t j = a.first_job; j < a.end_job && !a.misplaced; ++j) {
+      a.misplaced = !range.Contains(HashKeyOf(s.key_jobs[j]));
+    }
+    if (!a.misplaced) continue;
+    ++counts.misplaced;
+    if (kinds != nullptr) kinds[a.record] = RecordKind::kMisplacedAggregate;
+    if (deliver_misplaced) continue;
+    counts.dropped += a.end_user - a.first_user;
+    any_dropped = true;
+  }
+  if (!any_dropped) return;
+  // Close the gaps the dropped aggregates leave, keeping the order.
+  size_t write = batch_first;
+  size_t read = batch_first;
+  for (const DecodeScratch::Parsed& a : s.aggregates) {
+    if (!a.misplaced) continue;
+    write = static_cast<size_t>(
+        std::copy(out.begin() + read, out.begin() + a.first_user, out.begin() + write) -
+        out.begin());
+    read = a.end_user;
+  }
+  write = static_cast<size_t>(std::copy(out.begin() + read, out.end(), out.begin() + write) -
+                              out.begin());
+  out.resize(write);
+}
+
+}  // namespace riffle::kpl::detail
