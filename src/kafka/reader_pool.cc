@@ -262,7 +262,9 @@ absl::StatusOr<ReaderPool::Outcome> ReaderPool::Read(
     for (rd_kafka_message_t* m : held) take(m);
   }
   bool waited = false;
-  slot->scratch.resize(static_cast<std::size_t>(limit));
+  if (slot->scratch.size() < static_cast<std::size_t>(limit)) {
+    slot->scratch.resize(static_cast<std::size_t>(limit));
+  }
   while (!stop) {
     const ssize_t n = rd_kafka_consume_batch_queue(slot->queue.get(), 0, slot->scratch.data(),
                                                    static_cast<std::size_t>(limit - count));
