@@ -405,8 +405,13 @@ uint64_t Core::IteratorCheck(const ShardIterator& it) const {
 }
 
 ShardIterator Core::MakeIterator(uint64_t shard, int64_t offset, int64_t now_ms) const {
-  const auto position = static_cast<uint64_t>(offset);
-  ShardIterator it{tag_, shard, position, position, true, now_ms, 0};
+  ShardIterator it;  // fields by name: the struct may gain fields
+  it.stream_tag = tag_;
+  it.shard_index = shard;
+  it.position = static_cast<uint64_t>(offset);
+  it.next_record_index = it.position;  // an offset is both
+  it.next_record_index_known = true;
+  it.issued_at_ms = now_ms;
   it.check = IteratorCheck(it);
   return it;
 }
