@@ -150,6 +150,7 @@ std::vector<Copy> ReadN(kafka::Stream& stream, riffle::ShardIterator it, std::si
     }
     REQUIRE(result.next_shard_iterator.has_value());
     it = *result.next_shard_iterator;
+    if (result.records.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   if (next != nullptr) *next = it;
   return out;
@@ -478,7 +479,9 @@ TEST_CASE("A Consumer processes every record once across a restart from committe
     auto consumer = MakeConsumer(*stream, *store, delivered);
     // Half of it, then a stop (processors checkpoint on the way out).
     const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (Records(delivered) < 400 && Clock::now() < deadline) consumer->Poll();
+    while (Records(delivered) < 400 && Clock::now() < deadline) {
+      if (consumer->Poll() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     REQUIRE(consumer->status().ok());
     consumer->Stop();
     CHECK(Records(delivered) < 800);
@@ -496,7 +499,9 @@ TEST_CASE("A Consumer processes every record once across a restart from committe
   auto store = *kafka::OffsetCheckpointStore::Create({.stream = stream.get()});
   auto consumer = MakeConsumer(*stream, *store, delivered);
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (Records(delivered) < 1600 && Clock::now() < deadline) consumer->Poll();
+  while (Records(delivered) < 1600 && Clock::now() < deadline) {
+    if (consumer->Poll() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   for (int i = 0; i < 5; ++i) consumer->Poll();  // nothing more arrives
   CHECK(consumer->status().ok());
   consumer->Stop();
@@ -699,8 +704,10 @@ TEST_CASE("The mirror copies a stream being written, and resumes after a stop", 
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   uint64_t copied = first.copied_records;
   while (copied < total && Clock::now() < deadline) {
-    copied += (*mirror)->Poll();
+    const size_t n = (*mirror)->Poll();
     REQUIRE((*mirror)->status().ok());
+    copied += n;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   writer.join();
   while ((*mirror)->Poll() > 0) {
@@ -788,8 +795,10 @@ TEST_CASE("The mirror resumes after a batch that reached the topic only in part"
   uint64_t copied = 0;
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   while (copied + in_topic < total && Clock::now() < deadline) {
-    copied += mirror->Poll();
+    const size_t n = mirror->Poll();
     REQUIRE(mirror->status().ok());
+    copied += n;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   CHECK(copied == total - in_topic);
   CHECK(mirror->stats().skipped_records == in_topic - 200);  // reread from record 200 on
