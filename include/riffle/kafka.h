@@ -217,7 +217,9 @@ class Stream final : public RecordSource {
   // Reads up to `limit` (1..10,000) records and at most 10 MiB into `out`, replacing its
   // contents, through a reader positioned at the iterator (one already there is reused, so
   // a reader that follows next_shard_iterator reads what was prefetched). Waits at most
-  // options().read_wait for a first record. Gaps in offsets (records removed by the
+  // options().read_wait for a first record, 100 ms more right after a reader was moved to
+  // another position (a fetch still held by a broker for the old one returns first);
+  // an empty result with a next iterator is normal. Gaps in offsets (records removed by the
   // topic's retention) are reported in missed_records. next_shard_iterator is always set:
   // a partition never closes.
   [[nodiscard]] absl::Status GetRecords(const ShardIterator& iterator, GetRecordsResult& out,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "fmt/format.h"
 
@@ -9,6 +10,9 @@ namespace riffle::kafka::detail {
 namespace {
 
 constexpr int64_t kIdleUnassignNs = int64_t{60} * 1'000'000'000;
+// How long a broker holds a fetch that found nothing (fetch.wait.max.ms). A reader that is
+// repositioned waits for such a fetch to return before fetching from the new position.
+constexpr int kFetchWaitMaxMs = 100;
 constexpr int64_t kSweepEveryNs = int64_t{1'000'000'000};
 
 int64_t SteadyNs() {
@@ -89,7 +93,7 @@ absl::StatusOr<ReaderPool::Slot*> ReaderPool::Acquire(int32_t partition, int64_t
                    // An offset that retention removed reads from the oldest one left (the gap is
                    // reported as missed records).
                    {"auto.offset.reset", "earliest"},
-                   {"fetch.wait.max.ms", "100"},
+                   {"fetch.wait.max.ms", std::to_string(kFetchWaitMaxMs)},
                    {"queued.max.messages.kbytes", "16384"}});
     if (!rk.ok()) return rk.status();
     auto reader = std::make_unique<Reader>();
@@ -276,7 +280,10 @@ absl::StatusOr<ReaderPool::Outcome> ReaderPool::Read(
     const int64_t high = cached_high();
     if (high >= 0 && high <= offset) break;  // read to the partition's end as last fetched
     waited = true;
-    rd_kafka_message_t* m = rd_kafka_consume_queue(slot->queue.get(), TimeoutMs(wait));
+    // Just repositioned: a fetch for the old position may hold the new one back.
+    const absl::Duration first_wait =
+        positioning == Positioning::kNone ? wait : wait + absl::Milliseconds(kFetchWaitMaxMs);
+    rd_kafka_message_t* m = rd_kafka_consume_queue(slot->queue.get(), TimeoutMs(first_wait));
     if (m == nullptr) break;
     take(m);
   }
