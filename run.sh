@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # riffle's entry point. On Debian 12 it installs whatever build dependency is missing
-# (apt-get, as root or through sudo), configures and builds with CMake presets, then runs:
+# (apt-get, as root or through sudo), configures and builds with CMake presets (which turn
+# on the optional Kafka component, riffle::kafka), then runs:
 #   ./run.sh demo [riffle-demo flags]    the demo pipeline (try --help)
 #   ./run.sh test [PRESET]               the tests: release (default), debug, asan-ubsan, tsan
 #   ./run.sh bench [benchmark flags]     the benchmarks, riffle beside its peers
@@ -9,7 +10,7 @@ cd "$(dirname "$0")"
 
 packages=(g++ cmake ninja-build pkg-config libabsl-dev libxxhash-dev libfmt-dev catch2
           libbenchmark-dev libboost-dev libconcurrentqueue-dev zlib1g-dev libsnappy-dev
-          libssl-dev libprotozero-dev)
+          libssl-dev libprotozero-dev librdkafka-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,8 @@
 // --reshard the stream splits and merges while producers run; with --out DIR a
 // DeliveryStream fed by the stream writes the records into DIR laid out like a bucket.
 // A progress line shows the rates; a summary (and with --json, one JSON object as the last
-// line) ends the run. The exit status is 0 when nothing was lost or reordered.
+// line) ends the run. The exit status is 0 when nothing was lost or reordered. With
+// --kafka mock|HOST:PORT the same pipeline runs on a Kafka topic (kafka_pipeline.cpp).
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -20,6 +21,7 @@
 
 #include "delivered_files.h"
 #include "fmt/format.h"
+#include "kafka_pipeline.h"
 #include "riffle/checkpoint_store.h"
 #include "riffle/consumer.h"
 #include "riffle/delivery_stream.h"
@@ -34,7 +36,7 @@ constexpr char kUsage[] =
     "usage: riffle-demo [--producers N] [--shards S] [--readers K] [--records R]\n"
     "                   [--record-bytes B] [--ring-bytes BYTES] [--reshard]\n"
     "                   [--efo-consumers E] [--kcl-consumers C]\n"
-    "                   [--out DIR [--gzip]] [--load N] [--json]\n";
+    "                   [--out DIR [--gzip]] [--load N] [--json] [--kafka mock|HOST:PORT]\n";
 
 struct Flags {
   int producers = 2;
@@ -51,6 +53,7 @@ struct Flags {
   bool gzip = false;
   bool json = false;
   int load = 0;  // CPU-bound threads running beside the pipeline (a host busy with other work)
+  std::string kafka;  // "mock" or bootstrap servers: the pipeline on a Kafka topic
 };
 
 [[noreturn]] void Usage(const std::string& error) {
@@ -99,6 +102,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.json = true;
     else if (arg == "--load")
       f.load = static_cast<int>(number());
+    else if (arg == "--kafka")
+      f.kafka = text();
     else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -109,6 +114,12 @@ Flags ParseFlags(int argc, char** argv) {
   if (f.producers < 1 || f.shards < 1) Usage("--producers and --shards must be at least 1");
   if (f.record_bytes < 32) Usage("--record-bytes must be at least 32 (key, counter, filler)");
   if (f.gzip && f.out.empty()) Usage("--gzip needs --out DIR");
+  if (!f.kafka.empty() && f.reshard) {
+    Usage("--reshard is not available with --kafka: a topic's partitions cannot split or merge");
+  }
+  if (!f.kafka.empty() && !f.out.empty()) {
+    Usage("--out is not available with --kafka yet: the delivery stream reads a riffle::Stream");
+  }
   return f;
 }
 
@@ -193,6 +204,18 @@ int Resharder(riffle::Stream& stream, const std::atomic<bool>& producers_done, i
 
 int main(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
+  if (!flags.kafka.empty()) {
+    return demo::RunKafkaPipeline({.kafka = flags.kafka,
+                                   .producers = flags.producers,
+                                   .shards = flags.shards,
+                                   .readers = flags.readers,
+                                   .efo_consumers = flags.efo_consumers,
+                                   .kcl_consumers = flags.kcl_consumers,
+                                   .records = flags.records,
+                                   .record_bytes = flags.record_bytes,
+                                   .keys_per_producer = flags.keys_per_producer,
+                                   .json = flags.json});
+  }
   riffle::StreamOptions options;
   options.stream_name = "riffle-demo";
   options.shard_count = flags.shards;
