@@ -18,6 +18,8 @@
 
 #include "fmt/format.h"
 #include "riffle/consumer.h"
+#include "riffle/delivery_stream.h"
+#include "riffle/sink.h"
 #include "riffle/kafka.h"
 #include "riffle/lineage_reader.h"
 #include "riffle/stream.h"
@@ -819,4 +821,49 @@ TEST_CASE("The mirror refuses a destination that routes differently", "[kafka]")
   CHECK(riffle::IsInvalidArgumentException(mirror.status()));
   auto ok = kafka::Mirror::Create({.source = nullptr, .destination = destination.get()});
   CHECK(riffle::IsInvalidArgumentException(ok.status()));
+}
+
+TEST_CASE("a DeliveryStream's stream source reads a Kafka-backed stream unchanged", "[kafka]") {
+  auto cluster = MakeCluster();
+  auto stream = MakeStream(*cluster, "delivered", 3);
+  std::vector<std::string> objects;  // in delivery order (one pump thread: the test's)
+  riffle::CallbackSink sink([&objects](std::string_view, std::string_view data) {
+    objects.emplace_back(data);
+    return absl::OkStatus();
+  });
+  riffle::DeliveryStreamOptions o;
+  o.delivery_stream_name = "from-kafka";
+  o.source = riffle::StreamSource{stream.get()};
+  o.sink = &sink;
+  o.append_newline_delimiter = true;
+  o.buffering_hints = {.size_in_mbs = 1, .interval_in_seconds = 0};
+  auto ds = riffle::DeliveryStream::Create(std::move(o));
+  REQUIRE(ds.ok());
+  const int keys = 12, per_key = 40;
+  for (int c = 0; c < per_key; ++c) {
+    for (int k = 0; k < keys; ++k) REQUIRE(stream->PutRecord(Key(k), Data(k, c)).ok());
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while ((*ds)->GetMetrics().incoming_records < static_cast<uint64_t>(keys * per_key) &&
+         Clock::now() < deadline) {
+    (*ds)->Poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE((*ds)->Close().ok());
+  // Every record once, in per-key order.
+  std::map<int, std::vector<int>> by_key;
+  for (const std::string& object : objects) {
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = object.find('\n', start)) != std::string::npos; start = nl + 1) {
+      const std::string line = object.substr(start, nl - start);
+      by_key[std::stoi(line)].push_back(std::stoi(line.substr(line.find(':') + 1)));
+    }
+  }
+  REQUIRE(by_key.size() == static_cast<std::size_t>(keys));
+  for (const auto& [k, counters] : by_key) {
+    std::vector<int> expected(per_key);
+    for (int c = 0; c < per_key; ++c) expected[static_cast<std::size_t>(c)] = c;
+    CHECK(counters == expected);
+  }
+  CHECK((*ds)->GetMetrics().source_records_missed == 0);
 }
