@@ -88,6 +88,9 @@ struct ProcessRecordsInput {
 
 class Consumer;
 struct ShardTask;
+namespace detail {
+class OwnThread;
+}  // namespace detail
 
 // Passed to a processor's callbacks. Checkpoint() records the last record delivered so
 // far (in ShardEnded: SHARD_END, which releases the shard's children).
@@ -275,12 +278,8 @@ class Consumer {
   int64_t next_refresh_ms_ = INT64_MIN;
   absl::Status status_;
   uint64_t invalid_checkpoints_ = 0;
-  bool started_ = false;
   bool stopped_ = false;
-  std::atomic<bool> stop_{false};
-  std::mutex sleep_mu_;
-  std::condition_variable sleep_cv_;
-  std::thread thread_;
+  std::unique_ptr<detail::OwnThread> thread_;  // Start()
 };
 
 }  // namespace riffle

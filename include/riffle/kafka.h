@@ -48,6 +48,10 @@
 #include "riffle/status.h"
 #include "riffle/stream.h"
 
+namespace riffle::detail {
+class OwnThread;
+}  // namespace riffle::detail
+
 namespace riffle::kafka {
 
 // ---- Errors ----
@@ -382,12 +386,8 @@ class Mirror {
 
   MirrorOptions options_;
   std::unique_ptr<State> state_;
-  bool started_ = false;
   bool stopped_ = false;
-  std::atomic<bool> stop_{false};
-  std::mutex sleep_mu_;
-  std::condition_variable sleep_cv_;
-  std::thread thread_;
+  std::unique_ptr<riffle::detail::OwnThread> thread_;  // Start()
 };
 
 }  // namespace riffle::kafka

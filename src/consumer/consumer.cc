@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/names.h"
+#include "common/own_thread.h"
 #include "consumer/lineage.h"
 #include "fmt/format.h"
 #include "riffle/status.h"
@@ -240,7 +241,8 @@ Consumer::Consumer(ConsumerOptions options)
       clock_(options_.clock != nullptr ? *options_.clock : stream_.clock()),
       own_leases_(options_.lease_table == nullptr ? std::make_unique<LeaseTable>(&clock_)
                                                   : nullptr),
-      leases_(options_.lease_table != nullptr ? options_.lease_table : own_leases_.get()) {
+      leases_(options_.lease_table != nullptr ? options_.lease_table : own_leases_.get()),
+      thread_(std::make_unique<detail::OwnThread>()) {
   // A worker counts for balancing from its creation, so that workers created together
   // split the shards at their first lease pass instead of handing leases over later.
   leases_->Heartbeat(options_.application_name, options_.worker_id, options_.lease_duration);
@@ -258,31 +260,14 @@ std::vector<std::string> Consumer::OwnedShards() const {
 }
 
 absl::Status Consumer::Start() {
-  if (started_ || stopped_) {
-    return ResourceInUseError(fmt::format("Consumer {} (worker {}) was already {}.",
-                                          options_.application_name, options_.worker_id,
-                                          started_ ? "started" : "stopped"));
-  }
-  started_ = true;
-  thread_ = std::thread([this] {
-    while (!stop_.load(std::memory_order_acquire)) {
-      if (Poll() > 0) continue;
-      std::unique_lock<std::mutex> lock(sleep_mu_);
-      sleep_cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.idle_sleep),
-                         [this] { return stop_.load(std::memory_order_acquire); });
-    }
-  });
-  return absl::OkStatus();
+  return thread_->Start(
+      fmt::format("Consumer {} (worker {})", options_.application_name, options_.worker_id),
+      [this] { return Poll(); }, options_.idle_sleep);
 }
 
 void Consumer::Stop() {
   if (stopped_) return;
-  {
-    std::lock_guard<std::mutex> lock(sleep_mu_);
-    stop_.store(true, std::memory_order_release);
-  }
-  sleep_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_->Stop();
   stopped_ = true;
   while (!tasks_.empty()) DropShard(tasks_.size() - 1, ShutdownReason::kRequested, true);
   leases_->RemoveWorker(options_.application_name, options_.worker_id);

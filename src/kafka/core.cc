@@ -7,6 +7,7 @@
 
 #include "fmt/format.h"
 #include "riffle/detail/hash_key_cache.h"
+#include "stream/iterator_checks.h"
 
 #ifndef XXH_INLINE_ALL
 #define XXH_INLINE_ALL
@@ -422,22 +423,11 @@ bool Core::Issued(const ShardIterator& it) const {
 }
 
 absl::Status Core::CheckIterator(const ShardIterator& it, int64_t now_ms) const {
-  if (!Issued(it)) {
-    return InvalidArgumentError(fmt::format(
-        "ShardIterator {} was not issued by stream {}: it may have been altered, or belong "
-        "to another stream.",
-        it.ToString(), options_.topic));
-  }
-  const uint64_t age = now_ms > it.issued_at_ms
-                           ? static_cast<uint64_t>(now_ms) - static_cast<uint64_t>(it.issued_at_ms)
-                           : 0;
-  const int64_t lifetime_ms = absl::ToInt64Milliseconds(options_.iterator_lifetime);
-  if (age > static_cast<uint64_t>(lifetime_ms)) {
-    return ExpiredIteratorError(fmt::format(
-        "Iterator expired. The iterator was created at time {} while right now it is {} which "
-        "is further in the future than the tolerated delay of {} milliseconds.",
-        absl::FormatTime(absl::FromUnixMillis(it.issued_at_ms), absl::UTCTimeZone()),
-        absl::FormatTime(absl::FromUnixMillis(now_ms), absl::UTCTimeZone()), lifetime_ms));
+  if (!Issued(it)) return riffle::detail::IteratorNotIssuedError(it, options_.topic);
+  if (absl::Status s = riffle::detail::IteratorAgeError(
+          it, now_ms, absl::ToInt64Milliseconds(options_.iterator_lifetime));
+      !s.ok()) {
+    return s;
   }
   if (it.shard_index >= static_cast<uint64_t>(partitions_)) {
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",

@@ -17,6 +17,7 @@
 #include <map>
 #include <set>
 
+#include "common/own_thread.h"
 #include "consumer/lineage.h"
 #include "fmt/format.h"
 #include "kafka/core.h"
@@ -114,7 +115,9 @@ absl::StatusOr<std::unique_ptr<Mirror>> Mirror::Create(MirrorOptions options) {
 }
 
 Mirror::Mirror(MirrorOptions options)
-    : options_(std::move(options)), state_(std::make_unique<State>()) {}
+    : options_(std::move(options)),
+      state_(std::make_unique<State>()),
+      thread_(std::make_unique<riffle::detail::OwnThread>()) {}
 
 Mirror::~Mirror() { Stop(); }
 
@@ -126,31 +129,13 @@ MirrorStats Mirror::stats() const {
 }
 
 absl::Status Mirror::Start() {
-  if (started_ || stopped_) {
-    return ResourceInUseError(fmt::format("The mirror of stream {} was already {}.",
-                                          options_.source->name(),
-                                          started_ ? "started" : "stopped"));
-  }
-  started_ = true;
-  thread_ = std::thread([this] {
-    while (!stop_.load(std::memory_order_acquire)) {
-      if (Step() > 0) continue;
-      std::unique_lock<std::mutex> lock(sleep_mu_);
-      sleep_cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.idle_sleep),
-                         [this] { return stop_.load(std::memory_order_acquire); });
-    }
-  });
-  return absl::OkStatus();
+  return thread_->Start(fmt::format("The mirror of stream {}", options_.source->name()),
+                        [this] { return Step(); }, options_.idle_sleep);
 }
 
 void Mirror::Stop() {
   if (stopped_) return;
-  {
-    std::lock_guard<std::mutex> lock(sleep_mu_);
-    stop_.store(true, std::memory_order_release);
-  }
-  sleep_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_->Stop();
   stopped_ = true;
 }
 

@@ -4,6 +4,7 @@
 
 #include "fmt/format.h"
 #include "kafka/core.h"
+#include "stream/iterator_checks.h"
 #include "riffle/detail/read_path.h"
 
 namespace riffle::kafka {
@@ -179,24 +180,7 @@ uint64_t Stream::pending_records() const { return core_->pending_records(); }
 
 absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorRequest& request) {
   detail::Core& core = *core_;
-  const bool wants_number = request.type == ShardIteratorType::kAtSequenceNumber ||
-                            request.type == ShardIteratorType::kAfterSequenceNumber;
-  const std::string_view type_name = ShardIteratorTypeName(request.type);
-  if (wants_number && request.starting_sequence_number.empty()) {
-    return InvalidArgumentError(
-        fmt::format("StartingSequenceNumber is required for ShardIteratorType {}.", type_name));
-  }
-  if (!wants_number && !request.starting_sequence_number.empty()) {
-    return InvalidArgumentError(fmt::format(
-        "StartingSequenceNumber must not be given for ShardIteratorType {}.", type_name));
-  }
-  if (request.type == ShardIteratorType::kAtTimestamp && !request.timestamp) {
-    return InvalidArgumentError("Timestamp is required for ShardIteratorType AT_TIMESTAMP.");
-  }
-  if (request.type != ShardIteratorType::kAtTimestamp && request.timestamp) {
-    return InvalidArgumentError(
-        fmt::format("Timestamp must not be given for ShardIteratorType {}.", type_name));
-  }
+  if (absl::Status s = riffle::detail::CheckIteratorRequest(request); !s.ok()) return s;
   const std::optional<uint64_t> index = ParseShardId(request.shard_id);
   if (!index || *index >= static_cast<uint64_t>(core.partitions())) {
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",

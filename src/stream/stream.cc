@@ -10,6 +10,7 @@
 #include "fmt/format.h"
 #include "riffle/subscription.h"
 #include "stream/fanout.h"
+#include "stream/iterator_checks.h"
 
 namespace riffle {
 namespace {
@@ -82,24 +83,52 @@ absl::Status GetRecordsLimitError(int limit) {
       fmt::format("Limit is {}; it must be between 1 and {}.", limit, kMaxGetRecordsLimit));
 }
 
-absl::Status IteratorError(const StreamCore& core, const ShardIterator& it, int64_t now_ms) {
-  if (it.stream_tag != core.tag || it.check != core.IteratorCheck(it)) {
-    return InvalidArgumentError(fmt::format(
-        "ShardIterator {} was not issued by stream {}: it may have been altered, or belong "
-        "to another stream.",
-        it.ToString(), core.name));
+absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
+  const bool wants_number = request.type == ShardIteratorType::kAtSequenceNumber ||
+                            request.type == ShardIteratorType::kAfterSequenceNumber;
+  const std::string_view type_name = ShardIteratorTypeName(request.type);
+  if (wants_number && request.starting_sequence_number.empty()) {
+    return InvalidArgumentError(
+        fmt::format("StartingSequenceNumber is required for ShardIteratorType {}.", type_name));
   }
+  if (!wants_number && !request.starting_sequence_number.empty()) {
+    return InvalidArgumentError(fmt::format(
+        "StartingSequenceNumber must not be given for ShardIteratorType {}.", type_name));
+  }
+  if (request.type == ShardIteratorType::kAtTimestamp && !request.timestamp) {
+    return InvalidArgumentError("Timestamp is required for ShardIteratorType AT_TIMESTAMP.");
+  }
+  if (request.type != ShardIteratorType::kAtTimestamp && request.timestamp) {
+    return InvalidArgumentError(
+        fmt::format("Timestamp must not be given for ShardIteratorType {}.", type_name));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IteratorNotIssuedError(const ShardIterator& it, std::string_view stream_name) {
+  return InvalidArgumentError(fmt::format(
+      "ShardIterator {} was not issued by stream {}: it may have been altered, or belong to "
+      "another stream.",
+      it.ToString(), stream_name));
+}
+
+absl::Status IteratorAgeError(const ShardIterator& it, int64_t now_ms, int64_t lifetime_ms) {
   const uint64_t age = now_ms > it.issued_at_ms
                            ? static_cast<uint64_t>(now_ms) - static_cast<uint64_t>(it.issued_at_ms)
                            : 0;
-  if (age > static_cast<uint64_t>(core.iterator_lifetime_ms)) {
-    return ExpiredIteratorError(fmt::format(
-        "Iterator expired. The iterator was created at time {} while right now it is {} which "
-        "is further in the future than the tolerated delay of {} milliseconds.",
-        absl::FormatTime(absl::FromUnixMillis(it.issued_at_ms), absl::UTCTimeZone()),
-        absl::FormatTime(absl::FromUnixMillis(now_ms), absl::UTCTimeZone()),
-        core.iterator_lifetime_ms));
+  if (age <= static_cast<uint64_t>(lifetime_ms)) return absl::OkStatus();
+  return ExpiredIteratorError(fmt::format(
+      "Iterator expired. The iterator was created at time {} while right now it is {} which "
+      "is further in the future than the tolerated delay of {} milliseconds.",
+      absl::FormatTime(absl::FromUnixMillis(it.issued_at_ms), absl::UTCTimeZone()),
+      absl::FormatTime(absl::FromUnixMillis(now_ms), absl::UTCTimeZone()), lifetime_ms));
+}
+
+absl::Status IteratorError(const StreamCore& core, const ShardIterator& it, int64_t now_ms) {
+  if (it.stream_tag != core.tag || it.check != core.IteratorCheck(it)) {
+    return IteratorNotIssuedError(it, core.name);
   }
+  if (absl::Status s = IteratorAgeError(it, now_ms, core.iterator_lifetime_ms); !s.ok()) return s;
   const ShardState* shard = core.shards.snapshot().Find(it.shard_index);
   if (shard != nullptr && core.shards.Expired(*shard, now_ms)) {
     return ResourceNotFoundError(
@@ -316,24 +345,7 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(
 }
 
 absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorRequest& request) {
-  const bool wants_number = request.type == ShardIteratorType::kAtSequenceNumber ||
-                            request.type == ShardIteratorType::kAfterSequenceNumber;
-  const std::string_view type_name = ShardIteratorTypeName(request.type);
-  if (wants_number && request.starting_sequence_number.empty()) {
-    return InvalidArgumentError(
-        fmt::format("StartingSequenceNumber is required for ShardIteratorType {}.", type_name));
-  }
-  if (!wants_number && !request.starting_sequence_number.empty()) {
-    return InvalidArgumentError(fmt::format(
-        "StartingSequenceNumber must not be given for ShardIteratorType {}.", type_name));
-  }
-  if (request.type == ShardIteratorType::kAtTimestamp && !request.timestamp) {
-    return InvalidArgumentError("Timestamp is required for ShardIteratorType AT_TIMESTAMP.");
-  }
-  if (request.type != ShardIteratorType::kAtTimestamp && request.timestamp) {
-    return InvalidArgumentError(
-        fmt::format("Timestamp must not be given for ShardIteratorType {}.", type_name));
-  }
+  if (absl::Status s = detail::CheckIteratorRequest(request); !s.ok()) return s;
   detail::StreamCore& core = *core_;
   const int64_t now_ms = core.clock->NowMillis();
   core.shards.Sweep(now_ms);
@@ -395,8 +407,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
 absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& iterator) {
   detail::StreamCore& core = *core_;
   if (iterator.stream_tag != core.tag || iterator.check != core.IteratorCheck(iterator)) {
-    return InvalidArgumentError(fmt::format(
-        "ShardIterator {} was not issued by stream {}.", iterator.ToString(), core.name));
+    return detail::IteratorNotIssuedError(iterator, core.name);
   }
   const int64_t now_ms = core.clock->NowMillis();
   detail::EpochGuard guard;
