@@ -272,55 +272,32 @@ int RunKafkaPipeline(const KafkaPipelineFlags& flags) {
   all_done.store(true);
   progress.join();
 
-  uint64_t order_violations = 0, lost = 0, corrupt = 0, reported_missed = 0;
-  std::map<std::string, uint64_t> records_read;
+  Outcome outcome;
   for (int r = 0; r < flags.readers; ++r) {
-    const auto& v = *verifiers[static_cast<std::size_t>(r)];
-    records_read[fmt::format("poller-{}", r)] = v.records();
-    order_violations += v.order_violations();
-    corrupt += v.corrupt();
-    lost += records_put > v.records() ? records_put - v.records() : 0;
-    reported_missed += missed[static_cast<std::size_t>(r)];
+    outcome.Add(fmt::format("poller-{}", r), *verifiers[static_cast<std::size_t>(r)], records_put,
+                missed[static_cast<std::size_t>(r)]);
   }
-  for (const auto& c : consumers) {
-    records_read[c.name] = c.verifier->records();
-    order_violations += c.verifier->order_violations();
-    corrupt += c.verifier->corrupt();
-    lost += records_put > c.verifier->records() ? records_put - c.verifier->records() : 0;
-  }
+  for (const auto& c : consumers) outcome.Add(c.name, *c.verifier, records_put);
 
   std::printf(
       "riffle-demo: %d producers, %d shards (Kafka partitions), %d readers, %zu-byte "
       "records, topic %s\n",
-      flags.producers, stream.shard_count(), static_cast<int>(records_read.size()),
+      flags.producers, stream.shard_count(), static_cast<int>(outcome.records_read.size()),
       flags.record_bytes, topic.c_str());
   std::printf("  put      %llu records in %.2f s (%.2f M records/s), %llu put errors\n",
               static_cast<unsigned long long>(records_put), put_seconds,
               records_put / put_seconds / 1e6, static_cast<unsigned long long>(put_errors.load()));
-  for (const auto& [name, n] : records_read) {
-    std::printf("  %-8s read %llu records\n", name.c_str(), static_cast<unsigned long long>(n));
-  }
-  std::printf("  order violations %llu, lost %llu (reported missed %llu), corrupt %llu, %.2f s\n",
-              static_cast<unsigned long long>(order_violations),
-              static_cast<unsigned long long>(lost),
-              static_cast<unsigned long long>(reported_missed),
-              static_cast<unsigned long long>(corrupt), seconds);
+  outcome.PrintReaders();
+  outcome.PrintVerdict(seconds);
   if (flags.json) {
-    std::string readers_json;
-    for (const auto& [name, n] : records_read) {
-      readers_json += fmt::format("{}\"{}\":{}", readers_json.empty() ? "" : ",", name, n);
-    }
-    const std::string out = fmt::format(
-        "{{\"records_put\":{},\"records_read\":{{{}}},\"order_violations\":{},\"lost\":{},"
-        "\"missed_reported\":{},\"corrupt\":{},\"put_errors\":{},\"producers\":{},\"shards\":{},"
-        "\"record_bytes\":{},\"reshards\":0,\"seconds\":{:.3f},\"put_records_per_second\":{:.0f},"
-        "\"backend\":\"kafka\",\"topic\":\"{}\"}}",
-        records_put, readers_json, order_violations, lost, reported_missed, corrupt,
-        put_errors.load(), flags.producers, stream.shard_count(), flags.record_bytes, seconds,
-        records_put / put_seconds, topic);
-    std::printf("%s\n", out.c_str());
+    std::printf("{%s,\"backend\":\"kafka\",\"topic\":\"%s\"}\n",
+                outcome
+                    .JsonFields(records_put, put_errors.load(), flags.producers,
+                                stream.shard_count(), flags.record_bytes, 0, seconds, put_seconds)
+                    .c_str(),
+                topic.c_str());
   }
-  return order_violations == 0 && lost == 0 && corrupt == 0 ? 0 : 1;
+  return outcome.ok() ? 0 : 1;
 }
 
 }  // namespace demo

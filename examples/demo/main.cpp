@@ -400,34 +400,25 @@ int main(int argc, char** argv) {
   all_done.store(true);
   progress.join();
 
-  uint64_t order_violations = 0, lost = 0, corrupt = files.corrupt, reported_missed = 0;
-  std::map<std::string, uint64_t> records_read;
+  demo::Outcome outcome;
+  outcome.corrupt = files.corrupt;
   for (int r = 0; r < flags.readers; ++r) {
-    const auto& v = *verifiers[static_cast<std::size_t>(r)];
-    records_read[fmt::format("poller-{}", r)] = v.records();
-    order_violations += v.order_violations();
-    corrupt += v.corrupt();
-    lost += records_put > v.records() ? records_put - v.records() : 0;
-    reported_missed += missed[static_cast<std::size_t>(r)];
+    outcome.Add(fmt::format("poller-{}", r), *verifiers[static_cast<std::size_t>(r)], records_put,
+                missed[static_cast<std::size_t>(r)]);
   }
-  for (const auto& c : consumers) {
-    records_read[c.name] = c.verifier->records();
-    order_violations += c.verifier->order_violations();
-    corrupt += c.verifier->corrupt();
-    lost += records_put > c.verifier->records() ? records_put - c.verifier->records() : 0;
+  for (const auto& c : consumers) outcome.Add(c.name, *c.verifier, records_put);
+  if (delivery) {
+    outcome.lost += records_put > files.unique_records ? records_put - files.unique_records : 0;
   }
-  if (delivery) lost += records_put > files.unique_records ? records_put - files.unique_records : 0;
 
   std::printf("riffle-demo: %d producers, %d shards, %d readers, %zu-byte records%s\n",
-              flags.producers, flags.shards, static_cast<int>(records_read.size()),
+              flags.producers, flags.shards, static_cast<int>(outcome.records_read.size()),
               flags.record_bytes,
               flags.reshard ? fmt::format(", {} reshards", reshards).c_str() : "");
   std::printf("  put      %llu records in %.2f s (%.2f M records/s), %llu put errors\n",
               static_cast<unsigned long long>(records_put), put_seconds,
               records_put / put_seconds / 1e6, static_cast<unsigned long long>(put_errors.load()));
-  for (const auto& [name, n] : records_read) {
-    std::printf("  %-8s read %llu records\n", name.c_str(), static_cast<unsigned long long>(n));
-  }
+  outcome.PrintReaders();
   if (delivery) {
     std::printf(
         "  delivery wrote %llu records (%llu distinct) in %llu objects to %s%s, %llu to the "
@@ -437,29 +428,17 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(files.objects), flags.out.c_str(),
         flags.gzip ? " (gzip)" : "", static_cast<unsigned long long>(metrics.error_output_records));
   }
-  std::printf("  order violations %llu, lost %llu (reported missed %llu), corrupt %llu, %.2f s\n",
-              static_cast<unsigned long long>(order_violations),
-              static_cast<unsigned long long>(lost),
-              static_cast<unsigned long long>(reported_missed),
-              static_cast<unsigned long long>(corrupt), seconds);
+  outcome.PrintVerdict(seconds);
   if (flags.json) {
-    std::string readers_json;
-    for (const auto& [name, n] : records_read) {
-      readers_json += fmt::format("{}\"{}\":{}", readers_json.empty() ? "" : ",", name, n);
-    }
-    std::string out = fmt::format(
-        "{{\"records_put\":{},\"records_read\":{{{}}},\"order_violations\":{},\"lost\":{},"
-        "\"missed_reported\":{},\"corrupt\":{},\"put_errors\":{},\"producers\":{},\"shards\":{},"
-        "\"record_bytes\":{},\"reshards\":{},\"seconds\":{:.3f},\"put_records_per_second\":{:.0f},"
-        "\"load_threads\":{}",
-        records_put, readers_json, order_violations, lost, reported_missed, corrupt,
-        put_errors.load(), flags.producers, flags.shards, flags.record_bytes, reshards, seconds,
-        records_put / put_seconds, flags.load);
+    std::string out = "{" + outcome.JsonFields(records_put, put_errors.load(), flags.producers,
+                                               flags.shards, flags.record_bytes, reshards, seconds,
+                                               put_seconds);
+    out += fmt::format(",\"load_threads\":{}", flags.load);
     if (delivery) {
       out += fmt::format(",\"delivered_records\":{},\"delivered_objects\":{},\"error_records\":{}",
                          files.records, files.objects, metrics.error_output_records);
     }
     std::printf("%s}\n", out.c_str());
   }
-  return order_violations == 0 && lost == 0 && corrupt == 0 ? 0 : 1;
+  return outcome.ok() ? 0 : 1;
 }

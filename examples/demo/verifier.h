@@ -8,6 +8,8 @@
 #include <atomic>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +82,58 @@ class OrderVerifier {
   uint64_t order_violations_ = 0;
   uint64_t gaps_ = 0;
   uint64_t corrupt_ = 0;
+};
+
+
+// What the readers of a run found, summed for the summary line and the JSON object.
+struct Outcome {
+  uint64_t order_violations = 0;
+  uint64_t lost = 0;
+  uint64_t corrupt = 0;
+  uint64_t reported_missed = 0;
+  std::map<std::string, uint64_t> records_read;  // by reader name
+
+  // One reader that should have seen every one of `records_put` records.
+  void Add(const std::string& name, const OrderVerifier& v, uint64_t records_put,
+           uint64_t missed = 0) {
+    records_read[name] = v.records();
+    order_violations += v.order_violations();
+    corrupt += v.corrupt();
+    lost += records_put > v.records() ? records_put - v.records() : 0;
+    reported_missed += missed;
+  }
+
+  void PrintReaders() const {
+    for (const auto& [name, n] : records_read) {
+      std::printf("  %-8s read %llu records\n", name.c_str(), static_cast<unsigned long long>(n));
+    }
+  }
+
+  void PrintVerdict(double seconds) const {
+    std::printf("  order violations %llu, lost %llu (reported missed %llu), corrupt %llu, %.2f s\n",
+                static_cast<unsigned long long>(order_violations),
+                static_cast<unsigned long long>(lost),
+                static_cast<unsigned long long>(reported_missed),
+                static_cast<unsigned long long>(corrupt), seconds);
+  }
+
+  // The JSON fields every pipeline prints, from "records_put" to "put_records_per_second".
+  std::string JsonFields(uint64_t records_put, uint64_t put_errors, int producers, int shards,
+                         std::size_t record_bytes, int reshards, double seconds,
+                         double put_seconds) const {
+    std::string readers;
+    for (const auto& [name, n] : records_read) {
+      readers += fmt::format("{}\"{}\":{}", readers.empty() ? "" : ",", name, n);
+    }
+    return fmt::format(
+        "\"records_put\":{},\"records_read\":{{{}}},\"order_violations\":{},\"lost\":{},"
+        "\"missed_reported\":{},\"corrupt\":{},\"put_errors\":{},\"producers\":{},\"shards\":{},"
+        "\"record_bytes\":{},\"reshards\":{},\"seconds\":{:.3f},\"put_records_per_second\":{:.0f}",
+        records_put, readers, order_violations, lost, reported_missed, corrupt, put_errors,
+        producers, shards, record_bytes, reshards, seconds, records_put / put_seconds);
+  }
+
+  bool ok() const { return order_violations == 0 && lost == 0 && corrupt == 0; }
 };
 
 }  // namespace demo
