@@ -66,8 +66,7 @@ struct RetiredShard {
 
 }  // namespace
 
-ShardSet::ShardSet(uint64_t ring_bytes, uint64_t secret, int64_t retention_ms,
-                   bool single_producer)
+ShardSet::ShardSet(uint64_t ring_bytes, uint64_t secret, int64_t retention_ms, bool single_producer)
     : ring_bytes_(ring_bytes),
       secret_(secret),
       single_producer_(single_producer),
@@ -117,6 +116,13 @@ void ShardSet::PublishLocked(std::vector<ShardState*> open) {
   auto* next = new RoutingSnapshot;
   for (ShardState* s : open) next->starts.push_back(s->range.starting_hash_key);
   next->open = std::move(open);
+  const std::vector<HashKeyRange> uniform =
+      UniformHashKeyRanges(static_cast<int>(next->open.size()));
+  bool is_uniform = uniform.size() == next->open.size();
+  for (std::size_t i = 0; is_uniform && i < uniform.size(); ++i) {
+    is_uniform = next->open[i]->range == uniform[i];
+  }
+  if (is_uniform) next->uniform.emplace(static_cast<int>(next->open.size()));
   next->live.reserve(live_.size());
   for (const auto& s : live_) next->live.push_back(s.get());
   const RoutingSnapshot* old = snapshot_.exchange(next, std::memory_order_acq_rel);

@@ -113,8 +113,8 @@ struct AppendResult {
 
 // The end of a shard's log as a reader may start from it.
 struct LatestState {
-  uint64_t published = 0;   // end of the log (claimed; readers see it once published)
-  uint64_t next_index = 0;  // index the next record will get
+  uint64_t published = 0;             // end of the log (claimed; readers see it once published)
+  uint64_t next_index = 0;            // index the next record will get
   uint64_t last_record_position = 0;  // Close() only: the last record, if next_index > 0
   int64_t last_arrival_ms = 0;
 };
@@ -162,7 +162,8 @@ class ShardLog {
 
   // Appends one record. kClosed: the shard closed (re-route); kFull: a lossless reader has
   // not read the space this record needs.
-  AppendResult Append(std::string_view key, std::string_view data, int64_t now_ms) {
+  [[gnu::always_inline]] AppendResult Append(std::string_view key, std::string_view data,
+                                             int64_t now_ms) {
     const uint64_t frame = FrameBytes(key.size(), data.size());
     assert(frame <= segment_bytes_);
     SingleProducerCheck check(*this);
@@ -433,7 +434,7 @@ class ShardLog {
     uint64_t position = 0;  // bytes
     uint64_t count = 0;     // claim number of the first frame
     uint64_t bytes = 0;
-    uint64_t claims = 1;    // claim numbers taken (2: padding and frame at once)
+    uint64_t claims = 1;  // claim numbers taken (2: padding and frame at once)
   };
 
   // Debug builds: catches two threads appending at once to a single-producer shard.
@@ -468,8 +469,7 @@ class ShardLog {
     const uint64_t units = hint_units + static_cast<uint64_t>(static_cast<int64_t>(units_delta));
     // word == units + count * 2^32 (mod 2^64): removing the units leaves the count.
     const auto count_low = static_cast<uint32_t>((word - units) >> 32);
-    const auto count_delta =
-        static_cast<int32_t>(count_low - static_cast<uint32_t>(hint_count));
+    const auto count_delta = static_cast<int32_t>(count_low - static_cast<uint32_t>(hint_count));
     return {units * 8, hint_count + static_cast<uint64_t>(static_cast<int64_t>(count_delta)), 0, 1};
   }
 
@@ -581,8 +581,10 @@ class ShardLog {
     std::atomic_ref<uint64_t>(w[1]).store(CheckAt(position), std::memory_order_release);
   }
 
-  AppendResult WriteAndPublish(uint64_t claim_start, uint64_t t, uint64_t end, uint64_t count,
-                               std::string_view key, std::string_view data, int64_t now_ms) {
+  [[gnu::always_inline]] AppendResult WriteAndPublish(uint64_t claim_start, uint64_t t,
+                                                      uint64_t end, uint64_t count,
+                                                      std::string_view key, std::string_view data,
+                                                      int64_t now_ms) {
     // Arrival times kept monotonic per shard where producers do not race; a reader clamps
     // what a race leaves out of order (read_path.h).
     int64_t arrival = max_arrival_ms_.load(std::memory_order_relaxed);

@@ -60,8 +60,12 @@ struct RoutingSnapshot {
   std::vector<ShardState*> open;
   // Every live shard (open, or closed and not yet expired), by increasing index.
   std::vector<ShardState*> live;
+  // Set when the open shards are exactly UniformHashKeyRanges(open.size()) (a new stream,
+  // or after UpdateShardCount): routing is then a multiply, not a search.
+  std::optional<UniformLayout> uniform;
 
   ShardState* Route(HashKey key) const {
+    if (uniform) return open[static_cast<std::size_t>(uniform->ShardIndex(key))];
     // Last open shard whose range starts at or below key; open ranges cover 0..2^128-1.
     std::size_t lo = 0, n = starts.size();
     while (n > 1) {
@@ -116,9 +120,9 @@ class Retention {
 // Figures about a stream's memory (Stream::Stats).
 struct ShardSetStats {
   int open_shards = 0;
-  int closed_shards = 0;       // closed and still within retention
-  int live_shard_logs = 0;     // logs whose memory is still held (also by subscriptions)
-  uint64_t reserved_bytes = 0; // ring bytes mapped by those logs
+  int closed_shards = 0;        // closed and still within retention
+  int live_shard_logs = 0;      // logs whose memory is still held (also by subscriptions)
+  uint64_t reserved_bytes = 0;  // ring bytes mapped by those logs
   uint64_t shards_created = 0;
 };
 
@@ -191,7 +195,7 @@ class ShardSet {
 
   // Shard logs whose memory is held (by the set, the epoch domain or a subscription).
   std::shared_ptr<std::atomic<int64_t>> live_logs_ = std::make_shared<std::atomic<int64_t>>(0);
-  mutable std::mutex mu_;  // guards live_ and publishing
+  mutable std::mutex mu_;                          // guards live_ and publishing
   std::vector<std::shared_ptr<ShardState>> live_;  // by increasing index
   std::mutex reshard_mu_;
 };
