@@ -66,9 +66,16 @@ absl::StatusOr<SequenceNumber> SequenceNumber::Parse(std::string_view text,
 }
 
 std::string ShardIterator::ToString() const {
-  return fmt::format("{:x}-{:x}-{:x}-{:x}-{:d}-{:x}-{:x}", stream_tag, shard_index, position,
-                     next_record_index, next_record_index_known ? 1 : 0,
-                     static_cast<uint64_t>(issued_at_ms), check);
+  std::string s;
+  FormatTo(s);
+  return s;
+}
+
+void ShardIterator::FormatTo(std::string& out) const {
+  out.clear();
+  fmt::format_to(std::back_inserter(out), "{:x}-{:x}-{:x}-{:x}-{:d}-{:x}-{:x}", stream_tag,
+                 shard_index, position, next_record_index, next_record_index_known ? 1 : 0,
+                 static_cast<uint64_t>(issued_at_ms), check);
 }
 
 absl::StatusOr<ShardIterator> ShardIterator::Parse(std::string_view text) {
