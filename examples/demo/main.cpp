@@ -2,6 +2,8 @@
 // shard (parents before children), verify per-key order and count what they got. With
 // --reshard the stream splits and merges while producers run; with --out DIR a
 // DeliveryStream fed by the stream writes the records into DIR laid out like a bucket.
+// With --account the pipeline runs through a riffle::Account as code written for the service
+// would (account_pipeline.h), and --limits adds the service's limits.
 // A progress line shows the rates; a summary (and with --json, one JSON object as the last
 // line) ends the run. The exit status is 0 when nothing was lost or reordered.
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "account_pipeline.h"
 #include "delivered_files.h"
 #include "fmt/format.h"
 #include "riffle/checkpoint_store.h"
@@ -34,7 +37,11 @@ constexpr char kUsage[] =
     "usage: riffle-demo [--producers N] [--shards S] [--readers K] [--records R]\n"
     "                   [--record-bytes B] [--ring-bytes BYTES] [--reshard]\n"
     "                   [--efo-consumers E] [--kcl-consumers C]\n"
-    "                   [--out DIR [--gzip]] [--json]\n";
+    "                   [--out DIR [--gzip]] [--account [--limits]] [--json]\n"
+    "  --account  run through an account: streams by name, puts by PutRecords with retries,\n"
+    "             reads by iterator strings\n"
+    "  --limits   (implies --account) the service's limits: producers are throttled and retry\n"
+    "             (default --records 20000 then)\n";
 
 struct Flags {
   int producers = 2;
@@ -50,6 +57,9 @@ struct Flags {
   std::string out;
   bool gzip = false;
   bool json = false;
+  bool account = false;  // --account: through a riffle::Account
+  bool limits = false;   // --limits: the account enforces the service's limits
+  bool records_given = false;
 };
 
 [[noreturn]] void Usage(const std::string& error) {
@@ -82,8 +92,13 @@ Flags ParseFlags(int argc, char** argv) {
       f.efo_consumers = static_cast<int>(number());
     else if (arg == "--kcl-consumers")
       f.kcl_consumers = static_cast<int>(number());
-    else if (arg == "--records")
+    else if (arg == "--records") {
       f.records = static_cast<uint64_t>(number());
+      f.records_given = true;
+    } else if (arg == "--account")
+      f.account = true;
+    else if (arg == "--limits")
+      f.account = f.limits = true;
     else if (arg == "--record-bytes")
       f.record_bytes = static_cast<std::size_t>(number());
     else if (arg == "--ring-bytes")
@@ -106,6 +121,8 @@ Flags ParseFlags(int argc, char** argv) {
   if (f.producers < 1 || f.shards < 1) Usage("--producers and --shards must be at least 1");
   if (f.record_bytes < 32) Usage("--record-bytes must be at least 32 (key, counter, filler)");
   if (f.gzip && f.out.empty()) Usage("--gzip needs --out DIR");
+  // At the service's 1,000 records/s per shard a million records take minutes.
+  if (f.limits && !f.records_given) f.records = 20'000;
   return f;
 }
 
@@ -195,9 +212,17 @@ int main(int argc, char** argv) {
   options.shard_count = flags.shards;
   options.ring_capacity_bytes = flags.ring_bytes != 0 ? flags.ring_bytes : AutoRingBytes(flags);
   options.max_record_size_bytes = std::max<uint64_t>(flags.record_bytes + 64, 4096);
-  auto created = riffle::Stream::Create(options);
-  if (!created.ok()) Die("Create", created.status());
-  riffle::Stream& stream = **created;
+  std::unique_ptr<demo::AccountPipeline> pipeline;  // --account
+  std::unique_ptr<riffle::Stream> own_stream;
+  if (flags.account) {
+    pipeline = std::make_unique<demo::AccountPipeline>(options.stream_name, flags.shards, options,
+                                                       flags.limits);
+  } else {
+    auto created = riffle::Stream::Create(options);
+    if (!created.ok()) Die("Create", created.status());
+    own_stream = *std::move(created);
+  }
+  riffle::Stream& stream = pipeline ? pipeline->stream() : *own_stream;
 
   // The delivery stream reads from LATEST as of its creation: create it before any put.
   std::unique_ptr<riffle::FileSink> sink;
@@ -232,8 +257,15 @@ int main(int argc, char** argv) {
   for (int r = 0; r < flags.readers; ++r) {
     verifiers.push_back(
         std::make_unique<demo::OrderVerifier>(flags.producers, flags.keys_per_producer));
+    uint64_t* reader_missed = &missed[static_cast<std::size_t>(r)];
+    if (pipeline) {
+      readers.emplace_back([&, v = verifiers.back().get(), reader_missed] {
+        pipeline->Read(producers_done, *v, reader_missed);
+      });
+      continue;
+    }
     readers.emplace_back(PollingReader, std::ref(stream), std::cref(producers_done),
-                         std::ref(*verifiers.back()), &missed[static_cast<std::size_t>(r)]);
+                         std::ref(*verifiers.back()), reader_missed);
   }
 
   // Consumers (each reads the whole stream on a thread of its own, following lineage).
@@ -276,6 +308,10 @@ int main(int argc, char** argv) {
     producers.emplace_back([&, p] {
       const uint64_t share = flags.records / static_cast<uint64_t>(flags.producers) +
                              (static_cast<uint64_t>(p) < flags.records % flags.producers ? 1 : 0);
+      if (pipeline) {
+        pipeline->Produce(p, share, flags.keys_per_producer, flags.record_bytes, put, put_errors);
+        return;
+      }
       std::vector<std::string> keys;
       for (int k = 0; k < flags.keys_per_producer; ++k) keys.push_back(demo::KeyName(p, k));
       std::vector<uint64_t> counters(keys.size(), 0);
@@ -295,7 +331,10 @@ int main(int argc, char** argv) {
   int reshards = 0;
   std::thread resharder;
   if (flags.reshard) {
-    resharder = std::thread([&] { reshards = Resharder(stream, producers_done, flags.shards); });
+    resharder = std::thread([&] {
+      reshards = pipeline ? pipeline->Reshard(producers_done, flags.shards)
+                          : Resharder(stream, producers_done, flags.shards);
+    });
   }
 
   std::atomic<bool> all_done{false};
@@ -395,6 +434,13 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(files.objects), flags.out.c_str(),
         flags.gzip ? " (gzip)" : "", static_cast<unsigned long long>(metrics.error_output_records));
   }
+  if (pipeline) {
+    std::printf(
+        "  account  %s; %llu entries refused (throttled or failed), %llu put calls retried\n",
+        flags.limits ? "the service's limits" : "no limits",
+        static_cast<unsigned long long>(pipeline->refused_entries()),
+        static_cast<unsigned long long>(pipeline->retried_calls()));
+  }
   std::printf("  order violations %llu, lost %llu (reported missed %llu), corrupt %llu, %.2f s\n",
               static_cast<unsigned long long>(order_violations),
               static_cast<unsigned long long>(lost),
@@ -415,6 +461,11 @@ int main(int argc, char** argv) {
     if (delivery) {
       out += fmt::format(",\"delivered_records\":{},\"delivered_objects\":{},\"error_records\":{}",
                          files.records, files.objects, metrics.error_output_records);
+    }
+    if (pipeline) {
+      out +=
+          fmt::format(",\"account\":true,\"limits\":{},\"refused_entries\":{},\"retried_calls\":{}",
+                      flags.limits, pipeline->refused_entries(), pipeline->retried_calls());
     }
     std::printf("%s}\n", out.c_str());
   }
