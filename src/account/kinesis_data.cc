@@ -76,11 +76,14 @@ absl::Status ResolveConsumer(detail::AccountCore& core, const detail::KinesisReg
 
 absl::StatusOr<PutRecordOutput> Kinesis::PutRecord(const PutRecordInput& in) {
   detail::EpochGuard guard;
-  StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kData, &e);
-      !s.ok()) {
-    return s;
+  // The common case inline: a stream named, found, in no timed state.
+  StreamEntry* e = in.stream_arn.empty() ? registry_->FindByName(in.stream_name) : nullptr;
+  if (e == nullptr || e->timed.load(std::memory_order_acquire)) [[unlikely]] {
+    if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                               StreamAccess::kData, &e);
+        !s.ok()) {
+      return s;
+    }
   }
   if (core_.faults.active()) [[unlikely]] {
     const std::string_view shard = RoutedShard(*e, in.partition_key, in.explicit_hash_key);

@@ -1,6 +1,7 @@
 #include "account/kinesis_registry.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "riffle/detail/epoch.h"
 
@@ -12,6 +13,9 @@ constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kPeakWindowDays = 30;
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : (a - b + 1) / b; }
+
+std::atomic<uint64_t> next_generation{1};
+
 
 }  // namespace
 
@@ -53,7 +57,10 @@ void OnDemandMeter::Peak(int64_t now_ms, uint64_t* bytes, uint64_t* records) con
   }
 }
 
-KinesisRegistry::KinesisRegistry() : current_(new Snapshot) {}
+KinesisRegistry::KinesisRegistry() : current_(new Snapshot) {
+  const_cast<Snapshot*>(current_.load(std::memory_order_relaxed))->generation =
+      next_generation.fetch_add(1, std::memory_order_relaxed);
+}
 
 KinesisRegistry::~KinesisRegistry() {
   // No caller is left (the account is being destroyed): free the snapshot, and with it the
@@ -62,10 +69,17 @@ KinesisRegistry::~KinesisRegistry() {
   CollectRetired();
 }
 
-StreamEntry* KinesisRegistry::FindByName(std::string_view name) const {
-  const Snapshot& s = *current_.load(std::memory_order_acquire);
+StreamEntry* KinesisRegistry::FindByNameSlow(const Snapshot& s, std::string_view name) {
   auto it = s.by_name.find(absl::string_view(name.data(), name.size()));
-  return it == s.by_name.end() ? nullptr : it->second.get();
+  if (it == s.by_name.end()) return nullptr;
+  LastFoundStream& last = tls_last_found_stream;
+  if (name.size() <= sizeof(last.name)) {
+    last.generation = s.generation;
+    last.length = name.size();
+    std::memcpy(last.name, name.data(), name.size());
+    last.entry = it->second.get();
+  }
+  return it->second.get();
 }
 
 StreamEntry* KinesisRegistry::FindByTag(uint64_t tag) const {
@@ -85,6 +99,7 @@ std::vector<std::shared_ptr<StreamEntry>> KinesisRegistry::All() const {
 }
 
 void KinesisRegistry::Publish(Snapshot* next) {
+  next->generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   const Snapshot* old = current_.exchange(next, std::memory_order_acq_rel);
   RetireObject(const_cast<Snapshot*>(old));
   // A deleted stream is freed here when no caller is inside it.

@@ -15,6 +15,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -110,13 +111,33 @@ enum class StreamAccess {
   kModify,    // ACTIVE or UPDATING (ResourceInUseException otherwise)
 };
 
+// The last stream this thread found by name: producers name the same stream call after
+// call, and a hit costs a compare of the name instead of hashing it. Valid only for the
+// snapshot of that generation (a generation is never reused), so that a create or delete
+// since is a miss.
+struct LastFoundStream {
+  uint64_t generation = 0;
+  std::size_t length = 0;
+  char name[128];
+  StreamEntry* entry = nullptr;
+};
+inline constinit thread_local LastFoundStream tls_last_found_stream{};
+
 class KinesisRegistry {
  public:
   KinesisRegistry();
   ~KinesisRegistry();
 
   // REQUIRE an EpochGuard for as long as the result is used.
-  StreamEntry* FindByName(std::string_view name) const;
+  StreamEntry* FindByName(std::string_view name) const {
+    const Snapshot& s = *current_.load(std::memory_order_acquire);
+    const LastFoundStream& last = tls_last_found_stream;
+    if (last.generation == s.generation && last.length == name.size() &&
+        std::memcmp(last.name, name.data(), name.size()) == 0) [[likely]] {
+      return last.entry;
+    }
+    return FindByNameSlow(s, name);
+  }
   StreamEntry* FindByTag(uint64_t tag) const;
   // Every entry, by name.
   std::vector<std::shared_ptr<StreamEntry>> All() const;
@@ -132,8 +153,10 @@ class KinesisRegistry {
   struct Snapshot {
     absl::flat_hash_map<std::string, std::shared_ptr<StreamEntry>> by_name;
     absl::flat_hash_map<uint64_t, StreamEntry*> by_tag;
+    uint64_t generation = 0;  // unique in the process: names this snapshot in thread caches
   };
   void Publish(Snapshot* next);  // REQUIRES mu_
+  static StreamEntry* FindByNameSlow(const Snapshot& s, std::string_view name);
 
   std::atomic<const Snapshot*> current_;
   std::mutex mu_;
