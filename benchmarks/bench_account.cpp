@@ -113,4 +113,52 @@ void BM_Account_TestDoubleScenario(benchmark::State& state) {
 }
 BENCHMARK(BM_Account_TestDoubleScenario)->Unit(benchmark::kMicrosecond);
 
+// The same scenario straight on riffle::Stream (no names, no iterator strings): what the
+// account adds to it.
+void BM_Account_TestDoubleScenarioOnStream(benchmark::State& state) {
+  constexpr int kRecords = 10000;
+  constexpr int kBatch = 500;
+  const auto keys = Keys(kRecords, 1);
+  const std::string data(kDataBytes, 'd');
+  std::vector<riffle::PutRecordsRequestEntry> entries;
+  for (const auto& k : keys) entries.push_back({k, data, {}});
+  riffle::PutRecordsResult put;
+  riffle::GetRecordsResult got;
+  double total_us = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    riffle::StreamOptions o;
+    o.stream_name = "scenario";
+    o.shard_count = 4;
+    auto stream = riffle::Stream::Create(o);
+    if (!stream.ok()) Fail("Create", stream.status());
+    for (int b = 0; b < kRecords; b += kBatch) {
+      const std::span<const riffle::PutRecordsRequestEntry> batch(entries.data() + b, kBatch);
+      absl::Status s = (*stream)->PutRecords(batch, put);
+      if (!s.ok() || put.failed_record_count != 0) Fail("PutRecords", s);
+    }
+    std::size_t read = 0;
+    auto shards = (*stream)->ListShards();
+    if (!shards.ok()) Fail("ListShards", shards.status());
+    for (const riffle::Shard& shard : *shards) {
+      auto it = (*stream)->GetShardIterator({.shard_id = shard.shard_id});
+      if (!it.ok()) Fail("GetShardIterator", it.status());
+      riffle::ShardIterator iterator = *it;
+      for (;;) {
+        if (absl::Status s = (*stream)->GetRecords(iterator, got); !s.ok()) Fail("GetRecords", s);
+        read += got.records.size();
+        if (got.records.empty()) break;
+        iterator = *got.next_shard_iterator;
+      }
+    }
+    if (read != kRecords) Fail("read back", absl::InternalError(fmt::format("{} records", read)));
+    stream->reset();
+    total_us +=
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  }
+  state.counters["scenario_us"] = benchmark::Counter(total_us, benchmark::Counter::kAvgIterations);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kRecords);
+}
+BENCHMARK(BM_Account_TestDoubleScenarioOnStream)->Unit(benchmark::kMicrosecond);
+
 }  // namespace
