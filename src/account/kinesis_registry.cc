@@ -16,7 +16,6 @@ int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : (a - b + 1) / b
 
 std::atomic<uint64_t> next_generation{1};
 
-
 }  // namespace
 
 bool RollingWindow::Allows(int64_t now_ms, int64_t window_ms, std::size_t max) {
