@@ -1,7 +1,9 @@
 // The account's Kinesis API by name and ARN: every operation's happy path and its errors by
 // name and message, as the service gives them.
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "account_test_helpers.h"
@@ -759,4 +761,59 @@ TEST_CASE("PutRecords and GetRecords through the account allocate nothing in ste
   CHECK(put.failed_record_count == 0);
   CHECK(put.records.size() == 100);
   CHECK_FALSE(got.result.records.empty());
+}
+
+TEST_CASE("producers put by name while other streams come and go", "[account]") {
+  // The registry is swapped on every create and delete; producers that found "orders" keep
+  // using it safely, and each thread's remembered lookup follows the swaps.
+  auto account = *riffle::Account::Create();
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 2);
+  constexpr int kProducers = 2;
+  constexpr int kPerProducer = 2000;
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      const std::string name = fmt::format("churn-{}", i % 4);
+      (void)kinesis.CreateStream({.stream_name = name, .shard_count = 1});
+      (void)kinesis.PutRecord({.stream_name = name, .partition_key = "k", .data = "v"});
+      (void)kinesis.DeleteStream({.stream_name = name});
+    }
+  });
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      const std::string key = fmt::format("p{}", p);
+      for (int i = 0; i < kPerProducer; ++i) {
+        const std::string data = fmt::format("{}:{}", p, i);
+        auto r = kinesis.PutRecord({.stream_name = "orders", .partition_key = key, .data = data});
+        REQUIRE(r.ok());
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  stop = true;
+  churn.join();
+  std::vector<int> next(kProducers, 0);
+  int read = 0;
+  auto listed = kinesis.ListShards({.stream_name = "orders"});
+  REQUIRE(listed.ok());
+  for (const auto& shard : listed->shards) {
+    auto it = kinesis.GetShardIterator({.stream_name = "orders", .shard_id = shard.shard_id});
+    REQUIRE(it.ok());
+    std::string iterator = it->shard_iterator;
+    riffle::GetRecordsOutput out;
+    for (;;) {
+      REQUIRE(kinesis.GetRecords({.shard_iterator = iterator}, out).ok());
+      for (const auto& r : out.result.records) {
+        const int p = r.data[0] - '0';
+        CHECK(r.data == fmt::format("{}:{}", p, next[p]));  // per key: in order, none missing
+        ++next[p];
+        ++read;
+      }
+      if (out.result.records.empty()) break;
+      iterator = out.next_shard_iterator;
+    }
+  }
+  CHECK(read == kProducers * kPerProducer);
 }
