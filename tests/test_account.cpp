@@ -780,6 +780,7 @@ TEST_CASE("producers put by name while other streams come and go", "[account]") 
       (void)kinesis.DeleteStream({.stream_name = name});
     }
   });
+  std::atomic<int> failed_puts{0};  // Catch's assertions are for the test's own thread
   std::vector<std::thread> producers;
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
@@ -787,13 +788,14 @@ TEST_CASE("producers put by name while other streams come and go", "[account]") 
       for (int i = 0; i < kPerProducer; ++i) {
         const std::string data = fmt::format("{}:{}", p, i);
         auto r = kinesis.PutRecord({.stream_name = "orders", .partition_key = key, .data = data});
-        REQUIRE(r.ok());
+        if (!r.ok()) failed_puts.fetch_add(1);
       }
     });
   }
   for (auto& t : producers) t.join();
   stop = true;
   churn.join();
+  CHECK(failed_puts.load() == 0);
   std::vector<int> next(kProducers, 0);
   int read = 0;
   auto listed = kinesis.ListShards({.stream_name = "orders"});
