@@ -123,6 +123,14 @@ struct LastFoundStream {
 };
 inline constinit thread_local LastFoundStream tls_last_found_stream{};
 
+// Names are short: a loop the compiler keeps inline beats a call to memcmp.
+inline bool SameChars(const char* a, std::string_view b) {
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 class KinesisRegistry {
  public:
   KinesisRegistry();
@@ -133,7 +141,7 @@ class KinesisRegistry {
     const Snapshot& s = *current_.load(std::memory_order_acquire);
     const LastFoundStream& last = tls_last_found_stream;
     if (last.generation == s.generation && last.length == name.size() &&
-        std::memcmp(last.name, name.data(), name.size()) == 0) [[likely]] {
+        SameChars(last.name, name)) [[likely]] {
       return last.entry;
     }
     return FindByNameSlow(s, name);
