@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "fmt/format.h"
 #include "consumer/lineage.h"
+#include "fmt/format.h"
 #include "riffle/consumer.h"
 #include "support/alloc_counter.h"
 
@@ -372,8 +372,8 @@ TEST_CASE("the polling read budget throttles GetRecords per shard on the stream'
   absl::Status s = stream->GetRecords(it, result);
   CHECK(ErrorName(s) == "ProvisionedThroughputExceededException");
   CHECK(riffle::ErrorMessage(s) ==
-        "Rate exceeded for shard shardId-000000000000 in stream orders: GetRecords may be called "
-        "5 times and read 4096 bytes per second per shard.");
+        "Rate exceeded for shard shardId-000000000000 in stream orders under account "
+        "000000000000.");
   clock.Advance(absl::Seconds(1));
   REQUIRE(stream->GetRecords(it, result).ok());
   // Bytes: 8 KiB read at once owes two seconds of budget; after one it still throttles.

@@ -84,14 +84,13 @@ TEST_CASE("consumers register, describe, list and deregister with the service's 
   REQUIRE(d.ok());
   CHECK(d->consumer_name == "audit");
   CHECK(d->consumer_arn ==
-        fmt::format("arn:aws:kinesis:local:000000000000:stream/orders/consumer/audit:{}",
+        fmt::format("arn:aws:kinesis:us-east-1:000000000000:stream/orders/consumer/audit:{}",
                     absl::ToUnixSeconds(clock.Now())));
   CHECK(riffle::ConsumerStatusName(d->consumer_status) == "ACTIVE");
 
   auto dup = stream->RegisterStreamConsumer("audit");
   CHECK(ErrorName(dup.status()) == "ResourceInUseException");
-  CHECK(ErrorName(stream->RegisterStreamConsumer("bad name").status()) ==
-        "InvalidArgumentException");
+  CHECK(ErrorName(stream->RegisterStreamConsumer("bad name").status()) == "ValidationException");
   CHECK(stream->DescribeStreamConsumer(d->consumer_arn)->consumer_name == "audit");
   CHECK(ErrorName(stream->DescribeStreamConsumer("nope").status()) == "ResourceNotFoundException");
   CHECK(ErrorName(stream->DeregisterStreamConsumer("nope")) == "ResourceNotFoundException");

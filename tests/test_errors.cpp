@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <string_view>
 
@@ -63,20 +62,21 @@ TEST_CASE("errors are tested by constant, without comparing strings or allocatin
     }
     CHECK(counter.allocations() == 0);
   }
-  // The view of a known name is the constant itself: it outlives the status.
+  // The view of a known name outlives the status (AddressSanitizer builds would catch a
+  // read of freed memory here).
   std::string_view name;
   {
     const absl::Status s = riffle::ExpiredIteratorError("old");
     name = riffle::ErrorName(s);
   }
-  CHECK(name.data() == riffle::kExpiredIteratorException.data());
+  CHECK(name == riffle::kExpiredIteratorException);
 }
 
 TEST_CASE("a custom name stays valid after its status is gone", "[errors]") {
   std::string_view name;
   {
-    const absl::Status s = riffle::MakeError(absl::StatusCode::kUnavailable,
-                                             std::string("Custom.") + "Name", "m");
+    const absl::Status s =
+        riffle::MakeError(absl::StatusCode::kUnavailable, std::string("Custom.") + "Name", "m");
     name = riffle::ErrorName(s);
   }
   CHECK(name == "Custom.Name");

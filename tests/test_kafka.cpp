@@ -19,9 +19,9 @@
 #include "fmt/format.h"
 #include "riffle/consumer.h"
 #include "riffle/delivery_stream.h"
-#include "riffle/sink.h"
 #include "riffle/kafka.h"
 #include "riffle/lineage_reader.h"
+#include "riffle/sink.h"
 #include "riffle/stream.h"
 
 using riffle::ErrorName;
@@ -326,7 +326,7 @@ TEST_CASE("Iterators: every type, expiry, forgery, and the errors of riffle::Str
   riffle::ShardIterator altered = *horizon;
   altered.position += 1;
   CHECK(riffle::IsInvalidArgumentException(stream->GetRecords(altered).status()));
-  CHECK(riffle::IsInvalidArgumentException(stream->GetRecords(*horizon, 0).status()));
+  CHECK(riffle::IsValidationException(stream->GetRecords(*horizon, 0).status()));
   CHECK(riffle::IsResourceNotFoundException(
       stream->GetShardIterator({.shard_id = "shardId-000000000002"}).status()));
   auto other = MakeStream(*cluster, "other", 2);
@@ -364,6 +364,10 @@ TEST_CASE("Iterators: every type, expiry, forgery, and the errors of riffle::Str
   CHECK(kafka::IsUnsupportedOperationException(stream->UpdateShardCount(4).status()));
 }
 
+namespace {
+std::unique_ptr<riffle::Stream> MakeLocal(int shards);
+}  // namespace
+
 TEST_CASE("Create and put validate like riffle::Stream; Kafka's own errors keep its text",
           "[kafka]") {
   auto cluster = MakeCluster();
@@ -395,24 +399,34 @@ TEST_CASE("Create and put validate like riffle::Stream; Kafka's own errors keep 
   auto stream = kafka::Stream::Create(Options(*cluster, "four"));
   REQUIRE(stream.ok());
   CHECK((*stream)->shard_count() == 4);
-  CHECK(riffle::IsInvalidArgumentException((*stream)->PutRecord("", "x").status()));
-  CHECK(riffle::IsInvalidArgumentException(
-      (*stream)->PutRecord("k", std::string((1 << 20) + 1, 'x')).status()));
-  CHECK(riffle::IsInvalidArgumentException(
-      (*stream)
-          ->PutRecord({.partition_key = "k", .data = "x", .explicit_hash_key = "-1"})
-          .status()));
+  // Bad input: the same error name and message as riffle::Stream gives.
+  auto local = MakeLocal(4);
+  auto same = [&](const absl::Status& kafka_status, const absl::Status& local_status) {
+    CHECK_FALSE(kafka_status.ok());
+    CHECK(riffle::ErrorName(kafka_status) == riffle::ErrorName(local_status));
+    CHECK(riffle::ErrorMessage(kafka_status) == riffle::ErrorMessage(local_status));
+  };
+  const std::string too_big((1 << 20) + 1, 'x');
+  CHECK(riffle::IsValidationException((*stream)->PutRecord("", "x").status()));
+  same((*stream)->PutRecord("", "x").status(), local->PutRecord("", "x").status());
+  same((*stream)->PutRecord("k", too_big).status(), local->PutRecord("k", too_big).status());
+  const riffle::PutRecordRequest bad_hash_key{
+      .partition_key = "k", .data = "x", .explicit_hash_key = "-1"};
+  same((*stream)->PutRecord(bad_hash_key).status(), local->PutRecord(bad_hash_key).status());
+  const std::string above_max_hash_key(39, '9');  // the pattern allows it; 2^128-1 does not
+  const riffle::PutRecordRequest out_of_range{
+      .partition_key = "k", .data = "x", .explicit_hash_key = above_max_hash_key};
+  CHECK(riffle::IsInvalidArgumentException((*stream)->PutRecord(out_of_range).status()));
+  same((*stream)->PutRecord(out_of_range).status(), local->PutRecord(out_of_range).status());
   std::vector<riffle::PutRecordsRequestEntry> too_many(501, {"k", "x", {}});
-  CHECK(riffle::IsInvalidArgumentException((*stream)->PutRecords(too_many).status()));
-  // A bad entry fails alone, in its place.
+  CHECK(riffle::IsValidationException((*stream)->PutRecords(too_many).status()));
+  same((*stream)->PutRecords(too_many).status(), local->PutRecords(too_many).status());
+  // One invalid entry refuses the whole request, as the service does.
   std::vector<riffle::PutRecordsRequestEntry> mixed = {
       {"a", "1", {}}, {"", "2", {}}, {"c", "3", {}}};
-  auto r = (*stream)->PutRecords(mixed);
-  REQUIRE(r.ok());
-  CHECK(r->failed_record_count == 1);
-  CHECK(r->records[1].error_code == riffle::kInvalidArgumentException);
-  CHECK(r->records[0].sequence_number.has_value());
-  CHECK(r->records[2].sequence_number.has_value());
+  same((*stream)->PutRecords(mixed).status(), local->PutRecords(mixed).status());
+  CHECK_THAT(riffle::ErrorMessage((*stream)->PutRecords(mixed).status()),
+             Catch::Contains("records.2.member.partitionKey"));
 }
 
 namespace {

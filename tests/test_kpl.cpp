@@ -158,7 +158,7 @@ std::vector<std::string> PutAll(Stream& stream, const std::vector<Aggregate>& ag
     auto r = stream.PutRecords(batch);
     REQUIRE(r.ok());
     REQUIRE(r->failed_record_count == 0);
-    for (const auto& e : r->records) shards.push_back(e.shard_id);
+    for (const auto& e : r->records) shards.emplace_back(e.shard_id);
     batch.clear();
     bytes = 0;
   };

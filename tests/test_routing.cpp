@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/md5_lanes.h"
 #include "riffle/detail/hash_key_cache.h"
 #include "riffle/detail/md5.h"
 #include "riffle/detail/utf8.h"
@@ -491,6 +492,30 @@ TEST_CASE("the hash key cache always returns the uncached MD5 hash key", "[routi
       REQUIRE(riffle::detail::CachedMd5HashKey(k) == riffle::Md5HashKey(k));
     }
   }
+}
+
+TEST_CASE("eight keys hashed together get the hash keys each gets alone", "[routing]") {
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 200; ++round) {
+    std::string storage[riffle::detail::kMd5Lanes];
+    std::string_view keys[riffle::detail::kMd5Lanes];
+    const std::size_t n = 1 + rng() % riffle::detail::kMd5Lanes;
+    for (std::size_t i = 0; i < n; ++i) {
+      // Every length 0..55, and every byte value.
+      const std::size_t len = (round * riffle::detail::kMd5Lanes + i) % 56;
+      for (std::size_t b = 0; b < len; ++b) storage[i].push_back(static_cast<char>(rng()));
+      keys[i] = storage[i];
+    }
+    riffle::HashKey out[riffle::detail::kMd5Lanes];
+    riffle::detail::Md5HashKeyLanes(keys, n, out);
+    for (std::size_t i = 0; i < n; ++i) CHECK(out[i] == riffle::Md5HashKey(keys[i]));
+  }
+  // A primed cache answers with the primed value.
+  riffle::detail::Md5HashKeyCache cache{};
+  CHECK_FALSE(cache.Holds("a"));
+  cache.Prime("a", riffle::Md5HashKey("a"));
+  CHECK(cache.Holds("a"));
+  CHECK(cache.Get("a") == riffle::Md5HashKey("a"));
 }
 
 TEST_CASE("each thread has its own hash key cache", "[routing]") {

@@ -19,10 +19,13 @@ riffle::StreamOptions Valid(riffle::Clock* clock = nullptr) {
   return o;
 }
 
-std::string CreateError(const riffle::StreamOptions& o) {
+// The message of a refused Create, checking its name (the service's members are
+// ValidationException, riffle's own options InvalidArgumentException).
+std::string CreateError(const riffle::StreamOptions& o,
+                        std::string_view name = riffle::kInvalidArgumentException) {
   auto s = riffle::Stream::Create(o);
   REQUIRE_FALSE(s.ok());
-  CHECK(ErrorName(s.status()) == "InvalidArgumentException");
+  CHECK(ErrorName(s.status()) == name);
   CHECK(s.status().code() == absl::StatusCode::kInvalidArgument);
   return ErrorMessage(s.status());
 }
@@ -30,17 +33,28 @@ std::string CreateError(const riffle::StreamOptions& o) {
 }  // namespace
 
 TEST_CASE("Create validates every option", "[stream][errors]") {
+  using riffle::kValidationException;
   auto o = Valid();
   o.stream_name = "";
-  CHECK(CreateError(o) ==
-        "StreamName '' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].");
+  CHECK(CreateError(o, kValidationException) ==
+        "2 validation errors detected: Value '' at 'streamName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; Value '' at "
+        "'streamName' failed to satisfy constraint: Member must have length greater than or "
+        "equal to 1");
   o.stream_name = std::string(129, 'a');
-  CHECK_THAT(CreateError(o), Catch::Contains("1 to 128 characters"));
+  CHECK(CreateError(o, kValidationException) ==
+        "1 validation error detected: Value '" + o.stream_name +
+            "' at 'streamName' failed to satisfy constraint: Member must have length less than "
+            "or equal to 128");
   o.stream_name = "bad name";
-  CHECK_THAT(CreateError(o), Catch::Contains("StreamName 'bad name' is invalid"));
+  CHECK_THAT(CreateError(o, kValidationException),
+             Catch::Contains("Value 'bad name' at 'streamName' failed to satisfy constraint: "
+                             "Member must satisfy regular expression pattern"));
   o = Valid();
   o.shard_count = 0;
-  CHECK(CreateError(o) == "ShardCount is 0; it must be between 1 and 500.");
+  CHECK(CreateError(o, kValidationException) ==
+        "1 validation error detected: Value '0' at 'shardCount' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 1");
   o.shard_count = 501;
   CHECK(CreateError(o) == "ShardCount is 501; it must be between 1 and 500.");
   o = Valid();
@@ -66,30 +80,49 @@ TEST_CASE("Create validates every option", "[stream][errors]") {
 TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted", "[stream][errors]") {
   auto s = *riffle::Stream::Create(Valid());
   REQUIRE(s->PutRecord("k", "kept").ok());
-  auto expect = [&](const riffle::PutRecordRequest& r, std::string_view message) {
+  auto expect = [&](const riffle::PutRecordRequest& r, std::string_view name,
+                    std::string_view message) {
     auto put = s->PutRecord(r);
     REQUIRE_FALSE(put.ok());
-    CHECK(ErrorName(put.status()) == "InvalidArgumentException");
+    CHECK(ErrorName(put.status()) == name);
     CHECK(ErrorMessage(put.status()) == message);
   };
-  expect({"", "d", {}, {}},
-         "PartitionKey has 0 Unicode characters; it must have between 1 and 256.");
+  using riffle::kInvalidArgumentException;
+  using riffle::kValidationException;
+  expect({"", "d", {}, {}}, kValidationException,
+         "1 validation error detected: Value '' at 'partitionKey' failed to satisfy constraint: "
+         "Member must have length greater than or equal to 1");
   const std::string long_key(257, 'k');
-  expect({long_key, "d", {}, {}},
-         "PartitionKey has 257 Unicode characters; it must have between 1 and 256.");
-  expect({"\xff", "d", {}, {}},
+  expect({long_key, "d", {}, {}}, kValidationException,
+         "1 validation error detected: Value '" + long_key +
+             "' at 'partitionKey' failed to satisfy constraint: Member must have length less "
+             "than or equal to 256");
+  expect({"\xff", "d", {}, {}}, kInvalidArgumentException,
          "PartitionKey is not valid UTF-8; it must be 1 to 256 Unicode characters.");
   const std::string big((64 << 10), 'x');
-  expect({"k", big, {}, {}},
+  expect({"k", big, {}, {}}, kInvalidArgumentException,
          "Record size is 65537 bytes (partition key + data); it must be at most 65536 bytes "
          "(MaxRecordSizeBytes).");
-  expect({"k", "d", "01", {}},
-         "ExplicitHashKey '01' is not a valid hash key; it must match the pattern "
-         "0|([1-9]\\d{0,38}) (a decimal integer from 0 to "
-         "340282366920938463463374607431768211455).");
-  expect({"k", "d", {}, "123"},
-         "SequenceNumberForOrdering '123' is not a sequence number of this implementation: "
-         "expected 56 decimal digits starting with 4.");
+  expect({"k", big + "x", {}, {}}, kValidationException,
+         "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=65537 "
+         "cap=65537]' at 'data' failed to satisfy constraint: Member must have length less than "
+         "or equal to 65536");
+  expect({"k", "d", "01", {}}, kValidationException,
+         "1 validation error detected: Value '01' at 'explicitHashKey' failed to satisfy "
+         "constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})");
+  expect({"k", "d", "340282366920938463463374607431768211456", {}}, kInvalidArgumentException,
+         "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. "
+         "Specified value was 340282366920938463463374607431768211456");
+  expect({"k", "d", {}, "123"}, kInvalidArgumentException,
+         "ExclusiveMinimumSequenceNumber 123 used in PutRecord on stream s under account "
+         "000000000000 is invalid.");
+  expect({"", "d", "x", "y"}, kValidationException,
+         "3 validation errors detected: Value 'y' at 'sequenceNumberForOrdering' failed to "
+         "satisfy constraint: Member must satisfy regular expression pattern: "
+         "0|([1-9]\\d{0,128}); Value '' at 'partitionKey' failed to satisfy constraint: Member "
+         "must have length greater than or equal to 1; Value 'x' at 'explicitHashKey' failed "
+         "to satisfy constraint: Member must satisfy regular expression pattern: "
+         "0|([1-9]\\d{0,38})");
   // 256 two-byte characters are fine; an explicit hash key routes.
   std::string e256;
   for (int i = 0; i < 256; ++i) e256 += "\xc3\xa9";
@@ -100,7 +133,9 @@ TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted", "
   const std::string foreign = other->PutRecord("k", "d")->sequence_number.ToString();
   auto p = s->PutRecord({"k", "d", {}, foreign});
   CHECK(ErrorName(p.status()) == "InvalidArgumentException");
-  CHECK_THAT(ErrorMessage(p.status()), Catch::Contains("did not come from stream s"));
+  CHECK_THAT(ErrorMessage(p.status()),
+             Catch::Contains("used in PutRecord on stream s under account 000000000000 is "
+                             "invalid."));
   const std::string own = s->PutRecord("k", "d")->sequence_number.ToString();
   auto ordered = s->PutRecord({"k", "next", {}, own});
   REQUIRE(ordered.ok());
@@ -114,29 +149,49 @@ TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted", "
 }
 
 TEST_CASE("PutRecords: request limits fail the call, a bad entry fails alone", "[stream][errors]") {
+  // As the service: an invalid entry refuses the whole request (nothing is put); only
+  // throttles fail an entry alone (test_account_limits.cpp).
   auto s = *riffle::Stream::Create(Valid());
   std::vector<riffle::PutRecordsRequestEntry> none;
   auto r0 = s->PutRecords(none);
-  CHECK(ErrorName(r0.status()) == "InvalidArgumentException");
-  CHECK(ErrorMessage(r0.status()) == "Records has 0 entries; it must have 1 to 500.");
+  CHECK(riffle::IsValidationException(r0.status()));
+  CHECK(ErrorMessage(r0.status()) ==
+        "1 validation error detected: Value '[0 entries]' at 'records' failed to satisfy "
+        "constraint: Member must have length greater than or equal to 1");
   std::vector<riffle::PutRecordsRequestEntry> many(501, {"k", "d", {}});
   CHECK(ErrorMessage(s->PutRecords(many).status()) ==
-        "Records has 501 entries; it must have 1 to 500.");
+        "1 validation error detected: Value '[501 entries]' at 'records' failed to satisfy "
+        "constraint: Member must have length less than or equal to 500");
   const std::string chunk(60 << 10, 'x');
   std::vector<riffle::PutRecordsRequestEntry> heavy(90, {"k", chunk, {}});
+  CHECK(riffle::IsInvalidArgumentException(s->PutRecords(heavy).status()));
   CHECK_THAT(ErrorMessage(s->PutRecords(heavy).status()), Catch::Contains("at most 5242880 bytes"));
 
   std::vector<riffle::PutRecordsRequestEntry> mixed = {
       {"a", "1", {}}, {"", "bad key", {}}, {"c", "3", {}}, {"d", "4", "99x"}, {"e", "5", {}}};
+  auto bad = s->PutRecords(mixed);
+  CHECK(riffle::IsValidationException(bad.status()));
+  CHECK(ErrorMessage(bad.status()) ==
+        "2 validation errors detected: Value '' at 'records.2.member.partitionKey' failed to "
+        "satisfy constraint: Member must have length greater than or equal to 1; Value '99x' "
+        "at 'records.4.member.explicitHashKey' failed to satisfy constraint: Member must "
+        "satisfy regular expression pattern: 0|([1-9]\\d{0,38})");
+  std::vector<riffle::PutRecordsRequestEntry> out_of_range = {
+      {"a", "1", {}}, {"b", "2", "340282366920938463463374607431768211456"}};
+  CHECK(riffle::IsInvalidArgumentException(s->PutRecords(out_of_range).status()));
+  // Nothing of the refused requests was put.
+  auto it = s->GetShardIterator({.shard_id = "shardId-000000000000"});
+  CHECK(s->GetRecords(*it)->records.empty());
+
+  mixed[1].partition_key = "b";
+  mixed[3].explicit_hash_key = "99";
   auto r = s->PutRecords(mixed);
   REQUIRE(r.ok());
-  CHECK(r->failed_record_count == 2);
+  CHECK(r->failed_record_count == 0);
   REQUIRE(r->records.size() == 5);
   CHECK(r->records[0].sequence_number.has_value());
-  CHECK(r->records[1].error_code == "InvalidArgumentException");
-  CHECK_THAT(r->records[1].error_message, Catch::Contains("PartitionKey has 0"));
   CHECK(r->records[2].shard_id == "shardId-000000000000");
-  CHECK(r->records[3].error_code == "InvalidArgumentException");
+  CHECK(r->records[3].error_code.empty());
   CHECK(r->records[4].sequence_number.has_value());
   CHECK(*r->records[0].sequence_number < *r->records[2].sequence_number);
 }
@@ -153,20 +208,40 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
   };
   CHECK(error({"shardId-000000000000", T::kAtSequenceNumber, {}, {}}) ==
         std::make_pair(std::string("InvalidArgumentException"),
-                       std::string("StartingSequenceNumber is required for ShardIteratorType "
-                                   "AT_SEQUENCE_NUMBER.")));
+                       std::string("Must either specify (1) AT_SEQUENCE_NUMBER or "
+                                   "AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) "
+                                   "TRIM_HORIZON or LATEST and no StartingSequenceNumber. "
+                                   "Request specified AT_SEQUENCE_NUMBER and no "
+                                   "StartingSequenceNumber.")));
   CHECK(error({"shardId-000000000000", T::kLatest, seq, {}}).second ==
-        "StartingSequenceNumber must not be given for ShardIteratorType LATEST.");
+        "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and "
+        "StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. "
+        "Request specified LATEST and also a StartingSequenceNumber.");
   CHECK(error({"shardId-000000000000", T::kAtTimestamp, {}, {}}).second ==
-        "Timestamp is required for ShardIteratorType AT_TIMESTAMP.");
+        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current "
+        "request has no timestamp parameter.");
   CHECK(error({"shardId-000000000007", T::kLatest, {}, {}}) ==
         std::make_pair(std::string("ResourceNotFoundException"),
-                       std::string("Shard shardId-000000000007 in stream s does not exist.")));
-  CHECK(error({"nonsense", T::kLatest, {}, {}}).first == "ResourceNotFoundException");
+                       std::string("Shard shardId-000000000007 in stream s under account "
+                                   "000000000000 does not exist")));
+  // The service's reading of shard ids: the number after the last '-'.
+  CHECK(error({"shard-7", T::kLatest, {}, {}}).second ==
+        "Shard shardId-000000000007 in stream s under account 000000000000 does not exist");
+  CHECK(s->GetShardIterator({"shard-0", T::kLatest, {}, {}}).ok());
+  CHECK(error({"nonsense", T::kLatest, {}, {}}) ==
+        std::make_pair(std::string("ResourceNotFoundException"),
+                       std::string("Could not find shard nonsense in stream s under account "
+                                   "000000000000.")));
+  CHECK(error({"", T::kLatest, {}, {}}).first == "ValidationException");
+  CHECK(error({"shardId-000000000000", T::kAtSequenceNumber, "12x", {}}).second ==
+        "1 validation error detected: Value '12x' at 'startingSequenceNumber' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})");
   auto other = *riffle::Stream::Create(Valid(&clock));
   const std::string foreign = other->PutRecord("k", "d")->sequence_number.ToString();
-  CHECK_THAT(error({"shardId-000000000000", T::kAtSequenceNumber, foreign, {}}).second,
-             Catch::Contains("did not come from this stream"));
+  CHECK(error({"shardId-000000000000", T::kAtSequenceNumber, foreign, {}}).second ==
+        "StartingSequenceNumber " + foreign +
+            " used in GetShardIterator on shard shardId-000000000000 in stream s under account "
+            "000000000000 is invalid.");
   // A well-formed number of this stream that names no record.
   auto n = *riffle::SequenceNumber::Parse(seq);
   n.position += 8;
@@ -175,12 +250,16 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
 
   auto it = *s->GetShardIterator({"shardId-000000000000", T::kTrimHorizon, {}, {}});
   riffle::GetRecordsResult r;
-  for (int limit : {0, 10001}) {
-    absl::Status st = s->GetRecords(it, r, limit);
-    CHECK(ErrorName(st) == "InvalidArgumentException");
-    CHECK(ErrorMessage(st) ==
-          "Limit is " + std::to_string(limit) + "; it must be between 1 and 10000.");
-  }
+  absl::Status st = s->GetRecords(it, r, 0);
+  CHECK(riffle::IsValidationException(st));
+  CHECK(ErrorMessage(st) ==
+        "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member "
+        "must have value greater than or equal to 1");
+  st = s->GetRecords(it, r, 10001);
+  CHECK(riffle::IsValidationException(st));
+  CHECK(ErrorMessage(st) ==
+        "1 validation error detected: Value '10001' at 'limit' failed to satisfy constraint: "
+        "Member must have value less than or equal to 10000");
   CHECK(ErrorName(other->GetRecords(it, r)) == "InvalidArgumentException");
   auto parsed = riffle::ShardIterator::Parse(it.ToString());
   REQUIRE(parsed.ok());
@@ -191,6 +270,10 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
 TEST_CASE("retention changes are validated in both directions", "[stream][errors]") {
   auto s = *riffle::Stream::Create(Valid());
   CHECK(ErrorName(s->DecreaseStreamRetentionPeriod(23)) == "InvalidArgumentException");
+  CHECK(ErrorMessage(s->DecreaseStreamRetentionPeriod(23)) ==
+        "Minimum allowed retention period is 24 hours. Requested retention period (23 hours) is "
+        "too short.");
+  CHECK(riffle::IsValidationException(s->IncreaseStreamRetentionPeriod(0)));
   CHECK_THAT(ErrorMessage(s->DecreaseStreamRetentionPeriod(48)),
              Catch::Contains("can not be longer than existing retention period (24 hours)"));
   REQUIRE(s->IncreaseStreamRetentionPeriod(48).ok());
@@ -198,10 +281,13 @@ TEST_CASE("retention changes are validated in both directions", "[stream][errors
   CHECK_THAT(ErrorMessage(s->IncreaseStreamRetentionPeriod(24)),
              Catch::Contains("can not be shorter than existing retention period (48 hours)"));
   CHECK(ErrorName(s->IncreaseStreamRetentionPeriod(8761)) == "InvalidArgumentException");
+  CHECK(ErrorMessage(s->IncreaseStreamRetentionPeriod(8761)) ==
+        "Maximum allowed retention period is 8760 hours. Requested retention period (8761 "
+        "hours) is too long.");
   REQUIRE(s->DecreaseStreamRetentionPeriod(24).ok());
   const auto d = s->DescribeStreamSummary();
   CHECK(d.stream_status == riffle::StreamStatus::kActive);
   CHECK(riffle::StreamStatusName(d.stream_status) == "ACTIVE");
   CHECK(d.open_shard_count == 1);
-  CHECK(d.stream_arn == "arn:aws:kinesis:local:000000000000:stream/s");
+  CHECK(d.stream_arn == "arn:aws:kinesis:us-east-1:000000000000:stream/s");
 }

@@ -2,6 +2,8 @@
 // shard (parents before children), verify per-key order and count what they got. With
 // --reshard the stream splits and merges while producers run; with --out DIR a
 // DeliveryStream fed by the stream writes the records into DIR laid out like a bucket.
+// With --account the pipeline runs through a riffle::Account as code written for the service
+// would (account_pipeline.h), and --limits adds the service's limits.
 // A progress line shows the rates; a summary (and with --json, one JSON object as the last
 // line) ends the run. The exit status is 0 when nothing was lost or reordered. With
 // --kafka mock|HOST:PORT the same pipeline runs on a Kafka topic (kafka_pipeline.cpp).
@@ -19,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "account_pipeline.h"
 #include "delivered_files.h"
 #include "fmt/format.h"
 #include "kafka_pipeline.h"
@@ -36,7 +39,12 @@ constexpr char kUsage[] =
     "usage: riffle-demo [--producers N] [--shards S] [--readers K] [--records R]\n"
     "                   [--record-bytes B] [--ring-bytes BYTES] [--reshard]\n"
     "                   [--efo-consumers E] [--kcl-consumers C]\n"
-    "                   [--out DIR [--gzip]] [--load N] [--json] [--kafka mock|HOST:PORT]\n";
+    "                   [--out DIR [--gzip]] [--load N] [--json] [--kafka mock|HOST:PORT]\n"
+    "                   [--account [--limits]]\n"
+    "  --account  run through an account: streams by name, puts by PutRecords with retries,\n"
+    "             reads by iterator strings\n"
+    "  --limits   (implies --account) the service's limits: producers are throttled and retry\n"
+    "             (default --records 20000 then)\n";
 
 struct Flags {
   int producers = 2;
@@ -52,8 +60,11 @@ struct Flags {
   std::string out;
   bool gzip = false;
   bool json = false;
-  int load = 0;  // CPU-bound threads running beside the pipeline (a host busy with other work)
+  int load = 0;       // CPU-bound threads running beside the pipeline (a host busy with other work)
   std::string kafka;  // "mock" or bootstrap servers: the pipeline on a Kafka topic
+  bool account = false;  // --account: through a riffle::Account
+  bool limits = false;   // --limits: the account enforces the service's limits
+  bool records_given = false;
 };
 
 [[noreturn]] void Usage(const std::string& error) {
@@ -86,8 +97,13 @@ Flags ParseFlags(int argc, char** argv) {
       f.efo_consumers = static_cast<int>(number());
     else if (arg == "--kcl-consumers")
       f.kcl_consumers = static_cast<int>(number());
-    else if (arg == "--records")
+    else if (arg == "--records") {
       f.records = static_cast<uint64_t>(number());
+      f.records_given = true;
+    } else if (arg == "--account")
+      f.account = true;
+    else if (arg == "--limits")
+      f.account = f.limits = true;
     else if (arg == "--record-bytes")
       f.record_bytes = static_cast<std::size_t>(number());
     else if (arg == "--ring-bytes")
@@ -120,6 +136,9 @@ Flags ParseFlags(int argc, char** argv) {
   if (!f.kafka.empty() && !f.out.empty()) {
     Usage("--out is not available with --kafka yet: the delivery stream reads a riffle::Stream");
   }
+  if (!f.kafka.empty() && f.account) Usage("--account and --kafka are different pipelines");
+  // At the service's 1,000 records/s per shard a million records take minutes.
+  if (f.limits && !f.records_given) f.records = 20'000;
   return f;
 }
 
@@ -221,9 +240,17 @@ int main(int argc, char** argv) {
   options.shard_count = flags.shards;
   options.ring_capacity_bytes = flags.ring_bytes != 0 ? flags.ring_bytes : AutoRingBytes(flags);
   options.max_record_size_bytes = std::max<uint64_t>(flags.record_bytes + 64, 4096);
-  auto created = riffle::Stream::Create(options);
-  if (!created.ok()) Die("Create", created.status());
-  riffle::Stream& stream = **created;
+  std::unique_ptr<demo::AccountPipeline> pipeline;  // --account
+  std::unique_ptr<riffle::Stream> own_stream;
+  if (flags.account) {
+    pipeline = std::make_unique<demo::AccountPipeline>(options.stream_name, flags.shards, options,
+                                                       flags.limits);
+  } else {
+    auto created = riffle::Stream::Create(options);
+    if (!created.ok()) Die("Create", created.status());
+    own_stream = *std::move(created);
+  }
+  riffle::Stream& stream = pipeline ? pipeline->stream() : *own_stream;
 
   // The delivery stream reads from LATEST as of its creation: create it before any put.
   std::unique_ptr<riffle::FileSink> sink;
@@ -258,8 +285,15 @@ int main(int argc, char** argv) {
   for (int r = 0; r < flags.readers; ++r) {
     verifiers.push_back(
         std::make_unique<demo::OrderVerifier>(flags.producers, flags.keys_per_producer));
+    uint64_t* reader_missed = &missed[static_cast<std::size_t>(r)];
+    if (pipeline) {
+      readers.emplace_back([&, v = verifiers.back().get(), reader_missed] {
+        pipeline->Read(producers_done, *v, reader_missed);
+      });
+      continue;
+    }
     readers.emplace_back(PollingReader, std::ref(stream), std::cref(producers_done),
-                         std::ref(*verifiers.back()), &missed[static_cast<std::size_t>(r)]);
+                         std::ref(*verifiers.back()), reader_missed);
   }
 
   // Consumers (each reads the whole stream on a thread of its own, following lineage).
@@ -275,15 +309,15 @@ int main(int argc, char** argv) {
                     std::make_unique<demo::OrderVerifier>(flags.producers, flags.keys_per_producer),
                     nullptr};
     demo::OrderVerifier* verifier = run.verifier.get();
-    auto c = riffle::Consumer::Create(
-        {.stream = &stream,
-         .application_name = name,
-         .mode = mode,
-         .checkpoint_store = &checkpoints,
-         .lease_refresh_interval = absl::Milliseconds(10),
-         .max_records = 1000,
-         .processor_factory =
-             [verifier] { return std::make_unique<VerifyingProcessor>(verifier); }});
+    auto c = riffle::Consumer::Create({.stream = &stream,
+                                       .application_name = name,
+                                       .mode = mode,
+                                       .checkpoint_store = &checkpoints,
+                                       .lease_refresh_interval = absl::Milliseconds(10),
+                                       .max_records = 1000,
+                                       .processor_factory = [verifier] {
+                                         return std::make_unique<VerifyingProcessor>(verifier);
+                                       }});
     if (!c.ok()) Die("Consumer", c.status());
     run.consumer = *std::move(c);
     if (absl::Status st = run.consumer->Start(); !st.ok()) Die("Consumer Start", st);
@@ -316,6 +350,10 @@ int main(int argc, char** argv) {
     producers.emplace_back([&, p] {
       const uint64_t share = flags.records / static_cast<uint64_t>(flags.producers) +
                              (static_cast<uint64_t>(p) < flags.records % flags.producers ? 1 : 0);
+      if (pipeline) {
+        pipeline->Produce(p, share, flags.keys_per_producer, flags.record_bytes, put, put_errors);
+        return;
+      }
       std::vector<std::string> keys;
       for (int k = 0; k < flags.keys_per_producer; ++k) keys.push_back(demo::KeyName(p, k));
       std::vector<uint64_t> counters(keys.size(), 0);
@@ -335,7 +373,10 @@ int main(int argc, char** argv) {
   int reshards = 0;
   std::thread resharder;
   if (flags.reshard) {
-    resharder = std::thread([&] { reshards = Resharder(stream, producers_done, flags.shards); });
+    resharder = std::thread([&] {
+      reshards = pipeline ? pipeline->Reshard(producers_done, flags.shards)
+                          : Resharder(stream, producers_done, flags.shards);
+    });
   }
 
   std::atomic<bool> all_done{false};
@@ -428,15 +469,27 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(files.objects), flags.out.c_str(),
         flags.gzip ? " (gzip)" : "", static_cast<unsigned long long>(metrics.error_output_records));
   }
+  if (pipeline) {
+    std::printf(
+        "  account  %s; %llu entries refused (throttled or failed), %llu put calls retried\n",
+        flags.limits ? "the service's limits" : "no limits",
+        static_cast<unsigned long long>(pipeline->refused_entries()),
+        static_cast<unsigned long long>(pipeline->retried_calls()));
+  }
   outcome.PrintVerdict(seconds);
   if (flags.json) {
-    std::string out = "{" + outcome.JsonFields(records_put, put_errors.load(), flags.producers,
-                                               flags.shards, flags.record_bytes, reshards, seconds,
-                                               put_seconds);
+    std::string out =
+        "{" + outcome.JsonFields(records_put, put_errors.load(), flags.producers, flags.shards,
+                                 flags.record_bytes, reshards, seconds, put_seconds);
     out += fmt::format(",\"load_threads\":{}", flags.load);
     if (delivery) {
       out += fmt::format(",\"delivered_records\":{},\"delivered_objects\":{},\"error_records\":{}",
                          files.records, files.objects, metrics.error_output_records);
+    }
+    if (pipeline) {
+      out +=
+          fmt::format(",\"account\":true,\"limits\":{},\"refused_entries\":{},\"retried_calls\":{}",
+                      flags.limits, pipeline->refused_entries(), pipeline->retried_calls());
     }
     std::printf("%s}\n", out.c_str());
   }

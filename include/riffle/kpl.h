@@ -306,7 +306,7 @@ class Producer {
   explicit Producer(ProducerOptions options, std::unique_ptr<Aggregator> aggregator);
   absl::Status RefreshShards();
   // The range of a shard of the stream (listing again for one not seen yet).
-  std::optional<HashKeyRange> RangeOf(const std::string& shard_id);
+  std::optional<HashKeyRange> RangeOf(std::string_view shard_id);
   void Repack(const Aggregate& aggregate);
 
   ProducerOptions options_;

@@ -59,6 +59,8 @@ struct ShardIterator {
   uint64_t check = 0;  // keyed hash of the fields above, made by the issuing stream
 
   std::string ToString() const;
+  // ToString() into `out`, replacing its contents: no allocation once `out` has the room.
+  void FormatTo(std::string& out) const;
   static absl::StatusOr<ShardIterator> Parse(std::string_view text);
 
   friend bool operator==(const ShardIterator&, const ShardIterator&) = default;

@@ -33,6 +33,24 @@ inline constexpr std::string_view kExpiredIteratorException = "ExpiredIteratorEx
 inline constexpr std::string_view kProvisionedThroughputExceededException =
     "ProvisionedThroughputExceededException";
 inline constexpr std::string_view kInternalFailure = "InternalFailure";
+// A request member broke its constraint (length, pattern, range); the message lists every
+// violation as the service words it: "1 validation error detected: Value '' at
+// 'partitionKey' failed to satisfy constraint: Member must have length greater than or
+// equal to 1". Also: SplitShard, MergeShards, UpdateShardCount on an ON_DEMAND stream.
+inline constexpr std::string_view kValidationException = "ValidationException";
+// A pagination token (NextToken) older than its 300-second lifetime.
+inline constexpr std::string_view kExpiredNextTokenException = "ExpiredNextTokenException";
+inline constexpr std::string_view kAccessDeniedException = "AccessDeniedException";
+// KMS errors of encrypted streams (riffle produces them only through a fault plan).
+inline constexpr std::string_view kKMSThrottlingException = "KMSThrottlingException";
+inline constexpr std::string_view kKMSDisabledException = "KMSDisabledException";
+inline constexpr std::string_view kKMSInvalidStateException = "KMSInvalidStateException";
+inline constexpr std::string_view kKMSAccessDeniedException = "KMSAccessDeniedException";
+inline constexpr std::string_view kKMSNotFoundException = "KMSNotFoundException";
+inline constexpr std::string_view kKMSOptInRequired = "KMSOptInRequired";
+// ---- Errors common to the AWS APIs (riffle produces them only through a fault plan) ----
+inline constexpr std::string_view kServiceUnavailable = "ServiceUnavailable";
+inline constexpr std::string_view kThrottlingException = "ThrottlingException";
 // ---- Firehose ----
 inline constexpr std::string_view kServiceUnavailableException = "ServiceUnavailableException";
 // ---- Kinesis Client Library (Consumer) ----
@@ -91,6 +109,13 @@ inline bool IsProvisionedThroughputExceededException(const absl::Status& s) {
 inline bool IsServiceUnavailableException(const absl::Status& s) {
   return HasErrorName(s, kServiceUnavailableException);
 }
+inline bool IsValidationException(const absl::Status& s) {
+  return HasErrorName(s, kValidationException);
+}
+inline bool IsExpiredNextTokenException(const absl::Status& s) {
+  return HasErrorName(s, kExpiredNextTokenException);
+}
+inline bool IsInternalFailure(const absl::Status& s) { return HasErrorName(s, kInternalFailure); }
 
 // The message without the name, as a std::string (absl::string_view is not
 // std::string_view in Debian's Abseil build).
@@ -103,8 +128,18 @@ absl::Status ResourceInUseError(std::string_view message);     // ResourceInUseE
 absl::Status LimitExceededError(std::string_view message);     // LimitExceededException
 absl::Status ExpiredIteratorError(std::string_view message);   // ExpiredIteratorException
 absl::Status ProvisionedThroughputExceededError(std::string_view message);
-absl::Status InternalFailureError(std::string_view message);        // InternalFailure
-absl::Status ServiceUnavailableError(std::string_view message);     // ServiceUnavailableException
+absl::Status InternalFailureError(std::string_view message);     // InternalFailure
+absl::Status ServiceUnavailableError(std::string_view message);  // ServiceUnavailableException
+absl::Status ValidationError(std::string_view message);          // ValidationException
+absl::Status ExpiredNextTokenError(std::string_view message);    // ExpiredNextTokenException
+
+// The canonical code riffle gives `name` (for example kResourceExhausted for
+// LimitExceededException and KMSThrottlingException, kUnavailable for ServiceUnavailable);
+// kUnknown for a name riffle does not know.
+absl::StatusCode CanonicalCode(std::string_view name);
+
+// An error carrying `name` with CanonicalCode(name): how a fault plan injects any error.
+absl::Status NamedError(std::string_view name, std::string_view message);
 
 }  // namespace riffle
 

@@ -12,10 +12,12 @@
 // at a time with StreamOptions::single_producer). PutRecord and the GetRecords form that
 // fills a caller-owned result take no lock and allocate nothing in steady state, and a put
 // never waits for another producer (shard_log.h), except when a whole ring was claimed past
-// a frame still being written. Control-plane calls take internal mutexes. Destroying a Stream while other threads call
-// it is undefined; a Subscription may outlive it (it then ends, see subscription.h).
+// a frame still being written. Control-plane calls take internal mutexes. Destroying a Stream while
+// other threads call it is undefined; a Subscription may outlive it (it then ends, see
+// subscription.h).
 //
-// Errors (status.h): InvalidArgumentException, ResourceNotFoundException,
+// Errors (status.h), worded as the service words them: ValidationException (a request
+// member breaks its constraint), InvalidArgumentException, ResourceNotFoundException,
 // ExpiredIteratorException, ProvisionedThroughputExceededException, LimitExceededException,
 // ResourceInUseException.
 #ifndef RIFFLE_STREAM_H_
@@ -60,6 +62,24 @@ enum class OverflowPolicy {
 enum class StreamStatus { kCreating, kActive, kUpdating, kDeleting };
 std::string_view StreamStatusName(StreamStatus status);  // "ACTIVE", ...
 
+// A stream's capacity mode, encryption and enhanced monitoring: kept and reported by an
+// Account (riffle/kinesis.h); a Stream alone reports the defaults.
+enum class StreamMode { kProvisioned, kOnDemand };
+std::string_view StreamModeName(StreamMode mode);  // "PROVISIONED", "ON_DEMAND"
+enum class EncryptionType { kNone, kKms };
+std::string_view EncryptionTypeName(EncryptionType type);  // "NONE", "KMS"
+enum class ShardLevelMetric {
+  kIncomingBytes,
+  kIncomingRecords,
+  kOutgoingBytes,
+  kOutgoingRecords,
+  kWriteProvisionedThroughputExceeded,
+  kReadProvisionedThroughputExceeded,
+  kIteratorAgeMilliseconds,
+  kAll,  // in requests only: every metric above
+};
+std::string_view ShardLevelMetricName(ShardLevelMetric metric);  // "IncomingBytes", ...
+
 struct StreamOptions {
   // Required: 1..128 characters of [a-zA-Z0-9_.-].
   std::string stream_name;
@@ -103,6 +123,24 @@ struct StreamOptions {
     uint64_t bytes_per_second = uint64_t{2} << 20;
   };
   std::optional<ReadBudget> read_budget{};
+
+  // ---- Identity: what the stream's ARNs and messages name ----
+  // The stream's ARN is arn:aws:kinesis:<region>:<account_id>:stream/<stream_name> (the
+  // service's form; consumer ARNs extend it). An Account sets both to its own.
+  std::string region = "us-east-1";         // 1..64 characters of [a-z0-9-]
+  std::string account_id = "000000000000";  // 12 digits
+
+  // ---- The write limit (the service's per-shard write throughput) ----
+  // Per shard, counted on `clock`: at most `bytes_per_second` (partition keys counted) and
+  // `records_per_second`, with one second of burst; a put beyond either fails with
+  // ProvisionedThroughputExceededException (in PutRecords, that entry alone). Off (nullopt)
+  // by default: a put then pays one predictable branch for it. An Account with its limits
+  // on sets it.
+  struct WriteLimit {
+    uint64_t bytes_per_second = uint64_t{1} << 20;
+    int records_per_second = 1000;
+  };
+  std::optional<WriteLimit> write_limit{};
 };
 
 struct PutRecordRequest {
@@ -115,7 +153,10 @@ struct PutRecordRequest {
 };
 
 struct PutRecordResult {
-  std::string_view shard_id;  // valid while the stream lives
+  // A view of the shard's id, valid until the shard expires (its records aged out of
+  // retention, so at least the retention period after the put) or the stream is destroyed:
+  // copy it to keep it longer.
+  std::string_view shard_id;
   SequenceNumber sequence_number;
 };
 
@@ -126,13 +167,16 @@ struct PutRecordsRequestEntry {
 };
 
 struct PutRecordsResultEntry {
-  // On success: the shard and number. On failure: error_code and error_message.
-  std::string shard_id;
+  // On success: the shard (a view, valid as PutRecordResult::shard_id is) and the number.
+  std::string_view shard_id;
   std::optional<SequenceNumber> sequence_number;
-  std::string error_code;
+  // On failure: one of the status.h constants, only ever
+  // kProvisionedThroughputExceededException or kInternalFailure, and the service's message.
+  std::string_view error_code;
   std::string error_message;
 };
 
+// Reuse one across calls: a steady-state PutRecords into it allocates nothing.
 struct PutRecordsResult {
   int failed_record_count = 0;
   std::vector<PutRecordsResultEntry> records;  // one per request entry, in request order
@@ -146,6 +190,11 @@ struct StreamDescriptionSummary {
   absl::Time stream_creation_timestamp;
   int open_shard_count = 0;
   int consumer_count = 0;
+  // Kept by an Account; a Stream alone reports these defaults.
+  StreamMode stream_mode = StreamMode::kProvisioned;  // StreamModeDetails.StreamMode
+  std::vector<ShardLevelMetric> enhanced_monitoring;  // EnhancedMonitoring's ShardLevelMetrics
+  EncryptionType encryption_type = EncryptionType::kNone;
+  std::string key_id;
 };
 
 // Memory and shard counts (Stream::Stats).
@@ -209,10 +258,17 @@ class Stream final : public RecordSource {
     return PutRecord(PutRecordRequest{partition_key, data, {}, {}});
   }
 
-  // 1..500 entries, 5 MiB in all including keys. A bad or throttled entry fails alone; the
-  // result lists every entry in request order.
+  // 1..500 entries, 5 MiB in all including keys. As the service: a request with an invalid
+  // entry is refused whole (ValidationException listing the members, or
+  // InvalidArgumentException) and nothing is put; otherwise every entry is tried, and a
+  // throttled one fails alone. `out` lists every entry in request order, replacing its
+  // contents; reused, it makes the steady state allocate nothing.
+  [[nodiscard]] absl::Status PutRecords(std::span<const PutRecordsRequestEntry> entries,
+                                        PutRecordsResult& out);
   [[nodiscard]] absl::StatusOr<PutRecordsResult> PutRecords(
       std::span<const PutRecordsRequestEntry> entries);
+  // The request-level checks of PutRecords alone: what would refuse `entries` whole.
+  [[nodiscard]] absl::Status CheckPutRecords(std::span<const PutRecordsRequestEntry> entries) const;
 
   [[nodiscard]] absl::StatusOr<ShardIterator> GetShardIterator(
       const GetShardIteratorRequest& request) override;
@@ -285,7 +341,11 @@ class Stream final : public RecordSource {
   [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecordBlocking(
       const PutRecordRequest& request, absl::Duration timeout = absl::InfiniteDuration());
 
+  // The open shard that owns `hash_key` now (a view valid while the stream lives).
+  std::string_view ShardIdForHashKey(HashKey hash_key) const;
+
   const std::string& name() const override { return options_.stream_name; }
+  const std::string& arn() const { return core_->arn; }
   Clock& clock() const override { return *core_->clock; }
   absl::Duration iterator_lifetime() const override { return options_.iterator_lifetime; }
   const StreamOptions& options() const { return options_; }
@@ -295,6 +355,8 @@ class Stream final : public RecordSource {
   Stream(StreamOptions options, std::shared_ptr<detail::StreamCore> core);
 
   absl::Status PutError(const PutRecordRequest& request) const;  // the cold path of PutRecord
+  // The write limit's charge (cold: only when options().write_limit is set).
+  absl::Status ChargeWrite(const detail::ShardState& shard, uint64_t bytes, int64_t now_ms);
   absl::Status ShardFullError(const detail::ShardState& shard) const;
   absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out, int limit);
   absl::Status ChangeRetention(int hours, bool increase);
@@ -341,6 +403,9 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
   detail::EpochGuard guard;
   for (;;) {
     detail::ShardState* shard = core.shards.snapshot().Route(hash_key);
+    if (core.write_limited) [[unlikely]] {
+      if (absl::Status s = ChargeWrite(*shard, key.size() + data.size(), now_ms); !s.ok()) return s;
+    }
     const detail::AppendResult r = shard->log.Append(key, data, now_ms);
     if (r.status == detail::AppendStatus::kOk) {
       if (core.wake.sleepers.load(std::memory_order_seq_cst) != 0) core.wake.WakeAll();

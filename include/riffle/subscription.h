@@ -29,6 +29,7 @@
 
 #include "absl/time/time.h"
 #include "riffle/clock.h"
+#include "riffle/detail/token_bucket.h"
 #include "riffle/record_source.h"
 #include "riffle/stream.h"
 
@@ -80,6 +81,10 @@ struct SubscriptionOptions {
   WaitStrategy wait = WaitStrategy::kBlock;
   // Most records per event, 1..10,000. Default 10,000.
   int max_records_per_event = 10000;
+  // The service pushes at most 2 MiB/s of a shard to each consumer. With this set, events
+  // are paced to it on the stream's clock (keys and data counted; a large event delays the
+  // next one). Off (nullopt) by default; an Account with its limits on sets 2 MiB.
+  std::optional<uint64_t> max_bytes_per_second{};
 };
 
 namespace detail {
@@ -141,6 +146,9 @@ class Subscription {
   std::atomic<bool> done_{false};
   std::atomic<SubscriptionEnd> end_{SubscriptionEnd::kNone};
   std::atomic<uint64_t> wakeups_{0};
+  // The push budget (options_.max_bytes_per_second); the poller's thread only.
+  detail::TokenBucket push_budget_;
+  int64_t throttled_until_ms_ = INT64_MIN;
   bool started_ = false;
   ClockSubscription clock_wake_;
   std::thread thread_;

@@ -66,10 +66,21 @@ absl::StatusOr<SequenceNumber> SequenceNumber::Parse(std::string_view text,
 }
 
 std::string ShardIterator::ToString() const {
-  return fmt::format("{:x}-{:x}-{:x}-{:x}-{:d}-{:x}-{:x}-{:x}", stream_tag, shard_index, position,
-                     next_record_index, next_record_index_known ? 1 : 0,
-                     static_cast<uint64_t>(issued_at_ms), static_cast<uint64_t>(arrival_floor_ms),
-                     check);
+  std::string s;
+  FormatTo(s);
+  return s;
+}
+
+void ShardIterator::FormatTo(std::string& out) const {
+  // The longest text (eight 64-bit fields in hex and their separators): a buffer reused
+  // across calls grows once, not each time a field gains a digit.
+  constexpr std::size_t kMaxTextBytes = 8 * 16 + 7;
+  out.clear();
+  out.reserve(kMaxTextBytes);
+  fmt::format_to(std::back_inserter(out), "{:x}-{:x}-{:x}-{:x}-{:d}-{:x}-{:x}-{:x}", stream_tag,
+                 shard_index, position, next_record_index, next_record_index_known ? 1 : 0,
+                 static_cast<uint64_t>(issued_at_ms), static_cast<uint64_t>(arrival_floor_ms),
+                 check);
 }
 
 absl::StatusOr<ShardIterator> ShardIterator::Parse(std::string_view text) {

@@ -21,6 +21,17 @@ constexpr std::array kKnownNames = {
     kExpiredIteratorException,
     kProvisionedThroughputExceededException,
     kInternalFailure,
+    kValidationException,
+    kExpiredNextTokenException,
+    kAccessDeniedException,
+    kKMSThrottlingException,
+    kKMSDisabledException,
+    kKMSInvalidStateException,
+    kKMSAccessDeniedException,
+    kKMSNotFoundException,
+    kKMSOptInRequired,
+    kServiceUnavailable,
+    kThrottlingException,
     kServiceUnavailableException,
     kShutdownException,
     kInvalidCheckpointException,
@@ -144,6 +155,50 @@ absl::Status InternalFailureError(std::string_view message) {
 }
 absl::Status ServiceUnavailableError(std::string_view message) {
   return MakeError(absl::StatusCode::kUnavailable, kServiceUnavailableException, message);
+}
+absl::Status ValidationError(std::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, kValidationException, message);
+}
+absl::Status ExpiredNextTokenError(std::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, kExpiredNextTokenException, message);
+}
+
+absl::StatusCode CanonicalCode(std::string_view name) {
+  using C = absl::StatusCode;
+  struct Entry {
+    std::string_view name;
+    C code;
+  };
+  // How a caller should react to each name (status.h's header comment).
+  static constexpr Entry kCodes[] = {
+      {kInvalidArgumentException, C::kInvalidArgument},
+      {kValidationException, C::kInvalidArgument},
+      {kExpiredNextTokenException, C::kInvalidArgument},
+      {kResourceNotFoundException, C::kNotFound},
+      {kResourceInUseException, C::kFailedPrecondition},
+      {kExpiredIteratorException, C::kFailedPrecondition},
+      {kLimitExceededException, C::kResourceExhausted},
+      {kProvisionedThroughputExceededException, C::kResourceExhausted},
+      {kKMSThrottlingException, C::kResourceExhausted},
+      {kThrottlingException, C::kResourceExhausted},
+      {kInternalFailure, C::kInternal},
+      {kServiceUnavailable, C::kUnavailable},
+      {kServiceUnavailableException, C::kUnavailable},
+      {kAccessDeniedException, C::kPermissionDenied},
+      {kKMSAccessDeniedException, C::kPermissionDenied},
+      {kKMSDisabledException, C::kFailedPrecondition},
+      {kKMSInvalidStateException, C::kFailedPrecondition},
+      {kKMSNotFoundException, C::kFailedPrecondition},
+      {kKMSOptInRequired, C::kFailedPrecondition},
+  };
+  for (const Entry& e : kCodes) {
+    if (e.name == name) return e.code;
+  }
+  return C::kUnknown;
+}
+
+absl::Status NamedError(std::string_view name, std::string_view message) {
+  return MakeError(CanonicalCode(name), name, message);
 }
 
 }  // namespace riffle

@@ -7,7 +7,7 @@
 
 #include "fmt/format.h"
 #include "riffle/detail/hash_key_cache.h"
-#include "stream/iterator_checks.h"
+#include "stream/request_checks.h"
 
 #ifndef XXH_INLINE_ALL
 #define XXH_INLINE_ALL
@@ -359,7 +359,7 @@ PutRecordsResultEntry Core::ResultEntry(const PutSlot& slot) const {
     entry.sequence_number =
         SequenceNumber{tag_, static_cast<uint64_t>(slot.partition), offset, offset};
   } else {
-    entry.error_code = std::string(ErrorName(s));
+    entry.error_code = ErrorName(s);  // interned: the view outlives `s`
     entry.error_message = ErrorMessage(s);
   }
   return entry;

@@ -4,30 +4,11 @@
 
 #include "fmt/format.h"
 #include "kafka/core.h"
-#include "stream/iterator_checks.h"
 #include "riffle/detail/read_path.h"
+#include "stream/request_checks.h"
 
 namespace riffle::kafka {
 namespace {
-
-constexpr std::size_t kMaxPutRecordsEntries = 500;
-constexpr uint64_t kMaxPutRecordsBytes = uint64_t{5} << 20;
-
-absl::Status CheckPutRecords(std::span<const PutRecordsRequestEntry> entries) {
-  if (entries.empty() || entries.size() > kMaxPutRecordsEntries) {
-    return InvalidArgumentError(fmt::format("Records has {} entries; it must have 1 to {}.",
-                                            entries.size(), kMaxPutRecordsEntries));
-  }
-  uint64_t total = 0;
-  for (const auto& e : entries) total += e.partition_key.size() + e.data.size();
-  if (total > kMaxPutRecordsBytes) {
-    return InvalidArgumentError(fmt::format(
-        "The PutRecords request is {} bytes including partition keys; it must be at most {} "
-        "bytes (5 MiB).",
-        total, kMaxPutRecordsBytes));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status Unsupported(std::string_view call, const std::string& stream) {
   return MakeError(
@@ -60,6 +41,11 @@ int Stream::shard_count() const { return core_->partitions(); }
 
 absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest& request) {
   detail::Core& core = *core_;
+  if (absl::Status s =
+          riffle::detail::CheckPutRecordRequest(request, core.options().max_record_size_bytes);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<int32_t> partition =
       core.Route(request.partition_key, request.data.size(), request.explicit_hash_key);
   if (!partition.ok()) return partition.status();
@@ -119,7 +105,11 @@ PutRecordsResult MakeResult(const detail::Core& core, const detail::PutBatch& ba
 
 absl::StatusOr<PutRecordsResult> Stream::PutRecords(
     std::span<const PutRecordsRequestEntry> entries) {
-  if (absl::Status s = CheckPutRecords(entries); !s.ok()) return s;
+  if (absl::Status s =
+          riffle::detail::CheckPutRecordsRequest(entries, core_->options().max_record_size_bytes);
+      !s.ok()) {
+    return s;
+  }
   detail::PutBatch batch(entries.size());
   SendEntries(*core_, batch, entries);
   core_->Wait(batch);
@@ -128,7 +118,11 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(
 
 absl::Status Stream::PutRecordsAsync(std::span<const PutRecordsRequestEntry> entries,
                                      PutRecordsCallback done) {
-  if (absl::Status s = CheckPutRecords(entries); !s.ok()) return s;
+  if (absl::Status s =
+          riffle::detail::CheckPutRecordsRequest(entries, core_->options().max_record_size_bytes);
+      !s.ok()) {
+    return s;
+  }
   auto* batch = new detail::PutBatch(entries.size());  // Poll() deletes it
   batch->callback = std::move(done);
   core_->BeginAsync(*batch);

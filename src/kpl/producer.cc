@@ -50,7 +50,7 @@ absl::Status Producer::RefreshShards() {
   return absl::OkStatus();
 }
 
-std::optional<HashKeyRange> Producer::RangeOf(const std::string& shard_id) {
+std::optional<HashKeyRange> Producer::RangeOf(std::string_view shard_id) {
   auto it = ranges_.find(shard_id);
   if (it == ranges_.end()) {
     if (absl::Status s = RefreshShards(); !s.ok()) {

@@ -6,17 +6,15 @@
 
 #include "common/futex.h"
 #include "common/names.h"
+#include "common/validation.h"
 #include "fmt/format.h"
+#include "stream/stream_errors.h"
 
 namespace riffle {
 namespace detail {
 namespace {
 
 constexpr int64_t kResubscribeMs = 5000;
-
-std::string StreamArn(const std::string& name) {
-  return fmt::format("arn:aws:kinesis:local:000000000000:stream/{}", name);
-}
 
 // Keeps a deregistered consumer's gates alive until no producer can be reading them.
 struct RetiredConsumer {
@@ -31,8 +29,8 @@ void WakeSignal::WakeAll() {
 }
 
 ConsumerDescription FanOut::DescribeLocked(const ConsumerRecord& c) const {
-  return ConsumerDescription{c.name,    c.arn,           ConsumerStatus::kActive,
-                             c.created, StreamArn(core_.name), c.lossless};
+  return ConsumerDescription{c.name,    c.arn,     ConsumerStatus::kActive,
+                             c.created, core_.arn, c.lossless};
 }
 
 std::shared_ptr<ConsumerRecord> FanOut::FindLocked(std::string_view name_or_arn) const {
@@ -69,10 +67,10 @@ void FanOut::GateNewShard(ShardState& shard) {
 
 absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
                                                      RegisterStreamConsumerOptions options) {
-  if (!IsValidName(name)) {
-    return InvalidArgumentError(fmt::format(
-        "ConsumerName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
-        name.substr(0, 200)));
+  {
+    Violations v;
+    v.Name("consumerName", name);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   if (options.lossless && policy_ != OverflowPolicy::kRejectPut) {
     return InvalidArgumentError(fmt::format(
@@ -94,8 +92,7 @@ absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
   auto c = std::make_shared<ConsumerRecord>();
   c->name = std::string(name);
   c->created = core_.clock->Now();
-  c->arn = fmt::format("{}/consumer/{}:{}", StreamArn(core_.name), name,
-                       absl::ToUnixSeconds(c->created));
+  c->arn = fmt::format("{}/consumer/{}:{}", core_.arn, name, absl::ToUnixSeconds(c->created));
   c->lossless = options.lossless;
   if (c->lossless) {
     EpochGuard guard;
@@ -161,6 +158,9 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
   if (options.lifetime <= absl::ZeroDuration()) {
     return InvalidArgumentError(
         "Subscription lifetime must be positive (InfiniteDuration: unlimited).");
+  }
+  if (options.max_bytes_per_second && *options.max_bytes_per_second < 1) {
+    return InvalidArgumentError("MaxBytesPerSecond must be at least 1 when set.");
   }
   std::lock_guard<std::mutex> lock(mu_);
   std::shared_ptr<ConsumerRecord> consumer = FindLocked(request.consumer);
@@ -240,8 +240,13 @@ absl::StatusOr<PutRecordResult> FanOut::PutBlocking(
       lock.lock();
       if (r.ok() || !IsProvisionedThroughputExceededException(r.status())) break;
       if (core_.deleted.load(std::memory_order_acquire)) break;
-      if (!WaitUntil(*core_.clock, put_cv_, lock, deadline,
-                     [&] { return put_epoch_ != epoch; })) {
+      // A write-limited stream is refused for time, not only for space: wait at most a
+      // millisecond of clock time before trying again.
+      const absl::Time round = core_.write_limited
+                                   ? std::min(deadline, core_.clock->Now() + absl::Milliseconds(1))
+                                   : deadline;
+      if (!WaitUntil(*core_.clock, put_cv_, lock, round, [&] { return put_epoch_ != epoch; }) &&
+          core_.clock->Now() >= deadline) {
         break;  // timed out: the last error stands
       }
     }
@@ -264,11 +269,7 @@ absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {
     w.calls = 0;
   }
   if (w.calls >= budget.calls_per_second || w.byte_debt >= budget.bytes_per_second) {
-    return ProvisionedThroughputExceededError(fmt::format(
-        "Rate exceeded for shard {} in stream {}: GetRecords may be called {} times and read "
-        "{} bytes per second per shard.",
-        FormatShardId(shard_index), core_.name, budget.calls_per_second,
-        budget.bytes_per_second));
+    return ShardRateExceededError(core_, shard_index);
   }
   ++w.calls;
   return absl::OkStatus();
@@ -277,6 +278,28 @@ absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {
 void FanOut::ChargeReadBytes(uint64_t shard_index, uint64_t bytes) {
   std::lock_guard<std::mutex> lock(budget_mu_);
   budgets_[shard_index].byte_debt += bytes;
+}
+
+absl::Status FanOut::ChargeWrite(uint64_t shard_index, uint64_t bytes, int64_t now_ms) {
+  const StreamOptions::WriteLimit& limit = *write_limit_;
+  {
+    std::lock_guard<std::mutex> lock(budget_mu_);
+    auto [it, added] = write_buckets_.try_emplace(shard_index);
+    WriteBuckets& b = it->second;
+    if (added) {
+      // One second of burst, as the service allows.
+      b.bytes = TokenBucket(limit.bytes_per_second, limit.bytes_per_second);
+      b.records = TokenBucket(static_cast<uint64_t>(limit.records_per_second),
+                              static_cast<uint64_t>(limit.records_per_second));
+    }
+    // Both or neither: a refused record takes nothing.
+    if (b.bytes.Has(bytes, now_ms) && b.records.Has(1, now_ms)) {
+      (void)b.bytes.TryTake(bytes, now_ms);
+      (void)b.records.TryTake(1, now_ms);
+      return absl::OkStatus();
+    }
+  }
+  return ShardRateExceededError(core_, shard_index);
 }
 
 }  // namespace detail

@@ -1,7 +1,7 @@
 // FanOut: a stream's enhanced fan-out registry and what hangs off it: registered consumers,
 // their lossless gates, the subscription bookkeeping of the 5-second rule, producers
-// blocked in PutRecordBlocking, and the polling read budget. Everything here is control
-// plane or cold; the only per-put state (the wake signal) lives in StreamCore.
+// blocked in PutRecordBlocking, the polling read budget and the write limit. Everything here is
+// control plane or cold; the only per-put state (the wake signal) lives in StreamCore.
 //
 // Memory: a deregistered consumer's record is released by the registry at once; the shard
 // logs' gate lists that point at its gates are replaced and the old lists retired through
@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "riffle/detail/stream_core.h"
+#include "riffle/detail/token_bucket.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
 
@@ -60,8 +61,13 @@ struct ReadWindow {
 class FanOut {
  public:
   FanOut(StreamCore& core, OverflowPolicy policy, int max_consumers,
-         std::optional<StreamOptions::ReadBudget> read_budget)
-      : core_(core), policy_(policy), max_consumers_(max_consumers), read_budget_(read_budget) {}
+         std::optional<StreamOptions::ReadBudget> read_budget,
+         std::optional<StreamOptions::WriteLimit> write_limit)
+      : core_(core),
+        policy_(policy),
+        max_consumers_(max_consumers),
+        read_budget_(read_budget),
+        write_limit_(write_limit) {}
 
   absl::StatusOr<ConsumerDescription> Register(std::string_view name,
                                                RegisterStreamConsumerOptions options);
@@ -94,6 +100,10 @@ class FanOut {
   absl::Status ChargeReadCall(uint64_t shard_index, int64_t now_ms);
   void ChargeReadBytes(uint64_t shard_index, uint64_t bytes);
 
+  // The write limit: takes one record of `bytes` from the shard's buckets, or refuses it
+  // (ProvisionedThroughputExceededException) and takes nothing.
+  absl::Status ChargeWrite(uint64_t shard_index, uint64_t bytes, int64_t now_ms);
+
  private:
   std::shared_ptr<ConsumerRecord> FindLocked(std::string_view name_or_arn) const;
   // Replaces every shard's gate list after lossless consumers changed. REQUIRES: mu_.
@@ -105,6 +115,7 @@ class FanOut {
   const OverflowPolicy policy_;
   const int max_consumers_;
   const std::optional<StreamOptions::ReadBudget> read_budget_;
+  const std::optional<StreamOptions::WriteLimit> write_limit_;
 
   mutable std::mutex mu_;                                   // guards consumers_
   std::vector<std::shared_ptr<ConsumerRecord>> consumers_;  // registration order
@@ -118,6 +129,11 @@ class FanOut {
 
   std::mutex budget_mu_;
   absl::flat_hash_map<uint64_t, ReadWindow> budgets_;  // by shard index
+  struct WriteBuckets {
+    TokenBucket bytes;
+    TokenBucket records;
+  };
+  absl::flat_hash_map<uint64_t, WriteBuckets> write_buckets_;  // by shard index; budget_mu_
 };
 
 }  // namespace riffle::detail

@@ -12,9 +12,11 @@
 #include <optional>
 #include <utility>
 
+#include "common/validation.h"
 #include "fmt/format.h"
 #include "riffle/stream.h"
 #include "stream/fanout.h"
+#include "stream/stream_errors.h"
 
 namespace riffle {
 
@@ -88,10 +90,7 @@ StreamStatus Stream::CurrentStatus(int64_t now_ms) const {
 absl::Status Stream::CheckActiveForReshard(int64_t now_ms) const {
   const StreamStatus status = CurrentStatus(now_ms);
   if (status == StreamStatus::kActive) return absl::OkStatus();
-  return ResourceInUseError(fmt::format(
-      "Stream {} is not ACTIVE, instead in state {}: a reshard is in progress until {}.",
-      options_.stream_name, StreamStatusName(status),
-      absl::FormatTime(absl::FromUnixMillis(updating_until_ms_.load()), absl::UTCTimeZone())));
+  return detail::StreamNotActiveError(*core_, StreamStatusName(status));
 }
 
 absl::Status Stream::CommitReshard(ReshardPlan& plan) {
@@ -115,33 +114,39 @@ absl::Status Stream::SplitShard(std::string_view shard_to_split,
   std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
   const int64_t now_ms = core_->clock->NowMillis();
   core_->shards.Sweep(now_ms);
+  {
+    detail::Violations v;
+    v.Pattern("newStartingHashKey", new_starting_hash_key, detail::kHashKeyPattern,
+              detail::MatchesDecimalPattern(new_starting_hash_key, 39));
+    v.Name("shardToSplit", shard_to_split);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
   if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
-  const std::optional<uint64_t> index = ParseShardId(shard_to_split);
+  const std::optional<uint64_t> index = detail::ResolveShardId(shard_to_split);
   // The snapshot is read under a guard; open shards stay valid without one while
   // reshard_mu is held (only reshards close shards, and only closed ones are freed).
   std::optional<detail::EpochGuard> guard(std::in_place);
   const detail::RoutingSnapshot& snapshot = core_->shards.snapshot();
   detail::ShardState* shard = index ? snapshot.Find(*index) : nullptr;
   if (shard == nullptr || core_->shards.Expired(*shard, now_ms)) {
-    return ResourceNotFoundError(fmt::format("Could not find shard {} in stream {}.",
-                                             shard_to_split.substr(0, 200), options_.stream_name));
+    return detail::CouldNotFindShardError(*core_, index ? FormatShardId(*index) : shard_to_split);
   }
   if (shard->closed()) {
     return InvalidArgumentError(fmt::format(
-        "Shard {} in stream {} has already been merged or split, and thus is not eligible for "
-        "merging or splitting.",
-        shard->id, options_.stream_name));
+        "Shard {} in stream {} under account {} has already been merged or split, and thus is "
+        "not eligible for merging or splitting.",
+        shard->id, options_.stream_name, options_.account_id));
   }
+  // A key above 2^128 - 1 is outside every shard's range: the same refusal.
   absl::StatusOr<HashKey> key = ParseHashKey(new_starting_hash_key, "NewStartingHashKey");
-  if (!key.ok()) return key.status();
   const HashKeyRange& range = shard->range;
-  if (range.ending_hash_key - range.starting_hash_key < 2 || *key <= range.starting_hash_key + 1 ||
-      *key >= range.ending_hash_key) {
+  if (!key.ok() || range.ending_hash_key - range.starting_hash_key < 2 ||
+      *key <= range.starting_hash_key + 1 || *key >= range.ending_hash_key) {
     return InvalidArgumentError(fmt::format(
-        "NewStartingHashKey {} used in SplitShard() on shard {} in stream {} is not both "
-        "greater than one plus the shard's StartingHashKey {} and less than the shard's "
-        "EndingHashKey {}.",
-        new_starting_hash_key, shard->id, options_.stream_name,
+        "NewStartingHashKey {} used in SplitShard() on shard {} in stream {} under account {} "
+        "is not both greater than one plus the shard's StartingHashKey {} and less than the "
+        "shard's EndingHashKey {}.",
+        new_starting_hash_key, shard->id, options_.stream_name, options_.account_id,
         FormatHashKey(range.starting_hash_key), FormatHashKey(range.ending_hash_key)));
   }
   const std::size_t open_count = snapshot.open.size();
@@ -168,6 +173,12 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
   std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
   const int64_t now_ms = core_->clock->NowMillis();
   core_->shards.Sweep(now_ms);
+  {
+    detail::Violations v;
+    v.Name("shardToMerge", shard_to_merge);
+    v.Name("adjacentShardToMerge", adjacent_shard_to_merge);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
   if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
   // The snapshot is read under a guard; open shards stay valid without one while
   // reshard_mu is held (only reshards close shards, and only closed ones are freed).
@@ -176,19 +187,18 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
   detail::ShardState* shards[2];
   const std::string_view ids[2] = {shard_to_merge, adjacent_shard_to_merge};
   for (int i = 0; i < 2; ++i) {
-    const std::optional<uint64_t> index = ParseShardId(ids[i]);
+    const std::optional<uint64_t> index = detail::ResolveShardId(ids[i]);
     shards[i] = index ? snapshot.Find(*index) : nullptr;
     if (shards[i] == nullptr || core_->shards.Expired(*shards[i], now_ms)) {
-      return ResourceNotFoundError(fmt::format("Could not find shard {} in stream {}.",
-                                               ids[i].substr(0, 200), options_.stream_name));
+      return detail::CouldNotFindShardError(*core_, index ? FormatShardId(*index) : ids[i]);
     }
   }
   for (const detail::ShardState* s : shards) {
     if (s->closed()) {
       return InvalidArgumentError(fmt::format(
-          "Shard {} in stream {} has already been merged or split, and thus is not eligible "
-          "for merging or splitting.",
-          s->id, options_.stream_name));
+          "Shard {} in stream {} under account {} has already been merged or split, and thus "
+          "is not eligible for merging or splitting.",
+          s->id, options_.stream_name, options_.account_id));
     }
   }
   const HashKeyRange& a = shards[0]->range;
@@ -199,9 +209,9 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
       b.ending_hash_key != kMaxHashKey && b.ending_hash_key + 1 == a.starting_hash_key;
   if (!a_below && !b_below) {
     return InvalidArgumentError(
-        fmt::format("Shards {} and {} in stream {} are not an adjacent pair of shards eligible for "
-                    "merging: their hash key ranges must be contiguous.",
-                    shards[0]->id, shards[1]->id, options_.stream_name));
+        fmt::format("Shards {} and {} in stream {} under account {} are not an adjacent pair of "
+                    "shards eligible for merging",
+                    shards[0]->id, shards[1]->id, options_.stream_name, options_.account_id));
   }
   guard.reset();
   ReshardPlan plan(*this, now_ms);
@@ -213,6 +223,11 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
 absl::StatusOr<UpdateShardCountResult> Stream::UpdateShardCount(int target_shard_count,
                                                                 ScalingType scaling_type) {
   (void)scaling_type;  // UNIFORM_SCALING is the only type the service offers
+  {
+    detail::Violations v;
+    v.Range("targetShardCount", target_shard_count, 1, INT32_MAX);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
   std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
   const int64_t now_ms = core_->clock->NowMillis();
   core_->shards.Sweep(now_ms);
@@ -222,28 +237,24 @@ absl::StatusOr<UpdateShardCountResult> Stream::UpdateShardCount(int target_shard
     detail::EpochGuard guard;
     current = static_cast<int>(core_->shards.snapshot().open.size());
   }
-  if (target_shard_count < 1) {
-    return InvalidArgumentError(
-        fmt::format("TargetShardCount is {}; it must be at least 1.", target_shard_count));
-  }
+  // The service's scaling limits are LimitExceededException.
   if (target_shard_count > options_.shard_limit) {
     return LimitExceededError(fmt::format(
-        "UpdateShardCount to TargetShardCount {} would exceed the ShardLimit of {} for stream {}.",
-        target_shard_count, options_.shard_limit, options_.stream_name));
+        "Target shard count or number of open shards cannot be greater than {}. Current open "
+        "shard count: {}, Target shard count: {}",
+        options_.shard_limit, current, target_shard_count));
   }
   if (target_shard_count > 2 * current) {
-    return InvalidArgumentError(fmt::format(
+    return LimitExceededError(fmt::format(
         "UpdateShardCount cannot scale up over double your current open shard count. Current "
-        "open shard count: {} Target shard count: {} (TargetShardCount must be between {} and "
-        "{}).",
-        current, target_shard_count, (current + 1) / 2, 2 * current));
+        "open shard count: {}, Target shard count: {}",
+        current, target_shard_count));
   }
   if (2 * target_shard_count < current) {
-    return InvalidArgumentError(fmt::format(
+    return LimitExceededError(fmt::format(
         "UpdateShardCount cannot scale down below half your current open shard count. Current "
-        "open shard count: {} Target shard count: {} (TargetShardCount must be between {} and "
-        "{}).",
-        current, target_shard_count, (current + 1) / 2, 2 * current));
+        "open shard count: {}, Target shard count: {}",
+        current, target_shard_count));
   }
   ReshardPlan plan(*this, now_ms);
   const std::vector<HashKeyRange> targets = UniformHashKeyRanges(target_shard_count);

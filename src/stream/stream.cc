@@ -6,11 +6,14 @@
 #include <bit>
 #include <random>
 
+#include "common/md5_lanes.h"
 #include "common/names.h"
+#include "common/validation.h"
 #include "fmt/format.h"
 #include "riffle/subscription.h"
 #include "stream/fanout.h"
-#include "stream/iterator_checks.h"
+#include "stream/request_checks.h"
+#include "stream/stream_errors.h"
 
 namespace riffle {
 namespace {
@@ -40,11 +43,104 @@ uint64_t MinRingCapacity(uint64_t max_record_size) {
   return std::bit_ceil(detail::kSegmentsPerRing * detail::FrameBytes(0, max_record_size));
 }
 
-std::string StreamArn(const std::string& name) {
-  return fmt::format("arn:aws:kinesis:local:000000000000:stream/{}", name);
+bool IsValidRegion(std::string_view region) {
+  return !region.empty() && region.size() <= 64 &&
+         std::all_of(region.begin(), region.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+         });
+}
+
+bool IsValidAccountId(std::string_view id) {
+  return id.size() == 12 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The time as the service's messages print it (Java's Date): "Thu Jan 22 01:22:02 UTC 2015".
+std::string ServiceTime(int64_t ms) {
+  return absl::FormatTime("%a %b %d %H:%M:%S UTC %Y", absl::FromUnixMillis(ms),
+                          absl::UTCTimeZone());
+}
+
+// The checks of one PutRecords entry that refuse the whole request, recorded as the service
+// words them. Members print as records.<1-based index>.member.<name>.
+void CheckEntry(const PutRecordsRequestEntry& e, std::size_t index, uint64_t max_record_bytes,
+                detail::Violations& v) {
+  auto member = [&](std::string_view name) {
+    return fmt::format("records.{}.member.{}", index + 1, name);
+  };
+  const std::string_view key = e.partition_key;
+  const int64_t chars = detail::CountUtf8CodePoints(key);
+  if (chars >= 0) {
+    v.MinLength(member("partitionKey"), key, static_cast<std::size_t>(chars),
+                kMinPartitionKeyChars);
+    v.MaxLength(member("partitionKey"), key, static_cast<std::size_t>(chars),
+                kMaxPartitionKeyChars);
+  }
+  if (!e.explicit_hash_key.empty()) {
+    v.Pattern(member("explicitHashKey"), e.explicit_hash_key, detail::kHashKeyPattern,
+              detail::MatchesDecimalPattern(e.explicit_hash_key, 39));
+  }
+  v.MaxBlobLength(member("data"), e.data.size(), max_record_bytes);
+}
+
+// Puts are made in chunks of this many entries; MD5 hash keys of a chunk's new keys are
+// computed together first (common/md5_lanes.h) and primed into this thread's cache, where
+// each put then finds its own. A chunk fits the cache's 256 entries with room to spare.
+constexpr std::size_t kPrimeChunk = 32;
+
+void PrimeMd5HashKeys(std::span<const PutRecordsRequestEntry> entries) {
+  detail::Md5HashKeyCache& cache = detail::ThreadMd5HashKeyCache();
+  std::string_view keys[detail::kMd5Lanes];
+  HashKey hash_keys[detail::kMd5Lanes];
+  std::size_t n = 0;
+  auto flush = [&] {
+    detail::Md5HashKeyLanes(keys, n, hash_keys);
+    for (std::size_t i = 0; i < n; ++i) cache.Prime(keys[i], hash_keys[i]);
+    n = 0;
+  };
+  for (const PutRecordsRequestEntry& e : entries) {
+    const std::string_view key = e.partition_key;
+    if (!e.explicit_hash_key.empty() || key.size() > detail::Md5HashKeyCache::kMaxKeyBytes ||
+        cache.Holds(key)) {
+      continue;
+    }
+    keys[n++] = key;
+    if (n == detail::kMd5Lanes) flush();
+  }
+  if (n > 1) flush();  // a single key is as cheap on the put's own path
 }
 
 }  // namespace
+
+std::string_view StreamModeName(StreamMode mode) {
+  return mode == StreamMode::kOnDemand ? "ON_DEMAND" : "PROVISIONED";
+}
+
+std::string_view EncryptionTypeName(EncryptionType type) {
+  return type == EncryptionType::kKms ? "KMS" : "NONE";
+}
+
+std::string_view ShardLevelMetricName(ShardLevelMetric metric) {
+  switch (metric) {
+    case ShardLevelMetric::kIncomingBytes:
+      return "IncomingBytes";
+    case ShardLevelMetric::kIncomingRecords:
+      return "IncomingRecords";
+    case ShardLevelMetric::kOutgoingBytes:
+      return "OutgoingBytes";
+    case ShardLevelMetric::kOutgoingRecords:
+      return "OutgoingRecords";
+    case ShardLevelMetric::kWriteProvisionedThroughputExceeded:
+      return "WriteProvisionedThroughputExceeded";
+    case ShardLevelMetric::kReadProvisionedThroughputExceeded:
+      return "ReadProvisionedThroughputExceeded";
+    case ShardLevelMetric::kIteratorAgeMilliseconds:
+      return "IteratorAgeMilliseconds";
+    case ShardLevelMetric::kAll:
+      return "ALL";
+  }
+  return "?";
+}
 
 std::string_view StreamStatusName(StreamStatus status) {
   switch (status) {
@@ -79,24 +175,40 @@ std::string_view ShardIteratorTypeName(ShardIteratorType type) {
 namespace detail {
 
 absl::Status GetRecordsLimitError(int limit) {
-  return InvalidArgumentError(
-      fmt::format("Limit is {}; it must be between 1 and {}.", limit, kMaxGetRecordsLimit));
+  Violations v;
+  v.Range("limit", limit, 1, kMaxGetRecordsLimit);
+  return v.ToStatus();
 }
 
 absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
   const bool wants_number = request.type == ShardIteratorType::kAtSequenceNumber ||
                             request.type == ShardIteratorType::kAfterSequenceNumber;
   const std::string_view type_name = ShardIteratorTypeName(request.type);
-  if (wants_number && request.starting_sequence_number.empty()) {
-    return InvalidArgumentError(
-        fmt::format("StartingSequenceNumber is required for ShardIteratorType {}.", type_name));
+  const std::string_view number = request.starting_sequence_number;
+  {
+    Violations v;
+    v.Name("shardId", request.shard_id);
+    if (!number.empty()) {
+      v.Pattern("startingSequenceNumber", number, kSequenceNumberPattern,
+                MatchesDecimalPattern(number, 129));
+    }
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
-  if (!wants_number && !request.starting_sequence_number.empty()) {
+  if (wants_number == number.empty() && request.type != ShardIteratorType::kAtTimestamp) {
     return InvalidArgumentError(fmt::format(
-        "StartingSequenceNumber must not be given for ShardIteratorType {}.", type_name));
+        "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and "
+        "StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. "
+        "Request specified {} and {}.",
+        type_name, wants_number ? "no StartingSequenceNumber" : "also a StartingSequenceNumber"));
+  }
+  if (request.type == ShardIteratorType::kAtTimestamp && !number.empty()) {
+    return InvalidArgumentError(
+        "StartingSequenceNumber must not be given for ShardIteratorType AT_TIMESTAMP.");
   }
   if (request.type == ShardIteratorType::kAtTimestamp && !request.timestamp) {
-    return InvalidArgumentError("Timestamp is required for ShardIteratorType AT_TIMESTAMP.");
+    return InvalidArgumentError(
+        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current "
+        "request has no timestamp parameter.");
   }
   if (request.type != ShardIteratorType::kAtTimestamp && request.timestamp) {
     return InvalidArgumentError(
@@ -120,8 +232,7 @@ absl::Status IteratorAgeError(const ShardIterator& it, int64_t now_ms, int64_t l
   return ExpiredIteratorError(fmt::format(
       "Iterator expired. The iterator was created at time {} while right now it is {} which "
       "is further in the future than the tolerated delay of {} milliseconds.",
-      absl::FormatTime(absl::FromUnixMillis(it.issued_at_ms), absl::UTCTimeZone()),
-      absl::FormatTime(absl::FromUnixMillis(now_ms), absl::UTCTimeZone()), lifetime_ms));
+      ServiceTime(it.issued_at_ms), ServiceTime(now_ms), lifetime_ms));
 }
 
 absl::Status IteratorError(const StreamCore& core, const ShardIterator& it, int64_t now_ms) {
@@ -129,14 +240,8 @@ absl::Status IteratorError(const StreamCore& core, const ShardIterator& it, int6
     return IteratorNotIssuedError(it, core.name);
   }
   if (absl::Status s = IteratorAgeError(it, now_ms, core.iterator_lifetime_ms); !s.ok()) return s;
-  const ShardState* shard = core.shards.snapshot().Find(it.shard_index);
-  if (shard != nullptr && core.shards.Expired(*shard, now_ms)) {
-    return ResourceNotFoundError(
-        fmt::format("Shard {} in stream {} has expired: its records aged out of retention.",
-                    shard->id, core.name));
-  }
-  return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
-                                           FormatShardId(it.shard_index), core.name));
+  // Expired (aged out of retention) or never there: the service says the same.
+  return ShardNotFoundError(core, it.shard_index);
 }
 
 ChildShard DescribeChild(const RoutingSnapshot& snapshot, uint64_t index) {
@@ -159,14 +264,15 @@ void RecordsStorage::Reset(GetRecordsResult& r) {
 }
 
 void RecordsStorage::AppendRecord(GetRecordsResult& r, uint64_t position, uint64_t record_index,
-                                  int64_t arrival_ms, std::string_view key,
-                                  std::string_view data) {
+                                  int64_t arrival_ms, std::string_view key, std::string_view data) {
   const std::size_t used =
-      r.frames_.empty() ? 0
-                        : r.frames_.back().first +
-                              FrameView(r.arena_.data() + r.frames_.back().first).padded_length() / 8;
+      r.frames_.empty()
+          ? 0
+          : r.frames_.back().first +
+                FrameView(r.arena_.data() + r.frames_.back().first).padded_length() / 8;
   const std::size_t words = FrameBytes(key.size(), data.size()) / 8;
-  if (used + words > r.arena_.size()) r.arena_.resize(std::max(r.arena_.size() * 2, used + words + 512));
+  if (used + words > r.arena_.size())
+    r.arena_.resize(std::max(r.arena_.size() * 2, used + words + 512));
   WritePrivateFrame(r.arena_.data() + used, 0, record_index, arrival_ms, key, data);
   r.frames_.emplace_back(used, position);
 }
@@ -175,9 +281,10 @@ void RecordsStorage::BuildRecords(GetRecordsResult& r, uint64_t stream_tag, uint
   r.records.clear();
   for (const auto& [word, position] : r.frames_) {
     const FrameView frame(r.arena_.data() + word);
-    r.records.push_back(Record{frame.key(), frame.data(),
-                               SequenceNumber{stream_tag, shard_index, position, frame.record_index()},
-                               absl::FromUnixMillis(frame.arrival_ms())});
+    r.records.push_back(
+        Record{frame.key(), frame.data(),
+               SequenceNumber{stream_tag, shard_index, position, frame.record_index()},
+               absl::FromUnixMillis(frame.arrival_ms())});
   }
 }
 
@@ -186,16 +293,26 @@ void FanOutDeleter::operator()(FanOut* f) const { delete f; }
 }  // namespace detail
 
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
-  if (!detail::IsValidName(options.stream_name)) {
+  {
+    // The members CreateStream validates (ValidationException, the service's words).
+    detail::Violations v;
+    v.Range("shardCount", options.shard_count, 1, INT32_MAX);
+    v.Name("streamName", options.stream_name);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  if (!IsValidRegion(options.region)) {
+    return InvalidArgumentError(fmt::format(
+        "Region '{}' is invalid: it must be 1 to 64 characters of [a-z0-9-].", options.region));
+  }
+  if (!IsValidAccountId(options.account_id)) {
     return InvalidArgumentError(
-        fmt::format("StreamName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
-                    options.stream_name.substr(0, 200)));
+        fmt::format("AccountId '{}' is invalid: it must be 12 digits.", options.account_id));
   }
   if (options.shard_limit < 1) {
     return InvalidArgumentError(
         fmt::format("ShardLimit is {}; it must be at least 1.", options.shard_limit));
   }
-  if (options.shard_count < 1 || options.shard_count > options.shard_limit) {
+  if (options.shard_count > options.shard_limit) {
     return InvalidArgumentError(fmt::format("ShardCount is {}; it must be between 1 and {}.",
                                             options.shard_count, options.shard_limit));
   }
@@ -233,16 +350,25 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
       (options.read_budget->calls_per_second < 1 || options.read_budget->bytes_per_second < 1)) {
     return InvalidArgumentError("ReadBudget needs at least 1 call and 1 byte per second.");
   }
+  if (options.write_limit &&
+      (options.write_limit->records_per_second < 1 || options.write_limit->bytes_per_second < 1)) {
+    return InvalidArgumentError("WriteLimit needs at least 1 record and 1 byte per second.");
+  }
   Clock* clock = options.clock != nullptr ? options.clock : &SystemClock::Default();
   auto core = std::make_shared<detail::StreamCore>(
       options.stream_name, options.routing, options.max_record_size_bytes,
       absl::ToInt64Milliseconds(options.iterator_lifetime), clock, NextStreamTag(), NewSecret(),
       options.ring_capacity_bytes, absl::ToInt64Milliseconds(options.retention_period),
       options.single_producer);
+  core->account_id = options.account_id;
+  core->arn = fmt::format("arn:aws:kinesis:{}:{}:stream/{}", options.region, options.account_id,
+                          options.stream_name);
+  core->write_limited = options.write_limit.has_value();
   core->fanout.reset(new detail::FanOut(*core, options.overflow_policy,
-                                        options.max_stream_consumers, options.read_budget));
-  if (absl::Status s = core->shards.Init(UniformHashKeyRanges(options.shard_count),
-                                         clock->NowMillis());
+                                        options.max_stream_consumers, options.read_budget,
+                                        options.write_limit));
+  if (absl::Status s =
+          core->shards.Init(UniformHashKeyRanges(options.shard_count), clock->NowMillis());
       !s.ok()) {
     return s;
   }
@@ -259,33 +385,72 @@ Stream::~Stream() {
   core_->fanout->WakePutWaiters();
 }
 
-absl::Status Stream::PutError(const PutRecordRequest& request) const {
-  if (absl::Status s = ValidatePartitionKey(request.partition_key); !s.ok()) return s;
-  const uint64_t size = request.partition_key.size() + request.data.size();
-  if (size > options_.max_record_size_bytes) {
+absl::Status detail::CheckPutRecordRequest(const PutRecordRequest& request,
+                                           uint64_t max_record_bytes) {
+  const std::string_view key = request.partition_key;
+  const std::string_view seq = request.sequence_number_for_ordering;
+  const std::string_view ehk = request.explicit_hash_key;
+  // The member constraints first, in the order the service lists them.
+  detail::Violations v;
+  if (!seq.empty()) {
+    v.Pattern("sequenceNumberForOrdering", seq, detail::kSequenceNumberPattern,
+              detail::MatchesDecimalPattern(seq, 129));
+  }
+  const int64_t chars = detail::CountUtf8CodePoints(key);
+  if (chars >= 0) {
+    v.MinLength("partitionKey", key, static_cast<std::size_t>(chars), kMinPartitionKeyChars);
+    v.MaxLength("partitionKey", key, static_cast<std::size_t>(chars), kMaxPartitionKeyChars);
+  }
+  if (!ehk.empty()) {
+    v.Pattern("explicitHashKey", ehk, detail::kHashKeyPattern,
+              detail::MatchesDecimalPattern(ehk, 39));
+  }
+  v.MaxBlobLength("data", request.data.size(), max_record_bytes);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (chars < 0) return detail::PartitionKeyError(chars);  // bytes that are not UTF-8
+  const uint64_t size = key.size() + request.data.size();
+  if (size > max_record_bytes) {
     return InvalidArgumentError(
         fmt::format("Record size is {} bytes (partition key + data); it must be at most {} bytes "
                     "(MaxRecordSizeBytes).",
-                    size, options_.max_record_size_bytes));
+                    size, max_record_bytes));
   }
-  if (!request.explicit_hash_key.empty()) {
-    if (auto key = ParseHashKey(request.explicit_hash_key, "ExplicitHashKey"); !key.ok()) {
-      return key.status();
-    }
-  }
-  if (!request.sequence_number_for_ordering.empty()) {
-    auto n =
-        SequenceNumber::Parse(request.sequence_number_for_ordering, "SequenceNumberForOrdering");
-    if (!n.ok()) return n.status();
-    if (n->stream_tag != core_->tag) {
-      return InvalidArgumentError(
-          fmt::format("SequenceNumberForOrdering {} did not come from stream {}.",
-                      request.sequence_number_for_ordering, options_.stream_name));
-    }
-    // Every later put in this stream gets a larger number: shard indexes of children are
-    // larger than their parents', and positions grow within a shard.
+  if (!ehk.empty() && !ParseHashKey(ehk).ok()) {
+    return InvalidArgumentError(fmt::format(
+        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified "
+        "value was {}",
+        ehk));
   }
   return absl::OkStatus();
+}
+
+absl::Status Stream::PutError(const PutRecordRequest& request) const {
+  if (absl::Status s = detail::CheckPutRecordRequest(request, options_.max_record_size_bytes);
+      !s.ok()) {
+    return s;
+  }
+  const std::string_view seq = request.sequence_number_for_ordering;
+  if (!seq.empty()) {
+    // Every later put in this stream gets a larger number than any of its own: shard
+    // indexes of children are larger than their parents', and positions grow in a shard.
+    auto n = SequenceNumber::Parse(seq, "SequenceNumberForOrdering");
+    if (!n.ok() || n->stream_tag != core_->tag) {
+      return InvalidArgumentError(fmt::format(
+          "ExclusiveMinimumSequenceNumber {} used in PutRecord on stream {} under account {} is "
+          "invalid.",
+          seq, options_.stream_name, options_.account_id));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Stream::ChargeWrite(const detail::ShardState& shard, uint64_t bytes, int64_t now_ms) {
+  return core_->fanout->ChargeWrite(shard.index, bytes, now_ms);
+}
+
+std::string_view Stream::ShardIdForHashKey(HashKey hash_key) const {
+  detail::EpochGuard guard;
+  return core_->shards.snapshot().Route(hash_key)->id;
 }
 
 absl::Status Stream::ShardFullError(const detail::ShardState& shard) const {
@@ -312,35 +477,87 @@ Shard Stream::Describe(const detail::ShardState& shard) const {
   return s;
 }
 
-absl::StatusOr<PutRecordsResult> Stream::PutRecords(
-    std::span<const PutRecordsRequestEntry> entries) {
-  if (entries.empty() || entries.size() > kMaxPutRecordsEntries) {
-    return InvalidArgumentError(fmt::format("Records has {} entries; it must have 1 to {}.",
-                                            entries.size(), kMaxPutRecordsEntries));
-  }
+absl::Status detail::CheckPutRecordsRequest(std::span<const PutRecordsRequestEntry> entries,
+                                            uint64_t max_record_bytes) {
+  // The fast pass: sizes and ASCII keys, as PutRecord checks them. Anything else goes to the
+  // full pass, which names every violation.
+  const uint64_t max_record = max_record_bytes;
+  bool unusual = entries.empty() || entries.size() > kMaxPutRecordsEntries;
   uint64_t total = 0;
-  for (const auto& e : entries) total += e.partition_key.size() + e.data.size();
+  for (const auto& e : entries) {
+    total += e.partition_key.size() + e.data.size();
+    unusual |= e.partition_key.size() + e.data.size() > max_record ||
+               !ValidatePartitionKey(e.partition_key).ok() || !e.explicit_hash_key.empty();
+  }
+  if (!unusual && total <= kMaxPutRecordsBytes) return absl::OkStatus();
+  detail::Violations v;
+  if (entries.empty() || entries.size() > kMaxPutRecordsEntries) {
+    // The service prints the list of entries; riffle prints how many there are.
+    v.AddRendered("records", fmt::format("[{} entries]", entries.size()),
+                  entries.empty() ? "Member must have length greater than or equal to 1"
+                                  : fmt::format("Member must have length less than or equal to {}",
+                                                kMaxPutRecordsEntries));
+  }
+  for (std::size_t i = 0; i < entries.size() && v.count() < detail::Violations::kMaxListed; ++i) {
+    CheckEntry(entries[i], i, max_record, v);
+  }
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  for (const auto& e : entries) {
+    if (absl::Status s = CheckPutRecordRequest(
+            PutRecordRequest{e.partition_key, e.data, e.explicit_hash_key, {}}, max_record);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (total > kMaxPutRecordsBytes) {
     return InvalidArgumentError(fmt::format(
         "The PutRecords request is {} bytes including partition keys; it must be at most {} "
         "bytes (5 MiB).",
         total, kMaxPutRecordsBytes));
   }
-  PutRecordsResult result;
-  result.records.reserve(entries.size());
-  for (const auto& e : entries) {
-    PutRecordsResultEntry& out = result.records.emplace_back();
-    absl::StatusOr<PutRecordResult> r =
+  return absl::OkStatus();
+}
+
+absl::Status Stream::CheckPutRecords(std::span<const PutRecordsRequestEntry> entries) const {
+  return detail::CheckPutRecordsRequest(entries, options_.max_record_size_bytes);
+}
+
+absl::Status Stream::PutRecords(std::span<const PutRecordsRequestEntry> entries,
+                                PutRecordsResult& out) {
+  if (absl::Status s = CheckPutRecords(entries); !s.ok()) return s;
+  out.failed_record_count = 0;
+  out.records.resize(entries.size());
+  const bool md5 = core_->routing == RoutingMode::kMd5;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (md5 && i % kPrimeChunk == 0) {
+      PrimeMd5HashKeys(entries.subspan(i, std::min(kPrimeChunk, entries.size() - i)));
+    }
+    const PutRecordsRequestEntry& e = entries[i];
+    PutRecordsResultEntry& r = out.records[i];
+    absl::StatusOr<PutRecordResult> put =
         PutRecord(PutRecordRequest{e.partition_key, e.data, e.explicit_hash_key, {}});
-    if (r.ok()) {
-      out.shard_id = std::string(r->shard_id);
-      out.sequence_number = r->sequence_number;
+    if (put.ok()) [[likely]] {
+      r.shard_id = put->shard_id;
+      r.sequence_number = put->sequence_number;
+      r.error_code = {};
+      r.error_message.clear();
     } else {
-      ++result.failed_record_count;
-      out.error_code = std::string(ErrorName(r.status()));
-      out.error_message = ErrorMessage(r.status());
+      // Entries were checked: only a throttle (or a full ring) can fail one now.
+      ++out.failed_record_count;
+      r.shard_id = {};
+      r.sequence_number.reset();
+      r.error_code = ErrorName(put.status());
+      const absl::string_view m = put.status().message();
+      r.error_message.assign(m.data(), m.size());
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PutRecordsResult> Stream::PutRecords(
+    std::span<const PutRecordsRequestEntry> entries) {
+  PutRecordsResult result;
+  if (absl::Status s = PutRecords(entries, result); !s.ok()) return s;
   return result;
 }
 
@@ -349,21 +566,21 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   detail::StreamCore& core = *core_;
   const int64_t now_ms = core.clock->NowMillis();
   core.shards.Sweep(now_ms);
-  const std::optional<uint64_t> index = ParseShardId(request.shard_id);
+  const std::optional<uint64_t> index = detail::ResolveShardId(request.shard_id);
+  if (!index) return detail::CouldNotFindShardError(core, request.shard_id);
   detail::EpochGuard guard;
-  const detail::ShardState* shard = index ? core.shards.snapshot().Find(*index) : nullptr;
+  const detail::ShardState* shard = core.shards.snapshot().Find(*index);
   if (shard == nullptr || core.shards.Expired(*shard, now_ms)) {
-    return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
-                                             request.shard_id.substr(0, 200),
-                                             options_.stream_name));
+    return detail::ShardNotFoundError(core, *index);
   }
   const detail::ShardLog& log = shard->log;
   switch (request.type) {
     case ShardIteratorType::kTrimHorizon:
     case ShardIteratorType::kAtTimestamp: {
       const int64_t oldest_ms = core.shards.retention().OldestMs(now_ms);
-      const int64_t t =
-          request.timestamp ? std::max(absl::ToUnixMillis(*request.timestamp), oldest_ms) : oldest_ms;
+      const int64_t t = request.timestamp
+                            ? std::max(absl::ToUnixMillis(*request.timestamp), oldest_ms)
+                            : oldest_ms;
       const detail::ShardLog::Seek seek = log.SeekTime(t);
       return core.MakeIterator(shard->index, seek.position, seek.next_index, seek.index_known,
                                now_ms);
@@ -376,15 +593,19 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
     case ShardIteratorType::kAfterSequenceNumber:
       break;
   }
-  absl::StatusOr<SequenceNumber> n =
-      SequenceNumber::Parse(request.starting_sequence_number, "StartingSequenceNumber");
-  if (!n.ok()) return n.status();
-  if (n->stream_tag != core.tag || n->shard_index != shard->index) {
+  const std::string_view number = request.starting_sequence_number;
+  absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(number, "StartingSequenceNumber");
+  if (!n.ok() || n->stream_tag != core.tag) {
     return InvalidArgumentError(fmt::format(
-        "StartingSequenceNumber {} used in GetShardIterator on shard {} in stream {} is "
-        "invalid because it did not come from this {}.",
-        request.starting_sequence_number, shard->id, options_.stream_name,
-        n->stream_tag != core.tag ? "stream" : "shard"));
+        "StartingSequenceNumber {} used in GetShardIterator on shard {} in stream {} under "
+        "account {} is invalid.",
+        number, shard->id, options_.stream_name, options_.account_id));
+  }
+  if (n->shard_index != shard->index) {
+    return InvalidArgumentError(fmt::format(
+        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard "
+        "with {}",
+        FormatShardId(n->shard_index), shard->id));
   }
   const bool after = request.type == ShardIteratorType::kAfterSequenceNumber;
   switch (log.CheckRecord(n->position, n->record_index)) {
@@ -400,8 +621,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
       break;
   }
   const uint64_t position = after ? log.RecordEnd(n->position) : n->position;
-  return core.MakeIterator(shard->index, position, n->record_index + (after ? 1 : 0), true,
-                           now_ms);
+  return core.MakeIterator(shard->index, position, n->record_index + (after ? 1 : 0), true, now_ms);
 }
 
 absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& iterator) {
@@ -413,8 +633,7 @@ absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& it
   detail::EpochGuard guard;
   const detail::ShardState* shard = core.shards.snapshot().Find(iterator.shard_index);
   if (shard == nullptr || core.shards.Expired(*shard, now_ms)) {
-    return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
-                                             FormatShardId(iterator.shard_index), core.name));
+    return detail::ShardNotFoundError(core, iterator.shard_index);
   }
   return core.MakeIterator(iterator.shard_index, iterator.position, iterator.next_record_index,
                            iterator.next_record_index_known, now_ms, iterator.arrival_floor_ms);
@@ -486,10 +705,9 @@ StreamDescriptionSummary Stream::DescribeStreamSummary() const {
   const int64_t now_ms = core_->clock->NowMillis();
   StreamDescriptionSummary d;
   d.stream_name = options_.stream_name;
-  d.stream_arn = StreamArn(options_.stream_name);
+  d.stream_arn = core_->arn;
   d.stream_status = CurrentStatus(now_ms);
-  d.retention_period_hours =
-      static_cast<int>(core_->shards.retention().retention_ms() / 3'600'000);
+  d.retention_period_hours = static_cast<int>(core_->shards.retention().retention_ms() / 3'600'000);
   d.stream_creation_timestamp = created_at_;
   {
     detail::EpochGuard guard;
@@ -515,18 +733,30 @@ absl::Status Stream::DecreaseStreamRetentionPeriod(int hours) {
 }
 
 absl::Status Stream::ChangeRetention(int hours, bool increase) {
+  {
+    detail::Violations v;
+    v.Range("retentionPeriodHours", hours, 1, INT32_MAX);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
   std::lock_guard<std::mutex> lock(retention_mu_);
   detail::Retention& retention = core_->shards.retention();
   const int current = static_cast<int>(retention.retention_ms() / 3'600'000);
-  if (hours < kMinRetentionHours || hours > kMaxRetentionHours) {
-    return InvalidArgumentError(
-        fmt::format("RetentionPeriodHours is {}; it must be between {} and {}.", hours,
-                    kMinRetentionHours, kMaxRetentionHours));
+  if (hours < kMinRetentionHours) {
+    return InvalidArgumentError(fmt::format(
+        "Minimum allowed retention period is {} hours. Requested retention period ({} hours) is "
+        "too short.",
+        kMinRetentionHours, hours));
+  }
+  if (hours > kMaxRetentionHours) {
+    return InvalidArgumentError(fmt::format(
+        "Maximum allowed retention period is {} hours. Requested retention period ({} hours) is "
+        "too long.",
+        kMaxRetentionHours, hours));
   }
   if (increase ? hours < current : hours > current) {
     return InvalidArgumentError(fmt::format(
         "Requested retention period ({} hours) for stream {} can not be {} than existing "
-        "retention period ({} hours). Use {}StreamRetentionPeriod.",
+        "retention period ({} hours). Use {}RetentionPeriod API.",
         hours, options_.stream_name, increase ? "shorter" : "longer", current,
         increase ? "Decrease" : "Increase"));
   }

@@ -40,7 +40,12 @@ Subscription::Subscription(detail::SubscriptionInit init, SubscribeToShardHandle
                        ? INT64_MAX
                        : init_.core->clock->NowMillis() +
                              absl::ToInt64Milliseconds(options.lifetime)),
-      iterator_(init_.start) {}
+      iterator_(init_.start) {
+  if (options_.max_bytes_per_second) {
+    push_budget_ =
+        detail::TokenBucket(*options_.max_bytes_per_second, *options_.max_bytes_per_second);
+  }
+}
 
 Subscription::~Subscription() { Stop(); }
 
@@ -118,9 +123,23 @@ bool Subscription::PollOnce() {
     Deliver(SubscriptionEnd::kShardNotFound);
     return true;
   }
+  if (options_.max_bytes_per_second) {
+    // What was pushed beyond the budget is paid back on the clock before the next read.
+    const int64_t wait_ms = push_budget_.MillisUntil(0, now_ms);
+    if (wait_ms > 0) {
+      throttled_until_ms_ = now_ms + wait_ms;
+      return false;
+    }
+    throttled_until_ms_ = INT64_MIN;
+  }
   {
     detail::EpochGuard guard;  // the read may look up child shards in the snapshot
     detail::ReadShard(core, shard, iterator_, result_, options_.max_records_per_event, now_ms);
+  }
+  if (options_.max_bytes_per_second && !result_.records.empty()) {
+    uint64_t bytes = 0;
+    for (const Record& r : result_.records) bytes += r.partition_key.size() + r.data.size();
+    push_budget_.TakeWithDebt(bytes, now_ms);
   }
   const bool ended = !result_.next_shard_iterator.has_value();
   ShardIterator next = iterator_;
@@ -163,8 +182,12 @@ void Subscription::Run() {
 void Subscription::Wait() {
   detail::StreamCore& core = *init_.core;
   const detail::ShardLog& log = init_.shard->log;
+  const Clock& clock = *core.clock;
+  // Paced by the push budget: new records do not end the wait, the clock does.
+  const bool throttled =
+      throttled_until_ms_ != INT64_MIN && clock.NowMillis() < throttled_until_ms_;
   auto ready = [&] {
-    return log.published() != iterator_.position || log.closed() ||
+    return (!throttled && log.published() != iterator_.position) || log.closed() ||
            stop_.load(std::memory_order_relaxed) || core.deleted.load(std::memory_order_relaxed);
   };
   switch (options_.wait) {
@@ -200,14 +223,20 @@ void Subscription::Wait() {
   const uint32_t seen = core.wake.word.load(std::memory_order_seq_cst);
   // Everything that ends the wait is checked after `seen` was read: a change made before
   // that read is visible here, one made after it changes the word and wakes the futex.
-  const Clock& clock = *core.clock;
-  if (!stop_.load(std::memory_order_seq_cst) && !log.HasClaimsAfter(iterator_.position) &&
+  const bool still_throttled = throttled && clock.NowMillis() < throttled_until_ms_;
+  if (!stop_.load(std::memory_order_seq_cst) &&
+      (still_throttled || !log.HasClaimsAfter(iterator_.position)) &&
       !init_.revoked->load(std::memory_order_seq_cst) &&
       !init_.consumer->deregistered.load(std::memory_order_seq_cst) &&
       !core.deleted.load(std::memory_order_seq_cst) && clock.NowMillis() < deadline_ms_) {
     int64_t timeout_ns = -1;
     if (deadline_ms_ != INT64_MAX && !clock.IsManual()) {
       timeout_ns = std::max<int64_t>(0, deadline_ms_ - clock.NowMillis()) * 1'000'000 + 1'000'000;
+    }
+    if (still_throttled && !clock.IsManual()) {
+      const int64_t pace_ns =
+          std::max<int64_t>(0, throttled_until_ms_ - clock.NowMillis()) * 1'000'000 + 1'000'000;
+      timeout_ns = timeout_ns < 0 ? pace_ns : std::min(timeout_ns, pace_ns);
     }
     detail::FutexWait(&core.wake.word, seen, timeout_ns);
   }

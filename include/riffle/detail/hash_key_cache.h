@@ -44,13 +44,29 @@ class Md5HashKeyCache {
       }
     }
     const HashKey hash_key = Md5HashKey(key);
-    set[1] = set[0];
-    Entry& e = set[0];
-    e.high = absl::Uint128High64(hash_key);
-    e.low = absl::Uint128Low64(hash_key);
-    e.length_plus_one = static_cast<uint8_t>(key.size() + 1);
-    if (!key.empty()) std::memcpy(e.key, key.data(), key.size());
+    Fill(set, key, hash_key);
     return hash_key;
+  }
+
+  // True when a Get(key) now would not compute MD5.
+  bool Holds(std::string_view key) const {
+    if (key.size() > kMaxKeyBytes) return false;
+    const Entry* set = &entries_[IndexOf(key) * kWays];
+    for (size_t way = 0; way < kWays; ++way) {
+      if (set[way].length_plus_one == key.size() + 1 &&
+          std::memcmp(set[way].key, key.data(), key.size()) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Stores `hash_key`, which must be Md5HashKey(key), as a miss of Get would: for a batch
+  // whose hash keys were computed together (common/md5_lanes.h) before its puts. The caller
+  // has checked !Holds(key) (a key stored twice only wastes a way).
+  void Prime(std::string_view key, HashKey hash_key) {
+    if (key.size() > kMaxKeyBytes) return;
+    Fill(&entries_[IndexOf(key) * kWays], key, hash_key);
   }
 
   // The set `key` maps to (exposed so tests can build colliding keys).
@@ -67,15 +83,28 @@ class Md5HashKeyCache {
   };
   static_assert(sizeof(Entry) == 64);
 
+  // A miss: way 0 moves to way 1 and takes the key.
+  static void Fill(Entry* set, std::string_view key, HashKey hash_key) {
+    set[1] = set[0];
+    Entry& e = set[0];
+    e.high = absl::Uint128High64(hash_key);
+    e.low = absl::Uint128Low64(hash_key);
+    e.length_plus_one = static_cast<uint8_t>(key.size() + 1);
+    if (!key.empty()) std::memcpy(e.key, key.data(), key.size());
+  }
+
   Entry entries_[kEntries];
 };
 
-// Md5HashKey(key) through this thread's cache. Same value, always; cheaper for hot keys.
-inline HashKey CachedMd5HashKey(std::string_view key) {
+// This thread's cache.
+inline Md5HashKeyCache& ThreadMd5HashKeyCache() {
   // constinit: a zeroed table needs no dynamic TLS initialization guard on each access.
   static constinit thread_local Md5HashKeyCache cache{};
-  return cache.Get(key);
+  return cache;
 }
+
+// Md5HashKey(key) through this thread's cache. Same value, always; cheaper for hot keys.
+inline HashKey CachedMd5HashKey(std::string_view key) { return ThreadMd5HashKeyCache().Get(key); }
 
 }  // namespace riffle::detail
 

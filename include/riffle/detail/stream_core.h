@@ -74,6 +74,11 @@ struct StreamCore {
   // Set when the Stream object is destroyed: subscriptions still running end.
   std::atomic<bool> deleted{false};
 
+  // ---- Identity and the write limit: set once by Stream::Create, before any call ----
+  std::string account_id;      // messages name it as the service does ("under account ...")
+  std::string arn;             // arn:aws:kinesis:<region>:<account>:stream/<name>
+  bool write_limited = false;  // StreamOptions::write_limit is set: puts charge FanOut
+
   SequenceNumber MakeSequenceNumber(uint64_t shard, uint64_t position, uint64_t index) const {
     return SequenceNumber{tag, shard, position, index};
   }

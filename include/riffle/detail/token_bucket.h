@@ -1,0 +1,86 @@
+// TokenBucket: a rate on a clock's milliseconds, for the services' throughput limits.
+//
+// `rate` tokens per second flow in, at most `burst` are held, and the bucket starts full.
+// Arithmetic is in integers (thousandths of a token: `rate` tokens per second is exactly
+// `rate` thousandths per millisecond), so that a ManualClock gives the same answers on
+// every run. A clock that steps back refills nothing.
+//
+// Thread safety: none; the owner guards it.
+#ifndef RIFFLE_DETAIL_TOKEN_BUCKET_H_
+#define RIFFLE_DETAIL_TOKEN_BUCKET_H_
+
+#include <algorithm>
+#include <cstdint>
+
+namespace riffle::detail {
+
+class TokenBucket {
+ public:
+  TokenBucket() = default;
+  TokenBucket(uint64_t rate_per_second, uint64_t burst)
+      : rate_(rate_per_second), capacity_(burst * kMilli), milli_(capacity_) {}
+
+  uint64_t rate() const { return rate_; }
+
+  // Refills to `now_ms`; takes `n` tokens and returns true if all of them are there.
+  bool TryTake(uint64_t n, int64_t now_ms) {
+    Refill(now_ms);
+    if (milli_ < n * kMilli) return false;
+    milli_ -= n * kMilli;
+    return true;
+  }
+  // Refills to `now_ms`; true if `n` tokens are there (takes nothing).
+  bool Has(uint64_t n, int64_t now_ms) {
+    Refill(now_ms);
+    return milli_ >= n * kMilli;
+  }
+  // Takes `n` tokens, going into debt if they are not all there (a large read or push
+  // throttles the following time instead of being refused for ever).
+  void TakeWithDebt(uint64_t n, int64_t now_ms) {
+    Refill(now_ms);
+    debt_ += n * kMilli > milli_ ? n * kMilli - milli_ : 0;
+    milli_ = n * kMilli > milli_ ? 0 : milli_ - n * kMilli;
+  }
+  // Refills to `now_ms`; milliseconds until there is no debt and at least `n` tokens.
+  int64_t MillisUntil(uint64_t n, int64_t now_ms) {
+    Refill(now_ms);
+    const uint64_t want = n * kMilli + debt_;
+    if (milli_ >= want || rate_ == 0) return 0;
+    return static_cast<int64_t>((want - milli_ + rate_ - 1) / rate_);
+  }
+
+ private:
+  static constexpr uint64_t kMilli = 1000;
+
+  void Refill(int64_t now_ms) {
+    if (at_ms_ == kNever) {
+      at_ms_ = now_ms;
+      return;
+    }
+    if (now_ms <= at_ms_) return;
+    const uint64_t elapsed = static_cast<uint64_t>(now_ms - at_ms_);
+    at_ms_ = now_ms;
+    // Enough time to fill from empty and pay any debt: the bucket is simply full.
+    if (rate_ != 0 && elapsed >= (capacity_ + debt_) / rate_ + 1) {
+      debt_ = 0;
+      milli_ = capacity_;
+      return;
+    }
+    uint64_t in = elapsed * rate_;
+    const uint64_t paid = std::min(in, debt_);
+    debt_ -= paid;
+    in -= paid;
+    milli_ = std::min(capacity_, milli_ + in);
+  }
+
+  static constexpr int64_t kNever = INT64_MIN;
+  uint64_t rate_ = 0;      // tokens per second = thousandths per millisecond
+  uint64_t capacity_ = 0;  // thousandths
+  uint64_t milli_ = 0;     // thousandths held
+  uint64_t debt_ = 0;      // thousandths owed before anything is held again
+  int64_t at_ms_ = kNever;
+};
+
+}  // namespace riffle::detail
+
+#endif  // RIFFLE_DETAIL_TOKEN_BUCKET_H_

@@ -1,0 +1,413 @@
+// Kinesis: the data plane (PutRecord, PutRecords, GetShardIterator, GetRecords by iterator
+// string) and enhanced fan-out (consumers, SubscribeToShard).
+#include <algorithm>
+
+#include "account/kinesis_internal.h"
+#include "fmt/format.h"
+#include "riffle/detail/epoch.h"
+#include "riffle/kinesis.h"
+#include "riffle/status.h"
+#include "stream/stream_errors.h"
+
+namespace riffle {
+namespace {
+
+using detail::StreamAccess;
+using detail::StreamEntry;
+using detail::Violations;
+
+constexpr uint64_t kPushBytesPerSecond = uint64_t{2} << 20;
+constexpr int kConsumersListMax = 100;
+
+// The shard a record would go to now ("" for an explicit hash key that is not one).
+std::string_view RoutedShard(const StreamEntry& e, std::string_view key, std::string_view ehk) {
+  HashKey hash_key;
+  if (!ehk.empty()) {
+    absl::StatusOr<HashKey> parsed = ParseHashKey(ehk);
+    if (!parsed.ok()) return {};
+    hash_key = *parsed;
+  } else {
+    hash_key = ComputeHashKey(e.stream->options().routing, key);
+  }
+  return e.stream->ShardIdForHashKey(hash_key);
+}
+
+absl::Status InvalidIterator() { return InvalidArgumentError("Invalid ShardIterator."); }
+
+// A consumer named by its ARN, or by its stream's ARN and its name.
+absl::Status ResolveConsumer(detail::AccountCore& core, const detail::KinesisRegistry& registry,
+                             std::string_view stream_arn, std::string_view consumer_name,
+                             std::string_view consumer_arn, StreamEntry** out,
+                             std::string_view* consumer) {
+  Violations v;
+  std::optional<detail::ParsedArn> parsed;
+  if (!consumer_arn.empty()) {
+    parsed = detail::ParseConsumerArn(consumer_arn);
+    v.Pattern("consumerARN", consumer_arn, detail::kConsumerArnPattern, parsed.has_value());
+    v.MaxLength("consumerARN", consumer_arn, consumer_arn.size(), 2048);
+  }
+  if (!consumer_name.empty()) v.Name("consumerName", consumer_name);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (consumer_arn.empty() && (stream_arn.empty() || consumer_name.empty())) {
+    return InvalidArgumentError(
+        "Name the consumer by ConsumerARN, or by StreamARN and ConsumerName.");
+  }
+  if (parsed) {
+    const std::string arn = fmt::format("arn:aws:kinesis:{}:{}:stream/{}", parsed->region,
+                                        parsed->account, parsed->stream);
+    if (!stream_arn.empty() && stream_arn != arn) {
+      return InvalidArgumentError(
+          fmt::format("ConsumerARN {} does not belong to stream {}.", consumer_arn, stream_arn));
+    }
+    if (!consumer_name.empty() && consumer_name != parsed->consumer) {
+      return InvalidArgumentError(
+          fmt::format("ConsumerARN {} does not name consumer {}.", consumer_arn, consumer_name));
+    }
+    *consumer = consumer_arn;
+    return detail::ResolveStream(core, registry, {}, arn, StreamAccess::kData, out);
+  }
+  *consumer = consumer_name;
+  return detail::ResolveStream(core, registry, {}, stream_arn, StreamAccess::kData, out);
+}
+
+}  // namespace
+
+// ---- Records ----
+
+absl::StatusOr<PutRecordOutput> Kinesis::PutRecord(const PutRecordInput& in) {
+  detail::EpochGuard guard;
+  // The common case inline: a stream named, found, in no timed state.
+  StreamEntry* e = in.stream_arn.empty() ? registry_->FindByName(in.stream_name) : nullptr;
+  if (e == nullptr || e->timed.load(std::memory_order_acquire)) [[unlikely]] {
+    if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                               StreamAccess::kData, &e);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (core_.faults.active()) [[unlikely]] {
+    const std::string_view shard = RoutedShard(*e, in.partition_key, in.explicit_hash_key);
+    if (absl::Status s = core_.Inject("PutRecord", e->name, e->arn, shard); !s.ok()) return s;
+  }
+  absl::StatusOr<PutRecordResult> r = e->stream->PutRecord(PutRecordRequest{
+      in.partition_key, in.data, in.explicit_hash_key, in.sequence_number_for_ordering});
+  if (!r.ok()) return r.status();
+  if (core_.limits && e->mode.load(std::memory_order_relaxed) == StreamMode::kOnDemand)
+      [[unlikely]] {
+    MeterWrites(*e, in.partition_key.size() + in.data.size(), 1);
+  }
+  return PutRecordOutput{r->shard_id, r->sequence_number,
+                         e->encryption.load(std::memory_order_relaxed)};
+}
+
+absl::Status Kinesis::PutRecords(const PutRecordsInput& in, PutRecordsOutput& out) {
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                             StreamAccess::kData, &e);
+      !s.ok()) {
+    return s;
+  }
+  out.encryption_type = e->encryption.load(std::memory_order_relaxed);
+  if (core_.faults.active()) [[unlikely]] {
+    return PutRecordsWithFaults(*e, in, out);
+  }
+  if (absl::Status s = e->stream->PutRecords(in.records, out); !s.ok()) return s;
+  if (core_.limits && e->mode.load(std::memory_order_relaxed) == StreamMode::kOnDemand)
+      [[unlikely]] {
+    uint64_t bytes = 0, records = 0;
+    for (std::size_t i = 0; i < in.records.size(); ++i) {
+      if (!out.records[i].error_code.empty()) continue;
+      bytes += in.records[i].partition_key.size() + in.records[i].data.size();
+      ++records;
+    }
+    MeterWrites(*e, bytes, records);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PutRecordsOutput> Kinesis::PutRecords(const PutRecordsInput& in) {
+  PutRecordsOutput out;
+  if (absl::Status s = PutRecords(in, out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status Kinesis::PutRecordsWithFaults(StreamEntry& e, const PutRecordsInput& in,
+                                           PutRecordsOutput& out) {
+  // The request is refused whole before any fault, as the service validates first.
+  if (absl::Status s = e.stream->CheckPutRecords(in.records); !s.ok()) return s;
+  if (absl::Status s = core_.Inject("PutRecords", e.name, e.arn, {}); !s.ok()) return s;
+  // Per entry: the entries a per-entry rule fails are not written; the rest go in one call.
+  struct Failed {
+    std::string_view code;
+    std::string message;
+  };
+  std::vector<std::optional<Failed>> failed(in.records.size());
+  std::vector<PutRecordsRequestEntry> pass;
+  absl::Duration latency = absl::ZeroDuration();
+  for (std::size_t i = 0; i < in.records.size(); ++i) {
+    const PutRecordsRequestEntry& r = in.records[i];
+    const std::string_view shard = RoutedShard(e, r.partition_key, r.explicit_hash_key);
+    std::optional<FaultInjection> f =
+        core_.faults.Evaluate("PutRecords", e.name, e.arn, shard, FaultScope::kEntry);
+    if (f) latency += f->latency;
+    if (f && !f->error.empty()) {
+      const std::string_view code =
+          f->error == kInternalFailure ? kInternalFailure : kProvisionedThroughputExceededException;
+      failed[i] = Failed{
+          code, f->message.empty()
+                    ? detail::InjectedMessage(code, "PutRecords", e.name, core_.account_id(), shard)
+                    : f->message};
+    } else {
+      pass.push_back(r);
+    }
+  }
+  if (latency > absl::ZeroDuration()) core_.Delay(latency);
+  PutRecordsResult written;
+  if (!pass.empty()) {
+    if (absl::Status s = e.stream->PutRecords(pass, written); !s.ok()) return s;
+  }
+  out.failed_record_count = written.failed_record_count;
+  out.records.resize(in.records.size());
+  uint64_t bytes = 0, records = 0;
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < in.records.size(); ++i) {
+    PutRecordsResultEntry& r = out.records[i];
+    if (failed[i]) {
+      ++out.failed_record_count;
+      r.shard_id = {};
+      r.sequence_number.reset();
+      r.error_code = failed[i]->code;
+      r.error_message = std::move(failed[i]->message);
+      continue;
+    }
+    r = std::move(written.records[next++]);
+    if (r.error_code.empty()) {
+      bytes += in.records[i].partition_key.size() + in.records[i].data.size();
+      ++records;
+    }
+  }
+  if (core_.limits && e.mode.load(std::memory_order_relaxed) == StreamMode::kOnDemand) {
+    MeterWrites(e, bytes, records);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<GetShardIteratorOutput> Kinesis::GetShardIterator(const GetShardIteratorInput& in) {
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                             StreamAccess::kData, &e);
+      !s.ok()) {
+    return s;
+  }
+  if (core_.limits) {
+    // The service: five calls per second per account per open shard.
+    const std::optional<uint64_t> index = detail::ResolveShardId(in.shard_id);
+    const std::string shard = index ? FormatShardId(*index) : std::string(in.shard_id);
+    if (!core_.TakeCall("GetShardIterator", fmt::format("{}/{}", e->arn, shard), 5)) {
+      return ProvisionedThroughputExceededError(
+          fmt::format("Rate exceeded for shard {} in stream {} under account {}.", shard, e->name,
+                      core_.account_id()));
+    }
+  }
+  if (absl::Status s = detail::Faults(core_, "GetShardIterator", e, {}, in.shard_id); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<ShardIterator> it = e->stream->GetShardIterator(GetShardIteratorRequest{
+      in.shard_id, in.shard_iterator_type, in.starting_sequence_number, in.timestamp});
+  if (!it.ok()) return it.status();
+  return GetShardIteratorOutput{it->ToString()};
+}
+
+absl::Status Kinesis::GetRecords(const GetRecordsInput& in, GetRecordsOutput& out) {
+  const int limit = in.limit.value_or(detail::kMaxGetRecordsLimit);
+  if (in.limit.has_value() || in.shard_iterator.empty() || in.shard_iterator.size() > 512) {
+    Violations v;
+    if (in.limit) v.Range("limit", *in.limit, 1, detail::kMaxGetRecordsLimit);
+    v.MinLength("shardIterator", in.shard_iterator, in.shard_iterator.size(), 1);
+    v.MaxLength("shardIterator", in.shard_iterator, in.shard_iterator.size(), 512);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  absl::StatusOr<ShardIterator> it = ShardIterator::Parse(in.shard_iterator);
+  if (!it.ok()) return InvalidIterator();
+  detail::EpochGuard guard;
+  StreamEntry* e = registry_->FindByTag(it->stream_tag);
+  const bool gone =
+      e == nullptr || (e->timed.load(std::memory_order_acquire) &&
+                       core_.clock.NowMillis() >= e->deleted_at_ms.load(std::memory_order_acquire));
+  if (gone) {
+    const std::optional<std::string> name = registry_->DeletedName(it->stream_tag);
+    if (!name && e == nullptr) return InvalidIterator();
+    return ResourceNotFoundError(
+        fmt::format("Shard {} in stream {} under account {} does not exist",
+                    FormatShardId(it->shard_index), name ? *name : e->name, core_.account_id()));
+  }
+  if (!in.stream_arn.empty() && in.stream_arn != e->arn) {
+    return InvalidArgumentError(fmt::format(
+        "StreamARN {} is not the stream of the ShardIterator ({}).", in.stream_arn, e->arn));
+  }
+  if (core_.faults.active()) [[unlikely]] {
+    if (absl::Status s =
+            core_.Inject("GetRecords", e->name, e->arn, FormatShardId(it->shard_index));
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = e->stream->GetRecords(*it, out.result, limit); !s.ok()) return s;
+  if (out.result.next_shard_iterator) {
+    out.result.next_shard_iterator->FormatTo(out.next_shard_iterator);
+  } else {
+    out.next_shard_iterator.clear();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<GetRecordsOutput> Kinesis::GetRecords(const GetRecordsInput& in) {
+  GetRecordsOutput out;
+  if (absl::Status s = GetRecords(in, out); !s.ok()) return s;
+  return out;
+}
+
+// ---- Enhanced fan-out ----
+
+absl::StatusOr<RegisterStreamConsumerOutput> Kinesis::RegisterStreamConsumer(
+    const RegisterStreamConsumerInput& in) {
+  {
+    Violations v;
+    if (in.stream_arn.empty()) v.Null("streamARN");
+    v.Name("consumerName", in.consumer_name);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  if (absl::Status s =
+          detail::ResolveStream(core_, *registry_, {}, in.stream_arn, StreamAccess::kModify, &e);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = detail::Admit(core_, "RegisterStreamConsumer", e); !s.ok()) return s;
+  absl::StatusOr<ConsumerDescription> c =
+      e->stream->RegisterStreamConsumer(in.consumer_name, in.options);
+  if (!c.ok()) return c.status();
+  return RegisterStreamConsumerOutput{*std::move(c)};
+}
+
+absl::Status Kinesis::DeregisterStreamConsumer(const DeregisterStreamConsumerInput& in) {
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  std::string_view consumer;
+  if (absl::Status s = ResolveConsumer(core_, *registry_, in.stream_arn, in.consumer_name,
+                                       in.consumer_arn, &e, &consumer);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = detail::Admit(core_, "DeregisterStreamConsumer", e); !s.ok()) return s;
+  return e->stream->DeregisterStreamConsumer(consumer);
+}
+
+absl::StatusOr<DescribeStreamConsumerOutput> Kinesis::DescribeStreamConsumer(
+    const DescribeStreamConsumerInput& in) {
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  std::string_view consumer;
+  if (absl::Status s = ResolveConsumer(core_, *registry_, in.stream_arn, in.consumer_name,
+                                       in.consumer_arn, &e, &consumer);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = detail::Admit(core_, "DescribeStreamConsumer", e); !s.ok()) return s;
+  absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(consumer);
+  if (!c.ok()) return c.status();
+  return DescribeStreamConsumerOutput{*std::move(c)};
+}
+
+absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
+    const ListStreamConsumersInput& in) {
+  {
+    Violations v;
+    if (in.stream_arn.empty()) v.Null("streamARN");
+    if (in.max_results) v.Range("maxResults", *in.max_results, 1, 10000);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  const int64_t now_ms = core_.clock.NowMillis();
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  if (absl::Status s =
+          detail::ResolveStream(core_, *registry_, {}, in.stream_arn, StreamAccess::kData, &e);
+      !s.ok()) {
+    return s;
+  }
+  uint64_t skip = 0;
+  if (!in.next_token.empty()) {
+    if (in.stream_creation_timestamp) {
+      return InvalidArgumentError(
+          "NextToken and StreamCreationTimestamp cannot be provided together.");
+    }
+    absl::StatusOr<detail::PageToken> t =
+        detail::DecodePageToken(in.next_token, 'C', core_.secret, now_ms);
+    if (!t.ok()) return t.status();
+    if (t->tag != e->tag) {
+      return InvalidArgumentError(
+          fmt::format("The NextToken was not issued for stream {}.", in.stream_arn));
+    }
+    skip = t->after;
+  } else if (in.stream_creation_timestamp &&
+             absl::ToUnixMillis(*in.stream_creation_timestamp) !=
+                 absl::ToUnixMillis(e->stream->DescribeStreamSummary().stream_creation_timestamp)) {
+    return detail::StreamNotFound(e->name, core_.account_id());
+  }
+  if (absl::Status s = detail::Admit(core_, "ListStreamConsumers", e); !s.ok()) return s;
+  std::vector<ConsumerDescription> all = e->stream->ListStreamConsumers();
+  const std::size_t limit = static_cast<std::size_t>(
+      std::min(in.max_results.value_or(kConsumersListMax), kConsumersListMax));
+  ListStreamConsumersOutput out;
+  for (std::size_t i = static_cast<std::size_t>(std::min<uint64_t>(skip, all.size()));
+       i < all.size(); ++i) {
+    if (out.consumers.size() == limit) {
+      detail::PageToken t;
+      t.kind = 'C';
+      t.tag = e->tag;
+      t.issued_ms = now_ms;
+      t.after = i;
+      out.next_token = detail::EncodePageToken(t, core_.secret);
+      break;
+    }
+    out.consumers.push_back(std::move(all[i]));
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Kinesis::SubscribeToShard(
+    const SubscribeToShardInput& in, SubscribeToShardHandler handler, SubscriptionOptions options) {
+  std::optional<detail::ParsedArn> parsed = detail::ParseConsumerArn(in.consumer_arn);
+  {
+    Violations v;
+    v.Pattern("consumerARN", in.consumer_arn, detail::kConsumerArnPattern, parsed.has_value());
+    v.MaxLength("consumerARN", in.consumer_arn, in.consumer_arn.size(), 2048);
+    v.Name("shardId", in.shard_id);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  const std::string stream_arn = fmt::format("arn:aws:kinesis:{}:{}:stream/{}", parsed->region,
+                                             parsed->account, parsed->stream);
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  if (absl::Status s =
+          detail::ResolveStream(core_, *registry_, {}, stream_arn, StreamAccess::kData, &e);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = detail::Faults(core_, "SubscribeToShard", e, {}, in.shard_id); !s.ok()) {
+    return s;
+  }
+  if (core_.limits) {
+    // The service pushes at most 2 MiB/s of a shard to each consumer.
+    options.max_bytes_per_second =
+        std::min(options.max_bytes_per_second.value_or(kPushBytesPerSecond), kPushBytesPerSecond);
+  }
+  return e->stream->SubscribeToShard(
+      SubscribeToShardRequest{in.consumer_arn, in.shard_id, in.starting_position},
+      std::move(handler), options);
+}
+
+}  // namespace riffle

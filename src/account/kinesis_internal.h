@@ -1,0 +1,100 @@
+// What the Kinesis operations share (src/account/kinesis_*.cc): resolving a stream by name
+// or ARN with the service's errors, state checks, the control-plane call rates, faults,
+// and pagination tokens.
+#ifndef RIFFLE_ACCOUNT_KINESIS_INTERNAL_H_
+#define RIFFLE_ACCOUNT_KINESIS_INTERNAL_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "account/account_core.h"
+#include "account/kinesis_registry.h"
+#include "common/validation.h"
+#include "riffle/kinesis_types.h"
+
+namespace riffle::detail {
+
+// The parts of arn:aws:kinesis:<region>:<account>:stream/<name>[/consumer/<c>:<t>].
+struct ParsedArn {
+  std::string_view region;
+  std::string_view account;
+  std::string_view stream;
+  std::string_view consumer;  // consumer ARNs only
+};
+std::optional<ParsedArn> ParseStreamArn(std::string_view arn);
+std::optional<ParsedArn> ParseConsumerArn(std::string_view arn);
+
+// Checks StreamName and StreamARN (ValidationException), then finds the stream they name
+// and checks that `access` is allowed in its state. REQUIRES an EpochGuard held while
+// `*out` is used.
+absl::Status ResolveStream(AccountCore& core, const KinesisRegistry& registry,
+                           std::string_view name, std::string_view arn, StreamAccess access,
+                           StreamEntry** out);
+
+// The status the service reports for `e` at `now_ms` (CREATING, DELETING, UPDATING from
+// the account or from a reshard, ACTIVE).
+StreamStatus StatusOf(const StreamEntry& e, int64_t now_ms);
+
+// ResourceNotFoundException "Stream <name> under account <id> not found."
+absl::Status StreamNotFound(std::string_view name, std::string_view account_id);
+// ResourceInUseException "Stream <name> under account <id> not ACTIVE, instead in state <s>"
+absl::Status NotActive(std::string_view name, std::string_view account_id, StreamStatus status);
+
+// The service's control-plane call rates (limits on): LimitExceededException beyond the
+// operation's calls per second. `e` scopes the per-stream ones.
+absl::Status CheckCallRate(AccountCore& core, std::string_view operation, const StreamEntry* e);
+
+// Faults for a call on `e` (or, with e == nullptr, on the resource `name`).
+inline absl::Status Faults(AccountCore& core, std::string_view operation, const StreamEntry* e,
+                           std::string_view name = {}, std::string_view shard_id = {}) {
+  if (!core.faults.active()) [[likely]] {
+    return absl::OkStatus();
+  }
+  return core.Inject(operation, e != nullptr ? std::string_view(e->name) : name,
+                     e != nullptr ? std::string_view(e->arn) : std::string_view(), shard_id);
+}
+
+// Rate, then faults: what every call does once its stream is resolved.
+inline absl::Status Admit(AccountCore& core, std::string_view operation, const StreamEntry* e,
+                          std::string_view name = {}, std::string_view shard_id = {}) {
+  if (core.limits) {
+    if (absl::Status s = CheckCallRate(core, operation, e); !s.ok()) return s;
+  }
+  return Faults(core, operation, e, name, shard_id);
+}
+
+// ---- Shared checks and messages of the control plane ----
+// The Tags member of CreateStream and AddTagsToStream (ValidationException).
+void CheckTagMap(std::span<const Tag> tags, Violations& v);
+// Tag characters: Unicode letters, digits, white space and _ . / = + - % @ (and ':' in the
+// keys RemoveTagsFromStream names).
+bool TagTextOk(std::string_view s, bool allow_colon);
+absl::Status InvalidTagCharacters(bool remove);
+// LimitExceededException "This request would exceed the shard limit for the account ...".
+absl::Status ShardQuotaError(const AccountCore& core, int current, int additional);
+// The open shards of every stream of the account (REQUIRES the registry's mutex).
+int AccountOpenShards(const KinesisRegistry& registry);
+
+// ---- Pagination tokens (NextToken): opaque, keyed by the account's secret, 300 s ----
+struct PageToken {
+  char kind = 0;     // 'S' ListShards, 'N' ListStreams, 'C' ListStreamConsumers
+  uint64_t tag = 0;  // the stream's tag ('S', 'C')
+  int64_t issued_ms = 0;
+  uint64_t after = 0;     // the last shard index or consumer position returned
+  int filter = -1;        // ListShards: the ShardFilterType (-1: none)
+  int64_t filter_ms = 0;  // ListShards: the filter's timestamp
+  std::string name;       // ListStreams: the last stream name returned
+};
+std::string EncodePageToken(const PageToken& token, uint64_t secret);
+// InvalidArgumentException for a token this account did not issue for `kind`;
+// ExpiredNextTokenException for one older than 300 s at `now_ms`.
+absl::StatusOr<PageToken> DecodePageToken(std::string_view text, char kind, uint64_t secret,
+                                          int64_t now_ms);
+
+}  // namespace riffle::detail
+
+#endif  // RIFFLE_ACCOUNT_KINESIS_INTERNAL_H_

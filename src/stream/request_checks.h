@@ -1,0 +1,43 @@
+// The checks of put requests, iterators and iterator requests that every backend shares, so
+// that riffle::Stream and the Kafka-backed stream answer the same input with the same error
+// name and message. Defined in src/stream/stream.cc.
+#ifndef RIFFLE_STREAM_REQUEST_CHECKS_H_
+#define RIFFLE_STREAM_REQUEST_CHECKS_H_
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "riffle/record_source.h"
+#include "riffle/stream.h"
+
+namespace riffle::detail {
+
+// The checks of a PutRecord request that need no stream state but its largest record:
+// ValidationException for member constraints (worded as the service words them),
+// InvalidArgumentException for a key that is not UTF-8, a record over `max_record_bytes`
+// or an ExplicitHashKey outside [0, 2^128-1]. SequenceNumberForOrdering is checked for
+// form only: whether it came from the stream is the stream's to say.
+absl::Status CheckPutRecordRequest(const PutRecordRequest& request, uint64_t max_record_bytes);
+
+// The checks of a PutRecords request that refuse it whole: 1 to 500 entries, at most 5 MiB,
+// and every entry valid (one invalid entry refuses the request, as the service does).
+absl::Status CheckPutRecordsRequest(std::span<const PutRecordsRequestEntry> entries,
+                                    uint64_t max_record_bytes);
+
+// InvalidArgumentException when the request's members do not fit its ShardIteratorType
+// (a sequence number for AT_/AFTER_SEQUENCE_NUMBER only, a timestamp for AT_TIMESTAMP only).
+absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request);
+
+// InvalidArgumentException for an iterator `stream_name` did not issue (altered, forged,
+// another stream's).
+absl::Status IteratorNotIssuedError(const ShardIterator& it, std::string_view stream_name);
+
+// ExpiredIteratorException when `it` is older than `lifetime_ms` at `now_ms`; OK otherwise.
+// An iterator issued "in the future" (a clock set back) is not expired.
+absl::Status IteratorAgeError(const ShardIterator& it, int64_t now_ms, int64_t lifetime_ms);
+
+}  // namespace riffle::detail
+
+#endif  // RIFFLE_STREAM_REQUEST_CHECKS_H_

@@ -1,0 +1,822 @@
+// The account's Kinesis API by name and ARN: every operation's happy path and its errors by
+// name and message, as the service gives them.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "account_test_helpers.h"
+#include "fmt/format.h"
+#include "riffle/account.h"
+#include "support/alloc_counter.h"
+
+using account_test::CreateStream;
+using account_test::Error;
+using account_test::ErrorOf;
+using account_test::MakeAccount;
+using riffle::ManualClock;
+
+namespace {
+
+constexpr char kOrdersArn[] = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
+
+std::vector<std::string> ShardIds(const std::vector<riffle::Shard>& shards) {
+  std::vector<std::string> ids;
+  for (const auto& s : shards) ids.push_back(s.shard_id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("an account names its streams by name and by ARN", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  CHECK(account->region() == "us-east-1");
+  CHECK(account->account_id() == "000000000000");
+  CHECK(account->StreamArn("orders") == kOrdersArn);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 2);
+
+  auto by_name = kinesis.DescribeStreamSummary({.stream_name = "orders"});
+  auto by_arn = kinesis.DescribeStreamSummary({.stream_arn = kOrdersArn});
+  auto by_both = kinesis.DescribeStreamSummary({.stream_name = "orders", .stream_arn = kOrdersArn});
+  REQUIRE(by_name.ok());
+  REQUIRE(by_arn.ok());
+  REQUIRE(by_both.ok());
+  CHECK(by_name->stream_description_summary.stream_arn == kOrdersArn);
+  CHECK(by_arn->stream_description_summary.stream_name == "orders");
+  CHECK(by_name->stream_description_summary.open_shard_count == 2);
+  CHECK(kinesis.FindStream("orders") == kinesis.FindStream(kOrdersArn));
+  CHECK(kinesis.FindStream("orders")->arn() == kOrdersArn);
+
+  CHECK(ErrorOf(kinesis.DescribeStreamSummary({.stream_name = "nope"})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Stream nope under account 000000000000 not found."});
+  CHECK(ErrorOf(kinesis.DescribeStreamSummary(
+            {.stream_arn = "arn:aws:kinesis:us-east-1:111122223333:stream/orders"})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Stream orders under account 111122223333 not found."});
+  CHECK(
+      ErrorOf(kinesis.DescribeStreamSummary({.stream_name = "other", .stream_arn = kOrdersArn})) ==
+      Error{riffle::kInvalidArgumentException,
+            "StreamARN arn:aws:kinesis:us-east-1:000000000000:stream/orders and StreamName other "
+            "do not name the same stream."});
+  CHECK(
+      ErrorOf(kinesis.DescribeStreamSummary({})) ==
+      Error{riffle::kInvalidArgumentException, "Either StreamName or StreamARN must be provided."});
+  CHECK(ErrorOf(kinesis.DescribeStreamSummary({.stream_arn = "arn:aws:sqs:us-east-1:1:q"})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value 'arn:aws:sqs:us-east-1:1:q' at 'streamARN' "
+              "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+              "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+"});
+
+  // Another account: its own region and id in every ARN, consumer ARNs included.
+  auto other = MakeAccount(clock, false, {.region = "eu-west-1", .account_id = "123456789012"});
+  CreateStream(other->kinesis(), "orders", 1);
+  const std::string arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/orders";
+  CHECK(other->kinesis()
+            .DescribeStreamSummary({.stream_name = "orders"})
+            ->stream_description_summary.stream_arn == arn);
+  auto consumer =
+      other->kinesis().RegisterStreamConsumer({.stream_arn = arn, .consumer_name = "c"});
+  REQUIRE(consumer.ok());
+  CHECK(consumer->consumer.consumer_arn ==
+        fmt::format("{}/consumer/c:{}", arn, absl::ToUnixSeconds(clock.Now())));
+  CHECK(ErrorOf(other->kinesis().DescribeStreamSummary({.stream_arn = kOrdersArn})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Stream orders under account 000000000000 not found."});
+  CHECK(
+      ErrorOf(riffle::Account::Create({.account_id = "12"})) ==
+      Error{riffle::kInvalidArgumentException, "AccountId '12' is invalid: it must be 12 digits."});
+}
+
+TEST_CASE("CreateStream and DeleteStream, with CREATING and DELETING on the clock", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(
+      clock, false, {.create_duration = absl::Seconds(10), .delete_duration = absl::Seconds(5)});
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 3);
+  auto status = [&] {
+    return kinesis.DescribeStreamSummary({.stream_name = "orders"})
+        ->stream_description_summary.stream_status;
+  };
+  CHECK(status() == riffle::StreamStatus::kCreating);
+  CHECK(kinesis.DescribeStream({.stream_name = "orders"})->stream_description.shards.empty());
+  const Error not_found{riffle::kResourceNotFoundException,
+                        "Stream orders under account 000000000000 not found."};
+  CHECK(ErrorOf(kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "v"})) ==
+        not_found);
+  CHECK(ErrorOf(kinesis.ListShards({.stream_name = "orders"})) ==
+        Error{riffle::kResourceInUseException,
+              "Stream orders under account 000000000000 not ACTIVE, instead in state CREATING"});
+  CHECK(ErrorOf(kinesis.SplitShard({.stream_name = "orders",
+                                    .shard_to_split = "shardId-000000000000",
+                                    .new_starting_hash_key = "1000"})) ==
+        Error{riffle::kResourceInUseException,
+              "Stream orders under account 000000000000 not ACTIVE, instead in state CREATING"});
+  CHECK(ErrorOf(kinesis.CreateStream({.stream_name = "orders", .shard_count = 1})) ==
+        Error{riffle::kResourceInUseException,
+              "Stream orders under account 000000000000 already exists."});
+  clock.Advance(absl::Seconds(10));
+  CHECK(status() == riffle::StreamStatus::kActive);
+  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "v"}).ok());
+
+  // Consumers must be deregistered first, or deleted with the stream.
+  REQUIRE(
+      kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "audit"}).ok());
+  CHECK(ErrorOf(kinesis.DeleteStream({.stream_name = "orders"})) ==
+        Error{riffle::kResourceInUseException,
+              "Stream orders under account 000000000000 has 1 registered consumers: deregister "
+              "them, or set EnforceConsumerDeletion."});
+  REQUIRE(kinesis.DeleteStream({.stream_arn = kOrdersArn, .enforce_consumer_deletion = true}).ok());
+  CHECK(status() == riffle::StreamStatus::kDeleting);
+  // The service may go on reading and writing while DELETING.
+  CHECK(kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "v"}).ok());
+  CHECK(kinesis.ListStreams()->stream_names == std::vector<std::string>{"orders"});
+  clock.Advance(absl::Seconds(5));
+  CHECK(ErrorOf(kinesis.DescribeStreamSummary({.stream_name = "orders"})) == not_found);
+  CHECK(ErrorOf(kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "v"})) ==
+        not_found);
+  CHECK(kinesis.ListStreams()->stream_names.empty());
+  CHECK(ErrorOf(kinesis.DeleteStream({.stream_name = "orders"})) == not_found);
+  // The name is free again.
+  CHECK(kinesis.CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
+}
+
+TEST_CASE("CreateStream: modes, shard counts and the shard quota", "[account]") {
+  ManualClock clock;
+  riffle::AccountOptions o;
+  o.quotas.shard_limit = 10;
+  auto account = MakeAccount(clock, false, o);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CHECK(account->shard_limit() == 10);
+  CHECK(MakeAccount(clock)->shard_limit() == 20000);  // us-east-1
+  CHECK(MakeAccount(clock, false, {.region = "ap-south-1"})->shard_limit() == 1000);
+
+  REQUIRE(kinesis
+              .CreateStream(
+                  {.stream_name = "od",
+                   .stream_mode_details = riffle::StreamModeDetails{riffle::StreamMode::kOnDemand}})
+              .ok());
+  auto od = kinesis.DescribeStreamSummary({.stream_name = "od"});
+  CHECK(od->stream_description_summary.open_shard_count == 4);  // the service's starting capacity
+  CHECK(od->stream_description_summary.stream_mode == riffle::StreamMode::kOnDemand);
+  CHECK(ErrorOf(kinesis.CreateStream({.stream_name = "p"})) ==
+        Error{riffle::kInvalidArgumentException,
+              "ShardCount is required for a stream in PROVISIONED mode."});
+  CHECK(ErrorOf(kinesis.CreateStream(
+            {.stream_name = "p",
+             .shard_count = 2,
+             .stream_mode_details = riffle::StreamModeDetails{riffle::StreamMode::kOnDemand}})) ==
+        Error{riffle::kInvalidArgumentException,
+              "ShardCount must not be given for a stream in ON_DEMAND mode."});
+  CHECK(ErrorOf(kinesis.CreateStream({.stream_name = "big", .shard_count = 7})) ==
+        Error{riffle::kLimitExceededException,
+              "This request would exceed the shard limit for the account 000000000000 in "
+              "us-east-1. Current shard count for the account: 4. Limit: 10. Number of additional "
+              "shards that would have resulted from this request: 7. Refer to the AWS Service "
+              "Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) "
+              "for current limits and how to request higher limits."});
+  CHECK(kinesis.CreateStream({.stream_name = "fits", .shard_count = 6}).ok());
+  // A reshard beyond the quota is refused the same way.
+  CHECK(ErrorOf(kinesis.SplitShard({.stream_name = "fits",
+                                    .shard_to_split = "shardId-000000000000",
+                                    .new_starting_hash_key = "1000"}))
+            .name == riffle::kLimitExceededException);
+  auto limits = kinesis.DescribeLimits();
+  REQUIRE(limits.ok());
+  CHECK(limits->shard_limit == 10);
+  CHECK(limits->open_shard_count == 10);
+  CHECK(limits->on_demand_stream_count == 1);
+  CHECK(limits->on_demand_stream_count_limit == 50);
+}
+
+TEST_CASE("DescribeStream pages shards with Limit and ExclusiveStartShardId", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 5);
+  REQUIRE(kinesis
+              .AddTagsToStream(
+                  {.stream_name = "orders", .tags = std::vector<riffle::Tag>{{"team", "a"}}})
+              .ok());
+  auto d = kinesis.DescribeStream({.stream_name = "orders", .limit = 2});
+  REQUIRE(d.ok());
+  const riffle::StreamDescription& sd = d->stream_description;
+  CHECK(sd.stream_name == "orders");
+  CHECK(sd.stream_arn == kOrdersArn);
+  CHECK(sd.stream_status == riffle::StreamStatus::kActive);
+  CHECK(sd.retention_period_hours == 24);
+  CHECK(sd.stream_creation_timestamp == clock.Now());
+  CHECK(sd.encryption_type == riffle::EncryptionType::kNone);
+  CHECK(ShardIds(sd.shards) ==
+        std::vector<std::string>{"shardId-000000000000", "shardId-000000000001"});
+  CHECK(sd.has_more_shards);
+  auto next = kinesis.DescribeStream(
+      {.stream_name = "orders", .exclusive_start_shard_id = "shardId-000000000001"});
+  CHECK(ShardIds(next->stream_description.shards) ==
+        std::vector<std::string>{"shardId-000000000002", "shardId-000000000003",
+                                 "shardId-000000000004"});
+  CHECK_FALSE(next->stream_description.has_more_shards);
+  CHECK(ErrorOf(kinesis.DescribeStream({.stream_name = "orders", .limit = 100000})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value '100000' at 'limit' failed to satisfy "
+              "constraint: Member must have value less than or equal to 10000"});
+}
+
+TEST_CASE("ListStreams pages with Limit, ExclusiveStartStreamName and NextToken", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  for (std::string name : {"e", "b", "d", "a", "c"}) CreateStream(kinesis, name, 1);
+  auto page = kinesis.ListStreams({.limit = 2});
+  REQUIRE(page.ok());
+  CHECK(page->stream_names == std::vector<std::string>{"a", "b"});
+  CHECK(page->has_more_streams);
+  REQUIRE(page->stream_summaries.size() == 2);
+  CHECK(page->stream_summaries[1].stream_arn == account->StreamArn("b"));
+  CHECK(page->stream_summaries[1].stream_status == riffle::StreamStatus::kActive);
+  auto second = kinesis.ListStreams({.limit = 2, .next_token = page->next_token});
+  CHECK(second->stream_names == std::vector<std::string>{"c", "d"});
+  auto last = kinesis.ListStreams({.next_token = second->next_token});
+  CHECK(last->stream_names == std::vector<std::string>{"e"});
+  CHECK_FALSE(last->has_more_streams);
+  CHECK(last->next_token.empty());
+  CHECK(kinesis.ListStreams({.exclusive_start_stream_name = "c"})->stream_names ==
+        std::vector<std::string>{"d", "e"});
+  // Tokens live 300 s and cannot be forged.
+  clock.Advance(absl::Seconds(301));
+  auto expired = kinesis.ListStreams({.next_token = page->next_token});
+  CHECK(riffle::IsExpiredNextTokenException(expired.status()));
+  CHECK_THAT(riffle::ErrorMessage(expired.status()),
+             Catch::StartsWith("The pagination token passed to the operation is expired"));
+  std::string forged = page->next_token;
+  forged.back() = forged.back() == 'a' ? 'b' : 'a';
+  CHECK(riffle::IsInvalidArgumentException(kinesis.ListStreams({.next_token = forged}).status()));
+}
+
+TEST_CASE("ListShards pages with MaxResults and a NextToken that expires", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 5);
+  auto page = kinesis.ListShards({.stream_name = "orders", .max_results = 2});
+  REQUIRE(page.ok());
+  CHECK(ShardIds(page->shards) ==
+        std::vector<std::string>{"shardId-000000000000", "shardId-000000000001"});
+  REQUIRE_FALSE(page->next_token.empty());
+  CHECK(ErrorOf(kinesis.ListShards({.stream_name = "orders", .next_token = page->next_token})) ==
+        Error{riffle::kInvalidArgumentException,
+              "NextToken and StreamName cannot be provided together."});
+  auto second = kinesis.ListShards({.next_token = page->next_token, .max_results = 2});
+  CHECK(ShardIds(second->shards) ==
+        std::vector<std::string>{"shardId-000000000002", "shardId-000000000003"});
+  clock.Advance(absl::Seconds(299));
+  auto third = kinesis.ListShards({.next_token = second->next_token});
+  CHECK(ShardIds(third->shards) == std::vector<std::string>{"shardId-000000000004"});
+  CHECK(third->next_token.empty());
+  clock.Advance(absl::Seconds(2));  // the first token is now 301 s old
+  auto expired = kinesis.ListShards({.next_token = second->next_token});
+  CHECK(riffle::IsExpiredNextTokenException(expired.status()));
+  CHECK(expired.status().code() == absl::StatusCode::kInvalidArgument);
+
+  CHECK(ShardIds(kinesis
+                     .ListShards({.stream_arn = kOrdersArn,
+                                  .exclusive_start_shard_id = "shardId-000000000003"})
+                     ->shards) == std::vector<std::string>{"shardId-000000000004"});
+  REQUIRE(kinesis
+              .SplitShard({.stream_name = "orders",
+                           .shard_to_split = "shardId-000000000000",
+                           .new_starting_hash_key = "1000"})
+              .ok());
+  auto latest =
+      kinesis.ListShards({.stream_name = "orders",
+                          .shard_filter = riffle::ShardFilter{riffle::ShardFilterType::kAtLatest}});
+  CHECK(latest->shards.size() == 6);  // the parent is closed
+  CHECK(kinesis.ListShards({.stream_name = "orders"})->shards.size() == 7);
+  CHECK(ErrorOf(kinesis.ListShards({})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Either NextToken or StreamName should be provided."});
+  CHECK(ErrorOf(kinesis.ListShards({.stream_name = "orders", .max_results = 0})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value '0' at 'maxResults' failed to satisfy "
+              "constraint: Member must have value greater than or equal to 1"});
+}
+
+TEST_CASE("PutRecord and PutRecords by name and ARN; GetRecords by the iterator string",
+          "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  auto one = kinesis.PutRecord({.stream_name = "orders", .partition_key = "k1", .data = "first"});
+  REQUIRE(one.ok());
+  CHECK(one->shard_id == "shardId-000000000000");
+  CHECK(one->encryption_type == riffle::EncryptionType::kNone);
+  std::vector<riffle::PutRecordsRequestEntry> batch = {{"k2", "second", {}}, {"k3", "third", {}}};
+  auto many = kinesis.PutRecords({.stream_arn = kOrdersArn, .records = batch});
+  REQUIRE(many.ok());
+  CHECK(many->failed_record_count == 0);
+  REQUIRE(many->records.size() == 2);
+  CHECK(*many->records[0].sequence_number > one->sequence_number);
+
+  auto it =
+      kinesis.GetShardIterator({.stream_arn = kOrdersArn,
+                                .shard_id = "shardId-000000000000",
+                                .shard_iterator_type = riffle::ShardIteratorType::kTrimHorizon});
+  REQUIRE(it.ok());
+  riffle::GetRecordsOutput out;
+  REQUIRE(kinesis.GetRecords({.shard_iterator = it->shard_iterator, .limit = 2}, out).ok());
+  REQUIRE(out.result.records.size() == 2);
+  CHECK(out.result.records[0].data == "first");
+  CHECK(out.result.records[1].partition_key == "k2");
+  REQUIRE_FALSE(out.next_shard_iterator.empty());
+  const std::string next = out.next_shard_iterator;
+  REQUIRE(kinesis.GetRecords({.shard_iterator = next, .stream_arn = kOrdersArn}, out).ok());
+  REQUIRE(out.result.records.size() == 1);
+  CHECK(out.result.records[0].data == "third");
+  auto after = kinesis.GetShardIterator(
+      {.stream_name = "orders",
+       .shard_id = "shardId-000000000000",
+       .shard_iterator_type = riffle::ShardIteratorType::kAfterSequenceNumber,
+       .starting_sequence_number = many->records[0].sequence_number->ToString()});
+  CHECK(kinesis.GetRecords({.shard_iterator = after->shard_iterator})->result.records[0].data ==
+        "third");
+
+  // An altered or unknown iterator string, the wrong stream, an expired iterator.
+  std::string altered = it->shard_iterator;
+  altered.back() = altered.back() == '1' ? '2' : '1';
+  CHECK(
+      riffle::IsInvalidArgumentException(kinesis.GetRecords({.shard_iterator = altered}).status()));
+  CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = "not-an-iterator"})) ==
+        Error{riffle::kInvalidArgumentException, "Invalid ShardIterator."});
+  CreateStream(kinesis, "other", 1);
+  CHECK(riffle::IsInvalidArgumentException(
+      kinesis.GetRecords({.shard_iterator = next, .stream_arn = account->StreamArn("other")})
+          .status()));
+  clock.Advance(absl::Minutes(5) + absl::Milliseconds(1));
+  auto expired = kinesis.GetRecords({.shard_iterator = next});
+  CHECK(riffle::IsExpiredIteratorException(expired.status()));
+  CHECK_THAT(
+      riffle::ErrorMessage(expired.status()),
+      Catch::Contains("Iterator expired. The iterator was created at time Thu Jan 01 "
+                      "00:00:00 UTC 2026 while right now it is Thu Jan 01 00:05:00 UTC 2026"));
+  // After the stream is deleted, its iterators name it.
+  auto fresh =
+      kinesis.GetShardIterator({.stream_name = "orders", .shard_id = "shardId-000000000000"});
+  REQUIRE(kinesis.DeleteStream({.stream_name = "orders"}).ok());
+  CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = fresh->shard_iterator})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Shard shardId-000000000000 in stream orders under account 000000000000 does not "
+              "exist"});
+  CHECK(ErrorOf(kinesis.GetShardIterator(
+            {.stream_name = "other", .shard_id = "shardId-000000000009"})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Shard shardId-000000000009 in stream other under account 000000000000 does not "
+              "exist"});
+}
+
+TEST_CASE("PutRecords refuses a request with an invalid entry whole", "[account][validation]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  const std::string big((1 << 20) + 1, 'x');
+  std::vector<riffle::PutRecordsRequestEntry> batch = {
+      {"ok", "1", {}}, {"", "2", {}}, {"ok", big, {}}, {"ok", "4", "abc"}};
+  auto r = kinesis.PutRecords({.stream_name = "orders", .records = batch});
+  CHECK(ErrorOf(r) ==
+        Error{riffle::kValidationException,
+              "3 validation errors detected: Value '' at 'records.2.member.partitionKey' failed to "
+              "satisfy constraint: Member must have length greater than or equal to 1; Value "
+              "'java.nio.HeapByteBuffer[pos=0 lim=1048577 cap=1048577]' at "
+              "'records.3.member.data' failed to satisfy constraint: Member must have length less "
+              "than or equal to 1048576; Value 'abc' at 'records.4.member.explicitHashKey' failed "
+              "to satisfy constraint: Member must satisfy regular expression pattern: "
+              "0|([1-9]\\d{0,38})"});
+  std::vector<riffle::PutRecordsRequestEntry> many(12, {"", "x", {}});
+  auto ten = kinesis.PutRecords({.stream_name = "orders", .records = many});
+  CHECK_THAT(riffle::ErrorMessage(ten.status()),
+             Catch::StartsWith("10 validation errors detected"));
+  auto it = kinesis.GetShardIterator({.stream_name = "orders", .shard_id = "shardId-000000000000"});
+  CHECK(kinesis.GetRecords({.shard_iterator = it->shard_iterator})->result.records.empty());
+}
+
+TEST_CASE("request members are checked as the service checks them", "[account][validation]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  const std::string long_name(129, 'a');
+  struct Case {
+    absl::Status status;
+    std::string message;
+  };
+  const Case cases[] = {
+      {kinesis.CreateStream({.stream_name = "", .shard_count = 0}),
+       "3 validation errors detected: Value '0' at 'shardCount' failed to satisfy constraint: "
+       "Member must have value greater than or equal to 1; Value '' at 'streamName' failed to "
+       "satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; "
+       "Value '' at 'streamName' failed to satisfy constraint: Member must have length greater "
+       "than or equal to 1"},
+      {kinesis.DeleteStream({.stream_name = long_name}),
+       "1 validation error detected: Value '" + long_name +
+           "' at 'streamName' failed to satisfy constraint: Member must have length less than or "
+           "equal to 128"},
+      {kinesis
+           .PutRecord(
+               {.stream_name = "orders", .partition_key = std::string(257, 'k'), .data = "d"})
+           .status(),
+       "1 validation error detected: Value '" + std::string(257, 'k') +
+           "' at 'partitionKey' failed to satisfy constraint: Member must have length less than "
+           "or equal to 256"},
+      {kinesis.GetRecords({.shard_iterator = "", .limit = 0}).status(),
+       "2 validation errors detected: Value '0' at 'limit' failed to satisfy constraint: Member "
+       "must have value greater than or equal to 1; Value '' at 'shardIterator' failed to "
+       "satisfy constraint: Member must have length greater than or equal to 1"},
+      {kinesis.ListStreams({.limit = 0}).status(),
+       "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member "
+       "must have value greater than or equal to 1"},
+      {kinesis.UpdateShardCount({.stream_name = "orders", .target_shard_count = 0}).status(),
+       "1 validation error detected: Value '0' at 'targetShardCount' failed to satisfy "
+       "constraint: Member must have value greater than or equal to 1"},
+      {kinesis.IncreaseStreamRetentionPeriod(
+           {.stream_name = "orders", .retention_period_hours = 0}),
+       "1 validation error detected: Value '0' at 'retentionPeriodHours' failed to satisfy "
+       "constraint: Member must have value greater than or equal to 1"},
+      {kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "bad name"})
+           .status(),
+       "1 validation error detected: Value 'bad name' at 'consumerName' failed to satisfy "
+       "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"},
+      {kinesis.UpdateStreamMode({}),
+       "1 validation error detected: Value null at 'streamARN' failed to satisfy constraint: "
+       "Member must not be null"},
+      {kinesis.StartStreamEncryption({.stream_name = "orders", .key_id = ""}),
+       "1 validation error detected: Value '' at 'keyId' failed to satisfy constraint: Member "
+       "must have length greater than or equal to 1"},
+      {kinesis.EnableEnhancedMonitoring({.stream_name = "orders"}).status(),
+       "1 validation error detected: Value '[]' at 'shardLevelMetrics' failed to satisfy "
+       "constraint: Member must have length greater than or equal to 1"},
+      {kinesis.AddTagsToStream({.stream_name = "orders"}),
+       "1 validation error detected: Value '{}' at 'tags' failed to satisfy constraint: Member "
+       "must have length greater than or equal to 1"},
+      {kinesis.RemoveTagsFromStream({.stream_name = "orders"}),
+       "1 validation error detected: Value '[]' at 'tagKeys' failed to satisfy constraint: "
+       "Member must have length greater than or equal to 1"},
+      {kinesis.GetShardIterator({.stream_name = "orders", .shard_id = ""}).status(),
+       "2 validation errors detected: Value '' at 'shardId' failed to satisfy constraint: "
+       "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; Value '' at 'shardId' "
+       "failed to satisfy constraint: Member must have length greater than or equal to 1"},
+      {kinesis
+           .SubscribeToShard({.consumer_arn = "c", .shard_id = "shardId-000000000000"},
+                             [](const riffle::SubscribeToShardEvent&) {})
+           .status(),
+       "1 validation error detected: Value 'c' at 'consumerARN' failed to satisfy constraint: "
+       "Member must satisfy regular expression pattern: "
+       "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/"
+       "[a-zA-Z0-9_.-]+:[0-9]+"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.message);
+    CHECK(riffle::IsValidationException(c.status));
+    CHECK(c.status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(riffle::ErrorMessage(c.status) == c.message);
+  }
+}
+
+TEST_CASE("resharding by name: SplitShard, MergeShards, UpdateShardCount", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, false, {.update_duration = absl::Seconds(30)});
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 2);
+  REQUIRE(kinesis
+              .SplitShard({.stream_name = "orders",
+                           .shard_to_split = "shardId-000000000000",
+                           .new_starting_hash_key = "1000"})
+              .ok());
+  CHECK(ErrorOf(kinesis.MergeShards({.stream_name = "orders",
+                                     .shard_to_merge = "shardId-000000000002",
+                                     .adjacent_shard_to_merge = "shardId-000000000003"})) ==
+        Error{riffle::kResourceInUseException,
+              "Stream orders under account 000000000000 not ACTIVE, instead in state UPDATING"});
+  clock.Advance(absl::Seconds(30));
+  REQUIRE(kinesis
+              .MergeShards({.stream_arn = kOrdersArn,
+                            .shard_to_merge = "shardId-000000000002",
+                            .adjacent_shard_to_merge = "shardId-000000000003"})
+              .ok());
+  clock.Advance(absl::Seconds(30));
+  CHECK(ErrorOf(kinesis.SplitShard({.stream_name = "orders",
+                                    .shard_to_split = "shardId-000000000009",
+                                    .new_starting_hash_key = "1000"})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Could not find shard shardId-000000000009 in stream orders under account "
+              "000000000000."});
+  auto update = kinesis.UpdateShardCount({.stream_name = "orders", .target_shard_count = 4});
+  REQUIRE(update.ok());
+  CHECK(update->stream_name == "orders");
+  CHECK(update->stream_arn == kOrdersArn);
+  CHECK(update->current_shard_count == 2);
+  CHECK(update->target_shard_count == 4);
+  clock.Advance(absl::Seconds(30));
+  CHECK(ErrorOf(kinesis.UpdateShardCount({.stream_name = "orders", .target_shard_count = 9})) ==
+        Error{riffle::kLimitExceededException,
+              "UpdateShardCount cannot scale up over double your current open shard count. "
+              "Current open shard count: 4, Target shard count: 9"});
+
+  // ON_DEMAND streams are resharded by the service, not the caller.
+  REQUIRE(kinesis
+              .CreateStream(
+                  {.stream_name = "od",
+                   .stream_mode_details = riffle::StreamModeDetails{riffle::StreamMode::kOnDemand}})
+              .ok());
+  CHECK(ErrorOf(kinesis.UpdateShardCount({.stream_name = "od", .target_shard_count = 8})) ==
+        Error{riffle::kValidationException,
+              "Stream od under account 000000000000 is in ON_DEMAND mode: UpdateShardCount is only "
+              "supported for data streams with the provisioned capacity mode."});
+  CHECK(riffle::IsValidationException(kinesis.SplitShard({.stream_name = "od",
+                                                          .shard_to_split = "shardId-000000000000",
+                                                          .new_starting_hash_key = "1000"})));
+}
+
+TEST_CASE("UpdateStreamMode switches the capacity mode", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 2);
+  REQUIRE(kinesis
+              .UpdateStreamMode({.stream_arn = kOrdersArn,
+                                 .stream_mode_details = {riffle::StreamMode::kOnDemand}})
+              .ok());
+  auto d = kinesis.DescribeStream({.stream_name = "orders"});
+  CHECK(d->stream_description.stream_mode_details.stream_mode == riffle::StreamMode::kOnDemand);
+  CHECK(kinesis.ListStreams()->stream_summaries[0].stream_mode_details.stream_mode ==
+        riffle::StreamMode::kOnDemand);
+  CHECK(ErrorOf(kinesis.UpdateStreamMode(
+            {.stream_arn = kOrdersArn, .stream_mode_details = {riffle::StreamMode::kOnDemand}})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Stream orders under account 000000000000 is already in ON_DEMAND mode."});
+  REQUIRE(kinesis
+              .UpdateStreamMode({.stream_arn = kOrdersArn,
+                                 .stream_mode_details = {riffle::StreamMode::kProvisioned}})
+              .ok());
+  CHECK(kinesis.DescribeLimits()->on_demand_stream_count == 0);
+}
+
+TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  REQUIRE(
+      kinesis.IncreaseStreamRetentionPeriod({.stream_name = "orders", .retention_period_hours = 48})
+          .ok());
+  CHECK(ErrorOf(kinesis.DecreaseStreamRetentionPeriod(
+            {.stream_arn = kOrdersArn, .retention_period_hours = 72})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Requested retention period (72 hours) for stream orders can not be longer than "
+              "existing retention period (48 hours). Use IncreaseRetentionPeriod API."});
+  CHECK(ErrorOf(kinesis.IncreaseStreamRetentionPeriod(
+            {.stream_name = "orders", .retention_period_hours = 9000})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Maximum allowed retention period is 8760 hours. Requested retention period (9000 "
+              "hours) is too long."});
+  CHECK(kinesis.DescribeStreamSummary({.stream_name = "orders"})
+            ->stream_description_summary.retention_period_hours == 48);
+
+  // Tags: added, overwritten, listed by key, paged, removed (unknown keys ignored).
+  std::vector<riffle::Tag> tags = {{"team", "a"}, {"env", "test"}, {"cost", "1"}};
+  REQUIRE(kinesis.AddTagsToStream({.stream_name = "orders", .tags = tags}).ok());
+  std::vector<riffle::Tag> update = {{"team", "b"}};
+  REQUIRE(kinesis.AddTagsToStream({.stream_arn = kOrdersArn, .tags = update}).ok());
+  auto listed = kinesis.ListTagsForStream({.stream_name = "orders", .limit = 2});
+  REQUIRE(listed.ok());
+  REQUIRE(listed->tags.size() == 2);
+  CHECK(listed->tags[0].key == "cost");
+  CHECK(listed->tags[1].key == "env");
+  CHECK(listed->has_more_tags);
+  auto rest =
+      kinesis.ListTagsForStream({.stream_name = "orders", .exclusive_start_tag_key = "env"});
+  REQUIRE(rest->tags.size() == 1);
+  CHECK(rest->tags[0].value == "b");
+  CHECK_FALSE(rest->has_more_tags);
+  std::vector<std::string_view> keys = {"env", "missing"};
+  REQUIRE(kinesis.RemoveTagsFromStream({.stream_name = "orders", .tag_keys = keys}).ok());
+  CHECK(kinesis.ListTagsForStream({.stream_name = "orders"})->tags.size() == 2);
+  std::vector<riffle::Tag> bad = {{"a!", "b"}};
+  CHECK(ErrorOf(kinesis.AddTagsToStream({.stream_name = "orders", .tags = bad})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Some tags contain invalid characters. Valid characters: Unicode letters, digits, "
+              "white space, _ . / = + - % @."});
+  std::vector<riffle::Tag> fifty;
+  for (int i = 0; i < 49; ++i) fifty.push_back({fmt::format("k{}", i), "v"});
+  CHECK(ErrorOf(kinesis.AddTagsToStream({.stream_name = "orders", .tags = fifty})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Failed to add tags to stream orders under account 000000000000 because a given "
+              "stream cannot have more than 50 tags associated with it."});
+
+  // Encryption: reported by the describe calls and on every put.
+  REQUIRE(
+      kinesis.StartStreamEncryption({.stream_name = "orders", .key_id = "alias/aws/kinesis"}).ok());
+  auto summary = kinesis.DescribeStreamSummary({.stream_name = "orders"});
+  CHECK(summary->stream_description_summary.encryption_type == riffle::EncryptionType::kKms);
+  CHECK(summary->stream_description_summary.key_id == "alias/aws/kinesis");
+  CHECK(kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "v"})
+            ->encryption_type == riffle::EncryptionType::kKms);
+  CHECK(ErrorOf(kinesis.StartStreamEncryption({.stream_name = "orders",
+                                               .encryption_type = riffle::EncryptionType::kNone,
+                                               .key_id = "k"})) ==
+        Error{riffle::kInvalidArgumentException,
+              "EncryptionType NONE is not valid for StartStreamEncryption: KMS is the only valid "
+              "value."});
+  REQUIRE(
+      kinesis.StopStreamEncryption({.stream_name = "orders", .key_id = "alias/aws/kinesis"}).ok());
+  CHECK(kinesis.DescribeStream({.stream_name = "orders"})->stream_description.encryption_type ==
+        riffle::EncryptionType::kNone);
+
+  // Enhanced monitoring: current and desired, ALL expands.
+  std::vector<riffle::ShardLevelMetric> m = {riffle::ShardLevelMetric::kIncomingBytes};
+  auto on = kinesis.EnableEnhancedMonitoring({.stream_name = "orders", .shard_level_metrics = m});
+  REQUIRE(on.ok());
+  CHECK(on->current_shard_level_metrics.empty());
+  CHECK(on->desired_shard_level_metrics == m);
+  CHECK(on->stream_arn == kOrdersArn);
+  std::vector<riffle::ShardLevelMetric> all = {riffle::ShardLevelMetric::kAll};
+  auto every =
+      kinesis.EnableEnhancedMonitoring({.stream_name = "orders", .shard_level_metrics = all});
+  CHECK(every->desired_shard_level_metrics.size() == 7);
+  auto off = kinesis.DisableEnhancedMonitoring({.stream_name = "orders", .shard_level_metrics = m});
+  CHECK(off->current_shard_level_metrics.size() == 7);
+  CHECK(off->desired_shard_level_metrics.size() == 6);
+  auto d = kinesis.DescribeStream({.stream_name = "orders"});
+  REQUIRE(d->stream_description.enhanced_monitoring.size() == 1);
+  CHECK(d->stream_description.enhanced_monitoring[0].shard_level_metrics.size() == 6);
+  CHECK(riffle::ShardLevelMetricName(
+            d->stream_description.enhanced_monitoring[0].shard_level_metrics[0]) ==
+        "IncomingRecords");
+}
+
+TEST_CASE("consumers and SubscribeToShard through the account", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  std::vector<std::string> arns;
+  for (int i = 0; i < 3; ++i) {
+    auto c = kinesis.RegisterStreamConsumer(
+        {.stream_arn = kOrdersArn, .consumer_name = fmt::format("c{}", i)});
+    REQUIRE(c.ok());
+    CHECK(c->consumer.stream_arn == kOrdersArn);
+    arns.push_back(c->consumer.consumer_arn);
+  }
+  CHECK(kinesis.DescribeStreamConsumer({.consumer_arn = arns[1]})
+            ->consumer_description.consumer_name == "c1");
+  CHECK(kinesis.DescribeStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "c2"})
+            ->consumer_description.consumer_arn == arns[2]);
+  auto page = kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .max_results = 2});
+  REQUIRE(page.ok());
+  REQUIRE(page->consumers.size() == 2);
+  REQUIRE_FALSE(page->next_token.empty());
+  auto rest =
+      kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .next_token = page->next_token});
+  REQUIRE(rest->consumers.size() == 1);
+  CHECK(rest->consumers[0].consumer_name == "c2");
+  CHECK(kinesis.DescribeStreamSummary({.stream_name = "orders"})
+            ->stream_description_summary.consumer_count == 3);
+
+  REQUIRE(
+      kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "pushed"}).ok());
+  std::vector<std::string> seen;
+  auto sub =
+      kinesis.SubscribeToShard({.consumer_arn = arns[0],
+                                .shard_id = "shardId-000000000000",
+                                .starting_position = {riffle::ShardIteratorType::kTrimHorizon}},
+                               [&](const riffle::SubscribeToShardEvent& e) {
+                                 for (const auto& r : e.records) seen.emplace_back(r.data);
+                               });
+  REQUIRE(sub.ok());
+  CHECK((*sub)->Poll() == 1);
+  CHECK(seen == std::vector<std::string>{"pushed"});
+
+  REQUIRE(kinesis.DeregisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "c1"}).ok());
+  CHECK(riffle::IsResourceNotFoundException(
+      kinesis.DescribeStreamConsumer({.consumer_arn = arns[1]}).status()));
+  CHECK(ErrorOf(kinesis.DescribeStreamConsumer({.consumer_name = "c0"})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Name the consumer by ConsumerARN, or by StreamARN and ConsumerName."});
+  const std::string elsewhere =
+      "arn:aws:kinesis:us-east-1:000000000000:stream/missing/consumer/c0:1767225600";
+  CHECK(ErrorOf(kinesis.SubscribeToShard(
+            {.consumer_arn = elsewhere, .shard_id = "shardId-000000000000"},
+            [](const riffle::SubscribeToShardEvent&) {})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Stream missing under account 000000000000 not found."});
+  REQUIRE(kinesis.DeregisterStreamConsumer({.consumer_arn = arns[0]}).ok());
+  CHECK((*sub)->Poll() == 1);  // the end event
+  CHECK((*sub)->end_reason() == riffle::SubscriptionEnd::kConsumerDeregistered);
+}
+
+TEST_CASE("a subscription ends when its stream is deleted through the account", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  auto c = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "c"});
+  auto sub = kinesis.SubscribeToShard(
+      {.consumer_arn = c->consumer.consumer_arn, .shard_id = "shardId-000000000000"},
+      [](const riffle::SubscribeToShardEvent&) {});
+  REQUIRE(sub.ok());
+  REQUIRE(kinesis.DeleteStream({.stream_name = "orders", .enforce_consumer_deletion = true}).ok());
+  CHECK((*sub)->Poll() == 1);
+  CHECK((*sub)->done());
+}
+
+TEST_CASE("PutRecords and GetRecords through the account allocate nothing in steady state",
+          "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 4);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) keys.push_back(fmt::format("key-{}", i));
+  std::vector<riffle::PutRecordsRequestEntry> batch;
+  for (const auto& k : keys) batch.push_back({k, "payload", {}});
+  riffle::PutRecordsOutput put;
+  riffle::GetRecordsOutput got;
+  auto it = kinesis.GetShardIterator({.stream_name = "orders",
+                                      .shard_id = "shardId-000000000000",
+                                      .shard_iterator_type = riffle::ShardIteratorType::kLatest});
+  REQUIRE(it.ok());
+  std::string iterator = it->shard_iterator;
+  iterator.reserve(256);  // a reused buffer: iterators gain digits as positions grow
+  auto round = [&] {
+    REQUIRE(kinesis.PutRecords({.stream_name = "orders", .records = batch}, put).ok());
+    REQUIRE(kinesis.GetRecords({.shard_iterator = iterator}, got).ok());
+    iterator.assign(got.next_shard_iterator);
+  };
+  for (int i = 0; i < 3; ++i) round();  // buffers grow to their working size
+  riffle_test::AllocationCounter counter;
+  for (int i = 0; i < 20; ++i) round();
+  CHECK(counter.allocations() == 0);
+  CHECK(put.failed_record_count == 0);
+  CHECK(put.records.size() == 100);
+  CHECK_FALSE(got.result.records.empty());
+}
+
+TEST_CASE("producers put by name while other streams come and go", "[account]") {
+  // The registry is swapped on every create and delete; producers that found "orders" keep
+  // using it safely, and each thread's remembered lookup follows the swaps.
+  auto account = *riffle::Account::Create();
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 2);
+  constexpr int kProducers = 2;
+  constexpr int kPerProducer = 2000;
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      const std::string name = fmt::format("churn-{}", i % 4);
+      (void)kinesis.CreateStream({.stream_name = name, .shard_count = 1});
+      (void)kinesis.PutRecord({.stream_name = name, .partition_key = "k", .data = "v"});
+      (void)kinesis.DeleteStream({.stream_name = name});
+    }
+  });
+  std::atomic<int> failed_puts{0};  // Catch's assertions are for the test's own thread
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      const std::string key = fmt::format("p{}", p);
+      for (int i = 0; i < kPerProducer; ++i) {
+        const std::string data = fmt::format("{}:{}", p, i);
+        auto r = kinesis.PutRecord({.stream_name = "orders", .partition_key = key, .data = data});
+        if (!r.ok()) failed_puts.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  stop = true;
+  churn.join();
+  CHECK(failed_puts.load() == 0);
+  std::vector<int> next(kProducers, 0);
+  int read = 0;
+  auto listed = kinesis.ListShards({.stream_name = "orders"});
+  REQUIRE(listed.ok());
+  for (const auto& shard : listed->shards) {
+    auto it = kinesis.GetShardIterator({.stream_name = "orders", .shard_id = shard.shard_id});
+    REQUIRE(it.ok());
+    std::string iterator = it->shard_iterator;
+    riffle::GetRecordsOutput out;
+    for (;;) {
+      REQUIRE(kinesis.GetRecords({.shard_iterator = iterator}, out).ok());
+      for (const auto& r : out.result.records) {
+        const int p = r.data[0] - '0';
+        CHECK(r.data == fmt::format("{}:{}", p, next[p]));  // per key: in order, none missing
+        ++next[p];
+        ++read;
+      }
+      if (out.result.records.empty()) break;
+      iterator = out.next_shard_iterator;
+    }
+  }
+  CHECK(read == kProducers * kPerProducer);
+}

@@ -1,0 +1,316 @@
+// The services' limits, on the account's clock: the same throttles on every run.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "account_test_helpers.h"
+#include "fmt/format.h"
+#include "riffle/account.h"
+
+using account_test::CreateStream;
+using account_test::Error;
+using account_test::ErrorOf;
+using account_test::MakeAccount;
+using riffle::ManualClock;
+
+namespace {
+
+constexpr char kThrottled[] =
+    "Rate exceeded for shard shardId-000000000000 in stream s under account 000000000000.";
+
+int Open(riffle::Kinesis& kinesis, std::string_view name) {
+  return kinesis.DescribeStreamSummary({.stream_name = name})
+      ->stream_description_summary.open_shard_count;
+}
+
+}  // namespace
+
+TEST_CASE("writes: 1,000 records/s per shard, throttled entry by entry", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, /*limits=*/true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 500; ++i) keys.push_back(fmt::format("k{}", i));
+  std::vector<riffle::PutRecordsRequestEntry> batch;
+  for (const auto& k : keys) batch.push_back({k, "x", {}});
+  riffle::PutRecordsOutput out;
+  REQUIRE(kinesis.PutRecords({.stream_name = "s", .records = batch}, out).ok());
+  CHECK(out.failed_record_count == 0);
+  REQUIRE(kinesis.PutRecords({.stream_name = "s", .records = batch}, out).ok());
+  CHECK(out.failed_record_count == 0);  // one second of burst: 1,000 records
+  REQUIRE(kinesis.PutRecords({.stream_name = "s", .records = batch}, out).ok());
+  CHECK(out.failed_record_count == 500);
+  CHECK(out.records[0].error_code == riffle::kProvisionedThroughputExceededException);
+  CHECK(out.records[0].error_message == kThrottled);
+  CHECK_FALSE(out.records[0].sequence_number.has_value());
+  clock.Advance(absl::Milliseconds(100));  // 100 records' worth
+  REQUIRE(kinesis.PutRecords({.stream_name = "s", .records = batch}, out).ok());
+  CHECK(out.failed_record_count == 400);
+  // The first 100 entries got in, the rest were throttled: entry by entry, in order.
+  CHECK(out.records[99].error_code.empty());
+  CHECK(out.records[100].error_code == riffle::kProvisionedThroughputExceededException);
+  CHECK(ErrorOf(kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = "v"})) ==
+        Error{riffle::kProvisionedThroughputExceededException, kThrottled});
+
+  // Without the switch nothing is throttled.
+  auto free = MakeAccount(clock);
+  CreateStream(free->kinesis(), "s", 1);
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(free->kinesis().PutRecords({.stream_name = "s", .records = batch}, out).ok());
+    CHECK(out.failed_record_count == 0);
+  }
+}
+
+TEST_CASE("writes: 1 MiB/s per shard, partition keys counted", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  // Key + data is exactly 1 MiB: the whole second's budget.
+  const std::string data((1 << 20) - 3, 'x');
+  REQUIRE(kinesis.PutRecord({.stream_name = "s", .partition_key = "key", .data = data}).ok());
+  CHECK(riffle::IsProvisionedThroughputExceededException(
+      kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = ""}).status()));
+  clock.Advance(absl::Milliseconds(1));  // 1,048 bytes come back
+  CHECK(
+      kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = std::string(1047, 'y')})
+          .ok());
+  CHECK(riffle::IsProvisionedThroughputExceededException(
+      kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = ""}).status()));
+  // Each shard has its own budget.
+  CreateStream(kinesis, "two", 2);
+  const std::string full((1 << 20) - 1, 'x');  // with the key "a": 1 MiB
+  std::vector<riffle::PutRecordsRequestEntry> big = {
+      {"a", full, "0"}, {"a", full, "340282366920938463463374607431768211455"}, {"a", "z", "1"}};
+  auto r = kinesis.PutRecords({.stream_name = "two", .records = big});
+  REQUIRE(r.ok());
+  CHECK(r->records[0].shard_id == "shardId-000000000000");
+  CHECK(r->records[1].shard_id == "shardId-000000000001");
+  CHECK(r->records[2].error_code == riffle::kProvisionedThroughputExceededException);
+  CHECK(r->failed_record_count == 1);
+}
+
+TEST_CASE("reads: 5 GetRecords calls and 2 MiB per second per shard", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  auto it = kinesis.GetShardIterator({.stream_name = "s", .shard_id = "shardId-000000000000"});
+  REQUIRE(it.ok());
+  riffle::GetRecordsOutput out;
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(kinesis.GetRecords({.shard_iterator = it->shard_iterator}, out).ok());
+  CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = it->shard_iterator}, out)) ==
+        Error{riffle::kProvisionedThroughputExceededException, kThrottled});
+  clock.Advance(absl::Seconds(1));
+  CHECK(kinesis.GetRecords({.shard_iterator = it->shard_iterator}, out).ok());
+  // GetShardIterator: five calls per second per shard.
+  clock.Advance(absl::Seconds(1));
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(
+        kinesis.GetShardIterator({.stream_name = "s", .shard_id = "shardId-000000000000"}).ok());
+  }
+  CHECK(
+      ErrorOf(kinesis.GetShardIterator({.stream_name = "s", .shard_id = "shardId-000000000000"})) ==
+      Error{riffle::kProvisionedThroughputExceededException, kThrottled});
+}
+
+TEST_CASE("enhanced fan-out pushes at most 2 MiB/s per consumer and shard", "[limits]") {
+  ManualClock clock;
+  riffle::AccountOptions o;
+  o.stream_defaults.ring_capacity_bytes = uint64_t{32} << 20;  // holds the whole run
+  auto account = MakeAccount(clock, true, o);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  auto c =
+      kinesis.RegisterStreamConsumer({.stream_arn = account->StreamArn("s"), .consumer_name = "c"});
+  REQUIRE(c.ok());
+  // 8 MiB in 512 KiB records, put over 8 seconds (the write limit is 1 MiB/s).
+  const std::string chunk((512 << 10) - 1, 'x');
+  for (int i = 0; i < 16; ++i) {
+    REQUIRE(kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = chunk}).ok());
+    if (i % 2 == 1) clock.Advance(absl::Seconds(1));
+  }
+  uint64_t bytes = 0;
+  riffle::SubscriptionOptions options;
+  options.max_records_per_event = 2;  // 1 MiB per event
+  options.lifetime = absl::InfiniteDuration();
+  auto sub = kinesis.SubscribeToShard(
+      {.consumer_arn = c->consumer.consumer_arn,
+       .shard_id = "shardId-000000000000",
+       .starting_position = {riffle::ShardIteratorType::kTrimHorizon}},
+      [&](const riffle::SubscribeToShardEvent& e) {
+        for (const auto& r : e.records) bytes += r.partition_key.size() + r.data.size();
+      },
+      options);
+  REQUIRE(sub.ok());
+  // At one instant: the 2 MiB of burst, then one event more (paid back afterwards).
+  while ((*sub)->Poll() == 1) {
+  }
+  CHECK(bytes == uint64_t{3} << 20);
+  // Then 2 MiB per second of clock time.
+  clock.Advance(absl::Seconds(1));
+  while ((*sub)->Poll() == 1) {
+  }
+  CHECK(bytes == uint64_t{5} << 20);
+  clock.Advance(absl::Milliseconds(500));
+  while ((*sub)->Poll() == 1) {
+  }
+  CHECK(bytes == uint64_t{6} << 20);
+}
+
+TEST_CASE("control-plane calls are rate limited with LimitExceededException", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  for (int i = 0; i < 10; ++i) REQUIRE(kinesis.DescribeStream({.stream_name = "s"}).ok());
+  CHECK(ErrorOf(kinesis.DescribeStream({.stream_name = "s"})) ==
+        Error{riffle::kLimitExceededException,
+              "Rate exceeded for DescribeStream under account 000000000000: at most 10 calls per "
+              "second."});
+  clock.Advance(absl::Milliseconds(100));  // one call's worth
+  CHECK(kinesis.DescribeStream({.stream_name = "s"}).ok());
+  CHECK(riffle::IsLimitExceededException(kinesis.DescribeStream({.stream_name = "s"}).status()));
+  // Per stream: ListShards 1,000 per second for each stream.
+  CreateStream(kinesis, "t", 1);
+  for (int i = 0; i < 1000; ++i) REQUIRE(kinesis.ListShards({.stream_name = "s"}).ok());
+  CHECK(ErrorOf(kinesis.ListShards({.stream_name = "s"})) ==
+        Error{riffle::kLimitExceededException,
+              "Rate exceeded for stream s under account 000000000000."});
+  CHECK(kinesis.ListShards({.stream_name = "t"}).ok());
+  REQUIRE(kinesis.DescribeLimits().ok());
+  CHECK(riffle::IsLimitExceededException(kinesis.DescribeLimits().status()));  // 1 per second
+  // Without the switch: no rate.
+  auto free = MakeAccount(clock);
+  CreateStream(free->kinesis(), "s", 1);
+  for (int i = 0; i < 100; ++i) REQUIRE(free->kinesis().DescribeStream({.stream_name = "s"}).ok());
+}
+
+TEST_CASE("UpdateShardCount at most 10 times in a rolling 24 hours", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(kinesis.UpdateShardCount({.stream_name = "s", .target_shard_count = i % 2 == 0 ? 2 : 1})
+                .ok());
+    clock.Advance(absl::Minutes(10));
+  }
+  CHECK(ErrorOf(kinesis.UpdateShardCount({.stream_name = "s", .target_shard_count = 2})) ==
+        Error{riffle::kLimitExceededException,
+              "UpdateShardCount has scaled stream s under account 000000000000 10 times in the "
+              "last 24 hours, the most allowed."});
+  // A refused call does not count; the first of the ten leaves the window 24 h after it.
+  clock.Advance(absl::Hours(24) - absl::Minutes(100) - absl::Milliseconds(1));
+  CHECK(riffle::IsLimitExceededException(
+      kinesis.UpdateShardCount({.stream_name = "s", .target_shard_count = 2}).status()));
+  clock.Advance(absl::Milliseconds(1));
+  CHECK(kinesis.UpdateShardCount({.stream_name = "s", .target_shard_count = 2}).ok());
+}
+
+TEST_CASE("capacity mode switches and encryption changes have 24-hour quotas", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  const std::string arn = account->StreamArn("s");
+  REQUIRE(kinesis
+              .UpdateStreamMode(
+                  {.stream_arn = arn, .stream_mode_details = {riffle::StreamMode::kOnDemand}})
+              .ok());
+  REQUIRE(kinesis
+              .UpdateStreamMode(
+                  {.stream_arn = arn, .stream_mode_details = {riffle::StreamMode::kProvisioned}})
+              .ok());
+  CHECK(ErrorOf(kinesis.UpdateStreamMode(
+            {.stream_arn = arn, .stream_mode_details = {riffle::StreamMode::kOnDemand}})) ==
+        Error{riffle::kLimitExceededException,
+              "Stream s under account 000000000000 has switched its capacity mode twice in the "
+              "last 24 hours, the most allowed."});
+  clock.Advance(absl::Hours(24));
+  CHECK(kinesis
+            .UpdateStreamMode(
+                {.stream_arn = arn, .stream_mode_details = {riffle::StreamMode::kOnDemand}})
+            .ok());
+
+  for (int i = 0; i < 25; ++i) {
+    absl::Status s = i % 2 == 0 ? kinesis.StartStreamEncryption({.stream_name = "s", .key_id = "k"})
+                                : kinesis.StopStreamEncryption({.stream_name = "s", .key_id = "k"});
+    REQUIRE(s.ok());
+  }
+  CHECK(riffle::IsLimitExceededException(
+      kinesis.StopStreamEncryption({.stream_name = "s", .key_id = "k"})));
+}
+
+TEST_CASE("ON_DEMAND streams start at 4 shards and grow to twice their peak", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  REQUIRE(kinesis
+              .CreateStream(
+                  {.stream_name = "od",
+                   .stream_mode_details = riffle::StreamModeDetails{riffle::StreamMode::kOnDemand}})
+              .ok());
+  CHECK(Open(kinesis, "od") == 4);
+  // Second 0: 3,000 records are accepted (within 4 shards' 4,000 records/s).
+  std::vector<std::string> keys;
+  for (int i = 0; i < 500; ++i) keys.push_back(fmt::format("key-{}", i));
+  std::vector<riffle::PutRecordsRequestEntry> batch;
+  for (const auto& k : keys) batch.push_back({k, "x", {}});
+  uint64_t accepted = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto r = kinesis.PutRecords({.stream_name = "od", .records = batch});
+    REQUIRE(r.ok());
+    accepted += 500 - static_cast<uint64_t>(r->failed_record_count);
+  }
+  CHECK(Open(kinesis, "od") == 4);
+  // The next second's first write closes second 0: twice its peak needs 2 * accepted / 1,000
+  // shards; the stream grows by at most double per step.
+  clock.Advance(absl::Seconds(1));
+  REQUIRE(kinesis.PutRecord({.stream_name = "od", .partition_key = "k", .data = "x"}).ok());
+  const int target = static_cast<int>((2 * accepted + 999) / 1000);
+  CHECK(Open(kinesis, "od") == std::min(8, std::max(4, target)));
+  // Nothing scales without the switch.
+  auto free = MakeAccount(clock);
+  REQUIRE(free->kinesis()
+              .CreateStream(
+                  {.stream_name = "od",
+                   .stream_mode_details = riffle::StreamModeDetails{riffle::StreamMode::kOnDemand}})
+              .ok());
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(free->kinesis().PutRecords({.stream_name = "od", .records = batch}).ok());
+  clock.Advance(absl::Seconds(1));
+  REQUIRE(free->kinesis().PutRecord({.stream_name = "od", .partition_key = "k", .data = "x"}).ok());
+  CHECK(Open(free->kinesis(), "od") == 4);
+}
+
+TEST_CASE("quotas hold with or without the switch", "[limits]") {
+  ManualClock clock;
+  riffle::AccountOptions o;
+  o.quotas.on_demand_stream_limit = 1;
+  o.quotas.tags_per_stream = 2;
+  auto account = MakeAccount(clock, false, o);
+  riffle::Kinesis& kinesis = account->kinesis();
+  const riffle::StreamModeDetails on_demand{riffle::StreamMode::kOnDemand};
+  REQUIRE(kinesis.CreateStream({.stream_name = "a", .stream_mode_details = on_demand}).ok());
+  CHECK(ErrorOf(kinesis.CreateStream({.stream_name = "b", .stream_mode_details = on_demand})) ==
+        Error{riffle::kLimitExceededException,
+              "This request would exceed the on-demand stream limit of 1 for the account "
+              "000000000000 in us-east-1."});
+  std::vector<riffle::Tag> three = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
+  CHECK(riffle::IsInvalidArgumentException(
+      kinesis.AddTagsToStream({.stream_name = "a", .tags = three})));
+  // With the switch: at most five streams CREATING at once.
+  auto limited = MakeAccount(clock, true, {.create_duration = absl::Seconds(30)});
+  for (int i = 0; i < 5; ++i) CreateStream(limited->kinesis(), fmt::format("s{}", i), 1);
+  clock.Advance(absl::Seconds(1));  // past CreateStream's 5 calls per second
+  CHECK(ErrorOf(limited->kinesis().CreateStream({.stream_name = "s5", .shard_count = 1})) ==
+        Error{riffle::kLimitExceededException,
+              "Account 000000000000 already has 5 streams in the CREATING state; at most 5 may be "
+              "at once."});
+  clock.Advance(absl::Seconds(29));
+  CHECK(limited->kinesis().CreateStream({.stream_name = "s5", .shard_count = 1}).ok());
+}
