@@ -605,6 +605,36 @@ TEST_CASE("Concurrent producers with dynamic partitions: every record under its 
   CHECK(ds->GetMetrics().delivery_records == seen.size());
 }
 
+TEST_CASE("Partition values with NUL bytes never merge two partitions into one object",
+          "[delivery][regression]") {
+  // {a: "x", b: "y"} and {a: "x\0b\0y"} were both "a\0x\0b\0y\0" as a partition id, so
+  // the second record was delivered under the first one's prefix (a=x).
+  using std::string_literals::operator""s;
+  riffle::ManualClock clock;
+  riffle::MemorySink sink;
+  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
+  o.prefix = "a=!{partitionKeyFromQuery:a}/";
+  o.partition_key_function = [](std::string_view data, const riffle::RecordMetadata&,
+                                riffle::PartitionKeys& keys) {
+    if (data == "first") {
+      keys.Set("a", "x");
+      keys.Set("b", "y");
+    } else {
+      keys.Set("a", "x\0b\0y"s);
+    }
+    return true;
+  };
+  auto ds = MustCreate(o);
+  REQUIRE(ds->PutRecord("first").ok());
+  REQUIRE(ds->PutRecord("second").ok());
+  REQUIRE(ds->Close().ok());
+  const auto objects = sink.Objects();
+  REQUIRE(objects.size() == 2);
+  for (const auto& [key, body] : objects) {
+    CHECK(StartsWith(key, body == "first" ? "a=x/"s : "a=x\0b\0y/"s));
+  }
+}
+
 TEST_CASE("A partition key function that puts into another DeliveryStream leaves the first intact",
           "[delivery][regression]") {
   // The ingest scratch was thread_local, so shared by every DeliveryStream on a thread: the

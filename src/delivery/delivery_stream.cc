@@ -20,6 +20,13 @@ constexpr std::string_view kThrottleMessage = "Slow down.";
 constexpr size_t kMaxFreeBatches = 4;
 constexpr size_t kMaxPartitionValueBytes = 512;
 
+// Appends the size of `part` (8 bytes), then `part`: a partition id that cannot be read
+// two ways.
+void AppendIdPart(std::string_view part, std::string& id) {
+  const uint64_t size = part.size();
+  id.append(reinterpret_cast<const char*>(&size), sizeof size).append(part);
+}
+
 absl::Status CheckRange(std::string_view parameter, int64_t value, int64_t low, int64_t high) {
   if (value >= low && value <= high) return absl::OkStatus();
   return InvalidArgumentError(
@@ -318,8 +325,9 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
                                 key, value.size(), kMaxPartitionValueBytes);
           break;
         }
-        p.id.append(key).push_back('\0');
-        p.id.append(value).push_back('\0');
+        // Each part after its length: names and values may hold any byte, NUL included.
+        AppendIdPart(key, p.id);
+        AppendIdPart(value, p.id);
       }
     }
   }

@@ -76,7 +76,7 @@ struct DeliveryStream::Impl {
   struct IngestScratch {
     struct Partitioned {
       PartitionKeys keys;
-      std::string id;     // "name\0value\0" per key, by name: the partition's identity
+      std::string id;     // (size, name, size, value) per key, by name: the partition's identity
       std::string error;  // empty when the record has a partition
     };
     std::vector<Partitioned> partitioned;  // one per record of the call
