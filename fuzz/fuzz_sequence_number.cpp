@@ -8,6 +8,7 @@
 // Input: byte 0 = options (bit 0: write the live stream's tag into digits 1-9, so that a
 // seed can name a real record; bit 1: AFTER_ instead of AT_SEQUENCE_NUMBER; bits 2-4: the
 // shard, 0 meaning the shard the number names; bits 5-7: the read limit), then the number.
+#include <algorithm>
 #include <optional>
 
 #include "fuzz_support.h"
@@ -88,8 +89,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!it.ok()) {
     FUZZ_CHECK(!genuine, fmt::format("the number of a record put ({}) was refused: {}", text,
                                      riffle_fuzz::Describe(it.status())));
-    FUZZ_CHECK(riffle::IsInvalidArgumentException(it.status()) ||
-                   riffle::IsResourceNotFoundException(it.status()),
+    // Text outside the member's pattern 0|([1-9]\d{0,128}) is a ValidationException; no
+    // number at all, or one of the right form that names no record here, the operation's
+    // refusal.
+    const bool decimal = text.empty() || (text.size() <= 129 && (text == "0" || text[0] != '0') &&
+                                          std::all_of(text.begin(), text.end(),
+                                                      [](char c) { return c >= '0' && c <= '9'; }));
+    FUZZ_CHECK(decimal ? riffle::IsInvalidArgumentException(it.status()) ||
+                             riffle::IsResourceNotFoundException(it.status())
+                       : riffle::IsValidationException(it.status()),
                riffle_fuzz::Describe(it.status()));
     return 0;
   }

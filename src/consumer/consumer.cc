@@ -434,9 +434,9 @@ void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t
     options_.deaggregator->Decode(records, task.range, task.user_records);
     if (task.skip_through && !records.empty()) {
       // Resumed at the checkpointed aggregate: drop the user records already processed.
-      const auto& [sequence_number, last_sub] = *task.skip_through;
+      const auto& through = *task.skip_through;  // (sequence number, last sub-number)
       std::erase_if(task.user_records, [&](const UserRecord& u) {
-        return u.sequence_number == sequence_number && u.sub_sequence_number <= last_sub;
+        return u.sequence_number == through.first && u.sub_sequence_number <= through.second;
       });
       task.skip_through.reset();
     }
