@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "fmt/format.h"
-#include "kpl/md5_lanes.h"
+#include "common/md5_lanes.h"
 #include "riffle/kpl.h"
 
 namespace {
@@ -137,7 +137,7 @@ void BM_Kpl_Deaggregate(benchmark::State& state) {
   if (out.size() != b.user_records || deaggregator.stats().misplaced_aggregates != 0) {
     state.SkipWithError("wrong user records");
   }
-  state.counters["md5_lanes"] = riffle::kpl::detail::Md5Lanes();
+  state.counters["md5_lanes"] = riffle::detail::Md5Lanes();
   Report(state, b);
 }
 BENCHMARK(BM_Kpl_Deaggregate)
@@ -163,7 +163,7 @@ BENCHMARK(BM_Kpl_DeaggregateOne)->Unit(benchmark::kMicrosecond);
 
 void BM_Kpl_Md5(benchmark::State& state) {
   const Batch& b = ShardBatch(200, false);
-  std::vector<riffle::kpl::detail::Md5Job> jobs(b.data.size());
+  std::vector<riffle::detail::Md5Job> jobs(b.data.size());
   int used = 0;
   for (auto _ : state) {
     for (size_t i = 0; i < jobs.size(); ++i) {
@@ -171,7 +171,7 @@ void BM_Kpl_Md5(benchmark::State& state) {
       jobs[i].data = reinterpret_cast<const unsigned char*>(b.data[i].data());
       jobs[i].size = b.data[i].size();
     }
-    used = riffle::kpl::detail::Md5JobsWith(static_cast<int>(state.range(0)), jobs.data(),
+    used = riffle::detail::Md5JobsWith(static_cast<int>(state.range(0)), jobs.data(),
                                             jobs.size());
     benchmark::DoNotOptimize(jobs.data());
   }

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "fmt/format.h"
-#include "kpl/md5_lanes.h"
+#include "common/md5_lanes.h"
 #include "riffle/consumer.h"
 #include "riffle/detail/md5.h"
 #include "riffle/kpl.h"
@@ -867,12 +867,12 @@ TEST_CASE("the multi-buffer MD5 matches the scalar MD5 on every lane width", "[k
   std::shuffle(messages.begin(), messages.end(), rng);
   for (int lanes : {1, 16, 32}) {
     INFO(lanes);
-    std::vector<riffle::kpl::detail::Md5Job> jobs(messages.size());
+    std::vector<riffle::detail::Md5Job> jobs(messages.size());
     for (size_t i = 0; i < messages.size(); ++i) {
       jobs[i].data = reinterpret_cast<const unsigned char*>(messages[i].data());
       jobs[i].size = messages[i].size();
     }
-    const int used = riffle::kpl::detail::Md5JobsWith(lanes, jobs.data(), jobs.size());
+    const int used = riffle::detail::Md5JobsWith(lanes, jobs.data(), jobs.size());
     CHECK(used <= lanes);
     for (size_t i = 0; i < messages.size(); ++i) {
       const auto s = riffle::detail::Md5Words(messages[i].data(), messages[i].size());

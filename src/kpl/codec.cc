@@ -308,15 +308,6 @@ bool QueueHashChecks(const HashKeyRange& range, DecodeScratch& s) {
   return true;
 }
 
-// The MD5 digest read as a big-endian integer, as Md5HashKey does.
-HashKey HashKeyOf(const Md5Job& job) {
-  const uint64_t high =
-      uint64_t{__builtin_bswap32(job.state[0])} << 32 | __builtin_bswap32(job.state[1]);
-  const uint64_t low =
-      uint64_t{__builtin_bswap32(job.state[2])} << 32 | __builtin_bswap32(job.state[3]);
-  return absl::MakeUint128(high, low);
-}
-
 }  // namespace
 
 void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
@@ -373,7 +364,7 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
   bool any_dropped = false;
   for (DecodeScratch::Parsed& a : s.aggregates) {
     for (size_t j = a.first_job; j < a.end_job && !a.misplaced; ++j) {
-      a.misplaced = !range.Contains(HashKeyOf(s.key_jobs[j]));
+      a.misplaced = !range.Contains(Md5JobHashKey(s.key_jobs[j]));
     }
     if (!a.misplaced) continue;
     ++counts.misplaced;

@@ -13,13 +13,18 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "kpl/md5_lanes.h"
+#include "common/md5_lanes.h"
 #include "kpl/protobuf.h"
 #include "riffle/hash_key.h"
 #include "riffle/kpl.h"
 #include "riffle/user_record.h"
 
 namespace riffle::kpl::detail {
+
+using ::riffle::detail::Md5Job;
+using ::riffle::detail::Md5JobHashKey;
+using ::riffle::detail::Md5Jobs;
+using ::riffle::detail::Md5Lanes;
 
 // Bytes outside the protobuf: the magic and the MD5.
 inline constexpr uint64_t kFramingBytes = 4 + 16;

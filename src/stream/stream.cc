@@ -90,24 +90,24 @@ constexpr std::size_t kPrimeChunk = 32;
 
 void PrimeMd5HashKeys(std::span<const PutRecordsRequestEntry> entries) {
   detail::Md5HashKeyCache& cache = detail::ThreadMd5HashKeyCache();
-  std::string_view keys[detail::kMd5Lanes];
-  HashKey hash_keys[detail::kMd5Lanes];
+  detail::Md5Job jobs[kPrimeChunk];
+  std::string_view keys[kPrimeChunk];
   std::size_t n = 0;
-  auto flush = [&] {
-    detail::Md5HashKeyLanes(keys, n, hash_keys);
-    for (std::size_t i = 0; i < n; ++i) cache.Prime(keys[i], hash_keys[i]);
-    n = 0;
-  };
-  for (const PutRecordsRequestEntry& e : entries) {
+  for (const PutRecordsRequestEntry& e : entries.first(std::min(entries.size(), kPrimeChunk))) {
     const std::string_view key = e.partition_key;
     if (!e.explicit_hash_key.empty() || key.size() > detail::Md5HashKeyCache::kMaxKeyBytes ||
         cache.Holds(key)) {
       continue;
     }
-    keys[n++] = key;
-    if (n == detail::kMd5Lanes) flush();
+    keys[n] = key;
+    jobs[n] = detail::Md5Job{};
+    jobs[n].data = reinterpret_cast<const unsigned char*>(key.data());
+    jobs[n].size = key.size();
+    ++n;
   }
-  if (n > 1) flush();  // a single key is as cheap on the put's own path
+  if (n < 2) return;  // a single key is as cheap on the put's own path
+  detail::Md5Jobs(jobs, n);
+  for (std::size_t i = 0; i < n; ++i) cache.Prime(keys[i], detail::Md5JobHashKey(jobs[i]));
 }
 
 }  // namespace

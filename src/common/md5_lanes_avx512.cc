@@ -8,9 +8,9 @@
 #include <immintrin.h>
 
 #define RIFFLE_MD5_LANE_WIDTH 16
-#include "kpl/md5_lanes_impl.h"
+#include "common/md5_lanes_impl.h"
 
-namespace riffle::kpl::detail {
+namespace riffle::detail {
 namespace {
 
 // x[k] lane l = word k of block l: a 16x16 transpose of 32-bit words in four rounds of
@@ -43,9 +43,12 @@ void LoadTransposed16(const unsigned char* const* blocks, Lanes* x) {
 }  // namespace
 
 bool Md5JobsAvx512(Md5Job* jobs, size_t count) {
-  const size_t left = RunShortLanes(jobs, count);
-  return left == 0 || RunLanes(jobs, count, LoadTransposed16) == 0;
+  if (RunShortLanes(jobs, count) == 0) return true;
+  RunLanes(jobs, count, LoadTransposed16);
+  // A short job left alone by RunShortLanes, or long stragglers: the scalar MD5 finishes
+  // whatever is not done.
+  return false;
 }
 
-}  // namespace riffle::kpl::detail
+}  // namespace riffle::detail
 #endif  // __AVX512F__

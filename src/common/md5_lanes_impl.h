@@ -5,16 +5,16 @@
 // linker keeps for every caller (the ODR allows any), running AVX-512 code on processors
 // without it. So everything here has internal linkage (an unnamed namespace), and the
 // including files include no other header that defines inline functions.
-#ifndef RIFFLE_KPL_MD5_LANES_IMPL_H_
-#define RIFFLE_KPL_MD5_LANES_IMPL_H_
+#ifndef RIFFLE_COMMON_MD5_LANES_IMPL_H_
+#define RIFFLE_COMMON_MD5_LANES_IMPL_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
-#include "kpl/md5_lanes.h"
+#include "common/md5_lanes.h"
 
-namespace riffle::kpl::detail {
+namespace riffle::detail {
 namespace {
 
 constexpr uint32_t kMd5Iv[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
@@ -304,6 +304,6 @@ size_t RunLanes(Md5Job* jobs, size_t count, Load load) {
 #endif  // RIFFLE_MD5_LANE_WIDTH
 
 }  // namespace
-}  // namespace riffle::kpl::detail
+}  // namespace riffle::detail
 
-#endif  // RIFFLE_KPL_MD5_LANES_IMPL_H_
+#endif  // RIFFLE_COMMON_MD5_LANES_IMPL_H_

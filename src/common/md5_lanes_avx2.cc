@@ -4,9 +4,9 @@
 #include <immintrin.h>
 
 #define RIFFLE_MD5_LANE_WIDTH 8
-#include "kpl/md5_lanes_impl.h"
+#include "common/md5_lanes_impl.h"
 
-namespace riffle::kpl::detail {
+namespace riffle::detail {
 namespace {
 
 // x[k] lane l = word k of block l: two 8x8 transposes of 32-bit words (words 0-7, 8-15).
@@ -36,9 +36,12 @@ void LoadTransposed8(const unsigned char* const* blocks, Lanes* x) {
 }  // namespace
 
 bool Md5JobsAvx2(Md5Job* jobs, size_t count) {
-  const size_t left = RunShortLanes(jobs, count);
-  return left == 0 || RunLanes(jobs, count, LoadTransposed8) == 0;
+  if (RunShortLanes(jobs, count) == 0) return true;
+  RunLanes(jobs, count, LoadTransposed8);
+  // A short job left alone by RunShortLanes, or long stragglers: the scalar MD5 finishes
+  // whatever is not done.
+  return false;
 }
 
-}  // namespace riffle::kpl::detail
+}  // namespace riffle::detail
 #endif  // __AVX2__
