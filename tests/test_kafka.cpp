@@ -19,9 +19,9 @@
 #include "fmt/format.h"
 #include "riffle/consumer.h"
 #include "riffle/delivery_stream.h"
-#include "riffle/sink.h"
 #include "riffle/kafka.h"
 #include "riffle/lineage_reader.h"
+#include "riffle/sink.h"
 #include "riffle/stream.h"
 
 using riffle::ErrorName;
