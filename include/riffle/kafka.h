@@ -96,6 +96,8 @@ class MockCluster {
                                          int replication_factor = 3);
   // Takes a broker off the network (connections close, new ones are refused) and back.
   // Its partitions keep their leader: clients wait for it, or move leadership below.
+  // A put in flight when its broker goes down may be appended twice: the mock drops
+  // retried batches only for transactional producers (docs/kafka.md).
   [[nodiscard]] absl::Status SetBrokerDown(int broker_id);
   [[nodiscard]] absl::Status SetBrokerUp(int broker_id);
   [[nodiscard]] absl::Status SetPartitionLeader(std::string_view topic, int partition,
