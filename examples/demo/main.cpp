@@ -134,7 +134,7 @@ Flags ParseFlags(int argc, char** argv) {
     Usage("--reshard is not available with --kafka: a topic's partitions cannot split or merge");
   }
   if (!f.kafka.empty() && !f.out.empty()) {
-    Usage("--out is not available with --kafka yet: the delivery stream reads a riffle::Stream");
+    Usage("--out is not available with --kafka: the demo delivers from the in-process stream");
   }
   if (!f.kafka.empty() && f.account) Usage("--account and --kafka are different pipelines");
   // At the service's 1,000 records/s per shard a million records take minutes.
