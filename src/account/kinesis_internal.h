@@ -67,6 +67,16 @@ inline absl::Status Admit(AccountCore& core, std::string_view operation, const S
   return Faults(core, operation, e, name, shard_id);
 }
 
+// The prologue of most operations on one stream: ResolveStream, then Admit `operation`
+// against the stream found (and `shard_id`, for faults aimed at a shard).
+inline absl::Status ResolveAndAdmit(AccountCore& core, const KinesisRegistry& registry,
+                                    std::string_view operation, std::string_view name,
+                                    std::string_view arn, StreamAccess access, StreamEntry** out,
+                                    std::string_view shard_id = {}) {
+  if (absl::Status s = ResolveStream(core, registry, name, arn, access, out); !s.ok()) return s;
+  return Admit(core, operation, *out, {}, shard_id);
+}
+
 // ---- Shared checks and messages of the control plane ----
 // The Tags member of CreateStream and AddTagsToStream (ValidationException).
 void CheckTagMap(std::span<const Tag> tags, Violations& v);

@@ -61,12 +61,11 @@ absl::Status Kinesis::AddTagsToStream(const AddTagsToStreamInput& in) {
   }
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kDescribe, &e);
+  if (absl::Status s = detail::ResolveAndAdmit(core_, *registry_, "AddTagsToStream", in.stream_name,
+                                               in.stream_arn, StreamAccess::kDescribe, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "AddTagsToStream", e); !s.ok()) return s;
   for (const Tag& t : in.tags) {
     if (!detail::TagTextOk(t.key, false) || !detail::TagTextOk(t.value, false)) {
       return detail::InvalidTagCharacters(false);
@@ -105,12 +104,12 @@ absl::Status Kinesis::RemoveTagsFromStream(const RemoveTagsFromStreamInput& in) 
   }
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kDescribe, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "RemoveTagsFromStream", in.stream_name,
+                                  in.stream_arn, StreamAccess::kDescribe, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "RemoveTagsFromStream", e); !s.ok()) return s;
   for (std::string_view k : in.tag_keys) {
     if (!detail::TagTextOk(k, true)) return detail::InvalidTagCharacters(true);
   }
@@ -132,12 +131,12 @@ absl::StatusOr<ListTagsForStreamOutput> Kinesis::ListTagsForStream(
   }
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kDescribe, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "ListTagsForStream", in.stream_name,
+                                  in.stream_arn, StreamAccess::kDescribe, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "ListTagsForStream", e); !s.ok()) return s;
   const std::size_t limit = static_cast<std::size_t>(in.limit.value_or(kListTagsMax));
   ListTagsForStreamOutput out;
   std::lock_guard<std::mutex> lock(e->mu);

@@ -161,12 +161,10 @@ absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kModify, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "SplitShard", in.stream_name, in.stream_arn,
+                                  StreamAccess::kModify, &e, in.shard_to_split);
       !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = detail::Admit(core_, "SplitShard", e, {}, in.shard_to_split); !s.ok()) {
     return s;
   }
   if (absl::Status s = CheckReshardable(core_, *e, "SplitShard", core_.clock.NowMillis());
@@ -182,12 +180,10 @@ absl::Status Kinesis::MergeShards(const MergeShardsInput& in) {
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kModify, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "MergeShards", in.stream_name, in.stream_arn,
+                                  StreamAccess::kModify, &e, in.shard_to_merge);
       !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = detail::Admit(core_, "MergeShards", e, {}, in.shard_to_merge); !s.ok()) {
     return s;
   }
   if (absl::Status s = CheckReshardable(core_, *e, "MergeShards", core_.clock.NowMillis());
@@ -206,12 +202,12 @@ absl::StatusOr<UpdateShardCountOutput> Kinesis::UpdateShardCount(const UpdateSha
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kModify, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "UpdateShardCount", in.stream_name,
+                                  in.stream_arn, StreamAccess::kModify, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "UpdateShardCount", e); !s.ok()) return s;
   const int64_t now_ms = core_.clock.NowMillis();
   if (absl::Status s = CheckReshardable(core_, *e, "UpdateShardCount", now_ms); !s.ok()) return s;
   if (core_.limits) {

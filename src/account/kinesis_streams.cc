@@ -236,12 +236,11 @@ absl::Status Kinesis::DeleteStreamLocked(const DeleteStreamInput& in) {
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kDescribe, &e);
+  if (absl::Status s = detail::ResolveAndAdmit(core_, *registry_, "DeleteStream", in.stream_name,
+                                               in.stream_arn, StreamAccess::kDescribe, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "DeleteStream", e); !s.ok()) return s;
   if (e->deleted_at_ms.load(std::memory_order_acquire) != INT64_MAX) return absl::OkStatus();
   const std::vector<ConsumerDescription> consumers = e->stream->ListStreamConsumers();
   if (!consumers.empty() && !in.enforce_consumer_deletion.value_or(false)) {
@@ -274,12 +273,11 @@ absl::StatusOr<DescribeStreamOutput> Kinesis::DescribeStream(const DescribeStrea
   }
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kDescribe, &e);
+  if (absl::Status s = detail::ResolveAndAdmit(core_, *registry_, "DescribeStream", in.stream_name,
+                                               in.stream_arn, StreamAccess::kDescribe, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "DescribeStream", e); !s.ok()) return s;
   const int64_t now_ms = core_.clock.NowMillis();
   const StreamDescriptionSummary summary = e->stream->DescribeStreamSummary();
   DescribeStreamOutput out;
@@ -323,12 +321,12 @@ absl::StatusOr<DescribeStreamSummaryOutput> Kinesis::DescribeStreamSummary(
     const DescribeStreamSummaryInput& in) {
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kDescribe, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "DescribeStreamSummary", in.stream_name,
+                                  in.stream_arn, StreamAccess::kDescribe, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "DescribeStreamSummary", e); !s.ok()) return s;
   DescribeStreamSummaryOutput out;
   StreamDescriptionSummary& d = out.stream_description_summary;
   d = e->stream->DescribeStreamSummary();
@@ -447,24 +445,24 @@ absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
 absl::Status Kinesis::IncreaseStreamRetentionPeriod(const IncreaseStreamRetentionPeriodInput& in) {
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kModify, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "IncreaseStreamRetentionPeriod",
+                                  in.stream_name, in.stream_arn, StreamAccess::kModify, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "IncreaseStreamRetentionPeriod", e); !s.ok()) return s;
   return e->stream->IncreaseStreamRetentionPeriod(in.retention_period_hours);
 }
 
 absl::Status Kinesis::DecreaseStreamRetentionPeriod(const DecreaseStreamRetentionPeriodInput& in) {
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kModify, &e);
+  if (absl::Status s =
+          detail::ResolveAndAdmit(core_, *registry_, "DecreaseStreamRetentionPeriod",
+                                  in.stream_name, in.stream_arn, StreamAccess::kModify, &e);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "DecreaseStreamRetentionPeriod", e); !s.ok()) return s;
   return e->stream->DecreaseStreamRetentionPeriod(in.retention_period_hours);
 }
 
