@@ -293,23 +293,9 @@ absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& it
 
 absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& request) const {
   const detail::Core& core = *core_;
-  const bool needs_time = request.filter == ShardFilterType::kAtTimestamp ||
-                          request.filter == ShardFilterType::kFromTimestamp;
-  if (needs_time && !request.timestamp) {
-    return InvalidArgumentError(
-        "ShardFilter Timestamp is required for AT_TIMESTAMP and FROM_TIMESTAMP.");
-  }
-  if (request.filter == ShardFilterType::kAfterShardId && request.shard_id.empty()) {
-    return InvalidArgumentError("ShardFilter ShardId is required for AFTER_SHARD_ID.");
-  }
-  std::optional<uint64_t> after;
-  if (!request.shard_id.empty()) {
-    after = ParseShardId(request.shard_id);
-    if (!after) {
-      return InvalidArgumentError(
-          fmt::format("ShardId '{}' is not a valid shard id.", request.shard_id.substr(0, 200)));
-    }
-  }
+  absl::StatusOr<std::optional<uint64_t>> checked = riffle::detail::CheckListShardsRequest(request);
+  if (!checked.ok()) return checked.status();
+  const std::optional<uint64_t> after = *checked;
   // Every partition is open from the topic's creation on: every filter keeps them all.
   const std::vector<HashKeyRange> ranges = UniformHashKeyRanges(core.partitions());
   std::vector<Shard> shards;

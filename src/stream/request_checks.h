@@ -5,10 +5,12 @@
 #define RIFFLE_STREAM_REQUEST_CHECKS_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "riffle/record_source.h"
 #include "riffle/stream.h"
 
@@ -29,6 +31,11 @@ absl::Status CheckPutRecordsRequest(std::span<const PutRecordsRequestEntry> entr
 // InvalidArgumentException when the request's members do not fit its ShardIteratorType
 // (a sequence number for AT_/AFTER_SEQUENCE_NUMBER only, a timestamp for AT_TIMESTAMP only).
 absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request);
+
+// InvalidArgumentException when a ListShards request's ShardFilter lacks the member its
+// type needs, or its ShardId does not parse. Returns the shard index to list after
+// (nullopt: from the first).
+absl::StatusOr<std::optional<uint64_t>> CheckListShardsRequest(const ListShardsRequest& request);
 
 // InvalidArgumentException for an iterator `stream_name` did not issue (altered, forged,
 // another stream's).

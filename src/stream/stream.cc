@@ -639,7 +639,8 @@ absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& it
                            iterator.next_record_index_known, now_ms, iterator.arrival_floor_ms);
 }
 
-absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& request) const {
+absl::StatusOr<std::optional<uint64_t>> detail::CheckListShardsRequest(
+    const ListShardsRequest& request) {
   const bool needs_time = request.filter == ShardFilterType::kAtTimestamp ||
                           request.filter == ShardFilterType::kFromTimestamp;
   if (needs_time && !request.timestamp) {
@@ -657,6 +658,13 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
           fmt::format("ShardId '{}' is not a valid shard id.", request.shard_id.substr(0, 200)));
     }
   }
+  return after;
+}
+
+absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& request) const {
+  absl::StatusOr<std::optional<uint64_t>> checked = detail::CheckListShardsRequest(request);
+  if (!checked.ok()) return checked.status();
+  const std::optional<uint64_t> after = *checked;
   detail::StreamCore& core = *core_;
   const int64_t now_ms = core.clock->NowMillis();
   core.shards.Sweep(now_ms);
