@@ -32,6 +32,7 @@
 #include "riffle/clock.h"
 #include "riffle/fault_plan.h"
 #include "riffle/kinesis.h"
+#include "riffle/sqs.h"
 #include "riffle/stream.h"
 
 namespace riffle {
@@ -92,6 +93,8 @@ class Account {
 
   // The Kinesis Data Streams API of this account.
   Kinesis& kinesis() { return *kinesis_; }
+  // The SQS API of this account (FIFO queues; riffle/sqs.h).
+  Sqs& sqs() { return *sqs_; }
   // The faults injected into every service of this account.
   FaultPlan& faults();
 
@@ -103,6 +106,7 @@ class Account {
 
   std::unique_ptr<detail::AccountCore> core_;
   std::unique_ptr<Kinesis> kinesis_;
+  std::unique_ptr<Sqs> sqs_;
 };
 
 }  // namespace riffle
