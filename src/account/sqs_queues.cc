@@ -282,20 +282,22 @@ absl::StatusOr<CreateQueueOutput> Sqs::CreateQueue(const CreateQueueInput& input
   entry->attributes = std::move(attributes);
   entry->dead_letter = *std::move(dlq);
   entry->queue = *std::move(queue);
-  // Queues whose RedrivePolicy names this ARN (their dead-letter queue was deleted, or is
-  // created again) move their messages here from now on.
+  registry_->queues.emplace(entry->name, entry);
+  // Queues whose RedrivePolicy names this ARN (their dead-letter queue was deleted and is
+  // created again) move their messages here from now on, if this queue's
+  // RedriveAllowPolicy lets them and no loop forms.
   for (auto& [other_name, other] : registry_->queues) {
-    if (other->dead_letter) continue;
-    auto rp = other->attributes.find("RedrivePolicy");
-    if (rp == other->attributes.end()) continue;
-    absl::StatusOr<detail::ParsedRedrivePolicy> p = detail::ParseRedrivePolicy(rp->second);
-    if (!p.ok() || p->dead_letter_target_arn != arn) continue;
+    if (other == entry || other->dead_letter || !other->attributes.contains("RedrivePolicy")) {
+      continue;
+    }
+    absl::StatusOr<std::shared_ptr<SqsQueueEntry>> target =
+        ResolveDeadLetterLocked(core_, *registry_, other->arn, other->attributes);
+    if (!target.ok() || *target != entry) continue;
     if (other->queue->SetAttributes(OptionsFor(*other, &core_.clock, other->attributes, entry))
             .ok()) {
       other->dead_letter = entry;
     }
   }
-  registry_->queues.emplace(entry->name, entry);
   return CreateQueueOutput{entry->url};
 }
 
@@ -365,7 +367,10 @@ absl::Status Sqs::DeleteQueue(const DeleteQueueInput& input) {
   auto it = registry_->queues.find((*entry)->name);
   if (it == registry_->queues.end() || it->second != *entry) return detail::QueueDoesNotExist();
   registry_->queues.erase(it);
-  registry_->deleted_ms[(*entry)->name] = NowMs(core_);
+  const int64_t now = NowMs(core_);
+  absl::erase_if(registry_->deleted_ms,
+                 [now](const auto& d) { return now - d.second >= detail::kQueueNameReuseMs; });
+  registry_->deleted_ms[(*entry)->name] = now;
   // Queues that moved their messages here keep their RedrivePolicy (as on the service) but
   // move nothing until a queue of this ARN exists again.
   for (auto& [name, other] : registry_->queues) {
