@@ -157,8 +157,28 @@ TEST_CASE("Sends are checked as the service checks them", "[account][sqs]") {
   CHECK(ErrorOf(send({.message_body = ""})) ==
         account_test::Error{riffle::kMissingParameter,
                             "The request must contain the parameter MessageBody."});
-  CHECK(ErrorOf(send({.message_body = "x", .delay_seconds = 5})).name ==
+  CHECK(ErrorOf(send({.message_body = "x", .delay_seconds = 5})) ==
+        account_test::Error{riffle::kInvalidParameterValue,
+                            "Value 5 for parameter DelaySeconds is invalid. Reason: The request "
+                            "include parameter that is not valid for this queue type."});
+  CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .max_number_of_messages = 11})) ==
+        account_test::Error{riffle::kInvalidParameterValue,
+                            "Value 11 for parameter MaxNumberOfMessages is invalid. Reason: Must "
+                            "be between 1 and 10, if provided."});
+  CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .max_number_of_messages = 0})).name ==
         riffle::kInvalidParameterValue);
+  CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .wait_time_seconds = 21})) ==
+        account_test::Error{riffle::kInvalidParameterValue,
+                            "Value 21 for parameter WaitTimeSeconds is invalid. Reason: Must be "
+                            "between 0 and 20, if provided."});
+  CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .visibility_timeout = -1})).name ==
+        riffle::kInvalidParameterValue);
+  CHECK(ErrorOf(sqs.ChangeMessageVisibility(
+                    {.queue_url = url, .receipt_handle = "h", .visibility_timeout = 43'201}))
+            .name == riffle::kInvalidParameterValue);
+  CHECK(ErrorOf(send({})) ==
+        account_test::Error{riffle::kMissingParameter,
+                            "The request must contain the parameter MessageBody."});
   MessageAttributes eleven;
   for (int i = 0; i < 11; ++i) {
     eleven[fmt::format("a{}", i)] = {.data_type = "String", .string_value = "v"};

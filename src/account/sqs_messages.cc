@@ -66,6 +66,24 @@ bool AttributeSelected(const std::vector<std::string>& patterns, const std::stri
   return false;
 }
 
+// The service's words for a number out of its range ("Value 11 for parameter
+// MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.").
+absl::Status CheckParameter(std::string_view parameter, const std::optional<int>& value, int lo,
+                            int hi) {
+  if (!value || (*value >= lo && *value <= hi)) return absl::OkStatus();
+  return detail::InvalidParameterValueFor(
+      parameter, std::to_string(*value),
+      fmt::format("Must be between {} and {}, if provided.", lo, hi));
+}
+
+// A FIFO queue has no per-message delay.
+absl::Status CheckNoDelay(const std::optional<int>& delay) {
+  if (!delay) return absl::OkStatus();
+  return detail::InvalidParameterValueFor(
+      "DelaySeconds", std::to_string(*delay),
+      "The request include parameter that is not valid for this queue type.");
+}
+
 }  // namespace
 
 absl::StatusOr<SendMessageOutput> Sqs::SendMessage(const SendMessageInput& input) {
@@ -73,6 +91,7 @@ absl::StatusOr<SendMessageOutput> Sqs::SendMessage(const SendMessageInput& input
   absl::StatusOr<std::shared_ptr<SqsQueueEntry>> entry =
       Admit("SendMessage", input.queue_url, groups);
   if (!entry.ok()) return entry.status();
+  if (absl::Status s = CheckNoDelay(input.delay_seconds); !s.ok()) return s;
   std::optional<std::string_view> trace;
   if (absl::Status s = TraceHeaderOf(input.message_system_attributes, &trace); !s.ok()) return s;
   const SendMessageRequest request{.message_group_id = input.message_group_id,
@@ -107,7 +126,8 @@ absl::StatusOr<SendMessageBatchOutput> Sqs::SendMessageBatch(const SendMessageBa
   for (size_t i = 0; i < entries.size(); ++i) {
     const SendMessageBatchInputEntry& e = entries[i];
     std::optional<std::string_view> trace;
-    status[i] = TraceHeaderOf(e.message_system_attributes, &trace);
+    status[i] = CheckNoDelay(e.delay_seconds);
+    if (status[i].ok()) status[i] = TraceHeaderOf(e.message_system_attributes, &trace);
     if (!status[i].ok()) continue;
     to_send.push_back({.id = e.id,
                        .message_group_id = e.message_group_id,
@@ -153,6 +173,19 @@ absl::StatusOr<SendMessageBatchOutput> Sqs::SendMessageBatch(const SendMessageBa
 absl::StatusOr<ReceiveMessageOutput> Sqs::ReceiveMessage(const ReceiveMessageInput& input) {
   absl::StatusOr<std::shared_ptr<SqsQueueEntry>> entry = Admit("ReceiveMessage", input.queue_url);
   if (!entry.ok()) return entry.status();
+  if (absl::Status s = CheckParameter("MaxNumberOfMessages", input.max_number_of_messages, 1,
+                                      detail::kMaxBatchEntries);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckParameter("WaitTimeSeconds", input.wait_time_seconds, 0, 20); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckParameter("VisibilityTimeout", input.visibility_timeout, 0,
+                                      detail::kMaxVisibilitySeconds);
+      !s.ok()) {
+    return s;
+  }
   for (const auto* names : {&input.message_system_attribute_names, &input.attribute_names}) {
     for (const std::string& n : *names) {
       if (n != "All" && std::find(std::begin(kSystemNames), std::end(kSystemNames), n) ==
@@ -224,6 +257,11 @@ absl::Status Sqs::ChangeMessageVisibility(const ChangeMessageVisibilityInput& in
       Admit("ChangeMessageVisibility", input.queue_url);
   if (!entry.ok()) return entry.status();
   if (input.receipt_handle.empty()) return detail::SqsMissingParameter("ReceiptHandle");
+  if (absl::Status s = CheckParameter("VisibilityTimeout", input.visibility_timeout, 0,
+                                      detail::kMaxVisibilitySeconds);
+      !s.ok()) {
+    return s;
+  }
   return (*entry)->queue->ChangeMessageVisibility(input.receipt_handle, input.visibility_timeout);
 }
 
