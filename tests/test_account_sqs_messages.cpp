@@ -1,7 +1,12 @@
 // SQS messages through an Account, by queue URL: the digests (MD5OfMessageBody,
 // MD5OfMessageAttributes, MD5OfMessageSystemAttributes), message and system attributes,
 // batches, visibility, and dead-letter queues named by ARN in a RedrivePolicy.
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "account_test_helpers.h"
 #include "fmt/format.h"
@@ -319,4 +324,64 @@ TEST_CASE("A RedrivePolicy by ARN moves messages to the dead-letter queue", "[ac
   REQUIRE(moved.ok());
   REQUIRE(moved->messages.size() == 1);
   CHECK(moved->messages[0].body == "second");
+}
+
+TEST_CASE("Competing senders and receivers by URL: nothing lost or repeated, order per group",
+          "[account][sqs]") {
+  auto account = riffle::Account::Create().value();  // the system clock
+  riffle::Sqs& sqs = account->sqs();
+  const std::string url = CreateFifo(sqs, "busy.fifo");
+  constexpr int kSenders = 2, kPerSender = 400, kGroups = 4;
+  std::vector<std::thread> threads;
+  std::atomic<int> errors{0};  // Catch's assertions are for the test's own thread
+  for (int s = 0; s < kSenders; ++s) {
+    threads.emplace_back([&, s] {
+      for (int i = 0; i < kPerSender; ++i) {
+        const std::string body = fmt::format("{}:{}", s, i);
+        const std::string group = fmt::format("g{}-{}", s, i % kGroups);
+        auto r =
+            sqs.SendMessage({.queue_url = url, .message_body = body, .message_group_id = group});
+        if (!r.ok()) errors.fetch_add(1);
+      }
+    });
+  }
+  std::mutex mu;
+  std::map<std::string, std::vector<int>> seen;  // group -> message numbers, in receive order
+  std::atomic<int> received{0};
+  for (int c = 0; c < 2; ++c) {
+    threads.emplace_back([&] {
+      while (received.load() < kSenders * kPerSender && errors.load() == 0) {
+        auto got = sqs.ReceiveMessage({.queue_url = url,
+                                       .message_system_attribute_names = {"MessageGroupId"},
+                                       .max_number_of_messages = 10,
+                                       .wait_time_seconds = 1});
+        if (!got.ok()) {
+          errors.fetch_add(1);
+          break;
+        }
+        for (const riffle::SqsMessage& m : got->messages) {
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            seen[m.attributes.at("MessageGroupId")].push_back(
+                std::stoi(m.body.substr(m.body.find(':') + 1)));
+          }
+          if (!sqs.DeleteMessage({.queue_url = url, .receipt_handle = m.receipt_handle}).ok()) {
+            errors.fetch_add(1);
+          }
+          received.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  CHECK(errors.load() == 0);
+  int total = 0;
+  for (const auto& [group, numbers] : seen) {
+    INFO(group);
+    CHECK(std::is_sorted(numbers.begin(), numbers.end()));
+    CHECK(std::adjacent_find(numbers.begin(), numbers.end()) == numbers.end());
+    total += static_cast<int>(numbers.size());
+  }
+  CHECK(total == kSenders * kPerSender);
+  CHECK(seen.size() == kSenders * kGroups);
 }

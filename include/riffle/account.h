@@ -1,8 +1,8 @@
 // riffle::Account: an AWS account in process, the test double for code written for the
 // services. It holds a region, an account id, one Clock, one fault plan and one switch for
 // the services' limits, and serves each service's API by name and ARN, as the service
-// does: kinesis() today (streams, shards, records, consumers); the Firehose, S3 and SQS
-// roles join it on the same clock, fault plan and switch.
+// does: kinesis() (streams, shards, records, consumers) and sqs() (FIFO queues by URL);
+// the Firehose and S3 roles join it on the same clock, fault plan and switch.
 //
 //   riffle::ManualClock clock;
 //   auto account = riffle::Account::Create({.clock = &clock, .enforce_limits = true}).value();
