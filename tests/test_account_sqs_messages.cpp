@@ -385,3 +385,25 @@ TEST_CASE("Competing senders and receivers by URL: nothing lost or repeated, ord
   CHECK(total == kSenders * kPerSender);
   CHECK(seen.size() == kSenders * kGroups);
 }
+
+TEST_CASE("A re-created dead-letter queue takes sources back only where it allows them",
+          "[account][sqs]") {
+  riffle::ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Sqs& sqs = account->sqs();
+  const std::string dlq = CreateFifo(sqs, "dead.fifo");
+  const std::string policy = fmt::format(R"({{"deadLetterTargetArn":"{}","maxReceiveCount":1}})",
+                                         sqs.QueueArn("dead.fifo"));
+  const std::string url = CreateFifo(sqs, "q.fifo", {{"RedrivePolicy", policy}});
+  REQUIRE(sqs.DeleteQueue({.queue_url = dlq}).ok());
+  clock.Advance(absl::Seconds(60));
+  // The new queue of that name denies every source: q.fifo keeps its messages.
+  CreateFifo(sqs, "dead.fifo", {{"RedriveAllowPolicy", R"({"redrivePermission":"denyAll"})"}});
+  REQUIRE(sqs.SendMessage({.queue_url = url, .message_body = "m", .message_group_id = "g"}).ok());
+  for (int i = 0; i < 3; ++i) {
+    auto got = sqs.ReceiveMessage({.queue_url = url, .visibility_timeout = 0});
+    REQUIRE(got.ok());
+    CHECK(got->messages.size() == 1);
+  }
+  CHECK(sqs.ReceiveMessage({.queue_url = dlq})->messages.empty());
+}
