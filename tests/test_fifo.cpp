@@ -671,3 +671,94 @@ TEST_CASE("FifoQueue hands out each group in sequence order with concurrent send
   CHECK_FALSE(failed);
   CHECK(received == kSenders * kPerSender);
 }
+
+TEST_CASE("FifoQueue::SetAttributes changes the attributes in force", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.delay_seconds = 10});
+  Send(*q, "g", "early");
+  clock.Advance(absl::Seconds(4));
+  // The queue delay is retroactive for messages still delayed: 10 s becomes 5 s.
+  FifoQueueOptions o = q->attributes();
+  CHECK(o.delay_seconds == 10);
+  CHECK(o.name == "test.fifo");
+  o.delay_seconds = 5;
+  o.visibility_timeout_seconds = 7;
+  o.content_based_deduplication = true;
+  REQUIRE(q->SetAttributes(o).ok());
+  CHECK(Receive(*q).empty());
+  clock.Advance(absl::Seconds(1));
+  auto got = Receive(*q);
+  REQUIRE(Bodies(got) == Strings{"early"});
+  // The new visibility timeout is the default of a receive.
+  clock.Advance(absl::Seconds(7));
+  CHECK(Bodies(Receive(*q)) == Strings{"early"});
+  // Content-based deduplication now lets a send go without an id.
+  CHECK(q->SendMessage({.message_group_id = "h", .message_body = "b"}).ok());
+  // A shorter retention removes what is older at once.
+  o = q->attributes();
+  o.message_retention_period_seconds = 60;
+  clock.Advance(absl::Seconds(60));
+  REQUIRE(q->SetAttributes(o).ok());
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages == 0);
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages_not_visible == 0);
+  // Validation as Create; nothing changes on a refusal.
+  o.visibility_timeout_seconds = 43'201;
+  CHECK_THAT(q->SetAttributes(o), HasName(riffle::kInvalidAttributeValue));
+  CHECK(q->attributes().visibility_timeout_seconds == 7);
+}
+
+TEST_CASE("FifoQueue::SetAttributes sets and clears a dead-letter queue, never a loop", "[fifo]") {
+  ManualClock clock;
+  auto dlq = MakeQueue(&clock, {.name = "dlq.fifo"});
+  auto q = MakeQueue(&clock);
+  FifoQueueOptions o = q->attributes();
+  o.redrive_policy = riffle::RedrivePolicy{dlq.get(), 1};
+  REQUIRE(q->SetAttributes(o).ok());
+  CHECK(q->attributes().redrive_policy->dead_letter_queue == dlq.get());
+  // dlq -> q would close the loop q -> dlq -> q; q -> q too.
+  FifoQueueOptions d = dlq->attributes();
+  d.redrive_policy = riffle::RedrivePolicy{q.get(), 1};
+  CHECK_THAT(dlq->SetAttributes(d), HasName(riffle::kInvalidAttributeValue));
+  o.redrive_policy = riffle::RedrivePolicy{q.get(), 1};
+  CHECK_THAT(q->SetAttributes(o), HasName(riffle::kInvalidAttributeValue));
+  // Received once, moved by the next receive.
+  Send(*q, "g", "m");
+  REQUIRE(q->ChangeMessageVisibility(Receive(*q).at(0).receipt_handle, 0).ok());
+  CHECK(Receive(*q).empty());
+  CHECK(Bodies(Receive(*dlq)) == Strings{"m"});
+  // Cleared: the dead-letter queue may now be destroyed before the queue.
+  o.redrive_policy.reset();
+  REQUIRE(q->SetAttributes(o).ok());
+  dlq.reset();
+  Send(*q, "g", "n");
+  CHECK(Bodies(Receive(*q)) == Strings{"n"});
+}
+
+TEST_CASE("FifoQueue carries AWSTraceHeader, also into the dead-letter queue", "[fifo]") {
+  ManualClock clock;
+  auto dlq = MakeQueue(&clock, {.name = "dlq.fifo"});
+  auto q = MakeQueue(&clock, {.redrive_policy = riffle::RedrivePolicy{dlq.get(), 1}});
+  REQUIRE(q->SendMessage({.message_group_id = "g",
+                          .message_body = "m",
+                          .message_deduplication_id = "d",
+                          .aws_trace_header = "Root=1-abc"})
+              .ok());
+  CHECK_THAT(q->SendMessage({.message_group_id = "g",
+                             .message_body = "m",
+                             .message_deduplication_id = "e",
+                             .aws_trace_header = ""})
+                 .status(),
+             HasName(riffle::kInvalidParameterValue));
+  auto got = Receive(*q);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].aws_trace_header == "Root=1-abc");
+  REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
+  CHECK(Receive(*q).empty());
+  got = Receive(*dlq);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].aws_trace_header == "Root=1-abc");
+  REQUIRE(dlq->DeleteMessage(got[0].receipt_handle).ok());
+  // A slot reused by a message without a header reports none.
+  Send(*dlq, "g", "plain");
+  CHECK(Receive(*dlq).at(0).aws_trace_header.empty());
+}

@@ -1,8 +1,8 @@
 // riffle::Account: an AWS account in process, the test double for code written for the
 // services. It holds a region, an account id, one Clock, one fault plan and one switch for
 // the services' limits, and serves each service's API by name and ARN, as the service
-// does: kinesis() today (streams, shards, records, consumers); the Firehose, S3 and SQS
-// roles join it on the same clock, fault plan and switch.
+// does: kinesis() (streams, shards, records, consumers) and sqs() (FIFO queues by URL);
+// the Firehose and S3 roles join it on the same clock, fault plan and switch.
 //
 //   riffle::ManualClock clock;
 //   auto account = riffle::Account::Create({.clock = &clock, .enforce_limits = true}).value();
@@ -32,6 +32,7 @@
 #include "riffle/clock.h"
 #include "riffle/fault_plan.h"
 #include "riffle/kinesis.h"
+#include "riffle/sqs.h"
 #include "riffle/stream.h"
 
 namespace riffle {
@@ -92,6 +93,8 @@ class Account {
 
   // The Kinesis Data Streams API of this account.
   Kinesis& kinesis() { return *kinesis_; }
+  // The SQS API of this account (FIFO queues; riffle/sqs.h).
+  Sqs& sqs() { return *sqs_; }
   // The faults injected into every service of this account.
   FaultPlan& faults();
 
@@ -103,6 +106,7 @@ class Account {
 
   std::unique_ptr<detail::AccountCore> core_;
   std::unique_ptr<Kinesis> kinesis_;
+  std::unique_ptr<Sqs> sqs_;
 };
 
 }  // namespace riffle

@@ -108,6 +108,9 @@ struct SendMessageRequest {
   // Rejected when set: FIFO queues have only the queue-level delay. Kept so ported code
   // gets the service's error.
   std::optional<int> delay_seconds{};
+  // The message system attribute AWSTraceHeader (an X-Ray trace header), returned with the
+  // message. Not counted in the message size, as in SQS; non-empty, message characters.
+  std::optional<std::string_view> aws_trace_header{};
 };
 
 struct SendMessageResult {
@@ -122,6 +125,7 @@ struct SendMessageBatchRequestEntry {
   std::optional<std::string_view> message_deduplication_id{};
   MessageAttributes message_attributes{};
   std::optional<int> delay_seconds{};
+  std::optional<std::string_view> aws_trace_header{};
 };
 
 struct SendMessageBatchResultEntry {
@@ -165,6 +169,7 @@ struct Message {
   int approximate_receive_count = 0;                // Including this receive.
   int64_t sent_timestamp = 0;                       // Milliseconds since the Unix epoch.
   int64_t approximate_first_receive_timestamp = 0;  // Milliseconds since the Unix epoch.
+  std::string aws_trace_header{};                   // Empty when the sender gave none.
 };
 
 struct ReceiveMessageResult {
@@ -244,6 +249,16 @@ class FifoQueue {
       std::span<const ChangeMessageVisibilityBatchRequestEntry> entries);
 
   QueueAttributes GetQueueAttributes();
+
+  // The queue's attributes now (FifoQueueOptions with the values in force).
+  FifoQueueOptions attributes() const;
+  // Replaces every attribute but the name and the clock (which stay) with those of
+  // `options`, validated as Create does. Messages already sent keep their deduplication
+  // entries; a new DelaySeconds applies to messages still delayed as well (as in SQS,
+  // where the queue delay of a FIFO queue is retroactive); a new retention applies to every
+  // message. A redrive policy that would make a loop of dead-letter queues (this queue
+  // included) is InvalidAttributeValue.
+  [[nodiscard]] absl::Status SetAttributes(const FifoQueueOptions& options);
 
   // Deletes every message, in flight or not. Deduplication ids are kept: a message sent
   // again within its 5 minutes is still recognised as a duplicate.

@@ -69,6 +69,19 @@ inline constexpr std::string_view kBatchEntryIdsNotDistinct = "BatchEntryIdsNotD
 inline constexpr std::string_view kEmptyBatchRequest = "EmptyBatchRequest";
 inline constexpr std::string_view kInvalidBatchEntryId = "InvalidBatchEntryId";
 inline constexpr std::string_view kBatchRequestTooLong = "BatchRequestTooLong";
+// A queue URL that names no queue (kNotFound). The service's query-protocol code for it is
+// AWS.SimpleQueueService.NonExistentQueue; its JSON protocol answers this name.
+inline constexpr std::string_view kQueueDoesNotExist = "QueueDoesNotExist";
+// CreateQueue of a name deleted less than 60 seconds ago (kFailedPrecondition).
+inline constexpr std::string_view kQueueDeletedRecently = "QueueDeletedRecently";
+// CreateQueue of an existing name with different attributes (kAlreadyExists).
+inline constexpr std::string_view kQueueNameExists = "QueueNameExists";
+// A second PurgeQueue of a queue within 60 seconds (kFailedPrecondition).
+inline constexpr std::string_view kPurgeQueueInProgress = "PurgeQueueInProgress";
+// An attribute name the operation does not know (kInvalidArgument).
+inline constexpr std::string_view kInvalidAttributeName = "InvalidAttributeName";
+// A request riffle does not serve, such as a standard (non-FIFO) queue (kUnimplemented).
+inline constexpr std::string_view kUnsupportedOperation = "UnsupportedOperation";
 // ---- Sinks ----
 // FileSink: the file system refused a write (canonical code kUnavailable: retried).
 inline constexpr std::string_view kFileSinkIOError = "FileSink.IOError";

@@ -141,10 +141,13 @@ absl::StatusOr<std::unique_ptr<Account>> Account::Create(AccountOptions options)
 }
 
 Account::Account(std::unique_ptr<detail::AccountCore> core)
-    : core_(std::move(core)), kinesis_(std::make_unique<Kinesis>(*core_)) {}
+    : core_(std::move(core)),
+      kinesis_(std::make_unique<Kinesis>(*core_)),
+      sqs_(std::make_unique<Sqs>(*core_)) {}
 
 Account::~Account() {
-  kinesis_.reset();  // before the core it refers to
+  sqs_.reset();  // before the core they refer to
+  kinesis_.reset();
 }
 
 const std::string& Account::region() const { return core_->region(); }

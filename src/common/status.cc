@@ -46,6 +46,12 @@ constexpr std::array kKnownNames = {
     kEmptyBatchRequest,
     kInvalidBatchEntryId,
     kBatchRequestTooLong,
+    kQueueDoesNotExist,
+    kQueueDeletedRecently,
+    kQueueNameExists,
+    kPurgeQueueInProgress,
+    kInvalidAttributeName,
+    kUnsupportedOperation,
     kFileSinkIOError,
 };
 
@@ -190,6 +196,17 @@ absl::StatusCode CanonicalCode(std::string_view name) {
       {kKMSInvalidStateException, C::kFailedPrecondition},
       {kKMSNotFoundException, C::kFailedPrecondition},
       {kKMSOptInRequired, C::kFailedPrecondition},
+      {kInvalidParameterValue, C::kInvalidArgument},
+      {kMissingParameter, C::kInvalidArgument},
+      {kInvalidAttributeValue, C::kInvalidArgument},
+      {kInvalidAttributeName, C::kInvalidArgument},
+      {kReceiptHandleIsInvalid, C::kInvalidArgument},
+      {kMessageNotInflight, C::kFailedPrecondition},
+      {kQueueDoesNotExist, C::kNotFound},
+      {kQueueDeletedRecently, C::kFailedPrecondition},
+      {kQueueNameExists, C::kAlreadyExists},
+      {kPurgeQueueInProgress, C::kFailedPrecondition},
+      {kUnsupportedOperation, C::kUnimplemented},
   };
   for (const Entry& e : kCodes) {
     if (e.name == name) return e.code;

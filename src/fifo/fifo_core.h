@@ -131,6 +131,7 @@ struct FifoSlot {
   absl::uint128 message_id = 0;
   std::string body;
   std::string dedup_id;
+  std::string trace_header;                       // AWSTraceHeader; empty when none.
   std::unique_ptr<MessageAttributes> attributes;  // Null when there are none.
 };
 
@@ -154,6 +155,16 @@ class FifoCore {
     int64_t delay_ns;
   };
   explicit FifoCore(Config config) : config_(config) {}
+
+  const Config& config() const { return config_; }
+  // A new retention and queue delay. Messages still delayed get the new delay from their
+  // arrival (the delayed list stays in arrival order, so stays sorted by deadline).
+  void SetConfig(Config config) {
+    config_ = config;
+    for (uint32_t s = delayed_head_; s != kNil; s = slots_[s].next) {
+      slots_[s].deadline_ns = slots_[s].enqueued_ns + config_.delay_ns;
+    }
+  }
 
   // Applies every time rule due at `now`: delays that ended, visibilities that ended,
   // retention.
@@ -366,6 +377,7 @@ inline void FifoCore::Remove(uint32_t s) {
   slot.state = SlotState::kFree;
   ++slot.generation;  // Every handle of this message is now stale.
   slot.attributes.reset();
+  slot.trace_header.clear();
   // Keep small buffers for reuse; give back large ones so one big message does not pin
   // memory in a slot forever.
   if (slot.body.capacity() > 4096) std::string().swap(slot.body);

@@ -47,6 +47,14 @@ std::unique_lock<std::mutex> LockQueue(std::mutex& mu) {
   return std::unique_lock<std::mutex>(mu);
 }
 
+// Serializes changes of redrive policies, so that the check for a loop of dead-letter
+// queues sees every queue's current dead-letter queue. (A loop would make a receive that
+// moves a message wait on a lock its own thread, or another receive, holds.)
+std::mutex& RedriveTopologyMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
 // A receipt handle decoded outside the lock.
 struct Handle {
   std::string_view text;
@@ -65,6 +73,7 @@ struct FifoQueue::Impl {
     std::string_view group;
     std::string_view body;
     std::string_view dedup_id;
+    std::string_view trace_header;
     absl::uint128 fingerprint;
     const MessageAttributes* attributes;
     char content_hash[64];
@@ -91,6 +100,7 @@ struct FifoQueue::Impl {
     std::string group;
     std::string body;
     std::string dedup_id;
+    std::string trace_header;
     std::unique_ptr<MessageAttributes> attributes;
   };
 
@@ -98,7 +108,9 @@ struct FifoQueue::Impl {
       : options(std::move(o)),
         clock(options.clock ? options.clock : &SystemClock::Default()),
         core({int64_t{options.message_retention_period_seconds} * kNanosPerSecond,
-              int64_t{options.delay_seconds} * kNanosPerSecond}) {
+              int64_t{options.delay_seconds} * kNanosPerSecond}),
+        redrive(options.redrive_policy) {
+    StoreScalars(options);
     std::random_device rd;
     tag = (uint64_t{rd()} << 32) ^ rd() ^ reinterpret_cast<uintptr_t>(this);
     created_s = absl::ToUnixSeconds(clock->Now());
@@ -119,10 +131,23 @@ struct FifoQueue::Impl {
     return last_now;
   }
 
+  // The attributes read without a lock (atomics: SetAttributes may change them).
+  void StoreScalars(const FifoQueueOptions& o) {
+    visibility_timeout_seconds.store(o.visibility_timeout_seconds, std::memory_order_relaxed);
+    maximum_message_size.store(o.maximum_message_size, std::memory_order_relaxed);
+    receive_message_wait_time_seconds.store(o.receive_message_wait_time_seconds,
+                                            std::memory_order_relaxed);
+    content_based_deduplication.store(o.content_based_deduplication, std::memory_order_relaxed);
+    group_scope.store(o.deduplication_scope == DeduplicationScope::kMessageGroup,
+                      std::memory_order_relaxed);
+  }
+
   [[nodiscard]] absl::Status Prepare(std::string_view group, std::string_view body,
                                      const std::optional<std::string_view>& dedup_id,
                                      const MessageAttributes& attributes,
-                                     const std::optional<int>& delay, PreparedSend* out) const;
+                                     const std::optional<int>& delay,
+                                     const std::optional<std::string_view>& trace_header,
+                                     PreparedSend* out) const;
   // Under send_mu: stage a message or recognise a duplicate; returns the serial.
   uint64_t StageLocked(const PreparedSend& p, int64_t now);
   Staged& NextStagingEntry() {
@@ -169,11 +194,14 @@ struct FifoQueue::Impl {
     return !was_ready && core.HasReady() && waiters.load() > 0;
   }
 
-  FifoQueue* dead_letter_queue() const {
-    return options.redrive_policy ? options.redrive_policy->dead_letter_queue : nullptr;
-  }
+  FifoQueue* dead_letter_queue() const { return redrive ? redrive->dead_letter_queue : nullptr; }
 
-  const FifoQueueOptions options;
+  const FifoQueueOptions options;  // As created; the name and clock never change.
+  std::atomic<int> visibility_timeout_seconds{0};
+  std::atomic<int> maximum_message_size{0};
+  std::atomic<int> receive_message_wait_time_seconds{0};
+  std::atomic<bool> content_based_deduplication{false};
+  std::atomic<bool> group_scope{false};  // DeduplicationScope::kMessageGroup
   Clock* const clock;
   uint64_t tag = 0;  // Distinguishes this queue's receipt handles and message ids.
   int64_t created_s = 0;
@@ -199,6 +227,8 @@ struct FifoQueue::Impl {
   int64_t last_now = 0;
   std::vector<Staged> draining;  // Guarded by mu: the staging buffer being drained.
   FifoCore core;
+  // Guarded by mu; changed under RedriveTopologyMutex() too.
+  std::optional<RedrivePolicy> redrive;
   absl::flat_hash_map<std::string, Attempt> attempts;
   std::deque<std::pair<int64_t, std::string>> attempt_order;
   ClockSubscription subscription;  // Last member: unsubscribed before the rest dies.
@@ -245,7 +275,9 @@ struct FifoQueue::Impl {
 absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view body,
                                       const std::optional<std::string_view>& dedup_id,
                                       const MessageAttributes& attributes,
-                                      const std::optional<int>& delay, PreparedSend* out) const {
+                                      const std::optional<int>& delay,
+                                      const std::optional<std::string_view>& trace_header,
+                                      PreparedSend* out) const {
   if (delay) {
     return InvalidParameterValue(fmt::format(
         "DelaySeconds is {}: FIFO queues have no per-message delay, only the queue's DelaySeconds.",
@@ -254,7 +286,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   if (absl::Status s = ValidateFifoId("MessageGroupId", group); !s.ok()) return s;
   if (dedup_id) {
     if (absl::Status s = ValidateFifoId("MessageDeduplicationId", *dedup_id); !s.ok()) return s;
-  } else if (!options.content_based_deduplication) {
+  } else if (!content_based_deduplication.load(std::memory_order_relaxed)) {
     return InvalidParameterValue(
         "The queue should either have ContentBasedDeduplication enabled or "
         "MessageDeduplicationId provided explicitly.");
@@ -266,11 +298,24 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   if (!attributes.empty()) {
     if (absl::Status s = detail::ValidateAttributes(attributes, &bytes); !s.ok()) return s;
   }
-  if (bytes > static_cast<size_t>(options.maximum_message_size)) {
+  const int max_size = maximum_message_size.load(std::memory_order_relaxed);
+  if (bytes > static_cast<size_t>(max_size)) {
     return InvalidParameterValue(
         fmt::format("The message is {} bytes (body and attributes); it must be at most {} bytes "
                     "(MaximumMessageSize).",
-                    bytes, options.maximum_message_size));
+                    bytes, max_size));
+  }
+  if (trace_header) {
+    uint32_t cp = 0;
+    if (trace_header->empty() ||
+        detail::FindInvalidBodyChar(*trace_header, &cp) != std::string_view::npos) {
+      return InvalidParameterValue(
+          "MessageSystemAttribute AWSTraceHeader must be a non-empty string of message "
+          "characters.");
+    }
+    out->trace_header = *trace_header;
+  } else {
+    out->trace_header = {};
   }
   uint32_t cp = 0;
   if (size_t at = detail::FindInvalidBodyChar(body, &cp); at != std::string_view::npos) {
@@ -290,9 +335,8 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
     out->dedup_id = std::string_view(out->content_hash, 64);
   }
   // In message-group scope the same id in two groups names two messages.
-  const uint64_t seed = options.deduplication_scope == DeduplicationScope::kMessageGroup
-                            ? XXH3_64bits(group.data(), group.size())
-                            : 0;
+  const uint64_t seed =
+      group_scope.load(std::memory_order_relaxed) ? XXH3_64bits(group.data(), group.size()) : 0;
   const XXH128_hash_t h = XXH3_128bits_withSeed(out->dedup_id.data(), out->dedup_id.size(), seed);
   out->fingerprint = absl::MakeUint128(h.high64, h.low64);
   return absl::OkStatus();
@@ -307,6 +351,7 @@ uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
   e.group.assign(p.group.data(), p.group.size());
   e.body.assign(p.body.data(), p.body.size());
   e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
+  e.trace_header.assign(p.trace_header.data(), p.trace_header.size());
   if (const uint64_t first = dedup.FindOrInsert(p.fingerprint, next_serial, now);
       first != next_serial) {
     return first;
@@ -338,6 +383,7 @@ void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
     e.group.assign(group.data(), group.size());
     e.body.swap(from.body);
     e.dedup_id.swap(from.dedup_id);
+    e.trace_header.swap(from.trace_header);
     e.attributes = std::move(from.attributes);
     if (staged == 1) staged_hint.store(1);
   }
@@ -361,6 +407,7 @@ void FifoQueue::Impl::DrainLocked() {
     slot.message_id = e.message_id;
     slot.sent_ms = e.sent_ms;
     slot.attributes = std::move(e.attributes);
+    slot.trace_header.swap(e.trace_header);
   }
 }
 
@@ -371,6 +418,7 @@ void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>& out, Taken* t
   m.body.assign(slot.body);
   m.message_group_id.assign(core.group(slot.group).id);
   m.message_deduplication_id.assign(slot.dedup_id);
+  m.aws_trace_header.assign(slot.trace_header);
   if (slot.attributes)
     m.message_attributes = *slot.attributes;
   else
@@ -383,7 +431,7 @@ void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>& out, Taken* t
 
 int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
                                 std::vector<Message>& out, Taken* taken) {
-  const RedrivePolicy* redrive = options.redrive_policy ? &*options.redrive_policy : nullptr;
+  const RedrivePolicy* policy = redrive ? &*redrive : nullptr;
   int n = 0;
   while (n < max && core.HasReady()) {
     const uint32_t g = core.FirstReadyGroup();
@@ -391,10 +439,10 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
     // flight, so the next turn of the outer loop moves to the next group.
     for (uint32_t s = core.GroupHead(g); n < max && s != detail::kNil; s = core.GroupHead(g)) {
       FifoSlot& slot = core.slot(s);
-      if (redrive && slot.receive_count >= redrive->max_receive_count) {
+      if (policy && slot.receive_count >= policy->max_receive_count) {
         // Lock order follows the redrive chain, which has no cycles: a queue's
-        // dead-letter queue exists before the queue.
-        redrive->dead_letter_queue->impl_->AcceptMoved(slot, core.group(g).id);
+        // dead-letter queue exists before the queue, and SetAttributes refuses loops.
+        policy->dead_letter_queue->impl_->AcceptMoved(slot, core.group(g).id);
         core.Remove(s);
         continue;
       }
@@ -505,7 +553,7 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
   Impl::PreparedSend p;
   if (absl::Status s = q.Prepare(request.message_group_id, request.message_body,
                                  request.message_deduplication_id, request.message_attributes,
-                                 request.delay_seconds, &p);
+                                 request.delay_seconds, request.aws_trace_header, &p);
       !s.ok()) {
     return s;
   }
@@ -538,13 +586,14 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
                value.binary_value.size();
     }
   }
-  if (total > static_cast<size_t>(q.options.maximum_message_size)) {
+  const int max_size = q.maximum_message_size.load(std::memory_order_relaxed);
+  if (total > static_cast<size_t>(max_size)) {
     return SqsError(
         kBatchRequestTooLong,
         fmt::format(
             "The batch's messages (bodies and attributes) add up to {} bytes; at most {} are "
             "allowed (MaximumMessageSize).",
-            total, q.options.maximum_message_size));
+            total, max_size));
   }
   SendMessageBatchResult result;
   std::array<Impl::PreparedSend, kMaxBatchEntries> prepared;
@@ -552,7 +601,7 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
     status[i] = q.Prepare(e.message_group_id, e.message_body, e.message_deduplication_id,
-                          e.message_attributes, e.delay_seconds, &prepared[i]);
+                          e.message_attributes, e.delay_seconds, e.aws_trace_header, &prepared[i]);
   }
   std::array<uint64_t, kMaxBatchEntries> serials;
   bool first;
@@ -597,10 +646,12 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
       !s.ok()) {
     return s;
   }
-  const int visibility = request.visibility_timeout.value_or(q.options.visibility_timeout_seconds);
+  const int visibility = request.visibility_timeout.value_or(
+      q.visibility_timeout_seconds.load(std::memory_order_relaxed));
   if (auto s = CheckRange("VisibilityTimeout", visibility, 0, kMaxVisibilitySeconds); !s.ok())
     return s;
-  const int wait = request.wait_time_seconds.value_or(q.options.receive_message_wait_time_seconds);
+  const int wait = request.wait_time_seconds.value_or(
+      q.receive_message_wait_time_seconds.load(std::memory_order_relaxed));
   if (auto s = CheckRange("WaitTimeSeconds", wait, 0, 20); !s.ok()) return s;
   const std::string_view attempt_id = request.receive_request_attempt_id;
   if (!attempt_id.empty()) {
@@ -693,6 +744,68 @@ QueueAttributes FifoQueue::GetQueueAttributes() {
   q.DrainLocked();
   q.core.Advance(q.NowLocked(read));
   return {q.core.visible_count(), q.core.in_flight_count(), q.core.delayed_count(), q.created_s};
+}
+
+FifoQueueOptions FifoQueue::attributes() const {
+  Impl& q = *impl_;
+  FifoQueueOptions o;
+  o.name = q.options.name;
+  o.clock = q.options.clock;
+  o.visibility_timeout_seconds = q.visibility_timeout_seconds.load(std::memory_order_relaxed);
+  o.maximum_message_size = q.maximum_message_size.load(std::memory_order_relaxed);
+  o.receive_message_wait_time_seconds =
+      q.receive_message_wait_time_seconds.load(std::memory_order_relaxed);
+  o.content_based_deduplication = q.content_based_deduplication.load(std::memory_order_relaxed);
+  o.deduplication_scope = q.group_scope.load(std::memory_order_relaxed)
+                              ? DeduplicationScope::kMessageGroup
+                              : DeduplicationScope::kQueue;
+  auto lock = LockQueue(q.mu);
+  const FifoCore::Config c = q.core.config();
+  o.message_retention_period_seconds = static_cast<int>(c.retention_ns / kNanosPerSecond);
+  o.delay_seconds = static_cast<int>(c.delay_ns / kNanosPerSecond);
+  o.redrive_policy = q.redrive;
+  return o;
+}
+
+absl::Status FifoQueue::SetAttributes(const FifoQueueOptions& options) {
+  Impl& q = *impl_;
+  FifoQueueOptions o = options;
+  o.name = q.options.name;
+  o.clock = q.options.clock;
+  if (absl::Status s = detail::ValidateOptions(o); !s.ok()) return s;
+  std::lock_guard<std::mutex> topology(RedriveTopologyMutex());
+  FifoQueue* const new_dlq = o.redrive_policy ? o.redrive_policy->dead_letter_queue : nullptr;
+  // Walk the chain from the new dead-letter queue: reaching this queue would be a loop.
+  for (FifoQueue* at = new_dlq; at != nullptr;) {
+    if (at == this) {
+      return SqsError(kInvalidAttributeValue,
+                      fmt::format("RedrivePolicy of {} would make a loop of dead-letter queues.",
+                                  q.options.name));
+    }
+    Impl& next = *at->impl_;
+    auto lock = LockQueue(next.mu);
+    at = next.dead_letter_queue();
+  }
+  q.StoreScalars(o);
+  FifoQueue* old_dlq;
+  {
+    const int64_t read = q.ReadClock();
+    auto lock = LockQueue(q.mu);
+    q.DrainLocked();
+    q.core.SetConfig({int64_t{o.message_retention_period_seconds} * kNanosPerSecond,
+                      int64_t{o.delay_seconds} * kNanosPerSecond});
+    q.core.Advance(q.NowLocked(read));
+    old_dlq = q.dead_letter_queue();
+    q.redrive = o.redrive_policy;
+  }
+  if (new_dlq != nullptr) new_dlq->impl_->redrive_sources.fetch_add(1);
+  if (old_dlq != nullptr) old_dlq->impl_->redrive_sources.fetch_sub(1);
+  // A shorter delay may have made messages visible: wake long polls to look.
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    q.cv.notify_all();
+  }
+  return absl::OkStatus();
 }
 
 void FifoQueue::PurgeQueue() {
