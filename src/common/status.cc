@@ -47,6 +47,14 @@ constexpr std::array kKnownNames = {
     kInvalidBatchEntryId,
     kBatchRequestTooLong,
     kFileSinkIOError,
+    kNoSuchBucket,
+    kNoSuchKey,
+    kBucketAlreadyOwnedByYou,
+    kInvalidBucketName,
+    kBucketNotEmpty,
+    kS3InvalidArgument,
+    kInternalError,
+    kSlowDown,
 };
 
 std::string_view FindKnown(std::string_view name) {
@@ -190,6 +198,14 @@ absl::StatusCode CanonicalCode(std::string_view name) {
       {kKMSInvalidStateException, C::kFailedPrecondition},
       {kKMSNotFoundException, C::kFailedPrecondition},
       {kKMSOptInRequired, C::kFailedPrecondition},
+      {kNoSuchBucket, C::kNotFound},
+      {kNoSuchKey, C::kNotFound},
+      {kBucketAlreadyOwnedByYou, C::kAlreadyExists},
+      {kInvalidBucketName, C::kInvalidArgument},
+      {kBucketNotEmpty, C::kFailedPrecondition},
+      {kS3InvalidArgument, C::kInvalidArgument},
+      {kInternalError, C::kInternal},
+      {kSlowDown, C::kResourceExhausted},
   };
   for (const Entry& e : kCodes) {
     if (e.name == name) return e.code;
