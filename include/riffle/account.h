@@ -31,7 +31,9 @@
 #include "absl/time/time.h"
 #include "riffle/clock.h"
 #include "riffle/fault_plan.h"
+#include "riffle/firehose.h"
 #include "riffle/kinesis.h"
+#include "riffle/s3.h"
 #include "riffle/stream.h"
 
 namespace riffle {
@@ -92,6 +94,10 @@ class Account {
 
   // The Kinesis Data Streams API of this account.
   Kinesis& kinesis() { return *kinesis_; }
+  // The Amazon Data Firehose API of this account (delivery streams into its buckets).
+  Firehose& firehose() { return *firehose_; }
+  // The account's S3 buckets (what a delivery stream writes, read back by a test).
+  S3& s3() { return *s3_; }
   // The faults injected into every service of this account.
   FaultPlan& faults();
 
@@ -103,6 +109,8 @@ class Account {
 
   std::unique_ptr<detail::AccountCore> core_;
   std::unique_ptr<Kinesis> kinesis_;
+  std::unique_ptr<S3> s3_;
+  std::unique_ptr<Firehose> firehose_;
 };
 
 }  // namespace riffle

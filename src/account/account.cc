@@ -141,9 +141,14 @@ absl::StatusOr<std::unique_ptr<Account>> Account::Create(AccountOptions options)
 }
 
 Account::Account(std::unique_ptr<detail::AccountCore> core)
-    : core_(std::move(core)), kinesis_(std::make_unique<Kinesis>(*core_)) {}
+    : core_(std::move(core)),
+      kinesis_(std::make_unique<Kinesis>(*core_)),
+      s3_(std::make_unique<S3>(*core_)),
+      firehose_(std::make_unique<Firehose>(*core_, *kinesis_, *s3_)) {}
 
 Account::~Account() {
+  firehose_.reset();  // delivers what it buffered into the buckets, reading the streams
+  s3_.reset();
   kinesis_.reset();  // before the core it refers to
 }
 
