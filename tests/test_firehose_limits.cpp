@@ -139,3 +139,49 @@ TEST_CASE("Control plane: five calls per second per operation", "[account][fireh
   CHECK(firehose.ListDeliveryStreams().ok());
   CHECK(firehose.DescribeDeliveryStream({.delivery_stream_name = "s"}).ok());
 }
+
+TEST_CASE("KinesisStreamAsSource reads each shard once per second with the limits on",
+          "[account][firehose]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, /*limits=*/true);
+  REQUIRE(account->kinesis().CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  const std::string stream_arn = account->StreamArn("orders");
+  REQUIRE(account->firehose()
+              .CreateDeliveryStream(
+                  {.delivery_stream_name = "k",
+                   .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+                   .kinesis_stream_source_configuration =
+                       riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn = stream_arn},
+                   .extended_s3_destination_configuration =
+                       riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
+                                                                      "arn:aws:s3:::deliveries"}})
+              .ok());
+  riffle::DeliveryStream* ds = account->firehose().FindDeliveryStream("k");
+  auto put = [&](std::string_view data) {
+    REQUIRE(account->kinesis()
+                .PutRecord({.stream_name = "orders", .partition_key = "p", .data = data})
+                .ok());
+  };
+  put("a");
+  (void)account->firehose().Poll();
+  CHECK(ds->GetMetrics().incoming_records == 1);
+  put("b");
+  for (int i = 0; i < 3; ++i) (void)account->firehose().Poll();
+  CHECK(ds->GetMetrics().incoming_records == 1);  // not again within the second
+  // The shard's other readers still have their reads in this second.
+  auto it = account->kinesis().GetShardIterator(
+      {.stream_name = "orders",
+       .shard_id = "shardId-000000000000",
+       .shard_iterator_type = riffle::ShardIteratorType::kTrimHorizon});
+  REQUIRE(it.ok());
+  auto read = account->kinesis().GetRecords({.shard_iterator = it->shard_iterator});
+  REQUIRE(read.ok());
+  CHECK(read->result.records.size() == 2);
+  clock.Advance(absl::Milliseconds(999));
+  (void)account->firehose().Poll();
+  CHECK(ds->GetMetrics().incoming_records == 1);
+  clock.Advance(absl::Milliseconds(1));
+  (void)account->firehose().Poll();
+  CHECK(ds->GetMetrics().incoming_records == 2);
+}

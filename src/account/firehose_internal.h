@@ -50,6 +50,7 @@ struct DeliveryStreamEntry {
   // it is destroyed first).
   std::shared_ptr<BucketStore> bucket;
   std::shared_ptr<Stream> source_stream;
+  std::unique_ptr<RecordSource> paced_source;  // limits on: source_stream, paced
   std::unique_ptr<DeliveryStream> stream;
 
   // Guarded by the registry's mutex.

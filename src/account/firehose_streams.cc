@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "account/firehose_internal.h"
+#include "account/firehose_source.h"
 #include "common/names.h"
 #include "common/validation.h"
 #include "fmt/format.h"
@@ -299,7 +300,13 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
       in.delivery_stream_options != nullptr ? *in.delivery_stream_options : DeliveryStreamOptions{};
   o.delivery_stream_name = name;
   o.version = 1;
-  if (source) {
+  // With the limits on, the stream is read as the service reads it: one GetRecords per
+  // shard per second, leaving the rest of the shard's 5 reads/s to its other readers.
+  std::unique_ptr<RecordSource> paced;
+  if (source && core_.limits) {
+    paced = std::make_unique<detail::PacedSource>(source, /*interval_ms=*/1000);
+    o.source = StreamSource{paced.get()};
+  } else if (source) {
     o.source = StreamSource{source.get()};
   } else {
     o.source = DirectPutSource{};
@@ -355,6 +362,7 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
     if (!ds.ok()) return ds.status();
     entry->bucket = std::move(bucket);
     entry->source_stream = std::move(source);
+    entry->paced_source = std::move(paced);
     entry->stream = *std::move(ds);
     if (entry->own_thread) {
       if (absl::Status s = entry->stream->Start(); !s.ok()) return s;
