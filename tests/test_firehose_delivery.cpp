@@ -179,3 +179,49 @@ TEST_CASE("DirectPut into a bucket backed by a directory, GZIP objects",
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("Deleting the source stream while a delivery stream reads it is safe",
+          "[account][firehose][s3]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  CreateStream(account->kinesis(), "orders", 1);
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  const std::string stream_arn = account->StreamArn("orders");
+  REQUIRE(account->firehose()
+              .CreateDeliveryStream(
+                  {.delivery_stream_name = "k",
+                   .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+                   .kinesis_stream_source_configuration =
+                       riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn = stream_arn},
+                   .extended_s3_destination_configuration =
+                       riffle::ExtendedS3DestinationConfiguration{
+                           .bucket_arn = "arn:aws:s3:::deliveries",
+                           .buffering_hints =
+                               riffle::BufferingHints{.size_in_mbs = 1, .interval_in_seconds = 0}}})
+              .ok());
+  REQUIRE(account->kinesis()
+              .PutRecord({.stream_name = "orders", .partition_key = "p", .data = "before"})
+              .ok());
+  REQUIRE(account->kinesis().DeleteStream({.stream_name = "orders"}).ok());
+  for (int i = 0; i < 3; ++i) {
+    (void)account->firehose().Poll();
+    clock.Advance(absl::Seconds(1));
+  }
+  auto list = account->s3().ListObjectsV2({.bucket = "deliveries"});
+  REQUIRE(list->contents.size() == 1);
+  CHECK(account->s3().GetObject({.bucket = "deliveries", .key = list->contents[0].key})->body ==
+        "before");
+  // The delivery stream is still described; a new one cannot name the deleted stream.
+  CHECK(account->firehose().DescribeDeliveryStream({.delivery_stream_name = "k"}).ok());
+  CHECK(riffle::IsInvalidArgumentException(
+      account->firehose()
+          .CreateDeliveryStream(
+              {.delivery_stream_name = "k2",
+               .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+               .kinesis_stream_source_configuration =
+                   riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn = stream_arn},
+               .extended_s3_destination_configuration =
+                   riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
+                                                                  "arn:aws:s3:::deliveries"}})
+          .status()));
+}

@@ -65,6 +65,12 @@ TEST_CASE("The fault plan fails Firehose operations by their names", "[account][
   CHECK(ErrorOf(f.firehose().DescribeDeliveryStream({.delivery_stream_name = "s"})) ==
         Error{riffle::kInternalFailure, "Internal failure."});
   CHECK(f.firehose().DescribeDeliveryStream({.delivery_stream_name = "s"}).ok());
+  // The service's wording for a delivery stream when the rule gives no message.
+  f.account->faults().Add(
+      FaultRule::FailNext("ListTagsForDeliveryStream", 1, riffle::kResourceNotFoundException));
+  CHECK(ErrorOf(f.firehose().ListTagsForDeliveryStream({.delivery_stream_name = "s"})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Firehose s under account 000000000000 not found."});
   const absl::Time before = f.clock.Now();
   const std::vector<riffle::FirehoseRecord> one{{"b"}};
   CHECK(f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = one}).ok());

@@ -94,8 +94,8 @@ TEST_CASE("DirectPut: 100,000 records/s, 1,000 requests/s, 1 MiB/s in the other 
   CHECK(over->failed_put_count == 300);
   clock.Advance(absl::Seconds(1));
   // 1 MiB/s: a 1,048,577-byte batch cannot pass in one second.
-  const std::vector<riffle::FirehoseRecord> bytes{{std::string(1'000'000, 'b')},
-                                                  {std::string(48'577, 'b')}};
+  const std::string large(1'000'000, 'b'), rest(48'577, 'b');
+  const std::vector<riffle::FirehoseRecord> bytes{{large}, {rest}};
   auto big = firehose.PutRecordBatch({.delivery_stream_name = "s", .records = bytes});
   CHECK(big->failed_put_count == 1);
   CHECK(big->request_responses[1].error_code == "ServiceUnavailableException");

@@ -23,9 +23,10 @@
 //
 // States move on the account's clock: a new delivery stream is CREATING for
 // AccountOptions::create_duration (puts: ResourceNotFoundException, nothing is read), then
-// ACTIVE; a deleted one is DELETING for delete_duration (puts refused), then gone: it then
-// delivers what it buffered (DeliveryStream::Close, which waits on the clock for retries of
-// a bucket that fails writes: with a ManualClock, clear such faults first).
+// ACTIVE; a deleted one is DELETING for delete_duration (puts are still accepted, as the
+// service may), then gone: it then delivers what it buffered (DeliveryStream::Close, which
+// waits on the clock for retries of a bucket that fails writes: with a ManualClock, clear
+// such faults first).
 //
 // Errors are the service's (docs/aws-account.md has the table): ValidationException for a
 // member that breaks its constraint, InvalidArgumentException, ResourceNotFoundException
@@ -70,7 +71,7 @@ class Firehose {
   // destination the account does not have, a source configuration with DirectPut or none
   // with KinesisStreamAsSource, a CompressionFormat DeliveryStream cannot write, a
   // processor or partitioning function missing while enabled, a Prefix the DeliveryStream
-  // refuses; LimitExceededException for more than 50 tags.
+  // refuses, a tag key starting with "aws:".
   [[nodiscard]] absl::StatusOr<CreateDeliveryStreamOutput> CreateDeliveryStream(
       const CreateDeliveryStreamInput& input);
   // DELETING for AccountOptions::delete_duration, then gone (see above).

@@ -65,7 +65,22 @@ absl::Status AdmitFirehose(AccountCore& core, std::string_view operation, std::s
   if (!core.faults.active()) [[likely]] {
     return absl::OkStatus();
   }
-  return core.Inject(operation, name, arn, {});
+  std::optional<FaultInjection> f =
+      core.faults.Evaluate(operation, name, arn, {}, FaultScope::kRequest);
+  if (!f) return absl::OkStatus();
+  if (f->latency > absl::ZeroDuration()) core.Delay(f->latency);
+  if (f->error.empty()) return absl::OkStatus();
+  if (!f->message.empty()) return NamedError(f->error, f->message);
+  // The service's wording for a delivery stream, where it differs from Kinesis'.
+  if (f->error == kResourceNotFoundException && !name.empty()) {
+    return NamedError(
+        f->error, fmt::format("Firehose {} under account {} not found.", name, core.account_id()));
+  }
+  if (f->error == kLimitExceededException || f->error == kThrottlingException) {
+    return NamedError(f->error, fmt::format("Rate exceeded for {} under account {}.", operation,
+                                            core.account_id()));
+  }
+  return NamedError(f->error, InjectedMessage(f->error, operation, name, core.account_id(), {}));
 }
 
 }  // namespace detail

@@ -85,20 +85,21 @@ absl::StatusOr<std::shared_ptr<BucketStore>> BucketStore::Create(AccountCore& co
   for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     const fs::path rel = it->path().lexically_relative(root);
+    std::error_code entry_ec;
     if (rel.begin() != rel.end() && *rel.begin() == ".riffle-tmp") {
-      if (it->is_directory()) it.disable_recursion_pending();
+      if (it->is_directory(entry_ec)) it.disable_recursion_pending();
       continue;
     }
-    if (!it->is_regular_file(ec)) continue;
+    if (!it->is_regular_file(entry_ec)) continue;
     std::ifstream f(it->path(), std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     const std::string key = rel.generic_string();
     if (key.size() > kMaxObjectKeyBytes) continue;
-    const auto mtime = fs::last_write_time(it->path(), ec);
-    const int64_t ms = ec ? b->created_ms_
-                          : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::file_clock::to_sys(mtime).time_since_epoch())
-                                .count();
+    const auto mtime = fs::last_write_time(it->path(), entry_ec);
+    const int64_t ms = entry_ec ? b->created_ms_
+                                : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                                      .count();
     b->objects_[key] = Meta{.size = static_cast<int64_t>(bytes.size()),
                             .etag = ETagOf(bytes),
                             .last_modified_ms = ms,
