@@ -73,7 +73,8 @@ struct CreateDeliveryStreamInput {
   // The account sets the name, source, sink, clock and everything the members above name.
   const DeliveryStreamOptions* delivery_stream_options = nullptr;
   // riffle: deliver on a thread of the delivery stream's own (DeliveryStream::Start),
-  // instead of the host's Firehose::Poll calls. Default false.
+  // instead of the host's Firehose::Poll calls; it starts at once, even while CREATING.
+  // Default false.
   bool own_thread = false;
 };
 
