@@ -50,6 +50,32 @@ AccountPipeline::AccountPipeline(const std::string& name, int shards,
   stream_ = account_->kinesis().FindStream(name_);
 }
 
+riffle::DeliveryStream* AccountPipeline::DeliverToBucket(const std::string& delivery_name,
+                                                         const std::string& directory, bool gzip) {
+  constexpr std::string_view kBucket = "riffle-demo-out";
+  if (auto s = account_->s3().CreateBucket({.bucket = kBucket, .directory = directory}); !s.ok()) {
+    Die("CreateBucket", s.status());
+  }
+  const std::string stream_arn = account_->StreamArn(name_);
+  const std::string bucket_arn = riffle::S3::BucketArn(kBucket);
+  riffle::CreateDeliveryStreamInput in{
+      .delivery_stream_name = delivery_name,
+      .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+      .kinesis_stream_source_configuration =
+          riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn = stream_arn},
+      .extended_s3_destination_configuration =
+          riffle::ExtendedS3DestinationConfiguration{
+              .bucket_arn = bucket_arn,
+              .buffering_hints = riffle::BufferingHints{.size_in_mbs = 4, .interval_in_seconds = 1},
+              .compression_format = gzip ? "GZIP" : "UNCOMPRESSED",
+              .processing_configuration = {.enabled = true, .append_delimiter_to_record = true}},
+      .own_thread = true};
+  if (auto s = account_->firehose().CreateDeliveryStream(in); !s.ok()) {
+    Die("CreateDeliveryStream", s.status());
+  }
+  return account_->firehose().FindDeliveryStream(delivery_name);
+}
+
 void AccountPipeline::Produce(int producer, uint64_t share, int keys_per_producer,
                               std::size_t record_bytes, std::atomic<uint64_t>& put,
                               std::atomic<uint64_t>& put_errors) {

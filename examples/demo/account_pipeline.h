@@ -3,7 +3,9 @@
 // service refuses, polling readers read by the iterator strings GetShardIterator and
 // GetRecords hand out, and reshards go through SplitShard and MergeShards by name. With
 // --limits the account enforces the service's limits, so producers are throttled (1,000
-// records/s per shard) and visibly retry, and readers share 5 reads/s per shard.
+// records/s per shard) and visibly retry, and readers share 5 reads/s per shard. With --out
+// the stream is delivered by a KinesisStreamAsSource delivery stream of the account into a
+// bucket backed by the output directory.
 #ifndef RIFFLE_EXAMPLES_DEMO_ACCOUNT_PIPELINE_H_
 #define RIFFLE_EXAMPLES_DEMO_ACCOUNT_PIPELINE_H_
 
@@ -28,6 +30,13 @@ class AccountPipeline {
   // The Stream behind the name, for what reads a stream in process (consumers, the delivery
   // stream's source).
   riffle::Stream& stream() { return *stream_; }
+
+  // Creates the bucket "riffle-demo-out" backed by `directory` and the KinesisStreamAsSource
+  // delivery stream `delivery_name` reading the stream into it (GZIP objects with `gzip`),
+  // delivering on its own thread; returns the DeliveryStream behind it (its metrics, Close),
+  // owned by the account. Exits the demo on error.
+  riffle::DeliveryStream* DeliverToBucket(const std::string& delivery_name,
+                                          const std::string& directory, bool gzip);
 
   // Producer `producer`: `share` records over its keys (record i uses key i mod keys, as
   // the in-process producers), put in PutRecords batches of one record per key so that a

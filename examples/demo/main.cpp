@@ -3,7 +3,9 @@
 // --reshard the stream splits and merges while producers run; with --out DIR a
 // DeliveryStream fed by the stream writes the records into DIR laid out like a bucket.
 // With --account the pipeline runs through a riffle::Account as code written for the service
-// would (account_pipeline.h), and --limits adds the service's limits.
+// would (account_pipeline.h), and --limits adds the service's limits; --account --out DIR
+// delivers through a KinesisStreamAsSource delivery stream of the account into a bucket
+// backed by DIR, checked as the other --out runs are.
 // A progress line shows the rates; a summary (and with --json, one JSON object as the last
 // line) ends the run. The exit status is 0 when nothing was lost or reordered. With
 // --kafka mock|HOST:PORT the same pipeline runs on a Kafka topic (kafka_pipeline.cpp).
@@ -42,7 +44,8 @@ constexpr char kUsage[] =
     "                   [--out DIR [--gzip]] [--load N] [--json] [--kafka mock|HOST:PORT]\n"
     "                   [--account [--limits]]\n"
     "  --account  run through an account: streams by name, puts by PutRecords with retries,\n"
-    "             reads by iterator strings\n"
+    "             reads by iterator strings; with --out, a KinesisStreamAsSource delivery\n"
+    "             stream of the account writes into a bucket backed by DIR\n"
     "  --limits   (implies --account) the service's limits: producers are throttled and retry\n"
     "             (default --records 20000 then)\n";
 
@@ -254,12 +257,18 @@ int main(int argc, char** argv) {
 
   // The delivery stream reads from LATEST as of its creation: create it before any put.
   std::unique_ptr<riffle::FileSink> sink;
-  std::unique_ptr<riffle::DeliveryStream> delivery;
+  std::unique_ptr<riffle::DeliveryStream> own_delivery;
+  riffle::DeliveryStream* delivery = nullptr;
   if (!flags.out.empty()) {
     std::error_code ec;
     if (std::filesystem::exists(flags.out, ec) && !std::filesystem::is_empty(flags.out, ec)) {
       Usage("--out " + flags.out + " must be empty or missing (the demo checks what it wrote)");
     }
+  }
+  if (!flags.out.empty() && pipeline) {
+    // Through the account: a KinesisStreamAsSource delivery stream into a bucket on DIR.
+    delivery = pipeline->DeliverToBucket("riffle-demo-delivery", flags.out, flags.gzip);
+  } else if (!flags.out.empty()) {
     auto s = riffle::FileSink::Create({.directory = flags.out});
     if (!s.ok()) Die("FileSink", s.status());
     sink = *std::move(s);
@@ -273,7 +282,8 @@ int main(int argc, char** argv) {
     d.append_newline_delimiter = true;
     auto ds = riffle::DeliveryStream::Create(std::move(d));
     if (!ds.ok()) Die("DeliveryStream", ds.status());
-    delivery = *std::move(ds);
+    own_delivery = *std::move(ds);
+    delivery = own_delivery.get();
     if (absl::Status st = delivery->Start(); !st.ok()) Die("Start", st);
   }
 

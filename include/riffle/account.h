@@ -1,8 +1,9 @@
 // riffle::Account: an AWS account in process, the test double for code written for the
 // services. It holds a region, an account id, one Clock, one fault plan and one switch for
 // the services' limits, and serves each service's API by name and ARN, as the service
-// does: kinesis() (streams, shards, records, consumers) and sqs() (FIFO queues by URL);
-// the Firehose and S3 roles join it on the same clock, fault plan and switch.
+// does: kinesis() (streams, shards, records, consumers), firehose() (delivery streams),
+// s3() (the buckets they deliver into) and sqs() (FIFO queues by URL), all on the same
+// clock, fault plan and switch.
 //
 //   riffle::ManualClock clock;
 //   auto account = riffle::Account::Create({.clock = &clock, .enforce_limits = true}).value();
@@ -31,7 +32,9 @@
 #include "absl/time/time.h"
 #include "riffle/clock.h"
 #include "riffle/fault_plan.h"
+#include "riffle/firehose.h"
 #include "riffle/kinesis.h"
+#include "riffle/s3.h"
 #include "riffle/sqs.h"
 #include "riffle/stream.h"
 
@@ -93,6 +96,10 @@ class Account {
 
   // The Kinesis Data Streams API of this account.
   Kinesis& kinesis() { return *kinesis_; }
+  // The Amazon Data Firehose API of this account (delivery streams into its buckets).
+  Firehose& firehose() { return *firehose_; }
+  // The account's S3 buckets (what a delivery stream writes, read back by a test).
+  S3& s3() { return *s3_; }
   // The SQS API of this account (FIFO queues; riffle/sqs.h).
   Sqs& sqs() { return *sqs_; }
   // The faults injected into every service of this account.
@@ -106,6 +113,8 @@ class Account {
 
   std::unique_ptr<detail::AccountCore> core_;
   std::unique_ptr<Kinesis> kinesis_;
+  std::unique_ptr<S3> s3_;
+  std::unique_ptr<Firehose> firehose_;
   std::unique_ptr<Sqs> sqs_;
 };
 

@@ -122,6 +122,9 @@ class Kinesis {
   // Consumer, a DeliveryStream's source); nullptr when there is none (or it is CREATING).
   // Valid until the stream is deleted.
   Stream* FindStream(std::string_view name_or_arn);
+  // riffle: the same, shared: the Stream stays alive (it gets no new records once deleted)
+  // while a pointer to it is held. nullptr when there is none (or it is CREATING).
+  std::shared_ptr<Stream> ShareStream(std::string_view name_or_arn);
 
  private:
   absl::Status DeleteStreamLocked(const DeleteStreamInput& input);

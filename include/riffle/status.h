@@ -53,6 +53,17 @@ inline constexpr std::string_view kServiceUnavailable = "ServiceUnavailable";
 inline constexpr std::string_view kThrottlingException = "ThrottlingException";
 // ---- Firehose ----
 inline constexpr std::string_view kServiceUnavailableException = "ServiceUnavailableException";
+// ---- S3 (the account's buckets) ----
+inline constexpr std::string_view kNoSuchBucket = "NoSuchBucket";
+inline constexpr std::string_view kNoSuchKey = "NoSuchKey";
+inline constexpr std::string_view kBucketAlreadyOwnedByYou = "BucketAlreadyOwnedByYou";
+inline constexpr std::string_view kInvalidBucketName = "InvalidBucketName";
+inline constexpr std::string_view kBucketNotEmpty = "BucketNotEmpty";
+// S3's name for a malformed member (MaxKeys, ContinuationToken, a key).
+inline constexpr std::string_view kS3InvalidArgument = "InvalidArgument";
+// S3's server-side failures (riffle produces them only through a fault plan).
+inline constexpr std::string_view kInternalError = "InternalError";
+inline constexpr std::string_view kSlowDown = "SlowDown";
 // ---- Kinesis Client Library (Consumer) ----
 inline constexpr std::string_view kShutdownException = "ShutdownException";
 // A checkpoint the stream does not recognise (another stream, or truncated).
@@ -129,6 +140,8 @@ inline bool IsExpiredNextTokenException(const absl::Status& s) {
   return HasErrorName(s, kExpiredNextTokenException);
 }
 inline bool IsInternalFailure(const absl::Status& s) { return HasErrorName(s, kInternalFailure); }
+inline bool IsNoSuchBucket(const absl::Status& s) { return HasErrorName(s, kNoSuchBucket); }
+inline bool IsNoSuchKey(const absl::Status& s) { return HasErrorName(s, kNoSuchKey); }
 
 // The message without the name, as a std::string (absl::string_view is not
 // std::string_view in Debian's Abseil build).

@@ -143,11 +143,15 @@ absl::StatusOr<std::unique_ptr<Account>> Account::Create(AccountOptions options)
 Account::Account(std::unique_ptr<detail::AccountCore> core)
     : core_(std::move(core)),
       kinesis_(std::make_unique<Kinesis>(*core_)),
+      s3_(std::make_unique<S3>(*core_)),
+      firehose_(std::make_unique<Firehose>(*core_, *kinesis_, *s3_)),
       sqs_(std::make_unique<Sqs>(*core_)) {}
 
 Account::~Account() {
-  sqs_.reset();  // before the core they refer to
-  kinesis_.reset();
+  sqs_.reset();       // before the core it refers to
+  firehose_.reset();  // delivers what it buffered into the buckets, reading the streams
+  s3_.reset();
+  kinesis_.reset();  // before the core it refers to
 }
 
 const std::string& Account::region() const { return core_->region(); }

@@ -92,6 +92,21 @@ Stream* Kinesis::FindStream(std::string_view name_or_arn) {
   return e->stream.get();
 }
 
+std::shared_ptr<Stream> Kinesis::ShareStream(std::string_view name_or_arn) {
+  detail::EpochGuard guard;
+  StreamEntry* e = nullptr;
+  const bool arn = name_or_arn.substr(0, 4) == "arn:";
+  if (!detail::ResolveStream(core_, *registry_, arn ? std::string_view() : name_or_arn,
+                             arn ? name_or_arn : std::string_view(), StreamAccess::kData, &e)
+           .ok()) {
+    return nullptr;
+  }
+  for (std::shared_ptr<StreamEntry>& entry : registry_->All()) {
+    if (entry.get() == e) return std::shared_ptr<Stream>(entry, entry->stream.get());
+  }
+  return nullptr;
+}
+
 // ---- helpers of the control plane (REQUIRE the registry's mutex) ----
 
 namespace {

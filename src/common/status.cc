@@ -53,6 +53,14 @@ constexpr std::array kKnownNames = {
     kInvalidAttributeName,
     kUnsupportedOperation,
     kFileSinkIOError,
+    kNoSuchBucket,
+    kNoSuchKey,
+    kBucketAlreadyOwnedByYou,
+    kInvalidBucketName,
+    kBucketNotEmpty,
+    kS3InvalidArgument,
+    kInternalError,
+    kSlowDown,
 };
 
 std::string_view FindKnown(std::string_view name) {
@@ -207,6 +215,14 @@ absl::StatusCode CanonicalCode(std::string_view name) {
       {kQueueNameExists, C::kAlreadyExists},
       {kPurgeQueueInProgress, C::kFailedPrecondition},
       {kUnsupportedOperation, C::kUnimplemented},
+      {kNoSuchBucket, C::kNotFound},
+      {kNoSuchKey, C::kNotFound},
+      {kBucketAlreadyOwnedByYou, C::kAlreadyExists},
+      {kInvalidBucketName, C::kInvalidArgument},
+      {kBucketNotEmpty, C::kFailedPrecondition},
+      {kS3InvalidArgument, C::kInvalidArgument},
+      {kInternalError, C::kInternal},
+      {kSlowDown, C::kResourceExhausted},
   };
   for (const Entry& e : kCodes) {
     if (e.name == name) return e.code;

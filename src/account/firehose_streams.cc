@@ -1,0 +1,529 @@
+// Firehose: the control plane (create, describe, list, delete) and the host-driven step.
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "account/firehose_internal.h"
+#include "account/firehose_source.h"
+#include "common/names.h"
+#include "common/validation.h"
+#include "fmt/format.h"
+#include "riffle/firehose.h"
+#include "riffle/kinesis.h"
+#include "riffle/s3.h"
+#include "riffle/status.h"
+
+namespace riffle {
+
+using detail::DeliveryStreamEntry;
+using detail::Violations;
+
+std::string_view DeliveryStreamTypeName(DeliveryStreamType type) {
+  return type == DeliveryStreamType::kKinesisStreamAsSource ? "KinesisStreamAsSource" : "DirectPut";
+}
+
+namespace detail {
+
+FirehoseRates FirehoseRatesFor(std::string_view region) {
+  // The quota page: us-east-1, us-west-2 and eu-west-1 have the larger DirectPut quota.
+  if (region == "us-east-1" || region == "us-west-2" || region == "eu-west-1") {
+    return {.records_per_second = 500'000,
+            .requests_per_second = 2'000,
+            .bytes_per_second = 5ull << 20};
+  }
+  return {
+      .records_per_second = 100'000, .requests_per_second = 1'000, .bytes_per_second = 1ull << 20};
+}
+
+absl::Status DeliveryStreamNotFound(std::string_view name, std::string_view account_id) {
+  return ResourceNotFoundError(
+      fmt::format("Firehose {} under account {} not found.", name, account_id));
+}
+
+absl::Status CheckFirehoseCallRate(AccountCore& core, std::string_view operation) {
+  // Five calls per second each, per account (the service's quota page).
+  static constexpr std::string_view kControlPlane[] = {
+      "CreateDeliveryStream",     "DeleteDeliveryStream", "DescribeDeliveryStream",
+      "ListDeliveryStreams",      "TagDeliveryStream",    "UntagDeliveryStream",
+      "ListTagsForDeliveryStream"};
+  constexpr int kPerSecond = 5;
+  if (std::find(std::begin(kControlPlane), std::end(kControlPlane), operation) ==
+      std::end(kControlPlane)) {
+    return absl::OkStatus();
+  }
+  if (core.TakeCall(operation, "firehose", kPerSecond)) return absl::OkStatus();
+  return LimitExceededError(
+      fmt::format("Rate exceeded for {} under account {}: at most {} calls per second.", operation,
+                  core.account_id(), kPerSecond));
+}
+
+absl::Status AdmitFirehose(AccountCore& core, std::string_view operation, std::string_view name,
+                           std::string_view arn) {
+  if (core.limits) {
+    if (absl::Status s = CheckFirehoseCallRate(core, operation); !s.ok()) return s;
+  }
+  if (!core.faults.active()) [[likely]] {
+    return absl::OkStatus();
+  }
+  std::optional<FaultInjection> f =
+      core.faults.Evaluate(operation, name, arn, {}, FaultScope::kRequest);
+  if (!f) return absl::OkStatus();
+  if (f->latency > absl::ZeroDuration()) core.Delay(f->latency);
+  if (f->error.empty()) return absl::OkStatus();
+  if (!f->message.empty()) return NamedError(f->error, f->message);
+  // The service's wording for a delivery stream, where it differs from Kinesis'.
+  if (f->error == kResourceNotFoundException && !name.empty()) {
+    return NamedError(
+        f->error, fmt::format("Firehose {} under account {} not found.", name, core.account_id()));
+  }
+  if (f->error == kLimitExceededException || f->error == kThrottlingException) {
+    return NamedError(f->error, fmt::format("Rate exceeded for {} under account {}.", operation,
+                                            core.account_id()));
+  }
+  return NamedError(f->error, InjectedMessage(f->error, operation, name, core.account_id(), {}));
+}
+
+}  // namespace detail
+
+namespace {
+
+constexpr std::string_view kDestinationId = "destinationId-000000000001";
+constexpr std::string_view kCompressionFormats = "[UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY]";
+
+std::optional<CompressionFormat> ParseCompression(std::string_view text) {
+  if (text == "UNCOMPRESSED") return CompressionFormat::kUncompressed;
+  if (text == "GZIP") return CompressionFormat::kGzip;
+  if (text == "ZIP") return CompressionFormat::kZip;
+  if (text == "Snappy") return CompressionFormat::kSnappy;
+  if (text == "HADOOP_SNAPPY") return CompressionFormat::kHadoopSnappy;
+  return std::nullopt;
+}
+
+// arn:<partition>:<service>:<region>:<account>:<resource>
+struct ArnParts {
+  std::string_view service, region, account, resource;
+};
+std::optional<ArnParts> SplitArn(std::string_view arn) {
+  std::string_view parts[6];
+  for (int i = 0; i < 5; ++i) {
+    const std::size_t colon = arn.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    parts[i] = arn.substr(0, colon);
+    arn.remove_prefix(colon + 1);
+  }
+  parts[5] = arn;
+  if (parts[0] != "arn" || !parts[1].starts_with("aws")) return std::nullopt;
+  return ArnParts{parts[2], parts[3], parts[4], parts[5]};
+}
+
+bool KinesisArnOk(std::string_view arn) {
+  auto p = SplitArn(arn);
+  if (!p || p->service != "kinesis" || p->region.empty() || p->account.size() != 12 ||
+      !std::all_of(p->account.begin(), p->account.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  if (!p->resource.starts_with("stream/")) return false;
+  return detail::IsValidName(p->resource.substr(7));
+}
+
+bool BucketArnOk(std::string_view arn) {
+  auto p = SplitArn(arn);
+  if (!p || p->service != "s3" || !p->region.empty() || !p->account.empty()) return false;
+  const std::string_view b = p->resource;
+  return !b.empty() && b.size() <= 255 && std::all_of(b.begin(), b.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+void CheckTags(std::span<const Tag> tags, std::string_view member, Violations& v) {
+  if (tags.size() > 50) {
+    v.AddRendered(member, fmt::format("[{} entries]", tags.size()),
+                  "Member must have length less than or equal to 50");
+  }
+  for (std::size_t i = 0; i < tags.size() && i < 50; ++i) {
+    const std::string key_member = fmt::format("{}.{}.member.key", member, i + 1);
+    v.MinLength(key_member, tags[i].key, tags[i].key.size(), 1);
+    v.MaxLength(key_member, tags[i].key, tags[i].key.size(), 128);
+    v.MaxLength(fmt::format("{}.{}.member.value", member, i + 1), tags[i].value,
+                tags[i].value.size(), 256);
+  }
+}
+
+absl::Status ReservedTagKeys(std::span<const Tag> tags) {
+  for (const Tag& t : tags) {
+    if (t.key.starts_with("aws:")) {
+      return InvalidArgumentError(fmt::format(
+          "Tag key '{}' is invalid: the prefix 'aws:' is reserved for AWS use.", t.key));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Removes the DELETING entries whose time is up; the caller drops them after unlocking
+// (their DeliveryStreams Close() then, outside the registry's lock).
+std::vector<std::shared_ptr<DeliveryStreamEntry>> TakeDueLocked(detail::FirehoseRegistry& r,
+                                                                int64_t now_ms) {
+  std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
+  for (auto it = r.streams.begin(); it != r.streams.end();) {
+    if (it->second->deleted_at_ms.load(std::memory_order_acquire) <= now_ms) {
+      gone.push_back(std::move(it->second));
+      it = r.streams.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return gone;
+}
+
+}  // namespace
+
+Firehose::Firehose(detail::AccountCore& core, Kinesis& kinesis, S3& s3)
+    : core_(core),
+      kinesis_(kinesis),
+      s3_(s3),
+      registry_(std::make_unique<detail::FirehoseRegistry>()) {}
+
+Firehose::~Firehose() {
+  std::map<std::string, std::shared_ptr<DeliveryStreamEntry>, std::less<>> all;
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu);
+    all.swap(registry_->streams);
+  }
+  all.clear();  // each DeliveryStream Close()s: what it buffered is delivered
+}
+
+std::string Firehose::DeliveryStreamArn(std::string_view name) const {
+  return fmt::format("arn:aws:firehose:{}:{}:deliverystream/{}", core_.region(), core_.account_id(),
+                     name);
+}
+
+absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
+    const CreateDeliveryStreamInput& in) {
+  {
+    Violations v;
+    v.Name("deliveryStreamName", in.delivery_stream_name, 64);
+    if (in.kinesis_stream_source_configuration) {
+      const KinesisStreamSourceConfiguration& k = *in.kinesis_stream_source_configuration;
+      constexpr std::string_view kMember = "kinesisStreamSourceConfiguration.kinesisStreamARN";
+      v.MinLength(kMember, k.kinesis_stream_arn, k.kinesis_stream_arn.size(), 1);
+      v.MaxLength(kMember, k.kinesis_stream_arn, k.kinesis_stream_arn.size(), 512);
+      v.Pattern(kMember, k.kinesis_stream_arn,
+                "arn:.*:kinesis:[a-zA-Z0-9\\-]+:\\d{12}:stream/[a-zA-Z0-9_.-]+",
+                KinesisArnOk(k.kinesis_stream_arn));
+      v.MaxLength("kinesisStreamSourceConfiguration.roleARN", k.role_arn, k.role_arn.size(), 512);
+    }
+    if (in.extended_s3_destination_configuration) {
+      const ExtendedS3DestinationConfiguration& d = *in.extended_s3_destination_configuration;
+      constexpr std::string_view kBucket = "extendedS3DestinationConfiguration.bucketARN";
+      v.MinLength(kBucket, d.bucket_arn, d.bucket_arn.size(), 1);
+      v.MaxLength(kBucket, d.bucket_arn, d.bucket_arn.size(), 2048);
+      v.Pattern(kBucket, d.bucket_arn, "arn:.*:s3:::[\\w\\.\\-]{1,255}", BucketArnOk(d.bucket_arn));
+      v.MaxLength("extendedS3DestinationConfiguration.roleARN", d.role_arn, d.role_arn.size(), 512);
+      v.MaxLength("extendedS3DestinationConfiguration.prefix", d.prefix, d.prefix.size(), 1024);
+      v.MaxLength("extendedS3DestinationConfiguration.errorOutputPrefix", d.error_output_prefix,
+                  d.error_output_prefix.size(), 1024);
+      if (d.buffering_hints) {
+        v.Range("extendedS3DestinationConfiguration.bufferingHints.sizeInMBs",
+                d.buffering_hints->size_in_mbs, 1, 128);
+        v.Range("extendedS3DestinationConfiguration.bufferingHints.intervalInSeconds",
+                d.buffering_hints->interval_in_seconds, 0, 900);
+      }
+      if (!ParseCompression(d.compression_format)) {
+        v.Add("extendedS3DestinationConfiguration.compressionFormat", d.compression_format,
+              fmt::format("Member must satisfy enum value set: {}", kCompressionFormats));
+      }
+      if (d.dynamic_partitioning_configuration.retry_duration_in_seconds) {
+        v.Range(
+            "extendedS3DestinationConfiguration.dynamicPartitioningConfiguration.retryOptions."
+            "durationInSeconds",
+            *d.dynamic_partitioning_configuration.retry_duration_in_seconds, 0, 7200);
+      }
+    }
+    CheckTags(in.tags, "tags", v);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  const std::string name(in.delivery_stream_name);
+  const std::string arn = DeliveryStreamArn(name);
+  if (absl::Status s = detail::AdmitFirehose(core_, "CreateDeliveryStream", name, arn); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ReservedTagKeys(in.tags); !s.ok()) return s;
+  const bool from_kinesis = in.delivery_stream_type == DeliveryStreamType::kKinesisStreamAsSource;
+  if (from_kinesis && !in.kinesis_stream_source_configuration) {
+    return InvalidArgumentError(
+        "KinesisStreamSourceConfiguration is required for the KinesisStreamAsSource delivery "
+        "stream type.");
+  }
+  if (!from_kinesis && in.kinesis_stream_source_configuration) {
+    return InvalidArgumentError(
+        "KinesisStreamSourceConfiguration is only allowed for the KinesisStreamAsSource "
+        "delivery stream type.");
+  }
+  if (!in.extended_s3_destination_configuration) {
+    return InvalidArgumentError(
+        "ExtendedS3DestinationConfiguration is required (the account serves the extended S3 "
+        "destination only).");
+  }
+  const ExtendedS3DestinationConfiguration& dest = *in.extended_s3_destination_configuration;
+  const ProcessingConfiguration& processing = dest.processing_configuration;
+  if (processing.enabled && !processing.processor && !processing.append_delimiter_to_record) {
+    return InvalidArgumentError(
+        "ProcessingConfiguration is enabled but names no processor (a Processor or "
+        "AppendDelimiterToRecord).");
+  }
+  const DynamicPartitioningConfiguration& partitioning = dest.dynamic_partitioning_configuration;
+  if (partitioning.enabled && !partitioning.partition_key_function) {
+    return InvalidArgumentError(
+        "DynamicPartitioningConfiguration is enabled but has no partition key function.");
+  }
+
+  // The destination: a bucket of this account.
+  const std::string_view bucket_name = SplitArn(dest.bucket_arn)->resource;
+  std::shared_ptr<detail::BucketStore> bucket = s3_.FindBucket(bucket_name);
+  if (bucket == nullptr) {
+    return InvalidArgumentError(
+        fmt::format("Bucket {} does not exist in account {}: create it with CreateBucket first.",
+                    bucket_name, core_.account_id()));
+  }
+
+  // The source: a stream of this account, read from LATEST as of now.
+  std::shared_ptr<Stream> source;
+  std::optional<KinesisStreamSourceDescription> source_description;
+  if (from_kinesis) {
+    const KinesisStreamSourceConfiguration& k = *in.kinesis_stream_source_configuration;
+    const ArnParts parts = *SplitArn(k.kinesis_stream_arn);
+    const std::string_view stream_name = parts.resource.substr(7);
+    if (parts.region != core_.region() || parts.account != core_.account_id()) {
+      return InvalidArgumentError(
+          fmt::format("KinesisStreamARN {} is not a stream of account {} in region {}.",
+                      k.kinesis_stream_arn, core_.account_id(), core_.region()));
+    }
+    source = kinesis_.ShareStream(stream_name);
+    if (source == nullptr) {
+      return InvalidArgumentError(
+          fmt::format("Stream {} under account {} not found.", stream_name, core_.account_id()));
+    }
+    source_description =
+        KinesisStreamSourceDescription{.kinesis_stream_arn = std::string(k.kinesis_stream_arn),
+                                       .role_arn = std::string(k.role_arn),
+                                       .delivery_start_timestamp = core_.clock.Now()};
+  }
+
+  DeliveryStreamOptions o =
+      in.delivery_stream_options != nullptr ? *in.delivery_stream_options : DeliveryStreamOptions{};
+  o.delivery_stream_name = name;
+  o.version = 1;
+  // With the limits on, the stream is read as the service reads it: one GetRecords per
+  // shard per second, leaving the rest of the shard's 5 reads/s to its other readers.
+  std::unique_ptr<RecordSource> paced;
+  if (source && core_.limits) {
+    paced = std::make_unique<detail::PacedSource>(source, /*interval_ms=*/1000);
+    o.source = StreamSource{paced.get()};
+  } else if (source) {
+    o.source = StreamSource{source.get()};
+  } else {
+    o.source = DirectPutSource{};
+  }
+  o.sink = bucket.get();
+  o.error_sink = nullptr;
+  o.prefix = std::string(dest.prefix);
+  o.error_output_prefix = std::string(dest.error_output_prefix);
+  if (dest.buffering_hints) o.buffering_hints = *dest.buffering_hints;
+  o.compression = *ParseCompression(dest.compression_format);
+  o.processor = processing.enabled ? processing.processor : Processor();
+  o.append_newline_delimiter = processing.enabled && processing.append_delimiter_to_record;
+  o.partition_key_function =
+      partitioning.enabled ? partitioning.partition_key_function : PartitionKeyFunction();
+  if (partitioning.enabled && partitioning.retry_duration_in_seconds) {
+    o.retry_options.duration_in_seconds = *partitioning.retry_duration_in_seconds;
+  }
+  o.clock = &core_.clock;
+
+  auto entry = std::make_shared<DeliveryStreamEntry>();
+  entry->name = name;
+  entry->arn = arn;
+  entry->type = in.delivery_stream_type;
+  entry->created_ms = core_.clock.NowMillis();
+  entry->active_at_ms =
+      entry->created_ms + absl::ToInt64Milliseconds(core_.options.create_duration);
+  entry->own_thread = in.own_thread;
+  entry->source = std::move(source_description);
+  entry->destination =
+      ExtendedS3DestinationDescription{.role_arn = std::string(dest.role_arn),
+                                       .bucket_arn = std::string(dest.bucket_arn),
+                                       .prefix = o.prefix,
+                                       .error_output_prefix = o.error_output_prefix,
+                                       .buffering_hints = o.buffering_hints,
+                                       .compression_format = std::string(dest.compression_format),
+                                       .processing_enabled = processing.enabled,
+                                       .dynamic_partitioning_enabled = partitioning.enabled};
+  for (const Tag& t : in.tags) entry->tags[t.key] = t.value;
+  const detail::FirehoseRates rates = detail::FirehoseRatesFor(core_.region());
+  entry->records = detail::TokenBucket(rates.records_per_second, rates.records_per_second);
+  entry->requests = detail::TokenBucket(rates.requests_per_second, rates.requests_per_second);
+  entry->bytes = detail::TokenBucket(rates.bytes_per_second, rates.bytes_per_second);
+
+  std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu);
+    gone = TakeDueLocked(*registry_, core_.clock.NowMillis());
+    if (registry_->streams.contains(name)) {
+      return ResourceInUseError(
+          fmt::format("Firehose {} under account {} already exists.", name, core_.account_id()));
+    }
+    auto ds = DeliveryStream::Create(std::move(o));
+    if (!ds.ok()) return ds.status();
+    entry->bucket = std::move(bucket);
+    entry->source_stream = std::move(source);
+    entry->paced_source = std::move(paced);
+    entry->stream = *std::move(ds);
+    if (entry->own_thread) {
+      if (absl::Status s = entry->stream->Start(); !s.ok()) return s;
+    }
+    registry_->streams.emplace(name, entry);
+  }
+  return CreateDeliveryStreamOutput{.delivery_stream_arn = arn};
+}
+
+absl::Status Firehose::DeleteDeliveryStream(const DeleteDeliveryStreamInput& in) {
+  {
+    Violations v;
+    v.Name("deliveryStreamName", in.delivery_stream_name, 64);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  const std::string arn = DeliveryStreamArn(in.delivery_stream_name);
+  if (absl::Status s =
+          detail::AdmitFirehose(core_, "DeleteDeliveryStream", in.delivery_stream_name, arn);
+      !s.ok()) {
+    return s;
+  }
+  std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
+  std::lock_guard<std::mutex> lock(registry_->mu);
+  const int64_t now = core_.clock.NowMillis();
+  gone = TakeDueLocked(*registry_, now);
+  auto it = registry_->streams.find(in.delivery_stream_name);
+  if (it == registry_->streams.end()) {
+    return detail::DeliveryStreamNotFound(in.delivery_stream_name, core_.account_id());
+  }
+  DeliveryStreamEntry& e = *it->second;
+  if (e.deleted_at_ms.load(std::memory_order_acquire) != INT64_MAX) return absl::OkStatus();
+  e.deleted_at_ms.store(now + absl::ToInt64Milliseconds(core_.options.delete_duration),
+                        std::memory_order_release);
+  // Gone now when there is no DELETING time: the entry is dropped (and Close()s) after the
+  // lock is released, since `gone` is declared before the lock.
+  for (auto& due : TakeDueLocked(*registry_, now)) gone.push_back(std::move(due));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DescribeDeliveryStreamOutput> Firehose::DescribeDeliveryStream(
+    const DescribeDeliveryStreamInput& in) {
+  {
+    Violations v;
+    v.Name("deliveryStreamName", in.delivery_stream_name, 64);
+    if (in.limit) v.Range("limit", *in.limit, 1, 10000);
+    if (!in.exclusive_start_destination_id.empty()) {
+      v.MaxLength("exclusiveStartDestinationId", in.exclusive_start_destination_id,
+                  in.exclusive_start_destination_id.size(), 100);
+    }
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  const std::string arn = DeliveryStreamArn(in.delivery_stream_name);
+  if (absl::Status s =
+          detail::AdmitFirehose(core_, "DescribeDeliveryStream", in.delivery_stream_name, arn);
+      !s.ok()) {
+    return s;
+  }
+  std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
+  std::lock_guard<std::mutex> lock(registry_->mu);
+  const int64_t now = core_.clock.NowMillis();
+  gone = TakeDueLocked(*registry_, now);
+  auto it = registry_->streams.find(in.delivery_stream_name);
+  if (it == registry_->streams.end()) {
+    return detail::DeliveryStreamNotFound(in.delivery_stream_name, core_.account_id());
+  }
+  const DeliveryStreamEntry& e = *it->second;
+  DescribeDeliveryStreamOutput out;
+  DeliveryStreamDescription& d = out.delivery_stream_description;
+  d.delivery_stream_name = e.name;
+  d.delivery_stream_arn = e.arn;
+  d.delivery_stream_status = e.StatusAt(now);
+  d.delivery_stream_type = e.type;
+  d.create_timestamp = absl::FromUnixMillis(e.created_ms);
+  d.source = e.source;
+  if (in.exclusive_start_destination_id < kDestinationId) {
+    d.destinations.push_back({.destination_id = std::string(kDestinationId),
+                              .extended_s3_destination_description = e.destination});
+  }
+  return out;
+}
+
+absl::StatusOr<ListDeliveryStreamsOutput> Firehose::ListDeliveryStreams(
+    const ListDeliveryStreamsInput& in) {
+  {
+    Violations v;
+    if (in.limit) v.Range("limit", *in.limit, 1, 10000);
+    if (!in.exclusive_start_delivery_stream_name.empty()) {
+      v.Name("exclusiveStartDeliveryStreamName", in.exclusive_start_delivery_stream_name, 64);
+    }
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  if (absl::Status s = detail::AdmitFirehose(core_, "ListDeliveryStreams", {}, {}); !s.ok()) {
+    return s;
+  }
+  const std::size_t limit = static_cast<std::size_t>(in.limit.value_or(10));
+  ListDeliveryStreamsOutput out;
+  std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
+  std::lock_guard<std::mutex> lock(registry_->mu);
+  gone = TakeDueLocked(*registry_, core_.clock.NowMillis());
+  auto it = in.exclusive_start_delivery_stream_name.empty()
+                ? registry_->streams.begin()
+                : registry_->streams.upper_bound(in.exclusive_start_delivery_stream_name);
+  for (; it != registry_->streams.end(); ++it) {
+    if (in.delivery_stream_type && it->second->type != *in.delivery_stream_type) continue;
+    if (out.delivery_stream_names.size() == limit) {
+      out.has_more_delivery_streams = true;
+      break;
+    }
+    out.delivery_stream_names.push_back(it->first);
+  }
+  return out;
+}
+
+size_t Firehose::Poll() {
+  std::vector<std::shared_ptr<DeliveryStreamEntry>> entries;
+  std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu);
+    gone = TakeDueLocked(*registry_, core_.clock.NowMillis());
+    entries.reserve(registry_->streams.size());
+    for (const auto& [name, e] : registry_->streams) entries.push_back(e);
+  }
+  size_t written = 0;
+  const int64_t now = core_.clock.NowMillis();
+  for (const auto& e : entries) {
+    if (e->own_thread || e->StatusAt(now) == DeliveryStreamStatus::kCreating) continue;
+    written += e->stream->Poll();
+  }
+  return written;
+}
+
+absl::StatusOr<size_t> Firehose::Flush(std::string_view name) {
+  std::shared_ptr<DeliveryStreamEntry> e;
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu);
+    auto it = registry_->streams.find(name);
+    if (it != registry_->streams.end()) e = it->second;
+  }
+  if (e == nullptr) return detail::DeliveryStreamNotFound(name, core_.account_id());
+  return e->stream->Flush();
+}
+
+DeliveryStream* Firehose::FindDeliveryStream(std::string_view name) {
+  std::lock_guard<std::mutex> lock(registry_->mu);
+  auto it = registry_->streams.find(name);
+  return it == registry_->streams.end() ? nullptr : it->second->stream.get();
+}
+
+}  // namespace riffle

@@ -1,0 +1,423 @@
+// Firehose in the account: validation with the service's names and messages, the two
+// delivery stream types, states on the clock, listing, deletion, puts and tags.
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "account_test_helpers.h"
+#include "fmt/format.h"
+#include "riffle/account.h"
+#include "riffle/firehose.h"
+
+using account_test::CreateStream;
+using account_test::Error;
+using account_test::ErrorOf;
+using account_test::MakeAccount;
+using riffle::DeliveryStreamStatus;
+using riffle::DeliveryStreamType;
+using riffle::ManualClock;
+
+namespace {
+
+constexpr std::string_view kBucketArn = "arn:aws:s3:::deliveries";
+
+riffle::ExtendedS3DestinationConfiguration Dest(std::string_view prefix = "") {
+  return {.bucket_arn = kBucketArn, .prefix = prefix};
+}
+
+riffle::CreateDeliveryStreamInput DirectPut(std::string_view name) {
+  return {.delivery_stream_name = name, .extended_s3_destination_configuration = Dest()};
+}
+
+struct Fixture {
+  ManualClock clock;
+  std::unique_ptr<riffle::Account> account;
+  explicit Fixture(riffle::AccountOptions options = {}) {
+    account = MakeAccount(clock, false, std::move(options));
+    REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  }
+  riffle::Firehose& firehose() { return account->firehose(); }
+};
+
+}  // namespace
+
+TEST_CASE("CreateDeliveryStream: ValidationException for members out of their shape",
+          "[account][firehose]") {
+  Fixture f;
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(DirectPut(""))) ==
+        Error{riffle::kValidationException,
+              "2 validation errors detected: Value '' at 'deliveryStreamName' failed to satisfy "
+              "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; "
+              "Value '' at 'deliveryStreamName' failed to satisfy constraint: Member must have "
+              "length greater than or equal to 1"});
+  const std::string long_name(65, 'a');
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(DirectPut(long_name))) ==
+        Error{riffle::kValidationException,
+              fmt::format("1 validation error detected: Value '{}' at 'deliveryStreamName' "
+                          "failed to satisfy constraint: Member must have length less than or "
+                          "equal to 64",
+                          long_name)});
+  CHECK(f.firehose().CreateDeliveryStream(DirectPut(std::string(64, 'a'))).ok());
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(DirectPut("a b"))).name ==
+        riffle::kValidationException);
+
+  auto in = DirectPut("s");
+  in.extended_s3_destination_configuration->buffering_hints =
+      riffle::BufferingHints{.size_in_mbs = 0, .interval_in_seconds = 901};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)) ==
+        Error{riffle::kValidationException,
+              "2 validation errors detected: Value '0' at "
+              "'extendedS3DestinationConfiguration.bufferingHints.sizeInMBs' failed to satisfy "
+              "constraint: Member must have value greater than or equal to 1; Value '901' at "
+              "'extendedS3DestinationConfiguration.bufferingHints.intervalInSeconds' failed to "
+              "satisfy constraint: Member must have value less than or equal to 900"});
+  in.extended_s3_destination_configuration->buffering_hints =
+      riffle::BufferingHints{.size_in_mbs = 129, .interval_in_seconds = 0};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)).name == riffle::kValidationException);
+
+  in = DirectPut("s");
+  in.extended_s3_destination_configuration->compression_format = "LZ4";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value 'LZ4' at "
+              "'extendedS3DestinationConfiguration.compressionFormat' failed to satisfy "
+              "constraint: Member must satisfy enum value set: [UNCOMPRESSED, GZIP, ZIP, Snappy, "
+              "HADOOP_SNAPPY]"});
+  in.extended_s3_destination_configuration->compression_format = "gzip";  // case matters
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)).name == riffle::kValidationException);
+
+  in = DirectPut("s");
+  in.extended_s3_destination_configuration->bucket_arn = "deliveries";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value 'deliveries' at "
+              "'extendedS3DestinationConfiguration.bucketARN' failed to satisfy constraint: "
+              "Member must satisfy regular expression pattern: arn:.*:s3:::[\\w\\.\\-]{1,255}"});
+  CHECK(f.firehose().ListDeliveryStreams()->delivery_stream_names.size() == 1);
+}
+
+TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation refuses",
+          "[account][firehose]") {
+  Fixture f;
+  auto in = DirectPut("s");
+  in.extended_s3_destination_configuration->bucket_arn = "arn:aws:s3:::missing";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)) ==
+        Error{riffle::kInvalidArgumentException,
+              "Bucket missing does not exist in account 000000000000: create it with "
+              "CreateBucket first."});
+
+  riffle::CreateDeliveryStreamInput k{
+      .delivery_stream_name = "k",
+      .delivery_stream_type = DeliveryStreamType::kKinesisStreamAsSource,
+      .extended_s3_destination_configuration = Dest()};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(k)) ==
+        Error{riffle::kInvalidArgumentException,
+              "KinesisStreamSourceConfiguration is required for the KinesisStreamAsSource "
+              "delivery stream type."});
+  k.kinesis_stream_source_configuration = riffle::KinesisStreamSourceConfiguration{
+      .kinesis_stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/orders"};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(k)) ==
+        Error{riffle::kInvalidArgumentException,
+              "Stream orders under account 000000000000 not found."});
+  k.kinesis_stream_source_configuration->kinesis_stream_arn =
+      "arn:aws:kinesis:us-west-2:000000000000:stream/orders";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(k)) ==
+        Error{riffle::kInvalidArgumentException,
+              "KinesisStreamARN arn:aws:kinesis:us-west-2:000000000000:stream/orders is not a "
+              "stream of account 000000000000 in region us-east-1."});
+  k.kinesis_stream_source_configuration->kinesis_stream_arn = "orders";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(k)).name == riffle::kValidationException);
+
+  auto d = DirectPut("d");
+  d.kinesis_stream_source_configuration = riffle::KinesisStreamSourceConfiguration{
+      .kinesis_stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/orders"};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(d)) ==
+        Error{riffle::kInvalidArgumentException,
+              "KinesisStreamSourceConfiguration is only allowed for the KinesisStreamAsSource "
+              "delivery stream type."});
+
+  riffle::CreateDeliveryStreamInput no_dest{.delivery_stream_name = "n"};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(no_dest)).name ==
+        riffle::kInvalidArgumentException);
+  auto p = DirectPut("p");
+  p.extended_s3_destination_configuration->processing_configuration.enabled = true;
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)).name == riffle::kInvalidArgumentException);
+  p = DirectPut("p");
+  p.extended_s3_destination_configuration->dynamic_partitioning_configuration.enabled = true;
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)).name == riffle::kInvalidArgumentException);
+  // DeliveryStream's own check of the prefix expressions.
+  p = DirectPut("p");
+  p.extended_s3_destination_configuration->prefix = "!{nope:x}/";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)).name == riffle::kInvalidArgumentException);
+
+  REQUIRE(f.firehose().CreateDeliveryStream(DirectPut("s")).ok());
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(DirectPut("s"))) ==
+        Error{riffle::kResourceInUseException,
+              "Firehose s under account 000000000000 already exists."});
+  CHECK(f.firehose().ListDeliveryStreams()->delivery_stream_names == std::vector<std::string>{"s"});
+}
+
+TEST_CASE("Delivery streams are CREATING for create_duration, then ACTIVE; DELETING, then gone",
+          "[account][firehose]") {
+  Fixture f({.create_duration = absl::Seconds(10), .delete_duration = absl::Seconds(5)});
+  auto created = f.firehose().CreateDeliveryStream(DirectPut("s"));
+  REQUIRE(created.ok());
+  CHECK(created->delivery_stream_arn == "arn:aws:firehose:us-east-1:000000000000:deliverystream/s");
+  CHECK(f.firehose().DeliveryStreamArn("s") == created->delivery_stream_arn);
+  auto status = [&] {
+    return f.firehose()
+        .DescribeDeliveryStream({.delivery_stream_name = "s"})
+        ->delivery_stream_description.delivery_stream_status;
+  };
+  CHECK(status() == DeliveryStreamStatus::kCreating);
+  // Puts find no delivery stream while it is CREATING, as on the service.
+  CHECK(ErrorOf(f.firehose().PutRecord({.delivery_stream_name = "s", .record = {"x"}})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Firehose s under account 000000000000 not found."});
+  f.clock.Advance(absl::Milliseconds(9999));
+  CHECK(status() == DeliveryStreamStatus::kCreating);
+  f.clock.Advance(absl::Milliseconds(1));
+  CHECK(status() == DeliveryStreamStatus::kActive);
+  CHECK(f.firehose().PutRecord({.delivery_stream_name = "s", .record = {"x\n"}}).ok());
+
+  REQUIRE(f.firehose().DeleteDeliveryStream({.delivery_stream_name = "s"}).ok());
+  CHECK(status() == DeliveryStreamStatus::kDeleting);
+  REQUIRE(f.firehose().DeleteDeliveryStream({.delivery_stream_name = "s"}).ok());  // again: OK
+  f.clock.Advance(absl::Seconds(5));
+  CHECK(ErrorOf(f.firehose().DescribeDeliveryStream({.delivery_stream_name = "s"})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Firehose s under account 000000000000 not found."});
+  CHECK(riffle::IsResourceNotFoundException(
+      f.firehose().DeleteDeliveryStream({.delivery_stream_name = "s"})));
+  // What it had accepted was delivered when it went.
+  auto objects = f.account->s3().ListObjectsV2({.bucket = "deliveries"});
+  REQUIRE(objects->contents.size() == 1);
+  CHECK(
+      f.account->s3().GetObject({.bucket = "deliveries", .key = objects->contents[0].key})->body ==
+      "x\n");
+}
+
+TEST_CASE("DescribeDeliveryStream reports the type, source and destination",
+          "[account][firehose]") {
+  Fixture f;
+  CreateStream(f.account->kinesis(), "orders", 2);
+  const std::string stream_arn = f.account->StreamArn("orders");
+  riffle::CreateDeliveryStreamInput in{
+      .delivery_stream_name = "from-orders",
+      .delivery_stream_type = DeliveryStreamType::kKinesisStreamAsSource,
+      .kinesis_stream_source_configuration =
+          riffle::KinesisStreamSourceConfiguration{
+              .kinesis_stream_arn = stream_arn,
+              .role_arn = "arn:aws:iam::000000000000:role/firehose"},
+      .extended_s3_destination_configuration = riffle::ExtendedS3DestinationConfiguration{
+          .bucket_arn = kBucketArn,
+          .prefix = "orders/",
+          .error_output_prefix = "errors/!{firehose:error-output-type}/",
+          .buffering_hints = riffle::BufferingHints{.size_in_mbs = 64, .interval_in_seconds = 60},
+          .compression_format = "GZIP"}};
+  REQUIRE(f.firehose().CreateDeliveryStream(in).ok());
+  auto d = f.firehose().DescribeDeliveryStream({.delivery_stream_name = "from-orders"});
+  REQUIRE(d.ok());
+  const riffle::DeliveryStreamDescription& desc = d->delivery_stream_description;
+  CHECK(desc.delivery_stream_name == "from-orders");
+  CHECK(desc.delivery_stream_status == DeliveryStreamStatus::kActive);
+  CHECK(desc.delivery_stream_type == DeliveryStreamType::kKinesisStreamAsSource);
+  CHECK(riffle::DeliveryStreamTypeName(desc.delivery_stream_type) == "KinesisStreamAsSource");
+  CHECK(desc.version_id == "1");
+  CHECK(desc.create_timestamp == f.clock.Now());
+  REQUIRE(desc.source.has_value());
+  CHECK(desc.source->kinesis_stream_arn == stream_arn);
+  CHECK(desc.source->role_arn == "arn:aws:iam::000000000000:role/firehose");
+  CHECK(desc.source->delivery_start_timestamp == f.clock.Now());
+  REQUIRE(desc.destinations.size() == 1);
+  CHECK(desc.destinations[0].destination_id == "destinationId-000000000001");
+  const auto& s3d = desc.destinations[0].extended_s3_destination_description;
+  CHECK(s3d.bucket_arn == kBucketArn);
+  CHECK(s3d.prefix == "orders/");
+  CHECK(s3d.error_output_prefix == "errors/!{firehose:error-output-type}/");
+  CHECK(s3d.buffering_hints.size_in_mbs == 64);
+  CHECK(s3d.buffering_hints.interval_in_seconds == 60);
+  CHECK(s3d.compression_format == "GZIP");
+  CHECK_FALSE(desc.has_more_destinations);
+  // Past the only destination.
+  auto past = f.firehose().DescribeDeliveryStream(
+      {.delivery_stream_name = "from-orders",
+       .exclusive_start_destination_id = "destinationId-000000000001"});
+  CHECK(past->delivery_stream_description.destinations.empty());
+  CHECK(ErrorOf(f.firehose().DescribeDeliveryStream({.delivery_stream_name = "x", .limit = 0}))
+            .name == riffle::kValidationException);
+
+  // Defaults of a DirectPut stream: the service's 5 MiB / 300 s, UNCOMPRESSED.
+  REQUIRE(f.firehose().CreateDeliveryStream(DirectPut("direct")).ok());
+  auto direct = f.firehose().DescribeDeliveryStream({.delivery_stream_name = "direct"});
+  CHECK(direct->delivery_stream_description.delivery_stream_type == DeliveryStreamType::kDirectPut);
+  CHECK_FALSE(direct->delivery_stream_description.source.has_value());
+  const auto& dd =
+      direct->delivery_stream_description.destinations[0].extended_s3_destination_description;
+  CHECK(dd.buffering_hints.size_in_mbs == 5);
+  CHECK(dd.buffering_hints.interval_in_seconds == 300);
+  CHECK(dd.compression_format == "UNCOMPRESSED");
+}
+
+TEST_CASE("ListDeliveryStreams: Limit, ExclusiveStartDeliveryStreamName, type filter",
+          "[account][firehose]") {
+  Fixture f;
+  CreateStream(f.account->kinesis(), "orders", 1);
+  for (int i = 0; i < 7; ++i) {
+    REQUIRE(f.firehose().CreateDeliveryStream(DirectPut(fmt::format("d{}", i))).ok());
+  }
+  const std::string stream_arn = f.account->StreamArn("orders");
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = fmt::format("k{}", i);
+    riffle::CreateDeliveryStreamInput in{
+        .delivery_stream_name = name,
+        .delivery_stream_type = DeliveryStreamType::kKinesisStreamAsSource,
+        .kinesis_stream_source_configuration = riffle::KinesisStreamSourceConfiguration{stream_arn},
+        .extended_s3_destination_configuration = Dest()};
+    REQUIRE(f.firehose().CreateDeliveryStream(in).ok());
+  }
+  auto first = f.firehose().ListDeliveryStreams();  // default Limit: 10
+  REQUIRE(first.ok());
+  CHECK(first->delivery_stream_names.size() == 10);
+  CHECK_FALSE(first->has_more_delivery_streams);
+
+  std::vector<std::string> seen;
+  std::string start;
+  bool more = true;
+  while (more) {
+    auto page = f.firehose().ListDeliveryStreams(
+        {.limit = 3, .exclusive_start_delivery_stream_name = start});
+    REQUIRE(page.ok());
+    CHECK(page->delivery_stream_names.size() <= 3);
+    for (auto& n : page->delivery_stream_names) seen.push_back(n);
+    more = page->has_more_delivery_streams;
+    start = page->delivery_stream_names.back();
+  }
+  CHECK(seen == first->delivery_stream_names);
+
+  auto kinesis_only = f.firehose().ListDeliveryStreams(
+      {.delivery_stream_type = DeliveryStreamType::kKinesisStreamAsSource});
+  CHECK(kinesis_only->delivery_stream_names == std::vector<std::string>{"k0", "k1", "k2"});
+  auto direct =
+      f.firehose().ListDeliveryStreams({.limit = 2,
+                                        .delivery_stream_type = DeliveryStreamType::kDirectPut,
+                                        .exclusive_start_delivery_stream_name = "d4"});
+  CHECK(direct->delivery_stream_names == std::vector<std::string>{"d5", "d6"});
+  CHECK_FALSE(direct->has_more_delivery_streams);
+  CHECK(ErrorOf(f.firehose().ListDeliveryStreams({.limit = 0})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
+              "Member must have value greater than or equal to 1"});
+}
+
+TEST_CASE("PutRecord and PutRecordBatch: the service's limits and errors", "[account][firehose]") {
+  Fixture f;
+  CreateStream(f.account->kinesis(), "orders", 1);
+  REQUIRE(f.firehose().CreateDeliveryStream(DirectPut("s")).ok());
+  const std::string stream_arn = f.account->StreamArn("orders");
+  riffle::CreateDeliveryStreamInput k{
+      .delivery_stream_name = "k",
+      .delivery_stream_type = DeliveryStreamType::kKinesisStreamAsSource,
+      .kinesis_stream_source_configuration = riffle::KinesisStreamSourceConfiguration{stream_arn},
+      .extended_s3_destination_configuration = Dest()};
+  REQUIRE(f.firehose().CreateDeliveryStream(k).ok());
+
+  const Error not_permitted{
+      riffle::kInvalidArgumentException,
+      "This operation is not permitted on KinesisStreamAsSource delivery stream type."};
+  CHECK(ErrorOf(f.firehose().PutRecord({.delivery_stream_name = "k", .record = {"x"}})) ==
+        not_permitted);
+  const std::vector<riffle::FirehoseRecord> one{{"x"}};
+  CHECK(ErrorOf(f.firehose().PutRecordBatch({.delivery_stream_name = "k", .records = one})) ==
+        not_permitted);
+  CHECK(ErrorOf(f.firehose().PutRecord({.delivery_stream_name = "nope", .record = {"x"}})) ==
+        Error{riffle::kResourceNotFoundException,
+              "Firehose nope under account 000000000000 not found."});
+
+  auto put = f.firehose().PutRecord({.delivery_stream_name = "s", .record = {"x"}});
+  REQUIRE(put.ok());
+  CHECK_FALSE(put->record_id.empty());
+  CHECK_FALSE(put->encrypted);
+
+  // A record: at most 1,000 KiB.
+  const std::string max_record(1'024'000, 'r');
+  const std::string too_big(1'024'001, 'r');
+  CHECK(f.firehose().PutRecord({.delivery_stream_name = "s", .record = {max_record}}).ok());
+  CHECK(ErrorOf(f.firehose().PutRecord({.delivery_stream_name = "s", .record = {too_big}})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1024001 "
+              "cap=1024001]' at 'record.data' failed to satisfy constraint: Member must have "
+              "length less than or equal to 1024000"});
+
+  // A batch: 1..500 records, 4 MiB in all, every record at most 1,000 KiB.
+  std::vector<riffle::FirehoseRecord> batch(500, riffle::FirehoseRecord{"b"});
+  auto ok = f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = batch});
+  REQUIRE(ok.ok());
+  CHECK(ok->failed_put_count == 0);
+  REQUIRE(ok->request_responses.size() == 500);
+  CHECK(ok->request_responses[0].record_id != ok->request_responses[1].record_id);
+  batch.push_back({"b"});
+  CHECK(ErrorOf(f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = batch})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value '[501 entries]' at 'records' failed to satisfy "
+              "constraint: Member must have length less than or equal to 500"});
+  CHECK(ErrorOf(f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = {}})).name ==
+        riffle::kValidationException);
+  std::vector<riffle::FirehoseRecord> big(5, riffle::FirehoseRecord{max_record});
+  CHECK(ErrorOf(f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = big})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Records size exceeds 4 MB limit: the records of this PutRecordBatch have 5120000 "
+              "bytes, at most 4194304 are allowed."});
+  std::vector<riffle::FirehoseRecord> with_big{{"a"}, {too_big}};
+  CHECK(ErrorOf(f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = with_big}))
+            .message ==
+        "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1024001 "
+        "cap=1024001]' at 'records.2.member.data' failed to satisfy constraint: Member must have "
+        "length less than or equal to 1024000");
+  CHECK(f.firehose().FindDeliveryStream("s")->GetMetrics().incoming_records == 502);
+}
+
+TEST_CASE("Tags: TagDeliveryStream, UntagDeliveryStream, ListTagsForDeliveryStream",
+          "[account][firehose]") {
+  Fixture f;
+  const std::vector<riffle::Tag> initial{{"team", "data"}, {"env", "test"}};
+  auto in = DirectPut("s");
+  in.tags = initial;
+  REQUIRE(f.firehose().CreateDeliveryStream(in).ok());
+  auto tags = f.firehose().ListTagsForDeliveryStream({.delivery_stream_name = "s"});
+  REQUIRE(tags.ok());
+  REQUIRE(tags->tags.size() == 2);
+  CHECK(tags->tags[0].key == "env");
+  CHECK(tags->tags[1].value == "data");
+
+  std::vector<riffle::Tag> more;
+  for (int i = 0; i < 48; ++i) more.push_back({fmt::format("k{:02}", i), "v"});
+  REQUIRE(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = more}).ok());
+  const std::vector<riffle::Tag> one_more{{"last", "x"}};
+  CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = one_more})) ==
+        Error{riffle::kLimitExceededException,
+              "Firehose s under account 000000000000 would have 51 tags: a delivery stream has "
+              "at most 50."});
+  const std::vector<riffle::Tag> reserved{{"aws:x", "y"}};
+  CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = reserved}))
+            .name == riffle::kInvalidArgumentException);
+  const std::vector<riffle::Tag> long_key{{std::string(129, 'k'), "v"}};
+  CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = long_key}))
+            .name == riffle::kValidationException);
+
+  auto page = f.firehose().ListTagsForDeliveryStream(
+      {.delivery_stream_name = "s", .exclusive_start_tag_key = "k45", .limit = 3});
+  REQUIRE(page.ok());
+  REQUIRE(page->tags.size() == 3);
+  CHECK(page->tags[0].key == "k46");
+  CHECK(page->tags[2].key == "team");
+  CHECK_FALSE(page->has_more_tags);
+  auto first = f.firehose().ListTagsForDeliveryStream({.delivery_stream_name = "s", .limit = 1});
+  CHECK(first->has_more_tags);
+
+  const std::vector<std::string_view> remove{"team", "unknown"};
+  REQUIRE(f.firehose().UntagDeliveryStream({.delivery_stream_name = "s", .tag_keys = remove}).ok());
+  CHECK(f.firehose().ListTagsForDeliveryStream({.delivery_stream_name = "s"})->tags.size() == 49);
+  CHECK(riffle::IsResourceNotFoundException(
+      f.firehose().UntagDeliveryStream({.delivery_stream_name = "x", .tag_keys = remove})));
+}
