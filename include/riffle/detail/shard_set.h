@@ -67,10 +67,11 @@ struct RoutingSnapshot {
   ShardState* Route(HashKey key) const {
     if (uniform) return open[static_cast<std::size_t>(uniform->ShardIndex(key))];
     // Last open shard whose range starts at or below key; open ranges cover 0..2^128-1.
+    // Branch-free steps: random keys would mispredict a branch at every level.
     std::size_t lo = 0, n = starts.size();
     while (n > 1) {
       const std::size_t half = n / 2;
-      if (starts[lo + half] <= key) lo += half;
+      lo += static_cast<std::size_t>(starts[lo + half] <= key) * half;
       n -= half;
     }
     return open[lo];
