@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include "fmt/format.h"
 #include "common/md5_lanes.h"
+#include "fmt/format.h"
 #include "riffle/kpl.h"
 
 namespace {
@@ -171,8 +171,7 @@ void BM_Kpl_Md5(benchmark::State& state) {
       jobs[i].data = reinterpret_cast<const unsigned char*>(b.data[i].data());
       jobs[i].size = b.data[i].size();
     }
-    used = riffle::detail::Md5JobsWith(static_cast<int>(state.range(0)), jobs.data(),
-                                            jobs.size());
+    used = riffle::detail::Md5JobsWith(static_cast<int>(state.range(0)), jobs.data(), jobs.size());
     benchmark::DoNotOptimize(jobs.data());
   }
   state.counters["lanes_used"] = used;

@@ -223,7 +223,8 @@ void BM_Stream_ManyProducers(benchmark::State& state) {
   auto stream = MakeStream(1, uint64_t{64} << 20, riffle::RoutingMode::kXxh3);
   std::vector<std::vector<std::string>> keys(producers);
   for (int p = 0; p < producers; ++p) {
-    for (std::size_t k = 0; k < kHotKeys; ++k) keys[p].push_back(fmt::format("p{:03}-key-{:06}", p, k));
+    for (std::size_t k = 0; k < kHotKeys; ++k)
+      keys[p].push_back(fmt::format("p{:03}-key-{:06}", p, k));
   }
   const std::string data(kDataBytes, 'd');
   const uint64_t per_thread = kManyRecords / static_cast<uint64_t>(producers);
@@ -284,6 +285,12 @@ void BM_Peer_Moodycamel_ManyProducers(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_thread * producers));
 }
-BENCHMARK(BM_Peer_Moodycamel_ManyProducers)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->UseManualTime();
+BENCHMARK(BM_Peer_Moodycamel_ManyProducers)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Arg(8)
+    ->Arg(16)
+    ->UseManualTime();
 
 }  // namespace

@@ -84,7 +84,6 @@ class OrderVerifier {
   uint64_t corrupt_ = 0;
 };
 
-
 // What the readers of a run found, summed for the summary line and the JSON object.
 struct Outcome {
   uint64_t order_violations = 0;

@@ -8,8 +8,8 @@
 #ifndef RIFFLE_SEQUENCE_NUMBER_H_
 #define RIFFLE_SEQUENCE_NUMBER_H_
 
-#include <compare>
 #include <climits>
+#include <compare>
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -48,8 +48,8 @@ enum class SubscriptionEnd {
   kShardEnded,       // closed shard read to its end: child_shards lists the children
   kReplaced,         // a newer subscription of the consumer took this shard
   kConsumerDeregistered,
-  kShardNotFound,   // the shard expired (aged out of retention) under the subscription
-  kStreamDeleted,   // the Stream object was destroyed
+  kShardNotFound,  // the shard expired (aged out of retention) under the subscription
+  kStreamDeleted,  // the Stream object was destroyed
 };
 std::string_view SubscriptionEndName(SubscriptionEnd end);
 

@@ -199,8 +199,9 @@ inline void WriteFrameBody(uint64_t* words, uint64_t check, uint64_t record_inde
 
 // Word 0 of a record frame: written after the body.
 inline void WriteFrameWord0(uint64_t* words, std::size_t key_bytes, std::size_t data_bytes) {
-  StoreWordRelaxed(words, PackWord0(static_cast<uint32_t>(kFrameHeaderBytes + key_bytes + data_bytes),
-                                    static_cast<uint16_t>(key_bytes), 0));
+  StoreWordRelaxed(words,
+                   PackWord0(static_cast<uint32_t>(kFrameHeaderBytes + key_bytes + data_bytes),
+                             static_cast<uint16_t>(key_bytes), 0));
 }
 
 // A padding frame covering `bytes` (a multiple of the alignment, at least one word).

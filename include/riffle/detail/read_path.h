@@ -98,7 +98,8 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
       out.missed_records += shard.final_state.next_index - expected;  // trimmed at the end
     }
     const RoutingSnapshot& snapshot = core.shards.snapshot();
-    for (uint64_t child : shard.child_indexes) out.child_shards.push_back(DescribeChild(snapshot, child));
+    for (uint64_t child : shard.child_indexes)
+      out.child_shards.push_back(DescribeChild(snapshot, child));
     return;
   }
   if (!out.records.empty() && end < log.published()) {

@@ -47,9 +47,8 @@ struct WakeSignal {
 
 struct StreamCore {
   StreamCore(std::string name_in, RoutingMode routing_in, uint64_t max_record_bytes_in,
-             int64_t iterator_lifetime_ms_in, Clock* clock_in, uint64_t tag_in,
-             uint64_t secret_in, uint64_t ring_bytes, int64_t retention_ms,
-             bool single_producer)
+             int64_t iterator_lifetime_ms_in, Clock* clock_in, uint64_t tag_in, uint64_t secret_in,
+             uint64_t ring_bytes, int64_t retention_ms, bool single_producer)
       : name(std::move(name_in)),
         routing(routing_in),
         max_record_bytes(max_record_bytes_in),
