@@ -14,6 +14,7 @@
 
 #include "fmt/format.h"
 #include "riffle/consumer.h"
+#include "riffle/detail/frame.h"
 #include "riffle/lineage_reader.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
@@ -63,9 +64,9 @@ TEST_CASE("a child shard's records trimmed before the reader got there are count
   auto stream = *riffle::Stream::Create(Options(&clock, 1, 16 << 10));
   const std::string key = KeyInHalf(false);
   for (int i = 0; i < 10; ++i) REQUIRE(stream->PutRecord(key, "parent").ok());
-  REQUIRE(stream->SplitShard("shardId-000000000000",
-                             riffle::FormatHashKey(riffle::kMaxHashKey / 2 + 1))
-              .ok());
+  REQUIRE(
+      stream->SplitShard("shardId-000000000000", riffle::FormatHashKey(riffle::kMaxHashKey / 2 + 1))
+          .ok());
   // The lower child laps its 16 KiB ring many times before anyone reads it.
   const int child_puts = 2000;
   for (int i = 0; i < child_puts; ++i) {
@@ -78,17 +79,18 @@ TEST_CASE("a child shard's records trimmed before the reader got there are count
   while (reader.Poll([&](const auto&, const riffle::Record&) { ++read; }) > 0) {
   }
   REQUIRE(reader.last_error().ok());
-  CHECK(read < put);                                // the ring trimmed most of the child
-  CHECK(read + reader.missed_records() == put);     // and every trimmed record is reported
+  CHECK(read < put);                             // the ring trimmed most of the child
+  CHECK(read + reader.missed_records() == put);  // and every trimmed record is reported
 
   riffle::InMemoryCheckpointStore store;
   uint64_t records = 0, missed = 0;
-  auto consumer = *riffle::Consumer::Create(
-      {.stream = stream.get(),
-       .application_name = "app",
-       .checkpoint_store = &store,
-       .processor_factory =
-           [&] { return std::make_unique<CountingProcessor>(&records, &missed); }});
+  auto consumer =
+      *riffle::Consumer::Create({.stream = stream.get(),
+                                 .application_name = "app",
+                                 .checkpoint_store = &store,
+                                 .processor_factory = [&] {
+                                   return std::make_unique<CountingProcessor>(&records, &missed);
+                                 }});
   for (int quiet = 0; quiet < 5;) quiet = consumer->Poll() == 0 ? quiet + 1 : 0;
   CHECK(records == read);
   CHECK(records + missed == put);
@@ -114,13 +116,14 @@ TEST_CASE("forged iterators and sequence numbers are refused, never read", "[reg
   forged.record_index = 1;
   auto it = stream->GetShardIterator({"shardId-000000000000",
                                       riffle::ShardIteratorType::kAtSequenceNumber,
-                                      forged.ToString(), {}});
+                                      forged.ToString(),
+                                      {}});
   REQUIRE_FALSE(it.ok());
   CHECK(riffle::IsInvalidArgumentException(it.status()));
 
   // An iterator string whose position was moved into a record.
-  auto good = *stream->GetShardIterator({"shardId-000000000000",
-                                         riffle::ShardIteratorType::kTrimHorizon, {}, {}});
+  auto good = *stream->GetShardIterator(
+      {"shardId-000000000000", riffle::ShardIteratorType::kTrimHorizon, {}, {}});
   riffle::ShardIterator moved = *riffle::ShardIterator::Parse(good.ToString());
   moved.position += 8;
   riffle::GetRecordsResult out;
@@ -148,7 +151,8 @@ TEST_CASE("a sequence number below the horizon is checked before it is accepted"
   // The first record was trimmed: its own number is still a valid (old) position...
   auto it = stream->GetShardIterator({"shardId-000000000000",
                                       riffle::ShardIteratorType::kAfterSequenceNumber,
-                                      first.sequence_number.ToString(), {}});
+                                      first.sequence_number.ToString(),
+                                      {}});
   REQUIRE(it.ok());
   auto got = *stream->GetRecords(*it);
   CHECK(got.missed_records > 0);  // reported, then reading goes on from the horizon
@@ -157,7 +161,8 @@ TEST_CASE("a sequence number below the horizon is checked before it is accepted"
   forged.record_index = 999'999;
   auto bad = stream->GetShardIterator({"shardId-000000000000",
                                        riffle::ShardIteratorType::kAtSequenceNumber,
-                                       forged.ToString(), {}});
+                                       forged.ToString(),
+                                       {}});
   CHECK(riffle::IsInvalidArgumentException(bad.status()));
 }
 
@@ -243,9 +248,8 @@ TEST_CASE("records trimmed by retention stay trimmed after IncreaseStreamRetenti
   const auto first = *stream->PutRecord("k", "old");
   for (int i = 0; i < 4; ++i) REQUIRE(stream->PutRecord("k", "old").ok());
   const std::string first_number = first.sequence_number.ToString();
-  const riffle::GetShardIteratorRequest at_first{"shardId-000000000000",
-                                                 riffle::ShardIteratorType::kAtSequenceNumber,
-                                                 first_number, {}};
+  const riffle::GetShardIteratorRequest at_first{
+      "shardId-000000000000", riffle::ShardIteratorType::kAtSequenceNumber, first_number, {}};
   clock.Advance(absl::Hours(25));
   auto got = *stream->GetRecords(*stream->GetShardIterator(at_first));
   CHECK(got.records.empty());
@@ -264,8 +268,7 @@ TEST_CASE("records trimmed by retention stay trimmed after IncreaseStreamRetenti
   CHECK(got.records[0].data == "new");
 }
 
-TEST_CASE("destroying a Stream under a running subscription ends it cleanly",
-          "[regression][efo]") {
+TEST_CASE("destroying a Stream under a running subscription ends it cleanly", "[regression][efo]") {
   auto stream = *riffle::Stream::Create(Options(nullptr));
   REQUIRE(stream->RegisterStreamConsumer("c").ok());
   std::atomic<int> records{0};
@@ -291,4 +294,24 @@ TEST_CASE("destroying a Stream under a running subscription ends it cleanly",
   CHECK(ends.load() == 1);
   CHECK(records.load() == 100);
   sub.reset();
+}
+
+// A reader validated a frame's length, then loaded word 0 again to skip or copy it; a
+// producer lapping the reader had rewritten it in between with key bytes, and the reader
+// copied 1.8 GB from the ring (SIGSEGV under the small-ring stress test). A view now loads
+// word 0 once: what Plausible() accepted is what the caller copies.
+TEST_CASE("a frame's length is the one its validity check saw, whatever the ring does next",
+          "[regression][stream]") {
+  using riffle::detail::FrameView;
+  using riffle::detail::PackWord0;
+  alignas(8) uint64_t words[8] = {PackWord0(48, 4, 0), 0x1234, 7, 100, 0, 0, 0, 0};
+  const FrameView view(words);
+  REQUIRE(view.Plausible(64, 0x1234));
+  // A lapping producer's key bytes ("p1-k...") land on word 0 after the check.
+  std::memcpy(&words[0], "p1-k7:aa", 8);
+  CHECK(view.length() == 48);
+  CHECK(view.padded_length() == 48);
+  CHECK(view.key_length() == 4);
+  CHECK_FALSE(view.is_padding());
+  CHECK_FALSE(FrameView(words).Plausible(64, 0x1234));
 }

@@ -78,12 +78,15 @@ constexpr uint64_t PackWord0(uint32_t length, uint16_t key_length, uint16_t flag
 
 // Reads a frame's header fields. Over the ring (`Load` through atomic_ref) the values may be
 // torn until the caller's lap check passes; over a private copy they are final.
+// Word 0 (length, key length, flags) is loaded once, when the view is made: a producer that
+// laps the reader may rewrite it at any moment, and a length validated by Plausible() must
+// be the length the caller then copies or skips (loading it again could return key bytes).
 class FrameView {
  public:
   // `words` points at word 0 of the frame.
-  explicit FrameView(const uint64_t* words) : w_(words) {}
+  explicit FrameView(const uint64_t* words) : w_(words), w0_(LoadWordRelaxed(words)) {}
 
-  uint64_t word0() const { return LoadWordRelaxed(w_); }
+  uint64_t word0() const { return w0_; }
   uint32_t length() const { return static_cast<uint32_t>(word0()); }
   uint16_t key_length() const { return static_cast<uint16_t>(word0() >> 32); }
   bool is_padding() const { return (word0() >> 48) & kFlagPadding; }
@@ -118,6 +121,7 @@ class FrameView {
 
  private:
   const uint64_t* w_;
+  uint64_t w0_;
 };
 
 // Copies `n` bytes into ring words from `src` (any alignment). The last word is padded
