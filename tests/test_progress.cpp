@@ -29,6 +29,29 @@ void ParkOnce(const void*, uint64_t) {
   while (!release.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 
+// A second lot for the publication handshake: the first producer to find its predecessor
+// unpublished after `publish_armed` is set waits there until `publish_release` is set.
+std::atomic<bool> publish_armed{false};
+std::atomic<bool> publish_parked{false};
+std::atomic<bool> publish_release{false};
+
+void ParkPublishOnce(const void*, uint64_t) {
+  bool expected = true;
+  if (!publish_armed.compare_exchange_strong(expected, false)) return;
+  publish_parked.store(true);
+  while (!publish_release.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
+struct PublishHookGuard {
+  PublishHookGuard() {
+    publish_armed = false;
+    publish_parked = false;
+    publish_release = false;
+    riffle::detail::test_publish_hook.store(&ParkPublishOnce);
+  }
+  ~PublishHookGuard() { riffle::detail::test_publish_hook.store(nullptr); }
+};
+
 struct HookGuard {
   HookGuard() {
     armed = false;
@@ -131,6 +154,61 @@ TEST_CASE("a subscription waits for a parked producer and resumes when it commit
   REQUIRE(order.size() == 101);
   CHECK(order[0] == "first");
   CHECK(order[100] == "99");
+}
+
+// A producer whose predecessor was unpublished when it committed is descheduled before
+// its handshake; a helper publishes its frame and the ring laps it three times. When it
+// runs again it must write nothing into the ring: a late store of its check word once
+// landed on the frame now at that storage, which then never counted as committed (the
+// shard's producers waited for it forever) and stopped every reader there.
+TEST_CASE("a producer descheduled in its publication handshake writes nothing into a later lap",
+          "[stream][progress]") {
+  HookGuard hook;
+  PublishHookGuard publish_hook;
+  auto stream = OneShard(false, uint64_t{16} << 10);  // 4 KiB segments of 64-byte frames
+  const auto data = [](char c, int i) { return fmt::format("{}{:030}", c, i); };  // 31 bytes
+  armed = true;
+  std::atomic<bool> a_ok{false}, b_ok{false};
+  std::thread a([&] { a_ok = stream->PutRecord("a", data('a', 0)).ok(); });
+  while (!parked.load()) std::this_thread::yield();
+  publish_armed = true;
+  std::thread b([&] { b_ok = stream->PutRecord("b", data('b', 0)).ok(); });
+  while (!publish_parked.load()) std::this_thread::yield();
+  release = true;  // a commits and publishes b's frame too
+  a.join();
+  CHECK(a_ok.load());
+  const riffle::GetShardIteratorRequest horizon{"shardId-000000000000",
+                                                riffle::ShardIteratorType::kTrimHorizon};
+  riffle::GetRecordsResult out;
+  REQUIRE(stream->GetRecords(*stream->GetShardIterator(horizon), out).ok());
+  REQUIRE(out.records.size() == 2);  // b's frame is readable before b returns
+  // Three laps and a bit: the frame at b's storage is now a later record.
+  constexpr int kPuts = 12 * 63 - 2 + 10;  // 63 records and one padding frame a segment
+  for (int i = 0; i < kPuts; ++i) REQUIRE(stream->PutRecord("c", data('c', i)).ok());
+  publish_release = true;
+  b.join();
+  CHECK(b_ok.load());
+
+  // Every retained record is readable up to the end of the log, in order.
+  auto it = *stream->GetShardIterator(horizon);
+  int next = -1;
+  for (;;) {
+    REQUIRE(stream->GetRecords(it, out).ok());
+    for (const auto& r : out.records) {
+      const int v = std::stoi(std::string(r.data.substr(1)));
+      if (next >= 0) CHECK(v == next);
+      next = v + 1;
+    }
+    it = *out.next_shard_iterator;
+    if (out.records.empty()) break;
+  }
+  CHECK(next == kPuts);
+  const auto latest =
+      *stream->GetShardIterator({"shardId-000000000000", riffle::ShardIteratorType::kLatest});
+  CHECK(it.position == latest.position);
+  CHECK(it.next_record_index == latest.next_record_index);
+  // And the producers are not stuck: a whole ring more goes in.
+  for (int i = 0; i < 300; ++i) REQUIRE(stream->PutRecord("c", data('c', kPuts + i)).ok());
 }
 
 TEST_CASE("more producers than cores on one shard: every record once, in order per key",

@@ -18,9 +18,11 @@
 //  3. published_ is the end of the longest prefix of committed frames. The producer of the
 //     frame at published_ moves it over its frame with a CAS and then over every committed
 //     frame after it (helping); a producer whose predecessor is not yet published
-//     re-stores its check word (seq_cst) and looks at published_ again (seq_cst): either it
-//     sees its turn, or the predecessor's publisher sees its frame. So a put returns without
-//     waiting, and readers see its frame as soon as every frame before it is committed.
+//     re-asserts its check word with a seq_cst compare-and-swap that changes nothing (never
+//     a store: its storage may already hold a later lap) and looks at published_ again
+//     (seq_cst): either it sees its turn, or the predecessor's publisher sees its frame. So
+//     a put returns without waiting, and readers see its frame as soon as every frame
+//     before it is committed. After its commit a producer writes nothing into the ring.
 //     Readers read only below published_ (acquire): everything there is fully written.
 //  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
 //     and that claim becomes padding (the producer claims again). So a record claimed with
@@ -101,6 +103,9 @@ void UnmapRing(uint64_t* words, uint64_t bytes);
 // Tests park a producer there; production code never sets it (one relaxed load per put).
 using ClaimHook = void (*)(const void* log, uint64_t position);
 inline std::atomic<ClaimHook> test_claim_hook{nullptr};
+// Test hook: called by a producer whose predecessor was not published when it tried to
+// publish, after its commit and before the handshake (log, claim position). Slow path only.
+inline std::atomic<ClaimHook> test_publish_hook{nullptr};
 
 enum class AppendStatus : uint8_t { kOk, kClosed, kFull };
 
@@ -620,10 +625,13 @@ class ShardLog {
       return;
     }
     if (expected >= end) return;  // a helper already published it
+    if (ClaimHook hook = test_publish_hook.load(std::memory_order_relaxed)) [[unlikely]] {
+      hook(this, first);
+    }
     // Our predecessor is not published: whoever publishes it must see our commit, or we
     // must see that it is our turn (a store-load handshake, both sides seq_cst).
-    StoreCommitSeqCst(first);
-    if (second != first) StoreCommitSeqCst(second);
+    ReassertCommit(first);
+    if (second != first) ReassertCommit(second);
     const uint64_t now = published_.load(std::memory_order_seq_cst);
     if (now == first || now == second) {
       expected = now;
@@ -634,9 +642,18 @@ class ShardLog {
     }
   }
 
-  void StoreCommitSeqCst(uint64_t position) {
+  // The store side of the handshake: a seq_cst read-modify-write of the frame's check word
+  // that leaves it as it is. Never a store: by now a helper may have published the frame
+  // and producers a lap or more ahead may have reused its storage (this producer can be
+  // descheduled here for any time); a store would then write this lap's check into a later
+  // frame, which then never counts as committed (every producer of the shard then waits in
+  // WaitForOverwritable) or whose data it corrupts. The compare-and-swap changes nothing
+  // whatever the word holds.
+  void ReassertCommit(uint64_t position) {
     uint64_t* w = MutableWordsAt(position);
-    std::atomic_ref<uint64_t>(w[1]).store(CheckAt(position), std::memory_order_seq_cst);
+    uint64_t check = CheckAt(position);
+    std::atomic_ref<uint64_t>(w[1]).compare_exchange_strong(check, check,
+                                                            std::memory_order_seq_cst);
   }
 
   // The end of the committed frame at `position`, or 0 when it is not committed yet.
