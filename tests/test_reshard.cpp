@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
+#include <random>
 #include <string>
 
 #include "fmt/format.h"
@@ -424,4 +425,57 @@ TEST_CASE("PutRecord after reshards allocates nothing", "[reshard][alloc]") {
   for (int i = 0; i < 100; ++i) failed += s->PutRecord("warm", "x").ok() ? 0 : 1;
   CHECK(counter.allocations() == 0);
   CHECK(failed == 0);
+}
+
+// After splits the layout is not uniform and routing searches the open shards' starts
+// (bounded by a bucket of the key's top bits). Shards crowded into one bucket, shards
+// spanning many, and the keys at every boundary must all land in the shard that holds them.
+TEST_CASE("after uneven splits every hash key is routed to the open shard that holds it",
+          "[reshard][routing]") {
+  ManualClock clock;
+  auto s = MakeStream(clock, 1);
+  std::mt19937_64 rng(7);
+  const auto random_key = [&] { return absl::MakeUint128(rng(), rng()); };
+  // 40 splits: half at random points, half crowded just above the smallest open start
+  // after zero, so that many shards share the first bucket.
+  for (int i = 0; i < 40; ++i) {
+    const auto ranges = OpenRanges(*s);
+    riffle::HashKey at;
+    if (i % 2 == 0) {
+      at = random_key();
+    } else {
+      at = ranges.size() > 1 ? ranges[1].starting_hash_key / 2 + 1 : riffle::HashKey{1} << 100;
+    }
+    auto open = s->ListShards({ShardFilterType::kAtLatest, {}, {}});
+    REQUIRE(open.ok());
+    for (const auto& sh : *open) {
+      if (sh.hash_key_range.starting_hash_key < at && at <= sh.hash_key_range.ending_hash_key) {
+        REQUIRE(s->SplitShard(sh.shard_id, FormatHashKey(at)).ok());
+        break;
+      }
+    }
+  }
+  auto open = s->ListShards({ShardFilterType::kAtLatest, {}, {}});
+  REQUIRE(open.ok());
+  REQUIRE(open->size() > 30);
+  const auto owner = [&](riffle::HashKey k) -> std::string {
+    for (const auto& sh : *open) {
+      if (sh.hash_key_range.Contains(k)) return sh.shard_id;
+    }
+    return "none";
+  };
+  std::vector<riffle::HashKey> keys = {0, riffle::kMaxHashKey};
+  for (const auto& sh : *open) {
+    keys.push_back(sh.hash_key_range.starting_hash_key);
+    keys.push_back(sh.hash_key_range.ending_hash_key);
+  }
+  for (int i = 0; i < 2000; ++i) keys.push_back(random_key());
+  for (int i = 0; i < 2000; ++i) keys.push_back(random_key() >> (8 + rng() % 32));  // crowded
+  int misrouted = 0;
+  for (const riffle::HashKey k : keys) {
+    auto r = PutAt(*s, FormatHashKey(k), "x");
+    REQUIRE(r.ok());
+    if (std::string(r->shard_id) != owner(k)) ++misrouted;
+  }
+  CHECK(misrouted == 0);
 }

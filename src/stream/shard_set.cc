@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 
 #include "fmt/format.h"
 #include "riffle/status.h"
@@ -112,6 +113,23 @@ absl::Status ShardSet::Init(const std::vector<HashKeyRange>& ranges, int64_t now
   return absl::OkStatus();
 }
 
+void RoutingSnapshot::BuildBuckets() {
+  // 4 to 8 buckets an open shard, between 2^8 and 2^16 buckets.
+  const auto bits =
+      static_cast<unsigned>(std::clamp(static_cast<int>(std::bit_width(starts.size())) + 2, 8, 16));
+  bucket_shift = 64 - bits;
+  const std::size_t buckets = std::size_t{1} << bits;
+  bucket_first.assign(buckets + 1, 0);
+  // The shard holding bucket b's first key is the last shard starting at or below it.
+  std::size_t shard = 0;
+  for (std::size_t b = 0; b < buckets; ++b) {
+    const HashKey first_key = absl::MakeUint128(uint64_t{b} << bucket_shift, 0);
+    while (shard + 1 < starts.size() && starts[shard + 1] <= first_key) ++shard;
+    bucket_first[b] = static_cast<uint32_t>(shard);
+  }
+  bucket_first[buckets] = static_cast<uint32_t>(starts.size() - 1);  // the last key's shard
+}
+
 void ShardSet::PublishLocked(std::vector<ShardState*> open) {
   auto* next = new RoutingSnapshot;
   for (ShardState* s : open) next->starts.push_back(s->range.starting_hash_key);
@@ -122,7 +140,11 @@ void ShardSet::PublishLocked(std::vector<ShardState*> open) {
   for (std::size_t i = 0; is_uniform && i < uniform.size(); ++i) {
     is_uniform = next->open[i]->range == uniform[i];
   }
-  if (is_uniform) next->uniform.emplace(static_cast<int>(next->open.size()));
+  if (is_uniform) {
+    next->uniform.emplace(static_cast<int>(next->open.size()));
+  } else {
+    next->BuildBuckets();
+  }
   next->live.reserve(live_.size());
   for (const auto& s : live_) next->live.push_back(s.get());
   const RoutingSnapshot* old = snapshot_.exchange(next, std::memory_order_acq_rel);

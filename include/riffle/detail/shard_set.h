@@ -63,12 +63,23 @@ struct RoutingSnapshot {
   // Set when the open shards are exactly UniformHashKeyRanges(open.size()) (a new stream,
   // or after UpdateShardCount): routing is then a multiply, not a search.
   std::optional<UniformLayout> uniform;
+  // Otherwise the key space is cut into 2^bucket_bits equal buckets by the key's top bits;
+  // bucket b's keys lie in the open shards bucket_first[b] .. bucket_first[b + 1] (at
+  // least 4 buckets a shard, so most buckets lie in one shard and need no search at all).
+  std::vector<uint32_t> bucket_first;
+  unsigned bucket_shift = 64;  // 64 - bucket_bits
+
+  // Fills bucket_first from `starts` (the control plane, when publishing a snapshot).
+  void BuildBuckets();
 
   ShardState* Route(HashKey key) const {
     if (uniform) return open[static_cast<std::size_t>(uniform->ShardIndex(key))];
     // Last open shard whose range starts at or below key; open ranges cover 0..2^128-1.
-    // Branch-free steps: random keys would mispredict a branch at every level.
-    std::size_t lo = 0, n = starts.size();
+    // The key's bucket bounds the search; within it, branch-free steps (random keys would
+    // mispredict a branch at every level).
+    const std::size_t bucket = static_cast<std::size_t>(absl::Uint128High64(key) >> bucket_shift);
+    std::size_t lo = bucket_first[bucket];
+    std::size_t n = bucket_first[bucket + 1] - lo + 1;
     while (n > 1) {
       const std::size_t half = n / 2;
       lo += static_cast<std::size_t>(starts[lo + half] <= key) * half;
