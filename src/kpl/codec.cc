@@ -365,10 +365,20 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
   s.key_jobs.clear();
   size_t body_job = 0;
   // Partition keys are hashed as soon as they fill the lanes, while the aggregates that hold
-  // them are still in the cache (hashing the whole batch's keys at the end read them back
-  // from memory).
+  // them are still in the cache, and checked at once; their jobs are then reused (keeping
+  // the batch's jobs, 40 bytes a key, pushed the aggregates out of the cache).
   const auto lanes = static_cast<size_t>(Md5Lanes());
-  size_t hashed = 0;
+  size_t job_base = 0;  // the batch's number of key_jobs[0]
+  size_t checking = 0;  // the aggregate of the next key checked
+  auto check_keys = [&](size_t n) {
+    Md5Jobs(s.key_jobs.data(), n);
+    for (size_t j = 0; j < n; ++j) {
+      while (s.aggregates[checking].end_job <= job_base + j) ++checking;
+      s.aggregates[checking].misplaced |= !range.Contains(Md5JobHashKey(s.key_jobs[j]));
+    }
+    s.key_jobs.erase(s.key_jobs.begin(), s.key_jobs.begin() + static_cast<ptrdiff_t>(n));
+    job_base += n;
+  };
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
     if (kinds != nullptr) kinds[i] = RecordKind::kNotAggregated;
@@ -386,22 +396,16 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
     }
     const bool misplaced = range_check.explicit_outside;
     if (misplaced) s.key_jobs.resize(first_job);  // no need to hash them
-    s.aggregates.push_back({i, first_user, out.size(), first_job, s.key_jobs.size(), misplaced});
+    s.aggregates.push_back({i, first_user, out.size(), job_base + s.key_jobs.size(), misplaced});
     if (kinds != nullptr) kinds[i] = RecordKind::kAggregate;
     ++counts.aggregates;
-    if (const size_t full = (s.key_jobs.size() - hashed) / lanes * lanes; full > 0) {
-      Md5Jobs(s.key_jobs.data() + hashed, full);
-      hashed += full;
-    }
+    if (const size_t full = s.key_jobs.size() / lanes * lanes; full > 0) check_keys(full);
   }
   if (s.aggregates.empty()) return;
+  check_keys(s.key_jobs.size());
 
-  Md5Jobs(s.key_jobs.data() + hashed, s.key_jobs.size() - hashed);
   bool any_dropped = false;
-  for (DecodeScratch::Parsed& a : s.aggregates) {
-    for (size_t j = a.first_job; j < a.end_job && !a.misplaced; ++j) {
-      a.misplaced = !range.Contains(Md5JobHashKey(s.key_jobs[j]));
-    }
+  for (const DecodeScratch::Parsed& a : s.aggregates) {
     if (!a.misplaced) continue;
     ++counts.misplaced;
     if (kinds != nullptr) kinds[a.record] = RecordKind::kMisplacedAggregate;

@@ -75,15 +75,15 @@ struct DecodeScratch {
     uint64_t key, explicit_hash_key;
   };
   std::vector<Unresolved> unresolved;
-  // The batch: the MD5s of its aggregates, then of the partition keys the range check
-  // needs (each aggregate's distinct keys), each run in lanes at once.
+  // The batch: the MD5s of its aggregates, run in lanes at once; the partition keys the
+  // range check needs (each aggregate's distinct keys) not yet hashed.
   std::vector<Md5Job> body_jobs;
   std::vector<Md5Job> key_jobs;
   struct Parsed {
     size_t record;                // index in the batch
     size_t first_user, end_user;  // its user records in `out`
-    size_t first_job, end_job;    // its partition keys in key_jobs
-    bool misplaced;               // an explicit hash key outside the range
+    size_t end_job;               // the batch's number of its last partition key, plus one
+    bool misplaced;               // a hash key outside the range
   };
   std::vector<Parsed> aggregates;
 };
