@@ -294,7 +294,9 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeChec
                          true});
           // Claims the user records' lines a few records ahead: writing them when they are
           // not in the cache stalled the parse on full store buffers.
-          __builtin_prefetch(reinterpret_cast<const char*>(&u) + 8 * sizeof(UserRecord), 1);
+          __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(&u) +
+                                                           8 * sizeof(UserRecord)),
+                             1);
           if (key < s.keys.size() && (ehk == kNoIndex || ehk < s.explicit_hash_keys.size())) {
             resolve(u, key, ehk);
           } else {
