@@ -377,9 +377,14 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
   size_t checking = 0;  // the aggregate of the next key checked
   auto check_keys = [&](size_t n) {
     Md5Jobs(s.key_jobs.data(), n);
-    for (size_t j = 0; j < n; ++j) {
+    for (size_t j = 0; j < n;) {
       while (s.aggregates[checking].end_job <= job_base + j) ++checking;
-      s.aggregates[checking].misplaced |= !range.Contains(Md5JobHashKey(s.key_jobs[j]));
+      // One aggregate's keys: its flag written once (written per key, each write waited
+      // for the one before).
+      const size_t end = std::min(n, s.aggregates[checking].end_job - job_base);
+      bool outside = false;
+      for (; j < end; ++j) outside |= !range.Contains(Md5JobHashKey(s.key_jobs[j]));
+      s.aggregates[checking].misplaced |= outside;
     }
     s.key_jobs.erase(s.key_jobs.begin(), s.key_jobs.begin() + static_cast<ptrdiff_t>(n));
     job_base += n;
