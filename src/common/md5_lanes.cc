@@ -18,7 +18,7 @@ namespace {
 int DetectLanes() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return 32;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) return 32;
   if (__builtin_cpu_supports("avx2")) return 16;
 #endif
   return 1;

@@ -36,7 +36,8 @@ void LoadTransposed8(const unsigned char* const* blocks, Lanes* x) {
 }  // namespace
 
 bool Md5JobsAvx2(Md5Job* jobs, size_t count) {
-  if (RunShortLanes(jobs, count) == 0) return true;
+  ScatteredShortLanes short_lanes;
+  if (RunShortLanes(jobs, count, short_lanes) == 0) return true;
   RunLanes(jobs, count, LoadTransposed8);
   // A short job left alone by RunShortLanes, or long stragglers: the scalar MD5 finishes
   // whatever is not done.

@@ -155,16 +155,16 @@ inline void CompressLanes(LaneState& st, const Lanes* x0, const Lanes* x1) {
 }
 
 // Messages of at most 55 bytes are one padded block each: kLanes of them at a time, with
-// no per-lane bookkeeping, written straight into the lanes (word k of message l into lane l
-// of x[k]) instead of being padded in memory and transposed. They are the partition keys
-// whose hash keys a range check needs.
+// no per-lane bookkeeping. They are the partition keys whose hash keys a range check needs.
+// `lanes` puts the jobs' padded blocks into the lanes and reads their states back:
+//   const Lanes* Load(Md5Job* const* jobs, int n)  x[k] (k < 16) and x[16 + k], lanes
+//                                                   n.. hold anything
+//   void Store(const LaneState& st, Md5Job* const* jobs, int n)  state, blocks_done = 1
 // Returns the number of longer jobs it left, plus one when a short job was left alone.
-inline size_t RunShortLanes(Md5Job* jobs, size_t count) {
+template <typename ShortLanes>
+size_t RunShortLanes(Md5Job* jobs, size_t count, ShortLanes& lanes) {
   size_t left = 0;
   Md5Job* lane_job[kLanes];
-  // Zeroed once; after each pass only the words a lane wrote are zeroed again (clearing all
-  // 2 KiB per pass cost a third of the keys' time).
-  Lanes x[2][16] = {};
   size_t next = 0;
   for (;;) {
     int n = 0;
@@ -174,8 +174,27 @@ inline size_t RunShortLanes(Md5Job* jobs, size_t count) {
         left += job.blocks_done == 0;
         continue;
       }
-      // Word k of lane i is element k * kWidth + i (the vectors' own element type).
-      uint32_t* w = reinterpret_cast<uint32_t*>(x[n / kWidth]) + n % kWidth;
+      lane_job[n++] = &job;
+    }
+    if (n < 2) return left + n;  // none, or one left for the scalar MD5 (as fast)
+    const Lanes* x = lanes.Load(lane_job, n);
+    LaneState st;
+    for (int g = 0; g < 2; ++g) {
+      for (int w = 0; w < 4; ++w) st.word[g][w] = Lanes{} + kMd5Iv[w];
+    }
+    CompressLanes(st, x, x + 16);
+    lanes.Store(st, lane_job, n);
+  }
+}
+
+// ShortLanes for any instruction set: each message written straight into the lanes (word k
+// of message l into lane l of x[k]) instead of being padded in memory and transposed.
+class ScatteredShortLanes {
+ public:
+  const Lanes* Load(Md5Job* const* jobs, int n) {
+    for (int l = 0; l < n; ++l) {
+      const Md5Job& job = *jobs[l];
+      uint32_t* w = Word(l);
       const size_t whole = job.size / 4;
       for (size_t k = 0; k < whole; ++k) {
         uint32_t v;
@@ -187,26 +206,29 @@ inline size_t RunShortLanes(Md5Job* jobs, size_t count) {
         last |= uint32_t{job.data[4 * whole + i]} << (8 * i);
       w[whole * kWidth] = last;
       w[14 * kWidth] = static_cast<uint32_t>(job.size * 8);  // the length in bits; word 15: 0
-      lane_job[n++] = &job;
     }
-    if (n < 2) return left + n;  // none, or one left for the scalar MD5 (as fast)
-    LaneState st;
-    for (int g = 0; g < 2; ++g) {
-      for (int w = 0; w < 4; ++w) st.word[g][w] = Lanes{} + kMd5Iv[w];
-    }
-    CompressLanes(st, x[0], x[1]);
+    return x_[0];
+  }
+  void Store(const LaneState& st, Md5Job* const* jobs, int n) {
     alignas(64) uint32_t state[2][4][kWidth];
     std::memcpy(state, st.word, sizeof(state));
     for (int l = 0; l < n; ++l) {
-      Md5Job& job = *lane_job[l];
+      Md5Job& job = *jobs[l];
       for (int w = 0; w < 4; ++w) job.state[w] = state[l / kWidth][w][l % kWidth];
       job.blocks_done = 1;
-      uint32_t* w = reinterpret_cast<uint32_t*>(x[l / kWidth]) + l % kWidth;
+      // Only the words a lane wrote are zeroed again (clearing all 2 KiB per pass cost a
+      // third of the keys' time).
+      uint32_t* w = Word(l);
       for (size_t k = 0; k <= job.size / 4; ++k) w[k * kWidth] = 0;
       w[14 * kWidth] = 0;
     }
   }
-}
+
+ private:
+  // Word k of lane l is element k * kWidth + l % kWidth of x_[l / kWidth].
+  uint32_t* Word(int l) { return reinterpret_cast<uint32_t*>(x_[l / kWidth]) + l % kWidth; }
+  Lanes x_[2][16] = {};
+};
 
 // Runs the longer jobs kLanes at a time; a lane that finishes its job takes the next one.
 // Between job changes every lane advances one block per pass without bookkeeping: a lane

@@ -96,6 +96,48 @@ bool ParseRecord(std::string_view message, std::string_view& data, uint64_t& key
   return ParseRecordFields(message, data, key_index, explicit_hash_key_index);
 }
 
+// A length-delimited field's bytes at `p` (its length, then the bytes), as protozero reads
+// them: the length is read as 32 bits. Throws protozero's exceptions past `end`.
+std::string_view ReadBytes(const char*& p, const char* end) {
+  const auto length = static_cast<protozero::pbf_length_type>(protozero::decode_varint(&p, end));
+  if (end - p < static_cast<ptrdiff_t>(length)) throw protozero::end_of_buffer_exception();
+  const std::string_view bytes(p, length);
+  p += length;
+  return bytes;
+}
+
+// One field of an AggregatedRecord at `p`, moving `p` past it: its tag and wire type, and
+// its bytes when it is length-delimited (tag_and_type 0 for a field that was skipped).
+// The KPL's fields (a one-byte tag of field 1, 2 or 3, length-delimited) are read here;
+// any other field by protozero's reader, which applies protobuf's rules to it.
+uint32_t ReadField(const char*& p, const char* end, std::string_view& bytes) {
+  constexpr char kKeyTable = tag_and_type(kPartitionKeyTable, pbf_wire_type::length_delimited);
+  constexpr char kHashKeyTable =
+      tag_and_type(kExplicitHashKeyTable, pbf_wire_type::length_delimited);
+  constexpr char kRecord = tag_and_type(kRecords, pbf_wire_type::length_delimited);
+  const char tag = *p;
+  if (tag == kRecord || tag == kKeyTable || tag == kHashKeyTable) {
+    ++p;
+    bytes = ReadBytes(p, end);
+    return static_cast<uint32_t>(tag);
+  }
+  protozero::pbf_reader field(std::string_view(p, static_cast<size_t>(end - p)));
+  field.next();
+  uint32_t read = 0;
+  switch (field.tag_and_type()) {
+    case tag_and_type(kPartitionKeyTable, pbf_wire_type::length_delimited):
+    case tag_and_type(kExplicitHashKeyTable, pbf_wire_type::length_delimited):
+    case tag_and_type(kRecords, pbf_wire_type::length_delimited):
+      read = field.tag_and_type();
+      bytes = field.get_view();
+      break;
+    default:
+      field.skip();
+  }
+  p = end - field.length();
+  return read;
+}
+
 }  // namespace
 
 // ---- AggregateBuilder ----
@@ -200,52 +242,61 @@ bool DigestMatches(std::string_view data, const uint32_t state[4]) {
   return std::memcmp(digest, data.data() + data.size() - 16, 16) == 0;
 }
 
-bool ParseAggregatedRecord(std::string_view body, const Record& outer, bool mark_needed,
+bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeCheck* check,
                            std::vector<UserRecord>& out, DecodeScratch& s) {
   const size_t first = out.size();
+  const size_t first_job = check != nullptr ? check->key_jobs.size() : 0;
   s.keys.clear();
   s.explicit_hash_keys.clear();
-  s.key_needed.clear();
-  s.explicit_hash_key_needed.clear();
+  s.key_met.clear();
+  s.explicit_hash_key_met.clear();
   s.unresolved.clear();
-  // A user record's table entries: its views, and for the range check its hash key source.
+  auto fail = [&] {
+    out.resize(first);
+    if (check != nullptr) check->key_jobs.resize(first_job);
+    return false;
+  };
+  // A user record's table entries: its views, and the range check of its hash key, once
+  // per entry.
   auto resolve = [&](UserRecord& u, uint64_t key, uint64_t ehk) {
     u.partition_key = s.keys[key];
     if (ehk != kNoIndex) u.explicit_hash_key = s.explicit_hash_keys[ehk];
-    if (!mark_needed) return;
+    if (check == nullptr) return;
     if (ehk == kNoIndex) {
-      s.key_needed[key] = 1;
-    } else {
-      s.explicit_hash_key_needed[ehk] = 1;
+      if (s.key_met[key]) return;
+      s.key_met[key] = 1;
+      Md5Job& job = check->key_jobs.emplace_back();
+      job.data = reinterpret_cast<const unsigned char*>(u.partition_key.data());
+      job.size = u.partition_key.size();
+    } else if (!s.explicit_hash_key_met[ehk]) {
+      s.explicit_hash_key_met[ehk] = 1;
+      const std::optional<HashKey> h = ParseDecimalHashKey(u.explicit_hash_key);
+      check->explicit_outside |= !h || !check->range.Contains(*h);
     }
   };
   try {
     // One pass. The KPL writes the tables first, so a record's entries are known when it
     // is read; one that names an entry further on is resolved after the pass.
-    protozero::pbf_reader message(body);
-    while (message.next()) {
-      switch (message.tag_and_type()) {
-        case tag_and_type(kPartitionKeyTable, pbf_wire_type::length_delimited):
-          s.keys.push_back(message.get_view());
-          s.key_needed.push_back(0);
-          break;
-        case tag_and_type(kExplicitHashKeyTable, pbf_wire_type::length_delimited):
-          s.explicit_hash_keys.push_back(message.get_view());
-          s.explicit_hash_key_needed.push_back(0);
-          break;
+    const char* p = body.data();
+    const char* const end = p + body.size();
+    while (p != end) {
+      std::string_view bytes;
+      switch (ReadField(p, end, bytes)) {
         case tag_and_type(kRecords, pbf_wire_type::length_delimited): {
           std::string_view data;
           uint64_t key = 0;
           uint64_t ehk = kNoIndex;
-          if (!ParseRecord(message.get_view(), data, key, ehk)) {
-            out.resize(first);
-            return false;
-          }
+          if (!ParseRecord(bytes, data, key, ehk)) return fail();
           UserRecord& u = out.emplace_back(
               UserRecord{{{}, data, outer.sequence_number, outer.approximate_arrival_timestamp},
                          {},
                          out.size() - first,
                          true});
+          // Claims the user records' lines a few records ahead: writing them when they are
+          // not in the cache stalled the parse on full store buffers.
+          __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(&u) +
+                                                           8 * sizeof(UserRecord)),
+                             1);
           if (key < s.keys.size() && (ehk == kNoIndex || ehk < s.explicit_hash_keys.size())) {
             resolve(u, key, ehk);
           } else {
@@ -253,19 +304,25 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, bool mark
           }
           break;
         }
+        case tag_and_type(kPartitionKeyTable, pbf_wire_type::length_delimited):
+          s.keys.push_back(bytes);
+          s.key_met.push_back(0);
+          break;
+        case tag_and_type(kExplicitHashKeyTable, pbf_wire_type::length_delimited):
+          s.explicit_hash_keys.push_back(bytes);
+          s.explicit_hash_key_met.push_back(0);
+          break;
         default:
-          message.skip();
+          break;
       }
     }
   } catch (const protozero::exception&) {
-    out.resize(first);
-    return false;
+    return fail();
   }
   for (const DecodeScratch::Unresolved& r : s.unresolved) {
     if (r.key >= s.keys.size() ||
         (r.explicit_hash_key != kNoIndex && r.explicit_hash_key >= s.explicit_hash_keys.size())) {
-      out.resize(first);  // the KCL throws here; riffle passes the record through
-      return false;
+      return fail();  // the KCL throws here; riffle passes the record through
     }
     resolve(out[r.user], r.key, r.explicit_hash_key);
   }
@@ -291,23 +348,6 @@ void AppendRaw(const Record& record, std::vector<UserRecord>& out) {
   out.push_back(UserRecord{record, {}, 0, false});
 }
 
-// For the aggregate just parsed (as indexed in scratch): false when an explicit hash key is
-// outside `range`; otherwise the partition keys whose MD5s are needed go to key_jobs.
-bool QueueHashChecks(const HashKeyRange& range, DecodeScratch& s) {
-  for (size_t e = 0; e < s.explicit_hash_keys.size(); ++e) {
-    if (!s.explicit_hash_key_needed[e]) continue;
-    const std::optional<HashKey> h = ParseDecimalHashKey(s.explicit_hash_keys[e]);
-    if (!h || !range.Contains(*h)) return false;
-  }
-  for (size_t k = 0; k < s.keys.size(); ++k) {
-    if (!s.key_needed[k]) continue;
-    Md5Job& job = s.key_jobs.emplace_back();
-    job.data = reinterpret_cast<const unsigned char*>(s.keys[k].data());
-    job.size = s.keys[k].size();
-  }
-  return true;
-}
-
 }  // namespace
 
 void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
@@ -330,10 +370,25 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
   s.key_jobs.clear();
   size_t body_job = 0;
   // Partition keys are hashed as soon as they fill the lanes, while the aggregates that hold
-  // them are still in the cache (hashing the whole batch's keys at the end read them back
-  // from memory).
+  // them are still in the cache, and checked at once; their jobs are then reused (keeping
+  // the batch's jobs, 40 bytes a key, pushed the aggregates out of the cache).
   const auto lanes = static_cast<size_t>(Md5Lanes());
-  size_t hashed = 0;
+  size_t job_base = 0;  // the batch's number of key_jobs[0]
+  size_t checking = 0;  // the aggregate of the next key checked
+  auto check_keys = [&](size_t n) {
+    Md5Jobs(s.key_jobs.data(), n);
+    for (size_t j = 0; j < n;) {
+      while (s.aggregates[checking].end_job <= job_base + j) ++checking;
+      // One aggregate's keys: its flag written once (written per key, each write waited
+      // for the one before).
+      const size_t end = std::min(n, s.aggregates[checking].end_job - job_base);
+      bool outside = false;
+      for (; j < end; ++j) outside |= !range.Contains(Md5JobHashKey(s.key_jobs[j]));
+      s.aggregates[checking].misplaced |= outside;
+    }
+    s.key_jobs.erase(s.key_jobs.begin(), s.key_jobs.begin() + static_cast<ptrdiff_t>(n));
+    job_base += n;
+  };
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
     if (kinds != nullptr) kinds[i] = RecordKind::kNotAggregated;
@@ -344,28 +399,23 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
     }
     const size_t first_user = out.size();
     const size_t first_job = s.key_jobs.size();
-    if (!ParseAggregatedRecord(AggregateBody(r.data), r, check, out, s)) {
+    RangeCheck range_check{range, s.key_jobs};
+    if (!ParseAggregatedRecord(AggregateBody(r.data), r, check ? &range_check : nullptr, out, s)) {
       AppendRaw(r, out);
       continue;
     }
-    const bool misplaced = check && !QueueHashChecks(range, s);
-    if (misplaced) s.key_jobs.resize(first_job);
-    s.aggregates.push_back({i, first_user, out.size(), first_job, s.key_jobs.size(), misplaced});
+    const bool misplaced = range_check.explicit_outside;
+    if (misplaced) s.key_jobs.resize(first_job);  // no need to hash them
+    s.aggregates.push_back({i, first_user, out.size(), job_base + s.key_jobs.size(), misplaced});
     if (kinds != nullptr) kinds[i] = RecordKind::kAggregate;
     ++counts.aggregates;
-    if (const size_t full = (s.key_jobs.size() - hashed) / lanes * lanes; full > 0) {
-      Md5Jobs(s.key_jobs.data() + hashed, full);
-      hashed += full;
-    }
+    if (const size_t full = s.key_jobs.size() / lanes * lanes; full > 0) check_keys(full);
   }
   if (s.aggregates.empty()) return;
+  check_keys(s.key_jobs.size());
 
-  Md5Jobs(s.key_jobs.data() + hashed, s.key_jobs.size() - hashed);
   bool any_dropped = false;
-  for (DecodeScratch::Parsed& a : s.aggregates) {
-    for (size_t j = a.first_job; j < a.end_job && !a.misplaced; ++j) {
-      a.misplaced = !range.Contains(Md5JobHashKey(s.key_jobs[j]));
-    }
+  for (const DecodeScratch::Parsed& a : s.aggregates) {
     if (!a.misplaced) continue;
     ++counts.misplaced;
     if (kinds != nullptr) kinds[a.record] = RecordKind::kMisplacedAggregate;

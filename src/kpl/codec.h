@@ -63,26 +63,27 @@ class AggregateBuilder {
 
 // Per-thread space for decoding (grows to the largest batch seen, then allocates no more).
 struct DecodeScratch {
-  // The aggregate being parsed: its tables; which entries the range check needs; the user
-  // records that named an entry not seen yet (resolved once the tables are complete).
+  // The aggregate being parsed: its tables; for the range check, the entries already met
+  // (each distinct partition key's MD5 is queued once, each explicit hash key checked once);
+  // the user records that named an entry not seen yet (resolved once the tables are complete).
   std::vector<std::string_view> keys;
   std::vector<std::string_view> explicit_hash_keys;
-  std::vector<uint8_t> key_needed;
-  std::vector<uint8_t> explicit_hash_key_needed;
+  std::vector<uint8_t> key_met;
+  std::vector<uint8_t> explicit_hash_key_met;
   struct Unresolved {
     size_t user;  // index in `out`
     uint64_t key, explicit_hash_key;
   };
   std::vector<Unresolved> unresolved;
-  // The batch: the MD5s of its aggregates, then of the partition keys the range check
-  // needs (each aggregate's distinct keys), each run in lanes at once.
+  // The batch: the MD5s of its aggregates, run in lanes at once; the partition keys the
+  // range check needs (each aggregate's distinct keys) not yet hashed.
   std::vector<Md5Job> body_jobs;
   std::vector<Md5Job> key_jobs;
   struct Parsed {
     size_t record;                // index in the batch
     size_t first_user, end_user;  // its user records in `out`
-    size_t first_job, end_job;    // its partition keys in key_jobs
-    bool misplaced;               // an explicit hash key outside the range
+    size_t end_job;               // the batch's number of its last partition key, plus one
+    bool misplaced;               // a hash key outside the range
   };
   std::vector<Parsed> aggregates;
 };
@@ -101,12 +102,20 @@ inline std::string_view AggregateBody(std::string_view data) {
 // True when the MD5 state words of the body match the digest that ends `data`.
 bool DigestMatches(std::string_view data, const uint32_t state[4]);
 
+// The KCL's range check, gathered while an aggregate is parsed: the MD5 of each distinct
+// partition key that gives a user record's hash key is queued in `key_jobs` (not yet run);
+// each distinct explicit hash key is checked at once.
+struct RangeCheck {
+  const HashKeyRange& range;
+  std::vector<Md5Job>& key_jobs;
+  bool explicit_outside = false;  // an explicit hash key outside `range` (or malformed)
+};
+
 // Parses an AggregatedRecord (`body`) into user records appended to `out` (sub-sequence
-// numbers 0, 1, ...; the sequence number and arrival time of `outer`). With `mark_needed`,
-// scratch.key_needed / explicit_hash_key_needed flag the table entries that give the user
-// records' hash keys. False, `out` unchanged, when it is not a valid message of the KPL's
-// schema or an index is outside its table. Never throws.
-bool ParseAggregatedRecord(std::string_view body, const Record& outer, bool mark_needed,
+// numbers 0, 1, ...; the sequence number and arrival time of `outer`). With `check`, gathers
+// the range check (above). False, `out` and check->key_jobs unchanged, when it is not a
+// valid message of the KPL's schema or an index is outside its table. Never throws.
+bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeCheck* check,
                            std::vector<UserRecord>& out, DecodeScratch& scratch);
 
 // What a batch held, for the counters.

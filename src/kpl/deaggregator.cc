@@ -14,7 +14,7 @@ bool DecodeAggregate(std::string_view data, std::vector<UserRecord>& out) {
   const riffle::detail::Md5State s = riffle::detail::Md5Words(body.data(), body.size());
   const uint32_t words[4] = {s.a, s.b, s.c, s.d};
   return detail::DigestMatches(data, words) &&
-         detail::ParseAggregatedRecord(body, Record{}, false, out, detail::ThreadScratch());
+         detail::ParseAggregatedRecord(body, Record{}, nullptr, out, detail::ThreadScratch());
 }
 
 RecordKind Deaggregate(const Record& record, std::vector<UserRecord>& out,
