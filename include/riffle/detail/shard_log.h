@@ -9,8 +9,9 @@
 // Invariants (the producer never waits for another producer, except in 6):
 //  1. A claim takes [t, t + n) of the unbounded log and the next claim number c with one
 //     fetch_add on claim_, which packs (position / 8, claim number) modulo 2^32 each; the
-//     full values are rebuilt from hints a producer crossing a segment leaves (a claim is
-//     never 2^31 words or claims away from a hint: rings are at most 8 GiB).
+//     full values are rebuilt from hints a producer crossing a segment leaves before it
+//     commits its padding (a claim is never 2^31 words or claims away from a hint: rings
+//     are at most 8 GiB, and the log cannot get a ring past an uncommitted frame).
 //     Single-producer mode stores instead of fetch_add: no locked instruction.
 //  2. A frame is committed by its check word (FrameCheck(t), written last, release): a word
 //     no stale byte of an earlier lap and no record data can equal. Padding frames are
@@ -197,10 +198,12 @@ class ShardLog {
       std::atomic_thread_fence(std::memory_order_release);
       const uint64_t boundary = (SegmentOf(t) + 1) << segment_shift_;
       if (end >= boundary) {
-        // The claim touches a segment boundary (invariant 4): it becomes padding.
+        // The claim touches a segment boundary (invariant 4): it becomes padding. The hint
+        // goes first: until the padding is committed the log cannot get a ring past it, so
+        // a producer descheduled here never leaves a hint far behind (invariant 1).
+        LeaveHint(end, c.count + c.claims);
         WritePaddingFrame(t, boundary - t);
         WritePaddingFrame(boundary, end - boundary);
-        LeaveHint(end, c.count + c.claims);
         if (c.claims == 1) {
           Publish(t, end == boundary ? t : boundary, end);
           continue;  // claim again, in the next segment
