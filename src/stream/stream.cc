@@ -34,9 +34,19 @@ uint64_t NextStreamTag() {
   return (n * 7919) % SequenceNumber::kMaxStreamTag + 1;
 }
 
+// A stream's secret keys its frame and iterator checks. The random device is read once per
+// process (opening it cost more than the rest of a small stream's creation); each stream
+// then takes the next value of a SplitMix64 sequence from that seed, mixed with the time.
 uint64_t NewSecret() {
-  std::random_device rd;
-  return (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+  static const uint64_t seed = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd();
+  }();
+  static std::atomic<uint64_t> next{0};
+  uint64_t z = seed + next.fetch_add(1, std::memory_order_relaxed) * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31) ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
 }
 
 uint64_t MinRingCapacity(uint64_t max_record_size) {
