@@ -407,9 +407,8 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
   return PutHashed(key, data, hash_key, now_ms);
 }
 
-inline absl::StatusOr<PutRecordResult> Stream::PutHashed(std::string_view key,
-                                                         std::string_view data, HashKey hash_key,
-                                                         int64_t now_ms) {
+[[gnu::always_inline]] inline absl::StatusOr<PutRecordResult> Stream::PutHashed(
+    std::string_view key, std::string_view data, HashKey hash_key, int64_t now_ms) {
   detail::StreamCore& core = *core_;
   for (;;) {
     detail::ShardState* shard = core.shards.snapshot().Route(hash_key);
