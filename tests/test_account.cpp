@@ -764,6 +764,51 @@ TEST_CASE("PutRecords and GetRecords through the account allocate nothing in ste
   CHECK_FALSE(got.result.records.empty());
 }
 
+TEST_CASE("PutRecords of keys never seen before allocates nothing per entry", "[account]") {
+  // BM_Account_TestDoubleScenario's requests: batches of 500 entries with distinct keys,
+  // each hashed by MD5 (none is in the thread's cache), 100 bytes of data each.
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "scenario", 4);
+  constexpr int kBatch = 500;
+  constexpr int kBatches = 12;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kBatch * kBatches; ++i) keys.push_back(fmt::format("key-{:012}", i));
+  const std::string data(100, 'd');
+  std::vector<riffle::PutRecordsRequestEntry> entries;
+  for (const auto& k : keys) entries.push_back({k, data, {}});
+  riffle::PutRecordsOutput put;
+  auto batch = [&](int b) {
+    const std::span<const riffle::PutRecordsRequestEntry> records(entries.data() + b * kBatch,
+                                                                  kBatch);
+    REQUIRE(kinesis.PutRecords({.stream_name = "scenario", .records = records}, put).ok());
+    REQUIRE(put.failed_record_count == 0);
+  };
+  batch(0);  // the output grows to 500 entries
+  riffle_test::AllocationCounter counter;
+  for (int b = 1; b < kBatches; ++b) batch(b);
+  CHECK(counter.allocations() == 0);
+  // Every record is there, in its shard, under its own key.
+  std::size_t read = 0;
+  for (const char* shard : {"shardId-000000000000", "shardId-000000000001", "shardId-000000000002",
+                            "shardId-000000000003"}) {
+    auto it = kinesis.GetShardIterator({.stream_name = "scenario", .shard_id = shard});
+    REQUIRE(it.ok());
+    riffle::GetRecordsOutput got;
+    REQUIRE(kinesis.GetRecords({.shard_iterator = it->shard_iterator}, got).ok());
+    for (const riffle::Record& r : got.result.records) {
+      CHECK(r.data == data);
+      CHECK(
+          account->kinesis()
+              .PutRecord({.stream_name = "scenario", .partition_key = r.partition_key, .data = ""})
+              ->shard_id == shard);
+    }
+    read += got.result.records.size();
+  }
+  CHECK(read == keys.size());
+}
+
 TEST_CASE("producers put by name while other streams come and go", "[account]") {
   // The registry is swapped on every create and delete; producers that found "orders" keep
   // using it safely, and each thread's remembered lookup follows the swaps.

@@ -111,3 +111,31 @@ TEST_CASE("deregistered consumers and their gates are released", "[memory]") {
   // Without gates, producers are no longer held back by the departed consumers.
   for (int i = 0; i < 5000; ++i) REQUIRE(stream->PutRecord("k", std::string(100, 'x')).ok());
 }
+
+TEST_CASE("the cache of rings given back stays within its bound", "[memory]") {
+  // Rings of dead logs wait in a process-wide cache for the next log of their size
+  // (src/stream/ring_cache.cc): at most 8 rings, 64 MiB mapped and 16 MiB touched.
+  const std::string data(1000, 'd');
+  for (int round = 0; round < 24; ++round) {
+    riffle::StreamOptions o;
+    o.stream_name = "sized";
+    o.shard_count = 2;
+    o.max_record_size_bytes = 1024;
+    // Small rings; 4 MiB rings written through (touched); 16 MiB rings barely touched.
+    const uint64_t sizes[] = {uint64_t{64} << 10, uint64_t{4} << 20, uint64_t{16} << 20};
+    o.ring_capacity_bytes = sizes[round % 3];
+    auto stream = *riffle::Stream::Create(o);
+    const uint64_t puts = round % 3 == 1 ? 2 * o.ring_capacity_bytes / 1024 : 16;
+    for (uint64_t i = 0; i < puts; ++i) {
+      REQUIRE(stream->PutRecord(fmt::format("key-{}", i % 8), data).ok());
+    }
+    stream.reset();
+    const riffle::detail::RingCacheStats cache = riffle::detail::GetRingCacheStats();
+    INFO("round " << round << ": " << cache.rings << " rings, " << cache.mapped_bytes
+                  << " bytes mapped, " << cache.used_bytes << " bytes touched");
+    CHECK(cache.rings <= 8);
+    CHECK(cache.mapped_bytes <= uint64_t{64} << 20);
+    CHECK(cache.used_bytes <= uint64_t{16} << 20);
+    CHECK(cache.rings >= 1);  // what was just given back is kept
+  }
+}

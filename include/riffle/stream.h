@@ -355,6 +355,10 @@ class Stream final : public RecordSource {
   Stream(StreamOptions options, std::shared_ptr<detail::StreamCore> core);
 
   absl::Status PutError(const PutRecordRequest& request) const;  // the cold path of PutRecord
+  // Routes and appends one checked record whose hash key is known (PutRecord, PutRecords).
+  // REQUIRES: an EpochGuard.
+  absl::StatusOr<PutRecordResult> PutHashed(std::string_view key, std::string_view data,
+                                            HashKey hash_key, int64_t now_ms);
   // The write limit's charge (cold: only when options().write_limit is set).
   absl::Status ChargeWrite(const detail::ShardState& shard, uint64_t bytes, int64_t now_ms);
   absl::Status ShardFullError(const detail::ShardState& shard) const;
@@ -398,9 +402,14 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
   } else {
     hash_key = Xxh3HashKey(key);
   }
-  const int64_t now_ms =
-      core.system_clock ? detail::TscWallClock::NowMillis() : core.clock->NowMillis();
+  const int64_t now_ms = core.PutTimeMillis();
   detail::EpochGuard guard;
+  return PutHashed(key, data, hash_key, now_ms);
+}
+
+[[gnu::always_inline]] inline absl::StatusOr<PutRecordResult> Stream::PutHashed(
+    std::string_view key, std::string_view data, HashKey hash_key, int64_t now_ms) {
+  detail::StreamCore& core = *core_;
   for (;;) {
     detail::ShardState* shard = core.shards.snapshot().Route(hash_key);
     if (core.write_limited) [[unlikely]] {

@@ -35,7 +35,7 @@ struct Stream::ReshardPlan {
     if (child == nullptr) {
       out_of_memory = true;
       // A placeholder keeps the plan's shape; the plan is refused before it is committed.
-      child = std::make_shared<detail::ShardState>(index, range, nullptr, 0, 0, false, now_ms);
+      child = std::make_shared<detail::ShardState>(index, range, detail::Ring{}, 0, false, now_ms);
     }
     child->parent_shard_id = parent;
     if (adjacent != nullptr) child->adjacent_parent_shard_id = *adjacent;

@@ -1,8 +1,6 @@
 // ShardSet: creation, publishing, reshard commit, expiry and reclamation of shards.
 #include "riffle/detail/shard_set.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <bit>
 
@@ -10,17 +8,6 @@
 #include "riffle/status.h"
 
 namespace riffle::detail {
-
-uint64_t* MapRing(uint64_t bytes) {
-  // MAP_NORESERVE is not used: the kernel's overcommit check then refuses sizes the
-  // machine could never back, and Create reports it instead of a later crash.
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<uint64_t*>(p);
-}
-
-void UnmapRing(uint64_t* words, uint64_t bytes) {
-  if (words != nullptr) munmap(words, bytes);
-}
 
 LatestState ShardLog::Close() {
   closed_.store(true, std::memory_order_seq_cst);
@@ -82,12 +69,12 @@ ShardSet::~ShardSet() {
 
 std::shared_ptr<ShardState> ShardSet::NewShard(uint64_t index, HashKeyRange range,
                                                int64_t now_ms) const {
-  uint64_t* ring = MapRing(ring_bytes_);
-  if (ring == nullptr) return nullptr;
+  const Ring ring = AcquireRing(ring_bytes_);
+  if (ring.words == nullptr) return nullptr;
   live_logs_->fetch_add(1, std::memory_order_relaxed);
   // The count follows the log's memory, which a subscription may hold past the stream.
   return std::shared_ptr<ShardState>(
-      new ShardState(index, range, ring, ring_bytes_, secret_, single_producer_, now_ms),
+      new ShardState(index, range, ring, secret_, single_producer_, now_ms),
       [count = live_logs_](ShardState* s) {
         delete s;
         count->fetch_sub(1, std::memory_order_relaxed);

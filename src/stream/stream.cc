@@ -34,9 +34,19 @@ uint64_t NextStreamTag() {
   return (n * 7919) % SequenceNumber::kMaxStreamTag + 1;
 }
 
+// A stream's secret keys its frame and iterator checks. The random device is read once per
+// process (opening it cost more than the rest of a small stream's creation); each stream
+// then takes the next value of a SplitMix64 sequence from that seed, mixed with the time.
 uint64_t NewSecret() {
-  std::random_device rd;
-  return (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+  static const uint64_t seed = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd();
+  }();
+  static std::atomic<uint64_t> next{0};
+  uint64_t z = seed + next.fetch_add(1, std::memory_order_relaxed) * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31) ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
 }
 
 uint64_t MinRingCapacity(uint64_t max_record_size) {
@@ -83,31 +93,49 @@ void CheckEntry(const PutRecordsRequestEntry& e, std::size_t index, uint64_t max
   v.MaxBlobLength(member("data"), e.data.size(), max_record_bytes);
 }
 
-// Puts are made in chunks of this many entries; MD5 hash keys of a chunk's new keys are
-// computed together first (common/md5_lanes.h) and primed into this thread's cache, where
-// each put then finds its own. A chunk fits the cache's 256 entries with room to spare.
-constexpr std::size_t kPrimeChunk = 32;
+// PutRecords puts its entries in chunks of this many: the hash keys of a chunk are
+// computed first, the MD5 of every key the thread's cache does not hold together
+// (common/md5_lanes.h), and one clock read stamps the chunk's records. A chunk fits the
+// cache's 256 entries with room to spare.
+constexpr std::size_t kPutChunk = 32;
 
-void PrimeMd5HashKeys(std::span<const PutRecordsRequestEntry> entries) {
-  detail::Md5HashKeyCache& cache = detail::ThreadMd5HashKeyCache();
-  detail::Md5Job jobs[kPrimeChunk];
-  std::string_view keys[kPrimeChunk];
+// The hash keys of a chunk of checked entries, for those without an explicit hash key.
+void ChunkHashKeys(std::span<const PutRecordsRequestEntry> chunk, RoutingMode routing,
+                   HashKey* out) {
+  using Cache = detail::Md5HashKeyCache;
+  constexpr std::size_t kUncached = SIZE_MAX;
+  Cache& cache = detail::ThreadMd5HashKeyCache();
+  detail::Md5Job jobs[kPutChunk];
+  std::size_t job_entry[kPutChunk];
+  std::size_t job_set[kPutChunk];
   std::size_t n = 0;
-  for (const PutRecordsRequestEntry& e : entries.first(std::min(entries.size(), kPrimeChunk))) {
-    const std::string_view key = e.partition_key;
-    if (!e.explicit_hash_key.empty() || key.size() > detail::Md5HashKeyCache::kMaxKeyBytes ||
-        cache.Holds(key)) {
+  for (std::size_t i = 0; i < chunk.size(); ++i) {
+    const std::string_view key = chunk[i].partition_key;
+    if (!chunk[i].explicit_hash_key.empty()) continue;
+    if (routing == RoutingMode::kXxh3) {
+      out[i] = Xxh3HashKey(key);
       continue;
     }
-    keys[n] = key;
+    std::size_t set = kUncached;
+    if (key.size() <= Cache::kMaxKeyBytes) {
+      set = Cache::IndexOf(key);
+      if (cache.Find(key, set, &out[i])) continue;
+    }
     jobs[n] = detail::Md5Job{};
     jobs[n].data = reinterpret_cast<const unsigned char*>(key.data());
     jobs[n].size = key.size();
+    job_entry[n] = i;
+    job_set[n] = set;
     ++n;
   }
-  if (n < 2) return;  // a single key is as cheap on the put's own path
-  detail::Md5Jobs(jobs, n);
-  for (std::size_t i = 0; i < n; ++i) cache.Prime(keys[i], detail::Md5JobHashKey(jobs[i]));
+  if (n > 1) detail::Md5Jobs(jobs, n);
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::string_view key = chunk[job_entry[j]].partition_key;
+    // A single key is as cheap on its own.
+    const HashKey hash_key = n > 1 ? detail::Md5JobHashKey(jobs[j]) : Md5HashKey(key);
+    out[job_entry[j]] = hash_key;
+    if (job_set[j] != kUncached) cache.PrimeSet(job_set[j], key, hash_key);
+  }
 }
 
 }  // namespace
@@ -527,28 +555,37 @@ absl::Status Stream::PutRecords(std::span<const PutRecordsRequestEntry> entries,
   if (absl::Status s = CheckPutRecords(entries); !s.ok()) return s;
   out.failed_record_count = 0;
   out.records.resize(entries.size());
-  const bool md5 = core_->routing == RoutingMode::kMd5;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (md5 && i % kPrimeChunk == 0) {
-      PrimeMd5HashKeys(entries.subspan(i, std::min(kPrimeChunk, entries.size() - i)));
-    }
-    const PutRecordsRequestEntry& e = entries[i];
-    PutRecordsResultEntry& r = out.records[i];
-    absl::StatusOr<PutRecordResult> put =
-        PutRecord(PutRecordRequest{e.partition_key, e.data, e.explicit_hash_key, {}});
-    if (put.ok()) [[likely]] {
-      r.shard_id = put->shard_id;
-      r.sequence_number = put->sequence_number;
-      r.error_code = {};
-      r.error_message.clear();
-    } else {
-      // Entries were checked: only a throttle (or a full ring) can fail one now.
-      ++out.failed_record_count;
-      r.shard_id = {};
-      r.sequence_number.reset();
-      r.error_code = ErrorName(put.status());
-      const absl::string_view m = put.status().message();
-      r.error_message.assign(m.data(), m.size());
+  detail::StreamCore& core = *core_;
+  HashKey hash_keys[kPutChunk];
+  for (std::size_t begin = 0; begin < entries.size(); begin += kPutChunk) {
+    const std::span<const PutRecordsRequestEntry> chunk =
+        entries.subspan(begin, std::min(kPutChunk, entries.size() - begin));
+    ChunkHashKeys(chunk, core.routing, hash_keys);
+    const int64_t now_ms = core.PutTimeMillis();
+    detail::EpochGuard guard;
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      const PutRecordsRequestEntry& e = chunk[i];
+      PutRecordsResultEntry& r = out.records[begin + i];
+      // Every entry was checked: an explicit hash key takes PutRecord's own path (it parses
+      // the key), the others are routed by the hash key computed above.
+      absl::StatusOr<PutRecordResult> put =
+          e.explicit_hash_key.empty()
+              ? PutHashed(e.partition_key, e.data, hash_keys[i], now_ms)
+              : PutRecord(PutRecordRequest{e.partition_key, e.data, e.explicit_hash_key, {}});
+      if (put.ok()) [[likely]] {
+        r.shard_id = put->shard_id;
+        r.sequence_number = put->sequence_number;
+        r.error_code = {};
+        r.error_message.clear();
+      } else {
+        // Only a throttle (or a full ring) can fail a checked entry.
+        ++out.failed_record_count;
+        r.shard_id = {};
+        r.sequence_number.reset();
+        r.error_code = ErrorName(put.status());
+        const absl::string_view m = put.status().message();
+        r.error_message.assign(m.data(), m.size());
+      }
     }
   }
   return absl::OkStatus();

@@ -35,38 +35,44 @@ class Md5HashKeyCache {
   // Md5HashKey(key), from the cache when the same key was seen last in its slot.
   HashKey Get(std::string_view key) {
     if (key.size() > kMaxKeyBytes) return Md5HashKey(key);
-    Entry* set = &entries_[IndexOf(key) * kWays];
-    for (size_t way = 0; way < kWays; ++way) {
-      // length_plus_one == 0 marks an empty entry, so a zeroed table is a valid empty cache.
-      const Entry& e = set[way];
-      if (e.length_plus_one == key.size() + 1 && std::memcmp(e.key, key.data(), key.size()) == 0) {
-        return absl::MakeUint128(e.high, e.low);
-      }
-    }
-    const HashKey hash_key = Md5HashKey(key);
-    Fill(set, key, hash_key);
+    const size_t set = IndexOf(key);
+    HashKey hash_key;
+    if (Find(key, set, &hash_key)) return hash_key;
+    hash_key = Md5HashKey(key);
+    PrimeSet(set, key, hash_key);
     return hash_key;
   }
 
   // True when a Get(key) now would not compute MD5.
   bool Holds(std::string_view key) const {
-    if (key.size() > kMaxKeyBytes) return false;
-    const Entry* set = &entries_[IndexOf(key) * kWays];
+    HashKey unused;
+    return key.size() <= kMaxKeyBytes && Find(key, IndexOf(key), &unused);
+  }
+
+  // Stores `hash_key`, which must be Md5HashKey(key), as a miss of Get would. The caller
+  // has checked !Holds(key) (a key stored twice only wastes a way).
+  void Prime(std::string_view key, HashKey hash_key) {
+    if (key.size() > kMaxKeyBytes) return;
+    PrimeSet(IndexOf(key), key, hash_key);
+  }
+
+  // Get in two halves, for a batch that hashes its misses together (common/md5_lanes.h):
+  // Find looks in `set` (IndexOf(key)), PrimeSet stores what was computed for a miss.
+  // REQUIRES: key.size() <= kMaxKeyBytes.
+  bool Find(std::string_view key, size_t set, HashKey* out) const {
+    const Entry* ways = &entries_[set * kWays];
     for (size_t way = 0; way < kWays; ++way) {
-      if (set[way].length_plus_one == key.size() + 1 &&
-          std::memcmp(set[way].key, key.data(), key.size()) == 0) {
+      // length_plus_one == 0 marks an empty entry, so a zeroed table is a valid empty cache.
+      const Entry& e = ways[way];
+      if (e.length_plus_one == key.size() + 1 && std::memcmp(e.key, key.data(), key.size()) == 0) {
+        *out = absl::MakeUint128(e.high, e.low);
         return true;
       }
     }
     return false;
   }
-
-  // Stores `hash_key`, which must be Md5HashKey(key), as a miss of Get would: for a batch
-  // whose hash keys were computed together (common/md5_lanes.h) before its puts. The caller
-  // has checked !Holds(key) (a key stored twice only wastes a way).
-  void Prime(std::string_view key, HashKey hash_key) {
-    if (key.size() > kMaxKeyBytes) return;
-    Fill(&entries_[IndexOf(key) * kWays], key, hash_key);
+  void PrimeSet(size_t set, std::string_view key, HashKey hash_key) {
+    Fill(&entries_[set * kWays], key, hash_key);
   }
 
   // The set `key` maps to (exposed so tests can build colliding keys).

@@ -14,8 +14,9 @@
 //     are at most 8 GiB, and the log cannot get a ring past an uncommitted frame).
 //     Single-producer mode stores instead of fetch_add: no locked instruction.
 //  2. A frame is committed by its check word (FrameCheck(t), written last, release): a word
-//     no stale byte of an earlier lap and no record data can equal. Padding frames are
-//     committed the same way (frames are 16-byte aligned, so every padding has room for it).
+//     no stale byte of an earlier lap, of an earlier log on a reused ring (CheckNibble) and
+//     no record data can equal. Padding frames are committed the same way (frames are
+//     16-byte aligned, so every padding has room for it).
 //  3. published_ is the end of the longest prefix of committed frames. The producer of the
 //     frame at published_ moves it over its frame with a CAS and then over every committed
 //     frame after it (helping); a producer whose predecessor is not yet published
@@ -53,6 +54,7 @@
 #include <atomic>
 #include <bit>
 #include <cassert>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -95,10 +97,31 @@ class Backoff {
   int rounds_ = 0;
 };
 
-// Ring storage: anonymous pages mapped on demand (untouched pages cost no memory) and
-// returned to the system when the log dies. Defined in src/stream/shard_set.cc.
-uint64_t* MapRing(uint64_t bytes);  // nullptr when the system refuses
-void UnmapRing(uint64_t* words, uint64_t bytes);
+// Ring storage: anonymous pages mapped on demand (untouched pages cost no memory). A log
+// that dies gives its ring to a small process-wide cache (bounded: src/stream/ring_cache.cc)
+// and the next log of the same size takes it, so a stream created after another was
+// deleted writes into pages that are already there instead of faulting in cleared ones.
+// A reused ring holds the frames of the logs that used it before; ShardLog keeps them from
+// ever passing for its own (see Ring::check_nibbles).
+struct Ring {
+  uint64_t* words = nullptr;  // nullptr: the system refused the mapping
+  uint64_t bytes = 0;
+  // An upper bound of the bytes from the start that were ever touched (resident memory).
+  uint64_t used_bytes = 0;
+  // Bit n set: a log whose secret ends in the nibble n wrote here (CheckNibble()).
+  uint16_t check_nibbles = 0;
+};
+Ring AcquireRing(uint64_t bytes);  // a cached ring of that size, or a fresh mapping
+void ReleaseRing(const Ring& ring);
+
+// What the ring cache holds now, and how many rings it handed out again (tests, docs).
+struct RingCacheStats {
+  std::size_t rings = 0;
+  uint64_t mapped_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t reused = 0;
+};
+RingCacheStats GetRingCacheStats();
 
 // Test hook: called by a producer between its claim and its commit (log, claim position).
 // Tests park a producer there; production code never sets it (one relaxed load per put).
@@ -139,19 +162,42 @@ enum class PositionCheck : uint8_t {
 
 class ShardLog {
  public:
-  // REQUIRES: capacity_bytes is a power of two, >= kSegmentsPerRing * 64 and <= 8 GiB;
-  // `words` maps capacity_bytes (MapRing); the log owns it.
-  ShardLog(uint64_t* words, uint64_t capacity_bytes, uint64_t secret, bool single_producer = false)
-      : capacity_(capacity_bytes),
-        word_mask_(capacity_bytes / 8 - 1),
-        segment_bytes_(capacity_bytes / kSegmentsPerRing),
-        segment_shift_(static_cast<unsigned>(std::countr_zero(capacity_bytes / kSegmentsPerRing))),
-        secret_(secret),
+  // REQUIRES: ring.bytes is a power of two, >= kSegmentsPerRing * 64 and <= 8 GiB, and
+  // ring.words maps it (AcquireRing); the log owns it and releases it when it dies.
+  ShardLog(const Ring& ring, uint64_t secret, bool single_producer = false)
+      : capacity_(ring.bytes),
+        word_mask_(ring.bytes / 8 - 1),
+        segment_bytes_(ring.bytes / kSegmentsPerRing),
+        segment_shift_(static_cast<unsigned>(std::countr_zero(ring.bytes / kSegmentsPerRing))),
+        secret_(SecretForRing(secret, ring.check_nibbles)),
         single_producer_(single_producer),
-        words_(words) {}
+        words_(ring.words),
+        ring_used_bytes_(ring.used_bytes),
+        ring_check_nibbles_(ring.check_nibbles) {}
   ~ShardLog() {
     delete gates_.load(std::memory_order_relaxed);
-    UnmapRing(words_, capacity_);
+    // Touched: what was claimed, and the header a producer may have looked at past it.
+    const uint64_t claimed = Latest().published;
+    const uint64_t touched = claimed >= capacity_ ? capacity_ : claimed + kFrameHeaderBytes;
+    ReleaseRing({words_, capacity_, std::max(ring_used_bytes_, touched),
+                 static_cast<uint16_t>(ring_check_nibbles_ | (1u << CheckNibble(secret_)))});
+  }
+
+  // Frame positions are multiples of kFrameAlignment (16), so position ^ secret ends in the
+  // secret's low nibble: two logs whose secrets end in different nibbles never share a
+  // check word (FrameCheck is a bijection of position ^ secret). A log on a reused ring
+  // takes a nibble no earlier user of the ring had, so the check words left there are, to
+  // it, like those of an earlier lap of its own (invariant 2); a ring whose 16 nibbles are
+  // all used is cleared to zeros, as a fresh mapping is, before it is reused (ReleaseRing).
+  static unsigned CheckNibble(uint64_t secret) {
+    return static_cast<unsigned>(secret & (kFrameAlignment - 1));
+  }
+  static uint64_t SecretForRing(uint64_t secret, uint16_t used_nibbles) {
+    static_assert(kFrameAlignment == 16, "one nibble of the secret per frame alignment");
+    assert(used_nibbles != 0xffff);
+    unsigned nibble = CheckNibble(secret);
+    while (((used_nibbles >> nibble) & 1u) != 0) nibble = (nibble + 1) % kFrameAlignment;
+    return (secret & ~(kFrameAlignment - 1)) | nibble;
   }
 
   ShardLog(const ShardLog&) = delete;
@@ -720,6 +766,8 @@ class ShardLog {
   const uint64_t secret_;
   const bool single_producer_;
   uint64_t* const words_;
+  const uint64_t ring_used_bytes_;     // as the ring came (AcquireRing)
+  const uint16_t ring_check_nibbles_;  // as the ring came; this log adds its own
 
   // Producers hit claim_ on every claim, and published_ on every publish; readers read
   // published_ on every poll. Each on its own line, with what changes as rarely beside it.

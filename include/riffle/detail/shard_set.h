@@ -31,12 +31,12 @@ namespace riffle::detail {
 // One shard. Everything but the log and the atomics is immutable once the shard is
 // published in a snapshot.
 struct ShardState {
-  ShardState(uint64_t index_in, HashKeyRange range_in, uint64_t* ring, uint64_t ring_bytes,
-             uint64_t secret, bool single_producer, int64_t created_ms)
+  ShardState(uint64_t index_in, HashKeyRange range_in, const Ring& ring, uint64_t secret,
+             bool single_producer, int64_t created_ms)
       : index(index_in),
         id(FormatShardId(index_in)),
         range(range_in),
-        log(ring, ring_bytes, secret, single_producer),
+        log(ring, secret, single_producer),
         created_at_ms(created_ms) {}
 
   const uint64_t index;

@@ -78,6 +78,11 @@ struct StreamCore {
   std::string arn;             // arn:aws:kinesis:<region>:<account>:stream/<name>
   bool write_limited = false;  // StreamOptions::write_limit is set: puts charge FanOut
 
+  // The arrival time a put stamps: the TSC path when the clock is the system's.
+  int64_t PutTimeMillis() const {
+    return system_clock ? TscWallClock::NowMillis() : clock->NowMillis();
+  }
+
   SequenceNumber MakeSequenceNumber(uint64_t shard, uint64_t position, uint64_t index) const {
     return SequenceNumber{tag, shard, position, index};
   }
