@@ -16,50 +16,38 @@
 
 namespace {
 
-// The parking lot: the first producer to claim after `armed` is set waits in its claim
-// until `release` is set.
-std::atomic<bool> armed{false};
-std::atomic<bool> parked{false};
-std::atomic<bool> release{false};
+// A parking lot at a producer hook: the first producer to reach the hook after `armed` is
+// set waits there until `release` is set.
+struct ParkingLot {
+  std::atomic<bool> armed{false};
+  std::atomic<bool> parked{false};
+  std::atomic<bool> release{false};
 
-void ParkOnce(const void*, uint64_t) {
-  bool expected = true;
-  if (!armed.compare_exchange_strong(expected, false)) return;
-  parked.store(true);
-  while (!release.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
-}
-
-// A second lot for the publication handshake: the first producer to find its predecessor
-// unpublished after `publish_armed` is set waits there until `publish_release` is set.
-std::atomic<bool> publish_armed{false};
-std::atomic<bool> publish_parked{false};
-std::atomic<bool> publish_release{false};
-
-void ParkPublishOnce(const void*, uint64_t) {
-  bool expected = true;
-  if (!publish_armed.compare_exchange_strong(expected, false)) return;
-  publish_parked.store(true);
-  while (!publish_release.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
-}
-
-struct PublishHookGuard {
-  PublishHookGuard() {
-    publish_armed = false;
-    publish_parked = false;
-    publish_release = false;
-    riffle::detail::test_publish_hook.store(&ParkPublishOnce);
+  void ParkOnce() {
+    bool expected = true;
+    if (!armed.compare_exchange_strong(expected, false)) return;
+    parked.store(true);
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
-  ~PublishHookGuard() { riffle::detail::test_publish_hook.store(nullptr); }
 };
 
-struct HookGuard {
-  HookGuard() {
-    armed = false;
-    parked = false;
-    release = false;
-    riffle::detail::test_claim_hook.store(&ParkOnce);
+ParkingLot claim_lot;    // between a claim and its commit (test_claim_hook)
+ParkingLot publish_lot;  // after a commit whose predecessor is unpublished (test_publish_hook)
+
+// Installs a hook that parks at `lot` for the guard's life.
+template <ParkingLot& lot>
+class HookGuard {
+ public:
+  explicit HookGuard(std::atomic<riffle::detail::ClaimHook>& hook) : hook_(hook) {
+    lot.armed = false;
+    lot.parked = false;
+    lot.release = false;
+    hook_.store([](const void*, uint64_t) { lot.ParkOnce(); });
   }
-  ~HookGuard() { riffle::detail::test_claim_hook.store(nullptr); }
+  ~HookGuard() { hook_.store(nullptr); }
+
+ private:
+  std::atomic<riffle::detail::ClaimHook>& hook_;
 };
 
 std::unique_ptr<riffle::Stream> OneShard(bool single_producer = false,
@@ -77,14 +65,14 @@ std::unique_ptr<riffle::Stream> OneShard(bool single_producer = false,
 
 TEST_CASE("a producer parked between claim and commit does not stop the others",
           "[stream][progress]") {
-  HookGuard hook;
+  HookGuard<claim_lot> hook(riffle::detail::test_claim_hook);
   auto stream = OneShard();
   auto it = *stream->GetShardIterator(
       {"shardId-000000000000", riffle::ShardIteratorType::kTrimHorizon, {}, {}});
-  armed = true;
+  claim_lot.armed = true;
   std::atomic<bool> first_ok{false};  // Catch2 assertions stay on the test's thread
   std::thread parked_producer([&] { first_ok = stream->PutRecord("a", "first").ok(); });
-  while (!parked.load()) std::this_thread::yield();
+  while (!claim_lot.parked.load()) std::this_thread::yield();
 
   // 1,000 more puts from another thread complete while the first is parked.
   auto others = std::async(std::launch::async, [&] {
@@ -104,7 +92,7 @@ TEST_CASE("a producer parked between claim and commit does not stop the others",
   it = *out.next_shard_iterator;
 
   // As soon as the parked producer commits, everything is readable, in put order.
-  release = true;
+  claim_lot.release = true;
   parked_producer.join();
   CHECK(first_ok.load());
   REQUIRE(stream->GetRecords(it, out).ok());
@@ -121,7 +109,7 @@ TEST_CASE("a producer parked between claim and commit does not stop the others",
 
 TEST_CASE("a subscription waits for a parked producer and resumes when it commits",
           "[stream][progress]") {
-  HookGuard hook;
+  HookGuard<claim_lot> hook(riffle::detail::test_claim_hook);
   auto stream = OneShard();
   REQUIRE(stream->RegisterStreamConsumer("c").ok());
   std::atomic<int> seen{0};
@@ -136,14 +124,14 @@ TEST_CASE("a subscription waits for a parked producer and resumes when it commit
       },
       {.lifetime = absl::InfiniteDuration(), .wait = riffle::WaitStrategy::kBlock});
   REQUIRE(sub->Start().ok());
-  armed = true;
+  claim_lot.armed = true;
   std::atomic<bool> first_ok{false};
   std::thread parked_producer([&] { first_ok = stream->PutRecord("a", "first").ok(); });
-  while (!parked.load()) std::this_thread::yield();
+  while (!claim_lot.parked.load()) std::this_thread::yield();
   for (int i = 0; i < 100; ++i) REQUIRE(stream->PutRecord("b", fmt::format("{}", i)).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK(seen.load() == 0);  // waiting, not reading past the parked frame
-  release = true;
+  claim_lot.release = true;
   parked_producer.join();
   CHECK(first_ok.load());
   for (int i = 0; i < 5000 && seen.load() < 101; ++i) {
@@ -163,18 +151,18 @@ TEST_CASE("a subscription waits for a parked producer and resumes when it commit
 // shard's producers waited for it forever) and stopped every reader there.
 TEST_CASE("a producer descheduled in its publication handshake writes nothing into a later lap",
           "[stream][progress]") {
-  HookGuard hook;
-  PublishHookGuard publish_hook;
+  HookGuard<claim_lot> hook(riffle::detail::test_claim_hook);
+  HookGuard<publish_lot> publish_hook(riffle::detail::test_publish_hook);
   auto stream = OneShard(false, uint64_t{16} << 10);  // 4 KiB segments of 64-byte frames
   const auto data = [](char c, int i) { return fmt::format("{}{:030}", c, i); };  // 31 bytes
-  armed = true;
+  claim_lot.armed = true;
   std::atomic<bool> a_ok{false}, b_ok{false};
   std::thread a([&] { a_ok = stream->PutRecord("a", data('a', 0)).ok(); });
-  while (!parked.load()) std::this_thread::yield();
-  publish_armed = true;
+  while (!claim_lot.parked.load()) std::this_thread::yield();
+  publish_lot.armed = true;
   std::thread b([&] { b_ok = stream->PutRecord("b", data('b', 0)).ok(); });
-  while (!publish_parked.load()) std::this_thread::yield();
-  release = true;  // a commits and publishes b's frame too
+  while (!publish_lot.parked.load()) std::this_thread::yield();
+  claim_lot.release = true;  // a commits and publishes b's frame too
   a.join();
   CHECK(a_ok.load());
   const riffle::GetShardIteratorRequest horizon{"shardId-000000000000",
@@ -185,7 +173,7 @@ TEST_CASE("a producer descheduled in its publication handshake writes nothing in
   // Three laps and a bit: the frame at b's storage is now a later record.
   constexpr int kPuts = 12 * 63 - 2 + 10;  // 63 records and one padding frame a segment
   for (int i = 0; i < kPuts; ++i) REQUIRE(stream->PutRecord("c", data('c', i)).ok());
-  publish_release = true;
+  publish_lot.release = true;
   b.join();
   CHECK(b_ok.load());
 
