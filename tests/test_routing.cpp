@@ -515,9 +515,12 @@ TEST_CASE("keys hashed together get the hash keys each gets alone", "[routing]")
   }
   // A primed cache answers with the primed value.
   riffle::detail::Md5HashKeyCache cache{};
-  CHECK_FALSE(cache.Holds("a"));
-  cache.Prime("a", riffle::Md5HashKey("a"));
-  CHECK(cache.Holds("a"));
+  const std::size_t set = riffle::detail::Md5HashKeyCache::IndexOf("a");
+  riffle::HashKey found;
+  CHECK_FALSE(cache.Find("a", set, &found));
+  cache.PrimeSet(set, "a", riffle::Md5HashKey("a"));
+  CHECK(cache.Find("a", set, &found));
+  CHECK(found == riffle::Md5HashKey("a"));
   CHECK(cache.Get("a") == riffle::Md5HashKey("a"));
 }
 

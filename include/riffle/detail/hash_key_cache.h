@@ -43,19 +43,6 @@ class Md5HashKeyCache {
     return hash_key;
   }
 
-  // True when a Get(key) now would not compute MD5.
-  bool Holds(std::string_view key) const {
-    HashKey unused;
-    return key.size() <= kMaxKeyBytes && Find(key, IndexOf(key), &unused);
-  }
-
-  // Stores `hash_key`, which must be Md5HashKey(key), as a miss of Get would. The caller
-  // has checked !Holds(key) (a key stored twice only wastes a way).
-  void Prime(std::string_view key, HashKey hash_key) {
-    if (key.size() > kMaxKeyBytes) return;
-    PrimeSet(IndexOf(key), key, hash_key);
-  }
-
   // Get in two halves, for a batch that hashes its misses together (common/md5_lanes.h):
   // Find looks in `set` (IndexOf(key)), PrimeSet stores what was computed for a miss.
   // REQUIRES: key.size() <= kMaxKeyBytes.
@@ -75,7 +62,7 @@ class Md5HashKeyCache {
     Fill(&entries_[set * kWays], key, hash_key);
   }
 
-  // The set `key` maps to (exposed so tests can build colliding keys).
+  // The set `key` maps to (for Find and PrimeSet; tests build colliding keys with it).
   static size_t IndexOf(std::string_view key) {
     return static_cast<size_t>(XXH3_64bits(key.data(), key.size())) & (kSets - 1);
   }
