@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "fmt/format.h"
 #include "common/md5_lanes.h"
+#include "fmt/format.h"
 #include "riffle/consumer.h"
 #include "riffle/detail/md5.h"
 #include "riffle/kpl.h"
@@ -917,4 +917,71 @@ TEST_CASE("de-aggregating a batch allocates nothing in steady state", "[kpl]") {
   CHECK(counter.allocations() == 0);
   CHECK(users.size() == expected + 1);
   CHECK(kcl.stats().misplaced_aggregates == 0);
+}
+
+// Each aggregate's fate by brute force: misplaced when any of its keys' MD5 hash key is
+// outside `range`.
+uint64_t ExpectedMisplaced(const std::vector<std::vector<std::string>>& keys_of,
+                           const riffle::HashKeyRange& range) {
+  uint64_t n = 0;
+  for (const auto& keys : keys_of) {
+    n += std::any_of(keys.begin(), keys.end(),
+                     [&](const std::string& k) { return !range.Contains(riffle::Md5HashKey(k)); });
+  }
+  return n;
+}
+
+TEST_CASE("the range check drops exactly the aggregates holding a key outside the range", "[kpl]") {
+  // Aggregates of 150 records each over 400 recurring keys, packed for a one-shard map (so
+  // every aggregate mixes keys from the whole key space).
+  auto aggregator = MakeAggregator({.max_aggregate_records = 150}, OneShardMap());
+  std::vector<Aggregate> out;
+  for (int i = 0; i < 3000; ++i) {
+    REQUIRE(aggregator->Add({fmt::format("dev-{}", i * 7 % 400), UserData(i), ""}, out).ok());
+  }
+  aggregator->Flush(out);
+  std::vector<Record> batch;
+  std::vector<std::vector<std::string>> keys_of;
+  for (const Aggregate& a : out) {
+    batch.push_back(KinesisRecord(a.partition_key, a.data));
+    std::vector<UserRecord> users;
+    REQUIRE(riffle::kpl::DecodeAggregate(a.data, users));
+    auto& keys = keys_of.emplace_back();
+    for (const UserRecord& u : users) keys.emplace_back(u.partition_key);
+  }
+  REQUIRE(batch.size() == 20);
+
+  // The same batch, again and again, against ranges that cut the keys in different places:
+  // every verdict matches the brute force.
+  const auto quarters = riffle::UniformHashKeyRanges(4);
+  const std::vector<riffle::HashKeyRange> ranges = {
+      riffle::HashKeyRange{0, riffle::kMaxHashKey - 1},  // only a key hashing to 2^128-1 is out
+      quarters[1], riffle::HashKeyRange{quarters[0].starting_hash_key, quarters[2].ending_hash_key},
+      quarters[0], riffle::HashKeyRange{0, riffle::kMaxHashKey - 1}};
+  for (int round = 0; round < 3; ++round) {
+    for (const riffle::HashKeyRange& range : ranges) {
+      riffle::kpl::Deaggregator kcl;
+      std::vector<UserRecord> users;
+      kcl.Decode(batch, range, users);
+      const uint64_t misplaced = ExpectedMisplaced(keys_of, range);
+      CHECK(kcl.stats().misplaced_aggregates == misplaced);
+      CHECK(users.size() == (batch.size() - misplaced) * 150);
+    }
+    // Batches of keys seen once, spread over the whole key space: none fits a quarter.
+    for (int b = 0; b < 3; ++b) {
+      std::vector<Aggregate> fresh;
+      auto one_shard = MakeAggregator({.max_aggregate_records = 150}, OneShardMap());
+      for (int i = 0; i < 600; ++i) {
+        REQUIRE(one_shard->Add({fmt::format("once-{}-{}-{}", round, b, i), UserData(i), ""}, fresh)
+                    .ok());
+      }
+      one_shard->Flush(fresh);
+      std::vector<Record> fresh_batch;
+      for (const Aggregate& a : fresh) fresh_batch.push_back(KinesisRecord("a", a.data));
+      riffle::kpl::Deaggregator kcl;
+      std::vector<UserRecord> users;
+      kcl.Decode(fresh_batch, quarters[2], users);
+      CHECK(kcl.stats().misplaced_aggregates == fresh_batch.size());  // 150 keys each
+    }
+  }
 }
