@@ -206,14 +206,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(riffle::HasErrorName(s, expected), riffle_fuzz::Describe(s));
     }
   }
-  // Receipt handles: 32 lower-case hex digits of (queue tag, slot, generation).
+  // Receipt handles: 32 lower-case hex digits of (check of the queue tag, slot and
+  // generation, slot, generation).
   {
-    const uint64_t tag = text.size() >= 16 && IsLowerHex(text.substr(0, 16))
-                             ? Hex(text.substr(0, 16))
-                             : 0x0123456789abcdefull;
+    const uint64_t tag = 0x0123456789abcdefull;
     uint32_t slot = 0, generation = 0;
     const bool parsed = riffle::detail::ParseReceiptHandle(text, tag, &slot, &generation);
-    const bool expected = text.size() == 32 && IsLowerHex(text) && Hex(text.substr(0, 16)) == tag;
+    const bool expected =
+        text.size() == 32 && IsLowerHex(text) &&
+        Hex(text.substr(0, 16)) ==
+            riffle::detail::ReceiptHandleCheck(tag, static_cast<uint32_t>(Hex(text.substr(16, 8))),
+                                               static_cast<uint32_t>(Hex(text.substr(24, 8))));
     FUZZ_CHECK(parsed == expected, Printable(text));
     if (parsed) {
       FUZZ_CHECK(slot == Hex(text.substr(16, 8)) && generation == Hex(text.substr(24, 8)),

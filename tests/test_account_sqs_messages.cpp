@@ -129,9 +129,17 @@ TEST_CASE("SendMessage and ReceiveMessage by URL carry attributes and digests", 
   CHECK(got->messages[0].attributes.empty());
   REQUIRE(sqs.DeleteMessage({.queue_url = url, .receipt_handle = got->messages[0].receipt_handle})
               .ok());
+  // Used, the handle has expired (a FIFO queue's answer); a string no receive made is not a
+  // receipt handle at all.
   CHECK(ErrorOf(sqs.DeleteMessage(
-                    {.queue_url = url, .receipt_handle = got->messages[0].receipt_handle}))
-            .name == riffle::kReceiptHandleIsInvalid);
+            {.queue_url = url, .receipt_handle = got->messages[0].receipt_handle})) ==
+        account_test::Error{riffle::kInvalidParameterValue,
+                            "Value " + got->messages[0].receipt_handle +
+                                " for parameter ReceiptHandle is invalid. Reason: The receipt "
+                                "handle has expired."});
+  CHECK(ErrorOf(sqs.DeleteMessage({.queue_url = url, .receipt_handle = "abc"})) ==
+        account_test::Error{riffle::kReceiptHandleIsInvalid,
+                            "The input receipt handle \"abc\" is not a valid receipt handle."});
   CHECK(ErrorOf(sqs.DeleteMessage({.queue_url = url})) ==
         account_test::Error{riffle::kMissingParameter,
                             "The request must contain the parameter ReceiptHandle."});
@@ -166,6 +174,8 @@ TEST_CASE("Sends are checked as the service checks them", "[account][sqs]") {
         account_test::Error{riffle::kInvalidParameterValue,
                             "Value 5 for parameter DelaySeconds is invalid. Reason: The request "
                             "include parameter that is not valid for this queue type."});
+  // A per-message delay of 0 asks for nothing a FIFO queue lacks: accepted.
+  CHECK(send({.message_body = "zero delay", .delay_seconds = 0}).ok());
   CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .max_number_of_messages = 11})) ==
         account_test::Error{riffle::kInvalidParameterValue,
                             "Value 11 for parameter MaxNumberOfMessages is invalid. Reason: Must "
@@ -175,7 +185,7 @@ TEST_CASE("Sends are checked as the service checks them", "[account][sqs]") {
   CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .wait_time_seconds = 21})) ==
         account_test::Error{riffle::kInvalidParameterValue,
                             "Value 21 for parameter WaitTimeSeconds is invalid. Reason: Must be "
-                            "between 0 and 20, if provided."});
+                            ">= 0 and <= 20, if provided."});
   CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .visibility_timeout = -1})).name ==
         riffle::kInvalidParameterValue);
   CHECK(ErrorOf(sqs.ChangeMessageVisibility(

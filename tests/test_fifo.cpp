@@ -75,8 +75,12 @@ TEST_CASE("FifoQueue redelivers after the visibility timeout with a new receipt 
   CHECK(second[0].receipt_handle != first[0].receipt_handle);
   CHECK(second[0].approximate_first_receive_timestamp ==
         first[0].approximate_first_receive_timestamp);
+  // The first receive's handle expired with its visibility timeout (SQS FIFO's words).
   auto stale = q->DeleteMessage(first[0].receipt_handle);
-  CHECK_THAT(stale, HasName(riffle::kReceiptHandleIsInvalid));
+  CHECK_THAT(stale, HasName(riffle::kInvalidParameterValue));
+  CHECK(ErrorMessage(stale) == "Value " + first[0].receipt_handle +
+                                   " for parameter ReceiptHandle is invalid. Reason: The receipt "
+                                   "handle has expired.");
   REQUIRE(q->DeleteMessage(second[0].receipt_handle).ok());
   CHECK(Bodies(Receive(*q)) == Strings{"m2"});
 }
@@ -107,9 +111,13 @@ TEST_CASE("FifoQueue ChangeMessageVisibility extends, limits and rejects", "[fif
   auto again = Receive(*q);
   CHECK(again.empty());
   clock.Advance(absl::Hours(1));
-  // Receive the current handle: visibility was 12 h from receive; extending past it fails.
-  auto current = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
-  CHECK_THAT(current, HasName(riffle::kReceiptHandleIsInvalid));
+  // The first receive's handle no longer names a receive in flight.
+  auto superseded = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
+  CHECK_THAT(superseded, HasName(riffle::kInvalidParameterValue));
+  CHECK(ErrorMessage(superseded) == "Value " + got[0].receipt_handle +
+                                        " for parameter ReceiptHandle is invalid. Reason: Message "
+                                        "does not exist or is not available for visibility timeout "
+                                        "change.");
 }
 
 TEST_CASE("FifoQueue visibility changes past 12 hours and of visible messages are refused",
@@ -121,16 +129,18 @@ TEST_CASE("FifoQueue visibility changes past 12 hours and of visible messages ar
   clock.Advance(absl::Hours(1));
   auto too_long = q->ChangeMessageVisibility(got[0].receipt_handle, 43'200);
   CHECK_THAT(too_long, HasName(riffle::kInvalidParameterValue));
-  CHECK_THAT(ErrorMessage(too_long), Catch::Contains("12 hours"));
+  CHECK(ErrorMessage(too_long) ==
+        "Value 43200 for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout "
+        "for the message is beyond the limit [43200 seconds]");
   auto out_of_range = q->ChangeMessageVisibility(got[0].receipt_handle, 43'201);
   CHECK(ErrorMessage(out_of_range) ==
         "VisibilityTimeout is 43201; it must be between 0 and 43200.");
   REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
   auto not_inflight = q->ChangeMessageVisibility(got[0].receipt_handle, 10);
   CHECK_THAT(not_inflight, HasName(riffle::kMessageNotInflight));
-  // The handle stays current until the message is received again: it can still delete.
-  REQUIRE(q->DeleteMessage(got[0].receipt_handle).ok());
-  CHECK(q->GetQueueAttributes().approximate_number_of_messages == 0);
+  // Its visibility ended, so the handle has expired: it deletes nothing (SQS FIFO).
+  CHECK_THAT(q->DeleteMessage(got[0].receipt_handle), HasName(riffle::kInvalidParameterValue));
+  CHECK(q->GetQueueAttributes().approximate_number_of_messages == 1);
 }
 
 TEST_CASE("FifoQueue deduplicates for 5 minutes: 4:59 is a duplicate, 5:01 is new", "[fifo]") {
@@ -313,7 +323,7 @@ TEST_CASE("FifoQueue ReceiveRequestAttemptId retry after the visibility timeout 
   REQUIRE(Bodies(retry) == Strings{"a1", "a2"});
   CHECK(retry[0].approximate_receive_count == 2);
   CHECK(retry[0].receipt_handle != first[0].receipt_handle);
-  CHECK_THAT(q->DeleteMessage(first[0].receipt_handle), HasName(riffle::kReceiptHandleIsInvalid));
+  CHECK_THAT(q->DeleteMessage(first[0].receipt_handle), HasName(riffle::kInvalidParameterValue));
   // The fresh receive is the attempt now: a retry returns its handles.
   std::vector<Message> third;
   REQUIRE(q->ReceiveMessage(req, third).ok());
@@ -337,7 +347,7 @@ TEST_CASE("FifoQueue retention removes old messages, in flight or not", "[fifo]"
   CHECK(attrs.approximate_number_of_messages == 1);
   CHECK(attrs.approximate_number_of_messages_not_visible == 0);
   CHECK_THAT(q->DeleteMessage(in_flight[0].receipt_handle),
-             HasName(riffle::kReceiptHandleIsInvalid));
+             HasName(riffle::kInvalidParameterValue));  // gone: the handle has expired
   CHECK(Bodies(Receive(*q)) == Strings{"young"});
   clock.Advance(absl::Seconds(30));
   attrs = q->GetQueueAttributes();
@@ -462,8 +472,9 @@ TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   REQUIRE(deleted.ok());
   CHECK(deleted->successful == Strings{"x", "y"});
   REQUIRE(deleted->failed.size() == 1);
-  CHECK(deleted->failed[0].id == "z");
-  CHECK(deleted->failed[0].code == riffle::kReceiptHandleIsInvalid);
+  CHECK(deleted->failed[0].id == "z");  // y deleted the message: its handle has expired
+  CHECK(deleted->failed[0].code == riffle::kInvalidParameterValue);
+  CHECK(deleted->failed[0].sender_fault);
 }
 
 TEST_CASE("FifoQueue forgets idle groups without losing messages", "[fifo]") {
@@ -597,12 +608,12 @@ TEST_CASE("FifoQueue redelivers abandoned messages in order, once each, under co
           // Abandon about one message in 7: it comes back after the timeout.
           if (++drop % 7 == 0) break;
           // The clock runs fast, so a visibility may end while we hold the message and
-          // another consumer may take it: then our handle is stale and the delete fails.
+          // another consumer may take it: then our handle has expired and the delete fails.
           // Successful deletes must still come in order, once per message.
           std::lock_guard<std::mutex> lock(mu);
           absl::Status st = q->DeleteMessage(m.receipt_handle);
           if (!st.ok()) {
-            if (!riffle::HasErrorName(st, riffle::kReceiptHandleIsInvalid)) failed = true;
+            if (!riffle::HasErrorName(st, riffle::kInvalidParameterValue)) failed = true;
             break;
           }
           int& expected = next[std::stoi(m.message_group_id.substr(1))];

@@ -129,9 +129,19 @@ TEST_CASE("FifoQueue rejects every bad send, receive and handle by name", "[fifo
   Send(*other, "g", "m");
   auto theirs = Receive(*other);
   CHECK_THAT(q->DeleteMessage(theirs[0].receipt_handle), HasName(riffle::kReceiptHandleIsInvalid));
+  CHECK(ErrorMessage(q->DeleteMessage(theirs[0].receipt_handle)) ==
+        "The input receipt handle \"" + theirs[0].receipt_handle +
+            "\" is not a valid receipt handle.");
   REQUIRE(other->DeleteMessage(theirs[0].receipt_handle).ok());
+  // Used once, the handle has expired: a second delete deletes nothing.
   CHECK_THAT(other->DeleteMessage(theirs[0].receipt_handle),
-             HasName(riffle::kReceiptHandleIsInvalid));
+             HasName(riffle::kInvalidParameterValue));
+  CHECK_THAT(other->ChangeMessageVisibility(theirs[0].receipt_handle, 5),
+             HasName(riffle::kInvalidParameterValue));
+  // A handle of this queue that no receive made is not one.
+  std::string forged = theirs[0].receipt_handle;
+  forged[31] = forged[31] == '9' ? 'a' : '9';
+  CHECK_THAT(other->DeleteMessage(forged), HasName(riffle::kReceiptHandleIsInvalid));
 }
 
 TEST_CASE("FifoQueue validates message attributes and returns them", "[fifo]") {

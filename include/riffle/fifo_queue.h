@@ -105,7 +105,7 @@ struct SendMessageRequest {
   // REQUIRED unless the queue has content_based_deduplication; same characters as the group.
   std::optional<std::string_view> message_deduplication_id{};
   MessageAttributes message_attributes{};  // Up to 10.
-  // Rejected when set: FIFO queues have only the queue-level delay. Kept so ported code
+  // Rejected unless 0: FIFO queues have only the queue-level delay. Kept so ported code
   // gets the service's error.
   std::optional<int> delay_seconds{};
   // The message system attribute AWSTraceHeader (an X-Ray trace header), returned with the

@@ -104,7 +104,8 @@ struct ListQueueTagsOutput {
 struct SendMessageInput {
   std::string_view queue_url{};
   std::string_view message_body{};
-  // FIFO queues refuse a per-message delay (InvalidParameterValue), as the service.
+  // FIFO queues refuse a per-message delay other than 0 (InvalidParameterValue), as the
+  // service.
   std::optional<int> delay_seconds{};
   MessageAttributes message_attributes{};
   // Only AWSTraceHeader (DataType String), as on the service.

@@ -67,18 +67,21 @@ bool AttributeSelected(const std::vector<std::string>& patterns, const std::stri
 }
 
 // The service's words for a number out of its range ("Value 11 for parameter
-// MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.").
+// MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."; for
+// WaitTimeSeconds "Must be >= 0 and <= 20, if provided.").
 absl::Status CheckParameter(std::string_view parameter, const std::optional<int>& value, int lo,
                             int hi) {
   if (!value || (*value >= lo && *value <= hi)) return absl::OkStatus();
   return detail::InvalidParameterValueFor(
       parameter, std::to_string(*value),
-      fmt::format("Must be between {} and {}, if provided.", lo, hi));
+      parameter == "WaitTimeSeconds"
+          ? fmt::format("Must be >= {} and <= {}, if provided.", lo, hi)
+          : fmt::format("Must be between {} and {}, if provided.", lo, hi));
 }
 
-// A FIFO queue has no per-message delay.
+// A FIFO queue has no per-message delay: any DelaySeconds but 0 is refused.
 absl::Status CheckNoDelay(const std::optional<int>& delay) {
-  if (!delay) return absl::OkStatus();
+  if (!delay || *delay == 0) return absl::OkStatus();
   return detail::InvalidParameterValueFor(
       "DelaySeconds", std::to_string(*delay),
       "The request include parameter that is not valid for this queue type.");

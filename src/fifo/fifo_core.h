@@ -113,6 +113,9 @@ enum class SlotState : uint8_t { kFree, kDelayed, kQueued, kInFlight };
 
 struct FifoSlot {
   uint32_t generation = 0;
+  // The generation when the slot took its current message: its receipt handles have
+  // larger ones (a receive bumps the generation before it makes the handle).
+  uint32_t first_generation = 0;
   SlotState state = SlotState::kFree;
   // ChangeMessageVisibility succeeded since the last receive: a ReceiveRequestAttemptId
   // retry no longer returns this receive.
@@ -194,12 +197,24 @@ class FifoCore {
     while (age_head_ != kNil) Remove(age_head_);
   }
 
-  // The slot named by a receipt handle, or null when it is stale.
-  FifoSlot* Find(uint32_t s, uint32_t generation) {
-    if (s >= slots_.size()) return nullptr;
-    FifoSlot& slot = slots_[s];
-    if (slot.generation != generation || slot.state == SlotState::kFree) return nullptr;
-    return &slot;
+  // What a receipt handle of this queue (slot, generation) names now.
+  enum class HandleState {
+    kCurrent,     // the latest receive of a message still in flight under it
+    kExpired,     // the latest receive, but its visibility timeout has ended
+    kSuperseded,  // an earlier receive of a message received again since
+    kGone,        // a message no longer in the queue (deleted, moved, purged, aged out)
+    kNeverIssued  // no receive made it
+  };
+  HandleState Lookup(uint32_t s, uint32_t generation) const {
+    if (s >= slots_.size()) return HandleState::kNeverIssued;
+    const FifoSlot& slot = slots_[s];
+    // Generations only grow (wrapping after 2^32 receives of one slot, which is ignored).
+    if (generation > slot.generation) return HandleState::kNeverIssued;
+    if (slot.state == SlotState::kFree || generation <= slot.first_generation) {
+      return HandleState::kGone;
+    }
+    if (generation < slot.generation) return HandleState::kSuperseded;
+    return slot.state == SlotState::kInFlight ? HandleState::kCurrent : HandleState::kExpired;
   }
   FifoSlot& slot(uint32_t s) { return slots_[s]; }
   const FifoGroup& group(uint32_t g) const { return groups_[g]; }
@@ -276,6 +291,7 @@ inline uint32_t FifoCore::Enqueue(std::string_view group_id, std::string& body,
   const uint32_t g = FindOrAddGroup(group_id);
   const uint32_t s = AllocSlot();
   FifoSlot& slot = slots_[s];
+  slot.first_generation = slot.generation;
   slot.group = g;
   slot.receive_count = 0;
   slot.serial = serial;

@@ -278,7 +278,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
                                       const std::optional<int>& delay,
                                       const std::optional<std::string_view>& trace_header,
                                       PreparedSend* out) const {
-  if (delay) {
+  if (delay && *delay != 0) {
     return InvalidParameterValue(fmt::format(
         "DelaySeconds is {}: FIFO queues have no per-message delay, only the queue's DelaySeconds.",
         *delay));
@@ -454,31 +454,46 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
   return n;
 }
 
+// As SQS answers for a FIFO queue: only the current handle of a message in flight deletes
+// it; any other handle the queue made has expired (its visibility timeout ended, the
+// message was received again, or it is gone: deleted, moved, purged or aged out), so an OK
+// always means this call deleted the message.
 absl::Status FifoQueue::Impl::DeleteLocked(const Handle& handle) {
-  if (!handle.well_formed || !core.Find(handle.slot, handle.generation)) {
-    return ReceiptHandleIsInvalid(handle.text);
+  if (!handle.well_formed) return ReceiptHandleIsInvalid(handle.text);
+  switch (core.Lookup(handle.slot, handle.generation)) {
+    case FifoCore::HandleState::kCurrent:
+      core.Remove(handle.slot);
+      return absl::OkStatus();
+    case FifoCore::HandleState::kExpired:
+    case FifoCore::HandleState::kSuperseded:
+    case FifoCore::HandleState::kGone:
+      return detail::ReceiptHandleExpired(handle.text);
+    case FifoCore::HandleState::kNeverIssued:
+      break;
   }
-  core.Remove(handle.slot);
-  return absl::OkStatus();
+  return ReceiptHandleIsInvalid(handle.text);
 }
 
 absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int timeout,
                                                      int64_t now) {
-  FifoSlot* slot = handle.well_formed ? core.Find(handle.slot, handle.generation) : nullptr;
-  if (!slot) return ReceiptHandleIsInvalid(handle.text);
+  if (!handle.well_formed) return ReceiptHandleIsInvalid(handle.text);
+  const FifoCore::HandleState state = core.Lookup(handle.slot, handle.generation);
+  if (state == FifoCore::HandleState::kNeverIssued) return ReceiptHandleIsInvalid(handle.text);
+  if (state == FifoCore::HandleState::kSuperseded || state == FifoCore::HandleState::kGone) {
+    return detail::NotAvailableForVisibilityChange(handle.text);
+  }
   const uint32_t s = handle.slot;
+  FifoSlot* slot = &core.slot(s);
   if (absl::Status st = CheckRange("VisibilityTimeout", timeout, 0, kMaxVisibilitySeconds);
       !st.ok()) {
     return st;
   }
-  if (slot->state != SlotState::kInFlight) {
-    return detail::MessageNotInflight();
-  }
+  if (state == FifoCore::HandleState::kExpired) return detail::MessageNotInflight();
   const int64_t deadline = now + int64_t{timeout} * kNanosPerSecond;
   if (deadline - slot->received_ns > int64_t{kMaxVisibilitySeconds} * kNanosPerSecond) {
     return InvalidParameterValue(fmt::format(
-        "VisibilityTimeout {} would keep the message invisible more than 43200 seconds (12 hours) "
-        "after it was received.",
+        "Value {} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout "
+        "for the message is beyond the limit [43200 seconds]",
         timeout));
   }
   core.SetDeadline(s, deadline, now);
@@ -500,8 +515,7 @@ int FifoQueue::Impl::ReplayAttemptLocked(std::string_view attempt_id, int64_t no
   // a successful visibility change or the end of the visibility timeout (after which
   // anyone may receive the message, with a new handle) ends it.
   for (auto [s, gen] : it->second.handles) {
-    const FifoSlot* slot = core.Find(s, gen);
-    if (!slot || slot->state != SlotState::kInFlight || slot->visibility_changed) {
+    if (core.Lookup(s, gen) != FifoCore::HandleState::kCurrent || core.slot(s).visibility_changed) {
       attempts.erase(it);
       return 0;
     }

@@ -102,9 +102,19 @@ void FormatSequenceNumber(uint64_t serial, std::string* out) {
   out->assign(digits.data(), digits.size());
 }
 
+uint64_t ReceiptHandleCheck(uint64_t tag, uint32_t slot, uint32_t generation) {
+  uint64_t x = tag ^ ((uint64_t{slot} << 32) | generation);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
 void FormatReceiptHandle(uint64_t tag, uint32_t slot, uint32_t generation, std::string* out) {
   out->resize(kReceiptHandleSize);
-  PutHex(tag, 16, out->data());
+  PutHex(ReceiptHandleCheck(tag, slot, generation), 16, out->data());
   PutHex(slot, 8, out->data() + 16);
   PutHex(generation, 8, out->data() + 24);
 }
@@ -140,7 +150,7 @@ bool ParseReceiptHandle(std::string_view handle, uint64_t tag, uint32_t* slot,
       !DecodeHex8(handle.data() + 16, slot) || !DecodeHex8(handle.data() + 24, generation)) {
     return false;
   }
-  return ((uint64_t{tag_hi} << 32) | tag_lo) == tag;
+  return ((uint64_t{tag_hi} << 32) | tag_lo) == ReceiptHandleCheck(tag, *slot, *generation);
 }
 
 absl::Status SqsError(std::string_view name, const std::string& message) {
@@ -158,9 +168,21 @@ absl::Status MessageNotInflight() {
 
 absl::Status ReceiptHandleIsInvalid(std::string_view handle) {
   return SqsError(kReceiptHandleIsInvalid,
-                  fmt::format("ReceiptHandle \"{}\" is invalid: it is not the current receipt "
-                              "handle of a message in this queue.",
+                  fmt::format("The input receipt handle \"{}\" is not a valid receipt handle.",
                               handle.substr(0, 64)));
+}
+
+absl::Status ReceiptHandleExpired(std::string_view handle) {
+  return InvalidParameterValue(fmt::format(
+      "Value {} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.",
+      handle.substr(0, 64)));
+}
+
+absl::Status NotAvailableForVisibilityChange(std::string_view handle) {
+  return InvalidParameterValue(
+      fmt::format("Value {} for parameter ReceiptHandle is invalid. Reason: Message does not "
+                  "exist or is not available for visibility timeout change.",
+                  handle.substr(0, 64)));
 }
 
 // Group ids, deduplication ids and receive attempt ids share one rule.

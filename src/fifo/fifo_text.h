@@ -24,7 +24,13 @@ inline constexpr int kMaxMessageAttributes = 10;
 // should fix the request (kInvalidArgument).
 [[nodiscard]] absl::Status SqsError(std::string_view name, const std::string& message);
 [[nodiscard]] absl::Status InvalidParameterValue(const std::string& message);
+// ReceiptHandleIsInvalid: not a handle this queue made.
 [[nodiscard]] absl::Status ReceiptHandleIsInvalid(std::string_view handle);
+// InvalidParameterValue for DeleteMessage with a handle whose visibility timeout ended.
+[[nodiscard]] absl::Status ReceiptHandleExpired(std::string_view handle);
+// InvalidParameterValue for ChangeMessageVisibility with a handle of an earlier receive or
+// of a message that is gone.
+[[nodiscard]] absl::Status NotAvailableForVisibilityChange(std::string_view handle);
 // MessageNotInflight: the message is in the wrong state, not the request
 // (kFailedPrecondition).
 [[nodiscard]] absl::Status MessageNotInflight();
@@ -59,10 +65,14 @@ void FormatMessageId(absl::uint128 id, std::string* out);
 inline constexpr uint64_t kSequenceBase = 10'000'000'000'000'000'000ull;
 void FormatSequenceNumber(uint64_t serial, std::string* out);
 
-// Receipt handle: 32 hex digits of (queue tag, slot, generation).
+// Receipt handle: 32 hex digits of (check, slot, generation). The check mixes the queue's
+// tag with the slot and generation (murmur3's finalizer, a bijection), so an edited handle,
+// or another queue's, fails it: a handle that passes was made by a receive of this queue.
+// A check against mistakes and fuzzing, not a secret.
 inline constexpr size_t kReceiptHandleSize = 32;
+uint64_t ReceiptHandleCheck(uint64_t tag, uint32_t slot, uint32_t generation);
 void FormatReceiptHandle(uint64_t tag, uint32_t slot, uint32_t generation, std::string* out);
-// False when `handle` is malformed or belongs to another queue.
+// False when `handle` is malformed or fails the check (another queue's, or edited).
 bool ParseReceiptHandle(std::string_view handle, uint64_t tag, uint32_t* slot,
                         uint32_t* generation);
 

@@ -214,6 +214,7 @@ class FifoModel {
         ++m.receive_count;
         if (m.first_receive_ms == 0) m.first_receive_ms = now / 1'000'000;
         m.handle = g.receipt_handle;
+        issued_.insert(g.receipt_handle);
         m.visibility_changed = false;
       }
       if (matched != returned.size()) {
@@ -282,16 +283,25 @@ class FifoModel {
 
   // ---- Handles ----
 
+  // Only the current handle of a message in flight deletes it; any other handle this
+  // queue made has expired (InvalidParameterValue); others are not handles of this queue.
   std::string_view Delete(const std::string& handle) {
     Message* m = ByHandle(handle);
-    if (m == nullptr) return riffle::kReceiptHandleIsInvalid;
+    if (m == nullptr || m->state != Message::State::kInFlight) {
+      return issued_.contains(handle) ? riffle::kInvalidParameterValue
+                                      : riffle::kReceiptHandleIsInvalid;
+    }
     messages_.erase(m->serial);
     return "";
   }
 
+  // An earlier receive's handle, or one of a message that is gone: InvalidParameterValue.
   std::string_view ChangeVisibility(const std::string& handle, int timeout, int64_t now) {
     Message* m = ByHandle(handle);
-    if (m == nullptr) return riffle::kReceiptHandleIsInvalid;
+    if (m == nullptr) {
+      return issued_.contains(handle) ? riffle::kInvalidParameterValue
+                                      : riffle::kReceiptHandleIsInvalid;
+    }
     if (timeout < 0 || timeout > 43'200) return riffle::kInvalidParameterValue;
     if (m->state != Message::State::kInFlight) return riffle::kMessageNotInflight;
     const int64_t deadline = now + int64_t{timeout} * kSecond;
@@ -416,6 +426,7 @@ class FifoModel {
   std::map<uint64_t, std::string> ids_;                        // serial -> message id
   std::map<std::string, std::pair<uint64_t, int64_t>> dedup_;  // key -> (serial, expiry)
   std::map<std::string, Attempt> attempts_;
+  std::set<std::string> issued_;  // every receipt handle this queue returned
   Message pending_;
 };
 
