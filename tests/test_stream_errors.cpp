@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "fmt/format.h"
 #include "riffle/stream.h"
 
 using riffle::ErrorMessage;
@@ -220,6 +221,16 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
   CHECK(error({"shardId-000000000000", T::kAtTimestamp, {}, {}}).second ==
         "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current "
         "request has no timestamp parameter.");
+  // A timestamp after the stream's clock: the service refuses it; the clock's own time is
+  // accepted.
+  const int64_t now_ms = absl::ToUnixMillis(clock.Now());
+  CHECK(error({"shardId-000000000000", T::kAtTimestamp, {}, clock.Now() + absl::Milliseconds(1)}) ==
+        std::make_pair(std::string("InvalidArgumentException"),
+                       fmt::format("The timestampInMillis parameter cannot be greater than the "
+                                   "currentTimestampInMillis. timestampInMillis: {}, "
+                                   "currentTimestampInMillis: {}",
+                                   now_ms + 1, now_ms)));
+  CHECK(s->GetShardIterator({"shardId-000000000000", T::kAtTimestamp, {}, clock.Now()}).ok());
   CHECK(error({"shardId-000000000007", T::kLatest, {}, {}}) ==
         std::make_pair(std::string("ResourceNotFoundException"),
                        std::string("Shard shardId-000000000007 in stream s under account "

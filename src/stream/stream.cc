@@ -614,6 +614,12 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   switch (request.type) {
     case ShardIteratorType::kTrimHorizon:
     case ShardIteratorType::kAtTimestamp: {
+      if (request.timestamp && absl::ToUnixMillis(*request.timestamp) > now_ms) {
+        return InvalidArgumentError(fmt::format(
+            "The timestampInMillis parameter cannot be greater than the "
+            "currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {}",
+            absl::ToUnixMillis(*request.timestamp), now_ms));
+      }
       const int64_t oldest_ms = core.shards.retention().OldestMs(now_ms);
       const int64_t t = request.timestamp
                             ? std::max(absl::ToUnixMillis(*request.timestamp), oldest_ms)

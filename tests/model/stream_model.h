@@ -144,6 +144,7 @@ class StreamModel {
     switch (type) {
       case riffle::ShardIteratorType::kTrimHorizon:
       case riffle::ShardIteratorType::kAtTimestamp: {
+        if (timestamp_ms && *timestamp_ms > now) return {riffle::kInvalidArgumentException};
         const int64_t oldest = OldestMs(now);
         const auto [position, index] =
             SeekTime(*s, timestamp_ms ? std::max(*timestamp_ms, oldest) : oldest);
