@@ -103,13 +103,7 @@ void FormatSequenceNumber(uint64_t serial, std::string* out) {
 }
 
 uint64_t ReceiptHandleCheck(uint64_t tag, uint32_t slot, uint32_t generation) {
-  uint64_t x = tag ^ ((uint64_t{slot} << 32) | generation);
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
+  return Mix64(tag ^ ((uint64_t{slot} << 32) | generation));
 }
 
 void FormatReceiptHandle(uint64_t tag, uint32_t slot, uint32_t generation, std::string* out) {

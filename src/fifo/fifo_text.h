@@ -66,9 +66,9 @@ inline constexpr uint64_t kSequenceBase = 10'000'000'000'000'000'000ull;
 void FormatSequenceNumber(uint64_t serial, std::string* out);
 
 // Receipt handle: 32 hex digits of (check, slot, generation). The check mixes the queue's
-// tag with the slot and generation (murmur3's finalizer, a bijection), so an edited handle,
-// or another queue's, fails it: a handle that passes was made by a receive of this queue.
-// A check against mistakes and fuzzing, not a secret.
+// tag with the slot and generation (Mix64, a bijection), so an edited handle, or another
+// queue's, fails it: a handle that passes was made by a receive of this queue. A check
+// against mistakes and fuzzing, not a secret.
 inline constexpr size_t kReceiptHandleSize = 32;
 uint64_t ReceiptHandleCheck(uint64_t tag, uint32_t slot, uint32_t generation);
 void FormatReceiptHandle(uint64_t tag, uint32_t slot, uint32_t generation, std::string* out);
