@@ -127,8 +127,10 @@ TEST_CASE("CreateStream and DeleteStream, with CREATING and DELETING on the cloc
       kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "audit"}).ok());
   CHECK(ErrorOf(kinesis.DeleteStream({.stream_name = "orders"})) ==
         Error{riffle::kResourceInUseException,
-              "Stream orders under account 000000000000 has 1 registered consumers: deregister "
-              "them, or set EnforceConsumerDeletion."});
+              std::string("DeleteStream can't delete ") + kOrdersArn +
+                  " because there are consumers associated with this data stream. To delete "
+                  "orders anyway, set the EnforceConsumerDeletion parameter to true to force the "
+                  "deletion of all the consumers that are associated with it."});
   REQUIRE(kinesis.DeleteStream({.stream_arn = kOrdersArn, .enforce_consumer_deletion = true}).ok());
   CHECK(status() == riffle::StreamStatus::kDeleting);
   // The service may go on reading and writing while DELETING.

@@ -153,7 +153,7 @@ TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation
   REQUIRE(f.firehose().CreateDeliveryStream(DirectPut("s")).ok());
   CHECK(ErrorOf(f.firehose().CreateDeliveryStream(DirectPut("s"))) ==
         Error{riffle::kResourceInUseException,
-              "Firehose s under account 000000000000 already exists."});
+              "Firehose s under accountId 000000000000 already exists"});
   CHECK(f.firehose().ListDeliveryStreams()->delivery_stream_names == std::vector<std::string>{"s"});
 }
 
@@ -365,9 +365,7 @@ TEST_CASE("PutRecord and PutRecordBatch: the service's limits and errors", "[acc
         riffle::kValidationException);
   std::vector<riffle::FirehoseRecord> big(5, riffle::FirehoseRecord{max_record});
   CHECK(ErrorOf(f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = big})) ==
-        Error{riffle::kInvalidArgumentException,
-              "Records size exceeds 4 MB limit: the records of this PutRecordBatch have 5120000 "
-              "bytes, at most 4194304 are allowed."});
+        Error{riffle::kInvalidArgumentException, "Records size exceeds 4 MB limit"});
   std::vector<riffle::FirehoseRecord> with_big{{"a"}, {too_big}};
   CHECK(ErrorOf(f.firehose().PutRecordBatch({.delivery_stream_name = "s", .records = with_big}))
             .message ==

@@ -93,10 +93,8 @@ absl::StatusOr<PutRecordBatchOutput> Firehose::PutRecordBatch(const PutRecordBat
   std::size_t total = 0;
   for (const FirehoseRecord& r : in.records) total += r.data.size();
   if (total > kMaxPutRecordBatchBytes) {
-    return InvalidArgumentError(fmt::format(
-        "Records size exceeds 4 MB limit: the records of this PutRecordBatch have {} bytes, at "
-        "most {} are allowed.",
-        total, kMaxPutRecordBatchBytes));
+    // The service's words (the limit is 4 MiB of record data).
+    return InvalidArgumentError("Records size exceeds 4 MB limit");
   }
   auto e = FindForPut(*registry_, core_, in.delivery_stream_name);
   if (!e.ok()) return e.status();

@@ -371,7 +371,7 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
     gone = TakeDueLocked(*registry_, core_.clock.NowMillis());
     if (registry_->streams.contains(name)) {
       return ResourceInUseError(
-          fmt::format("Firehose {} under account {} already exists.", name, core_.account_id()));
+          fmt::format("Firehose {} under accountId {} already exists", name, core_.account_id()));
     }
     auto ds = DeliveryStream::Create(std::move(o));
     if (!ds.ok()) return ds.status();

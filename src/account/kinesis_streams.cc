@@ -260,9 +260,10 @@ absl::Status Kinesis::DeleteStreamLocked(const DeleteStreamInput& in) {
   const std::vector<ConsumerDescription> consumers = e->stream->ListStreamConsumers();
   if (!consumers.empty() && !in.enforce_consumer_deletion.value_or(false)) {
     return ResourceInUseError(fmt::format(
-        "Stream {} under account {} has {} registered consumers: deregister them, or set "
-        "EnforceConsumerDeletion.",
-        e->name, core_.account_id(), consumers.size()));
+        "DeleteStream can't delete {} because there are consumers associated with this data "
+        "stream. To delete {} anyway, set the EnforceConsumerDeletion parameter to true to force "
+        "the deletion of all the consumers that are associated with it.",
+        e->stream->arn(), e->name));
   }
   for (const ConsumerDescription& c : consumers) {
     (void)e->stream->DeregisterStreamConsumer(c.consumer_arn);

@@ -538,10 +538,8 @@ absl::Status detail::CheckPutRecordsRequest(std::span<const PutRecordsRequestEnt
     }
   }
   if (total > kMaxPutRecordsBytes) {
-    return InvalidArgumentError(fmt::format(
-        "The PutRecords request is {} bytes including partition keys; it must be at most {} "
-        "bytes (5 MiB).",
-        total, kMaxPutRecordsBytes));
+    // The service's words (the limit is 5 MiB, partition keys included).
+    return InvalidArgumentError("Records size exceeds 5 MB limit");
   }
   return absl::OkStatus();
 }
