@@ -176,6 +176,9 @@ TEST_CASE("Delivery streams are CREATING for create_duration, then ACTIVE; DELET
               "Firehose s under account 000000000000 not found."});
   f.clock.Advance(absl::Milliseconds(9999));
   CHECK(status() == DeliveryStreamStatus::kCreating);
+  // Nor can it be deleted while CREATING.
+  CHECK(ErrorOf(f.firehose().DeleteDeliveryStream({.delivery_stream_name = "s"})).name ==
+        riffle::kResourceInUseException);
   f.clock.Advance(absl::Milliseconds(1));
   CHECK(status() == DeliveryStreamStatus::kActive);
   CHECK(f.firehose().PutRecord({.delivery_stream_name = "s", .record = {"x\n"}}).ok());

@@ -409,6 +409,13 @@ absl::Status Firehose::DeleteDeliveryStream(const DeleteDeliveryStreamInput& in)
   }
   DeliveryStreamEntry& e = *it->second;
   if (e.deleted_at_ms.load(std::memory_order_acquire) != INT64_MAX) return absl::OkStatus();
+  // The service deletes a stream that is ACTIVE (or failed), never one still CREATING.
+  if (e.StatusAt(now) == DeliveryStreamStatus::kCreating) {
+    return ResourceInUseError(fmt::format(
+        "Firehose {} under accountId {} is in CREATING state and cannot be deleted until it is "
+        "ACTIVE.",
+        in.delivery_stream_name, core_.account_id()));
+  }
   e.deleted_at_ms.store(now + absl::ToInt64Milliseconds(core_.options.delete_duration),
                         std::memory_order_release);
   // Gone now when there is no DELETING time: the entry is dropped (and Close()s) after the
