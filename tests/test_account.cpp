@@ -670,6 +670,11 @@ TEST_CASE("consumers and SubscribeToShard through the account", "[account]") {
         {.stream_arn = kOrdersArn, .consumer_name = fmt::format("c{}", i)});
     REQUIRE(c.ok());
     CHECK(c->consumer.stream_arn == kOrdersArn);
+    // The service always answers a registration with CREATING; with no create_duration the
+    // consumer is ACTIVE at once.
+    CHECK(c->consumer.consumer_status == riffle::ConsumerStatus::kCreating);
+    CHECK(kinesis.DescribeStreamConsumer({.consumer_arn = c->consumer.consumer_arn})
+              ->consumer_description.consumer_status == riffle::ConsumerStatus::kActive);
     arns.push_back(c->consumer.consumer_arn);
   }
   CHECK(kinesis.DescribeStreamConsumer({.consumer_arn = arns[1]})
@@ -866,4 +871,44 @@ TEST_CASE("producers put by name while other streams come and go", "[account]") 
     }
   }
   CHECK(read == kProducers * kPerProducer);
+}
+
+TEST_CASE("a consumer is CREATING for create_duration and cannot subscribe until ACTIVE",
+          "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, false, {.create_duration = absl::Seconds(10)});
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  clock.Advance(absl::Seconds(10));  // the stream is ACTIVE
+  auto c = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "audit"});
+  REQUIRE(c.ok());
+  const std::string arn = c->consumer.consumer_arn;
+  auto status = [&] {
+    return kinesis.DescribeStreamConsumer({.consumer_arn = arn})
+        ->consumer_description.consumer_status;
+  };
+  auto subscribe = [&] {
+    return kinesis.SubscribeToShard(
+        {.consumer_arn = arn,
+         .shard_id = "shardId-000000000000",
+         .starting_position = {riffle::ShardIteratorType::kTrimHorizon}},
+        [](const riffle::SubscribeToShardEvent&) {});
+  };
+  CHECK(c->consumer.consumer_status == riffle::ConsumerStatus::kCreating);
+  CHECK(status() == riffle::ConsumerStatus::kCreating);
+  CHECK(kinesis.ListStreamConsumers({.stream_arn = kOrdersArn})->consumers[0].consumer_status ==
+        riffle::ConsumerStatus::kCreating);
+  const int64_t created_ms = absl::ToUnixMillis(c->consumer.consumer_creation_timestamp);
+  CHECK(ErrorOf(subscribe()) ==
+        Error{riffle::kResourceInUseException,
+              fmt::format("Consumer audit with creation timestamp {} under stream: orders, "
+                          "account 000000000000 is not in ACTIVE status.",
+                          created_ms)});
+  clock.Advance(absl::Milliseconds(9999));
+  CHECK(status() == riffle::ConsumerStatus::kCreating);
+  clock.Advance(absl::Milliseconds(1));
+  CHECK(status() == riffle::ConsumerStatus::kActive);
+  CHECK(kinesis.ListStreamConsumers({.stream_arn = kOrdersArn})->consumers[0].consumer_status ==
+        riffle::ConsumerStatus::kActive);
+  CHECK(subscribe().ok());
 }

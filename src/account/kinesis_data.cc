@@ -70,6 +70,15 @@ absl::Status ResolveConsumer(detail::AccountCore& core, const detail::KinesisReg
   return detail::ResolveStream(core, registry, {}, stream_arn, StreamAccess::kData, out);
 }
 
+// A consumer is CREATING for the account's create_duration after its registration, as on
+// the service (which always answers RegisterStreamConsumer with CREATING), then ACTIVE.
+ConsumerStatus StatusAt(const ConsumerDescription& c, const AccountOptions& options,
+                        int64_t now_ms) {
+  const int64_t active_ms = absl::ToUnixMillis(c.consumer_creation_timestamp) +
+                            absl::ToInt64Milliseconds(options.create_duration);
+  return now_ms < active_ms ? ConsumerStatus::kCreating : c.consumer_status;
+}
+
 }  // namespace
 
 // ---- Records ----
@@ -290,6 +299,7 @@ absl::StatusOr<RegisterStreamConsumerOutput> Kinesis::RegisterStreamConsumer(
   absl::StatusOr<ConsumerDescription> c =
       e->stream->RegisterStreamConsumer(in.consumer_name, in.options);
   if (!c.ok()) return c.status();
+  c->consumer_status = ConsumerStatus::kCreating;
   return RegisterStreamConsumerOutput{*std::move(c)};
 }
 
@@ -319,6 +329,7 @@ absl::StatusOr<DescribeStreamConsumerOutput> Kinesis::DescribeStreamConsumer(
   if (absl::Status s = detail::Admit(core_, "DescribeStreamConsumer", e); !s.ok()) return s;
   absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(consumer);
   if (!c.ok()) return c.status();
+  c->consumer_status = StatusAt(*c, core_.options, core_.clock.NowMillis());
   return DescribeStreamConsumerOutput{*std::move(c)};
 }
 
@@ -373,6 +384,7 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
       out.next_token = detail::EncodePageToken(t, core_.secret);
       break;
     }
+    all[i].consumer_status = StatusAt(all[i], core_.options, now_ms);
     out.consumers.push_back(std::move(all[i]));
   }
   return out;
@@ -399,6 +411,15 @@ absl::StatusOr<std::unique_ptr<Subscription>> Kinesis::SubscribeToShard(
   }
   if (absl::Status s = detail::Faults(core_, "SubscribeToShard", e, {}, in.shard_id); !s.ok()) {
     return s;
+  }
+  // A consumer still CREATING cannot subscribe yet.
+  if (absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(in.consumer_arn);
+      c.ok() && StatusAt(*c, core_.options, core_.clock.NowMillis()) == ConsumerStatus::kCreating) {
+    return ResourceInUseError(fmt::format(
+        "Consumer {} with creation timestamp {} under stream: {}, account {} is not in ACTIVE "
+        "status.",
+        c->consumer_name, absl::ToUnixMillis(c->consumer_creation_timestamp), parsed->stream,
+        core_.account_id()));
   }
   if (core_.limits) {
     // The service pushes at most 2 MiB/s of a shard to each consumer.
