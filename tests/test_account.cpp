@@ -898,12 +898,13 @@ TEST_CASE("a consumer is CREATING for create_duration and cannot subscribe until
   CHECK(status() == riffle::ConsumerStatus::kCreating);
   CHECK(kinesis.ListStreamConsumers({.stream_arn = kOrdersArn})->consumers[0].consumer_status ==
         riffle::ConsumerStatus::kCreating);
-  const int64_t created_ms = absl::ToUnixMillis(c->consumer.consumer_creation_timestamp);
+  // The service's words, its spacing and its timestamp in seconds included.
+  const int64_t created_s = absl::ToUnixSeconds(c->consumer.consumer_creation_timestamp);
   CHECK(ErrorOf(subscribe()) ==
         Error{riffle::kResourceInUseException,
-              fmt::format("Consumer audit with creation timestamp {} under stream: orders, "
+              fmt::format("Consumer audit with creation timestamp {} under stream: orders , "
                           "account 000000000000 is not in ACTIVE status.",
-                          created_ms)});
+                          created_s)});
   clock.Advance(absl::Milliseconds(9999));
   CHECK(status() == riffle::ConsumerStatus::kCreating);
   clock.Advance(absl::Milliseconds(1));

@@ -228,6 +228,8 @@ TEST_CASE("a consumer may subscribe to a shard once every 5 seconds; the newer r
   auto second =
       stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t2.Handler());
   CHECK(ErrorName(second.status()) == "ResourceInUseException");
+  CHECK_THAT(ErrorMessage(second.status()),
+             Catch::StartsWith("Another active subscription exists for this consumer: "));
   // Another shard, or another consumer, is not affected.
   CHECK(stream
             ->SubscribeToShard(

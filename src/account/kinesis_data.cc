@@ -416,9 +416,9 @@ absl::StatusOr<std::unique_ptr<Subscription>> Kinesis::SubscribeToShard(
   if (absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(in.consumer_arn);
       c.ok() && StatusAt(*c, core_.options, core_.clock.NowMillis()) == ConsumerStatus::kCreating) {
     return ResourceInUseError(fmt::format(
-        "Consumer {} with creation timestamp {} under stream: {}, account {} is not in ACTIVE "
+        "Consumer {} with creation timestamp {} under stream: {} , account {} is not in ACTIVE "
         "status.",
-        c->consumer_name, absl::ToUnixMillis(c->consumer_creation_timestamp), parsed->stream,
+        c->consumer_name, absl::ToUnixSeconds(c->consumer_creation_timestamp), parsed->stream,
         core_.account_id()));
   }
   if (core_.limits) {

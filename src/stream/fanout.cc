@@ -84,10 +84,10 @@ absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
         fmt::format("Consumer {} already exists for stream {}.", name, core_.name));
   }
   if (static_cast<int>(consumers_.size()) >= max_consumers_) {
-    return LimitExceededError(fmt::format(
-        "Stream {} already has {} registered consumers; the limit is {} "
-        "(MaxStreamConsumers).",
-        core_.name, consumers_.size(), max_consumers_));
+    return LimitExceededError(
+        fmt::format("Stream {} already has {} registered consumers; the limit is {} "
+                    "(MaxStreamConsumers).",
+                    core_.name, consumers_.size(), max_consumers_));
   }
   auto c = std::make_shared<ConsumerRecord>();
   c->name = std::string(name);
@@ -152,8 +152,9 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
     const std::function<absl::StatusOr<ShardIterator>()>& start) {
   if (!handler) return InvalidArgumentError("SubscribeToShard needs a handler.");
   if (options.max_records_per_event < 1 || options.max_records_per_event > kMaxGetRecordsLimit) {
-    return InvalidArgumentError(fmt::format("MaxRecordsPerEvent is {}; it must be between 1 and {}.",
-                                            options.max_records_per_event, kMaxGetRecordsLimit));
+    return InvalidArgumentError(
+        fmt::format("MaxRecordsPerEvent is {}; it must be between 1 and {}.",
+                    options.max_records_per_event, kMaxGetRecordsLimit));
   }
   if (options.lifetime <= absl::ZeroDuration()) {
     return InvalidArgumentError(
@@ -178,9 +179,10 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
   const int64_t now_ms = core_.clock->NowMillis();
   ConsumerShardState& state = consumer->shards[shard->index];
   if (state.last_subscribe_ms != INT64_MIN && now_ms - state.last_subscribe_ms < kResubscribeMs) {
+    // The service's words first; then which shard, and the 5-second rule.
     return ResourceInUseError(fmt::format(
-        "Another active subscription exists for consumer {} on shard {}: a consumer may "
-        "subscribe to a shard once every 5 seconds ({} ms since the last).",
+        "Another active subscription exists for this consumer: {} on shard {} (a consumer may "
+        "subscribe to a shard once every 5 seconds; {} ms since the last).",
         consumer->arn, shard->id, now_ms - state.last_subscribe_ms));
   }
   if (state.revoked) state.revoked->store(true, std::memory_order_seq_cst);
