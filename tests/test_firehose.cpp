@@ -145,6 +145,26 @@ TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation
   p = DirectPut("p");
   p.extended_s3_destination_configuration->dynamic_partitioning_configuration.enabled = true;
   CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)).name == riffle::kInvalidArgumentException);
+  // With a partition key function: the service also requires an ErrorOutputPrefix, and
+  // refuses zero buffering.
+  p.extended_s3_destination_configuration->dynamic_partitioning_configuration
+      .partition_key_function = [](std::string_view, const riffle::RecordMetadata&,
+                                   riffle::PartitionKeys&) { return true; };
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)) ==
+        Error{riffle::kInvalidArgumentException,
+              "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled."});
+  p.extended_s3_destination_configuration->prefix = "!{partitionKeyFromQuery:k}/";
+  p.extended_s3_destination_configuration->error_output_prefix = "errors/";
+  p.extended_s3_destination_configuration->buffering_hints =
+      riffle::BufferingHints{.size_in_mbs = 64, .interval_in_seconds = 0};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)) ==
+        Error{riffle::kInvalidArgumentException,
+              "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
+              "DynamicPartitioningConfiguration enabled."});
+  p.extended_s3_destination_configuration->buffering_hints =
+      riffle::BufferingHints{.size_in_mbs = 64, .interval_in_seconds = 60};
+  CHECK(f.firehose().CreateDeliveryStream(p).ok());
+  REQUIRE(f.firehose().DeleteDeliveryStream({.delivery_stream_name = "p"}).ok());
   // DeliveryStream's own check of the prefix expressions.
   p = DirectPut("p");
   p.extended_s3_destination_configuration->prefix = "!{nope:x}/";

@@ -278,6 +278,18 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
     return InvalidArgumentError(
         "DynamicPartitioningConfiguration is enabled but has no partition key function.");
   }
+  // The service's rules for dynamic partitioning: an error output prefix is required, and
+  // zero buffering is not available.
+  if (partitioning.enabled && dest.error_output_prefix.empty()) {
+    return InvalidArgumentError(
+        "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled.");
+  }
+  if (partitioning.enabled && dest.buffering_hints &&
+      dest.buffering_hints->interval_in_seconds == 0) {
+    return InvalidArgumentError(
+        "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
+        "DynamicPartitioningConfiguration enabled.");
+  }
 
   // The destination: a bucket of this account.
   const std::string_view bucket_name = SplitArn(dest.bucket_arn)->resource;
