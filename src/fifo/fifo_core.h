@@ -111,6 +111,34 @@ class FifoDedup {
 
 enum class SlotState : uint8_t { kFree, kDelayed, kQueued, kInFlight };
 
+// A doubly linked list of indexes into a vector of nodes, threaded through two members of
+// each node (`Prev`, `Next`; kNil ends the list). The core keeps five: each group's queued
+// messages, the delayed and age lists of slots, the ready and idle lists of groups.
+struct IndexList {
+  uint32_t head = kNil, tail = kNil;
+
+  bool empty() const { return head == kNil; }
+  template <auto Prev, auto Next, class Nodes>
+  void PushBack(Nodes& nodes, uint32_t i) {
+    InsertBefore<Prev, Next>(nodes, i, kNil);
+  }
+  // Links `i` before `before` (kNil: at the end).
+  template <auto Prev, auto Next, class Nodes>
+  void InsertBefore(Nodes& nodes, uint32_t i, uint32_t before) {
+    const uint32_t after = before == kNil ? tail : nodes[before].*Prev;
+    nodes[i].*Prev = after;
+    nodes[i].*Next = before;
+    (after == kNil ? head : nodes[after].*Next) = i;
+    (before == kNil ? tail : nodes[before].*Prev) = i;
+  }
+  template <auto Prev, auto Next, class Nodes>
+  void Unlink(Nodes& nodes, uint32_t i) {
+    const uint32_t prev = nodes[i].*Prev, next = nodes[i].*Next;
+    (prev == kNil ? head : nodes[prev].*Next) = next;
+    (next == kNil ? tail : nodes[next].*Prev) = prev;
+  }
+};
+
 struct FifoSlot {
   uint32_t generation = 0;
   // The generation when the slot took its current message: its receipt handles have
@@ -142,7 +170,7 @@ enum class GroupList : uint8_t { kNone, kReady, kIdle };
 
 struct FifoGroup {
   std::string id;
-  uint32_t head = kNil, tail = kNil;  // Queued messages, in sequence order.
+  IndexList queued;  // Queued messages, in sequence order.
   uint32_t in_flight = 0;
   uint32_t live = 0;  // Delayed + queued + in flight.
   GroupList list = GroupList::kNone;
@@ -164,7 +192,7 @@ class FifoCore {
   // arrival (the delayed list stays in arrival order, so stays sorted by deadline).
   void SetConfig(Config config) {
     config_ = config;
-    for (uint32_t s = delayed_head_; s != kNil; s = slots_[s].next) {
+    for (uint32_t s = delayed_.head; s != kNil; s = slots_[s].next) {
       slots_[s].deadline_ns = slots_[s].enqueued_ns + config_.delay_ns;
     }
   }
@@ -182,9 +210,9 @@ class FifoCore {
                    uint64_t serial, int64_t now);
 
   // The first ready group (kNil if none) and its first queued message.
-  uint32_t FirstReadyGroup() const { return ready_head_; }
-  uint32_t GroupHead(uint32_t g) const { return groups_[g].head; }
-  bool HasReady() const { return ready_head_ != kNil; }
+  uint32_t FirstReadyGroup() const { return ready_.head; }
+  uint32_t GroupHead(uint32_t g) const { return groups_[g].queued.head; }
+  bool HasReady() const { return !ready_.empty(); }
 
   // kQueued -> kInFlight until `deadline`; bumps generation and receive count.
   void MarkInFlight(uint32_t s, int64_t now, int64_t deadline);
@@ -194,7 +222,7 @@ class FifoCore {
   // Deletes a live message in any state.
   void Remove(uint32_t s);
   void RemoveAll() {
-    while (age_head_ != kNil) Remove(age_head_);
+    while (!age_.empty()) Remove(age_.head);
   }
 
   // What a receipt handle of this queue (slot, generation) names now.
@@ -221,7 +249,7 @@ class FifoCore {
 
   int64_t visible_count() const { return visible_; }
   int64_t in_flight_count() const { return in_flight_; }
-  int64_t delayed_count() const { return delayed_; }
+  int64_t delayed_count() const { return delayed_count_; }
 
  private:
   uint32_t FindOrAddGroup(std::string_view id);
@@ -250,38 +278,32 @@ class FifoCore {
   std::vector<FifoGroup> groups_;
   std::vector<uint32_t> free_groups_;
   absl::flat_hash_map<std::string, uint32_t> group_index_;
-  uint32_t ready_head_ = kNil, ready_tail_ = kNil;
-  uint32_t idle_head_ = kNil, idle_tail_ = kNil;
+  IndexList ready_, idle_;  // Groups, through link_prev and link_next.
   size_t idle_groups_ = 0;
-  uint32_t delayed_head_ = kNil, delayed_tail_ = kNil;
-  uint32_t age_head_ = kNil, age_tail_ = kNil;
+  IndexList delayed_;  // Slots, through prev and next, in arrival order.
+  IndexList age_;      // Every live slot, through age_prev and age_next, oldest first.
   std::vector<uint32_t> heap_;
-  int64_t visible_ = 0, in_flight_ = 0, delayed_ = 0;
+  int64_t visible_ = 0, in_flight_ = 0, delayed_count_ = 0;
 };
 
 // ---- Implementation --------------------------------------------------------------------
 
 inline void FifoCore::Advance(int64_t now) {
-  while (delayed_head_ != kNil && slots_[delayed_head_].deadline_ns <= now) {
-    const uint32_t s = delayed_head_;
-    FifoSlot& slot = slots_[s];
-    delayed_head_ = slot.next;
-    if (delayed_head_ == kNil)
-      delayed_tail_ = kNil;
-    else
-      slots_[delayed_head_].prev = kNil;
-    --delayed_;
+  while (!delayed_.empty() && slots_[delayed_.head].deadline_ns <= now) {
+    const uint32_t s = delayed_.head;
+    delayed_.Unlink<&FifoSlot::prev, &FifoSlot::next>(slots_, s);
+    --delayed_count_;
     AppendToGroup(s);
   }
   while (!heap_.empty() && slots_[heap_[0]].deadline_ns <= now) MakeVisible(heap_[0]);
-  while (age_head_ != kNil && slots_[age_head_].enqueued_ns + config_.retention_ns <= now) {
-    Remove(age_head_);
+  while (!age_.empty() && slots_[age_.head].enqueued_ns + config_.retention_ns <= now) {
+    Remove(age_.head);
   }
 }
 
 inline int64_t FifoCore::NextWakeNs() const {
   int64_t wake = INT64_MAX;
-  if (delayed_head_ != kNil) wake = slots_[delayed_head_].deadline_ns;
+  if (!delayed_.empty()) wake = slots_[delayed_.head].deadline_ns;
   if (!heap_.empty()) wake = std::min(wake, slots_[heap_[0]].deadline_ns);
   return wake;
 }
@@ -302,24 +324,12 @@ inline uint32_t FifoCore::Enqueue(std::string_view group_id, std::string& body,
   FifoGroup& group = groups_[g];
   if (group.list == GroupList::kIdle) UnlinkGroup(g);
   ++group.live;
-  slot.age_prev = age_tail_;
-  slot.age_next = kNil;
-  if (age_tail_ == kNil)
-    age_head_ = s;
-  else
-    slots_[age_tail_].age_next = s;
-  age_tail_ = s;
+  age_.PushBack<&FifoSlot::age_prev, &FifoSlot::age_next>(slots_, s);
   if (config_.delay_ns > 0) {
     slot.state = SlotState::kDelayed;
     slot.deadline_ns = now + config_.delay_ns;
-    slot.prev = delayed_tail_;
-    slot.next = kNil;
-    if (delayed_tail_ == kNil)
-      delayed_head_ = s;
-    else
-      slots_[delayed_tail_].next = s;
-    delayed_tail_ = s;
-    ++delayed_;
+    delayed_.PushBack<&FifoSlot::prev, &FifoSlot::next>(slots_, s);
+    ++delayed_count_;
   } else {
     AppendToGroup(s);
   }
@@ -359,15 +369,8 @@ inline void FifoCore::Remove(uint32_t s) {
   const uint32_t g = slot.group;
   switch (slot.state) {
     case SlotState::kDelayed:
-      if (slot.prev == kNil)
-        delayed_head_ = slot.next;
-      else
-        slots_[slot.prev].next = slot.next;
-      if (slot.next == kNil)
-        delayed_tail_ = slot.prev;
-      else
-        slots_[slot.next].prev = slot.prev;
-      --delayed_;
+      delayed_.Unlink<&FifoSlot::prev, &FifoSlot::next>(slots_, s);
+      --delayed_count_;
       break;
     case SlotState::kQueued:
       UnlinkFromGroup(s);
@@ -382,14 +385,7 @@ inline void FifoCore::Remove(uint32_t s) {
       assert(false);
       return;
   }
-  if (slot.age_prev == kNil)
-    age_head_ = slot.age_next;
-  else
-    slots_[slot.age_prev].age_next = slot.age_next;
-  if (slot.age_next == kNil)
-    age_tail_ = slot.age_prev;
-  else
-    slots_[slot.age_next].age_prev = slot.age_prev;
+  age_.Unlink<&FifoSlot::age_prev, &FifoSlot::age_next>(slots_, s);
   slot.state = SlotState::kFree;
   ++slot.generation;  // Every handle of this message is now stale.
   slot.attributes.reset();
@@ -403,7 +399,7 @@ inline void FifoCore::Remove(uint32_t s) {
   if (--group.live == 0) {
     LinkGroup(g, GroupList::kIdle);
     if (++idle_groups_ > kMaxIdleGroups) {
-      const uint32_t oldest = idle_head_;
+      const uint32_t oldest = idle_.head;
       UnlinkGroup(oldest);
       group_index_.erase(groups_[oldest].id);
       free_groups_.push_back(oldest);
@@ -446,22 +442,9 @@ inline void FifoCore::MakeVisible(uint32_t s) {
   ++visible_;
   slot.state = SlotState::kQueued;
   // Invariant 2: only messages returned earlier can precede it; skip those.
-  uint32_t after = kNil;
-  uint32_t before = group.head;
-  while (before != kNil && slots_[before].serial < slot.serial) {
-    after = before;
-    before = slots_[before].next;
-  }
-  slot.prev = after;
-  slot.next = before;
-  if (after == kNil)
-    group.head = s;
-  else
-    slots_[after].next = s;
-  if (before == kNil)
-    group.tail = s;
-  else
-    slots_[before].prev = s;
+  uint32_t before = group.queued.head;
+  while (before != kNil && slots_[before].serial < slot.serial) before = slots_[before].next;
+  group.queued.InsertBefore<&FifoSlot::prev, &FifoSlot::next>(slots_, s, before);
   UpdateReady(slot.group);
 }
 
@@ -469,33 +452,18 @@ inline void FifoCore::AppendToGroup(uint32_t s) {
   FifoSlot& slot = slots_[s];
   FifoGroup& group = groups_[slot.group];
   slot.state = SlotState::kQueued;
-  slot.prev = group.tail;
-  slot.next = kNil;
-  if (group.tail == kNil)
-    group.head = s;
-  else
-    slots_[group.tail].next = s;
-  group.tail = s;
+  group.queued.PushBack<&FifoSlot::prev, &FifoSlot::next>(slots_, s);
   ++visible_;
   UpdateReady(slot.group);
 }
 
 inline void FifoCore::UnlinkFromGroup(uint32_t s) {
-  FifoSlot& slot = slots_[s];
-  FifoGroup& group = groups_[slot.group];
-  if (slot.prev == kNil)
-    group.head = slot.next;
-  else
-    slots_[slot.prev].next = slot.next;
-  if (slot.next == kNil)
-    group.tail = slot.prev;
-  else
-    slots_[slot.next].prev = slot.prev;
+  groups_[slots_[s].group].queued.Unlink<&FifoSlot::prev, &FifoSlot::next>(slots_, s);
 }
 
 inline void FifoCore::UpdateReady(uint32_t g) {
   FifoGroup& group = groups_[g];
-  const bool ready = group.head != kNil && group.in_flight == 0;
+  const bool ready = !group.queued.empty() && group.in_flight == 0;
   if (ready && group.list != GroupList::kReady) {
     LinkGroup(g, GroupList::kReady);
   } else if (!ready && group.list == GroupList::kReady) {
@@ -506,32 +474,16 @@ inline void FifoCore::UpdateReady(uint32_t g) {
 inline void FifoCore::LinkGroup(uint32_t g, GroupList list) {
   FifoGroup& group = groups_[g];
   assert(group.list == GroupList::kNone);
-  uint32_t& head = list == GroupList::kReady ? ready_head_ : idle_head_;
-  uint32_t& tail = list == GroupList::kReady ? ready_tail_ : idle_tail_;
   group.list = list;
-  group.link_prev = tail;
-  group.link_next = kNil;
-  if (tail == kNil)
-    head = g;
-  else
-    groups_[tail].link_next = g;
-  tail = g;
+  (list == GroupList::kReady ? ready_ : idle_)
+      .PushBack<&FifoGroup::link_prev, &FifoGroup::link_next>(groups_, g);
 }
 
 inline void FifoCore::UnlinkGroup(uint32_t g) {
   FifoGroup& group = groups_[g];
   const bool ready = group.list == GroupList::kReady;
-  uint32_t& head = ready ? ready_head_ : idle_head_;
-  uint32_t& tail = ready ? ready_tail_ : idle_tail_;
   if (!ready) --idle_groups_;
-  if (group.link_prev == kNil)
-    head = group.link_next;
-  else
-    groups_[group.link_prev].link_next = group.link_next;
-  if (group.link_next == kNil)
-    tail = group.link_prev;
-  else
-    groups_[group.link_next].link_prev = group.link_prev;
+  (ready ? ready_ : idle_).Unlink<&FifoGroup::link_prev, &FifoGroup::link_next>(groups_, g);
   group.list = GroupList::kNone;
 }
 
