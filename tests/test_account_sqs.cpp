@@ -148,7 +148,7 @@ TEST_CASE("CreateQueue checks attributes by name, range and combination", "[acco
   CHECK(Attributes(sqs, high->queue_url).at("FifoThroughputLimit") == "perMessageGroupId");
 }
 
-TEST_CASE("CreateQueue of an existing name: same attributes give its URL, others fail",
+TEST_CASE("CreateQueue of an existing name: the attributes it names must match, others are free",
           "[account][sqs]") {
   riffle::ManualClock clock;
   auto account = MakeAccount(clock);
@@ -159,12 +159,24 @@ TEST_CASE("CreateQueue of an existing name: same attributes give its URL, others
                        .attributes = {{"FifoQueue", "TRUE"}, {"VisibilityTimeout", "060"}}});
   REQUIRE(again.ok());
   CHECK(again->queue_url == url);
-  CHECK(ErrorOf(sqs.CreateQueue({.queue_name = "q.fifo", .attributes = kFifo})) ==
-        account_test::Error{riffle::kQueueNameExists,
-                            "A queue already exists with the same name and a different value for "
-                            "attribute VisibilityTimeout"});
-  CHECK(sqs.CreateQueue({.queue_name = "q.fifo", .attributes = kFifo}).status().code() ==
-        absl::StatusCode::kAlreadyExists);
+  // As the service: attributes the request leaves out are not compared, so a get-or-create
+  // with fewer attributes returns the queue.
+  auto fewer = sqs.CreateQueue({.queue_name = "q.fifo", .attributes = kFifo});
+  REQUIRE(fewer.ok());
+  CHECK(fewer->queue_url == url);
+  auto other = sqs.CreateQueue(
+      {.queue_name = "q.fifo", .attributes = {{"FifoQueue", "true"}, {"VisibilityTimeout", "30"}}});
+  CHECK(ErrorOf(other) == account_test::Error{riffle::kQueueNameExists,
+                                              "A queue already exists with the same name and a "
+                                              "different value for attribute VisibilityTimeout"});
+  CHECK(other.status().code() == absl::StatusCode::kAlreadyExists);
+  // A default named explicitly is compared too.
+  CHECK(ErrorOf(sqs.CreateQueue({.queue_name = "q.fifo",
+                                 .attributes = {{"FifoQueue", "true"}, {"DelaySeconds", "5"}}}))
+            .name == riffle::kQueueNameExists);
+  CHECK(sqs.CreateQueue({.queue_name = "q.fifo",
+                         .attributes = {{"FifoQueue", "true"}, {"DelaySeconds", "0"}}})
+            .ok());
 }
 
 TEST_CASE("Calls by a URL that names no queue fail with QueueDoesNotExist", "[account][sqs]") {
@@ -349,9 +361,14 @@ TEST_CASE("SetQueueAttributes round-trips every settable FIFO attribute", "[acco
                                  .message_group_id = "g"}))
             .name == riffle::kInvalidParameterValue);
 
-  // Errors leave the attributes as they were; FifoQueue cannot change.
-  CHECK(ErrorOf(sqs.SetQueueAttributes({.queue_url = url, .attributes = {{"FifoQueue", "true"}}}))
-            .name == riffle::kInvalidAttributeName);
+  // Errors leave the attributes as they were; FifoQueue cannot change ("true" on a FIFO
+  // queue changes nothing).
+  CHECK(sqs.SetQueueAttributes({.queue_url = url, .attributes = {{"FifoQueue", "true"}}}).ok());
+  CHECK(
+      ErrorOf(sqs.SetQueueAttributes({.queue_url = url, .attributes = {{"FifoQueue", "false"}}})) ==
+      account_test::Error{riffle::kInvalidAttributeValue,
+                          "Invalid value for the parameter FifoQueue. Reason: Modifying queue "
+                          "type is not supported."});
   CHECK(ErrorOf(sqs.SetQueueAttributes(
                     {.queue_url = url,
                      .attributes = {{"VisibilityTimeout", "10"}, {"DelaySeconds", "901"}}}))
@@ -449,4 +466,28 @@ TEST_CASE("TagQueue, UntagQueue and ListQueueTags", "[account][sqs]") {
         riffle::kInvalidParameterValue);
   CHECK(sqs.ListQueueTags({.queue_url = url})->tags.size() == 1);
   CHECK(ErrorOf(sqs.TagQueue({.queue_url = url})).name == riffle::kMissingParameter);
+}
+
+TEST_CASE("PurgeQueue forgets deduplication ids, as the service", "[account][sqs]") {
+  riffle::ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Sqs& sqs = account->sqs();
+  const std::string url = CreateFifo(sqs, "q.fifo");
+  auto send = [&] {
+    return sqs.SendMessage({.queue_url = url,
+                            .message_body = "m",
+                            .message_deduplication_id = "d",
+                            .message_group_id = "g"});
+  };
+  auto first = send();
+  REQUIRE(first.ok());
+  CHECK(send()->message_id == first->message_id);  // a duplicate within 5 minutes
+  REQUIRE(sqs.PurgeQueue({.queue_url = url}).ok());
+  auto after = send();
+  REQUIRE(after.ok());
+  CHECK(after->message_id != first->message_id);
+  auto got = sqs.ReceiveMessage({.queue_url = url});
+  REQUIRE(got.ok());
+  REQUIRE(got->messages.size() == 1);
+  CHECK(got->messages[0].message_id == after->message_id);
 }

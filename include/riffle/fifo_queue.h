@@ -260,8 +260,8 @@ class FifoQueue {
   // included) is InvalidAttributeValue.
   [[nodiscard]] absl::Status SetAttributes(const FifoQueueOptions& options);
 
-  // Deletes every message, in flight or not. Deduplication ids are kept: a message sent
-  // again within its 5 minutes is still recognised as a duplicate.
+  // Deletes every message, in flight or not, and forgets the deduplication ids (as the
+  // service does): a message sent again after a purge is delivered.
   void PurgeQueue();
 
  private:

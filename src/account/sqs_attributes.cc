@@ -269,6 +269,11 @@ absl::Status MergeAttributes(const SqsAttributeMap& requested, bool creating,
       std::optional<int64_t> v = ParseInt(value);
       if (!v || *v < range->lo || *v > range->hi) return InvalidAttributeValueFor(name);
       out[name] = std::to_string(*v);
+    } else if (name == "FifoQueue" && !creating) {
+      // A queue's type never changes: "true" on a FIFO queue changes nothing.
+      if (Lower(value) != "true") {
+        return InvalidAttributeValueFor(name, "Modifying queue type is not supported.");
+      }
     } else if (name == "ContentBasedDeduplication" || name == "SqsManagedSseEnabled" ||
                (name == "FifoQueue" && creating)) {
       const std::string v = Lower(value);

@@ -234,24 +234,21 @@ absl::StatusOr<CreateQueueOutput> Sqs::CreateQueue(const CreateQueueInput& input
   const int64_t now = NowMs(core_);
   std::lock_guard<std::mutex> lock(registry_->mu);
   if (auto it = registry_->queues.find(name); it != registry_->queues.end()) {
+    // As the service: only the attributes the request names are compared (normalized), so
+    // CreateQueue with fewer attributes, or none, returns the existing queue's URL.
     const SqsAttributeMap& have = it->second->attributes;
-    if (have == attributes) return CreateQueueOutput{it->second->url};
     std::string differing;
-    for (const auto& [k, v] : attributes) {
+    for (const auto& [k, v] : input.attributes) {
+      auto want = attributes.find(k);
       auto h = have.find(k);
-      if (h == have.end() || h->second != v) {
+      const bool same =
+          want == attributes.end() ? h == have.end() : h != have.end() && h->second == want->second;
+      if (!same) {
         differing = k;
         break;
       }
     }
-    if (differing.empty()) {
-      for (const auto& [k, v] : have) {
-        if (!attributes.contains(k)) {
-          differing = k;
-          break;
-        }
-      }
-    }
+    if (differing.empty()) return CreateQueueOutput{it->second->url};
     return MakeError(
         absl::StatusCode::kAlreadyExists, kQueueNameExists,
         fmt::format("A queue already exists with the same name and a different value for "

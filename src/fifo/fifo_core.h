@@ -84,6 +84,10 @@ class FifoDedup {
     if (inserted) ring_.push_back({now + kWindowNs, serial, fingerprint});
     return it->second;
   }
+  void Clear() {
+    map_.clear();
+    ring_.clear();
+  }
   // Forgets what was sent more than the window before `now` (sends come in time order).
   void Expire(int64_t now) {
     while (!ring_.empty() && ring_.front().expires_ns <= now) {

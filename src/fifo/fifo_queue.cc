@@ -829,6 +829,10 @@ void FifoQueue::PurgeQueue() {
   q.core.RemoveAll();
   q.attempts.clear();
   q.attempt_order.clear();
+  // As on the service, a purge also forgets the deduplication ids: the same id sent again
+  // is a new message.
+  std::lock_guard<std::mutex> send_lock(q.send_mu);
+  q.dedup.Clear();
 }
 
 }  // namespace riffle

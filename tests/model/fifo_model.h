@@ -315,6 +315,7 @@ class FifoModel {
   void Purge() {
     messages_.clear();
     attempts_.clear();
+    dedup_.clear();
   }
 
   riffle::QueueAttributes Attributes() const {
