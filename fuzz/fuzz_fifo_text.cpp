@@ -93,7 +93,7 @@ std::string_view ReferenceAttributesError(const riffle::MessageAttributes& attri
     if (v.empty()) return riffle::kInvalidParameterValue;
     int64_t cp;
     if (!binary && ReferenceInvalidBodyChar(v, &cp) != std::string_view::npos) {
-      return riffle::kInvalidMessageContents;
+      return riffle::kInvalidParameterValue;  // as the service answers for an attribute value
     }
     if (base_is("Number") && !std::regex_match(v, number)) return riffle::kInvalidParameterValue;
     *bytes += name.size() + type.size() + v.size();

@@ -53,13 +53,14 @@ bool Contains(const std::vector<std::string>& names, std::string_view n) {
   return std::find(names.begin(), names.end(), n) != names.end();
 }
 
-// Whether the message attribute `name` is selected by `patterns` ("All", ".*",
-// "<prefix>.*", or exact names).
+// Whether the message attribute `name` is selected by `patterns` ("All", "*", ".*",
+// "<prefix>.*" for every name that starts with the prefix, or exact names), as the service
+// reads them ("Hel.*" selects "Hello" and "Help.Me").
 bool AttributeSelected(const std::vector<std::string>& patterns, const std::string& name) {
   for (const std::string& p : patterns) {
-    if (p == "All" || p == ".*" || p == name) return true;
+    if (p == "All" || p == "*" || p == ".*" || p == name) return true;
     if (p.size() > 2 && p.compare(p.size() - 2, 2, ".*") == 0 &&
-        name.compare(0, p.size() - 1, p, 0, p.size() - 1) == 0) {
+        name.compare(0, p.size() - 2, p, 0, p.size() - 2) == 0) {
       return true;
     }
   }

@@ -289,7 +289,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   } else if (!content_based_deduplication.load(std::memory_order_relaxed)) {
     return InvalidParameterValue(
         "The queue should either have ContentBasedDeduplication enabled or "
-        "MessageDeduplicationId provided explicitly.");
+        "MessageDeduplicationId provided explicitly");
   }
   if (body.empty()) {
     return SqsError(kMissingParameter, "The request must contain the parameter MessageBody.");
@@ -300,10 +300,9 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   }
   const int max_size = maximum_message_size.load(std::memory_order_relaxed);
   if (bytes > static_cast<size_t>(max_size)) {
-    return InvalidParameterValue(
-        fmt::format("The message is {} bytes (body and attributes); it must be at most {} bytes "
-                    "(MaximumMessageSize).",
-                    bytes, max_size));
+    return InvalidParameterValue(fmt::format(
+        "One or more parameters are invalid. Reason: Message must be shorter than {} bytes.",
+        max_size));
   }
   if (trace_header) {
     uint32_t cp = 0;
@@ -318,12 +317,12 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
     out->trace_header = {};
   }
   uint32_t cp = 0;
-  if (size_t at = detail::FindInvalidBodyChar(body, &cp); at != std::string_view::npos) {
+  if (detail::FindInvalidBodyChar(body, &cp) != std::string_view::npos) {
     return SqsError(kInvalidMessageContents,
-                    fmt::format("MessageBody contains the invalid character U+{:04X} at byte {}; "
-                                "allowed are #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and "
-                                "#x10000-#x10FFFF in UTF-8.",
-                                cp, at));
+                    fmt::format("Invalid binary character '#x{:X}' was found in the message body, "
+                                "the set of allowed characters is #x9 | #xA | #xD | "
+                                "[#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]",
+                                cp));
   }
   out->group = group;
   out->body = body;
@@ -600,14 +599,15 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
                value.binary_value.size();
     }
   }
-  const int max_size = q.maximum_message_size.load(std::memory_order_relaxed);
-  if (total > static_cast<size_t>(max_size)) {
-    return SqsError(
-        kBatchRequestTooLong,
-        fmt::format(
-            "The batch's messages (bodies and attributes) add up to {} bytes; at most {} are "
-            "allowed (MaximumMessageSize).",
-            total, max_size));
+  // The service's batch limit is 256 KiB whatever the queue's MaximumMessageSize, or that
+  // size when it is larger.
+  const size_t limit = std::max<size_t>(
+      262'144, static_cast<size_t>(q.maximum_message_size.load(std::memory_order_relaxed)));
+  if (total > limit) {
+    return SqsError(kBatchRequestTooLong,
+                    fmt::format("Batch requests cannot be longer than {} bytes. You have sent {} "
+                                "bytes.",
+                                limit, total));
   }
   SendMessageBatchResult result;
   std::array<Impl::PreparedSend, kMaxBatchEntries> prepared;

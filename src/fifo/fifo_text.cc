@@ -206,9 +206,8 @@ absl::Status ValidateBatchEntryId(std::string_view id) {
     ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
   if (ok) return absl::OkStatus();
   return SqsError(kInvalidBatchEntryId,
-                  fmt::format("Id \"{}\" is invalid: a batch entry id has 1 to 80 characters of "
-                              "alphanumerics, hyphens and underscores.",
-                              id.substr(0, 100)));
+                  "A batch entry id can only contain alphanumeric characters, hyphens and "
+                  "underscores. It can be at most 80 letters long.");
 }
 
 namespace {
@@ -270,15 +269,14 @@ absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* byt
     }
     const std::string& v = is_binary ? value.binary_value : value.string_value;
     if (v.empty()) {
-      return InvalidParameterValue(fmt::format(
-          "Message attribute \"{}\" must contain a non-empty value of type \"{}\".", name, type));
+      return InvalidParameterValue(
+          fmt::format("Message (user) attribute '{}' must contain a non-empty value of type '{}'.",
+                      name, type));
     }
     uint32_t cp;
     if (!is_binary && detail::FindInvalidBodyChar(v, &cp) != std::string_view::npos) {
-      return SqsError(
-          kInvalidMessageContents,
-          fmt::format("Message attribute \"{}\" contains the invalid character U+{:04X}.", name,
-                      cp));
+      return InvalidParameterValue(fmt::format(
+          "Message attribute \"{}\" contains the invalid character U+{:04X}.", name, cp));
     }
     if (base_is("Number") && !IsNumber(v)) {
       return InvalidParameterValue(fmt::format(

@@ -93,8 +93,8 @@ template <class Entries>
   }
   if (entries.size() > kMaxBatchEntries) {
     return SqsError(kTooManyEntriesInBatchRequest,
-                    fmt::format("The batch has {} entries; it must have at most {}.",
-                                entries.size(), kMaxBatchEntries));
+                    fmt::format("Maximum number of entries per request are {}. You have sent {}.",
+                                kMaxBatchEntries, entries.size()));
   }
   for (const auto& e : entries) {
     if (absl::Status s = ValidateBatchEntryId(e.id); !s.ok()) return s;
