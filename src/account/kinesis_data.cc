@@ -412,14 +412,17 @@ absl::StatusOr<std::unique_ptr<Subscription>> Kinesis::SubscribeToShard(
   if (absl::Status s = detail::Faults(core_, "SubscribeToShard", e, {}, in.shard_id); !s.ok()) {
     return s;
   }
-  // A consumer still CREATING cannot subscribe yet.
-  if (absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(in.consumer_arn);
-      c.ok() && StatusAt(*c, core_.options, core_.clock.NowMillis()) == ConsumerStatus::kCreating) {
-    return ResourceInUseError(fmt::format(
-        "Consumer {} with creation timestamp {} under stream: {} , account {} is not in ACTIVE "
-        "status.",
-        c->consumer_name, absl::ToUnixSeconds(c->consumer_creation_timestamp), parsed->stream,
-        core_.account_id()));
+  // A consumer still CREATING (there is a create_duration) cannot subscribe yet.
+  if (core_.options.create_duration > absl::ZeroDuration()) {
+    absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(in.consumer_arn);
+    if (c.ok() &&
+        StatusAt(*c, core_.options, core_.clock.NowMillis()) == ConsumerStatus::kCreating) {
+      return ResourceInUseError(fmt::format(
+          "Consumer {} with creation timestamp {} under stream: {} , account {} is not in "
+          "ACTIVE status.",
+          c->consumer_name, absl::ToUnixSeconds(c->consumer_creation_timestamp), parsed->stream,
+          core_.account_id()));
+    }
   }
   if (core_.limits) {
     // The service pushes at most 2 MiB/s of a shard to each consumer.

@@ -32,13 +32,6 @@ absl::Status InvalidAttributeValueFor(std::string_view name, std::string_view re
   return MakeError(absl::StatusCode::kInvalidArgument, kInvalidAttributeValue, message);
 }
 
-absl::Status InvalidParameterValueFor(std::string_view parameter, std::string_view value,
-                                      std::string_view reason) {
-  return MakeError(absl::StatusCode::kInvalidArgument, kInvalidParameterValue,
-                   fmt::format("Value {} for parameter {} is invalid. Reason: {}",
-                               value.substr(0, 1024), parameter, reason));
-}
-
 // ---- A small JSON reader for the flat objects of the two policies ----
 namespace {
 

@@ -20,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fifo/fifo_text.h"
 #include "riffle/fifo_queue.h"
 #include "riffle/sqs_types.h"
 
@@ -64,8 +65,6 @@ absl::Status QueueDoesNotExist();
 absl::Status SqsMissingParameter(std::string_view parameter);
 absl::Status InvalidAttributeName(std::string_view name);
 absl::Status InvalidAttributeValueFor(std::string_view name, std::string_view reason = {});
-absl::Status InvalidParameterValueFor(std::string_view parameter, std::string_view value,
-                                      std::string_view reason);
 
 // ---- Attributes ----
 // A redrive policy as parsed from its JSON.

@@ -67,15 +67,18 @@ bool AttributeSelected(const std::vector<std::string>& patterns, const std::stri
   return false;
 }
 
+// How the service words a range: "Must be between 1 and 10, if provided." for most
+// parameters, "Must be >= 0 and <= 20, if provided." for WaitTimeSeconds.
+enum class RangeWords { kBetween, kBounds };
+
 // The service's words for a number out of its range ("Value 11 for parameter
-// MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."; for
-// WaitTimeSeconds "Must be >= 0 and <= 20, if provided.").
+// MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.").
 absl::Status CheckParameter(std::string_view parameter, const std::optional<int>& value, int lo,
-                            int hi) {
+                            int hi, RangeWords words = RangeWords::kBetween) {
   if (!value || (*value >= lo && *value <= hi)) return absl::OkStatus();
   return detail::InvalidParameterValueFor(
       parameter, std::to_string(*value),
-      parameter == "WaitTimeSeconds"
+      words == RangeWords::kBounds
           ? fmt::format("Must be >= {} and <= {}, if provided.", lo, hi)
           : fmt::format("Must be between {} and {}, if provided.", lo, hi));
 }
@@ -182,7 +185,9 @@ absl::StatusOr<ReceiveMessageOutput> Sqs::ReceiveMessage(const ReceiveMessageInp
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckParameter("WaitTimeSeconds", input.wait_time_seconds, 0, 20); !s.ok()) {
+  if (absl::Status s =
+          CheckParameter("WaitTimeSeconds", input.wait_time_seconds, 0, 20, RangeWords::kBounds);
+      !s.ok()) {
     return s;
   }
   if (absl::Status s = CheckParameter("VisibilityTimeout", input.visibility_timeout, 0,

@@ -490,10 +490,9 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const Handle& handle, int t
   if (state == FifoCore::HandleState::kExpired) return detail::MessageNotInflight();
   const int64_t deadline = now + int64_t{timeout} * kNanosPerSecond;
   if (deadline - slot->received_ns > int64_t{kMaxVisibilitySeconds} * kNanosPerSecond) {
-    return InvalidParameterValue(fmt::format(
-        "Value {} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout "
-        "for the message is beyond the limit [43200 seconds]",
-        timeout));
+    return detail::InvalidParameterValueFor(
+        "VisibilityTimeout", std::to_string(timeout),
+        "Total VisibilityTimeout for the message is beyond the limit [43200 seconds]");
   }
   core.SetDeadline(s, deadline, now);
   slot->visibility_changed = true;  // Ends a ReceiveRequestAttemptId retry of this receive.

@@ -166,17 +166,21 @@ absl::Status ReceiptHandleIsInvalid(std::string_view handle) {
                               handle.substr(0, 64)));
 }
 
+absl::Status InvalidParameterValueFor(std::string_view parameter, std::string_view value,
+                                      std::string_view reason) {
+  return InvalidParameterValue(fmt::format("Value {} for parameter {} is invalid. Reason: {}",
+                                           value.substr(0, 1024), parameter, reason));
+}
+
 absl::Status ReceiptHandleExpired(std::string_view handle) {
-  return InvalidParameterValue(fmt::format(
-      "Value {} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.",
-      handle.substr(0, 64)));
+  return InvalidParameterValueFor("ReceiptHandle", handle.substr(0, 64),
+                                  "The receipt handle has expired.");
 }
 
 absl::Status NotAvailableForVisibilityChange(std::string_view handle) {
-  return InvalidParameterValue(
-      fmt::format("Value {} for parameter ReceiptHandle is invalid. Reason: Message does not "
-                  "exist or is not available for visibility timeout change.",
-                  handle.substr(0, 64)));
+  return InvalidParameterValueFor(
+      "ReceiptHandle", handle.substr(0, 64),
+      "Message does not exist or is not available for visibility timeout change.");
 }
 
 // Group ids, deduplication ids and receive attempt ids share one rule.

@@ -24,6 +24,11 @@ inline constexpr int kMaxMessageAttributes = 10;
 // should fix the request (kInvalidArgument).
 [[nodiscard]] absl::Status SqsError(std::string_view name, const std::string& message);
 [[nodiscard]] absl::Status InvalidParameterValue(const std::string& message);
+// InvalidParameterValue in the service's form: "Value <value> for parameter <parameter> is
+// invalid. Reason: <reason>".
+[[nodiscard]] absl::Status InvalidParameterValueFor(std::string_view parameter,
+                                                    std::string_view value,
+                                                    std::string_view reason);
 // ReceiptHandleIsInvalid: not a handle this queue made.
 [[nodiscard]] absl::Status ReceiptHandleIsInvalid(std::string_view handle);
 // InvalidParameterValue for DeleteMessage with a handle whose visibility timeout ended.
