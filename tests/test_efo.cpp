@@ -438,14 +438,15 @@ TEST_CASE("two fan-out consumers and a polling Consumer each see every record on
       const std::string shard = riffle::FormatShardId(s);
       KeyChecker* checker = &checkers[c][s];
       std::atomic<uint64_t>* count = &delivered[c];
-      auto sub = stream->SubscribeToShard(
-          Req(names[c], shard, StartingPositionType::kTrimHorizon),
-          [checker, count, &missed](const SubscribeToShardEvent& e) {
-            missed.fetch_add(e.missed_records);
-            for (const auto& r : e.records) checker->See(r.partition_key, r.data);
-            count->fetch_add(e.records.size());
-          },
-          {.wait = wait_of(c, s), .max_records_per_event = 500});
+      auto sub =
+          stream->SubscribeToShard(Req(names[c], shard, StartingPositionType::kTrimHorizon),
+                                   [checker, count, &missed](const SubscribeToShardEvent& e) {
+                                     missed.fetch_add(e.missed_records);
+                                     for (const auto& r : e.records)
+                                       checker->See(r.partition_key, r.data);
+                                     count->fetch_add(e.records.size());
+                                   },
+                                   {.wait = wait_of(c, s), .max_records_per_event = 500});
       REQUIRE(sub.ok());
       REQUIRE((*sub)->Start().ok());
       subs.push_back(*std::move(sub));
