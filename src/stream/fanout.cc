@@ -97,7 +97,8 @@ absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
   if (c->lossless) {
     EpochGuard guard;
     for (ShardState* shard : core_.shards.snapshot().live) {
-      c->gates[shard->index] = std::make_unique<std::atomic<uint64_t>>(shard->log.published());
+      c->gates[shard->index] =
+          std::make_unique<std::atomic<uint64_t>>(shard->log.CommittedPrefix());
     }
   }
   consumers_.push_back(c);

@@ -6,7 +6,7 @@
 // create, put 10,000 records, read, delete scenario (BM_Account_TestDoubleScenario). A ring
 // taken from the cache already has its pages. What it still holds of earlier logs is
 // harmless: ShardLog gives itself a check nibble no earlier user of the ring had, and
-// readers parse only frames below published, which this log wrote (shard_log.h). After 16
+// readers parse only frames that carry this log's check word (shard_log.h). After 16
 // logs a ring has no nibble left and is cleared (only its touched bytes) before reuse.
 //
 // The cache is bounded (kMaxCachedRings, kMaxCachedMappedBytes, kMaxCachedUsedBytes): what

@@ -16,10 +16,11 @@ LatestState ShardLog::Close() {
   const uint64_t end = c.position;
   close_next_index_.store(c.count - SegmentOf(end), std::memory_order_relaxed);
   close_end_.store(end, std::memory_order_release);
-  // Every claim made before the close gets published once its producer commits.
+  // Waits until every claim made before the close is committed.
   Backoff backoff;
-  while (published_.load(std::memory_order_acquire) < end) {
-    HelpFrom(published_.load(std::memory_order_acquire));
+  for (;;) {
+    AdvancePrefix();
+    if (prefix_.load(std::memory_order_acquire) >= end) break;
     backoff.Pause();
   }
   LatestState final_state{end, c.count - SegmentOf(end), 0,

@@ -628,7 +628,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
     }
     case ShardIteratorType::kLatest: {
       const detail::LatestState latest = log.Latest();
-      return core.MakeIterator(shard->index, latest.published, latest.next_index, true, now_ms);
+      return core.MakeIterator(shard->index, latest.end, latest.next_index, true, now_ms);
     }
     case ShardIteratorType::kAtSequenceNumber:
     case ShardIteratorType::kAfterSequenceNumber:

@@ -51,8 +51,8 @@ Subscription::~Subscription() { Stop(); }
 
 absl::Status Subscription::Start() {
   if (started_ || stop_.load(std::memory_order_acquire)) {
-    return ResourceInUseError(fmt::format("The subscription to shard {} was already {}.",
-                                          shard_id_, started_ ? "started" : "stopped"));
+    return ResourceInUseError(fmt::format("The subscription to shard {} was already {}.", shard_id_,
+                                          started_ ? "started" : "stopped"));
   }
   started_ = true;
   if (options_.wait == WaitStrategy::kBlock && init_.core->clock->IsManual()) {
@@ -90,9 +90,8 @@ void Subscription::MoveGate(uint64_t position) {
   // overwrite them.
   std::atomic<uint64_t>* gate = init_.gate;
   uint64_t g = gate->load(std::memory_order_relaxed);
-  while (g < position &&
-         !gate->compare_exchange_weak(g, position, std::memory_order_release,
-                                      std::memory_order_relaxed)) {
+  while (g < position && !gate->compare_exchange_weak(g, position, std::memory_order_release,
+                                                      std::memory_order_relaxed)) {
   }
   init_.core->fanout->NotifyPutWaiters();
 }
@@ -144,7 +143,7 @@ bool Subscription::PollOnce() {
   const bool ended = !result_.next_shard_iterator.has_value();
   ShardIterator next = iterator_;
   if (ended) {
-    next.position = shard.final_state.published;
+    next.position = shard.final_state.end;
     next.next_record_index = shard.final_state.next_index;
   } else {
     next = *result_.next_shard_iterator;
@@ -187,7 +186,7 @@ void Subscription::Wait() {
   const bool throttled =
       throttled_until_ms_ != INT64_MIN && clock.NowMillis() < throttled_until_ms_;
   auto ready = [&] {
-    return (!throttled && log.published() != iterator_.position) || log.closed() ||
+    return (!throttled && log.CommittedAt(iterator_.position)) || log.closed() ||
            stop_.load(std::memory_order_relaxed) || core.deleted.load(std::memory_order_relaxed);
   };
   switch (options_.wait) {

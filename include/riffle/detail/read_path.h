@@ -56,14 +56,17 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
 
   uint64_t position = iterator.position;
   uint64_t end = position;
+  bool more = false;
   bool copied = false;
-  // The first copy is optimistic: the lap check after it reads only the segment marks. A
-  // reader lapped while copying, or before, restarts at the horizon; a ring so small that
-  // this keeps happening returns no records this call rather than spin.
+  // The copy follows committed frames and stops at the first one not committed (a put in
+  // flight, or the end of the log). It is optimistic: the lap check after it reads only the
+  // segment marks. A reader lapped while copying, or before, restarts at the horizon; a
+  // ring so small that this keeps happening returns no records this call rather than spin.
   for (int attempt = 0; attempt < 4 && !copied; ++attempt) {
-    const uint64_t published = log.published();
     if (attempt > 0) position = std::max(position, log.Horizon());
-    end = log.CopyFrames(position, published, limit, kMaxGetRecordsBytes, out);
+    const ShardLog::CopyEnd copy = log.CopyFrames(position, limit, kMaxGetRecordsBytes, out);
+    end = copy.end;
+    more = copy.more;
     copied = log.IntactAfterReads(position, end);
   }
   auto& frames = RecordsStorage::frames(out);
@@ -92,7 +95,7 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
                                  absl::FromUnixMillis(floor_ms)});
   }
 
-  if (shard.closed() && end >= shard.final_state.published) {
+  if (shard.closed() && end >= shard.final_state.end) {
     out.next_shard_iterator.reset();
     if (known && shard.final_state.next_index > expected) {
       out.missed_records += shard.final_state.next_index - expected;  // trimmed at the end
@@ -102,14 +105,14 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
       out.child_shards.push_back(DescribeChild(snapshot, child));
     return;
   }
-  if (!out.records.empty() && end < log.published()) {
+  if (!out.records.empty() && more) {
     out.millis_behind_latest = std::max<int64_t>(
         0, log.latest_arrival_ms() -
                absl::ToUnixMillis(out.records.back().approximate_arrival_timestamp));
   }
   if (!known) {  // only iterators that never saw a record; the seqlock read is rarer still
     const LatestState latest = log.Latest();
-    if (end == latest.published) {
+    if (end == latest.end) {
       expected = latest.next_index;
       known = true;
     }

@@ -1,12 +1,12 @@
 // ShardLog: one shard's log, a multi-producer, multi-reader byte ring of variable-length
 // frames. The frame layout is frame.h's; this file owns the ring's algorithm: claims,
-// commits, publication, laps, gates, closing, and the reads that copy frames out.
+// commits, the committed prefix, laps, gates, closing, and the reads that copy frames out.
 //
 // Thread safety: Append() from any number of threads (one at a time in single-producer
 // mode); readers from any number of threads, each with its own position; Close() and
 // SetGates() from the control plane.
 //
-// Invariants (the producer never waits for another producer, except in 6):
+// Invariants (a producer never waits for another producer, except in 6):
 //  1. A claim takes [t, t + n) of the unbounded log and the next claim number c with one
 //     fetch_add on claim_, which packs (position / 8, claim number) modulo 2^32 each; the
 //     full values are rebuilt from hints a producer crossing a segment leaves before it
@@ -17,15 +17,15 @@
 //     no stale byte of an earlier lap, of an earlier log on a reused ring (CheckNibble) and
 //     no record data can equal. Padding frames are committed the same way (frames are
 //     16-byte aligned, so every padding has room for it).
-//  3. published_ is the end of the longest prefix of committed frames. The producer of the
-//     frame at published_ moves it over its frame with a CAS and then over every committed
-//     frame after it (helping); a producer whose predecessor is not yet published
-//     re-asserts its check word with a seq_cst compare-and-swap that changes nothing (never
-//     a store: its storage may already hold a later lap) and looks at published_ again
-//     (seq_cst): either it sees its turn, or the predecessor's publisher sees its frame. So
-//     a put returns without waiting, and readers see its frame as soon as every frame
-//     before it is committed. After its commit a producer writes nothing into the ring.
-//     Readers read only below published_ (acquire): everything there is fully written.
+//  3. Readers find committed frames themselves: from a frame start they follow committed
+//     frames (check word loaded with acquire, then the header and the body) and stop at the
+//     first frame not committed. A put therefore publishes nothing: its commit is its last
+//     store into the ring and its last write to anything a reader reads. Frames after a
+//     frame still being written stay unread until it commits, so a reader's order is the
+//     log's order, and a put that returned is ordered before every put that starts later.
+//     prefix_ is a lower bound of the end of the longest committed prefix, moved forward
+//     (CAS) by whoever walks committed frames from it: a producer that crosses into a new
+//     segment, a producer about to overwrite (6), Close(), and the control plane's seeks.
 //  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
 //     and that claim becomes padding (the producer claims again). So a record claimed with
 //     number c in segment s has the dense record index c - s: exact indexes, hence exact
@@ -34,9 +34,10 @@
 //     writing into segment j's storage, a producer raises that slot's mark to j; a reader
 //     copies, fences (acquire) and checks that the marks of what it read did not move past
 //     (seqlock style); a reader that fell behind resumes at Horizon().
-//  6. Before writing [t, end) a producer waits until published_ >= end - capacity: the only
-//     wait on other producers, when a whole ring was claimed past a frame still being
-//     written (a producer descheduled mid-put for a full lap of the ring).
+//  6. Before writing [t, end) a producer needs prefix_ >= end - capacity, walking the
+//     committed frames itself when it is not: the only wait on other producers, when a
+//     whole ring was claimed past a frame still being written (a producer descheduled
+//     mid-put for a full lap of the ring).
 //  7. closed_ refuses claims once the shard is closed (resharding): a claim made before the
 //     close (below close_end_) completes; one after fails with kClosed and the producer
 //     re-routes. The closer pairs its flag with the claims' seq_cst fetch_add (membarrier
@@ -127,10 +128,6 @@ RingCacheStats GetRingCacheStats();
 // Tests park a producer there; production code never sets it (one relaxed load per put).
 using ClaimHook = void (*)(const void* log, uint64_t position);
 inline std::atomic<ClaimHook> test_claim_hook{nullptr};
-// Test hook: called by a producer whose predecessor was not published when it tried to
-// publish, after its commit and before the handshake (log, claim position). Slow path only.
-inline std::atomic<ClaimHook> test_publish_hook{nullptr};
-
 enum class AppendStatus : uint8_t { kOk, kClosed, kFull };
 
 struct AppendResult {
@@ -142,7 +139,7 @@ struct AppendResult {
 
 // The end of a shard's log as a reader may start from it.
 struct LatestState {
-  uint64_t published = 0;             // end of the log (claimed; readers see it once published)
+  uint64_t end = 0;                   // end of the claimed log
   uint64_t next_index = 0;            // index the next record will get
   uint64_t last_record_position = 0;  // Close() only: the last record, if next_index > 0
   int64_t last_arrival_ms = 0;
@@ -177,7 +174,7 @@ class ShardLog {
   ~ShardLog() {
     delete gates_.load(std::memory_order_relaxed);
     // Touched: what was claimed, and the header a producer may have looked at past it.
-    const uint64_t claimed = Latest().published;
+    const uint64_t claimed = Latest().end;
     const uint64_t touched = claimed >= capacity_ ? capacity_ : claimed + kFrameHeaderBytes;
     ReleaseRing({words_, capacity_, std::max(ring_used_bytes_, touched),
                  static_cast<uint16_t>(ring_check_nibbles_ | (1u << CheckNibble(secret_)))});
@@ -250,22 +247,36 @@ class ShardLog {
         LeaveHint(end, c.count + c.claims);
         WritePaddingFrame(t, boundary - t);
         WritePaddingFrame(boundary, end - boundary);
-        if (c.claims == 1) {
-          Publish(t, end == boundary ? t : boundary, end);
-          continue;  // claim again, in the next segment
-        }
+        // Once a segment: move prefix_ over what was committed since the last crossing, so
+        // that the producers a lap later find it past what they overwrite (invariant 6).
+        AdvancePrefix();
+        if (c.claims == 1) continue;  // claim again, in the next segment
         // A gated claim took the padding and the frame at once (two claim numbers).
-        return WriteAndPublish(t, boundary, end, c.count + 1, key, data, now_ms);
+        return WriteAndCommit(boundary, c.count + 1, key, data, now_ms);
       }
-      return WriteAndPublish(t, t, end, c.count, key, data, now_ms);
+      return WriteAndCommit(t, c.count, key, data, now_ms);
     }
   }
 
-  // Acquire: every frame below the returned position is fully written.
-  uint64_t published() const { return published_.load(std::memory_order_acquire); }
+  // Whether the frame at `position` (a frame start) is committed in this lap. Acquire: the
+  // frame's header and body, written before its check word, are then visible; the caller
+  // still checks IntactAfterReads() after reading them (a later lap may overwrite it).
+  bool CommittedAt(uint64_t position) const {
+    if (RoomInSegment(position) == 0) return false;
+    return std::atomic_ref<const uint64_t>(WordsAt(position)[1]).load(std::memory_order_acquire) ==
+           CheckAt(position);
+  }
+
+  // The end of the longest prefix of committed frames (walking, and recording, what was
+  // committed since the last walk: control plane only, up to a ring of frames). Every frame
+  // below it is fully written (acquire).
+  uint64_t CommittedPrefix() const {
+    AdvancePrefix();
+    return prefix_.load(std::memory_order_acquire);
+  }
 
   // End of the claimed log and the index the next record will get. Frames in
-  // [published, end) are being written. Once closed: the final end.
+  // [CommittedPrefix(), end) may be being written. Once closed: the final end.
   LatestState Latest() const {
     if (closed_.load(std::memory_order_acquire)) {
       const uint64_t end = CloseEnd();
@@ -276,7 +287,7 @@ class ShardLog {
     return {c.position, c.count - SegmentOf(c.position), 0,
             max_arrival_ms_.load(std::memory_order_relaxed)};
   }
-  uint64_t claimed() const { return Latest().published; }
+  uint64_t claimed() const { return Latest().end; }
 
   bool closed() const { return closed_.load(std::memory_order_acquire); }
 
@@ -295,7 +306,7 @@ class ShardLog {
   }
   uint64_t Horizon() const { return Horizon(claimed()); }
 
-  // True when no byte the caller read in [begin, end) (published bytes only) was
+  // True when no byte the caller read in [begin, end) (committed bytes only) was
   // overwritten. Reads only the segment marks, which change once per segment, never the
   // producers' claim word: a reader that keeps up does not steal the line every put writes.
   // REQUIRES: the caller read the ring before calling (the fence orders those reads).
@@ -326,12 +337,19 @@ class ShardLog {
 
   // ---- Reads ----
 
-  // Copies whole frames from `position` (a frame start) into `out`'s storage, stopping at
-  // `published`, after `limit` records, or before exceeding `max_bytes` of payload. Returns
-  // the position after the last frame copied. The copy is optimistic: the caller checks
-  // IntactAfterReads(position, returned) before trusting it.
-  uint64_t CopyFrames(uint64_t position, uint64_t published, int limit, uint64_t max_bytes,
-                      GetRecordsResult& out) const {
+  // Where a copy stopped: `end` is the position after the last frame copied; `more` says
+  // that it stopped at `limit` or `max_bytes` with a committed frame after it.
+  struct CopyEnd {
+    uint64_t end;
+    bool more;
+  };
+
+  // Copies whole committed frames from `position` (a frame start) into `out`'s storage,
+  // stopping at the first frame not committed, after `limit` records, or before exceeding
+  // `max_bytes` of payload. The copy is optimistic: the caller checks
+  // IntactAfterReads(position, end) before trusting it.
+  CopyEnd CopyFrames(uint64_t position, int limit, uint64_t max_bytes,
+                     GetRecordsResult& out) const {
     std::vector<uint64_t>& arena = RecordsStorage::arena(out);
     auto& frames = RecordsStorage::frames(out);
     frames.clear();
@@ -339,19 +357,22 @@ class ShardLog {
     uint64_t payload_bytes = 0;
     uint64_t p = position;
     int n = 0;
-    while (p < published && n < limit) {
-      const uint64_t room = RoomInSegment(p);
+    for (;;) {
+      // Not committed: being written, not claimed yet, or overwritten by a later lap (the
+      // lap check that follows then restarts the read).
+      if (!CommittedAt(p)) return {p, false};
+      if (n == limit) return {p, true};  // (padding there may end the log: `more` is a hint)
+      // Word 0 after the acquire of the check word: the length the producer committed, or
+      // a later lap's (torn: the copy stops, and the lap check restarts the read).
       const FrameView frame = FrameAt(p);
-      // A torn header (the frame is being overwritten) stops the copy; the lap check that
-      // follows then restarts the read.
-      if (!frame.Plausible(std::min(room, published - p), CheckAt(p))) break;
+      if (!frame.Plausible(RoomInSegment(p), CheckAt(p))) return {p, false};
       const uint64_t padded = frame.padded_length();
       if (frame.is_padding()) {
         p += padded;
         continue;
       }
       const uint64_t payload = frame.length() - kFrameHeaderBytes;
-      if (n > 0 && payload_bytes + payload > max_bytes) break;
+      if (n > 0 && payload_bytes + payload > max_bytes) return {p, true};
       const std::size_t words = padded / 8;
       if (used + words > arena.size()) {
         arena.resize(std::max(arena.size() * 2, used + words + 512));
@@ -363,21 +384,21 @@ class ShardLog {
       ++n;
       p += padded;
     }
-    return p;
   }
 
   // Whether `position` starts the record with index `record_index` (a sequence number
   // handed back by a reader). Never reads outside the ring.
   PositionCheck CheckRecord(uint64_t position, uint64_t record_index) const {
-    const uint64_t published_end = published();
-    if (position >= published_end || RoomInSegment(position) < kFrameHeaderBytes) {
+    if (position >= claimed() || RoomInSegment(position) < kFrameHeaderBytes) {
       return PositionCheck::kNotARecord;
     }
     for (;;) {
       const uint64_t horizon = Horizon();
       if (position < horizon) return TrimmedIndexPlausible(position, record_index);
+      const bool committed = CommittedAt(position);
       const FrameView frame = FrameAt(position);
-      const bool plausible = frame.Plausible(RoomInSegment(position), CheckAt(position)) &&
+      const bool plausible = committed &&
+                             frame.Plausible(RoomInSegment(position), CheckAt(position)) &&
                              !frame.is_padding() && frame.record_index() == record_index;
       if (IntactAfterReads(position, position + kFrameHeaderBytes)) {
         return plausible ? PositionCheck::kRecord : PositionCheck::kNotARecord;
@@ -402,12 +423,12 @@ class ShardLog {
   // (or up to padding that ends it) would continue: a ContinuationSequenceNumber.
   bool IsContinuation(uint64_t position, uint64_t record_index) const {
     const LatestState latest = Latest();
-    if (position == latest.published) return record_index == latest.next_index;
-    const uint64_t published_end = published();
+    if (position == latest.end) return record_index == latest.next_index;
+    const uint64_t published_end = CommittedPrefix();
     if (position > published_end || record_index > latest.next_index || position < Horizon()) {
       return false;
     }
-    // Padding up to the next record, or up to the end of what is published.
+    // Padding up to the next record, or up to the end of what is committed.
     uint64_t p = position;
     for (int steps = 0; steps < 3 && p < published_end; ++steps) {
       const uint64_t room = RoomInSegment(p);
@@ -421,12 +442,12 @@ class ShardLog {
       p += f.padded_length();
     }
     // Padding to the end of the log (nothing in flight): the next record takes the next index.
-    if (p != published_end || published_end != latest.published) return false;
+    if (p != published_end || published_end != latest.end) return false;
     return record_index == latest.next_index && IntactAfterReads(position, p);
   }
 
   // Where a reader starting at time `t_ms` begins: the first record that arrived at or
-  // after t_ms, or the end of what is published. Every segment starts with a frame, so
+  // after t_ms, or the end of the committed prefix. Every segment starts with a frame, so
   // whole segments are skipped by their first frame.
   struct Seek {
     uint64_t position;
@@ -436,7 +457,9 @@ class ShardLog {
   Seek SeekTime(int64_t t_ms) const {
     for (;;) {
       const LatestState latest = Latest();
-      const uint64_t published_end = published();
+      // Bounded by the committed prefix: a segment start past a frame still being written
+      // must not let the seek skip that frame.
+      const uint64_t published_end = CommittedPrefix();
       const uint64_t horizon = Horizon();
       // Skip to the last segment whose first record is older than t_ms.
       uint64_t start = horizon;
@@ -445,7 +468,7 @@ class ShardLog {
         if (first.is_padding() || first.arrival_ms() >= t_ms) break;  // walk from here
         start = s;
       }
-      Seek found{published_end, latest.next_index, published_end == latest.published};
+      Seek found{published_end, latest.next_index, published_end == latest.end};
       uint64_t p = start;
       while (p < published_end) {
         const uint64_t room = RoomInSegment(p);
@@ -466,7 +489,7 @@ class ShardLog {
   // ---- Control plane ----
 
   // Closes the shard: later claims fail with kClosed. Waits until every claim made before
-  // the close is published (helping to publish), then returns the final state, with the
+  // the close is committed (walking the committed frames), then returns the final state, with the
   // last record's position. REQUIRES: not called concurrently with another Close().
   // Defined in src/stream/shard_set.cc.
   LatestState Close();
@@ -617,12 +640,13 @@ class ShardLog {
 
   void WaitForOverwritable(uint64_t end) {
     if (end <= capacity_) return;
-    if (published_.load(std::memory_order_acquire) >= end - capacity_) return;
-    // Invariant 6: a frame a whole ring behind is still being written. Help publish what
-    // is committed, and give its producer the core.
+    if (prefix_.load(std::memory_order_acquire) >= end - capacity_) return;
+    // Invariant 6: walk what was committed since the last walk; if a frame a whole ring
+    // behind is still being written, give its producer the core until it commits.
     Backoff backoff;
-    while (published_.load(std::memory_order_acquire) < end - capacity_) {
-      HelpFrom(published_.load(std::memory_order_acquire));
+    for (;;) {
+      AdvancePrefix();
+      if (prefix_.load(std::memory_order_acquire) >= end - capacity_) return;
       backoff.Pause();
     }
   }
@@ -635,10 +659,9 @@ class ShardLog {
     std::atomic_ref<uint64_t>(w[1]).store(CheckAt(position), std::memory_order_release);
   }
 
-  [[gnu::always_inline]] AppendResult WriteAndPublish(uint64_t claim_start, uint64_t t,
-                                                      uint64_t end, uint64_t count,
-                                                      std::string_view key, std::string_view data,
-                                                      int64_t now_ms) {
+  [[gnu::always_inline]] AppendResult WriteAndCommit(uint64_t t, uint64_t count,
+                                                     std::string_view key, std::string_view data,
+                                                     int64_t now_ms) {
     // Arrival times kept monotonic per shard where producers do not race; a reader clamps
     // what a race leaves out of order (read_path.h).
     int64_t arrival = max_arrival_ms_.load(std::memory_order_relaxed);
@@ -652,76 +675,24 @@ class ShardLog {
     StoreWordRelaxed(w + 2, index);
     StoreWordRelaxed(w + 3, static_cast<uint64_t>(arrival));
     GatherToWords(w + kFrameHeaderWords, key.data(), key.size(), data.data(), data.size());
-    // The commit: the check word last, with release (invariant 2).
+    // The commit: the check word last, with release (invariant 2). Nothing after it.
     std::atomic_ref<uint64_t>(w[1]).store(CheckAt(t), std::memory_order_release);
-    Publish(claim_start, t, end);
     return {AppendStatus::kOk, t, index, arrival};
-  }
-
-  // Invariant 3. `second` is where the claim's second frame starts (== first when one).
-  void Publish(uint64_t first, uint64_t second, uint64_t end) {
-    if (single_producer_) {
-      published_.store(end, std::memory_order_release);
-      return;
-    }
-    uint64_t expected = first;
-    if (published_.compare_exchange_strong(expected, end, std::memory_order_seq_cst,
-                                           std::memory_order_relaxed) ||
-        (expected == second && second != first &&
-         published_.compare_exchange_strong(expected, end, std::memory_order_seq_cst,
-                                            std::memory_order_relaxed))) {
-      HelpFrom(end);
-      return;
-    }
-    if (expected >= end) return;  // a helper already published it
-    if (ClaimHook hook = test_publish_hook.load(std::memory_order_relaxed)) [[unlikely]] {
-      hook(this, first);
-    }
-    // Our predecessor is not published: whoever publishes it must see our commit, or we
-    // must see that it is our turn (a store-load handshake, both sides seq_cst).
-    ReassertCommit(first);
-    if (second != first) ReassertCommit(second);
-    const uint64_t now = published_.load(std::memory_order_seq_cst);
-    if (now == first || now == second) {
-      expected = now;
-      if (published_.compare_exchange_strong(expected, end, std::memory_order_seq_cst,
-                                             std::memory_order_relaxed)) {
-        HelpFrom(end);
-      }
-    }
-  }
-
-  // The store side of the handshake: a seq_cst read-modify-write of the frame's check word
-  // that leaves it as it is. Never a store: by now a helper may have published the frame
-  // and producers a lap or more ahead may have reused its storage (this producer can be
-  // descheduled here for any time); a store would then write this lap's check into a later
-  // frame, which then never counts as committed (every producer of the shard then waits in
-  // WaitForOverwritable) or whose data it corrupts. The compare-and-swap changes nothing
-  // whatever the word holds.
-  void ReassertCommit(uint64_t position) {
-    uint64_t* w = MutableWordsAt(position);
-    uint64_t check = CheckAt(position);
-    std::atomic_ref<uint64_t>(w[1]).compare_exchange_strong(check, check,
-                                                            std::memory_order_seq_cst);
   }
 
   // The end of the committed frame at `position`, or 0 when it is not committed yet.
   uint64_t CommittedEnd(uint64_t position) const {
-    if (RoomInSegment(position) == 0) return 0;
-    const uint64_t* w = WordsAt(position);
-    if (std::atomic_ref<const uint64_t>(w[1]).load(std::memory_order_seq_cst) !=
-        CheckAt(position)) {
-      return 0;
-    }
-    return position + AlignFrame(static_cast<uint32_t>(LoadWordRelaxed(w)));
+    if (!CommittedAt(position)) return 0;
+    return position + AlignFrame(static_cast<uint32_t>(LoadWordRelaxed(WordsAt(position))));
   }
 
-  // Moves published_ over committed frames from `from` (== published_ after our CAS), so
-  // that frames whose producers left before their turn become readable: walks up to 256
-  // committed frames, publishes them with one CAS, and looks again at the frame it stopped
-  // at (its producer may have committed after the walk: the store-load handshake).
-  void HelpFrom(uint64_t from) {
-    uint64_t p = from;
+  // Moves prefix_ over the committed frames after it: walks up to 256 at a time and moves
+  // it with one CAS. A walker whose CAS fails stops (another one is walking from there).
+  // The walk reads only frames at or above prefix_, which no producer may overwrite before
+  // prefix_ passes them (invariant 6), so a length read after a matching check word is the
+  // committed one.
+  void AdvancePrefix() const {
+    uint64_t p = prefix_.load(std::memory_order_acquire);
     for (;;) {
       uint64_t q = p;
       for (int n = 0; n < 256; ++n) {
@@ -730,10 +701,9 @@ class ShardLog {
         q = next;
       }
       if (q == p) return;
-      uint64_t expected = p;
-      if (!published_.compare_exchange_strong(expected, q, std::memory_order_seq_cst,
-                                              std::memory_order_relaxed)) {
-        return;  // another producer is publishing from here
+      if (!prefix_.compare_exchange_strong(p, q, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed)) {
+        return;
       }
       p = q;
     }
@@ -769,10 +739,10 @@ class ShardLog {
   const uint64_t ring_used_bytes_;     // as the ring came (AcquireRing)
   const uint16_t ring_check_nibbles_;  // as the ring came; this log adds its own
 
-  // Producers hit claim_ on every claim, and published_ on every publish; readers read
-  // published_ on every poll. Each on its own line, with what changes as rarely beside it.
+  // Producers hit claim_ on every claim; prefix_ moves once a segment (and when the control
+  // plane walks). Each on its own line, with what changes as rarely beside it.
   alignas(64) std::atomic<uint64_t> claim_{0};
-  alignas(64) std::atomic<uint64_t> published_{0};
+  alignas(64) mutable std::atomic<uint64_t> prefix_{0};
   alignas(64) std::atomic<bool> closed_{false};
   std::atomic<uint64_t> close_end_{kUnset};
   std::atomic<uint64_t> close_next_index_{0};
