@@ -74,6 +74,8 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
   if (!copied) {
     frames.clear();
     end = position;
+  } else {
+    log.NoteCommitted(position, end);
   }
 
   uint64_t expected = iterator.next_record_index;

@@ -24,8 +24,10 @@
 //     frame still being written stay unread until it commits, so a reader's order is the
 //     log's order, and a put that returned is ordered before every put that starts later.
 //     prefix_ is a lower bound of the end of the longest committed prefix, moved forward
-//     (CAS) by whoever walks committed frames from it: a producer that crosses into a new
-//     segment, a producer about to overwrite (6), Close(), and the control plane's seeks.
+//     (CAS) by readers that read committed frames contiguous with it, and by whoever walks
+//     committed frames from it: a producer crossing into a new segment while it is two
+//     segments behind, a producer about to overwrite (6), Close(), the control plane's
+//     seeks.
 //  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
 //     and that claim becomes padding (the producer claims again). So a record claimed with
 //     number c in segment s has the dense record index c - s: exact indexes, hence exact
@@ -247,9 +249,12 @@ class ShardLog {
         LeaveHint(end, c.count + c.claims);
         WritePaddingFrame(t, boundary - t);
         WritePaddingFrame(boundary, end - boundary);
-        // Once a segment: move prefix_ over what was committed since the last crossing, so
-        // that the producers a lap later find it past what they overwrite (invariant 6).
-        AdvancePrefix();
+        // Once a segment: keep prefix_ at most two segments behind, so that the producers a
+        // lap later find it past what they overwrite (invariant 6). Readers that keep up
+        // move it as they read (NoteCommitted), and then no producer walks.
+        if (prefix_.load(std::memory_order_relaxed) + 2 * segment_bytes_ < boundary) {
+          AdvancePrefix();
+        }
         if (c.claims == 1) continue;  // claim again, in the next segment
         // A gated claim took the padding and the frame at once (two claim numbers).
         return WriteAndCommit(boundary, c.count + 1, key, data, now_ms);
@@ -265,6 +270,17 @@ class ShardLog {
     if (RoomInSegment(position) == 0) return false;
     return std::atomic_ref<const uint64_t>(WordsAt(position)[1]).load(std::memory_order_acquire) ==
            CheckAt(position);
+  }
+
+  // A reader read committed frames over [begin, end) and found them intact: when that
+  // continues the committed prefix by a good part of a segment, it moves the prefix there
+  // (one CAS a quarter segment at most), which spares the producers their walk.
+  void NoteCommitted(uint64_t begin, uint64_t end) const {
+    uint64_t p = prefix_.load(std::memory_order_relaxed);
+    if (p < begin || p + segment_bytes_ / 4 > end) return;
+    // Release: the reader's acquire loads of the frames' check words come before, so a
+    // producer that acquires the new prefix overwrites frames whose writes it has seen.
+    prefix_.compare_exchange_strong(p, end, std::memory_order_release, std::memory_order_relaxed);
   }
 
   // The end of the longest prefix of committed frames (walking, and recording, what was
@@ -691,7 +707,7 @@ class ShardLog {
   // The walk reads only frames at or above prefix_, which no producer may overwrite before
   // prefix_ passes them (invariant 6), so a length read after a matching check word is the
   // committed one.
-  void AdvancePrefix() const {
+  [[gnu::noinline]] void AdvancePrefix() const {
     uint64_t p = prefix_.load(std::memory_order_acquire);
     for (;;) {
       uint64_t q = p;
