@@ -25,9 +25,9 @@
 //     log's order, and a put that returned is ordered before every put that starts later.
 //     prefix_ is a lower bound of the end of the longest committed prefix, moved forward
 //     (CAS) by readers that read committed frames contiguous with it, and by whoever walks
-//     committed frames from it: a producer crossing into a new segment while it is two
-//     segments behind, a producer about to overwrite (6), Close(), the control plane's
-//     seeks.
+//     committed frames from it: the producer whose claim crosses a multiple of the walk
+//     stride (64 KiB, or a segment if smaller) when readers did not move it there, a
+//     producer about to overwrite (6), Close(), the control plane's seeks.
 //  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
 //     and that claim becomes padding (the producer claims again). So a record claimed with
 //     number c in segment s has the dense record index c - s: exact indexes, hence exact
@@ -168,6 +168,7 @@ class ShardLog {
         word_mask_(ring.bytes / 8 - 1),
         segment_bytes_(ring.bytes / kSegmentsPerRing),
         segment_shift_(static_cast<unsigned>(std::countr_zero(ring.bytes / kSegmentsPerRing))),
+        walk_shift_(std::min(segment_shift_, kWalkStrideShift)),
         secret_(SecretForRing(secret, ring.check_nibbles)),
         single_producer_(single_producer),
         words_(ring.words),
@@ -249,17 +250,18 @@ class ShardLog {
         LeaveHint(end, c.count + c.claims);
         WritePaddingFrame(t, boundary - t);
         WritePaddingFrame(boundary, end - boundary);
-        // Once a segment: keep prefix_ at most two segments behind, so that the producers a
-        // lap later find it past what they overwrite (invariant 6). Readers that keep up
-        // move it as they read (NoteCommitted), and then no producer walks.
-        if (prefix_.load(std::memory_order_relaxed) + 2 * segment_bytes_ < boundary) {
-          AdvancePrefix();
+        if (c.claims == 1) {
+          KeepPrefixNear(t, end);
+          continue;  // claim again, in the next segment
         }
-        if (c.claims == 1) continue;  // claim again, in the next segment
         // A gated claim took the padding and the frame at once (two claim numbers).
-        return WriteAndCommit(boundary, c.count + 1, key, data, now_ms);
+        const AppendResult r = WriteAndCommit(boundary, c.count + 1, key, data, now_ms);
+        KeepPrefixNear(t, end);
+        return r;
       }
-      return WriteAndCommit(t, c.count, key, data, now_ms);
+      const AppendResult r = WriteAndCommit(t, c.count, key, data, now_ms);
+      KeepPrefixNear(t, end);
+      return r;
     }
   }
 
@@ -521,6 +523,7 @@ class ShardLog {
 
  private:
   static constexpr uint64_t kUnset = UINT64_MAX;
+  static constexpr unsigned kWalkStrideShift = 16;          // 64 KiB
   static constexpr uint64_t kClaimOne = uint64_t{1} << 32;  // one claim number
 
   struct Claim {
@@ -696,6 +699,22 @@ class ShardLog {
     return {AppendStatus::kOk, t, index, arrival};
   }
 
+  // The one claim that crosses a multiple of the walk stride (a segment, at most 64 KiB)
+  // walks the committed frames since the last walk, unless readers moved prefix_ there: so
+  // prefix_ stays about a stride behind, past what the producers a lap later overwrite
+  // (invariant 6), and the walk reads header lines written a stride ago, still in cache.
+  // A single producer needs no walk: its own frames before `end` are all committed.
+  // REQUIRES: [t, end) is committed, by this producer.
+  void KeepPrefixNear(uint64_t t, uint64_t end) {
+    if ((t >> walk_shift_) == ((end - 1) >> walk_shift_)) return;
+    if (single_producer_) {
+      // Readers' CASes only move it to ends they read, never past this producer's.
+      prefix_.store(end, std::memory_order_release);
+    } else if (prefix_.load(std::memory_order_relaxed) + (uint64_t{1} << walk_shift_) < end) {
+      AdvancePrefix();
+    }
+  }
+
   // The end of the committed frame at `position`, or 0 when it is not committed yet.
   uint64_t CommittedEnd(uint64_t position) const {
     if (!CommittedAt(position)) return 0;
@@ -749,6 +768,7 @@ class ShardLog {
   const uint64_t word_mask_;
   const uint64_t segment_bytes_;
   const unsigned segment_shift_;  // log2(segment_bytes_): shifts, not divisions, per put
+  const unsigned walk_shift_;     // log2 of the walk stride (KeepPrefixNear)
   const uint64_t secret_;
   const bool single_producer_;
   uint64_t* const words_;
