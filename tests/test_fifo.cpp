@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fifo_test_helpers.h"
@@ -96,6 +97,36 @@ TEST_CASE("FifoQueue puts messages back in order when visibilities end out of or
   CHECK(Receive(*q).empty());  // m1 still in flight.
   REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
   CHECK(Bodies(Receive(*q)) == Strings{"m1", "m2", "m3", "m4"});
+}
+
+// As SQS does (recorded against AWS): a message whose visibility ends while later messages
+// of its group are still in flight is receivable again at once, alone; the later ones wait
+// while an earlier message of the group is in flight.
+TEST_CASE("FifoQueue returns a message visible again before later ones of its group are done",
+          "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  for (const char* b : {"m1", "m2", "m3"}) Send(*q, "g", b);
+  Send(*q, "h", "h1");
+  auto got = Receive(*q, 3);
+  REQUIRE(Bodies(got) == Strings{"m1", "m2", "m3"});
+  REQUIRE(q->ChangeMessageVisibility(got[0].receipt_handle, 0).ok());
+  auto again = Receive(*q, 10);
+  // m1 alone from g (m2 and m3 are in flight), and h1; which group comes first is the queue's.
+  REQUIRE(again.size() == 2);
+  if (again[0].message_group_id != "g") std::swap(again[0], again[1]);
+  CHECK(Bodies(again) == Strings{"m1", "h1"});
+  CHECK(again[0].approximate_receive_count == 2);
+  // m3 visible again while m1 and m2 are in flight: it waits behind them.
+  REQUIRE(q->ChangeMessageVisibility(got[2].receipt_handle, 0).ok());
+  CHECK(Receive(*q, 10).empty());
+  auto attrs = q->GetQueueAttributes();
+  CHECK(attrs.approximate_number_of_messages == 1);
+  CHECK(attrs.approximate_number_of_messages_not_visible == 3);
+  REQUIRE(q->DeleteMessage(again[0].receipt_handle).ok());
+  CHECK(Receive(*q, 10).empty());  // m2 still in flight
+  REQUIRE(q->DeleteMessage(got[1].receipt_handle).ok());
+  CHECK(Bodies(Receive(*q, 10)) == Strings{"m3"});
 }
 
 TEST_CASE("FifoQueue ChangeMessageVisibility extends, limits and rejects", "[fifo]") {

@@ -9,13 +9,18 @@
 //   kDelayed   the delayed list (arrival order; the queue delay is constant, so FIFO)
 //   kQueued    its group's queue (sequence order)
 //   kInFlight  the visibility heap (min-heap on deadline, slot keeps its heap position)
+//              and its group's in-flight list (sequence order)
 // and, while alive, on the age list (arrival order) that retention trims from the front.
 //
 // Invariants:
-//   1. A group is on the ready list iff its queue is non-empty and in_flight == 0.
-//   2. In-flight messages of a group precede (in sequence) all its queued ones, because a
-//      receive takes only from the front of a ready group. A message whose visibility ends
-//      is put back in sequence order (a short walk over the other returned ones).
+//   1. A group is on the ready list iff its queue is non-empty and its first queued message
+//      precedes (in sequence) every message of the group in flight. As in SQS, a message
+//      whose visibility ends before later messages of its group are done is receivable
+//      again at once; the later ones, while it is in flight, are not.
+//   2. A receive takes from the front of a ready group, in order, while no message in
+//      flight from before precedes the next one: the messages one receive takes from a
+//      group precede every message of the group that was in flight before it. A message
+//      whose visibility ends is put back in sequence order (a short walk).
 //   3. A group with no live message waits on the idle list; past kMaxIdleGroups the oldest
 //      idle group is forgotten, so unique group ids do not grow memory without bound.
 //   4. Serials (sequence numbers) increase along the age list: messages enter in send
@@ -153,7 +158,7 @@ struct FifoSlot {
   // retry no longer returns this receive.
   bool visibility_changed = false;
   uint32_t group = kNil;
-  uint32_t prev = kNil, next = kNil;          // Group queue or delayed list.
+  uint32_t prev = kNil, next = kNil;          // Group queue, in-flight or delayed list.
   uint32_t age_prev = kNil, age_next = kNil;  // Age list.
   uint32_t heap_pos = kNil;                   // While in flight.
   int32_t receive_count = 0;
@@ -174,9 +179,9 @@ enum class GroupList : uint8_t { kNone, kReady, kIdle };
 
 struct FifoGroup {
   std::string id;
-  IndexList queued;  // Queued messages, in sequence order.
-  uint32_t in_flight = 0;
-  uint32_t live = 0;  // Delayed + queued + in flight.
+  IndexList queued;     // Queued messages, in sequence order.
+  IndexList in_flight;  // Messages in flight, in sequence order.
+  uint32_t live = 0;    // Delayed + queued + in flight.
   GroupList list = GroupList::kNone;
   uint32_t link_prev = kNil, link_next = kNil;  // Ready or idle list.
 };
@@ -216,6 +221,15 @@ class FifoCore {
   // The first ready group (kNil if none) and its first queued message.
   uint32_t FirstReadyGroup() const { return ready_.head; }
   uint32_t GroupHead(uint32_t g) const { return groups_[g].queued.head; }
+  // Whether a receive may take group g's first queued message next, given `last`, the last
+  // message it took from g (kNil: none yet): no message in flight from before it precedes.
+  bool HeadTakeable(uint32_t g, uint32_t last) const {
+    const FifoGroup& group = groups_[g];
+    if (group.queued.empty()) return false;
+    // The messages this receive took are the first ones in flight (invariant 2).
+    const uint32_t bound = last == kNil ? group.in_flight.head : slots_[last].next;
+    return bound == kNil || slots_[bound].serial > slots_[group.queued.head].serial;
+  }
   bool HasReady() const { return !ready_.empty(); }
 
   // kQueued -> kInFlight until `deadline`; bumps generation and receive count.
@@ -351,7 +365,11 @@ inline void FifoCore::MarkInFlight(uint32_t s, int64_t now, int64_t deadline) {
   slot.received_ns = now;
   slot.visibility_changed = false;
   slot.deadline_ns = deadline;
-  ++groups_[slot.group].in_flight;
+  // After the messages in flight that precede it: this receive's earlier ones.
+  IndexList& flying = groups_[slot.group].in_flight;
+  uint32_t before = flying.head;
+  while (before != kNil && slots_[before].serial < slot.serial) before = slots_[before].next;
+  flying.InsertBefore<&FifoSlot::prev, &FifoSlot::next>(slots_, s, before);
   ++in_flight_;
   HeapPush(s);
   UpdateReady(slot.group);
@@ -382,7 +400,7 @@ inline void FifoCore::Remove(uint32_t s) {
       break;
     case SlotState::kInFlight:
       HeapErase(s);
-      --groups_[g].in_flight;
+      groups_[g].in_flight.Unlink<&FifoSlot::prev, &FifoSlot::next>(slots_, s);
       --in_flight_;
       break;
     case SlotState::kFree:
@@ -441,11 +459,11 @@ inline void FifoCore::MakeVisible(uint32_t s) {
   FifoSlot& slot = slots_[s];
   HeapErase(s);
   FifoGroup& group = groups_[slot.group];
-  --group.in_flight;
+  group.in_flight.Unlink<&FifoSlot::prev, &FifoSlot::next>(slots_, s);
   --in_flight_;
   ++visible_;
   slot.state = SlotState::kQueued;
-  // Invariant 2: only messages returned earlier can precede it; skip those.
+  // Back in sequence order among the queued ones.
   uint32_t before = group.queued.head;
   while (before != kNil && slots_[before].serial < slot.serial) before = slots_[before].next;
   group.queued.InsertBefore<&FifoSlot::prev, &FifoSlot::next>(slots_, s, before);
@@ -467,7 +485,7 @@ inline void FifoCore::UnlinkFromGroup(uint32_t s) {
 
 inline void FifoCore::UpdateReady(uint32_t g) {
   FifoGroup& group = groups_[g];
-  const bool ready = !group.queued.empty() && group.in_flight == 0;
+  const bool ready = HeadTakeable(g, kNil);
   if (ready && group.list != GroupList::kReady) {
     LinkGroup(g, GroupList::kReady);
   } else if (!ready && group.list == GroupList::kReady) {

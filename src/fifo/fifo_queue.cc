@@ -434,9 +434,11 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
   int n = 0;
   while (n < max && core.HasReady()) {
     const uint32_t g = core.FirstReadyGroup();
-    // One group first, in order; the group stops being ready once it has a message in
-    // flight, so the next turn of the outer loop moves to the next group.
-    for (uint32_t s = core.GroupHead(g); n < max && s != detail::kNil; s = core.GroupHead(g)) {
+    // One group first, in order, while nothing in flight from before precedes its next
+    // message; the group is then no longer ready, so the outer loop moves to the next one.
+    uint32_t last = detail::kNil;
+    while (n < max && core.HeadTakeable(g, last)) {
+      const uint32_t s = core.GroupHead(g);
       FifoSlot& slot = core.slot(s);
       if (policy && slot.receive_count >= policy->max_receive_count) {
         // Lock order follows the redrive chain, which has no cycles: a queue's
@@ -446,6 +448,7 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
         continue;
       }
       core.MarkInFlight(s, now, now + visibility_ns);
+      last = s;
       if (slot.first_receive_ms == 0) slot.first_receive_ms = now / 1'000'000;
       EmitLocked(s, out, taken, n++);
     }

@@ -153,15 +153,15 @@ class FifoModel {
   // ---- Receives ----
 
   // Whether a receive of `max` could move poison messages the model cannot name: a ready
-  // group holding only poison messages, and enough receivable messages elsewhere to fill
+  // group whose takeable messages are all poison, and enough receivable messages elsewhere to fill
   // the receive before that group is reached (which group comes first is the queue's).
   bool ReceiveIsAmbiguous(int max) const {
     int receivable = 0;
     bool all_poison_group = false;
     for (const std::string& g : ReadyGroups()) {
       int here = 0;
-      for (const auto& [serial, m] : messages_) {
-        if (m.group == g && m.state == Message::State::kQueued && !Poison(m)) ++here;
+      for (uint64_t serial : TakeableOf(g)) {
+        if (!Poison(messages_.at(serial))) ++here;
       }
       receivable += here;
       all_poison_group = all_poison_group || here == 0;
@@ -191,7 +191,7 @@ class FifoModel {
       if (!ready.contains(group)) return fmt::format("group {} was not ready", group);
       const bool must_exhaust = r + 1 < runs.size() || !full;
       size_t matched = 0;
-      for (uint64_t serial : QueuedOf(group)) {
+      for (uint64_t serial : TakeableOf(group)) {
         Message& m = messages_.at(serial);
         if (Poison(m)) {
           if (matched < returned.size() || must_exhaust) MoveToDeadLetter(serial, dead_letter, now);
@@ -226,7 +226,7 @@ class FifoModel {
         bool in_runs = false;
         for (const auto& r : runs) in_runs = in_runs || r.first == group;
         if (in_runs) continue;
-        for (uint64_t serial : QueuedOf(group)) {
+        for (uint64_t serial : TakeableOf(group)) {
           if (!Poison(messages_.at(serial))) {
             return fmt::format("ready group {} was left out of a receive that was not full", group);
           }
@@ -348,24 +348,26 @@ class FifoModel {
     return c_.max_receive_count > 0 && m.receive_count >= c_.max_receive_count;
   }
 
-  // Groups with a visible message and none in flight.
+  // Groups with a visible message that no message of the group in flight precedes (SQS:
+  // a message visible again is receivable before later ones of its group are done).
   std::set<std::string> ReadyGroups() const {
-    std::set<std::string> visible, busy;
-    for (const auto& [serial, m] : messages_) {
-      if (m.state == Message::State::kQueued) visible.insert(m.group);
-      if (m.state == Message::State::kInFlight) busy.insert(m.group);
-    }
     std::set<std::string> ready;
-    for (const std::string& g : visible) {
-      if (!busy.contains(g)) ready.insert(g);
+    for (const auto& [serial, m] : messages_) {
+      if (m.state == Message::State::kQueued && !TakeableOf(m.group).empty()) {
+        ready.insert(m.group);
+      }
     }
     return ready;
   }
 
-  std::vector<uint64_t> QueuedOf(const std::string& group) const {
+  // A group's visible messages that a receive may take, in order: those before the
+  // group's first message in flight.
+  std::vector<uint64_t> TakeableOf(const std::string& group) const {
     std::vector<uint64_t> out;
-    for (const auto& [serial, m] : messages_) {
-      if (m.group == group && m.state == Message::State::kQueued) out.push_back(serial);
+    for (const auto& [serial, m] : messages_) {  // in sequence order
+      if (m.group != group) continue;
+      if (m.state == Message::State::kInFlight) break;
+      if (m.state == Message::State::kQueued) out.push_back(serial);
     }
     return out;
   }
