@@ -233,8 +233,7 @@ TEST_CASE("Batches by URL: per-entry results and digests, batch errors by name",
       {.id = "c",
        .message_body = "x",
        .message_attributes = {{"Attr1", {.data_type = "String", .string_value = "Value1"}}},
-       .message_group_id = "g"},
-      {.id = "d", .message_body = "y", .message_group_id = ""}};
+       .message_group_id = "g"}};
   auto sent = sqs.SendMessageBatch({.queue_url = url, .entries = entries});
   REQUIRE(sent.ok());
   REQUIRE(sent->successful.size() == 2);
@@ -243,11 +242,9 @@ TEST_CASE("Batches by URL: per-entry results and digests, batch errors by name",
   CHECK(sent->successful[0].md5_of_message_attributes.empty());
   CHECK(sent->successful[1].id == "c");
   CHECK(sent->successful[1].md5_of_message_attributes == "829f863e977cc22772653631d2f3bd4c");
-  REQUIRE(sent->failed.size() == 2);
+  REQUIRE(sent->failed.size() == 1);
   CHECK(sent->failed[0].id == "b");
   CHECK(sent->failed[0].code == riffle::kInvalidParameterValue);
-  CHECK(sent->failed[1].id == "d");
-  CHECK(sent->failed[1].code == riffle::kMissingParameter);
 
   CHECK(ErrorOf(sqs.SendMessageBatch({.queue_url = url})).name == riffle::kEmptyBatchRequest);
   std::vector<riffle::SendMessageBatchInputEntry> eleven(11);
@@ -257,7 +254,9 @@ TEST_CASE("Batches by URL: per-entry results and digests, batch errors by name",
   CHECK(ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = eleven})).name ==
         riffle::kTooManyEntriesInBatchRequest);
   eleven.resize(2);
-  CHECK(ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = eleven})).name == "");
+  // Entries without a MessageGroupId fail the whole request, as the service does.
+  CHECK(ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = eleven})).name ==
+        riffle::kMissingParameter);
   eleven[1].id = "even";
   CHECK(ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = eleven})).name ==
         riffle::kBatchEntryIdsNotDistinct);
@@ -284,6 +283,34 @@ TEST_CASE("Batches by URL: per-entry results and digests, batch errors by name",
   CHECK(deleted->successful == std::vector<std::string>{"1", "2"});
   CHECK(sqs.GetQueueAttributes({.queue_url = url, .attribute_names = {"All"}})
             ->attributes.at("ApproximateNumberOfMessagesNotVisible") == "0");
+}
+
+// The service refuses the whole batch (nothing is sent) when an entry has no MessageGroupId,
+// or no MessageDeduplicationId on a queue without content-based deduplication.
+TEST_CASE("A batch entry without a group or deduplication id fails the whole request",
+          "[account][sqs]") {
+  riffle::ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Sqs& sqs = account->sqs();
+  const std::string url = CreateFifo(sqs, "plain.fifo", {{"ContentBasedDeduplication", "false"}});
+  std::vector<riffle::SendMessageBatchInputEntry> entries = {
+      {.id = "a", .message_body = "one", .message_deduplication_id = "d1", .message_group_id = "g"},
+      {.id = "b", .message_body = "two", .message_group_id = "g"}};
+  const auto no_dedup = ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = entries}));
+  CHECK(no_dedup.name == riffle::kInvalidParameterValue);
+  CHECK(no_dedup.message ==
+        "The queue should either have ContentBasedDeduplication enabled or "
+        "MessageDeduplicationId provided explicitly");
+  entries[1].message_deduplication_id = "d2";
+  entries[1].message_group_id = "";
+  const auto no_group = ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = entries}));
+  CHECK(no_group.name == riffle::kMissingParameter);
+  CHECK(no_group.message == "The request must contain the parameter MessageGroupId.");
+  CHECK(sqs.ReceiveMessage({.queue_url = url, .max_number_of_messages = 10})->messages.empty());
+  entries[1].message_group_id = "g";
+  auto sent = sqs.SendMessageBatch({.queue_url = url, .entries = entries});
+  REQUIRE(sent.ok());
+  CHECK(sent->successful.size() == 2);
 }
 
 TEST_CASE("A RedrivePolicy by ARN moves messages to the dead-letter queue", "[account][sqs]") {

@@ -127,6 +127,16 @@ absl::StatusOr<SendMessageBatchOutput> Sqs::SendMessageBatch(const SendMessageBa
       Admit("SendMessageBatch", input.queue_url, std::span(groups.data(), n));
   if (!entry.ok()) return entry.status();
   if (absl::Status s = detail::ValidateBatch(entries); !s.ok()) return s;
+  // As the service: an entry without a MessageGroupId, or without a deduplication id on a
+  // queue without content-based deduplication, fails the whole request, not the entry.
+  bool dedup_missing = false;
+  for (const SendMessageBatchInputEntry& e : entries) {
+    if (e.message_group_id.empty()) return detail::ValidateFifoId("MessageGroupId", "");
+    dedup_missing = dedup_missing || !e.message_deduplication_id;
+  }
+  if (dedup_missing && !(*entry)->queue->attributes().content_based_deduplication) {
+    return detail::MissingDeduplicationId();
+  }
   // Entries with a bad system attribute fail on their own; the others go to the queue.
   std::vector<SendMessageBatchRequestEntry> to_send;
   std::vector<absl::Status> status(entries.size());

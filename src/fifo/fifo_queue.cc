@@ -287,9 +287,7 @@ absl::Status FifoQueue::Impl::Prepare(std::string_view group, std::string_view b
   if (dedup_id) {
     if (absl::Status s = ValidateFifoId("MessageDeduplicationId", *dedup_id); !s.ok()) return s;
   } else if (!content_based_deduplication.load(std::memory_order_relaxed)) {
-    return InvalidParameterValue(
-        "The queue should either have ContentBasedDeduplication enabled or "
-        "MessageDeduplicationId provided explicitly");
+    return detail::MissingDeduplicationId();
   }
   if (body.empty()) {
     return SqsError(kMissingParameter, "The request must contain the parameter MessageBody.");

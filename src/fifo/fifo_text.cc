@@ -204,6 +204,12 @@ absl::Status ValidateFifoId(std::string_view parameter, std::string_view id) {
   return absl::OkStatus();
 }
 
+absl::Status MissingDeduplicationId() {
+  return InvalidParameterValue(
+      "The queue should either have ContentBasedDeduplication enabled or "
+      "MessageDeduplicationId provided explicitly");
+}
+
 absl::Status ValidateBatchEntryId(std::string_view id) {
   bool ok = !id.empty() && id.size() <= 80;
   for (char c : id)

@@ -45,6 +45,8 @@ inline constexpr int kMaxMessageAttributes = 10;
 
 // MessageGroupId, MessageDeduplicationId, ReceiveRequestAttemptId: 1..128 of [!-~].
 [[nodiscard]] absl::Status ValidateFifoId(std::string_view parameter, std::string_view id);
+// A send without a deduplication id to a queue without content-based deduplication.
+[[nodiscard]] absl::Status MissingDeduplicationId();
 // Batch entry ids: 1..80 of [A-Za-z0-9_-] (InvalidBatchEntryId).
 [[nodiscard]] absl::Status ValidateBatchEntryId(std::string_view id);
 // Up to 10 attributes with SQS names, types and values; adds their size to `*bytes`.
