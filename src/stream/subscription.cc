@@ -186,7 +186,7 @@ void Subscription::Wait() {
   const bool throttled =
       throttled_until_ms_ != INT64_MIN && clock.NowMillis() < throttled_until_ms_;
   auto ready = [&] {
-    return (!throttled && log.CommittedAt(iterator_.position)) || log.closed() ||
+    return (!throttled && log.Readable(iterator_.position)) || log.closed() ||
            stop_.load(std::memory_order_relaxed) || core.deleted.load(std::memory_order_relaxed);
   };
   switch (options_.wait) {

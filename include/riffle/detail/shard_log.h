@@ -27,7 +27,9 @@
 //     (CAS) by readers that read committed frames contiguous with it, and by whoever walks
 //     committed frames from it: the producer whose claim crosses a multiple of the walk
 //     stride (64 KiB, or a segment if smaller) when readers did not move it there, a
-//     producer about to overwrite (6), Close(), the control plane's seeks.
+//     producer about to overwrite (6), Close(), the control plane's seeks. A single producer
+//     stores its end there after every put instead (a plain store), and its readers stop
+//     there (ReadBound): they then poll that word, not the frame line being written.
 //  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
 //     and that claim becomes padding (the producer claims again). So a record claimed with
 //     number c in segment s has the dense record index c - s: exact indexes, hence exact
@@ -130,6 +132,7 @@ RingCacheStats GetRingCacheStats();
 // Tests park a producer there; production code never sets it (one relaxed load per put).
 using ClaimHook = void (*)(const void* log, uint64_t position);
 inline std::atomic<ClaimHook> test_claim_hook{nullptr};
+
 enum class AppendStatus : uint8_t { kOk, kClosed, kFull };
 
 struct AppendResult {
@@ -265,6 +268,19 @@ class ShardLog {
     }
   }
 
+  // Where a reader's copy stops at the latest. A single producer publishes its end with a
+  // plain store every put (no locked instruction), and its readers poll that word instead of
+  // the frame line it is writing (a reader that keeps up would otherwise take the line from
+  // the producer between its stores). Many producers publish nothing: readers scan.
+  uint64_t ReadBound() const {
+    return single_producer_ ? prefix_.load(std::memory_order_acquire) : UINT64_MAX;
+  }
+  // Whether a reader at `position` (a frame start) has something to read.
+  bool Readable(uint64_t position) const {
+    return single_producer_ ? prefix_.load(std::memory_order_acquire) > position
+                            : CommittedAt(position);
+  }
+
   // Whether the frame at `position` (a frame start) is committed in this lap. Acquire: the
   // frame's header and body, written before its check word, are then visible; the caller
   // still checks IntactAfterReads() after reading them (a later lap may overwrite it).
@@ -278,6 +294,7 @@ class ShardLog {
   // continues the committed prefix by a good part of a segment, it moves the prefix there
   // (one CAS a quarter segment at most), which spares the producers their walk.
   void NoteCommitted(uint64_t begin, uint64_t end) const {
+    if (single_producer_) return;  // the producer keeps it exact
     uint64_t p = prefix_.load(std::memory_order_relaxed);
     if (p < begin || p + segment_bytes_ / 4 > end) return;
     // Release: the reader's acquire loads of the frames' check words come before, so a
@@ -368,6 +385,7 @@ class ShardLog {
   // IntactAfterReads(position, end) before trusting it.
   CopyEnd CopyFrames(uint64_t position, int limit, uint64_t max_bytes,
                      GetRecordsResult& out) const {
+    const uint64_t bound = ReadBound();
     std::vector<uint64_t>& arena = RecordsStorage::arena(out);
     auto& frames = RecordsStorage::frames(out);
     frames.clear();
@@ -378,7 +396,7 @@ class ShardLog {
     for (;;) {
       // Not committed: being written, not claimed yet, or overwritten by a later lap (the
       // lap check that follows then restarts the read).
-      if (!CommittedAt(p)) return {p, false};
+      if (p >= bound || !CommittedAt(p)) return {p, false};
       if (n == limit) return {p, true};  // (padding there may end the log: `more` is a hint)
       // Word 0 after the acquire of the check word: the length the producer committed, or
       // a later lap's (torn: the copy stops, and the lap check restarts the read).
@@ -442,17 +460,17 @@ class ShardLog {
   bool IsContinuation(uint64_t position, uint64_t record_index) const {
     const LatestState latest = Latest();
     if (position == latest.end) return record_index == latest.next_index;
-    const uint64_t published_end = CommittedPrefix();
-    if (position > published_end || record_index > latest.next_index || position < Horizon()) {
+    const uint64_t committed_end = CommittedPrefix();
+    if (position > committed_end || record_index > latest.next_index || position < Horizon()) {
       return false;
     }
     // Padding up to the next record, or up to the end of what is committed.
     uint64_t p = position;
-    for (int steps = 0; steps < 3 && p < published_end; ++steps) {
+    for (int steps = 0; steps < 3 && p < committed_end; ++steps) {
       const uint64_t room = RoomInSegment(p);
       if (room == 0) return false;
       const FrameView f = FrameAt(p);
-      if (!f.Plausible(std::min(room, published_end - p), CheckAt(p))) return false;
+      if (!f.Plausible(std::min(room, committed_end - p), CheckAt(p))) return false;
       if (!f.is_padding()) {
         const bool ok = f.record_index() == record_index && steps > 0;
         return ok && IntactAfterReads(position, p + kFrameHeaderBytes);
@@ -460,7 +478,7 @@ class ShardLog {
       p += f.padded_length();
     }
     // Padding to the end of the log (nothing in flight): the next record takes the next index.
-    if (p != published_end || published_end != latest.end) return false;
+    if (p != committed_end || committed_end != latest.end) return false;
     return record_index == latest.next_index && IntactAfterReads(position, p);
   }
 
@@ -477,21 +495,21 @@ class ShardLog {
       const LatestState latest = Latest();
       // Bounded by the committed prefix: a segment start past a frame still being written
       // must not let the seek skip that frame.
-      const uint64_t published_end = CommittedPrefix();
+      const uint64_t committed_end = CommittedPrefix();
       const uint64_t horizon = Horizon();
       // Skip to the last segment whose first record is older than t_ms.
       uint64_t start = horizon;
-      for (uint64_t s = horizon + segment_bytes_; s < published_end; s += segment_bytes_) {
+      for (uint64_t s = horizon + segment_bytes_; s < committed_end; s += segment_bytes_) {
         const FrameView first = FrameAt(s);
         if (first.is_padding() || first.arrival_ms() >= t_ms) break;  // walk from here
         start = s;
       }
-      Seek found{published_end, latest.next_index, published_end == latest.end};
+      Seek found{committed_end, latest.next_index, committed_end == latest.end};
       uint64_t p = start;
-      while (p < published_end) {
+      while (p < committed_end) {
         const uint64_t room = RoomInSegment(p);
         const FrameView frame = FrameAt(p);
-        if (!frame.Plausible(std::min(room, published_end - p), CheckAt(p))) {
+        if (!frame.Plausible(std::min(room, committed_end - p), CheckAt(p))) {
           break;  // torn: the lap check below restarts
         }
         if (!frame.is_padding() && frame.arrival_ms() >= t_ms) {
@@ -500,15 +518,15 @@ class ShardLog {
         }
         p += frame.padded_length();
       }
-      if (IntactAfterReads(start, std::min(p, published_end) + 1)) return found;
+      if (IntactAfterReads(start, std::min(p, committed_end) + 1)) return found;
     }
   }
 
   // ---- Control plane ----
 
   // Closes the shard: later claims fail with kClosed. Waits until every claim made before
-  // the close is committed (walking the committed frames), then returns the final state, with the
-  // last record's position. REQUIRES: not called concurrently with another Close().
+  // the close is committed (walking the committed frames), then returns the final state,
+  // with the last record's position. REQUIRES: not called concurrently with another Close().
   // Defined in src/stream/shard_set.cc.
   LatestState Close();
 
@@ -706,11 +724,15 @@ class ShardLog {
   // A single producer needs no walk: its own frames before `end` are all committed.
   // REQUIRES: [t, end) is committed, by this producer.
   void KeepPrefixNear(uint64_t t, uint64_t end) {
-    if ((t >> walk_shift_) == ((end - 1) >> walk_shift_)) return;
     if (single_producer_) {
-      // Readers' CASes only move it to ends they read, never past this producer's.
+      // Every put: readers of a single-producer log poll prefix_ (ReadBound), not the line
+      // the producer is writing. Nothing else moves it forward meanwhile but walks, which
+      // stop at this producer's frames in flight, so it never goes backwards.
       prefix_.store(end, std::memory_order_release);
-    } else if (prefix_.load(std::memory_order_relaxed) + (uint64_t{1} << walk_shift_) < end) {
+      return;
+    }
+    if ((t >> walk_shift_) == ((end - 1) >> walk_shift_)) return;
+    if (prefix_.load(std::memory_order_relaxed) + (uint64_t{1} << walk_shift_) < end) {
       AdvancePrefix();
     }
   }
