@@ -336,14 +336,25 @@ TEST_CASE("A RedrivePolicy by ARN moves messages to the dead-letter queue", "[ac
   CHECK(receive_and_expire() == 1);
   CHECK(receive_and_expire() == 1);
   CHECK(receive_and_expire() == 0);  // the third receive moves it
-  auto dead = sqs.ReceiveMessage({.queue_url = dlq,
-                                  .message_system_attribute_names = {"MessageGroupId"},
-                                  .message_attribute_names = {"All"}});
+  auto dead = sqs.ReceiveMessage(
+      {.queue_url = dlq,
+       .message_system_attribute_names = {"MessageGroupId", "DeadLetterQueueSourceArn"},
+       .message_attribute_names = {"All"}});
   REQUIRE(dead.ok());
   REQUIRE(dead->messages.size() == 1);
   CHECK(dead->messages[0].body == "poison");
   CHECK(dead->messages[0].attributes.at("MessageGroupId") == "g");
+  // The system attribute the service adds to a message its redrive policy moved.
+  CHECK(dead->messages[0].attributes.at("DeadLetterQueueSourceArn") == sqs.QueueArn("q.fifo"));
   CHECK(dead->messages[0].message_attributes.contains("k"));
+  // A message sent to the dead-letter queue directly has none.
+  REQUIRE(
+      sqs.SendMessage({.queue_url = dlq, .message_body = "direct", .message_group_id = "d"}).ok());
+  auto direct = sqs.ReceiveMessage({.queue_url = dlq, .attribute_names = {"All"}});
+  REQUIRE(direct.ok());
+  REQUIRE(direct->messages.size() == 1);
+  CHECK(direct->messages[0].attributes.contains("MessageGroupId"));
+  CHECK_FALSE(direct->messages[0].attributes.contains("DeadLetterQueueSourceArn"));
 
   // A deleted dead-letter queue moves nothing; the policy stays and takes effect again
   // when a queue of that ARN exists.

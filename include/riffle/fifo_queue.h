@@ -170,6 +170,9 @@ struct Message {
   int64_t sent_timestamp = 0;                       // Milliseconds since the Unix epoch.
   int64_t approximate_first_receive_timestamp = 0;  // Milliseconds since the Unix epoch.
   std::string aws_trace_header{};                   // Empty when the sender gave none.
+  // The name of the queue whose redrive policy moved the message here (this queue is its
+  // dead-letter queue); empty for a message sent here.
+  std::string dead_letter_source_queue{};
 };
 
 struct ReceiveMessageResult {

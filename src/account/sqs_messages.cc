@@ -47,7 +47,8 @@ constexpr std::string_view kSystemNames[] = {"SenderId",
                                              "SequenceNumber",
                                              "MessageDeduplicationId",
                                              "MessageGroupId",
-                                             "AWSTraceHeader"};
+                                             "AWSTraceHeader",
+                                             "DeadLetterQueueSourceArn"};
 
 bool Contains(const std::vector<std::string>& names, std::string_view n) {
   return std::find(names.begin(), names.end(), n) != names.end();
@@ -241,11 +242,14 @@ absl::StatusOr<ReceiveMessageOutput> Sqs::ReceiveMessage(const ReceiveMessageInp
         {"SequenceNumber", m.sequence_number},
         {"MessageDeduplicationId", m.message_deduplication_id},
         {"MessageGroupId", m.message_group_id},
-        {"AWSTraceHeader", m.aws_trace_header}};
+        {"AWSTraceHeader", m.aws_trace_header},
+        {"DeadLetterQueueSourceArn", m.dead_letter_source_queue.empty()
+                                         ? std::string()
+                                         : QueueArn(m.dead_letter_source_queue)}};
     for (const auto& [name, value] : system) {
-      if (system_wanted(name) && !(name == kTraceHeader && value.empty())) {
-        r.attributes.emplace(name, value);
-      }
+      // The trace header and the dead-letter source only when the message has them.
+      const bool optional = name == kTraceHeader || name == "DeadLetterQueueSourceArn";
+      if (system_wanted(name) && !(optional && value.empty())) r.attributes.emplace(name, value);
     }
     for (auto& [name, value] : m.message_attributes) {
       if (AttributeSelected(input.message_attribute_names, name)) {

@@ -172,6 +172,7 @@ struct FifoSlot {
   std::string body;
   std::string dedup_id;
   std::string trace_header;                       // AWSTraceHeader; empty when none.
+  std::string dead_letter_source;                 // Moved here from this queue; or empty.
   std::unique_ptr<MessageAttributes> attributes;  // Null when there are none.
 };
 
@@ -412,6 +413,7 @@ inline void FifoCore::Remove(uint32_t s) {
   ++slot.generation;  // Every handle of this message is now stale.
   slot.attributes.reset();
   slot.trace_header.clear();
+  slot.dead_letter_source.clear();
   // Keep small buffers for reuse; give back large ones so one big message does not pin
   // memory in a slot forever.
   if (slot.body.capacity() > 4096) std::string().swap(slot.body);

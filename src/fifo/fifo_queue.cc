@@ -101,6 +101,7 @@ struct FifoQueue::Impl {
     std::string body;
     std::string dedup_id;
     std::string trace_header;
+    std::string dead_letter_source;  // The source queue's name, for a moved message.
     std::unique_ptr<MessageAttributes> attributes;
   };
 
@@ -170,7 +171,8 @@ struct FifoQueue::Impl {
     return absl::MakeUint128(detail::Mix64(tag ^ serial), detail::Mix64(serial + tag));
   }
   // A message moved here from a queue whose dead-letter queue this is; takes send_mu.
-  void AcceptMoved(FifoSlot& from, std::string_view group);
+  // A message moved here from the queue named `source` (its redrive policy).
+  void AcceptMoved(FifoSlot& from, std::string_view group, std::string_view source);
   // Under the lock: fills `out` from index 0 (growing it if needed); returns how many.
   int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>& out,
                  Taken* taken);
@@ -349,6 +351,7 @@ uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
   e.body.assign(p.body.data(), p.body.size());
   e.dedup_id.assign(p.dedup_id.data(), p.dedup_id.size());
   e.trace_header.assign(p.trace_header.data(), p.trace_header.size());
+  e.dead_letter_source.clear();
   if (const uint64_t first = dedup.FindOrInsert(p.fingerprint, next_serial, now);
       first != next_serial) {
     return first;
@@ -365,7 +368,7 @@ uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
   return e.serial;
 }
 
-void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
+void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group, std::string_view source) {
   const int64_t read = ReadClock();
   bool first;
   {
@@ -381,6 +384,7 @@ void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group) {
     e.body.swap(from.body);
     e.dedup_id.swap(from.dedup_id);
     e.trace_header.swap(from.trace_header);
+    e.dead_letter_source.assign(source);
     e.attributes = std::move(from.attributes);
     if (staged == 1) staged_hint.store(1);
   }
@@ -405,6 +409,7 @@ void FifoQueue::Impl::DrainLocked() {
     slot.sent_ms = e.sent_ms;
     slot.attributes = std::move(e.attributes);
     slot.trace_header.swap(e.trace_header);
+    slot.dead_letter_source.swap(e.dead_letter_source);
   }
 }
 
@@ -416,6 +421,7 @@ void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>& out, Taken* t
   m.message_group_id.assign(core.group(slot.group).id);
   m.message_deduplication_id.assign(slot.dedup_id);
   m.aws_trace_header.assign(slot.trace_header);
+  m.dead_letter_source_queue.assign(slot.dead_letter_source);
   if (slot.attributes)
     m.message_attributes = *slot.attributes;
   else
@@ -441,7 +447,7 @@ int FifoQueue::Impl::TakeLocked(int max, int64_t now, int64_t visibility_ns,
       if (policy && slot.receive_count >= policy->max_receive_count) {
         // Lock order follows the redrive chain, which has no cycles: a queue's
         // dead-letter queue exists before the queue, and SetAttributes refuses loops.
-        policy->dead_letter_queue->impl_->AcceptMoved(slot, core.group(g).id);
+        policy->dead_letter_queue->impl_->AcceptMoved(slot, core.group(g).id, options.name);
         core.Remove(s);
         continue;
       }
