@@ -16,7 +16,8 @@
 //  2. A frame is committed by its check word (FrameCheck(t), written last, release): a word
 //     no stale byte of an earlier lap, of an earlier log on a reused ring (CheckNibble) and
 //     no record data can equal. Padding frames are committed the same way (frames are
-//     16-byte aligned, so every padding has room for it).
+//     16-byte aligned, so every padding has room for it). A frame start is written once a
+//     lap: nothing else is ever committed there first (readers would take it for the frame).
 //  3. Readers find committed frames themselves: from a frame start they follow committed
 //     frames (check word loaded with acquire, then the header and the body) and stop at the
 //     first frame not committed. A put therefore publishes nothing: its commit is its last
@@ -252,12 +253,15 @@ class ShardLog {
         // a producer descheduled here never leaves a hint far behind (invariant 1).
         LeaveHint(end, c.count + c.claims);
         WritePaddingFrame(t, boundary - t);
-        WritePaddingFrame(boundary, end - boundary);
         if (c.claims == 1) {
+          WritePaddingFrame(boundary, end - boundary);
           KeepPrefixNear(t, end);
           continue;  // claim again, in the next segment
         }
-        // A gated claim took the padding and the frame at once (two claim numbers).
+        // A gated claim took the padding and the frame at once (two claim numbers). Nothing
+        // else is written at `boundary` first: readers take any frame whose check word is
+        // there for committed, so a padding written there and then overwritten by the
+        // record would let a reader skip the record, or read it torn.
         const AppendResult r = WriteAndCommit(boundary, c.count + 1, key, data, now_ms);
         KeepPrefixNear(t, end);
         return r;
