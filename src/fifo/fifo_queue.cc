@@ -170,8 +170,8 @@ struct FifoQueue::Impl {
   absl::uint128 MessageIdFor(uint64_t serial) const {
     return absl::MakeUint128(detail::Mix64(tag ^ serial), detail::Mix64(serial + tag));
   }
-  // A message moved here from a queue whose dead-letter queue this is; takes send_mu.
-  // A message moved here from the queue named `source` (its redrive policy).
+  // A message moved here by the redrive policy of the queue named `source`, whose
+  // dead-letter queue this is; takes send_mu.
   void AcceptMoved(FifoSlot& from, std::string_view group, std::string_view source);
   // Under the lock: fills `out` from index 0 (growing it if needed); returns how many.
   int TakeLocked(int max, int64_t now, int64_t visibility_ns, std::vector<Message>& out,
