@@ -19,6 +19,7 @@ using detail::SqsQueueEntry;
 namespace {
 
 constexpr std::string_view kTraceHeader = "AWSTraceHeader";
+constexpr std::string_view kDeadLetterSource = "DeadLetterQueueSourceArn";
 
 // MessageSystemAttributes of a send: only AWSTraceHeader, of type String.
 absl::Status TraceHeaderOf(const MessageAttributes& system,
@@ -48,7 +49,7 @@ constexpr std::string_view kSystemNames[] = {"SenderId",
                                              "MessageDeduplicationId",
                                              "MessageGroupId",
                                              "AWSTraceHeader",
-                                             "DeadLetterQueueSourceArn"};
+                                             kDeadLetterSource};
 
 bool Contains(const std::vector<std::string>& names, std::string_view n) {
   return std::find(names.begin(), names.end(), n) != names.end();
@@ -243,12 +244,12 @@ absl::StatusOr<ReceiveMessageOutput> Sqs::ReceiveMessage(const ReceiveMessageInp
         {"MessageDeduplicationId", m.message_deduplication_id},
         {"MessageGroupId", m.message_group_id},
         {"AWSTraceHeader", m.aws_trace_header},
-        {"DeadLetterQueueSourceArn", m.dead_letter_source_queue.empty()
-                                         ? std::string()
-                                         : QueueArn(m.dead_letter_source_queue)}};
+        {kDeadLetterSource, m.dead_letter_source_queue.empty()
+                                ? std::string()
+                                : QueueArn(m.dead_letter_source_queue)}};
     for (const auto& [name, value] : system) {
       // The trace header and the dead-letter source only when the message has them.
-      const bool optional = name == kTraceHeader || name == "DeadLetterQueueSourceArn";
+      const bool optional = name == kTraceHeader || name == kDeadLetterSource;
       if (system_wanted(name) && !(optional && value.empty())) r.attributes.emplace(name, value);
     }
     for (auto& [name, value] : m.message_attributes) {

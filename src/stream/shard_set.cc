@@ -16,13 +16,7 @@ LatestState ShardLog::Close() {
   const uint64_t end = c.position;
   close_next_index_.store(c.count - SegmentOf(end), std::memory_order_relaxed);
   close_end_.store(end, std::memory_order_release);
-  // Waits until every claim made before the close is committed.
-  Backoff backoff;
-  for (;;) {
-    AdvancePrefix();
-    if (prefix_.load(std::memory_order_acquire) >= end) break;
-    backoff.Pause();
-  }
+  WaitForPrefix(end);  // every claim made before the close is committed
   LatestState final_state{end, c.count - SegmentOf(end), 0,
                           max_arrival_ms_.load(std::memory_order_relaxed)};
   // The last record: within the last two segments (a segment never holds padding alone),

@@ -351,11 +351,12 @@ class FifoModel {
   // Groups with a visible message that no message of the group in flight precedes (SQS:
   // a message visible again is receivable before later ones of its group are done).
   std::set<std::string> ReadyGroups() const {
-    std::set<std::string> ready;
+    std::set<std::string> visible, ready;
     for (const auto& [serial, m] : messages_) {
-      if (m.state == Message::State::kQueued && !TakeableOf(m.group).empty()) {
-        ready.insert(m.group);
-      }
+      if (m.state == Message::State::kQueued) visible.insert(m.group);
+    }
+    for (const std::string& g : visible) {
+      if (!TakeableOf(g).empty()) ready.insert(g);
     }
     return ready;
   }

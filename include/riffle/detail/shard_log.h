@@ -679,15 +679,20 @@ class ShardLog {
     }
   }
 
+  // Invariant 6.
   void WaitForOverwritable(uint64_t end) {
     if (end <= capacity_) return;
     if (prefix_.load(std::memory_order_acquire) >= end - capacity_) return;
-    // Invariant 6: walk what was committed since the last walk; if a frame a whole ring
-    // behind is still being written, give its producer the core until it commits.
+    WaitForPrefix(end - capacity_);
+  }
+
+  // Until prefix_ >= target: walks what was committed since the last walk and, while a
+  // frame below `target` is still being written, gives its producer the core.
+  void WaitForPrefix(uint64_t target) const {
     Backoff backoff;
     for (;;) {
       AdvancePrefix();
-      if (prefix_.load(std::memory_order_acquire) >= end - capacity_) return;
+      if (prefix_.load(std::memory_order_acquire) >= target) return;
       backoff.Pause();
     }
   }
