@@ -415,13 +415,14 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
     if (core.write_limited) [[unlikely]] {
       if (absl::Status s = ChargeWrite(*shard, key.size() + data.size(), now_ms); !s.ok()) return s;
     }
-    const detail::AppendResult r = shard->log.Append(key, data, now_ms);
-    if (r.status == detail::AppendStatus::kOk) {
+    detail::AppendResult r;
+    const detail::AppendStatus status = shard->log.Append(key, data, now_ms, r);
+    if (status == detail::AppendStatus::kOk) {
       if (core.wake.sleepers.load(std::memory_order_seq_cst) != 0) core.wake.WakeAll();
       return PutRecordResult{shard->id,
                              core.MakeSequenceNumber(shard->index, r.position, r.record_index)};
     }
-    if (r.status == detail::AppendStatus::kFull) return ShardFullError(*shard);
+    if (status == detail::AppendStatus::kFull) return ShardFullError(*shard);
     // kClosed: a reshard closed the shard after publishing its children; route again.
   }
 }
