@@ -10,8 +10,8 @@
 
 namespace riffle::detail {
 
-constinit thread_local TscWallClock::Base TscWallClock::base_{0, 0};
-std::atomic<uint64_t> TscWallClock::ns_per_tick_q32_{0};
+constinit thread_local TscWallClock::Base TscWallClock::base_{0, 0, 0};
+std::atomic<uint64_t> TscWallClock::ms_per_tick_q48_{0};
 std::atomic<uint64_t> TscWallClock::rebase_ticks_{0};
 
 namespace {
@@ -79,18 +79,24 @@ int64_t TscWallClock::Slow() {
     }
     const int64_t elapsed = now.ns - baseline.ns;
     if (elapsed >= kCalibrationNanos) {
-      const auto scale = static_cast<uint64_t>((static_cast<unsigned __int128>(elapsed) << 32) /
-                                               (now.tsc - baseline.tsc));
+      // Milliseconds per tick in 2^-48 ms: elapsed < 2^34 ns, so the shifted value fits.
+      const auto scale = static_cast<uint64_t>(
+          (static_cast<unsigned __int128>(elapsed) << kFracBits) /
+          (static_cast<unsigned __int128>(now.tsc - baseline.tsc) * 1'000'000));
       if (scale != 0) {
-        rebase_ticks_.store(
-            static_cast<uint64_t>((static_cast<unsigned __int128>(kRebaseNanos) << 32) / scale),
-            std::memory_order_relaxed);
-        ns_per_tick_q32_.store(scale, std::memory_order_relaxed);
+        const auto rebase_ms = static_cast<unsigned __int128>(kRebaseNanos / 1'000'000);
+        rebase_ticks_.store(static_cast<uint64_t>((rebase_ms << kFracBits) / scale),
+                            std::memory_order_relaxed);
+        ms_per_tick_q48_.store(scale, std::memory_order_relaxed);
       }
       if (elapsed > kBaselineNanos) baseline = now;
     }
   }
-  base_ = Base{now.tsc, now.ns};
+  const int64_t ms = now.ns / 1'000'000;
+  const auto rest_ns = static_cast<uint64_t>(now.ns - ms * 1'000'000);
+  base_ = Base{
+      now.tsc, ms,
+      static_cast<uint64_t>((static_cast<unsigned __int128>(rest_ns) << kFracBits) / 1'000'000)};
   return now.ns / 1'000'000;
 #else
   return RealtimeNanos() / 1'000'000;
