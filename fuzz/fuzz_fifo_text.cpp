@@ -5,6 +5,7 @@
 //
 // Input: the text every rule is applied to; for attributes, up to 12 lines of
 // "name<TAB>type<TAB>value".
+#include <algorithm>
 #include <cstring>
 #include <regex>
 
@@ -65,6 +66,30 @@ size_t ReferenceInvalidBodyChar(std::string_view s, int64_t* cp) {
   return std::string_view::npos;
 }
 
+// A Number value: the syntax, then at most 38 significant digits and zero or a magnitude in
+// [10^-128, 10^126).
+bool ReferenceNumberOk(const std::string& v, const std::regex& syntax) {
+  if (!std::regex_match(v, syntax)) return false;
+  const size_t e = v.find_first_of("eE");
+  std::string mantissa = v.substr(0, e);
+  if (mantissa[0] == '+' || mantissa[0] == '-') mantissa.erase(0, 1);
+  const size_t point = std::min(mantissa.find('.'), mantissa.size());
+  if (point < mantissa.size()) mantissa.erase(point, 1);
+  const size_t first = mantissa.find_first_not_of('0');
+  if (first == std::string::npos) return true;  // zero, whatever the exponent
+  const size_t last = mantissa.find_last_not_of('0');
+  if (last - first + 1 > 38) return false;
+  std::string exponent = e == std::string::npos ? "0" : v.substr(e + 1);
+  const bool negative = exponent[0] == '-';
+  if (exponent[0] == '+' || exponent[0] == '-') exponent.erase(0, 1);
+  exponent.erase(0, std::min(exponent.find_first_not_of('0'), exponent.size()));
+  if (exponent.size() > 9) return false;  // |exponent| >= 10^9: far out of range
+  const int64_t x = exponent.empty() ? 0 : std::stoll(exponent);
+  const int64_t magnitude =
+      static_cast<int64_t>(point) - static_cast<int64_t>(first) - 1 + (negative ? -x : x);
+  return magnitude >= -128 && magnitude < 126;
+}
+
 // The error name a set of attributes earns (SQS's rules, checked in the documented
 // order), "" when valid; *bytes gets their size.
 std::string_view ReferenceAttributesError(const riffle::MessageAttributes& attributes,
@@ -74,7 +99,19 @@ std::string_view ReferenceAttributesError(const riffle::MessageAttributes& attri
   for (const auto& [name, value] : attributes) {
     bool ok = !name.empty() && name.size() <= 256 && name.front() != '.' && name.back() != '.' &&
               name.find("..") == std::string::npos;
-    for (char c : name) ok = ok && (IsAlnum(c) || c == '_' || c == '-' || c == '.');
+    // ASCII letters, digits, '_', '-', '.', and the letters U+00C0..U+017F.
+    for (size_t i = 0; ok && i < name.size();) {
+      const char c = name[i];
+      if (IsAlnum(c) || c == '_' || c == '-' || c == '.') {
+        ++i;
+        continue;
+      }
+      // U+00C0..U+017F in UTF-8: C3 80 .. C5 BF.
+      const auto lead = static_cast<unsigned char>(c);
+      const auto next = i + 1 < name.size() ? static_cast<unsigned char>(name[i + 1]) : 0u;
+      ok = lead >= 0xC3 && lead <= 0xC5 && next >= 0x80 && next <= 0xBF;
+      i += 2;
+    }
     std::string lower = name.substr(0, 7);
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!ok || lower.starts_with("aws.") || lower.starts_with("amazon.")) {
@@ -95,7 +132,7 @@ std::string_view ReferenceAttributesError(const riffle::MessageAttributes& attri
     if (!binary && ReferenceInvalidBodyChar(v, &cp) != std::string_view::npos) {
       return riffle::kInvalidParameterValue;  // as the service answers for an attribute value
     }
-    if (base_is("Number") && !std::regex_match(v, number)) return riffle::kInvalidParameterValue;
+    if (base_is("Number") && !ReferenceNumberOk(v, number)) return riffle::kInvalidParameterValue;
     *bytes += name.size() + type.size() + v.size();
   }
   return "";

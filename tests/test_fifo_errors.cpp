@@ -183,6 +183,77 @@ TEST_CASE("FifoQueue validates message attributes and returns them", "[fifo]") {
              HasName(riffle::kInvalidParameterValue));
   CHECK_THAT(bad("ok", {.data_type = "String", .string_value = "\x02"}),
              HasName(riffle::kInvalidParameterValue));
+  CHECK(bad("ok", {.data_type = "Text", .string_value = "v"}).message() ==
+        "The type of message (user) attribute 'ok' is invalid. You must use only the following "
+        "supported type prefixes: Binary, Number, String.");
+  CHECK(bad("ok", {.data_type = "Number", .string_value = "12a"}).message() ==
+        "Can't cast the value of message (user) attribute 'ok' to a number.");
+}
+
+TEST_CASE("FifoQueue takes Number attributes of 38 digits within 10^-128..10^126", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  int sent = 0;
+  auto send = [&](std::string value) {
+    return q
+        ->SendMessage(
+            {.message_group_id = "g",
+             .message_body = "b",
+             .message_deduplication_id = std::to_string(sent++),
+             .message_attributes = {{"n", {.data_type = "Number", .string_value = value}}}})
+        .status();
+  };
+  const std::string digits38(38, '7');
+  for (const std::string& ok :
+       {std::string("0"), std::string("-0.000"), digits38, "-" + digits38 + "e10",
+        "0.000" + digits38,
+        // Leading and trailing zeros are not significant.
+        "000" + digits38 + "000", "0." + digits38 + "0000", std::string("1e-128"),
+        std::string("9.99e125"), std::string("1E+125"), std::string(".5"), std::string("5.")}) {
+    CHECK(send(ok).ok());
+  }
+  for (const std::string& bad :
+       {digits38 + "1", "1." + digits38, std::string("1e126"), std::string("12e125"),
+        std::string("1e-129"), std::string("0.01e-127"), std::string("1e99999999999999999999")}) {
+    CAPTURE(bad);
+    const absl::Status s = send(bad);
+    CHECK_THAT(s, HasName(riffle::kInvalidParameterValue));
+    CHECK(s.message().find("attribute 'n' of type Number") != std::string_view::npos);
+  }
+  for (const std::string& nan : {std::string("."), std::string("e5"), std::string("1e"),
+                                 std::string("--1"), std::string("1.2.3"), std::string(" 1")}) {
+    CAPTURE(nan);
+    CHECK_THAT(send(nan), HasName(riffle::kInvalidParameterValue));
+  }
+}
+
+TEST_CASE("FifoQueue takes attribute names with Latin letters beyond ASCII", "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  int sent = 0;
+  auto send = [&](std::string name) {
+    return q
+        ->SendMessage(
+            {.message_group_id = "g",
+             .message_body = "b",
+             .message_deduplication_id = std::to_string(sent++),
+             .message_attributes = {{name, {.data_type = "String", .string_value = "v"}}}})
+        .status();
+  };
+  CHECK(send("Gr\xC3\xB6\xC3\x9F"
+             "e")
+            .ok());  // Größe: U+00F6, U+00DF
+  CHECK(send("\xC5\x81\xC3\xB3"
+             "d\xC5\xBA")
+            .ok());                                            // Łódź: U+0141, U+00F3, U+017A
+  for (const std::string& bad : {std::string("\xC2\xB5s"),     // U+00B5, below the range
+                                 std::string("\xC6\x80"),      // U+0180, above it
+                                 std::string("\xE2\x82\xAC"),  // U+20AC
+                                 std::string("a\xC3"),         // truncated
+                                 std::string("a b")}) {
+    CAPTURE(bad);
+    CHECK_THAT(send(bad), HasName(riffle::kInvalidParameterValue));
+  }
 }
 
 TEST_CASE("FifoQueue::Create validates its options by name", "[fifo]") {

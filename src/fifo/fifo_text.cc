@@ -4,6 +4,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstring>
@@ -221,23 +222,69 @@ absl::Status ValidateBatchEntryId(std::string_view id) {
 }
 
 namespace {
-bool IsNumber(std::string_view v) {
-  size_t i = 0, digits = 0;
+
+// A Number attribute's value: an optionally signed decimal with an optional exponent, at
+// most 38 significant digits (leading and trailing zeros do not count), and zero or a
+// magnitude between 10^-128 and 10^126, as the service documents.
+enum class NumberCheck : uint8_t { kOk, kNotANumber, kTooPrecise, kOutOfRange };
+
+NumberCheck CheckNumber(std::string_view v) {
+  size_t i = 0;
   if (i < v.size() && (v[i] == '-' || v[i] == '+')) ++i;
-  while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i, ++digits;
+  // Digits as read, without the point: the first and last non-zero ones, and where the
+  // point falls among them.
+  int64_t digits = 0, first_nonzero = -1, last_nonzero = -1, int_digits = -1;
+  auto digit_run = [&] {
+    size_t n = 0;
+    for (; i < v.size() && std::isdigit(static_cast<unsigned char>(v[i])); ++i, ++n, ++digits) {
+      if (v[i] != '0') {
+        if (first_nonzero < 0) first_nonzero = digits;
+        last_nonzero = digits;
+      }
+    }
+    return n;
+  };
+  size_t read = digit_run();
   if (i < v.size() && v[i] == '.') {
+    int_digits = digits;
     ++i;
-    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i, ++digits;
+    read += digit_run();
+  } else {
+    int_digits = digits;
   }
-  if (digits == 0) return false;
+  if (read == 0) return NumberCheck::kNotANumber;
+  int64_t exponent = 0;
   if (i < v.size() && (v[i] == 'e' || v[i] == 'E')) {
     ++i;
-    if (i < v.size() && (v[i] == '-' || v[i] == '+')) ++i;
+    bool negative = false;
+    if (i < v.size() && (v[i] == '-' || v[i] == '+')) negative = v[i++] == '-';
     size_t exp_digits = 0;
-    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i, ++exp_digits;
-    if (exp_digits == 0) return false;
+    for (; i < v.size() && std::isdigit(static_cast<unsigned char>(v[i])); ++i, ++exp_digits) {
+      exponent = std::min<int64_t>(exponent * 10 + (v[i] - '0'), int64_t{1} << 40);
+    }
+    if (exp_digits == 0) return NumberCheck::kNotANumber;
+    if (negative) exponent = -exponent;
   }
-  return i == v.size();
+  if (i != v.size()) return NumberCheck::kNotANumber;
+  if (first_nonzero < 0) return NumberCheck::kOk;  // zero
+  if (last_nonzero - first_nonzero + 1 > 38) return NumberCheck::kTooPrecise;
+  // The value is d.ddd x 10^e with e the decimal exponent of its first non-zero digit.
+  const int64_t e = int_digits - first_nonzero - 1 + exponent;
+  if (e < -128 || e >= 126) return NumberCheck::kOutOfRange;
+  return NumberCheck::kOk;
+}
+
+// Letters the service accepts in attribute names beyond ASCII: U+00C0..U+017F (Latin-1's
+// and Latin Extended-A's letters), two bytes each in UTF-8. Returns the bytes one
+// allowed character at `p` takes, or 0.
+size_t NameCharBytes(std::string_view name, size_t p) {
+  const auto c = static_cast<unsigned char>(name[p]);
+  if (std::isalnum(c) || c == '_' || c == '-' || c == '.') return 1;
+  if (p + 1 >= name.size()) return 0;
+  const auto c1 = static_cast<unsigned char>(name[p + 1]);
+  if ((c1 & 0xC0) != 0x80) return 0;
+  const unsigned cp = ((c & 0x1Fu) << 6) | (c1 & 0x3Fu);
+  return (c & 0xE0) == 0xC0 && cp >= 0xC0 && cp <= 0x17F ? 2 : 0;
 }
 
 }  // namespace
@@ -251,8 +298,10 @@ absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* byt
   for (const auto& [name, value] : attributes) {
     bool ok = !name.empty() && name.size() <= 256 && name.front() != '.' && name.back() != '.' &&
               name.find("..") == std::string::npos;
-    for (char c : name) {
-      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+    for (size_t p = 0; ok && p < name.size();) {
+      const size_t n = NameCharBytes(name, p);
+      ok = n != 0;
+      p += n;
     }
     std::string lower = name.substr(0, 7);
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -260,7 +309,7 @@ absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* byt
     if (!ok) {
       return InvalidParameterValue(fmt::format(
           "Message attribute name \"{}\" is invalid: it must have 1 to 256 characters of "
-          "alphanumerics, '_', '-' and '.', not start with \"AWS.\" or \"Amazon.\", not start or "
+          "letters, digits, '_', '-' and '.', not start with \"AWS.\" or \"Amazon.\", not start or "
           "end with '.', and not contain \"..\".",
           name.substr(0, 300)));
     }
@@ -272,10 +321,10 @@ absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* byt
     };
     const bool is_binary = base_is("Binary");
     if (type.size() > 256 || !(base_is("String") || base_is("Number") || is_binary)) {
-      return InvalidParameterValue(fmt::format(
-          "Message attribute \"{}\" has DataType \"{}\"; it must be String, Number or Binary, "
-          "optionally followed by '.' and a label (256 characters at most).",
-          name, type.substr(0, 300)));
+      return InvalidParameterValue(
+          fmt::format("The type of message (user) attribute '{}' is invalid. You must use only "
+                      "the following supported type prefixes: Binary, Number, String.",
+                      name));
     }
     const std::string& v = is_binary ? value.binary_value : value.string_value;
     if (v.empty()) {
@@ -288,11 +337,24 @@ absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* byt
       return InvalidParameterValue(fmt::format(
           "Message attribute \"{}\" contains the invalid character U+{:04X}.", name, cp));
     }
-    if (base_is("Number") && !IsNumber(v)) {
-      return InvalidParameterValue(fmt::format(
-          "Message attribute \"{}\" of type Number has the value \"{}\", which is not a "
-          "number.",
-          name, v.substr(0, 100)));
+    if (base_is("Number")) {
+      switch (CheckNumber(v)) {
+        case NumberCheck::kOk:
+          break;
+        case NumberCheck::kNotANumber:
+          return InvalidParameterValue(fmt::format(
+              "Can't cast the value of message (user) attribute '{}' to a number.", name));
+        case NumberCheck::kTooPrecise:
+          return InvalidParameterValue(fmt::format(
+              "Message (user) attribute '{}' of type Number has more than 38 significant "
+              "digits: \"{}\".",
+              name, v.substr(0, 100)));
+        case NumberCheck::kOutOfRange:
+          return InvalidParameterValue(fmt::format(
+              "Message (user) attribute '{}' of type Number is out of range: \"{}\" is not "
+              "zero or between 10^-128 and 10^126 in magnitude.",
+              name, v.substr(0, 100)));
+      }
     }
     *bytes += name.size() + type.size() + v.size();
   }
