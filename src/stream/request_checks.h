@@ -1,6 +1,6 @@
 // The checks of put requests, iterators and iterator requests that every backend shares, so
 // that riffle::Stream and the Kafka-backed stream answer the same input with the same error
-// name and message. Defined in src/stream/stream.cc.
+// name and message. Defined in src/stream/stream_put.cc (puts) and stream.cc (iterators).
 #ifndef RIFFLE_STREAM_REQUEST_CHECKS_H_
 #define RIFFLE_STREAM_REQUEST_CHECKS_H_
 
