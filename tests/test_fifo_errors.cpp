@@ -190,18 +190,26 @@ TEST_CASE("FifoQueue validates message attributes and returns them", "[fifo]") {
         "Can't cast the value of message (user) attribute 'ok' to a number.");
 }
 
+// Sends one message with one attribute, each under a deduplication id of its own.
+struct AttributeSender {
+  riffle::FifoQueue& queue;
+  int sent = 0;
+  absl::Status operator()(std::string name, riffle::MessageAttributeValue value) {
+    return queue
+        .SendMessage({.message_group_id = "g",
+                      .message_body = "b",
+                      .message_deduplication_id = std::to_string(sent++),
+                      .message_attributes = {{std::move(name), std::move(value)}}})
+        .status();
+  }
+};
+
 TEST_CASE("FifoQueue takes Number attributes of 38 digits within 10^-128..10^126", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock);
-  int sent = 0;
+  AttributeSender sender{*q};
   auto send = [&](std::string value) {
-    return q
-        ->SendMessage(
-            {.message_group_id = "g",
-             .message_body = "b",
-             .message_deduplication_id = std::to_string(sent++),
-             .message_attributes = {{"n", {.data_type = "Number", .string_value = value}}}})
-        .status();
+    return sender("n", {.data_type = "Number", .string_value = std::move(value)});
   };
   const std::string digits38(38, '7');
   for (const std::string& ok :
@@ -230,15 +238,9 @@ TEST_CASE("FifoQueue takes Number attributes of 38 digits within 10^-128..10^126
 TEST_CASE("FifoQueue takes attribute names with Latin letters beyond ASCII", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock);
-  int sent = 0;
+  AttributeSender sender{*q};
   auto send = [&](std::string name) {
-    return q
-        ->SendMessage(
-            {.message_group_id = "g",
-             .message_body = "b",
-             .message_deduplication_id = std::to_string(sent++),
-             .message_attributes = {{name, {.data_type = "String", .string_value = "v"}}}})
-        .status();
+    return sender(std::move(name), {.data_type = "String", .string_value = "v"});
   };
   CHECK(send("Gr\xC3\xB6\xC3\x9F"
              "e")
