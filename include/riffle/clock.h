@@ -26,9 +26,9 @@ namespace detail {
 // Wall-clock milliseconds from the invariant TSC, re-based on CLOCK_REALTIME every ~0.25 s
 // per thread. A clock_gettime through the vDSO cost about 23 ns here, half of a whole put;
 // reading the TSC and scaling it (one multiply in fixed point, no division) costs a third of
-// that, most of it the RDTSC itself. Falls back to clock_gettime where
-// there is no invariant TSC. Error: the TSC rate is measured over >= 50 ms against
-// CLOCK_REALTIME, so drift between re-bases stays far below a millisecond.
+// that, most of it the RDTSC itself. Falls back to clock_gettime where there is no
+// invariant TSC. Error: the TSC rate is measured over >= 50 ms against CLOCK_REALTIME, so
+// drift between re-bases stays far below a millisecond.
 class TscWallClock {
  public:
   static int64_t NowMillis() {

@@ -79,7 +79,7 @@ int64_t TscWallClock::Slow() {
     }
     const int64_t elapsed = now.ns - baseline.ns;
     if (elapsed >= kCalibrationNanos) {
-      // Milliseconds per tick in 2^-48 ms: elapsed < 2^34 ns, so the shifted value fits.
+      // Milliseconds per tick in 2^-48 ms (elapsed < 2^63 ns: the shifted value fits).
       const auto scale = static_cast<uint64_t>(
           (static_cast<unsigned __int128>(elapsed) << kFracBits) /
           (static_cast<unsigned __int128>(now.tsc - baseline.tsc) * 1'000'000));

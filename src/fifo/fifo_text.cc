@@ -233,7 +233,7 @@ NumberCheck CheckNumber(std::string_view v) {
   if (i < v.size() && (v[i] == '-' || v[i] == '+')) ++i;
   // Digits as read, without the point: the first and last non-zero ones, and where the
   // point falls among them.
-  int64_t digits = 0, first_nonzero = -1, last_nonzero = -1, int_digits = -1;
+  int64_t digits = 0, first_nonzero = -1, last_nonzero = -1;
   auto digit_run = [&] {
     size_t n = 0;
     for (; i < v.size() && std::isdigit(static_cast<unsigned char>(v[i])); ++i, ++n, ++digits) {
@@ -245,12 +245,10 @@ NumberCheck CheckNumber(std::string_view v) {
     return n;
   };
   size_t read = digit_run();
+  const int64_t int_digits = digits;
   if (i < v.size() && v[i] == '.') {
-    int_digits = digits;
     ++i;
     read += digit_run();
-  } else {
-    int_digits = digits;
   }
   if (read == 0) return NumberCheck::kNotANumber;
   int64_t exponent = 0;
