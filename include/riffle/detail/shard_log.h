@@ -249,6 +249,8 @@ class ShardLog {
       // frame then sees, after its acquire fence, that its segment was reused.
       std::atomic_thread_fence(std::memory_order_release);
       const uint64_t boundary = (SegmentOf(t) + 1) << segment_shift_;
+      uint64_t at = t;
+      uint64_t count = c.count;
       if (end >= boundary) {
         // The claim touches a segment boundary (invariant 4): it becomes padding. The hint
         // goes first: until the padding is committed the log cannot get a ring past it, so
@@ -264,11 +266,10 @@ class ShardLog {
         // else is written at `boundary` first: readers take any frame whose check word is
         // there for committed, so a padding written there and then overwritten by the
         // record would let a reader skip the record, or read it torn.
-        WriteAndCommit(boundary, c.count + 1, key, data, now_ms, out);
-        KeepPrefixNear(t, end);
-        return AppendStatus::kOk;
+        at = boundary;
+        count = c.count + 1;
       }
-      WriteAndCommit(t, c.count, key, data, now_ms, out);
+      WriteAndCommit(at, count, key, data, now_ms, out);
       KeepPrefixNear(t, end);
       return AppendStatus::kOk;
     }
