@@ -16,6 +16,8 @@
 
 namespace riffle_test::kpl {
 
+using riffle::HashKeyRange;
+using riffle::ManualClock;
 using riffle::PutRecordsRequestEntry;
 using riffle::Record;
 using riffle::Stream;

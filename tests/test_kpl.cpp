@@ -18,13 +18,6 @@
 #include "riffle/lineage_reader.h"
 #include "riffle/stream.h"
 
-using riffle::HashKeyRange;
-using riffle::ManualClock;
-using riffle::PutRecordsRequestEntry;
-using riffle::Record;
-using riffle::Stream;
-using riffle::UserRecord;
-using riffle::kpl::Aggregate;
 using riffle::kpl::RecordKind;
 using namespace riffle_test::kpl;
 

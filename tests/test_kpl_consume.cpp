@@ -17,13 +17,6 @@
 #include "riffle/stream.h"
 #include "support/alloc_counter.h"
 
-using riffle::HashKeyRange;
-using riffle::ManualClock;
-using riffle::PutRecordsRequestEntry;
-using riffle::Record;
-using riffle::Stream;
-using riffle::UserRecord;
-using riffle::kpl::Aggregate;
 using namespace riffle_test::kpl;
 
 // ---- Consumers ----
@@ -94,15 +87,18 @@ TEST_CASE("a checkpoint at a user record resumes exactly after it", "[kpl][check
 
       riffle::kpl::Deaggregator kcl;
       riffle::InMemoryCheckpointStore store;
-      SubLog first{.checkpoint_at = at};
-      {
-        auto c = riffle::Consumer::Create(
+      auto make_consumer = [&](SubLog* log) {
+        return riffle::Consumer::Create(
             {.stream = stream.get(),
              .application_name = "app",
              .mode = mode,
              .checkpoint_store = &store,
              .deaggregator = &kcl,
-             .processor_factory = [&] { return std::make_unique<SubProcessor>(&first); }});
+             .processor_factory = [log] { return std::make_unique<SubProcessor>(log); }});
+      };
+      SubLog first{.checkpoint_at = at};
+      {
+        auto c = make_consumer(&first);
         REQUIRE(c.ok());
         CHECK(DrainConsumer(**c, clock) == 21);
       }
@@ -110,13 +106,7 @@ TEST_CASE("a checkpoint at a user record resumes exactly after it", "[kpl][check
       CHECK(first.seen.back() == "b9@9");
       clock.Advance(absl::Seconds(6));  // the 5-second rule of a fan-out resubscription
       SubLog second;
-      auto c = riffle::Consumer::Create(
-          {.stream = stream.get(),
-           .application_name = "app",
-           .mode = mode,
-           .checkpoint_store = &store,
-           .deaggregator = &kcl,
-           .processor_factory = [&] { return std::make_unique<SubProcessor>(&second); }});
+      auto c = make_consumer(&second);
       REQUIRE(c.ok());
       DrainConsumer(**c, clock);
       const auto after = std::find_if(first.seen.begin(), first.seen.end(), [&](const auto& s) {
