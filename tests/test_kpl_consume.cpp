@@ -3,6 +3,7 @@
 // against the scalar one, and a de-aggregation steady state that allocates nothing.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -306,6 +307,144 @@ TEST_CASE("the multi-buffer MD5 matches the scalar MD5 on every lane width", "[k
       CHECK(jobs[i].state[1] == s.b);
       CHECK(jobs[i].state[2] == s.c);
       CHECK(jobs[i].state[3] == s.d);
+    }
+  }
+}
+
+TEST_CASE("short messages hashed in the lanes long ones leave idle match the scalar MD5", "[kpl]") {
+  std::mt19937_64 rng(5);
+  std::vector<std::string> storage;
+  storage.reserve(20000);
+  auto message = [&](size_t size) -> const std::string& {
+    std::string& m = storage.emplace_back(size, '\0');
+    for (char& c : m) c = static_cast<char>(rng());
+    return m;
+  };
+  auto job = [](const std::string& m) {
+    riffle::detail::Md5Job j;
+    j.data = reinterpret_cast<const unsigned char*>(m.data());
+    j.size = m.size();
+    return j;
+  };
+  auto check = [](const std::vector<riffle::detail::Md5Job>& jobs) {
+    for (const riffle::detail::Md5Job& j : jobs) {
+      const auto s = riffle::detail::Md5Words(j.data, j.size);
+      REQUIRE(j.state[0] == s.a);
+      REQUIRE(j.state[1] == s.b);
+      REQUIRE(j.state[2] == s.c);
+      REQUIRE(j.state[3] == s.d);
+    }
+  };
+  for (int round = 0; round < 60; ++round) {
+    storage.clear();
+    // Long messages (fewer or more than the lanes, of like or unlike lengths), short ones
+    // (none, a few, more than the idle lanes can take), in both arrays or mixed in one.
+    const size_t longs = rng() % 50;
+    const size_t shorts = round % 3 == 0 ? rng() % 4 : rng() % 3000;
+    const bool like = rng() % 2 == 0;
+    std::vector<riffle::detail::Md5Job> jobs, more, mixed;
+    for (size_t i = 0; i < longs; ++i) {
+      jobs.push_back(job(message(like ? 5000 + rng() % 64 : 56 + rng() % 6000)));
+      mixed.push_back(jobs.back());
+    }
+    for (size_t i = 0; i < shorts; ++i) {
+      more.push_back(job(message(rng() % 56)));
+      mixed.insert(mixed.begin() + static_cast<ptrdiff_t>(rng() % (mixed.size() + 1)), more.back());
+    }
+    for (int lanes : {1, 16, 32}) {
+      INFO("round " << round << ", lanes " << lanes << ", " << longs << " long, " << shorts
+                    << " short");
+      std::vector<riffle::detail::Md5Job> a = jobs, b = more, m = mixed;
+      riffle::detail::Md5JobsWith(lanes, a.data(), a.size(), b.data(), b.size());
+      check(a);
+      check(b);
+      riffle::detail::Md5JobsWith(lanes, m.data(), m.size());
+      check(m);
+    }
+  }
+}
+
+namespace {
+
+// What the KCL makes of one record, computed the slow way: the scalar MD5 and parse
+// (DecodeAggregate), then each user record's hash key against `range`.
+void ExpectedUserRecords(const Record& record, const HashKeyRange& range,
+                         std::vector<std::string>& out) {
+  std::vector<UserRecord> users;
+  if (!riffle::kpl::DecodeAggregate(record.data, users)) {
+    out.push_back(fmt::format("raw {}", record.data.size()));
+    return;
+  }
+  for (const UserRecord& u : users) {
+    const riffle::HashKey h = u.explicit_hash_key.empty()
+                                  ? riffle::Md5HashKey(u.partition_key)
+                                  : *riffle::ParseHashKey(u.explicit_hash_key);
+    if (!range.Contains(h)) return;  // misplaced: dropped whole
+  }
+  for (const UserRecord& u : users) {
+    out.push_back(fmt::format("{}/{}/{}#{}", u.partition_key, u.explicit_hash_key, u.data,
+                              u.sub_sequence_number));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the batch decoder agrees with the slow KCL on mixed batches", "[kpl]") {
+  std::mt19937_64 rng(9);
+  const auto quarters = riffle::UniformHashKeyRanges(4);
+  const std::vector<HashKeyRange> ranges = {HashKeyRange{}, quarters[1],
+                                            HashKeyRange{0, quarters[2].ending_hash_key}};
+  for (int round = 0; round < 40; ++round) {
+    // Aggregates of 1-60 user records whose keys are short, long (two MD5 blocks) or given
+    // by an explicit hash key; some with a corrupt MD5, some of no records; plain records.
+    std::vector<std::string> datas;
+    const size_t n = 1 + rng() % 80;  // up to 80 aggregates: several chunks of lanes
+    for (size_t i = 0; i < n; ++i) {
+      const int kind = static_cast<int>(rng() % 10);
+      if (kind == 0) {
+        datas.push_back(fmt::format("plain {}", i));
+        continue;
+      }
+      if (kind == 1) {
+        datas.push_back(riffle::kpl::EncodeAggregate({}));  // no records
+        continue;
+      }
+      std::vector<PutRecordsRequestEntry> entries;
+      std::deque<std::string> text;  // the entries' views point here
+      const size_t users = 1 + rng() % 60;
+      for (size_t u = 0; u < users; ++u) {
+        PutRecordsRequestEntry& e = entries.emplace_back();
+        e.partition_key = text.emplace_back(rng() % 5 == 0 ? std::string(56 + rng() % 200, 'k') +
+                                                                 std::to_string(u)
+                                                           : fmt::format("key-{}", rng() % 50));
+        if (rng() % 20 == 0) {
+          e.explicit_hash_key =
+              text.emplace_back(riffle::FormatHashKey(riffle::HashKey(rng()) << 64));
+        }
+        e.data = text.emplace_back(fmt::format("data {} {}", i, u));
+      }
+      std::string data = riffle::kpl::EncodeAggregate(entries);
+      if (kind == 2) data.back() = static_cast<char>(data.back() ^ 1);  // corrupt MD5
+      datas.push_back(std::move(data));
+    }
+    std::vector<Record> batch;
+    for (const std::string& d : datas) batch.push_back(KinesisRecord("pk", d));
+    for (const HashKeyRange& range : ranges) {
+      INFO("round " << round << ", " << n << " records, range from "
+                    << riffle::FormatHashKey(range.starting_hash_key));
+      std::vector<std::string> expected;
+      for (const Record& r : batch) ExpectedUserRecords(r, range, expected);
+      riffle::kpl::Deaggregator kcl;
+      std::vector<UserRecord> out;
+      kcl.Decode(batch, range, out);
+      std::vector<std::string> got;
+      for (const UserRecord& u : out) {
+        got.push_back(u.aggregated ? fmt::format("{}/{}/{}#{}", u.partition_key,
+                                                 u.explicit_hash_key, u.data, u.sub_sequence_number)
+                                   : fmt::format("raw {}", u.data.size()));
+        CHECK(u.sequence_number == kSeq);
+      }
+      CHECK(got == expected);
     }
   }
 }

@@ -37,15 +37,21 @@ inline HashKey Md5JobHashKey(const Md5Job& job) {
   return absl::MakeUint128(high, low);
 }
 
-// Hashes every job. REQUIRES: blocks_done == 0 (new jobs). Allocates nothing.
-void Md5Jobs(Md5Job* jobs, size_t count);
+// Hashes every job of `jobs` and of `more`. `more` (may be empty) holds messages of at most
+// 55 bytes (one block each), hashed in the lanes the longer jobs leave idle: a batch of fewer
+// long messages than lanes, such as 20 KPL aggregates and their partition keys, costs little
+// more than the long ones alone. Without `more`, the short jobs of `jobs` fill them.
+// REQUIRES: blocks_done == 0 (new jobs); every job of `more` at most 55 bytes. Allocates
+// nothing.
+void Md5Jobs(Md5Job* jobs, size_t count, Md5Job* more = nullptr, size_t more_count = 0);
 
 // Which implementation Md5Jobs uses on this processor: 32 (AVX-512), 16 (AVX2) or 1.
 int Md5Lanes();
 
 // For tests and benchmarks: hash with at most `lanes` lanes (32, 16 or 1) where the
 // processor allows it. Returns the lanes used.
-int Md5JobsWith(int lanes, Md5Job* jobs, size_t count);
+int Md5JobsWith(int lanes, Md5Job* jobs, size_t count, Md5Job* more = nullptr,
+                size_t more_count = 0);
 
 }  // namespace riffle::detail
 

@@ -111,15 +111,35 @@ class TransposedShortLanes {
   Lanes x_[2][16];
 };
 
+// RunLanes's short_block: the message loaded with a byte mask, its padding or'd in.
+void PadShortBlock512(const Md5Job& job, unsigned char* block) {
+  const __mmask64 bytes = (uint64_t{1} << job.size) - 1;
+  _mm512_store_si512(block, _mm512_or_si512(_mm512_maskz_loadu_epi8(bytes, job.data),
+                                            _mm512_load_si512(kPadding.block[job.size])));
+}
+
 }  // namespace
 
-bool Md5JobsAvx512(Md5Job* jobs, size_t count) {
+size_t Md5JobsAvx512(Md5Job* jobs, size_t count, Md5Job* more, size_t more_count,
+                     Md5Job** unfinished) {
+  // Short jobs of `more` fill idle lanes when it is given, else those of `jobs`.
+  Md5Job* const fill = more != nullptr ? more : jobs;
+  const size_t fill_count = more != nullptr ? more_count : count;
+  size_t resume = 0;
+  // Lambdas, so that the engine inlines them (a function pointer is called).
+  size_t n = RunLanes(
+      jobs, count, fill, fill_count,
+      [](const unsigned char* const* blocks, Lanes* x) { LoadTransposed16(blocks, x); },
+      [](const Md5Job& job, unsigned char* block) { PadShortBlock512(job, block); }, unfinished,
+      &resume);
   TransposedShortLanes short_lanes;
-  if (RunShortLanes(jobs, count, short_lanes) == 0) return true;
-  RunLanes(jobs, count, LoadTransposed16);
-  // A short job left alone by RunShortLanes, or long stragglers: the scalar MD5 finishes
-  // whatever is not done.
-  return false;
+  if (more != nullptr) {
+    if (Md5Job* alone = RunShortLanes(jobs, count, short_lanes)) unfinished[n++] = alone;
+  }
+  if (Md5Job* alone = RunShortLanes(fill + resume, fill_count - resume, short_lanes)) {
+    unfinished[n++] = alone;
+  }
+  return n;
 }
 
 }  // namespace riffle::detail

@@ -154,29 +154,28 @@ inline void CompressLanes(LaneState& st, const Lanes* x0, const Lanes* x1) {
   st.word[1][3] += d1;
 }
 
-// Messages of at most 55 bytes are one padded block each: kLanes of them at a time, with
-// no per-lane bookkeeping. They are the partition keys whose hash keys a range check needs.
-// `lanes` puts the jobs' padded blocks into the lanes and reads their states back:
+// A message of at most 55 bytes is one padded block.
+inline bool IsShort(const Md5Job& job) { return job.size <= 55; }
+
+// Short messages kLanes at a time, with no per-lane bookkeeping: the partition keys whose
+// hash keys a range check or a PutRecords batch needs. `lanes` puts the jobs' padded blocks
+// into the lanes and reads their states back:
 //   const Lanes* Load(Md5Job* const* jobs, int n)  x[k] (k < 16) and x[16 + k], lanes
 //                                                   n.. hold anything
 //   void Store(const LaneState& st, Md5Job* const* jobs, int n)  state, blocks_done = 1
-// Returns the number of longer jobs it left, plus one when a short job was left alone.
+// Skips jobs already started and longer ones. Returns a short job left alone (for the
+// scalar MD5, as fast for one), or nullptr.
 template <typename ShortLanes>
-size_t RunShortLanes(Md5Job* jobs, size_t count, ShortLanes& lanes) {
-  size_t left = 0;
+Md5Job* RunShortLanes(Md5Job* jobs, size_t count, ShortLanes& lanes) {
   Md5Job* lane_job[kLanes];
   size_t next = 0;
   for (;;) {
     int n = 0;
     for (; next < count && n < kLanes; ++next) {
       Md5Job& job = jobs[next];
-      if (job.size > 55 || job.blocks_done != 0) {
-        left += job.blocks_done == 0;
-        continue;
-      }
-      lane_job[n++] = &job;
+      if (IsShort(job) && job.blocks_done == 0) lane_job[n++] = &job;
     }
-    if (n < 2) return left + n;  // none, or one left for the scalar MD5 (as fast)
+    if (n < 2) return n == 1 ? lane_job[0] : nullptr;
     const Lanes* x = lanes.Load(lane_job, n);
     LaneState st;
     for (int g = 0; g < 2; ++g) {
@@ -230,48 +229,95 @@ class ScatteredShortLanes {
   Lanes x_[2][16] = {};
 };
 
-// Runs the longer jobs kLanes at a time; a lane that finishes its job takes the next one.
-// Between job changes every lane advances one block per pass without bookkeeping: a lane
-// is in a segment (its message's whole blocks, then its padded tail) and the passes run to
-// the end of the shortest segment. Stops when every job is done, or when no job is waiting
-// and at most kLanes / 8 lanes are busy: a vector pass then costs more than the scalar MD5
-// of those lanes' blocks, so they are left (state, blocks_done) for the caller to finish.
-// Jobs of at most 55 bytes are left to RunShortLanes, which should run first. `load(blocks, x)`
-// gathers word k of block l into lane l of x[k] for kWidth blocks. Returns the number of jobs it
-// left unfinished.
-template <typename Load>
-size_t RunLanes(Md5Job* jobs, size_t count, Load load) {
+// The padded block of a short message (RunLanes's short_block), for any instruction set.
+inline void PadShortBlock(const Md5Job& job, unsigned char* block) {
+  std::memset(block, 0, 64);
+  if (job.size != 0) std::memcpy(block, job.data, job.size);
+  block[job.size] = 0x80;
+  const uint64_t bits = static_cast<uint64_t>(job.size) * 8;
+  std::memcpy(block + 56, &bits, 8);  // little-endian (x86)
+}
+
+// Runs the long jobs (over 55 bytes) kLanes at a time; a lane that finishes its job takes the
+// next one. Between job changes every lane advances one block per pass without bookkeeping:
+// a lane is in a segment (its message's whole blocks, then its padded tail) and the passes
+// run to the end of the shortest segment.
+//
+// A lane with no long job left to take hashes short jobs of `fill` meanwhile, one block a
+// pass: fewer long messages than lanes (a GetRecords batch of 20 aggregates in 32 lanes)
+// leave the rest of every pass to the partition keys a range check needs, for the cost of
+// moving their blocks and states. `short_block(job, block)` writes a short job's padded block
+// (64 bytes, 64-aligned). The short jobs of `fill` from `*fill_resume` on (set on return) may
+// be left new (blocks_done 0), for RunShortLanes; every one before it is done. `fill` may be
+// `jobs` itself.
+//
+// Stops when every long job is done, or when no long job is waiting and at most kLanes / 8
+// lanes do any work: a vector pass then costs more than the scalar MD5 of those lanes'
+// blocks, so the long ones are left (state, blocks_done) for the caller to finish, their
+// pointers written to `unfinished` (kLanes of room). `load(blocks, x)` gathers word k of
+// block l into lane l of x[k] for kWidth blocks. Returns the number of unfinished jobs.
+template <typename Load, typename ShortBlock>
+size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Load load,
+                ShortBlock short_block, Md5Job** unfinished, size_t* fill_resume) {
   alignas(64) static const unsigned char kZeroBlock[64] = {};
   alignas(64) unsigned char tails[kLanes][128];
-  Md5Job* lane_job[kLanes];
+  Md5Job* lane_job[kLanes];         // the lane's long job
+  Md5Job* short_job[kLanes];        // or its short one (nullptr: none)
+  size_t short_index[kLanes];       // the index of that one in `fill`
   const unsigned char* at[kLanes];  // the lane's next block
-  size_t left[kLanes];              // blocks left in the lane's segment
-  size_t stride[kLanes];            // 64, or 0 for an idle lane
+  size_t left[kLanes];              // blocks left in the lane's segment (long jobs)
   bool in_tail[kLanes];
   LaneState st;
-  size_t next = 0;
-  size_t waiting = 0;  // jobs for these lanes not yet taken
-  for (size_t i = 0; i < count; ++i) waiting += jobs[i].size > 55 && jobs[i].blocks_done == 0;
-  int busy = 0;
+  size_t next = 0;        // where the search for a long job resumes
+  size_t next_short = 0;  // and for a short one
+  size_t waiting = 0;     // long jobs not yet taken
+  for (size_t i = 0; i < count; ++i) waiting += !IsShort(jobs[i]) && jobs[i].blocks_done == 0;
+  *fill_resume = 0;
+  if (waiting == 0) return 0;
+  int busy = 0;              // lanes on a long job
+  int shorts = 0;            // lanes on a short job
+  uint64_t short_lanes = 0;  // their bits
+  bool short_lanes_changed = false;
+  Lanes short_mask[2] = {};  // all ones in the lanes of short_lanes
+  auto take_short = [&](int l) {
+    for (; next_short < fill_count; ++next_short) {
+      Md5Job& job = fill[next_short];
+      if (!IsShort(job) || job.blocks_done != 0) continue;
+      short_index[l] = next_short++;
+      short_job[l] = &job;
+      short_block(job, tails[l]);
+      // The keys of a batch were last read by its parse, long before: fetched ahead.
+      if (next_short + kLanes < fill_count) __builtin_prefetch(fill[next_short + kLanes].data);
+      return true;
+    }
+    short_job[l] = nullptr;
+    return false;
+  };
   auto take = [&](int l) {
     for (; waiting > 0; ++next) {
       Md5Job& job = jobs[next];
-      if (job.size <= 55 || job.blocks_done != 0) continue;
+      if (IsShort(job) || job.blocks_done != 0) continue;
       ++next;
       --waiting;
       lane_job[l] = &job;
       BuildTail(job.data, job.size, tails[l]);
       at[l] = job.data;
       left[l] = job.size / 64;
-      stride[l] = 64;
       in_tail[l] = false;
       st.Set(l, kMd5Iv);
       return true;
     }
     lane_job[l] = nullptr;
-    at[l] = kZeroBlock;
     left[l] = ~size_t{0};
-    stride[l] = 0;
+    if (take_short(l)) {
+      at[l] = tails[l];
+      st.Set(l, kMd5Iv);
+      short_lanes |= uint64_t{1} << l;
+      short_lanes_changed = true;
+      ++shorts;
+    } else {
+      at[l] = kZeroBlock;
+    }
     return false;
   };
   // A lane at the end of its segment moves to its tail, or finishes and takes a new job.
@@ -289,38 +335,83 @@ size_t RunLanes(Md5Job* jobs, size_t count, Load load) {
       if (!take(l)) --busy;
     }
   };
+  // After a pass: the short jobs' states read back, each lane given the next short job (its
+  // state back to the MD5's initial one) or left idle.
+  auto renew_shorts = [&] {
+    alignas(64) uint32_t words[2][4][kWidth];
+    std::memcpy(words, st.word, sizeof(words));
+    for (uint64_t bits = short_lanes; bits != 0; bits &= bits - 1) {
+      const int l = __builtin_ctzll(bits);
+      Md5Job& job = *short_job[l];
+      for (int w = 0; w < 4; ++w) job.state[w] = words[l / kWidth][w][l % kWidth];
+      job.blocks_done = 1;
+      if (!take_short(l)) {
+        at[l] = kZeroBlock;
+        short_lanes &= ~(uint64_t{1} << l);
+        short_lanes_changed = true;
+        --shorts;
+      }
+    }
+    if (short_lanes_changed) {
+      for (int l = 0; l < kLanes; ++l) {
+        short_mask[l / kWidth][l % kWidth] = (short_lanes >> l & 1) != 0 ? ~0u : 0u;
+      }
+      short_lanes_changed = false;
+    }
+    for (int g = 0; g < 2; ++g) {
+      for (int w = 0; w < 4; ++w) {
+        st.word[g][w] = (st.word[g][w] & ~short_mask[g]) | ((Lanes{} + kMd5Iv[w]) & short_mask[g]);
+      }
+    }
+  };
+  auto working = [&] { return busy > 0 && (waiting > 0 || busy + shorts > kLanes / 8); };
   for (int l = 0; l < kLanes; ++l) busy += take(l);
   for (int l = 0; l < kLanes; ++l) advance(l);
-  while (busy > 0 && !(waiting == 0 && busy <= kLanes / 8)) {
+  while (working()) {
     size_t run = ~size_t{0};
     for (int l = 0; l < kLanes; ++l) run = left[l] < run ? left[l] : run;
-    for (size_t i = 0; i < run; ++i) {
+    uint64_t long_lanes = 0;
+    for (int l = 0; l < kLanes; ++l) long_lanes |= uint64_t{lane_job[l] != nullptr} << l;
+    size_t passes = 0;
+    while (passes < run) {
       Lanes x0[16], x1[16];
       load(at, x0);
       load(at + kWidth, x1);
       CompressLanes(st, x0, x1);
+      ++passes;
       // Each lane streams its own message: with 16 or 32 streams at once the hardware
       // prefetchers fall behind (a 10 MB batch ran at 3.0 GB/s without this, 4.8 with it).
-      for (int l = 0; l < kLanes; ++l) {
-        at[l] += stride[l];
+      for (uint64_t bits = long_lanes; bits != 0; bits &= bits - 1) {
+        const int l = __builtin_ctzll(bits);
+        at[l] += 64;
         __builtin_prefetch(at[l] + 1024);
+      }
+      if (shorts > 0) {
+        renew_shorts();
+        if (!working()) break;
       }
     }
     for (int l = 0; l < kLanes; ++l) {
       if (lane_job[l] == nullptr) continue;
-      left[l] -= run;
+      left[l] -= passes;
       advance(l);
     }
   }
-  size_t unfinished = 0;
+  // Short jobs taken but not run: the last ones taken.
+  *fill_resume = next_short;
+  for (uint64_t bits = short_lanes; bits != 0; bits &= bits - 1) {
+    const size_t i = short_index[__builtin_ctzll(bits)];
+    *fill_resume = i < *fill_resume ? i : *fill_resume;
+  }
+  size_t n = 0;
   for (int l = 0; l < kLanes; ++l) {  // stragglers, for the scalar MD5
     if (lane_job[l] == nullptr) continue;
     Md5Job& job = *lane_job[l];
     st.Get(l, job.state);
     job.blocks_done = in_tail[l] ? PaddedBlocks(job.size) - left[l] : job.size / 64 - left[l];
-    ++unfinished;
+    unfinished[n++] = &job;
   }
-  return unfinished;
+  return n;
 }
 
 #endif  // RIFFLE_MD5_LANE_WIDTH

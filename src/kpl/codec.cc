@@ -268,6 +268,7 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeChec
       Md5Job& job = check->key_jobs.emplace_back();
       job.data = reinterpret_cast<const unsigned char*>(u.partition_key.data());
       job.size = u.partition_key.size();
+      check->long_key |= job.size > 55;
     } else if (!s.explicit_hash_key_met[ehk]) {
       s.explicit_hash_key_met[ehk] = 1;
       const std::optional<HashKey> h = ParseDecimalHashKey(u.explicit_hash_key);
@@ -350,72 +351,124 @@ void AppendRaw(const Record& record, std::vector<UserRecord>& out) {
 
 }  // namespace
 
-void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
-                   bool deliver_misplaced, std::vector<UserRecord>& out, DecodeCounts& counts,
-                   RecordKind* kinds) {
-  DecodeScratch& s = ThreadScratch();
-  s.body_jobs.clear();
-  for (const Record& r : records) {
-    if (!HasAggregateFraming(r.data)) continue;
-    const std::string_view body = AggregateBody(r.data);
-    Md5Job& job = s.body_jobs.emplace_back();
-    job.data = reinterpret_cast<const unsigned char*>(body.data());
-    job.size = body.size();
-  }
-  Md5Jobs(s.body_jobs.data(), s.body_jobs.size());
+namespace {
 
+// The KCL's order, one record at a time: the MD5 of the aggregate, its parse, then the
+// MD5s of its partition keys. For a chunk where the batch order failed a digest.
+void DecodeChunkInOrder(std::span<const Record> records, size_t first_index,
+                        const HashKeyRange& range, std::vector<UserRecord>& out, DecodeScratch& s) {
   const bool check = !IsWholeKeySpace(range);
-  const size_t batch_first = out.size();
-  s.aggregates.clear();
-  s.key_jobs.clear();
-  size_t body_job = 0;
-  // Partition keys are hashed as soon as they fill the lanes, while the aggregates that hold
-  // them are still in the cache, and checked at once; their jobs are then reused (keeping
-  // the batch's jobs, 40 bytes a key, pushed the aggregates out of the cache).
-  const auto lanes = static_cast<size_t>(Md5Lanes());
-  size_t job_base = 0;  // the batch's number of key_jobs[0]
-  size_t checking = 0;  // the aggregate of the next key checked
-  auto check_keys = [&](size_t n) {
-    Md5Jobs(s.key_jobs.data(), n);
-    for (size_t j = 0; j < n;) {
-      while (s.aggregates[checking].end_job <= job_base + j) ++checking;
-      // One aggregate's keys: its flag written once (written per key, each write waited
-      // for the one before).
-      const size_t end = std::min(n, s.aggregates[checking].end_job - job_base);
-      bool outside = false;
-      for (; j < end; ++j) outside |= !range.Contains(Md5JobHashKey(s.key_jobs[j]));
-      s.aggregates[checking].misplaced |= outside;
-    }
-    s.key_jobs.erase(s.key_jobs.begin(), s.key_jobs.begin() + static_cast<ptrdiff_t>(n));
-    job_base += n;
-  };
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
-    if (kinds != nullptr) kinds[i] = RecordKind::kNotAggregated;
-    const bool framed = HasAggregateFraming(r.data);
-    if (!framed || !DigestMatches(r.data, s.body_jobs[body_job++].state)) {
+    if (!HasAggregateFraming(r.data)) {
+      AppendRaw(r, out);
+      continue;
+    }
+    const std::string_view body = AggregateBody(r.data);
+    const riffle::detail::Md5State digest = riffle::detail::Md5Words(body.data(), body.size());
+    const uint32_t words[4] = {digest.a, digest.b, digest.c, digest.d};
+    const size_t first_user = out.size();
+    s.key_jobs.clear();
+    RangeCheck range_check{range, s.key_jobs};
+    if (!DigestMatches(r.data, words) ||
+        !ParseAggregatedRecord(body, r, check ? &range_check : nullptr, out, s)) {
+      AppendRaw(r, out);
+      continue;
+    }
+    bool misplaced = range_check.explicit_outside;
+    if (!misplaced) {
+      Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
+      for (const Md5Job& job : s.key_jobs) misplaced |= !range.Contains(Md5JobHashKey(job));
+    }
+    s.aggregates.push_back({first_index + i, first_user, out.size(), 0, 0, misplaced});
+  }
+}
+
+// One chunk of a batch, appended to `out` and its aggregates to s.aggregates. Every
+// aggregate is parsed first (as if its digest matched), gathering the partition keys to
+// hash; then the aggregates' MD5s run in lanes with the keys in the lanes they leave idle;
+// then the digests and the hash keys are checked. A digest that does not match (rare: a
+// record that only looks like an aggregate) sends the chunk to DecodeChunkInOrder.
+void DecodeChunk(std::span<const Record> records, size_t first_index, const HashKeyRange& range,
+                 std::vector<UserRecord>& out, DecodeScratch& s) {
+  const bool check = !IsWholeKeySpace(range);
+  const size_t chunk_first = out.size();
+  const size_t first_aggregate = s.aggregates.size();
+  s.body_jobs.clear();
+  s.key_jobs.clear();
+  bool long_keys = false;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    if (!HasAggregateFraming(r.data)) {
       AppendRaw(r, out);
       continue;
     }
     const size_t first_user = out.size();
     const size_t first_job = s.key_jobs.size();
     RangeCheck range_check{range, s.key_jobs};
-    if (!ParseAggregatedRecord(AggregateBody(r.data), r, check ? &range_check : nullptr, out, s)) {
+    const std::string_view body = AggregateBody(r.data);
+    if (!ParseAggregatedRecord(body, r, check ? &range_check : nullptr, out, s)) {
       AppendRaw(r, out);
       continue;
     }
     const bool misplaced = range_check.explicit_outside;
     if (misplaced) s.key_jobs.resize(first_job);  // no need to hash them
-    s.aggregates.push_back({i, first_user, out.size(), job_base + s.key_jobs.size(), misplaced});
-    if (kinds != nullptr) kinds[i] = RecordKind::kAggregate;
-    ++counts.aggregates;
-    if (const size_t full = s.key_jobs.size() / lanes * lanes; full > 0) check_keys(full);
+    long_keys |= range_check.long_key && !misplaced;
+    s.aggregates.push_back(
+        {first_index + i, first_user, out.size(), first_job, s.key_jobs.size(), misplaced});
+    Md5Job& job = s.body_jobs.emplace_back();
+    job.data = reinterpret_cast<const unsigned char*>(body.data());
+    job.size = body.size();
   }
-  if (s.aggregates.empty()) return;
-  check_keys(s.key_jobs.size());
+  if (!long_keys) {
+    Md5Jobs(s.body_jobs.data(), s.body_jobs.size(), s.key_jobs.data(), s.key_jobs.size());
+  } else {  // keys of two blocks are long jobs for the lanes: hashed apart
+    Md5Jobs(s.body_jobs.data(), s.body_jobs.size());
+    Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
+  }
+  for (size_t a = first_aggregate; a < s.aggregates.size(); ++a) {
+    if (!DigestMatches(records[s.aggregates[a].record - first_index].data,
+                       s.body_jobs[a - first_aggregate].state)) {
+      out.resize(chunk_first);
+      s.aggregates.resize(first_aggregate);
+      DecodeChunkInOrder(records, first_index, range, out, s);
+      return;
+    }
+  }
+  for (size_t a = first_aggregate; a < s.aggregates.size(); ++a) {
+    DecodeScratch::Parsed& parsed = s.aggregates[a];
+    bool outside = false;
+    for (size_t j = parsed.first_job; j < parsed.end_job; ++j) {
+      outside |= !range.Contains(Md5JobHashKey(s.key_jobs[j]));
+    }
+    parsed.misplaced |= outside;
+  }
+}
 
+}  // namespace
+
+void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
+                   bool deliver_misplaced, std::vector<UserRecord>& out, DecodeCounts& counts,
+                   RecordKind* kinds) {
+  DecodeScratch& s = ThreadScratch();
+  const size_t batch_first = out.size();
+  s.aggregates.clear();
+  // Chunks of as many aggregates as the widest lanes (a 10 MiB batch of 200 aggregates in
+  // one would keep 4 MB of jobs and parsed records between the parse and the MD5s).
+  constexpr size_t kChunkAggregates = 32;
+  for (size_t i = 0; i < records.size();) {
+    size_t end = i;
+    for (size_t framed = 0; end < records.size() && framed < kChunkAggregates; ++end) {
+      framed += HasAggregateFraming(records[end].data);
+    }
+    DecodeChunk(records.subspan(i, end - i), i, range, out, s);
+    i = end;
+  }
+  if (kinds != nullptr) std::fill(kinds, kinds + records.size(), RecordKind::kNotAggregated);
+  counts.aggregates += s.aggregates.size();
   bool any_dropped = false;
   for (const DecodeScratch::Parsed& a : s.aggregates) {
+    if (kinds != nullptr) kinds[a.record] = RecordKind::kAggregate;
     if (!a.misplaced) continue;
     ++counts.misplaced;
     if (kinds != nullptr) kinds[a.record] = RecordKind::kMisplacedAggregate;

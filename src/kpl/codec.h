@@ -75,14 +75,14 @@ struct DecodeScratch {
     uint64_t key, explicit_hash_key;
   };
   std::vector<Unresolved> unresolved;
-  // The batch: the MD5s of its aggregates, run in lanes at once; the partition keys the
-  // range check needs (each aggregate's distinct keys) not yet hashed.
+  // A chunk of the batch: the MD5s of its aggregates and of the partition keys the range
+  // check needs (each aggregate's distinct keys), run in lanes together.
   std::vector<Md5Job> body_jobs;
   std::vector<Md5Job> key_jobs;
   struct Parsed {
     size_t record;                // index in the batch
     size_t first_user, end_user;  // its user records in `out`
-    size_t end_job;               // the batch's number of its last partition key, plus one
+    size_t first_job, end_job;    // its partition keys in key_jobs (its chunk's)
     bool misplaced;               // a hash key outside the range
   };
   std::vector<Parsed> aggregates;
@@ -109,6 +109,7 @@ struct RangeCheck {
   const HashKeyRange& range;
   std::vector<Md5Job>& key_jobs;
   bool explicit_outside = false;  // an explicit hash key outside `range` (or malformed)
+  bool long_key = false;          // a partition key queued of over 55 bytes (two blocks)
 };
 
 // Parses an AggregatedRecord (`body`) into user records appended to `out` (sub-sequence
@@ -125,9 +126,9 @@ struct DecodeCounts {
   uint64_t dropped = 0;
 };
 
-// The KCL's de-aggregation of a batch of one shard's records, appended to `out`: the MD5s
-// of every aggregate at once, then the parses, then the MD5s of every partition key the
-// range check needs at once. `kinds`, when not null, gets one entry per record.
+// The KCL's de-aggregation of a batch of one shard's records, appended to `out`, chunk by
+// chunk: the parses of up to 32 aggregates, then their MD5s and those of the partition keys
+// the range check needs, all at once. `kinds`, when not null, gets one entry per record.
 void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
                    bool deliver_misplaced, std::vector<UserRecord>& out, DecodeCounts& counts,
                    RecordKind* kinds);
