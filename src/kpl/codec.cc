@@ -275,6 +275,13 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeChec
       check->explicit_outside |= !h || !check->range.Contains(*h);
     }
   };
+  // What every user record of the aggregate shares, copied whole into each (building each
+  // from its fields went through a temporary on the stack).
+  UserRecord shared;
+  shared.sequence_number = outer.sequence_number;
+  shared.approximate_arrival_timestamp = outer.approximate_arrival_timestamp;
+  shared.aggregated = true;
+  uint64_t sub = 0;
   try {
     // One pass. The KPL writes the tables first, so a record's entries are known when it
     // is read; one that names an entry further on is resolved after the pass.
@@ -288,11 +295,10 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeChec
           uint64_t key = 0;
           uint64_t ehk = kNoIndex;
           if (!ParseRecord(bytes, data, key, ehk)) return fail();
-          UserRecord& u = out.emplace_back(
-              UserRecord{{{}, data, outer.sequence_number, outer.approximate_arrival_timestamp},
-                         {},
-                         out.size() - first,
-                         true});
+          out.push_back(shared);
+          UserRecord& u = out.back();
+          u.data = data;
+          u.sub_sequence_number = sub++;
           // Claims the user records' lines a few records ahead: writing them when they are
           // not in the cache stalled the parse on full store buffers.
           __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(&u) +
