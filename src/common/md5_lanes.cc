@@ -11,7 +11,7 @@
 namespace riffle::detail {
 
 #if defined(__x86_64__)
-// Hash the jobs of both arrays but (at most 33) unfinished ones, whose pointers they write to
+// Hash the jobs of both arrays but (at most 34) unfinished ones, whose pointers they write to
 // `unfinished` and whose number they return: the scalar MD5 finishes those.
 size_t Md5JobsAvx2(Md5Job* jobs, size_t count, Md5Job* more, size_t more_count,
                    Md5Job** unfinished);  // md5_lanes_avx2.cc

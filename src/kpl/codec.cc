@@ -359,25 +359,19 @@ void AppendRaw(const Record& record, std::vector<UserRecord>& out) {
 
 namespace {
 
-// The KCL's order, one record at a time: the MD5 of the aggregate, its parse, then the
-// MD5s of its partition keys. For a chunk where the batch order failed a digest.
-void DecodeChunkInOrder(std::span<const Record> records, size_t first_index,
-                        const HashKeyRange& range, std::vector<UserRecord>& out, DecodeScratch& s) {
+// The chunk again, record by record, once its aggregates' digests are known (`matched`, one
+// flag per record): an aggregate whose digest matched is parsed and its partition keys
+// hashed, anything else passes through. For a chunk where a digest failed after the parse.
+void DecodeChunkAgain(std::span<const Record> records, size_t first_index,
+                      const HashKeyRange& range, std::vector<UserRecord>& out, DecodeScratch& s) {
   const bool check = !IsWholeKeySpace(range);
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
-    if (!HasAggregateFraming(r.data)) {
-      AppendRaw(r, out);
-      continue;
-    }
-    const std::string_view body = AggregateBody(r.data);
-    const riffle::detail::Md5State digest = riffle::detail::Md5Words(body.data(), body.size());
-    const uint32_t words[4] = {digest.a, digest.b, digest.c, digest.d};
     const size_t first_user = out.size();
     s.key_jobs.clear();
     RangeCheck range_check{range, s.key_jobs};
-    if (!DigestMatches(r.data, words) ||
-        !ParseAggregatedRecord(body, r, check ? &range_check : nullptr, out, s)) {
+    if (s.matched[i] == 0 ||
+        !ParseAggregatedRecord(AggregateBody(r.data), r, check ? &range_check : nullptr, out, s)) {
       AppendRaw(r, out);
       continue;
     }
@@ -394,7 +388,7 @@ void DecodeChunkInOrder(std::span<const Record> records, size_t first_index,
 // aggregate is parsed first (as if its digest matched), gathering the partition keys to
 // hash; then the aggregates' MD5s run in lanes with the keys in the lanes they leave idle;
 // then the digests and the hash keys are checked. A digest that does not match (rare: a
-// record that only looks like an aggregate) sends the chunk to DecodeChunkInOrder.
+// record that only looks like an aggregate) sends the chunk to DecodeChunkAgain.
 void DecodeChunk(std::span<const Record> records, size_t first_index, const HashKeyRange& range,
                  std::vector<UserRecord>& out, DecodeScratch& s) {
   const bool check = !IsWholeKeySpace(range);
@@ -432,14 +426,21 @@ void DecodeChunk(std::span<const Record> records, size_t first_index, const Hash
     Md5Jobs(s.body_jobs.data(), s.body_jobs.size());
     Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
   }
+  bool all_matched = true;
   for (size_t a = first_aggregate; a < s.aggregates.size(); ++a) {
-    if (!DigestMatches(records[s.aggregates[a].record - first_index].data,
-                       s.body_jobs[a - first_aggregate].state)) {
-      out.resize(chunk_first);
-      s.aggregates.resize(first_aggregate);
-      DecodeChunkInOrder(records, first_index, range, out, s);
-      return;
+    all_matched &= DigestMatches(records[s.aggregates[a].record - first_index].data,
+                                 s.body_jobs[a - first_aggregate].state);
+  }
+  if (!all_matched) {
+    s.matched.assign(records.size(), 0);
+    for (size_t a = first_aggregate; a < s.aggregates.size(); ++a) {
+      const size_t i = s.aggregates[a].record - first_index;
+      s.matched[i] = DigestMatches(records[i].data, s.body_jobs[a - first_aggregate].state);
     }
+    out.resize(chunk_first);
+    s.aggregates.resize(first_aggregate);
+    DecodeChunkAgain(records, first_index, range, out, s);
+    return;
   }
   for (size_t a = first_aggregate; a < s.aggregates.size(); ++a) {
     DecodeScratch::Parsed& parsed = s.aggregates[a];

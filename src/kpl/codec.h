@@ -86,6 +86,7 @@ struct DecodeScratch {
     bool misplaced;               // a hash key outside the range
   };
   std::vector<Parsed> aggregates;
+  std::vector<uint8_t> matched;  // a chunk decoded again: whose digest matched, per record
 };
 DecodeScratch& ThreadScratch();
 
