@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "riffle/account.h"
 #include "riffle/status.h"
@@ -47,6 +48,13 @@ Error ErrorOf(const absl::StatusOr<T>& s) {
 }
 
 inline const std::string kAccountId = "000000000000";
+inline constexpr char kOrdersArn[] = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
+
+inline std::vector<std::string> ShardIds(const std::vector<riffle::Shard>& shards) {
+  std::vector<std::string> ids;
+  for (const auto& s : shards) ids.push_back(s.shard_id);
+  return ids;
+}
 
 }  // namespace account_test
 
