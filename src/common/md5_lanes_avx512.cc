@@ -122,24 +122,12 @@ void PadShortBlock512(const Md5Job& job, unsigned char* block) {
 
 size_t Md5JobsAvx512(Md5Job* jobs, size_t count, Md5Job* more, size_t more_count,
                      Md5Job** unfinished) {
-  // Short jobs of `more` fill idle lanes when it is given, else those of `jobs`.
-  Md5Job* const fill = more != nullptr ? more : jobs;
-  const size_t fill_count = more != nullptr ? more_count : count;
-  size_t resume = 0;
-  // Lambdas, so that the engine inlines them (a function pointer is called).
-  size_t n = RunLanes(
-      jobs, count, fill, fill_count,
-      [](const unsigned char* const* blocks, Lanes* x) { LoadTransposed16(blocks, x); },
-      [](const Md5Job& job, unsigned char* block) { PadShortBlock512(job, block); }, unfinished,
-      &resume);
   TransposedShortLanes short_lanes;
-  if (more != nullptr) {
-    if (Md5Job* alone = RunShortLanes(jobs, count, short_lanes)) unfinished[n++] = alone;
-  }
-  if (Md5Job* alone = RunShortLanes(fill + resume, fill_count - resume, short_lanes)) {
-    unfinished[n++] = alone;
-  }
-  return n;
+  // Lambdas, so that the engine inlines them (a function pointer is called).
+  return HashJobs(
+      jobs, count, more, more_count, unfinished,
+      [](const unsigned char* const* blocks, Lanes* x) { LoadTransposed16(blocks, x); },
+      [](const Md5Job& job, unsigned char* block) { PadShortBlock512(job, block); }, short_lanes);
 }
 
 }  // namespace riffle::detail

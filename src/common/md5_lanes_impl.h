@@ -414,6 +414,25 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
   return n;
 }
 
+// Md5Jobs on one instruction set: RunLanes (short jobs of `more`, or without it those of
+// `jobs`, filling idle lanes), then RunShortLanes for the short jobs left. Returns the
+// number of unfinished jobs written to `unfinished` (34 of room), for the scalar MD5.
+template <typename Load, typename ShortBlock, typename ShortLanes>
+size_t HashJobs(Md5Job* jobs, size_t count, Md5Job* more, size_t more_count, Md5Job** unfinished,
+                Load load, ShortBlock short_block, ShortLanes& short_lanes) {
+  Md5Job* const fill = more != nullptr ? more : jobs;
+  const size_t fill_count = more != nullptr ? more_count : count;
+  size_t resume = 0;
+  size_t n = RunLanes(jobs, count, fill, fill_count, load, short_block, unfinished, &resume);
+  if (more != nullptr) {
+    if (Md5Job* alone = RunShortLanes(jobs, count, short_lanes)) unfinished[n++] = alone;
+  }
+  if (Md5Job* alone = RunShortLanes(fill + resume, fill_count - resume, short_lanes)) {
+    unfinished[n++] = alone;
+  }
+  return n;
+}
+
 #endif  // RIFFLE_MD5_LANE_WIDTH
 
 }  // namespace
