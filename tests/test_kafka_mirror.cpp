@@ -1,0 +1,252 @@
+// riffle::kafka's mirror against librdkafka's mock cluster: it copies a stream being
+// written and resumes after a stop, and after a batch that reached the topic only in part;
+// it refuses a destination that routes differently; a DeliveryStream reads a Kafka-backed
+// stream unchanged. Helpers: kafka_test_helpers.h; the rest of riffle::kafka: test_kafka.cpp.
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fmt/format.h"
+#include "kafka_test_helpers.h"
+#include "riffle/consumer.h"
+#include "riffle/delivery_stream.h"
+#include "riffle/kafka.h"
+#include "riffle/lineage_reader.h"
+#include "riffle/sink.h"
+#include "riffle/stream.h"
+
+using riffle::ErrorName;
+namespace kafka = riffle::kafka;
+using namespace riffle_test::kafka_test;
+
+namespace {
+
+// Puts `per_key` records of each key into the in-process stream, from `from`.
+void PutLocal(riffle::Stream& stream, int keys, int from, int to) {
+  for (int c = from; c < to; ++c) {
+    for (int k = 0; k < keys; ++k) REQUIRE(stream.PutRecord(Key(k), Data(k, c)).ok());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("The mirror copies a stream being written, and resumes after a stop", "[kafka]") {
+  auto cluster = MakeCluster();
+  auto destination = MakeStream(*cluster, "mirrored", 4);
+  auto source = MakeLocal(4);
+  constexpr int kKeys = 32;
+  constexpr int kPerKey = 300;
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    for (int c = 0; c < kPerKey; ++c) {
+      for (int k = 0; k < kKeys; ++k) {
+        if (!source->PutRecord(Key(k), Data(k, c)).ok()) return;
+      }
+      written = c + 1;
+      if (c == kPerKey / 2) {
+        // A reshard while the mirror runs: parents are copied before their children.
+        (void)source->SplitShard(
+            "shardId-000000000001",
+            riffle::FormatHashKey(riffle::UniformHashKeyRanges(8)[3].starting_hash_key));
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  kafka::MirrorStats first;
+  {
+    auto mirror = kafka::Mirror::Create({.source = source.get(),
+                                         .destination = destination.get(),
+                                         .max_batch_records = 200,
+                                         .shard_refresh_interval = absl::Milliseconds(20)});
+    REQUIRE(mirror.ok());
+    REQUIRE((*mirror)->Start().ok());
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while ((*mirror)->stats().copied_records < kKeys * kPerKey / 3 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    (*mirror)->Stop();
+    CHECK((*mirror)->last_error().ok());
+    first = (*mirror)->stats();
+    CHECK(first.copied_records > 0);
+    CHECK(first.resumes == 1);
+  }
+  // A new mirror finds what the topic holds and goes on from there.
+  auto mirror = kafka::Mirror::Create({.source = source.get(),
+                                       .destination = destination.get(),
+                                       .max_batch_records = 200,
+                                       .shard_refresh_interval = absl::Milliseconds(20)});
+  REQUIRE(mirror.ok());
+  const uint64_t total = kKeys * kPerKey;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  uint64_t copied = first.copied_records;
+  while (copied < total && Clock::now() < deadline) {
+    const size_t n = (*mirror)->Poll();
+    REQUIRE((*mirror)->last_error().ok());
+    copied += n;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  writer.join();
+  while ((*mirror)->Poll() > 0) {
+  }
+  CHECK(written == kPerKey);
+  CHECK(first.copied_records + (*mirror)->stats().copied_records == total);
+  CHECK((*mirror)->stats().missed_records == 0);
+
+  Seen seen = ReadAll(*destination, total);
+  CHECK(seen.records == total);
+  CHECK(seen.duplicates == 0);
+  CHECK(seen.Complete(kKeys, kPerKey));
+  // Each key is where a direct put would have sent it, and only there.
+  std::size_t misplaced = 0;
+  for (const auto& [key, shards] : seen.shards_of) {
+    const int expected = riffle::UniformLayout(4).ShardIndex(riffle::Md5HashKey(key));
+    if (shards != std::set<std::string>{riffle::FormatShardId(static_cast<uint64_t>(expected))}) {
+      ++misplaced;
+    }
+  }
+  CHECK(misplaced == 0);
+}
+
+namespace {
+
+// Writes records to the topic as a mirror would (with its headers), bypassing riffle.
+class RawProducer {
+ public:
+  explicit RawProducer(const std::string& bootstrap) {
+    char error[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), error, sizeof(error));
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", error, sizeof(error));
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof(error));
+  }
+  ~RawProducer() { rd_kafka_destroy(rk_); }
+  void Send(const std::string& topic, int partition, const riffle::Record& r,
+            const riffle::SequenceNumber& batch) {
+    const std::string seq = r.sequence_number.ToString(), first = batch.ToString();
+    rd_kafka_headers_t* h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "riffle.seq", -1, seq.data(), static_cast<ssize_t>(seq.size()));
+    rd_kafka_header_add(h, "riffle.batch", -1, first.data(), static_cast<ssize_t>(first.size()));
+    REQUIRE(rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_KEY(r.partition_key.data(), r.partition_key.size()),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(r.data.data()), r.data.size()),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                              RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  void Flush() { REQUIRE(rd_kafka_flush(rk_, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR); }
+
+ private:
+  rd_kafka_t* rk_;
+};
+
+}  // namespace
+
+TEST_CASE("The mirror resumes after a batch that reached the topic only in part", "[kafka]") {
+  auto cluster = MakeCluster();
+  auto destination = MakeStream(*cluster, "torn", 4);
+  auto source = MakeLocal(1);  // one shard whose records spread over four partitions
+  constexpr int kKeys = 16;
+  PutLocal(*source, kKeys, 0, 30);
+  // What a mirror that died mid-batch left: records 0..199 complete (a batch of 200), then
+  // of the next batch (200..399) only what went to partitions 0 and 1.
+  auto it = *source->GetShardIterator({.shard_id = "shardId-000000000000"});
+  auto records = *source->GetRecords(it, 400);
+  REQUIRE(records.records.size() == 400);
+  RawProducer raw(cluster->bootstrap_servers());
+  const riffle::UniformLayout layout(4);
+  std::size_t in_topic = 0;
+  for (std::size_t i = 0; i < 400; ++i) {
+    const riffle::Record& r = records.records[i];
+    const int p = layout.ShardIndex(riffle::Md5HashKey(r.partition_key));
+    const riffle::SequenceNumber& batch = records.records[i < 200 ? 0 : 200].sequence_number;
+    if (i < 200 || p <= 1) {
+      raw.Send("torn", p, r, batch);
+      ++in_topic;
+    }
+  }
+  raw.Flush();
+  REQUIRE(in_topic < 400);
+
+  auto mirror = *kafka::Mirror::Create({.source = source.get(), .destination = destination.get()});
+  const uint64_t total = kKeys * 30;
+  uint64_t copied = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (copied + in_topic < total && Clock::now() < deadline) {
+    const size_t n = mirror->Poll();
+    REQUIRE(mirror->last_error().ok());
+    copied += n;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(copied == total - in_topic);
+  CHECK(mirror->stats().skipped_records == in_topic - 200);  // reread from record 200 on
+  Seen seen = ReadAll(*destination, total);
+  CHECK(seen.records == total);
+  CHECK(seen.duplicates == 0);
+  CHECK(seen.Complete(kKeys, 30));
+}
+
+TEST_CASE("The mirror refuses a destination that routes differently", "[kafka]") {
+  auto cluster = MakeCluster();
+  REQUIRE(cluster->CreateTopic("xxh", 2).ok());
+  auto o = Options(*cluster, "xxh");
+  o.routing = riffle::RoutingMode::kXxh3;
+  auto destination = *kafka::Stream::Create(o);
+  auto source = MakeLocal(2);
+  auto mirror = kafka::Mirror::Create({.source = source.get(), .destination = destination.get()});
+  CHECK(riffle::IsInvalidArgumentException(mirror.status()));
+  auto ok = kafka::Mirror::Create({.source = nullptr, .destination = destination.get()});
+  CHECK(riffle::IsInvalidArgumentException(ok.status()));
+}
+
+TEST_CASE("a DeliveryStream's stream source reads a Kafka-backed stream unchanged", "[kafka]") {
+  auto cluster = MakeCluster();
+  auto stream = MakeStream(*cluster, "delivered", 3);
+  std::vector<std::string> objects;  // in delivery order (one pump thread: the test's)
+  riffle::CallbackSink sink([&objects](std::string_view, std::string_view data) {
+    objects.emplace_back(data);
+    return absl::OkStatus();
+  });
+  riffle::DeliveryStreamOptions o;
+  o.delivery_stream_name = "from-kafka";
+  o.source = riffle::StreamSource{stream.get()};
+  o.sink = &sink;
+  o.append_newline_delimiter = true;
+  o.buffering_hints = {.size_in_mbs = 1, .interval_in_seconds = 0};
+  auto ds = riffle::DeliveryStream::Create(std::move(o));
+  REQUIRE(ds.ok());
+  const int keys = 12, per_key = 40;
+  for (int c = 0; c < per_key; ++c) {
+    for (int k = 0; k < keys; ++k) REQUIRE(stream->PutRecord(Key(k), Data(k, c)).ok());
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while ((*ds)->GetMetrics().incoming_records < static_cast<uint64_t>(keys * per_key) &&
+         Clock::now() < deadline) {
+    (*ds)->Poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE((*ds)->Close().ok());
+  // Every record once, in per-key order.
+  std::map<int, std::vector<int>> by_key;
+  for (const std::string& object : objects) {
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = object.find('\n', start)) != std::string::npos; start = nl + 1) {
+      const std::string line = object.substr(start, nl - start);
+      by_key[std::stoi(line)].push_back(std::stoi(line.substr(line.find(':') + 1)));
+    }
+  }
+  REQUIRE(by_key.size() == static_cast<std::size_t>(keys));
+  for (const auto& [k, counters] : by_key) {
+    std::vector<int> expected(per_key);
+    for (int c = 0; c < per_key; ++c) expected[static_cast<std::size_t>(c)] = c;
+    CHECK(counters == expected);
+  }
+  CHECK((*ds)->GetMetrics().source_records_missed == 0);
+}
