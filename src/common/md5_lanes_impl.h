@@ -262,8 +262,7 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
   alignas(64) static const unsigned char kZeroBlock[64] = {};
   alignas(64) unsigned char tails[kLanes][128];
   Md5Job* lane_job[kLanes];         // the lane's long job
-  Md5Job* short_job[kLanes];        // or its short one (nullptr: none)
-  size_t short_index[kLanes];       // the index of that one in `fill`
+  Md5Job* short_job[kLanes];        // or its short one (a job of `fill`)
   const unsigned char* at[kLanes];  // the lane's next block
   size_t left[kLanes];              // blocks left in the lane's segment (long jobs)
   bool in_tail[kLanes];
@@ -275,22 +274,20 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
   *fill_resume = 0;
   if (waiting == 0) return 0;
   int busy = 0;              // lanes on a long job
-  int shorts = 0;            // lanes on a short job
-  uint64_t short_lanes = 0;  // their bits
+  uint64_t short_lanes = 0;  // the lanes on a short job
   bool short_lanes_changed = false;
   Lanes short_mask[2] = {};  // all ones in the lanes of short_lanes
   auto take_short = [&](int l) {
     for (; next_short < fill_count; ++next_short) {
       Md5Job& job = fill[next_short];
       if (!IsShort(job) || job.blocks_done != 0) continue;
-      short_index[l] = next_short++;
+      ++next_short;
       short_job[l] = &job;
       short_block(job, tails[l]);
       // The keys of a batch were last read by its parse, long before: fetched ahead.
       if (next_short + kLanes < fill_count) __builtin_prefetch(fill[next_short + kLanes].data);
       return true;
     }
-    short_job[l] = nullptr;
     return false;
   };
   auto take = [&](int l) {
@@ -314,7 +311,6 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
       st.Set(l, kMd5Iv);
       short_lanes |= uint64_t{1} << l;
       short_lanes_changed = true;
-      ++shorts;
     } else {
       at[l] = kZeroBlock;
     }
@@ -349,7 +345,6 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
         at[l] = kZeroBlock;
         short_lanes &= ~(uint64_t{1} << l);
         short_lanes_changed = true;
-        --shorts;
       }
     }
     if (short_lanes_changed) {
@@ -364,7 +359,9 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
       }
     }
   };
-  auto working = [&] { return busy > 0 && (waiting > 0 || busy + shorts > kLanes / 8); };
+  auto working = [&] {
+    return busy > 0 && (waiting > 0 || busy + __builtin_popcountll(short_lanes) > kLanes / 8);
+  };
   for (int l = 0; l < kLanes; ++l) busy += take(l);
   for (int l = 0; l < kLanes; ++l) advance(l);
   while (working()) {
@@ -386,7 +383,7 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
         at[l] += 64;
         __builtin_prefetch(at[l] + 1024);
       }
-      if (shorts > 0) {
+      if (short_lanes != 0) {
         renew_shorts();
         if (!working()) break;
       }
@@ -397,10 +394,10 @@ size_t RunLanes(Md5Job* jobs, size_t count, Md5Job* fill, size_t fill_count, Loa
       advance(l);
     }
   }
-  // Short jobs taken but not run: the last ones taken.
+  // Short jobs taken but not run (the lanes' last ones): the first of them.
   *fill_resume = next_short;
   for (uint64_t bits = short_lanes; bits != 0; bits &= bits - 1) {
-    const size_t i = short_index[__builtin_ctzll(bits)];
+    const auto i = static_cast<size_t>(short_job[__builtin_ctzll(bits)] - fill);
     *fill_resume = i < *fill_resume ? i : *fill_resume;
   }
   size_t n = 0;
