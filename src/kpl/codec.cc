@@ -359,55 +359,24 @@ void AppendRaw(const Record& record, std::vector<UserRecord>& out) {
 
 namespace {
 
-// The chunk again, record by record, once its aggregates' digests are known (`matched`, one
-// flag per record): an aggregate whose digest matched is parsed and its partition keys
-// hashed, anything else passes through. For a chunk where a digest failed after the parse.
-void DecodeChunkAgain(std::span<const Record> records, size_t first_index,
-                      const HashKeyRange& range, std::vector<UserRecord>& out, DecodeScratch& s) {
+// Parses a chunk's aggregates into `out` (as if every digest matched; with `matched`, one
+// flag per record, only those it marks), queueing the MD5 jobs of their bodies and of the
+// partition keys the range check needs, and their entries in s.aggregates; anything else
+// passes through. Returns whether a queued key is over 55 bytes (two blocks).
+bool ParseChunk(std::span<const Record> records, size_t first_index, const HashKeyRange& range,
+                const std::vector<uint8_t>* matched, std::vector<UserRecord>& out,
+                DecodeScratch& s) {
   const bool check = !IsWholeKeySpace(range);
-  for (size_t i = 0; i < records.size(); ++i) {
-    const Record& r = records[i];
-    const size_t first_user = out.size();
-    s.key_jobs.clear();
-    RangeCheck range_check{range, s.key_jobs};
-    if (s.matched[i] == 0 ||
-        !ParseAggregatedRecord(AggregateBody(r.data), r, check ? &range_check : nullptr, out, s)) {
-      AppendRaw(r, out);
-      continue;
-    }
-    bool misplaced = range_check.explicit_outside;
-    if (!misplaced) {
-      Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
-      for (const Md5Job& job : s.key_jobs) misplaced |= !range.Contains(Md5JobHashKey(job));
-    }
-    s.aggregates.push_back({first_index + i, first_user, out.size(), 0, 0, misplaced});
-  }
-}
-
-// One chunk of a batch, appended to `out` and its aggregates to s.aggregates. Every
-// aggregate is parsed first (as if its digest matched), gathering the partition keys to
-// hash; then the aggregates' MD5s run in lanes with the keys in the lanes they leave idle;
-// then the digests and the hash keys are checked. A digest that does not match (rare: a
-// record that only looks like an aggregate) sends the chunk to DecodeChunkAgain.
-void DecodeChunk(std::span<const Record> records, size_t first_index, const HashKeyRange& range,
-                 std::vector<UserRecord>& out, DecodeScratch& s) {
-  const bool check = !IsWholeKeySpace(range);
-  const size_t chunk_first = out.size();
-  const size_t first_aggregate = s.aggregates.size();
   s.body_jobs.clear();
   s.key_jobs.clear();
   bool long_keys = false;
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
-    if (!HasAggregateFraming(r.data)) {
-      AppendRaw(r, out);
-      continue;
-    }
     const size_t first_user = out.size();
     const size_t first_job = s.key_jobs.size();
     RangeCheck range_check{range, s.key_jobs};
-    const std::string_view body = AggregateBody(r.data);
-    if (!ParseAggregatedRecord(body, r, check ? &range_check : nullptr, out, s)) {
+    if (!HasAggregateFraming(r.data) || (matched != nullptr && (*matched)[i] == 0) ||
+        !ParseAggregatedRecord(AggregateBody(r.data), r, check ? &range_check : nullptr, out, s)) {
       AppendRaw(r, out);
       continue;
     }
@@ -416,11 +385,24 @@ void DecodeChunk(std::span<const Record> records, size_t first_index, const Hash
     long_keys |= range_check.long_key && !misplaced;
     s.aggregates.push_back(
         {first_index + i, first_user, out.size(), first_job, s.key_jobs.size(), misplaced});
+    const std::string_view body = AggregateBody(r.data);
     Md5Job& job = s.body_jobs.emplace_back();
     job.data = reinterpret_cast<const unsigned char*>(body.data());
     job.size = body.size();
   }
-  if (!long_keys) {
+  return long_keys;
+}
+
+// One chunk of a batch, appended to `out` and its aggregates to s.aggregates. Every
+// aggregate is parsed first (as if its digest matched); then the aggregates' MD5s run in
+// lanes with the partition keys in the lanes they leave idle; then the digests and the hash
+// keys are checked. A digest that does not match (rare: a record that only looks like an
+// aggregate) has the chunk parsed again without it, and only its keys hashed again.
+void DecodeChunk(std::span<const Record> records, size_t first_index, const HashKeyRange& range,
+                 std::vector<UserRecord>& out, DecodeScratch& s) {
+  const size_t chunk_first = out.size();
+  const size_t first_aggregate = s.aggregates.size();
+  if (!ParseChunk(records, first_index, range, nullptr, out, s)) {
     Md5Jobs(s.body_jobs.data(), s.body_jobs.size(), s.key_jobs.data(), s.key_jobs.size());
   } else {  // keys of two blocks are long jobs for the lanes: hashed apart
     Md5Jobs(s.body_jobs.data(), s.body_jobs.size());
@@ -439,8 +421,8 @@ void DecodeChunk(std::span<const Record> records, size_t first_index, const Hash
     }
     out.resize(chunk_first);
     s.aggregates.resize(first_aggregate);
-    DecodeChunkAgain(records, first_index, range, out, s);
-    return;
+    ParseChunk(records, first_index, range, &s.matched, out, s);
+    Md5Jobs(s.key_jobs.data(), s.key_jobs.size());
   }
   for (size_t a = first_aggregate; a < s.aggregates.size(); ++a) {
     DecodeScratch::Parsed& parsed = s.aggregates[a];
