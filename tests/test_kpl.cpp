@@ -483,6 +483,53 @@ TEST_CASE("the Aggregator validates user records and its options", "[kpl]") {
   CHECK(out.size() == 2);
 }
 
+TEST_CASE("an aggregate with its partition key fits the record limit", "[kpl]") {
+  // The aggregate is put as a record of partition key "a" and its data: with a record
+  // limit at or under the aggregate size, the limit decides where an aggregate closes.
+  struct Limits {
+    uint64_t aggregate, record;
+  };
+  for (const Limits limits : {Limits{uint64_t{1} << 20, uint64_t{1} << 20}, Limits{51200, 1000},
+                              Limits{51200, 51200}, Limits{4096, 4097}}) {
+    INFO("AggregationMaxSize " << limits.aggregate << ", record limit " << limits.record);
+    // Sizes of 1 to 64 bytes among larger ones fill aggregates close to where they close.
+    auto aggregator = MakeAggregator(
+        {.max_aggregate_bytes = limits.aggregate, .max_record_bytes = limits.record},
+        OneShardMap());
+    std::vector<Aggregate> out;
+    std::vector<std::string> data;
+    std::mt19937_64 rng(limits.record);
+    const uint64_t largest = std::min<uint64_t>(limits.record - 1, 4000);
+    for (uint64_t total = 0; total < 8 * std::min(limits.aggregate, limits.record);) {
+      const uint64_t size = rng() % 2 == 0 ? 1 + rng() % 64 : 1 + rng() % largest;
+      data.push_back(std::string(size, static_cast<char>('a' + data.size() % 26)));
+      total += size;
+    }
+    for (const std::string& d : data) REQUIRE(aggregator->Add({"k", d, ""}, out).ok());
+    aggregator->Flush(out);
+    std::vector<std::string> delivered;
+    uint64_t fullest = 0;  // the largest aggregate of several records, partition key included
+    for (const Aggregate& a : out) {
+      CHECK(a.partition_key.size() + a.data.size() <= limits.record);
+      if (a.user_records > 1) fullest = std::max(fullest, a.partition_key.size() + a.data.size());
+      CHECK(a.data.size() <= limits.aggregate);
+      std::vector<riffle::UserRecord> users;
+      riffle::kpl::DecodeAggregate(a.data, users);
+      if (a.user_records == 1) {
+        delivered.push_back(a.data);
+        continue;
+      }
+      REQUIRE(users.size() == a.user_records);
+      for (const riffle::UserRecord& u : users) delivered.emplace_back(u.data);
+    }
+    CHECK(delivered == data);
+    // Aggregates are not closed early: the fullest comes within a small record's encoding
+    // of the limit that closed it (the record limit, key "a" included, or the aggregate
+    // limit plus that key).
+    CHECK(fullest + 128 > std::min(limits.record, limits.aggregate + 1));
+  }
+}
+
 TEST_CASE("a new shard map re-packs open aggregates by their new shards", "[kpl]") {
   auto aggregator = MakeAggregator({}, OneShardMap());
   std::vector<Aggregate> out;

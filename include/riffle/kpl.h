@@ -24,6 +24,7 @@
 #ifndef RIFFLE_KPL_H_
 #define RIFFLE_KPL_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -157,6 +158,7 @@ struct AggregatorOptions {
   // Default 4,294,967,295.
   uint64_t max_aggregate_records = 4294967295;
   // Largest user record, partition key plus data (the stream's record limit). Default 1 MiB.
+  // An aggregate with its partition key stays within it too, whatever max_aggregate_bytes.
   uint64_t max_record_bytes = uint64_t{1} << 20;
   // Not owned; nullptr means SystemClock::Default(). Must outlive the aggregator. Only
   // FlushOlderThan reads it.
@@ -223,6 +225,12 @@ class Aggregator {
   void AddTo(const std::string& shard_id, HashKey hash_key, const PutRecordsRequestEntry& record,
              std::vector<Aggregate>& ready);
   void Close(Bucket& bucket, std::vector<Aggregate>& ready);
+  // The most data an aggregate may hold: max_aggregate_bytes, or less where the aggregate
+  // with its partition key would be over max_record_bytes.
+  uint64_t AggregateBytesLimit() const {
+    return std::min(options_.max_aggregate_bytes,
+                    options_.max_record_bytes - kAggregatePartitionKey.size());
+  }
 
   AggregatorOptions options_;
   Clock& clock_;

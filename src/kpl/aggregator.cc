@@ -139,7 +139,7 @@ absl::Status Aggregator::Add(const PutRecordsRequestEntry& record, std::vector<A
   if (b.builder.count() > 0 &&
       (b.builder.count() + 1 > options_.max_aggregate_records ||
        b.builder.SizeWith(record.partition_key, record.explicit_hash_key, record.data.size()) >
-           options_.max_aggregate_bytes)) {
+           AggregateBytesLimit())) {
     Close(b, ready);
   }
   if (b.builder.count() == 0) {
@@ -155,7 +155,7 @@ absl::Status Aggregator::Add(const PutRecordsRequestEntry& record, std::vector<A
   ++buffered_records_;
   // Full: nothing more would fit (a record alone over the size limit goes out as itself).
   if (b.builder.count() >= options_.max_aggregate_records ||
-      b.builder.size() >= options_.max_aggregate_bytes) {
+      b.builder.size() >= AggregateBytesLimit()) {
     Close(b, ready);
   }
   return absl::OkStatus();
