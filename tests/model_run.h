@@ -28,10 +28,12 @@ inline uint64_t EnvOr(const char* name, uint64_t fallback) {
   return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-// The seeds to run: [first, first + count).
+// The seeds to run: [first, first + count). RIFFLE_MODEL_SEED runs one seed;
+// RIFFLE_MODEL_FIRST_SEED moves the range (to explore seeds no earlier run tried).
 inline std::pair<uint64_t, uint64_t> SeedRange() {
   if (std::getenv("RIFFLE_MODEL_SEED") != nullptr) return {EnvOr("RIFFLE_MODEL_SEED", 1), 1};
-  return {1, EnvOr("RIFFLE_MODEL_SEEDS", 5000 / riffle_test::StressDivisor())};
+  return {EnvOr("RIFFLE_MODEL_FIRST_SEED", 1),
+          EnvOr("RIFFLE_MODEL_SEEDS", 5000 / riffle_test::StressDivisor())};
 }
 
 // An operation: a kind and four numbers that choose its arguments when it runs (indexes

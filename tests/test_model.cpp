@@ -11,7 +11,8 @@
 // the harness both use.
 //
 // Seeds: RIFFLE_MODEL_SEEDS (default 5,000, divided by StressDivisor() under sanitizers);
-// RIFFLE_MODEL_SEED=S runs one seed, for a failure's replay. ./run.sh model --seeds N.
+// RIFFLE_MODEL_FIRST_SEED=F starts there instead of 1; RIFFLE_MODEL_SEED=S runs one seed, for
+// a failure's replay. ./run.sh model --seeds N.
 #include <absl/strings/str_join.h>
 
 #include <catch2/catch.hpp>

@@ -1,8 +1,6 @@
 // Model-based random test of riffle::FifoQueue against tests/model/fifo_model.h (the
 // harness, the seeds and the replay as test_model.cpp describes).
-//
-// Seeds: RIFFLE_MODEL_SEEDS (default 5,000, divided by StressDivisor() under sanitizers);
-// RIFFLE_MODEL_SEED=S runs one seed, for a failure's replay. ./run.sh model --seeds N.
+
 #include <absl/strings/str_join.h>
 
 #include <catch2/catch.hpp>
