@@ -93,18 +93,21 @@ case "$cmd" in
     done
     exit "$status" ;;
   model)
-    seeds=""
+    seeds=""; first=""
     while (($#)); do
       case "$1" in
         --seeds) seeds="$2"; shift 2 ;;
         --seeds=*) seeds="${1#--seeds=}"; shift ;;
-        *) echo "usage: ./run.sh model [--seeds N]" >&2; exit 2 ;;
+        --first-seed) first="$2"; shift 2 ;;
+        --first-seed=*) first="${1#--first-seed=}"; shift ;;
+        *) echo "usage: ./run.sh model [--seeds N] [--first-seed S]" >&2; exit 2 ;;
       esac
     done
     build release >/dev/null
-    RIFFLE_MODEL_SEEDS="${seeds:-}" exec build/release/tests/test_model "[model]" ;;
+    RIFFLE_MODEL_SEEDS="${seeds:-}" RIFFLE_MODEL_FIRST_SEED="${first:-}" \
+      exec build/release/tests/test_model "[model]" ;;
   *)
     echo "usage: ./run.sh demo [flags] | test [release|debug|asan-ubsan|tsan] | bench [flags]" \
-         "| fuzz [SECONDS] | model [--seeds N]" >&2
+         "| fuzz [SECONDS] | model [--seeds N] [--first-seed S]" >&2
     exit 2 ;;
 esac
