@@ -105,6 +105,8 @@ void RunSeeds(const char* what, Config (*config_for)(uint64_t), std::vector<O> (
                     what, seed, describe(config), seed, failure, shrunk.size(), ops.size(),
                     shrunk_failure, listing));
   }
+  // Every seed ran operations (a generator that produced none would pass vacuously).
+  CHECK(operations >= count);
   std::printf("test_model: %s: %llu seeds, %zu operations\n", what,
               static_cast<unsigned long long>(count), operations);
 }
