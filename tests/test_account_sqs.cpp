@@ -170,6 +170,13 @@ TEST_CASE("CreateQueue of an existing name: the attributes it names must match, 
                                               "A queue already exists with the same name and a "
                                               "different value for attribute VisibilityTimeout"});
   CHECK(other.status().code() == absl::StatusCode::kAlreadyExists);
+  // The query protocol (older SDKs) calls it QueueAlreadyExists.
+  CHECK(riffle::HasErrorName(other.status(), "QueueAlreadyExists"));
+  CHECK(riffle::QueryErrorCode(riffle::kQueueNameExists) == "QueueAlreadyExists");
+  CHECK(riffle::QueryErrorCode(riffle::kQueueDoesNotExist) ==
+        "AWS.SimpleQueueService.NonExistentQueue");
+  CHECK(riffle::QueryErrorCode(riffle::kReceiptHandleIsInvalid) == riffle::kReceiptHandleIsInvalid);
+  CHECK_FALSE(riffle::HasErrorName(other.status(), "AWS.SimpleQueueService.NonExistentQueue"));
   // A default named explicitly is compared too.
   CHECK(ErrorOf(sqs.CreateQueue({.queue_name = "q.fifo",
                                  .attributes = {{"FifoQueue", "true"}, {"DelaySeconds", "5"}}}))

@@ -501,7 +501,8 @@ TEST_CASE("FifoQueue batch operations report per-entry results", "[fifo]") {
   CHECK(deleted->successful == Strings{"x", "y"});
   REQUIRE(deleted->failed.size() == 1);
   CHECK(deleted->failed[0].id == "z");  // y deleted the message: its handle has expired
-  CHECK(deleted->failed[0].code == riffle::kInvalidParameterValue);
+  CHECK(deleted->failed[0].code == riffle::kReceiptHandleIsInvalid);
+  CHECK(deleted->failed[0].message == "The receipt handle has expired");
   CHECK(deleted->failed[0].sender_fault);
 }
 

@@ -13,6 +13,13 @@ TEST_CASE("FifoQueue rejects bad batches by name", "[fifo]") {
   ManualClock clock;
   auto q = MakeQueue(&clock);
   CHECK_THAT(q->DeleteMessageBatch({}).status(), HasName(riffle::kEmptyBatchRequest));
+  CHECK(ErrorMessage(q->DeleteMessageBatch({}).status()) ==
+        "There should be at least one DeleteMessageBatchRequestEntry in the request.");
+  CHECK(ErrorMessage(q->SendMessageBatch({}).status()) ==
+        "There should be at least one SendMessageBatchRequestEntry in the request.");
+  // The query protocol's code for the same error matches too.
+  CHECK_THAT(q->SendMessageBatch({}).status(),
+             HasName("AWS.SimpleQueueService.EmptyBatchRequest"));
   DeleteEntries eleven;
   std::vector<std::string> ids;
   for (int i = 0; i < 11; ++i) ids.push_back(fmt::format("e{}", i));
@@ -188,6 +195,17 @@ TEST_CASE("FifoQueue validates message attributes and returns them", "[fifo]") {
         "supported type prefixes: Binary, Number, String.");
   CHECK(bad("ok", {.data_type = "Number", .string_value = "12a"}).message() ==
         "Can't cast the value of message (user) attribute 'ok' to a number.");
+  riffle::MessageAttributes eleven;
+  for (int i = 0; i < 11; ++i) {
+    eleven[fmt::format("a{}", i)] = {.data_type = "String", .string_value = "v"};
+  }
+  const absl::Status too_many = q->SendMessage({.message_group_id = "g",
+                                                .message_body = "b",
+                                                .message_deduplication_id = "f",
+                                                .message_attributes = eleven})
+                                    .status();
+  CHECK_THAT(too_many, HasName(riffle::kInvalidParameterValue));
+  CHECK(too_many.message() == "Number of message attributes [11] exceeds the allowed maximum [10].");
 }
 
 // Sends one message with one attribute, each under a deduplication id of its own.

@@ -234,10 +234,11 @@ class FifoQueue {
   [[nodiscard]] absl::Status ReceiveMessage(const ReceiveMessageRequest& request,
                                             std::vector<Message>& out);
 
-  // Acts on the current receipt handle only: a handle from before the message's latest
-  // receive, of a deleted or expired message, or of another queue is
-  // ReceiptHandleIsInvalid. A handle whose visibility timeout ended still deletes the
-  // message until someone receives it again.
+  // Acts on the current receipt handle of a message in flight only, as SQS does for a FIFO
+  // queue: a handle this queue made whose visibility timeout ended, whose message was
+  // received again or is gone is InvalidParameterValue ("... The receipt handle has
+  // expired."; in a batch, the entry's ReceiptHandleIsInvalid "The receipt handle has
+  // expired"); a string no receive of this queue made is ReceiptHandleIsInvalid.
   [[nodiscard]] absl::Status DeleteMessage(std::string_view receipt_handle);
   [[nodiscard]] absl::StatusOr<BatchResult> DeleteMessageBatch(
       std::span<const DeleteMessageBatchRequestEntry> entries);

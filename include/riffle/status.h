@@ -109,7 +109,14 @@ absl::Status MakeError(absl::StatusCode code, std::string_view name, std::string
 // stays valid for the life of the process. Allocates nothing.
 std::string_view ErrorName(const absl::Status& status);
 
-// True when `status` carries `name`. Allocates nothing.
+// The code SQS's query protocol (XML; older SDKs, and the error code SDKs report for a
+// query-compatible JSON answer) gives the error `name`: "AWS.SimpleQueueService.
+// NonExistentQueue" for QueueDoesNotExist, "QueueAlreadyExists" for QueueNameExists, ...;
+// `name` itself for every other name. Allocates nothing.
+std::string_view QueryErrorCode(std::string_view name);
+
+// True when `status` carries `name`, or `name` is its query-protocol code (so a test
+// written against either SQS protocol matches). Allocates nothing.
 bool HasErrorName(const absl::Status& status, std::string_view name);
 
 inline bool IsInvalidArgumentException(const absl::Status& s) {

@@ -128,7 +128,9 @@ absl::StatusOr<SendMessageBatchOutput> Sqs::SendMessageBatch(const SendMessageBa
   absl::StatusOr<std::shared_ptr<SqsQueueEntry>> entry =
       Admit("SendMessageBatch", input.queue_url, std::span(groups.data(), n));
   if (!entry.ok()) return entry.status();
-  if (absl::Status s = detail::ValidateBatch(entries); !s.ok()) return s;
+  if (absl::Status s = detail::ValidateBatch(entries, "SendMessageBatchRequestEntry"); !s.ok()) {
+    return s;
+  }
   // As the service: an entry without a MessageGroupId, or without a deduplication id on a
   // queue without content-based deduplication, fails the whole request, not the entry.
   bool dedup_missing = false;

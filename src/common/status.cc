@@ -136,10 +136,33 @@ std::string_view ErrorName(const absl::Status& status) {
   });
 }
 
+std::string_view QueryErrorCode(std::string_view name) {
+  // The SQS errors whose query-protocol code differs from their JSON name (the service
+  // model's "error" codes).
+  static constexpr std::pair<std::string_view, std::string_view> kCodes[] = {
+      {kQueueDoesNotExist, "AWS.SimpleQueueService.NonExistentQueue"},
+      {kQueueNameExists, "QueueAlreadyExists"},
+      {kQueueDeletedRecently, "AWS.SimpleQueueService.QueueDeletedRecently"},
+      {kPurgeQueueInProgress, "AWS.SimpleQueueService.PurgeQueueInProgress"},
+      {kUnsupportedOperation, "AWS.SimpleQueueService.UnsupportedOperation"},
+      {kMessageNotInflight, "AWS.SimpleQueueService.MessageNotInflight"},
+      {kTooManyEntriesInBatchRequest, "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"},
+      {kEmptyBatchRequest, "AWS.SimpleQueueService.EmptyBatchRequest"},
+      {kBatchEntryIdsNotDistinct, "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"},
+      {kBatchRequestTooLong, "AWS.SimpleQueueService.BatchRequestTooLong"},
+      {kInvalidBatchEntryId, "AWS.SimpleQueueService.InvalidBatchEntryId"},
+  };
+  for (const auto& [json, query] : kCodes) {
+    if (name == json) return query;
+  }
+  return name;
+}
+
 bool HasErrorName(const absl::Status& status, std::string_view name) {
   if (status.ok()) return name.empty();
   return WithPayload(status, [&](std::optional<std::string_view> payload) {
-    return payload ? *payload == name : NameByCode(status.code()) == name;
+    const std::string_view own = payload ? *payload : NameByCode(status.code());
+    return own == name || (!name.empty() && QueryErrorCode(own) == name);
   });
 }
 

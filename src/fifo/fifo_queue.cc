@@ -89,7 +89,7 @@ absl::Status FifoQueue::SendMessage(const SendMessageRequest& request, SendMessa
 
 absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
     std::span<const SendMessageBatchRequestEntry> entries) {
-  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  if (absl::Status s = ValidateBatch(entries, "SendMessageBatchRequestEntry"); !s.ok()) return s;
   Impl& q = *impl_;
   size_t total = 0;
   for (const auto& e : entries) {
@@ -225,10 +225,16 @@ absl::Status FifoQueue::DeleteMessage(std::string_view receipt_handle) {
 
 absl::StatusOr<BatchResult> FifoQueue::DeleteMessageBatch(
     std::span<const DeleteMessageBatchRequestEntry> entries) {
-  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  if (absl::Status s = ValidateBatch(entries, "DeleteMessageBatchRequestEntry"); !s.ok()) return s;
   Impl& q = *impl_;
-  return q.RunBatch(entries,
-                    [&q](const FifoHandle& h, const auto&, int64_t) { return q.DeleteLocked(h); });
+  return q.RunBatch(entries, [&q](const FifoHandle& h, const auto&, int64_t) {
+    absl::Status s = q.DeleteLocked(h);
+    // A batch entry's expired handle is worded as the service words it there.
+    if (HasErrorName(s, kInvalidParameterValue)) {
+      return detail::SqsError(kReceiptHandleIsInvalid, "The receipt handle has expired");
+    }
+    return s;
+  });
 }
 
 absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
@@ -244,7 +250,10 @@ absl::Status FifoQueue::ChangeMessageVisibility(std::string_view receipt_handle,
 
 absl::StatusOr<BatchResult> FifoQueue::ChangeMessageVisibilityBatch(
     std::span<const ChangeMessageVisibilityBatchRequestEntry> entries) {
-  if (absl::Status s = ValidateBatch(entries); !s.ok()) return s;
+  if (absl::Status s = ValidateBatch(entries, "ChangeMessageVisibilityBatchRequestEntry");
+      !s.ok()) {
+    return s;
+  }
   Impl& q = *impl_;
   return q.RunBatch(entries, [&q](const FifoHandle& h, const auto& entry, int64_t now) {
     return q.ChangeVisibilityLocked(h, entry.visibility_timeout, now);

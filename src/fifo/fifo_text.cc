@@ -290,8 +290,8 @@ size_t NameCharBytes(std::string_view name, size_t p) {
 absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* bytes) {
   if (attributes.size() > kMaxMessageAttributes) {
     return InvalidParameterValue(
-        fmt::format("MessageAttributes has {} entries; at most {} are allowed.", attributes.size(),
-                    kMaxMessageAttributes));
+        fmt::format("Number of message attributes [{}] exceeds the allowed maximum [{}].",
+                    attributes.size(), kMaxMessageAttributes));
   }
   for (const auto& [name, value] : attributes) {
     bool ok = !name.empty() && name.size() <= 256 && name.front() != '.' && name.back() != '.' &&

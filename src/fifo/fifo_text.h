@@ -92,11 +92,13 @@ inline uint64_t Mix64(uint64_t x) {
 }
 
 // The batch rules SendMessageBatch, DeleteMessageBatch and ChangeMessageVisibilityBatch
-// share: 1..10 entries with valid, distinct ids.
+// share: 1..10 entries with valid, distinct ids. `entry_type` is the service's name for an
+// entry (SendMessageBatchRequestEntry, ...), which its EmptyBatchRequest message names.
 template <class Entries>
-[[nodiscard]] absl::Status ValidateBatch(const Entries& entries) {
+[[nodiscard]] absl::Status ValidateBatch(const Entries& entries, std::string_view entry_type) {
   if (entries.empty()) {
-    return SqsError(kEmptyBatchRequest, "There should be at least one entry in the request.");
+    return SqsError(kEmptyBatchRequest,
+                    fmt::format("There should be at least one {} in the request.", entry_type));
   }
   if (entries.size() > kMaxBatchEntries) {
     return SqsError(kTooManyEntriesInBatchRequest,
