@@ -238,10 +238,13 @@ TEST_CASE("FifoQueue moves a message to the dead-letter queue after maxReceiveCo
   auto q = MakeQueue(&clock, {.redrive_policy = riffle::RedrivePolicy{dlq.get(), 2}});
   auto sent = Send(*q, "g", "poison");
   Send(*q, "g", "next");
+  int64_t first_receive_ms = 0, sent_ms = 0;
   for (int i = 1; i <= 2; ++i) {
     auto got = Receive(*q, 1);
     REQUIRE(Bodies(got) == Strings{"poison"});
     CHECK(got[0].approximate_receive_count == i);
+    if (i == 1) first_receive_ms = got[0].approximate_first_receive_timestamp;
+    sent_ms = got[0].sent_timestamp;
     clock.Advance(absl::Seconds(30));
   }
   // The third receive moves it and goes on with the group.
@@ -251,7 +254,10 @@ TEST_CASE("FifoQueue moves a message to the dead-letter queue after maxReceiveCo
   REQUIRE(Bodies(dead) == Strings{"poison"});
   CHECK(dead[0].message_group_id == "g");
   CHECK(dead[0].message_id == sent.message_id);
-  CHECK(dead[0].approximate_receive_count == 1);
+  // As SQS: the count and the first receive time carry over to the dead-letter queue.
+  CHECK(dead[0].approximate_receive_count == 3);
+  CHECK(dead[0].approximate_first_receive_timestamp == first_receive_ms);
+  CHECK(dead[0].sent_timestamp == sent_ms);
 }
 
 TEST_CASE("FifoQueue ReceiveRequestAttemptId retry returns the same messages and handles",

@@ -112,6 +112,8 @@ uint64_t FifoQueue::Impl::StageLocked(const PreparedSend& p, int64_t now) {
   e.serial = next_serial++;
   e.enqueued_ns = now;
   e.sent_ms = now / 1'000'000;
+  e.receive_count = 0;
+  e.first_receive_ms = 0;
   e.message_id = MessageIdFor(e.serial);
   e.attributes = p.attributes ? std::make_unique<MessageAttributes>(*p.attributes) : nullptr;
   // Only the change from empty matters to a drainer or a waiter; later sends leave the
@@ -131,6 +133,10 @@ void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group, std::s
     e.serial = next_serial++;
     e.enqueued_ns = now;  // Retention starts again in the dead-letter queue.
     e.sent_ms = from.sent_ms;
+    // As SQS: the receive count and first receive time carry over, so the dead-letter
+    // queue's first receive counts maxReceiveCount + 1.
+    e.receive_count = from.receive_count;
+    e.first_receive_ms = from.first_receive_ms;
     e.message_id = from.message_id;
     e.group.assign(group.data(), group.size());
     e.body.swap(from.body);
@@ -159,6 +165,8 @@ void FifoQueue::Impl::DrainLocked() {
     FifoSlot& slot = core.slot(s);
     slot.message_id = e.message_id;
     slot.sent_ms = e.sent_ms;
+    slot.receive_count = e.receive_count;
+    slot.first_receive_ms = e.first_receive_ms;
     slot.attributes = std::move(e.attributes);
     slot.trace_header.swap(e.trace_header);
     slot.dead_letter_source.swap(e.dead_letter_source);

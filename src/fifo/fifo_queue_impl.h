@@ -80,6 +80,9 @@ struct FifoQueue::Impl {
     uint64_t serial = 0;
     int64_t enqueued_ns = 0;
     int64_t sent_ms = 0;
+    // A moved message keeps these from its source queue; a sent one starts at 0.
+    int32_t receive_count = 0;
+    int64_t first_receive_ms = 0;
     absl::uint128 message_id = 0;
     std::string group;
     std::string body;

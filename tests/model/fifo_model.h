@@ -142,9 +142,8 @@ class FifoModel {
     Message m = from;
     m.serial = next_serial_++;
     m.state = Message::State::kQueued;
-    m.enqueued_ns = now;
-    m.receive_count = 0;
-    m.first_receive_ms = 0;
+    m.enqueued_ns = now;  // retention starts again; the receive count and first receive
+                          // time carry over, as SQS keeps them
     m.handle.clear();
     m.visibility_changed = false;
     messages_[m.serial] = m;
