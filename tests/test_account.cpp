@@ -418,9 +418,25 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
         Error{riffle::kInvalidArgumentException,
               "Some tags contain invalid characters. Valid characters: Unicode letters, digits, "
               "white space, _ . / = + - % @."});
-  std::vector<riffle::Tag> fifty;
-  for (int i = 0; i < 49; ++i) fifty.push_back({fmt::format("k{}", i), "v"});
-  CHECK(ErrorOf(kinesis.AddTagsToStream({.stream_name = "orders", .tags = fifty})) ==
+  // At most 10 tags a call (a shape constraint), 50 on a stream.
+  std::vector<riffle::Tag> eleven;
+  for (int i = 0; i < 11; ++i) eleven.push_back({fmt::format("k{}", i), "v"});
+  const absl::Status too_many = kinesis.AddTagsToStream({.stream_name = "orders", .tags = eleven});
+  CHECK(riffle::IsValidationException(too_many));
+  CHECK_THAT(std::string(too_many.message()),
+             Catch::StartsWith("1 validation error detected: Value '{") &&
+                 Catch::EndsWith("}' at 'tags' failed to satisfy constraint: Member must have "
+                                 "length less than or equal to 10"));
+  for (int first = 0; first < 48; first += 10) {
+    std::vector<riffle::Tag> some;
+    for (int i = first; i < std::min(first + 10, 48); ++i) {
+      some.push_back({fmt::format("k{}", i), "v"});
+    }
+    REQUIRE(kinesis.AddTagsToStream({.stream_name = "orders", .tags = some}).ok());
+  }
+  CHECK(kinesis.ListTagsForStream({.stream_name = "orders"})->tags.size() == 50);
+  std::vector<riffle::Tag> one_more = {{"k48", "v"}};
+  CHECK(ErrorOf(kinesis.AddTagsToStream({.stream_name = "orders", .tags = one_more})) ==
         Error{riffle::kInvalidArgumentException,
               "Failed to add tags to stream orders under account 000000000000 because a given "
               "stream cannot have more than 50 tags associated with it."});

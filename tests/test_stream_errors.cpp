@@ -278,6 +278,29 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
   CHECK(ErrorName(riffle::ShardIterator::Parse("garbage").status()) == "InvalidArgumentException");
 }
 
+TEST_CASE("a shard's StartingSequenceNumber positions an iterator while the shard is empty",
+          "[stream][errors]") {
+  using T = riffle::ShardIteratorType;
+  riffle::ManualClock clock;
+  auto s = *riffle::Stream::Create(Valid(&clock));
+  auto shards = s->ListShards();
+  REQUIRE(shards.ok());
+  const riffle::Shard& shard = shards->front();
+  const std::string start = shard.sequence_number_range.starting_sequence_number.ToString();
+  auto at = s->GetShardIterator({shard.shard_id, T::kAtSequenceNumber, start, {}});
+  auto after = s->GetShardIterator({shard.shard_id, T::kAfterSequenceNumber, start, {}});
+  REQUIRE(at.ok());
+  REQUIRE(after.ok());
+  // Both read the shard's first record once it comes.
+  REQUIRE(s->PutRecord("k", "first").ok());
+  for (const riffle::ShardIterator& it : {*at, *after}) {
+    auto r = s->GetRecords(it);
+    REQUIRE(r.ok());
+    REQUIRE(r->records.size() == 1);
+    CHECK(r->records[0].data == "first");
+  }
+}
+
 TEST_CASE("retention changes are validated in both directions", "[stream][errors]") {
   auto s = *riffle::Stream::Create(Valid());
   CHECK(ErrorName(s->DecreaseStreamRetentionPeriod(23)) == "InvalidArgumentException");

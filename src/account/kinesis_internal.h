@@ -79,7 +79,7 @@ inline absl::Status ResolveAndAdmit(AccountCore& core, const KinesisRegistry& re
 
 // ---- Shared checks and messages of the control plane ----
 // The Tags member of CreateStream and AddTagsToStream (ValidationException).
-void CheckTagMap(std::span<const Tag> tags, Violations& v);
+void CheckTagMap(std::span<const Tag> tags, std::size_t max_entries, Violations& v);
 // Tag characters: Unicode letters, digits, white space and _ . / = + - % @ (and ':' in the
 // keys RemoveTagsFromStream names).
 bool TagTextOk(std::string_view s, bool allow_colon);

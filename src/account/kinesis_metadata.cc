@@ -56,7 +56,8 @@ absl::Status Kinesis::AddTagsToStream(const AddTagsToStreamInput& in) {
     if (in.tags.empty()) {
       v.AddRendered("tags", "{}", "Member must have length greater than or equal to 1");
     }
-    detail::CheckTagMap(in.tags, v);
+    // The service takes at most 10 tags a call (its reference: "a set of up to 10").
+    detail::CheckTagMap(in.tags, 10, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   detail::EpochGuard guard;

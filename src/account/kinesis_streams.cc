@@ -35,9 +35,10 @@ std::string RenderTags(std::span<const Tag> tags) {
 
 namespace detail {
 
-void CheckTagMap(std::span<const Tag> tags, Violations& v) {
-  if (tags.size() > 200) {
-    v.AddRendered("tags", RenderTags(tags), "Member must have length less than or equal to 200");
+void CheckTagMap(std::span<const Tag> tags, std::size_t max_entries, Violations& v) {
+  if (tags.size() > max_entries) {
+    v.AddRendered("tags", RenderTags(tags),
+                  fmt::format("Member must have length less than or equal to {}", max_entries));
   }
   const bool keys_ok = std::all_of(
       tags.begin(), tags.end(), [](const Tag& t) { return !t.key.empty() && t.key.size() <= 128; });
@@ -155,7 +156,7 @@ absl::Status Kinesis::CreateStream(const CreateStreamInput& in) {
     Violations v;
     if (in.shard_count) v.Range("shardCount", *in.shard_count, 1, INT32_MAX);
     v.Name("streamName", in.stream_name);
-    detail::CheckTagMap(in.tags, v);
+    detail::CheckTagMap(in.tags, 200, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   const StreamMode mode =

@@ -169,10 +169,7 @@ absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
         "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current "
         "request has no timestamp parameter.");
   }
-  if (request.type != ShardIteratorType::kAtTimestamp && request.timestamp) {
-    return InvalidArgumentError(
-        fmt::format("Timestamp must not be given for ShardIteratorType {}.", type_name));
-  }
+  // A Timestamp with another type is ignored, as the service ignores it.
   return absl::OkStatus();
 }
 
@@ -421,6 +418,11 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   const bool after = request.type == ShardIteratorType::kAfterSequenceNumber;
   switch (log.CheckRecord(n->position, n->record_index)) {
     case detail::PositionCheck::kNotARecord:
+      // Where a reader would continue (the shard's StartingSequenceNumber while it is empty,
+      // the end a previous read or subscription reached): no record to skip there.
+      if (log.IsContinuation(n->position, n->record_index)) {
+        return core.MakeIterator(shard->index, n->position, n->record_index, true, now_ms);
+      }
       return InvalidArgumentError(fmt::format(
           "StartingSequenceNumber {} does not identify a record of shard {} in stream {}.",
           request.starting_sequence_number, shard->id, options_.stream_name));
