@@ -107,6 +107,9 @@ TEST_CASE("CreateStream and DeleteStream, with CREATING and DELETING on the cloc
   CHECK(ErrorOf(kinesis.CreateStream({.stream_name = "orders", .shard_count = 1})) ==
         Error{riffle::kResourceInUseException,
               "Stream orders under account 000000000000 already exists."});
+  CHECK(ErrorOf(kinesis.DeleteStream({.stream_name = "orders"})) ==
+        Error{riffle::kResourceInUseException,
+              "Stream orders under account 000000000000 not ACTIVE, instead in state CREATING"});
   clock.Advance(absl::Seconds(10));
   CHECK(status() == riffle::StreamStatus::kActive);
   REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "v"}).ok());

@@ -188,7 +188,7 @@ absl::Status Kinesis::CreateStream(const CreateStreamInput& in) {
     }
   }
   const int open = OpenShards(*registry_);
-  if (shards > quotas.shards_per_stream || open + shards > core_.shard_limit) {
+  if (shards > quotas.shards_per_stream || int64_t{open} + shards > core_.shard_limit) {
     return detail::ShardQuotaError(core_, open, shards);
   }
   if (mode == StreamMode::kOnDemand &&
@@ -258,6 +258,10 @@ absl::Status Kinesis::DeleteStreamLocked(const DeleteStreamInput& in) {
     return s;
   }
   if (e->deleted_at_ms.load(std::memory_order_acquire) != INT64_MAX) return absl::OkStatus();
+  // As the service: a stream is deleted once it is ACTIVE (or UPDATING), not while CREATING.
+  if (core_.clock.NowMillis() < e->active_at_ms) {
+    return detail::NotActive(e->name, core_.account_id(), StreamStatus::kCreating);
+  }
   const std::vector<ConsumerDescription> consumers = e->stream->ListStreamConsumers();
   if (!consumers.empty() && !in.enforce_consumer_deletion.value_or(false)) {
     return ResourceInUseError(fmt::format(
