@@ -57,6 +57,55 @@ TEST_CASE("Object keys follow Firehose's format and prefix rules", "[delivery]")
   CHECK(sink_a.Keys() == sink_b.Keys());
 }
 
+TEST_CASE("Prefixes follow Firehose's semantic rules: quotes, error output defaults and times",
+          "[delivery]") {
+  riffle::MemorySink sink;
+  riffle::ManualClock clock(
+      absl::FromCivil(absl::CivilSecond(2018, 7, 6, 23, 30, 0), absl::UTCTimeZone()));
+  // Every record fails processing, so each run writes one error object.
+  auto failing = [](std::span<const riffle::ProcessorInput> in) {
+    std::vector<riffle::ProcessorOutput> out;
+    for (const auto& r : in) out.push_back({r.record_id, ProcessingResult::kProcessingFailed, ""});
+    return out;
+  };
+  auto error_key = [&](std::string prefix, std::string error_prefix) {
+    sink.Clear();
+    DeliveryStreamOptions o = BaseOptions(&sink, &clock);
+    o.prefix = std::move(prefix);
+    o.error_output_prefix = std::move(error_prefix);
+    o.processor = failing;
+    auto ds = MustCreate(o);
+    REQUIRE(ds->PutRecord("x").ok());
+    clock.Advance(absl::Hours(2));  // the prefix keeps the record's hour
+    REQUIRE(ds->Close().ok());
+    const auto keys = sink.Keys();
+    REQUIRE(keys.size() == 1);
+    clock.Advance(-absl::Hours(2));
+    return keys[0].substr(0, keys[0].find("orders-1-"));
+  };
+  // The guide's example: quoted text is literal.
+  CHECK(error_key("", "myErrorPrefix/!{timestamp:'year='yyyy'/month='MM'/day='dd'/hour='HH}/"
+                      "!{firehose:error-output-type}") ==
+        "myErrorPrefix/year=2018/month=07/day=06/hour=23/processing-failed");
+  CHECK(error_key("", "e/!{firehose:error-output-type}/!{timestamp:yyyy''MM'%'}/") ==
+        "e/processing-failed/2018'07%/");
+  // Without an ErrorOutputPrefix: the Prefix (when it has no expressions), the type, the hour.
+  CHECK(error_key("myFirehosePrefix/", "") == "myFirehosePrefix/processing-failed/2018/07/06/23/");
+  CHECK(error_key("", "") == "processing-failed/2018/07/06/23/");
+  CHECK(error_key("t=!{timestamp:yyyy}/", "") == "processing-failed/2018/07/06/23/");
+
+  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
+  o.error_output_prefix = "errors/!{timestamp:yyyy}/";
+  auto missing_type = riffle::DeliveryStream::Create(o);
+  CHECK(riffle::IsInvalidArgumentException(missing_type.status()));
+  CHECK(missing_type.status().message() ==
+        "ErrorOutputPrefix has expressions but no !{firehose:error-output-type}; an "
+        "ErrorOutputPrefix with expressions must contain it at least once.");
+  o.error_output_prefix = "";
+  o.prefix = "!{timestamp:'yyyy}";
+  CHECK(riffle::IsInvalidArgumentException(riffle::DeliveryStream::Create(o).status()));
+}
+
 TEST_CASE("Compressed objects decompress to the exact concatenation", "[delivery]") {
   riffle::ManualClock clock;
   std::string expected;

@@ -165,6 +165,17 @@ TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation
       riffle::BufferingHints{.size_in_mbs = 64, .interval_in_seconds = 60};
   CHECK(f.firehose().CreateDeliveryStream(p).ok());
   REQUIRE(f.firehose().DeleteDeliveryStream({.delivery_stream_name = "p"}).ok());
+  // The guide's rule: ErrorOutputPrefix can be empty only if Prefix has no expressions.
+  p = DirectPut("p");
+  p.extended_s3_destination_configuration->prefix = "!{timestamp:yyyy/MM/dd}";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)) ==
+        Error{riffle::kInvalidArgumentException,
+              "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix "
+              "cannot be null or empty when Prefix contains expressions"});
+  p.extended_s3_destination_configuration->error_output_prefix =
+      "errors/!{firehose:error-output-type}/";
+  CHECK(f.firehose().CreateDeliveryStream(p).ok());
+  REQUIRE(f.firehose().DeleteDeliveryStream({.delivery_stream_name = "p"}).ok());
   // DeliveryStream's own check of the prefix expressions.
   p = DirectPut("p");
   p.extended_s3_destination_configuration->prefix = "!{nope:x}/";

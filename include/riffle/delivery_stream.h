@@ -146,8 +146,9 @@ struct DeliveryStreamOptions {
   // Default "": "YYYY/MM/DD/HH/" (UTC, oldest record). docs/delivery.md, "Object keys",
   // lists the !{...} expressions.
   std::string prefix;
-  // Default "": "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/", e.g.
-  // "processing-failed/2026/01/01/00/".
+  // Default "": "<prefix>!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/", e.g.
+  // "processing-failed/2026/01/01/00/" (the prefix is left out when it has expressions). An
+  // error output prefix with expressions must contain !{firehose:error-output-type}.
   std::string error_output_prefix;
   BufferingHints buffering_hints;
   // Default uncompressed. Object keys get .gz, .zip or .snappy.

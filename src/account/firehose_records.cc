@@ -20,7 +20,8 @@ constexpr std::string_view kNotPermittedOnKinesisSource =
     "This operation is not permitted on KinesisStreamAsSource delivery stream type.";
 constexpr std::string_view kSlowDownMessage = "Slow down.";
 
-std::string RecordId(uint64_t id) { return fmt::format("{:016x}", id); }
+// The delivery stream's record id, in decimal as its error output writes it ("recordId").
+std::string RecordId(uint64_t id) { return fmt::format("{}", id); }
 
 // The entry for a put: it exists, is not CREATING, and is a DirectPut one.
 absl::StatusOr<std::shared_ptr<DeliveryStreamEntry>> FindForPut(detail::FirehoseRegistry& r,

@@ -284,6 +284,13 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
     return InvalidArgumentError(
         "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled.");
   }
+  // As the service words it (its guide: "ErrorOutputPrefix can be null only if Prefix
+  // contains no expressions").
+  if (dest.error_output_prefix.empty() && dest.prefix.find("!{") != std::string_view::npos) {
+    return InvalidArgumentError(
+        "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix "
+        "cannot be null or empty when Prefix contains expressions");
+  }
   if (partitioning.enabled && dest.buffering_hints &&
       dest.buffering_hints->interval_in_seconds == 0) {
     return InvalidArgumentError(

@@ -290,13 +290,13 @@ void DeliveryStream::Impl::BuildErrorObjects(absl::Time now) {
   for (size_t i = 0; i < pump_errors_.size();) {
     const std::string_view type = pump_errors_[i].output_type;
     detail::ErrorObject o;
-    error_prefix_.Evaluate(now, {}, type, rng_, &o.key);
-    detail::AppendObjectName(name(), options_.version, now, rng_, "", &o.key);
+    int64_t oldest_ms = INT64_MAX;
     // Objects are cut at the size hint so an error object stays as readable as a batch.
     for (; i < pump_errors_.size() && pump_errors_[i].output_type == type &&
            (o.records == 0 || o.body.size() < size_hint_bytes_);
          ++i) {
       const detail::ErrorRecord& e = pump_errors_[i];
+      oldest_ms = std::min(oldest_ms, e.arrival_ms);
       fmt::format_to(std::back_inserter(o.body),
                      R"({{"attemptsMade":{},"arrivalTimestamp":{},"errorCode":)", e.attempts,
                      e.arrival_ms);
@@ -313,6 +313,9 @@ void DeliveryStream::Impl::BuildErrorObjects(absl::Time now) {
       ++o.records;
       o.accounted_bytes += e.accounted_bytes;
     }
+    // As the service: the prefix's time is the oldest record's arrival, the name's the write.
+    error_prefix_.Evaluate(absl::FromUnixMillis(oldest_ms), {}, type, rng_, &o.key);
+    detail::AppendObjectName(name(), options_.version, now, rng_, "", &o.key);
     pump_error_objects_.push_back(std::move(o));
   }
   pump_errors_.clear();

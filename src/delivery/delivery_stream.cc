@@ -118,10 +118,16 @@ absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
   absl::StatusOr<detail::PrefixTemplate> prefix =
       detail::PrefixTemplate::Parse(options.prefix, "Prefix", /*is_error_prefix=*/false);
   if (!prefix.ok()) return prefix.status();
+  // Without an ErrorOutputPrefix, failures go under the type of failure and the hour; as
+  // the service evaluates it, a Prefix without expressions comes first.
+  std::string default_error_prefix;
+  if (options.error_output_prefix.empty()) {
+    if (options.prefix.find("!{") == std::string::npos) default_error_prefix = options.prefix;
+    default_error_prefix += "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/";
+  }
   absl::StatusOr<detail::PrefixTemplate> error_prefix = detail::PrefixTemplate::Parse(
-      options.error_output_prefix.empty()
-          ? std::string_view("!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/")
-          : std::string_view(options.error_output_prefix),
+      options.error_output_prefix.empty() ? std::string_view(default_error_prefix)
+                                          : std::string_view(options.error_output_prefix),
       "ErrorOutputPrefix", /*is_error_prefix=*/true);
   if (!error_prefix.ok()) return error_prefix.status();
   const bool partitioning = static_cast<bool>(options.partition_key_function);

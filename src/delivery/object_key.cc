@@ -1,5 +1,7 @@
 #include "delivery/object_key.h"
 
+#include <algorithm>
+
 #include "fmt/format.h"
 
 namespace riffle::detail {
@@ -8,10 +10,35 @@ namespace {
 constexpr size_t kMaxPrefixBytes = 1024;
 
 // Converts a Java DateTimeFormatter pattern (the subset Firehose documents) to absl's.
+// Text in single quotes is literal ('' is one quote), as DateTimeFormatter reads it.
 absl::StatusOr<std::string> JavaToAbslPattern(std::string_view java, std::string_view parameter) {
   std::string out;
   for (size_t i = 0; i < java.size();) {
     const char c = java[i];
+    if (c == '\'') {
+      if (i + 1 < java.size() && java[i + 1] == '\'') {
+        out += '\'';
+        i += 2;
+        continue;
+      }
+      size_t j = i + 1;
+      for (;; ++j) {
+        if (j == java.size()) {
+          return InvalidArgumentError(fmt::format(
+              "{} has a timestamp pattern with an unterminated quote: '{}'.", parameter, java));
+        }
+        if (java[j] != '\'') {
+          out += java[j] == '%' ? std::string_view("%%") : java.substr(j, 1);
+        } else if (j + 1 < java.size() && java[j + 1] == '\'') {
+          out += '\'';
+          ++j;
+        } else {
+          break;
+        }
+      }
+      i = j + 1;
+      continue;
+    }
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
       if (c == '%')
         out += "%%";
@@ -100,6 +127,14 @@ absl::StatusOr<PrefixTemplate> PrefixTemplate::Parse(std::string_view text,
     i = close + 1;
   }
   if (!literal.empty()) t.segments_.push_back({Kind::kLiteral, std::move(literal)});
+  if (is_error_prefix && has_expression &&
+      std::none_of(t.segments_.begin(), t.segments_.end(),
+                   [](const Segment& s) { return s.kind == Kind::kErrorOutputType; })) {
+    return InvalidArgumentError(fmt::format(
+        "{} has expressions but no !{{firehose:error-output-type}}; an {} with expressions "
+        "must contain it at least once.",
+        parameter, parameter));
+  }
   if (!has_expression) t.segments_.push_back({Kind::kTimestamp, "%Y/%m/%d/%H/"});
   return t;
 }
