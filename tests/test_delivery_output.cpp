@@ -104,6 +104,20 @@ TEST_CASE("Prefixes follow Firehose's semantic rules: quotes, error output defau
   o.error_output_prefix = "";
   o.prefix = "!{timestamp:'yyyy}";
   CHECK(riffle::IsInvalidArgumentException(riffle::DeliveryStream::Create(o).status()));
+  // At most 512 characters once evaluated (a plain prefix gets "yyyy/MM/dd/HH/", 14 more).
+  o.prefix = std::string(498, 'p');
+  CHECK(riffle::DeliveryStream::Create(o).ok());
+  o.prefix = std::string(499, 'p');
+  auto too_long = riffle::DeliveryStream::Create(o);
+  CHECK(riffle::IsInvalidArgumentException(too_long.status()));
+  CHECK(too_long.status().message() ==
+        "Prefix can evaluate to 513 characters; it must be at most 512 characters after it is "
+        "evaluated.");
+  o.prefix = "";
+  o.error_output_prefix = std::string(494, 'e') + "!{firehose:error-output-type}";
+  CHECK(riffle::IsInvalidArgumentException(riffle::DeliveryStream::Create(o).status()));
+  o.error_output_prefix = std::string(493, 'e') + "!{firehose:error-output-type}";
+  CHECK(riffle::DeliveryStream::Create(o).ok());
 }
 
 TEST_CASE("Compressed objects decompress to the exact concatenation", "[delivery]") {

@@ -59,6 +59,8 @@ inline constexpr std::string_view kNoSuchKey = "NoSuchKey";
 inline constexpr std::string_view kBucketAlreadyOwnedByYou = "BucketAlreadyOwnedByYou";
 inline constexpr std::string_view kInvalidBucketName = "InvalidBucketName";
 inline constexpr std::string_view kBucketNotEmpty = "BucketNotEmpty";
+// PutObject of a key over 1,024 bytes ("Your key is too long.").
+inline constexpr std::string_view kKeyTooLongError = "KeyTooLongError";
 // S3's name for a malformed member (MaxKeys, ContinuationToken, a key).
 inline constexpr std::string_view kS3InvalidArgument = "InvalidArgument";
 // S3's server-side failures (riffle produces them only through a fault plan).

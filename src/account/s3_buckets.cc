@@ -113,7 +113,10 @@ absl::StatusOr<std::shared_ptr<BucketStore>> BucketStore::Create(AccountCore& co
 }
 
 absl::Status BucketStore::PutObject(std::string_view key, std::string_view data) {
-  if (key.empty() || key.size() > kMaxObjectKeyBytes) {
+  if (key.size() > kMaxObjectKeyBytes) {
+    return MakeError(absl::StatusCode::kInvalidArgument, kKeyTooLongError, "Your key is too long.");
+  }
+  if (key.empty()) {
     return S3InvalidArgument(fmt::format("An object key is 1 to {} bytes; this one has {}.",
                                          kMaxObjectKeyBytes, key.size()));
   }
@@ -317,6 +320,11 @@ absl::StatusOr<CreateBucketOutput> S3::CreateBucket(const CreateBucketInput& in)
   }
   std::lock_guard<std::mutex> lock(registry_->mu);
   if (registry_->buckets.contains(in.bucket)) {
+    // As S3 documents it: in us-east-1, for legacy compatibility, creating a bucket the
+    // account already owns succeeds (the bucket is left as it is).
+    if (core_.region() == "us-east-1") {
+      return CreateBucketOutput{.location = fmt::format("/{}", in.bucket)};
+    }
     return MakeError(absl::StatusCode::kAlreadyExists, kBucketAlreadyOwnedByYou,
                      fmt::format("Your previous request to create the named bucket succeeded and "
                                  "you already own it. (BucketName: {})",

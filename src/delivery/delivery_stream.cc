@@ -130,6 +130,12 @@ absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
                                           : std::string_view(options.error_output_prefix),
       "ErrorOutputPrefix", /*is_error_prefix=*/true);
   if (!error_prefix.ok()) return error_prefix.status();
+  if (absl::Status s = prefix->CheckEvaluatedLength("Prefix"); !s.ok()) return s;
+  if (!options.error_output_prefix.empty()) {
+    if (absl::Status s = error_prefix->CheckEvaluatedLength("ErrorOutputPrefix"); !s.ok()) {
+      return s;
+    }
+  }
   const bool partitioning = static_cast<bool>(options.partition_key_function);
   if (partitioning && !prefix->uses_partition_keys()) {
     return InvalidArgumentError(

@@ -8,6 +8,10 @@ namespace riffle::detail {
 namespace {
 
 constexpr size_t kMaxPrefixBytes = 1024;
+// The service's rule: neither prefix may be longer than this once evaluated.
+constexpr size_t kMaxEvaluatedPrefixBytes = 512;
+// The longest error output type, "partitioning-failed".
+constexpr size_t kMaxErrorOutputTypeBytes = 19;
 
 // Converts a Java DateTimeFormatter pattern (the subset Firehose documents) to absl's.
 // Text in single quotes is literal ('' is one quote), as DateTimeFormatter reads it.
@@ -137,6 +141,39 @@ absl::StatusOr<PrefixTemplate> PrefixTemplate::Parse(std::string_view text,
   }
   if (!has_expression) t.segments_.push_back({Kind::kTimestamp, "%Y/%m/%d/%H/"});
   return t;
+}
+
+absl::Status PrefixTemplate::CheckEvaluatedLength(std::string_view parameter) const {
+  // The longest it can evaluate to, partition key values aside (the widest time, every
+  // field of the supported patterns being of fixed width).
+  size_t longest = 0;
+  const absl::Time widest = absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59),
+                                            absl::UTCTimeZone());
+  for (const Segment& s : segments_) {
+    switch (s.kind) {
+      case Kind::kLiteral:
+        longest += s.text.size();
+        break;
+      case Kind::kTimestamp:
+        longest += absl::FormatTime(s.text, widest, absl::UTCTimeZone()).size();
+        break;
+      case Kind::kRandomString:
+        longest += 11;
+        break;
+      case Kind::kErrorOutputType:
+        longest += kMaxErrorOutputTypeBytes;
+        break;
+      case Kind::kPartitionKey:
+        break;
+    }
+  }
+  if (longest > kMaxEvaluatedPrefixBytes) {
+    return InvalidArgumentError(fmt::format(
+        "{} can evaluate to {} characters; it must be at most {} characters after it is "
+        "evaluated.",
+        parameter, longest, kMaxEvaluatedPrefixBytes));
+  }
+  return absl::OkStatus();
 }
 
 void PrefixTemplate::Evaluate(absl::Time timestamp, const PartitionValueList& values,

@@ -34,6 +34,10 @@ class PrefixTemplate {
                                                             std::string_view parameter,
                                                             bool is_error_prefix);
 
+  // InvalidArgumentException when the prefix can evaluate to more than 512 characters
+  // (the service's rule), partition key values aside.
+  [[nodiscard]] absl::Status CheckEvaluatedLength(std::string_view parameter) const;
+
   // Appends the prefix to *out. A missing partition value evaluates to "" (callers check
   // MissingPartitionKey first).
   void Evaluate(absl::Time timestamp, const PartitionValueList& values,

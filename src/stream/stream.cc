@@ -379,16 +379,18 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   switch (request.type) {
     case ShardIteratorType::kTrimHorizon:
     case ShardIteratorType::kAtTimestamp: {
-      if (request.timestamp && absl::ToUnixMillis(*request.timestamp) > now_ms) {
+      // Only AT_TIMESTAMP reads the Timestamp (CheckIteratorRequest made sure it has one).
+      const std::optional<absl::Time> timestamp =
+          request.type == ShardIteratorType::kAtTimestamp ? request.timestamp : std::nullopt;
+      if (timestamp && absl::ToUnixMillis(*timestamp) > now_ms) {
         return InvalidArgumentError(fmt::format(
             "The timestampInMillis parameter cannot be greater than the "
             "currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {}",
-            absl::ToUnixMillis(*request.timestamp), now_ms));
+            absl::ToUnixMillis(*timestamp), now_ms));
       }
       const int64_t oldest_ms = core.shards.retention().OldestMs(now_ms);
-      const int64_t t = request.timestamp
-                            ? std::max(absl::ToUnixMillis(*request.timestamp), oldest_ms)
-                            : oldest_ms;
+      const int64_t t =
+          timestamp ? std::max(absl::ToUnixMillis(*timestamp), oldest_ms) : oldest_ms;
       const detail::ShardLog::Seek seek = log.SeekTime(t);
       return core.MakeIterator(shard->index, seek.position, seek.next_index, seek.index_known,
                                now_ms);

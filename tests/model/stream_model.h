@@ -135,9 +135,10 @@ class StreamModel {
                               type == riffle::ShardIteratorType::kAfterSequenceNumber;
     const bool at_timestamp = type == riffle::ShardIteratorType::kAtTimestamp;
     if (!number_text.empty() && !Decimal(number_text, 129)) return {riffle::kValidationException};
-    if (wants_number == number_text.empty() || at_timestamp != timestamp_ms.has_value()) {
+    if (wants_number == number_text.empty() || (at_timestamp && !timestamp_ms)) {
       return {riffle::kInvalidArgumentException};
     }
+    if (!at_timestamp) timestamp_ms.reset();  // ignored, as the service ignores it
     const Shard* s = Live(shard, now);
     if (s == nullptr) return {riffle::kResourceNotFoundException};
     ModelIterator it{shard, 0, 0, true, now, INT64_MIN};
