@@ -14,6 +14,7 @@
 #include "fmt/format.h"
 #include "riffle/account.h"
 #include "riffle/firehose.h"
+#include "riffle/kpl.h"
 
 using account_test::CreateStream;
 using account_test::MakeAccount;
@@ -139,6 +140,54 @@ TEST_CASE("A Kinesis stream delivered into a bucket: every record exactly once",
   auto hours = s3.ListObjectsV2({.bucket = "deliveries", .prefix = "orders/", .delimiter = "/"});
   REQUIRE(hours->common_prefixes.size() == 1);
   CHECK(hours->common_prefixes[0].prefix == "orders/2026/");
+}
+
+TEST_CASE("KPL aggregates read from a Kinesis source are delivered as their user records",
+          "[account][firehose][kpl]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  REQUIRE(account->firehose()
+              .CreateDeliveryStream(
+                  {.delivery_stream_name = "from-orders",
+                   .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+                   .kinesis_stream_source_configuration =
+                       riffle::KinesisStreamSourceConfiguration{
+                           .kinesis_stream_arn = account->StreamArn("orders")},
+                   .extended_s3_destination_configuration =
+                       riffle::ExtendedS3DestinationConfiguration{
+                           .bucket_arn = "arn:aws:s3:::deliveries",
+                           .buffering_hints =
+                               riffle::BufferingHints{.size_in_mbs = 1, .interval_in_seconds = 60},
+                           .processing_configuration = {.enabled = true,
+                                                        .append_delimiter_to_record = true}}})
+              .ok());
+  // An aggregate of three user records (one with its own explicit hash key), then a plain
+  // record, then bytes that only start like an aggregate (passed through as they are).
+  const std::vector<riffle::PutRecordsRequestEntry> users = {
+      {"user-a", "one", {}}, {"user-b", "two", "42"}, {"user-a", "three", {}}};
+  const std::string aggregate = riffle::kpl::EncodeAggregate(users);
+  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "a", .data = aggregate})
+              .ok());
+  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "p", .data = "plain"})
+              .ok());
+  const std::string corrupt = aggregate.substr(0, aggregate.size() - 1) + "x";
+  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "c", .data = corrupt})
+              .ok());
+  riffle::DeliveryStream* ds = account->firehose().FindDeliveryStream("from-orders");
+  REQUIRE(ds != nullptr);
+  for (int i = 0; i < 5 && ds->GetMetrics().delivery_records < 5; ++i) {
+    clock.Advance(absl::Seconds(30));
+    (void)account->firehose().Poll();
+  }
+  const riffle::DeliveryStreamMetrics m = ds->GetMetrics();
+  CHECK(m.incoming_records == 5);
+  CHECK(m.delivery_records == 5);
+  const auto objects = ReadAll(account->s3(), "deliveries", "", 100);
+  REQUIRE(objects.size() == 1);
+  CHECK(objects.begin()->second == "one\ntwo\nthree\nplain\n" + corrupt + "\n");
 }
 
 TEST_CASE("DirectPut into a bucket backed by a directory, GZIP objects",

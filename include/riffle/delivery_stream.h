@@ -38,6 +38,7 @@
 #include "riffle/clock.h"
 #include "riffle/sink.h"
 #include "riffle/status.h"
+#include "riffle/user_record.h"
 
 namespace riffle {
 
@@ -79,6 +80,12 @@ struct RetryOptions {
 struct DirectPutSource {};
 struct StreamSource {
   RecordSource* stream = nullptr;  // REQUIRED non-null; not owned.
+  // Not owned; must outlive the delivery stream. When set (a riffle::kpl::Deaggregator),
+  // each record read is ingested as its user records, as Firehose de-aggregates KPL
+  // aggregates read from a Kinesis source: every user record is one record of the delivery
+  // stream, with the Kinesis record's sequence number and arrival time. No shard range is
+  // checked (nothing is dropped). Default nullptr: records as they were put.
+  const UserRecordDecoder* deaggregator = nullptr;
 };
 
 // What processors and partition key functions see about a record. For DirectPut the

@@ -23,6 +23,7 @@
 #include "riffle/delivery_stream.h"
 #include "riffle/detail/token_bucket.h"
 #include "riffle/firehose_types.h"
+#include "riffle/kpl.h"
 #include "riffle/stream.h"
 
 namespace riffle::detail {
@@ -70,6 +71,8 @@ struct DeliveryStreamEntry {
 struct FirehoseRegistry {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<DeliveryStreamEntry>, std::less<>> streams;  // by name
+  // Firehose de-aggregates KPL aggregates read from a Kinesis source before delivery.
+  kpl::Deaggregator deaggregator;
 };
 
 // ResourceNotFoundException "Firehose <name> under account <id> not found."

@@ -339,9 +339,9 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   std::unique_ptr<RecordSource> paced;
   if (source && core_.limits) {
     paced = std::make_unique<detail::PacedSource>(source, /*interval_ms=*/1000);
-    o.source = StreamSource{paced.get()};
+    o.source = StreamSource{paced.get(), &registry_->deaggregator};
   } else if (source) {
-    o.source = StreamSource{source.get()};
+    o.source = StreamSource{source.get(), &registry_->deaggregator};
   } else {
     o.source = DirectPutSource{};
   }

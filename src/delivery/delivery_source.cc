@@ -21,13 +21,16 @@ constexpr int kReadLimit = 10000;  // records per GetRecords (the service's maxi
 struct DeliveryStream::Impl::SourceState {
   struct Reader {
     std::string shard_id;
+    HashKeyRange range;
     detail::ShardCursor cursor;
     bool from_first_record = false;
     uint64_t missed_counted = 0;  // cursor misses already added to the metric
   };
 
   RecordSource* source = nullptr;
+  const UserRecordDecoder* deaggregator = nullptr;
   detail::LineageTracker tracker;
+  std::vector<UserRecord> user_records;  // reused, with a deaggregator
   std::vector<Reader> readers;
   GetRecordsResult result;  // reused: no allocation in steady state
   std::vector<IngestRecord> batch;
@@ -46,7 +49,8 @@ struct DeliveryStream::Impl::SourceState {
           more = true;
           continue;
         }
-        Reader r{node.shard_id, detail::ShardCursor(node.shard_id), !node.from_first_listing, 0};
+        Reader r{node.shard_id, node.range, detail::ShardCursor(node.shard_id),
+                 !node.from_first_listing, 0};
         StartingPosition start{ShardIteratorType::kLatest, {}, std::nullopt};
         if (r.from_first_record) start.type = ShardIteratorType::kTrimHorizon;
         absl::Status s = r.cursor.Start(*source, start, r.from_first_record);
@@ -81,17 +85,27 @@ struct DeliveryStream::Impl::SourceState {
     if (!r.cursor.Read(*source, result, kReadLimit).ok()) return 0;
     CountMissed(ds, r);
     batch.clear();
-    sequence_text.resize(result.records.size() * SequenceNumber::kDigits);
     int64_t bytes = 0;
-    char* text = sequence_text.data();
-    for (const Record& rec : result.records) {
-      rec.sequence_number.FormatTo(text);
-      batch.push_back(
-          {rec.data,
-           {rec.partition_key, r.shard_id, std::string_view(text, SequenceNumber::kDigits),
-            absl::ToUnixMillis(rec.approximate_arrival_timestamp)}});
-      text += SequenceNumber::kDigits;
-      bytes += static_cast<int64_t>(rec.data.size());
+    auto ingest_all = [&](auto records) {
+      sequence_text.resize(records.size() * SequenceNumber::kDigits);
+      char* text = sequence_text.data();
+      for (const Record& rec : records) {
+        rec.sequence_number.FormatTo(text);
+        batch.push_back(
+            {rec.data,
+             {rec.partition_key, r.shard_id, std::string_view(text, SequenceNumber::kDigits),
+              absl::ToUnixMillis(rec.approximate_arrival_timestamp)}});
+        text += SequenceNumber::kDigits;
+        bytes += static_cast<int64_t>(rec.data.size());
+      }
+    };
+    if (deaggregator != nullptr) {
+      // Every user record, whatever its hash key: a delivery stream drops nothing.
+      user_records.clear();
+      deaggregator->Decode(result.records, HashKeyRange{}, user_records);
+      ingest_all(std::span<const UserRecord>(user_records));
+    } else {
+      ingest_all(std::span<const Record>(result.records));
     }
     if (!batch.empty()) (void)ds.Ingest(batch);  // accepts everything read
     *budget -= bytes;
@@ -115,6 +129,7 @@ absl::Status DeliveryStream::Impl::InitStreamSource() {
   source_.reset(new SourceState);
   SourceState& src = *source_;
   src.source = std::get<StreamSource>(options_.source).stream;
+  src.deaggregator = std::get<StreamSource>(options_.source).deaggregator;
   if (absl::Status s = src.tracker.Sync(*src.source); !s.ok()) return s;
   return src.StartReady(*this, /*initial=*/true);
 }
