@@ -117,6 +117,33 @@ TEST_CASE("reads: 5 GetRecords calls and 2 MiB per second per shard", "[limits]"
       Error{riffle::kProvisionedThroughputExceededException, kThrottled});
 }
 
+TEST_CASE("reads: after a 10 MiB GetRecords the shard's reads throttle for 5 seconds",
+          "[limits]") {
+  ManualClock clock;
+  riffle::AccountOptions o;
+  o.stream_defaults.ring_capacity_bytes = uint64_t{32} << 20;
+  auto account = MakeAccount(clock, true, o);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  auto it = kinesis.GetShardIterator({.stream_name = "s", .shard_id = "shardId-000000000000"});
+  REQUIRE(it.ok());
+  // 10 MiB in records of 1 MiB (key included), one a second (the write limit is 1 MiB/s).
+  const std::string chunk((1 << 20) - 1, 'x');
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = chunk}).ok());
+    clock.Advance(absl::Seconds(1));
+  }
+  riffle::GetRecordsOutput out;
+  REQUIRE(kinesis.GetRecords({.shard_iterator = it->shard_iterator}, out).ok());
+  CHECK(out.result.records.size() == 10);
+  const std::string next = out.next_shard_iterator;
+  clock.Advance(absl::Milliseconds(4999));
+  CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = next}, out)) ==
+        Error{riffle::kProvisionedThroughputExceededException, kThrottled});
+  clock.Advance(absl::Milliseconds(1));
+  CHECK(kinesis.GetRecords({.shard_iterator = next}, out).ok());
+}
+
 TEST_CASE("enhanced fan-out pushes at most 2 MiB/s per consumer and shard", "[limits]") {
   ManualClock clock;
   riffle::AccountOptions o;

@@ -263,15 +263,19 @@ absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(budget_mu_);
   ReadWindow& w = budgets_[shard_index];
   const int64_t elapsed = std::max<int64_t>(0, now_ms - w.debt_at_ms);
-  const uint64_t paid = static_cast<uint64_t>(elapsed) * budget.bytes_per_second / 1000;
-  w.byte_debt = w.byte_debt > paid ? w.byte_debt - paid : 0;
+  // bytes_per_second thousandths of a byte a millisecond (without overflowing on long idles).
+  const uint64_t ms = static_cast<uint64_t>(elapsed);
+  w.byte_debt = ms > w.byte_debt / budget.bytes_per_second
+                    ? 0
+                    : w.byte_debt - ms * budget.bytes_per_second;
   w.debt_at_ms = now_ms;
   const int64_t second = now_ms >= 0 ? now_ms / 1000 : (now_ms - 999) / 1000;
   if (w.second != second) {
     w.second = second;
     w.calls = 0;
   }
-  if (w.calls >= budget.calls_per_second || w.byte_debt >= budget.bytes_per_second) {
+  if (w.byte_debt == 0) w.repaying = false;
+  if (w.calls >= budget.calls_per_second || w.repaying) {
     return ShardRateExceededError(core_, shard_index);
   }
   ++w.calls;
@@ -280,7 +284,9 @@ absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {
 
 void FanOut::ChargeReadBytes(uint64_t shard_index, uint64_t bytes) {
   std::lock_guard<std::mutex> lock(budget_mu_);
-  budgets_[shard_index].byte_debt += bytes;
+  ReadWindow& w = budgets_[shard_index];
+  w.byte_debt += bytes * 1000;
+  if (w.byte_debt / 1000 >= read_budget_->bytes_per_second) w.repaying = true;
 }
 
 absl::Status FanOut::ChargeWrite(uint64_t shard_index, uint64_t bytes, int64_t now_ms) {

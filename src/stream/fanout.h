@@ -50,12 +50,15 @@ struct ConsumerRecord {
 };
 
 // One shard's polling budget: calls in the current clock second, and bytes read beyond
-// what the byte rate has paid back since (a large read throttles the following seconds).
+// what the byte rate has paid back since. As the service documents it, a read of a second's
+// budget or more throttles the shard until the byte rate has paid it all back (a 10 MiB
+// read at 2 MiB/s: the next 5 seconds).
 struct ReadWindow {
   int64_t second = INT64_MIN;
   int calls = 0;
-  uint64_t byte_debt = 0;
+  uint64_t byte_debt = 0;  // in thousandths of a byte: paid back exactly, millisecond by ms
   int64_t debt_at_ms = 0;
+  bool repaying = false;  // byte_debt reached a second's budget and is not yet paid back
 };
 
 class FanOut {
