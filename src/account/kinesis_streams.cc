@@ -463,7 +463,20 @@ absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The member constraint, checked before the stream is looked up (as the service validates
+// a request's shape first).
+absl::Status CheckRetentionHours(int hours) {
+  Violations v;
+  v.Range("retentionPeriodHours", hours, 1, INT32_MAX);
+  return v.ToStatus();
+}
+
+}  // namespace
+
 absl::Status Kinesis::IncreaseStreamRetentionPeriod(const IncreaseStreamRetentionPeriodInput& in) {
+  if (absl::Status s = CheckRetentionHours(in.retention_period_hours); !s.ok()) return s;
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s =
@@ -476,6 +489,7 @@ absl::Status Kinesis::IncreaseStreamRetentionPeriod(const IncreaseStreamRetentio
 }
 
 absl::Status Kinesis::DecreaseStreamRetentionPeriod(const DecreaseStreamRetentionPeriodInput& in) {
+  if (absl::Status s = CheckRetentionHours(in.retention_period_hours); !s.ok()) return s;
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s =
