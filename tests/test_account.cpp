@@ -394,6 +394,12 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
         Error{riffle::kInvalidArgumentException,
               "Maximum allowed retention period is 8760 hours. Requested retention period (9000 "
               "hours) is too long."});
+  // The request's shape is checked before the stream is looked up.
+  CHECK(ErrorOf(kinesis.DecreaseStreamRetentionPeriod(
+            {.stream_name = "missing", .retention_period_hours = 0})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value '0' at 'retentionPeriodHours' failed to "
+              "satisfy constraint: Member must have value greater than or equal to 1"});
   CHECK(kinesis.DescribeStreamSummary({.stream_name = "orders"})
             ->stream_description_summary.retention_period_hours == 48);
 
