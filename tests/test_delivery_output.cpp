@@ -273,6 +273,9 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
         out.push_back({r.record_id, ProcessingResult::kProcessingFailed, ""});
       } else if (data == "ignore") {
         // no answer
+      } else if (data == "twice") {
+        out.push_back({r.record_id, ProcessingResult::kOk, "<twice>"});
+        out.push_back({r.record_id, ProcessingResult::kOk, "<twice again>"});
       } else {
         out.push_back({r.record_id, ProcessingResult::kOk, "<" + data + ">"});
       }
@@ -280,10 +283,12 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
     return out;
   };
   auto ds = MustCreate(o);
-  for (const char* r : {"a", "drop", "b", "fail", "ignore", "c"}) REQUIRE(ds->PutRecord(r).ok());
+  for (const char* r : {"a", "drop", "b", "fail", "ignore", "twice", "c"}) {
+    REQUIRE(ds->PutRecord(r).ok());
+  }
   REQUIRE(ds->Close().ok());
 
-  REQUIRE(seen.size() == 6);
+  REQUIRE(seen.size() == 7);
   CHECK(seen[0].metadata.approximate_arrival_timestamp_ms == clock.NowMillis());
   auto objects = sink.Objects();
   REQUIRE(objects.size() == 2);
@@ -298,14 +303,15 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
   }
   CHECK(delivered == "<a>\n<b>\n<c>\n");
   ErrorLines e = ParseErrorObject(errors);
-  CHECK(e.raw == std::vector<std::string>{"fail", "ignore"});
-  CHECK(e.codes == std::vector<std::string>{"Lambda.ProcessingFailed", "Lambda.MissingRecordId"});
+  CHECK(e.raw == std::vector<std::string>{"fail", "ignore", "twice"});
+  CHECK(e.codes == std::vector<std::string>{"Lambda.ProcessingFailed", "Lambda.MissingRecordId",
+                                            "Lambda.DuplicatedRecordId"});
   const auto m = ds->GetMetrics();
-  CHECK(m.incoming_records == 6);
+  CHECK(m.incoming_records == 7);
   CHECK(m.delivery_records == 3);
   CHECK(m.dropped_records == 1);
-  CHECK(m.processing_failed_records == 2);
-  CHECK(m.error_output_records == 2);
+  CHECK(m.processing_failed_records == 3);
+  CHECK(m.error_output_records == 3);
   CHECK(m.buffered_bytes == 0);
 
   SECTION("a processor that throws fails the whole batch") {

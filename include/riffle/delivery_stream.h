@@ -112,8 +112,9 @@ struct ProcessorOutput {
 };
 
 // The Lambda role: gets one batch (one object's records) and answers per record. Records
-// with no answer, kProcessingFailed, or a processor that throws go to the error output as
-// "processing-failed"; answers with unknown or repeated record ids are ignored. Runs on the
+// with no answer (Lambda.MissingRecordId), more than one (Lambda.DuplicatedRecordId),
+// kProcessingFailed, or a processor that throws go to the error output as
+// "processing-failed"; answers with unknown record ids are ignored. Runs on the
 // thread that delivers (the delivery thread or the host's Poll call), one batch at a time.
 using Processor = std::function<std::vector<ProcessorOutput>(std::span<const ProcessorInput>)>;
 
@@ -200,6 +201,7 @@ struct DeliveryPutRecordResult {
 // "delivery-failed" records (Firehose's codes).
 inline constexpr std::string_view kLambdaProcessingFailed = "Lambda.ProcessingFailed";
 inline constexpr std::string_view kLambdaMissingRecordId = "Lambda.MissingRecordId";
+inline constexpr std::string_view kLambdaDuplicatedRecordId = "Lambda.DuplicatedRecordId";
 inline constexpr std::string_view kLambdaFunctionError = "Lambda.FunctionError";
 inline constexpr std::string_view kDynamicPartitioningMetadataExtractionFailed =
     "DynamicPartitioning.MetadataExtractionFailed";

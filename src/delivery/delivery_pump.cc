@@ -137,6 +137,8 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
       threw = "The processor threw a non-standard exception.";
     }
     // Record ids in a batch are strictly increasing, so answers are matched by binary search.
+    // kRepeated: more than one answer for the record.
+    constexpr int kRepeated = -2;
     std::vector<int> answer_of(b.records.size(), -1);
     for (size_t j = 0; j < answers.size(); ++j) {
       auto it = std::lower_bound(
@@ -144,7 +146,7 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
           [](const detail::BufferedRecord& r, uint64_t id) { return r.record_id < id; });
       if (it != b.records.end() && it->record_id == answers[j].record_id) {
         int& slot = answer_of[static_cast<size_t>(it - b.records.begin())];
-        if (slot < 0) slot = static_cast<int>(j);
+        slot = slot == -1 ? static_cast<int>(j) : kRepeated;
       }
     }
     b.transformed = true;
@@ -152,6 +154,12 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
       const detail::BufferedRecord& r = b.records[i];
       if (!threw.empty()) {
         fail(r, kLambdaFunctionError, threw);
+        continue;
+      }
+      if (answer_of[i] == kRepeated) {
+        fail(r, kLambdaDuplicatedRecordId,
+             fmt::format("The processor returned more than one result for record id {}.",
+                         r.record_id));
         continue;
       }
       if (answer_of[i] < 0) {
