@@ -70,6 +70,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   t->Evaluate(when, values, "processing-failed", rng1, &first);
   t->Evaluate(when, values, "processing-failed", rng2, &second);
   FUZZ_CHECK(first == second, "Evaluate is not deterministic");
+  // The 512-character rule: a prefix that passes it evaluates (partition values aside) to at
+  // most 512 characters.
+  const bool length_ok = t->CheckEvaluatedLength("Prefix").ok();
+  std::string bare;
+  t->Evaluate(when, none, "partitioning-failed", rng1, &bare);
+  FUZZ_CHECK(!length_ok || bare.size() <= 512,
+             fmt::format("a prefix within the 512-character rule evaluates to {} characters",
+                         bare.size()));
   if (prefix.find("!{") == std::string_view::npos) {
     FUZZ_CHECK(first == std::string(prefix) + "2026/01/01/01/",
                fmt::format("a prefix without expressions evaluates to '{}'", Printable(first)));
@@ -102,6 +110,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return !records[i].empty();
   };
   auto ds = riffle::DeliveryStream::Create(std::move(o));
+  if (!length_ok) {
+    FUZZ_CHECK(riffle::IsInvalidArgumentException(ds.status()), riffle_fuzz::Describe(ds.status()));
+    return 0;
+  }
   FUZZ_CHECK(ds.ok(), riffle_fuzz::Describe(ds.status()));
   std::set<size_t> valid;  // records that must be delivered
   for (size_t i = 0; i < records.size(); ++i) {
