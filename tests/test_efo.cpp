@@ -109,6 +109,15 @@ TEST_CASE("consumers register, describe, list and deregister with the service's 
   REQUIRE(stream->DeregisterStreamConsumer("audit").ok());
   CHECK(ErrorName(stream->DescribeStreamConsumer("audit").status()) == "ResourceNotFoundException");
   CHECK(stream->RegisterStreamConsumer("c20").ok());
+  // The same name again, in the same clock second: a new ARN, and the old one names nothing.
+  REQUIRE(stream->DeregisterStreamConsumer("c20").ok());
+  auto again = stream->RegisterStreamConsumer("audit");
+  REQUIRE(again.ok());
+  CHECK(again->consumer_arn != d->consumer_arn);
+  CHECK(ErrorName(stream->DescribeStreamConsumer(d->consumer_arn).status()) ==
+        "ResourceNotFoundException");
+  CHECK(stream->DescribeStreamConsumer(again->consumer_arn)->consumer_name == "audit");
+  REQUIRE(stream->DeregisterStreamConsumer(again->consumer_arn).ok());
 
   Transcript t;
   auto unknown =
@@ -213,6 +222,55 @@ TEST_CASE("a subscription ends after its lifetime and resumes exactly from its c
   CHECK((*third)->Poll());
   CHECK(t3.data == std::vector<std::string>{"c0"});
   CHECK(t3.end == SubscriptionEnd::kNone);
+}
+
+TEST_CASE("a continuation resumes exactly with AT_ and AFTER_SEQUENCE_NUMBER, polled or pushed",
+          "[efo]") {
+  // The KCL resubscribes AFTER_SEQUENCE_NUMBER of the last continuation: nothing may be
+  // skipped or repeated, whether the next record was put before or after the resumption.
+  ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  REQUIRE(stream->PutRecord("k", "first").ok());
+  Transcript t;
+  auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kTrimHorizon),
+                                       t.Handler());
+  REQUIRE(sub->Poll());
+  REQUIRE(t.data == std::vector<std::string>{"first"});
+  const std::string continuation = t.continuation.ToString();
+  // No record has the continuation's number.
+  auto records = stream->GetRecords(
+      *stream->GetShardIterator({kShard0, riffle::ShardIteratorType::kTrimHorizon, {}, {}}));
+  REQUIRE(records.ok());
+  CHECK(records->records[0].sequence_number != t.continuation);
+  // Polled: iterators taken before the next put read it once it comes.
+  auto at = stream->GetShardIterator(
+      {kShard0, riffle::ShardIteratorType::kAtSequenceNumber, continuation, {}});
+  auto after = stream->GetShardIterator(
+      {kShard0, riffle::ShardIteratorType::kAfterSequenceNumber, continuation, {}});
+  REQUIRE(at.ok());
+  REQUIRE(after.ok());
+  REQUIRE(stream->PutRecord("k", "second").ok());
+  REQUIRE(stream->PutRecord("k", "third").ok());
+  for (const riffle::ShardIterator& it : {*at, *after}) {
+    auto r = stream->GetRecords(it);
+    REQUIRE(r.ok());
+    REQUIRE(r->records.size() == 2);
+    CHECK(r->records[0].data == "second");
+    CHECK(r->missed_records == 0);
+  }
+  // Pushed: after the 5-second rule, both types resume at "second".
+  for (StartingPositionType type :
+       {StartingPositionType::kAfterSequenceNumber, StartingPositionType::kAtSequenceNumber}) {
+    clock.Advance(absl::Seconds(6));
+    Transcript again;
+    auto resumed = stream->SubscribeToShard(Req("audit", kShard0, type, continuation),
+                                            again.Handler());
+    REQUIRE(resumed.ok());
+    REQUIRE((*resumed)->Poll());
+    CHECK(again.data == std::vector<std::string>{"second", "third"});
+    CHECK(again.missed == 0);
+  }
 }
 
 TEST_CASE("a consumer may subscribe to a shard once every 5 seconds; the newer replaces the older",

@@ -44,7 +44,7 @@ enum class WaitStrategy {
 // Why a subscription ended. The event that carries a reason is its last.
 enum class SubscriptionEnd {
   kNone,
-  kLifetimeExpired,  // resubscribe AT_SEQUENCE_NUMBER continuation_sequence_number
+  kLifetimeExpired,  // resubscribe AT_/AFTER_SEQUENCE_NUMBER continuation_sequence_number
   kShardEnded,       // closed shard read to its end: child_shards lists the children
   kReplaced,         // a newer subscription of the consumer took this shard
   kConsumerDeregistered,
@@ -57,8 +57,9 @@ std::string_view SubscriptionEndName(SubscriptionEnd end);
 struct SubscribeToShardEvent {
   std::span<const Record> records;
   // Where this consumer's next record will be (it advances past trimmed records and
-  // padding even when no record is delivered). Resubscribe and checkpoint with it, using
-  // ShardIteratorType::kAtSequenceNumber.
+  // padding even when no record is delivered), a number no record has. Resubscribe and
+  // checkpoint with it, using ShardIteratorType::kAtSequenceNumber or
+  // kAfterSequenceNumber: both resume at the next record (docs/consumers.md).
   SequenceNumber continuation_sequence_number;
   int64_t millis_behind_latest = 0;
   // Records trimmed (ring capacity or retention) before this lossy subscriber got to them.

@@ -92,7 +92,11 @@ absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
   auto c = std::make_shared<ConsumerRecord>();
   c->name = std::string(name);
   c->created = core_.clock->Now();
-  c->arn = fmt::format("{}/consumer/{}:{}", core_.arn, name, absl::ToUnixSeconds(c->created));
+  const int64_t now_s = absl::ToUnixSeconds(c->created);
+  auto [seen, first] = arn_seconds_.try_emplace(c->name, now_s);
+  if (!first) seen->second = std::max(now_s, seen->second + 1);
+  const int64_t second = seen->second;
+  c->arn = fmt::format("{}/consumer/{}:{}", core_.arn, name, second);
   c->lossless = options.lossless;
   if (c->lossless) {
     EpochGuard guard;

@@ -122,6 +122,9 @@ class FanOut {
 
   mutable std::mutex mu_;                                   // guards consumers_
   std::vector<std::shared_ptr<ConsumerRecord>> consumers_;  // registration order
+  // The creation second in each name's latest ARN: a name registered again gets a later
+  // one, so a stale ARN never names the new consumer (as the service's ARNs never repeat).
+  absl::flat_hash_map<std::string, int64_t> arn_seconds_;
 
   // PutRecordBlocking: producers wait for put_epoch_ to move; a lossless subscription that
   // advanced its gate bumps it when put_waiters_ is non-zero.

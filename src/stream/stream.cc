@@ -420,8 +420,14 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   const bool after = request.type == ShardIteratorType::kAfterSequenceNumber;
   switch (log.CheckRecord(n->position, n->record_index)) {
     case detail::PositionCheck::kNotARecord:
-      // Where a reader would continue (the shard's StartingSequenceNumber while it is empty,
-      // the end a previous read or subscription reached): no record to skip there.
+      // A ContinuationSequenceNumber (where the next record will be, with the index of the
+      // record before it), or the shard's StartingSequenceNumber while it is empty: no record
+      // to skip, so AT and AFTER both start there.
+      if (n->record_index < SequenceNumber::kMaxRecordIndex &&
+          (log.CheckRecord(n->position, n->record_index + 1) == detail::PositionCheck::kRecord ||
+           log.IsContinuation(n->position, n->record_index + 1))) {
+        return core.MakeIterator(shard->index, n->position, n->record_index + 1, true, now_ms);
+      }
       if (log.IsContinuation(n->position, n->record_index)) {
         return core.MakeIterator(shard->index, n->position, n->record_index, true, now_ms);
       }
