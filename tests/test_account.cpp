@@ -288,6 +288,12 @@ TEST_CASE("ListShards pages with MaxResults and a NextToken that expires", "[acc
       kinesis.ListShards({.stream_name = "orders",
                           .shard_filter = riffle::ShardFilter{riffle::ShardFilterType::kAtLatest}});
   CHECK(latest->shards.size() == 6);  // the parent is closed
+  // ShardFilter.ShardId counts with AFTER_SHARD_ID only.
+  CHECK(kinesis
+            .ListShards({.stream_name = "orders",
+                         .shard_filter = riffle::ShardFilter{riffle::ShardFilterType::kAtLatest,
+                                                             "shardId-000000000003"}})
+            ->shards.size() == 6);
   CHECK(kinesis.ListShards({.stream_name = "orders"})->shards.size() == 7);
   CHECK(ErrorOf(kinesis.ListShards({})) ==
         Error{riffle::kInvalidArgumentException,

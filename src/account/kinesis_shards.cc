@@ -117,7 +117,10 @@ absl::StatusOr<ListShardsOutput> Kinesis::ListShards(const ListShardsInput& in) 
     if (in.shard_filter) {
       request.filter = in.shard_filter->type;
       request.timestamp = in.shard_filter->timestamp;
-      request.shard_id = in.shard_filter->shard_id;
+      // The service reads ShardFilter.ShardId with AFTER_SHARD_ID only.
+      if (in.shard_filter->type == ShardFilterType::kAfterShardId) {
+        request.shard_id = in.shard_filter->shard_id;
+      }
     }
     if (!in.exclusive_start_shard_id.empty()) {
       after = detail::ResolveShardId(in.exclusive_start_shard_id);
