@@ -109,6 +109,12 @@ TEST_CASE("PutObject, GetObject, HeadObject, DeleteObject", "[account][s3]") {
   CHECK(head->content_length == 5);
   CHECK(head->etag == "\"5d41402abc4b2a76b9719d911017c592\"");
   CHECK(head->last_modified == written);
+  // LastModified is kept to the second, as S3 keeps it.
+  clock.Advance(absl::Milliseconds(1500));
+  REQUIRE(s3.PutObject({.bucket = "bk1", .key = "later", .body = "x"}).ok());
+  CHECK(s3.HeadObject({.bucket = "bk1", .key = "later"})->last_modified ==
+        absl::FromUnixSeconds(absl::ToUnixSeconds(clock.Now())));
+  REQUIRE(s3.DeleteObject({.bucket = "bk1", .key = "later"}).ok());
   auto get = s3.GetObject({.bucket = "bk1", .key = "a/hello.txt"});
   REQUIRE(get.ok());
   CHECK(get->body == "hello");
@@ -229,6 +235,21 @@ TEST_CASE("ListObjectsV2: Delimiter rolls keys up into CommonPrefixes", "[accoun
     token = page->next_continuation_token;
   } while (!token.empty());
   CHECK(entries == std::vector<std::string>{"2026/", "errors/", "top"});
+
+  // StartAfter: a common prefix at or before it is not listed (paging by hand with the last
+  // prefix seen as StartAfter moves on).
+  for (std::string_view start : {"2026/", "2026/01/01/00/x", "2026/zzz"}) {
+    INFO(start);
+    auto page =
+        s3.ListObjectsV2({.bucket = "bk1", .delimiter = "/", .max_keys = 1, .start_after = start});
+    REQUIRE(page.ok());
+    CHECK(Prefixes(*page) == std::vector<std::string>{"errors/"});
+    CHECK(page->is_truncated);
+  }
+  auto last = s3.ListObjectsV2({.bucket = "bk1", .delimiter = "/", .start_after = "errors/"});
+  CHECK(Prefixes(*last).empty());
+  CHECK(Keys(*last) == std::vector<std::string>{"top"});
+  CHECK_FALSE(last->is_truncated);
 }
 
 TEST_CASE("A bucket backed by a directory: FileSink's layout, existing files listed",

@@ -28,6 +28,11 @@ absl::Status NoSuchBucketError(std::string_view bucket) {
 
 namespace {
 
+// S3 keeps LastModified and CreationDate to the second.
+int64_t WholeSecondMillis(int64_t ms) {
+  return (ms >= 0 ? ms / 1000 : (ms - 999) / 1000) * 1000;
+}
+
 absl::Status NoSuchKeyError(std::string_view key) {
   return MakeError(absl::StatusCode::kNotFound, kNoSuchKey,
                    fmt::format("The specified key does not exist. (Key: {})", key));
@@ -76,7 +81,7 @@ absl::StatusOr<std::shared_ptr<BucketStore>> BucketStore::Create(AccountCore& co
     files = *std::move(sink);
   }
   std::shared_ptr<BucketStore> b(
-      new BucketStore(core, name, std::move(files), core.clock.NowMillis()));
+      new BucketStore(core, name, std::move(files), WholeSecondMillis(core.clock.NowMillis())));
   if (b->files_ == nullptr) return b;
   // The files already there are objects (not the temporaries of a FileSink).
   namespace fs = std::filesystem;
@@ -102,7 +107,7 @@ absl::StatusOr<std::shared_ptr<BucketStore>> BucketStore::Create(AccountCore& co
                                       .count();
     b->objects_[key] = Meta{.size = static_cast<int64_t>(bytes.size()),
                             .etag = ETagOf(bytes),
-                            .last_modified_ms = ms,
+                            .last_modified_ms = WholeSecondMillis(ms),
                             .data = {}};
   }
   if (ec) {
@@ -131,7 +136,7 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
   }
   Meta meta{.size = static_cast<int64_t>(data.size()),
             .etag = ETagOf(data),
-            .last_modified_ms = core_.clock.NowMillis(),
+            .last_modified_ms = WholeSecondMillis(core_.clock.NowMillis()),
             .data = {}};
   if (files_ != nullptr) {
     if (absl::Status s = files_->PutObject(key, data); !s.ok()) return s;
@@ -417,6 +422,14 @@ absl::StatusOr<ListObjectsV2Output> S3::ListObjectsV2(const ListObjectsV2Input& 
         }
       }
       if (!rolled_up.empty() && last_rolled && rolled_up == last) continue;
+      // As S3 lists: a common prefix is an entry too, returned only if it sorts after
+      // StartAfter (the keys under it are skipped with it).
+      if (!rolled_up.empty() && in.continuation_token.empty() && !in.start_after.empty() &&
+          rolled_up <= in.start_after) {
+        after = std::string(rolled_up);
+        rolled = true;
+        continue;
+      }
       if (static_cast<std::size_t>(out.key_count) == want) {
         more = true;
         break;
