@@ -291,6 +291,8 @@ TEST_CASE("DescribeDeliveryStream reports the type, source and destination",
   CHECK(dd.buffering_hints.size_in_mbs == 5);
   CHECK(dd.buffering_hints.interval_in_seconds == 300);
   CHECK(dd.compression_format == "UNCOMPRESSED");
+  CHECK(dd.encryption_configuration.no_encryption_config == "NoEncryption");
+  CHECK(dd.s3_backup_mode == "Disabled");
 }
 
 TEST_CASE("ListDeliveryStreams: Limit, ExclusiveStartDeliveryStreamName, type filter",

@@ -99,6 +99,12 @@ struct KinesisStreamSourceDescription {
   absl::Time delivery_start_timestamp;  // the stream is read from LATEST as of this time
 };
 
+// The S3 destination's encryption: the service reports NoEncryptionConfig "NoEncryption"
+// when none was configured (riffle configures none).
+struct EncryptionConfiguration {
+  std::string no_encryption_config = "NoEncryption";
+};
+
 struct ExtendedS3DestinationDescription {
   std::string role_arn;
   std::string bucket_arn;
@@ -106,6 +112,8 @@ struct ExtendedS3DestinationDescription {
   std::string error_output_prefix;
   BufferingHints buffering_hints;
   std::string compression_format;
+  EncryptionConfiguration encryption_configuration;
+  std::string s3_backup_mode = "Disabled";  // riffle keeps no backup copy
   bool processing_enabled = false;
   bool dynamic_partitioning_enabled = false;
 };
