@@ -146,6 +146,22 @@ TEST_CASE("CreateQueue checks attributes by name, range and combination", "[acco
                                               {"FifoThroughputLimit", "perMessageGroupId"}}});
   REQUIRE(high.ok());
   CHECK(Attributes(sqs, high->queue_url).at("FifoThroughputLimit") == "perMessageGroupId");
+
+  // One kind of server-side encryption: a KMS key turns SSE-SQS off; asking for both fails.
+  auto kms = sqs.CreateQueue({.queue_name = "kms.fifo",
+                              .attributes = {{"FifoQueue", "true"},
+                                             {"KmsMasterKeyId", "alias/aws/sqs"}}});
+  REQUIRE(kms.ok());
+  const SqsAttributeMap a = Attributes(sqs, kms->queue_url);
+  CHECK(a.at("SqsManagedSseEnabled") == "false");
+  CHECK(a.at("KmsDataKeyReusePeriodSeconds") == "300");
+  CHECK(ErrorOf(sqs.CreateQueue({.queue_name = "both.fifo",
+                                 .attributes = {{"FifoQueue", "true"},
+                                                {"KmsMasterKeyId", "alias/aws/sqs"},
+                                                {"SqsManagedSseEnabled", "true"}}})) ==
+        account_test::Error{riffle::kInvalidAttributeValue,
+                            "Invalid value for the parameter SqsManagedSseEnabled. Reason: You "
+                            "can use one type of server-side encryption (SSE) at one time."});
 }
 
 TEST_CASE("CreateQueue of an existing name: the attributes it names must match, others are free",

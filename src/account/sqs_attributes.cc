@@ -307,6 +307,18 @@ absl::Status MergeAttributes(const SqsAttributeMap& requested, bool creating,
       return InvalidAttributeName(name);
     }
   }
+  // One kind of server-side encryption at a time: a KMS key turns SSE-SQS off (asking for
+  // both is refused), and its data keys are reused for 300 s unless the request says.
+  if (out.contains("KmsMasterKeyId")) {
+    auto sse = requested.find("SqsManagedSseEnabled");
+    if (sse != requested.end() && Lower(sse->second) == "true") {
+      return InvalidAttributeValueFor(
+          "SqsManagedSseEnabled",
+          "You can use one type of server-side encryption (SSE) at one time.");
+    }
+    out["SqsManagedSseEnabled"] = "false";
+    out.try_emplace("KmsDataKeyReusePeriodSeconds", "300");
+  }
   // High throughput is the pair DeduplicationScope=messageGroup and
   // FifoThroughputLimit=perMessageGroupId; the limit per group needs deduplication per group.
   if (out["FifoThroughputLimit"] == "perMessageGroupId" &&
