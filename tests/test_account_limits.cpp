@@ -144,6 +144,24 @@ TEST_CASE("reads: after a 10 MiB GetRecords the shard's reads throttle for 5 sec
   CHECK(kinesis.GetRecords({.shard_iterator = next}, out).ok());
 }
 
+TEST_CASE("at most 5 consumers of a stream are CREATING at once", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true, {.create_duration = absl::Seconds(30)});
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  clock.Advance(absl::Seconds(30));  // the stream is ACTIVE
+  const std::string arn = account->StreamArn("s");
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(kinesis.RegisterStreamConsumer({.stream_arn = arn, .consumer_name = fmt::format("c{}", i)})
+                .ok());
+  }
+  clock.Advance(absl::Seconds(1));  // past the call rate
+  auto sixth = kinesis.RegisterStreamConsumer({.stream_arn = arn, .consumer_name = "c5"});
+  CHECK(riffle::IsLimitExceededException(sixth.status()));
+  clock.Advance(absl::Seconds(30));  // the five are ACTIVE
+  CHECK(kinesis.RegisterStreamConsumer({.stream_arn = arn, .consumer_name = "c5"}).ok());
+}
+
 TEST_CASE("enhanced fan-out pushes at most 2 MiB/s per consumer and shard", "[limits]") {
   ManualClock clock;
   riffle::AccountOptions o;

@@ -296,6 +296,21 @@ absl::StatusOr<RegisterStreamConsumerOutput> Kinesis::RegisterStreamConsumer(
     return s;
   }
   if (absl::Status s = detail::Admit(core_, "RegisterStreamConsumer", e); !s.ok()) return s;
+  if (core_.limits) {
+    // The service creates at most 5 consumers of a stream at a time.
+    constexpr int kMaxCreating = 5;
+    const int64_t now_ms = core_.clock.NowMillis();
+    int creating = 0;
+    for (const ConsumerDescription& d : e->stream->ListStreamConsumers()) {
+      creating += StatusAt(d, core_.options, now_ms) == ConsumerStatus::kCreating ? 1 : 0;
+    }
+    if (creating >= kMaxCreating) {
+      return LimitExceededError(fmt::format(
+          "Stream {} already has {} consumers in CREATING status; at most {} can be created at "
+          "a time.",
+          e->arn, creating, kMaxCreating));
+    }
+  }
   absl::StatusOr<ConsumerDescription> c =
       e->stream->RegisterStreamConsumer(in.consumer_name, in.options);
   if (!c.ok()) return c.status();
