@@ -117,8 +117,7 @@ TEST_CASE("reads: 5 GetRecords calls and 2 MiB per second per shard", "[limits]"
       Error{riffle::kProvisionedThroughputExceededException, kThrottled});
 }
 
-TEST_CASE("reads: after a 10 MiB GetRecords the shard's reads throttle for 5 seconds",
-          "[limits]") {
+TEST_CASE("reads: after a 10 MiB GetRecords the shard's reads throttle for 5 seconds", "[limits]") {
   ManualClock clock;
   riffle::AccountOptions o;
   o.stream_defaults.ring_capacity_bytes = uint64_t{32} << 20;
@@ -152,8 +151,9 @@ TEST_CASE("at most 5 consumers of a stream are CREATING at once", "[limits]") {
   clock.Advance(absl::Seconds(30));  // the stream is ACTIVE
   const std::string arn = account->StreamArn("s");
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(kinesis.RegisterStreamConsumer({.stream_arn = arn, .consumer_name = fmt::format("c{}", i)})
-                .ok());
+    REQUIRE(
+        kinesis.RegisterStreamConsumer({.stream_arn = arn, .consumer_name = fmt::format("c{}", i)})
+            .ok());
   }
   clock.Advance(absl::Seconds(1));  // past the call rate
   auto sixth = kinesis.RegisterStreamConsumer({.stream_arn = arn, .consumer_name = "c5"});

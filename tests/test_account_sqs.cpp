@@ -148,9 +148,9 @@ TEST_CASE("CreateQueue checks attributes by name, range and combination", "[acco
   CHECK(Attributes(sqs, high->queue_url).at("FifoThroughputLimit") == "perMessageGroupId");
 
   // One kind of server-side encryption: a KMS key turns SSE-SQS off; asking for both fails.
-  auto kms = sqs.CreateQueue({.queue_name = "kms.fifo",
-                              .attributes = {{"FifoQueue", "true"},
-                                             {"KmsMasterKeyId", "alias/aws/sqs"}}});
+  auto kms =
+      sqs.CreateQueue({.queue_name = "kms.fifo",
+                       .attributes = {{"FifoQueue", "true"}, {"KmsMasterKeyId", "alias/aws/sqs"}}});
   REQUIRE(kms.ok());
   const SqsAttributeMap a = Attributes(sqs, kms->queue_url);
   CHECK(a.at("SqsManagedSseEnabled") == "false");

@@ -84,8 +84,9 @@ TEST_CASE("Prefixes follow Firehose's semantic rules: quotes, error output defau
     return keys[0].substr(0, keys[0].find("orders-1-"));
   };
   // The guide's example: quoted text is literal.
-  CHECK(error_key("", "myErrorPrefix/!{timestamp:'year='yyyy'/month='MM'/day='dd'/hour='HH}/"
-                      "!{firehose:error-output-type}") ==
+  CHECK(error_key("",
+                  "myErrorPrefix/!{timestamp:'year='yyyy'/month='MM'/day='dd'/hour='HH}/"
+                  "!{firehose:error-output-type}") ==
         "myErrorPrefix/year=2018/month=07/day=06/hour=23/processing-failed");
   CHECK(error_key("", "e/!{firehose:error-output-type}/!{timestamp:yyyy''MM'%'}/") ==
         "e/processing-failed/2018'07%/");

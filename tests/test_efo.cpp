@@ -264,8 +264,8 @@ TEST_CASE("a continuation resumes exactly with AT_ and AFTER_SEQUENCE_NUMBER, po
        {StartingPositionType::kAfterSequenceNumber, StartingPositionType::kAtSequenceNumber}) {
     clock.Advance(absl::Seconds(6));
     Transcript again;
-    auto resumed = stream->SubscribeToShard(Req("audit", kShard0, type, continuation),
-                                            again.Handler());
+    auto resumed =
+        stream->SubscribeToShard(Req("audit", kShard0, type, continuation), again.Handler());
     REQUIRE(resumed.ok());
     REQUIRE((*resumed)->Poll());
     CHECK(again.data == std::vector<std::string>{"second", "third"});

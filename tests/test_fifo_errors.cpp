@@ -18,8 +18,7 @@ TEST_CASE("FifoQueue rejects bad batches by name", "[fifo]") {
   CHECK(ErrorMessage(q->SendMessageBatch({}).status()) ==
         "There should be at least one SendMessageBatchRequestEntry in the request.");
   // The query protocol's code for the same error matches too.
-  CHECK_THAT(q->SendMessageBatch({}).status(),
-             HasName("AWS.SimpleQueueService.EmptyBatchRequest"));
+  CHECK_THAT(q->SendMessageBatch({}).status(), HasName("AWS.SimpleQueueService.EmptyBatchRequest"));
   DeleteEntries eleven;
   std::vector<std::string> ids;
   for (int i = 0; i < 11; ++i) ids.push_back(fmt::format("e{}", i));
@@ -205,7 +204,8 @@ TEST_CASE("FifoQueue validates message attributes and returns them", "[fifo]") {
                                                 .message_attributes = eleven})
                                     .status();
   CHECK_THAT(too_many, HasName(riffle::kInvalidParameterValue));
-  CHECK(too_many.message() == "Number of message attributes [11] exceeds the allowed maximum [10].");
+  CHECK(too_many.message() ==
+        "Number of message attributes [11] exceeds the allowed maximum [10].");
 }
 
 // Sends one message with one attribute, each under a deduplication id of its own.

@@ -154,8 +154,8 @@ TEST_CASE("KPL aggregates read from a Kinesis source are delivered as their user
                   {.delivery_stream_name = "from-orders",
                    .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
                    .kinesis_stream_source_configuration =
-                       riffle::KinesisStreamSourceConfiguration{
-                           .kinesis_stream_arn = account->StreamArn("orders")},
+                       riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn =
+                                                                    account->StreamArn("orders")},
                    .extended_s3_destination_configuration =
                        riffle::ExtendedS3DestinationConfiguration{
                            .bucket_arn = "arn:aws:s3:::deliveries",
@@ -169,13 +169,11 @@ TEST_CASE("KPL aggregates read from a Kinesis source are delivered as their user
   const std::vector<riffle::PutRecordsRequestEntry> users = {
       {"user-a", "one", {}}, {"user-b", "two", "42"}, {"user-a", "three", {}}};
   const std::string aggregate = riffle::kpl::EncodeAggregate(users);
-  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "a", .data = aggregate})
-              .ok());
-  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "p", .data = "plain"})
-              .ok());
+  REQUIRE(
+      kinesis.PutRecord({.stream_name = "orders", .partition_key = "a", .data = aggregate}).ok());
+  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "p", .data = "plain"}).ok());
   const std::string corrupt = aggregate.substr(0, aggregate.size() - 1) + "x";
-  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "c", .data = corrupt})
-              .ok());
+  REQUIRE(kinesis.PutRecord({.stream_name = "orders", .partition_key = "c", .data = corrupt}).ok());
   riffle::DeliveryStream* ds = account->firehose().FindDeliveryStream("from-orders");
   REQUIRE(ds != nullptr);
   for (int i = 0; i < 5 && ds->GetMetrics().delivery_records < 5; ++i) {

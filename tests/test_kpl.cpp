@@ -493,9 +493,9 @@ TEST_CASE("an aggregate with its partition key fits the record limit", "[kpl]") 
                               Limits{51200, 51200}, Limits{4096, 4097}}) {
     INFO("AggregationMaxSize " << limits.aggregate << ", record limit " << limits.record);
     // Sizes of 1 to 64 bytes among larger ones fill aggregates close to where they close.
-    auto aggregator = MakeAggregator(
-        {.max_aggregate_bytes = limits.aggregate, .max_record_bytes = limits.record},
-        OneShardMap());
+    auto aggregator =
+        MakeAggregator({.max_aggregate_bytes = limits.aggregate, .max_record_bytes = limits.record},
+                       OneShardMap());
     std::vector<Aggregate> out;
     std::vector<std::string> data;
     std::mt19937_64 rng(limits.record);

@@ -29,9 +29,7 @@ absl::Status NoSuchBucketError(std::string_view bucket) {
 namespace {
 
 // S3 keeps LastModified and CreationDate to the second.
-int64_t WholeSecondMillis(int64_t ms) {
-  return (ms >= 0 ? ms / 1000 : (ms - 999) / 1000) * 1000;
-}
+int64_t WholeSecondMillis(int64_t ms) { return (ms >= 0 ? ms / 1000 : (ms - 999) / 1000) * 1000; }
 
 absl::Status NoSuchKeyError(std::string_view key) {
   return MakeError(absl::StatusCode::kNotFound, kNoSuchKey,

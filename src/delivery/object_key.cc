@@ -147,8 +147,8 @@ absl::Status PrefixTemplate::CheckEvaluatedLength(std::string_view parameter) co
   // The longest it can evaluate to, partition key values aside (the widest time, every
   // field of the supported patterns being of fixed width).
   size_t longest = 0;
-  const absl::Time widest = absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59),
-                                            absl::UTCTimeZone());
+  const absl::Time widest =
+      absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::UTCTimeZone());
   for (const Segment& s : segments_) {
     switch (s.kind) {
       case Kind::kLiteral:

@@ -136,10 +136,9 @@ absl::Status Aggregator::Add(const PutRecordsRequestEntry& record, std::vector<A
     bucket = buckets_.emplace(b->shard_id, std::move(b)).first;
   }
   Bucket& b = *bucket->second;
-  if (b.builder.count() > 0 &&
-      (b.builder.count() + 1 > options_.max_aggregate_records ||
-       b.builder.SizeWith(record.partition_key, record.explicit_hash_key, record.data.size()) >
-           AggregateBytesLimit())) {
+  if (b.builder.count() > 0 && (b.builder.count() + 1 > options_.max_aggregate_records ||
+                                b.builder.SizeWith(record.partition_key, record.explicit_hash_key,
+                                                   record.data.size()) > AggregateBytesLimit())) {
     Close(b, ready);
   }
   if (b.builder.count() == 0) {

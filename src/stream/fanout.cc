@@ -269,9 +269,8 @@ absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {
   const int64_t elapsed = std::max<int64_t>(0, now_ms - w.debt_at_ms);
   // bytes_per_second thousandths of a byte a millisecond (without overflowing on long idles).
   const uint64_t ms = static_cast<uint64_t>(elapsed);
-  w.byte_debt = ms > w.byte_debt / budget.bytes_per_second
-                    ? 0
-                    : w.byte_debt - ms * budget.bytes_per_second;
+  w.byte_debt =
+      ms > w.byte_debt / budget.bytes_per_second ? 0 : w.byte_debt - ms * budget.bytes_per_second;
   w.debt_at_ms = now_ms;
   const int64_t second = now_ms >= 0 ? now_ms / 1000 : (now_ms - 999) / 1000;
   if (w.second != second) {

@@ -389,8 +389,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
             absl::ToUnixMillis(*timestamp), now_ms));
       }
       const int64_t oldest_ms = core.shards.retention().OldestMs(now_ms);
-      const int64_t t =
-          timestamp ? std::max(absl::ToUnixMillis(*timestamp), oldest_ms) : oldest_ms;
+      const int64_t t = timestamp ? std::max(absl::ToUnixMillis(*timestamp), oldest_ms) : oldest_ms;
       const detail::ShardLog::Seek seek = log.SeekTime(t);
       return core.MakeIterator(shard->index, seek.position, seek.next_index, seek.index_known,
                                now_ms);

@@ -158,8 +158,7 @@ bool Subscription::PollOnce() {
     // this number, so AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER both resume exactly there
     // (GetShardIterator recognises it). A shard never written keeps index 0.
     e.continuation_sequence_number = core.MakeSequenceNumber(
-        shard.index, next.position,
-        next.next_record_index > 0 ? next.next_record_index - 1 : 0);
+        shard.index, next.position, next.next_record_index > 0 ? next.next_record_index - 1 : 0);
     e.millis_behind_latest = result_.millis_behind_latest;
     e.missed_records = result_.missed_records;
     e.child_shards = result_.child_shards;
