@@ -2,10 +2,13 @@
 // directory buckets, and faults on writes.
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "account_test_helpers.h"
@@ -250,6 +253,53 @@ TEST_CASE("ListObjectsV2: Delimiter rolls keys up into CommonPrefixes", "[accoun
   CHECK(Prefixes(*last).empty());
   CHECK(Keys(*last) == std::vector<std::string>{"top"});
   CHECK_FALSE(last->is_truncated);
+}
+
+TEST_CASE("A directory bucket under concurrent puts: a body always comes with its own ETag",
+          "[account][s3][stress]") {
+  TempDir dir("race");
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::S3& s3 = account->s3();
+  REQUIRE(s3.CreateBucket({.bucket = "files", .directory = dir.path.string()}).ok());
+  // Bodies of different sizes, and the ETag of each.
+  std::map<std::string, std::string> etag_of;
+  for (int i = 0; i < 4; ++i) {
+    const std::string body(static_cast<size_t>(1000 * (i + 1)), static_cast<char>('a' + i));
+    auto put = s3.PutObject({.bucket = "files", .key = fmt::format("b{}", i), .body = body});
+    REQUIRE(put.ok());
+    etag_of[body] = put->etag;
+  }
+  std::vector<std::string> bodies;
+  for (const auto& [body, etag] : etag_of) bodies.push_back(body);
+  REQUIRE(s3.PutObject({.bucket = "files", .key = "hot", .body = bodies[0]}).ok());
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 150; ++i) {
+        (void)s3.PutObject({.bucket = "files", .key = "hot", .body = bodies[(i + w) % 4]});
+      }
+    });
+  }
+  int mismatched = 0, reads = 0;
+  std::thread reader([&] {
+    while (!stop.load()) {
+      auto got = s3.GetObject({.bucket = "files", .key = "hot"});
+      if (!got.ok()) continue;
+      ++reads;
+      auto it = etag_of.find(got->body);
+      if (it == etag_of.end() || it->second != got->etag ||
+          got->content_length != static_cast<int64_t>(got->body.size())) {
+        ++mismatched;
+      }
+    }
+  });
+  for (std::thread& t : writers) t.join();
+  stop = true;
+  reader.join();
+  CHECK(reads > 0);
+  CHECK(mismatched == 0);
 }
 
 TEST_CASE("A bucket backed by a directory: FileSink's layout, existing files listed",

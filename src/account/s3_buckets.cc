@@ -136,7 +136,9 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
             .etag = ETagOf(data),
             .last_modified_ms = WholeSecondMillis(core_.clock.NowMillis()),
             .data = {}};
+  std::unique_lock<std::mutex> files_lock(files_mu_, std::defer_lock);
   if (files_ != nullptr) {
+    files_lock.lock();
     if (absl::Status s = files_->PutObject(key, data); !s.ok()) return s;
   } else {
     meta.data.assign(data.data(), data.size());
@@ -187,6 +189,8 @@ std::string BucketStore::PathOf(std::string_view key) const {
 }
 
 absl::StatusOr<std::string> BucketStore::Read(std::string_view key, Meta* meta) const {
+  std::unique_lock<std::mutex> files_lock(files_mu_, std::defer_lock);
+  if (files_ != nullptr) files_lock.lock();
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = objects_.find(key);
@@ -201,6 +205,8 @@ absl::StatusOr<std::string> BucketStore::Read(std::string_view key, Meta* meta) 
 }
 
 void BucketStore::Delete(std::string_view key) {
+  std::unique_lock<std::mutex> files_lock(files_mu_, std::defer_lock);
+  if (files_ != nullptr) files_lock.lock();
   std::lock_guard<std::mutex> lock(mu_);
   auto it = objects_.find(key);
   if (it == objects_.end()) return;

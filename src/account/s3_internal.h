@@ -73,6 +73,10 @@ class BucketStore final : public Sink {
   const std::string arn_;
   const std::unique_ptr<FileSink> files_;  // nullptr: in memory
   const int64_t created_ms_;
+  // Directory buckets: held across a put's file write and index update, a read's index
+  // lookup and file read, and a delete, so that a body and its ETag always belong to the
+  // same write. Taken before mu_.
+  mutable std::mutex files_mu_;
   mutable std::mutex mu_;
   std::map<std::string, Meta, std::less<>> objects_;  // byte order: UTF-8 binary order
 };
