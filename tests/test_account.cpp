@@ -401,6 +401,13 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
               "Maximum allowed retention period is 8760 hours. Requested retention period (9000 "
               "hours) is too long."});
   // The request's shape is checked before the stream is looked up.
+  CHECK(ErrorOf(kinesis.SplitShard({.stream_name = "missing",
+                                    .shard_to_split = "shardId-000000000000",
+                                    .new_starting_hash_key = "12x"}))
+            .name == riffle::kValidationException);
+  CHECK(ErrorOf(kinesis.MergeShards(
+                    {.stream_name = "missing", .shard_to_merge = "", .adjacent_shard_to_merge = "a"}))
+            .name == riffle::kValidationException);
   CHECK(ErrorOf(kinesis.DecreaseStreamRetentionPeriod(
             {.stream_name = "missing", .retention_period_hours = 0})) ==
         Error{riffle::kValidationException,

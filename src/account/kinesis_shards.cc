@@ -7,6 +7,7 @@
 #include "riffle/detail/epoch.h"
 #include "riffle/kinesis.h"
 #include "riffle/status.h"
+#include "stream/request_checks.h"
 #include "stream/stream_errors.h"
 
 namespace riffle {
@@ -161,6 +162,11 @@ absl::StatusOr<ListShardsOutput> Kinesis::ListShards(const ListShardsInput& in) 
 }
 
 absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
+  // The request's shape first, as the service checks it (the stream checks it again).
+  if (absl::Status s = detail::CheckSplitShardRequest(in.shard_to_split, in.new_starting_hash_key);
+      !s.ok()) {
+    return s;
+  }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
@@ -180,6 +186,11 @@ absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
 }
 
 absl::Status Kinesis::MergeShards(const MergeShardsInput& in) {
+  if (absl::Status s =
+          detail::CheckMergeShardsRequest(in.shard_to_merge, in.adjacent_shard_to_merge);
+      !s.ok()) {
+    return s;
+  }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;

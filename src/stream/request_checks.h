@@ -37,6 +37,13 @@ absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request);
 // (nullopt: from the first).
 absl::StatusOr<std::optional<uint64_t>> CheckListShardsRequest(const ListShardsRequest& request);
 
+// The member constraints of SplitShard and MergeShards (ValidationException), which the
+// service checks before it looks the stream up.
+absl::Status CheckSplitShardRequest(std::string_view shard_to_split,
+                                    std::string_view new_starting_hash_key);
+absl::Status CheckMergeShardsRequest(std::string_view shard_to_merge,
+                                     std::string_view adjacent_shard_to_merge);
+
 // InvalidArgumentException for an iterator `stream_name` did not issue (altered, forged,
 // another stream's).
 absl::Status IteratorNotIssuedError(const ShardIterator& it, std::string_view stream_name);

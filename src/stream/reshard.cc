@@ -16,6 +16,7 @@
 #include "fmt/format.h"
 #include "riffle/stream.h"
 #include "stream/fanout.h"
+#include "stream/request_checks.h"
 #include "stream/stream_errors.h"
 
 namespace riffle {
@@ -109,17 +110,31 @@ absl::Status Stream::CommitReshard(ReshardPlan& plan) {
   return absl::OkStatus();
 }
 
+absl::Status detail::CheckSplitShardRequest(std::string_view shard_to_split,
+                                            std::string_view new_starting_hash_key) {
+  Violations v;
+  v.Pattern("newStartingHashKey", new_starting_hash_key, kHashKeyPattern,
+            MatchesDecimalPattern(new_starting_hash_key, 39));
+  v.Name("shardToSplit", shard_to_split);
+  return v.ToStatus();
+}
+
+absl::Status detail::CheckMergeShardsRequest(std::string_view shard_to_merge,
+                                             std::string_view adjacent_shard_to_merge) {
+  Violations v;
+  v.Name("shardToMerge", shard_to_merge);
+  v.Name("adjacentShardToMerge", adjacent_shard_to_merge);
+  return v.ToStatus();
+}
+
 absl::Status Stream::SplitShard(std::string_view shard_to_split,
                                 std::string_view new_starting_hash_key) {
   std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
   const int64_t now_ms = core_->clock->NowMillis();
   core_->shards.Sweep(now_ms);
-  {
-    detail::Violations v;
-    v.Pattern("newStartingHashKey", new_starting_hash_key, detail::kHashKeyPattern,
-              detail::MatchesDecimalPattern(new_starting_hash_key, 39));
-    v.Name("shardToSplit", shard_to_split);
-    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (absl::Status s = detail::CheckSplitShardRequest(shard_to_split, new_starting_hash_key);
+      !s.ok()) {
+    return s;
   }
   if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
   const std::optional<uint64_t> index = detail::ResolveShardId(shard_to_split);
@@ -173,11 +188,9 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
   std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());
   const int64_t now_ms = core_->clock->NowMillis();
   core_->shards.Sweep(now_ms);
-  {
-    detail::Violations v;
-    v.Name("shardToMerge", shard_to_merge);
-    v.Name("adjacentShardToMerge", adjacent_shard_to_merge);
-    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (absl::Status s = detail::CheckMergeShardsRequest(shard_to_merge, adjacent_shard_to_merge);
+      !s.ok()) {
+    return s;
   }
   if (absl::Status s = CheckActiveForReshard(now_ms); !s.ok()) return s;
   // The snapshot is read under a guard; open shards stay valid without one while
