@@ -230,6 +230,25 @@ TEST_CASE("consumers and SubscribeToShard through the account", "[account]") {
       kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .next_token = page->next_token});
   REQUIRE(rest->consumers.size() == 1);
   CHECK(rest->consumers[0].consumer_name == "c2");
+  {
+    // A consumer of the first page deregistered before the next: the next page is the same.
+    REQUIRE(kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "gone"})
+                .ok());
+    auto first = kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .max_results = 2});
+    REQUIRE(first.ok());
+    REQUIRE(kinesis.DeregisterStreamConsumer({.consumer_arn = arns[0]}).ok());
+    auto second =
+        kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .next_token = first->next_token});
+    REQUIRE(second.ok());
+    REQUIRE(second->consumers.size() == 2);
+    CHECK(second->consumers[0].consumer_name == "c2");
+    CHECK(second->consumers[1].consumer_name == "gone");
+    REQUIRE(kinesis.DeregisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "gone"})
+                .ok());
+    auto again = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "c0"});
+    REQUIRE(again.ok());
+    arns[0] = again->consumer.consumer_arn;
+  }
   CHECK(kinesis.DescribeStreamSummary({.stream_name = "orders"})
             ->stream_description_summary.consumer_count == 3);
 

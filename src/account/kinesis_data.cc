@@ -365,6 +365,7 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
     return s;
   }
   uint64_t skip = 0;
+  std::string resume_arn;  // the first consumer the previous page left out
   if (!in.next_token.empty()) {
     if (in.stream_creation_timestamp) {
       return InvalidArgumentError(
@@ -378,6 +379,7 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
           fmt::format("The NextToken was not issued for stream {}.", in.stream_arn));
     }
     skip = t->after;
+    resume_arn = t->name;
   } else if (in.stream_creation_timestamp &&
              absl::ToUnixMillis(*in.stream_creation_timestamp) !=
                  absl::ToUnixMillis(e->stream->DescribeStreamSummary().stream_creation_timestamp)) {
@@ -387,15 +389,25 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
   std::vector<ConsumerDescription> all = e->stream->ListStreamConsumers();
   const std::size_t limit = static_cast<std::size_t>(
       std::min(in.max_results.value_or(kConsumersListMax), kConsumersListMax));
+  // The next page starts at the first consumer the last one left out, found by its ARN, so
+  // that deregistering a consumer already listed skips none; if that one was deregistered
+  // itself, at its position.
+  std::size_t start = static_cast<std::size_t>(std::min<uint64_t>(skip, all.size()));
+  if (!resume_arn.empty()) {
+    auto next = std::find_if(all.begin(), all.end(), [&](const ConsumerDescription& c) {
+      return c.consumer_arn == resume_arn;
+    });
+    if (next != all.end()) start = static_cast<std::size_t>(next - all.begin());
+  }
   ListStreamConsumersOutput out;
-  for (std::size_t i = static_cast<std::size_t>(std::min<uint64_t>(skip, all.size()));
-       i < all.size(); ++i) {
+  for (std::size_t i = start; i < all.size(); ++i) {
     if (out.consumers.size() == limit) {
       detail::PageToken t;
       t.kind = 'C';
       t.tag = e->tag;
       t.issued_ms = now_ms;
       t.after = i;
+      t.name = all[i].consumer_arn;
       out.next_token = detail::EncodePageToken(t, core_.secret);
       break;
     }
