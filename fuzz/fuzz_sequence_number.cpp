@@ -3,7 +3,8 @@
 // GetRecords from the iterator. Whatever the number, the answer is a status, never a
 // crash; a read never returns a record that was not put; a real record's number is always
 // accepted and reads from that record (or, trimmed, reports what it missed); a number
-// that is not a real record's is accepted only below the ring's horizon.
+// that is not a real record's is accepted only below the ring's horizon, or as a
+// continuation (the end of the log, or a record's position with the index before it).
 //
 // Input: byte 0 = options (bit 0: write the live stream's tag into digits 1-9, so that a
 // seed can name a real record; bit 1: AFTER_ instead of AT_SEQUENCE_NUMBER; bits 2-4: the
@@ -103,11 +104,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(n.ok(), "an iterator from a number that does not parse");
   const std::optional<riffle::SequenceNumber>& first = FirstRetained().at(shard_id);
-  if (!genuine) {
-    // Only below the horizon, where the bytes are gone, can a number not be checked.
-    FUZZ_CHECK(
-        first.has_value() && n->position < first->position && n->record_index < first->record_index,
-        fmt::format("{} is no record of {}, yet was accepted", text, shard_id));
+  if (!genuine && !(first.has_value() && n->position < first->position &&
+                    n->record_index < first->record_index)) {
+    // Above the horizon, a number that is no record's is accepted only as a continuation:
+    // the end of the log, or the position of a record, named with that record's index or
+    // the one before it. It reads from the first record put at or after its position,
+    // missing nothing, or nothing at the end.
+    const PutRecord* next = nullptr;
+    for (const PutRecord& r : live.records()) {
+      if (r.shard_id == shard_id && r.number.position >= n->position &&
+          (next == nullptr || r.number.position < next->number.position)) {
+        next = &r;
+      }
+    }
+    riffle::GetRecordsResult probe;
+    const absl::Status s = live.stream().GetRecords(*it, probe, 1);
+    FUZZ_CHECK(s.ok(), riffle_fuzz::Describe(s));
+    if (probe.records.empty()) {
+      FUZZ_CHECK(next == nullptr, fmt::format("{} was accepted and reads nothing", text));
+    } else {
+      const uint64_t index = probe.records[0].sequence_number.record_index;
+      FUZZ_CHECK(next != nullptr && next->number == probe.records[0].sequence_number &&
+                     next->number.position == n->position &&
+                     (index == n->record_index || index == n->record_index + 1) &&
+                     probe.missed_records == 0,
+                 fmt::format("{} is no record of {}, yet was accepted", text, shard_id));
+    }
+    return 0;
   }
 
   static const int kLimits[8] = {1, 2, 3, 5, 10, 100, 10000, 7};

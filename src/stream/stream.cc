@@ -420,15 +420,17 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   switch (log.CheckRecord(n->position, n->record_index)) {
     case detail::PositionCheck::kNotARecord:
       // A ContinuationSequenceNumber (where the next record will be, with the index of the
-      // record before it), or the shard's StartingSequenceNumber while it is empty: no record
-      // to skip, so AT and AFTER both start there.
+      // record before it: a record's position, or the end of the log), or the shard's
+      // StartingSequenceNumber while it is empty: no record to skip, so AT and AFTER both
+      // start there.
       if (n->record_index < SequenceNumber::kMaxRecordIndex &&
-          (log.CheckRecord(n->position, n->record_index + 1) == detail::PositionCheck::kRecord ||
-           log.IsContinuation(n->position, n->record_index + 1))) {
+          log.CheckRecord(n->position, n->record_index + 1) == detail::PositionCheck::kRecord) {
         return core.MakeIterator(shard->index, n->position, n->record_index + 1, true, now_ms);
       }
-      if (log.IsContinuation(n->position, n->record_index)) {
-        return core.MakeIterator(shard->index, n->position, n->record_index, true, now_ms);
+      if (const detail::LatestState latest = log.Latest();
+          n->position == latest.end && (n->record_index == latest.next_index ||
+                                        n->record_index + 1 == latest.next_index)) {
+        return core.MakeIterator(shard->index, n->position, latest.next_index, true, now_ms);
       }
       return InvalidArgumentError(fmt::format(
           "StartingSequenceNumber {} does not identify a record of shard {} in stream {}.",
