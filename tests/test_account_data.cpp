@@ -232,8 +232,8 @@ TEST_CASE("consumers and SubscribeToShard through the account", "[account]") {
   CHECK(rest->consumers[0].consumer_name == "c2");
   {
     // A consumer of the first page deregistered before the next: the next page is the same.
-    REQUIRE(kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "gone"})
-                .ok());
+    REQUIRE(
+        kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "gone"}).ok());
     auto first = kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .max_results = 2});
     REQUIRE(first.ok());
     REQUIRE(kinesis.DeregisterStreamConsumer({.consumer_arn = arns[0]}).ok());
@@ -243,8 +243,8 @@ TEST_CASE("consumers and SubscribeToShard through the account", "[account]") {
     REQUIRE(second->consumers.size() == 2);
     CHECK(second->consumers[0].consumer_name == "c2");
     CHECK(second->consumers[1].consumer_name == "gone");
-    REQUIRE(kinesis.DeregisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "gone"})
-                .ok());
+    REQUIRE(
+        kinesis.DeregisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "gone"}).ok());
     auto again = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "c0"});
     REQUIRE(again.ok());
     arns[0] = again->consumer.consumer_arn;

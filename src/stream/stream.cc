@@ -428,8 +428,8 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
         return core.MakeIterator(shard->index, n->position, n->record_index + 1, true, now_ms);
       }
       if (const detail::LatestState latest = log.Latest();
-          n->position == latest.end && (n->record_index == latest.next_index ||
-                                        n->record_index + 1 == latest.next_index)) {
+          n->position == latest.end &&
+          (n->record_index == latest.next_index || n->record_index + 1 == latest.next_index)) {
         return core.MakeIterator(shard->index, n->position, latest.next_index, true, now_ms);
       }
       return InvalidArgumentError(fmt::format(
