@@ -7,6 +7,7 @@
 #include "riffle/detail/epoch.h"
 #include "riffle/kinesis.h"
 #include "riffle/status.h"
+#include "stream/request_checks.h"
 #include "stream/stream_errors.h"
 
 namespace riffle {
@@ -463,20 +464,10 @@ absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
   return absl::OkStatus();
 }
 
-namespace {
-
-// The member constraint, checked before the stream is looked up (as the service validates
-// a request's shape first).
-absl::Status CheckRetentionHours(int hours) {
-  Violations v;
-  v.Range("retentionPeriodHours", hours, 1, INT32_MAX);
-  return v.ToStatus();
-}
-
-}  // namespace
-
 absl::Status Kinesis::IncreaseStreamRetentionPeriod(const IncreaseStreamRetentionPeriodInput& in) {
-  if (absl::Status s = CheckRetentionHours(in.retention_period_hours); !s.ok()) return s;
+  if (absl::Status s = detail::CheckRetentionHours(in.retention_period_hours); !s.ok()) {
+    return s;
+  }
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s =
@@ -489,7 +480,9 @@ absl::Status Kinesis::IncreaseStreamRetentionPeriod(const IncreaseStreamRetentio
 }
 
 absl::Status Kinesis::DecreaseStreamRetentionPeriod(const DecreaseStreamRetentionPeriodInput& in) {
-  if (absl::Status s = CheckRetentionHours(in.retention_period_hours); !s.ok()) return s;
+  if (absl::Status s = detail::CheckRetentionHours(in.retention_period_hours); !s.ok()) {
+    return s;
+  }
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s =

@@ -100,14 +100,9 @@ struct Batch {
   }
 };
 
-// The error output types: the !{firehose:error-output-type} of an error object's prefix.
-inline constexpr std::string_view kProcessingFailedOutput = "processing-failed";
-inline constexpr std::string_view kDeliveryFailedOutput = "delivery-failed";
-inline constexpr std::string_view kPartitioningFailedOutput = "partitioning-failed";
-
 // A record bound for the error output, with what Firehose writes about it.
 struct ErrorRecord {
-  std::string_view output_type;  // one of the k*Output constants above
+  std::string_view output_type;  // one of the k*Output constants (object_key.h)
   std::string error_code;
   std::string error_message;
   uint64_t record_id = 0;

@@ -21,7 +21,6 @@ constexpr int kReadLimit = 10000;  // records per GetRecords (the service's maxi
 struct DeliveryStream::Impl::SourceState {
   struct Reader {
     std::string shard_id;
-    HashKeyRange range;
     detail::ShardCursor cursor;
     bool from_first_record = false;
     uint64_t missed_counted = 0;  // cursor misses already added to the metric
@@ -49,8 +48,7 @@ struct DeliveryStream::Impl::SourceState {
           more = true;
           continue;
         }
-        Reader r{node.shard_id, node.range, detail::ShardCursor(node.shard_id),
-                 !node.from_first_listing, 0};
+        Reader r{node.shard_id, detail::ShardCursor(node.shard_id), !node.from_first_listing, 0};
         StartingPosition start{ShardIteratorType::kLatest, {}, std::nullopt};
         if (r.from_first_record) start.type = ShardIteratorType::kTrimHorizon;
         absl::Status s = r.cursor.Start(*source, start, r.from_first_record);

@@ -10,8 +10,8 @@ namespace {
 constexpr size_t kMaxPrefixBytes = 1024;
 // The service's rule: neither prefix may be longer than this once evaluated.
 constexpr size_t kMaxEvaluatedPrefixBytes = 512;
-// The longest error output type, "partitioning-failed".
-constexpr size_t kMaxErrorOutputTypeBytes = 19;
+constexpr size_t kMaxErrorOutputTypeBytes = std::max(
+    {kProcessingFailedOutput.size(), kDeliveryFailedOutput.size(), kPartitioningFailedOutput.size()});
 
 // Converts a Java DateTimeFormatter pattern (the subset Firehose documents) to absl's.
 // Text in single quotes is literal ('' is one quote), as DateTimeFormatter reads it.

@@ -27,6 +27,11 @@ namespace riffle::detail {
 
 using PartitionValueList = std::vector<std::pair<std::string, std::string>>;
 
+// The error output types: the !{firehose:error-output-type} of an error object's prefix.
+inline constexpr std::string_view kProcessingFailedOutput = "processing-failed";
+inline constexpr std::string_view kDeliveryFailedOutput = "delivery-failed";
+inline constexpr std::string_view kPartitioningFailedOutput = "partitioning-failed";
+
 class PrefixTemplate {
  public:
   // `parameter` is the option's AWS name for messages ("Prefix", "ErrorOutputPrefix").

@@ -37,8 +37,9 @@ absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request);
 // (nullopt: from the first).
 absl::StatusOr<std::optional<uint64_t>> CheckListShardsRequest(const ListShardsRequest& request);
 
-// The member constraints of SplitShard and MergeShards (ValidationException), which the
-// service checks before it looks the stream up.
+// The member constraints of Increase/DecreaseStreamRetentionPeriod, SplitShard and
+// MergeShards (ValidationException), which the service checks before it looks the stream up.
+absl::Status CheckRetentionHours(int hours);
 absl::Status CheckSplitShardRequest(std::string_view shard_to_split,
                                     std::string_view new_starting_hash_key);
 absl::Status CheckMergeShardsRequest(std::string_view shard_to_merge,

@@ -562,12 +562,14 @@ absl::Status Stream::DecreaseStreamRetentionPeriod(int hours) {
   return ChangeRetention(hours, /*increase=*/false);
 }
 
+absl::Status detail::CheckRetentionHours(int hours) {
+  Violations v;
+  v.Range("retentionPeriodHours", hours, 1, INT32_MAX);
+  return v.ToStatus();
+}
+
 absl::Status Stream::ChangeRetention(int hours, bool increase) {
-  {
-    detail::Violations v;
-    v.Range("retentionPeriodHours", hours, 1, INT32_MAX);
-    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
-  }
+  if (absl::Status s = detail::CheckRetentionHours(hours); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(retention_mu_);
   detail::Retention& retention = core_->shards.retention();
   const int current = static_cast<int>(retention.retention_ms() / 3'600'000);
