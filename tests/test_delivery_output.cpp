@@ -42,9 +42,13 @@ TEST_CASE("Object keys follow Firehose's format and prefix rules", "[delivery]")
   CHECK(std::regex_match(
       k[0], std::regex("logs/2026/03/07/10/orders-1-2026-03-07-10-00-04-" + uuid + "\\.gz")));
   k = keys_for("t=!{timestamp:yyyy-MM-dd}/r=!{firehose:random-string}/", CompressionFormat::kZip);
-  CHECK(std::regex_match(k[0], std::regex("t=2026-03-07/r=[0-9a-zA-Z]{11}/orders-1-2026-03-07-"
+  CHECK(std::regex_match(k[0], std::regex("t=2026-03-07/r=[0-9a-f]{11}/orders-1-2026-03-07-"
                                           "10-00-07-" +
                                           uuid + "\\.zip")));
+  // Expressions but no timestamp: the service appends !{timestamp:yyyy/MM/dd/HH/}.
+  k = keys_for("r=!{firehose:random-string}/", CompressionFormat::kUncompressed);
+  CHECK(std::regex_match(
+      k[0], std::regex("r=[0-9a-f]{11}/2026/03/07/10/orders-1-2026-03-07-10-00-10-" + uuid)));
 
   // Same seed, same clock: the same key.
   riffle::ManualClock clock_a, clock_b;

@@ -139,7 +139,16 @@ absl::StatusOr<PrefixTemplate> PrefixTemplate::Parse(std::string_view text,
         "must contain it at least once.",
         parameter, parameter));
   }
-  if (!has_expression) t.segments_.push_back({Kind::kTimestamp, "%Y/%m/%d/%H/"});
+  // The service's rules: a Prefix with no !{timestamp:...} gets !{timestamp:yyyy/MM/dd/HH/}
+  // appended (one without expressions too: "logs/" delivers under logs/2026/01/01/00/),
+  // except with dynamic partitioning, whose keys make the layout; an ErrorOutputPrefix
+  // without expressions gets the same time directories.
+  const bool has_timestamp =
+      std::any_of(t.segments_.begin(), t.segments_.end(),
+                  [](const Segment& s) { return s.kind == Kind::kTimestamp; });
+  if (is_error_prefix ? !has_expression : !has_timestamp && !t.uses_partition_keys_) {
+    t.segments_.push_back({Kind::kTimestamp, "%Y/%m/%d/%H/"});
+  }
   return t;
 }
 
@@ -199,8 +208,9 @@ void PrefixTemplate::Evaluate(absl::Time timestamp, const PartitionValueList& va
         out->append(error_output_type);
         break;
       case Kind::kRandomString: {
-        static constexpr char kAlphabet[] =
-            "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        // Lowercase hexadecimal, as the service's examples (046b6c7f-0b aside, a UUID's
+        // start) are.
+        static constexpr char kAlphabet[] = "0123456789abcdef";
         for (int i = 0; i < 11; ++i) out->push_back(kAlphabet[rng() % (sizeof(kAlphabet) - 1)]);
         break;
       }
