@@ -322,16 +322,59 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
   SECTION("a processor that throws fails the whole batch") {
     riffle::MemorySink sink2;
     DeliveryStreamOptions o2 = BaseOptions(&sink2, &clock);
+    int calls = 0;
     o2.processor =
-        [](std::span<const riffle::ProcessorInput>) -> std::vector<riffle::ProcessorOutput> {
+        [&calls](std::span<const riffle::ProcessorInput>) -> std::vector<riffle::ProcessorOutput> {
+      ++calls;
       throw std::runtime_error("boom");
     };
     auto ds2 = MustCreate(o2);
     REQUIRE(ds2->PutRecord("x").ok());
+    REQUIRE(ds2->PutRecord("y").ok());
     REQUIRE(ds2->Close().ok());
+    // The first call and three retries (the service's default NumberOfRetries).
+    CHECK(calls == 4);
     REQUIRE(sink2.size() == 1);
     ErrorLines e2 = ParseErrorObject(sink2.Objects().begin()->second);
-    CHECK(e2.codes == std::vector<std::string>{"Lambda.FunctionError"});
+    CHECK(e2.raw == std::vector<std::string>{"x", "y"});
+    CHECK(e2.codes == std::vector<std::string>{"Lambda.FunctionError", "Lambda.FunctionError"});
+    CHECK(e2.attempts == std::vector<int>{4, 4});
+    CHECK(ds2->GetMetrics().processing_failed_records == 2);
+  }
+
+  SECTION("a processor that throws is called again, and its next answer counts") {
+    DeliveryStreamOptions o2 = BaseOptions(&sink, &clock);
+    for (const int retries : {0, 1, 2}) {
+      INFO("processor_retries " << retries);
+      riffle::MemorySink sink3;
+      o2.sink = &sink3;
+      o2.processor_retries = retries;
+      int calls = 0;
+      o2.processor = [&calls](std::span<const riffle::ProcessorInput> in) {
+        if (++calls <= 2) throw std::runtime_error("throttled");
+        std::vector<riffle::ProcessorOutput> out;
+        for (const auto& r : in) out.push_back({r.record_id, ProcessingResult::kOk, "ok"});
+        return out;
+      };
+      auto ds3 = MustCreate(o2);
+      REQUIRE(ds3->PutRecord("x").ok());
+      REQUIRE(ds3->Close().ok());
+      CHECK(calls == retries + 1);
+      REQUIRE(sink3.size() == 1);
+      const auto objects = sink3.Objects();
+      const auto& [key, body] = *objects.begin();
+      if (retries < 2) {
+        CHECK(StartsWith(key, "processing-failed/"));
+        CHECK(ParseErrorObject(body).attempts == std::vector<int>{retries + 1});
+      } else {
+        CHECK(body == "ok");
+        CHECK(ds3->GetMetrics().delivery_records == 1);
+      }
+    }
+    o2.processor_retries = 301;
+    auto bad = riffle::DeliveryStream::Create(o2);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.status().message().find("ProcessorRetries") != std::string_view::npos);
   }
 }
 

@@ -142,6 +142,15 @@ TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation
   auto p = DirectPut("p");
   p.extended_s3_destination_configuration->processing_configuration.enabled = true;
   CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)).name == riffle::kInvalidArgumentException);
+  p.extended_s3_destination_configuration->processing_configuration.processor =
+      [](std::span<const riffle::ProcessorInput>) {
+        return std::vector<riffle::ProcessorOutput>{};
+      };
+  p.extended_s3_destination_configuration->processing_configuration.number_of_retries = 301;
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)) ==
+        Error{riffle::kInvalidArgumentException,
+              "NumberOfRetries is 301; the Lambda processor's NumberOfRetries must be between 0 "
+              "and 300."});
   p = DirectPut("p");
   p.extended_s3_destination_configuration->dynamic_partitioning_configuration.enabled = true;
   CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)).name == riffle::kInvalidArgumentException);

@@ -165,6 +165,11 @@ struct DeliveryStreamOptions {
   int compression_level = 6;
   // Default none.
   Processor processor;
+  // Default 3; 0..300 (the Lambda processor's NumberOfRetries). A processor call that throws
+  // is made again at once, up to this many more times; if the last one throws too, every
+  // record of the batch goes to the error output as Lambda.FunctionError, with attemptsMade
+  // the number of calls.
+  int processor_retries = 3;
   // Default false. True appends '\n' to every delivered record (after the processor).
   bool append_newline_delimiter = false;
   // Default none: one buffer, no dynamic partitioning. When set, the Prefix must name at

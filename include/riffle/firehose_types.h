@@ -38,6 +38,10 @@ struct ProcessingConfiguration {
   Processor processor;  // REQUIRED when enabled
   // The service's AppendDelimiterToRecord processor: '\n' after every delivered record.
   bool append_delimiter_to_record = false;
+  // The Lambda processor's NumberOfRetries parameter, 0..300 (default 3): calls made again
+  // when `processor` throws, before the batch goes to the error output
+  // (DeliveryStreamOptions::processor_retries).
+  std::optional<int> number_of_retries;
 };
 
 // Dynamic partitioning: the Prefix names !{partitionKeyFromQuery:k} (or ...FromLambda) keys,

@@ -273,6 +273,12 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
         "ProcessingConfiguration is enabled but names no processor (a Processor or "
         "AppendDelimiterToRecord).");
   }
+  if (processing.number_of_retries &&
+      (*processing.number_of_retries < 0 || *processing.number_of_retries > 300)) {
+    return InvalidArgumentError(fmt::format(
+        "NumberOfRetries is {}; the Lambda processor's NumberOfRetries must be between 0 and 300.",
+        *processing.number_of_retries));
+  }
   const DynamicPartitioningConfiguration& partitioning = dest.dynamic_partitioning_configuration;
   if (partitioning.enabled && !partitioning.partition_key_function) {
     return InvalidArgumentError(
@@ -352,6 +358,7 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   if (dest.buffering_hints) o.buffering_hints = *dest.buffering_hints;
   o.compression = *ParseCompression(dest.compression_format);
   o.processor = processing.enabled ? processing.processor : Processor();
+  if (processing.number_of_retries) o.processor_retries = *processing.number_of_retries;
   o.append_newline_delimiter = processing.enabled && processing.append_delimiter_to_record;
   o.partition_key_function =
       partitioning.enabled ? partitioning.partition_key_function : PartitionKeyFunction();

@@ -107,10 +107,11 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
   b.prepared = true;
   b.first_attempt = now;
   const bool delimit = options_.append_newline_delimiter;
+  int calls = 1;  // the processor's, for attemptsMade
   auto fail = [&](const detail::BufferedRecord& r, std::string_view code, std::string message) {
     ++processing_failed_records_;
     pump_errors_.push_back({detail::kProcessingFailedOutput, std::string(code), std::move(message),
-                            r.record_id, 1, r.arrival_ms, absl::ToUnixMillis(now),
+                            r.record_id, calls, r.arrival_ms, absl::ToUnixMillis(now),
                             b.data.substr(r.data_offset, r.data_size), r.data_size});
   };
   if (options_.processor) {
@@ -129,12 +130,17 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
     }
     std::vector<ProcessorOutput> answers;
     std::string threw;
-    try {
-      answers = options_.processor(processor_inputs_);
-    } catch (const std::exception& e) {
-      threw = fmt::format("The processor threw: {}", e.what());
-    } catch (...) {
-      threw = "The processor threw a non-standard exception.";
+    // A failed invocation is retried at once, as the service retries its Lambda.
+    for (calls = 1;; ++calls) {
+      threw.clear();
+      try {
+        answers = options_.processor(processor_inputs_);
+      } catch (const std::exception& e) {
+        threw = fmt::format("The processor threw: {}", e.what());
+      } catch (...) {
+        threw = "The processor threw a non-standard exception.";
+      }
+      if (threw.empty() || calls > options_.processor_retries) break;
     }
     // Record ids in a batch are strictly increasing, so answers are matched by binary search.
     // kRepeated: more than one answer for the record.

@@ -63,6 +63,7 @@ absl::Status ValidateOptions(const DeliveryStreamOptions& o) {
                             0, 7200))
            .ok() ||
       !(status = CheckRange("CompressionLevel", o.compression_level, 1, 9)).ok() ||
+      !(status = CheckRange("ProcessorRetries", o.processor_retries, 0, 300)).ok() ||
       !(status = CheckRange("MaxActivePartitions", o.max_active_partitions, 1, 5000)).ok() ||
       !(status = CheckRange("MaxBufferedBytes", o.max_buffered_bytes, 1, int64_t{1} << 40)).ok()) {
     return status;
