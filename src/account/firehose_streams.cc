@@ -383,6 +383,8 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
                                        .error_output_prefix = o.error_output_prefix,
                                        .buffering_hints = o.buffering_hints,
                                        .compression_format = std::string(dest.compression_format),
+                                       .encryption_configuration = {},
+                                       .s3_backup_mode = "Disabled",
                                        .processing_enabled = processing.enabled,
                                        .dynamic_partitioning_enabled = partitioning.enabled};
   for (const Tag& t : in.tags) entry->tags[t.key] = t.value;
