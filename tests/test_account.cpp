@@ -440,6 +440,18 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
         Error{riffle::kInvalidArgumentException,
               "Some tags contain invalid characters. Valid characters: Unicode letters, digits, "
               "white space, _ . / = + - % @."});
+  // Lengths count characters: a key of 128 two-byte letters and a value of 256 are valid,
+  // one more character is not.
+  std::string wide_key, wide_value;
+  for (int i = 0; i < 128; ++i) wide_key += "\u00e9";
+  for (int i = 0; i < 256; ++i) wide_value += "\u00e9";
+  std::vector<riffle::Tag> wide = {{wide_key, wide_value}};
+  REQUIRE(kinesis.AddTagsToStream({.stream_name = "orders", .tags = wide}).ok());
+  std::vector<std::string_view> wide_keys = {wide_key};
+  REQUIRE(kinesis.RemoveTagsFromStream({.stream_name = "orders", .tag_keys = wide_keys}).ok());
+  wide = {{wide_key + "\u00e9", "v"}};
+  CHECK(riffle::IsValidationException(
+      kinesis.AddTagsToStream({.stream_name = "orders", .tags = wide})));
   // At most 10 tags a call (a shape constraint), 50 on a stream.
   std::vector<riffle::Tag> eleven;
   for (int i = 0; i < 11; ++i) eleven.push_back({fmt::format("k{}", i), "v"});

@@ -441,12 +441,37 @@ TEST_CASE("Tags: TagDeliveryStream, UntagDeliveryStream, ListTagsForDeliveryStre
         Error{riffle::kLimitExceededException,
               "Firehose s under account 000000000000 would have 51 tags: a delivery stream has "
               "at most 50."});
+  // The API's Tag patterns: "aws:" keys and characters outside letters, separators, digits
+  // and _ . : / = + - @ % fail them.
   const std::vector<riffle::Tag> reserved{{"aws:x", "y"}};
-  CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = reserved}))
-            .name == riffle::kInvalidArgumentException);
+  CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = reserved})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value 'aws:x' at 'tags.1.member.key' failed to "
+              "satisfy constraint: Member must satisfy regular expression pattern: "
+              "^(?!aws:)[\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@%]*$"});
+  const std::vector<riffle::Tag> hash_value{{"team", "a#b"}};
+  CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = hash_value}))
+            .name == riffle::kValidationException);
+  const std::vector<std::string_view> bad_key{"k#"};
+  CHECK(
+      ErrorOf(f.firehose().UntagDeliveryStream({.delivery_stream_name = "s", .tag_keys = bad_key}))
+          .name == riffle::kValidationException);
   const std::vector<riffle::Tag> long_key{{std::string(129, 'k'), "v"}};
   CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = long_key}))
             .name == riffle::kValidationException);
+  // Lengths count characters: 128 two-byte letters make a valid key, 256 a valid value.
+  std::string wide_key, wide_value;
+  for (int i = 0; i < 128; ++i) wide_key += "\u00e9";
+  for (int i = 0; i < 256; ++i) wide_value += "\u00e9";
+  const std::vector<std::string_view> k00{"k00"};  // room for one more (50 at most)
+  REQUIRE(f.firehose().UntagDeliveryStream({.delivery_stream_name = "s", .tag_keys = k00}).ok());
+  const std::vector<riffle::Tag> wide{{wide_key, wide_value}};
+  CHECK(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = wide}).ok());
+  const std::vector<std::string_view> wide_keys{wide_key};
+  CHECK(
+      f.firehose().UntagDeliveryStream({.delivery_stream_name = "s", .tag_keys = wide_keys}).ok());
+  const std::vector<riffle::Tag> k00_back{{"k00", "v"}};
+  REQUIRE(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = k00_back}).ok());
 
   auto page = f.firehose().ListTagsForDeliveryStream(
       {.delivery_stream_name = "s", .exclusive_start_tag_key = "k45", .limit = 3});

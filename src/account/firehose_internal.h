@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "account/account_core.h"
 #include "account/s3_internal.h"
+#include "common/validation.h"
 #include "riffle/delivery_stream.h"
 #include "riffle/detail/token_bucket.h"
 #include "riffle/firehose_types.h"
@@ -74,6 +75,10 @@ struct FirehoseRegistry {
   // Firehose de-aggregates KPL aggregates read from a Kinesis source before delivery.
   kpl::Deaggregator deaggregator;
 };
+
+// The Tag members' constraints (lengths in characters, the API's patterns), recorded in `v`.
+void CheckFirehoseTagKey(std::string_view key, std::string_view member, Violations& v);
+void CheckFirehoseTagValue(std::string_view value, std::string_view member, Violations& v);
 
 // ResourceNotFoundException "Firehose <name> under account <id> not found."
 absl::Status DeliveryStreamNotFound(std::string_view name, std::string_view account_id);

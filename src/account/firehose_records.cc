@@ -172,11 +172,9 @@ absl::Status Firehose::TagDeliveryStream(const TagDeliveryStreamInput& in) {
                                     : "Member must have length less than or equal to 50");
     }
     for (std::size_t i = 0; i < in.tags.size() && i < kMaxTagsPerDeliveryStream; ++i) {
-      const std::string key_member = fmt::format("tags.{}.member.key", i + 1);
-      v.MinLength(key_member, in.tags[i].key, in.tags[i].key.size(), 1);
-      v.MaxLength(key_member, in.tags[i].key, in.tags[i].key.size(), 128);
-      v.MaxLength(fmt::format("tags.{}.member.value", i + 1), in.tags[i].value,
-                  in.tags[i].value.size(), 256);
+      detail::CheckFirehoseTagKey(in.tags[i].key, fmt::format("tags.{}.member.key", i + 1), v);
+      detail::CheckFirehoseTagValue(in.tags[i].value, fmt::format("tags.{}.member.value", i + 1),
+                                    v);
     }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
@@ -185,12 +183,6 @@ absl::Status Firehose::TagDeliveryStream(const TagDeliveryStreamInput& in) {
           detail::AdmitFirehose(core_, "TagDeliveryStream", in.delivery_stream_name, arn);
       !s.ok()) {
     return s;
-  }
-  for (const Tag& t : in.tags) {
-    if (t.key.starts_with("aws:")) {
-      return InvalidArgumentError(fmt::format(
-          "Tag key '{}' is invalid: the prefix 'aws:' is reserved for AWS use.", t.key));
-    }
   }
   std::lock_guard<std::mutex> lock(registry_->mu);
   auto it = registry_->streams.find(in.delivery_stream_name);
@@ -218,9 +210,7 @@ absl::Status Firehose::UntagDeliveryStream(const UntagDeliveryStreamInput& in) {
                                         : "Member must have length less than or equal to 50");
     }
     for (std::size_t i = 0; i < in.tag_keys.size() && i < kMaxTagsPerDeliveryStream; ++i) {
-      const std::string member = fmt::format("tagKeys.{}.member", i + 1);
-      v.MinLength(member, in.tag_keys[i], in.tag_keys[i].size(), 1);
-      v.MaxLength(member, in.tag_keys[i], in.tag_keys[i].size(), 128);
+      detail::CheckFirehoseTagKey(in.tag_keys[i], fmt::format("tagKeys.{}.member", i + 1), v);
     }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
@@ -250,7 +240,7 @@ absl::StatusOr<ListTagsForDeliveryStreamOutput> Firehose::ListTagsForDeliveryStr
     if (in.limit) v.Range("limit", *in.limit, 1, 50);
     if (!in.exclusive_start_tag_key.empty()) {
       v.MaxLength("exclusiveStartTagKey", in.exclusive_start_tag_key,
-                  in.exclusive_start_tag_key.size(), 128);
+                  detail::Utf8Chars(in.exclusive_start_tag_key), 128);
     }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }

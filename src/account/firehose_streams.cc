@@ -35,6 +35,36 @@ FirehoseRates FirehoseRatesFor(std::string_view region) {
       .records_per_second = 100'000, .requests_per_second = 1'000, .bytes_per_second = 1ull << 20};
 }
 
+namespace {
+
+// The API's Tag members: letters, separators and digits of any script, and _ . : / = + - @ %
+// (bytes of multi-byte UTF-8 count as letters); a key does not start with "aws:".
+constexpr std::string_view kTagKeyPattern = R"(^(?!aws:)[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$)";
+constexpr std::string_view kTagValuePattern = R"(^[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$)";
+
+bool TagCharactersOk(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == ' ' || c == '_' || c == '.' || c == ':' || c == '/' ||
+           c == '=' || c == '+' || c == '-' || c == '@' || c == '%';
+  });
+}
+
+}  // namespace
+
+void CheckFirehoseTagKey(std::string_view key, std::string_view member, Violations& v) {
+  const std::size_t chars = Utf8Chars(key);
+  v.MinLength(member, key, chars, 1);
+  v.MaxLength(member, key, chars, 128);
+  v.Pattern(member, key, kTagKeyPattern, TagCharactersOk(key) && !key.starts_with("aws:"));
+}
+
+void CheckFirehoseTagValue(std::string_view value, std::string_view member, Violations& v) {
+  v.MaxLength(member, value, Utf8Chars(value), 256);
+  v.Pattern(member, value, kTagValuePattern, TagCharactersOk(value));
+}
+
 absl::Status DeliveryStreamNotFound(std::string_view name, std::string_view account_id) {
   return ResourceNotFoundError(
       fmt::format("Firehose {} under account {} not found.", name, account_id));
@@ -143,22 +173,10 @@ void CheckTags(std::span<const Tag> tags, std::string_view member, Violations& v
                   "Member must have length less than or equal to 50");
   }
   for (std::size_t i = 0; i < tags.size() && i < 50; ++i) {
-    const std::string key_member = fmt::format("{}.{}.member.key", member, i + 1);
-    v.MinLength(key_member, tags[i].key, tags[i].key.size(), 1);
-    v.MaxLength(key_member, tags[i].key, tags[i].key.size(), 128);
-    v.MaxLength(fmt::format("{}.{}.member.value", member, i + 1), tags[i].value,
-                tags[i].value.size(), 256);
+    detail::CheckFirehoseTagKey(tags[i].key, fmt::format("{}.{}.member.key", member, i + 1), v);
+    detail::CheckFirehoseTagValue(tags[i].value, fmt::format("{}.{}.member.value", member, i + 1),
+                                  v);
   }
-}
-
-absl::Status ReservedTagKeys(std::span<const Tag> tags) {
-  for (const Tag& t : tags) {
-    if (t.key.starts_with("aws:")) {
-      return InvalidArgumentError(fmt::format(
-          "Tag key '{}' is invalid: the prefix 'aws:' is reserved for AWS use.", t.key));
-    }
-  }
-  return absl::OkStatus();
 }
 
 // Removes the DELETING entries whose time is up; the caller drops them after unlocking
@@ -249,7 +267,6 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   if (absl::Status s = detail::AdmitFirehose(core_, "CreateDeliveryStream", name, arn); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReservedTagKeys(in.tags); !s.ok()) return s;
   const bool from_kinesis = in.delivery_stream_type == DeliveryStreamType::kKinesisStreamAsSource;
   if (from_kinesis && !in.kinesis_stream_source_configuration) {
     return InvalidArgumentError(

@@ -95,8 +95,9 @@ absl::Status Kinesis::RemoveTagsFromStream(const RemoveTagsFromStreamInput& in) 
     if (in.tag_keys.size() > 50) {
       v.AddRendered("tagKeys", rendered, "Member must have length less than or equal to 50");
     }
-    if (!std::all_of(in.tag_keys.begin(), in.tag_keys.end(),
-                     [](std::string_view k) { return !k.empty() && k.size() <= 128; })) {
+    if (!std::all_of(in.tag_keys.begin(), in.tag_keys.end(), [](std::string_view k) {
+          return !k.empty() && detail::Utf8Chars(k) <= 128;
+        })) {
       v.AddRendered("tagKeys", rendered,
                     "Member must satisfy constraint: [Member must have length less than or "
                     "equal to 128, Member must have length greater than or equal to 1]");
@@ -126,7 +127,7 @@ absl::StatusOr<ListTagsForStreamOutput> Kinesis::ListTagsForStream(
     if (in.limit) v.Range("limit", *in.limit, 1, kListTagsMax);
     if (!in.exclusive_start_tag_key.empty()) {
       v.MaxLength("exclusiveStartTagKey", in.exclusive_start_tag_key,
-                  in.exclusive_start_tag_key.size(), 128);
+                  detail::Utf8Chars(in.exclusive_start_tag_key), 128);
     }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }

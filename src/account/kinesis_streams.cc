@@ -41,15 +41,16 @@ void CheckTagMap(std::span<const Tag> tags, std::size_t max_entries, Violations&
     v.AddRendered("tags", RenderTags(tags),
                   fmt::format("Member must have length less than or equal to {}", max_entries));
   }
-  const bool keys_ok = std::all_of(
-      tags.begin(), tags.end(), [](const Tag& t) { return !t.key.empty() && t.key.size() <= 128; });
+  const bool keys_ok = std::all_of(tags.begin(), tags.end(), [](const Tag& t) {
+    return !t.key.empty() && Utf8Chars(t.key) <= 128;
+  });
   if (!keys_ok) {
     v.AddRendered("tags", RenderTags(tags),
                   "Map keys must satisfy constraint: [Member must have length less than or equal "
                   "to 128, Member must have length greater than or equal to 1]");
   }
   const bool values_ok =
-      std::all_of(tags.begin(), tags.end(), [](const Tag& t) { return t.value.size() <= 256; });
+      std::all_of(tags.begin(), tags.end(), [](const Tag& t) { return Utf8Chars(t.value) <= 256; });
   if (!values_ok) {
     v.AddRendered("tags", RenderTags(tags),
                   "Map value must satisfy constraint: [Member must have length less than or "

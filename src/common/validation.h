@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "riffle/detail/utf8.h"
 
 namespace riffle::detail {
 
@@ -35,6 +36,13 @@ inline constexpr std::string_view kConsumerArnPattern =
 
 // `text` matches 0|([1-9]\d{0,max_digits - 1}).
 bool MatchesDecimalPattern(std::string_view text, std::size_t max_digits);
+
+// The length of `s` in characters (code points), as the services' length constraints count
+// it; its bytes when it is not UTF-8.
+inline std::size_t Utf8Chars(std::string_view s) {
+  const int64_t n = CountUtf8CodePoints(s);
+  return n < 0 ? s.size() : static_cast<std::size_t>(n);
+}
 
 class Violations {
  public:
