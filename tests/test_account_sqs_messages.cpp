@@ -147,6 +147,24 @@ TEST_CASE("SendMessage and ReceiveMessage by URL carry attributes and digests", 
                             "The request must contain the parameter ReceiptHandle."});
   CHECK(ErrorOf(sqs.ReceiveMessage({.queue_url = url, .attribute_names = {"Colour"}})) ==
         account_test::Error{riffle::kInvalidAttributeName, "Unknown Attribute Colour."});
+  CHECK(ErrorOf(sqs.ReceiveMessage(
+            {.queue_url = url, .message_system_attribute_names = {"VisibilityTimeout"}})) ==
+        account_test::Error{riffle::kInvalidAttributeName,
+                            "Unknown Attribute VisibilityTimeout."});
+  // The older AttributeNames lists queue attribute names: those are ignored, the message
+  // system attributes it names returned.
+  REQUIRE(sqs.SendMessage({.queue_url = url,
+                           .message_body = "again",
+                           .message_deduplication_id = "again",
+                           .message_group_id = "g"})
+              .ok());
+  auto mixed = sqs.ReceiveMessage(
+      {.queue_url = url,
+       .attribute_names = {"ApproximateNumberOfMessages", "VisibilityTimeout", "SentTimestamp"}});
+  REQUIRE(mixed.ok());
+  REQUIRE(mixed->messages.size() == 1);
+  CHECK(mixed->messages[0].attributes.size() == 1);
+  CHECK(mixed->messages[0].attributes.contains("SentTimestamp"));
 }
 
 TEST_CASE("Sends are checked as the service checks them", "[account][sqs]") {

@@ -152,7 +152,7 @@ struct ReceiveMessageInput {
   // System attributes to return: "All" or SenderId, SentTimestamp, ApproximateReceiveCount,
   // ApproximateFirstReceiveTimestamp, SequenceNumber, MessageDeduplicationId,
   // MessageGroupId, AWSTraceHeader. `attribute_names` is the API's older member for the
-  // same; both count.
+  // same; both count, and queue attribute names in it are accepted and ignored.
   std::vector<std::string> message_system_attribute_names{};
   std::vector<std::string> attribute_names{};
   // Message attributes to return: "All" or ".*", "<prefix>.*", or names.

@@ -64,6 +64,8 @@ struct SqsRegistry {
 absl::Status QueueDoesNotExist();
 absl::Status SqsMissingParameter(std::string_view parameter);
 absl::Status InvalidAttributeName(std::string_view name);
+// A name GetQueueAttributes knows (a queue attribute, or "All").
+bool IsQueueAttributeName(std::string_view name);
 absl::Status InvalidAttributeValueFor(std::string_view name, std::string_view reason = {});
 
 // ---- Attributes ----

@@ -209,12 +209,18 @@ absl::StatusOr<ReceiveMessageOutput> Sqs::ReceiveMessage(const ReceiveMessageInp
       !s.ok()) {
     return s;
   }
-  for (const auto* names : {&input.message_system_attribute_names, &input.attribute_names}) {
-    for (const std::string& n : *names) {
-      if (n != "All" && std::find(std::begin(kSystemNames), std::end(kSystemNames), n) ==
-                            std::end(kSystemNames)) {
-        return detail::InvalidAttributeName(n);
-      }
+  auto is_system_name = [](std::string_view n) {
+    return n == "All" ||
+           std::find(std::begin(kSystemNames), std::end(kSystemNames), n) != std::end(kSystemNames);
+  };
+  for (const std::string& n : input.message_system_attribute_names) {
+    if (!is_system_name(n)) return detail::InvalidAttributeName(n);
+  }
+  // The deprecated AttributeNames is a list of queue attribute names: the service returns
+  // the message system attributes it names and ignores the queue's (ApproximateNumberOf...).
+  for (const std::string& n : input.attribute_names) {
+    if (!is_system_name(n) && !detail::IsQueueAttributeName(n)) {
+      return detail::InvalidAttributeName(n);
     }
   }
   auto system_wanted = [&](std::string_view n) {

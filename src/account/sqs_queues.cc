@@ -398,40 +398,50 @@ absl::Status Sqs::PurgeQueue(const PurgeQueueInput& input) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The queue attributes GetQueueAttributes returns: computed, and settable.
+constexpr std::string_view kComputedAttributes[] = {"ApproximateNumberOfMessages",
+                                                    "ApproximateNumberOfMessagesDelayed",
+                                                    "ApproximateNumberOfMessagesNotVisible",
+                                                    "CreatedTimestamp",
+                                                    "LastModifiedTimestamp",
+                                                    "QueueArn"};
+constexpr std::string_view kSettableAttributes[] = {"ContentBasedDeduplication",
+                                                    "DeduplicationScope",
+                                                    "DelaySeconds",
+                                                    "FifoQueue",
+                                                    "FifoThroughputLimit",
+                                                    "KmsDataKeyReusePeriodSeconds",
+                                                    "KmsMasterKeyId",
+                                                    "MaximumMessageSize",
+                                                    "MessageRetentionPeriod",
+                                                    "Policy",
+                                                    "ReceiveMessageWaitTimeSeconds",
+                                                    "RedriveAllowPolicy",
+                                                    "RedrivePolicy",
+                                                    "SqsManagedSseEnabled",
+                                                    "VisibilityTimeout"};
+
+}  // namespace
+
+bool detail::IsQueueAttributeName(std::string_view name) {
+  return name == "All" ||
+         std::find(std::begin(kComputedAttributes), std::end(kComputedAttributes), name) !=
+             std::end(kComputedAttributes) ||
+         std::find(std::begin(kSettableAttributes), std::end(kSettableAttributes), name) !=
+             std::end(kSettableAttributes);
+}
+
 absl::StatusOr<GetQueueAttributesOutput> Sqs::GetQueueAttributes(
     const GetQueueAttributesInput& input) {
   absl::StatusOr<std::shared_ptr<SqsQueueEntry>> entry =
       Admit("GetQueueAttributes", input.queue_url);
   if (!entry.ok()) return entry.status();
   SqsQueueEntry& e = **entry;
-  static constexpr std::string_view kComputed[] = {"ApproximateNumberOfMessages",
-                                                   "ApproximateNumberOfMessagesDelayed",
-                                                   "ApproximateNumberOfMessagesNotVisible",
-                                                   "CreatedTimestamp",
-                                                   "LastModifiedTimestamp",
-                                                   "QueueArn"};
-  static constexpr std::string_view kSettable[] = {"ContentBasedDeduplication",
-                                                   "DeduplicationScope",
-                                                   "DelaySeconds",
-                                                   "FifoQueue",
-                                                   "FifoThroughputLimit",
-                                                   "KmsDataKeyReusePeriodSeconds",
-                                                   "KmsMasterKeyId",
-                                                   "MaximumMessageSize",
-                                                   "MessageRetentionPeriod",
-                                                   "Policy",
-                                                   "ReceiveMessageWaitTimeSeconds",
-                                                   "RedriveAllowPolicy",
-                                                   "RedrivePolicy",
-                                                   "SqsManagedSseEnabled",
-                                                   "VisibilityTimeout"};
   bool all = false;
   for (const std::string& n : input.attribute_names) {
-    const bool known =
-        n == "All" ||
-        std::find(std::begin(kComputed), std::end(kComputed), n) != std::end(kComputed) ||
-        std::find(std::begin(kSettable), std::end(kSettable), n) != std::end(kSettable);
-    if (!known) return detail::InvalidAttributeName(n);
+    if (!detail::IsQueueAttributeName(n)) return detail::InvalidAttributeName(n);
     all = all || n == "All";
   }
   auto wanted = [&](std::string_view n) {
@@ -442,7 +452,7 @@ absl::StatusOr<GetQueueAttributesOutput> Sqs::GetQueueAttributes(
   if (input.attribute_names.empty()) return out;
   const QueueAttributes counts = e.queue->GetQueueAttributes();
   std::lock_guard<std::mutex> lock(registry_->mu);
-  for (std::string_view n : kSettable) {
+  for (std::string_view n : kSettableAttributes) {
     auto it = e.attributes.find(std::string(n));
     if (it != e.attributes.end() && wanted(n)) out.attributes.emplace(n, it->second);
   }
