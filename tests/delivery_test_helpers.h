@@ -80,11 +80,12 @@ struct ErrorLines {
   std::vector<std::string> raw;
   std::vector<std::string> codes;
   std::vector<int> attempts;
+  std::vector<std::string> lambda_arns;  // "" where the line has none
 };
 inline ErrorLines ParseErrorObject(const std::string& body) {
   ErrorLines out;
   static const std::regex line_re(
-      R"re(^\{"attemptsMade":(\d+),"arrivalTimestamp":\d+,"errorCode":"([^"]*)","errorMessage":"(?:[^"\\]|\\.)*","attemptEndingTimestamp":\d+,"recordId":"\d+","deliveryStreamName":"orders","rawData":"([A-Za-z0-9+/=]*)"\}$)re");
+      R"re(^\{"attemptsMade":(\d+),"arrivalTimestamp":\d+,"errorCode":"([^"]*)","errorMessage":"(?:[^"\\]|\\.)*","attemptEndingTimestamp":\d+,"recordId":"\d+","deliveryStreamName":"orders","rawData":"([A-Za-z0-9+/=]*)"(?:,"lambdaArn":"([^"]*)")?\}$)re");
   size_t start = 0;
   while (start < body.size()) {
     const size_t end = body.find('\n', start);
@@ -98,6 +99,7 @@ inline ErrorLines ParseErrorObject(const std::string& body) {
     out.raw.push_back(raw);
     out.codes.push_back(m[2].str());
     out.attempts.push_back(std::stoi(m[1].str()));
+    out.lambda_arns.push_back(m[4].str());
     start = end + 1;
   }
   return out;

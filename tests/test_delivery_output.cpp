@@ -311,6 +311,7 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
   CHECK(e.raw == std::vector<std::string>{"fail", "ignore", "twice"});
   CHECK(e.codes == std::vector<std::string>{"Lambda.ProcessingFailed", "Lambda.MissingRecordId",
                                             "Lambda.DuplicatedRecordId"});
+  CHECK(e.lambda_arns == std::vector<std::string>(3, ""));  // no processor_arn
   const auto m = ds->GetMetrics();
   CHECK(m.incoming_records == 7);
   CHECK(m.delivery_records == 3);
@@ -322,6 +323,7 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
   SECTION("a processor that throws fails the whole batch") {
     riffle::MemorySink sink2;
     DeliveryStreamOptions o2 = BaseOptions(&sink2, &clock);
+    o2.processor_arn = "arn:aws:lambda:us-east-1:000000000000:function:transform";
     int calls = 0;
     o2.processor =
         [&calls](std::span<const riffle::ProcessorInput>) -> std::vector<riffle::ProcessorOutput> {
@@ -339,6 +341,8 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
     CHECK(e2.raw == std::vector<std::string>{"x", "y"});
     CHECK(e2.codes == std::vector<std::string>{"Lambda.FunctionError", "Lambda.FunctionError"});
     CHECK(e2.attempts == std::vector<int>{4, 4});
+    CHECK(e2.lambda_arns ==
+          std::vector<std::string>(2, "arn:aws:lambda:us-east-1:000000000000:function:transform"));
     CHECK(ds2->GetMetrics().processing_failed_records == 2);
   }
 

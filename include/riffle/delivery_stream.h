@@ -170,6 +170,9 @@ struct DeliveryStreamOptions {
   // record of the batch goes to the error output as Lambda.FunctionError, with attemptsMade
   // the number of calls.
   int processor_retries = 3;
+  // Default "": written as "lambdaArn" in the error output's processing-failed records (the
+  // service writes its Lambda function's ARN there), left out when empty.
+  std::string processor_arn;
   // Default false. True appends '\n' to every delivered record (after the processor).
   bool append_newline_delimiter = false;
   // Default none: one buffer, no dynamic partitioning. When set, the Prefix must name at

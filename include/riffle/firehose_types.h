@@ -42,6 +42,9 @@ struct ProcessingConfiguration {
   // when `processor` throws, before the batch goes to the error output
   // (DeliveryStreamOptions::processor_retries).
   std::optional<int> number_of_retries;
+  // The Lambda processor's LambdaArn parameter: kept, and written as lambdaArn in the
+  // processing-failed records of the error output (DeliveryStreamOptions::processor_arn).
+  std::string_view lambda_arn;
 };
 
 // Dynamic partitioning: the Prefix names !{partitionKeyFromQuery:k} (or ...FromLambda) keys,

@@ -376,6 +376,9 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   o.compression = *ParseCompression(dest.compression_format);
   o.processor = processing.enabled ? processing.processor : Processor();
   if (processing.number_of_retries) o.processor_retries = *processing.number_of_retries;
+  if (processing.enabled && !processing.lambda_arn.empty()) {
+    o.processor_arn = std::string(processing.lambda_arn);
+  }
   o.append_newline_delimiter = processing.enabled && processing.append_delimiter_to_record;
   o.partition_key_function =
       partitioning.enabled ? partitioning.partition_key_function : PartitionKeyFunction();

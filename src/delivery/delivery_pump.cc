@@ -323,7 +323,12 @@ void DeliveryStream::Impl::BuildErrorObjects(absl::Time now) {
       detail::AppendJsonString(name(), &o.body);
       o.body.append(",\"rawData\":\"");
       o.body.append(absl::Base64Escape(absl::string_view(e.raw_data.data(), e.raw_data.size())));
-      o.body.append("\"}\n");
+      o.body.push_back('"');
+      if (type == detail::kProcessingFailedOutput && !options_.processor_arn.empty()) {
+        o.body.append(",\"lambdaArn\":");
+        detail::AppendJsonString(options_.processor_arn, &o.body);
+      }
+      o.body.append("}\n");
       ++o.records;
       o.accounted_bytes += e.accounted_bytes;
     }
