@@ -40,9 +40,15 @@ TEST_CASE("DeliveryStream options are validated with Firehose-style messages", "
          "DeliveryStreamName 'a b' contains ' '; it must match [a-zA-Z0-9_.-]+.");
   expect([](auto& o) { o.sink = nullptr; },
          "Sink is null; a DeliveryStream needs a destination Sink.");
-  expect([](auto& o) { o.prefix = "x/!{timestamp:yyyy/QQ}/"; },
-         "Prefix has the timestamp pattern letters 'QQ'; supported are yyyy, yy, MM, dd, HH, mm "
-         "and ss.");
+  expect([](auto& o) { o.prefix = "x/!{timestamp:yyyy/ww}/"; },
+         "Prefix has the timestamp pattern letter 'w', which is not supported; supported are G "
+         "y u Q q M L d D E a H k h K m s S, and text in single quotes.");
+  expect([](auto& o) { o.prefix = "x/!{timestamp:yyyy/ddd}/"; },
+         "Prefix has the timestamp pattern 'yyyy/ddd': too many pattern letters 'd' (3; at most "
+         "2).");
+  expect([](auto& o) { o.prefix = "x/!{timestamp:yyyy[MM]}/"; },
+         "Prefix has the timestamp pattern 'yyyy[MM]', whose '[' is reserved (optional sections "
+         "are not supported); quote it to use it as text.");
   expect([](auto& o) { o.prefix = "!{partitionKeyFromQuery:id}/"; },
          "Prefix uses !{partitionKeyFrom...} expressions but dynamic partitioning is not "
          "enabled (partition_key_function is empty).");

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "delivery/compression.h"
+#include "delivery/time_pattern.h"
 #include "delivery_test_helpers.h"
 #include "riffle/delivery_stream.h"
 #include "riffle/sink.h"
@@ -59,6 +60,44 @@ TEST_CASE("Object keys follow Firehose's format and prefix rules", "[delivery]")
     REQUIRE(ds->Close().ok());
   }
   CHECK(sink_a.Keys() == sink_b.Keys());
+}
+
+TEST_CASE("Timestamp expressions format as java.time's DateTimeFormatter does", "[delivery]") {
+  using riffle::detail::AppendTimePattern;
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  // Saturday 7 March 2026 (day 66), 09:05:03.042 UTC.
+  const absl::Time t =
+      absl::FromCivil(absl::CivilSecond(2026, 3, 7, 9, 5, 3), utc) + absl::Milliseconds(42);
+  auto format = [](std::string_view pattern, absl::Time when) {
+    REQUIRE(riffle::detail::CheckTimePattern(pattern, "Prefix").ok());
+    std::string out;
+    AppendTimePattern(pattern, when, &out);
+    CHECK(out.size() <= riffle::detail::MaxTimePatternLength(pattern));
+    return out;
+  };
+  CHECK(format("yyyy-MM-dd HH:mm:ss.SSS", t) == "2026-03-07 09:05:03.042");
+  CHECK(format("y/M/d H:m:s", t) == "2026/3/7 9:5:3");
+  CHECK(format("yy|yyyyy|uuuu", t) == "26|02026|2026");
+  CHECK(format("D|DD|DDD", t) == "66|66|066");
+  CHECK(format("E|EEE|EEEE|EEEEE", t) == "Sat|Sat|Saturday|S");
+  CHECK(format("MMM|MMMM|MMMMM|LL", t) == "Mar|March|M|03");
+  CHECK(format("Q|QQ|QQQ|QQQQ", t) == "1|01|Q1|1st quarter");
+  CHECK(format("G|GGGG|GGGGG", t) == "AD|Anno Domini|A");
+  CHECK(format("S|SS|SSSSSS", t) == "0|04|042000");
+  CHECK(format("a h K k|hh", t) == "AM 9 9 9|09");
+  const absl::Time midnight = absl::FromCivil(absl::CivilSecond(2026, 12, 31, 0, 30, 0), utc);
+  CHECK(format("a h K k H|D|QQQQ", midnight) == "AM 12 0 24 0|365|4th quarter");
+  const absl::Time afternoon = absl::FromCivil(absl::CivilSecond(2026, 7, 1, 13, 0, 0), utc);
+  CHECK(format("a hh KK kk HH|EEEE", afternoon) == "PM 01 01 13 13|Wednesday");
+  CHECK(format("'year='yyyy", t) == "year=2026");
+  CHECK(format("''|'it''s'|'MM'MM", t) == "'|it's|MM03");
+  CHECK(riffle::detail::MaxTimePatternLength("EEEE MMMM") == 19);
+  for (std::string_view bad :
+       {"yyyy'", "YYYY", "ww", "Z", "ddd", "HHH", "aa", "SSSSSSSSSS", "{yyyy}", "#"}) {
+    INFO(bad);
+    CHECK(riffle::HasErrorName(riffle::detail::CheckTimePattern(bad, "Prefix"),
+                               riffle::kInvalidArgumentException));
+  }
 }
 
 TEST_CASE("Prefixes follow Firehose's semantic rules: quotes, error output defaults and times",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "delivery/time_pattern.h"
 #include "fmt/format.h"
 
 namespace riffle::detail {
@@ -12,72 +13,6 @@ constexpr size_t kMaxPrefixBytes = 1024;
 constexpr size_t kMaxEvaluatedPrefixBytes = 512;
 constexpr size_t kMaxErrorOutputTypeBytes = std::max(
     {kProcessingFailedOutput.size(), kDeliveryFailedOutput.size(), kPartitioningFailedOutput.size()});
-
-// Converts a Java DateTimeFormatter pattern (the subset Firehose documents) to absl's.
-// Text in single quotes is literal ('' is one quote), as DateTimeFormatter reads it.
-absl::StatusOr<std::string> JavaToAbslPattern(std::string_view java, std::string_view parameter) {
-  std::string out;
-  for (size_t i = 0; i < java.size();) {
-    const char c = java[i];
-    if (c == '\'') {
-      if (i + 1 < java.size() && java[i + 1] == '\'') {
-        out += '\'';
-        i += 2;
-        continue;
-      }
-      size_t j = i + 1;
-      for (;; ++j) {
-        if (j == java.size()) {
-          return InvalidArgumentError(fmt::format(
-              "{} has a timestamp pattern with an unterminated quote: '{}'.", parameter, java));
-        }
-        if (java[j] != '\'') {
-          out += java[j] == '%' ? std::string_view("%%") : java.substr(j, 1);
-        } else if (j + 1 < java.size() && java[j + 1] == '\'') {
-          out += '\'';
-          ++j;
-        } else {
-          break;
-        }
-      }
-      i = j + 1;
-      continue;
-    }
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
-      if (c == '%')
-        out += "%%";
-      else
-        out += c;
-      ++i;
-      continue;
-    }
-    size_t run = 1;
-    while (i + run < java.size() && java[i + run] == c) ++run;
-    const std::string_view token = java.substr(i, run);
-    if (token == "yyyy")
-      out += "%Y";
-    else if (token == "yy")
-      out += "%y";
-    else if (token == "MM")
-      out += "%m";
-    else if (token == "dd")
-      out += "%d";
-    else if (token == "HH")
-      out += "%H";
-    else if (token == "mm")
-      out += "%M";
-    else if (token == "ss")
-      out += "%S";
-    else {
-      return InvalidArgumentError(fmt::format(
-          "{} has the timestamp pattern letters '{}'; supported are yyyy, yy, MM, dd, HH, mm "
-          "and ss.",
-          parameter, token));
-    }
-    i += run;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -107,9 +42,8 @@ absl::StatusOr<PrefixTemplate> PrefixTemplate::Parse(std::string_view text,
     const std::string_view arg = colon == std::string_view::npos ? "" : expr.substr(colon + 1);
     if (!literal.empty()) t.segments_.push_back({Kind::kLiteral, std::exchange(literal, {})});
     if (ns == "timestamp" && !arg.empty()) {
-      absl::StatusOr<std::string> pattern = JavaToAbslPattern(arg, parameter);
-      if (!pattern.ok()) return pattern.status();
-      t.segments_.push_back({Kind::kTimestamp, *std::move(pattern)});
+      if (absl::Status s = CheckTimePattern(arg, parameter); !s.ok()) return s;
+      t.segments_.push_back({Kind::kTimestamp, std::string(arg)});
     } else if ((ns == "partitionKeyFromQuery" || ns == "partitionKeyFromLambda") && !arg.empty() &&
                !is_error_prefix) {
       t.segments_.push_back({Kind::kPartitionKey, std::string(arg)});
@@ -147,24 +81,21 @@ absl::StatusOr<PrefixTemplate> PrefixTemplate::Parse(std::string_view text,
       std::any_of(t.segments_.begin(), t.segments_.end(),
                   [](const Segment& s) { return s.kind == Kind::kTimestamp; });
   if (is_error_prefix ? !has_expression : !has_timestamp && !t.uses_partition_keys_) {
-    t.segments_.push_back({Kind::kTimestamp, "%Y/%m/%d/%H/"});
+    t.segments_.push_back({Kind::kTimestamp, "yyyy/MM/dd/HH/"});
   }
   return t;
 }
 
 absl::Status PrefixTemplate::CheckEvaluatedLength(std::string_view parameter) const {
-  // The longest it can evaluate to, partition key values aside (the widest time, every
-  // field of the supported patterns being of fixed width).
+  // The longest it can evaluate to, partition key values aside.
   size_t longest = 0;
-  const absl::Time widest =
-      absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::UTCTimeZone());
   for (const Segment& s : segments_) {
     switch (s.kind) {
       case Kind::kLiteral:
         longest += s.text.size();
         break;
       case Kind::kTimestamp:
-        longest += absl::FormatTime(s.text, widest, absl::UTCTimeZone()).size();
+        longest += MaxTimePatternLength(s.text);
         break;
       case Kind::kRandomString:
         longest += 11;
@@ -194,7 +125,7 @@ void PrefixTemplate::Evaluate(absl::Time timestamp, const PartitionValueList& va
         out->append(s.text);
         break;
       case Kind::kTimestamp:
-        out->append(absl::FormatTime(s.text, timestamp, absl::UTCTimeZone()));
+        AppendTimePattern(s.text, timestamp, out);
         break;
       case Kind::kPartitionKey:
         for (const auto& [name, value] : values) {

@@ -2,12 +2,13 @@
 //
 //   <prefix><DeliveryStreamName>-<version>-YYYY-MM-DD-HH-MM-SS-<random><extension>
 //
-// A prefix is literal text with expressions: !{timestamp:yyyy/MM/dd/HH} (Java pattern
-// letters y M d H m s; the time is the arrival time of the batch's oldest record, UTC),
-// !{partitionKeyFromQuery:name} and !{partitionKeyFromLambda:name} (values from the
-// partition key function), !{firehose:random-string} (11 characters) and, in error
-// prefixes only, !{firehose:error-output-type}. An empty prefix means "YYYY/MM/DD/HH/", and
-// a prefix without expressions gets "YYYY/MM/DD/HH/" appended, as Firehose does.
+// A prefix is literal text with expressions: !{timestamp:yyyy/MM/dd/HH} (a Java
+// DateTimeFormatter pattern, time_pattern.h; the time is the arrival time of the batch's
+// oldest record, UTC), !{partitionKeyFromQuery:name} and !{partitionKeyFromLambda:name}
+// (values from the partition key function), !{firehose:random-string} (11 hexadecimal
+// characters) and, in error prefixes only, !{firehose:error-output-type}. As Firehose does,
+// a Prefix with no timestamp expression (an empty one too) gets "YYYY/MM/DD/HH/" appended
+// unless it names partition keys, and so does an ErrorOutputPrefix without expressions.
 //
 // Thread safety: a parsed PrefixTemplate is immutable; Evaluate takes the caller's RNG.
 #ifndef RIFFLE_DELIVERY_OBJECT_KEY_H_
@@ -57,7 +58,7 @@ class PrefixTemplate {
   enum class Kind { kLiteral, kTimestamp, kPartitionKey, kErrorOutputType, kRandomString };
   struct Segment {
     Kind kind;
-    std::string text;  // literal text, absl::FormatTime pattern, or partition key name
+    std::string text;  // literal text, Java time pattern, or partition key name
   };
   std::vector<Segment> segments_;
   bool uses_partition_keys_ = false;
