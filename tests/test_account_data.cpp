@@ -433,6 +433,71 @@ TEST_CASE("producers put by name while other streams come and go", "[account]") 
   CHECK(read == kProducers * kPerProducer);
 }
 
+TEST_CASE("a deregistered consumer is DELETING for delete_duration, then gone", "[account]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, false, {.delete_duration = absl::Seconds(5)});
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  auto first = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "a"});
+  clock.Advance(absl::Seconds(1));
+  auto c = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "audit"});
+  clock.Advance(absl::Seconds(1));
+  auto last = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "z"});
+  REQUIRE((first.ok() && c.ok() && last.ok()));
+  const std::string arn = c->consumer.consumer_arn;
+  int events = 0;
+  auto sub =
+      kinesis.SubscribeToShard({.consumer_arn = arn,
+                                .shard_id = "shardId-000000000000",
+                                .starting_position = {riffle::ShardIteratorType::kTrimHorizon}},
+                               [&](const riffle::SubscribeToShardEvent&) { ++events; });
+  REQUIRE(sub.ok());
+
+  REQUIRE(kinesis.DeregisterStreamConsumer({.consumer_arn = arn}).ok());
+  // Its subscription ends at once.
+  (void)(*sub)->Poll();
+  CHECK((*sub)->done());
+  CHECK((*sub)->end_reason() == riffle::SubscriptionEnd::kConsumerDeregistered);
+  // Described and listed as DELETING, in its place, by name or ARN.
+  for (auto in :
+       {riffle::DescribeStreamConsumerInput{.consumer_arn = arn},
+        riffle::DescribeStreamConsumerInput{.stream_arn = kOrdersArn, .consumer_name = "audit"}}) {
+    auto d = kinesis.DescribeStreamConsumer(in);
+    REQUIRE(d.ok());
+    CHECK(d->consumer_description.consumer_status == riffle::ConsumerStatus::kDeleting);
+    CHECK(d->consumer_description.consumer_arn == arn);
+  }
+  auto list = kinesis.ListStreamConsumers({.stream_arn = kOrdersArn});
+  REQUIRE(list.ok());
+  REQUIRE(list->consumers.size() == 3);
+  CHECK(list->consumers[0].consumer_name == "a");
+  CHECK(list->consumers[1].consumer_name == "audit");
+  CHECK(list->consumers[1].consumer_status == riffle::ConsumerStatus::kDeleting);
+  CHECK(list->consumers[2].consumer_status == riffle::ConsumerStatus::kActive);
+  // Its name stays taken; it cannot subscribe; deregistering it again finds nothing.
+  CHECK(ErrorOf(
+            kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "audit"})) ==
+        Error{riffle::kResourceInUseException, "Consumer audit already exists for stream orders."});
+  CHECK(ErrorOf(kinesis.SubscribeToShard(
+                    {.consumer_arn = arn,
+                     .shard_id = "shardId-000000000000",
+                     .starting_position = {riffle::ShardIteratorType::kTrimHorizon}},
+                    [](const riffle::SubscribeToShardEvent&) {}))
+            .name == riffle::kResourceInUseException);
+  CHECK(ErrorOf(kinesis.DeregisterStreamConsumer({.consumer_arn = arn})).name ==
+        riffle::kResourceNotFoundException);
+
+  clock.Advance(absl::Milliseconds(4999));
+  CHECK(kinesis.DescribeStreamConsumer({.consumer_arn = arn}).ok());
+  clock.Advance(absl::Milliseconds(1));
+  CHECK(ErrorOf(kinesis.DescribeStreamConsumer({.consumer_arn = arn})).name ==
+        riffle::kResourceNotFoundException);
+  CHECK(kinesis.ListStreamConsumers({.stream_arn = kOrdersArn})->consumers.size() == 2);
+  auto again = kinesis.RegisterStreamConsumer({.stream_arn = kOrdersArn, .consumer_name = "audit"});
+  REQUIRE(again.ok());
+  CHECK(again->consumer.consumer_arn != arn);
+}
+
 TEST_CASE("a consumer is CREATING for create_duration and cannot subscribe until ACTIVE",
           "[account]") {
   ManualClock clock;

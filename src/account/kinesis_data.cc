@@ -79,6 +79,24 @@ ConsumerStatus StatusAt(const ConsumerDescription& c, const AccountOptions& opti
   return now_ms < active_ms ? ConsumerStatus::kCreating : c.consumer_status;
 }
 
+// The DELETING consumers of `e` whose time is not up (the others are dropped), with
+// `consumer` (a name or an ARN; empty: every one).
+std::vector<ConsumerDescription> DeletingConsumers(StreamEntry& e, std::string_view consumer,
+                                                   int64_t now_ms) {
+  std::vector<ConsumerDescription> out;
+  std::lock_guard<std::mutex> lock(e.mu);
+  std::erase_if(e.deleting_consumers, [now_ms](const StreamEntry::DeletingConsumer& d) {
+    return now_ms >= d.gone_at_ms;
+  });
+  for (const StreamEntry::DeletingConsumer& d : e.deleting_consumers) {
+    if (consumer.empty() || d.description.consumer_name == consumer ||
+        d.description.consumer_arn == consumer) {
+      out.push_back(d.description);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---- Records ----
@@ -296,6 +314,11 @@ absl::StatusOr<RegisterStreamConsumerOutput> Kinesis::RegisterStreamConsumer(
     return s;
   }
   if (absl::Status s = detail::Admit(core_, "RegisterStreamConsumer", e); !s.ok()) return s;
+  // The name of a consumer still DELETING is taken until it is gone.
+  if (!DeletingConsumers(*e, in.consumer_name, core_.clock.NowMillis()).empty()) {
+    return ResourceInUseError(
+        fmt::format("Consumer {} already exists for stream {}.", in.consumer_name, e->name));
+  }
   if (core_.limits) {
     // The service creates at most 5 consumers of a stream at a time.
     constexpr int kMaxCreating = 5;
@@ -328,7 +351,20 @@ absl::Status Kinesis::DeregisterStreamConsumer(const DeregisterStreamConsumerInp
     return s;
   }
   if (absl::Status s = detail::Admit(core_, "DeregisterStreamConsumer", e); !s.ok()) return s;
-  return e->stream->DeregisterStreamConsumer(consumer);
+  if (core_.options.delete_duration <= absl::ZeroDuration()) {
+    return e->stream->DeregisterStreamConsumer(consumer);
+  }
+  // As the service: DELETING for a while (its subscriptions end at once), then gone.
+  absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(consumer);
+  if (absl::Status s = e->stream->DeregisterStreamConsumer(consumer); !s.ok()) return s;
+  if (c.ok()) {
+    c->consumer_status = ConsumerStatus::kDeleting;
+    const int64_t gone_at_ms =
+        core_.clock.NowMillis() + absl::ToInt64Milliseconds(core_.options.delete_duration);
+    std::lock_guard<std::mutex> lock(e->mu);
+    e->deleting_consumers.push_back({*std::move(c), gone_at_ms});
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<DescribeStreamConsumerOutput> Kinesis::DescribeStreamConsumer(
@@ -343,7 +379,12 @@ absl::StatusOr<DescribeStreamConsumerOutput> Kinesis::DescribeStreamConsumer(
   }
   if (absl::Status s = detail::Admit(core_, "DescribeStreamConsumer", e); !s.ok()) return s;
   absl::StatusOr<ConsumerDescription> c = e->stream->DescribeStreamConsumer(consumer);
-  if (!c.ok()) return c.status();
+  if (!c.ok()) {
+    std::vector<ConsumerDescription> deleting =
+        DeletingConsumers(*e, consumer, core_.clock.NowMillis());
+    if (deleting.empty()) return c.status();
+    return DescribeStreamConsumerOutput{std::move(deleting.front())};
+  }
   c->consumer_status = StatusAt(*c, core_.options, core_.clock.NowMillis());
   return DescribeStreamConsumerOutput{*std::move(c)};
 }
@@ -387,6 +428,16 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
   }
   if (absl::Status s = detail::Admit(core_, "ListStreamConsumers", e); !s.ok()) return s;
   std::vector<ConsumerDescription> all = e->stream->ListStreamConsumers();
+  // DELETING consumers in their places: by creation time, as registered.
+  std::vector<ConsumerDescription> deleting = DeletingConsumers(*e, {}, now_ms);
+  if (!deleting.empty()) {
+    all.insert(all.end(), std::make_move_iterator(deleting.begin()),
+               std::make_move_iterator(deleting.end()));
+    std::stable_sort(all.begin(), all.end(),
+                     [](const ConsumerDescription& a, const ConsumerDescription& b) {
+                       return a.consumer_creation_timestamp < b.consumer_creation_timestamp;
+                     });
+  }
   const std::size_t limit = static_cast<std::size_t>(
       std::min(in.max_results.value_or(kConsumersListMax), kConsumersListMax));
   // The next page starts at the first consumer the last one left out, found by its ARN, so
@@ -411,7 +462,9 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
       out.next_token = detail::EncodePageToken(t, core_.secret);
       break;
     }
-    all[i].consumer_status = StatusAt(all[i], core_.options, now_ms);
+    if (all[i].consumer_status != ConsumerStatus::kDeleting) {
+      all[i].consumer_status = StatusAt(all[i], core_.options, now_ms);
+    }
     out.consumers.push_back(std::move(all[i]));
   }
   return out;
@@ -438,6 +491,17 @@ absl::StatusOr<std::unique_ptr<Subscription>> Kinesis::SubscribeToShard(
   }
   if (absl::Status s = detail::Faults(core_, "SubscribeToShard", e, {}, in.shard_id); !s.ok()) {
     return s;
+  }
+  // A consumer still DELETING cannot subscribe again.
+  if (std::vector<ConsumerDescription> deleting =
+          DeletingConsumers(*e, in.consumer_arn, core_.clock.NowMillis());
+      !deleting.empty()) {
+    return ResourceInUseError(fmt::format(
+        "Consumer {} with creation timestamp {} under stream: {} , account {} is not in "
+        "ACTIVE status.",
+        deleting.front().consumer_name,
+        absl::ToUnixSeconds(deleting.front().consumer_creation_timestamp), parsed->stream,
+        core_.account_id()));
   }
   // A consumer still CREATING (there is a create_duration) cannot subscribe yet.
   if (core_.options.create_duration > absl::ZeroDuration()) {

@@ -102,6 +102,13 @@ struct StreamEntry {
   RollingWindow mode_switches;            // UpdateStreamMode: 2 per 24 h
   RollingWindow encryption_changes;       // Start/StopStreamEncryption: 25 per 24 h
   OnDemandMeter meter;
+  // Deregistered consumers, DELETING until gone_at_ms (the account's delete_duration): the
+  // Stream has forgotten them; the account still describes and lists them.
+  struct DeletingConsumer {
+    ConsumerDescription description;
+    int64_t gone_at_ms;
+  };
+  std::vector<DeletingConsumer> deleting_consumers;
 };
 
 // What an account call may do with a stream in each state (the service's rules).
