@@ -20,6 +20,7 @@ namespace riffle_test {
 using riffle::CompressionFormat;
 using riffle::DeliveryStream;
 using riffle::DeliveryStreamOptions;
+using riffle::DestinationUpdate;
 using riffle::ProcessingResult;
 
 inline constexpr size_t kMiB = 1 << 20;

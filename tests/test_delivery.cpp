@@ -9,6 +9,7 @@
 
 #include "delivery/compression.h"
 #include "delivery_test_helpers.h"
+#include "fmt/format.h"
 #include "riffle/delivery_stream.h"
 #include "riffle/sink.h"
 #include "support/alloc_counter.h"
@@ -605,6 +606,153 @@ TEST_CASE("Concurrent producers with dynamic partitions: every record under its 
     for (auto& r : SplitRecords(body)) {
       CHECK(r[r.size() - 2] == key[2]);
       CHECK(seen.insert(r).second);
+    }
+  }
+  CHECK(seen.size() == static_cast<size_t>(kProducers * per_producer));
+  CHECK(ds->GetMetrics().delivery_records == seen.size());
+}
+
+TEST_CASE("UpdateDestination delivers what is buffered as it was, then applies the update",
+          "[delivery]") {
+  riffle::MemorySink sink, other;
+  riffle::ManualClock clock(absl::FromUnixSeconds(1767225600));  // 2026-01-01 00:00 UTC
+  DeliveryStreamOptions o = BaseOptions(&sink, &clock);
+  o.prefix = "a/";
+  auto ds = MustCreate(o);
+  CHECK(ds->version() == 1);
+  REQUIRE(ds->PutRecord("x;").ok());
+
+  // Refused updates change nothing and deliver nothing.
+  DestinationUpdate bad;
+  bad.buffering_hints = riffle::BufferingHints{.size_in_mbs = 0, .interval_in_seconds = 60};
+  CHECK(riffle::IsInvalidArgumentException(ds->UpdateDestination(bad)));
+  bad = {};
+  bad.prefix = "!{partitionKeyFromQuery:k}/";
+  CHECK(riffle::IsInvalidArgumentException(ds->UpdateDestination(bad)));
+  bad = {};
+  bad.expected_version = 7;
+  const absl::Status stale = ds->UpdateDestination(bad);
+  CHECK(riffle::HasErrorName(stale, riffle::kConcurrentModificationException));
+  CHECK(riffle::ErrorMessage(stale) ==
+        "Firehose orders is at version 1, not 7: it was updated since.");
+  CHECK(sink.size() == 0);
+  CHECK(ds->version() == 1);
+
+  DestinationUpdate u;
+  u.prefix = "b/";
+  u.compression = riffle::CompressionFormat::kGzip;
+  u.buffering_hints = riffle::BufferingHints{.size_in_mbs = 1, .interval_in_seconds = 10};
+  u.expected_version = 1;
+  REQUIRE(ds->UpdateDestination(u).ok());
+  CHECK(ds->version() == 2);
+  // "x;" went out under the old configuration, at once.
+  auto keys = sink.Keys();
+  REQUIRE(keys.size() == 1);
+  CHECK(StartsWith(keys[0], "a/2026/01/01/00/orders-1-"));
+  CHECK(sink.Objects().begin()->second == "x;");
+
+  // The next records: the new prefix, version, compression and interval.
+  REQUIRE(ds->PutRecord("y;").ok());
+  clock.Advance(absl::Seconds(9));
+  CHECK(ds->Poll() == 0);
+  clock.Advance(absl::Seconds(1));
+  CHECK(ds->Poll() == 1);
+  keys = sink.Keys();
+  REQUIRE(keys.size() == 2);
+  CHECK(std::regex_match(keys[1], std::regex("b/2026/01/01/00/orders-2-.*\\.gz")));
+  std::string plain;
+  REQUIRE(riffle::detail::Decompress(riffle::CompressionFormat::kGzip, sink.Objects().at(keys[1]),
+                                     &plain)
+              .ok());
+  CHECK(plain == "y;");
+
+  // Another sink; a processor.
+  DestinationUpdate v;
+  v.sink = &other;
+  v.processor = [](std::span<const riffle::ProcessorInput> in) {
+    std::vector<riffle::ProcessorOutput> out;
+    for (const auto& r : in) {
+      out.push_back({r.record_id, ProcessingResult::kOk, "<" + std::string(r.data) + ">"});
+    }
+    return out;
+  };
+  v.compression = riffle::CompressionFormat::kUncompressed;
+  REQUIRE(ds->UpdateDestination(v).ok());
+  CHECK(ds->version() == 3);
+  REQUIRE(ds->PutRecord("z;").ok());
+  REQUIRE(ds->Flush() == 1);
+  CHECK(sink.size() == 2);
+  REQUIRE(other.size() == 1);
+  CHECK(StartsWith(other.Keys()[0], "b/2026/01/01/00/orders-3-"));
+  CHECK(other.Objects().begin()->second == "<z;>");
+
+  REQUIRE(ds->Close().ok());
+  CHECK(riffle::IsResourceInUseException(ds->UpdateDestination(u)));
+  const auto m = ds->GetMetrics();
+  CHECK(m.incoming_records == 3);
+  CHECK(m.delivery_records == 3);
+}
+
+TEST_CASE("UpdateDestination under concurrent producers and a delivery thread loses nothing",
+          "[delivery][stress]") {
+  riffle::MemorySink first, second;
+  DeliveryStreamOptions o;
+  o.delivery_stream_name = "orders";
+  o.sink = &first;
+  o.prefix = "p=!{partitionKeyFromQuery:p}/v1/";
+  o.error_output_prefix = "errors/!{firehose:error-output-type}/";
+  o.buffering_hints = {1, 0};
+  o.partition_key_function = [](std::string_view data, const riffle::RecordMetadata&,
+                                riffle::PartitionKeys& keys) {
+    keys.Set("p", data.substr(data.size() - 2, 1));
+    return true;
+  };
+  auto ds = MustCreate(o);
+  REQUIRE(ds->Start().ok());
+  constexpr int kProducers = 3;
+  const int per_producer = 12000 / riffle_test::StressDivisor();
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::thread updater([&] {
+    for (int i = 0; !done.load(); ++i) {
+      DestinationUpdate u;
+      u.prefix = fmt::format("p=!{{partitionKeyFromQuery:p}}/v{}/", i + 2);
+      u.sink = i % 2 == 0 ? &second : &first;
+      u.buffering_hints = riffle::BufferingHints{.size_in_mbs = 1, .interval_in_seconds = i % 3};
+      if (!ds->UpdateDestination(u).ok()) failures.fetch_add(1);
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::vector<std::string> batch;
+      std::vector<std::string_view> views;
+      for (int i = 0; i < per_producer; i += 50) {
+        batch.clear();
+        for (int j = i; j < i + 50 && j < per_producer; ++j) {
+          batch.push_back(Record(p * per_producer + j));
+        }
+        views.assign(batch.begin(), batch.end());
+        auto r = ds->PutRecordBatch(views);
+        if (!r.ok() || r->failed_put_count != 0) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  done.store(true);
+  updater.join();
+  REQUIRE(ds->Close().ok());
+  CHECK(failures.load() == 0);
+  CHECK(ds->version() > 1);
+  std::set<std::string> seen;
+  for (const riffle::MemorySink* sink : {&first, &second}) {
+    for (const auto& [key, body] : sink->Objects()) {
+      REQUIRE(StartsWith(key, "p="));
+      for (auto& r : SplitRecords(body)) {
+        CHECK(r[r.size() - 2] == key[2]);
+        CHECK(seen.insert(r).second);
+      }
     }
   }
   CHECK(seen.size() == static_cast<size_t>(kProducers * per_producer));

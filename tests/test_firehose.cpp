@@ -489,3 +489,97 @@ TEST_CASE("Tags: TagDeliveryStream, UntagDeliveryStream, ListTagsForDeliveryStre
   CHECK(riffle::IsResourceNotFoundException(
       f.firehose().UntagDeliveryStream({.delivery_stream_name = "x", .tag_keys = remove})));
 }
+
+TEST_CASE("UpdateDestination merges into the destination and moves VersionId",
+          "[account][firehose]") {
+  Fixture f;
+  REQUIRE(f.account->s3().CreateBucket({.bucket = "archive"}).ok());
+  auto in = DirectPut("s");
+  in.extended_s3_destination_configuration->prefix = "v1/";
+  REQUIRE(f.firehose().CreateDeliveryStream(in).ok());
+  auto describe = [&] {
+    return f.firehose()
+        .DescribeDeliveryStream({.delivery_stream_name = "s"})
+        ->delivery_stream_description;
+  };
+  CHECK(describe().version_id == "1");
+  CHECK_FALSE(describe().last_update_timestamp.has_value());
+  REQUIRE(
+      f.firehose().PutRecord({.delivery_stream_name = "s", .record = {.data = "before\n"}}).ok());
+
+  riffle::UpdateDestinationInput u{
+      .delivery_stream_name = "s",
+      .current_delivery_stream_version_id = "1",
+      .destination_id = "destinationId-000000000001",
+      .extended_s3_destination_update = riffle::ExtendedS3DestinationUpdate{
+          .bucket_arn = "arn:aws:s3:::archive",
+          .prefix = "v2/",
+          .buffering_hints = riffle::BufferingHints{.size_in_mbs = 2, .interval_in_seconds = 60},
+          .compression_format = "GZIP"}};
+  // Shapes first, then the service's checks.
+  auto bad = u;
+  bad.current_delivery_stream_version_id = "one";
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value 'one' at 'currentDeliveryStreamVersionId' "
+              "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+              "[0-9]+"});
+  bad = u;
+  bad.destination_id = "";
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)).name == riffle::kValidationException);
+  bad = u;
+  bad.current_delivery_stream_version_id = "2";
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)) ==
+        Error{riffle::kConcurrentModificationException,
+              "Cannot update Firehose s: its current version is 1, not 2."});
+  bad = u;
+  bad.destination_id = "destinationId-000000000002";
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)) ==
+        Error{riffle::kInvalidArgumentException,
+              "Destination Id destinationId-000000000002 does not exist for Firehose s."});
+  bad = u;
+  bad.extended_s3_destination_update->prefix = "!{timestamp:yyyy}/";
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)) ==
+        Error{riffle::kInvalidArgumentException,
+              "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix "
+              "cannot be null or empty when Prefix contains expressions"});
+  bad = u;
+  bad.extended_s3_destination_update->bucket_arn = "arn:aws:s3:::missing";
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)).name == riffle::kInvalidArgumentException);
+  bad = u;
+  bad.extended_s3_destination_update->dynamic_partitioning_configuration =
+      riffle::DynamicPartitioningConfiguration{.enabled = true};
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)).name == riffle::kInvalidArgumentException);
+  bad = u;
+  bad.delivery_stream_name = "missing";
+  CHECK(ErrorOf(f.firehose().UpdateDestination(bad)).name == riffle::kResourceNotFoundException);
+  CHECK(describe().version_id == "1");
+
+  f.clock.Advance(absl::Seconds(7));
+  REQUIRE(f.firehose().UpdateDestination(u).ok());
+  const auto d = describe();
+  CHECK(d.version_id == "2");
+  CHECK(d.last_update_timestamp == f.clock.Now());
+  const auto& dest = d.destinations.at(0).extended_s3_destination_description;
+  CHECK(dest.bucket_arn == "arn:aws:s3:::archive");
+  CHECK(dest.prefix == "v2/");
+  CHECK(dest.buffering_hints.size_in_mbs == 2);
+  CHECK(dest.compression_format == "GZIP");
+  // The record accepted before went to the old bucket under the old prefix, at once.
+  auto old_objects = f.account->s3().ListObjectsV2({.bucket = "deliveries"});
+  REQUIRE(old_objects->contents.size() == 1);
+  CHECK(old_objects->contents[0].key.starts_with("v1/"));
+  CHECK(old_objects->contents[0].key.find("/s-1-") != std::string::npos);
+  // The next ones go to the new bucket, prefix and version, compressed.
+  REQUIRE(
+      f.firehose().PutRecord({.delivery_stream_name = "s", .record = {.data = "after\n"}}).ok());
+  REQUIRE(f.firehose().Flush("s").ok());
+  auto new_objects = f.account->s3().ListObjectsV2({.bucket = "archive"});
+  REQUIRE(new_objects->contents.size() == 1);
+  CHECK(new_objects->contents[0].key.starts_with("v2/"));
+  CHECK(new_objects->contents[0].key.find("/s-2-") != std::string::npos);
+  CHECK(new_objects->contents[0].key.ends_with(".gz"));
+  // The old version id is now stale.
+  CHECK(ErrorOf(f.firehose().UpdateDestination(u)).name ==
+        riffle::kConcurrentModificationException);
+}

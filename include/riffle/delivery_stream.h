@@ -199,6 +199,24 @@ struct DeliveryStreamOptions {
   Clock* clock = nullptr;
 };
 
+// What DeliveryStream::UpdateDestination changes (Firehose's UpdateDestination); members
+// left empty keep their values. Dynamic partitioning (partition_key_function) stays as it
+// was created: the Prefix must keep naming partition keys exactly when it is on.
+struct DestinationUpdate {
+  std::optional<std::string> prefix;
+  std::optional<std::string> error_output_prefix;
+  std::optional<BufferingHints> buffering_hints;
+  std::optional<CompressionFormat> compression;
+  std::optional<Processor> processor;  // an empty Processor removes it
+  std::optional<bool> append_newline_delimiter;
+  std::optional<int> processor_retries;
+  std::optional<std::string> processor_arn;
+  Sink* sink = nullptr;  // not owned; nullptr keeps the destination (and error) sink
+  // When set, the update is refused with ConcurrentModificationException unless the
+  // stream's version is this one (the service's CurrentDeliveryStreamVersionId).
+  std::optional<int> expected_version;
+};
+
 // Firehose's PutRecord output (riffle::PutRecordResult is the Stream's).
 struct DeliveryPutRecordResult {
   uint64_t record_id = 0;  // unique in this DeliveryStream, increasing in acceptance order
@@ -314,6 +332,17 @@ class DeliveryStream {
   // what is buffered: the host may then Poll(), Flush() or Close(). The thread cannot be
   // started again. Idempotent; a no-op for the thread when none was started.
   void Stop();
+
+  // Changes the destination's configuration, as Firehose's UpdateDestination: first
+  // everything buffered is delivered with the configuration it was accepted under (as
+  // Flush() does; an object that fails keeps its key and format for its retries), then the
+  // new one applies to what is accepted next and the version (the <version> of object keys)
+  // goes up by one. Errors: the options' InvalidArgumentException for a value out of range
+  // or a prefix it refuses (nothing changes), ResourceInUseException when not ACTIVE,
+  // ConcurrentModificationException (expected_version).
+  [[nodiscard]] absl::Status UpdateDestination(const DestinationUpdate& update);
+  // The version: 1 at Create unless set, one more after each UpdateDestination.
+  int version() const;
 
   // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
   // it has not read stays in the Stream), then delivers everything buffered, waiting for

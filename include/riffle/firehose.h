@@ -80,6 +80,15 @@ class Firehose {
       const DescribeDeliveryStreamInput& input);
   [[nodiscard]] absl::StatusOr<ListDeliveryStreamsOutput> ListDeliveryStreams(
       const ListDeliveryStreamsInput& input = {});
+  // Merges the update into the destination (DeliveryStream::UpdateDestination: what is
+  // buffered is delivered first, under the old configuration), then VersionId goes up by
+  // one and LastUpdateTimestamp is set. ResourceNotFoundException, ResourceInUseException
+  // (not ACTIVE), ConcurrentModificationException (a VersionId that is not the current
+  // one), InvalidArgumentException (unknown DestinationId, a bucket the account does not
+  // have, dynamic partitioning turned on or off, a merged configuration CreateDeliveryStream
+  // would refuse), ValidationException (member constraints).
+  [[nodiscard]] absl::StatusOr<UpdateDestinationOutput> UpdateDestination(
+      const UpdateDestinationInput& input);
 
   // DirectPut only: InvalidArgumentException "This operation is not permitted on
   // KinesisStreamAsSource delivery stream type." otherwise.

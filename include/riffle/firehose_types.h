@@ -135,12 +135,41 @@ struct DeliveryStreamDescription {
   std::string delivery_stream_arn;
   DeliveryStreamStatus delivery_stream_status = DeliveryStreamStatus::kActive;
   DeliveryStreamType delivery_stream_type = DeliveryStreamType::kDirectPut;
-  std::string version_id = "1";
+  std::string version_id = "1";  // one more after each UpdateDestination
   absl::Time create_timestamp;
+  std::optional<absl::Time> last_update_timestamp;       // set by UpdateDestination
   std::optional<KinesisStreamSourceDescription> source;  // KinesisStreamAsSource only
   std::vector<DestinationDescription> destinations;
   bool has_more_destinations = false;
 };
+
+// The members UpdateDestination changes; those left empty keep their values (the service
+// merges an update of the same destination type into the destination).
+struct ExtendedS3DestinationUpdate {
+  std::optional<std::string_view> role_arn;
+  std::optional<std::string_view> bucket_arn;  // a bucket of this account
+  std::optional<std::string_view> prefix;      // 0..1024
+  std::optional<std::string_view> error_output_prefix;
+  std::optional<BufferingHints> buffering_hints;
+  std::optional<std::string_view> compression_format;
+  // Replaces the processing configuration as a whole.
+  std::optional<ProcessingConfiguration> processing_configuration;
+  // Dynamic partitioning cannot be turned on or off on an existing delivery stream (the
+  // service's rule), nor can riffle change its function: only its current `enabled` value,
+  // with no function, is accepted.
+  std::optional<DynamicPartitioningConfiguration> dynamic_partitioning_configuration;
+};
+
+struct UpdateDestinationInput {
+  std::string_view delivery_stream_name;
+  // REQUIRED: the VersionId DescribeDeliveryStream reports; another one is refused with
+  // ConcurrentModificationException.
+  std::string_view current_delivery_stream_version_id;
+  std::string_view destination_id;  // REQUIRED: "destinationId-000000000001"
+  std::optional<ExtendedS3DestinationUpdate> extended_s3_destination_update;  // REQUIRED
+};
+
+struct UpdateDestinationOutput {};
 
 struct DescribeDeliveryStreamOutput {
   DeliveryStreamDescription delivery_stream_description;

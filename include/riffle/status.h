@@ -53,6 +53,9 @@ inline constexpr std::string_view kServiceUnavailable = "ServiceUnavailable";
 inline constexpr std::string_view kThrottlingException = "ThrottlingException";
 // ---- Firehose ----
 inline constexpr std::string_view kServiceUnavailableException = "ServiceUnavailableException";
+// UpdateDestination with a CurrentDeliveryStreamVersionId that is not the current one.
+inline constexpr std::string_view kConcurrentModificationException =
+    "ConcurrentModificationException";
 // ---- S3 (the account's buckets) ----
 inline constexpr std::string_view kNoSuchBucket = "NoSuchBucket";
 inline constexpr std::string_view kNoSuchKey = "NoSuchKey";

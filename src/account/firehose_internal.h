@@ -46,17 +46,18 @@ struct DeliveryStreamEntry {
   std::atomic<int64_t> deleted_at_ms{INT64_MAX};  // DELETING until it, then gone
   bool own_thread = false;
   std::optional<KinesisStreamSourceDescription> source;
-  ExtendedS3DestinationDescription destination;
+  ExtendedS3DestinationDescription destination;  // registry's mutex: UpdateDestination
 
   // What the DeliveryStream uses, kept alive until it is gone (declared before it, so that
   // it is destroyed first).
-  std::shared_ptr<BucketStore> bucket;
+  std::shared_ptr<BucketStore> bucket;  // guarded by the registry's mutex once created
   std::shared_ptr<Stream> source_stream;
   std::unique_ptr<RecordSource> paced_source;  // limits on: source_stream, paced
   std::unique_ptr<DeliveryStream> stream;
 
   // Guarded by the registry's mutex.
   std::map<std::string, std::string> tags;
+  int64_t last_update_ms = INT64_MIN;  // INT64_MIN: never updated
   TokenBucket records;
   TokenBucket requests;
   TokenBucket bytes;

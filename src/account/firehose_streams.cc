@@ -73,9 +73,9 @@ absl::Status DeliveryStreamNotFound(std::string_view name, std::string_view acco
 absl::Status CheckFirehoseCallRate(AccountCore& core, std::string_view operation) {
   // Five calls per second each, per account (the service's quota page).
   static constexpr std::string_view kControlPlane[] = {
-      "CreateDeliveryStream",     "DeleteDeliveryStream", "DescribeDeliveryStream",
-      "ListDeliveryStreams",      "TagDeliveryStream",    "UntagDeliveryStream",
-      "ListTagsForDeliveryStream"};
+      "CreateDeliveryStream",      "DeleteDeliveryStream", "DescribeDeliveryStream",
+      "ListDeliveryStreams",       "TagDeliveryStream",    "UntagDeliveryStream",
+      "ListTagsForDeliveryStream", "UpdateDestination"};
   constexpr int kPerSecond = 5;
   if (std::find(std::begin(kControlPlane), std::end(kControlPlane), operation) ==
       std::end(kControlPlane)) {
@@ -506,12 +506,193 @@ absl::StatusOr<DescribeDeliveryStreamOutput> Firehose::DescribeDeliveryStream(
   d.delivery_stream_status = e.StatusAt(now);
   d.delivery_stream_type = e.type;
   d.create_timestamp = absl::FromUnixMillis(e.created_ms);
+  d.version_id = std::to_string(e.stream->version());
+  if (e.last_update_ms != INT64_MIN)
+    d.last_update_timestamp = absl::FromUnixMillis(e.last_update_ms);
   d.source = e.source;
   if (in.exclusive_start_destination_id < kDestinationId) {
     d.destinations.push_back({.destination_id = std::string(kDestinationId),
                               .extended_s3_destination_description = e.destination});
   }
   return out;
+}
+
+absl::StatusOr<UpdateDestinationOutput> Firehose::UpdateDestination(
+    const UpdateDestinationInput& in) {
+  {
+    Violations v;
+    v.Name("deliveryStreamName", in.delivery_stream_name, 64);
+    constexpr std::string_view kVersion = "currentDeliveryStreamVersionId";
+    if (in.current_delivery_stream_version_id.empty()) {
+      v.Null(kVersion);
+    } else {
+      const std::string_view id = in.current_delivery_stream_version_id;
+      v.MaxLength(kVersion, id, id.size(), 50);
+      v.Pattern(kVersion, id, "[0-9]+",
+                std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }));
+    }
+    constexpr std::string_view kDestination = "destinationId";
+    if (in.destination_id.empty()) {
+      v.Null(kDestination);
+    } else {
+      const std::string_view id = in.destination_id;
+      v.MaxLength(kDestination, id, id.size(), 100);
+      v.Pattern(kDestination, id, "[a-zA-Z0-9-]+", std::all_of(id.begin(), id.end(), [](char c) {
+                  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-';
+                }));
+    }
+    if (in.extended_s3_destination_update) {
+      const ExtendedS3DestinationUpdate& d = *in.extended_s3_destination_update;
+      if (d.bucket_arn) {
+        constexpr std::string_view kBucket = "extendedS3DestinationUpdate.bucketARN";
+        v.MinLength(kBucket, *d.bucket_arn, d.bucket_arn->size(), 1);
+        v.MaxLength(kBucket, *d.bucket_arn, d.bucket_arn->size(), 2048);
+        v.Pattern(kBucket, *d.bucket_arn, "arn:.*:s3:::[\\w\\.\\-]{1,255}",
+                  BucketArnOk(*d.bucket_arn));
+      }
+      if (d.role_arn) {
+        v.MaxLength("extendedS3DestinationUpdate.roleARN", *d.role_arn, d.role_arn->size(), 512);
+      }
+      if (d.prefix) {
+        v.MaxLength("extendedS3DestinationUpdate.prefix", *d.prefix, d.prefix->size(), 1024);
+      }
+      if (d.error_output_prefix) {
+        v.MaxLength("extendedS3DestinationUpdate.errorOutputPrefix", *d.error_output_prefix,
+                    d.error_output_prefix->size(), 1024);
+      }
+      if (d.buffering_hints) {
+        v.Range("extendedS3DestinationUpdate.bufferingHints.sizeInMBs",
+                d.buffering_hints->size_in_mbs, 1, 128);
+        v.Range("extendedS3DestinationUpdate.bufferingHints.intervalInSeconds",
+                d.buffering_hints->interval_in_seconds, 0, 900);
+      }
+      if (d.compression_format && !ParseCompression(*d.compression_format)) {
+        v.Add("extendedS3DestinationUpdate.compressionFormat", *d.compression_format,
+              fmt::format("Member must satisfy enum value set: {}", kCompressionFormats));
+      }
+    }
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
+  const std::string name(in.delivery_stream_name);
+  const std::string arn = DeliveryStreamArn(name);
+  if (absl::Status s = detail::AdmitFirehose(core_, "UpdateDestination", name, arn); !s.ok()) {
+    return s;
+  }
+  std::shared_ptr<DeliveryStreamEntry> entry;
+  ExtendedS3DestinationDescription current;
+  {
+    std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
+    std::lock_guard<std::mutex> lock(registry_->mu);
+    const int64_t now = core_.clock.NowMillis();
+    gone = TakeDueLocked(*registry_, now);
+    auto it = registry_->streams.find(name);
+    if (it == registry_->streams.end()) {
+      return detail::DeliveryStreamNotFound(name, core_.account_id());
+    }
+    const DeliveryStreamStatus status = it->second->StatusAt(now);
+    if (status != DeliveryStreamStatus::kActive) {
+      return ResourceInUseError(fmt::format(
+          "Firehose {} under accountId {} is in {} state; only an ACTIVE one can be updated.", name,
+          core_.account_id(), DeliveryStreamStatusName(status)));
+    }
+    entry = it->second;
+    current = entry->destination;
+  }
+  if (in.destination_id != kDestinationId) {
+    return InvalidArgumentError(
+        fmt::format("Destination Id {} does not exist for Firehose {}.", in.destination_id, name));
+  }
+  // The version: compared here for the message, and again by the DeliveryStream, atomically
+  // with the update.
+  const int version = entry->stream->version();
+  if (in.current_delivery_stream_version_id != std::to_string(version)) {
+    return NamedError(kConcurrentModificationException,
+                      fmt::format("Cannot update Firehose {}: its current version is {}, not {}.",
+                                  name, version, in.current_delivery_stream_version_id));
+  }
+  if (!in.extended_s3_destination_update) {
+    return InvalidArgumentError(
+        "ExtendedS3DestinationUpdate is required (the account serves the extended S3 "
+        "destination only).");
+  }
+  const ExtendedS3DestinationUpdate& d = *in.extended_s3_destination_update;
+  if (d.dynamic_partitioning_configuration &&
+      (d.dynamic_partitioning_configuration->enabled != current.dynamic_partitioning_enabled ||
+       d.dynamic_partitioning_configuration->partition_key_function)) {
+    return InvalidArgumentError(
+        "DynamicPartitioningConfiguration cannot be changed on an existing Firehose stream: "
+        "dynamic partitioning is enabled or disabled at creation only.");
+  }
+  // The merged destination, checked by CreateDeliveryStream's rules.
+  const std::string prefix = d.prefix ? std::string(*d.prefix) : current.prefix;
+  const std::string error_prefix =
+      d.error_output_prefix ? std::string(*d.error_output_prefix) : current.error_output_prefix;
+  const BufferingHints hints = d.buffering_hints.value_or(current.buffering_hints);
+  if (error_prefix.empty() && prefix.find("!{") != std::string::npos) {
+    return InvalidArgumentError(
+        "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix "
+        "cannot be null or empty when Prefix contains expressions");
+  }
+  if (current.dynamic_partitioning_enabled && error_prefix.empty()) {
+    return InvalidArgumentError(
+        "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled.");
+  }
+  if (current.dynamic_partitioning_enabled && hints.interval_in_seconds == 0) {
+    return InvalidArgumentError(
+        "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
+        "DynamicPartitioningConfiguration enabled.");
+  }
+  DestinationUpdate u;
+  u.expected_version = version;
+  u.prefix = prefix;
+  u.error_output_prefix = error_prefix;
+  u.buffering_hints = hints;
+  if (d.compression_format) u.compression = *ParseCompression(*d.compression_format);
+  std::shared_ptr<detail::BucketStore> bucket;
+  if (d.bucket_arn) {
+    const std::string_view bucket_name = SplitArn(*d.bucket_arn)->resource;
+    bucket = s3_.FindBucket(bucket_name);
+    if (bucket == nullptr) {
+      return InvalidArgumentError(
+          fmt::format("Bucket {} does not exist in account {}: create it with CreateBucket first.",
+                      bucket_name, core_.account_id()));
+    }
+    u.sink = bucket.get();
+  }
+  if (d.processing_configuration) {
+    const ProcessingConfiguration& p = *d.processing_configuration;
+    if (p.enabled && !p.processor && !p.append_delimiter_to_record) {
+      return InvalidArgumentError(
+          "ProcessingConfiguration is enabled but names no processor (a Processor or "
+          "AppendDelimiterToRecord).");
+    }
+    if (p.number_of_retries && (*p.number_of_retries < 0 || *p.number_of_retries > 300)) {
+      return InvalidArgumentError(fmt::format(
+          "NumberOfRetries is {}; the Lambda processor's NumberOfRetries must be between 0 and "
+          "300.",
+          *p.number_of_retries));
+    }
+    u.processor = p.enabled ? p.processor : Processor();
+    u.append_newline_delimiter = p.enabled && p.append_delimiter_to_record;
+    u.processor_retries = p.number_of_retries.value_or(3);
+    u.processor_arn = p.enabled ? std::string(p.lambda_arn) : std::string();
+  }
+  if (absl::Status s = entry->stream->UpdateDestination(u); !s.ok()) return s;
+
+  std::lock_guard<std::mutex> lock(registry_->mu);
+  ExtendedS3DestinationDescription& desc = entry->destination;
+  desc.prefix = prefix;
+  desc.error_output_prefix = error_prefix;
+  desc.buffering_hints = hints;
+  if (d.compression_format) desc.compression_format = std::string(*d.compression_format);
+  if (d.role_arn) desc.role_arn = std::string(*d.role_arn);
+  if (d.bucket_arn) {
+    desc.bucket_arn = std::string(*d.bucket_arn);
+    entry->bucket = std::move(bucket);
+  }
+  if (d.processing_configuration) desc.processing_enabled = d.processing_configuration->enabled;
+  entry->last_update_ms = core_.clock.NowMillis();
+  return UpdateDestinationOutput{};
 }
 
 absl::StatusOr<ListDeliveryStreamsOutput> Firehose::ListDeliveryStreams(

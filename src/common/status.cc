@@ -222,6 +222,7 @@ absl::StatusCode CanonicalCode(std::string_view name) {
       {kInternalFailure, C::kInternal},
       {kServiceUnavailable, C::kUnavailable},
       {kServiceUnavailableException, C::kUnavailable},
+      {kConcurrentModificationException, C::kAborted},
       {kAccessDeniedException, C::kPermissionDenied},
       {kKMSAccessDeniedException, C::kPermissionDenied},
       {kKMSDisabledException, C::kFailedPrecondition},

@@ -113,9 +113,16 @@ void PartitionKeys::Set(std::string_view name, std::string_view value) {
   values_.emplace_back(std::string(name), std::string(value));
 }
 
-absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
-    DeliveryStreamOptions options) {
-  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+namespace {
+
+struct Prefixes {
+  detail::PrefixTemplate prefix;
+  detail::PrefixTemplate error_prefix;
+};
+
+// The options' Prefix and ErrorOutputPrefix, parsed and checked against the service's rules
+// and against dynamic partitioning.
+absl::StatusOr<Prefixes> ParsePrefixes(const DeliveryStreamOptions& options) {
   absl::StatusOr<detail::PrefixTemplate> prefix =
       detail::PrefixTemplate::Parse(options.prefix, "Prefix", /*is_error_prefix=*/false);
   if (!prefix.ok()) return prefix.status();
@@ -149,8 +156,18 @@ absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
         "Prefix uses !{partitionKeyFrom...} expressions but dynamic partitioning is not "
         "enabled (partition_key_function is empty).");
   }
-  auto impl =
-      std::make_unique<Impl>(std::move(options), *std::move(prefix), *std::move(error_prefix));
+  return Prefixes{*std::move(prefix), *std::move(error_prefix)};
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DeliveryStream>> DeliveryStream::Create(
+    DeliveryStreamOptions options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  absl::StatusOr<Prefixes> prefixes = ParsePrefixes(options);
+  if (!prefixes.ok()) return prefixes.status();
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(prefixes->prefix),
+                                     std::move(prefixes->error_prefix));
   if (impl->stream_source_) {
     // The service reads a source stream from LATEST as of the delivery stream's creation.
     if (absl::Status s = impl->InitStreamSource(); !s.ok()) return s;
@@ -317,15 +334,12 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
       } catch (...) {
         ok = false;
       }
+      p.found = ok;
       if (!ok) {
         p.error = "The partition key function found no partition keys for the record.";
         continue;
       }
       const PartitionKeys::Values& values = p.keys.values();
-      if (std::string_view missing = prefix_.MissingPartitionKey(values); !missing.empty()) {
-        p.error = fmt::format("The partition key '{}' named in Prefix has no value.", missing);
-        continue;
-      }
       // The id lists the values by name (names are unique), whatever order they were set in.
       order.clear();
       for (uint32_t k = 0; k < values.size(); ++k) order.push_back(k);
@@ -372,6 +386,13 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
     std::string_view error_code;
     if (partitioning) {
       IngestScratch::Partitioned& p = (*lease)->partitioned[i];
+      // The Prefix may change (UpdateDestination): its keys are checked under the lock.
+      if (p.found) {
+        if (std::string_view missing = prefix_.MissingPartitionKey(p.keys.values());
+            !missing.empty()) {
+          p.error = fmt::format("The partition key '{}' named in Prefix has no value.", missing);
+        }
+      }
       if (!p.error.empty()) {
         error_code = kDynamicPartitioningMetadataExtractionFailed;
       } else if (auto it = partitions_.find(p.id); it != partitions_.end()) {
@@ -497,6 +518,66 @@ size_t DeliveryStream::Impl::Poll() {
 size_t DeliveryStream::Impl::Flush() {
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/true);
+}
+
+absl::Status DeliveryStream::Impl::UpdateDestination(const DestinationUpdate& u) {
+  // No pump runs meanwhile: the destination members are read under pump_mu_ or mu_, and
+  // written here under both.
+  std::lock_guard<std::mutex> pump_lock(pump_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_ != DeliveryStreamStatus::kActive) return NotActiveErrorLocked();
+  }
+  if (u.expected_version && *u.expected_version != options_.version) {
+    return NamedError(kConcurrentModificationException,
+                      fmt::format("Firehose {} is at version {}, not {}: it was updated since.",
+                                  name(), options_.version, *u.expected_version));
+  }
+  DeliveryStreamOptions next = options_;
+  if (u.prefix) next.prefix = *u.prefix;
+  if (u.error_output_prefix) next.error_output_prefix = *u.error_output_prefix;
+  if (u.buffering_hints) next.buffering_hints = *u.buffering_hints;
+  if (u.compression) next.compression = *u.compression;
+  if (u.processor) next.processor = *u.processor;
+  if (u.append_newline_delimiter) next.append_newline_delimiter = *u.append_newline_delimiter;
+  if (u.processor_retries) next.processor_retries = *u.processor_retries;
+  if (u.processor_arn) next.processor_arn = *u.processor_arn;
+  if (u.sink != nullptr) next.sink = u.sink;
+  ++next.version;
+  if (absl::Status s = ValidateOptions(next); !s.ok()) return s;
+  absl::StatusOr<Prefixes> prefixes = ParsePrefixes(next);
+  if (!prefixes.ok()) return prefixes.status();
+  // What was accepted goes out as it was configured.
+  (void)PumpLocked(/*flush_all=*/true);
+  if (next.compression != options_.compression) {
+    compressor_ = std::make_unique<detail::Compressor>(next.compression, next.compression_level);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  error_sink_ = next.error_sink != nullptr ? next.error_sink : next.sink;
+  prefix_ = std::move(prefixes->prefix);
+  error_prefix_ = std::move(prefixes->error_prefix);
+  size_hint_bytes_ = static_cast<size_t>(next.buffering_hints.size_in_mbs) << 20;
+  interval_ = absl::Seconds(next.buffering_hints.interval_in_seconds);
+  // Members one by one: a put reads others (partition_key_function) without either lock.
+  options_.prefix = std::move(next.prefix);
+  options_.error_output_prefix = std::move(next.error_output_prefix);
+  options_.buffering_hints = next.buffering_hints;
+  options_.compression = next.compression;
+  options_.processor = std::move(next.processor);
+  options_.append_newline_delimiter = next.append_newline_delimiter;
+  options_.processor_retries = next.processor_retries;
+  options_.processor_arn = std::move(next.processor_arn);
+  options_.sink = next.sink;
+  options_.version = next.version;
+  // Buffers opened since the flush are due by the new interval: the next step re-reads it.
+  earliest_due_ = absl::InfinitePast();
+  WakeLocked();
+  return absl::OkStatus();
+}
+
+int DeliveryStream::Impl::version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return options_.version;
 }
 
 absl::Status DeliveryStream::Impl::Start() {
@@ -661,6 +742,10 @@ absl::Status DeliveryStream::last_error() const { return impl_->last_error(); }
 absl::Status DeliveryStream::Start() { return impl_->Start(); }
 void DeliveryStream::Stop() { impl_->Stop(); }
 absl::Status DeliveryStream::Close() { return impl_->Close(); }
+absl::Status DeliveryStream::UpdateDestination(const DestinationUpdate& update) {
+  return impl_->UpdateDestination(update);
+}
+int DeliveryStream::version() const { return impl_->version(); }
 DeliveryStreamStatus DeliveryStream::status() const {
   return impl_->status();
 }

@@ -55,6 +55,8 @@ struct DeliveryStream::Impl {
   absl::Status Close();
   DeliveryStreamStatus status() const;
   DeliveryStreamMetrics GetMetrics() const;
+  absl::Status UpdateDestination(const DestinationUpdate& update);
+  int version() const;
   absl::Status TEST_Ingest(std::string_view data, const RecordMetadata& metadata);
 
   absl::Status CheckCanPut() const;
@@ -76,6 +78,7 @@ struct DeliveryStream::Impl {
   struct IngestScratch {
     struct Partitioned {
       PartitionKeys keys;
+      bool found = false;  // the function returned keys (the Prefix's are checked under mu_)
       std::string id;     // (size, name, size, value) per key, by name: the partition's identity
       std::string error;  // empty when the record has a partition
     };
@@ -136,14 +139,17 @@ struct DeliveryStream::Impl {
 
   void DeliveryLoop();
 
-  const DeliveryStreamOptions options_;
+  // What UpdateDestination changes (options_'s destination members, the sinks, prefixes,
+  // size and interval) is written with both pump_mu_ and mu_ held: readers hold either.
+  // The rest is set at Create.
+  DeliveryStreamOptions options_;
   Clock* const clock_;
-  Sink* const error_sink_;
-  const detail::PrefixTemplate prefix_;
-  const detail::PrefixTemplate error_prefix_;
+  Sink* error_sink_;
+  detail::PrefixTemplate prefix_;
+  detail::PrefixTemplate error_prefix_;
   const bool stream_source_;
-  const size_t size_hint_bytes_;
-  const absl::Duration interval_;
+  size_t size_hint_bytes_;
+  absl::Duration interval_;
   const absl::Duration retry_duration_;
 
   // Producers' state (under mu_).
