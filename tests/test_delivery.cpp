@@ -16,6 +16,45 @@
 
 namespace riffle_test {
 
+namespace {
+
+// Threads that put Record(p * per_producer + j) for j < per_producer, in batches of
+// `batch`, producer p on thread p; a refused batch or record counts in `failures`.
+std::vector<std::thread> StartProducers(DeliveryStream& ds, int producers, int per_producer,
+                                        int batch, std::atomic<int>& failures) {
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&ds, &failures, p, per_producer, batch] {
+      std::vector<std::string> records;
+      std::vector<std::string_view> views;
+      for (int i = 0; i < per_producer; i += batch) {
+        records.clear();
+        for (int j = i; j < i + batch && j < per_producer; ++j) {
+          records.push_back(Record(p * per_producer + j));
+        }
+        views.assign(records.begin(), records.end());
+        auto r = ds.PutRecordBatch(views);
+        if (!r.ok() || r->failed_put_count != 0) failures.fetch_add(1);
+      }
+    });
+  }
+  return threads;
+}
+
+// Adds the records of `sink`'s objects to `seen`, checking that each is under its
+// partition's prefix ("p=<the record number's last digit>") and seen once only.
+void CollectPartitioned(const riffle::MemorySink& sink, std::set<std::string>& seen) {
+  for (const auto& [key, body] : sink.Objects()) {
+    REQUIRE(StartsWith(key, "p="));
+    for (auto& r : SplitRecords(body)) {
+      CHECK(r[r.size() - 2] == key[2]);
+      CHECK(seen.insert(r).second);
+    }
+  }
+}
+
+}  // namespace
+
 TEST_CASE("DeliveryStream options are validated with Firehose-style messages", "[delivery]") {
   riffle::MemorySink sink;
   riffle::ManualClock clock;
@@ -580,34 +619,12 @@ TEST_CASE("Concurrent producers with dynamic partitions: every record under its 
   REQUIRE(ds->Start().ok());
   constexpr int kProducers = 4;
   const int per_producer = 20000 / riffle_test::StressDivisor();
-  std::vector<std::thread> producers;
   std::atomic<int> failures{0};
-  for (int p = 0; p < kProducers; ++p) {
-    producers.emplace_back([&, p] {
-      std::vector<std::string> batch;
-      std::vector<std::string_view> views;
-      for (int i = 0; i < per_producer; i += 100) {
-        batch.clear();
-        for (int j = i; j < i + 100 && j < per_producer; ++j) {
-          batch.push_back(Record(p * per_producer + j));
-        }
-        views.assign(batch.begin(), batch.end());
-        auto r = ds->PutRecordBatch(views);
-        if (!r.ok() || r->failed_put_count != 0) failures.fetch_add(1);
-      }
-    });
-  }
-  for (auto& t : producers) t.join();
+  for (auto& t : StartProducers(*ds, kProducers, per_producer, 100, failures)) t.join();
   REQUIRE(ds->Close().ok());
   CHECK(failures.load() == 0);
   std::set<std::string> seen;
-  for (const auto& [key, body] : store.Objects()) {
-    REQUIRE(StartsWith(key, "p="));
-    for (auto& r : SplitRecords(body)) {
-      CHECK(r[r.size() - 2] == key[2]);
-      CHECK(seen.insert(r).second);
-    }
-  }
+  CollectPartitioned(store, seen);
   CHECK(seen.size() == static_cast<size_t>(kProducers * per_producer));
   CHECK(ds->GetMetrics().delivery_records == seen.size());
 }
@@ -723,38 +740,15 @@ TEST_CASE("UpdateDestination under concurrent producers and a delivery thread lo
       std::this_thread::yield();
     }
   });
-  std::vector<std::thread> producers;
-  for (int p = 0; p < kProducers; ++p) {
-    producers.emplace_back([&, p] {
-      std::vector<std::string> batch;
-      std::vector<std::string_view> views;
-      for (int i = 0; i < per_producer; i += 50) {
-        batch.clear();
-        for (int j = i; j < i + 50 && j < per_producer; ++j) {
-          batch.push_back(Record(p * per_producer + j));
-        }
-        views.assign(batch.begin(), batch.end());
-        auto r = ds->PutRecordBatch(views);
-        if (!r.ok() || r->failed_put_count != 0) failures.fetch_add(1);
-      }
-    });
-  }
-  for (auto& t : producers) t.join();
+  for (auto& t : StartProducers(*ds, kProducers, per_producer, 50, failures)) t.join();
   done.store(true);
   updater.join();
   REQUIRE(ds->Close().ok());
   CHECK(failures.load() == 0);
   CHECK(ds->version() > 1);
   std::set<std::string> seen;
-  for (const riffle::MemorySink* sink : {&first, &second}) {
-    for (const auto& [key, body] : sink->Objects()) {
-      REQUIRE(StartsWith(key, "p="));
-      for (auto& r : SplitRecords(body)) {
-        CHECK(r[r.size() - 2] == key[2]);
-        CHECK(seen.insert(r).second);
-      }
-    }
-  }
+  CollectPartitioned(first, seen);
+  CollectPartitioned(second, seen);
   CHECK(seen.size() == static_cast<size_t>(kProducers * per_producer));
   CHECK(ds->GetMetrics().delivery_records == seen.size());
 }
