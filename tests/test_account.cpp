@@ -405,9 +405,10 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
                                     .shard_to_split = "shardId-000000000000",
                                     .new_starting_hash_key = "12x"}))
             .name == riffle::kValidationException);
-  CHECK(ErrorOf(kinesis.MergeShards(
-                    {.stream_name = "missing", .shard_to_merge = "", .adjacent_shard_to_merge = "a"}))
-            .name == riffle::kValidationException);
+  CHECK(
+      ErrorOf(kinesis.MergeShards(
+                  {.stream_name = "missing", .shard_to_merge = "", .adjacent_shard_to_merge = "a"}))
+          .name == riffle::kValidationException);
   CHECK(ErrorOf(kinesis.DecreaseStreamRetentionPeriod(
             {.stream_name = "missing", .retention_period_hours = 0})) ==
         Error{riffle::kValidationException,

@@ -149,8 +149,7 @@ TEST_CASE("SendMessage and ReceiveMessage by URL carry attributes and digests", 
         account_test::Error{riffle::kInvalidAttributeName, "Unknown Attribute Colour."});
   CHECK(ErrorOf(sqs.ReceiveMessage(
             {.queue_url = url, .message_system_attribute_names = {"VisibilityTimeout"}})) ==
-        account_test::Error{riffle::kInvalidAttributeName,
-                            "Unknown Attribute VisibilityTimeout."});
+        account_test::Error{riffle::kInvalidAttributeName, "Unknown Attribute VisibilityTimeout."});
   // The older AttributeNames lists queue attribute names: those are ignored, the message
   // system attributes it names returned.
   REQUIRE(sqs.SendMessage({.queue_url = url,

@@ -11,8 +11,9 @@ namespace {
 constexpr size_t kMaxPrefixBytes = 1024;
 // The service's rule: neither prefix may be longer than this once evaluated.
 constexpr size_t kMaxEvaluatedPrefixBytes = 512;
-constexpr size_t kMaxErrorOutputTypeBytes = std::max(
-    {kProcessingFailedOutput.size(), kDeliveryFailedOutput.size(), kPartitioningFailedOutput.size()});
+constexpr size_t kMaxErrorOutputTypeBytes =
+    std::max({kProcessingFailedOutput.size(), kDeliveryFailedOutput.size(),
+              kPartitioningFailedOutput.size()});
 
 }  // namespace
 
