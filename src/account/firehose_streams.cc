@@ -167,6 +167,88 @@ bool BucketArnOk(std::string_view arn) {
   });
 }
 
+// The member constraints of an S3 destination, shared by CreateDeliveryStream's
+// configuration and UpdateDestination's update (`member` is their name in messages; an
+// absent member is not checked).
+void CheckDestinationShapes(std::string_view member, std::optional<std::string_view> bucket_arn,
+                            std::optional<std::string_view> role_arn,
+                            std::optional<std::string_view> prefix,
+                            std::optional<std::string_view> error_output_prefix,
+                            const std::optional<BufferingHints>& hints,
+                            std::optional<std::string_view> compression_format, Violations& v) {
+  auto name = [member](std::string_view field) { return fmt::format("{}.{}", member, field); };
+  if (bucket_arn) {
+    const std::string bucket = name("bucketARN");
+    v.MinLength(bucket, *bucket_arn, bucket_arn->size(), 1);
+    v.MaxLength(bucket, *bucket_arn, bucket_arn->size(), 2048);
+    v.Pattern(bucket, *bucket_arn, "arn:.*:s3:::[\\w\\.\\-]{1,255}", BucketArnOk(*bucket_arn));
+  }
+  if (role_arn) v.MaxLength(name("roleARN"), *role_arn, role_arn->size(), 512);
+  if (prefix) v.MaxLength(name("prefix"), *prefix, prefix->size(), 1024);
+  if (error_output_prefix) {
+    v.MaxLength(name("errorOutputPrefix"), *error_output_prefix, error_output_prefix->size(), 1024);
+  }
+  if (hints) {
+    v.Range(name("bufferingHints.sizeInMBs"), hints->size_in_mbs, 1, 128);
+    v.Range(name("bufferingHints.intervalInSeconds"), hints->interval_in_seconds, 0, 900);
+  }
+  if (compression_format && !ParseCompression(*compression_format)) {
+    v.Add(name("compressionFormat"), *compression_format,
+          fmt::format("Member must satisfy enum value set: {}", kCompressionFormats));
+  }
+}
+
+// The service's rules for a processing configuration.
+absl::Status CheckProcessing(const ProcessingConfiguration& p) {
+  if (p.enabled && !p.processor && !p.append_delimiter_to_record) {
+    return InvalidArgumentError(
+        "ProcessingConfiguration is enabled but names no processor (a Processor or "
+        "AppendDelimiterToRecord).");
+  }
+  if (p.number_of_retries && (*p.number_of_retries < 0 || *p.number_of_retries > 300)) {
+    return InvalidArgumentError(fmt::format(
+        "NumberOfRetries is {}; the Lambda processor's NumberOfRetries must be between 0 and 300.",
+        *p.number_of_retries));
+  }
+  return absl::OkStatus();
+}
+
+// The service's rules tying a destination's prefixes, dynamic partitioning and buffering.
+absl::Status CheckPrefixRules(std::string_view prefix, std::string_view error_output_prefix,
+                              bool partitioning, int interval_in_seconds) {
+  // Dynamic partitioning needs an error output prefix, and refuses zero buffering.
+  if (partitioning && error_output_prefix.empty()) {
+    return InvalidArgumentError(
+        "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled.");
+  }
+  // As the service words it (its guide: "ErrorOutputPrefix can be null only if Prefix
+  // contains no expressions").
+  if (error_output_prefix.empty() && prefix.find("!{") != std::string_view::npos) {
+    return InvalidArgumentError(
+        "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix "
+        "cannot be null or empty when Prefix contains expressions");
+  }
+  if (partitioning && interval_in_seconds == 0) {
+    return InvalidArgumentError(
+        "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
+        "DynamicPartitioningConfiguration enabled.");
+  }
+  return absl::OkStatus();
+}
+
+// The bucket a destination's BucketARN names, from the account's S3.
+absl::StatusOr<std::shared_ptr<detail::BucketStore>> DestinationBucket(
+    const S3& s3, std::string_view bucket_arn, std::string_view account_id) {
+  const std::string_view bucket_name = SplitArn(bucket_arn)->resource;
+  std::shared_ptr<detail::BucketStore> bucket = s3.FindBucket(bucket_name);
+  if (bucket == nullptr) {
+    return InvalidArgumentError(
+        fmt::format("Bucket {} does not exist in account {}: create it with CreateBucket first.",
+                    bucket_name, account_id));
+  }
+  return bucket;
+}
+
 void CheckTags(std::span<const Tag> tags, std::string_view member, Violations& v) {
   if (tags.size() > 50) {
     v.AddRendered(member, fmt::format("[{} entries]", tags.size()),
@@ -234,24 +316,9 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
     }
     if (in.extended_s3_destination_configuration) {
       const ExtendedS3DestinationConfiguration& d = *in.extended_s3_destination_configuration;
-      constexpr std::string_view kBucket = "extendedS3DestinationConfiguration.bucketARN";
-      v.MinLength(kBucket, d.bucket_arn, d.bucket_arn.size(), 1);
-      v.MaxLength(kBucket, d.bucket_arn, d.bucket_arn.size(), 2048);
-      v.Pattern(kBucket, d.bucket_arn, "arn:.*:s3:::[\\w\\.\\-]{1,255}", BucketArnOk(d.bucket_arn));
-      v.MaxLength("extendedS3DestinationConfiguration.roleARN", d.role_arn, d.role_arn.size(), 512);
-      v.MaxLength("extendedS3DestinationConfiguration.prefix", d.prefix, d.prefix.size(), 1024);
-      v.MaxLength("extendedS3DestinationConfiguration.errorOutputPrefix", d.error_output_prefix,
-                  d.error_output_prefix.size(), 1024);
-      if (d.buffering_hints) {
-        v.Range("extendedS3DestinationConfiguration.bufferingHints.sizeInMBs",
-                d.buffering_hints->size_in_mbs, 1, 128);
-        v.Range("extendedS3DestinationConfiguration.bufferingHints.intervalInSeconds",
-                d.buffering_hints->interval_in_seconds, 0, 900);
-      }
-      if (!ParseCompression(d.compression_format)) {
-        v.Add("extendedS3DestinationConfiguration.compressionFormat", d.compression_format,
-              fmt::format("Member must satisfy enum value set: {}", kCompressionFormats));
-      }
+      CheckDestinationShapes("extendedS3DestinationConfiguration", d.bucket_arn, d.role_arn,
+                             d.prefix, d.error_output_prefix, d.buffering_hints,
+                             d.compression_format, v);
       if (d.dynamic_partitioning_configuration.retry_duration_in_seconds) {
         v.Range(
             "extendedS3DestinationConfiguration.dynamicPartitioningConfiguration.retryOptions."
@@ -285,50 +352,25 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   }
   const ExtendedS3DestinationConfiguration& dest = *in.extended_s3_destination_configuration;
   const ProcessingConfiguration& processing = dest.processing_configuration;
-  if (processing.enabled && !processing.processor && !processing.append_delimiter_to_record) {
-    return InvalidArgumentError(
-        "ProcessingConfiguration is enabled but names no processor (a Processor or "
-        "AppendDelimiterToRecord).");
-  }
-  if (processing.number_of_retries &&
-      (*processing.number_of_retries < 0 || *processing.number_of_retries > 300)) {
-    return InvalidArgumentError(fmt::format(
-        "NumberOfRetries is {}; the Lambda processor's NumberOfRetries must be between 0 and 300.",
-        *processing.number_of_retries));
-  }
+  if (absl::Status s = CheckProcessing(processing); !s.ok()) return s;
   const DynamicPartitioningConfiguration& partitioning = dest.dynamic_partitioning_configuration;
   if (partitioning.enabled && !partitioning.partition_key_function) {
     return InvalidArgumentError(
         "DynamicPartitioningConfiguration is enabled but has no partition key function.");
   }
-  // The service's rules for dynamic partitioning: an error output prefix is required, and
-  // zero buffering is not available.
-  if (partitioning.enabled && dest.error_output_prefix.empty()) {
-    return InvalidArgumentError(
-        "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled.");
-  }
-  // As the service words it (its guide: "ErrorOutputPrefix can be null only if Prefix
-  // contains no expressions").
-  if (dest.error_output_prefix.empty() && dest.prefix.find("!{") != std::string_view::npos) {
-    return InvalidArgumentError(
-        "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix "
-        "cannot be null or empty when Prefix contains expressions");
-  }
-  if (partitioning.enabled && dest.buffering_hints &&
-      dest.buffering_hints->interval_in_seconds == 0) {
-    return InvalidArgumentError(
-        "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
-        "DynamicPartitioningConfiguration enabled.");
+  if (absl::Status s =
+          CheckPrefixRules(dest.prefix, dest.error_output_prefix, partitioning.enabled,
+                           dest.buffering_hints ? dest.buffering_hints->interval_in_seconds
+                                                : BufferingHints{}.interval_in_seconds);
+      !s.ok()) {
+    return s;
   }
 
   // The destination: a bucket of this account.
-  const std::string_view bucket_name = SplitArn(dest.bucket_arn)->resource;
-  std::shared_ptr<detail::BucketStore> bucket = s3_.FindBucket(bucket_name);
-  if (bucket == nullptr) {
-    return InvalidArgumentError(
-        fmt::format("Bucket {} does not exist in account {}: create it with CreateBucket first.",
-                    bucket_name, core_.account_id()));
-  }
+  absl::StatusOr<std::shared_ptr<detail::BucketStore>> found =
+      DestinationBucket(s3_, dest.bucket_arn, core_.account_id());
+  if (!found.ok()) return found.status();
+  std::shared_ptr<detail::BucketStore> bucket = *std::move(found);
 
   // The source: a stream of this account, read from LATEST as of now.
   std::shared_ptr<Stream> source;
@@ -522,54 +564,21 @@ absl::StatusOr<UpdateDestinationOutput> Firehose::UpdateDestination(
   {
     Violations v;
     v.Name("deliveryStreamName", in.delivery_stream_name, 64);
-    constexpr std::string_view kVersion = "currentDeliveryStreamVersionId";
-    if (in.current_delivery_stream_version_id.empty()) {
-      v.Null(kVersion);
-    } else {
-      const std::string_view id = in.current_delivery_stream_version_id;
-      v.MaxLength(kVersion, id, id.size(), 50);
-      v.Pattern(kVersion, id, "[0-9]+",
-                std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }));
-    }
-    constexpr std::string_view kDestination = "destinationId";
-    if (in.destination_id.empty()) {
-      v.Null(kDestination);
-    } else {
-      const std::string_view id = in.destination_id;
-      v.MaxLength(kDestination, id, id.size(), 100);
-      v.Pattern(kDestination, id, "[a-zA-Z0-9-]+", std::all_of(id.begin(), id.end(), [](char c) {
-                  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-';
-                }));
-    }
+    // A required id: null when empty, else its length and characters.
+    auto id = [&v](std::string_view member, std::string_view value, std::size_t max,
+                   std::string_view pattern, auto char_ok) {
+      if (value.empty()) return v.Null(member);
+      v.MaxLength(member, value, value.size(), max);
+      v.Pattern(member, value, pattern, std::all_of(value.begin(), value.end(), char_ok));
+    };
+    id("currentDeliveryStreamVersionId", in.current_delivery_stream_version_id, 50, "[0-9]+",
+       [](char c) { return c >= '0' && c <= '9'; });
+    id("destinationId", in.destination_id, 100, "[a-zA-Z0-9-]+",
+       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-'; });
     if (in.extended_s3_destination_update) {
       const ExtendedS3DestinationUpdate& d = *in.extended_s3_destination_update;
-      if (d.bucket_arn) {
-        constexpr std::string_view kBucket = "extendedS3DestinationUpdate.bucketARN";
-        v.MinLength(kBucket, *d.bucket_arn, d.bucket_arn->size(), 1);
-        v.MaxLength(kBucket, *d.bucket_arn, d.bucket_arn->size(), 2048);
-        v.Pattern(kBucket, *d.bucket_arn, "arn:.*:s3:::[\\w\\.\\-]{1,255}",
-                  BucketArnOk(*d.bucket_arn));
-      }
-      if (d.role_arn) {
-        v.MaxLength("extendedS3DestinationUpdate.roleARN", *d.role_arn, d.role_arn->size(), 512);
-      }
-      if (d.prefix) {
-        v.MaxLength("extendedS3DestinationUpdate.prefix", *d.prefix, d.prefix->size(), 1024);
-      }
-      if (d.error_output_prefix) {
-        v.MaxLength("extendedS3DestinationUpdate.errorOutputPrefix", *d.error_output_prefix,
-                    d.error_output_prefix->size(), 1024);
-      }
-      if (d.buffering_hints) {
-        v.Range("extendedS3DestinationUpdate.bufferingHints.sizeInMBs",
-                d.buffering_hints->size_in_mbs, 1, 128);
-        v.Range("extendedS3DestinationUpdate.bufferingHints.intervalInSeconds",
-                d.buffering_hints->interval_in_seconds, 0, 900);
-      }
-      if (d.compression_format && !ParseCompression(*d.compression_format)) {
-        v.Add("extendedS3DestinationUpdate.compressionFormat", *d.compression_format,
-              fmt::format("Member must satisfy enum value set: {}", kCompressionFormats));
-      }
+      CheckDestinationShapes("extendedS3DestinationUpdate", d.bucket_arn, d.role_arn, d.prefix,
+                             d.error_output_prefix, d.buffering_hints, d.compression_format, v);
     }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
@@ -628,19 +637,10 @@ absl::StatusOr<UpdateDestinationOutput> Firehose::UpdateDestination(
   const std::string error_prefix =
       d.error_output_prefix ? std::string(*d.error_output_prefix) : current.error_output_prefix;
   const BufferingHints hints = d.buffering_hints.value_or(current.buffering_hints);
-  if (error_prefix.empty() && prefix.find("!{") != std::string::npos) {
-    return InvalidArgumentError(
-        "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix "
-        "cannot be null or empty when Prefix contains expressions");
-  }
-  if (current.dynamic_partitioning_enabled && error_prefix.empty()) {
-    return InvalidArgumentError(
-        "ErrorOutputPrefix is required when DynamicPartitioningConfiguration is enabled.");
-  }
-  if (current.dynamic_partitioning_enabled && hints.interval_in_seconds == 0) {
-    return InvalidArgumentError(
-        "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
-        "DynamicPartitioningConfiguration enabled.");
+  if (absl::Status s = CheckPrefixRules(prefix, error_prefix, current.dynamic_partitioning_enabled,
+                                        hints.interval_in_seconds);
+      !s.ok()) {
+    return s;
   }
   DestinationUpdate u;
   u.expected_version = version;
@@ -650,28 +650,15 @@ absl::StatusOr<UpdateDestinationOutput> Firehose::UpdateDestination(
   if (d.compression_format) u.compression = *ParseCompression(*d.compression_format);
   std::shared_ptr<detail::BucketStore> bucket;
   if (d.bucket_arn) {
-    const std::string_view bucket_name = SplitArn(*d.bucket_arn)->resource;
-    bucket = s3_.FindBucket(bucket_name);
-    if (bucket == nullptr) {
-      return InvalidArgumentError(
-          fmt::format("Bucket {} does not exist in account {}: create it with CreateBucket first.",
-                      bucket_name, core_.account_id()));
-    }
+    absl::StatusOr<std::shared_ptr<detail::BucketStore>> found =
+        DestinationBucket(s3_, *d.bucket_arn, core_.account_id());
+    if (!found.ok()) return found.status();
+    bucket = *std::move(found);
     u.sink = bucket.get();
   }
   if (d.processing_configuration) {
     const ProcessingConfiguration& p = *d.processing_configuration;
-    if (p.enabled && !p.processor && !p.append_delimiter_to_record) {
-      return InvalidArgumentError(
-          "ProcessingConfiguration is enabled but names no processor (a Processor or "
-          "AppendDelimiterToRecord).");
-    }
-    if (p.number_of_retries && (*p.number_of_retries < 0 || *p.number_of_retries > 300)) {
-      return InvalidArgumentError(fmt::format(
-          "NumberOfRetries is {}; the Lambda processor's NumberOfRetries must be between 0 and "
-          "300.",
-          *p.number_of_retries));
-    }
+    if (absl::Status s = CheckProcessing(p); !s.ok()) return s;
     u.processor = p.enabled ? p.processor : Processor();
     u.append_newline_delimiter = p.enabled && p.append_delimiter_to_record;
     u.processor_retries = p.number_of_retries.value_or(3);
