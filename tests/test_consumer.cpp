@@ -7,8 +7,10 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -351,6 +353,121 @@ TEST_CASE("a shard checkpointed at SHARD_END is not leased again", "[consumer]")
   auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing", .checkpoint_store = &store, .processor_factory = Factory(&log, "w")});
   c->Poll();
   CHECK(c->OwnedShards() == std::vector<std::string>{riffle::FormatShardId(0)});
+}
+
+// A processor whose callbacks are the test's lambdas.
+class Scripted : public riffle::RecordProcessor {
+ public:
+  std::function<void(const riffle::ProcessRecordsInput&, riffle::Checkpointer&)> on_records;
+  std::function<void(riffle::Checkpointer&)> on_end;
+  void Initialize(std::string_view, std::string_view) override {}
+  void ProcessRecords(const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) override {
+    if (on_records) on_records(in, cp);
+  }
+  void ShardEnded(riffle::Checkpointer& cp) override {
+    if (on_end) on_end(cp);
+  }
+};
+
+TEST_CASE("a checkpoint never moves back", "[consumer][checkpoint]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  Put(*stream, 0, 10, 1);
+  riffle::InMemoryCheckpointStore store;
+  std::vector<riffle::SequenceNumber> seen;
+  std::vector<absl::Status> results;
+  auto factory = [&] {
+    auto p = std::make_unique<Scripted>();
+    p->on_records = [&](const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) {
+      const size_t first = seen.size();
+      for (const riffle::Record& r : in.records) seen.push_back(r.sequence_number);
+      if (first == 0) {  // the first run: records 0..9
+        results.push_back(cp.Checkpoint(seen[5]));
+        results.push_back(cp.Checkpoint(seen[2]));
+        results.push_back(cp.Checkpoint(seen[5], 0));  // a part of record 5 only: before it
+        results.push_back(cp.Checkpoint(seen[5]));     // the same again
+      } else {
+        // After the restart: records 6..9.
+        results.push_back(cp.Checkpoint(seen[3]));
+        results.push_back(cp.Checkpoint(seen.back()));
+      }
+    };
+    return p;
+  };
+  {
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .checkpoint_store = &store,
+                                .processor_factory = factory});
+    CHECK(Drain(*c) == 10);
+  }
+  REQUIRE(results.size() == 4);
+  CHECK(results[0].ok());
+  CHECK(ErrorName(results[1]) == riffle::kInvalidArgumentException);
+  CHECK(riffle::ErrorMessage(results[1]) ==
+        fmt::format("SequenceNumber {} is before the last checkpoint of shard "
+                    "shardId-000000000000 ({}): a checkpoint cannot move back.",
+                    seen[2].ToString(), seen[5].ToString()));
+  CHECK(ErrorName(results[2]) == riffle::kInvalidArgumentException);
+  CHECK(results[3].ok());
+  CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == seen[5].ToString());
+
+  // A restarted processor starts from the stored checkpoint: the same rule holds.
+  auto c = *Consumer::Create({.stream = stream.get(),
+                              .application_name = "billing",
+                              .checkpoint_store = &store,
+                              .processor_factory = factory});
+  CHECK(Drain(*c) == 4);
+  REQUIRE(results.size() == 6);
+  CHECK(ErrorName(results[4]) == riffle::kInvalidArgumentException);
+  CHECK(results[5].ok());
+  CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == seen.back().ToString());
+}
+
+TEST_CASE("checkpointing a closed shard's last record in ShardEnded writes SHARD_END",
+          "[consumer][reshard]") {
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 1);
+    riffle::InMemoryCheckpointStore store;
+    Log log;
+    std::optional<riffle::SequenceNumber> last;
+    int ended = 0;
+    auto factory = [&] {
+      auto p = std::make_unique<Scripted>();
+      p->on_records = [&](const riffle::ProcessRecordsInput& in, riffle::Checkpointer&) {
+        for (const riffle::Record& r : in.records) {
+          log.data.emplace_back(r.data);
+          last = r.sequence_number;
+        }
+      };
+      // The KCL's other way to end a shard: a checkpoint at its last record.
+      p->on_end = [&](riffle::Checkpointer& cp) {
+        ++ended;
+        REQUIRE(last.has_value());
+        CHECK(cp.Checkpoint(*last).ok());
+      };
+      return p;
+    };
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .mode = mode,
+                                .checkpoint_store = &store,
+                                .processor_factory = factory});
+    Put(*stream, 0, 50);
+    REQUIRE(
+        stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+    Put(*stream, 50, 100);
+    int processed = 0;
+    for (int round = 0; round < 5 && processed < 100; ++round) {
+      clock.Advance(absl::Seconds(6));
+      processed += Drain(*c);
+    }
+    CHECK(processed == 100);  // the children's records too
+    CHECK(ended == 1);
+    CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == riffle::kShardEndCheckpoint);
+    c->Stop();
+  }
 }
 
 TEST_CASE("the polling read budget throttles GetRecords per shard on the stream's clock",

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <deque>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -120,6 +121,59 @@ TEST_CASE("a checkpoint at a user record resumes exactly after it", "[kpl][check
       CHECK((*c)->last_error().ok());
     }
   }
+}
+
+// Checkpoints by user record, as the KCL's: in ShardEnded, the shard's last user record is
+// SHARD_END; a checkpoint before the last one is refused.
+class UserRecordCheckpointer : public riffle::RecordProcessor {
+ public:
+  explicit UserRecordCheckpointer(std::vector<absl::Status>* results) : results_(results) {}
+  void Initialize(std::string_view, std::string_view) override {}
+  void ProcessRecords(const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) override {
+    if (in.user_records.empty()) return;
+    last_ = in.user_records.back();
+    if (in.user_records.size() < 2) return;
+    results_->push_back(cp.Checkpoint(in.user_records[in.user_records.size() - 1]));
+    results_->push_back(cp.Checkpoint(in.user_records[in.user_records.size() - 2]));
+  }
+  void ShardEnded(riffle::Checkpointer& cp) override {
+    REQUIRE(last_.has_value());
+    results_->push_back(cp.Checkpoint(*last_));
+  }
+
+ private:
+  std::vector<absl::Status>* results_;
+  std::optional<UserRecord> last_;
+};
+
+TEST_CASE("a checkpoint at a closed shard's last user record in ShardEnded is SHARD_END",
+          "[kpl][checkpoint]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  auto aggregator = MakeAggregator({.max_aggregate_records = 10}, *stream->ListShards());
+  std::vector<Aggregate> out;
+  for (int i = 0; i < 10; ++i) REQUIRE(aggregator->Add({"k", fmt::format("a{}", i), ""}, out).ok());
+  aggregator->Flush(out);
+  PutAll(*stream, out);
+  REQUIRE(
+      stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+  riffle::kpl::Deaggregator kcl;
+  riffle::InMemoryCheckpointStore store;
+  std::vector<absl::Status> results;
+  auto c = riffle::Consumer::Create(
+      {.stream = stream.get(),
+       .application_name = "app",
+       .checkpoint_store = &store,
+       .deaggregator = &kcl,
+       .processor_factory = [&] { return std::make_unique<UserRecordCheckpointer>(&results); }});
+  REQUIRE(c.ok());
+  DrainConsumer(**c, clock);
+  REQUIRE(results.size() == 3);
+  CHECK(results[0].ok());
+  CHECK(riffle::ErrorName(results[1]) == riffle::kInvalidArgumentException);  // moves back
+  CHECK(results[2].ok());
+  CHECK(**store.GetCheckpoint("app", "shardId-000000000000") == riffle::kShardEndCheckpoint);
+  CHECK((*c)->OwnedShards().size() == 2);  // the children are leased now
 }
 
 TEST_CASE("a consumer without de-aggregation reads a sub-record checkpoint as its aggregate",

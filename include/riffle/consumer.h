@@ -93,7 +93,10 @@ class OwnThread;
 }  // namespace detail
 
 // Passed to a processor's callbacks. Checkpoint() records the last record delivered so
-// far (in ShardEnded: SHARD_END, which releases the shard's children).
+// far (in ShardEnded: SHARD_END, which releases the shard's children). A checkpoint at a
+// record lies between the last checkpoint and the last record delivered, as the KCL's:
+// InvalidArgumentException otherwise (a checkpoint never moves back). In ShardEnded, a
+// checkpoint at the shard's last record (its last user record) is SHARD_END too.
 class Checkpointer {
  public:
   [[nodiscard]] absl::Status Checkpoint();
@@ -267,6 +270,11 @@ class Consumer {
   void Deliver(ShardTask& task, std::span<const Record> records, int64_t behind, uint64_t missed);
   void EndShard(ShardTask& task);
   absl::Status WriteCheckpoint(ShardTask& task, std::string_view value);
+  // Checkpointer::Checkpoint at a record (`sub`: a user record of it) between the last
+  // checkpoint and the last record delivered; the shard's last record during ShardEnded
+  // writes SHARD_END.
+  absl::Status CheckpointAt(ShardTask& task, const SequenceNumber& sequence_number,
+                            std::optional<uint64_t> sub);
 
   ConsumerOptions options_;
   RecordSource& stream_;

@@ -18,6 +18,9 @@ struct ShardTask {
   std::unique_ptr<RecordProcessor> processor;
   std::optional<std::string> checkpoint;         // where processing started, then the newest
   std::optional<SequenceNumber> last_delivered;  // newest record handed to the processor
+  // With a deaggregator: the sub-sequence number of the last user record delivered when it
+  // came from the aggregate last_delivered names (nullopt: none did).
+  std::optional<uint64_t> last_sub;
   bool after_parents = false;                    // a child of shards this application processed
   std::optional<SequenceNumber> first_record;    // the shard's StartingSequenceNumber
   HashKeyRange range;                            // the shard's, for de-aggregation
@@ -154,28 +157,12 @@ absl::Status Checkpointer::Checkpoint() {
 }
 
 absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number) {
-  ShardTask& task = *task_;
-  if (!task.last_delivered || sequence_number > *task.last_delivered ||
-      FormatShardId(sequence_number.shard_index) != task.shard_id) {
-    return InvalidArgumentError(
-        fmt::format("SequenceNumber {} is not a record of shard {} delivered to this processor.",
-                    sequence_number.ToString(), task.shard_id));
-  }
-  return consumer_->WriteCheckpoint(task, sequence_number.ToString());
+  return consumer_->CheckpointAt(*task_, sequence_number, std::nullopt);
 }
 
 absl::Status Checkpointer::Checkpoint(const SequenceNumber& sequence_number,
                                       uint64_t sub_sequence_number) {
-  ShardTask& task = *task_;
-  if (!task.last_delivered || sequence_number > *task.last_delivered ||
-      FormatShardId(sequence_number.shard_index) != task.shard_id) {
-    return InvalidArgumentError(fmt::format(
-        "SequenceNumber {} (SubSequenceNumber {}) is not a record of shard {} delivered to this "
-        "processor.",
-        sequence_number.ToString(), sub_sequence_number, task.shard_id));
-  }
-  return consumer_->WriteCheckpoint(
-      task, SubRecordCheckpoint(sequence_number.ToString(), sub_sequence_number));
+  return consumer_->CheckpointAt(*task_, sequence_number, sub_sequence_number);
 }
 
 absl::Status Checkpointer::Checkpoint(const UserRecord& record) {
@@ -184,6 +171,57 @@ absl::Status Checkpointer::Checkpoint(const UserRecord& record) {
 }
 
 // ---- Consumer ----
+
+namespace {
+
+// A checkpoint as a position in the shard: its record and the last user record of it that
+// it covers (UINT64_MAX: the whole record). nullopt for SHARD_END and anything unparsable.
+std::optional<std::pair<SequenceNumber, uint64_t>> CheckpointPosition(std::string_view value) {
+  if (absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(value); n.ok()) {
+    return std::pair(*n, UINT64_MAX);
+  }
+  if (const auto sub = SplitSubRecordCheckpoint(value)) {
+    if (absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(sub->first); n.ok()) {
+      return std::pair(*n, sub->second);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string DescribeCheckpoint(const SequenceNumber& n, std::optional<uint64_t> sub) {
+  return sub ? fmt::format("SequenceNumber {} (SubSequenceNumber {})", n.ToString(), *sub)
+             : fmt::format("SequenceNumber {}", n.ToString());
+}
+
+}  // namespace
+
+absl::Status Consumer::CheckpointAt(ShardTask& task, const SequenceNumber& sequence_number,
+                                    std::optional<uint64_t> sub) {
+  if (task.lease_lost) return ShutdownError(task.shard_id);
+  const std::pair<SequenceNumber, uint64_t> at(sequence_number, sub.value_or(UINT64_MAX));
+  if (!task.last_delivered || FormatShardId(sequence_number.shard_index) != task.shard_id ||
+      sequence_number > *task.last_delivered) {
+    return InvalidArgumentError(
+        fmt::format("{} is not a record of shard {} delivered to this processor.",
+                    DescribeCheckpoint(sequence_number, sub), task.shard_id));
+  }
+  // As the KCL: a checkpoint never moves back (a restart would deliver again what was
+  // already checkpointed).
+  if (task.checkpoint) {
+    if (const auto last = CheckpointPosition(*task.checkpoint); last && at < *last) {
+      return InvalidArgumentError(fmt::format(
+          "{} is before the last checkpoint of shard {} ({}): a checkpoint cannot move back.",
+          DescribeCheckpoint(sequence_number, sub), task.shard_id, *task.checkpoint));
+    }
+  }
+  // During ShardEnded the shard's last record (its last user record) is its end, as the
+  // KCL counts it.
+  const bool last_record =
+      sequence_number == *task.last_delivered && (!sub || !task.last_sub || *sub >= *task.last_sub);
+  if (task.at_shard_end && last_record) return WriteCheckpoint(task, kShardEndCheckpoint);
+  return WriteCheckpoint(task, sub ? SubRecordCheckpoint(sequence_number.ToString(), *sub)
+                                   : sequence_number.ToString());
+}
 
 absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(ConsumerOptions options) {
   if (options.stream == nullptr) return InvalidArgumentError("ConsumerOptions.stream is required.");
@@ -427,7 +465,10 @@ void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t
                        uint64_t missed) {
   if (records.empty() && missed == 0) return;
   // Checkpoint() names the last Kinesis record read, even when it gave no user record.
-  if (!records.empty()) task.last_delivered = records.back().sequence_number;
+  if (!records.empty()) {
+    task.last_delivered = records.back().sequence_number;
+    task.last_sub.reset();
+  }
   std::span<const UserRecord> user_records;
   if (options_.deaggregator != nullptr) {
     task.user_records.clear();
@@ -439,6 +480,10 @@ void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t
         return u.sequence_number == through.first && u.sub_sequence_number <= through.second;
       });
       task.skip_through.reset();
+    }
+    if (!task.user_records.empty() && task.user_records.back().aggregated &&
+        task.user_records.back().sequence_number == task.last_delivered) {
+      task.last_sub = task.user_records.back().sub_sequence_number;
     }
     task.user_views.assign(task.user_records.begin(), task.user_records.end());
     records = task.user_views;
