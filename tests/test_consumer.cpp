@@ -470,6 +470,104 @@ TEST_CASE("checkpointing a closed shard's last record in ShardEnded writes SHARD
   }
 }
 
+TEST_CASE("a new application at LATEST starts at the open shards of a resharded stream",
+          "[consumer][reshard]") {
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 1);
+    Put(*stream, 0, 40);
+    REQUIRE(
+        stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+    Put(*stream, 40, 80);  // in the children, before the application starts
+    riffle::InMemoryCheckpointStore store;
+    Log log;
+    {
+      auto c = *Consumer::Create({.stream = stream.get(),
+                                  .application_name = "billing",
+                                  .mode = mode,
+                                  .initial_position = riffle::InitialPosition::kLatest,
+                                  .checkpoint_store = &store,
+                                  .processor_factory = Factory(&log, "w1")});
+      CHECK(Drain(*c) == 0);
+      // The closed parent is not processed: only the children were leased.
+      CHECK(c->OwnedShards() ==
+            std::vector<std::string>{riffle::FormatShardId(1), riffle::FormatShardId(2)});
+      CHECK(**store.GetCheckpoint("billing", riffle::FormatShardId(0)) ==
+            riffle::kShardEndCheckpoint);
+      CHECK(**store.GetCheckpoint("billing", riffle::FormatShardId(1)) ==
+            riffle::kLatestCheckpoint);
+      clock.Advance(absl::Seconds(1));
+      Put(*stream, 80, 120);
+      CHECK(Drain(*c) == 40);
+      CheckKeyOrder(log, 8, 10, 15);  // records 80..119: counters 10..14 of every key
+      c->Stop();
+    }
+    CHECK(std::none_of(log.events.begin(), log.events.end(), [](const std::string& e) {
+      return e.find(riffle::FormatShardId(0)) != std::string::npos;
+    }));
+    // A restart resumes after the checkpoints (no record of 0..79 is delivered).
+    clock.Advance(absl::Seconds(6));
+    Put(*stream, 120, 160);
+    Log second;
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .mode = mode,
+                                .initial_position = riffle::InitialPosition::kLatest,
+                                .checkpoint_store = &store,
+                                .processor_factory = Factory(&second, "w1")});
+    CHECK(Drain(*c) == 40);
+    CheckKeyOrder(second, 8, 15, 20);
+  }
+}
+
+TEST_CASE("a new application at AT_TIMESTAMP starts at the shards open at the timestamp",
+          "[consumer][reshard]") {
+  ManualClock clock(absl::FromUnixSeconds(1'700'000'000));
+  auto stream = MakeStream(&clock, 1);
+  Put(*stream, 0, 40);
+  clock.Advance(absl::Minutes(1));
+  const absl::Time before_split = clock.Now();
+  clock.Advance(absl::Minutes(1));
+  REQUIRE(
+      stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+  Put(*stream, 40, 80);
+  clock.Advance(absl::Minutes(1));
+  const absl::Time after_split = clock.Now();
+  clock.Advance(absl::Minutes(1));
+  Put(*stream, 80, 120);
+  // At a time after the split: the parent is skipped, the children are read from it.
+  {
+    riffle::InMemoryCheckpointStore store;
+    Log log;
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "late",
+                                .initial_position = riffle::InitialPosition::kAtTimestamp,
+                                .initial_timestamp = after_split,
+                                .checkpoint_store = &store,
+                                .processor_factory = Factory(&log, "w1")});
+    CHECK(Drain(*c) == 40);
+    CheckKeyOrder(log, 8, 10, 15);
+    CHECK(**store.GetCheckpoint("late", riffle::FormatShardId(0)) == riffle::kShardEndCheckpoint);
+  }
+  // At a time before the split, with no record after it in the parent: the parent is
+  // processed (it was open then), then its children from their first record.
+  {
+    riffle::InMemoryCheckpointStore store;
+    Log log;
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "early",
+                                .initial_position = riffle::InitialPosition::kAtTimestamp,
+                                .initial_timestamp = before_split,
+                                .checkpoint_store = &store,
+                                .processor_factory = Factory(&log, "w1")});
+    int processed = 0;
+    for (int round = 0; round < 3; ++round) processed += Drain(*c);
+    CHECK(processed == 80);
+    CheckKeyOrder(log, 8, 5, 15);
+    CHECK(**store.GetCheckpoint("early", riffle::FormatShardId(0)) == riffle::kShardEndCheckpoint);
+  }
+}
+
 TEST_CASE("the polling read budget throttles GetRecords per shard on the stream's clock",
           "[consumer][errors]") {
   ManualClock clock;

@@ -4,7 +4,10 @@
 // "<sequence number>:<sub-sequence number>" for a user record inside an aggregate (a KPL
 // aggregate read with de-aggregation, riffle/kpl.h: processing resumes after that user
 // record), or kShardEndCheckpoint once a closed shard was processed to its end (its
-// children may start). Keys are (application name, shard id).
+// children may start). A new application starting at LATEST or AT_TIMESTAMP writes
+// kLatestCheckpoint or kAtTimestampCheckpoint for the shards it starts from, as the KCL's
+// new leases hold that position until a record is checkpointed. Keys are (application
+// name, shard id).
 //
 // Thread safety: implementations must allow calls from any thread; both stores here do.
 #ifndef RIFFLE_CHECKPOINT_STORE_H_
@@ -26,6 +29,8 @@
 namespace riffle {
 
 inline constexpr std::string_view kShardEndCheckpoint = "SHARD_END";
+inline constexpr std::string_view kLatestCheckpoint = "LATEST";
+inline constexpr std::string_view kAtTimestampCheckpoint = "AT_TIMESTAMP";
 
 // The checkpoint of a user record inside an aggregate: "<sequence number>:<sub-sequence>".
 inline std::string SubRecordCheckpoint(std::string_view sequence_number,

@@ -190,7 +190,10 @@ struct ConsumerOptions {
   std::string stream_consumer_name{};
   // Where a shard without a checkpoint starts: kTrimHorizon (default), kLatest or
   // kAtTimestamp. A child of a shard this application processed always starts at its
-  // first record.
+  // first record. As the KCL does for a new application (no checkpoint for any shard),
+  // kLatest starts at the open shards and kAtTimestamp at the shards open at the timestamp:
+  // the shards closed before are not processed (they get SHARD_END), and the start shards
+  // get kLatestCheckpoint / kAtTimestampCheckpoint until they checkpoint a record.
   InitialPosition initial_position = InitialPosition::kTrimHorizon;
   std::optional<absl::Time> initial_timestamp{};  // kAtTimestamp only
   // Required, not owned; shared by the application's workers.
@@ -255,6 +258,10 @@ class Consumer {
   friend class Checkpointer;
   explicit Consumer(ConsumerOptions options);
   void RefreshLeases(int64_t now_ms);
+  // A new application at LATEST or AT_TIMESTAMP: the shards it starts from get the
+  // position's checkpoint, those closed before it SHARD_END (added to `checkpoints`).
+  void StartNewApplication(const std::vector<Shard>& shards,
+                           std::map<std::string, std::string, std::less<>>& checkpoints);
   void TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
                  bool after_parents);
   void DropShard(std::size_t i, ShutdownReason reason, bool release);

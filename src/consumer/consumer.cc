@@ -333,7 +333,10 @@ void Consumer::TakeShard(const std::string& shard_id, const std::optional<std::s
   task->checkpoint = checkpoint;
   task->after_parents = after_parents;
   task->processor = options_.processor_factory();
-  task->processor->Initialize(shard_id, checkpoint.value_or(""));
+  // The position checkpoints of a new application are its initial position.
+  const bool position =
+      checkpoint && (*checkpoint == kLatestCheckpoint || *checkpoint == kAtTimestampCheckpoint);
+  task->processor->Initialize(shard_id, position ? "" : checkpoint.value_or(""));
   tasks_.push_back(std::move(task));
 }
 
@@ -385,6 +388,11 @@ void Consumer::RefreshLeases(int64_t now_ms) {
     }
     if (c->has_value()) checkpoints[s.shard_id] = **c;
   }
+  if (checkpoints.empty() && unreadable.empty() &&
+      (options_.initial_position == InitialPosition::kLatest ||
+       options_.initial_position == InitialPosition::kAtTimestamp)) {
+    StartNewApplication(*shards, checkpoints);
+  }
   auto at_shard_end = [&](const std::string& id) {
     auto c = checkpoints.find(id);
     return c != checkpoints.end() && c->second == kShardEndCheckpoint;
@@ -428,6 +436,52 @@ void Consumer::RefreshLeases(int64_t now_ms) {
     tasks_.back()->range = s->hash_key_range;
   }
   (void)now_ms;
+}
+
+void Consumer::StartNewApplication(const std::vector<Shard>& shards,
+                                   std::map<std::string, std::string, std::less<>>& checkpoints) {
+  const bool latest = options_.initial_position == InitialPosition::kLatest;
+  ListShardsRequest request;
+  request.filter = latest ? ShardFilterType::kAtLatest : ShardFilterType::kAtTimestamp;
+  request.timestamp = options_.initial_timestamp;
+  absl::StatusOr<std::vector<Shard>> start = stream_.ListShards(request);
+  // No shard open at the timestamp (one before the stream): every shard is processed.
+  if (!start.ok() || start->empty()) return;
+  std::set<std::string, std::less<>> covered;  // the start shards and their descendants
+  for (const Shard& s : *start) covered.insert(s.shard_id);
+  // Parents are listed before their children.
+  for (const Shard& s : shards) {
+    if ((s.parent_shard_id && covered.contains(*s.parent_shard_id)) ||
+        (s.adjacent_parent_shard_id && covered.contains(*s.adjacent_parent_shard_id))) {
+      covered.insert(s.shard_id);
+    }
+  }
+  const std::string& app = options_.application_name;
+  std::set<std::string, std::less<>> start_ids;
+  for (const Shard& s : *start) start_ids.insert(s.shard_id);
+  for (const Shard& s : shards) {
+    std::string_view value;
+    if (start_ids.contains(s.shard_id)) {
+      value = latest ? kLatestCheckpoint : kAtTimestampCheckpoint;
+    } else if (!covered.contains(s.shard_id)) {
+      value = kShardEndCheckpoint;  // closed before the start: never processed
+    } else {
+      continue;
+    }
+    // Another worker of the application may have started meanwhile: its value stays. (A
+    // checkpoint that cannot be read was dealt with by the caller.)
+    absl::StatusOr<std::optional<std::string>> c =
+        options_.checkpoint_store->GetCheckpoint(app, s.shard_id);
+    if (!c.ok()) continue;
+    if (c->has_value()) {
+      checkpoints[s.shard_id] = **c;
+    } else if (absl::Status put = options_.checkpoint_store->PutCheckpoint(app, s.shard_id, value);
+               put.ok()) {
+      checkpoints[s.shard_id] = std::string(value);
+    } else {
+      status_ = put;
+    }
+  }
 }
 
 size_t Consumer::Poll() {
@@ -505,7 +559,14 @@ void Consumer::EndShard(ShardTask& task) {
 
 std::optional<StartingPosition> Consumer::StartOf(ShardTask& task) {
   task.skip_through.reset();
-  if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint) {
+  if (task.checkpoint && *task.checkpoint == kLatestCheckpoint) {
+    return StartingPosition{ShardIteratorType::kLatest, {}, {}};
+  }
+  if (task.checkpoint && *task.checkpoint == kAtTimestampCheckpoint && options_.initial_timestamp) {
+    return StartingPosition{ShardIteratorType::kAtTimestamp, {}, options_.initial_timestamp};
+  }
+  if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint &&
+      *task.checkpoint != kAtTimestampCheckpoint) {
     if (SequenceNumber::Parse(*task.checkpoint).ok()) {
       return StartingPosition{ShardIteratorType::kAfterSequenceNumber, *task.checkpoint, {}};
     }
@@ -546,7 +607,8 @@ int Consumer::PollPolling(ShardTask& task, int64_t now_ms) {
     // StartOf gives sequence numbers only for checkpoints.
     const bool from_checkpoint = start->type == ShardIteratorType::kAfterSequenceNumber ||
                                  start->type == ShardIteratorType::kAtSequenceNumber;
-    absl::Status s = task.cursor->Start(stream_, *start, task.after_parents && !from_checkpoint);
+    absl::Status s = task.cursor->Start(
+        stream_, *start, task.after_parents && start->type == ShardIteratorType::kTrimHorizon);
     if (!s.ok()) {
       task.cursor.reset();
       if (from_checkpoint && IsInvalidArgumentException(s)) {
@@ -586,7 +648,8 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
       start = *s;
       from_checkpoint = start.type == ShardIteratorType::kAfterSequenceNumber ||
                         start.type == ShardIteratorType::kAtSequenceNumber;
-      if (task.after_parents && !from_checkpoint && task.first_record) {
+      if (task.after_parents && start.type == ShardIteratorType::kTrimHorizon &&
+          task.first_record) {
         // From the first record, so that what was trimmed counts as missed.
         start = {ShardIteratorType::kAtSequenceNumber, task.first_record->ToString(), {}};
       }
