@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -360,7 +361,10 @@ class Scripted : public riffle::RecordProcessor {
  public:
   std::function<void(const riffle::ProcessRecordsInput&, riffle::Checkpointer&)> on_records;
   std::function<void(riffle::Checkpointer&)> on_end;
-  void Initialize(std::string_view, std::string_view) override {}
+  std::function<void()> on_init;
+  void Initialize(std::string_view, std::string_view) override {
+    if (on_init) on_init();
+  }
   void ProcessRecords(const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) override {
     if (on_records) on_records(in, cp);
   }
@@ -566,6 +570,49 @@ TEST_CASE("a new application at AT_TIMESTAMP starts at the shards open at the ti
     CheckKeyOrder(log, 8, 5, 15);
     CHECK(**store.GetCheckpoint("early", riffle::FormatShardId(0)) == riffle::kShardEndCheckpoint);
   }
+}
+
+TEST_CASE("a processor that throws is reported and the consumer goes on", "[consumer]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  Put(*stream, 0, 10, 1);
+  riffle::InMemoryCheckpointStore store;
+  int made = 0;
+  int batches = 0;
+  std::vector<std::string> data;
+  std::string last;
+  auto factory = [&] {
+    auto p = std::make_unique<Scripted>();
+    if (made++ == 0) {  // the first processor fails at once
+      p->on_init = [] { throw std::runtime_error("no database"); };
+    }
+    p->on_records = [&](const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) {
+      for (const riffle::Record& r : in.records) {
+        data.emplace_back(r.data);
+        last = r.sequence_number.ToString();
+      }
+      if (batches++ == 0) throw std::runtime_error("boom");
+      REQUIRE(cp.Checkpoint().ok());
+    };
+    return p;
+  };
+  auto c = *Consumer::Create({.stream = stream.get(),
+                              .application_name = "billing",
+                              .checkpoint_store = &store,
+                              .max_records = 4,
+                              .processor_factory = factory});
+  CHECK(c->Poll() == 0);
+  CHECK(c->OwnedShards().empty());
+  CHECK(riffle::IsInternalFailure(c->last_error()));
+  CHECK(riffle::ErrorMessage(c->last_error()) ==
+        "RecordProcessor::Initialize of shard shardId-000000000000 threw: no database");
+  clock.Advance(absl::Seconds(1));  // the next lease pass: a new processor
+  CHECK(c->Poll() == 4);
+  CHECK(riffle::ErrorMessage(c->last_error()) ==
+        "RecordProcessor::ProcessRecords of shard shardId-000000000000 threw: boom");
+  CHECK(Drain(*c) == 6);  // the batch that threw counts as delivered
+  CHECK(data.size() == 10);
+  CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == last);
 }
 
 TEST_CASE("the polling read budget throttles GetRecords per shard on the stream's clock",

@@ -244,7 +244,10 @@ class Consumer {
   void Stop();
 
   // OK, or what keeps a shard from being processed (an unusable checkpoint under
-  // InvalidCheckpointPolicy::kReport, a failing checkpoint store). Call from the driving
+  // InvalidCheckpointPolicy::kReport, a failing checkpoint store), or what a processor's
+  // callback threw (InternalFailure naming the callback and the shard: the consumer goes
+  // on, as the KCL does; a throwing Initialize is retried with a new processor at the next
+  // lease pass). Cleared at each lease pass. Call from the driving
   // thread, or after Stop().
   absl::Status last_error() const;
   // Checkpoints the stream did not recognise and that were restarted from the initial
@@ -262,7 +265,8 @@ class Consumer {
   // position's checkpoint, those closed before it SHARD_END (added to `checkpoints`).
   void StartNewApplication(const std::vector<Shard>& shards,
                            std::map<std::string, std::string, std::less<>>& checkpoints);
-  void TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
+  // False when the processor's Initialize threw (the lease is released).
+  bool TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
                  bool after_parents);
   void DropShard(std::size_t i, ShutdownReason reason, bool release);
   int PollShard(ShardTask& task, int64_t now_ms);

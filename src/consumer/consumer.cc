@@ -188,6 +188,25 @@ std::optional<std::pair<SequenceNumber, uint64_t>> CheckpointPosition(std::strin
   return std::nullopt;
 }
 
+// Runs a processor callback. What it throws is reported (Consumer::last_error) instead of
+// leaving Poll() or ending the consumer's thread, as the KCL logs a processor's exception
+// and goes on. False when it threw.
+template <typename Fn>
+bool CallProcessor(absl::Status& error, std::string_view callback, std::string_view shard_id,
+                   Fn&& fn) {
+  try {
+    fn();
+    return true;
+  } catch (const std::exception& e) {
+    error = InternalFailureError(
+        fmt::format("RecordProcessor::{} of shard {} threw: {}", callback, shard_id, e.what()));
+  } catch (...) {
+    error = InternalFailureError(fmt::format(
+        "RecordProcessor::{} of shard {} threw a non-standard exception.", callback, shard_id));
+  }
+  return false;
+}
+
 std::string DescribeCheckpoint(const SequenceNumber& n, std::optional<uint64_t> sub) {
   return sub ? fmt::format("SequenceNumber {} (SubSequenceNumber {})", n.ToString(), *sub)
              : fmt::format("SequenceNumber {}", n.ToString());
@@ -326,7 +345,7 @@ absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) 
   return s;
 }
 
-void Consumer::TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
+bool Consumer::TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
                          bool after_parents) {
   auto task = std::make_unique<ShardTask>();
   task->shard_id = shard_id;
@@ -336,8 +355,15 @@ void Consumer::TakeShard(const std::string& shard_id, const std::optional<std::s
   // The position checkpoints of a new application are its initial position.
   const bool position =
       checkpoint && (*checkpoint == kLatestCheckpoint || *checkpoint == kAtTimestampCheckpoint);
-  task->processor->Initialize(shard_id, position ? "" : checkpoint.value_or(""));
+  if (!CallProcessor(status_, "Initialize", shard_id, [&] {
+        task->processor->Initialize(shard_id, position ? "" : checkpoint.value_or(""));
+      })) {
+    // Not taken: the lease goes back, and a new processor tries at the next lease pass.
+    leases_->Release(options_.application_name, shard_id, options_.worker_id);
+    return false;
+  }
   tasks_.push_back(std::move(task));
+  return true;
 }
 
 void Consumer::DropShard(std::size_t i, ShutdownReason reason, bool release) {
@@ -346,7 +372,8 @@ void Consumer::DropShard(std::size_t i, ShutdownReason reason, bool release) {
   if (!task.ended) {
     task.lease_lost = reason == ShutdownReason::kLeaseLost;
     Checkpointer cp(this, &task);
-    task.processor->Shutdown(reason, cp);
+    CallProcessor(status_, "Shutdown", task.shard_id,
+                  [&] { task.processor->Shutdown(reason, cp); });
   }
   if (release) leases_->Release(options_.application_name, task.shard_id, options_.worker_id);
   tasks_.erase(tasks_.begin() + static_cast<std::ptrdiff_t>(i));
@@ -429,9 +456,11 @@ void Consumer::RefreshLeases(int64_t now_ms) {
     const bool after_parents =
         (s->parent_shard_id && listed.contains(*s->parent_shard_id)) ||
         (s->adjacent_parent_shard_id && listed.contains(*s->adjacent_parent_shard_id));
-    TakeShard(s->shard_id,
-              c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second),
-              after_parents);
+    if (!TakeShard(s->shard_id,
+                   c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second),
+                   after_parents)) {
+      continue;
+    }
     tasks_.back()->first_record = s->sequence_number_range.starting_sequence_number;
     tasks_.back()->range = s->hash_key_range;
   }
@@ -545,14 +574,18 @@ void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t
     if (records.empty() && missed == 0) return;
   }
   Checkpointer cp(this, &task);
-  task.processor->ProcessRecords(ProcessRecordsInput{records, behind, missed, user_records}, cp);
+  // A batch whose processing threw counts as delivered (the KCL's rule): the checkpoint
+  // decides what a restart delivers again.
+  CallProcessor(status_, "ProcessRecords", task.shard_id, [&] {
+    task.processor->ProcessRecords(ProcessRecordsInput{records, behind, missed, user_records}, cp);
+  });
   task.delivered += static_cast<int>(records.size());
 }
 
 void Consumer::EndShard(ShardTask& task) {
   task.at_shard_end = true;
   Checkpointer cp(this, &task);
-  task.processor->ShardEnded(cp);
+  CallProcessor(status_, "ShardEnded", task.shard_id, [&] { task.processor->ShardEnded(cp); });
   task.at_shard_end = false;
   task.ended = true;
 }
