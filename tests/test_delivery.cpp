@@ -596,6 +596,29 @@ TEST_CASE("A failing error sink is retried until it accepts; Close waits for it"
   CHECK(m.buffered_bytes == 0);
 }
 
+TEST_CASE("Close attempts a batch waiting for its retry at once, with or without a thread",
+          "[delivery]") {
+  for (bool threaded : {false, true}) {
+    INFO((threaded ? "delivery thread" : "host-driven"));
+    riffle::ManualClock clock;
+    riffle::MemorySink objects;
+    int calls = 0;
+    riffle::CallbackSink once_down([&](std::string_view key, std::string_view data) {
+      if (++calls == 1) return absl::UnavailableError("bucket down for a moment");
+      return objects.PutObject(key, data);
+    });
+    auto ds = MustCreate(BaseOptions(&once_down, &clock));
+    for (int i = 0; i < 10; ++i) REQUIRE(ds->PutRecord(Record(i)).ok());
+    CHECK(ds->Flush() == 0);  // the write failed: the batch waits for its backoff
+    if (threaded) REQUIRE(ds->Start().ok());
+    // The clock never moves: Close must not wait for the backoff of a sink that recovered.
+    REQUIRE(ds->Close().ok());
+    CHECK(calls == 2);
+    REQUIRE(objects.size() == 1);
+    CHECK(ds->GetMetrics().buffered_bytes == 0);
+  }
+}
+
 TEST_CASE("Concurrent producers with dynamic partitions: every record under its prefix once",
           "[delivery][stress]") {
   riffle::MemorySink store;

@@ -345,9 +345,10 @@ class DeliveryStream {
   int version() const;
 
   // Refuses new puts (the stream becomes DELETING) and stops reading a Stream source (what
-  // it has not read stays in the Stream), then delivers everything buffered, waiting for
-  // retries on the clock (with a ManualClock, advance it from another thread), and stops
-  // the delivery thread. Returns when every accepted record is delivered, dropped or in
+  // it has not read stays in the Stream), then delivers everything buffered: what waits
+  // for a retry is attempted again at once; a write that fails again waits for its retry
+  // on the clock (with a ManualClock, advance it from another thread). Then stops the
+  // delivery thread. Returns when every accepted record is delivered, dropped or in
   // the error output. Idempotent; always OK.
   [[nodiscard]] absl::Status Close();
 

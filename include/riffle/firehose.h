@@ -25,8 +25,8 @@
 // AccountOptions::create_duration (puts: ResourceNotFoundException, nothing is read), then
 // ACTIVE; a deleted one is DELETING for delete_duration (puts are still accepted, as the
 // service may), then gone: it then delivers what it buffered (DeliveryStream::Close, which
-// waits on the clock for retries of a bucket that fails writes: with a ManualClock, clear
-// such faults first).
+// attempts pending retries at once, then waits on the clock for retries of a bucket that
+// still fails writes: with a ManualClock, clear such faults first).
 //
 // Errors are the service's (docs/aws-account.md has the table): ValidationException for a
 // member that breaks its constraint, InvalidArgumentException, ResourceNotFoundException

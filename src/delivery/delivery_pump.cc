@@ -37,14 +37,15 @@ size_t DeliveryStream::Impl::PumpLocked(bool flush_all) {
     // Once Close() has begun, whatever the reader ingested is sealed at once.
     SealDueLocked(now, flush_all || stopping_);
     pump_work_.swap(ready_);
+    const bool retry_now = std::exchange(retry_now_, false);
     for (auto& b : retrying_) {
-      if (b->next_attempt <= now) pump_work_.push_back(std::move(b));
+      if (retry_now || b->next_attempt <= now) pump_work_.push_back(std::move(b));
     }
     std::erase(retrying_, nullptr);
     for (auto& e : put_errors_) pump_errors_.push_back(std::move(e));
     put_errors_.clear();
     for (auto& o : error_retrying_) {
-      if (o.next_attempt <= now) {
+      if (retry_now || o.next_attempt <= now) {
         pump_error_objects_.push_back(std::move(o));
         o.key.clear();  // marks the slot as taken
       }

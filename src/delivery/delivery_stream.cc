@@ -638,6 +638,7 @@ absl::Status DeliveryStream::Impl::Close() {
     status_ = DeliveryStreamStatus::kDeleting;
     SealDueLocked(clock_->Now(), /*all=*/true);
     stopping_ = true;
+    retry_now_ = true;
     WakeLocked();
   }
   {

@@ -175,6 +175,9 @@ struct DeliveryStream::Impl {
   bool thread_running_ = false;
   bool thread_stopped_ = false;  // Stop(): the thread ends and cannot start again
   bool stopping_ = false;        // Close(): the thread drains, then ends
+  // Close(): the next pump attempts the batches and error objects waiting for a retry at
+  // once, without waiting for their backoff (later failures wait as usual).
+  bool retry_now_ = false;
   absl::Status step_status_;     // last_error(): set by every pump that wrote
   bool wake_ = false;
   absl::Time wake_deadline_ = absl::InfinitePast();     // the delivery thread's sleep target
