@@ -476,9 +476,10 @@ void Consumer::StartNewApplication(const std::vector<Shard>& shards,
   absl::StatusOr<std::vector<Shard>> start = stream_.ListShards(request);
   // No shard open at the timestamp (one before the stream): every shard is processed.
   if (!start.ok() || start->empty()) return;
-  std::set<std::string, std::less<>> covered;  // the start shards and their descendants
-  for (const Shard& s : *start) covered.insert(s.shard_id);
-  // Parents are listed before their children.
+  std::set<std::string, std::less<>> start_ids;
+  for (const Shard& s : *start) start_ids.insert(s.shard_id);
+  // The start shards and their descendants (parents are listed before their children).
+  std::set<std::string, std::less<>> covered = start_ids;
   for (const Shard& s : shards) {
     if ((s.parent_shard_id && covered.contains(*s.parent_shard_id)) ||
         (s.adjacent_parent_shard_id && covered.contains(*s.adjacent_parent_shard_id))) {
@@ -486,8 +487,6 @@ void Consumer::StartNewApplication(const std::vector<Shard>& shards,
     }
   }
   const std::string& app = options_.application_name;
-  std::set<std::string, std::less<>> start_ids;
-  for (const Shard& s : *start) start_ids.insert(s.shard_id);
   for (const Shard& s : shards) {
     std::string_view value;
     if (start_ids.contains(s.shard_id)) {
