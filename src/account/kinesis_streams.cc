@@ -311,9 +311,10 @@ absl::StatusOr<DescribeStreamOutput> Kinesis::DescribeStream(const DescribeStrea
   d.stream_mode_details.stream_mode = e->mode.load(std::memory_order_relaxed);
   d.retention_period_hours = summary.retention_period_hours;
   d.stream_creation_timestamp = summary.stream_creation_timestamp;
-  d.encryption_type = e->encryption.load(std::memory_order_relaxed);
   {
+    // The type and the key change together under the lock.
     std::lock_guard<std::mutex> lock(e->mu);
+    d.encryption_type = e->encryption.load(std::memory_order_relaxed);
     d.key_id = e->key_id;
     d.enhanced_monitoring.push_back(EnhancedMetrics{e->metrics});
   }
@@ -355,8 +356,8 @@ absl::StatusOr<DescribeStreamSummaryOutput> Kinesis::DescribeStreamSummary(
   d = e->stream->DescribeStreamSummary();
   d.stream_status = detail::StatusOf(*e, core_.clock.NowMillis());
   d.stream_mode = e->mode.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(e->mu);  // the encryption type and key change together
   d.encryption_type = e->encryption.load(std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(e->mu);
   d.key_id = e->key_id;
   d.enhanced_monitoring = e->metrics;
   return out;

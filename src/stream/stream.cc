@@ -502,33 +502,47 @@ absl::StatusOr<std::vector<Shard>> Stream::ListShards(const ListShardsRequest& r
   };
   std::vector<Shard> shards;
   detail::EpochGuard guard;
-  for (const detail::ShardState* s : core.shards.snapshot().live) {
-    if (core.shards.Expired(*s, now_ms)) continue;
-    if (after && s->index <= *after) continue;
-    const int64_t closed = s->closed_at_ms.load(std::memory_order_acquire);
-    bool keep = true;
-    if (request.filter) {
-      switch (*request.filter) {
-        case ShardFilterType::kAfterShardId:
-        case ShardFilterType::kFromTrimHorizon:
-          break;
-        case ShardFilterType::kAtTrimHorizon:
-          keep = open_at(*s, horizon_ms);
-          break;
-        case ShardFilterType::kAtLatest:
-          keep = closed < 0;
-          break;
-        case ShardFilterType::kAtTimestamp:
-          keep = open_at(*s, absl::ToUnixMillis(*request.timestamp));
-          break;
-        case ShardFilterType::kFromTimestamp:
-          keep = closed < 0 || closed >= absl::ToUnixMillis(*request.timestamp);
-          break;
-      }
+  // AT_LATEST lists the open shards of one snapshot, which tile the key space (a reshard
+  // publishes its children before it marks the parents closed, so reading each shard's
+  // close time instead could list both, or neither); when a reshard published another
+  // snapshot meanwhile, a parent listed may have closed since: the listing is taken again.
+  std::vector<const detail::ShardState*> open;
+  for (const detail::RoutingSnapshot* snapshot = &core.shards.snapshot();;) {
+    if (request.filter == ShardFilterType::kAtLatest) {
+      open.assign(snapshot->open.begin(), snapshot->open.end());
+      std::sort(open.begin(), open.end());
     }
-    if (keep) shards.push_back(Describe(*s));
+    shards.clear();
+    for (const detail::ShardState* s : snapshot->live) {
+      if (core.shards.Expired(*s, now_ms)) continue;
+      if (after && s->index <= *after) continue;
+      const int64_t closed = s->closed_at_ms.load(std::memory_order_acquire);
+      bool keep = true;
+      if (request.filter) {
+        switch (*request.filter) {
+          case ShardFilterType::kAfterShardId:
+          case ShardFilterType::kFromTrimHorizon:
+            break;
+          case ShardFilterType::kAtTrimHorizon:
+            keep = open_at(*s, horizon_ms);
+            break;
+          case ShardFilterType::kAtLatest:
+            keep = std::binary_search(open.begin(), open.end(), s);
+            break;
+          case ShardFilterType::kAtTimestamp:
+            keep = open_at(*s, absl::ToUnixMillis(*request.timestamp));
+            break;
+          case ShardFilterType::kFromTimestamp:
+            keep = closed < 0 || closed >= absl::ToUnixMillis(*request.timestamp);
+            break;
+        }
+      }
+      if (keep) shards.push_back(Describe(*s));
+    }
+    const detail::RoutingSnapshot* now = &core.shards.snapshot();
+    if (request.filter != ShardFilterType::kAtLatest || now == snapshot) return shards;
+    snapshot = now;
   }
-  return shards;
 }
 
 StreamDescriptionSummary Stream::DescribeStreamSummary() const {
