@@ -330,6 +330,21 @@ TEST_CASE("A bucket backed by a directory: FileSink's layout, existing files lis
     CHECK(ErrorOf(s3.PutObject({.bucket = "files", .key = bad, .body = "x"})).name ==
           riffle::kS3InvalidArgument);
   }
+  // Keys S3 could hold side by side but a directory cannot: a file where a directory is
+  // needed, a directory where a file would go.
+  Put(s3, "files", "top", "file");
+  auto under_file = s3.PutObject({.bucket = "files", .key = "top/x", .body = "x"});
+  CHECK(ErrorOf(under_file).name == riffle::kS3InvalidArgument);
+  CHECK(ErrorOf(under_file).message ==
+        "Key 'top/x' cannot be stored in the directory of bucket files: object 'top' is a file "
+        "where the key needs a directory.");
+  auto on_directory = s3.PutObject({.bucket = "files", .key = "2026/01", .body = "x"});
+  CHECK(ErrorOf(on_directory).name == riffle::kS3InvalidArgument);
+  CHECK(ErrorOf(on_directory).message ==
+        "Key '2026/01' cannot be stored in the directory of bucket files: it is the directory "
+        "of object '2026/01/01/00/obj'.");
+  CHECK(s3.PutObject({.bucket = "files", .key = "2026/010", .body = "x"}).ok());  // a sibling
+  CHECK(s3.GetObject({.bucket = "files", .key = "top"})->body == "file");
   REQUIRE(s3.DeleteObject({.bucket = "files", .key = "old/file.txt"}).ok());
   CHECK_FALSE(std::filesystem::exists(dir.path / "old" / "file.txt"));
 }

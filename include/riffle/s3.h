@@ -159,7 +159,8 @@ class S3 {
 
   // Stores `body` under `key`, replacing what was there. NoSuchBucket; InvalidArgument for a
   // key outside 1..1,024 bytes, or one a directory bucket cannot hold as a file (".." or
-  // "." segments, a leading '/', NUL bytes, under ".riffle-tmp/").
+  // "." segments, a leading '/', NUL bytes, under ".riffle-tmp/"; "a/b" beside an object
+  // "a", or "a" beside "a/b": S3 holds both, a directory cannot).
   [[nodiscard]] absl::StatusOr<PutObjectOutput> PutObject(const PutObjectInput& input);
   // NoSuchBucket; InvalidArgument for MaxKeys below 0 or a token this bucket did not issue.
   [[nodiscard]] absl::StatusOr<ListObjectsV2Output> ListObjectsV2(const ListObjectsV2Input& input);

@@ -129,6 +129,9 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
         "empty segment, a leading or trailing '/', a NUL byte, or .riffle-tmp/).",
         key, name_));
   }
+  if (files_ != nullptr) {
+    if (absl::Status s = CheckFileLayout(key); !s.ok()) return s;
+  }
   if (core_.faults.active()) {
     if (absl::Status s = core_.Inject("PutObject", name_, arn_, key); !s.ok()) return s;
   }
@@ -149,6 +152,30 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
     objects_.emplace(std::string(key), std::move(meta));
   } else {
     it->second = std::move(meta);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BucketStore::CheckFileLayout(std::string_view key) const {
+  // S3 holds "a" and "a/b" side by side; a directory cannot hold a file "a" and a
+  // directory "a" at once.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (std::size_t slash = key.find('/'); slash != std::string_view::npos;
+       slash = key.find('/', slash + 1)) {
+    if (objects_.contains(key.substr(0, slash))) {
+      return S3InvalidArgument(fmt::format(
+          "Key '{}' cannot be stored in the directory of bucket {}: object '{}' is a file "
+          "where the key needs a directory.",
+          key, name_, key.substr(0, slash)));
+    }
+  }
+  const std::string below = std::string(key) + '/';
+  auto it = objects_.lower_bound(below);
+  if (it != objects_.end() && it->first.starts_with(below)) {
+    return S3InvalidArgument(fmt::format(
+        "Key '{}' cannot be stored in the directory of bucket {}: it is the directory of "
+        "object '{}'.",
+        key, name_, it->first));
   }
   return absl::OkStatus();
 }

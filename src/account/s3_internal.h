@@ -48,6 +48,9 @@ class BucketStore final : public Sink {
   // The Sink: the fault plan ("PutObject" on this bucket, the key as the shard), then the
   // write. What a delivery stream and S3::PutObject call.
   absl::Status PutObject(std::string_view key, std::string_view data) override;
+  // A directory bucket: InvalidArgument when `key` needs a directory where an object is a
+  // file, or names the directory of other objects.
+  absl::Status CheckFileLayout(std::string_view key) const;
 
   // Copies of the index entries with keys > `after` (or >= `after` when inclusive), in key
   // order, that start with `prefix`, at most `limit` of them; data left out.
