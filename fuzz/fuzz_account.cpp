@@ -108,6 +108,7 @@ namespace {
 
 using riffle_fuzz::Describe;
 using riffle_fuzz::Printable;
+using riffle_fuzz::Split;
 using Fields = std::vector<std::string_view>;
 
 constexpr size_t kMaxLines = 200;
@@ -120,17 +121,6 @@ constexpr size_t kMaxSubscriptions = 4;
 constexpr int64_t kMaxRepeat = 9000;
 constexpr int64_t kMaxAdvanceSeconds = 4 * 3600;
 constexpr std::string_view kDestinationId = "destinationId-000000000001";
-
-std::vector<std::string_view> Split(std::string_view line, char separator) {
-  std::vector<std::string_view> fields;
-  size_t at = 0;
-  for (;;) {
-    const size_t end = line.find(separator, at);
-    fields.push_back(line.substr(at, end == std::string_view::npos ? line.size() - at : end - at));
-    if (end == std::string_view::npos) return fields;
-    at = end + 1;
-  }
-}
 
 int64_t Int(std::string_view s, int64_t fallback = 0) {
   int64_t v = fallback;

@@ -26,17 +26,7 @@
 namespace {
 
 using riffle_fuzz::Printable;
-
-std::vector<std::string_view> Split(std::string_view line, char separator) {
-  std::vector<std::string_view> fields;
-  size_t at = 0;
-  for (;;) {
-    const size_t end = line.find(separator, at);
-    fields.push_back(line.substr(at, end == std::string_view::npos ? line.size() - at : end - at));
-    if (end == std::string_view::npos) return fields;
-    at = end + 1;
-  }
-}
+using riffle_fuzz::Split;
 
 int Int(std::string_view s, int fallback = 0) {
   int v = fallback;

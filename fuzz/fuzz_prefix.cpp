@@ -18,18 +18,8 @@
 namespace {
 
 using riffle_fuzz::Printable;
+using riffle_fuzz::Split;
 using Values = riffle::PartitionKeys::Values;
-
-std::vector<std::string_view> Split(std::string_view text, char separator) {
-  std::vector<std::string_view> out;
-  size_t at = 0;
-  for (;;) {
-    const size_t end = text.find(separator, at);
-    out.push_back(text.substr(at, end == std::string_view::npos ? text.size() - at : end - at));
-    if (end == std::string_view::npos) return out;
-    at = end + 1;
-  }
-}
 
 // Partition values as the function sets them: a name set twice keeps its last value.
 std::map<std::string, std::string> AsMap(const Values& values) {

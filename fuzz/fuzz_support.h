@@ -39,6 +39,18 @@ inline std::string_view AsText(const uint8_t* data, size_t size) {
   return std::string_view(reinterpret_cast<const char*>(data), size);
 }
 
+// The fields of `text` between separators (an empty text is one empty field).
+inline std::vector<std::string_view> Split(std::string_view text, char separator) {
+  std::vector<std::string_view> fields;
+  size_t at = 0;
+  for (;;) {
+    const size_t end = text.find(separator, at);
+    fields.push_back(text.substr(at, end == std::string_view::npos ? text.size() - at : end - at));
+    if (end == std::string_view::npos) return fields;
+    at = end + 1;
+  }
+}
+
 // Printable for a failure message: non-printable bytes escaped, cut at 200 bytes.
 inline std::string Printable(std::string_view s) {
   std::string out;
