@@ -21,13 +21,13 @@ struct ShardTask {
   // With a deaggregator: the sub-sequence number of the last user record delivered when it
   // came from the aggregate last_delivered names (nullopt: none did).
   std::optional<uint64_t> last_sub;
-  bool after_parents = false;                    // a child of shards this application processed
-  std::optional<SequenceNumber> first_record;    // the shard's StartingSequenceNumber
-  HashKeyRange range;                            // the shard's, for de-aggregation
-  bool at_shard_end = false;                     // during ShardEnded
-  bool lease_lost = false;                       // during Shutdown(kLeaseLost)
-  bool ended = false;                            // ShardEnded was called
-  bool ended_checkpointed = false;               // and it checkpointed SHARD_END
+  bool after_parents = false;                  // a child of shards this application processed
+  std::optional<SequenceNumber> first_record;  // the shard's StartingSequenceNumber
+  HashKeyRange range;                          // the shard's, for de-aggregation
+  bool at_shard_end = false;                   // during ShardEnded
+  bool lease_lost = false;                     // during Shutdown(kLeaseLost)
+  bool ended = false;                          // ShardEnded was called
+  bool ended_checkpointed = false;             // and it checkpointed SHARD_END
   bool blocked = false;  // an unusable checkpoint under kReport: retried at lease refresh
   int64_t throttled_until_ms = INT64_MIN;
   // Polling.
@@ -207,6 +207,12 @@ bool CallProcessor(absl::Status& error, std::string_view callback, std::string_v
   return false;
 }
 
+// The checkpoints of a new application's start shards (StartNewApplication): its initial
+// position, not a record.
+bool IsPositionCheckpoint(const std::optional<std::string>& checkpoint) {
+  return checkpoint == kLatestCheckpoint || checkpoint == kAtTimestampCheckpoint;
+}
+
 std::string DescribeCheckpoint(const SequenceNumber& n, std::optional<uint64_t> sub) {
   return sub ? fmt::format("SequenceNumber {} (SubSequenceNumber {})", n.ToString(), *sub)
              : fmt::format("SequenceNumber {}", n.ToString());
@@ -352,11 +358,9 @@ bool Consumer::TakeShard(const std::string& shard_id, const std::optional<std::s
   task->checkpoint = checkpoint;
   task->after_parents = after_parents;
   task->processor = options_.processor_factory();
-  // The position checkpoints of a new application are its initial position.
-  const bool position =
-      checkpoint && (*checkpoint == kLatestCheckpoint || *checkpoint == kAtTimestampCheckpoint);
   if (!CallProcessor(status_, "Initialize", shard_id, [&] {
-        task->processor->Initialize(shard_id, position ? "" : checkpoint.value_or(""));
+        task->processor->Initialize(
+            shard_id, IsPositionCheckpoint(checkpoint) ? "" : checkpoint.value_or(""));
       })) {
     // Not taken: the lease goes back, and a new processor tries at the next lease pass.
     leases_->Release(options_.application_name, shard_id, options_.worker_id);
@@ -591,14 +595,15 @@ void Consumer::EndShard(ShardTask& task) {
 
 std::optional<StartingPosition> Consumer::StartOf(ShardTask& task) {
   task.skip_through.reset();
-  if (task.checkpoint && *task.checkpoint == kLatestCheckpoint) {
+  if (task.checkpoint == kLatestCheckpoint) {
     return StartingPosition{ShardIteratorType::kLatest, {}, {}};
   }
-  if (task.checkpoint && *task.checkpoint == kAtTimestampCheckpoint && options_.initial_timestamp) {
+  if (task.checkpoint == kAtTimestampCheckpoint && options_.initial_timestamp) {
     return StartingPosition{ShardIteratorType::kAtTimestamp, {}, options_.initial_timestamp};
   }
-  if (task.checkpoint && *task.checkpoint != kShardEndCheckpoint &&
-      *task.checkpoint != kAtTimestampCheckpoint) {
+  // Without a timestamp in the options, an AT_TIMESTAMP checkpoint is the initial position.
+  if (task.checkpoint && task.checkpoint != kShardEndCheckpoint &&
+      !IsPositionCheckpoint(task.checkpoint)) {
     if (SequenceNumber::Parse(*task.checkpoint).ok()) {
       return StartingPosition{ShardIteratorType::kAfterSequenceNumber, *task.checkpoint, {}};
     }
@@ -621,8 +626,8 @@ std::optional<StartingPosition> Consumer::StartOf(ShardTask& task) {
 
 bool Consumer::OnUnusableCheckpoint(ShardTask& task, const absl::Status& cause) {
   if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kReport) {
-    status_ = InvalidCheckpointError(options_.application_name, task.shard_id, *task.checkpoint,
-                                     cause);
+    status_ =
+        InvalidCheckpointError(options_.application_name, task.shard_id, *task.checkpoint, cause);
     task.blocked = true;
     return false;
   }
