@@ -747,9 +747,7 @@ absl::Status DeliveryStream::UpdateDestination(const DestinationUpdate& update) 
   return impl_->UpdateDestination(update);
 }
 int DeliveryStream::version() const { return impl_->version(); }
-DeliveryStreamStatus DeliveryStream::status() const {
-  return impl_->status();
-}
+DeliveryStreamStatus DeliveryStream::status() const { return impl_->status(); }
 DeliveryStreamMetrics DeliveryStream::GetMetrics() const { return impl_->GetMetrics(); }
 const std::string& DeliveryStream::name() const { return impl_->name(); }
 

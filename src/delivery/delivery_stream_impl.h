@@ -79,8 +79,8 @@ struct DeliveryStream::Impl {
     struct Partitioned {
       PartitionKeys keys;
       bool found = false;  // the function returned keys (the Prefix's are checked under mu_)
-      std::string id;     // (size, name, size, value) per key, by name: the partition's identity
-      std::string error;  // empty when the record has a partition
+      std::string id;      // (size, name, size, value) per key, by name: the partition's identity
+      std::string error;   // empty when the record has a partition
     };
     std::vector<Partitioned> partitioned;  // one per record of the call
     std::vector<uint32_t> order;           // sorts one record's keys by name
@@ -178,7 +178,7 @@ struct DeliveryStream::Impl {
   // Close(): the next pump attempts the batches and error objects waiting for a retry at
   // once, without waiting for their backoff (later failures wait as usual).
   bool retry_now_ = false;
-  absl::Status step_status_;     // last_error(): set by every pump that wrote
+  absl::Status step_status_;  // last_error(): set by every pump that wrote
   bool wake_ = false;
   absl::Time wake_deadline_ = absl::InfinitePast();     // the delivery thread's sleep target
   absl::Time source_next_poll_ = absl::InfinitePast();  // Stream source: next thread poll
