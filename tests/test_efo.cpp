@@ -200,6 +200,17 @@ TEST_CASE("a subscription ends after its lifetime and resumes exactly from its c
   CHECK_FALSE(sub->Poll());
   REQUIRE(stream->PutRecord("k", "b1").ok());
 
+  // The end event's continuation is no record's number: AFTER_SEQUENCE_NUMBER (the KCL's
+  // reconnect) skips nothing either.
+  Transcript after;
+  auto resumed = stream->SubscribeToShard(
+      Req("audit", kShard0, StartingPositionType::kAfterSequenceNumber, t.continuation.ToString()),
+      after.Handler());
+  REQUIRE(resumed.ok());
+  CHECK((*resumed)->Poll());
+  CHECK(after.data == std::vector<std::string>{"b0", "b1"});
+  clock.Advance(absl::Seconds(5));
+
   Transcript t2;
   auto again = stream->SubscribeToShard(
       Req("audit", kShard0, StartingPositionType::kAtSequenceNumber, t.continuation.ToString()),

@@ -134,6 +134,7 @@ class Subscription {
   void Run();
   void Wait();
   void Deliver(SubscriptionEnd end);  // the last event
+  SequenceNumber Continuation(const ShardIterator& next) const;  // of an event ending at next
   void MoveGate(uint64_t position);
 
   const detail::SubscriptionInit init_;

@@ -75,10 +75,18 @@ void Subscription::Stop() {
 
 size_t Subscription::Poll() { return PollOnce() ? 1 : 0; }
 
+SequenceNumber Subscription::Continuation(const ShardIterator& next) const {
+  // Where the next record will be, with the index of the record before it: no record has
+  // this number, so AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER both resume exactly there
+  // (GetShardIterator recognises it). A shard never written keeps index 0 (docs/consumers.md).
+  return init_.core->MakeSequenceNumber(
+      init_.shard->index, next.position,
+      next.next_record_index > 0 ? next.next_record_index - 1 : 0);
+}
+
 void Subscription::Deliver(SubscriptionEnd end) {
   SubscribeToShardEvent e;
-  e.continuation_sequence_number = init_.core->MakeSequenceNumber(
-      init_.shard->index, iterator_.position, iterator_.next_record_index);
+  e.continuation_sequence_number = Continuation(iterator_);
   e.end = end;
   handler_(e);
   end_.store(end, std::memory_order_release);
@@ -154,11 +162,7 @@ bool Subscription::PollOnce() {
   if (deliver) {
     SubscribeToShardEvent e;
     e.records = result_.records;
-    // Where the next record will be, with the index of the record before it: no record has
-    // this number, so AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER both resume exactly there
-    // (GetShardIterator recognises it). A shard never written keeps index 0.
-    e.continuation_sequence_number = core.MakeSequenceNumber(
-        shard.index, next.position, next.next_record_index > 0 ? next.next_record_index - 1 : 0);
+    e.continuation_sequence_number = Continuation(next);
     e.millis_behind_latest = result_.millis_behind_latest;
     e.missed_records = result_.missed_records;
     e.child_shards = result_.child_shards;
