@@ -619,6 +619,40 @@ TEST_CASE("Close attempts a batch waiting for its retry at once, with or without
   }
 }
 
+TEST_CASE("Callbacks that call back into their DeliveryStream get an error, not a deadlock",
+          "[delivery]") {
+  for (bool threaded : {false, true}) {
+    INFO((threaded ? "delivery thread" : "host-driven"));
+    riffle::ManualClock clock;
+    riffle::MemorySink objects;
+    DeliveryStream* self = nullptr;
+    std::vector<absl::Status> answers;
+    size_t polled = 0;
+    riffle::CallbackSink sink([&](std::string_view key, std::string_view data) {
+      polled += self->Poll() + self->Flush();
+      self->Stop();
+      answers.push_back(self->Close());
+      answers.push_back(self->UpdateDestination({.prefix = "other/"}));
+      return objects.PutObject(key, data);
+    });
+    auto ds = MustCreate(BaseOptions(&sink, &clock));
+    self = ds.get();
+    for (int i = 0; i < 10; ++i) REQUIRE(ds->PutRecord(Record(i)).ok());
+    if (threaded) REQUIRE(ds->Start().ok());
+    REQUIRE(ds->Close().ok());
+    CHECK(polled == 0);
+    REQUIRE(answers.size() == 2);
+    CHECK(riffle::HasErrorName(answers[0], riffle::kResourceInUseException));
+    CHECK(riffle::ErrorMessage(answers[0]) ==
+          "Close was called from inside a callback (processor or sink) of delivery stream "
+          "orders, which would wait for that callback to return; call it from another thread.");
+    CHECK(riffle::HasErrorName(answers[1], riffle::kResourceInUseException));
+    REQUIRE(objects.size() == 1);
+    CHECK(ds->version() == 1);
+    CHECK(ds->GetMetrics().buffered_bytes == 0);
+  }
+}
+
 TEST_CASE("Concurrent producers with dynamic partitions: every record under its prefix once",
           "[delivery][stress]") {
   riffle::MemorySink store;

@@ -18,8 +18,10 @@
 // lost. A failed object is retried with the same key and bytes.
 //
 // REQUIRED: the sinks, the clock and a Stream source outlive the DeliveryStream; the error
-// sink eventually accepts writes (Close() waits for it); callbacks (processor, partition
-// key function) do not call back into this DeliveryStream.
+// sink eventually accepts writes (Close() waits for it). Callbacks (processor, sinks) may
+// put records, but a Poll(), Flush() or Stop() they make on this DeliveryStream does
+// nothing, and Close() or UpdateDestination() is ResourceInUseException: each would wait
+// for the callback that calls it.
 #ifndef RIFFLE_DELIVERY_STREAM_H_
 #define RIFFLE_DELIVERY_STREAM_H_
 

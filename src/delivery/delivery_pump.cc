@@ -27,7 +27,22 @@ absl::Status CallSink(Fn&& fn) {
 
 }  // namespace
 
+thread_local const DeliveryStream::Impl* DeliveryStream::Impl::pumping_ = nullptr;
+
+absl::Status DeliveryStream::Impl::CalledFromCallbackError(std::string_view call) const {
+  return ResourceInUseError(
+      fmt::format("{} was called from inside a callback (processor or sink) of delivery stream "
+                  "{}, which would wait for that callback to return; call it from another "
+                  "thread.",
+                  call, name()));
+}
+
 size_t DeliveryStream::Impl::PumpLocked(bool flush_all) {
+  struct Pumping {
+    explicit Pumping(const Impl* impl) : previous(std::exchange(pumping_, impl)) {}
+    ~Pumping() { pumping_ = previous; }
+    const Impl* previous;
+  } pumping(this);
   const size_t polled = stream_source_ ? PollStreamSource() : 0;
   const absl::Time now = clock_->Now();
   {

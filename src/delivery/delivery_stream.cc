@@ -511,11 +511,13 @@ absl::Time DeliveryStream::Impl::NextDeadlineLocked(absl::Time now) const {
 }
 
 size_t DeliveryStream::Impl::Poll() {
+  if (InCallback()) return 0;  // documented: nothing happens
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/false);
 }
 
 size_t DeliveryStream::Impl::Flush() {
+  if (InCallback()) return 0;
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   return PumpLocked(/*flush_all=*/true);
 }
@@ -523,6 +525,7 @@ size_t DeliveryStream::Impl::Flush() {
 absl::Status DeliveryStream::Impl::UpdateDestination(const DestinationUpdate& u) {
   // No pump runs meanwhile: the destination members are read under pump_mu_ or mu_, and
   // written here under both.
+  if (InCallback()) return CalledFromCallbackError("UpdateDestination");
   std::lock_guard<std::mutex> pump_lock(pump_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -597,6 +600,7 @@ absl::Status DeliveryStream::Impl::Start() {
 }
 
 void DeliveryStream::Impl::Stop() {
+  if (InCallback()) return;
   std::lock_guard<std::mutex> thread_lock(thread_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -632,6 +636,7 @@ void DeliveryStream::Impl::DeliveryLoop() {
 }
 
 absl::Status DeliveryStream::Impl::Close() {
+  if (InCallback()) return CalledFromCallbackError("Close");
   std::lock_guard<std::mutex> close_lock(close_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);

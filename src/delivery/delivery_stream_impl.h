@@ -127,6 +127,11 @@ struct DeliveryStream::Impl {
 
   // The pump (under pump_mu_; delivery_pump.cc).
   size_t PumpLocked(bool flush_all);
+  // The stream whose pump runs on this thread: its callbacks (processor, sinks) may not
+  // Poll, Flush, UpdateDestination, Stop or Close it, which would wait for themselves.
+  static thread_local const Impl* pumping_;
+  bool InCallback() const { return pumping_ == this; }
+  absl::Status CalledFromCallbackError(std::string_view call) const;
   void Prepare(detail::Batch& batch, absl::Time now);
   // Returns true when the batch is finished (delivered or moved to the error output).
   bool Attempt(detail::Batch& batch, absl::Time now);
