@@ -362,6 +362,7 @@ class Scripted : public riffle::RecordProcessor {
   std::function<void(const riffle::ProcessRecordsInput&, riffle::Checkpointer&)> on_records;
   std::function<void(riffle::Checkpointer&)> on_end;
   std::function<void()> on_init;
+  std::function<void(riffle::ShutdownReason, riffle::Checkpointer&)> on_shutdown;
   void Initialize(std::string_view, std::string_view) override {
     if (on_init) on_init();
   }
@@ -370,6 +371,9 @@ class Scripted : public riffle::RecordProcessor {
   }
   void ShardEnded(riffle::Checkpointer& cp) override {
     if (on_end) on_end(cp);
+  }
+  void Shutdown(riffle::ShutdownReason reason, riffle::Checkpointer& cp) override {
+    if (on_shutdown) on_shutdown(reason, cp);
   }
 };
 
@@ -613,6 +617,316 @@ TEST_CASE("a processor that throws is reported and the consumer goes on", "[cons
   CHECK(Drain(*c) == 6);  // the batch that threw counts as delivered
   CHECK(data.size() == 10);
   CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == last);
+}
+
+TEST_CASE("a checkpoint names a record delivered to the processor, of its stream and shard",
+          "[consumer][checkpoint][errors]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  Put(*stream, 0, 10, 1);
+  riffle::InMemoryCheckpointStore store;
+  std::vector<riffle::SequenceNumber> seen;
+  std::vector<absl::Status> results;
+  std::vector<riffle::SequenceNumber> forged;
+  auto factory = [&] {
+    auto p = std::make_unique<Scripted>();
+    p->on_records = [&](const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) {
+      const size_t first = seen.size();
+      for (const riffle::Record& r : in.records) seen.push_back(r.sequence_number);
+      if (first == 0) {  // records 0..4
+        // Inside record 0, before record 1.
+        riffle::SequenceNumber between = seen[0];
+        ++between.position;
+        riffle::SequenceNumber other_stream = seen[0];
+        ++other_stream.stream_tag;
+        riffle::SequenceNumber other_shard = seen[0];
+        other_shard.shard_index = 1;
+        // Where record 5 will be: not delivered yet.
+        riffle::SequenceNumber next = seen[4];
+        ++next.record_index;
+        forged = {between, other_stream, other_shard, next};
+        for (const riffle::SequenceNumber& n : forged) results.push_back(cp.Checkpoint(n));
+        results.push_back(cp.Checkpoint(between, 0));
+        results.push_back(cp.Checkpoint(seen[2]));
+      } else if (first == 5) {  // records 5..9: earlier batches are checked with the stream
+        riffle::SequenceNumber between = seen[3];
+        ++between.position;
+        forged.push_back(between);
+        results.push_back(cp.Checkpoint(between));
+        results.push_back(cp.Checkpoint(seen[3]));
+        results.push_back(cp.Checkpoint(seen[9]));
+      }
+    };
+    return p;
+  };
+  {
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .checkpoint_store = &store,
+                                .max_records = 5,
+                                .processor_factory = factory});
+    CHECK(Drain(*c) == 10);
+  }
+  REQUIRE(results.size() == 9);
+  auto message = [&](const riffle::SequenceNumber& n, std::string_view reason) {
+    return fmt::format(
+        "SequenceNumber {} is not a record of shard shardId-000000000000 delivered to this "
+        "processor: {}.",
+        n.ToString(), reason);
+  };
+  for (int i : {0, 1, 2, 3, 4, 6}) {
+    CHECK(ErrorName(results[i]) == riffle::kInvalidArgumentException);
+  }
+  CHECK(riffle::ErrorMessage(results[0]) ==
+        message(forged[0], "the stream has no record with this number"));
+  CHECK(riffle::ErrorMessage(results[1]) == message(forged[1], "it is of another stream"));
+  CHECK(riffle::ErrorMessage(results[2]) == message(forged[2], "it is of shardId-000000000001"));
+  CHECK(riffle::ErrorMessage(results[3]) ==
+        message(forged[3], fmt::format("the last record delivered is {}", seen[4].ToString())));
+  CHECK(riffle::ErrorMessage(results[4]) ==
+        fmt::format("SequenceNumber {} (SubSequenceNumber 0) is not a record of shard "
+                    "shardId-000000000000 delivered to this processor: the stream has no record "
+                    "with this number.",
+                    forged[0].ToString()));
+  CHECK(results[5].ok());
+  CHECK(riffle::ErrorMessage(results[6]) ==
+        message(forged[4], "the stream has no record with this number"));
+  CHECK(results[7].ok());
+  CHECK(results[8].ok());
+  CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == seen[9].ToString());
+
+  // What was accepted is where a restart resumes.
+  Put(*stream, 10, 13, 1);
+  auto c = *Consumer::Create({.stream = stream.get(),
+                              .application_name = "billing",
+                              .checkpoint_store = &store,
+                              .processor_factory = factory});
+  CHECK(Drain(*c) == 3);
+  CHECK(c->last_error().ok());
+}
+
+TEST_CASE("a checkpoint at a record retention has trimmed since is accepted",
+          "[consumer][checkpoint]") {
+  ManualClock clock;
+  riffle::StreamOptions o;
+  o.stream_name = "orders";
+  o.ring_capacity_bytes = 16 << 10;
+  o.max_record_size_bytes = 1024;
+  o.clock = &clock;
+  auto stream = *riffle::Stream::Create(o);
+  const std::string data(900, 'x');
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", data).ok());
+  riffle::InMemoryCheckpointStore store;
+  std::vector<riffle::SequenceNumber> seen;
+  uint64_t missed = 0;
+  std::optional<absl::Status> result;
+  auto factory = [&] {
+    auto p = std::make_unique<Scripted>();
+    p->on_records = [&](const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) {
+      missed += in.missed_records;
+      const bool later = !seen.empty();
+      for (const riffle::Record& r : in.records) seen.push_back(r.sequence_number);
+      if (later && !result) result = cp.Checkpoint(seen[2]);
+    };
+    return p;
+  };
+  auto c = *Consumer::Create({.stream = stream.get(),
+                              .application_name = "billing",
+                              .checkpoint_store = &store,
+                              .processor_factory = factory});
+  CHECK(Drain(*c) == 5);
+  for (int i = 0; i < 40; ++i) REQUIRE(stream->PutRecord("k", data).ok());  // laps the ring
+  CHECK(Drain(*c) > 0);
+  REQUIRE(missed > 0);  // records 0..4 are gone from the ring
+  REQUIRE(result.has_value());
+  CHECK(result->ok());
+  CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == seen[2].ToString());
+}
+
+TEST_CASE("a processor factory that returns nullptr or throws is reported; the lease is released",
+          "[consumer][errors]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  Put(*stream, 0, 5, 1);
+  riffle::InMemoryCheckpointStore store;
+  riffle::LeaseTable leases(&clock);
+  riffle::ConsumerOptions o{.stream = stream.get(),
+                            .application_name = "billing",
+                            .checkpoint_store = &store,
+                            .lease_table = &leases};
+  auto refused = Consumer::Create(o);  // no factory at all
+  REQUIRE(!refused.ok());
+  CHECK(ErrorName(refused.status()) == riffle::kInvalidArgumentException);
+  CHECK(riffle::ErrorMessage(refused.status()) == "ConsumerOptions.processor_factory is required.");
+
+  int made = 0;
+  Log log;
+  auto c = *Consumer::Create(WithFactory(o, [&]() -> std::unique_ptr<riffle::RecordProcessor> {
+    switch (made++) {
+      case 0:
+        return nullptr;
+      case 1:
+        throw std::runtime_error("out of handles");
+      default:
+        return std::make_unique<Recorder>(&log, "w");
+    }
+  }));
+  CHECK(c->Poll() == 0);
+  CHECK(c->OwnedShards().empty());
+  CHECK(ErrorName(c->last_error()) == riffle::kInvalidArgumentException);
+  CHECK(riffle::ErrorMessage(c->last_error()) ==
+        "ConsumerOptions.processor_factory returned nullptr for shard shardId-000000000000; it "
+        "must return a RecordProcessor.");
+  CHECK(!leases.Owner("billing", "shardId-000000000000").has_value());
+
+  clock.Advance(absl::Seconds(1));  // the next lease pass tries again
+  CHECK(c->Poll() == 0);
+  CHECK(riffle::IsInternalFailure(c->last_error()));
+  CHECK(riffle::ErrorMessage(c->last_error()) ==
+        "ConsumerOptions.processor_factory of shard shardId-000000000000 threw: out of handles");
+  CHECK(!leases.Owner("billing", "shardId-000000000000").has_value());
+
+  clock.Advance(absl::Seconds(1));
+  CHECK(Drain(*c) == 5);
+  CHECK(c->last_error().ok());
+  CHECK(made == 3);
+}
+
+TEST_CASE("consumer durations outside their range are refused at Create", "[consumer][errors]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  riffle::InMemoryCheckpointStore store;
+  Log log;
+  const riffle::ConsumerOptions base{.stream = stream.get(),
+                                     .application_name = "billing",
+                                     .checkpoint_store = &store,
+                                     .processor_factory = Factory(&log, "w")};
+  const absl::Duration year = absl::Hours(24 * 365);
+  auto error = [&](auto&& change) {
+    riffle::ConsumerOptions o = base;
+    change(o);
+    absl::StatusOr<std::unique_ptr<Consumer>> c = Consumer::Create(o);
+    REQUIRE(!c.ok());
+    CHECK(ErrorName(c.status()) == riffle::kInvalidArgumentException);
+    return std::string(riffle::ErrorMessage(c.status()));
+  };
+  using O = riffle::ConsumerOptions;
+  CHECK(error([](O& o) { o.lease_duration = absl::InfiniteDuration(); }) ==
+        "LeaseDuration is inf; it must be positive and at most 365 days.");
+  CHECK(error([&](O& o) { o.lease_duration = year + absl::Milliseconds(1); }) ==
+        "LeaseDuration is 8760h0.001s; it must be positive and at most 365 days.");
+  CHECK(error([](O& o) { o.lease_duration = absl::ZeroDuration(); }) ==
+        "LeaseDuration is 0; it must be positive and at most 365 days.");
+  CHECK(error([](O& o) { o.lease_refresh_interval = absl::InfiniteDuration(); }) ==
+        "LeaseRefreshInterval is inf; it must be between 0 and 365 days.");
+  CHECK(error([](O& o) { o.lease_refresh_interval = -absl::Seconds(5); }) ==
+        "LeaseRefreshInterval is -5s; it must be between 0 and 365 days.");
+  CHECK(error([](O& o) { o.idle_sleep = absl::InfiniteDuration(); }) ==
+        "IdleSleep is inf; it must be between 0 and 365 days.");
+  CHECK(error([](O& o) { o.idle_sleep = -absl::Seconds(1); }) ==
+        "IdleSleep is -1s; it must be between 0 and 365 days.");
+
+  // The limits themselves work, on a clock at the far end of its range too.
+  Put(*stream, 0, 5, 1);
+  riffle::ConsumerOptions o = base;
+  o.lease_duration = year;
+  o.lease_refresh_interval = year;
+  o.idle_sleep = absl::ZeroDuration();
+  auto c = *Consumer::Create(o);
+  CHECK(Drain(*c) == 5);
+  clock.Set(absl::InfiniteFuture());
+  CHECK(c->Poll() == 0);
+  CHECK(c->OwnedShards() == std::vector<std::string>{"shardId-000000000000"});
+
+  // LeaseTable takes any duration: an infinite lease never expires.
+  riffle::LeaseTable leases(&clock);
+  clock.Set(absl::FromUnixSeconds(1767225600));
+  CHECK(leases.TryAcquire("billing", "shardId-000000000000", "a", absl::InfiniteDuration()));
+  leases.Heartbeat("billing", "a", absl::InfiniteDuration());
+  clock.Advance(absl::Hours(24 * 10000));
+  CHECK(!leases.TryAcquire("billing", "shardId-000000000000", "b", absl::Seconds(10)));
+  CHECK(leases.LiveWorkers("billing") == 1);
+}
+
+TEST_CASE("Stop() from a processor's callback takes effect when the callback returns",
+          "[consumer]") {
+  SECTION("host-driven") {
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 2);
+    Put(*stream, 0, 20, 2);
+    riffle::InMemoryCheckpointStore store;
+    riffle::LeaseTable leases(&clock);
+    Consumer* self = nullptr;
+    std::vector<std::string> events;
+    std::vector<std::string> data;
+    auto factory = [&] {
+      auto p = std::make_unique<Scripted>();
+      p->on_records = [&](const riffle::ProcessRecordsInput& in, riffle::Checkpointer& cp) {
+        self->Stop();
+        self->Stop();  // idempotent
+        // The batch and the checkpointer stay valid until the callback returns.
+        for (const riffle::Record& r : in.records) data.emplace_back(r.data);
+        events.push_back(fmt::format("checkpoint {}", cp.Checkpoint().ok() ? "ok" : "failed"));
+      };
+      p->on_shutdown = [&](riffle::ShutdownReason reason, riffle::Checkpointer&) {
+        self->Stop();  // already stopping: nothing more
+        events.push_back(reason == riffle::ShutdownReason::kRequested ? "shutdown requested"
+                                                                      : "shutdown lost");
+      };
+      return p;
+    };
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .checkpoint_store = &store,
+                                .lease_table = &leases,
+                                .processor_factory = factory});
+    self = c.get();
+    const size_t first = c->Poll();
+    CHECK(first > 0);
+    CHECK(data.size() == first);  // one shard's batch: no processor was called after it
+    CHECK(events ==
+          std::vector<std::string>{"checkpoint ok", "shutdown requested", "shutdown requested"});
+    CHECK(c->OwnedShards().empty());
+    CHECK(leases.Owners("billing").empty());
+    CHECK(c->Poll() == 0);
+    CHECK(ErrorName(c->Start()) == riffle::kResourceInUseException);
+    CHECK(c->last_error().ok());
+  }
+  SECTION("on the consumer's own thread") {
+    auto stream = MakeStream(nullptr, 2);
+    Put(*stream, 0, 20, 2);
+    riffle::InMemoryCheckpointStore store;
+    riffle::LeaseTable leases;
+    Consumer* self = nullptr;
+    std::atomic<int> batches{0};
+    std::atomic<int> shutdowns{0};
+    auto factory = [&] {
+      auto p = std::make_unique<Scripted>();
+      p->on_records = [&](const riffle::ProcessRecordsInput&, riffle::Checkpointer&) {
+        ++batches;
+        self->Stop();
+      };
+      p->on_shutdown = [&](riffle::ShutdownReason, riffle::Checkpointer&) { ++shutdowns; };
+      return p;
+    };
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .checkpoint_store = &store,
+                                .lease_table = &leases,
+                                .processor_factory = factory});
+    self = c.get();
+    REQUIRE(c->Start().ok());
+    for (int i = 0; i < 10000 && shutdowns.load() < 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(shutdowns.load() == 2);
+    CHECK(leases.Owners("billing").empty());
+    Put(*stream, 20, 40, 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(batches.load() == 1);  // nothing delivered after the stop
+    c->Stop();                   // ends the thread
+    CHECK(shutdowns.load() == 2);
+  }
 }
 
 TEST_CASE("the polling read budget throttles GetRecords per shard on the stream's clock",

@@ -16,8 +16,9 @@
 // every parent still listed is checkpointed at SHARD_END, and at its first record.
 //
 // Thread safety: a Consumer is driven by one thread: the host calling Poll(), or its own
-// thread after Start(). Stop() and the destructor are called by the owner (not from a
-// processor). Processor callbacks for one Consumer never run concurrently. A LeaseTable
+// thread after Start(). Stop() and the destructor are called by the owner; a processor's
+// callback may call Stop() (it takes effect when the callback returns), never the
+// destructor. Processor callbacks for one Consumer never run concurrently. A LeaseTable
 // and a CheckpointStore may be shared by any number of Consumers and threads.
 #ifndef RIFFLE_CONSUMER_H_
 #define RIFFLE_CONSUMER_H_
@@ -100,7 +101,10 @@ class OwnThread;
 class Checkpointer {
  public:
   [[nodiscard]] absl::Status Checkpoint();
-  // A record of this shard already delivered.
+  // A record of this shard already delivered (retention may have trimmed it since).
+  // InvalidArgumentException for a number of another stream or shard, after the last
+  // record delivered, or of no record (a restart could not resume from it). A number
+  // outside the batch being processed is checked with the stream (GetShardIterator).
   [[nodiscard]] absl::Status Checkpoint(const SequenceNumber& sequence_number);
   // A user record of an aggregate already delivered: a restart resumes with the user
   // record after it (SubRecordCheckpoint). Needs ConsumerOptions::deaggregator to resume
@@ -201,15 +205,16 @@ struct ConsumerOptions {
   // Not owned; shared by the application's workers in this process. nullptr: a table of
   // the consumer's own (a single worker).
   LeaseTable* lease_table = nullptr;
-  // A lease not renewed for this long (clock time) may be taken. Default 10 s.
+  // A lease not renewed for this long (clock time) may be taken. Default 10 s; positive,
+  // at most 365 days.
   absl::Duration lease_duration = absl::Seconds(10);
   // How often Poll() renews, balances and takes leases (clock time; the first Poll always
-  // does). Default 1 s.
+  // does). Default 1 s; 0 (every Poll) to 365 days.
   absl::Duration lease_refresh_interval = absl::Seconds(1);
   // Records per GetRecords call or fan-out event, 1..10,000. Default 10,000.
   int max_records = 10000;
   // Start(): how long the thread sleeps (real time) after a Poll() that found nothing.
-  // Default 1 ms.
+  // Default 1 ms; 0 to 365 days.
   absl::Duration idle_sleep = absl::Milliseconds(1);
   // Not owned; nullptr means the stream's clock.
   Clock* clock = nullptr;
@@ -220,7 +225,9 @@ struct ConsumerOptions {
   // checkpoint inside an aggregate; Checkpoint() still names the last Kinesis record
   // delivered. Default nullptr: records as they were put.
   const UserRecordDecoder* deaggregator = nullptr;
-  // REQUIRED: makes the processor of each leased shard.
+  // REQUIRED: makes the processor of each leased shard. A factory that returns nullptr (or
+  // throws) is reported in last_error() and the lease released; the next lease pass tries
+  // again.
   RecordProcessorFactory processor_factory;
 };
 
@@ -241,14 +248,17 @@ class Consumer {
   // when already started or stopped.
   [[nodiscard]] absl::Status Start();
   // Processors get Shutdown(kRequested), leases are released for other workers. Idempotent.
+  // From a processor's callback, it takes effect when the callback returns: no processor
+  // is called again but for Shutdown; after Start(), the owner's Stop() (or the
+  // destructor) still ends the thread.
   void Stop();
 
   // OK, or what keeps a shard from being processed (an unusable checkpoint under
-  // InvalidCheckpointPolicy::kReport, a failing checkpoint store), or what a processor's
-  // callback threw (InternalFailure naming the callback and the shard: the consumer goes
-  // on, as the KCL does; a throwing Initialize is retried with a new processor at the next
-  // lease pass). Cleared at each lease pass. Call from the driving
-  // thread, or after Stop().
+  // InvalidCheckpointPolicy::kReport, a failing checkpoint store, a processor_factory that
+  // returned nullptr: InvalidArgumentException), or what a processor's callback threw
+  // (InternalFailure naming the callback and the shard: the consumer goes on, as the KCL
+  // does; a throwing Initialize is retried with a new processor at the next lease pass).
+  // Cleared at each lease pass. Call from the driving thread, or after Stop().
   absl::Status last_error() const;
   // Checkpoints the stream did not recognise and that were restarted from the initial
   // position (InvalidCheckpointPolicy::kRestartFromInitialPosition).
@@ -286,6 +296,15 @@ class Consumer {
   // writes SHARD_END.
   absl::Status CheckpointAt(ShardTask& task, const SequenceNumber& sequence_number,
                             std::optional<uint64_t> sub);
+  // Why `n` cannot name a record delivered to the task's processor (of another stream or
+  // shard, after the last one delivered); empty when it can.
+  std::string NotDelivered(const ShardTask& task, const SequenceNumber& n) const;
+  // Whether `n`, at most the last record delivered, is a record's number.
+  bool IsRecord(const ShardTask& task, const SequenceNumber& n);
+  // Stop() without the thread: every processor shut down, leases released.
+  void StopProcessing();
+  // Stop() requested from a processor's callback, once the callback returned.
+  void FinishRequestedStop();
 
   ConsumerOptions options_;
   RecordSource& stream_;
@@ -298,6 +317,9 @@ class Consumer {
   absl::Status status_;
   uint64_t invalid_checkpoints_ = 0;
   bool stopped_ = false;
+  bool stop_requested_ = false;  // Stop() from a processor's callback
+  // Start() was called: Poll() runs on the own thread, which a Stop() there cannot join.
+  std::atomic<bool> own_thread_{false};
   std::unique_ptr<detail::OwnThread> thread_;  // Start()
 };
 

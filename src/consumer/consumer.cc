@@ -3,6 +3,7 @@
 #include "riffle/consumer.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/names.h"
 #include "common/own_thread.h"
@@ -30,6 +31,9 @@ struct ShardTask {
   bool ended_checkpointed = false;             // and it checkpointed SHARD_END
   bool blocked = false;  // an unusable checkpoint under kReport: retried at lease refresh
   int64_t throttled_until_ms = INT64_MIN;
+  // During ProcessRecords: the Kinesis records of the batch, which a checkpoint may name
+  // without asking the stream.
+  std::span<const Record> batch;
   // Polling.
   std::optional<detail::ShardCursor> cursor;
   GetRecordsResult result;
@@ -49,6 +53,20 @@ struct ShardTask {
 };
 
 namespace {
+
+// The longest lease_duration, lease_refresh_interval and idle_sleep: deadlines on the clock
+// add them to the time, and a year is beyond any use (absl::InfiniteDuration() would
+// overflow).
+constexpr absl::Duration kMaxOptionDuration = absl::Hours(24 * 365);
+
+// The consumer whose processor callback this thread runs (nullptr: none). Stop() from
+// inside a callback is deferred: stopping at once would free the ShardTask it runs for.
+thread_local const Consumer* t_in_callback = nullptr;
+
+// `now_ms` plus `ttl`, saturating: LeaseTable takes any duration and any clock time.
+int64_t ExpiryMs(int64_t now_ms, absl::Duration ttl) {
+  return absl::ToUnixMillis(absl::FromUnixMillis(now_ms) + ttl);
+}
 
 absl::Status ShutdownError(std::string_view shard_id) {
   return MakeError(absl::StatusCode::kFailedPrecondition, kShutdownException,
@@ -90,7 +108,7 @@ std::map<std::string, std::string> LeaseTable::Owners(std::string_view applicati
 void LeaseTable::Heartbeat(std::string_view application, std::string_view worker,
                            absl::Duration ttl) {
   std::lock_guard<std::mutex> lock(mu_);
-  workers_[Key(application, worker)] = clock_->NowMillis() + absl::ToInt64Milliseconds(ttl);
+  workers_[Key(application, worker)] = ExpiryMs(clock_->NowMillis(), ttl);
 }
 
 void LeaseTable::RemoveWorker(std::string_view application, std::string_view worker) {
@@ -113,7 +131,7 @@ bool LeaseTable::TryAcquire(std::string_view application, std::string_view shard
   Lease& lease = leases_[Key(application, shard_id)];
   if (!lease.owner.empty() && lease.owner != worker && lease.expires_ms > now) return false;
   lease.owner = std::string(worker);
-  lease.expires_ms = now + absl::ToInt64Milliseconds(ttl);
+  lease.expires_ms = ExpiryMs(now, ttl);
   return true;
 }
 
@@ -122,7 +140,7 @@ bool LeaseTable::Renew(std::string_view application, std::string_view shard_id,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = leases_.find(Key(application, shard_id));
   if (it == leases_.end() || it->second.owner != worker) return false;
-  it->second.expires_ms = clock_->NowMillis() + absl::ToInt64Milliseconds(ttl);
+  it->second.expires_ms = ExpiryMs(clock_->NowMillis(), ttl);
   return true;
 }
 
@@ -188,23 +206,26 @@ std::optional<std::pair<SequenceNumber, uint64_t>> CheckpointPosition(std::strin
   return std::nullopt;
 }
 
-// Runs a processor callback. What it throws is reported (Consumer::last_error) instead of
-// leaving Poll() or ending the consumer's thread, as the KCL logs a processor's exception
-// and goes on. False when it threw.
+// Runs the application's code (`what`: "RecordProcessor::ProcessRecords", ...) for
+// `consumer`. What it throws is reported (Consumer::last_error) instead of leaving Poll() or
+// ending the consumer's thread, as the KCL logs a processor's exception and goes on. False
+// when it threw.
 template <typename Fn>
-bool CallProcessor(absl::Status& error, std::string_view callback, std::string_view shard_id,
-                   Fn&& fn) {
+bool CallProcessor(const Consumer* consumer, absl::Status& error, std::string_view what,
+                   std::string_view shard_id, Fn&& fn) {
+  const Consumer* const outer = std::exchange(t_in_callback, consumer);
+  bool ok = false;
   try {
     fn();
-    return true;
+    ok = true;
   } catch (const std::exception& e) {
-    error = InternalFailureError(
-        fmt::format("RecordProcessor::{} of shard {} threw: {}", callback, shard_id, e.what()));
+    error = InternalFailureError(fmt::format("{} of shard {} threw: {}", what, shard_id, e.what()));
   } catch (...) {
-    error = InternalFailureError(fmt::format(
-        "RecordProcessor::{} of shard {} threw a non-standard exception.", callback, shard_id));
+    error = InternalFailureError(
+        fmt::format("{} of shard {} threw a non-standard exception.", what, shard_id));
   }
-  return false;
+  t_in_callback = outer;
+  return ok;
 }
 
 // The checkpoints of a new application's start shards (StartNewApplication): its initial
@@ -220,24 +241,56 @@ std::string DescribeCheckpoint(const SequenceNumber& n, std::optional<uint64_t> 
 
 }  // namespace
 
+std::string Consumer::NotDelivered(const ShardTask& task, const SequenceNumber& n) const {
+  if (!task.last_delivered) return "nothing was delivered yet";
+  const SequenceNumber& last = *task.last_delivered;
+  if (n.stream_tag != last.stream_tag) return "it is of another stream";
+  if (FormatShardId(n.shard_index) != task.shard_id) {
+    return fmt::format("it is of {}", FormatShardId(n.shard_index));
+  }
+  if (n > last) return fmt::format("the last record delivered is {}", last.ToString());
+  return "";
+}
+
+bool Consumer::IsRecord(const ShardTask& task, const SequenceNumber& n) {
+  if (n == task.last_delivered ||
+      std::ranges::binary_search(task.batch, n, {}, &Record::sequence_number)) {
+    return true;
+  }
+  // An earlier batch's: only the source still knows its records. It accepts a record that
+  // retention has trimmed since (a restart then starts at the horizon), and it is the
+  // source a restart asks, so what it refuses would stop the shard at the restart. Other
+  // errors (an expired shard, a broker out of reach) say nothing about the number.
+  absl::StatusOr<ShardIterator> it = stream_.GetShardIterator(
+      {task.shard_id, ShardIteratorType::kAtSequenceNumber, n.ToString(), std::nullopt});
+  return it.ok() || !IsInvalidArgumentException(it.status());
+}
+
 absl::Status Consumer::CheckpointAt(ShardTask& task, const SequenceNumber& sequence_number,
                                     std::optional<uint64_t> sub) {
   if (task.lease_lost) return ShutdownError(task.shard_id);
-  const std::pair<SequenceNumber, uint64_t> at(sequence_number, sub.value_or(UINT64_MAX));
-  if (!task.last_delivered || FormatShardId(sequence_number.shard_index) != task.shard_id ||
-      sequence_number > *task.last_delivered) {
+  auto not_delivered = [&](std::string_view reason) {
     return InvalidArgumentError(
-        fmt::format("{} is not a record of shard {} delivered to this processor.",
-                    DescribeCheckpoint(sequence_number, sub), task.shard_id));
+        fmt::format("{} is not a record of shard {} delivered to this processor: {}.",
+                    DescribeCheckpoint(sequence_number, sub), task.shard_id, reason));
+  };
+  if (const std::string reason = NotDelivered(task, sequence_number); !reason.empty()) {
+    return not_delivered(reason);
   }
   // As the KCL: a checkpoint never moves back (a restart would deliver again what was
   // already checkpointed).
+  const std::pair<SequenceNumber, uint64_t> at(sequence_number, sub.value_or(UINT64_MAX));
   if (task.checkpoint) {
     if (const auto last = CheckpointPosition(*task.checkpoint); last && at < *last) {
       return InvalidArgumentError(fmt::format(
           "{} is before the last checkpoint of shard {} ({}): a checkpoint cannot move back.",
           DescribeCheckpoint(sequence_number, sub), task.shard_id, *task.checkpoint));
     }
+  }
+  // A number between two records (or a forged one) would be refused by the stream when a
+  // restart resumes from it, and the shard would not be processed again.
+  if (!IsRecord(task, sequence_number)) {
+    return not_delivered("the stream has no record with this number");
   }
   // During ShardEnded the shard's last record (its last user record) is its end, as the
   // KCL counts it.
@@ -266,8 +319,21 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(ConsumerOptions optio
     return InvalidArgumentError(
         fmt::format("MaxRecords is {}; it must be between 1 and 10000.", options.max_records));
   }
-  if (options.lease_duration <= absl::ZeroDuration()) {
-    return InvalidArgumentError("LeaseDuration must be positive.");
+  if (options.lease_duration <= absl::ZeroDuration() ||
+      options.lease_duration > kMaxOptionDuration) {
+    return InvalidArgumentError(
+        fmt::format("LeaseDuration is {}; it must be positive and at most 365 days.",
+                    absl::FormatDuration(options.lease_duration)));
+  }
+  if (options.lease_refresh_interval < absl::ZeroDuration() ||
+      options.lease_refresh_interval > kMaxOptionDuration) {
+    return InvalidArgumentError(
+        fmt::format("LeaseRefreshInterval is {}; it must be between 0 and 365 days.",
+                    absl::FormatDuration(options.lease_refresh_interval)));
+  }
+  if (options.idle_sleep < absl::ZeroDuration() || options.idle_sleep > kMaxOptionDuration) {
+    return InvalidArgumentError(fmt::format("IdleSleep is {}; it must be between 0 and 365 days.",
+                                            absl::FormatDuration(options.idle_sleep)));
   }
   if (options.initial_position != InitialPosition::kTrimHorizon &&
       options.initial_position != InitialPosition::kLatest &&
@@ -323,17 +389,37 @@ std::vector<std::string> Consumer::OwnedShards() const {
 }
 
 absl::Status Consumer::Start() {
+  // Set before the thread starts, and never reset: Poll() reads it on that thread.
+  own_thread_.store(true, std::memory_order_relaxed);
   return thread_->Start(
       fmt::format("Consumer {} (worker {})", options_.application_name, options_.worker_id),
       [this] { return Poll(); }, options_.idle_sleep);
 }
 
 void Consumer::Stop() {
+  if (t_in_callback == this) {
+    stop_requested_ = true;  // Poll() stops once the callback returned
+    return;
+  }
   if (stopped_) return;
   thread_->Stop();
   stopped_ = true;
+  StopProcessing();
+}
+
+void Consumer::StopProcessing() {
   while (!tasks_.empty()) DropShard(tasks_.size() - 1, ShutdownReason::kRequested, true);
   leases_->RemoveWorker(options_.application_name, options_.worker_id);
+}
+
+void Consumer::FinishRequestedStop() {
+  // The consumer's own thread cannot join itself: it stops processing, and idles until the
+  // owner's Stop() (or the destructor) ends it.
+  if (own_thread_.load(std::memory_order_relaxed)) {
+    StopProcessing();
+  } else {
+    Stop();
+  }
 }
 
 absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) {
@@ -357,8 +443,16 @@ bool Consumer::TakeShard(const std::string& shard_id, const std::optional<std::s
   task->shard_id = shard_id;
   task->checkpoint = checkpoint;
   task->after_parents = after_parents;
-  task->processor = options_.processor_factory();
-  if (!CallProcessor(status_, "Initialize", shard_id, [&] {
+  if (CallProcessor(this, status_, "ConsumerOptions.processor_factory", shard_id,
+                    [&] { task->processor = options_.processor_factory(); }) &&
+      task->processor == nullptr) {
+    status_ = InvalidArgumentError(
+        fmt::format("ConsumerOptions.processor_factory returned nullptr for shard {}; it must "
+                    "return a RecordProcessor.",
+                    shard_id));
+  }
+  if (task->processor == nullptr ||
+      !CallProcessor(this, status_, "RecordProcessor::Initialize", shard_id, [&] {
         task->processor->Initialize(
             shard_id, IsPositionCheckpoint(checkpoint) ? "" : checkpoint.value_or(""));
       })) {
@@ -376,7 +470,7 @@ void Consumer::DropShard(std::size_t i, ShutdownReason reason, bool release) {
   if (!task.ended) {
     task.lease_lost = reason == ShutdownReason::kLeaseLost;
     Checkpointer cp(this, &task);
-    CallProcessor(status_, "Shutdown", task.shard_id,
+    CallProcessor(this, status_, "RecordProcessor::Shutdown", task.shard_id,
                   [&] { task.processor->Shutdown(reason, cp); });
   }
   if (release) leases_->Release(options_.application_name, task.shard_id, options_.worker_id);
@@ -450,7 +544,7 @@ void Consumer::RefreshLeases(int64_t now_ms) {
   // just handed back would be taken again.
   const int limit = someone_short ? floor_share : target;
   for (const Shard* s : eligible) {
-    if (static_cast<int>(tasks_.size()) >= limit) break;
+    if (static_cast<int>(tasks_.size()) >= limit || stop_requested_) break;
     const bool mine = std::any_of(tasks_.begin(), tasks_.end(),
                                   [&](const auto& t) { return t->shard_id == s->shard_id; });
     if (mine || !leases_->TryAcquire(app, s->shard_id, me, ttl)) continue;
@@ -517,15 +611,15 @@ void Consumer::StartNewApplication(const std::vector<Shard>& shards,
 }
 
 size_t Consumer::Poll() {
-  if (stopped_) return 0;
+  if (stopped_ || stop_requested_) return 0;
   const int64_t now_ms = clock_.NowMillis();
   if (now_ms >= next_refresh_ms_) {
-    next_refresh_ms_ = now_ms + absl::ToInt64Milliseconds(options_.lease_refresh_interval);
+    next_refresh_ms_ = ExpiryMs(now_ms, options_.lease_refresh_interval);
     status_ = absl::OkStatus();
     RefreshLeases(now_ms);
   }
   size_t delivered = 0;
-  for (std::size_t i = 0; i < tasks_.size();) {
+  for (std::size_t i = 0; i < tasks_.size() && !stop_requested_;) {
     delivered += static_cast<size_t>(PollShard(*tasks_[i], now_ms));
     if (tasks_[i]->ended) {
       // Done with the shard: with SHARD_END checkpointed its children become eligible; if
@@ -538,6 +632,7 @@ size_t Consumer::Poll() {
     }
     ++i;
   }
+  if (stop_requested_) FinishRequestedStop();
   return delivered;
 }
 
@@ -550,6 +645,7 @@ int Consumer::PollShard(ShardTask& task, int64_t now_ms) {
 void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t behind,
                        uint64_t missed) {
   if (records.empty() && missed == 0) return;
+  const std::span<const Record> kinesis_records = records;
   // Checkpoint() names the last Kinesis record read, even when it gave no user record.
   if (!records.empty()) {
     task.last_delivered = records.back().sequence_number;
@@ -579,16 +675,19 @@ void Consumer::Deliver(ShardTask& task, std::span<const Record> records, int64_t
   Checkpointer cp(this, &task);
   // A batch whose processing threw counts as delivered (the KCL's rule): the checkpoint
   // decides what a restart delivers again.
-  CallProcessor(status_, "ProcessRecords", task.shard_id, [&] {
+  task.batch = kinesis_records;
+  CallProcessor(this, status_, "RecordProcessor::ProcessRecords", task.shard_id, [&] {
     task.processor->ProcessRecords(ProcessRecordsInput{records, behind, missed, user_records}, cp);
   });
+  task.batch = {};
   task.delivered += static_cast<int>(records.size());
 }
 
 void Consumer::EndShard(ShardTask& task) {
   task.at_shard_end = true;
   Checkpointer cp(this, &task);
-  CallProcessor(status_, "ShardEnded", task.shard_id, [&] { task.processor->ShardEnded(cp); });
+  CallProcessor(this, status_, "RecordProcessor::ShardEnded", task.shard_id,
+                [&] { task.processor->ShardEnded(cp); });
   task.at_shard_end = false;
   task.ended = true;
 }
