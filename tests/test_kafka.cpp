@@ -177,6 +177,25 @@ TEST_CASE("Iterators: every type, expiry, forgery, and the errors of riffle::Str
   auto no_time = stream->GetShardIterator(
       {.shard_id = shard, .type = riffle::ShardIteratorType::kAtTimestamp});
   CHECK(riffle::IsInvalidArgumentException(no_time.status()));
+  // A time after the stream's clock: refused with riffle::Stream's name and words.
+  riffle::StreamOptions local_options;
+  local_options.stream_name = "events";
+  local_options.shard_count = 2;
+  local_options.clock = &clock;
+  auto local = *riffle::Stream::Create(local_options);
+  const riffle::GetShardIteratorRequest future{.shard_id = shard,
+                                               .type = riffle::ShardIteratorType::kAtTimestamp,
+                                               .timestamp = clock.Now() + absl::Milliseconds(1)};
+  auto refused = stream->GetShardIterator(future);
+  auto refused_locally = local->GetShardIterator(future);
+  CHECK(riffle::IsInvalidArgumentException(refused.status()));
+  CHECK(ErrorName(refused.status()) == ErrorName(refused_locally.status()));
+  CHECK(riffle::ErrorMessage(refused.status()) == riffle::ErrorMessage(refused_locally.status()));
+  CHECK(stream
+            ->GetShardIterator({.shard_id = shard,
+                                .type = riffle::ShardIteratorType::kAtTimestamp,
+                                .timestamp = clock.Now()})
+            .ok());
 
   // A second Stream object over the topic (a restarted host) has the same tag and takes
   // the first one's numbers; iterators stay with the object that issued them.
@@ -325,12 +344,13 @@ class Recorder : public riffle::RecordProcessor {
   bool ok_ = true;
 };
 
-std::unique_ptr<riffle::Consumer> MakeConsumer(kafka::Stream& stream,
-                                               riffle::CheckpointStore& store,
-                                               Delivered& delivered) {
+std::unique_ptr<riffle::Consumer> MakeConsumer(
+    kafka::Stream& stream, riffle::CheckpointStore& store, Delivered& delivered,
+    riffle::InitialPosition initial_position = riffle::InitialPosition::kTrimHorizon) {
   auto c = riffle::Consumer::Create(
       {.stream = &stream,
        .application_name = "billing",
+       .initial_position = initial_position,
        .checkpoint_store = &store,
        .lease_refresh_interval = absl::Milliseconds(100),
        .max_records = 50,
@@ -342,6 +362,25 @@ std::unique_ptr<riffle::Consumer> MakeConsumer(kafka::Stream& stream,
 uint64_t Records(Delivered& d) {
   std::lock_guard<std::mutex> lock(d.mu);
   return d.seen.records;
+}
+
+// Commits `offset` without metadata for `group`, as Kafka's own tools and consumers do.
+void CommitWithKafka(const kafka::MockCluster& cluster, const std::string& group,
+                     const std::string& topic, int partition, int64_t offset) {
+  char error[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap_servers().c_str(), error,
+                            sizeof(error)) == RD_KAFKA_CONF_OK);
+  REQUIRE(rd_kafka_conf_set(conf, "group.id", group.c_str(), error, sizeof(error)) ==
+          RD_KAFKA_CONF_OK);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof(error));
+  REQUIRE(rk != nullptr);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = offset;
+  CHECK(rd_kafka_commit(rk, list, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
 }
 
 }  // namespace
@@ -410,20 +449,7 @@ TEST_CASE("Committed-offset checkpoints: round trips, other clients' offsets, er
 
   // A Kafka consumer of the same group commits offset 7 (no metadata): it reads back as the
   // number of record 6, so processing resumes at offset 7.
-  char error[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", cluster->bootstrap_servers().c_str(), error,
-                            sizeof(error)) == RD_KAFKA_CONF_OK);
-  REQUIRE(rd_kafka_conf_set(conf, "group.id", "riffle-app", error, sizeof(error)) ==
-          RD_KAFKA_CONF_OK);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof(error));
-  REQUIRE(rk != nullptr);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, "ledger", 1)->offset = 7;
-  CHECK(rd_kafka_commit(rk, list, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
-  rd_kafka_topic_partition_list_destroy(list);
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  CommitWithKafka(*cluster, "riffle-app", "ledger", 1, 7);
   auto moved = store->GetCheckpoint("app", "shardId-000000000001");
   REQUIRE(moved.ok());
   CHECK(**moved == riffle::SequenceNumber{stream->stream_tag(), 1, 6, 6}.ToString());
@@ -433,6 +459,52 @@ TEST_CASE("Committed-offset checkpoints: round trips, other clients' offsets, er
   CHECK(riffle::IsInvalidArgumentException(
       store->PutCheckpoint("app", "shardId-000000000002", number)));
   CHECK(riffle::IsInvalidArgumentException(kafka::OffsetCheckpointStore::Create({}).status()));
+}
+
+TEST_CASE("A fatal producer error is FailedPrecondition and keeps Kafka's cause", "[kafka]") {
+  auto cluster = MakeCluster();
+  auto stream = MakeStream(*cluster, "fatal", 1);
+  REQUIRE(stream->PutRecord(Key(0), Data(0, 0)).ok());
+  stream->TEST_FailProducer(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+  auto put = stream->PutRecord(Key(0), Data(0, 1));
+  REQUIRE_FALSE(put.ok());
+  CHECK(kafka::IsKafkaException(put.status()));
+  CHECK(put.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(kafka::KafkaErrorCode(put.status()) == RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+  CHECK_THAT(
+      std::string(riffle::ErrorMessage(put.status())),
+      Catch::Contains("must be recreated") && Catch::Contains("OUT_OF_ORDER_SEQUENCE_NUMBER"));
+  // Every later put meets the same error.
+  const std::vector<riffle::PutRecordsRequestEntry> entries{{Key(1), Data(1, 0), {}}};
+  auto puts = stream->PutRecords(entries);
+  REQUIRE(puts.ok());
+  REQUIRE(puts->failed_record_count == 1);
+  CHECK(puts->records[0].error_code == kafka::kKafkaException);
+  CHECK(put.status() == stream->PutRecord(Key(0), Data(0, 2)).status());
+}
+
+TEST_CASE("An offset reset to the earliest by Kafka's tools moves a LATEST Consumer back",
+          "[kafka]") {
+  auto cluster = MakeCluster();
+  auto stream = MakeStream(*cluster, "reset", 1);
+  PutBatches(*stream, 4, 5);
+  // What kafka-consumer-groups --reset-offsets --to-earliest commits: offset 0, no metadata.
+  CommitWithKafka(*cluster, "billing", "reset", 0, 0);
+  auto store = *kafka::OffsetCheckpointStore::Create({.stream = stream.get()});
+  auto checkpoint = store->GetCheckpoint("billing", "shardId-000000000000");
+  REQUIRE(checkpoint.ok());
+  CHECK(*checkpoint == std::optional<std::string>(riffle::kTrimHorizonCheckpoint));
+  // An application that would start at LATEST processes the shard from its oldest record.
+  Delivered delivered;
+  auto consumer = MakeConsumer(*stream, *store, delivered, riffle::InitialPosition::kLatest);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Records(delivered) < 20 && Clock::now() < deadline) {
+    if (consumer->Poll() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(consumer->last_error().ok());
+  consumer->Stop();
+  CHECK(delivered.seen.duplicates == 0);
+  CHECK(delivered.seen.Complete(4, 5));
 }
 
 // Takes brokers down only between two puts. A real broker drops a retried batch it already

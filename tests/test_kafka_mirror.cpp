@@ -193,6 +193,93 @@ TEST_CASE("The mirror resumes after a batch that reached the topic only in part"
   CHECK(seen.Complete(kKeys, 30));
 }
 
+TEST_CASE("The mirror stops a shard at a record too large for the destination", "[kafka]") {
+  auto cluster = MakeCluster();
+  auto destination = MakeStream(*cluster, "sized", 2);  // MaxRecordSizeBytes: 1 MiB
+  riffle::StreamOptions o;
+  o.stream_name = "local";
+  o.shard_count = 1;
+  o.ring_capacity_bytes = uint64_t{16} << 20;
+  o.max_record_size_bytes = uint64_t{2} << 20;
+  auto source = *riffle::Stream::Create(o);
+  // One key: the three records go to one partition, in order.
+  REQUIRE(source->PutRecord(Key(0), Data(0, 0)).ok());
+  auto large = source->PutRecord(Key(0), Data(0, 1) + std::string(uint64_t{3} << 19, 'x'));
+  REQUIRE(large.ok());
+  REQUIRE(source->PutRecord(Key(0), Data(0, 2)).ok());
+  {
+    auto mirror =
+        *kafka::Mirror::Create({.source = source.get(), .destination = destination.get()});
+    for (int i = 0; i < 4; ++i) {
+      mirror->Poll();
+      // The error lasts, and names the record and the limit.
+      CHECK(riffle::IsInvalidArgumentException(mirror->last_error()));
+      CHECK_THAT(std::string(riffle::ErrorMessage(mirror->last_error())),
+                 Catch::Contains(large->sequence_number.ToString()) &&
+                     Catch::Contains("at most 1048576 bytes"));
+    }
+    // Nothing after the record was sent, so nothing is taken for copied later.
+    CHECK(mirror->stats().copied_records == 1);
+  }
+  // A destination that takes the record: a new mirror copies the rest, in order.
+  auto larger_options = Options(*cluster, "sized");
+  larger_options.max_record_size_bytes = uint64_t{2} << 20;
+  auto larger = *kafka::Stream::Create(larger_options);
+  auto mirror = *kafka::Mirror::Create({.source = source.get(), .destination = larger.get()});
+  uint64_t copied = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (copied < 2 && Clock::now() < deadline) {
+    const size_t n = mirror->Poll();
+    REQUIRE(mirror->last_error().ok());
+    copied += n;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(copied == 2);
+  Seen seen = ReadAll(*larger, 3);
+  CHECK(seen.records == 3);
+  CHECK(seen.Complete(1, 3));
+}
+
+TEST_CASE("A mirror started at LATEST sends a failed batch again", "[kafka]") {
+  auto cluster = *kafka::MockCluster::Create(1);
+  REQUIRE(cluster->CreateTopic("late", 1, 1).ok());
+  auto o = Options(*cluster, "late");
+  o.delivery_timeout = absl::Seconds(1);
+  o.config = {{"log_level", "0"}};  // the broker is down on purpose
+  auto destination = *kafka::Stream::Create(o);
+  auto source = MakeLocal(1);
+  REQUIRE(source->PutRecord(Key(0), Data(0, -1)).ok());  // before the start: not copied
+  auto mirror = *kafka::Mirror::Create({.source = source.get(),
+                                        .destination = destination.get(),
+                                        .initial_position = riffle::ShardIteratorType::kLatest});
+  CHECK(mirror->Poll() == 0);
+  REQUIRE(mirror->last_error().ok());
+  PutLocal(*source, 1, 0, 3);
+  REQUIRE(cluster->SetBrokerDown(1).ok());
+  CHECK(mirror->Poll() == 0);
+  CHECK_FALSE(mirror->last_error().ok());
+  REQUIRE(cluster->SetBrokerUp(1).ok());
+  uint64_t copied = 0;
+  auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (copied < 3 && Clock::now() < deadline) {
+    const size_t n = mirror->Poll();
+    copied += n;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(copied == 3);
+  PutLocal(*source, 1, 3, 4);
+  deadline = Clock::now() + std::chrono::seconds(10);
+  while (copied < 4 && Clock::now() < deadline) {
+    const size_t n = mirror->Poll();
+    copied += n;
+    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(mirror->last_error().ok());
+  Seen seen = ReadAll(*destination, 4, std::chrono::seconds(5));
+  CHECK(seen.records == 4);
+  CHECK(seen.Complete(1, 4));
+}
+
 TEST_CASE("The mirror refuses a destination that routes differently", "[kafka]") {
   auto cluster = MakeCluster();
   REQUIRE(cluster->CreateTopic("xxh", 2).ok());

@@ -6,8 +6,10 @@
 // record), or kShardEndCheckpoint once a closed shard was processed to its end (its
 // children may start). A new application starting at LATEST or AT_TIMESTAMP writes
 // kLatestCheckpoint or kAtTimestampCheckpoint for the shards it starts from, as the KCL's
-// new leases hold that position until a record is checkpointed. Keys are (application
-// name, shard id).
+// new leases hold that position until a record is checkpointed. kTrimHorizonCheckpoint is
+// a position too: a store that holds "nothing processed" apart from "never checkpointed"
+// (OffsetCheckpointStore, for offset 0 committed by Kafka's tools) returns it, and the shard
+// is processed from its oldest record. Keys are (application name, shard id).
 //
 // Thread safety: implementations must allow calls from any thread; both stores here do.
 #ifndef RIFFLE_CHECKPOINT_STORE_H_
@@ -31,6 +33,7 @@ namespace riffle {
 inline constexpr std::string_view kShardEndCheckpoint = "SHARD_END";
 inline constexpr std::string_view kLatestCheckpoint = "LATEST";
 inline constexpr std::string_view kAtTimestampCheckpoint = "AT_TIMESTAMP";
+inline constexpr std::string_view kTrimHorizonCheckpoint = "TRIM_HORIZON";
 
 // The checkpoint of a user record inside an aggregate: "<sequence number>:<sub-sequence>".
 inline std::string SubRecordCheckpoint(std::string_view sequence_number,

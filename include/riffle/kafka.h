@@ -59,7 +59,8 @@ namespace riffle::kafka {
 // A Kafka error with no counterpart among the service's names: the message is Kafka's
 // own text, KafkaErrorCode() its code. Canonical codes: kUnavailable for what a retry may
 // fix (brokers down, timeouts, leader changes), kPermissionDenied for authorization,
-// kFailedPrecondition for a fatal producer error (recreate the Stream), kInternal else.
+// kFailedPrecondition for a fatal producer error (recreate the Stream; KafkaErrorCode() is
+// its cause), kInternal else.
 inline constexpr std::string_view kKafkaException = "KafkaException";
 // A call this backend does not offer (resharding); canonical code kUnimplemented.
 inline constexpr std::string_view kUnsupportedOperationException = "UnsupportedOperationException";
@@ -216,7 +217,8 @@ class Stream final : public RecordSource {
 
   // TRIM_HORIZON is the partition's oldest offset, LATEST its end, AT_TIMESTAMP goes
   // through offsets-for-times (the first record whose timestamp is at or after the time;
-  // none: LATEST), AT_/AFTER_SEQUENCE_NUMBER take a number of this stream and shard whose
+  // none: LATEST; a time after the stream's clock is InvalidArgumentException, as on
+  // riffle::Stream), AT_/AFTER_SEQUENCE_NUMBER take a number of this stream and shard whose
   // record exists or was trimmed (reading it then reports what was missed).
   [[nodiscard]] absl::StatusOr<ShardIterator> GetShardIterator(
       const GetShardIteratorRequest& request) override;
@@ -262,6 +264,10 @@ class Stream final : public RecordSource {
   uint64_t stream_tag() const;
   int shard_count() const;
 
+  // Test hook: the producer fails as on a fatal Kafka error caused by `kafka_error` (an
+  // rd_kafka_resp_err_t; librdkafka's rd_kafka_test_fatal_error). Not for production use.
+  void TEST_FailProducer(int kafka_error);
+
  private:
   friend class Mirror;
   friend class OffsetCheckpointStore;
@@ -286,7 +292,8 @@ struct OffsetCheckpointStoreOptions {
 // tools show each application's lag. A sequence number commits its offset + 1 with the
 // number as the commit's metadata; any other checkpoint string is kept in the metadata (at
 // the current offset). An offset committed by another Kafka client (no metadata) reads back
-// as the number of the record before it. The group must not have active members of a
+// as the number of the record before it, offset 0 as kTrimHorizonCheckpoint (the shard is
+// processed from its oldest record). The group must not have active members of a
 // subscribing Kafka consumer (their generation would refuse the commits).
 //
 // Thread safety: any thread. Durable once PutCheckpoint returns (a synchronous commit).
@@ -353,7 +360,13 @@ struct MirrorStats {
 // starts (or recovers from a failed batch) it resumes from what the topic holds: it reads
 // the end of each partition back until it has met every source shard that routes there,
 // rereads each shard from the start of its last batch and sends only the records the
-// topic does not have. Records of another source stream (another tag) are ignored.
+// topic does not have. Records of another source stream (another tag) are ignored. After a
+// failed batch a shard is read again from its first record that failed, and such a record
+// is sent again unless the topic ends with it (a timed-out send may have landed, so a
+// record may then be in the topic twice; never missing). A record larger than the
+// destination's max_record_size_bytes is never sent: its shard stops there (nothing after
+// it is copied, its children do not start) and last_error() names it at every Poll(),
+// until a mirror with a destination that takes it resumes from the topic.
 //
 // Thread safety: driven by one thread, the host's Poll() or its own after Start().
 class Mirror {
@@ -373,7 +386,8 @@ class Mirror {
   // Finishes the Poll() in progress and joins the thread. Idempotent.
   void Stop();
 
-  // OK, or the error that kept the last Poll() from copying (it resumes at the next one).
+  // OK, or the error that kept the last Poll() from copying (it resumes at the next one),
+  // or InvalidArgumentException for a shard stopped at a record the destination refuses.
   // Call from the driving thread, or after Stop().
   absl::Status last_error() const;
   // Any thread.

@@ -228,10 +228,11 @@ bool CallProcessor(const Consumer* consumer, absl::Status& error, std::string_vi
   return ok;
 }
 
-// The checkpoints of a new application's start shards (StartNewApplication): its initial
-// position, not a record.
+// The checkpoints of a new application's start shards (StartNewApplication), and a store's
+// "nothing processed yet" (checkpoint_store.h): a position, not a record.
 bool IsPositionCheckpoint(const std::optional<std::string>& checkpoint) {
-  return checkpoint == kLatestCheckpoint || checkpoint == kAtTimestampCheckpoint;
+  return checkpoint == kLatestCheckpoint || checkpoint == kAtTimestampCheckpoint ||
+         checkpoint == kTrimHorizonCheckpoint;
 }
 
 std::string DescribeCheckpoint(const SequenceNumber& n, std::optional<uint64_t> sub) {
@@ -696,6 +697,9 @@ std::optional<StartingPosition> Consumer::StartOf(ShardTask& task) {
   task.skip_through.reset();
   if (task.checkpoint == kLatestCheckpoint) {
     return StartingPosition{ShardIteratorType::kLatest, {}, {}};
+  }
+  if (task.checkpoint == kTrimHorizonCheckpoint) {
+    return StartingPosition{ShardIteratorType::kTrimHorizon, {}, {}};
   }
   if (task.checkpoint == kAtTimestampCheckpoint && options_.initial_timestamp) {
     return StartingPosition{ShardIteratorType::kAtTimestamp, {}, options_.initial_timestamp};

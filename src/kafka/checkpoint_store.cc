@@ -108,7 +108,8 @@ absl::StatusOr<std::optional<std::string>> OffsetCheckpointStore::GetCheckpoint(
                        static_cast<int64_t>(n->position) + 1 != committed.offset;
     if (!moved) return std::optional<std::string>(std::move(text));
   }
-  if (committed.offset == 0) return std::optional<std::string>();  // nothing processed
+  // Nothing processed, which is not "never checkpointed": a reset to the earliest offset.
+  if (committed.offset == 0) return std::optional<std::string>(kTrimHorizonCheckpoint);
   const auto before = static_cast<uint64_t>(committed.offset - 1);
   return std::optional<std::string>(SequenceNumber{core.tag(), shard, before, before}.ToString());
 }

@@ -56,6 +56,10 @@ absl::Status WithCode(absl::Status s, rd_kafka_resp_err_t err) {
   return s;
 }
 
+std::string KafkaText(rd_kafka_resp_err_t err, std::string_view context) {
+  return fmt::format("{}: {} ({})", context, rd_kafka_err2str(err), rd_kafka_err2name(err));
+}
+
 }  // namespace
 
 std::optional<int> KafkaErrorCode(const absl::Status& status) {
@@ -71,8 +75,7 @@ std::optional<int> KafkaErrorCode(const absl::Status& status) {
 namespace detail {
 
 absl::Status KafkaError(rd_kafka_resp_err_t err, std::string_view context) {
-  const std::string text =
-      fmt::format("{}: {} ({})", context, rd_kafka_err2str(err), rd_kafka_err2name(err));
+  const std::string text = KafkaText(err, context);
   switch (err) {
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
     case RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED:
@@ -98,6 +101,12 @@ absl::Status KafkaError(rd_kafka_error_t* error, std::string_view context) {
   absl::Status s = KafkaError(err, fmt::format("{}: {}", context, rd_kafka_error_string(error)));
   rd_kafka_error_destroy(error);
   return s;
+}
+
+absl::Status FatalKafkaError(rd_kafka_resp_err_t err, std::string_view context) {
+  return WithCode(
+      MakeError(absl::StatusCode::kFailedPrecondition, kKafkaException, KafkaText(err, context)),
+      err);
 }
 
 int TimeoutMs(absl::Duration d) {

@@ -42,6 +42,10 @@ using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, Partition
 absl::Status KafkaError(rd_kafka_resp_err_t err, std::string_view context);
 // The same for an error object, which it destroys.
 absl::Status KafkaError(rd_kafka_error_t* error, std::string_view context);
+// A fatal producer error whose cause is `err` (rd_kafka_fatal_error): kKafkaException with
+// code kFailedPrecondition whatever `err` is, since only a new producer recovers; `err`'s
+// name in the text and as KafkaErrorCode.
+absl::Status FatalKafkaError(rd_kafka_resp_err_t err, std::string_view context);
 
 // Milliseconds for librdkafka's int timeouts (an infinite duration is -1).
 int TimeoutMs(absl::Duration d);

@@ -255,8 +255,7 @@ void Core::Send(PutBatch& batch, std::size_t i, const OutRecord& record) {
   PutSlot& slot = batch.slots[i];
   slot.partition = record.partition;
   if (has_fatal_.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(fatal_mu_);
-    Refuse(batch, i, fatal_);
+    Refuse(batch, i, Fatal());
     return;
   }
   rd_kafka_headers_t* headers = nullptr;
@@ -281,9 +280,31 @@ void Core::Send(PutBatch& batch, std::size_t i, const OutRecord& record) {
       RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (headers != nullptr) rd_kafka_headers_destroy(headers);  // not taken on failure
+    // The error event that reports the cause may not have been served yet.
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      Refuse(batch, i, Fatal());
+      return;
+    }
     slot.err = err;
     Complete(batch);
   }
+}
+
+absl::Status Core::Fatal() {
+  std::lock_guard<std::mutex> lock(fatal_mu_);
+  if (!has_fatal_.load(std::memory_order_relaxed)) {
+    char text[512];
+    const rd_kafka_resp_err_t err = rd_kafka_fatal_error(producer_.get(), text, sizeof(text));
+    fatal_ = FatalKafkaError(
+        err, fmt::format("The producer of stream {} failed and must be recreated: {}",
+                         options_.topic, text));
+    has_fatal_.store(true, std::memory_order_release);
+  }
+  return fatal_;
+}
+
+void Core::TEST_FailProducer(rd_kafka_resp_err_t err) {
+  rd_kafka_test_fatal_error(producer_.get(), err, "TEST_FailProducer");
 }
 
 void Core::Refuse(PutBatch& batch, std::size_t i, absl::Status why) {
@@ -365,27 +386,20 @@ PutRecordsResultEntry Core::ResultEntry(const PutSlot& slot) const {
   return entry;
 }
 
-void Core::OnEvent(rd_kafka_t* rk, rd_kafka_event_t* event, void* opaque) {
+void Core::OnEvent(rd_kafka_t* /*rk*/, rd_kafka_event_t* event, void* opaque) {
   Core& core = *static_cast<Core*>(opaque);
   switch (rd_kafka_event_type(event)) {
     case RD_KAFKA_EVENT_DR:
       while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) {
         auto* slot = static_cast<PutSlot*>(m->_private);
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) slot->refused = core.Fatal();
         slot->err = m->err;
         slot->offset = m->offset;
         core.Complete(*slot->batch);
       }
       break;
     case RD_KAFKA_EVENT_ERROR:
-      if (rd_kafka_event_error_is_fatal(event)) {
-        char text[512];
-        const rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk, text, sizeof(text));
-        std::lock_guard<std::mutex> lock(core.fatal_mu_);
-        core.fatal_ = KafkaError(
-            err, fmt::format("The producer of stream {} failed and must be recreated: {}",
-                             core.options_.topic, text));
-        core.has_fatal_.store(true, std::memory_order_release);
-      }
+      if (rd_kafka_event_error_is_fatal(event)) (void)core.Fatal();
       break;
     default:
       break;

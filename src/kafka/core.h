@@ -103,6 +103,10 @@ class Core {
   void Send(PutBatch& batch, std::size_t i, const OutRecord& record);
   // Completes a slot that is not sent (slot.refused says why).
   void Refuse(PutBatch& batch, std::size_t i, absl::Status why);
+  // The producer's fatal error (FatalKafkaError of its cause). REQUIRES: librdkafka raised
+  // one.
+  absl::Status Fatal();
+  void TEST_FailProducer(rd_kafka_resp_err_t err);  // see Stream::TEST_FailProducer
   // Waits until every slot of a synchronous batch completed.
   void Wait(PutBatch& batch);
   // The status of a completed slot, and its entry of a PutRecords result.
@@ -150,7 +154,8 @@ class Core {
   Queue background_queue_;
   std::unique_ptr<ReaderPool> readers_;
 
-  // Set once by a fatal producer error (idempotence can no longer be guaranteed).
+  // Set once by a fatal producer error (idempotence can no longer be guaranteed), by the
+  // first of its error event and a put that meets it.
   std::mutex fatal_mu_;
   absl::Status fatal_;
   std::atomic<bool> has_fatal_{false};

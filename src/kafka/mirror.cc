@@ -9,8 +9,16 @@
 //      mirror waits for each batch to be acknowledged before reading further, so every
 //      record of S before B is in the topic.
 //   3. S is read again from B; a record for partition P is sent only when it is newer than
-//      L(P). Within a partition the idempotent producer keeps S's records in order without
-//      gaps, so "at most L(P)" means "already there".
+//      L(P). Within a partition the idempotent producer keeps S's records in order, so "at
+//      most L(P)" means "already there" unless a record failed while later ones reached P.
+//
+// The mirror keeps such gaps out of the topic where it can and remembers the rest:
+//   - a record over the destination's MaxRecordSizeBytes is never sent: its shard stops
+//     there (nothing after it is sent), with a lasting error;
+//   - after a failed batch (a record the brokers refused or that timed out) the resume
+//     keeps every shard's cursor. A shard with a failed record reads again from the first
+//     one, and the records whose send failed are sent again even when at most L(P) (unless
+//     equal to it: then the failed send reached the topic after all).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -66,6 +74,17 @@ struct ShardRun {
   GetRecordsResult result;
   std::map<int32_t, SequenceNumber> present;  // L(P) from the resume; empty otherwise
   uint64_t missed_seen = 0;
+  // Records whose last send failed, and the first of them to read again from.
+  std::set<SequenceNumber> failed;
+  std::optional<SequenceNumber> restart;
+  // A record the destination refuses: nothing of the shard from it on is sent.
+  absl::Status blocked;
+};
+
+// A record of the step's batch, for its acknowledgement.
+struct Sent {
+  ShardRun* run;
+  SequenceNumber number;
 };
 
 struct Mirror::State {
@@ -73,6 +92,7 @@ struct Mirror::State {
   std::vector<std::unique_ptr<ShardRun>> runs;
   std::map<std::string, Copied, std::less<>> copied;  // from the last resume
   bool resumed = false;
+  bool tracking = false;  // the tracker and runs outlive every resume after the first
   int64_t next_sync_ms = INT64_MIN;
   absl::Status status;
   std::atomic<uint64_t> copied_records{0};
@@ -81,6 +101,7 @@ struct Mirror::State {
   std::atomic<uint64_t> resumes{0};
   // One step's records, reused.
   std::vector<detail::OutRecord> out;
+  std::vector<Sent> sent;
   std::vector<std::array<char, SequenceNumber::kDigits>> numbers;  // header texts
 };
 
@@ -156,10 +177,7 @@ size_t Mirror::Step() {
 absl::Status Mirror::Resume() {
   State& st = *state_;
   st.resumes.fetch_add(1, std::memory_order_relaxed);
-  st.tracker = riffle::detail::LineageTracker();
-  st.runs.clear();
   st.copied.clear();
-  st.next_sync_ms = INT64_MIN;
 
   riffle::Stream& source = *options_.source;
   detail::Core& core = *options_.destination->core_;
@@ -222,9 +240,12 @@ absl::Status Mirror::Resume() {
       scanned += static_cast<uint64_t>(window);
     }
   }
-  if (absl::Status s = st.tracker.Sync(source); !s.ok()) return s;
-  st.next_sync_ms =
-      source.clock().NowMillis() + absl::ToInt64Milliseconds(options_.shard_refresh_interval);
+  if (!st.tracking) {
+    if (absl::Status s = st.tracker.Sync(source); !s.ok()) return s;
+    st.next_sync_ms =
+        source.clock().NowMillis() + absl::ToInt64Milliseconds(options_.shard_refresh_interval);
+    st.tracking = true;
+  }
   st.resumed = true;
   return absl::OkStatus();
 }
@@ -252,15 +273,28 @@ size_t Mirror::CopyBatches() {
 
   // Read one batch of every shard.
   st.out.clear();
+  st.sent.clear();
   st.numbers.clear();
+  const uint64_t max_record_bytes = core.options().max_record_size_bytes;
   for (auto& run_ptr : st.runs) {
     ShardRun& run = *run_ptr;
+    if (!run.blocked.ok()) {
+      st.status = run.blocked;
+      continue;
+    }
     if (!run.cursor) {
       run.cursor.emplace(run.shard_id);
+      run.missed_seen = 0;
       auto found = st.copied.find(run.shard_id);
+      run.present.clear();
+      if (found != st.copied.end()) run.present = found->second.last;
       absl::Status s;
-      if (found != st.copied.end()) {
-        run.present = found->second.last;
+      if (run.restart) {
+        s = run.cursor->Start(
+            source,
+            StartingPosition{ShardIteratorType::kAtSequenceNumber, run.restart->ToString(), {}},
+            false);
+      } else if (found != st.copied.end()) {
         s = run.cursor->Start(
             source,
             StartingPosition{
@@ -277,6 +311,7 @@ size_t Mirror::CopyBatches() {
         st.status = s;
         continue;
       }
+      run.restart.reset();
     }
     if (absl::Status s = run.cursor->Read(source, run.result, options_.max_batch_records);
         !s.ok()) {
@@ -295,10 +330,24 @@ size_t Mirror::CopyBatches() {
       h = std::clamp(h, run.range.starting_hash_key, run.range.ending_hash_key);
       const int32_t p = core.layout().ShardIndex(h);
       auto present = run.present.find(p);
-      if (present != run.present.end() && r.sequence_number <= present->second) {
+      if (present != run.present.end() && r.sequence_number <= present->second &&
+          (r.sequence_number == present->second || !run.failed.contains(r.sequence_number))) {
+        run.failed.erase(r.sequence_number);
         st.skipped_records.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
+      // Checked before the send: sent, it would fail after later records reached the topic.
+      if (const uint64_t size = r.partition_key.size() + r.data.size(); size > max_record_bytes) {
+        run.blocked = InvalidArgumentError(fmt::format(
+            "Record {} of shard {} in stream {} is {} bytes (partition key + data); stream {} "
+            "takes at most {} bytes (MaxRecordSizeBytes). The mirror copies nothing of the "
+            "shard from this record on.",
+            r.sequence_number.ToString(), run.shard_id, source.name(), size, core.topic(),
+            max_record_bytes));
+        st.status = run.blocked;
+        break;
+      }
+      st.sent.push_back(Sent{&run, r.sequence_number});
       std::array<char, SequenceNumber::kDigits>& seq = st.numbers.emplace_back();
       r.sequence_number.FormatTo(seq.data());
       std::array<char, SequenceNumber::kDigits>& batch = st.numbers.emplace_back();
@@ -320,21 +369,31 @@ size_t Mirror::CopyBatches() {
     detail::PutBatch batch(st.out.size());
     for (std::size_t i = 0; i < st.out.size(); ++i) core.Send(batch, i, st.out[i]);
     core.Wait(batch);
-    for (const detail::PutSlot& slot : batch.slots) {
-      absl::Status s = core.SlotStatus(slot);
+    for (std::size_t i = 0; i < st.out.size(); ++i) {
+      const absl::Status s = core.SlotStatus(batch.slots[i]);
+      ShardRun& run = *st.sent[i].run;
+      const SequenceNumber& number = st.sent[i].number;
       if (s.ok()) {
         ++acknowledged;
-      } else if (failure.ok()) {
-        failure = s;
+        run.failed.erase(number);
+        continue;
       }
+      run.failed.insert(number);
+      if (!run.restart || number < *run.restart) run.restart = number;
+      if (failure.ok()) failure = s;
     }
     st.copied_records.fetch_add(acknowledged, std::memory_order_relaxed);
   }
   if (!failure.ok()) {
-    // What reached the topic is found again by the resume at the next Poll().
+    // A failed send may still have reached the topic (a timeout): the resume at the next
+    // Poll() looks, then the shards with a failed record read again from the first one.
+    for (auto& run : st.runs) {
+      if (!run->restart) continue;
+      run->cursor.reset();
+      run->blocked = absl::OkStatus();  // met again when read again
+    }
     st.status = failure;
     st.resumed = false;
-    return acknowledged;
   }
   // Shards read to their end release their children (after their records are in Kafka).
   for (std::size_t i = st.runs.size(); i-- > 0;) {

@@ -37,6 +37,10 @@ const StreamOptions& Stream::options() const { return core_->options(); }
 uint64_t Stream::stream_tag() const { return core_->tag(); }
 int Stream::shard_count() const { return core_->partitions(); }
 
+void Stream::TEST_FailProducer(int kafka_error) {
+  core_->TEST_FailProducer(static_cast<rd_kafka_resp_err_t>(kafka_error));
+}
+
 // ---- Puts ----
 
 absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest& request) {
@@ -194,6 +198,14 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
                                                                       : marks->second);
     }
     case ShardIteratorType::kAtTimestamp: {
+      // As the service and riffle::Stream refuse it, in their words (src/stream/stream.cc).
+      const int64_t now_ms = core.clock().NowMillis();
+      if (absl::ToUnixMillis(*request.timestamp) > now_ms) {
+        return InvalidArgumentError(fmt::format(
+            "The timestampInMillis parameter cannot be greater than the "
+            "currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {}",
+            absl::ToUnixMillis(*request.timestamp), now_ms));
+      }
       auto offset = core.OffsetForTime(partition, absl::ToUnixMillis(*request.timestamp));
       if (!offset.ok()) return offset.status();
       if (*offset >= 0) return iterator(*offset);
