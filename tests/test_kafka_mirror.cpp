@@ -291,6 +291,19 @@ TEST_CASE("The mirror refuses a destination that routes differently", "[kafka]")
   CHECK(riffle::IsInvalidArgumentException(mirror.status()));
   auto ok = kafka::Mirror::Create({.source = nullptr, .destination = destination.get()});
   CHECK(riffle::IsInvalidArgumentException(ok.status()));
+  // Intervals are added to clock times: an infinite one is refused, not overflowed.
+  REQUIRE(cluster->CreateTopic("md5", 2).ok());
+  auto same = *kafka::Stream::Create(Options(*cluster, "md5"));
+  REQUIRE(kafka::Mirror::Create({.source = source.get(), .destination = same.get()}).ok());
+  for (auto interval : {absl::InfiniteDuration(), absl::Hours(24 * 366), -absl::Seconds(1)}) {
+    auto idle = kafka::Mirror::Create(
+        {.source = source.get(), .destination = same.get(), .idle_sleep = interval});
+    CHECK(riffle::ErrorMessage(idle.status()) ==
+          "ShardRefreshInterval and IdleSleep must be between 0 and 365 days.");
+    auto refresh = kafka::Mirror::Create(
+        {.source = source.get(), .destination = same.get(), .shard_refresh_interval = interval});
+    CHECK(riffle::IsInvalidArgumentException(refresh.status()));
+  }
 }
 
 TEST_CASE("a DeliveryStream's stream source reads a Kafka-backed stream unchanged", "[kafka]") {

@@ -332,10 +332,11 @@ struct MirrorOptions {
   ShardIteratorType initial_position = ShardIteratorType::kTrimHorizon;
   // Records read from each shard per Poll(), 1..10,000. Default 1,000.
   int max_batch_records = 1000;
-  // How often Poll() lists the source's shards again (the source's clock). Default 1 s.
+  // How often Poll() lists the source's shards again (the source's clock), 0..365 days.
+  // Default 1 s.
   absl::Duration shard_refresh_interval = absl::Seconds(1);
-  // Start(): how long the thread sleeps (real time) after a Poll() that copied nothing.
-  // Default 1 ms.
+  // Start(): how long the thread sleeps (real time) after a Poll() that copied nothing,
+  // 0..365 days (a day at most is slept at once). Default 1 ms.
   absl::Duration idle_sleep = absl::Milliseconds(1);
   // Records per partition the resume reads back, at most, looking for what was copied.
   // A shard not found within it is copied again from its start (duplicates, never a gap).

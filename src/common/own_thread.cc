@@ -1,5 +1,7 @@
 #include "common/own_thread.h"
 
+#include <algorithm>
+
 #include "fmt/format.h"
 #include "riffle/status.h"
 
@@ -12,6 +14,9 @@ absl::Status OwnThread::Start(const std::string& what, std::function<size_t()> s
         fmt::format("{} was already {}.", what, started_ ? "started" : "stopped"));
   }
   started_ = true;
+  // A day at most between steps when idle: the wait adds it to the steady clock's time,
+  // which an absl::InfiniteDuration() (a caller's "never") would overflow.
+  idle = std::clamp(idle, absl::ZeroDuration(), absl::Hours(24));
   thread_ = std::thread([this, step = std::move(step), idle] {
     while (!stop_.load(std::memory_order_acquire)) {
       if (step() > 0) continue;

@@ -128,9 +128,13 @@ absl::StatusOr<std::unique_ptr<Mirror>> Mirror::Create(MirrorOptions options) {
   if (options.resume_scan_limit < 1) {
     return InvalidArgumentError("ResumeScanLimit must be at least 1.");
   }
+  // The intervals are added to clock times: a year is beyond any use and cannot overflow.
+  constexpr absl::Duration kMaxInterval = absl::Hours(24 * 365);
   if (options.shard_refresh_interval < absl::ZeroDuration() ||
-      options.idle_sleep < absl::ZeroDuration()) {
-    return InvalidArgumentError("ShardRefreshInterval and IdleSleep must not be negative.");
+      options.idle_sleep < absl::ZeroDuration() || options.shard_refresh_interval > kMaxInterval ||
+      options.idle_sleep > kMaxInterval) {
+    return InvalidArgumentError(
+        "ShardRefreshInterval and IdleSleep must be between 0 and 365 days.");
   }
   return std::unique_ptr<Mirror>(new Mirror(std::move(options)));
 }
