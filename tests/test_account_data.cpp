@@ -192,6 +192,16 @@ TEST_CASE("request members are checked as the service checks them", "[account][v
        "Member must satisfy regular expression pattern: "
        "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/"
        "[a-zA-Z0-9_.-]+:[0-9]+"},
+      // The pattern's names: [a-zA-Z0-9_.-]+ for the stream and the consumer.
+      {kinesis
+           .DescribeStreamConsumer(
+               {.consumer_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s$/consumer/c:1"})
+           .status(),
+       "1 validation error detected: Value "
+       "'arn:aws:kinesis:us-east-1:000000000000:stream/s$/consumer/c:1' at 'consumerARN' failed "
+       "to satisfy constraint: Member must satisfy regular expression pattern: "
+       "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/"
+       "[a-zA-Z0-9_.-]+:[0-9]+"},
   };
   for (const Case& c : cases) {
     INFO(c.message);

@@ -191,19 +191,73 @@ TEST_CASE("enhanced fan-out pushes at most 2 MiB/s per consumer and shard", "[li
       },
       options);
   REQUIRE(sub.ok());
-  // At one instant: the 2 MiB of burst, then one event more (paid back afterwards).
+  // At one instant: the 2 MiB of burst.
   while ((*sub)->Poll() == 1) {
   }
-  CHECK(bytes == uint64_t{3} << 20);
+  CHECK(bytes == uint64_t{2} << 20);
   // Then 2 MiB per second of clock time.
   clock.Advance(absl::Seconds(1));
   while ((*sub)->Poll() == 1) {
   }
-  CHECK(bytes == uint64_t{5} << 20);
+  CHECK(bytes == uint64_t{4} << 20);
   clock.Advance(absl::Milliseconds(500));
   while ((*sub)->Poll() == 1) {
   }
-  CHECK(bytes == uint64_t{6} << 20);
+  CHECK(bytes == uint64_t{5} << 20);
+
+  // The budget is the consumer's on the shard: a subscription that replaces this one, at
+  // the same instant, goes on from what it spent.
+  clock.Advance(absl::Milliseconds(4500));  // 5 s since the subscription: 2 MiB again
+  while ((*sub)->Poll() == 1) {
+  }
+  CHECK(bytes == uint64_t{7} << 20);
+  uint64_t taken_over = 0;
+  auto next = kinesis.SubscribeToShard(
+      {.consumer_arn = c->consumer.consumer_arn,
+       .shard_id = "shardId-000000000000",
+       .starting_position = {riffle::ShardIteratorType::kTrimHorizon}},
+      [&](const riffle::SubscribeToShardEvent& e) {
+        for (const auto& r : e.records) taken_over += r.partition_key.size() + r.data.size();
+      },
+      options);
+  REQUIRE(next.ok());
+  CHECK((*next)->Poll() == 0);
+  CHECK(taken_over == 0);
+  clock.Advance(absl::Seconds(1));
+  while ((*next)->Poll() == 1) {
+  }
+  CHECK(taken_over == uint64_t{2} << 20);
+}
+
+TEST_CASE("SubscribeToShard: one call per second per consumer and shard, failed calls too",
+          "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 2);
+  auto c =
+      kinesis.RegisterStreamConsumer({.stream_arn = account->StreamArn("s"), .consumer_name = "c"});
+  REQUIRE(c.ok());
+  auto subscribe = [&](std::string shard, riffle::ShardIteratorType type, std::string seq = {}) {
+    return kinesis.SubscribeToShard({.consumer_arn = c->consumer.consumer_arn,
+                                     .shard_id = std::move(shard),
+                                     .starting_position = {type, std::move(seq)}},
+                                    [](const riffle::SubscribeToShardEvent&) {});
+  };
+  // A refused starting position counts as a call.
+  CHECK(riffle::IsInvalidArgumentException(
+      subscribe("shardId-000000000000", riffle::ShardIteratorType::kAtSequenceNumber, "7")
+          .status()));
+  CHECK(ErrorOf(subscribe("shardId-000000000000", riffle::ShardIteratorType::kLatest)) ==
+        Error{riffle::kLimitExceededException,
+              fmt::format("Rate exceeded for consumer {} and shard shardId-000000000000 in stream "
+                          "s under account 000000000000: at most one SubscribeToShard call per "
+                          "second.",
+                          c->consumer.consumer_arn)});
+  // Another shard has its own rate.
+  CHECK(subscribe("shardId-000000000001", riffle::ShardIteratorType::kLatest).ok());
+  clock.Advance(absl::Seconds(1));
+  CHECK(subscribe("shardId-000000000000", riffle::ShardIteratorType::kLatest).ok());
 }
 
 TEST_CASE("control-plane calls are rate limited with LimitExceededException", "[limits]") {
@@ -358,4 +412,87 @@ TEST_CASE("quotas hold with or without the switch", "[limits]") {
               "at once."});
   clock.Advance(absl::Seconds(29));
   CHECK(limited->kinesis().CreateStream({.stream_name = "s5", .shard_count = 1}).ok());
+}
+
+TEST_CASE("emulated durations are 0 to 365 days; the longest ends on time", "[limits][errors]") {
+  // An infinite duration passed (only negatives were refused) and overflowed the deadline
+  // of CreateStream, DeleteStream or UpdateShardCount.
+  ManualClock clock;
+  auto refused = [&](riffle::AccountOptions o) {
+    o.clock = &clock;
+    return ErrorOf(riffle::Account::Create(std::move(o)));
+  };
+  CHECK(refused({.create_duration = absl::InfiniteDuration()}) ==
+        Error{riffle::kInvalidArgumentException,
+              "CreateDuration is inf; it must be between 0 and 365 days."});
+  CHECK(refused({.delete_duration = absl::Hours(24 * 365) + absl::Seconds(1)}) ==
+        Error{riffle::kInvalidArgumentException,
+              "DeleteDuration is 8760h1s; it must be between 0 and 365 days."});
+  CHECK(refused({.update_duration = -absl::Seconds(1)}) ==
+        Error{riffle::kInvalidArgumentException,
+              "UpdateDuration is -1s; it must be between 0 and 365 days."});
+
+  constexpr absl::Duration kYear = absl::Hours(24 * 365);
+  auto account = MakeAccount(
+      clock, false, {.create_duration = kYear, .delete_duration = kYear, .update_duration = kYear});
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  auto status = [&] {
+    return kinesis.DescribeStreamSummary({.stream_name = "s"})
+        ->stream_description_summary.stream_status;
+  };
+  CHECK(status() == riffle::StreamStatus::kCreating);
+  clock.Advance(kYear);
+  CHECK(status() == riffle::StreamStatus::kActive);
+  REQUIRE(kinesis.UpdateShardCount({.stream_name = "s", .target_shard_count = 2}).ok());
+  CHECK(status() == riffle::StreamStatus::kUpdating);
+  clock.Advance(kYear);
+  CHECK(status() == riffle::StreamStatus::kActive);
+  REQUIRE(kinesis.DeleteStream({.stream_name = "s"}).ok());
+  CHECK(status() == riffle::StreamStatus::kDeleting);
+  clock.Advance(kYear);
+  CHECK(riffle::IsResourceNotFoundException(
+      kinesis.DescribeStreamSummary({.stream_name = "s"}).status()));
+}
+
+TEST_CASE("enum members outside their value set are ValidationException, named",
+          "[limits][errors]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  auto enum_error = [](std::string_view value, std::string_view member, std::string_view set) {
+    return Error{riffle::kValidationException,
+                 fmt::format("1 validation error detected: Value '{}' at '{}' failed to satisfy "
+                             "constraint: Member must satisfy enum value set: {}",
+                             value, member, set)};
+  };
+  // CreateStream read an unknown mode as neither mode ("Value '0' at 'shardCount'", or an
+  // empty ShardCount dereferenced).
+  const riffle::StreamModeDetails bad_mode{static_cast<riffle::StreamMode>(7)};
+  CHECK(ErrorOf(kinesis.CreateStream({.stream_name = "m", .stream_mode_details = bad_mode})) ==
+        enum_error("7", "streamModeDetails.streamMode", "[PROVISIONED, ON_DEMAND]"));
+  CHECK(ErrorOf(kinesis.UpdateStreamMode(
+            {.stream_arn = account->StreamArn("s"), .stream_mode_details = bad_mode})) ==
+        enum_error("7", "streamModeDetails.streamMode", "[PROVISIONED, ON_DEMAND]"));
+  // Member constraints come before the stream is looked up, as on the service.
+  CHECK(ErrorOf(kinesis.UpdateShardCount({.stream_name = "nope",
+                                          .target_shard_count = 1,
+                                          .scaling_type = static_cast<riffle::ScalingType>(9)})) ==
+        enum_error("9", "scalingType", "[UNIFORM_SCALING]"));
+  CHECK(ErrorOf(kinesis.ListShards(
+            {.stream_name = "nope",
+             .shard_filter = riffle::ShardFilter{static_cast<riffle::ShardFilterType>(99)}})) ==
+        enum_error("99", "shardFilter.type",
+                   "[AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, "
+                   "FROM_TIMESTAMP]"));
+  CHECK(ErrorOf(kinesis.GetShardIterator(
+            {.stream_name = "nope",
+             .shard_id = "shardId-000000000000",
+             .shard_iterator_type = static_cast<riffle::ShardIteratorType>(42)})) ==
+        enum_error("42", "shardIteratorType",
+                   "[AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, "
+                   "AT_TIMESTAMP]"));
+  CHECK(kinesis.DescribeStreamSummary({.stream_name = "m"}).status().code() ==
+        absl::StatusCode::kNotFound);
 }

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <thread>
 
 #include "riffle/clock.h"
@@ -12,6 +13,21 @@ TEST_CASE("ManualClock moves only when told", "[clock]") {
   CHECK(clock.NowMillis() == 5000);
   CHECK(clock.IsManual());
   CHECK_FALSE(riffle::SystemClock::Default().IsManual());
+}
+
+TEST_CASE("ManualClock::Advance saturates at its last instant; AddMillis saturates", "[clock]") {
+  // Advance added nanoseconds with wrap-around: an infinite step sent the clock to 1677.
+  riffle::ManualClock clock;
+  clock.Advance(absl::InfiniteDuration());
+  CHECK(clock.Now() == absl::FromUnixNanos(INT64_MAX));
+  clock.Advance(absl::Hours(1));
+  CHECK(clock.NowMillis() == INT64_MAX / 1'000'000);
+  using riffle::detail::AddMillis;
+  CHECK(AddMillis(1000, absl::Milliseconds(250)) == 1250);
+  CHECK(AddMillis(1000, absl::InfiniteDuration()) == INT64_MAX);
+  CHECK(AddMillis(INT64_MAX, absl::Hours(1)) == INT64_MAX);
+  CHECK(AddMillis(1000, -absl::InfiniteDuration()) == INT64_MIN);
+  CHECK(AddMillis(INT64_MIN, -absl::Hours(1)) == INT64_MIN);
 }
 
 TEST_CASE("ManualClock listeners run on every move until unsubscribed", "[clock]") {

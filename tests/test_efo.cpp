@@ -136,6 +136,29 @@ TEST_CASE("a lossless consumer needs the kRejectPut overflow policy", "[efo][err
   CHECK(ErrorMessage(r.status()).find("OverflowPolicy kRejectPut") != std::string::npos);
 }
 
+TEST_CASE("subscription options: a wait strategy out of range is refused, any lifetime works",
+          "[efo][errors]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  Transcript t;
+  auto bad = stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest),
+                                      t.Handler(), {.wait = static_cast<riffle::WaitStrategy>(9)});
+  CHECK(ErrorName(bad.status()) == "InvalidArgumentException");
+  CHECK(ErrorMessage(bad.status()) ==
+        "Wait is 9; it must be WaitStrategy::kBusySpin, WaitStrategy::kYield or "
+        "WaitStrategy::kBlock.");
+  // A lifetime past the clock's range never ends (it does not wrap into the past).
+  auto longest = stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest),
+                                          t.Handler(), {.lifetime = absl::Hours(int64_t{1} << 45)});
+  REQUIRE(longest.ok());
+  REQUIRE(stream->PutRecord("k", "a").ok());
+  clock.Advance(absl::Hours(1));
+  CHECK((*longest)->Poll() == 1);
+  CHECK(t.data == std::vector<std::string>{"a"});
+  CHECK(t.end == SubscriptionEnd::kNone);
+}
+
 TEST_CASE("host-driven subscriptions deliver the same events on every run", "[efo]") {
   auto run = [] {
     ManualClock clock;

@@ -301,4 +301,42 @@ TEST_CASE("FifoQueue::Create validates its options by name", "[fifo]") {
   CHECK_THAT(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq.get(), 1001}}),
              HasName(riffle::kInvalidAttributeValue));
   CHECK(create({.name = "q.fifo", .redrive_policy = riffle::RedrivePolicy{dlq.get(), 1000}}).ok());
+  // A scope outside the enum was read as kQueue.
+  auto scope =
+      create({.name = "q.fifo", .deduplication_scope = static_cast<riffle::DeduplicationScope>(5)});
+  CHECK_THAT(scope, HasName(riffle::kInvalidAttributeValue));
+  CHECK(ErrorMessage(scope) ==
+        "DeduplicationScope is 5; it must be DeduplicationScope::kQueue or "
+        "DeduplicationScope::kMessageGroup.");
+}
+
+TEST_CASE("FifoQueue on a clock at the far future or past keeps its rules", "[fifo]") {
+  // The 5-minute deduplication window (and every deadline) was added to the clock's
+  // nanoseconds: ManualClock at InfiniteFuture overflowed int64 at the first send.
+  ManualClock clock;
+  auto q = MakeQueue(&clock, {.visibility_timeout_seconds = 43'200,
+                              .message_retention_period_seconds = 1'209'600});
+  clock.Set(absl::InfiniteFuture());
+  const riffle::SendMessageResult first = Send(*q, "g", "a", "1");
+  CHECK(Send(*q, "g", "a", "1").message_id == first.message_id);  // deduplicated
+  auto received = q->ReceiveMessage({.receive_request_attempt_id = "attempt"});
+  REQUIRE(received.ok());
+  REQUIRE(Bodies(received->messages) == Strings{"a"});
+  // The queue's time stops 30 days before the clock's last instant (about 2262).
+  CHECK(received->messages[0].sent_timestamp ==
+        absl::ToUnixMillis(absl::FromUnixNanos(INT64_MAX)) - int64_t{30} * 86'400'000);
+  CHECK(Receive(*q).empty());  // in flight for 12 hours
+  const std::string handle = received->messages[0].receipt_handle;
+  CHECK(q->ChangeMessageVisibility(handle, 43'200).ok());
+  CHECK(q->DeleteMessage(handle).ok());
+  // A clock set back does not move the queue's time back.
+  clock.Set(absl::InfinitePast());
+  Send(*q, "g", "b", "2");
+  CHECK(Bodies(Receive(*q)) == Strings{"b"});
+  // From the far past, a new queue starts at the epoch.
+  auto past = MakeQueue(&clock, {.name = "past.fifo", .delay_seconds = 900});
+  Send(*past, "g", "c", "3");
+  CHECK(Receive(*past).empty());
+  clock.Set(absl::FromUnixSeconds(900));
+  CHECK(Bodies(Receive(*past)) == Strings{"c"});
 }

@@ -483,6 +483,43 @@ TEST_CASE("the Aggregator validates user records and its options", "[kpl]") {
   CHECK(out.size() == 2);
 }
 
+TEST_CASE("FlushOlderThan: an infinite age closes nothing, a negatively infinite one all",
+          "[kpl]") {
+  // The cutoff was NowMillis() - age in int64: an infinite age, or a clock at the far past,
+  // overflowed.
+  ManualClock clock;
+  auto aggregator = MakeAggregator({.clock = &clock}, OneShardMap());
+  std::vector<Aggregate> out;
+  REQUIRE(aggregator->Add({"k1", "a", ""}, out).ok());
+  clock.Advance(absl::Milliseconds(100));
+  REQUIRE(aggregator->Add({"k2", "b", ""}, out).ok());
+  aggregator->FlushOlderThan(absl::Milliseconds(101), out);
+  CHECK(out.empty());
+  aggregator->FlushOlderThan(absl::InfiniteDuration(), out);
+  CHECK(out.empty());
+  aggregator->FlushOlderThan(-absl::InfiniteDuration(), out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].user_records == 2);
+  CHECK(aggregator->buffered_records() == 0);
+
+  // A Producer that never closes an aggregate for age, on a clock at the far past.
+  const absl::Time start = clock.Now();
+  auto stream = MakeStream(&clock, 1);
+  auto producer = riffle::kpl::Producer::Create(
+      {.stream = stream.get(), .max_buffered_time = absl::InfiniteDuration()});
+  REQUIRE(producer.ok());
+  riffle::kpl::Producer& p = **producer;
+  REQUIRE(p.Add({"k", "d", ""}).ok());
+  clock.Set(absl::InfinitePast());
+  CHECK(p.Poll() == 0);
+  clock.Set(start + absl::Hours(1000));
+  CHECK(p.Poll() == 0);
+  CHECK(p.pending_user_records() == 1);
+  p.Flush();
+  CHECK(p.Poll() == 1);
+  CHECK(p.last_error().ok());
+}
+
 TEST_CASE("an aggregate with its partition key fits the record limit", "[kpl]") {
   // The aggregate is put as a record of partition key "a" and its data: with a record
   // limit at or under the aggregate size, the limit decides where an aggregate closes.

@@ -276,6 +276,24 @@ TEST_CASE("status goes UPDATING for the emulated duration; a second reshard wait
   CHECK(s->MergeShards(kS3, kS1).ok());
 }
 
+TEST_CASE("the longest reshard_duration, 365 days, ends on time", "[reshard]") {
+  // Durations past it are refused at Create (test_stream_errors.cpp): an infinite one
+  // overflowed the UPDATING deadline here.
+  ManualClock clock(absl::FromUnixSeconds(1'700'000'000));
+  auto s = MakeStream(clock, 2, absl::Hours(24 * 365));
+  REQUIRE(s->SplitShard(kS0, kMid).ok());
+  clock.Advance(absl::Hours(24 * 365) - absl::Milliseconds(1));
+  CHECK(s->DescribeStreamSummary().stream_status == riffle::StreamStatus::kUpdating);
+  CHECK(ErrorName(s->MergeShards(kS3, kS1)) == "ResourceInUseException");
+  clock.Advance(absl::Milliseconds(1));
+  CHECK(s->DescribeStreamSummary().stream_status == riffle::StreamStatus::kActive);
+  CHECK(s->MergeShards(kS3, kS1).ok());
+  // From the ManualClock's last instant (about 2262) the deadline stays in range too.
+  clock.Set(absl::InfiniteFuture());
+  REQUIRE(s->UpdateShardCount(4).ok());
+  CHECK(s->DescribeStreamSummary().stream_status == riffle::StreamStatus::kUpdating);
+}
+
 TEST_CASE("UpdateShardCount reaches the uniform layout through splits and merges", "[reshard]") {
   // Total shard counts after the call, as the service reports them for these cases.
   struct Case {
@@ -325,6 +343,13 @@ TEST_CASE("UpdateShardCount from an uneven layout, and its bounds", "[reshard][e
         "UpdateShardCount cannot scale down below half your current open shard count. Current "
         "open shard count: 7, Target shard count: 3");
   CHECK(ErrorName(s->UpdateShardCount(0).status()) == "ValidationException");
+  // A ScalingType outside the enum was ignored.
+  auto scaling = s->UpdateShardCount(4, static_cast<riffle::ScalingType>(9));
+  CHECK(ErrorName(scaling.status()) == "ValidationException");
+  CHECK(ErrorMessage(scaling.status()) ==
+        "1 validation error detected: Value '9' at 'scalingType' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [UNIFORM_SCALING]");
+  CHECK(s->DescribeStreamSummary().open_shard_count == 7);
   REQUIRE(s->UpdateShardCount(4).ok());
   CHECK(s->DescribeStreamSummary().open_shard_count == 4);
 }
@@ -356,6 +381,13 @@ TEST_CASE("ListShards filters follow the service across reshards and expiry", "[
         V{kS1, kS2, kS3, kS4});
   CHECK(ErrorName(s->ListShards({ShardFilterType::kAtTimestamp, {}, {}}).status()) ==
         "InvalidArgumentException");
+  // A filter type outside the enum listed as if there were no filter.
+  auto bad = s->ListShards({static_cast<ShardFilterType>(99), {}, {}});
+  CHECK(ErrorName(bad.status()) == "ValidationException");
+  CHECK(ErrorMessage(bad.status()) ==
+        "1 validation error detected: Value '99' at 'shardFilter.type' failed to satisfy "
+        "constraint: Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, "
+        "FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]");
 
   // A closed shard expires one retention period after it closed.
   clock.Set(t1 + absl::Hours(24));

@@ -78,6 +78,58 @@ TEST_CASE("Create validates every option", "[stream][errors]") {
   CHECK(riffle::Stream::Create(o).ok());
 }
 
+TEST_CASE("Create refuses enum options outside their enumerators and an endless reshard",
+          "[stream][errors]") {
+  auto o = Valid();
+  o.routing = static_cast<riffle::RoutingMode>(7);
+  CHECK(CreateError(o) == "Routing is 7; it must be RoutingMode::kMd5 or RoutingMode::kXxh3.");
+  o = Valid();
+  o.overflow_policy = static_cast<riffle::OverflowPolicy>(7);
+  CHECK(CreateError(o) ==
+        "OverflowPolicy is 7; it must be OverflowPolicy::kTrimOldest or "
+        "OverflowPolicy::kRejectPut.");
+  // An infinite reshard_duration passed (only negatives were refused) and overflowed the
+  // UPDATING deadline at the first reshard.
+  o = Valid();
+  o.reshard_duration = absl::InfiniteDuration();
+  CHECK(CreateError(o) == "ReshardDuration is inf; it must be between 0 and 365 days.");
+  o.reshard_duration = absl::Hours(24 * 365) + absl::Milliseconds(1);
+  CHECK(CreateError(o) == "ReshardDuration is 8760h0.001s; it must be between 0 and 365 days.");
+  o.reshard_duration = -absl::Seconds(1);
+  CHECK(CreateError(o) == "ReshardDuration is -1s; it must be between 0 and 365 days.");
+  o.reshard_duration = absl::Hours(24 * 365);
+  CHECK(riffle::Stream::Create(o).ok());
+}
+
+TEST_CASE("a write limit too large for the token arithmetic is unlimited, not exhausted",
+          "[stream][errors]") {
+  // bytes_per_second * 1000 wrapped to 0: every put was throttled for ever.
+  riffle::ManualClock clock;
+  auto o = Valid(&clock);
+  o.write_limit = riffle::StreamOptions::WriteLimit{uint64_t{1} << 63, 1000};
+  auto s = *riffle::Stream::Create(o);
+  for (int i = 0; i < 3; ++i) CHECK(s->PutRecord("k", "d").ok());
+  o.write_limit = riffle::StreamOptions::WriteLimit{UINT64_MAX, INT32_MAX};
+  o.read_budget = riffle::StreamOptions::ReadBudget{INT32_MAX, UINT64_MAX};
+  s = *riffle::Stream::Create(o);
+  const std::string big(60 << 10, 'x');
+  for (int i = 0; i < 10; ++i) REQUIRE(s->PutRecord("k", big).ok());
+  auto it = *s->GetShardIterator({"shardId-000000000000", riffle::ShardIteratorType::kTrimHorizon});
+  for (int i = 0; i < 3; ++i) {
+    auto r = s->GetRecords(it);
+    REQUIRE(r.ok());
+    CHECK(r->records.size() == 10);
+  }
+  // The other limit still counts: 2 records a second, refilled by the clock.
+  o.write_limit = riffle::StreamOptions::WriteLimit{uint64_t{1} << 63, 2};
+  s = *riffle::Stream::Create(o);
+  CHECK(s->PutRecord("k", "d").ok());
+  CHECK(s->PutRecord("k", "d").ok());
+  CHECK(riffle::IsProvisionedThroughputExceededException(s->PutRecord("k", "d").status()));
+  clock.Advance(absl::Seconds(1));
+  CHECK(s->PutRecord("k", "d").ok());
+}
+
 TEST_CASE("PutRecord rejects bad records by name and keeps what was accepted", "[stream][errors]") {
   auto s = *riffle::Stream::Create(Valid());
   REQUIRE(s->PutRecord("k", "kept").ok());
@@ -244,6 +296,15 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
                        std::string("Could not find shard nonsense in stream s under account "
                                    "000000000000.")));
   CHECK(error({"", T::kLatest, {}, {}}).first == "ValidationException");
+  // A type outside the enum was read as AT_/AFTER_SEQUENCE_NUMBER ("StartingSequenceNumber
+  // used in GetShardIterator ... is invalid").
+  CHECK(error({"shardId-000000000000", static_cast<T>(42), {}, {}}) ==
+        std::make_pair(std::string("ValidationException"),
+                       std::string("1 validation error detected: Value '42' at "
+                                   "'shardIteratorType' failed to satisfy constraint: Member "
+                                   "must satisfy enum value set: [AT_SEQUENCE_NUMBER, "
+                                   "AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, "
+                                   "AT_TIMESTAMP]")));
   CHECK(error({"shardId-000000000000", T::kAtSequenceNumber, "12x", {}}).second ==
         "1 validation error detected: Value '12x' at 'startingSequenceNumber' failed to satisfy "
         "constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})");

@@ -65,7 +65,7 @@ struct AccountOptions {
   // Emulated durations on the clock: a new stream is CREATING (reads and writes fail with
   // ResourceNotFoundException, as on the service), a deleted one DELETING (reads and writes
   // still work), a resharded, re-encrypted or mode-switched one UPDATING (no second change).
-  // Default zero: the change is done when the call returns.
+  // Each 0 .. 365 days; default zero: the change is done when the call returns.
   absl::Duration create_duration = absl::ZeroDuration();
   absl::Duration delete_duration = absl::ZeroDuration();
   absl::Duration update_duration = absl::ZeroDuration();

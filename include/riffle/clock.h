@@ -59,6 +59,13 @@ class TscWallClock {
   static std::atomic<uint64_t> rebase_ticks_;
 };
 
+// `ms` (Unix milliseconds) plus `d`, floored to the millisecond and saturating at
+// INT64_MIN/INT64_MAX: a deadline from a user's duration (InfiniteDuration included) or a
+// clock set to the far past or future must not overflow.
+inline int64_t AddMillis(int64_t ms, absl::Duration d) {
+  return absl::ToUnixMillis(absl::FromUnixMillis(ms) + d);
+}
+
 }  // namespace detail
 
 // Unregisters a time-change listener when destroyed. Move-only; empty for real clocks.
@@ -136,9 +143,13 @@ class ManualClock final : public Clock {
   int64_t NowMillis() const override { return nanos_.load(std::memory_order_acquire) / 1'000'000; }
   bool IsManual() const override { return true; }
 
-  // REQUIRES: d >= 0 (time never runs backwards under Advance).
+  // REQUIRES: d >= 0 (time never runs backwards under Advance). Saturates at the end of
+  // the representable range (Now() is then the same as after Set(absl::InfiniteFuture())).
   void Advance(absl::Duration d) {
-    nanos_.fetch_add(absl::ToInt64Nanoseconds(d), std::memory_order_acq_rel);
+    int64_t old = nanos_.load(std::memory_order_relaxed);
+    while (!nanos_.compare_exchange_weak(old, absl::ToUnixNanos(absl::FromUnixNanos(old) + d),
+                                         std::memory_order_acq_rel)) {
+    }
     NotifyListeners();
   }
   void Set(absl::Time t) {

@@ -108,7 +108,7 @@ struct StreamOptions {
   Clock* clock = nullptr;
   // Emulated duration of a reshard on `clock`: a reshard takes effect at once, then the
   // stream stays UPDATING (and refuses another reshard) until the clock passes this much
-  // time. Default zero: back to ACTIVE as soon as the call returns.
+  // time. 0 .. 365 days; default zero: back to ACTIVE as soon as the call returns.
   absl::Duration reshard_duration = absl::ZeroDuration();
 
   // ---- Consumers (subscription.h, consumer.h) ----

@@ -83,8 +83,10 @@ struct SubscriptionOptions {
   // Most records per event, 1..10,000. Default 10,000.
   int max_records_per_event = 10000;
   // The service pushes at most 2 MiB/s of a shard to each consumer. With this set, events
-  // are paced to it on the stream's clock (keys and data counted; a large event delays the
-  // next one). Off (nullopt) by default; an Account with its limits on sets 2 MiB.
+  // are paced to it on the stream's clock (keys and data counted): an event holds what the
+  // budget has (at least one record), and the budget belongs to the consumer and shard, so a
+  // subscription that replaces another, or resubscribes, goes on from what that one spent.
+  // Off (nullopt) by default; an Account with its limits on sets 2 MiB.
   std::optional<uint64_t> max_bytes_per_second{};
 };
 
@@ -92,6 +94,7 @@ namespace detail {
 struct StreamCore;
 struct ShardState;
 struct ConsumerRecord;
+struct PushBudget;
 // What Stream::SubscribeToShard hands a new subscription.
 struct SubscriptionInit {
   std::shared_ptr<StreamCore> core;
@@ -100,6 +103,7 @@ struct SubscriptionInit {
   ShardIterator start;
   std::atomic<uint64_t>* gate = nullptr;  // lossless consumers only
   std::shared_ptr<std::atomic<bool>> revoked;
+  std::shared_ptr<PushBudget> push;  // options.max_bytes_per_second set only
 };
 }  // namespace detail
 
@@ -148,8 +152,6 @@ class Subscription {
   std::atomic<bool> done_{false};
   std::atomic<SubscriptionEnd> end_{SubscriptionEnd::kNone};
   std::atomic<uint64_t> wakeups_{0};
-  // The push budget (options_.max_bytes_per_second); the poller's thread only.
-  detail::TokenBucket push_budget_;
   int64_t throttled_until_ms_ = INT64_MIN;
   bool started_ = false;
   ClockSubscription clock_wake_;

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <random>
+#include <string_view>
 #include <thread>
+#include <utility>
 
 #include "account/account_core.h"
 #include "fmt/format.h"
@@ -91,6 +93,9 @@ std::string InjectedMessage(std::string_view error, std::string_view operation,
 
 namespace {
 
+// The longest CREATING, DELETING or UPDATING state an account emulates.
+constexpr absl::Duration kMaxStateDuration = absl::Hours(24 * 365);
+
 bool IsValidRegion(std::string_view region) {
   return !region.empty() && region.size() <= 64 &&
          std::all_of(region.begin(), region.end(), [](char c) {
@@ -122,11 +127,15 @@ absl::StatusOr<std::unique_ptr<Account>> Account::Create(AccountOptions options)
     return InvalidArgumentError(
         "AccountQuotas must not be negative (and ShardsPerStream must be at least 1).");
   }
-  if (options.create_duration < absl::ZeroDuration() ||
-      options.delete_duration < absl::ZeroDuration() ||
-      options.update_duration < absl::ZeroDuration()) {
-    return InvalidArgumentError(
-        "CreateDuration, DeleteDuration and UpdateDuration must not be negative.");
+  const std::pair<std::string_view, absl::Duration> durations[] = {
+      {"CreateDuration", options.create_duration},
+      {"DeleteDuration", options.delete_duration},
+      {"UpdateDuration", options.update_duration}};
+  for (const auto& [name, d] : durations) {
+    if (d < absl::ZeroDuration() || d > kMaxStateDuration) {
+      return InvalidArgumentError(fmt::format("{} is {}; it must be between 0 and 365 days.", name,
+                                              absl::FormatDuration(d)));
+    }
   }
   int shard_limit = q.shard_limit;
   if (shard_limit == 0) {

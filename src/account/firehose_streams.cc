@@ -434,8 +434,7 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   entry->arn = arn;
   entry->type = in.delivery_stream_type;
   entry->created_ms = core_.clock.NowMillis();
-  entry->active_at_ms =
-      entry->created_ms + absl::ToInt64Milliseconds(core_.options.create_duration);
+  entry->active_at_ms = detail::AddMillis(entry->created_ms, core_.options.create_duration);
   entry->own_thread = in.own_thread;
   entry->source = std::move(source_description);
   entry->destination =
@@ -506,7 +505,7 @@ absl::Status Firehose::DeleteDeliveryStream(const DeleteDeliveryStreamInput& in)
         "ACTIVE.",
         in.delivery_stream_name, core_.account_id()));
   }
-  e.deleted_at_ms.store(now + absl::ToInt64Milliseconds(core_.options.delete_duration),
+  e.deleted_at_ms.store(detail::AddMillis(now, core_.options.delete_duration),
                         std::memory_order_release);
   // Gone now when there is no DELETING time: the entry is dropped (and Close()s) after the
   // lock is released, since `gone` is declared before the lock.

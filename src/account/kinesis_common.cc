@@ -27,6 +27,14 @@ bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// The API's name pattern, [a-zA-Z0-9_.-]+.
+bool NameChars(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
 bool NoSpace(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -103,7 +111,8 @@ std::optional<ParsedArn> ParseConsumerArn(std::string_view arn) {
     return std::nullopt;
   }
   p->consumer = consumer.substr(0, colon);
-  if (p->stream.empty() || p->consumer.empty()) return std::nullopt;
+  // The ConsumerARN pattern names both parts [a-zA-Z0-9_.-]+.
+  if (!NameChars(p->stream) || !NameChars(p->consumer)) return std::nullopt;
   return p;
 }
 

@@ -7,6 +7,7 @@
 #include "riffle/detail/epoch.h"
 #include "riffle/kinesis.h"
 #include "riffle/status.h"
+#include "stream/request_checks.h"
 #include "stream/stream_errors.h"
 
 namespace riffle {
@@ -74,8 +75,8 @@ absl::Status ResolveConsumer(detail::AccountCore& core, const detail::KinesisReg
 // the service (which always answers RegisterStreamConsumer with CREATING), then ACTIVE.
 ConsumerStatus StatusAt(const ConsumerDescription& c, const AccountOptions& options,
                         int64_t now_ms) {
-  const int64_t active_ms = absl::ToUnixMillis(c.consumer_creation_timestamp) +
-                            absl::ToInt64Milliseconds(options.create_duration);
+  const int64_t active_ms =
+      detail::AddMillis(absl::ToUnixMillis(c.consumer_creation_timestamp), options.create_duration);
   return now_ms < active_ms ? ConsumerStatus::kCreating : c.consumer_status;
 }
 
@@ -221,6 +222,12 @@ absl::Status Kinesis::PutRecordsWithFaults(StreamEntry& e, const PutRecordsInput
 }
 
 absl::StatusOr<GetShardIteratorOutput> Kinesis::GetShardIterator(const GetShardIteratorInput& in) {
+  {
+    // Members are validated before the stream is looked up, as the service does.
+    Violations v;
+    detail::CheckShardIteratorType(in.shard_iterator_type, v);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
@@ -360,7 +367,7 @@ absl::Status Kinesis::DeregisterStreamConsumer(const DeregisterStreamConsumerInp
   if (c.ok()) {
     c->consumer_status = ConsumerStatus::kDeleting;
     const int64_t gone_at_ms =
-        core_.clock.NowMillis() + absl::ToInt64Milliseconds(core_.options.delete_duration);
+        detail::AddMillis(core_.clock.NowMillis(), core_.options.delete_duration);
     std::lock_guard<std::mutex> lock(e->mu);
     e->deleting_consumers.push_back({*std::move(c), gone_at_ms});
   }
@@ -488,6 +495,18 @@ absl::StatusOr<std::unique_ptr<Subscription>> Kinesis::SubscribeToShard(
           detail::ResolveStream(core_, *registry_, {}, stream_arn, StreamAccess::kData, &e);
       !s.ok()) {
     return s;
+  }
+  if (core_.limits) {
+    // The service: one call per second per consumer and shard, whether it succeeds or not
+    // (the 5-second rule below is about successful subscriptions).
+    const std::optional<uint64_t> index = detail::ResolveShardId(in.shard_id);
+    const std::string shard = index ? FormatShardId(*index) : std::string(in.shard_id);
+    if (!core_.TakeCall("SubscribeToShard", fmt::format("{}/{}", in.consumer_arn, shard), 1)) {
+      return LimitExceededError(fmt::format(
+          "Rate exceeded for consumer {} and shard {} in stream {} under account {}: at most one "
+          "SubscribeToShard call per second.",
+          in.consumer_arn, shard, e->name, core_.account_id()));
+    }
   }
   if (absl::Status s = detail::Faults(core_, "SubscribeToShard", e, {}, in.shard_id); !s.ok()) {
     return s;

@@ -195,7 +195,7 @@ absl::Status ChangeEncryption(detail::AccountCore& core, detail::KinesisRegistry
   e->encryption.store(start ? EncryptionType::kKms : EncryptionType::kNone,
                       std::memory_order_relaxed);
   e->key_id = start ? std::string(key_id) : std::string();
-  e->updating_until_ms.store(now_ms + absl::ToInt64Milliseconds(core.options.update_duration),
+  e->updating_until_ms.store(detail::AddMillis(now_ms, core.options.update_duration),
                              std::memory_order_release);
   return absl::OkStatus();
 }

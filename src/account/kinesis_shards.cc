@@ -53,6 +53,7 @@ absl::StatusOr<ListShardsOutput> Kinesis::ListShards(const ListShardsInput& in) 
     if (in.max_results) v.Range("maxResults", *in.max_results, 1, 10000);
     if (!in.exclusive_start_shard_id.empty())
       v.Name("exclusiveStartShardId", in.exclusive_start_shard_id);
+    if (in.shard_filter) detail::CheckShardFilterType(in.shard_filter->type, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   const int64_t now_ms = core_.clock.NowMillis();
@@ -211,6 +212,7 @@ absl::StatusOr<UpdateShardCountOutput> Kinesis::UpdateShardCount(const UpdateSha
   {
     Violations v;
     v.Range("targetShardCount", in.target_shard_count, 1, INT32_MAX);
+    detail::CheckScalingType(in.scaling_type, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   std::lock_guard<std::mutex> lock(registry_->mu());

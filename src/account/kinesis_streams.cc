@@ -158,6 +158,7 @@ absl::Status Kinesis::CreateStream(const CreateStreamInput& in) {
     Violations v;
     if (in.shard_count) v.Range("shardCount", *in.shard_count, 1, INT32_MAX);
     v.Name("streamName", in.stream_name);
+    if (in.stream_mode_details) detail::CheckStreamMode(in.stream_mode_details->stream_mode, v);
     detail::CheckTagMap(in.tags, 200, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
@@ -234,7 +235,7 @@ absl::Status Kinesis::CreateStream(const CreateStreamInput& in) {
   absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(std::move(o));
   if (!stream.ok()) return stream.status();
   const int64_t active_at = core_.options.create_duration > absl::ZeroDuration()
-                                ? now_ms + absl::ToInt64Milliseconds(core_.options.create_duration)
+                                ? detail::AddMillis(now_ms, core_.options.create_duration)
                                 : INT64_MIN;
   auto entry = std::make_shared<StreamEntry>(*std::move(stream), mode, active_at);
   for (const Tag& t : in.tags) entry->tags[t.key] = t.value;
@@ -280,8 +281,7 @@ absl::Status Kinesis::DeleteStreamLocked(const DeleteStreamInput& in) {
     registry_->Remove(*e);
     return absl::OkStatus();
   }
-  e->deleted_at_ms.store(core_.clock.NowMillis() + absl::ToInt64Milliseconds(d),
-                         std::memory_order_release);
+  e->deleted_at_ms.store(detail::AddMillis(core_.clock.NowMillis(), d), std::memory_order_release);
   e->timed.store(true, std::memory_order_release);
   return absl::OkStatus();
 }
@@ -424,10 +424,11 @@ absl::StatusOr<DescribeLimitsOutput> Kinesis::DescribeLimits() {
 }
 
 absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
-  if (in.stream_arn.empty()) {
+  {
     Violations v;
-    v.Null("streamARN");
-    return v.ToStatus();
+    if (in.stream_arn.empty()) v.Null("streamARN");
+    detail::CheckStreamMode(in.stream_mode_details.stream_mode, v);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
@@ -461,7 +462,7 @@ absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
         e->name, core_.account_id()));
   }
   e->mode.store(to, std::memory_order_relaxed);
-  e->updating_until_ms.store(now_ms + absl::ToInt64Milliseconds(core_.options.update_duration),
+  e->updating_until_ms.store(detail::AddMillis(now_ms, core_.options.update_duration),
                              std::memory_order_release);
   return absl::OkStatus();
 }

@@ -65,6 +65,11 @@ void Violations::Range(std::string_view member, int64_t value, int64_t min, int6
   }
 }
 
+void Violations::EnumValue(std::string_view member, int value, std::string_view value_set) {
+  AddRendered(member, fmt::format("{}", value),
+              fmt::format("Member must satisfy enum value set: {}", value_set));
+}
+
 void Violations::MaxBlobLength(std::string_view member, std::size_t length, std::size_t max) {
   if (length <= max) return;
   AddRendered(member, fmt::format("java.nio.HeapByteBuffer[pos=0 lim={} cap={}]", length, length),

@@ -65,6 +65,9 @@ class Violations {
   void MaxLength(std::string_view member, std::string_view value, std::size_t length,
                  std::size_t max);
   void Range(std::string_view member, int64_t value, int64_t min, int64_t max);
+  // An enum member holding none of its enumerators (an integer cast to the enum type):
+  // the integer is printed; `value_set` is the service's list, "[A, B]".
+  void EnumValue(std::string_view member, int value, std::string_view value_set);
   // A blob (Data): printed as the service's Java runtime prints a byte buffer.
   void MaxBlobLength(std::string_view member, std::size_t length, std::size_t max);
   // A name of 1..max characters of [a-zA-Z0-9_.-] (stream, consumer, shard id): the

@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,11 @@ namespace riffle {
 namespace detail {
 
 inline constexpr int64_t kNanosPerSecond = 1'000'000'000;
+// The latest clock reading the queue uses, in milliseconds: far enough below INT64_MAX
+// nanoseconds that every deadline it adds to a reading (retention, at most 14 days, the
+// longest) stays in range. A clock set later (ManualClock at absl::InfiniteFuture(), about
+// the year 2262) reads as this.
+inline constexpr int64_t kMaxClockMillis = INT64_MAX / 1'000'000 - int64_t{30} * 86'400'000;
 
 // The queue's critical sections last a fraction of a microsecond, while parking a thread in
 // the kernel and waking it again costs microseconds: try a little before blocking, as
@@ -112,8 +118,11 @@ struct FifoQueue::Impl {
 
   // The clock is read before taking a lock (it is not free), then made monotonic under
   // it. Milliseconds are all SQS semantics need, and NowMillis is several times cheaper
-  // than Now() on the system clock.
-  int64_t ReadClock() const { return clock->NowMillis() * 1'000'000; }
+  // than Now() on the system clock. Times before 1970 read as 1970 (the queue's time
+  // starts there), times past kMaxClockMillis as kMaxClockMillis.
+  int64_t ReadClock() const {
+    return std::clamp<int64_t>(clock->NowMillis(), 0, detail::kMaxClockMillis) * 1'000'000;
+  }
   int64_t NowLocked(int64_t read) {
     last_now = std::max(last_now, read);
     return last_now;

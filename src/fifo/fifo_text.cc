@@ -400,6 +400,13 @@ absl::Status ValidateOptions(const FifoQueueOptions& o) {
                           20, kBad);
       !s.ok())
     return s;
+  if (o.deduplication_scope != DeduplicationScope::kQueue &&
+      o.deduplication_scope != DeduplicationScope::kMessageGroup) {
+    return SqsError(kBad, fmt::format("DeduplicationScope is {}; it must be "
+                                      "DeduplicationScope::kQueue or "
+                                      "DeduplicationScope::kMessageGroup.",
+                                      static_cast<int>(o.deduplication_scope)));
+  }
   if (o.redrive_policy) {
     if (!o.redrive_policy->dead_letter_queue) {
       return SqsError(kBad, "RedrivePolicy has no dead-letter queue (dead_letter_queue is null).");

@@ -186,7 +186,8 @@ void Aggregator::Flush(std::vector<Aggregate>& ready) {
 
 void Aggregator::FlushOlderThan(absl::Duration age, std::vector<Aggregate>& ready) {
   if (buffered_records_ == 0) return;
-  const int64_t cutoff = clock_.NowMillis() - absl::ToInt64Milliseconds(age);
+  // Saturating: an infinite age closes nothing, a negatively infinite one everything.
+  const int64_t cutoff = riffle::detail::AddMillis(clock_.NowMillis(), -age);
   for (auto& [id, b] : buckets_) {
     if (b->builder.count() > 0 && b->opened_ms <= cutoff) Close(*b, ready);
   }

@@ -168,6 +168,13 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
   if (options.max_bytes_per_second && *options.max_bytes_per_second < 1) {
     return InvalidArgumentError("MaxBytesPerSecond must be at least 1 when set.");
   }
+  if (options.wait != WaitStrategy::kBusySpin && options.wait != WaitStrategy::kYield &&
+      options.wait != WaitStrategy::kBlock) {
+    return InvalidArgumentError(
+        fmt::format("Wait is {}; it must be WaitStrategy::kBusySpin, WaitStrategy::kYield or "
+                    "WaitStrategy::kBlock.",
+                    static_cast<int>(options.wait)));
+  }
   std::lock_guard<std::mutex> lock(mu_);
   std::shared_ptr<ConsumerRecord> consumer = FindLocked(request.consumer);
   if (consumer == nullptr) {
@@ -193,6 +200,10 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
   if (state.revoked) state.revoked->store(true, std::memory_order_seq_cst);
   state.revoked = std::make_shared<std::atomic<bool>>(false);
   state.last_subscribe_ms = now_ms;
+  if (options.max_bytes_per_second &&
+      (!state.push || state.push->bucket.rate() != *options.max_bytes_per_second)) {
+    state.push = std::make_shared<PushBudget>(*options.max_bytes_per_second);
+  }
   std::atomic<uint64_t>* gate = nullptr;
   if (consumer->lossless) {
     auto& g = consumer->gates[shard->index];
@@ -204,7 +215,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
     }
   }
   auto sub = std::make_unique<Subscription>(
-      SubscriptionInit{std::move(core), consumer, std::move(shard), *it, gate, state.revoked},
+      SubscriptionInit{std::move(core), consumer, std::move(shard), *it, gate, state.revoked,
+                       options.max_bytes_per_second ? state.push : nullptr},
       std::move(handler), options);
   core_.wake.WakeAll();  // a replaced subscription that sleeps notices
   return sub;

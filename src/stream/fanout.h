@@ -32,10 +32,19 @@
 
 namespace riffle::detail {
 
+// A consumer's push budget on one shard (SubscriptionOptions::max_bytes_per_second). Shared
+// by its subscriptions: a replaced one may still be in its last poll when the new one starts.
+struct PushBudget {
+  explicit PushBudget(uint64_t rate) : bucket(rate, rate) {}
+  std::mutex mu;
+  TokenBucket bucket;
+};
+
 struct ConsumerShardState {
   int64_t last_subscribe_ms = INT64_MIN;
   // Set to end the newest subscription when a later one replaces it.
   std::shared_ptr<std::atomic<bool>> revoked;
+  std::shared_ptr<PushBudget> push;  // created by the first subscription with a budget
 };
 
 struct ConsumerRecord {

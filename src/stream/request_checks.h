@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/validation.h"
 #include "riffle/record_source.h"
 #include "riffle/stream.h"
 
@@ -28,12 +29,23 @@ absl::Status CheckPutRecordRequest(const PutRecordRequest& request, uint64_t max
 absl::Status CheckPutRecordsRequest(std::span<const PutRecordsRequestEntry> entries,
                                     uint64_t max_record_bytes);
 
-// InvalidArgumentException when the request's members do not fit its ShardIteratorType
-// (a sequence number for AT_/AFTER_SEQUENCE_NUMBER only, a timestamp for AT_TIMESTAMP only).
+// Enum members the service checks against their value set: each records a violation
+// (ValidationException, "Member must satisfy enum value set") when the member holds none
+// of its enumerators, an integer cast to the enum type. Named as in the service's requests.
+void CheckShardIteratorType(ShardIteratorType type, Violations& v);  // shardIteratorType
+void CheckShardFilterType(ShardFilterType type, Violations& v);      // shardFilter.type
+void CheckScalingType(ScalingType type, Violations& v);              // scalingType
+void CheckStreamMode(StreamMode mode, Violations& v);                // streamModeDetails.streamMode
+
+// ValidationException for member constraints (shardId, shardIteratorType,
+// startingSequenceNumber); InvalidArgumentException when the request's members do not fit
+// its ShardIteratorType (a sequence number for AT_/AFTER_SEQUENCE_NUMBER only, a timestamp
+// for AT_TIMESTAMP only).
 absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request);
 
-// InvalidArgumentException when a ListShards request's ShardFilter lacks the member its
-// type needs, or its ShardId does not parse. Returns the shard index to list after
+// ValidationException for a ShardFilter type outside the enum; InvalidArgumentException when
+// a ListShards request's ShardFilter lacks the member its type needs, or its ShardId does
+// not parse. Returns the shard index to list after
 // (nullopt: from the first).
 absl::StatusOr<std::optional<uint64_t>> CheckListShardsRequest(const ListShardsRequest& request);
 

@@ -105,7 +105,7 @@ absl::Status Stream::CommitReshard(ReshardPlan& plan) {
   // Lossless consumers gate a child from its first record, before anything routes to it.
   core_->shards.CommitReshard(commit, plan.now_ms,
                               [this](detail::ShardState& s) { core_->fanout->GateNewShard(s); });
-  updating_until_ms_.store(plan.now_ms + absl::ToInt64Milliseconds(options_.reshard_duration),
+  updating_until_ms_.store(detail::AddMillis(plan.now_ms, options_.reshard_duration),
                            std::memory_order_release);
   return absl::OkStatus();
 }
@@ -235,10 +235,11 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
 
 absl::StatusOr<UpdateShardCountResult> Stream::UpdateShardCount(int target_shard_count,
                                                                 ScalingType scaling_type) {
-  (void)scaling_type;  // UNIFORM_SCALING is the only type the service offers
   {
+    // UNIFORM_SCALING is the only type the service offers.
     detail::Violations v;
     v.Range("targetShardCount", target_shard_count, 1, INT32_MAX);
+    detail::CheckScalingType(scaling_type, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   std::lock_guard<std::mutex> lock(core_->shards.reshard_mu());

@@ -22,6 +22,7 @@ constexpr int kMinRetentionHours = 24;
 constexpr int kMaxRetentionHours = 8760;
 constexpr uint64_t kMaxRecordSizeLimit = uint64_t{10} << 20;
 constexpr uint64_t kMaxRingCapacity = uint64_t{8} << 30;
+constexpr absl::Duration kMaxReshardDuration = absl::Hours(24 * 365);
 
 // A process-wide tag per stream, so that a sequence number or iterator from another stream
 // is recognised. Starts at a random point and steps through 1..999,999,999 without repeating.
@@ -139,6 +140,37 @@ absl::Status GetRecordsLimitError(int limit) {
   return v.ToStatus();
 }
 
+void CheckShardIteratorType(ShardIteratorType type, Violations& v) {
+  if (ShardIteratorTypeName(type) != "?") return;
+  v.EnumValue("shardIteratorType", static_cast<int>(type),
+              "[AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]");
+}
+
+void CheckShardFilterType(ShardFilterType type, Violations& v) {
+  switch (type) {
+    case ShardFilterType::kAfterShardId:
+    case ShardFilterType::kAtTrimHorizon:
+    case ShardFilterType::kFromTrimHorizon:
+    case ShardFilterType::kAtLatest:
+    case ShardFilterType::kAtTimestamp:
+    case ShardFilterType::kFromTimestamp:
+      return;
+  }
+  v.EnumValue("shardFilter.type", static_cast<int>(type),
+              "[AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, "
+              "FROM_TIMESTAMP]");
+}
+
+void CheckScalingType(ScalingType type, Violations& v) {
+  if (type == ScalingType::kUniformScaling) return;
+  v.EnumValue("scalingType", static_cast<int>(type), "[UNIFORM_SCALING]");
+}
+
+void CheckStreamMode(StreamMode mode, Violations& v) {
+  if (mode == StreamMode::kProvisioned || mode == StreamMode::kOnDemand) return;
+  v.EnumValue("streamModeDetails.streamMode", static_cast<int>(mode), "[PROVISIONED, ON_DEMAND]");
+}
+
 absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
   const bool wants_number = request.type == ShardIteratorType::kAtSequenceNumber ||
                             request.type == ShardIteratorType::kAfterSequenceNumber;
@@ -147,6 +179,7 @@ absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
   {
     Violations v;
     v.Name("shardId", request.shard_id);
+    CheckShardIteratorType(request.type, v);
     if (!number.empty()) {
       v.Pattern("startingSequenceNumber", number, kSequenceNumberPattern,
                 MatchesDecimalPattern(number, 129));
@@ -296,8 +329,23 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
       options.iterator_lifetime > absl::Hours(24 * 365)) {
     return InvalidArgumentError("IteratorLifetime must be positive and at most 365 days.");
   }
-  if (options.reshard_duration < absl::ZeroDuration()) {
-    return InvalidArgumentError("ReshardDuration must not be negative.");
+  if (options.reshard_duration < absl::ZeroDuration() ||
+      options.reshard_duration > kMaxReshardDuration) {
+    return InvalidArgumentError(
+        fmt::format("ReshardDuration is {}; it must be between 0 and 365 days.",
+                    absl::FormatDuration(options.reshard_duration)));
+  }
+  if (options.routing != RoutingMode::kMd5 && options.routing != RoutingMode::kXxh3) {
+    return InvalidArgumentError(
+        fmt::format("Routing is {}; it must be RoutingMode::kMd5 or RoutingMode::kXxh3.",
+                    static_cast<int>(options.routing)));
+  }
+  if (options.overflow_policy != OverflowPolicy::kTrimOldest &&
+      options.overflow_policy != OverflowPolicy::kRejectPut) {
+    return InvalidArgumentError(
+        fmt::format("OverflowPolicy is {}; it must be OverflowPolicy::kTrimOldest or "
+                    "OverflowPolicy::kRejectPut.",
+                    static_cast<int>(options.overflow_policy)));
   }
   if (options.max_stream_consumers < 0) {
     return InvalidArgumentError("MaxStreamConsumers must not be negative.");
@@ -463,6 +511,11 @@ absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& it
 
 absl::StatusOr<std::optional<uint64_t>> detail::CheckListShardsRequest(
     const ListShardsRequest& request) {
+  if (request.filter) {
+    Violations v;
+    CheckShardFilterType(*request.filter, v);
+    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  }
   const bool needs_time = request.filter == ShardFilterType::kAtTimestamp ||
                           request.filter == ShardFilterType::kFromTimestamp;
   if (needs_time && !request.timestamp) {

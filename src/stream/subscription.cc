@@ -1,7 +1,9 @@
 // Subscription: a shard reader that pushes. See subscription.h for the contract.
 #include "riffle/subscription.h"
 
+#include <algorithm>
 #include <climits>
+#include <mutex>
 
 #include "common/futex.h"
 #include "fmt/format.h"
@@ -36,16 +38,8 @@ Subscription::Subscription(detail::SubscriptionInit init, SubscribeToShardHandle
       shard_id_(init_.shard->id),
       handler_(std::move(handler)),
       options_(options),
-      deadline_ms_(options.lifetime == absl::InfiniteDuration()
-                       ? INT64_MAX
-                       : init_.core->clock->NowMillis() +
-                             absl::ToInt64Milliseconds(options.lifetime)),
-      iterator_(init_.start) {
-  if (options_.max_bytes_per_second) {
-    push_budget_ =
-        detail::TokenBucket(*options_.max_bytes_per_second, *options_.max_bytes_per_second);
-  }
-}
+      deadline_ms_(detail::AddMillis(init_.core->clock->NowMillis(), options.lifetime)),
+      iterator_(init_.start) {}
 
 Subscription::~Subscription() { Stop(); }
 
@@ -130,23 +124,29 @@ bool Subscription::PollOnce() {
     Deliver(SubscriptionEnd::kShardNotFound);
     return true;
   }
-  if (options_.max_bytes_per_second) {
-    // What was pushed beyond the budget is paid back on the clock before the next read.
-    const int64_t wait_ms = push_budget_.MillisUntil(0, now_ms);
+  uint64_t max_bytes = detail::kMaxGetRecordsBytes;
+  if (detail::PushBudget* push = init_.push.get()) {
+    // What was pushed beyond the budget is paid back on the clock before the next read, and
+    // an event holds what the budget has (the read takes one record at least).
+    std::lock_guard<std::mutex> lock(push->mu);
+    const int64_t wait_ms = push->bucket.MillisUntil(1, now_ms);
     if (wait_ms > 0) {
       throttled_until_ms_ = now_ms + wait_ms;
       return false;
     }
     throttled_until_ms_ = INT64_MIN;
+    max_bytes = std::min(max_bytes, push->bucket.Available(now_ms));
   }
   {
     detail::EpochGuard guard;  // the read may look up child shards in the snapshot
-    detail::ReadShard(core, shard, iterator_, result_, options_.max_records_per_event, now_ms);
+    detail::ReadShard(core, shard, iterator_, result_, options_.max_records_per_event, now_ms,
+                      max_bytes);
   }
-  if (options_.max_bytes_per_second && !result_.records.empty()) {
+  if (detail::PushBudget* push = init_.push.get(); push != nullptr && !result_.records.empty()) {
     uint64_t bytes = 0;
     for (const Record& r : result_.records) bytes += r.partition_key.size() + r.data.size();
-    push_budget_.TakeWithDebt(bytes, now_ms);
+    std::lock_guard<std::mutex> lock(push->mu);
+    push->bucket.TakeWithDebt(bytes, now_ms);
   }
   const bool ended = !result_.next_shard_iterator.has_value();
   ShardIterator next = iterator_;

@@ -41,11 +41,12 @@ inline ShardState* ShardForIterator(const StreamCore& core, const ShardIterator&
   return shard;
 }
 
-// Reads `shard` from `iterator` into `out` (replacing its contents). REQUIRES: an
+// Reads `shard` from `iterator` into `out` (replacing its contents): at most `limit` records
+// and `max_bytes` of keys and data, one record at least. REQUIRES: an
 // EpochGuard, or a reference on the shard; `iterator` belongs to `shard`.
 inline void ReadShard(const StreamCore& core, const ShardState& shard,
                       const ShardIterator& iterator, GetRecordsResult& out, int limit,
-                      int64_t now_ms) {
+                      int64_t now_ms, uint64_t max_bytes = kMaxGetRecordsBytes) {
   const ShardLog& log = shard.log;
   const int64_t oldest_ms = core.shards.retention().OldestMs(now_ms);
 
@@ -64,7 +65,7 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
   // ring so small that this keeps happening returns no records this call rather than spin.
   for (int attempt = 0; attempt < 4 && !copied; ++attempt) {
     if (attempt > 0) position = std::max(position, log.Horizon());
-    const ShardLog::CopyEnd copy = log.CopyFrames(position, limit, kMaxGetRecordsBytes, out);
+    const ShardLog::CopyEnd copy = log.CopyFrames(position, limit, max_bytes, out);
     end = copy.end;
     more = copy.more;
     copied = log.IntactAfterReads(position, end);

@@ -3,7 +3,9 @@
 // `rate` tokens per second flow in, at most `burst` are held, and the bucket starts full.
 // Arithmetic is in integers (thousandths of a token: `rate` tokens per second is exactly
 // `rate` thousandths per millisecond), so that a ManualClock gives the same answers on
-// every run. A clock that steps back refills nothing.
+// every run. A clock that steps back refills nothing. The arithmetic saturates: a rate or
+// burst past UINT64_MAX thousandths (about 1.8e16 tokens) behaves as unlimited, never wraps
+// to a small one.
 //
 // Thread safety: none; the owner guards it.
 #ifndef RIFFLE_DETAIL_TOKEN_BUCKET_H_
@@ -18,39 +20,54 @@ class TokenBucket {
  public:
   TokenBucket() = default;
   TokenBucket(uint64_t rate_per_second, uint64_t burst)
-      : rate_(rate_per_second), capacity_(burst * kMilli), milli_(capacity_) {}
+      : rate_(rate_per_second), capacity_(Milli(burst)), milli_(capacity_) {}
 
   uint64_t rate() const { return rate_; }
 
   // Refills to `now_ms`; takes `n` tokens and returns true if all of them are there.
   bool TryTake(uint64_t n, int64_t now_ms) {
     Refill(now_ms);
-    if (milli_ < n * kMilli) return false;
-    milli_ -= n * kMilli;
+    if (milli_ < Milli(n)) return false;
+    milli_ -= Milli(n);
     return true;
   }
   // Refills to `now_ms`; true if `n` tokens are there (takes nothing).
   bool Has(uint64_t n, int64_t now_ms) {
     Refill(now_ms);
-    return milli_ >= n * kMilli;
+    return milli_ >= Milli(n);
   }
   // Takes `n` tokens, going into debt if they are not all there (a large read or push
   // throttles the following time instead of being refused for ever).
   void TakeWithDebt(uint64_t n, int64_t now_ms) {
     Refill(now_ms);
-    debt_ += n * kMilli > milli_ ? n * kMilli - milli_ : 0;
-    milli_ = n * kMilli > milli_ ? 0 : milli_ - n * kMilli;
+    const uint64_t want = Milli(n);
+    debt_ = SaturatingAdd(debt_, want > milli_ ? want - milli_ : 0);
+    milli_ = want > milli_ ? 0 : milli_ - want;
+  }
+  // Refills to `now_ms`; the whole tokens held (0 while in debt).
+  uint64_t Available(int64_t now_ms) {
+    Refill(now_ms);
+    return debt_ != 0 ? 0 : milli_ / kMilli;
   }
   // Refills to `now_ms`; milliseconds until there is no debt and at least `n` tokens.
   int64_t MillisUntil(uint64_t n, int64_t now_ms) {
     Refill(now_ms);
-    const uint64_t want = n * kMilli + debt_;
+    const uint64_t want = SaturatingAdd(Milli(n), debt_);
     if (milli_ >= want || rate_ == 0) return 0;
-    return static_cast<int64_t>((want - milli_ + rate_ - 1) / rate_);
+    const uint64_t ms = (want - milli_ - 1) / rate_ + 1;  // rounded up
+    return static_cast<int64_t>(std::min<uint64_t>(ms, INT64_MAX));
   }
 
  private:
   static constexpr uint64_t kMilli = 1000;
+
+  static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+  }
+  static uint64_t SaturatingMul(uint64_t a, uint64_t b) {
+    return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+  }
+  static uint64_t Milli(uint64_t tokens) { return SaturatingMul(tokens, kMilli); }
 
   void Refill(int64_t now_ms) {
     if (at_ms_ == kNever) {
@@ -58,19 +75,19 @@ class TokenBucket {
       return;
     }
     if (now_ms <= at_ms_) return;
-    const uint64_t elapsed = static_cast<uint64_t>(now_ms - at_ms_);
+    const uint64_t elapsed = static_cast<uint64_t>(now_ms) - static_cast<uint64_t>(at_ms_);
     at_ms_ = now_ms;
     // Enough time to fill from empty and pay any debt: the bucket is simply full.
-    if (rate_ != 0 && elapsed >= (capacity_ + debt_) / rate_ + 1) {
+    if (rate_ != 0 && elapsed > SaturatingAdd(capacity_, debt_) / rate_) {
       debt_ = 0;
       milli_ = capacity_;
       return;
     }
-    uint64_t in = elapsed * rate_;
+    uint64_t in = SaturatingMul(elapsed, rate_);
     const uint64_t paid = std::min(in, debt_);
     debt_ -= paid;
     in -= paid;
-    milli_ = std::min(capacity_, milli_ + in);
+    milli_ = std::min(capacity_, SaturatingAdd(milli_, in));
   }
 
   static constexpr int64_t kNever = INT64_MIN;
