@@ -207,6 +207,10 @@ TEST_CASE("The mirror stops a shard at a record too large for the destination", 
   auto large = source->PutRecord(Key(0), Data(0, 1) + std::string(uint64_t{3} << 19, 'x'));
   REQUIRE(large.ok());
   REQUIRE(source->PutRecord(Key(0), Data(0, 2)).ok());
+  // The shard is closed: its child's record waits for the parent, which cannot finish.
+  REQUIRE(
+      source->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+  REQUIRE(source->PutRecord(Key(0), Data(0, 3)).ok());
   {
     auto mirror =
         *kafka::Mirror::Create({.source = source.get(), .destination = destination.get()});
@@ -228,16 +232,16 @@ TEST_CASE("The mirror stops a shard at a record too large for the destination", 
   auto mirror = *kafka::Mirror::Create({.source = source.get(), .destination = larger.get()});
   uint64_t copied = 0;
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (copied < 2 && Clock::now() < deadline) {
+  while (copied < 3 && Clock::now() < deadline) {
     const size_t n = mirror->Poll();
     REQUIRE(mirror->last_error().ok());
     copied += n;
     if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  CHECK(copied == 2);
-  Seen seen = ReadAll(*larger, 3);
-  CHECK(seen.records == 3);
-  CHECK(seen.Complete(1, 3));
+  CHECK(copied == 3);
+  Seen seen = ReadAll(*larger, 4);
+  CHECK(seen.records == 4);
+  CHECK(seen.Complete(1, 4));
 }
 
 TEST_CASE("A mirror started at LATEST sends a failed batch again", "[kafka]") {

@@ -402,7 +402,8 @@ size_t Mirror::CopyBatches() {
   // Shards read to their end release their children (after their records are in Kafka).
   for (std::size_t i = st.runs.size(); i-- > 0;) {
     ShardRun& run = *st.runs[i];
-    if (!run.cursor || !run.cursor->ended()) continue;
+    // A blocked shard keeps its children waiting (and its error showing).
+    if (!run.cursor || !run.cursor->ended() || !run.blocked.ok()) continue;
     if (run.cursor->gone()) {
       st.tracker.Drop(run.shard_id);
     } else {
