@@ -475,7 +475,8 @@ TEST_CASE("A fatal producer error is FailedPrecondition and keeps Kafka's cause"
       std::string(riffle::ErrorMessage(put.status())),
       Catch::Contains("must be recreated") && Catch::Contains("OUT_OF_ORDER_SEQUENCE_NUMBER"));
   // Every later put meets the same error.
-  const std::vector<riffle::PutRecordsRequestEntry> entries{{Key(1), Data(1, 0), {}}};
+  const std::string key = Key(1), data = Data(1, 0);  // the entries view them
+  const std::vector<riffle::PutRecordsRequestEntry> entries{{key, data, {}}};
   auto puts = stream->PutRecords(entries);
   REQUIRE(puts.ok());
   REQUIRE(puts->failed_record_count == 1);
