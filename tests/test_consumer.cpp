@@ -143,10 +143,12 @@ TEST_CASE("a consumer processes every record of every shard once, in key order, 
     riffle::InMemoryCheckpointStore store;
     Log log;
     Put(*stream, 0, 800);
-    auto consumer = Consumer::Create({.stream = stream.get(), .application_name = "billing",
+    auto consumer = Consumer::Create({.stream = stream.get(),
+                                      .application_name = "billing",
                                       .mode = mode,
                                       .checkpoint_store = &store,
-                                      .max_records = 37, .processor_factory = Factory(&log, "w1")});
+                                      .max_records = 37,
+                                      .processor_factory = Factory(&log, "w1")});
     REQUIRE(consumer.ok());
     CHECK(Drain(**consumer) == 800);
     CHECK((*consumer)->OwnedShards().size() == 4);
@@ -180,17 +182,23 @@ TEST_CASE("after a restart, processing resumes exactly after the last checkpoint
     {
       riffle::FileCheckpointStore store(dir);
       Put(*stream, 0, 700, 1);
-      auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing",
+      auto c = *Consumer::Create({.stream = stream.get(),
+                                  .application_name = "billing",
                                   .mode = mode,
                                   .checkpoint_store = &store,
-                                  .max_records = 64, .processor_factory = Factory(&first, "w1")});
+                                  .max_records = 64,
+                                  .processor_factory = Factory(&first, "w1")});
       CHECK(Drain(*c) == 700);
     }                                 // the consumer and the store are gone; only the file remains
     clock.Advance(absl::Seconds(6));  // the 5-second rule of a fan-out resubscription
     Put(*stream, 700, 800, 1);
     Log second;
     riffle::FileCheckpointStore store(dir);
-    auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing", .mode = mode, .checkpoint_store = &store, .processor_factory = Factory(&second, "w1")});
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .mode = mode,
+                                .checkpoint_store = &store,
+                                .processor_factory = Factory(&second, "w1")});
     CHECK(Drain(*c) == 200);
     REQUIRE(second.data.size() == 200);
     CHECK(second.data.front() == "0:600");  // record 600 is the first after the checkpoint
@@ -319,10 +327,12 @@ TEST_CASE("a consumer follows real splits and merges, parents before children, i
     auto stream = MakeStream(&clock, 2);
     riffle::InMemoryCheckpointStore store;
     Log log;
-    auto consumer = Consumer::Create({.stream = stream.get(), .application_name = "billing",
+    auto consumer = Consumer::Create({.stream = stream.get(),
+                                      .application_name = "billing",
                                       .mode = mode,
                                       .checkpoint_store = &store,
-                                      .max_records = 25, .processor_factory = Factory(&log, "w1")});
+                                      .max_records = 25,
+                                      .processor_factory = Factory(&log, "w1")});
     REQUIRE(consumer.ok());
     Put(*stream, 0, 400);
     CHECK(Drain(**consumer) == 400);
@@ -351,7 +361,10 @@ TEST_CASE("a shard checkpointed at SHARD_END is not leased again", "[consumer]")
   REQUIRE(
       store.PutCheckpoint("billing", riffle::FormatShardId(1), riffle::kShardEndCheckpoint).ok());
   Log log;
-  auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing", .checkpoint_store = &store, .processor_factory = Factory(&log, "w")});
+  auto c = *Consumer::Create({.stream = stream.get(),
+                              .application_name = "billing",
+                              .checkpoint_store = &store,
+                              .processor_factory = Factory(&log, "w")});
   c->Poll();
   CHECK(c->OwnedShards() == std::vector<std::string>{riffle::FormatShardId(0)});
 }
@@ -965,7 +978,11 @@ TEST_CASE("the polling read budget throttles GetRecords per shard on the stream'
   // A polling consumer under the budget backs off and still gets everything.
   riffle::InMemoryCheckpointStore store;
   Log log;
-  auto c = *Consumer::Create({.stream = stream.get(), .application_name = "billing", .checkpoint_store = &store, .max_records = 2, .processor_factory = Factory(&log, "w")});
+  auto c = *Consumer::Create({.stream = stream.get(),
+                              .application_name = "billing",
+                              .checkpoint_store = &store,
+                              .max_records = 2,
+                              .processor_factory = Factory(&log, "w")});
   Put(*stream, 0, 40, 1);
   for (int i = 0; i < 400 && log.data.size() < 48; ++i) {
     c->Poll();

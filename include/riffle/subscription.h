@@ -137,7 +137,7 @@ class Subscription {
   bool PollOnce();
   void Run();
   void Wait();
-  void Deliver(SubscriptionEnd end);  // the last event
+  void Deliver(SubscriptionEnd end);                             // the last event
   SequenceNumber Continuation(const ShardIterator& next) const;  // of an event ending at next
   void MoveGate(uint64_t position);
 

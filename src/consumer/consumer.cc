@@ -63,11 +63,6 @@ constexpr absl::Duration kMaxOptionDuration = absl::Hours(24 * 365);
 // inside a callback is deferred: stopping at once would free the ShardTask it runs for.
 thread_local const Consumer* t_in_callback = nullptr;
 
-// `now_ms` plus `ttl`, saturating: LeaseTable takes any duration and any clock time.
-int64_t ExpiryMs(int64_t now_ms, absl::Duration ttl) {
-  return absl::ToUnixMillis(absl::FromUnixMillis(now_ms) + ttl);
-}
-
 absl::Status ShutdownError(std::string_view shard_id) {
   return MakeError(absl::StatusCode::kFailedPrecondition, kShutdownException,
                    fmt::format("Can't checkpoint shard {}: this worker lost its lease.", shard_id));
@@ -108,7 +103,7 @@ std::map<std::string, std::string> LeaseTable::Owners(std::string_view applicati
 void LeaseTable::Heartbeat(std::string_view application, std::string_view worker,
                            absl::Duration ttl) {
   std::lock_guard<std::mutex> lock(mu_);
-  workers_[Key(application, worker)] = ExpiryMs(clock_->NowMillis(), ttl);
+  workers_[Key(application, worker)] = detail::AddMillis(clock_->NowMillis(), ttl);
 }
 
 void LeaseTable::RemoveWorker(std::string_view application, std::string_view worker) {
@@ -131,7 +126,7 @@ bool LeaseTable::TryAcquire(std::string_view application, std::string_view shard
   Lease& lease = leases_[Key(application, shard_id)];
   if (!lease.owner.empty() && lease.owner != worker && lease.expires_ms > now) return false;
   lease.owner = std::string(worker);
-  lease.expires_ms = ExpiryMs(now, ttl);
+  lease.expires_ms = detail::AddMillis(now, ttl);
   return true;
 }
 
@@ -140,7 +135,7 @@ bool LeaseTable::Renew(std::string_view application, std::string_view shard_id,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = leases_.find(Key(application, shard_id));
   if (it == leases_.end() || it->second.owner != worker) return false;
-  it->second.expires_ms = ExpiryMs(clock_->NowMillis(), ttl);
+  it->second.expires_ms = detail::AddMillis(clock_->NowMillis(), ttl);
   return true;
 }
 
@@ -615,7 +610,7 @@ size_t Consumer::Poll() {
   if (stopped_ || stop_requested_) return 0;
   const int64_t now_ms = clock_.NowMillis();
   if (now_ms >= next_refresh_ms_) {
-    next_refresh_ms_ = ExpiryMs(now_ms, options_.lease_refresh_interval);
+    next_refresh_ms_ = detail::AddMillis(now_ms, options_.lease_refresh_interval);
     status_ = absl::OkStatus();
     RefreshLeases(now_ms);
   }
