@@ -307,6 +307,45 @@ TEST_CASE("a continuation resumes exactly with AT_ and AFTER_SEQUENCE_NUMBER, po
   }
 }
 
+TEST_CASE("an empty shard's continuation resumes at its first record, AT_ or AFTER_", "[efo]") {
+  // A KCL worker whose subscription to a shard not written yet expires resubscribes
+  // AFTER_SEQUENCE_NUMBER of the continuation: the first record may not be skipped.
+  ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  Transcript t;
+  auto sub =
+      *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kLatest), t.Handler());
+  clock.Advance(absl::Minutes(5));
+  REQUIRE(sub->Poll());
+  REQUIRE(t.end == SubscriptionEnd::kLifetimeExpired);
+  const std::string continuation = t.continuation.ToString();
+  auto at = stream->GetShardIterator(
+      {kShard0, riffle::ShardIteratorType::kAtSequenceNumber, continuation, {}});
+  auto after = stream->GetShardIterator(
+      {kShard0, riffle::ShardIteratorType::kAfterSequenceNumber, continuation, {}});
+  REQUIRE(at.ok());
+  REQUIRE(after.ok());
+  REQUIRE(stream->PutRecord("k", "first").ok());
+  REQUIRE(stream->PutRecord("k", "second").ok());
+  auto records = stream->GetRecords(*at);
+  REQUIRE(records.ok());
+  REQUIRE(records->records.size() == 2);
+  CHECK(records->records[0].sequence_number != t.continuation);
+  CHECK(stream->GetRecords(*after)->records.size() == 2);
+  for (StartingPositionType type :
+       {StartingPositionType::kAfterSequenceNumber, StartingPositionType::kAtSequenceNumber}) {
+    clock.Advance(absl::Seconds(6));
+    Transcript again;
+    auto resumed =
+        stream->SubscribeToShard(Req("audit", kShard0, type, continuation), again.Handler());
+    REQUIRE(resumed.ok());
+    REQUIRE((*resumed)->Poll());
+    CHECK(again.data == std::vector<std::string>{"first", "second"});
+    CHECK(again.missed == 0);
+  }
+}
+
 TEST_CASE("a consumer may subscribe to a shard once every 5 seconds; the newer replaces the older",
           "[efo][errors]") {
   ManualClock clock;

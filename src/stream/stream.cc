@@ -465,6 +465,11 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
         FormatShardId(n->shard_index), shard->id));
   }
   const bool after = request.type == ShardIteratorType::kAfterSequenceNumber;
+  if (n->position == 0 && n->record_index == SequenceNumber::kMaxRecordIndex) {
+    // The continuation of a shard that held no record yet (Subscription::Continuation): its
+    // first record, whenever it comes, whether retention has lapped it since or not.
+    return core.MakeIterator(shard->index, 0, 0, true, now_ms);
+  }
   switch (log.CheckRecord(n->position, n->record_index)) {
     case detail::PositionCheck::kNotARecord:
       // A ContinuationSequenceNumber (where the next record will be, with the index of the

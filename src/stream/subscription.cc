@@ -72,10 +72,14 @@ size_t Subscription::Poll() { return PollOnce() ? 1 : 0; }
 SequenceNumber Subscription::Continuation(const ShardIterator& next) const {
   // Where the next record will be, with the index of the record before it: no record has
   // this number, so AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER both resume exactly there
-  // (GetShardIterator recognises it). A shard never written keeps index 0 (docs/consumers.md).
-  return init_.core->MakeSequenceNumber(
-      init_.shard->index, next.position,
-      next.next_record_index > 0 ? next.next_record_index - 1 : 0);
+  // (GetShardIterator recognises it). Before a shard's first record there is no record
+  // before: position 0 with the largest index, which no record of position 0 has
+  // (docs/consumers.md).
+  if (next.next_record_index == 0) {
+    return init_.core->MakeSequenceNumber(init_.shard->index, 0, SequenceNumber::kMaxRecordIndex);
+  }
+  return init_.core->MakeSequenceNumber(init_.shard->index, next.position,
+                                        next.next_record_index - 1);
 }
 
 void Subscription::Deliver(SubscriptionEnd end) {
