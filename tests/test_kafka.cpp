@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -482,6 +483,31 @@ TEST_CASE("A fatal producer error is FailedPrecondition and keeps Kafka's cause"
   REQUIRE(puts->failed_record_count == 1);
   CHECK(puts->records[0].error_code == kafka::kKafkaException);
   CHECK(put.status() == stream->PutRecord(Key(0), Data(0, 2)).status());
+}
+
+TEST_CASE("A throwing PutRecordsAsync callback leaves Poll and the next Poll runs the rest",
+          "[kafka]") {
+  auto cluster = MakeCluster();
+  auto stream = MakeStream(*cluster, "callbacks", 1);
+  const std::string key = Key(0), data = Data(0, 0);  // the entries view them
+  const std::vector<riffle::PutRecordsRequestEntry> entries{{key, data, {}}, {key, data, {}}};
+  int calls = 0;
+  for (int b = 0; b < 3; ++b) {
+    REQUIRE(stream
+                ->PutRecordsAsync(entries,
+                                  [&](const riffle::PutRecordsResult& r) {
+                                    CHECK(r.failed_record_count == 0);
+                                    if (++calls == 1) throw std::runtime_error("processor bug");
+                                  })
+                .ok());
+  }
+  CHECK_THROWS_WITH(stream->Flush(absl::Seconds(20)).IgnoreError(), "processor bug");
+  CHECK(calls == 1);
+  CHECK(stream->pending_records() == 0);
+  CHECK(stream->Poll() == 4);  // the two batches the exception left
+  CHECK(calls == 3);
+  CHECK(stream->Poll() == 0);
+  CHECK(stream->last_error().ok());
 }
 
 TEST_CASE("An offset reset to the earliest by Kafka's tools moves a LATEST Consumer back",

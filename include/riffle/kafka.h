@@ -160,6 +160,8 @@ struct StreamOptions {
 
 // Called once per PutRecordsAsync batch, when every record of it was acknowledged or
 // failed, on the thread that calls Poll() or Flush(). The result is valid during the call.
+// What it throws leaves that Poll() or Flush(); the batches it had not run yet are run by
+// the next Poll().
 using PutRecordsCallback = std::function<void(const PutRecordsResult&)>;
 
 namespace detail {

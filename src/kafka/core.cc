@@ -347,6 +347,11 @@ std::vector<PutBatch*> Core::TakeCompleted() {
   return out;
 }
 
+void Core::ReturnCompleted(std::span<PutBatch* const> batches) {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  completed_.insert(completed_.begin(), batches.begin(), batches.end());
+}
+
 bool Core::WaitAsync(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(async_mu_);
   auto idle = [&] { return pending_batches_ == 0; };

@@ -116,6 +116,8 @@ class Core {
   void BeginAsync(PutBatch& batch);
   // Completed asynchronous batches, oldest first; the caller deletes them.
   std::vector<PutBatch*> TakeCompleted();
+  // Puts `batches` (taken, not yet run) back before the completed ones, for the next take.
+  void ReturnCompleted(std::span<PutBatch* const> batches);
   // Waits until no asynchronous batch is pending; false on timeout.
   bool WaitAsync(absl::Duration timeout);
   uint64_t pending_records() const { return pending_records_.load(std::memory_order_relaxed); }

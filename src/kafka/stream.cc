@@ -139,8 +139,12 @@ size_t Stream::Poll() {
   if (completed.empty()) return 0;
   size_t records = 0;
   absl::Status first_error;
-  for (detail::PutBatch* batch : completed) {
-    std::unique_ptr<detail::PutBatch> owned(batch);
+  auto publish = [&] {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    status_ = first_error;
+  };
+  for (size_t i = 0; i < completed.size(); ++i) {
+    std::unique_ptr<detail::PutBatch> batch(completed[i]);
     records += batch->slots.size();
     if (first_error.ok()) {
       for (const detail::PutSlot& slot : batch->slots) {
@@ -150,10 +154,17 @@ size_t Stream::Poll() {
         }
       }
     }
-    if (batch->callback) batch->callback(MakeResult(*core_, *batch));
+    if (!batch->callback) continue;
+    try {
+      batch->callback(MakeResult(*core_, *batch));
+    } catch (...) {
+      // The exception is the caller's; the batches not run yet wait for the next Poll().
+      core_->ReturnCompleted(std::span(completed).subspan(i + 1));
+      publish();
+      throw;
+    }
   }
-  std::lock_guard<std::mutex> lock(status_mu_);
-  status_ = first_error;
+  publish();
   return records;
 }
 
