@@ -124,7 +124,7 @@ TEST_CASE("a checkpoint at a user record resumes exactly after it", "[kpl][check
 }
 
 // Checkpoints by user record, as the KCL's: in ShardEnded, the shard's last user record is
-// SHARD_END; a checkpoint before the last one is refused.
+// SHARD_END; a checkpoint before the last one, or after it, is refused.
 class UserRecordCheckpointer : public riffle::RecordProcessor {
  public:
   explicit UserRecordCheckpointer(std::vector<absl::Status>* results) : results_(results) {}
@@ -138,6 +138,8 @@ class UserRecordCheckpointer : public riffle::RecordProcessor {
   }
   void ShardEnded(riffle::Checkpointer& cp) override {
     REQUIRE(last_.has_value());
+    // Past the last user record delivered: refused, as the KCL refuses it.
+    results_->push_back(cp.Checkpoint(last_->sequence_number, last_->sub_sequence_number + 1));
     results_->push_back(cp.Checkpoint(*last_));
   }
 
@@ -168,10 +170,15 @@ TEST_CASE("a checkpoint at a closed shard's last user record in ShardEnded is SH
        .processor_factory = [&] { return std::make_unique<UserRecordCheckpointer>(&results); }});
   REQUIRE(c.ok());
   DrainConsumer(**c, clock);
-  REQUIRE(results.size() == 3);
+  REQUIRE(results.size() == 4);
   CHECK(results[0].ok());
   CHECK(riffle::ErrorName(results[1]) == riffle::kInvalidArgumentException);  // moves back
-  CHECK(results[2].ok());
+  CHECK(riffle::ErrorName(results[2]) == riffle::kInvalidArgumentException);
+  CHECK_THAT(riffle::ErrorMessage(results[2]),
+             Catch::Matches("SequenceNumber [0-9]+ \\(SubSequenceNumber 10\\) is not a record of "
+                            "shard shardId-000000000000 delivered to this processor: the last user "
+                            "record delivered is SubSequenceNumber 9 of this record\\."));
+  CHECK(results[3].ok());
   CHECK(**store.GetCheckpoint("app", "shardId-000000000000") == riffle::kShardEndCheckpoint);
   CHECK((*c)->OwnedShards().size() == 2);  // the children are leased now
 }

@@ -273,6 +273,15 @@ absl::Status Consumer::CheckpointAt(ShardTask& task, const SequenceNumber& seque
   if (const std::string reason = NotDelivered(task, sequence_number); !reason.empty()) {
     return not_delivered(reason);
   }
+  // As the KCL: nothing after the greatest (sequence, sub-sequence) number delivered. Only
+  // a de-aggregating consumer knows the sub-records; without one the processor may unpack
+  // the aggregates itself.
+  if (sub && options_.deaggregator != nullptr && sequence_number == *task.last_delivered &&
+      *sub > task.last_sub.value_or(0)) {
+    return not_delivered(
+        fmt::format("the last user record delivered is SubSequenceNumber {} of this record",
+                    task.last_sub.value_or(0)));
+  }
   // As the KCL: a checkpoint never moves back (a restart would deliver again what was
   // already checkpointed).
   const std::pair<SequenceNumber, uint64_t> at(sequence_number, sub.value_or(UINT64_MAX));
