@@ -184,6 +184,30 @@ TEST_CASE("CreateStream: modes, shard counts and the shard quota", "[account]") 
   CHECK(limits->open_shard_count == 10);
   CHECK(limits->on_demand_stream_count == 1);
   CHECK(limits->on_demand_stream_count_limit == 50);
+
+  // A stream whose deletion has finished holds no quota, before any call sweeps it away.
+  o.delete_duration = absl::Seconds(1);
+  o.quotas.on_demand_stream_limit = 1;
+  auto other = MakeAccount(clock, false, o);
+  riffle::Kinesis& k2 = other->kinesis();
+  REQUIRE(k2.CreateStream({.stream_name = "a", .shard_count = 5}).ok());
+  REQUIRE(k2.CreateStream({.stream_name = "b", .shard_count = 1}).ok());
+  REQUIRE(k2.CreateStream(
+                {.stream_name = "od",
+                 .stream_mode_details = riffle::StreamModeDetails{riffle::StreamMode::kOnDemand}})
+              .ok());
+  REQUIRE(k2.DeleteStream({.stream_name = "a"}).ok());
+  REQUIRE(k2.DeleteStream({.stream_name = "od"}).ok());
+  clock.Advance(absl::Seconds(2));
+  CHECK(k2.UpdateShardCount({.stream_name = "b", .target_shard_count = 2}).ok());
+  CHECK(k2.SplitShard({.stream_name = "b",
+                       .shard_to_split = "shardId-000000000001",
+                       .new_starting_hash_key = "1000"})
+            .ok());
+  CHECK(k2.UpdateStreamMode(
+              {.stream_arn = other->StreamArn("b"),
+               .stream_mode_details = riffle::StreamModeDetails{riffle::StreamMode::kOnDemand}})
+            .ok());
 }
 
 TEST_CASE("DescribeStream pages shards with Limit and ExclusiveStartShardId", "[account]") {
@@ -494,6 +518,26 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
       kinesis.StopStreamEncryption({.stream_name = "orders", .key_id = "alias/aws/kinesis"}).ok());
   CHECK(kinesis.DescribeStream({.stream_name = "orders"})->stream_description.encryption_type ==
         riffle::EncryptionType::kNone);
+  {
+    // Writes are encrypted once the stream is ACTIVE again, and stay so until the stop is.
+    auto slow = MakeAccount(clock, false, {.update_duration = absl::Seconds(30)});
+    riffle::Kinesis& k = slow->kinesis();
+    CreateStream(k, "s", 1);
+    auto put = [&] {
+      return k.PutRecord({.stream_name = "s", .partition_key = "k", .data = "v"})->encryption_type;
+    };
+    REQUIRE(k.StartStreamEncryption({.stream_name = "s", .key_id = "alias/aws/kinesis"}).ok());
+    CHECK(put() == riffle::EncryptionType::kNone);
+    std::vector<riffle::PutRecordsRequestEntry> one = {{"k", "v", {}}};
+    CHECK(k.PutRecords({.stream_name = "s", .records = one})->encryption_type ==
+          riffle::EncryptionType::kNone);
+    clock.Advance(absl::Seconds(30));
+    CHECK(put() == riffle::EncryptionType::kKms);
+    REQUIRE(k.StopStreamEncryption({.stream_name = "s", .key_id = "alias/aws/kinesis"}).ok());
+    CHECK(put() == riffle::EncryptionType::kKms);
+    clock.Advance(absl::Seconds(30));
+    CHECK(put() == riffle::EncryptionType::kNone);
+  }
 
   // Enhanced monitoring: current and desired, ALL expands.
   std::vector<riffle::ShardLevelMetric> m = {riffle::ShardLevelMetric::kIncomingBytes};

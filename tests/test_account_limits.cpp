@@ -493,6 +493,34 @@ TEST_CASE("enum members outside their value set are ValidationException, named",
         enum_error("42", "shardIteratorType",
                    "[AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, "
                    "AT_TIMESTAMP]"));
+  // Encryption and enhanced monitoring were taken as NONE, or the unknown metric dropped.
+  CHECK(ErrorOf(kinesis.StartStreamEncryption(
+            {.stream_name = "nope",
+             .encryption_type = static_cast<riffle::EncryptionType>(99),
+             .key_id = "alias/aws/kinesis"})) == enum_error("99", "encryptionType", "[NONE, KMS]"));
+  CHECK(ErrorOf(kinesis.StopStreamEncryption(
+            {.stream_name = "s",
+             .encryption_type = static_cast<riffle::EncryptionType>(-5),
+             .key_id = "alias/aws/kinesis"})) == enum_error("-5", "encryptionType", "[NONE, KMS]"));
+  const std::vector<riffle::ShardLevelMetric> metrics = {riffle::ShardLevelMetric::kIncomingBytes,
+                                                         static_cast<riffle::ShardLevelMetric>(99)};
+  const std::string metric_error =
+      "1 validation error detected: Value '[IncomingBytes, 99]' at 'shardLevelMetrics' failed "
+      "to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value "
+      "set: [IncomingBytes, IncomingRecords, OutgoingBytes, OutgoingRecords, "
+      "WriteProvisionedThroughputExceeded, ReadProvisionedThroughputExceeded, "
+      "IteratorAgeMilliseconds, ALL]]";
+  CHECK(ErrorOf(kinesis.EnableEnhancedMonitoring(
+            {.stream_name = "s", .shard_level_metrics = metrics})) ==
+        Error{riffle::kValidationException, metric_error});
+  CHECK(ErrorOf(kinesis.DisableEnhancedMonitoring(
+            {.stream_name = "nope", .shard_level_metrics = metrics})) ==
+        Error{riffle::kValidationException, metric_error});
+  auto described = kinesis.DescribeStream({.stream_name = "s"});
+  REQUIRE(described.ok());
+  for (const riffle::EnhancedMetrics& m : described->stream_description.enhanced_monitoring) {
+    CHECK(m.shard_level_metrics.empty());
+  }
   CHECK(kinesis.DescribeStreamSummary({.stream_name = "m"}).status().code() ==
         absl::StatusCode::kNotFound);
 }

@@ -64,8 +64,9 @@ struct AccountOptions {
   AccountQuotas quotas;
   // Emulated durations on the clock: a new stream is CREATING (reads and writes fail with
   // ResourceNotFoundException, as on the service), a deleted one DELETING (reads and writes
-  // still work), a resharded, re-encrypted or mode-switched one UPDATING (no second change).
-  // Each 0 .. 365 days; default zero: the change is done when the call returns.
+  // still work), a resharded, re-encrypted or mode-switched one UPDATING (no second change;
+  // writes keep the previous encryption until the stream is ACTIVE again, as on the
+  // service). Each 0 .. 365 days; default zero: the change is done when the call returns.
   absl::Duration create_duration = absl::ZeroDuration();
   absl::Duration delete_duration = absl::ZeroDuration();
   absl::Duration update_duration = absl::ZeroDuration();

@@ -98,6 +98,15 @@ std::vector<ConsumerDescription> DeletingConsumers(StreamEntry& e, std::string_v
   return out;
 }
 
+// The encryption a write gets: a change applies once the stream is ACTIVE again.
+EncryptionType WritesEncryption(const detail::AccountCore& core, const StreamEntry& e) {
+  const int64_t effective_ms = e.encryption_effective_ms.load(std::memory_order_acquire);
+  if (effective_ms != INT64_MIN && core.clock.NowMillis() < effective_ms) {
+    return e.encryption_before.load(std::memory_order_relaxed);
+  }
+  return e.encryption.load(std::memory_order_relaxed);
+}
+
 }  // namespace
 
 // ---- Records ----
@@ -124,8 +133,7 @@ absl::StatusOr<PutRecordOutput> Kinesis::PutRecord(const PutRecordInput& in) {
       [[unlikely]] {
     MeterWrites(*e, in.partition_key.size() + in.data.size(), 1);
   }
-  return PutRecordOutput{r->shard_id, r->sequence_number,
-                         e->encryption.load(std::memory_order_relaxed)};
+  return PutRecordOutput{r->shard_id, r->sequence_number, WritesEncryption(core_, *e)};
 }
 
 absl::Status Kinesis::PutRecords(const PutRecordsInput& in, PutRecordsOutput& out) {
@@ -136,7 +144,7 @@ absl::Status Kinesis::PutRecords(const PutRecordsInput& in, PutRecordsOutput& ou
       !s.ok()) {
     return s;
   }
-  out.encryption_type = e->encryption.load(std::memory_order_relaxed);
+  out.encryption_type = WritesEncryption(core_, *e);
   if (core_.faults.active()) [[unlikely]] {
     return PutRecordsWithFaults(*e, in, out);
   }

@@ -87,7 +87,7 @@ absl::Status InvalidTagCharacters(bool remove);
 // LimitExceededException "This request would exceed the shard limit for the account ...".
 absl::Status ShardQuotaError(const AccountCore& core, int current, int additional);
 // The open shards of every stream of the account (REQUIRES the registry's mutex).
-int AccountOpenShards(const KinesisRegistry& registry);
+int AccountOpenShards(const KinesisRegistry& registry, int64_t now_ms);
 
 // ---- Pagination tokens (NextToken): opaque, keyed by the account's secret, 300 s ----
 struct PageToken {

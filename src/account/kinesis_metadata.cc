@@ -37,11 +37,18 @@ std::string RenderList(std::span<const std::string_view> items) {
   return out + "]";
 }
 
+// A request's list as the service prints it; a value that is none of the enumerators (an
+// integer cast to the enum) prints as that integer.
 std::string RenderMetrics(std::span<const ShardLevelMetric> metrics) {
   std::string out = "[";
   for (std::size_t i = 0; i < metrics.size(); ++i) {
-    fmt::format_to(std::back_inserter(out), "{}{}", i == 0 ? "" : ", ",
-                   ShardLevelMetricName(metrics[i]));
+    const std::string_view name = ShardLevelMetricName(metrics[i]);
+    if (name == "?") {
+      fmt::format_to(std::back_inserter(out), "{}{}", i == 0 ? "" : ", ",
+                     static_cast<int>(metrics[i]));
+    } else {
+      fmt::format_to(std::back_inserter(out), "{}{}", i == 0 ? "" : ", ", name);
+    }
   }
   return out + "]";
 }
@@ -166,6 +173,9 @@ absl::Status ChangeEncryption(detail::AccountCore& core, detail::KinesisRegistry
                               bool start) {
   {
     Violations v;
+    if (EncryptionTypeName(type) == "?") {
+      v.EnumValue("encryptionType", static_cast<int>(type), "[NONE, KMS]");
+    }
     v.MinLength("keyId", key_id, key_id.size(), 1);
     v.MaxLength("keyId", key_id, key_id.size(), 2048);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
@@ -192,11 +202,15 @@ absl::Status ChangeEncryption(detail::AccountCore& core, detail::KinesisRegistry
         "hours, the most allowed.",
         e->name, core.account_id(), kEncryptionChangesPerDay));
   }
+  // The stream is ACTIVE, so the previous change has taken effect.
+  const int64_t until_ms = detail::AddMillis(now_ms, core.options.update_duration);
+  e->encryption_before.store(e->encryption.load(std::memory_order_relaxed),
+                             std::memory_order_relaxed);
+  e->encryption_effective_ms.store(until_ms, std::memory_order_release);
   e->encryption.store(start ? EncryptionType::kKms : EncryptionType::kNone,
                       std::memory_order_relaxed);
   e->key_id = start ? std::string(key_id) : std::string();
-  e->updating_until_ms.store(detail::AddMillis(now_ms, core.options.update_duration),
-                             std::memory_order_release);
+  e->updating_until_ms.store(until_ms, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -231,6 +245,14 @@ absl::StatusOr<EnhancedMonitoringOutput> ChangeMonitoring(detail::AccountCore& c
     if (in.shard_level_metrics.size() > 7) {
       v.AddRendered("shardLevelMetrics", rendered,
                     "Member must have length less than or equal to 7");
+    }
+    if (std::ranges::any_of(in.shard_level_metrics,
+                            [](ShardLevelMetric m) { return ShardLevelMetricName(m) == "?"; })) {
+      v.AddRendered("shardLevelMetrics", rendered,
+                    "Member must satisfy constraint: [Member must satisfy enum value set: "
+                    "[IncomingBytes, IncomingRecords, OutgoingBytes, OutgoingRecords, "
+                    "WriteProvisionedThroughputExceeded, ReadProvisionedThroughputExceeded, "
+                    "IteratorAgeMilliseconds, ALL]]");
     }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }

@@ -92,6 +92,10 @@ struct StreamEntry {
   // UPDATING because of an account-side change (encryption, mode) until it.
   std::atomic<int64_t> updating_until_ms{INT64_MIN};
   std::atomic<EncryptionType> encryption{EncryptionType::kNone};
+  // A change of encryption applies to writes once the stream is ACTIVE again: until this
+  // time (INT64_MIN: no change yet) writes keep encryption_before.
+  std::atomic<int64_t> encryption_effective_ms{INT64_MIN};
+  std::atomic<EncryptionType> encryption_before{EncryptionType::kNone};
   std::atomic<StreamMode> mode;
 
   std::mutex mu;  // guards what follows

@@ -177,11 +177,9 @@ absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckReshardable(core_, *e, "SplitShard", core_.clock.NowMillis());
-      !s.ok()) {
-    return s;
-  }
-  const int open = detail::AccountOpenShards(*registry_);
+  const int64_t now_ms = core_.clock.NowMillis();
+  if (absl::Status s = CheckReshardable(core_, *e, "SplitShard", now_ms); !s.ok()) return s;
+  const int open = detail::AccountOpenShards(*registry_, now_ms);
   if (open + 1 > core_.shard_limit) return detail::ShardQuotaError(core_, open, 1);
   return e->stream->SplitShard(in.shard_to_split, in.new_starting_hash_key);
 }
@@ -236,7 +234,7 @@ absl::StatusOr<UpdateShardCountOutput> Kinesis::UpdateShardCount(const UpdateSha
     }
   }
   const int current = e->stream->DescribeStreamSummary().open_shard_count;
-  const int open = detail::AccountOpenShards(*registry_);
+  const int open = detail::AccountOpenShards(*registry_, now_ms);
   if (in.target_shard_count - current > core_.shard_limit - open) {
     return detail::ShardQuotaError(core_, open, in.target_shard_count - current);
   }
@@ -272,7 +270,7 @@ void Kinesis::MeterWrites(StreamEntry& e, uint64_t bytes, uint64_t records) {
       std::max<uint64_t>({kOnDemandMinShards, by_bytes, by_records}), INT32_MAX / 2));
   const int open = e.stream->DescribeStreamSummary().open_shard_count;
   if (target <= open) return;
-  const int room = core_.shard_limit - detail::AccountOpenShards(*registry_);
+  const int room = core_.shard_limit - detail::AccountOpenShards(*registry_, now_ms);
   const int step =
       std::min({target, 2 * open, core_.options.quotas.shards_per_stream, open + room});
   if (step <= open) return;

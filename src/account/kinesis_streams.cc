@@ -115,22 +115,32 @@ std::shared_ptr<Stream> Kinesis::ShareStream(std::string_view name_or_arn) {
 namespace {
 
 // Finishes deletions whose emulated duration has passed.
+
+// Whether the stream's deletion has finished (the registry keeps it until a sweep): it
+// holds no quota any more.
+bool Gone(const detail::StreamEntry& e, int64_t now_ms) {
+  return now_ms >= e.deleted_at_ms.load(std::memory_order_acquire);
+}
+
+// Finishes deletions whose emulated duration has passed.
 void SweepDeleted(detail::KinesisRegistry& registry, int64_t now_ms) {
   for (const auto& e : registry.All()) {
-    if (now_ms >= e->deleted_at_ms.load(std::memory_order_acquire)) registry.Remove(*e);
+    if (Gone(*e, now_ms)) registry.Remove(*e);
   }
 }
 
-int OpenShards(const detail::KinesisRegistry& registry) {
+int OpenShards(const detail::KinesisRegistry& registry, int64_t now_ms) {
   int open = 0;
-  for (const auto& e : registry.All()) open += e->stream->DescribeStreamSummary().open_shard_count;
+  for (const auto& e : registry.All()) {
+    if (!Gone(*e, now_ms)) open += e->stream->DescribeStreamSummary().open_shard_count;
+  }
   return open;
 }
 
-int OnDemandStreams(const detail::KinesisRegistry& registry) {
+int OnDemandStreams(const detail::KinesisRegistry& registry, int64_t now_ms) {
   int n = 0;
   for (const auto& e : registry.All()) {
-    n += e->mode.load(std::memory_order_relaxed) == StreamMode::kOnDemand ? 1 : 0;
+    n += !Gone(*e, now_ms) && e->mode.load(std::memory_order_relaxed) == StreamMode::kOnDemand;
   }
   return n;
 }
@@ -149,7 +159,9 @@ absl::Status ShardQuotaError(const AccountCore& core, int current, int additiona
       core.account_id(), core.region(), current, core.shard_limit, additional));
 }
 
-int AccountOpenShards(const KinesisRegistry& registry) { return OpenShards(registry); }
+int AccountOpenShards(const KinesisRegistry& registry, int64_t now_ms) {
+  return OpenShards(registry, now_ms);
+}
 
 }  // namespace detail
 
@@ -190,12 +202,12 @@ absl::Status Kinesis::CreateStream(const CreateStreamInput& in) {
                                             in.stream_name, core_.account_id()));
     }
   }
-  const int open = OpenShards(*registry_);
+  const int open = OpenShards(*registry_, now_ms);
   if (shards > quotas.shards_per_stream || int64_t{open} + shards > core_.shard_limit) {
     return detail::ShardQuotaError(core_, open, shards);
   }
   if (mode == StreamMode::kOnDemand &&
-      OnDemandStreams(*registry_) >= quotas.on_demand_stream_limit) {
+      OnDemandStreams(*registry_, now_ms) >= quotas.on_demand_stream_limit) {
     return LimitExceededError(fmt::format(
         "This request would exceed the on-demand stream limit of {} for the account {} in {}.",
         quotas.on_demand_stream_limit, core_.account_id(), core_.region()));
@@ -414,11 +426,12 @@ absl::StatusOr<ListStreamsOutput> Kinesis::ListStreams(const ListStreamsInput& i
 absl::StatusOr<DescribeLimitsOutput> Kinesis::DescribeLimits() {
   if (absl::Status s = detail::Admit(core_, "DescribeLimits", nullptr); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(registry_->mu());
-  SweepDeleted(*registry_, core_.clock.NowMillis());
+  const int64_t now_ms = core_.clock.NowMillis();
+  SweepDeleted(*registry_, now_ms);
   DescribeLimitsOutput out;
   out.shard_limit = core_.shard_limit;
-  out.open_shard_count = OpenShards(*registry_);
-  out.on_demand_stream_count = OnDemandStreams(*registry_);
+  out.open_shard_count = OpenShards(*registry_, now_ms);
+  out.on_demand_stream_count = OnDemandStreams(*registry_, now_ms);
   out.on_demand_stream_count_limit = core_.options.quotas.on_demand_stream_limit;
   return out;
 }
@@ -449,7 +462,7 @@ absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
                                             e->name, core_.account_id(), StreamModeName(to)));
   }
   if (to == StreamMode::kOnDemand &&
-      OnDemandStreams(*registry_) >= core_.options.quotas.on_demand_stream_limit) {
+      OnDemandStreams(*registry_, now_ms) >= core_.options.quotas.on_demand_stream_limit) {
     return LimitExceededError(fmt::format(
         "This request would exceed the on-demand stream limit of {} for the account {} in {}.",
         core_.options.quotas.on_demand_stream_limit, core_.account_id(), core_.region()));

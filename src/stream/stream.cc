@@ -77,7 +77,13 @@ std::string_view StreamModeName(StreamMode mode) {
 }
 
 std::string_view EncryptionTypeName(EncryptionType type) {
-  return type == EncryptionType::kKms ? "KMS" : "NONE";
+  switch (type) {
+    case EncryptionType::kNone:
+      return "NONE";
+    case EncryptionType::kKms:
+      return "KMS";
+  }
+  return "?";
 }
 
 std::string_view ShardLevelMetricName(ShardLevelMetric metric) {
