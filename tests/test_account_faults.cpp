@@ -1,6 +1,7 @@
 // The account's fault plan, and a caller's retry loop proven against it.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -187,6 +188,49 @@ TEST_CASE("inside PutRecords faults apply entry by entry", "[faults]") {
   CHECK(ErrorOf(kinesis.PutRecords({.stream_name = "orders", .records = batch})) ==
         Error{riffle::kServiceUnavailable, "Service Unavailable"});
   CHECK(account->faults().Counters().rules[0].injected == 1);
+
+  // A "*" rule with a per-entry code is per entry inside PutRecords too, and still fails
+  // other operations whole.
+  account->faults().Clear();
+  account->faults().Add(FaultRule::FailNext("*", 2, riffle::kInternalFailure));
+  REQUIRE(kinesis.PutRecords({.stream_name = "orders", .records = batch}, out).ok());
+  CHECK(out.failed_record_count == 2);
+  CHECK(out.records[0].error_code == riffle::kInternalFailure);
+  CHECK(out.records[1].error_code == riffle::kInternalFailure);
+  CHECK(out.records[2].sequence_number.has_value());
+  account->faults().Clear();
+  account->faults().Add(FaultRule::FailNext("*", 1, riffle::kInternalFailure));
+  CHECK(ErrorOf(kinesis.DescribeStreamSummary({.stream_name = "orders"})).name ==
+        riffle::kInternalFailure);
+}
+
+TEST_CASE("a fault rule that could never fire as written is refused, named", "[faults]") {
+  auto invalid = [](const FaultRule& r) { return ErrorOf(riffle::FaultPlan::Validate(r)); };
+  FaultRule unknown = FaultRule::FailNext("PutRecord", 5, riffle::kInternalFailure);
+  unknown.trigger = static_cast<riffle::FaultTrigger>(77);
+  CHECK(invalid(unknown) ==
+        Error{riffle::kInvalidArgumentException,
+              "FaultRule.trigger is 77; it must be kNextCalls, kEveryKth or kFraction."});
+  CHECK(invalid(FaultRule::Every("PutRecord", 0, riffle::kInternalFailure)) ==
+        Error{riffle::kInvalidArgumentException,
+              "FaultRule.count is 0; Every(k) needs k >= 1 (the k-th, 2k-th, ... call)."});
+  CHECK(invalid(FaultRule::Fraction("PutRecord", 7.5, 1, riffle::kInternalFailure)) ==
+        Error{riffle::kInvalidArgumentException,
+              "FaultRule.fraction is 7.5; it must be between 0 and 1."});
+  CHECK(invalid(FaultRule::Fraction("PutRecord", std::nan(""), 1, riffle::kInternalFailure)).name ==
+        riffle::kInvalidArgumentException);
+  CHECK(invalid(FaultRule::Delay("PutRecord", absl::Seconds(-1))) ==
+        Error{riffle::kInvalidArgumentException,
+              "FaultRule.latency is -1s; it must not be negative."});
+  CHECK(invalid(FaultRule::FailNext("", 1, riffle::kInternalFailure)) ==
+        Error{riffle::kInvalidArgumentException,
+              "FaultRule.operation is empty; name an operation, or \"*\"."});
+  CHECK(
+      riffle::FaultPlan::Validate(FaultRule::Fraction("*", 1.0, 1, riffle::kInternalFailure)).ok());
+  riffle::FaultPlan plan;
+  CHECK(plan.Add(unknown) == 0);
+  CHECK_FALSE(plan.active());
+  CHECK(plan.Add(FaultRule::FailNext("PutRecord", 1, riffle::kInternalFailure)) == 1);
 }
 
 // A producer written for the service: batches of PutRecords with at most one record per

@@ -23,10 +23,10 @@
 // them; a real clock sleeps); then the first of them with an error, in the order added,
 // fails the call before the operation runs: nothing changes.
 //
-// Inside PutRecords, a rule whose error is one of the per-entry codes (InternalFailure,
-// ProvisionedThroughputExceededException) counts and fires per entry: a firing entry fails
-// with that ErrorCode and is not written, the others are. A rule with any other error fails
-// the whole request.
+// Inside PutRecords, a rule (for PutRecords, or "*") whose error is one of the per-entry
+// codes (InternalFailure, ProvisionedThroughputExceededException) counts and fires per
+// entry: a firing entry fails with that ErrorCode and is not written, the others are. A
+// rule with any other error fails the whole request.
 //
 // Thread safety: every method may be called from any thread.
 #ifndef RIFFLE_FAULT_PLAN_H_
@@ -40,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace riffle {
@@ -105,8 +106,12 @@ class FaultPlan {
   FaultPlan(const FaultPlan&) = delete;
   FaultPlan& operator=(const FaultPlan&) = delete;
 
-  // Adds a rule after the others; returns its id (for Remove and the counters).
+  // Adds a rule after the others; returns its id (for Remove and the counters), from 1. A
+  // rule Validate() refuses is not added (it would never fire, or fire at random): 0.
   int Add(FaultRule rule);
+  // InvalidArgumentException naming the field: an empty operation, a trigger outside the
+  // enum, Every(0), a fraction outside 0..1 (or NaN), a negative latency.
+  static absl::Status Validate(const FaultRule& rule);
   // False when no rule has that id.
   bool Remove(int id);
   void Clear();
@@ -127,7 +132,6 @@ class FaultPlan {
   struct Entry {
     int id;
     FaultRule rule;
-    bool per_entry;  // a PutRecords rule with a per-entry error code
     uint64_t matched = 0;
     uint64_t injected = 0;
     uint64_t delayed = 0;

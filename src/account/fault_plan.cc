@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "fmt/format.h"
 #include "riffle/status.h"
 
 namespace riffle {
@@ -93,11 +94,42 @@ FaultRule& FaultRule::WithLatency(absl::Duration d) {
   return *this;
 }
 
+absl::Status FaultPlan::Validate(const FaultRule& rule) {
+  if (rule.operation.empty()) {
+    return InvalidArgumentError("FaultRule.operation is empty; name an operation, or \"*\".");
+  }
+  switch (rule.trigger) {
+    case FaultTrigger::kNextCalls:
+      break;
+    case FaultTrigger::kEveryKth:
+      if (rule.count == 0) {
+        return InvalidArgumentError(
+            "FaultRule.count is 0; Every(k) needs k >= 1 (the k-th, 2k-th, ... call).");
+      }
+      break;
+    case FaultTrigger::kFraction:
+      if (!(rule.fraction >= 0 && rule.fraction <= 1)) {
+        return InvalidArgumentError(
+            fmt::format("FaultRule.fraction is {}; it must be between 0 and 1.", rule.fraction));
+      }
+      break;
+    default:
+      return InvalidArgumentError(
+          fmt::format("FaultRule.trigger is {}; it must be kNextCalls, kEveryKth or kFraction.",
+                      static_cast<int>(rule.trigger)));
+  }
+  if (rule.latency < absl::ZeroDuration()) {
+    return InvalidArgumentError(fmt::format("FaultRule.latency is {}; it must not be negative.",
+                                            absl::FormatDuration(rule.latency)));
+  }
+  return absl::OkStatus();
+}
+
 int FaultPlan::Add(FaultRule rule) {
+  if (!Validate(rule).ok()) return 0;
   std::lock_guard<std::mutex> lock(mu_);
-  const bool per_entry = rule.operation == "PutRecords" && IsPerEntryError(rule.error);
   const int id = next_id_++;
-  rules_.push_back(Entry{id, std::move(rule), per_entry});
+  rules_.push_back(Entry{id, std::move(rule)});
   active_.store(true, std::memory_order_relaxed);
   return id;
 }
@@ -143,8 +175,10 @@ std::optional<FaultInjection> FaultPlan::Evaluate(std::string_view operation, st
   std::optional<FaultInjection> out;
   for (Entry& e : rules_) {
     const FaultRule& r = e.rule;
-    if (e.per_entry != (scope == FaultScope::kEntry)) continue;
     if (r.operation != "*" && r.operation != operation) continue;
+    // Inside PutRecords, the rules with a per-entry code count and fire per entry.
+    const bool per_entry = operation == "PutRecords" && IsPerEntryError(r.error);
+    if (per_entry != (scope == FaultScope::kEntry)) continue;
     if (!r.resource.empty() && r.resource != name && r.resource != arn) continue;
     if (!r.shard_id.empty() && r.shard_id != shard_id) continue;
     // Every matching rule counts the call; the latencies of the rules that fire add up,
