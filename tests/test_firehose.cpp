@@ -93,6 +93,16 @@ TEST_CASE("CreateDeliveryStream: ValidationException for members out of their sh
               "1 validation error detected: Value 'deliveries' at "
               "'extendedS3DestinationConfiguration.bucketARN' failed to satisfy constraint: "
               "Member must satisfy regular expression pattern: arn:.*:s3:::[\\w\\.\\-]{1,255}"});
+  // An integer cast to DeliveryStreamType was taken as DirectPut.
+  in = DirectPut("t");
+  in.delivery_stream_type = static_cast<riffle::DeliveryStreamType>(7);
+  const Error type_error{riffle::kValidationException,
+                         "1 validation error detected: Value '7' at 'deliveryStreamType' failed to "
+                         "satisfy constraint: Member must satisfy enum value set: [DirectPut, "
+                         "KinesisStreamAsSource, MSKAsSource, DatabaseAsSource]"};
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)) == type_error);
+  CHECK(ErrorOf(f.firehose().ListDeliveryStreams(
+            {.delivery_stream_type = static_cast<riffle::DeliveryStreamType>(7)})) == type_error);
   CHECK(f.firehose().ListDeliveryStreams()->delivery_stream_names.size() == 1);
 }
 
@@ -227,9 +237,19 @@ TEST_CASE("Delivery streams are CREATING for create_duration, then ACTIVE; DELET
   CHECK(status() == DeliveryStreamStatus::kDeleting);
   REQUIRE(f.firehose().DeleteDeliveryStream({.delivery_stream_name = "s"}).ok());  // again: OK
   f.clock.Advance(absl::Seconds(5));
-  CHECK(ErrorOf(f.firehose().DescribeDeliveryStream({.delivery_stream_name = "s"})) ==
-        Error{riffle::kResourceNotFoundException,
-              "Firehose s under account 000000000000 not found."});
+  // Gone for every call, whichever comes first.
+  const Error not_found{riffle::kResourceNotFoundException,
+                        "Firehose s under account 000000000000 not found."};
+  CHECK(ErrorOf(f.firehose().PutRecord({.delivery_stream_name = "s", .record = {"y\n"}})) ==
+        not_found);
+  const std::vector<riffle::Tag> tags = {{"team", "a"}};
+  CHECK(ErrorOf(f.firehose().TagDeliveryStream({.delivery_stream_name = "s", .tags = tags})) ==
+        not_found);
+  CHECK(ErrorOf(f.firehose().ListTagsForDeliveryStream({.delivery_stream_name = "s"})) ==
+        not_found);
+  CHECK(ErrorOf(f.firehose().Flush("s")) == not_found);
+  CHECK(f.firehose().FindDeliveryStream("s") == nullptr);
+  CHECK(ErrorOf(f.firehose().DescribeDeliveryStream({.delivery_stream_name = "s"})) == not_found);
   CHECK(riffle::IsResourceNotFoundException(
       f.firehose().DeleteDeliveryStream({.delivery_stream_name = "s"})));
   // What it had accepted was delivered when it went.

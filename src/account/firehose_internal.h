@@ -73,6 +73,16 @@ struct DeliveryStreamEntry {
 struct FirehoseRegistry {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<DeliveryStreamEntry>, std::less<>> streams;  // by name
+  // The entry named `name`, or nullptr also when its deletion finished at or before now_ms
+  // (a control-plane call removes such entries later). REQUIRES mu.
+  std::shared_ptr<DeliveryStreamEntry> FindLive(std::string_view name, int64_t now_ms) const {
+    auto it = streams.find(name);
+    if (it == streams.end() ||
+        it->second->deleted_at_ms.load(std::memory_order_acquire) <= now_ms) {
+      return nullptr;
+    }
+    return it->second;
+  }
   // Firehose de-aggregates KPL aggregates read from a Kinesis source before delivery.
   kpl::Deaggregator deaggregator;
 };

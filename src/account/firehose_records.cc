@@ -27,13 +27,13 @@ std::string RecordId(uint64_t id) { return fmt::format("{}", id); }
 absl::StatusOr<std::shared_ptr<DeliveryStreamEntry>> FindForPut(detail::FirehoseRegistry& r,
                                                                 detail::AccountCore& core,
                                                                 std::string_view name) {
+  const int64_t now_ms = core.clock.NowMillis();
   std::shared_ptr<DeliveryStreamEntry> e;
   {
     std::lock_guard<std::mutex> lock(r.mu);
-    auto it = r.streams.find(name);
-    if (it != r.streams.end()) e = it->second;
+    e = r.FindLive(name, now_ms);
   }
-  if (e == nullptr || e->StatusAt(core.clock.NowMillis()) == DeliveryStreamStatus::kCreating) {
+  if (e == nullptr || e->StatusAt(now_ms) == DeliveryStreamStatus::kCreating) {
     return detail::DeliveryStreamNotFound(name, core.account_id());
   }
   if (e->type == DeliveryStreamType::kKinesisStreamAsSource) {
@@ -185,18 +185,19 @@ absl::Status Firehose::TagDeliveryStream(const TagDeliveryStreamInput& in) {
     return s;
   }
   std::lock_guard<std::mutex> lock(registry_->mu);
-  auto it = registry_->streams.find(in.delivery_stream_name);
-  if (it == registry_->streams.end()) {
+  const std::shared_ptr<DeliveryStreamEntry> entry =
+      registry_->FindLive(in.delivery_stream_name, core_.clock.NowMillis());
+  if (entry == nullptr) {
     return detail::DeliveryStreamNotFound(in.delivery_stream_name, core_.account_id());
   }
-  std::map<std::string, std::string> tags = it->second->tags;
+  std::map<std::string, std::string> tags = entry->tags;
   for (const Tag& t : in.tags) tags[t.key] = t.value;
   if (tags.size() > kMaxTagsPerDeliveryStream) {
     return LimitExceededError(fmt::format(
         "Firehose {} under account {} would have {} tags: a delivery stream has at most {}.",
         in.delivery_stream_name, core_.account_id(), tags.size(), kMaxTagsPerDeliveryStream));
   }
-  it->second->tags = std::move(tags);
+  entry->tags = std::move(tags);
   return absl::OkStatus();
 }
 
@@ -221,13 +222,14 @@ absl::Status Firehose::UntagDeliveryStream(const UntagDeliveryStreamInput& in) {
     return s;
   }
   std::lock_guard<std::mutex> lock(registry_->mu);
-  auto it = registry_->streams.find(in.delivery_stream_name);
-  if (it == registry_->streams.end()) {
+  const std::shared_ptr<DeliveryStreamEntry> entry =
+      registry_->FindLive(in.delivery_stream_name, core_.clock.NowMillis());
+  if (entry == nullptr) {
     return detail::DeliveryStreamNotFound(in.delivery_stream_name, core_.account_id());
   }
   for (std::string_view k : in.tag_keys) {
-    auto t = it->second->tags.find(std::string(k));
-    if (t != it->second->tags.end()) it->second->tags.erase(t);
+    auto t = entry->tags.find(std::string(k));
+    if (t != entry->tags.end()) entry->tags.erase(t);
   }
   return absl::OkStatus();
 }
@@ -252,12 +254,13 @@ absl::StatusOr<ListTagsForDeliveryStreamOutput> Firehose::ListTagsForDeliveryStr
   }
   const std::size_t limit = static_cast<std::size_t>(in.limit.value_or(50));
   std::lock_guard<std::mutex> lock(registry_->mu);
-  auto it = registry_->streams.find(in.delivery_stream_name);
-  if (it == registry_->streams.end()) {
+  const std::shared_ptr<DeliveryStreamEntry> entry =
+      registry_->FindLive(in.delivery_stream_name, core_.clock.NowMillis());
+  if (entry == nullptr) {
     return detail::DeliveryStreamNotFound(in.delivery_stream_name, core_.account_id());
   }
   ListTagsForDeliveryStreamOutput out;
-  const auto& tags = it->second->tags;
+  const auto& tags = entry->tags;
   auto t = in.exclusive_start_tag_key.empty()
                ? tags.begin()
                : tags.upper_bound(std::string(in.exclusive_start_tag_key));

@@ -19,7 +19,13 @@ using detail::DeliveryStreamEntry;
 using detail::Violations;
 
 std::string_view DeliveryStreamTypeName(DeliveryStreamType type) {
-  return type == DeliveryStreamType::kKinesisStreamAsSource ? "KinesisStreamAsSource" : "DirectPut";
+  switch (type) {
+    case DeliveryStreamType::kDirectPut:
+      return "DirectPut";
+    case DeliveryStreamType::kKinesisStreamAsSource:
+      return "KinesisStreamAsSource";
+  }
+  return "?";
 }
 
 namespace detail {
@@ -119,6 +125,15 @@ namespace {
 
 constexpr std::string_view kDestinationId = "destinationId-000000000001";
 constexpr std::string_view kCompressionFormats = "[UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY]";
+
+// A DeliveryStreamType that is none of the enumerators (an integer cast to the enum): the
+// service's value set, which has sources riffle does not emulate.
+void CheckDeliveryStreamType(DeliveryStreamType type, Violations& v) {
+  if (DeliveryStreamTypeName(type) == "?") {
+    v.EnumValue("deliveryStreamType", static_cast<int>(type),
+                "[DirectPut, KinesisStreamAsSource, MSKAsSource, DatabaseAsSource]");
+  }
+}
 
 std::optional<CompressionFormat> ParseCompression(std::string_view text) {
   if (text == "UNCOMPRESSED") return CompressionFormat::kUncompressed;
@@ -304,6 +319,7 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   {
     Violations v;
     v.Name("deliveryStreamName", in.delivery_stream_name, 64);
+    CheckDeliveryStreamType(in.delivery_stream_type, v);
     if (in.kinesis_stream_source_configuration) {
       const KinesisStreamSourceConfiguration& k = *in.kinesis_stream_source_configuration;
       constexpr std::string_view kMember = "kinesisStreamSourceConfiguration.kinesisStreamARN";
@@ -686,6 +702,7 @@ absl::StatusOr<ListDeliveryStreamsOutput> Firehose::ListDeliveryStreams(
   {
     Violations v;
     if (in.limit) v.Range("limit", *in.limit, 1, 10000);
+    if (in.delivery_stream_type) CheckDeliveryStreamType(*in.delivery_stream_type, v);
     if (!in.exclusive_start_delivery_stream_name.empty()) {
       v.Name("exclusiveStartDeliveryStreamName", in.exclusive_start_delivery_stream_name, 64);
     }
@@ -735,8 +752,7 @@ absl::StatusOr<size_t> Firehose::Flush(std::string_view name) {
   std::shared_ptr<DeliveryStreamEntry> e;
   {
     std::lock_guard<std::mutex> lock(registry_->mu);
-    auto it = registry_->streams.find(name);
-    if (it != registry_->streams.end()) e = it->second;
+    e = registry_->FindLive(name, core_.clock.NowMillis());
   }
   if (e == nullptr) return detail::DeliveryStreamNotFound(name, core_.account_id());
   return e->stream->Flush();
@@ -744,8 +760,8 @@ absl::StatusOr<size_t> Firehose::Flush(std::string_view name) {
 
 DeliveryStream* Firehose::FindDeliveryStream(std::string_view name) {
   std::lock_guard<std::mutex> lock(registry_->mu);
-  auto it = registry_->streams.find(name);
-  return it == registry_->streams.end() ? nullptr : it->second->stream.get();
+  const std::shared_ptr<DeliveryStreamEntry> e = registry_->FindLive(name, core_.clock.NowMillis());
+  return e == nullptr ? nullptr : e->stream.get();
 }
 
 }  // namespace riffle
