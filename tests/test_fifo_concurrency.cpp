@@ -4,6 +4,7 @@
 // test_fifo.cpp (same binary).
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <map>
 #include <set>
 #include <string>
@@ -179,4 +180,53 @@ TEST_CASE("FifoQueue hands out each group in sequence order with concurrent send
   for (auto& t : senders) t.join();
   CHECK_FALSE(failed);
   CHECK(received == kSenders * kPerSender);
+}
+
+// A long poll sleeps until the earliest delay or visibility deadline it saw; one that moves
+// earlier while it sleeps must wake it (on the system clock: a ManualClock wakes every
+// waiter when it moves). Bounds are loose: the message is due after about a second.
+TEST_CASE("A long poll returns when a deadline moved earlier while it waited", "[fifo]") {
+  using Clock = std::chrono::steady_clock;
+  SECTION("a visibility timeout shortened by ChangeMessageVisibility") {
+    auto q = FifoQueue::Create({.name = "vis.fifo"}).value();
+    REQUIRE(q->SendMessage(
+                 {.message_group_id = "g", .message_body = "m", .message_deduplication_id = "d"})
+                .ok());
+    auto first = q->ReceiveMessage({.visibility_timeout = 30});
+    REQUIRE(first.ok());
+    REQUIRE(first->messages.size() == 1);
+    std::atomic<double> waited{-1};
+    std::thread waiter([&] {
+      const auto t0 = Clock::now();
+      auto r = q->ReceiveMessage({.wait_time_seconds = 10});
+      if (r.ok() && r->messages.size() == 1) {
+        waited = std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    REQUIRE(q->ChangeMessageVisibility(first->messages[0].receipt_handle, 1).ok());
+    waiter.join();
+    CHECK(waited.load() > 0);
+    CHECK(waited.load() < 5);
+  }
+  SECTION("a delayed message another call moved into the queue first") {
+    auto q = FifoQueue::Create({.name = "delay.fifo", .delay_seconds = 1}).value();
+    std::atomic<double> waited{-1};
+    std::thread waiter([&] {
+      const auto t0 = Clock::now();
+      auto r = q->ReceiveMessage({.wait_time_seconds = 8});
+      if (r.ok() && r->messages.size() == 1) {
+        waited = std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    REQUIRE(q->SendMessage(
+                 {.message_group_id = "g", .message_body = "m", .message_deduplication_id = "d"})
+                .ok());
+    // A competing short poll drains the send before the waiter looks.
+    CHECK(q->ReceiveMessage({})->messages.empty());
+    waiter.join();
+    CHECK(waited.load() > 0);
+    CHECK(waited.load() < 5);
+  }
 }

@@ -184,7 +184,9 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
     const absl::Time deadline =
         wait > 0 ? q.clock->Now() + absl::Seconds(wait) : absl::InfinitePast();
     if (!attempt_id.empty()) {
+      const int64_t next_before = q.core.NextWakeNs();
       n = q.ReplayAttemptLocked(attempt_id, now, visibility_ns, out, taken.data());
+      if (q.DeadlineMovedEarlier(next_before)) q.cv.notify_all();
     }
     if (n == 0) {
       for (;;) {
@@ -195,8 +197,10 @@ absl::Status FifoQueue::ReceiveMessage(const ReceiveMessageRequest& request,
         q.waiters.fetch_add(1);
         // Also wake when a delay or a visibility timeout ends (the earliest event).
         const absl::Time wake_at = std::min(deadline, absl::FromUnixNanos(q.core.NextWakeNs()));
-        WaitUntil(*q.clock, q.cv, lock, wake_at,
-                  [&] { return q.staged_hint.load() > 0 || q.core.HasReady(); });
+        WaitUntil(*q.clock, q.cv, lock, wake_at, [&] {
+          return q.staged_hint.load() > 0 || q.core.HasReady() ||
+                 absl::FromUnixNanos(q.core.NextWakeNs()) < wake_at;
+        });
         q.waiters.fetch_sub(1);
         now = q.NowLocked(q.ReadClock());
         q.DrainLocked();

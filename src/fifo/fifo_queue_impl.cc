@@ -151,6 +151,7 @@ void FifoQueue::Impl::AcceptMoved(FifoSlot& from, std::string_view group, std::s
 
 void FifoQueue::Impl::DrainLocked() {
   if (staged_hint.load() == 0) return;
+  const int64_t next_before = core.NextWakeNs();
   size_t n;
   {
     auto lock = LockQueue(send_mu);
@@ -171,6 +172,9 @@ void FifoQueue::Impl::DrainLocked() {
     slot.trace_header.swap(e.trace_header);
     slot.dead_letter_source.swap(e.dead_letter_source);
   }
+  // A delayed message drained here (by any caller) may end before what the long polls
+  // sleep until.
+  if (DeadlineMovedEarlier(next_before)) cv.notify_all();
 }
 
 void FifoQueue::Impl::EmitLocked(uint32_t s, std::vector<Message>& out, Taken* taken, int index) {

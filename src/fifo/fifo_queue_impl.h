@@ -192,6 +192,11 @@ struct FifoQueue::Impl {
   bool ShouldWake(bool was_ready) const {
     return !was_ready && core.HasReady() && waiters.load() > 0;
   }
+  // Whether the long polls must look again: the earliest delay or visibility deadline moved
+  // before `next_before` (each sleeps until the earliest one it saw). REQUIRES mu.
+  bool DeadlineMovedEarlier(int64_t next_before) const {
+    return waiters.load() > 0 && core.NextWakeNs() < next_before;
+  }
 
   FifoQueue* dead_letter_queue() const { return redrive ? redrive->dead_letter_queue : nullptr; }
 
@@ -243,8 +248,9 @@ struct FifoQueue::Impl {
       const bool was_ready = core.HasReady();
       const int64_t now = NowLocked(read);
       core.Advance(now);
+      const int64_t next_before = core.NextWakeNs();
       for (size_t i = 0; i < n; ++i) op(i, now);
-      wake = ShouldWake(was_ready);
+      wake = ShouldWake(was_ready) || DeadlineMovedEarlier(next_before);
     }
     if (wake) cv.notify_all();
   }
