@@ -464,6 +464,19 @@ TEST_CASE("RedrivePolicy and RedriveAllowPolicy are checked as the service check
   const std::string third = CreateFifo(sqs, "third.fifo");
   CHECK(ErrorOf(set(third, "RedrivePolicy", policy(dlq_arn, "3"))).name ==
         riffle::kInvalidParameterValue);
+  // A policy kept from before is not checked again: other attributes of its queue still
+  // change, after its dead-letter queue stopped allowing it and after it was deleted.
+  CHECK(set(other, "VisibilityTimeout", "60").ok());
+  REQUIRE(sqs.DeleteQueue({.queue_url = dlq}).ok());
+  CHECK(set(url, "DelaySeconds", "5").ok());
+  auto kept = sqs.GetQueueAttributes(
+      {.queue_url = url, .attribute_names = {"DelaySeconds", "RedrivePolicy"}});
+  REQUIRE(kept.ok());
+  CHECK(kept->attributes.at("DelaySeconds") == "5");
+  CHECK(kept->attributes.at("RedrivePolicy") == policy(dlq_arn, "3"));
+  // Setting it again is checked.
+  CHECK(ErrorOf(set(url, "RedrivePolicy", policy(dlq_arn, "3"))).name ==
+        riffle::kInvalidParameterValue);
 }
 
 TEST_CASE("TagQueue, UntagQueue and ListQueueTags", "[account][sqs]") {

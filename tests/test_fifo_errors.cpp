@@ -274,6 +274,13 @@ TEST_CASE("FifoQueue takes attribute names with Latin letters beyond ASCII", "[f
     CAPTURE(bad);
     CHECK_THAT(send(bad), HasName(riffle::kInvalidParameterValue));
   }
+  // 256 characters, not bytes.
+  std::string e_acute_256;
+  for (int i = 0; i < 256; ++i) e_acute_256 += "\xC3\xA9";  // U+00E9
+  CHECK(send(e_acute_256).ok());
+  CHECK_THAT(send(e_acute_256 + "e"), HasName(riffle::kInvalidParameterValue));
+  CHECK(send(std::string(256, 'a')).ok());
+  CHECK_THAT(send(std::string(257, 'a')), HasName(riffle::kInvalidParameterValue));
 }
 
 TEST_CASE("FifoQueue::Create validates its options by name", "[fifo]") {

@@ -364,6 +364,8 @@ absl::Status Sqs::DeleteQueue(const DeleteQueueInput& input) {
   auto it = registry_->queues.find((*entry)->name);
   if (it == registry_->queues.end() || it->second != *entry) return detail::QueueDoesNotExist();
   registry_->queues.erase(it);
+  // Its messages go at once, also from a long poll that began before.
+  (*entry)->queue->PurgeQueue();
   const int64_t now = NowMs(core_);
   absl::erase_if(registry_->deleted_ms,
                  [now](const auto& d) { return now - d.second >= detail::kQueueNameReuseMs; });
@@ -480,15 +482,22 @@ absl::Status Sqs::SetQueueAttributes(const SetQueueAttributesInput& input) {
   std::lock_guard<std::mutex> lock(registry_->mu);
   SqsAttributeMap merged = e.attributes;
   if (absl::Status s = detail::MergeAttributes(input.attributes, false, &merged); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<SqsQueueEntry>> dlq =
-      ResolveDeadLetterLocked(core_, *registry_, e.arn, merged);
-  if (!dlq.ok()) return dlq.status();
-  if (absl::Status s = e.queue->SetAttributes(OptionsFor(e, &core_.clock, merged, *dlq)); !s.ok()) {
+  // The RedrivePolicy is checked when the request sets it: one kept from before stays as it
+  // is even when its dead-letter queue was deleted or stopped allowing this queue since (as
+  // DeleteQueue leaves it), and does not fail a change of another attribute.
+  std::shared_ptr<SqsQueueEntry> dlq = e.dead_letter;
+  if (input.attributes.contains("RedrivePolicy")) {
+    absl::StatusOr<std::shared_ptr<SqsQueueEntry>> resolved =
+        ResolveDeadLetterLocked(core_, *registry_, e.arn, merged);
+    if (!resolved.ok()) return resolved.status();
+    dlq = *std::move(resolved);
+  }
+  if (absl::Status s = e.queue->SetAttributes(OptionsFor(e, &core_.clock, merged, dlq)); !s.ok()) {
     return s;
   }
   e.per_group_rates = merged["FifoThroughputLimit"] == "perMessageGroupId";
   e.attributes = std::move(merged);
-  e.dead_letter = *std::move(dlq);
+  e.dead_letter = std::move(dlq);
   e.last_modified_s = NowMs(core_) / 1000;
   return absl::OkStatus();
 }

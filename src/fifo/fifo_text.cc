@@ -294,13 +294,15 @@ absl::Status ValidateAttributes(const MessageAttributes& attributes, size_t* byt
                     attributes.size(), kMaxMessageAttributes));
   }
   for (const auto& [name, value] : attributes) {
-    bool ok = !name.empty() && name.size() <= 256 && name.front() != '.' && name.back() != '.' &&
+    bool ok = !name.empty() && name.front() != '.' && name.back() != '.' &&
               name.find("..") == std::string::npos;
-    for (size_t p = 0; ok && p < name.size();) {
+    size_t characters = 0;
+    for (size_t p = 0; ok && p < name.size(); ++characters) {
       const size_t n = NameCharBytes(name, p);
       ok = n != 0;
       p += n;
     }
+    ok = ok && characters <= 256;
     std::string lower = name.substr(0, 7);
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     ok = ok && lower.rfind("aws.", 0) != 0 && lower.rfind("amazon.", 0) != 0;
