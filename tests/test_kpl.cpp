@@ -262,6 +262,9 @@ TEST_CASE("records that are not valid aggregates pass through untouched", "[kpl]
       {"partition key index past the table", Frame(Bytes("\x0a\x01k\x1a\x05\x08\x05\x1a\x01x"))},
       {"explicit hash key index past the table",
        Frame(Bytes("\x0a\x01k\x1a\x07\x08\x00\x10\x00\x1a\x01x"))},
+      {"explicit hash key index 2^64-1",
+       Frame(Bytes("\x0a\x01k\x1a\x10\x08\x00\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"
+                   "\x1a\x01x"))},
       {"tag without key", Frame(Bytes("\x0a\x01k\x1a\x07\x08\x00\x1a\x01x\x22\x00"))},
       {"length past the end", Frame(Bytes("\x0a\x09k"))},
   };
@@ -351,6 +354,29 @@ TEST_CASE("an aggregate straddling a split is dropped and counted, or delivered 
   CHECK(riffle::kpl::Deaggregate(record, users, shards[0].hash_key_range) ==
         RecordKind::kAggregate);  // the parent's range holds every key
   CHECK(users.size() == 100);
+
+  // Explicit hash keys are read as the KCL reads them for the check (Java's BigInteger).
+  const riffle::HashKeyRange low{0, 100};
+  for (const auto& [key, inside] : std::vector<std::pair<std::string, bool>>{
+           {"7", true},
+           {"007", true},
+           {"+7", true},
+           {"-0", true},
+           {"100", true},
+           {"101", false},
+           {"-7", false},
+           {"abc", false},
+           {"", false},
+           {"340282366920938463463374607431768211456", false}}) {
+    INFO(key);
+    // Table "k", explicit hash key table `key`, one record naming both.
+    const std::string body = Bytes("\x0a\x01k\x12") + static_cast<char>(key.size()) + key +
+                             Bytes("\x1a\x07\x08\x00\x10\x00\x1a\x01x");
+    users.clear();
+    CHECK(riffle::kpl::Deaggregate(KinesisRecord("a", Frame(body)), users, low) ==
+          (inside ? RecordKind::kAggregate : RecordKind::kMisplacedAggregate));
+    CHECK(users.size() == (inside ? 1 : 0));
+  }
 }
 
 TEST_CASE("the Producer re-sends what a split sent to the wrong shard", "[kpl]") {

@@ -47,7 +47,7 @@ bool ParseRecordFields(std::string_view message, std::string_view& data, uint64_
         has_key = true;
         break;
       case tag_and_type(kExplicitHashKeyIndex, pbf_wire_type::varint):
-        explicit_hash_key_index = record.get_uint64();
+        explicit_hash_key_index = PresentIndex(record.get_uint64());
         break;
       case tag_and_type(kData, pbf_wire_type::length_delimited):
         data = record.get_view();
@@ -80,7 +80,7 @@ bool ParseRecord(std::string_view message, std::string_view& data, uint64_t& key
     uint64_t ehk = kNoIndex;
     if (p != end && *p == kHashKeyTag) {
       ++p;
-      ehk = protozero::decode_varint(&p, end);
+      ehk = PresentIndex(protozero::decode_varint(&p, end));
     }
     if (p != end && *p == kDataTag) {
       ++p;
@@ -271,7 +271,7 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeChec
       check->long_key |= job.size > 55;
     } else if (!s.explicit_hash_key_met[ehk]) {
       s.explicit_hash_key_met[ehk] = 1;
-      const std::optional<HashKey> h = ParseDecimalHashKey(u.explicit_hash_key);
+      const std::optional<HashKey> h = ParseKclHashKey(u.explicit_hash_key);
       check->explicit_outside |= !h || !check->range.Contains(*h);
     }
   };
@@ -334,6 +334,21 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeChec
     resolve(out[r.user], r.key, r.explicit_hash_key);
   }
   return true;
+}
+
+std::optional<HashKey> ParseKclHashKey(std::string_view text) {
+  bool negative = false;
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+    negative = text[0] == '-';
+    text.remove_prefix(1);
+  }
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  while (text.size() > 1 && text[0] == '0') text.remove_prefix(1);
+  if (negative && text != "0") return std::nullopt;
+  return ParseDecimalHashKey(text);
 }
 
 std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal) {

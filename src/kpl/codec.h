@@ -91,6 +91,11 @@ struct DecodeScratch {
 DecodeScratch& ThreadScratch();
 
 inline constexpr uint64_t kNoIndex = ~uint64_t{0};
+// An explicit_hash_key_index read from a record: present, so never kNoIndex (that value,
+// 2^64-1, is past every table as any other out-of-range index is).
+inline constexpr uint64_t PresentIndex(uint64_t index) {
+  return index == kNoIndex ? kNoIndex - 1 : index;
+}
 
 // True when `data` has the magic and room for a protobuf and an MD5 (the KCL's first test).
 inline bool HasAggregateFraming(std::string_view data) {
@@ -137,6 +142,10 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
 // An explicit hash key's value: nullopt unless it matches 0|([1-9]\d{0,38}) and is at
 // most 2^128-1. Allocates nothing (ParseHashKey builds an error message).
 std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal);
+// An explicit hash key as the KCL reads it for the range check (Java's BigInteger): an
+// optional sign, decimal digits, leading zeros allowed. nullopt: outside every range (not a
+// number, negative, or above 2^128-1).
+std::optional<HashKey> ParseKclHashKey(std::string_view text);
 
 // The full key space: nothing to check.
 inline bool IsWholeKeySpace(const HashKeyRange& r) {
