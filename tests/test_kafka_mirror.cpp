@@ -193,6 +193,35 @@ TEST_CASE("The mirror resumes after a batch that reached the topic only in part"
   CHECK(seen.Complete(kKeys, 30));
 }
 
+TEST_CASE("A new mirror sends nothing again after a failed record was sent late", "[kafka]") {
+  auto cluster = MakeCluster();
+  auto destination = MakeStream(*cluster, "late-resend", 1);
+  auto source = MakeLocal(1);
+  PutLocal(*source, 1, 0, 6);
+  auto it = *source->GetShardIterator({.shard_id = "shardId-000000000000"});
+  auto records = *source->GetRecords(it, 6);
+  REQUIRE(records.records.size() == 6);
+  // What a mirror that recovered left: a batch of records 0..5 whose record 1 failed, then
+  // record 1 sent again in a batch of its own, after the later records of its shard.
+  RawProducer raw(cluster->bootstrap_servers());
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (i != 1) raw.Send("late-resend", 0, records.records[i], records.records[0].sequence_number);
+  }
+  raw.Send("late-resend", 0, records.records[1], records.records[1].sequence_number);
+  raw.Flush();
+
+  auto mirror = *kafka::Mirror::Create({.source = source.get(), .destination = destination.get()});
+  uint64_t copied = 0;
+  for (int i = 0; i < 20; ++i) {
+    copied += mirror->Poll();
+    REQUIRE(mirror->last_error().ok());
+  }
+  CHECK(copied == 0);
+  Seen seen = ReadAll(*destination, 6);
+  CHECK(seen.records == 6);
+  CHECK(seen.duplicates == 0);
+}
+
 TEST_CASE("The mirror stops a shard at a record too large for the destination", "[kafka]") {
   auto cluster = MakeCluster();
   auto destination = MakeStream(*cluster, "sized", 2);  // MaxRecordSizeBytes: 1 MiB

@@ -207,7 +207,8 @@ absl::Status Mirror::Resume() {
       const int64_t window = std::min<int64_t>(
           {kScanWindow, end - low, static_cast<int64_t>(options_.resume_scan_limit - scanned)});
       const int64_t begin = end - window;
-      // The newest record of each source shard in [begin, end).
+      // The newest record of each source shard in [begin, end): the greatest number, not the
+      // last offset (a failed record sent again lands after later records of its shard).
       std::map<uint64_t, std::pair<SequenceNumber, SequenceNumber>> newest;
       int64_t offset = begin;
       while (offset < end) {
@@ -219,7 +220,8 @@ absl::Status Mirror::Resume() {
               std::optional<SequenceNumber> seq = HeaderNumber(m, detail::kSeqHeader);
               std::optional<SequenceNumber> batch = HeaderNumber(m, detail::kBatchHeader);
               if (!seq || !batch || seq->stream_tag != source.stream_tag()) return;
-              newest[seq->shard_index] = {*seq, *batch};
+              auto [it, fresh] = newest.try_emplace(seq->shard_index, *seq, *batch);
+              if (!fresh && *seq > it->second.first) it->second = {*seq, *batch};
             });
         if (!read.ok()) return read.status();
         if (read->next_offset == offset) {
