@@ -115,6 +115,17 @@ int TimeoutMs(absl::Duration d) {
   return static_cast<int>(std::clamp<int64_t>(ms, 0, INT32_MAX));
 }
 
+namespace {
+
+// What a consumer's main queue receives (errors met in the background, such as a broker
+// out of reach): nothing of riffle's polls that queue, and the calls that meet an error
+// report it, so the background thread drops these instead of keeping them for good.
+void DropEvent(rd_kafka_t* /*rk*/, rd_kafka_event_t* event, void* /*opaque*/) {
+  rd_kafka_event_destroy(event);
+}
+
+}  // namespace
+
 absl::StatusOr<Handle> NewClient(rd_kafka_type_t type, const StreamOptions& options,
                                  const Properties& properties,
                                  const std::function<void(rd_kafka_conf_t*)>& setup) {
@@ -139,11 +150,18 @@ absl::StatusOr<Handle> NewClient(rd_kafka_type_t type, const StreamOptions& opti
     rd_kafka_conf_destroy(conf);
     return s;
   }
+  const bool consumer = type == RD_KAFKA_CONSUMER;
+  if (consumer) rd_kafka_conf_set_background_event_cb(conf, &DropEvent);
   if (setup) setup(conf);
   rd_kafka_t* rk = rd_kafka_new(type, conf, error, sizeof(error));  // takes conf on success
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     return InvalidArgumentError(fmt::format("The Kafka client could not be created: {}", error));
+  }
+  if (consumer) {
+    const Queue main(rd_kafka_queue_get_main(rk));
+    const Queue background(rd_kafka_queue_get_background(rk));
+    rd_kafka_queue_forward(main.get(), background.get());
   }
   return Handle(rk);
 }

@@ -53,7 +53,8 @@ int TimeoutMs(absl::Duration d);
 using Properties = std::vector<std::pair<std::string, std::string>>;
 
 // A client of the stream's cluster: bootstrap.servers, then `properties`, then the user's
-// options.config; `setup` may add callbacks before the client is created.
+// options.config; `setup` may add callbacks before the client is created. A consumer's main
+// queue goes to librdkafka's background thread, which drops its events (nothing polls it).
 absl::StatusOr<Handle> NewClient(rd_kafka_type_t type, const StreamOptions& options,
                                  const Properties& properties,
                                  const std::function<void(rd_kafka_conf_t*)>& setup = nullptr);
