@@ -217,6 +217,12 @@ TEST_CASE("Iterators: every type, expiry, forgery, and the errors of riffle::Str
   CHECK(riffle::IsValidationException(stream->GetRecords(*horizon, 0).status()));
   CHECK(riffle::IsResourceNotFoundException(
       stream->GetShardIterator({.shard_id = "shardId-000000000002"}).status()));
+  // Shard ids as riffle::Stream reads them.
+  for (const char* id : {"shardId-1", "shard-1", "1"}) {
+    auto lenient = stream->GetShardIterator({.shard_id = id});
+    REQUIRE(lenient.ok());
+    CHECK(lenient->shard_index == 1);
+  }
   auto other = MakeStream(*cluster, "other", 2);
   auto foreign = other->PutRecord(key_on_shard_0, "x");
   REQUIRE(foreign.ok());
@@ -459,6 +465,13 @@ TEST_CASE("Committed-offset checkpoints: round trips, other clients' offsets, er
       store->GetCheckpoint("bad app", "shardId-000000000000").status()));
   CHECK(riffle::IsInvalidArgumentException(
       store->PutCheckpoint("app", "shardId-000000000002", number)));
+  // The checkpoint value is checked as every CheckpointStore checks it (an empty one read
+  // back as TRIM_HORIZON).
+  for (const std::string& bad : {std::string(), std::string(257, 'z'), std::string("a b")}) {
+    CHECK(riffle::ErrorMessage(store->PutCheckpoint("app", "shardId-000000000000", bad)) ==
+          "Checkpoint must be 1 to 256 characters without spaces or newlines.");
+  }
+  CHECK(**store->GetCheckpoint("app", "shardId-000000000000") == riffle::kShardEndCheckpoint);
   CHECK(riffle::IsInvalidArgumentException(kafka::OffsetCheckpointStore::Create({}).status()));
 }
 

@@ -14,6 +14,17 @@ bool MatchesDecimalPattern(std::string_view text, std::size_t max_digits) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+bool IsCheckpointToken(std::string_view text) {
+  return !text.empty() && text.size() <= 256 && std::none_of(text.begin(), text.end(), [](char c) {
+    return c == ' ' || c == '\n' || c == '\r';
+  });
+}
+
+absl::Status CheckCheckpointValue(std::string_view checkpoint) {
+  if (IsCheckpointToken(checkpoint)) return absl::OkStatus();
+  return InvalidArgumentError("Checkpoint must be 1 to 256 characters without spaces or newlines.");
+}
+
 void Violations::AddRendered(std::string_view member, std::string_view rendered,
                              std::string_view constraint) {
   // The service lists the first ten; the count it reports is the count listed.

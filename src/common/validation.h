@@ -37,6 +37,11 @@ inline constexpr std::string_view kConsumerArnPattern =
 // `text` matches 0|([1-9]\d{0,max_digits - 1}).
 bool MatchesDecimalPattern(std::string_view text, std::size_t max_digits);
 
+// What every CheckpointStore stores: 1..256 characters without spaces or newlines.
+bool IsCheckpointToken(std::string_view text);
+// InvalidArgumentException "Checkpoint must be ..." unless IsCheckpointToken(checkpoint).
+absl::Status CheckCheckpointValue(std::string_view checkpoint);
+
 // The length of `s` in characters (code points), as the services' length constraints count
 // it; its bytes when it is not UTF-8.
 inline std::size_t Utf8Chars(std::string_view s) {

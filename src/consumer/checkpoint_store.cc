@@ -10,17 +10,12 @@
 
 #include "common/file_util.h"
 #include "common/names.h"
+#include "common/validation.h"
 #include "fmt/format.h"
 #include "riffle/status.h"
 
 namespace riffle {
 namespace {
-
-bool ValidToken(std::string_view s) {
-  return !s.empty() && s.size() <= 256 && std::none_of(s.begin(), s.end(), [](char c) {
-    return c == ' ' || c == '\n' || c == '\r';
-  });
-}
 
 absl::Status CheckArguments(std::string_view application, std::string_view shard_id,
                             std::optional<std::string_view> checkpoint) {
@@ -29,14 +24,10 @@ absl::Status CheckArguments(std::string_view application, std::string_view shard
         "ApplicationName '{}' is invalid: it must be 1 to 128 characters of [a-zA-Z0-9_.-].",
         application.substr(0, 200)));
   }
-  if (!ValidToken(shard_id)) {
+  if (!detail::IsCheckpointToken(shard_id)) {
     return InvalidArgumentError("ShardId must be 1 to 256 characters without spaces or newlines.");
   }
-  if (checkpoint && !ValidToken(*checkpoint)) {
-    return InvalidArgumentError(
-        "Checkpoint must be 1 to 256 characters without spaces or newlines.");
-  }
-  return absl::OkStatus();
+  return checkpoint ? detail::CheckCheckpointValue(*checkpoint) : absl::OkStatus();
 }
 
 // Reads the whole file at `path` into *text; a missing file reads as empty.
@@ -80,7 +71,7 @@ FileCheckpointStore::Table FileCheckpointStore::ParseTable(std::string_view text
     if (space == std::string_view::npos) continue;
     const std::string_view shard = line.substr(0, space);
     const std::string_view checkpoint = line.substr(space + 1);
-    if (!ValidToken(shard) || !ValidToken(checkpoint)) continue;
+    if (!detail::IsCheckpointToken(shard) || !detail::IsCheckpointToken(checkpoint)) continue;
     if (terminated) {
       table.checkpoints[std::string(shard)] = std::string(checkpoint);
     } else {

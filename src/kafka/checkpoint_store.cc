@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/names.h"
+#include "common/validation.h"
 #include "fmt/format.h"
 #include "kafka/core.h"
 
@@ -120,6 +121,7 @@ absl::Status OffsetCheckpointStore::PutCheckpoint(std::string_view application,
   const detail::Core& core = *options_.stream->core_;
   absl::StatusOr<int32_t> partition = Resolve(core, application, shard_id);
   if (!partition.ok()) return partition.status();
+  if (absl::Status s = riffle::detail::CheckCheckpointValue(checkpoint); !s.ok()) return s;
   const std::string group = GroupId(application);
   absl::StatusOr<rd_kafka_t*> client = groups_->Client(group);
   if (!client.ok()) return client.status();

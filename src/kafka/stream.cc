@@ -6,6 +6,7 @@
 #include "kafka/core.h"
 #include "riffle/detail/read_path.h"
 #include "stream/request_checks.h"
+#include "stream/stream_errors.h"
 
 namespace riffle::kafka {
 namespace {
@@ -190,7 +191,8 @@ uint64_t Stream::pending_records() const { return core_->pending_records(); }
 absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorRequest& request) {
   detail::Core& core = *core_;
   if (absl::Status s = riffle::detail::CheckIteratorRequest(request); !s.ok()) return s;
-  const std::optional<uint64_t> index = ParseShardId(request.shard_id);
+  // Shard ids as riffle::Stream reads them ("shard-7" and "7" name shardId-000000000007).
+  const std::optional<uint64_t> index = riffle::detail::ResolveShardId(request.shard_id);
   if (!index || *index >= static_cast<uint64_t>(core.partitions())) {
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",
                                              request.shard_id.substr(0, 200), core.topic()));
