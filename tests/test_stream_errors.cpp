@@ -4,6 +4,7 @@
 #include <string>
 
 #include "fmt/format.h"
+#include "riffle/detail/frame.h"
 #include "riffle/stream.h"
 
 using riffle::ErrorMessage;
@@ -76,6 +77,16 @@ TEST_CASE("Create validates every option", "[stream][errors]") {
   CHECK_THAT(CreateError(o), Catch::Contains("between 8388608"));
   o.ring_capacity_bytes = 8 << 20;
   CHECK(riffle::Stream::Create(o).ok());
+  // A frame of the largest record exactly as large as a quarter of the ring would touch a
+  // segment boundary wherever it went: a put of it spun for ever.
+  o.max_record_size_bytes = 992;
+  REQUIRE(riffle::detail::FrameBytes(0, 992) == 1024);
+  o.ring_capacity_bytes = 4096;
+  CHECK_THAT(CreateError(o), Catch::Contains("between 8192"));
+  o.ring_capacity_bytes = 8192;
+  auto small = riffle::Stream::Create(o);
+  REQUIRE(small.ok());
+  for (int i = 0; i < 20; ++i) CHECK((*small)->PutRecord("k", std::string(991, 'x')).ok());
 }
 
 TEST_CASE("Create refuses enum options outside their enumerators and an endless reshard",

@@ -85,7 +85,7 @@ struct StreamOptions {
   std::string stream_name;
   // Open shards at creation, laid out uniformly over the hash key space. 1..shard_limit.
   int shard_count = 1;
-  // Bytes of ring per shard: a power of two, at least 4 frames of the largest record
+  // Bytes of ring per shard: a power of two, more than 4 frames of the largest record
   // (8 MiB fits the default 1 MiB records), at most 8 GiB. Mapped lazily: untouched pages
   // cost nothing. Bounds retention together with time.
   uint64_t ring_capacity_bytes = uint64_t{8} << 20;

@@ -48,8 +48,11 @@ uint64_t NewSecret() {
   return z ^ (z >> 31) ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
 }
 
+// Four segments, each larger than the largest frame: a frame that filled a segment would
+// touch its boundary, which makes a claim padding (invariant 4), at every try.
 uint64_t MinRingCapacity(uint64_t max_record_size) {
-  return std::bit_ceil(detail::kSegmentsPerRing * detail::FrameBytes(0, max_record_size));
+  return std::bit_ceil(detail::kSegmentsPerRing *
+                       (detail::FrameBytes(0, max_record_size) + detail::kFrameAlignment));
 }
 
 bool IsValidRegion(std::string_view region) {
@@ -327,8 +330,8 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   if (!std::has_single_bit(options.ring_capacity_bytes) || options.ring_capacity_bytes < min_ring ||
       options.ring_capacity_bytes > kMaxRingCapacity) {
     return InvalidArgumentError(fmt::format(
-        "RingCapacityBytes is {}; it must be a power of two between {} (four frames of "
-        "MaxRecordSizeBytes {}) and {} (8 GiB).",
+        "RingCapacityBytes is {}; it must be a power of two between {} (more than four frames "
+        "of MaxRecordSizeBytes {}) and {} (8 GiB).",
         options.ring_capacity_bytes, min_ring, options.max_record_size_bytes, kMaxRingCapacity));
   }
   if (options.iterator_lifetime <= absl::ZeroDuration() ||

@@ -212,8 +212,8 @@ class ShardLog {
   uint64_t capacity() const { return capacity_; }
   uint64_t segment_bytes() const { return segment_bytes_; }
   bool single_producer() const { return single_producer_; }
-  // The largest frame the ring accepts.
-  uint64_t max_frame_bytes() const { return segment_bytes_; }
+  // The largest frame the ring accepts: smaller than a segment (see Append).
+  uint64_t max_frame_bytes() const { return segment_bytes_ - kFrameAlignment; }
   uint64_t CheckAt(uint64_t position) const { return FrameCheck(position, secret_); }
   // The segment a position is in (segments are a power of two: a shift).
   uint64_t SegmentOf(uint64_t position) const { return position >> segment_shift_; }
@@ -223,7 +223,7 @@ class ShardLog {
   [[gnu::always_inline]] AppendStatus Append(std::string_view key, std::string_view data,
                                              int64_t now_ms, AppendResult& out) {
     const uint64_t frame = FrameBytes(key.size(), data.size());
-    assert(frame <= segment_bytes_);
+    assert(frame < segment_bytes_);
     SingleProducerCheck check(*this);
     for (;;) {
       Claim c;
