@@ -214,3 +214,68 @@ TEST_CASE("no reader skips a frame still being written", "[stream][progress]") {
     for (int i = 0; i <= 150; ++i) CHECK(seen[static_cast<std::size_t>(i) + 1] == data(i));
   }
 }
+
+// A number whose frame is still being written says nothing yet: GetShardIterator waits for
+// the frame (it refused a shard's StartingSequenceNumber, or a continuation, while a put
+// was in flight there).
+TEST_CASE("GetShardIterator at a number whose put is in flight waits for its commit",
+          "[stream][progress]") {
+  HookGuard<claim_lot> hook(riffle::detail::test_claim_hook);
+  auto stream = OneShard();
+  const std::string start =
+      stream->ListShards()->front().sequence_number_range.starting_sequence_number.ToString();
+  claim_lot.armed = true;
+  std::atomic<bool> put_ok{false};
+  std::thread parked_producer([&] { put_ok = stream->PutRecord("a", "first").ok(); });
+  while (!claim_lot.parked.load()) std::this_thread::yield();
+  auto at = std::async(std::launch::async, [&] {
+    return stream->GetShardIterator(
+        {"shardId-000000000000", riffle::ShardIteratorType::kAtSequenceNumber, start, {}});
+  });
+  CHECK(at.wait_for(std::chrono::milliseconds(50)) == std::future_status::timeout);
+  claim_lot.release = true;
+  parked_producer.join();
+  CHECK(put_ok.load());
+  auto it = at.get();
+  REQUIRE(it.ok());
+  auto records = stream->GetRecords(*it);
+  REQUIRE(records.ok());
+  REQUIRE(records->records.size() == 1);
+  CHECK(records->records[0].data == "first");
+
+  // A subscription's continuation, while the next record's put is in flight.
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  std::optional<riffle::SequenceNumber> continuation;
+  auto sub = stream->SubscribeToShard(
+      {"c", "shardId-000000000000", {riffle::ShardIteratorType::kTrimHorizon, {}, {}}},
+      [&](const riffle::SubscribeToShardEvent& e) {
+        continuation = e.continuation_sequence_number;
+      });
+  REQUIRE(sub.ok());
+  REQUIRE((*sub)->Poll() == 1);
+  REQUIRE(continuation.has_value());
+  claim_lot.parked = false;
+  claim_lot.release = false;
+  claim_lot.armed = true;
+  std::thread second([&] { put_ok = stream->PutRecord("a", "second").ok(); });
+  while (!claim_lot.parked.load()) std::this_thread::yield();
+  const std::string text = continuation->ToString();
+  auto resume = [&](riffle::ShardIteratorType type) {
+    return std::async(std::launch::async, [&stream, &text, type] {
+      return stream->GetShardIterator({"shardId-000000000000", type, text, {}});
+    });
+  };
+  auto at_next = resume(riffle::ShardIteratorType::kAtSequenceNumber);
+  auto after_next = resume(riffle::ShardIteratorType::kAfterSequenceNumber);
+  CHECK(at_next.wait_for(std::chrono::milliseconds(50)) == std::future_status::timeout);
+  claim_lot.release = true;
+  second.join();
+  for (auto* f : {&at_next, &after_next}) {
+    auto next = f->get();
+    REQUIRE(next.ok());
+    auto read = stream->GetRecords(*next);
+    REQUIRE(read.ok());
+    REQUIRE(read->records.size() == 1);
+    CHECK(read->records[0].data == "second");
+  }
+}

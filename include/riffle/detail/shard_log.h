@@ -435,6 +435,11 @@ class ShardLog {
     if (position >= claimed() || RoomInSegment(position) < kFrameHeaderBytes) {
       return PositionCheck::kNotARecord;
     }
+    // Only a committed frame tells what is there. Where every frame below `position` is
+    // committed (a shard's start, a continuation: where a reader stopped), the one at it
+    // that is still being written is waited for, as readers wait for it; a position behind
+    // a frame in flight cannot be one a reader stopped at.
+    if (CommittedPrefix() >= position) WaitForPrefix(position + 1);
     for (;;) {
       const uint64_t horizon = Horizon();
       if (position < horizon) return TrimmedIndexPlausible(position, record_index);
@@ -467,25 +472,27 @@ class ShardLog {
   bool IsContinuation(uint64_t position, uint64_t record_index) const {
     const LatestState latest = Latest();
     if (position == latest.end) return record_index == latest.next_index;
-    const uint64_t committed_end = CommittedPrefix();
-    if (position > committed_end || record_index > latest.next_index || position < Horizon()) {
+    if (position > latest.end || record_index > latest.next_index || position < Horizon() ||
+        CommittedPrefix() < position) {
       return false;
     }
-    // Padding up to the next record, or up to the end of what is committed.
+    // Padding up to the next record, or up to that end; each frame on the way still being
+    // written is waited for (those below it are committed), as CheckRecord waits.
     uint64_t p = position;
-    for (int steps = 0; steps < 3 && p < committed_end; ++steps) {
+    for (int steps = 0; steps < 3 && p < latest.end; ++steps) {
+      WaitForPrefix(p + 1);
       const uint64_t room = RoomInSegment(p);
       if (room == 0) return false;
       const FrameView f = FrameAt(p);
-      if (!f.Plausible(std::min(room, committed_end - p), CheckAt(p))) return false;
+      if (!f.Plausible(std::min(room, latest.end - p), CheckAt(p))) return false;
       if (!f.is_padding()) {
         const bool ok = f.record_index() == record_index && steps > 0;
         return ok && IntactAfterReads(position, p + kFrameHeaderBytes);
       }
       p += f.padded_length();
     }
-    // Padding to the end of the log (nothing in flight): the next record takes the next index.
-    if (p != committed_end || committed_end != latest.end) return false;
+    // Padding to that end: the next record takes the next index.
+    if (p != latest.end) return false;
     return record_index == latest.next_index && IntactAfterReads(position, p);
   }
 
