@@ -279,6 +279,23 @@ TEST_CASE("an expired lease is taken over; the old owner can no longer checkpoin
                    "shutdown a shardId-000000000000 lost ShutdownException") == 1);
   Drain(*b);
   CHECK(log.data.size() == 100);
+
+  // Stopped instead of polled after its leases were taken: lost too, not handed on.
+  o.worker_id = "c";
+  auto c = *Consumer::Create(WithFactory(o, Factory(&log, "c")));
+  a->Stop();
+  b->Stop();
+  c->Poll();
+  REQUIRE(c->OwnedShards().size() == 2);
+  o.worker_id = "d";
+  auto d = *Consumer::Create(WithFactory(o, Factory(&log, "d")));
+  clock.Advance(absl::Seconds(11));
+  d->Poll();
+  REQUIRE(d->OwnedShards().size() == 2);
+  c->Stop();
+  CHECK(std::count(log.events.begin(), log.events.end(),
+                   "shutdown c shardId-000000000000 lost ShutdownException") == 1);
+  CHECK(leases.Owner("billing", riffle::FormatShardId(0)) == "d");
 }
 
 TEST_CASE("a child shard is processed only after its parents reached SHARD_END", "[consumer]") {
@@ -488,6 +505,57 @@ TEST_CASE("checkpointing a closed shard's last record in ShardEnded writes SHARD
     CHECK(ended == 1);
     CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == riffle::kShardEndCheckpoint);
     c->Stop();
+  }
+}
+
+TEST_CASE(
+    "children of a shard the application read start at their first record after it aged "
+    "out",
+    "[consumer][reshard]") {
+  // A LATEST application reads a shard to its end; the worker stops before checkpointing
+  // any record of the children, and the parent ages out of the listing before a restart:
+  // the children's records must not be skipped (the KCL leases them at TRIM_HORIZON when
+  // their parent ends).
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 1);
+    riffle::InMemoryCheckpointStore store;
+    Log log;
+    log.checkpoint_every = 1'000'000;  // SHARD_END only
+    const riffle::ConsumerOptions options{.stream = stream.get(),
+                                          .application_name = "billing",
+                                          .mode = mode,
+                                          .initial_position = riffle::InitialPosition::kLatest,
+                                          .checkpoint_store = &store,
+                                          .processor_factory = Factory(&log, "w1")};
+    {
+      auto c = *Consumer::Create(options);
+      CHECK(Drain(*c) == 0);
+      clock.Advance(absl::Seconds(1));
+      Put(*stream, 0, 8);
+      CHECK(Drain(*c) == 8);
+      REQUIRE(stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728")
+                  .ok());
+      for (int round = 0; round < 3; ++round) {
+        clock.Advance(absl::Seconds(6));
+        Drain(*c);
+      }
+      CHECK(**store.GetCheckpoint("billing", riffle::FormatShardId(0)) ==
+            riffle::kShardEndCheckpoint);
+      clock.Advance(absl::Hours(23));
+      Put(*stream, 8, 16);  // in the children; the worker goes before it reads them
+    }
+    clock.Advance(absl::Hours(2));
+    REQUIRE(stream->ListShards()->size() == 2);  // the parent aged out
+    Log second;
+    auto c = *Consumer::Create(WithFactory(options, Factory(&second, "w2")));
+    int processed = 0;
+    for (int round = 0; round < 3; ++round) {
+      clock.Advance(absl::Seconds(6));
+      processed += Drain(*c);
+    }
+    CHECK(processed == 8);
+    CheckKeyOrder(second, 8, 1, 2);
   }
 }
 
@@ -838,12 +906,18 @@ TEST_CASE("consumer durations outside their range are refused at Create", "[cons
         "IdleSleep is inf; it must be between 0 and 365 days.");
   CHECK(error([](O& o) { o.idle_sleep = -absl::Seconds(1); }) ==
         "IdleSleep is -1s; it must be between 0 and 365 days.");
+  // A lease renewed less often than it lasts is taken by another worker while this one
+  // still processes the shard.
+  CHECK(error([](O& o) {
+          o.lease_duration = absl::Seconds(2);
+          o.lease_refresh_interval = absl::Seconds(2);
+        }) == "LeaseRefreshInterval is 2s; it must be less than LeaseDuration (2s).");
 
   // The limits themselves work, on a clock at the far end of its range too.
   Put(*stream, 0, 5, 1);
   riffle::ConsumerOptions o = base;
   o.lease_duration = year;
-  o.lease_refresh_interval = year;
+  o.lease_refresh_interval = year - absl::Milliseconds(1);
   o.idle_sleep = absl::ZeroDuration();
   auto c = *Consumer::Create(o);
   CHECK(Drain(*c) == 5);

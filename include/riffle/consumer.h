@@ -206,7 +206,7 @@ struct ConsumerOptions {
   // the consumer's own (a single worker).
   LeaseTable* lease_table = nullptr;
   // A lease not renewed for this long (clock time) may be taken. Default 10 s; positive,
-  // at most 365 days.
+  // at most 365 days, more than lease_refresh_interval.
   absl::Duration lease_duration = absl::Seconds(10);
   // How often Poll() renews, balances and takes leases (clock time; the first Poll always
   // does). Default 1 s; 0 (every Poll) to 365 days.
@@ -291,6 +291,8 @@ class Consumer {
   void Deliver(ShardTask& task, std::span<const Record> records, int64_t behind, uint64_t missed);
   void EndShard(ShardTask& task);
   absl::Status WriteCheckpoint(ShardTask& task, std::string_view value);
+  // After a parent's SHARD_END: its children without a checkpoint get TRIM_HORIZON.
+  void SeedChildren(std::string_view parent);
   // Checkpointer::Checkpoint at a record (`sub`: a user record of it) between the last
   // checkpoint and the last record delivered; the shard's last record during ShardEnded
   // writes SHARD_END.

@@ -336,6 +336,14 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(ConsumerOptions optio
         fmt::format("LeaseRefreshInterval is {}; it must be between 0 and 365 days.",
                     absl::FormatDuration(options.lease_refresh_interval)));
   }
+  // Leases are renewed at refreshes: one not renewed before it expires is taken by another
+  // worker while this one goes on processing the shard.
+  if (options.lease_refresh_interval >= options.lease_duration) {
+    return InvalidArgumentError(
+        fmt::format("LeaseRefreshInterval is {}; it must be less than LeaseDuration ({}).",
+                    absl::FormatDuration(options.lease_refresh_interval),
+                    absl::FormatDuration(options.lease_duration)));
+  }
   if (options.idle_sleep < absl::ZeroDuration() || options.idle_sleep > kMaxOptionDuration) {
     return InvalidArgumentError(fmt::format("IdleSleep is {}; it must be between 0 and 365 days.",
                                             absl::FormatDuration(options.idle_sleep)));
@@ -413,7 +421,14 @@ void Consumer::Stop() {
 }
 
 void Consumer::StopProcessing() {
-  while (!tasks_.empty()) DropShard(tasks_.size() - 1, ShutdownReason::kRequested, true);
+  // A lease another worker took meanwhile (this one was not polled) is lost, not handed on:
+  // its processor cannot checkpoint any more.
+  while (!tasks_.empty()) {
+    const bool mine =
+        leases_->Owner(options_.application_name, tasks_.back()->shard_id) == options_.worker_id;
+    DropShard(tasks_.size() - 1, mine ? ShutdownReason::kRequested : ShutdownReason::kLeaseLost,
+              mine);
+  }
   leases_->RemoveWorker(options_.application_name, options_.worker_id);
 }
 
@@ -438,8 +453,27 @@ absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) 
     task.checkpoint = std::string(value);
     task.blocked = false;
     if (task.at_shard_end) task.ended_checkpointed = true;
+    if (value == kShardEndCheckpoint) SeedChildren(task.shard_id);
   }
   return s;
+}
+
+void Consumer::SeedChildren(std::string_view parent) {
+  // As the KCL creates a child's lease at TRIM_HORIZON when its parent ends: the fact that
+  // this application read the parent would otherwise live only in the parent's SHARD_END,
+  // and go when the parent ages out of the listing (a restart would then start the children
+  // at the initial position, LATEST skipping what they hold).
+  absl::StatusOr<std::vector<Shard>> shards = stream_.ListShards(ListShardsRequest{});
+  if (!shards.ok()) return;  // the children then start after their listed parents, as before
+  const std::string& app = options_.application_name;
+  for (const Shard& child : *shards) {
+    if (child.parent_shard_id != parent && child.adjacent_parent_shard_id != parent) continue;
+    absl::StatusOr<std::optional<std::string>> c =
+        options_.checkpoint_store->GetCheckpoint(app, child.shard_id);
+    if (c.ok() && !c->has_value()) {
+      (void)options_.checkpoint_store->PutCheckpoint(app, child.shard_id, kTrimHorizonCheckpoint);
+    }
+  }
 }
 
 bool Consumer::TakeShard(const std::string& shard_id, const std::optional<std::string>& checkpoint,
