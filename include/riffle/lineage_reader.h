@@ -5,10 +5,11 @@
 //   riffle::LineageReader reader(*stream);
 //   while (reader.Poll([&](const auto& shard, const riffle::Record& r) { ... }) > 0) {}
 //
-// Shards without a parent to wait for start at `initial_position` (TRIM_HORIZON by
-// default); a shard whose parents were read starts at its first record, and everything
-// trimmed before the reader got there counts in missed_records(). Works over any
-// RecordSource (riffle::Stream, or another backend).
+// The shards of the first listing start at `initial_position` (TRIM_HORIZON by default;
+// at LATEST the ones closed then are not read, as they hold only what was put before);
+// a shard met later, once its parents were read, starts at its first record, and
+// everything trimmed before the reader got there counts in missed_records(). Works over
+// any RecordSource (riffle::Stream, or another backend).
 //
 // Thread safety: one thread per reader (the source itself may be used from any thread).
 // For checkpoints, leases and several workers, use Consumer instead.
