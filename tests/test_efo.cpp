@@ -258,6 +258,28 @@ TEST_CASE("a subscription ends after its lifetime and resumes exactly from its c
   CHECK(t3.end == SubscriptionEnd::kNone);
 }
 
+namespace {
+
+// Subscribes "audit" to shard 0 AFTER_, then AT_SEQUENCE_NUMBER of `continuation` (each
+// after the 5-second rule): both deliver `expected` in one event, nothing missed.
+void ResubscribeAtAndAfter(riffle::Stream& stream, ManualClock& clock,
+                           const std::string& continuation,
+                           const std::vector<std::string>& expected) {
+  for (StartingPositionType type :
+       {StartingPositionType::kAfterSequenceNumber, StartingPositionType::kAtSequenceNumber}) {
+    clock.Advance(absl::Seconds(6));
+    Transcript again;
+    auto resumed =
+        stream.SubscribeToShard(Req("audit", kShard0, type, continuation), again.Handler());
+    REQUIRE(resumed.ok());
+    REQUIRE((*resumed)->Poll());
+    CHECK(again.data == expected);
+    CHECK(again.missed == 0);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("a continuation resumes exactly with AT_ and AFTER_SEQUENCE_NUMBER, polled or pushed",
           "[efo]") {
   // The KCL resubscribes AFTER_SEQUENCE_NUMBER of the last continuation: nothing may be
@@ -294,17 +316,7 @@ TEST_CASE("a continuation resumes exactly with AT_ and AFTER_SEQUENCE_NUMBER, po
     CHECK(r->missed_records == 0);
   }
   // Pushed: after the 5-second rule, both types resume at "second".
-  for (StartingPositionType type :
-       {StartingPositionType::kAfterSequenceNumber, StartingPositionType::kAtSequenceNumber}) {
-    clock.Advance(absl::Seconds(6));
-    Transcript again;
-    auto resumed =
-        stream->SubscribeToShard(Req("audit", kShard0, type, continuation), again.Handler());
-    REQUIRE(resumed.ok());
-    REQUIRE((*resumed)->Poll());
-    CHECK(again.data == std::vector<std::string>{"second", "third"});
-    CHECK(again.missed == 0);
-  }
+  ResubscribeAtAndAfter(*stream, clock, continuation, {"second", "third"});
 }
 
 TEST_CASE("an empty shard's continuation resumes at its first record, AT_ or AFTER_", "[efo]") {
@@ -333,17 +345,7 @@ TEST_CASE("an empty shard's continuation resumes at its first record, AT_ or AFT
   REQUIRE(records->records.size() == 2);
   CHECK(records->records[0].sequence_number != t.continuation);
   CHECK(stream->GetRecords(*after)->records.size() == 2);
-  for (StartingPositionType type :
-       {StartingPositionType::kAfterSequenceNumber, StartingPositionType::kAtSequenceNumber}) {
-    clock.Advance(absl::Seconds(6));
-    Transcript again;
-    auto resumed =
-        stream->SubscribeToShard(Req("audit", kShard0, type, continuation), again.Handler());
-    REQUIRE(resumed.ok());
-    REQUIRE((*resumed)->Poll());
-    CHECK(again.data == std::vector<std::string>{"first", "second"});
-    CHECK(again.missed == 0);
-  }
+  ResubscribeAtAndAfter(*stream, clock, continuation, {"first", "second"});
 }
 
 TEST_CASE("a consumer may subscribe to a shard once every 5 seconds; the newer replaces the older",

@@ -187,6 +187,17 @@ TEST_CASE("FifoQueue hands out each group in sequence order with concurrent send
 // waiter when it moves). Bounds are loose: the message is due after about a second.
 TEST_CASE("A long poll returns when a deadline moved earlier while it waited", "[fifo]") {
   using Clock = std::chrono::steady_clock;
+  // A thread whose long poll of `wait` seconds sets `waited` to the seconds it took to get
+  // one message.
+  auto long_poll = [](FifoQueue& q, int wait, std::atomic<double>& waited) {
+    return std::thread([&q, wait, &waited] {
+      const auto t0 = Clock::now();
+      auto r = q.ReceiveMessage({.wait_time_seconds = wait});
+      if (r.ok() && r->messages.size() == 1) {
+        waited = std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+    });
+  };
   SECTION("a visibility timeout shortened by ChangeMessageVisibility") {
     auto q = FifoQueue::Create({.name = "vis.fifo"}).value();
     REQUIRE(q->SendMessage(
@@ -196,13 +207,7 @@ TEST_CASE("A long poll returns when a deadline moved earlier while it waited", "
     REQUIRE(first.ok());
     REQUIRE(first->messages.size() == 1);
     std::atomic<double> waited{-1};
-    std::thread waiter([&] {
-      const auto t0 = Clock::now();
-      auto r = q->ReceiveMessage({.wait_time_seconds = 10});
-      if (r.ok() && r->messages.size() == 1) {
-        waited = std::chrono::duration<double>(Clock::now() - t0).count();
-      }
-    });
+    std::thread waiter = long_poll(*q, 10, waited);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     REQUIRE(q->ChangeMessageVisibility(first->messages[0].receipt_handle, 1).ok());
     waiter.join();
@@ -212,13 +217,7 @@ TEST_CASE("A long poll returns when a deadline moved earlier while it waited", "
   SECTION("a delayed message another call moved into the queue first") {
     auto q = FifoQueue::Create({.name = "delay.fifo", .delay_seconds = 1}).value();
     std::atomic<double> waited{-1};
-    std::thread waiter([&] {
-      const auto t0 = Clock::now();
-      auto r = q->ReceiveMessage({.wait_time_seconds = 8});
-      if (r.ok() && r->messages.size() == 1) {
-        waited = std::chrono::duration<double>(Clock::now() - t0).count();
-      }
-    });
+    std::thread waiter = long_poll(*q, 8, waited);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     REQUIRE(q->SendMessage(
                  {.message_group_id = "g", .message_body = "m", .message_deduplication_id = "d"})
