@@ -260,6 +260,18 @@ TEST_CASE("a subscription ends after its lifetime and resumes exactly from its c
 
 namespace {
 
+// GetShardIterator of shard 0 AT_ and AFTER_SEQUENCE_NUMBER of `continuation`.
+std::pair<riffle::ShardIterator, riffle::ShardIterator> IteratorsAtAndAfter(
+    riffle::Stream& stream, const std::string& continuation) {
+  auto at = stream.GetShardIterator(
+      {kShard0, riffle::ShardIteratorType::kAtSequenceNumber, continuation, {}});
+  auto after = stream.GetShardIterator(
+      {kShard0, riffle::ShardIteratorType::kAfterSequenceNumber, continuation, {}});
+  REQUIRE(at.ok());
+  REQUIRE(after.ok());
+  return {*at, *after};
+}
+
 // Subscribes "audit" to shard 0 AFTER_, then AT_SEQUENCE_NUMBER of `continuation` (each
 // after the 5-second rule): both deliver `expected` in one event, nothing missed.
 void ResubscribeAtAndAfter(riffle::Stream& stream, ManualClock& clock,
@@ -300,15 +312,10 @@ TEST_CASE("a continuation resumes exactly with AT_ and AFTER_SEQUENCE_NUMBER, po
   REQUIRE(records.ok());
   CHECK(records->records[0].sequence_number != t.continuation);
   // Polled: iterators taken before the next put read it once it comes.
-  auto at = stream->GetShardIterator(
-      {kShard0, riffle::ShardIteratorType::kAtSequenceNumber, continuation, {}});
-  auto after = stream->GetShardIterator(
-      {kShard0, riffle::ShardIteratorType::kAfterSequenceNumber, continuation, {}});
-  REQUIRE(at.ok());
-  REQUIRE(after.ok());
+  const auto [at, after] = IteratorsAtAndAfter(*stream, continuation);
   REQUIRE(stream->PutRecord("k", "second").ok());
   REQUIRE(stream->PutRecord("k", "third").ok());
-  for (const riffle::ShardIterator& it : {*at, *after}) {
+  for (const riffle::ShardIterator& it : {at, after}) {
     auto r = stream->GetRecords(it);
     REQUIRE(r.ok());
     REQUIRE(r->records.size() == 2);
@@ -332,19 +339,14 @@ TEST_CASE("an empty shard's continuation resumes at its first record, AT_ or AFT
   REQUIRE(sub->Poll());
   REQUIRE(t.end == SubscriptionEnd::kLifetimeExpired);
   const std::string continuation = t.continuation.ToString();
-  auto at = stream->GetShardIterator(
-      {kShard0, riffle::ShardIteratorType::kAtSequenceNumber, continuation, {}});
-  auto after = stream->GetShardIterator(
-      {kShard0, riffle::ShardIteratorType::kAfterSequenceNumber, continuation, {}});
-  REQUIRE(at.ok());
-  REQUIRE(after.ok());
+  const auto [at, after] = IteratorsAtAndAfter(*stream, continuation);
   REQUIRE(stream->PutRecord("k", "first").ok());
   REQUIRE(stream->PutRecord("k", "second").ok());
-  auto records = stream->GetRecords(*at);
+  auto records = stream->GetRecords(at);
   REQUIRE(records.ok());
   REQUIRE(records->records.size() == 2);
   CHECK(records->records[0].sequence_number != t.continuation);
-  CHECK(stream->GetRecords(*after)->records.size() == 2);
+  CHECK(stream->GetRecords(after)->records.size() == 2);
   ResubscribeAtAndAfter(*stream, clock, continuation, {"first", "second"});
 }
 
