@@ -279,3 +279,41 @@ TEST_CASE("GetShardIterator at a number whose put is in flight waits for its com
     CHECK(read->records[0].data == "second");
   }
 }
+
+// A subscription that began while the shard's first put was in flight, and ended before it
+// committed: its continuation is not that record's number (AFTER_SEQUENCE_NUMBER of it, the
+// KCL's reconnect, skipped the record).
+TEST_CASE("a continuation taken while the first put is in flight resumes at that record",
+          "[stream][progress]") {
+  HookGuard<claim_lot> hook(riffle::detail::test_claim_hook);
+  riffle::ManualClock clock;
+  auto stream = OneShard(false, uint64_t{1} << 20, &clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  claim_lot.armed = true;
+  std::atomic<bool> put_ok{false};
+  std::thread parked_producer([&] { put_ok = stream->PutRecord("a", "first").ok(); });
+  while (!claim_lot.parked.load()) std::this_thread::yield();
+  std::optional<riffle::SubscribeToShardEvent> end;
+  auto sub = stream->SubscribeToShard(
+      {"c", "shardId-000000000000", {riffle::ShardIteratorType::kTrimHorizon, {}, {}}},
+      [&](const riffle::SubscribeToShardEvent& e) {
+        if (e.end != riffle::SubscriptionEnd::kNone) end = e;
+      });
+  REQUIRE(sub.ok());
+  clock.Advance(absl::Minutes(5));
+  REQUIRE((*sub)->Poll() == 1);
+  REQUIRE(end.has_value());
+  claim_lot.release = true;
+  parked_producer.join();
+  CHECK(put_ok.load());
+  REQUIRE(stream->PutRecord("a", "second").ok());
+  auto after = stream->GetShardIterator({"shardId-000000000000",
+                                         riffle::ShardIteratorType::kAfterSequenceNumber,
+                                         end->continuation_sequence_number.ToString(),
+                                         {}});
+  REQUIRE(after.ok());
+  auto read = stream->GetRecords(*after);
+  REQUIRE(read.ok());
+  REQUIRE(read->records.size() == 2);
+  CHECK(read->records[0].data == "first");
+}

@@ -380,7 +380,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
                     position.type != ShardIteratorType::kAfterSequenceNumber)) {
       return it;
     }
-    const std::optional<uint64_t> index = ParseShardId(request.shard_id);
+    const std::optional<uint64_t> index = detail::ResolveShardId(request.shard_id);
     absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(position.sequence_number);
     if (!index || !n.ok() || n->stream_tag != core_->tag || n->shard_index != *index) return it;
     detail::EpochGuard guard;

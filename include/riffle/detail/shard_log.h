@@ -439,7 +439,9 @@ class ShardLog {
     // committed (a shard's start, a continuation: where a reader stopped), the one at it
     // that is still being written is waited for, as readers wait for it; a position behind
     // a frame in flight cannot be one a reader stopped at.
-    if (CommittedPrefix() >= position) WaitForPrefix(position + 1);
+    if (CommittedPrefix() >= position && !WaitForFrameAt(position)) {
+      return PositionCheck::kNotARecord;
+    }
     for (;;) {
       const uint64_t horizon = Horizon();
       if (position < horizon) return TrimmedIndexPlausible(position, record_index);
@@ -480,7 +482,7 @@ class ShardLog {
     // written is waited for (those below it are committed), as CheckRecord waits.
     uint64_t p = position;
     for (int steps = 0; steps < 3 && p < latest.end; ++steps) {
-      WaitForPrefix(p + 1);
+      if (!WaitForFrameAt(p)) return false;
       const uint64_t room = RoomInSegment(p);
       if (room == 0) return false;
       const FrameView f = FrameAt(p);
@@ -518,7 +520,12 @@ class ShardLog {
         if (first.is_padding() || first.arrival_ms() >= t_ms) break;  // walk from here
         start = s;
       }
-      Seek found{committed_end, latest.next_index, committed_end == latest.end};
+      // Not found: the end of the committed prefix, whose next index is known when nothing
+      // is in flight, when the walk met a record before it, or at the log's start (a
+      // subscription's continuation needs it: see Subscription::Continuation).
+      Seek found{committed_end, latest.next_index,
+                 committed_end == latest.end || committed_end == 0};
+      if (committed_end == 0) found.next_index = 0;
       uint64_t p = start;
       while (p < committed_end) {
         const uint64_t room = RoomInSegment(p);
@@ -526,9 +533,13 @@ class ShardLog {
         if (!frame.Plausible(std::min(room, committed_end - p), CheckAt(p))) {
           break;  // torn: the lap check below restarts
         }
-        if (!frame.is_padding() && frame.arrival_ms() >= t_ms) {
-          found = Seek{p, frame.record_index(), true};
-          break;
+        if (!frame.is_padding()) {
+          if (frame.arrival_ms() >= t_ms) {
+            found = Seek{p, frame.record_index(), true};
+            break;
+          }
+          found.next_index = frame.record_index() + 1;
+          found.index_known = true;
         }
         p += frame.padded_length();
       }
@@ -703,6 +714,19 @@ class ShardLog {
     for (;;) {
       AdvancePrefix();
       if (prefix_.load(std::memory_order_acquire) >= target) return;
+      backoff.Pause();
+    }
+  }
+
+  // Until the frame holding `position` is committed (prefix_ past it), for the control
+  // plane's checks. False when it never will be: the shard closed before `position` (a claim
+  // made after the close is abandoned unwritten).
+  bool WaitForFrameAt(uint64_t position) const {
+    Backoff backoff;
+    for (;;) {
+      AdvancePrefix();
+      if (prefix_.load(std::memory_order_acquire) > position) return true;
+      if (closed_.load(std::memory_order_acquire) && position >= CloseEnd()) return false;
       backoff.Pause();
     }
   }
