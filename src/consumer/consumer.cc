@@ -447,13 +447,15 @@ absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) 
       leases_->Owner(options_.application_name, task.shard_id) != options_.worker_id) {
     return ShutdownError(task.shard_id);
   }
+  // Before the parent's SHARD_END: until then no worker may lease the children, so the
+  // seed cannot overwrite a checkpoint one of them wrote.
+  if (value == kShardEndCheckpoint) SeedChildren(task.shard_id);
   absl::Status s =
       options_.checkpoint_store->PutCheckpoint(options_.application_name, task.shard_id, value);
   if (s.ok()) {
     task.checkpoint = std::string(value);
     task.blocked = false;
     if (task.at_shard_end) task.ended_checkpointed = true;
-    if (value == kShardEndCheckpoint) SeedChildren(task.shard_id);
   }
   return s;
 }
