@@ -194,20 +194,40 @@ TEST_CASE("The mirror resumes after a batch that reached the topic only in part"
 }
 
 TEST_CASE("A new mirror sends nothing again after a failed record was sent late", "[kafka]") {
+  // Two source shards into one partition. What a mirror that recovered left: a batch of
+  // shard 0's records 0..5 whose record 1 failed, a batch of shard 1 filling more than a
+  // resume scan window (10,000 offsets), then record 1 sent again in a batch of its own.
   auto cluster = MakeCluster();
   auto destination = MakeStream(*cluster, "late-resend", 1);
-  auto source = MakeLocal(1);
-  PutLocal(*source, 1, 0, 6);
-  auto it = *source->GetShardIterator({.shard_id = "shardId-000000000000"});
-  auto records = *source->GetRecords(it, 6);
-  REQUIRE(records.records.size() == 6);
-  // What a mirror that recovered left: a batch of records 0..5 whose record 1 failed, then
-  // record 1 sent again in a batch of its own, after the later records of its shard.
-  RawProducer raw(cluster->bootstrap_servers());
-  for (std::size_t i = 0; i < 6; ++i) {
-    if (i != 1) raw.Send("late-resend", 0, records.records[i], records.records[0].sequence_number);
+  auto source = MakeLocal(2);
+  const riffle::UniformLayout two(2);
+  std::vector<int> on_shard(2, -1);  // a key of each shard
+  for (int k = 0; on_shard[0] < 0 || on_shard[1] < 0; ++k) {
+    on_shard[two.ShardIndex(riffle::Md5HashKey(Key(k)))] = k;
   }
-  raw.Send("late-resend", 0, records.records[1], records.records[1].sequence_number);
+  constexpr int kShard1Records = 10'000;
+  for (int c = 0; c < 6; ++c)
+    REQUIRE(source->PutRecord(Key(on_shard[0]), Data(on_shard[0], c)).ok());
+  for (int c = 0; c < kShard1Records; ++c) {
+    REQUIRE(source->PutRecord(Key(on_shard[1]), Data(on_shard[1], c)).ok());
+  }
+  // The results own the records' bytes.
+  auto read = [&](const char* shard, int n) {
+    auto it = *source->GetShardIterator({.shard_id = shard});
+    auto result = *source->GetRecords(it, n);
+    REQUIRE(result.records.size() == static_cast<std::size_t>(n));
+    return result;
+  };
+  const riffle::GetRecordsResult zero_result = read("shardId-000000000000", 6);
+  const riffle::GetRecordsResult one_result = read("shardId-000000000001", kShard1Records);
+  const auto& zero = zero_result.records;
+  const auto& one = one_result.records;
+  RawProducer raw(cluster->bootstrap_servers());
+  for (std::size_t i = 0; i < zero.size(); ++i) {
+    if (i != 1) raw.Send("late-resend", 0, zero[i], zero[0].sequence_number);
+  }
+  for (const riffle::Record& r : one) raw.Send("late-resend", 0, r, one[0].sequence_number);
+  raw.Send("late-resend", 0, zero[1], zero[1].sequence_number);
   raw.Flush();
 
   auto mirror = *kafka::Mirror::Create({.source = source.get(), .destination = destination.get()});
@@ -217,8 +237,8 @@ TEST_CASE("A new mirror sends nothing again after a failed record was sent late"
     REQUIRE(mirror->last_error().ok());
   }
   CHECK(copied == 0);
-  Seen seen = ReadAll(*destination, 6);
-  CHECK(seen.records == 6);
+  Seen seen = ReadAll(*destination, 6 + kShard1Records);
+  CHECK(seen.records == 6 + kShard1Records);
   CHECK(seen.duplicates == 0);
 }
 

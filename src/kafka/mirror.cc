@@ -3,8 +3,10 @@
 // a whole stream does.
 //
 // Resume, for each source shard S:
-//   1. For each partition P that S's hash key range overlaps, the last record of S that P
-//      holds, L(P), found by reading P backwards from its end (riffle.seq headers).
+//   1. For each partition P that S's hash key range overlaps, the newest record of S that P
+//      holds, L(P) (the greatest riffle.seq: a record sent again after a failure lands
+//      after later ones), found by reading P backwards from its end until a record of S
+//      before L(P)'s batch start is met.
 //   2. The newest of those carries, in riffle.batch, the first number B of its batch. The
 //      mirror waits for each batch to be acknowledged before reading further, so every
 //      record of S before B is in the topic.
@@ -203,13 +205,17 @@ absl::Status Mirror::Resume() {
     const auto [low, high] = *marks;
     int64_t end = high;
     uint64_t scanned = 0;
+    // Each source shard met in P: its greatest number there and that record's batch start
+    // B. A record whose send failed and was sent again lands after later records of its
+    // shard, so the last offset is not always the newest: a shard is settled once the scan
+    // has met one of its records before B (sent before B's batch: every record of that
+    // batch, and of any later one, was met).
+    std::map<uint64_t, std::pair<SequenceNumber, SequenceNumber>> newest;
     while (end > low && !wanted.empty() && scanned < options_.resume_scan_limit) {
       const int64_t window = std::min<int64_t>(
           {kScanWindow, end - low, static_cast<int64_t>(options_.resume_scan_limit - scanned)});
       const int64_t begin = end - window;
-      // The newest record of each source shard in [begin, end): the greatest number, not the
-      // last offset (a failed record sent again lands after later records of its shard).
-      std::map<uint64_t, std::pair<SequenceNumber, SequenceNumber>> newest;
+      std::map<uint64_t, SequenceNumber> oldest;  // of each shard in [begin, end)
       int64_t offset = begin;
       while (offset < end) {
         absl::StatusOr<detail::ReaderPool::Outcome> read = core.readers().Read(
@@ -220,8 +226,11 @@ absl::Status Mirror::Resume() {
               std::optional<SequenceNumber> seq = HeaderNumber(m, detail::kSeqHeader);
               std::optional<SequenceNumber> batch = HeaderNumber(m, detail::kBatchHeader);
               if (!seq || !batch || seq->stream_tag != source.stream_tag()) return;
+              if (!wanted.contains(seq->shard_index)) return;  // settled in a newer window
               auto [it, fresh] = newest.try_emplace(seq->shard_index, *seq, *batch);
               if (!fresh && *seq > it->second.first) it->second = {*seq, *batch};
+              auto [low_it, first] = oldest.try_emplace(seq->shard_index, *seq);
+              if (!first && *seq < low_it->second) low_it->second = *seq;
             });
         if (!read.ok()) return read.status();
         if (read->next_offset == offset) {
@@ -233,17 +242,19 @@ absl::Status Mirror::Resume() {
         }
         offset = read->next_offset;
       }
-      for (const auto& [shard, found] : newest) {
-        if (!wanted.erase(shard)) continue;  // met in a newer window already
-        Copied& c = st.copied[FormatShardId(shard)];
-        c.last[p] = found.first;
-        if (found.first > c.newest) {
-          c.newest = found.first;
-          c.newest_batch = found.second;
-        }
+      for (const auto& [shard, low_seq] : oldest) {
+        if (low_seq < newest.at(shard).second) wanted.erase(shard);
       }
       end = begin;
       scanned += static_cast<uint64_t>(window);
+    }
+    for (const auto& [shard, found] : newest) {
+      Copied& c = st.copied[FormatShardId(shard)];
+      c.last[p] = found.first;
+      if (found.first > c.newest) {
+        c.newest = found.first;
+        c.newest_batch = found.second;
+      }
     }
   }
   if (!st.tracking) {
