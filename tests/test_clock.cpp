@@ -77,7 +77,7 @@ TEST_CASE("WaitUntil on the system clock honours a short deadline", "[clock]") {
 
 TEST_CASE("SystemClock::NowMillis agrees with CLOCK_REALTIME to the millisecond", "[clock]") {
   auto& clock = riffle::SystemClock::Default();
-  // Across the TSC calibration (20 ms) and several re-bases (every 250 ms).
+  // Across the TSC calibration (50 ms) and several re-bases (every 50 ms).
   const absl::Time end = absl::Now() + absl::Milliseconds(700);
   int checks = 0;
   while (absl::Now() < end) {
