@@ -326,6 +326,35 @@ TEST_CASE("A sink that always fails: records reach the error output after the re
   CHECK(m.DeliverySuccess() == 0.0);
 }
 
+TEST_CASE("DataFreshness counts records still on their way to the error output", "[delivery]") {
+  riffle::MemorySink errors;
+  riffle::ManualClock clock;
+  bool error_sink_up = false;
+  riffle::CallbackSink broken(
+      [](std::string_view, std::string_view) { return absl::UnavailableError("endpoint down"); });
+  riffle::CallbackSink error_sink([&](std::string_view key, std::string_view data) {
+    return error_sink_up ? errors.PutObject(key, data) : absl::UnavailableError("also down");
+  });
+  DeliveryStreamOptions o = BaseOptions(&broken, &clock);
+  o.error_sink = &error_sink;
+  o.retry_options.duration_in_seconds = 0;
+  auto ds = MustCreate(o);
+  REQUIRE(ds->PutRecord("hello").ok());
+  clock.Advance(absl::Seconds(60));
+  ds->Poll();  // the delivery fails for good; the error object fails too
+  for (int i = 0; i < 60; ++i) {
+    clock.Advance(absl::Seconds(60));
+    ds->Poll();
+  }
+  CHECK(errors.size() == 0);
+  CHECK(ds->GetMetrics().data_freshness == absl::Minutes(61));
+  error_sink_up = true;
+  clock.Advance(absl::Seconds(60));
+  ds->Poll();
+  CHECK(errors.size() == 1);
+  CHECK(ds->GetMetrics().data_freshness == absl::ZeroDuration());
+}
+
 TEST_CASE("Backpressure: past max_buffered_bytes puts fail with ServiceUnavailableException",
           "[delivery]") {
   riffle::MemorySink sink;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "delivery/compression.h"
+#include "delivery/object_key.h"
 #include "delivery/time_pattern.h"
 #include "delivery_test_helpers.h"
 #include "riffle/delivery_stream.h"
@@ -297,6 +298,21 @@ TEST_CASE("Decompress stops at max_output_bytes", "[delivery]") {
 TEST_CASE("CRC-32C matches the published check value", "[delivery]") {
   CHECK(riffle::detail::Crc32c("123456789") == 0xe3069283u);
   CHECK(riffle::detail::Crc32c("") == 0u);
+}
+
+TEST_CASE("Error output text is JSON in UTF-8 whatever bytes a message holds", "[delivery]") {
+  auto json = [](std::string_view value) {
+    std::string out;
+    riffle::detail::AppendJsonString(value, &out);
+    return out;
+  };
+  CHECK(json("a \"q\" \\ \n\x01") == "\"a \\\"q\\\" \\\\ \\n\\u0001\"");
+  CHECK(json("Gr\xC3\xB6\xC3\x9F"
+             "e") ==
+        "\"Gr\xC3\xB6\xC3\x9F"
+        "e\"");  // UTF-8 kept
+  // An exception's text with bytes that are not UTF-8 (written raw, the object was not JSON).
+  CHECK(json("bad \xff\xfe \xC3\xB6") == "\"bad \\u00ff\\u00fe \\u00c3\\u00b6\"");
 }
 
 TEST_CASE("The processor transforms, drops and fails records; failures go to the error output",

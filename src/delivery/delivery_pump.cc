@@ -72,6 +72,11 @@ size_t DeliveryStream::Impl::PumpLocked(bool flush_all) {
     for (const auto& b : pump_work_) {
       in_pump_oldest_ms_ = std::min(in_pump_oldest_ms_, b->oldest_arrival_ms);
     }
+    for (const auto& e : pump_errors_)
+      in_pump_oldest_ms_ = std::min(in_pump_oldest_ms_, e.arrival_ms);
+    for (const auto& o : pump_error_objects_) {
+      in_pump_oldest_ms_ = std::min(in_pump_oldest_ms_, o.oldest_arrival_ms);
+    }
   }
   if (in_pump_ == 0) return 0;  // written only under pump_mu_, which we hold
 
@@ -349,6 +354,7 @@ void DeliveryStream::Impl::BuildErrorObjects(absl::Time now) {
       o.accounted_bytes += e.accounted_bytes;
     }
     // As the service: the prefix's time is the oldest record's arrival, the name's the write.
+    o.oldest_arrival_ms = oldest_ms;
     error_prefix_.Evaluate(absl::FromUnixMillis(oldest_ms), {}, type, rng_, &o.key);
     detail::AppendObjectName(name(), options_.version, now, rng_, "", &o.key);
     pump_error_objects_.push_back(std::move(o));

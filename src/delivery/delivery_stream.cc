@@ -704,6 +704,9 @@ DeliveryStreamMetrics DeliveryStream::Impl::GetMetrics() const {
     for (const auto& [id, b] : partitions_) consider(b);
     for (const auto& b : ready_) consider(b);
     for (const auto& b : retrying_) consider(b);
+    // Records on their way to the error output are not delivered either.
+    for (const auto& e : put_errors_) oldest = std::min(oldest, e.arrival_ms);
+    for (const auto& o : error_retrying_) oldest = std::min(oldest, o.oldest_arrival_ms);
     if (in_pump_ > 0) oldest = std::min(oldest, in_pump_oldest_ms_);
   }
   m.data_freshness = absl::Milliseconds(std::max<int64_t>(0, now_ms - oldest));

@@ -4,6 +4,7 @@
 
 #include "delivery/time_pattern.h"
 #include "fmt/format.h"
+#include "riffle/detail/utf8.h"
 
 namespace riffle::detail {
 namespace {
@@ -172,6 +173,9 @@ void AppendObjectName(std::string_view stream_name, int version, absl::Time time
 }
 
 void AppendJsonString(std::string_view value, std::string* out) {
+  // JSON text is UTF-8: a value that is not (an exception's text, a sink's message) has
+  // each byte above 0x7F written as the code point of that value, \u0080..\u00ff.
+  const bool utf8 = IsAscii(value) || CountUtf8CodePoints(value) >= 0;
   out->push_back('"');
   for (const char c : value) {
     switch (c) {
@@ -191,8 +195,10 @@ void AppendJsonString(std::string_view value, std::string* out) {
         out->append("\\t");
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          fmt::format_to(std::back_inserter(*out), "\\u{:04x}", static_cast<int>(c));
+        if (static_cast<unsigned char>(c) < 0x20 ||
+            (!utf8 && static_cast<unsigned char>(c) >= 0x80)) {
+          fmt::format_to(std::back_inserter(*out), "\\u{:04x}",
+                         static_cast<int>(static_cast<unsigned char>(c)));
         } else {
           out->push_back(c);
         }

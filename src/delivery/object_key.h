@@ -68,7 +68,8 @@ class PrefixTemplate {
 void AppendObjectName(std::string_view stream_name, int version, absl::Time time,
                       std::mt19937_64& rng, std::string_view extension, std::string* out);
 
-// Appends `value` as a JSON string literal (quotes and escapes included).
+// Appends `value` as a JSON string literal (quotes and escapes included); bytes of a value
+// that is not UTF-8 are escaped one by one (\u0080..\u00ff), so the text stays UTF-8.
 void AppendJsonString(std::string_view value, std::string* out);
 
 }  // namespace riffle::detail
