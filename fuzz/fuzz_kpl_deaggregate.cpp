@@ -13,6 +13,7 @@
 #include <array>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fuzz_support.h"
@@ -37,9 +38,21 @@ bool Inside(std::string_view view, std::string_view data) {
 
 // The hash key the KCL checks for a user record; nullopt for an explicit hash key that is
 // not one (outside every range).
+// A user record's hash key as the KCL reads it for its range check: an explicit one as
+// Java's BigInteger reads it (an optional sign, decimal digits, leading zeros allowed),
+// nullopt when that is no hash key (not a number, negative, above 2^128-1).
 std::optional<HashKey> UserHashKey(const UserRecord& u) {
   if (u.explicit_hash_key.empty()) return riffle::Md5HashKey(u.partition_key);
-  auto parsed = riffle::ParseHashKey(u.explicit_hash_key);
+  std::string_view text = u.explicit_hash_key;
+  const bool negative = !text.empty() && text[0] == '-';
+  if (!text.empty() && (text[0] == '-' || text[0] == '+')) text.remove_prefix(1);
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  const size_t first = text.find_first_not_of('0');
+  text = first == std::string_view::npos ? "0" : text.substr(first);
+  if (negative && text != "0") return std::nullopt;
+  auto parsed = riffle::ParseHashKey(text);
   if (!parsed.ok()) return std::nullopt;
   return *parsed;
 }
