@@ -1574,3 +1574,51 @@ TEST_CASE("All four services of one account at once", "[account][stress]") {
     CHECK(delivered.size() == put);
   }
 }
+
+TEST_CASE("Firehose: concurrent UpdateDestination calls describe what is in effect",
+          "[account][stress]") {
+  // Two threads update one delivery stream's prefix at once, each retrying on
+  // ConcurrentModificationException; afterwards DescribeDeliveryStream must name the prefix
+  // a record is delivered under (a slower update's description landed over a newer one's).
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  CreateDirectPut(*account, "updated", "deliveries");
+  riffle::Firehose& firehose = account->firehose();
+  const int rounds = 2000 / riffle_test::StressDivisor() + 100;
+  int mismatches = 0;
+  std::atomic<int> errors{0};
+  for (int round = 0; round < rounds; ++round) {
+    auto update = [&](std::string prefix) {
+      for (;;) {
+        auto d = firehose.DescribeDeliveryStream({.delivery_stream_name = "updated"});
+        if (!d.ok()) break;
+        const riffle::ExtendedS3DestinationUpdate u{.prefix = std::string_view(prefix)};
+        absl::Status s = firehose
+                             .UpdateDestination({.delivery_stream_name = "updated",
+                                                 .current_delivery_stream_version_id =
+                                                     d->delivery_stream_description.version_id,
+                                                 .destination_id = "destinationId-000000000001",
+                                                 .extended_s3_destination_update = u})
+                             .status();
+        if (s.ok()) return;
+        if (!riffle::HasErrorName(s, riffle::kConcurrentModificationException)) break;
+      }
+      ++errors;
+    };
+    std::thread a(update, fmt::format("a{}/", round));
+    std::thread b(update, fmt::format("b{}/", round));
+    a.join();
+    b.join();
+    auto d = firehose.DescribeDeliveryStream({.delivery_stream_name = "updated"});
+    REQUIRE(d.ok());
+    const std::string described = d->delivery_stream_description.destinations.at(0)
+                                      .extended_s3_destination_description.prefix;
+    REQUIRE(firehose.PutRecord({.delivery_stream_name = "updated", .record = {"x\n"}}).ok());
+    REQUIRE(firehose.Flush("updated").ok());
+    auto listed = account->s3().ListObjectsV2({.bucket = "deliveries", .prefix = described});
+    REQUIRE(listed.ok());
+    if (listed->contents.size() != 1) ++mismatches;
+  }
+  CHECK(errors.load() == 0);
+  CHECK(mismatches == 0);
+}

@@ -347,6 +347,31 @@ TEST_CASE("A bucket backed by a directory: FileSink's layout, existing files lis
   CHECK(s3.GetObject({.bucket = "files", .key = "top"})->body == "file");
   REQUIRE(s3.DeleteObject({.bucket = "files", .key = "old/file.txt"}).ok());
   CHECK_FALSE(std::filesystem::exists(dir.path / "old" / "file.txt"));
+  // Keys are flat: once "a/b/c" is gone, "a" and "a/b" may be files (the emptied
+  // directories go with it).
+  Put(s3, "files", "a/b/c", "deep");
+  REQUIRE(s3.DeleteObject({.bucket = "files", .key = "a/b/c"}).ok());
+  CHECK(s3.PutObject({.bucket = "files", .key = "a/b", .body = "x"}).ok());
+  REQUIRE(s3.DeleteObject({.bucket = "files", .key = "a/b"}).ok());
+  CHECK(s3.PutObject({.bucket = "files", .key = "a", .body = "y"}).ok());
+  CHECK(s3.GetObject({.bucket = "files", .key = "a"})->body == "y");
+  CHECK(std::filesystem::exists(dir.path));
+  // Two puts that cannot both be files, at once: one is refused with the layout error.
+  for (int round = 0; round < 50; ++round) {
+    const std::string file = fmt::format("race{}", round);
+    const std::string under = file + "/y";
+    absl::Status s1, s2;
+    std::thread t1(
+        [&] { s1 = s3.PutObject({.bucket = "files", .key = file, .body = "1"}).status(); });
+    std::thread t2(
+        [&] { s2 = s3.PutObject({.bucket = "files", .key = under, .body = "2"}).status(); });
+    t1.join();
+    t2.join();
+    CHECK(s1.ok() != s2.ok());
+    for (const absl::Status& s : {s1, s2}) {
+      if (!s.ok()) CHECK(riffle::ErrorName(s) == riffle::kS3InvalidArgument);
+    }
+  }
 }
 
 TEST_CASE("The fault plan fails a bucket's writes and reads by operation", "[account][s3]") {

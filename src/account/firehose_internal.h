@@ -47,6 +47,9 @@ struct DeliveryStreamEntry {
   bool own_thread = false;
   std::optional<KinesisStreamSourceDescription> source;
   ExtendedS3DestinationDescription destination;  // registry's mutex: UpdateDestination
+  // Held by UpdateDestination from reading the destination to describing the new one, so
+  // that concurrent updates apply and describe in one order (taken before the registry's).
+  std::mutex update_mu;
 
   // What the DeliveryStream uses, kept alive until it is gone (declared before it, so that
   // it is destroyed first).

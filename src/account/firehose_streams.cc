@@ -620,6 +620,12 @@ absl::StatusOr<UpdateDestinationOutput> Firehose::UpdateDestination(
           core_.account_id(), DeliveryStreamStatusName(status)));
     }
     entry = it->second;
+  }
+  // One update at a time: the version check, the stream's update and the description
+  // change together (a second update read the description before the first wrote it).
+  std::lock_guard<std::mutex> update_lock(entry->update_mu);
+  {
+    std::lock_guard<std::mutex> lock(registry_->mu);
     current = entry->destination;
   }
   if (in.destination_id != kDestinationId) {

@@ -129,9 +129,6 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
         "empty segment, a leading or trailing '/', a NUL byte, or .riffle-tmp/).",
         key, name_));
   }
-  if (files_ != nullptr) {
-    if (absl::Status s = CheckFileLayout(key); !s.ok()) return s;
-  }
   if (core_.faults.active()) {
     if (absl::Status s = core_.Inject("PutObject", name_, arn_, key); !s.ok()) return s;
   }
@@ -141,7 +138,10 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
             .data = {}};
   std::unique_lock<std::mutex> files_lock(files_mu_, std::defer_lock);
   if (files_ != nullptr) {
+    // The layout check and the write under one lock: two puts of "a" and "a/b" at once
+    // otherwise both passed the check and one failed in the file system.
     files_lock.lock();
+    if (absl::Status s = CheckFileLayout(key); !s.ok()) return s;
     if (absl::Status s = files_->PutObject(key, data); !s.ok()) return s;
   } else {
     meta.data.assign(data.data(), data.size());
@@ -240,6 +240,13 @@ void BucketStore::Delete(std::string_view key) {
   if (files_ != nullptr) {
     std::error_code ec;
     std::filesystem::remove(PathOf(key), ec);
+    // Directories the key's '/' made, emptied now: S3's keys are flat, so "a" may be put
+    // once "a/b" is gone (remove() takes only an empty directory).
+    const std::filesystem::path root(files_->directory());
+    for (std::filesystem::path dir = std::filesystem::path(PathOf(key)).parent_path();
+         dir != root && dir.string().size() > root.string().size(); dir = dir.parent_path()) {
+      if (!std::filesystem::remove(dir, ec)) break;
+    }
   }
   objects_.erase(it);
 }
