@@ -93,6 +93,22 @@ std::vector<LineageTracker::Node> LineageTracker::TakeReady() {
   return ready;
 }
 
+std::vector<LineageTracker::Node> LineageTracker::TakeReadySkippingClosedAtStart() {
+  std::vector<Node> out;
+  for (bool more = true; more;) {
+    more = false;
+    for (Node& node : TakeReady()) {
+      if (node.closed_at_start) {
+        Finish(node.shard_id, {});
+        more = true;
+      } else {
+        out.push_back(std::move(node));
+      }
+    }
+  }
+  return out;
+}
+
 // ---- ShardCursor ----
 
 absl::Status ShardCursor::Start(RecordSource& source, const StartingPosition& position,

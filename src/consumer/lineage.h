@@ -59,6 +59,10 @@ class LineageTracker {
   // Known shards not yet handed out whose parents are all finished or gone, handed out now.
   // Needs a Sync() first when a waiting shard names a parent the tracker does not know.
   std::vector<Node> TakeReady();
+  // The same for a reader that starts at LATEST: a shard the first listing showed closed
+  // holds only what was put before the reader, so it is finished unread (its children are
+  // handed out by this call when ready).
+  std::vector<Node> TakeReadySkippingClosedAtStart();
   // True when a waiting shard names a parent that is neither known nor known to be gone.
   bool NeedsSync() const { return needs_sync_; }
 

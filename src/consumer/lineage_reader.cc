@@ -70,20 +70,14 @@ size_t LineageReader::PollImpl(const RecordHandler* on_record,
   // their first record, as do children at TRIM_HORIZON (whose trimmed records count as
   // missed).
   const ShardIteratorType initial = st.options.initial_position;
-  for (bool more = true; more;) {
-    more = false;
-    for (detail::LineageTracker::Node& node : st.tracker.TakeReady()) {
-      if (initial == ShardIteratorType::kLatest && node.closed_at_start) {
-        st.tracker.Finish(node.shard_id, {});
-        more = true;
-        continue;
-      }
-      const bool from_first_record =
-          node.after_parents &&
-          (!node.from_first_listing || initial == ShardIteratorType::kTrimHorizon);
-      st.active.push_back(State::Active{ShardInfo{node.shard_id, node.range, node.parents},
-                                        detail::ShardCursor(node.shard_id), from_first_record});
-    }
+  for (detail::LineageTracker::Node& node : initial == ShardIteratorType::kLatest
+                                                ? st.tracker.TakeReadySkippingClosedAtStart()
+                                                : st.tracker.TakeReady()) {
+    const bool from_first_record =
+        node.after_parents &&
+        (!node.from_first_listing || initial == ShardIteratorType::kTrimHorizon);
+    st.active.push_back(State::Active{ShardInfo{node.shard_id, node.range, node.parents},
+                                      detail::ShardCursor(node.shard_id), from_first_record});
   }
   for (std::size_t i = 0; i < st.active.size();) {
     State::Active& a = st.active[i];

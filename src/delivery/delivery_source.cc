@@ -40,22 +40,14 @@ struct DeliveryStream::Impl::SourceState {
   // first listing start at LATEST and closed ones are finished at once; afterwards every
   // shard starts at its first record.
   absl::Status StartReady(DeliveryStream::Impl& ds, bool initial) {
-    for (bool more = true; more;) {
-      more = false;
-      for (detail::LineageTracker::Node& node : tracker.TakeReady()) {
-        if (node.closed_at_start) {  // everything in it was put before Create
-          tracker.Finish(node.shard_id, {});
-          more = true;
-          continue;
-        }
-        Reader r{node.shard_id, detail::ShardCursor(node.shard_id), !node.from_first_listing, 0};
-        StartingPosition start{ShardIteratorType::kLatest, {}, std::nullopt};
-        if (r.from_first_record) start.type = ShardIteratorType::kTrimHorizon;
-        absl::Status s = r.cursor.Start(*source, start, r.from_first_record);
-        if (!s.ok() && initial) return s;
-        // Not started (a transient error): Read() retries the start at the next poll.
-        readers.push_back(std::move(r));
-      }
+    for (detail::LineageTracker::Node& node : tracker.TakeReadySkippingClosedAtStart()) {
+      Reader r{node.shard_id, detail::ShardCursor(node.shard_id), !node.from_first_listing, 0};
+      StartingPosition start{ShardIteratorType::kLatest, {}, std::nullopt};
+      if (r.from_first_record) start.type = ShardIteratorType::kTrimHorizon;
+      absl::Status s = r.cursor.Start(*source, start, r.from_first_record);
+      if (!s.ok() && initial) return s;
+      // Not started (a transient error): Read() retries the start at the next poll.
+      readers.push_back(std::move(r));
     }
     (void)ds;
     return absl::OkStatus();
