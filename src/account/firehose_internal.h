@@ -65,6 +65,10 @@ struct DeliveryStreamEntry {
   TokenBucket requests;
   TokenBucket bytes;
 
+  // Its deletion finished: gone for every call (a control-plane call removes it later).
+  bool GoneAt(int64_t now_ms) const {
+    return deleted_at_ms.load(std::memory_order_acquire) <= now_ms;
+  }
   DeliveryStreamStatus StatusAt(int64_t now_ms) const {
     if (deleted_at_ms.load(std::memory_order_acquire) != INT64_MAX) {
       return DeliveryStreamStatus::kDeleting;
@@ -76,15 +80,10 @@ struct DeliveryStreamEntry {
 struct FirehoseRegistry {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<DeliveryStreamEntry>, std::less<>> streams;  // by name
-  // The entry named `name`, or nullptr also when its deletion finished at or before now_ms
-  // (a control-plane call removes such entries later). REQUIRES mu.
+  // The entry named `name`, or nullptr also when it is gone at now_ms. REQUIRES mu.
   std::shared_ptr<DeliveryStreamEntry> FindLive(std::string_view name, int64_t now_ms) const {
     auto it = streams.find(name);
-    if (it == streams.end() ||
-        it->second->deleted_at_ms.load(std::memory_order_acquire) <= now_ms) {
-      return nullptr;
-    }
-    return it->second;
+    return it == streams.end() || it->second->GoneAt(now_ms) ? nullptr : it->second;
   }
   // Firehose de-aggregates KPL aggregates read from a Kinesis source before delivery.
   kpl::Deaggregator deaggregator;

@@ -282,7 +282,7 @@ std::vector<std::shared_ptr<DeliveryStreamEntry>> TakeDueLocked(detail::Firehose
                                                                 int64_t now_ms) {
   std::vector<std::shared_ptr<DeliveryStreamEntry>> gone;
   for (auto it = r.streams.begin(); it != r.streams.end();) {
-    if (it->second->deleted_at_ms.load(std::memory_order_acquire) <= now_ms) {
+    if (it->second->GoneAt(now_ms)) {
       gone.push_back(std::move(it->second));
       it = r.streams.erase(it);
     } else {

@@ -170,7 +170,7 @@ absl::Status ResolveStream(AccountCore& core, const KinesisRegistry& registry,
   }
   if (e->timed.load(std::memory_order_acquire) || access == StreamAccess::kModify) {
     const int64_t now_ms = core.clock.NowMillis();
-    if (now_ms >= e->deleted_at_ms.load(std::memory_order_acquire)) {
+    if (e->GoneAt(now_ms)) {
       return StreamNotFound(e->name, core.account_id());  // its deletion has completed
     }
     const bool creating = now_ms < e->active_at_ms;

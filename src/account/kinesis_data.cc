@@ -275,9 +275,8 @@ absl::Status Kinesis::GetRecords(const GetRecordsInput& in, GetRecordsOutput& ou
   if (!it.ok()) return InvalidIterator();
   detail::EpochGuard guard;
   StreamEntry* e = registry_->FindByTag(it->stream_tag);
-  const bool gone =
-      e == nullptr || (e->timed.load(std::memory_order_acquire) &&
-                       core_.clock.NowMillis() >= e->deleted_at_ms.load(std::memory_order_acquire));
+  const bool gone = e == nullptr || (e->timed.load(std::memory_order_acquire) &&
+                                     e->GoneAt(core_.clock.NowMillis()));
   if (gone) {
     const std::optional<std::string> name = registry_->DeletedName(it->stream_tag);
     if (!name && e == nullptr) return InvalidIterator();

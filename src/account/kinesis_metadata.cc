@@ -42,12 +42,12 @@ std::string RenderList(std::span<const std::string_view> items) {
 std::string RenderMetrics(std::span<const ShardLevelMetric> metrics) {
   std::string out = "[";
   for (std::size_t i = 0; i < metrics.size(); ++i) {
+    if (i > 0) out += ", ";
     const std::string_view name = ShardLevelMetricName(metrics[i]);
     if (name == "?") {
-      fmt::format_to(std::back_inserter(out), "{}{}", i == 0 ? "" : ", ",
-                     static_cast<int>(metrics[i]));
+      fmt::format_to(std::back_inserter(out), "{}", static_cast<int>(metrics[i]));
     } else {
-      fmt::format_to(std::back_inserter(out), "{}{}", i == 0 ? "" : ", ", name);
+      out += name;
     }
   }
   return out + "]";

@@ -87,6 +87,11 @@ struct StreamEntry {
   const int64_t active_at_ms;  // CREATING before it (INT64_MIN: created ACTIVE)
   // DELETING until it, then gone (INT64_MAX: not deleted).
   std::atomic<int64_t> deleted_at_ms{INT64_MAX};
+  // Its deletion has finished: gone for every call, and it holds no quota (the registry
+  // keeps it until a sweep).
+  bool GoneAt(int64_t now_ms) const {
+    return now_ms >= deleted_at_ms.load(std::memory_order_acquire);
+  }
   // CREATING or DELETING may matter: the data path must read the clock.
   std::atomic<bool> timed;
   // UPDATING because of an account-side change (encryption, mode) until it.

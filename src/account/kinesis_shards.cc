@@ -85,7 +85,7 @@ absl::StatusOr<ListShardsOutput> Kinesis::ListShards(const ListShardsInput& in) 
         detail::DecodePageToken(in.next_token, 'S', core_.secret, now_ms);
     if (!t.ok()) return t.status();
     e = registry_->FindByTag(t->tag);
-    if (e == nullptr || now_ms >= e->deleted_at_ms.load(std::memory_order_acquire)) {
+    if (e == nullptr || e->GoneAt(now_ms)) {
       const std::optional<std::string> name = registry_->DeletedName(t->tag);
       return detail::StreamNotFound(name ? *name : e != nullptr ? e->name : "", core_.account_id());
     }

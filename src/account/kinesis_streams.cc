@@ -115,24 +115,16 @@ std::shared_ptr<Stream> Kinesis::ShareStream(std::string_view name_or_arn) {
 namespace {
 
 // Finishes deletions whose emulated duration has passed.
-
-// Whether the stream's deletion has finished (the registry keeps it until a sweep): it
-// holds no quota any more.
-bool Gone(const detail::StreamEntry& e, int64_t now_ms) {
-  return now_ms >= e.deleted_at_ms.load(std::memory_order_acquire);
-}
-
-// Finishes deletions whose emulated duration has passed.
 void SweepDeleted(detail::KinesisRegistry& registry, int64_t now_ms) {
   for (const auto& e : registry.All()) {
-    if (Gone(*e, now_ms)) registry.Remove(*e);
+    if (e->GoneAt(now_ms)) registry.Remove(*e);
   }
 }
 
 int OpenShards(const detail::KinesisRegistry& registry, int64_t now_ms) {
   int open = 0;
   for (const auto& e : registry.All()) {
-    if (!Gone(*e, now_ms)) open += e->stream->DescribeStreamSummary().open_shard_count;
+    if (!e->GoneAt(now_ms)) open += e->stream->DescribeStreamSummary().open_shard_count;
   }
   return open;
 }
@@ -140,7 +132,7 @@ int OpenShards(const detail::KinesisRegistry& registry, int64_t now_ms) {
 int OnDemandStreams(const detail::KinesisRegistry& registry, int64_t now_ms) {
   int n = 0;
   for (const auto& e : registry.All()) {
-    n += !Gone(*e, now_ms) && e->mode.load(std::memory_order_relaxed) == StreamMode::kOnDemand;
+    n += !e->GoneAt(now_ms) && e->mode.load(std::memory_order_relaxed) == StreamMode::kOnDemand;
   }
   return n;
 }
@@ -402,7 +394,7 @@ absl::StatusOr<ListStreamsOutput> Kinesis::ListStreams(const ListStreamsInput& i
   ListStreamsOutput out;
   for (const auto& e : registry_->All()) {
     if (!after.empty() && e->name <= after) continue;
-    if (now_ms >= e->deleted_at_ms.load(std::memory_order_acquire)) continue;  // gone
+    if (e->GoneAt(now_ms)) continue;
     if (out.stream_names.size() == limit) {
       out.has_more_streams = true;
       break;

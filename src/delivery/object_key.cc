@@ -175,7 +175,7 @@ void AppendObjectName(std::string_view stream_name, int version, absl::Time time
 void AppendJsonString(std::string_view value, std::string* out) {
   // JSON text is UTF-8: a value that is not (an exception's text, a sink's message) has
   // each byte above 0x7F written as the code point of that value, \u0080..\u00ff.
-  const bool utf8 = IsAscii(value) || CountUtf8CodePoints(value) >= 0;
+  const bool utf8 = CountUtf8CodePoints(value) >= 0;
   out->push_back('"');
   for (const char c : value) {
     switch (c) {

@@ -337,6 +337,7 @@ bool ParseAggregatedRecord(std::string_view body, const Record& outer, RangeChec
 }
 
 std::optional<HashKey> ParseKclHashKey(std::string_view text) {
+  constexpr std::string_view kMax = "340282366920938463463374607431768211455";  // 2^128-1
   bool negative = false;
   if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
     negative = text[0] == '-';
@@ -347,20 +348,12 @@ std::optional<HashKey> ParseKclHashKey(std::string_view text) {
     return std::nullopt;
   }
   while (text.size() > 1 && text[0] == '0') text.remove_prefix(1);
-  if (negative && text != "0") return std::nullopt;
-  return ParseDecimalHashKey(text);
-}
-
-std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal) {
-  constexpr std::string_view kMax = "340282366920938463463374607431768211455";
-  if (decimal.empty() || decimal.size() > kMax.size() ||
-      (decimal[0] == '0' && decimal.size() > 1) ||
-      !std::all_of(decimal.begin(), decimal.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      (decimal.size() == kMax.size() && decimal > kMax)) {
+  if ((negative && text != "0") || text.size() > kMax.size() ||
+      (text.size() == kMax.size() && text > kMax)) {
     return std::nullopt;
   }
   HashKey v = 0;
-  for (char c : decimal) v = v * 10 + static_cast<uint64_t>(c - '0');
+  for (char c : text) v = v * 10 + static_cast<uint64_t>(c - '0');
   return v;
 }
 

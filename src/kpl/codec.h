@@ -139,12 +139,10 @@ void DecodeRecords(std::span<const Record> records, const HashKeyRange& range,
                    bool deliver_misplaced, std::vector<UserRecord>& out, DecodeCounts& counts,
                    RecordKind* kinds);
 
-// An explicit hash key's value: nullopt unless it matches 0|([1-9]\d{0,38}) and is at
-// most 2^128-1. Allocates nothing (ParseHashKey builds an error message).
-std::optional<HashKey> ParseDecimalHashKey(std::string_view decimal);
 // An explicit hash key as the KCL reads it for the range check (Java's BigInteger): an
 // optional sign, decimal digits, leading zeros allowed. nullopt: outside every range (not a
-// number, negative, or above 2^128-1).
+// number, negative, or above 2^128-1). Allocates nothing (ParseHashKey builds an error
+// message).
 std::optional<HashKey> ParseKclHashKey(std::string_view text);
 
 // The full key space: nothing to check.

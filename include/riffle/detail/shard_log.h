@@ -523,9 +523,8 @@ class ShardLog {
       // Not found: the end of the committed prefix, whose next index is known when nothing
       // is in flight, when the walk met a record before it, or at the log's start (a
       // subscription's continuation needs it: see Subscription::Continuation).
-      Seek found{committed_end, latest.next_index,
-                 committed_end == latest.end || committed_end == 0};
-      if (committed_end == 0) found.next_index = 0;
+      Seek found{committed_end, committed_end == 0 ? 0 : latest.next_index,
+                 committed_end == 0 || committed_end == latest.end};
       uint64_t p = start;
       while (p < committed_end) {
         const uint64_t room = RoomInSegment(p);
