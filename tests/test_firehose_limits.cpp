@@ -185,3 +185,47 @@ TEST_CASE("KinesisStreamAsSource reads each shard once per second with the limit
   (void)account->firehose().Poll();
   CHECK(ds->GetMetrics().incoming_records == 2);
 }
+
+TEST_CASE("KinesisStreamAsSource: more readers than the shard's 5 reads/s all take turns",
+          "[account][firehose]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, /*limits=*/true);
+  REQUIRE(account->kinesis().CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  const std::string stream_arn = account->StreamArn("orders");
+  // Six delivery streams read the shard once a second each: six reads a second against five.
+  constexpr int kReaders = 6;
+  for (int i = 0; i < kReaders; ++i) {
+    REQUIRE(account->firehose()
+                .CreateDeliveryStream(
+                    {.delivery_stream_name = fmt::format("k{}", i),
+                     .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+                     .kinesis_stream_source_configuration =
+                         riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn = stream_arn},
+                     .extended_s3_destination_configuration =
+                         riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
+                                                                        "arn:aws:s3:::deliveries"}})
+                .ok());
+    clock.Advance(absl::Milliseconds(250));  // the control plane's 5 calls/s
+  }
+  clock.Advance(absl::Seconds(10));  // all ACTIVE
+  (void)account->firehose().Poll();  // each has its iterator: records from now on
+  for (int j = 0; j < 10; ++j) {
+    REQUIRE(account->kinesis()
+                .PutRecord(
+                    {.stream_name = "orders", .partition_key = "p", .data = fmt::format("r{}", j)})
+                .ok());
+  }
+  // A read the shard refuses is no read: the refused stream tries again at the next poll,
+  // and the first place of the round moves, so no stream is always the one refused.
+  for (int s = 0; s < 30; ++s) {
+    clock.Advance(absl::Seconds(1));
+    (void)account->firehose().Poll();
+  }
+  for (int i = 0; i < kReaders; ++i) {
+    INFO("delivery stream k" << i);
+    riffle::DeliveryStream* ds = account->firehose().FindDeliveryStream(fmt::format("k{}", i));
+    REQUIRE(ds != nullptr);
+    CHECK(ds->GetMetrics().incoming_records == 10);
+  }
+}

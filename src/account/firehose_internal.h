@@ -87,6 +87,9 @@ struct FirehoseRegistry {
   }
   // Firehose de-aggregates KPL aggregates read from a Kinesis source before delivery.
   kpl::Deaggregator deaggregator;
+  // Where Poll() starts its round of the delivery streams: it moves every call, so that
+  // streams sharing a source shard's read limit take turns at being first. Guarded by mu.
+  size_t poll_start = 0;
 };
 
 // The Tag members' constraints (lengths in characters, the API's patterns), recorded in `v`.

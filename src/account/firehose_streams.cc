@@ -744,6 +744,11 @@ size_t Firehose::Poll() {
     gone = TakeDueLocked(*registry_, core_.clock.NowMillis());
     entries.reserve(registry_->streams.size());
     for (const auto& [name, e] : registry_->streams) entries.push_back(e);
+    if (!entries.empty()) {
+      const size_t start = registry_->poll_start++ % entries.size();
+      std::rotate(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(start),
+                  entries.end());
+    }
   }
   size_t written = 0;
   const int64_t now = core_.clock.NowMillis();
