@@ -325,11 +325,18 @@ TEST_CASE("A bucket backed by a directory: FileSink's layout, existing files lis
   CHECK(Keys(*s3.ListObjectsV2({.bucket = "files"})) ==
         std::vector<std::string>{"2026/01/01/00/obj", "old/file.txt"});
   // Keys a directory cannot hold are refused, not written outside it.
-  for (std::string_view bad : {"../escape", "/abs", "a//b", "a/./b", ".riffle-tmp/x", "dir/"}) {
+  const std::string long_segment = "logs/" + std::string(256, 'x');  // a file name has 255
+  for (std::string_view bad :
+       {"../escape", "/abs", "a//b", "a/./b", ".riffle-tmp/x", "dir/", long_segment.c_str()}) {
     INFO(bad);
     CHECK(ErrorOf(s3.PutObject({.bucket = "files", .key = bad, .body = "x"})).name ==
           riffle::kS3InvalidArgument);
   }
+  // Nothing of a refused key stays behind: "logs" may still be a file.
+  CHECK(s3.PutObject({.bucket = "files", .key = "logs", .body = "x"}).ok());
+  REQUIRE(s3.DeleteObject({.bucket = "files", .key = "logs"}).ok());
+  CHECK(
+      s3.PutObject({.bucket = "files", .key = "logs/" + std::string(255, 'x'), .body = "x"}).ok());
   // Keys S3 could hold side by side but a directory cannot: a file where a directory is
   // needed, a directory where a file would go.
   Put(s3, "files", "top", "file");

@@ -40,6 +40,9 @@ absl::Status S3InvalidArgument(std::string_view message) {
   return MakeError(absl::StatusCode::kInvalidArgument, kS3InvalidArgument, message);
 }
 
+// The longest name of one directory entry on Linux's file systems (NAME_MAX).
+constexpr std::size_t kMaxFileNameBytes = 255;
+
 // A key a directory can hold as a file under it (FileSink's rule, checked before the fault
 // plan so that a refused key never counts as a write).
 bool FileKeyOk(std::string_view key) {
@@ -50,6 +53,7 @@ bool FileKeyOk(std::string_view key) {
     if (slash == std::string_view::npos) slash = key.size();
     const std::string_view seg = key.substr(start, slash - start);
     if (seg == "." || seg == ".." || (start == 0 && seg == ".riffle-tmp")) return false;
+    if (seg.size() > kMaxFileNameBytes) return false;      // S3 has no such limit; a directory has
     if (seg.empty() && slash != key.size()) return false;  // "a//b" names no file
     start = slash + 1;
   }
@@ -126,8 +130,9 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
   if (files_ != nullptr && !FileKeyOk(key)) {
     return S3InvalidArgument(fmt::format(
         "Key '{}' cannot be stored in the directory of bucket {} (a '.' or '..' segment, an "
-        "empty segment, a leading or trailing '/', a NUL byte, or .riffle-tmp/).",
-        key, name_));
+        "empty segment, a segment over {} bytes, a leading or trailing '/', a NUL byte, or "
+        ".riffle-tmp/).",
+        key, name_, kMaxFileNameBytes));
   }
   if (core_.faults.active()) {
     if (absl::Status s = core_.Inject("PutObject", name_, arn_, key); !s.ok()) return s;
@@ -142,7 +147,12 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
     // otherwise both passed the check and one failed in the file system.
     files_lock.lock();
     if (absl::Status s = CheckFileLayout(key); !s.ok()) return s;
-    if (absl::Status s = files_->PutObject(key, data); !s.ok()) return s;
+    if (absl::Status s = files_->PutObject(key, data); !s.ok()) {
+      // The write made the key's directories before it failed: empty ones would stand
+      // where a later key needs a file ("a" after a failed "a/b").
+      RemoveEmptyParents(key);
+      return s;
+    }
   } else {
     meta.data.assign(data.data(), data.size());
   }
@@ -195,9 +205,7 @@ std::vector<std::pair<std::string, BucketStore::Meta>> BucketStore::Scan(std::st
       if (key > prefix) break;  // past every key with the prefix
       continue;
     }
-    Meta m = it->second;
-    m.data.clear();
-    out.emplace_back(key, std::move(m));
+    out.emplace_back(key, MetadataOf(it->second));
   }
   return out;
 }
@@ -206,9 +214,23 @@ std::optional<BucketStore::Meta> BucketStore::Head(std::string_view key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = objects_.find(key);
   if (it == objects_.end()) return std::nullopt;
-  Meta m = it->second;
-  m.data.clear();
-  return m;
+  return MetadataOf(it->second);
+}
+
+BucketStore::Meta BucketStore::MetadataOf(const Meta& m) {
+  // Not the body: a listing or a HEAD costs the same whatever the objects' sizes.
+  return Meta{.size = m.size, .etag = m.etag, .last_modified_ms = m.last_modified_ms, .data = {}};
+}
+
+void BucketStore::RemoveEmptyParents(std::string_view key) const {
+  // S3's keys are flat: "a" may be put once "a/b" is gone (remove() takes only an empty
+  // directory, so a directory still holding another key stays).
+  std::error_code ec;
+  const std::filesystem::path root(files_->directory());
+  for (std::filesystem::path dir = std::filesystem::path(PathOf(key)).parent_path();
+       dir != root && dir.string().size() > root.string().size(); dir = dir.parent_path()) {
+    if (!std::filesystem::remove(dir, ec)) break;
+  }
 }
 
 std::string BucketStore::PathOf(std::string_view key) const {
@@ -240,13 +262,7 @@ void BucketStore::Delete(std::string_view key) {
   if (files_ != nullptr) {
     std::error_code ec;
     std::filesystem::remove(PathOf(key), ec);
-    // Directories the key's '/' made, emptied now: S3's keys are flat, so "a" may be put
-    // once "a/b" is gone (remove() takes only an empty directory).
-    const std::filesystem::path root(files_->directory());
-    for (std::filesystem::path dir = std::filesystem::path(PathOf(key)).parent_path();
-         dir != root && dir.string().size() > root.string().size(); dir = dir.parent_path()) {
-      if (!std::filesystem::remove(dir, ec)) break;
-    }
+    RemoveEmptyParents(key);
   }
   objects_.erase(it);
 }
