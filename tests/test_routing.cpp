@@ -279,6 +279,18 @@ TEST_CASE("UniformLayout routes every key to the range that holds it", "[routing
         REQUIRE(layout.ShardIndex(r.ending_hash_key) == i);
         if (i > 0) REQUIRE(layout.ShardIndex(r.starting_hash_key - 1) == i - 1);
         if (i + 1 < n) REQUIRE(layout.ShardIndex(r.ending_hash_key + 1) == i + 1);
+        // Keys near a start, where the high word alone cannot tell the shard, and one high
+        // word away.
+        if (i == 0) continue;
+        for (const HashKey d : {HashKey(2), HashKey(n), HashKey(2 * n), HashKey(3 * n),
+                                HashKey(4 * n + 1), absl::MakeUint128(1, 0)}) {
+          for (const HashKey key : {r.starting_hash_key - d, r.starting_hash_key + d}) {
+            const int at = layout.ShardIndex(key);
+            REQUIRE(at >= 0);
+            REQUIRE(at < n);
+            REQUIRE(ranges[at].Contains(key));
+          }
+        }
       }
       for (int k = 0; k < 2000; ++k) {
         const HashKey key = RandomHashKey(rng);

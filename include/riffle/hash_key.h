@@ -107,6 +107,20 @@ class UniformLayout {
 
   // The index i of the range of UniformHashKeyRanges(shard_count()) that holds `key`.
   int ShardIndex(HashKey key) const {
+#if defined(__SIZEOF_INT128__)
+    {
+      // The high word alone: with hi * n = est * 2^64 + frac, key * n / 2^128 lies in
+      // [est, est + (frac + n) / 2^64), and the true index is that floor or, for keys
+      // within n of a range start, one more. So est is the index whenever frac is below
+      // 2^64 - 2n: all keys but about 2n in 2^64, and a predictable branch takes the
+      // multiply of the low word and the compare off the put's path to its shard.
+      const unsigned __int128 p =
+          static_cast<unsigned __int128>(absl::Uint128High64(key)) * shard_count_;
+      if (static_cast<uint64_t>(p) < uint64_t{0} - 2 * shard_count_) [[likely]] {
+        return static_cast<int>(p >> 64);
+      }
+    }
+#endif
     // The top 64 bits of the 192-bit product key * n.
     const absl::uint128 low_product = absl::uint128(absl::Uint128Low64(key)) * shard_count_ >> 64;
     const uint64_t estimate =

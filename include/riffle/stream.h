@@ -388,6 +388,8 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
   detail::StreamCore& core = *core_;
   const std::string_view key = request.partition_key;
   const std::string_view data = request.data;
+  // The clock first: its read (rdtsc) then overlaps the checks and the hash.
+  const int64_t now_ms = core.PutTimeMillis();
   // Fast checks first; anything unusual goes to the cold path, which names the problem.
   if (key.size() + data.size() > core.max_record_bytes || !ValidatePartitionKey(key).ok() ||
       !request.explicit_hash_key.empty() || !request.sequence_number_for_ordering.empty()) {
@@ -402,7 +404,6 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
   } else {
     hash_key = Xxh3HashKey(key);
   }
-  const int64_t now_ms = core.PutTimeMillis();
   detail::EpochGuard guard;
   return PutHashed(key, data, hash_key, now_ms);
 }

@@ -781,10 +781,9 @@ class ShardLog {
     }
   }
 
-  // The end of the committed frame at `position`, or 0 when it is not committed yet.
-  uint64_t CommittedEnd(uint64_t position) const {
-    if (!CommittedAt(position)) return 0;
-    return position + AlignFrame(static_cast<uint32_t>(LoadWordRelaxed(WordsAt(position))));
+  // The bytes the frame at `position` occupies. REQUIRES: CommittedAt(position).
+  uint64_t FrameLengthAt(uint64_t position) const {
+    return AlignFrame(static_cast<uint32_t>(LoadWordRelaxed(WordsAt(position))));
   }
 
   // Moves prefix_ over the committed frames after it: walks up to 256 at a time and moves
@@ -796,10 +795,22 @@ class ShardLog {
     uint64_t p = prefix_.load(std::memory_order_acquire);
     for (;;) {
       uint64_t q = p;
+      uint64_t last = 0;
       for (int n = 0; n < 256; ++n) {
-        const uint64_t next = CommittedEnd(q);
-        if (next == 0) break;
-        q = next;
+        if (!CommittedAt(q)) break;
+        const uint64_t bytes = FrameLengthAt(q);
+        if (bytes == last) [[likely]] {
+          // Records of one size follow one another: the next position is predicted from
+          // the last step (a branch) instead of waiting for this frame's length load, so
+          // the walk's loads overlap. `step` equals `bytes`; the empty asm keeps the
+          // compiler from using the loaded value instead.
+          uint64_t step = last;
+          asm("" : "+r"(step));
+          q += step;
+        } else {
+          q += bytes;
+          last = bytes;
+        }
       }
       if (q == p) return;
       if (!prefix_.compare_exchange_strong(p, q, std::memory_order_acq_rel,

@@ -14,12 +14,18 @@ inline bool IsAscii(std::string_view s) {
   const char* p = s.data();
   size_t n = s.size();
   uint64_t acc = 0;
-  for (; n >= 8; n -= 8, p += 8) {
+  if (n >= 8) {
     uint64_t word;
-    std::memcpy(&word, p, 8);
+    for (; n > 8; n -= 8, p += 8) {
+      std::memcpy(&word, p, 8);
+      acc |= word;
+    }
+    // The last eight bytes, overlapping what the loop read: no byte loop for the tail.
+    std::memcpy(&word, p + n - 8, 8);
     acc |= word;
+  } else {
+    for (; n > 0; --n, ++p) acc |= static_cast<unsigned char>(*p);
   }
-  for (; n > 0; --n, ++p) acc |= static_cast<unsigned char>(*p);
   return (acc & 0x8080808080808080ull) == 0;
 }
 
