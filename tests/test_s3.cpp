@@ -332,6 +332,16 @@ TEST_CASE("A bucket backed by a directory: FileSink's layout, existing files lis
     CHECK(ErrorOf(s3.PutObject({.bucket = "files", .key = bad, .body = "x"})).name ==
           riffle::kS3InvalidArgument);
   }
+  // Empty directories where a key's file goes (a process killed between making a key's
+  // directories and renaming its file in) do not block the key; a directory with a file
+  // in it does.
+  std::filesystem::create_directories(dir.path / "crashed" / "left" / "over");
+  CHECK(s3.PutObject({.bucket = "files", .key = "crashed", .body = "z"}).ok());
+  CHECK(s3.GetObject({.bucket = "files", .key = "crashed"})->body == "z");
+  std::filesystem::create_directories(dir.path / "held");
+  std::ofstream(dir.path / "held" / "by-another-writer") << "x";
+  CHECK_FALSE(s3.PutObject({.bucket = "files", .key = "held", .body = "z"}).ok());
+  CHECK(std::filesystem::exists(dir.path / "held" / "by-another-writer"));
   // Nothing of a refused key stays behind: "logs" may still be a file.
   CHECK(s3.PutObject({.bucket = "files", .key = "logs", .body = "x"}).ok());
   REQUIRE(s3.DeleteObject({.bucket = "files", .key = "logs"}).ok());

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <system_error>
+#include <vector>
 
 #include "account/s3_internal.h"
 #include "fmt/format.h"
@@ -147,6 +148,7 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
     // otherwise both passed the check and one failed in the file system.
     files_lock.lock();
     if (absl::Status s = CheckFileLayout(key); !s.ok()) return s;
+    RemoveEmptyDirectoriesAt(key);
     if (absl::Status s = files_->PutObject(key, data); !s.ok()) {
       // The write made the key's directories before it failed: empty ones would stand
       // where a later key needs a file ("a" after a failed "a/b").
@@ -220,6 +222,25 @@ std::optional<BucketStore::Meta> BucketStore::Head(std::string_view key) const {
 BucketStore::Meta BucketStore::MetadataOf(const Meta& m) {
   // Not the body: a listing or a HEAD costs the same whatever the objects' sizes.
   return Meta{.size = m.size, .etag = m.etag, .last_modified_ms = m.last_modified_ms, .data = {}};
+}
+
+void BucketStore::RemoveEmptyDirectoriesAt(std::string_view key) const {
+  // No object is at or under `key` (CheckFileLayout), yet a directory may stand where its
+  // file goes: left by a process killed between making a key's directories and renaming
+  // its file in, or between deleting a file and its emptied directories. Empty ones go,
+  // deepest first; a directory holding a file stays, and the write then reports it.
+  std::error_code ec;
+  const std::filesystem::path target(PathOf(key));
+  if (!std::filesystem::is_directory(target, ec)) return;
+  std::vector<std::filesystem::path> dirs{target};
+  for (auto it = std::filesystem::recursive_directory_iterator(target, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) dirs.push_back(it->path());
+  }
+  // A child's path is longer than its parent's: the longest first removes children first.
+  std::sort(dirs.begin(), dirs.end(),
+            [](const auto& a, const auto& b) { return a.native().size() > b.native().size(); });
+  for (const auto& dir : dirs) std::filesystem::remove(dir, ec);
 }
 
 void BucketStore::RemoveEmptyParents(std::string_view key) const {

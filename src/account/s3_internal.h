@@ -70,6 +70,8 @@ class BucketStore final : public Sink {
   BucketStore(AccountCore& core, std::string_view name, std::unique_ptr<FileSink> files,
               int64_t created_ms);
   std::string PathOf(std::string_view key) const;
+  // Removes empty directories standing where `key`'s file goes. REQUIRES files_mu_.
+  void RemoveEmptyDirectoriesAt(std::string_view key) const;
   // Removes the directories above `key`'s file that are empty. REQUIRES files_mu_.
   void RemoveEmptyParents(std::string_view key) const;
   // An object's size, ETag and time, without its body.
