@@ -72,6 +72,10 @@ TEST_CASE("FileSink writes objects as files under their keys", "[delivery][sinks
     REQUIRE((*sink)->PutObject("2026/01/01/00/a-1", "hello").ok());
     REQUIRE((*sink)->PutObject("2026/01/01/00/a-1", "replaced").ok());
     CHECK(ReadFile(dir.path / "2026/01/01/00/a-1") == "replaced");
+    // Directories made by the put (with fsync, each one's entry is synced in its parent).
+    const std::string fresh = fsync ? "synced/x/y/b" : "plain/x/y/b";
+    REQUIRE((*sink)->PutObject(fresh, "made").ok());
+    CHECK(ReadFile(dir.path / fresh) == "made");
     // Nothing is left in the temporary area but lock files.
     CHECK(TempFiles(dir.path).empty());
   }

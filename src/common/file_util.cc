@@ -39,6 +39,8 @@ absl::Status WriteAll(int fd, std::string_view data, const std::string& path,
   return absl::OkStatus();
 }
 
+}  // namespace
+
 absl::Status FsyncDirectory(const std::string& directory, const AtomicWriteOptions& options) {
   const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return IoError(options, "open directory", directory, errno);
@@ -48,8 +50,6 @@ absl::Status FsyncDirectory(const std::string& directory, const AtomicWriteOptio
     status = IoError(options, "close directory", directory, errno);
   return status;
 }
-
-}  // namespace
 
 absl::Status WriteFileAtomically(std::string_view temp_directory, std::string_view temp_name,
                                  std::string_view target, std::string_view data,

@@ -38,6 +38,11 @@ struct AtomicWriteOptions {
                                                std::string_view data,
                                                const AtomicWriteOptions& options = {});
 
+// fsyncs `directory` (its entries: a file renamed or a directory made in it), with the
+// errors named as WriteFileAtomically names them.
+[[nodiscard]] absl::Status FsyncDirectory(const std::string& directory,
+                                          const AtomicWriteOptions& options);
+
 }  // namespace riffle::detail
 
 #endif  // RIFFLE_COMMON_FILE_UTIL_H_
