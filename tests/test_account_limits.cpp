@@ -7,6 +7,7 @@
 #include "account_test_helpers.h"
 #include "fmt/format.h"
 #include "riffle/account.h"
+#include "support/alloc_counter.h"
 
 using account_test::CreateStream;
 using account_test::Error;
@@ -523,4 +524,37 @@ TEST_CASE("enum members outside their value set are ValidationException, named",
   }
   CHECK(kinesis.DescribeStreamSummary({.stream_name = "m"}).status().code() ==
         absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("the call rates of deleted streams are not kept for the account's life", "[limits]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, /*limits=*/true);
+  riffle::Kinesis& kinesis = account->kinesis();
+  auto cycle = [&](int i) {
+    // Calls scoped by the stream's ARN and by its shard: one rate each, per stream name.
+    const std::string name = fmt::format("s{}", i);
+    CreateStream(kinesis, name, 1);
+    clock.Advance(absl::Seconds(1));
+    REQUIRE(kinesis.ListShards({.stream_name = name}).ok());
+    REQUIRE(kinesis
+                .GetShardIterator({.stream_name = name,
+                                   .shard_id = "shardId-000000000000",
+                                   .shard_iterator_type = riffle::ShardIteratorType::kLatest})
+                .ok());
+    REQUIRE(kinesis.DeleteStream({.stream_name = name}).ok());
+    clock.Advance(absl::Seconds(1));
+  };
+  for (int i = 0; i < 500; ++i) cycle(i);
+  const uint64_t before = riffle_test::HeapBytesInUse();
+  const int cycles = 6000 / riffle_test::StressDivisor();
+  for (int i = 500; i < 500 + cycles; ++i) cycle(i);
+  const uint64_t after = riffle_test::HeapBytesInUse();
+  if (before == 0) return;  // sanitizer build: no heap figures
+  INFO("heap in use " << before << " -> " << after << " bytes over " << cycles << " cycles");
+  CHECK(after < before + (uint64_t{256} << 10));
+  // The rates still hold for a stream in use.
+  CreateStream(kinesis, "live", 1);
+  clock.Advance(absl::Seconds(1));
+  for (int i = 0; i < 1000; ++i) REQUIRE(kinesis.ListShards({.stream_name = "live"}).ok());
+  CHECK(riffle::IsLimitExceededException(kinesis.ListShards({.stream_name = "live"}).status()));
 }

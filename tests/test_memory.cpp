@@ -139,3 +139,47 @@ TEST_CASE("the cache of rings given back stays within its bound", "[memory]") {
     CHECK(cache.rings >= 1);  // what was just given back is kept
   }
 }
+
+TEST_CASE("consumer churn and resharding under read and write budgets leave no bookkeeping",
+          "[memory]") {
+  riffle::ManualClock clock;
+  riffle::StreamOptions o;
+  o.stream_name = "budgeted";
+  o.shard_count = 2;
+  o.ring_capacity_bytes = uint64_t{64} << 10;
+  o.max_record_size_bytes = 1024;
+  o.clock = &clock;
+  o.read_budget = riffle::StreamOptions::ReadBudget{};
+  o.write_limit = riffle::StreamOptions::WriteLimit{};
+  auto stream = *riffle::Stream::Create(o);
+  riffle::GetRecordsResult result;
+  auto cycle = [&](int i) {
+    // A new consumer name each time, a reshard, and a read and a put on every open shard:
+    // each leaves an entry keyed by name or shard index behind unless the stream drops it.
+    const std::string name = fmt::format("consumer-{}", i);
+    REQUIRE(stream->RegisterStreamConsumer(name).ok());
+    REQUIRE(stream->DeregisterStreamConsumer(name).ok());
+    REQUIRE(stream->UpdateShardCount(i % 2 == 0 ? 3 : 2).ok());
+    const auto shards = stream->ListShards();
+    REQUIRE(shards.ok());
+    for (const riffle::Shard& shard : *shards) {
+      if (shard.sequence_number_range.ending_sequence_number) continue;  // closed
+      riffle::GetShardIteratorRequest req;
+      req.shard_id = shard.shard_id;
+      req.type = riffle::ShardIteratorType::kLatest;
+      auto it = stream->GetShardIterator(req);
+      REQUIRE(it.ok());
+      (void)stream->GetRecords(*it, result, 10);
+    }
+    REQUIRE(stream->PutRecord(fmt::format("k{}", i), "v").ok());
+    clock.Advance(absl::Hours(13));  // closed shards expire a day after they closed
+  };
+  for (int i = 0; i < 500; ++i) cycle(i);
+  const uint64_t before = riffle_test::HeapBytesInUse();
+  const int cycles = 6000 / riffle_test::StressDivisor();
+  for (int i = 500; i < 500 + cycles; ++i) cycle(i);
+  const uint64_t after = riffle_test::HeapBytesInUse();
+  if (before == 0) return;  // sanitizer build: no heap figures
+  INFO("heap in use " << before << " -> " << after << " bytes over " << cycles << " cycles");
+  CHECK(after < before + (uint64_t{256} << 10));
+}

@@ -47,6 +47,11 @@ bool AccountCore::TakeCall(std::string_view operation, std::string_view scope, i
   const int64_t now_ms = clock.NowMillis();
   std::string key = fmt::format("{}/{}", operation, scope);
   std::lock_guard<std::mutex> lock(rates_mu_);
+  if (rates_.size() >= rates_prune_at_) {
+    // A full bucket acts as a new one: dropping it changes no answer.
+    absl::erase_if(rates_, [now_ms](auto& entry) { return entry.second.Full(now_ms); });
+    rates_prune_at_ = std::max<std::size_t>(1024, 2 * rates_.size());
+  }
   auto [it, added] = rates_.try_emplace(std::move(key));
   if (added) {
     it->second = TokenBucket(static_cast<uint64_t>(per_second), static_cast<uint64_t>(per_second));

@@ -52,6 +52,9 @@ struct AccountCore {
  private:
   std::mutex rates_mu_;
   absl::flat_hash_map<std::string, TokenBucket> rates_;  // "<operation>/<scope>"
+  // rates_ drops its full buckets when it reaches this size (then twice what is left), so
+  // the scopes of deleted streams, consumers and queues do not stay for the account's life.
+  std::size_t rates_prune_at_ = 1024;
 };
 
 // The message the service gives with `error` when a fault plan injects it without one.

@@ -93,6 +93,7 @@ absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
   c->name = std::string(name);
   c->created = core_.clock->Now();
   const int64_t now_s = absl::ToUnixSeconds(c->created);
+  if (arn_seconds_.size() >= arn_seconds_prune_at_) PruneArnSecondsLocked(now_s);
   auto [seen, first] = arn_seconds_.try_emplace(c->name, now_s);
   if (!first) seen->second = std::max(now_s, seen->second + 1);
   const int64_t second = seen->second;
@@ -274,9 +275,26 @@ absl::StatusOr<PutRecordResult> FanOut::PutBlocking(
   return r;
 }
 
+void FanOut::PruneArnSecondsLocked(int64_t now_s) {
+  // A name whose latest second is before now would get now anyway (max(now, seen + 1)).
+  absl::erase_if(arn_seconds_, [now_s](const auto& entry) { return entry.second < now_s; });
+  arn_seconds_prune_at_ = std::max<std::size_t>(64, 2 * arn_seconds_.size());
+}
+
+void FanOut::PruneBudgetsLocked() {
+  EpochGuard guard;
+  const RoutingSnapshot& snapshot = core_.shards.snapshot();
+  auto expired = [&snapshot](const auto& entry) { return snapshot.Find(entry.first) == nullptr; };
+  absl::erase_if(budgets_, expired);
+  absl::erase_if(write_buckets_, expired);
+  budgets_prune_at_ =
+      std::max<std::size_t>(64, 2 * std::max(budgets_.size(), write_buckets_.size()));
+}
+
 absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {
   const StreamOptions::ReadBudget& budget = *read_budget_;
   std::lock_guard<std::mutex> lock(budget_mu_);
+  if (budgets_.size() >= budgets_prune_at_) PruneBudgetsLocked();
   ReadWindow& w = budgets_[shard_index];
   const int64_t elapsed = std::max<int64_t>(0, now_ms - w.debt_at_ms);
   // bytes_per_second thousandths of a byte a millisecond (without overflowing on long idles).
@@ -308,6 +326,7 @@ absl::Status FanOut::ChargeWrite(uint64_t shard_index, uint64_t bytes, int64_t n
   const StreamOptions::WriteLimit& limit = *write_limit_;
   {
     std::lock_guard<std::mutex> lock(budget_mu_);
+    if (write_buckets_.size() >= budgets_prune_at_) PruneBudgetsLocked();
     auto [it, added] = write_buckets_.try_emplace(shard_index);
     WriteBuckets& b = it->second;
     if (added) {

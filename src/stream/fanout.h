@@ -134,6 +134,7 @@ class FanOut {
   // The creation second in each name's latest ARN: a name registered again gets a later
   // one, so a stale ARN never names the new consumer (as the service's ARNs never repeat).
   absl::flat_hash_map<std::string, int64_t> arn_seconds_;
+  std::size_t arn_seconds_prune_at_ = 64;  // then twice what is left (PruneArnSecondsLocked)
 
   // PutRecordBlocking: producers wait for put_epoch_ to move; a lossless subscription that
   // advanced its gate bumps it when put_waiters_ is non-zero.
@@ -149,6 +150,12 @@ class FanOut {
     TokenBucket records;
   };
   absl::flat_hash_map<uint64_t, WriteBuckets> write_buckets_;  // by shard index; budget_mu_
+  // The two tables drop the entries of expired shards when they reach this many entries
+  // (then twice what is left): a stream that reshards for months keeps no record of the
+  // shards it no longer has. Guarded by budget_mu_.
+  std::size_t budgets_prune_at_ = 64;
+  void PruneBudgetsLocked();
+  void PruneArnSecondsLocked(int64_t now_s);
 };
 
 }  // namespace riffle::detail

@@ -1,5 +1,7 @@
 #include "support/alloc_counter.h"
 
+#include <malloc.h>
+
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -25,6 +27,14 @@ AllocationCounter::AllocationCounter() : start_(t_allocations), was_counting_(t_
 }
 AllocationCounter::~AllocationCounter() { t_counting = was_counting_; }
 uint64_t AllocationCounter::allocations() const { return t_allocations - start_; }
+uint64_t HeapBytesInUse() {
+#if defined(RIFFLE_SANITIZED)
+  return 0;
+#else
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;  // in use from the arenas, and mmapped blocks
+#endif
+}
 }  // namespace riffle_test
 
 void* operator new(std::size_t size) { return CountedAlloc(size, alignof(std::max_align_t)); }

@@ -27,6 +27,11 @@ class AllocationCounter {
   bool was_counting_;
 };
 
+// Bytes the C heap has handed out and not taken back (glibc's mallinfo2), for tests that
+// check a long churn leaves nothing behind; 0 under the sanitizers, whose allocators glibc
+// does not see (such tests skip the check there).
+uint64_t HeapBytesInUse();
+
 // A size divisor for stress tests: 1 in normal builds, larger under sanitizers, which run
 // the same tests 5-20x slower. Stress tests multiply their record counts by 1/this.
 constexpr int StressDivisor() {

@@ -44,6 +44,12 @@ class TokenBucket {
     debt_ = SaturatingAdd(debt_, want > milli_ ? want - milli_ : 0);
     milli_ = want > milli_ ? 0 : milli_ - want;
   }
+  // Refills to `now_ms`; true when the bucket holds its whole burst and owes nothing: it
+  // then acts as a new one would, so a table of buckets may drop it.
+  bool Full(int64_t now_ms) {
+    Refill(now_ms);
+    return debt_ == 0 && milli_ == capacity_;
+  }
   // Refills to `now_ms`; the whole tokens held (0 while in debt).
   uint64_t Available(int64_t now_ms) {
     Refill(now_ms);
