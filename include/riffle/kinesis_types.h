@@ -202,7 +202,10 @@ struct PutRecordInput {
 };
 
 struct PutRecordOutput {
-  std::string_view shard_id;  // valid while the stream lives
+  // A view of the shard's id, valid as PutRecordResult::shard_id is: until the shard
+  // expires (at least the retention period after the put) or the stream is gone. Copy it to
+  // keep it longer.
+  std::string_view shard_id;
   SequenceNumber sequence_number;
   EncryptionType encryption_type = EncryptionType::kNone;
 };

@@ -341,7 +341,8 @@ class Stream final : public RecordSource {
   [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecordBlocking(
       const PutRecordRequest& request, absl::Duration timeout = absl::InfiniteDuration());
 
-  // The open shard that owns `hash_key` now (a view valid while the stream lives).
+  // The open shard that owns `hash_key` now: a view of its id, valid until that shard expires
+  // (its records aged out of retention after a reshard closed it) or the stream is destroyed.
   std::string_view ShardIdForHashKey(HashKey hash_key) const;
 
   const std::string& name() const override { return options_.stream_name; }
