@@ -342,6 +342,16 @@ TEST_CASE("A bucket backed by a directory: FileSink's layout, existing files lis
   std::ofstream(dir.path / "held" / "by-another-writer") << "x";
   CHECK_FALSE(s3.PutObject({.bucket = "files", .key = "held", .body = "z"}).ok());
   CHECK(std::filesystem::exists(dir.path / "held" / "by-another-writer"));
+  // A file another writer put where a key needs a directory: the failed put leaves it.
+  std::ofstream(dir.path / "report") << "theirs";
+  CHECK_FALSE(s3.PutObject({.bucket = "files", .key = "report/part-1", .body = "z"}).ok());
+  CHECK(std::filesystem::is_regular_file(dir.path / "report"));
+  // A link where a key's file goes: nothing it points to is touched.
+  TempDir outside("outside");
+  std::filesystem::create_directories(outside.path / "empty" / "dirs");
+  std::filesystem::create_directory_symlink(outside.path, dir.path / "link");
+  (void)s3.PutObject({.bucket = "files", .key = "link", .body = "z"});
+  CHECK(std::filesystem::is_directory(outside.path / "empty" / "dirs"));
   // Nothing of a refused key stays behind: "logs" may still be a file.
   CHECK(s3.PutObject({.bucket = "files", .key = "logs", .body = "x"}).ok());
   REQUIRE(s3.DeleteObject({.bucket = "files", .key = "logs"}).ok());

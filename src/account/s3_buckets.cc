@@ -1,4 +1,6 @@
 // The account's buckets: BucketStore (index, memory or directory) and the S3 calls.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -228,29 +230,35 @@ void BucketStore::RemoveEmptyDirectoriesAt(std::string_view key) const {
   // No object is at or under `key` (CheckFileLayout), yet a directory may stand where its
   // file goes: left by a process killed between making a key's directories and renaming
   // its file in, or between deleting a file and its emptied directories. Empty ones go,
-  // deepest first; a directory holding a file stays, and the write then reports it.
+  // deepest first; a directory holding a file stays, and the write then reports it. Only
+  // real directories, never a symbolic link or what it points to; rmdir() removes nothing
+  // but an empty directory.
   std::error_code ec;
   const std::filesystem::path target(PathOf(key));
-  if (!std::filesystem::is_directory(target, ec)) return;
+  if (std::filesystem::symlink_status(target, ec).type() != std::filesystem::file_type::directory) {
+    return;
+  }
   std::vector<std::filesystem::path> dirs{target};
   for (auto it = std::filesystem::recursive_directory_iterator(target, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) dirs.push_back(it->path());
+    if (it->symlink_status(ec).type() == std::filesystem::file_type::directory) {
+      dirs.push_back(it->path());
+    }
   }
   // A child's path is longer than its parent's: the longest first removes children first.
   std::sort(dirs.begin(), dirs.end(),
             [](const auto& a, const auto& b) { return a.native().size() > b.native().size(); });
-  for (const auto& dir : dirs) std::filesystem::remove(dir, ec);
+  for (const auto& dir : dirs) (void)::rmdir(dir.c_str());
 }
 
 void BucketStore::RemoveEmptyParents(std::string_view key) const {
-  // S3's keys are flat: "a" may be put once "a/b" is gone (remove() takes only an empty
-  // directory, so a directory still holding another key stays).
-  std::error_code ec;
+  // S3's keys are flat: "a" may be put once "a/b" is gone. rmdir() removes only an empty
+  // directory: one still holding another key stays, and so does a file another writer of
+  // the directory put where this key needed a directory.
   const std::filesystem::path root(files_->directory());
   for (std::filesystem::path dir = std::filesystem::path(PathOf(key)).parent_path();
        dir != root && dir.string().size() > root.string().size(); dir = dir.parent_path()) {
-    if (!std::filesystem::remove(dir, ec)) break;
+    if (::rmdir(dir.c_str()) != 0) break;
   }
 }
 
