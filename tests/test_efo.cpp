@@ -118,6 +118,22 @@ TEST_CASE("consumers register, describe, list and deregister with the service's 
         "ResourceNotFoundException");
   CHECK(stream->DescribeStreamConsumer(again->consumer_arn)->consumer_name == "audit");
   REQUIRE(stream->DeregisterStreamConsumer(again->consumer_arn).ok());
+  // Many names later, with the clock set back to that second: still a new ARN.
+  const absl::Time registered = clock.Now();
+  for (int i = 0; i < 200; ++i) {
+    clock.Advance(absl::Seconds(1));
+    const std::string name = fmt::format("churn{}", i);
+    REQUIRE(stream->RegisterStreamConsumer(name).ok());
+    REQUIRE(stream->DeregisterStreamConsumer(name).ok());
+  }
+  clock.Set(registered);
+  auto third = stream->RegisterStreamConsumer("audit");
+  REQUIRE(third.ok());
+  CHECK(third->consumer_arn != again->consumer_arn);
+  CHECK(third->consumer_arn != d->consumer_arn);
+  CHECK(ErrorName(stream->DescribeStreamConsumer(again->consumer_arn).status()) ==
+        "ResourceNotFoundException");
+  REQUIRE(stream->DeregisterStreamConsumer(third->consumer_arn).ok());
 
   Transcript t;
   auto unknown =

@@ -94,7 +94,9 @@ absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
   c->created = core_.clock->Now();
   const int64_t now_s = absl::ToUnixSeconds(c->created);
   if (arn_seconds_.size() >= arn_seconds_prune_at_) PruneArnSecondsLocked(now_s);
-  auto [seen, first] = arn_seconds_.try_emplace(c->name, now_s);
+  const int64_t first_second =
+      arn_pruned_second_ == INT64_MIN ? now_s : std::max(now_s, arn_pruned_second_ + 1);
+  auto [seen, first] = arn_seconds_.try_emplace(c->name, first_second);
   if (!first) seen->second = std::max(now_s, seen->second + 1);
   const int64_t second = seen->second;
   c->arn = fmt::format("{}/consumer/{}:{}", core_.arn, name, second);
@@ -276,8 +278,13 @@ absl::StatusOr<PutRecordResult> FanOut::PutBlocking(
 }
 
 void FanOut::PruneArnSecondsLocked(int64_t now_s) {
-  // A name whose latest second is before now would get now anyway (max(now, seen + 1)).
-  absl::erase_if(arn_seconds_, [now_s](const auto& entry) { return entry.second < now_s; });
+  // A name whose latest second is before now would get now anyway (max(now, seen + 1)),
+  // unless the clock goes back: arn_pruned_second_ keeps the latest second pruned for that.
+  absl::erase_if(arn_seconds_, [this, now_s](const auto& entry) {
+    if (entry.second >= now_s) return false;
+    arn_pruned_second_ = std::max(arn_pruned_second_, entry.second);
+    return true;
+  });
   arn_seconds_prune_at_ = std::max<std::size_t>(64, 2 * arn_seconds_.size());
 }
 

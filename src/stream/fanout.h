@@ -135,6 +135,9 @@ class FanOut {
   // one, so a stale ARN never names the new consumer (as the service's ARNs never repeat).
   absl::flat_hash_map<std::string, int64_t> arn_seconds_;
   std::size_t arn_seconds_prune_at_ = 64;  // then twice what is left (PruneArnSecondsLocked)
+  // The latest second of the names pruned: a name seen for the first time gets a later one
+  // even when the clock went back (it may be a pruned name).
+  int64_t arn_pruned_second_ = INT64_MIN;
 
   // PutRecordBlocking: producers wait for put_epoch_ to move; a lossless subscription that
   // advanced its gate bumps it when put_waiters_ is non-zero.
