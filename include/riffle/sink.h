@@ -65,7 +65,8 @@ class FileSink final : public Sink {
   struct Options {
     std::string directory;  // REQUIRED. Created (with parents) if missing.
     // Default false. True fsyncs each object and its directory before PutObject returns:
-    // the object survives a power loss, at the cost of one or two disk flushes per object.
+    // the object survives a power loss, at the cost of disk flushes per object: the file, and
+    // each directory from the key's own up to the sink's.
     bool fsync = false;
   };
 

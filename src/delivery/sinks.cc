@@ -190,16 +190,6 @@ absl::Status FileSink::PutObject(std::string_view key, std::string_view data) {
   const std::filesystem::path root(options_.directory);
   const std::filesystem::path target = root / std::filesystem::path(key);
   std::error_code ec;
-  // With fsync, the directories this call makes must be durable too: each one's entry is
-  // in its parent. `made` is the first of them from the root (empty: none made).
-  std::filesystem::path made;
-  if (options_.fsync) {
-    for (std::filesystem::path dir = target.parent_path();
-         dir.native().size() > root.native().size() && !std::filesystem::exists(dir, ec);
-         dir = dir.parent_path()) {
-      made = dir;
-    }
-  }
   std::filesystem::create_directories(target.parent_path(), ec);
   if (ec) return IoError("create_directories", target.parent_path().string(), ec.value());
 
@@ -212,14 +202,17 @@ absl::Status FileSink::PutObject(std::string_view key, std::string_view data) {
                                          .error_name = kFileSinkIOError};
   if (absl::Status s = detail::WriteFileAtomically((root / kTempDirectory).string(), temp_name,
                                                    target.string(), data, write);
-      !s.ok() || made.empty()) {
+      !s.ok() || !options_.fsync) {
     return s;
   }
-  // The target's own directory was synced by the write; now the entries of the directories
-  // made, from the deepest one's parent up to the parent of the first one made.
-  for (std::filesystem::path dir = target.parent_path().parent_path();; dir = dir.parent_path()) {
+  // The write synced the target's own directory. The key's other directories may be new
+  // (made by this call, by a concurrent one, or by one that failed before its sync): each
+  // one's entry is in its parent, so every parent up to the root is synced too (a clean
+  // directory's sync writes nothing).
+  for (std::filesystem::path dir = target.parent_path();
+       dir.native().size() > root.native().size();) {
+    dir = dir.parent_path();
     if (absl::Status s = detail::FsyncDirectory(dir.string(), write); !s.ok()) return s;
-    if (dir == made.parent_path() || dir.native().size() <= root.native().size()) break;
   }
   return absl::OkStatus();
 }
