@@ -229,3 +229,46 @@ TEST_CASE("KinesisStreamAsSource: more readers than the shard's 5 reads/s all ta
     CHECK(ds->GetMetrics().incoming_records == 10);
   }
 }
+
+TEST_CASE("KinesisStreamAsSource: a read the shard refused does not use the second's slot",
+          "[account][firehose]") {
+  ManualClock clock;  // starts on a whole second
+  auto account = MakeAccount(clock, /*limits=*/true);
+  REQUIRE(account->kinesis().CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  REQUIRE(account->firehose()
+              .CreateDeliveryStream(
+                  {.delivery_stream_name = "k",
+                   .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+                   .kinesis_stream_source_configuration =
+                       riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn =
+                                                                    account->StreamArn("orders")},
+                   .extended_s3_destination_configuration =
+                       riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
+                                                                      "arn:aws:s3:::deliveries"}})
+              .ok());
+  riffle::DeliveryStream* ds = account->firehose().FindDeliveryStream("k");
+  clock.Advance(absl::Seconds(10));
+  (void)account->firehose().Poll();  // its read of this second (nothing there yet)
+  REQUIRE(account->kinesis()
+              .PutRecord({.stream_name = "orders", .partition_key = "p", .data = "a"})
+              .ok());
+  // 1.9 s later the stream's other readers take the shard's five reads of that second, so
+  // the delivery stream's read is refused by the shard.
+  clock.Advance(absl::Milliseconds(1900));
+  auto it = account->kinesis().GetShardIterator(
+      {.stream_name = "orders",
+       .shard_id = "shardId-000000000000",
+       .shard_iterator_type = riffle::ShardIteratorType::kTrimHorizon});
+  REQUIRE(it.ok());
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(account->kinesis().GetRecords({.shard_iterator = it->shard_iterator}).ok());
+  }
+  (void)account->firehose().Poll();
+  CHECK(ds->GetMetrics().incoming_records == 0);
+  // The next second: the shard has reads again, and the refused read was no read, so the
+  // delivery stream reads now rather than a second after the refusal.
+  clock.Advance(absl::Milliseconds(100));
+  (void)account->firehose().Poll();
+  CHECK(ds->GetMetrics().incoming_records == 1);
+}

@@ -181,5 +181,6 @@ TEST_CASE("consumer churn and resharding under read and write budgets leave no b
   const uint64_t after = riffle_test::HeapBytesInUse();
   if (before == 0) return;  // sanitizer build: no heap figures
   INFO("heap in use " << before << " -> " << after << " bytes over " << cycles << " cycles");
-  CHECK(after < before + (uint64_t{256} << 10));
+  // Without the pruning it grows by ~2.4 MB; the margin covers the allocator's caches.
+  CHECK(after < before + (uint64_t{1} << 20));
 }

@@ -27,7 +27,8 @@ class AllocationCounter {
   bool was_counting_;
 };
 
-// Bytes the C heap has handed out and not taken back (glibc's mallinfo2), for tests that
+// Bytes the C heap has handed out and not taken back (glibc's mallinfo2; blocks in the
+// thread's cache of freed blocks count as in use, up to a few hundred KB), for tests that
 // check a long churn leaves nothing behind; 0 under the sanitizers, whose allocators glibc
 // does not see (such tests skip the check there).
 uint64_t HeapBytesInUse();
