@@ -131,7 +131,7 @@ void AccountPipeline::Produce(int producer, uint64_t share, int keys_per_produce
   }
 }
 
-void AccountPipeline::Read(const std::atomic<bool>& producers_done, OrderVerifier& verifier,
+void AccountPipeline::Read(const std::atomic<bool>& writes_done, OrderVerifier& verifier,
                            uint64_t* missed) {
   riffle::Kinesis& kinesis = account_->kinesis();
   struct Cursor {
@@ -177,7 +177,7 @@ void AccountPipeline::Read(const std::atomic<bool>& producers_done, OrderVerifie
   (void)list();
   int quiet_passes = 0;
   for (;;) {
-    const bool done = producers_done.load(std::memory_order_acquire);
+    const bool done = writes_done.load(std::memory_order_acquire);
     uint64_t progressed = 0;
     bool throttled = false;
     bool ended_one = false;

@@ -48,7 +48,8 @@ class AccountPipeline {
   // A polling reader of the whole stream by iterator strings, each shard started once its
   // parents (ListShards' lineage) are read to their end, until the producers are done and
   // it has caught up.
-  void Read(const std::atomic<bool>& producers_done, OrderVerifier& verifier, uint64_t* missed);
+  // Until `writes_done` (producers and resharder) and caught up.
+  void Read(const std::atomic<bool>& writes_done, OrderVerifier& verifier, uint64_t* missed);
 
   // Splits and merges by name while the producers run (as the in-process resharder).
   int Reshard(const std::atomic<bool>& producers_done, int shards);

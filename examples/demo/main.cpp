@@ -158,13 +158,16 @@ void Die(const char* what, const absl::Status& s) {
   std::exit(1);
 }
 
-// A polling reader of the whole stream, following lineage, until the producers are done
-// and it has caught up.
-void PollingReader(riffle::Stream& stream, const std::atomic<bool>& producers_done,
+// A polling reader of the whole stream, following lineage, until every write is done (the
+// producers' and the resharder's) and it has caught up. Not the producers alone: while a
+// reshard closes a parent (it waits for that parent's puts in flight), records already go
+// to the children, which the reader reads once the parent's end is known; a poll in that
+// window reads nothing, yet the reader has not caught up.
+void PollingReader(riffle::Stream& stream, const std::atomic<bool>& writes_done,
                    demo::OrderVerifier& verifier, uint64_t* missed) {
   riffle::LineageReader reader(stream);
   for (;;) {
-    const bool done = producers_done.load(std::memory_order_acquire);
+    const bool done = writes_done.load(std::memory_order_acquire);
     const size_t progressed = reader.Poll(
         [&](const auto&, const riffle::Record& r) { verifier.See(r.partition_key, r.data); });
     if (!reader.last_error().ok()) Die("GetRecords", reader.last_error());
@@ -287,7 +290,8 @@ int main(int argc, char** argv) {
     if (absl::Status st = delivery->Start(); !st.ok()) Die("Start", st);
   }
 
-  std::atomic<bool> producers_done{false};
+  std::atomic<bool> producers_done{false};  // stops the resharder
+  std::atomic<bool> writes_done{false};     // producers and resharder: stops the readers
   std::atomic<uint64_t> put{0}, put_errors{0};
   std::vector<std::unique_ptr<demo::OrderVerifier>> verifiers;
   std::vector<uint64_t> missed(static_cast<std::size_t>(flags.readers), 0);
@@ -298,11 +302,11 @@ int main(int argc, char** argv) {
     uint64_t* reader_missed = &missed[static_cast<std::size_t>(r)];
     if (pipeline) {
       readers.emplace_back([&, v = verifiers.back().get(), reader_missed] {
-        pipeline->Read(producers_done, *v, reader_missed);
+        pipeline->Read(writes_done, *v, reader_missed);
       });
       continue;
     }
-    readers.emplace_back(PollingReader, std::ref(stream), std::cref(producers_done),
+    readers.emplace_back(PollingReader, std::ref(stream), std::cref(writes_done),
                          std::ref(*verifiers.back()), reader_missed);
   }
 
@@ -418,6 +422,7 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   producers_done.store(true, std::memory_order_release);
   if (resharder.joinable()) resharder.join();
+  writes_done.store(true, std::memory_order_release);
   for (auto& t : readers) t.join();
   const uint64_t records_put = put.load();
   // Consumers run on their own threads: wait until each has everything, or stops moving.

@@ -62,8 +62,10 @@ class LineageReader {
   // One pass over every readable shard; `on_record(const ShardInfo&, const Record&)` sees
   // each record once, in shard order (with a deaggregator, each user record). Returns the
   // progress made: records read plus shards started and finished (0: nothing to do now).
-  // An error (throttling, a bad option) is kept in last_error() and the pass goes on with
-  // the other shards.
+  // 0 is not "caught up" while a reshard is under way: a child takes records as soon as it
+  // is created, and is read once its parent's end is known, which the reshard fixes only
+  // after the parent's puts in flight commit (waiting() counts such children). An error
+  // (throttling, a bad option) is kept in last_error() and the pass goes on with the other shards.
   template <typename F>
   size_t Poll(F&& on_record) {
     const RecordHandler handler(on_record);
