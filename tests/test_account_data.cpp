@@ -63,8 +63,8 @@ TEST_CASE("PutRecord and PutRecords by name and ARN; GetRecords by the iterator 
   // An altered or unknown iterator string, the wrong stream, an expired iterator.
   std::string altered = it->shard_iterator;
   altered.back() = altered.back() == '1' ? '2' : '1';
-  CHECK(
-      riffle::IsInvalidArgumentException(kinesis.GetRecords({.shard_iterator = altered}).status()));
+  CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = altered})) ==
+        Error{riffle::kInvalidArgumentException, "Invalid ShardIterator."});
   CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = "not-an-iterator"})) ==
         Error{riffle::kInvalidArgumentException, "Invalid ShardIterator."});
   CreateStream(kinesis, "other", 1);

@@ -324,7 +324,7 @@ TEST_CASE("GetShardIterator and GetRecords validate like the service", "[stream]
   CHECK(error({"shardId-000000000000", T::kAtSequenceNumber, foreign, {}}).second ==
         "StartingSequenceNumber " + foreign +
             " used in GetShardIterator on shard shardId-000000000000 in stream s under account "
-            "000000000000 is invalid.");
+            "000000000000 is invalid because it did not come from this stream.");
   // A well-formed number of this stream that names no record.
   auto n = *riffle::SequenceNumber::Parse(seq);
   n.position += 8;

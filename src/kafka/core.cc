@@ -442,7 +442,7 @@ bool Core::Issued(const ShardIterator& it) const {
 }
 
 absl::Status Core::CheckIterator(const ShardIterator& it, int64_t now_ms) const {
-  if (!Issued(it)) return riffle::detail::IteratorNotIssuedError(it, options_.topic);
+  if (!Issued(it)) return riffle::detail::IteratorNotIssuedError();
   if (absl::Status s = riffle::detail::IteratorAgeError(
           it, now_ms, absl::ToInt64Milliseconds(options_.iterator_lifetime));
       !s.ok()) {

@@ -305,8 +305,7 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
 absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& iterator) {
   detail::Core& core = *core_;
   if (!core.Issued(iterator)) {
-    return InvalidArgumentError(fmt::format("ShardIterator {} was not issued by stream {}.",
-                                            iterator.ToString(), core.topic()));
+    return InvalidArgumentError("Invalid ShardIterator.");
   }
   if (iterator.shard_index >= static_cast<uint64_t>(core.partitions())) {
     return ResourceNotFoundError(fmt::format("Shard {} in stream {} does not exist.",

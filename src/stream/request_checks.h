@@ -57,9 +57,9 @@ absl::Status CheckSplitShardRequest(std::string_view shard_to_split,
 absl::Status CheckMergeShardsRequest(std::string_view shard_to_merge,
                                      std::string_view adjacent_shard_to_merge);
 
-// InvalidArgumentException for an iterator `stream_name` did not issue (altered, forged,
-// another stream's).
-absl::Status IteratorNotIssuedError(const ShardIterator& it, std::string_view stream_name);
+// InvalidArgumentException "Invalid ShardIterator.", the service's words for an iterator
+// the stream did not issue (altered, forged, another stream's).
+absl::Status IteratorNotIssuedError();
 
 // ExpiredIteratorException when `it` is older than `lifetime_ms` at `now_ms`; OK otherwise.
 // An iterator issued "in the future" (a clock set back) is not expired.

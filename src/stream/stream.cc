@@ -215,11 +215,9 @@ absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
   return absl::OkStatus();
 }
 
-absl::Status IteratorNotIssuedError(const ShardIterator& it, std::string_view stream_name) {
-  return InvalidArgumentError(fmt::format(
-      "ShardIterator {} was not issued by stream {}: it may have been altered, or belong to "
-      "another stream.",
-      it.ToString(), stream_name));
+absl::Status IteratorNotIssuedError() {
+  // The service's words for an iterator it did not issue (altered, or another stream's).
+  return InvalidArgumentError("Invalid ShardIterator.");
 }
 
 absl::Status IteratorAgeError(const ShardIterator& it, int64_t now_ms, int64_t lifetime_ms) {
@@ -235,7 +233,7 @@ absl::Status IteratorAgeError(const ShardIterator& it, int64_t now_ms, int64_t l
 
 absl::Status IteratorError(const StreamCore& core, const ShardIterator& it, int64_t now_ms) {
   if (it.stream_tag != core.tag || it.check != core.IteratorCheck(it)) {
-    return IteratorNotIssuedError(it, core.name);
+    return IteratorNotIssuedError();
   }
   if (absl::Status s = IteratorAgeError(it, now_ms, core.iterator_lifetime_ms); !s.ok()) return s;
   // Expired (aged out of retention) or never there: the service says the same.
@@ -462,10 +460,12 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   const std::string_view number = request.starting_sequence_number;
   absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(number, "StartingSequenceNumber");
   if (!n.ok() || n->stream_tag != core.tag) {
+    // A number of the right form from another stream: the service says where it came from.
     return InvalidArgumentError(fmt::format(
         "StartingSequenceNumber {} used in GetShardIterator on shard {} in stream {} under "
-        "account {} is invalid.",
-        number, shard->id, options_.stream_name, options_.account_id));
+        "account {} is invalid{}.",
+        number, shard->id, options_.stream_name, options_.account_id,
+        n.ok() ? " because it did not come from this stream" : ""));
   }
   if (n->shard_index != shard->index) {
     return InvalidArgumentError(fmt::format(
@@ -511,7 +511,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
 absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& iterator) {
   detail::StreamCore& core = *core_;
   if (iterator.stream_tag != core.tag || iterator.check != core.IteratorCheck(iterator)) {
-    return detail::IteratorNotIssuedError(iterator, core.name);
+    return detail::IteratorNotIssuedError();
   }
   const int64_t now_ms = core.clock->NowMillis();
   detail::EpochGuard guard;
