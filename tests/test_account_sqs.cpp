@@ -159,9 +159,9 @@ TEST_CASE("CreateQueue checks attributes by name, range and combination", "[acco
                                  .attributes = {{"FifoQueue", "true"},
                                                 {"KmsMasterKeyId", "alias/aws/sqs"},
                                                 {"SqsManagedSseEnabled", "true"}}})) ==
-        account_test::Error{riffle::kInvalidAttributeValue,
-                            "Invalid value for the parameter SqsManagedSseEnabled. Reason: You "
-                            "can use one type of server-side encryption (SSE) at one time."});
+        account_test::Error{riffle::kInvalidAttributeName,
+                            "You can use one type of server-side encryption (SSE) at one time. "
+                            "You can either enable KMS SSE or SQS SSE."});
 }
 
 TEST_CASE("CreateQueue of an existing name: the attributes it names must match, others are free",

@@ -273,7 +273,7 @@ TEST_CASE("Batches by URL: per-entry results and digests, batch errors by name",
   eleven.resize(2);
   // Entries without a MessageGroupId fail the whole request, as the service does.
   CHECK(ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = eleven})).name ==
-        riffle::kMissingParameter);
+        riffle::kInvalidParameterValue);
   eleven[1].id = "even";
   CHECK(ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = eleven})).name ==
         riffle::kBatchEntryIdsNotDistinct);
@@ -321,7 +321,7 @@ TEST_CASE("A batch entry without a group or deduplication id fails the whole req
   entries[1].message_deduplication_id = "d2";
   entries[1].message_group_id = "";
   const auto no_group = ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = entries}));
-  CHECK(no_group.name == riffle::kMissingParameter);
+  CHECK(no_group.name == riffle::kInvalidParameterValue);  // SendMessage: MissingParameter
   CHECK(no_group.message == "The request must contain the parameter MessageGroupId.");
   CHECK(sqs.ReceiveMessage({.queue_url = url, .max_number_of_messages = 10})->messages.empty());
   entries[1].message_group_id = "g";

@@ -312,9 +312,9 @@ absl::Status MergeAttributes(const SqsAttributeMap& requested, bool creating,
   if (out.contains("KmsMasterKeyId")) {
     auto sse = requested.find("SqsManagedSseEnabled");
     if (sse != requested.end() && Lower(sse->second) == "true") {
-      return InvalidAttributeValueFor(
-          "SqsManagedSseEnabled",
-          "You can use one type of server-side encryption (SSE) at one time.");
+      return MakeError(absl::StatusCode::kInvalidArgument, kInvalidAttributeName,
+                       "You can use one type of server-side encryption (SSE) at one time. You "
+                       "can either enable KMS SSE or SQS SSE.");
     }
     out["SqsManagedSseEnabled"] = "false";
     out.try_emplace("KmsDataKeyReusePeriodSeconds", "300");

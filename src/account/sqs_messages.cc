@@ -132,10 +132,14 @@ absl::StatusOr<SendMessageBatchOutput> Sqs::SendMessageBatch(const SendMessageBa
     return s;
   }
   // As the service: an entry without a MessageGroupId, or without a deduplication id on a
-  // queue without content-based deduplication, fails the whole request, not the entry.
+  // queue without content-based deduplication, fails the whole request, not the entry (in
+  // a batch the missing group id is InvalidParameterValue, not MissingParameter).
   bool dedup_missing = false;
   for (const SendMessageBatchInputEntry& e : entries) {
-    if (e.message_group_id.empty()) return detail::ValidateFifoId("MessageGroupId", "");
+    if (e.message_group_id.empty()) {
+      return detail::InvalidParameterValue(
+          "The request must contain the parameter MessageGroupId.");
+    }
     dedup_missing = dedup_missing || !e.message_deduplication_id;
   }
   if (dedup_missing && !(*entry)->queue->attributes().content_based_deduplication) {

@@ -190,17 +190,17 @@ absl::Status ValidateFifoId(std::string_view parameter, std::string_view id) {
     return SqsError(kMissingParameter,
                     fmt::format("The request must contain the parameter {}.", parameter));
   }
-  if (id.size() > kMaxFifoIdLength) {
-    return InvalidParameterValue(fmt::format("{} is {} characters long; it must be at most {}.",
-                                             parameter, id.size(), kMaxFifoIdLength));
-  }
-  for (size_t i = 0; i < id.size(); ++i) {
-    if (!detail::IsFifoIdChar(static_cast<unsigned char>(id[i]))) {
-      return InvalidParameterValue(fmt::format(
-          "{} contains the byte 0x{:02X} at position {}; only alphanumerics and punctuation "
-          "(!\"#$%&'()*+,-./:;<=>?@[\\]^_`{{|}}~) are allowed.",
-          parameter, static_cast<unsigned char>(id[i]), i));
-    }
+  // The service's words for both: too long, or a character other than an ASCII letter,
+  // digit or punctuation mark (!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~).
+  const bool ok = id.size() <= kMaxFifoIdLength && std::all_of(id.begin(), id.end(), [](char c) {
+                    return detail::IsFifoIdChar(static_cast<unsigned char>(c));
+                  });
+  if (!ok) {
+    return InvalidParameterValueFor(
+        parameter, id,
+        fmt::format("{} can only include alphanumeric and punctuation characters. 1 to {} in "
+                    "length.",
+                    parameter, kMaxFifoIdLength));
   }
   return absl::OkStatus();
 }

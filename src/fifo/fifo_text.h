@@ -111,9 +111,7 @@ template <class Entries>
   for (size_t i = 0; i < entries.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (entries[i].id == entries[j].id) {
-        return SqsError(
-            kBatchEntryIdsNotDistinct,
-            fmt::format("Id \"{}\" is repeated: batch entry ids must be distinct.", entries[i].id));
+        return SqsError(kBatchEntryIdsNotDistinct, fmt::format("Id {} repeated.", entries[i].id));
       }
     }
   }
