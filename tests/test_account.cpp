@@ -560,3 +560,46 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
             d->stream_description.enhanced_monitoring[0].shard_level_metrics[0]) ==
         "IncomingRecords");
 }
+
+TEST_CASE("members are checked before the stream is looked up, StreamName's with them",
+          "[account][errors]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  // A bad member on a stream that does not exist: ValidationException, not not-found.
+  auto empty_key = kinesis.PutRecord({.stream_name = "nope", .partition_key = "", .data = "v"});
+  CHECK(ErrorOf(empty_key) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value '' at 'partitionKey' failed to satisfy "
+              "constraint: Member must have length greater than or equal to 1"});
+  riffle::PutRecordsOutput out;
+  CHECK(riffle::IsValidationException(
+      kinesis.PutRecords({.stream_name = "nope", .records = {}}, out)));
+  CHECK(riffle::IsValidationException(
+      kinesis
+          .GetShardIterator({.stream_name = "nope",
+                             .shard_id = "",
+                             .shard_iterator_type = riffle::ShardIteratorType::kTrimHorizon})
+          .status()));
+  // Every violation is listed, the stream name's after the others.
+  const std::string long_name(129, 's');
+  auto many = kinesis.PutRecord({.stream_name = long_name,
+                                 .partition_key = std::string(257, 'k'),
+                                 .data = "v",
+                                 .explicit_hash_key = "abc"});
+  CHECK_THAT(ErrorOf(many).message,
+             Catch::StartsWith("3 validation errors detected: Value '" + std::string(257, 'k') +
+                               "' at 'partitionKey'") &&
+                 Catch::Contains("at 'explicitHashKey'") &&
+                 Catch::EndsWith("at 'streamName' failed to satisfy constraint: Member must have "
+                                 "length less than or equal to 128"));
+  auto split = kinesis.SplitShard(
+      {.stream_name = long_name, .shard_to_split = "bad id", .new_starting_hash_key = "1"});
+  CHECK_THAT(ErrorOf(split).message, Catch::StartsWith("2 validation errors detected"));
+  auto merge = kinesis.MergeShards(
+      {.stream_name = long_name, .shard_to_merge = "x y", .adjacent_shard_to_merge = "z w"});
+  CHECK_THAT(ErrorOf(merge).message, Catch::StartsWith("3 validation errors detected"));
+  // A good request on a missing stream is still not found.
+  CHECK(riffle::IsResourceNotFoundException(
+      kinesis.PutRecord({.stream_name = "nope", .partition_key = "k", .data = "v"}).status()));
+}

@@ -136,13 +136,14 @@ StreamStatus StatusOf(const StreamEntry& e, int64_t now_ms) {
 
 absl::Status ResolveStream(AccountCore& core, const KinesisRegistry& registry,
                            std::string_view name, std::string_view arn, StreamAccess access,
-                           StreamEntry** out) {
+                           StreamEntry** out, Violations* fields) {
   StreamEntry* e = nullptr;
   if (arn.empty() && !name.empty()) [[likely]] {
     e = registry.FindByName(name);  // a registered name is a valid one
   }
   if (e == nullptr) {
-    Violations v;
+    Violations own;
+    Violations& v = fields != nullptr ? *fields : own;
     if (!name.empty()) v.Name("streamName", name);
     std::optional<ParsedArn> parsed;
     if (!arn.empty()) {
@@ -169,6 +170,8 @@ absl::Status ResolveStream(AccountCore& core, const KinesisRegistry& registry,
     if (e == nullptr) return StreamNotFound(target, core.account_id());
   }
   if (e->timed.load(std::memory_order_acquire) || access == StreamAccess::kModify) {
+    // Whatever its state, the request's own violations come first.
+    if (fields != nullptr && !fields->empty()) return fields->ToStatus();
     const int64_t now_ms = core.clock.NowMillis();
     if (e->GoneAt(now_ms)) {
       return StreamNotFound(e->name, core.account_id());  // its deletion has completed

@@ -17,6 +17,12 @@ using detail::StreamAccess;
 using detail::StreamEntry;
 using detail::Violations;
 
+namespace {
+// The largest record of the account's streams (the service's 1 MiB), for the member checks
+// made before a stream is looked up.
+constexpr uint64_t kMaxRecordBytes = StreamOptions{}.max_record_size_bytes;
+}  // namespace
+
 constexpr uint64_t kPushBytesPerSecond = uint64_t{2} << 20;
 constexpr int kConsumersListMax = 100;
 
@@ -116,8 +122,14 @@ absl::StatusOr<PutRecordOutput> Kinesis::PutRecord(const PutRecordInput& in) {
   // The common case inline: a stream named, found, in no timed state.
   StreamEntry* e = in.stream_arn.empty() ? registry_->FindByName(in.stream_name) : nullptr;
   if (e == nullptr || e->timed.load(std::memory_order_acquire)) [[unlikely]] {
+    // Every member is checked before the stream is looked up (the stream checks them again
+    // when it is found).
+    Violations fields;
+    detail::AddPutRecordViolations(PutRecordRequest{in.partition_key, in.data, in.explicit_hash_key,
+                                                    in.sequence_number_for_ordering},
+                                   kMaxRecordBytes, fields);
     if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                               StreamAccess::kData, &e);
+                                               StreamAccess::kData, &e, &fields);
         !s.ok()) {
       return s;
     }
@@ -138,11 +150,15 @@ absl::StatusOr<PutRecordOutput> Kinesis::PutRecord(const PutRecordInput& in) {
 
 absl::Status Kinesis::PutRecords(const PutRecordsInput& in, PutRecordsOutput& out) {
   detail::EpochGuard guard;
-  StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kData, &e);
-      !s.ok()) {
-    return s;
+  StreamEntry* e = in.stream_arn.empty() ? registry_->FindByName(in.stream_name) : nullptr;
+  if (e == nullptr || e->timed.load(std::memory_order_acquire)) [[unlikely]] {
+    Violations fields;  // every member before the stream is looked up, as for PutRecord
+    detail::AddPutRecordsViolations(in.records, kMaxRecordBytes, fields);
+    if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                               StreamAccess::kData, &e, &fields);
+        !s.ok()) {
+      return s;
+    }
   }
   out.encryption_type = WritesEncryption(core_, *e);
   if (core_.faults.active()) [[unlikely]] {
@@ -230,19 +246,19 @@ absl::Status Kinesis::PutRecordsWithFaults(StreamEntry& e, const PutRecordsInput
 }
 
 absl::StatusOr<GetShardIteratorOutput> Kinesis::GetShardIterator(const GetShardIteratorInput& in) {
-  {
-    // Members are validated before the stream is looked up, as the service does.
-    Violations v;
-    detail::CheckShardIteratorType(in.shard_iterator_type, v);
-    if (absl::Status s = v.ToStatus(); !s.ok()) return s;
-  }
+  // Members are validated before the stream is looked up, as the service does.
+  Violations fields;
+  detail::AddIteratorViolations(GetShardIteratorRequest{in.shard_id, in.shard_iterator_type,
+                                                        in.starting_sequence_number, in.timestamp},
+                                fields);
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
-                                             StreamAccess::kData, &e);
+                                             StreamAccess::kData, &e, &fields);
       !s.ok()) {
     return s;
   }
+  if (absl::Status s = fields.ToStatus(); !s.ok()) return s;
   if (core_.limits) {
     // The service: five calls per second per account per open shard.
     const std::optional<uint64_t> index = detail::ResolveShardId(in.shard_id);

@@ -31,9 +31,12 @@ std::optional<ParsedArn> ParseConsumerArn(std::string_view arn);
 // Checks StreamName and StreamARN (ValidationException), then finds the stream they name
 // and checks that `access` is allowed in its state. REQUIRES an EpochGuard held while
 // `*out` is used.
+// `fields`, when given, holds the violations of the request's other members: the service
+// checks every member before it looks the stream up, so when the stream is not found by
+// name at once, they come first, with StreamName's and StreamARN's listed after them.
 absl::Status ResolveStream(AccountCore& core, const KinesisRegistry& registry,
                            std::string_view name, std::string_view arn, StreamAccess access,
-                           StreamEntry** out);
+                           StreamEntry** out, Violations* fields = nullptr);
 
 // The status the service reports for `e` at `now_ms` (CREATING, DELETING, UPDATING from
 // the account or from a reshard, ACTIVE).
@@ -72,8 +75,10 @@ inline absl::Status Admit(AccountCore& core, std::string_view operation, const S
 inline absl::Status ResolveAndAdmit(AccountCore& core, const KinesisRegistry& registry,
                                     std::string_view operation, std::string_view name,
                                     std::string_view arn, StreamAccess access, StreamEntry** out,
-                                    std::string_view shard_id = {}) {
-  if (absl::Status s = ResolveStream(core, registry, name, arn, access, out); !s.ok()) return s;
+                                    std::string_view shard_id = {}, Violations* fields = nullptr) {
+  if (absl::Status s = ResolveStream(core, registry, name, arn, access, out, fields); !s.ok()) {
+    return s;
+  }
   return Admit(core, operation, *out, {}, shard_id);
 }
 

@@ -163,17 +163,16 @@ absl::StatusOr<ListShardsOutput> Kinesis::ListShards(const ListShardsInput& in) 
 }
 
 absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
-  // The request's shape first, as the service checks it (the stream checks it again).
-  if (absl::Status s = detail::CheckSplitShardRequest(in.shard_to_split, in.new_starting_hash_key);
-      !s.ok()) {
-    return s;
-  }
+  // The request's shape first, StreamName's among it, as the service checks it (the stream
+  // checks it again).
+  Violations fields;
+  detail::AddSplitShardViolations(in.shard_to_split, in.new_starting_hash_key, fields);
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s =
           detail::ResolveAndAdmit(core_, *registry_, "SplitShard", in.stream_name, in.stream_arn,
-                                  StreamAccess::kModify, &e, in.shard_to_split);
+                                  StreamAccess::kModify, &e, in.shard_to_split, &fields);
       !s.ok()) {
     return s;
   }
@@ -185,17 +184,14 @@ absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
 }
 
 absl::Status Kinesis::MergeShards(const MergeShardsInput& in) {
-  if (absl::Status s =
-          detail::CheckMergeShardsRequest(in.shard_to_merge, in.adjacent_shard_to_merge);
-      !s.ok()) {
-    return s;
-  }
+  Violations fields;  // the request's shape first, as for SplitShard
+  detail::AddMergeShardsViolations(in.shard_to_merge, in.adjacent_shard_to_merge, fields);
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s =
           detail::ResolveAndAdmit(core_, *registry_, "MergeShards", in.stream_name, in.stream_arn,
-                                  StreamAccess::kModify, &e, in.shard_to_merge);
+                                  StreamAccess::kModify, &e, in.shard_to_merge, &fields);
       !s.ok()) {
     return s;
   }

@@ -23,11 +23,18 @@ namespace riffle::detail {
 // or an ExplicitHashKey outside [0, 2^128-1]. SequenceNumberForOrdering is checked for
 // form only: whether it came from the stream is the stream's to say.
 absl::Status CheckPutRecordRequest(const PutRecordRequest& request, uint64_t max_record_bytes);
+// Its member constraints alone, recorded in `v` (for callers that check them before the
+// stream is looked up, with the stream's name among them).
+void AddPutRecordViolations(const PutRecordRequest& request, uint64_t max_record_bytes,
+                            Violations& v);
 
 // The checks of a PutRecords request that refuse it whole: 1 to 500 entries, at most 5 MiB,
 // and every entry valid (one invalid entry refuses the request, as the service does).
 absl::Status CheckPutRecordsRequest(std::span<const PutRecordsRequestEntry> entries,
                                     uint64_t max_record_bytes);
+// Its member constraints alone (records 1..500, each entry's members), recorded in `v`.
+void AddPutRecordsViolations(std::span<const PutRecordsRequestEntry> entries,
+                             uint64_t max_record_bytes, Violations& v);
 
 // Enum members the service checks against their value set: each records a violation
 // (ValidationException, "Member must satisfy enum value set") when the member holds none
@@ -42,6 +49,8 @@ void CheckStreamMode(StreamMode mode, Violations& v);                // streamMo
 // its ShardIteratorType (a sequence number for AT_/AFTER_SEQUENCE_NUMBER only, a timestamp
 // for AT_TIMESTAMP only).
 absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request);
+// Its member constraints alone, recorded in `v`.
+void AddIteratorViolations(const GetShardIteratorRequest& request, Violations& v);
 
 // ValidationException for a ShardFilter type outside the enum; InvalidArgumentException when
 // a ListShards request's ShardFilter lacks the member its type needs, or its ShardId does
@@ -56,6 +65,10 @@ absl::Status CheckSplitShardRequest(std::string_view shard_to_split,
                                     std::string_view new_starting_hash_key);
 absl::Status CheckMergeShardsRequest(std::string_view shard_to_merge,
                                      std::string_view adjacent_shard_to_merge);
+void AddSplitShardViolations(std::string_view shard_to_split,
+                             std::string_view new_starting_hash_key, Violations& v);
+void AddMergeShardsViolations(std::string_view shard_to_merge,
+                              std::string_view adjacent_shard_to_merge, Violations& v);
 
 // InvalidArgumentException "Invalid ShardIterator.", the service's words for an iterator
 // the stream did not issue (altered, forged, another stream's).

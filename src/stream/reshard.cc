@@ -110,20 +110,30 @@ absl::Status Stream::CommitReshard(ReshardPlan& plan) {
   return absl::OkStatus();
 }
 
-absl::Status detail::CheckSplitShardRequest(std::string_view shard_to_split,
-                                            std::string_view new_starting_hash_key) {
-  Violations v;
+void detail::AddSplitShardViolations(std::string_view shard_to_split,
+                                     std::string_view new_starting_hash_key, Violations& v) {
   v.Pattern("newStartingHashKey", new_starting_hash_key, kHashKeyPattern,
             MatchesDecimalPattern(new_starting_hash_key, 39));
   v.Name("shardToSplit", shard_to_split);
+}
+
+absl::Status detail::CheckSplitShardRequest(std::string_view shard_to_split,
+                                            std::string_view new_starting_hash_key) {
+  Violations v;
+  AddSplitShardViolations(shard_to_split, new_starting_hash_key, v);
   return v.ToStatus();
+}
+
+void detail::AddMergeShardsViolations(std::string_view shard_to_merge,
+                                      std::string_view adjacent_shard_to_merge, Violations& v) {
+  v.Name("shardToMerge", shard_to_merge);
+  v.Name("adjacentShardToMerge", adjacent_shard_to_merge);
 }
 
 absl::Status detail::CheckMergeShardsRequest(std::string_view shard_to_merge,
                                              std::string_view adjacent_shard_to_merge) {
   Violations v;
-  v.Name("shardToMerge", shard_to_merge);
-  v.Name("adjacentShardToMerge", adjacent_shard_to_merge);
+  AddMergeShardsViolations(shard_to_merge, adjacent_shard_to_merge, v);
   return v.ToStatus();
 }
 

@@ -180,6 +180,16 @@ void CheckStreamMode(StreamMode mode, Violations& v) {
   v.EnumValue("streamModeDetails.streamMode", static_cast<int>(mode), "[PROVISIONED, ON_DEMAND]");
 }
 
+void AddIteratorViolations(const GetShardIteratorRequest& request, Violations& v) {
+  v.Name("shardId", request.shard_id);
+  CheckShardIteratorType(request.type, v);
+  const std::string_view number = request.starting_sequence_number;
+  if (!number.empty()) {
+    v.Pattern("startingSequenceNumber", number, kSequenceNumberPattern,
+              MatchesDecimalPattern(number, 129));
+  }
+}
+
 absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
   const bool wants_number = request.type == ShardIteratorType::kAtSequenceNumber ||
                             request.type == ShardIteratorType::kAfterSequenceNumber;
@@ -187,12 +197,7 @@ absl::Status CheckIteratorRequest(const GetShardIteratorRequest& request) {
   const std::string_view number = request.starting_sequence_number;
   {
     Violations v;
-    v.Name("shardId", request.shard_id);
-    CheckShardIteratorType(request.type, v);
-    if (!number.empty()) {
-      v.Pattern("startingSequenceNumber", number, kSequenceNumberPattern,
-                MatchesDecimalPattern(number, 129));
-    }
+    AddIteratorViolations(request, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   if (wants_number == number.empty() && request.type != ShardIteratorType::kAtTimestamp) {

@@ -85,13 +85,12 @@ void ChunkHashKeys(std::span<const PutRecordsRequestEntry> chunk, RoutingMode ro
 
 }  // namespace
 
-absl::Status detail::CheckPutRecordRequest(const PutRecordRequest& request,
-                                           uint64_t max_record_bytes) {
+void detail::AddPutRecordViolations(const PutRecordRequest& request, uint64_t max_record_bytes,
+                                    Violations& v) {
   const std::string_view key = request.partition_key;
   const std::string_view seq = request.sequence_number_for_ordering;
   const std::string_view ehk = request.explicit_hash_key;
-  // The member constraints first, in the order the service lists them.
-  detail::Violations v;
+  // In the order the service lists them.
   if (!seq.empty()) {
     v.Pattern("sequenceNumberForOrdering", seq, detail::kSequenceNumberPattern,
               detail::MatchesDecimalPattern(seq, 129));
@@ -106,7 +105,17 @@ absl::Status detail::CheckPutRecordRequest(const PutRecordRequest& request,
               detail::MatchesDecimalPattern(ehk, 39));
   }
   v.MaxBlobLength("data", request.data.size(), max_record_bytes);
+}
+
+absl::Status detail::CheckPutRecordRequest(const PutRecordRequest& request,
+                                           uint64_t max_record_bytes) {
+  const std::string_view key = request.partition_key;
+  const std::string_view ehk = request.explicit_hash_key;
+  // The member constraints first.
+  detail::Violations v;
+  AddPutRecordViolations(request, max_record_bytes, v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const int64_t chars = detail::CountUtf8CodePoints(key);
   if (chars < 0) return detail::PartitionKeyError(chars);  // bytes that are not UTF-8
   const uint64_t size = key.size() + request.data.size();
   if (size > max_record_bytes) {
@@ -155,6 +164,20 @@ absl::Status Stream::ShardFullError(const detail::ShardState& shard) const {
       shard.id, options_.stream_name, shard.log.capacity()));
 }
 
+void detail::AddPutRecordsViolations(std::span<const PutRecordsRequestEntry> entries,
+                                     uint64_t max_record_bytes, Violations& v) {
+  if (entries.empty() || entries.size() > kMaxPutRecordsEntries) {
+    // The service prints the list of entries; riffle prints how many there are.
+    v.AddRendered("records", fmt::format("[{} entries]", entries.size()),
+                  entries.empty() ? "Member must have length greater than or equal to 1"
+                                  : fmt::format("Member must have length less than or equal to {}",
+                                                kMaxPutRecordsEntries));
+  }
+  for (std::size_t i = 0; i < entries.size() && v.count() < detail::Violations::kMaxListed; ++i) {
+    CheckEntry(entries[i], i, max_record_bytes, v);
+  }
+}
+
 absl::Status detail::CheckPutRecordsRequest(std::span<const PutRecordsRequestEntry> entries,
                                             uint64_t max_record_bytes) {
   // The fast pass: sizes and ASCII keys, as PutRecord checks them. Anything else goes to the
@@ -169,16 +192,7 @@ absl::Status detail::CheckPutRecordsRequest(std::span<const PutRecordsRequestEnt
   }
   if (!unusual && total <= kMaxPutRecordsBytes) return absl::OkStatus();
   detail::Violations v;
-  if (entries.empty() || entries.size() > kMaxPutRecordsEntries) {
-    // The service prints the list of entries; riffle prints how many there are.
-    v.AddRendered("records", fmt::format("[{} entries]", entries.size()),
-                  entries.empty() ? "Member must have length greater than or equal to 1"
-                                  : fmt::format("Member must have length less than or equal to {}",
-                                                kMaxPutRecordsEntries));
-  }
-  for (std::size_t i = 0; i < entries.size() && v.count() < detail::Violations::kMaxListed; ++i) {
-    CheckEntry(entries[i], i, max_record, v);
-  }
+  AddPutRecordsViolations(entries, max_record, v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   for (const auto& e : entries) {
     if (absl::Status s = CheckPutRecordRequest(
