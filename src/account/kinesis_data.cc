@@ -20,7 +20,7 @@ using detail::Violations;
 namespace {
 // The largest record of the account's streams (the service's 1 MiB), for the member checks
 // made before a stream is looked up.
-constexpr uint64_t kMaxRecordBytes = StreamOptions{}.max_record_size_bytes;
+const uint64_t kMaxRecordBytes = StreamOptions{}.max_record_size_bytes;
 }  // namespace
 
 constexpr uint64_t kPushBytesPerSecond = uint64_t{2} << 20;
