@@ -599,7 +599,20 @@ TEST_CASE("members are checked before the stream is looked up, StreamName's with
   auto merge = kinesis.MergeShards(
       {.stream_name = long_name, .shard_to_merge = "x y", .adjacent_shard_to_merge = "z w"});
   CHECK_THAT(ErrorOf(merge).message, Catch::StartsWith("3 validation errors detected"));
-  // A good request on a missing stream is still not found.
+  // A good request on a missing stream is still not found; GetShardIterator names the shard.
   CHECK(riffle::IsResourceNotFoundException(
       kinesis.PutRecord({.stream_name = "nope", .partition_key = "k", .data = "v"}).status()));
+  auto iterator_of = [&](std::string_view shard) {
+    return ErrorOf(
+        kinesis.GetShardIterator({.stream_name = "nope",
+                                  .shard_id = shard,
+                                  .shard_iterator_type = riffle::ShardIteratorType::kTrimHorizon}));
+  };
+  CHECK(iterator_of("2147483647") ==
+        Error{riffle::kResourceNotFoundException,
+              "Shard shardId-002147483647 in stream nope under account 000000000000 does not "
+              "exist"});
+  CHECK(iterator_of("ABKLFD8") ==
+        Error{riffle::kResourceNotFoundException,
+              "Could not find shard ABKLFD8 in stream nope under account 000000000000."});
 }

@@ -256,7 +256,22 @@ absl::StatusOr<GetShardIteratorOutput> Kinesis::GetShardIterator(const GetShardI
   if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
                                              StreamAccess::kData, &e, &fields);
       !s.ok()) {
-    return s;
+    if (!IsResourceNotFoundException(s)) return s;
+    // The service names the shard it could not find, whatever the stream.
+    std::string_view name = in.stream_name;
+    if (name.empty()) {
+      if (const auto parsed = detail::ParseStreamArn(in.stream_arn)) name = parsed->stream;
+    }
+    const std::optional<uint64_t> index = detail::ResolveShardId(in.shard_id);
+    if (!index) {
+      return ResourceNotFoundError(
+          fmt::format("Could not find shard {} in stream {} under "
+                      "account {}.",
+                      in.shard_id, name, core_.account_id()));
+    }
+    return ResourceNotFoundError(
+        fmt::format("Shard {} in stream {} under account {} does not exist", FormatShardId(*index),
+                    name, core_.account_id()));
   }
   if (absl::Status s = fields.ToStatus(); !s.ok()) return s;
   if (core_.limits) {
