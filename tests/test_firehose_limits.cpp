@@ -31,6 +31,30 @@ std::unique_ptr<riffle::Account> AccountWithStream(ManualClock& clock, bool limi
   return account;
 }
 
+// A limits-on account with a one-shard stream "orders" and a bucket "deliveries".
+std::unique_ptr<riffle::Account> AccountWithSourceStream(ManualClock& clock) {
+  auto account = MakeAccount(clock, /*limits=*/true);
+  REQUIRE(account->kinesis().CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  return account;
+}
+
+// A delivery stream named `name` reading "orders" into "deliveries".
+riffle::DeliveryStream* CreateOrdersDelivery(riffle::Account& account, const std::string& name) {
+  REQUIRE(account.firehose()
+              .CreateDeliveryStream(
+                  {.delivery_stream_name = name,
+                   .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
+                   .kinesis_stream_source_configuration =
+                       riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn =
+                                                                    account.StreamArn("orders")},
+                   .extended_s3_destination_configuration =
+                       riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
+                                                                      "arn:aws:s3:::deliveries"}})
+              .ok());
+  return account.firehose().FindDeliveryStream(name);
+}
+
 }  // namespace
 
 TEST_CASE("DirectPut: 2,000 requests/s per delivery stream in us-east-1", "[account][firehose]") {
@@ -143,21 +167,8 @@ TEST_CASE("Control plane: five calls per second per operation", "[account][fireh
 TEST_CASE("KinesisStreamAsSource reads each shard once per second with the limits on",
           "[account][firehose]") {
   ManualClock clock;
-  auto account = MakeAccount(clock, /*limits=*/true);
-  REQUIRE(account->kinesis().CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
-  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
-  const std::string stream_arn = account->StreamArn("orders");
-  REQUIRE(account->firehose()
-              .CreateDeliveryStream(
-                  {.delivery_stream_name = "k",
-                   .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
-                   .kinesis_stream_source_configuration =
-                       riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn = stream_arn},
-                   .extended_s3_destination_configuration =
-                       riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
-                                                                      "arn:aws:s3:::deliveries"}})
-              .ok());
-  riffle::DeliveryStream* ds = account->firehose().FindDeliveryStream("k");
+  auto account = AccountWithSourceStream(clock);
+  riffle::DeliveryStream* ds = CreateOrdersDelivery(*account, "k");
   auto put = [&](std::string_view data) {
     REQUIRE(account->kinesis()
                 .PutRecord({.stream_name = "orders", .partition_key = "p", .data = data})
@@ -189,23 +200,11 @@ TEST_CASE("KinesisStreamAsSource reads each shard once per second with the limit
 TEST_CASE("KinesisStreamAsSource: more readers than the shard's 5 reads/s all take turns",
           "[account][firehose]") {
   ManualClock clock;
-  auto account = MakeAccount(clock, /*limits=*/true);
-  REQUIRE(account->kinesis().CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
-  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
-  const std::string stream_arn = account->StreamArn("orders");
+  auto account = AccountWithSourceStream(clock);
   // Six delivery streams read the shard once a second each: six reads a second against five.
   constexpr int kReaders = 6;
   for (int i = 0; i < kReaders; ++i) {
-    REQUIRE(account->firehose()
-                .CreateDeliveryStream(
-                    {.delivery_stream_name = fmt::format("k{}", i),
-                     .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
-                     .kinesis_stream_source_configuration =
-                         riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn = stream_arn},
-                     .extended_s3_destination_configuration =
-                         riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
-                                                                        "arn:aws:s3:::deliveries"}})
-                .ok());
+    REQUIRE(CreateOrdersDelivery(*account, fmt::format("k{}", i)) != nullptr);
     clock.Advance(absl::Milliseconds(250));  // the control plane's 5 calls/s
   }
   clock.Advance(absl::Seconds(10));  // all ACTIVE
@@ -233,21 +232,8 @@ TEST_CASE("KinesisStreamAsSource: more readers than the shard's 5 reads/s all ta
 TEST_CASE("KinesisStreamAsSource: a read the shard refused does not use the second's slot",
           "[account][firehose]") {
   ManualClock clock;  // starts on a whole second
-  auto account = MakeAccount(clock, /*limits=*/true);
-  REQUIRE(account->kinesis().CreateStream({.stream_name = "orders", .shard_count = 1}).ok());
-  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
-  REQUIRE(account->firehose()
-              .CreateDeliveryStream(
-                  {.delivery_stream_name = "k",
-                   .delivery_stream_type = riffle::DeliveryStreamType::kKinesisStreamAsSource,
-                   .kinesis_stream_source_configuration =
-                       riffle::KinesisStreamSourceConfiguration{.kinesis_stream_arn =
-                                                                    account->StreamArn("orders")},
-                   .extended_s3_destination_configuration =
-                       riffle::ExtendedS3DestinationConfiguration{.bucket_arn =
-                                                                      "arn:aws:s3:::deliveries"}})
-              .ok());
-  riffle::DeliveryStream* ds = account->firehose().FindDeliveryStream("k");
+  auto account = AccountWithSourceStream(clock);
+  riffle::DeliveryStream* ds = CreateOrdersDelivery(*account, "k");
   clock.Advance(absl::Seconds(10));
   (void)account->firehose().Poll();  // its read of this second (nothing there yet)
   REQUIRE(account->kinesis()
