@@ -320,10 +320,9 @@ absl::Status RandomReshard(riffle::Kinesis& kinesis, const std::string& stream,
   }
   if (op == 1) {
     const std::size_t i = rng() % (n - 1);
-    const std::size_t swap = rng() % 2;
     return kinesis.MergeShards({.stream_name = stream,
-                                .shard_to_merge = open[i + swap].shard_id,
-                                .adjacent_shard_to_merge = open[i + 1 - swap].shard_id});
+                                .shard_to_merge = open[i].shard_id,
+                                .adjacent_shard_to_merge = open[i + 1].shard_id});
   }
   const int lo = (n + 1) / 2;
   const int hi = std::min(2 * n, kMaxOpenShards);

@@ -228,11 +228,17 @@ TEST_CASE("SplitShard and MergeShards validate like the service", "[reshard][err
   CHECK(ErrorName(s->MergeShards(kS2, kS2)) == "InvalidArgumentException");
   CHECK(ErrorName(s->MergeShards(kS0, kS1)) == "InvalidArgumentException");  // kS0 closed
   CHECK(ErrorName(s->MergeShards(kS3, "shardId-000000000042")) == "ResourceNotFoundException");
-  // Either order of an adjacent pair merges; the first is the ParentShardId.
-  REQUIRE(s->MergeShards(kS1, kS3).ok());
+  // ShardToMerge is the lower of an adjacent pair: the other order is refused as a pair that
+  // does not touch (as the service answers it).
+  auto inverted = s->MergeShards(kS1, kS3);
+  CHECK(ErrorName(inverted) == "InvalidArgumentException");
+  CHECK(ErrorMessage(inverted) ==
+        "Shards shardId-000000000001 and shardId-000000000003 in stream orders under account "
+        "000000000000 are not an adjacent pair of shards eligible for merging");
+  REQUIRE(s->MergeShards(kS3, kS1).ok());
   shards = List(*s);
-  CHECK(Opt(shards[kS4].parent_shard_id) == kS1);
-  CHECK(Opt(shards[kS4].adjacent_parent_shard_id) == kS3);
+  CHECK(Opt(shards[kS4].parent_shard_id) == kS3);
+  CHECK(Opt(shards[kS4].adjacent_parent_shard_id) == kS1);
   CHECK(Range(shards[kS4]) == "2.." + kMax);
 }
 

@@ -88,8 +88,7 @@ absl::Status RandomReshard(riffle::Stream& stream, std::mt19937_64& rng) {
                              riffle::FormatHashKey(s.hash_key_range.starting_hash_key + offset));
   }
   const std::size_t i = rng() % (n - 1);
-  return rng() % 2 ? stream.MergeShards((*open)[i].shard_id, (*open)[i + 1].shard_id)
-                   : stream.MergeShards((*open)[i + 1].shard_id, (*open)[i].shard_id);
+  return stream.MergeShards((*open)[i].shard_id, (*open)[i + 1].shard_id);
 }
 
 // One run on a fresh stream: producers, a resharder and a lineage reader at once, then a

@@ -308,7 +308,8 @@ class Stream final : public RecordSource {
   [[nodiscard]] absl::Status SplitShard(std::string_view shard_to_split,
                                         std::string_view new_starting_hash_key);
   // Closes two open shards with contiguous ranges and opens one child over both, naming
-  // shard_to_merge as ParentShardId and the other as AdjacentParentShardId.
+  // shard_to_merge as ParentShardId and the other as AdjacentParentShardId. shard_to_merge
+  // is the lower range, as the service requires (InvalidArgumentException otherwise).
   [[nodiscard]] absl::Status MergeShards(std::string_view shard_to_merge,
                                          std::string_view adjacent_shard_to_merge);
   // Splits and merges until the open shards are exactly UniformHashKeyRanges(target).

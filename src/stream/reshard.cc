@@ -224,13 +224,13 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
           s->id, options_.stream_name, options_.account_id));
     }
   }
+  // ShardToMerge is the lower of the two: the service refuses the pair the other way round
+  // with the same words as a pair that does not touch.
   const HashKeyRange& a = shards[0]->range;
   const HashKeyRange& b = shards[1]->range;
   const bool a_below =
       a.ending_hash_key != kMaxHashKey && a.ending_hash_key + 1 == b.starting_hash_key;
-  const bool b_below =
-      b.ending_hash_key != kMaxHashKey && b.ending_hash_key + 1 == a.starting_hash_key;
-  if (!a_below && !b_below) {
+  if (!a_below) {
     return InvalidArgumentError(
         fmt::format("Shards {} and {} in stream {} under account {} are not an adjacent pair of "
                     "shards eligible for merging",
@@ -238,8 +238,7 @@ absl::Status Stream::MergeShards(std::string_view shard_to_merge,
   }
   guard.reset();
   ReshardPlan plan(*this, now_ms);
-  const HashKey lower_start = a_below ? a.starting_hash_key : b.starting_hash_key;
-  plan.Merge(plan.Holding(lower_start), shards[0]);
+  plan.Merge(plan.Holding(a.starting_hash_key), shards[0]);
   return CommitReshard(plan);
 }
 

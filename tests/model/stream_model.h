@@ -319,14 +319,13 @@ class StreamModel {
     for (uint64_t i : {a, b}) {
       if (shards_[i].closed_ms >= 0) return riffle::kInvalidArgumentException;
     }
+    // The shard to merge is the lower one; the other order is refused.
     const riffle::HashKeyRange ra = shards_[a].range, rb = shards_[b].range;
     const bool a_below =
         ra.ending_hash_key != riffle::kMaxHashKey && ra.ending_hash_key + 1 == rb.starting_hash_key;
-    const bool b_below =
-        rb.ending_hash_key != riffle::kMaxHashKey && rb.ending_hash_key + 1 == ra.starting_hash_key;
-    if (!a_below && !b_below) return riffle::kInvalidArgumentException;
+    if (!a_below) return riffle::kInvalidArgumentException;
     std::vector<uint64_t> open = open_;
-    MergeIn(open, Position(open, a_below ? a : b), a, now);
+    MergeIn(open, Position(open, a), a, now);
     Commit(std::move(open), now);
     return "";
   }
