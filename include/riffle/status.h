@@ -104,6 +104,10 @@ inline constexpr std::string_view kFileSinkIOError = "FileSink.IOError";
 
 // Payload type URL under which the AWS error name is stored in an absl::Status.
 inline constexpr char kErrorNamePayload[] = "type.riffle.dev/aws-error-name";
+// The fields an error response carries beside its code and message (S3's BucketName, Key)
+// are payloads under this prefix plus the field's name, so that the message is the
+// service's own text: status.GetPayload("type.riffle.dev/aws-error-field/BucketName").
+inline constexpr std::string_view kErrorFieldPayloadPrefix = "type.riffle.dev/aws-error-field/";
 
 // Builds an error status carrying `name` (the AWS error name) and `message`. A name that
 // is not one of the constants above is remembered once (a user's own names work too).

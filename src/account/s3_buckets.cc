@@ -24,9 +24,22 @@ std::string ETagOf(std::string_view data) {
   return fmt::format("\"{:016x}{:016x}\"", absl::Uint128High64(h), absl::Uint128Low64(h));
 }
 
+namespace {
+
+// The service's error: its code, its fixed message, and the field it names beside them.
+absl::Status S3Error(absl::StatusCode code, std::string_view name, std::string_view message,
+                     std::string_view field, std::string_view value) {
+  absl::Status s = MakeError(code, name, message);
+  s.SetPayload(fmt::format("{}{}", kErrorFieldPayloadPrefix, field),
+               absl::Cord(absl::string_view(value.data(), value.size())));
+  return s;
+}
+
+}  // namespace
+
 absl::Status NoSuchBucketError(std::string_view bucket) {
-  return MakeError(absl::StatusCode::kNotFound, kNoSuchBucket,
-                   fmt::format("The specified bucket does not exist (BucketName: {}).", bucket));
+  return S3Error(absl::StatusCode::kNotFound, kNoSuchBucket, "The specified bucket does not exist",
+                 "BucketName", bucket);
 }
 
 namespace {
@@ -35,8 +48,8 @@ namespace {
 int64_t WholeSecondMillis(int64_t ms) { return (ms >= 0 ? ms / 1000 : (ms - 999) / 1000) * 1000; }
 
 absl::Status NoSuchKeyError(std::string_view key) {
-  return MakeError(absl::StatusCode::kNotFound, kNoSuchKey,
-                   fmt::format("The specified key does not exist. (Key: {})", key));
+  return S3Error(absl::StatusCode::kNotFound, kNoSuchKey, "The specified key does not exist.",
+                 "Key", key);
 }
 
 absl::Status S3InvalidArgument(std::string_view message) {
@@ -333,8 +346,8 @@ bool ValidBucketName(std::string_view n) {
 }
 
 absl::Status InvalidBucketNameError(std::string_view bucket) {
-  return MakeError(absl::StatusCode::kInvalidArgument, kInvalidBucketName,
-                   fmt::format("The specified bucket is not valid. (BucketName: {})", bucket));
+  return S3Error(absl::StatusCode::kInvalidArgument, kInvalidBucketName,
+                 "The specified bucket is not valid.", "BucketName", bucket);
 }
 
 // ContinuationToken: the last key (or common prefix) returned, with a keyed check so that
@@ -413,10 +426,11 @@ absl::StatusOr<CreateBucketOutput> S3::CreateBucket(const CreateBucketInput& in)
     if (core_.region() == "us-east-1") {
       return CreateBucketOutput{.location = fmt::format("/{}", in.bucket)};
     }
-    return MakeError(absl::StatusCode::kAlreadyExists, kBucketAlreadyOwnedByYou,
-                     fmt::format("Your previous request to create the named bucket succeeded and "
-                                 "you already own it. (BucketName: {})",
-                                 in.bucket));
+    return detail::S3Error(
+        absl::StatusCode::kAlreadyExists, kBucketAlreadyOwnedByYou,
+        "Your previous request to create the named bucket succeeded and you already "
+        "own it.",
+        "BucketName", in.bucket);
   }
   auto store = BucketStore::Create(core_, in.bucket, in.directory);
   if (!store.ok()) return store.status();
