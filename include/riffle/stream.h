@@ -80,6 +80,9 @@ enum class ShardLevelMetric {
 };
 std::string_view ShardLevelMetricName(ShardLevelMetric metric);  // "IncomingBytes", ...
 
+// The service's default largest record (partition key + data).
+inline constexpr uint64_t kDefaultMaxRecordSizeBytes = uint64_t{1} << 20;
+
 struct StreamOptions {
   // Required: 1..128 characters of [a-zA-Z0-9_.-].
   std::string stream_name;
@@ -98,7 +101,7 @@ struct StreamOptions {
   // take no locked instruction. Default false. Debug builds abort on a concurrent put.
   bool single_producer = false;
   // Partition key + data, in bytes: 1 .. 10 MiB (the service's default is 1 MiB).
-  uint64_t max_record_size_bytes = uint64_t{1} << 20;
+  uint64_t max_record_size_bytes = kDefaultMaxRecordSizeBytes;
   // Most open shards the stream may have (the service's shard quota counts open shards;
   // closed ones do not count while they wait to expire). Default 500.
   int shard_limit = 500;

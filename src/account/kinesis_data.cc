@@ -17,12 +17,6 @@ using detail::StreamAccess;
 using detail::StreamEntry;
 using detail::Violations;
 
-namespace {
-// The largest record of the account's streams (the service's 1 MiB), for the member checks
-// made before a stream is looked up.
-const uint64_t kMaxRecordBytes = StreamOptions{}.max_record_size_bytes;
-}  // namespace
-
 constexpr uint64_t kPushBytesPerSecond = uint64_t{2} << 20;
 constexpr int kConsumersListMax = 100;
 
@@ -39,7 +33,13 @@ std::string_view RoutedShard(const StreamEntry& e, std::string_view key, std::st
   return e.stream->ShardIdForHashKey(hash_key);
 }
 
-absl::Status InvalidIterator() { return InvalidArgumentError("Invalid ShardIterator."); }
+// ResourceNotFoundException for a shard of a stream that is not there (deleted, or never
+// created), as the service words it.
+absl::Status ShardNotFound(std::string_view shard_id, std::string_view stream,
+                           std::string_view account_id) {
+  return ResourceNotFoundError(fmt::format("Shard {} in stream {} under account {} does not exist",
+                                           shard_id, stream, account_id));
+}
 
 // A consumer named by its ARN, or by its stream's ARN and its name.
 absl::Status ResolveConsumer(detail::AccountCore& core, const detail::KinesisRegistry& registry,
@@ -127,7 +127,7 @@ absl::StatusOr<PutRecordOutput> Kinesis::PutRecord(const PutRecordInput& in) {
     Violations fields;
     detail::AddPutRecordViolations(PutRecordRequest{in.partition_key, in.data, in.explicit_hash_key,
                                                     in.sequence_number_for_ordering},
-                                   kMaxRecordBytes, fields);
+                                   kDefaultMaxRecordSizeBytes, fields);
     if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
                                                StreamAccess::kData, &e, &fields);
         !s.ok()) {
@@ -153,7 +153,7 @@ absl::Status Kinesis::PutRecords(const PutRecordsInput& in, PutRecordsOutput& ou
   StreamEntry* e = in.stream_arn.empty() ? registry_->FindByName(in.stream_name) : nullptr;
   if (e == nullptr || e->timed.load(std::memory_order_acquire)) [[unlikely]] {
     Violations fields;  // every member before the stream is looked up, as for PutRecord
-    detail::AddPutRecordsViolations(in.records, kMaxRecordBytes, fields);
+    detail::AddPutRecordsViolations(in.records, kDefaultMaxRecordSizeBytes, fields);
     if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
                                                StreamAccess::kData, &e, &fields);
         !s.ok()) {
@@ -269,9 +269,7 @@ absl::StatusOr<GetShardIteratorOutput> Kinesis::GetShardIterator(const GetShardI
                       "account {}.",
                       in.shard_id, name, core_.account_id()));
     }
-    return ResourceNotFoundError(
-        fmt::format("Shard {} in stream {} under account {} does not exist", FormatShardId(*index),
-                    name, core_.account_id()));
+    return ShardNotFound(FormatShardId(*index), name, core_.account_id());
   }
   if (absl::Status s = fields.ToStatus(); !s.ok()) return s;
   if (core_.limits) {
@@ -303,17 +301,16 @@ absl::Status Kinesis::GetRecords(const GetRecordsInput& in, GetRecordsOutput& ou
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   absl::StatusOr<ShardIterator> it = ShardIterator::Parse(in.shard_iterator);
-  if (!it.ok()) return InvalidIterator();
+  if (!it.ok()) return detail::IteratorNotIssuedError();
   detail::EpochGuard guard;
   StreamEntry* e = registry_->FindByTag(it->stream_tag);
   const bool gone = e == nullptr || (e->timed.load(std::memory_order_acquire) &&
                                      e->GoneAt(core_.clock.NowMillis()));
   if (gone) {
     const std::optional<std::string> name = registry_->DeletedName(it->stream_tag);
-    if (!name && e == nullptr) return InvalidIterator();
-    return ResourceNotFoundError(
-        fmt::format("Shard {} in stream {} under account {} does not exist",
-                    FormatShardId(it->shard_index), name ? *name : e->name, core_.account_id()));
+    if (!name && e == nullptr) return detail::IteratorNotIssuedError();
+    return ShardNotFound(FormatShardId(it->shard_index), name ? *name : e->name,
+                         core_.account_id());
   }
   if (!in.stream_arn.empty() && in.stream_arn != e->arn) {
     return InvalidArgumentError(fmt::format(
