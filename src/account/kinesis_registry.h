@@ -156,8 +156,8 @@ class KinesisRegistry {
   StreamEntry* FindByName(std::string_view name) const {
     const Snapshot& s = *current_.load(std::memory_order_acquire);
     const LastFoundStream& last = tls_last_found_stream;
-    if (last.generation == s.generation && last.length == name.size() &&
-        SameChars(last.name, name)) [[likely]] {
+    if (last.generation == s.generation && last.length == name.size() && SameChars(last.name, name))
+        [[likely]] {
       return last.entry;
     }
     return FindByNameSlow(s, name);

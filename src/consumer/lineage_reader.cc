@@ -51,8 +51,8 @@ size_t LineageReader::PollImpl(const RecordHandler* on_record,
   State& st = *state_;
   if (limit == 0) limit = st.options.limit;
   if (limit < 1 || limit > 10000) {
-    st.status = InvalidArgumentError(
-        fmt::format("Limit is {}; it must be between 1 and 10000.", limit));
+    st.status =
+        InvalidArgumentError(fmt::format("Limit is {}; it must be between 1 and 10000.", limit));
     return 0;
   }
   absl::Status error;

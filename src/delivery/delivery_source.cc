@@ -66,10 +66,10 @@ struct DeliveryStream::Impl::SourceState {
   size_t Read(DeliveryStream::Impl& ds, Reader& r, int64_t* budget, bool* ended) {
     *ended = false;
     if (!r.cursor.started() && !r.cursor.ended()) {
-      StartingPosition start{r.from_first_record ? ShardIteratorType::kTrimHorizon
-                                                 : ShardIteratorType::kLatest,
-                             {},
-                             std::nullopt};
+      StartingPosition start{
+          r.from_first_record ? ShardIteratorType::kTrimHorizon : ShardIteratorType::kLatest,
+          {},
+          std::nullopt};
       if (!r.cursor.Start(*source, start, r.from_first_record).ok()) return 0;
     }
     if (!r.cursor.Read(*source, result, kReadLimit).ok()) return 0;

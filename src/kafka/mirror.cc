@@ -156,8 +156,9 @@ MirrorStats Mirror::stats() const {
 }
 
 absl::Status Mirror::Start() {
-  return thread_->Start(fmt::format("The mirror of stream {}", options_.source->name()),
-                        [this] { return Step(); }, options_.idle_sleep);
+  return thread_->Start(
+      fmt::format("The mirror of stream {}", options_.source->name()), [this] { return Step(); },
+      options_.idle_sleep);
 }
 
 void Mirror::Stop() {
