@@ -231,38 +231,56 @@ namespace {
 // P producer threads put into ONE shard (MD5 routing is irrelevant: one shard), each with
 // 64 keys of its own and 100-byte data; only the puts are timed. The peer: the same threads
 // enqueue 128-byte items into one moodycamel::ConcurrentQueue (each with a producer token).
+// The baseline: the same threads claim with one fetch_add on a shared tail and copy the
+// frame riffle would write (160 bytes) at the claimed place in a ring of the stream's size.
 constexpr uint64_t kManyRecords = 1 << 17;  // per iteration, split across the threads
+constexpr uint64_t kManyRing = uint64_t{64} << 20;
 
-void BM_Stream_ManyProducers(benchmark::State& state) {
-  const int producers = static_cast<int>(state.range(0));
-  auto stream = MakeStream(1, uint64_t{64} << 20, riffle::RoutingMode::kXxh3);
+// Runs body(p, start) on `producers` threads; each calls start() once its untimed setup is
+// done. Returns the seconds from the start signal until the last thread finished.
+template <class Body>
+double TimeProducers(int producers, Body body) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&, p] {
+      body(p, [&] {
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) riffle::detail::CpuRelax();
+      });
+    });
+  }
+  while (ready.load() < producers) std::this_thread::yield();
+  const auto start = std::chrono::steady_clock::now();
+  go.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::vector<std::vector<std::string>> ProducerKeys(int producers) {
   std::vector<std::vector<std::string>> keys(producers);
   for (int p = 0; p < producers; ++p) {
     for (std::size_t k = 0; k < kHotKeys; ++k)
       keys[p].push_back(fmt::format("p{:03}-key-{:06}", p, k));
   }
+  return keys;
+}
+
+void BM_Stream_ManyProducers(benchmark::State& state) {
+  const int producers = static_cast<int>(state.range(0));
+  auto stream = MakeStream(1, kManyRing, riffle::RoutingMode::kXxh3);
+  const auto keys = ProducerKeys(producers);
   const std::string data(kDataBytes, 'd');
   const uint64_t per_thread = kManyRecords / static_cast<uint64_t>(producers);
   for (auto _ : state) {
-    std::atomic<int> ready{0};
-    std::atomic<bool> go{false};
-    std::vector<std::thread> threads;
-    for (int p = 0; p < producers; ++p) {
-      threads.emplace_back([&, p] {
-        ready.fetch_add(1);
-        while (!go.load(std::memory_order_acquire)) riffle::detail::CpuRelax();
-        for (uint64_t i = 0; i < per_thread; ++i) {
-          auto r = stream->PutRecord(keys[p][i % kHotKeys], data);
-          benchmark::DoNotOptimize(r);
-        }
-      });
-    }
-    while (ready.load() < producers) std::this_thread::yield();
-    const auto start = std::chrono::steady_clock::now();
-    go.store(true, std::memory_order_release);
-    for (auto& t : threads) t.join();
-    state.SetIterationTime(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    state.SetIterationTime(TimeProducers(producers, [&](int p, auto start) {
+      start();
+      for (uint64_t i = 0; i < per_thread; ++i) {
+        auto r = stream->PutRecord(keys[p][i % kHotKeys], data);
+        benchmark::DoNotOptimize(r);
+      }
+    }));
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_thread * producers));
 }
@@ -273,27 +291,15 @@ void BM_Peer_Moodycamel_ManyProducers(benchmark::State& state) {
   const uint64_t per_thread = kManyRecords / static_cast<uint64_t>(producers);
   moodycamel::ConcurrentQueue<Record128> queue(kManyRecords + 4096);
   for (auto _ : state) {
-    std::atomic<int> ready{0};
-    std::atomic<bool> go{false};
-    std::vector<std::thread> threads;
-    for (int p = 0; p < producers; ++p) {
-      threads.emplace_back([&] {
-        moodycamel::ProducerToken token(queue);
-        Record128 in{};
-        ready.fetch_add(1);
-        while (!go.load(std::memory_order_acquire)) riffle::detail::CpuRelax();
-        for (uint64_t i = 0; i < per_thread; ++i) {
-          in.bytes[0] = static_cast<unsigned char>(i);
-          queue.enqueue(token, in);
-        }
-      });
-    }
-    while (ready.load() < producers) std::this_thread::yield();
-    const auto start = std::chrono::steady_clock::now();
-    go.store(true, std::memory_order_release);
-    for (auto& t : threads) t.join();
-    state.SetIterationTime(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    state.SetIterationTime(TimeProducers(producers, [&](int, auto start) {
+      moodycamel::ProducerToken token(queue);
+      Record128 in{};
+      start();
+      for (uint64_t i = 0; i < per_thread; ++i) {
+        in.bytes[0] = static_cast<unsigned char>(i);
+        queue.enqueue(token, in);
+      }
+    }));
     Record128 out[256];  // drained outside the timed part
     while (queue.try_dequeue_bulk(out, 256) > 0) {
     }
@@ -307,5 +313,31 @@ BENCHMARK(BM_Peer_Moodycamel_ManyProducers)
     ->Arg(8)
     ->Arg(16)
     ->UseManualTime();
+
+// What every log that all producers append to does, and nothing else: how fast one shared
+// log can grow here at P threads, whatever else a put does. Not a floor: with two cores
+// writing side by side, the lines of the log's tail move between the cores on every claim,
+// and back-to-back claims collide more often than puts with work between them do.
+void BM_Baseline_SharedLogPut(benchmark::State& state) {
+  const int producers = static_cast<int>(state.range(0));
+  const uint64_t per_thread = kManyRecords / static_cast<uint64_t>(producers);
+  constexpr uint64_t kFrame = riffle::detail::FrameBytes(15, kDataBytes);  // as riffle's
+  std::vector<unsigned char> ring(kManyRing);
+  alignas(64) std::atomic<uint64_t> tail{0};
+  for (auto _ : state) {
+    state.SetIterationTime(TimeProducers(producers, [&](int p, auto start) {
+      std::array<unsigned char, kFrame> frame{};
+      frame.fill(static_cast<unsigned char>(p));
+      start();
+      for (uint64_t i = 0; i < per_thread; ++i) {
+        const uint64_t t = tail.fetch_add(kFrame, std::memory_order_seq_cst);
+        std::memcpy(ring.data() + (t & (kManyRing - 1)), frame.data(), kFrame);
+      }
+    }));
+  }
+  benchmark::DoNotOptimize(ring.data());
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_thread * producers));
+}
+BENCHMARK(BM_Baseline_SharedLogPut)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->UseManualTime();
 
 }  // namespace

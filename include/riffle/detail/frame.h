@@ -124,6 +124,34 @@ class FrameView {
   uint64_t w0_;
 };
 
+// The `n` (at most 8) bytes at `p` as a little-endian word, zeros above them. Fixed-size
+// loads only, none outside [p, p + n): no call for a variable-length copy, and no
+// store-forwarding stall (a word loaded back from bytes just copied) on the way into the
+// ring. REQUIRES: a little-endian target (callers check).
+inline uint64_t LoadShortLittle(const unsigned char* p, std::size_t n) {
+  if (n >= 4) {  // two 4-byte loads, the second ending at the last byte (they may overlap)
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    return lo | (uint64_t{hi} << (8 * (n - 4)));
+  }
+  if (n >= 2) {
+    uint16_t lo, hi;
+    std::memcpy(&lo, p, 2);
+    std::memcpy(&hi, p + n - 2, 2);
+    return lo | (uint64_t{hi} << (8 * (n - 2)));
+  }
+  return n == 1 ? uint64_t{p[0]} : 0;
+}
+
+// The last `rest` (1 to 7) of the `n` bytes at `p`, as LoadShortLittle gives them.
+inline uint64_t LoadTailLittle(const unsigned char* p, std::size_t n, std::size_t rest) {
+  if (n < 8) return LoadShortLittle(p + n - rest, rest);
+  uint64_t v;  // the last 8 bytes, shifted
+  std::memcpy(&v, p + n - 8, 8);
+  return v >> (8 * (8 - rest));
+}
+
 // Copies `n` bytes into ring words from `src` (any alignment). The last word is padded
 // with zeros. Callers keep a frame inside one segment, so no wrap is ever needed.
 inline void CopyToWords(uint64_t* words, const void* src, std::size_t n) {
@@ -144,14 +172,11 @@ inline void CopyToWords(uint64_t* words, const void* src, std::size_t n) {
   }
   if (i < n) {
     const std::size_t rest = n - i;
-    uint64_t v;
-    if (std::endian::native == std::endian::little && n >= 8) {
-      // The last 8 bytes of the source, shifted: no call for a variable-length copy.
-      std::memcpy(&v, s + n - 8, 8);
-      v >>= 8 * (8 - rest);
+    uint64_t v = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      v = LoadTailLittle(s, n, rest);
     } else {
-      v = 0;
-      for (std::size_t k = 0; k < rest; ++k) v |= uint64_t{s[i + k]} << (8 * k);
+      std::memcpy(&v, s + i, rest);
     }
     StoreWordRelaxed(words + i / 8, v);
   }
@@ -160,22 +185,27 @@ inline void CopyToWords(uint64_t* words, const void* src, std::size_t n) {
 // Copies the concatenation of `a` (na bytes) and `b` (nb bytes) into ring words.
 inline void GatherToWords(uint64_t* words, const void* a, std::size_t na, const void* b,
                           std::size_t nb) {
+  const auto* pa = static_cast<const unsigned char*>(a);
+  const auto* pb = static_cast<const unsigned char*>(b);
   const std::size_t whole = na & ~std::size_t{7};
-  CopyToWords(words, a, whole);
+  CopyToWords(words, pa, whole);
   const std::size_t rest = na - whole;
   if (rest == 0) {
-    CopyToWords(words + whole / 8, b, nb);
+    CopyToWords(words + whole / 8, pb, nb);
     return;
   }
   // One word joins the end of `a` with the start of `b`.
-  unsigned char joint[8] = {};
-  std::memcpy(joint, static_cast<const unsigned char*>(a) + whole, rest);
   const std::size_t take = nb < 8 - rest ? nb : 8 - rest;
-  if (take > 0) std::memcpy(joint + rest, b, take);
-  uint64_t v;
-  std::memcpy(&v, joint, 8);
+  uint64_t v = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    // b's first bytes above a's last ones (what passes the word's top falls off the shift).
+    v = LoadTailLittle(pa, na, rest) | (LoadShortLittle(pb, take) << (8 * rest));
+  } else {
+    std::memcpy(&v, pa + whole, rest);
+    if (take > 0) std::memcpy(reinterpret_cast<unsigned char*>(&v) + rest, pb, take);
+  }
   StoreWordRelaxed(words + whole / 8, v);
-  CopyToWords(words + whole / 8 + 1, static_cast<const unsigned char*>(b) + take, nb - take);
+  CopyToWords(words + whole / 8 + 1, pb + take, nb - take);
 }
 
 // Copies `n` bytes out of ring words into `dst`.
