@@ -465,6 +465,22 @@ TEST_CASE("retention, tags, encryption and monitoring are kept and reported", "[
         Error{riffle::kInvalidArgumentException,
               "Some tags contain invalid characters. Valid characters: Unicode letters, digits, "
               "white space, _ . / = + - % @."});
+  // A tab is not the white space the service allows, in a key or a value, added, given at
+  // creation or removed (as recorded from the service).
+  std::vector<riffle::Tag> tab_key = {{"abc\tdef", "1"}}, tab_value = {{"a", "x\ty"}};
+  std::vector<std::string_view> tab_keys = {"abc\tdef"};
+  for (const absl::Status& s :
+       {kinesis.AddTagsToStream({.stream_name = "orders", .tags = tab_key}),
+        kinesis.AddTagsToStream({.stream_name = "orders", .tags = tab_value}),
+        kinesis.CreateStream({.stream_name = "tabs", .shard_count = 1, .tags = tab_key})}) {
+    CHECK(ErrorOf(s) == Error{riffle::kInvalidArgumentException,
+                              "Some tags contain invalid characters. Valid characters: Unicode "
+                              "letters, digits, white space, _ . / = + - % @."});
+  }
+  CHECK(ErrorOf(kinesis.RemoveTagsFromStream({.stream_name = "orders", .tag_keys = tab_keys})) ==
+        Error{riffle::kInvalidArgumentException,
+              "Some tags contain invalid characters. Valid characters: Unicode letters, digits, "
+              "white space, _ . / = + - % @ :."});
   // Lengths count characters: a key of 128 two-byte letters and a value of 256 are valid,
   // one more character is not.
   std::string wide_key, wide_value;

@@ -1,6 +1,7 @@
 // The account's Kinesis API by name and ARN, its data plane: PutRecord(s) and GetRecords,
 // request validation, consumers and SubscribeToShard, allocation in steady state, and
 // producers racing streams that come and go. The control plane: test_account.cpp.
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <string>
@@ -292,6 +293,59 @@ TEST_CASE("consumers and SubscribeToShard through the account", "[account]") {
   REQUIRE(kinesis.DeregisterStreamConsumer({.consumer_arn = arns[0]}).ok());
   CHECK((*sub)->Poll() == 1);  // the end event
   CHECK((*sub)->end_reason() == riffle::SubscriptionEnd::kConsumerDeregistered);
+}
+
+TEST_CASE(
+    "ListStreamConsumers pages skip no consumer registered throughout, whatever is "
+    "deregistered between the pages",
+    "[account]") {
+  // Each case deregisters some of c0..c5 after a first page of two (c0 c1); the next pages
+  // must list every consumer still registered after c1, once.
+  struct Case {
+    std::vector<int> deregistered;
+    bool same_millisecond;  // all registered at one clock time
+  };
+  const std::vector<Case> cases = {
+      {{0, 2}, false}, {{1, 2}, false}, {{0, 1, 2}, false}, {{2, 3}, false}, {{1, 2, 3}, false},
+      {{0, 2}, true},  {{0, 1}, true},  {{0, 1, 2}, true},  {{5}, true},     {{}, false},
+  };
+  for (const Case& c : cases) {
+    ManualClock clock;
+    auto account = MakeAccount(clock);
+    riffle::Kinesis& kinesis = account->kinesis();
+    CreateStream(kinesis, "orders", 1);
+    for (int i = 0; i < 6; ++i) {
+      REQUIRE(kinesis
+                  .RegisterStreamConsumer(
+                      {.stream_arn = kOrdersArn, .consumer_name = fmt::format("c{}", i)})
+                  .ok());
+      if (!c.same_millisecond) clock.Advance(absl::Seconds(1));
+    }
+    auto page = kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .max_results = 2});
+    REQUIRE(page.ok());
+    REQUIRE(page->consumers.size() == 2);
+    for (int i : c.deregistered) {
+      REQUIRE(kinesis
+                  .DeregisterStreamConsumer(
+                      {.stream_arn = kOrdersArn, .consumer_name = fmt::format("c{}", i)})
+                  .ok());
+    }
+    std::vector<std::string> rest;
+    std::string token = page->next_token;
+    while (!token.empty()) {
+      auto next = kinesis.ListStreamConsumers({.stream_arn = kOrdersArn, .next_token = token});
+      REQUIRE(next.ok());
+      for (const auto& consumer : next->consumers) rest.push_back(consumer.consumer_name);
+      token = next->next_token;
+    }
+    std::vector<std::string> expected;
+    for (int i = 2; i < 6; ++i) {
+      if (std::find(c.deregistered.begin(), c.deregistered.end(), i) == c.deregistered.end())
+        expected.push_back(fmt::format("c{}", i));
+    }
+    INFO("deregistered " << c.deregistered.size() << ", same millisecond " << c.same_millisecond);
+    CHECK(rest == expected);
+  }
 }
 
 TEST_CASE("a subscription ends when its stream is deleted through the account", "[account]") {

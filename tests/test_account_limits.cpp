@@ -487,6 +487,17 @@ TEST_CASE("enum members outside their value set are ValidationException, named",
         enum_error("99", "shardFilter.type",
                    "[AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, "
                    "FROM_TIMESTAMP]"));
+  // ShardFilter.ShardId is a ShardId member: its pattern, checked like the others.
+  const absl::Status bad_filter_id =
+      kinesis
+          .ListShards(
+              {.stream_name = "nope",
+               .shard_filter = riffle::ShardFilter{riffle::ShardFilterType::kAfterShardId, "a b"}})
+          .status();
+  CHECK(riffle::IsValidationException(bad_filter_id));
+  CHECK(std::string(bad_filter_id.message()) ==
+        "1 validation error detected: Value 'a b' at 'shardFilter.shardId' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
   CHECK(ErrorOf(kinesis.GetShardIterator(
             {.stream_name = "nope",
              .shard_id = "shardId-000000000000",

@@ -180,6 +180,18 @@ TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation
         Error{riffle::kInvalidArgumentException,
               "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
               "DynamicPartitioningConfiguration enabled."});
+  // The same hints through the options given beside the request: the stream would buffer
+  // by them, so they are refused alike.
+  riffle::DeliveryStreamOptions zero_interval;
+  zero_interval.buffering_hints =
+      riffle::BufferingHints{.size_in_mbs = 64, .interval_in_seconds = 0};
+  p.extended_s3_destination_configuration->buffering_hints.reset();
+  p.delivery_stream_options = &zero_interval;
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(p)) ==
+        Error{riffle::kInvalidArgumentException,
+              "BufferingHints IntervalInSeconds 0 (zero buffering) is not available with "
+              "DynamicPartitioningConfiguration enabled."});
+  p.delivery_stream_options = nullptr;
   p.extended_s3_destination_configuration->buffering_hints =
       riffle::BufferingHints{.size_in_mbs = 64, .interval_in_seconds = 60};
   CHECK(f.firehose().CreateDeliveryStream(p).ok());

@@ -374,10 +374,14 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
     return InvalidArgumentError(
         "DynamicPartitioningConfiguration is enabled but has no partition key function.");
   }
-  if (absl::Status s =
-          CheckPrefixRules(dest.prefix, dest.error_output_prefix, partitioning.enabled,
-                           dest.buffering_hints ? dest.buffering_hints->interval_in_seconds
-                                                : BufferingHints{}.interval_in_seconds);
+  // The hints the stream will buffer by: the destination's, else those of the options
+  // given beside the request, else the defaults (the rules check what will be used).
+  const BufferingHints effective_hints = dest.buffering_hints ? *dest.buffering_hints
+                                         : in.delivery_stream_options
+                                             ? in.delivery_stream_options->buffering_hints
+                                             : BufferingHints{};
+  if (absl::Status s = CheckPrefixRules(dest.prefix, dest.error_output_prefix, partitioning.enabled,
+                                        effective_hints.interval_in_seconds);
       !s.ok()) {
     return s;
   }
@@ -430,7 +434,7 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   o.error_sink = nullptr;
   o.prefix = std::string(dest.prefix);
   o.error_output_prefix = std::string(dest.error_output_prefix);
-  if (dest.buffering_hints) o.buffering_hints = *dest.buffering_hints;
+  o.buffering_hints = effective_hints;
   o.compression = *ParseCompression(dest.compression_format);
   o.processor = processing.enabled ? processing.processor : Processor();
   if (processing.number_of_retries) o.processor_retries = *processing.number_of_retries;

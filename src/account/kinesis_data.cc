@@ -1,6 +1,7 @@
 // Kinesis: the data plane (PutRecord, PutRecords, GetShardIterator, GetRecords by iterator
 // string) and enhanced fan-out (consumers, SubscribeToShard).
 #include <algorithm>
+#include <optional>
 
 #include "account/kinesis_internal.h"
 #include "fmt/format.h"
@@ -447,8 +448,7 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
       !s.ok()) {
     return s;
   }
-  uint64_t skip = 0;
-  std::string resume_arn;  // the first consumer the previous page left out
+  std::optional<detail::PageToken> resume;  // where the previous page stopped
   if (!in.next_token.empty()) {
     if (in.stream_creation_timestamp) {
       return InvalidArgumentError(
@@ -461,8 +461,7 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
       return InvalidArgumentError(
           fmt::format("The NextToken was not issued for stream {}.", in.stream_arn));
     }
-    skip = t->after;
-    resume_arn = t->name;
+    resume = *std::move(t);
   } else if (in.stream_creation_timestamp &&
              absl::ToUnixMillis(*in.stream_creation_timestamp) !=
                  absl::ToUnixMillis(e->stream->DescribeStreamSummary().stream_creation_timestamp)) {
@@ -482,25 +481,47 @@ absl::StatusOr<ListStreamConsumersOutput> Kinesis::ListStreamConsumers(
   }
   const std::size_t limit = static_cast<std::size_t>(
       std::min(in.max_results.value_or(kConsumersListMax), kConsumersListMax));
-  // The next page starts at the first consumer the last one left out, found by its ARN, so
-  // that deregistering a consumer already listed skips none; if that one was deregistered
-  // itself, at its position.
-  std::size_t start = static_cast<std::size_t>(std::min<uint64_t>(skip, all.size()));
-  if (!resume_arn.empty()) {
-    auto next = std::find_if(all.begin(), all.end(), [&](const ConsumerDescription& c) {
-      return c.consumer_arn == resume_arn;
-    });
-    if (next != all.end()) start = static_cast<std::size_t>(next - all.begin());
+  // The next page starts at the consumer the last page left out first, found by its ARN,
+  // so that deregistering consumers already listed skips none. If that one is gone, right
+  // after the last one listed; if both are, at the first consumer created no earlier than
+  // the one left out (consumers are listed by creation time, so none registered since the
+  // last page is skipped; one created in the same millisecond may be listed again).
+  std::size_t start = 0;
+  if (resume) {
+    auto at = [&](std::string_view arn) {
+      return std::find_if(all.begin(), all.end(),
+                          [&](const ConsumerDescription& c) { return c.consumer_arn == arn; });
+    };
+    const std::string_view names = resume->name;
+    const std::size_t space = names.find(' ');
+    const std::string_view first_left_out = names.substr(0, space);
+    const std::string_view last_listed =
+        space == std::string_view::npos ? std::string_view() : names.substr(space + 1);
+    if (auto next = at(first_left_out); next != all.end()) {
+      start = static_cast<std::size_t>(next - all.begin());
+    } else if (auto last = at(last_listed); !last_listed.empty() && last != all.end()) {
+      start = static_cast<std::size_t>(last - all.begin()) + 1;
+    } else {
+      start = static_cast<std::size_t>(
+          std::partition_point(all.begin(), all.end(),
+                               [&](const ConsumerDescription& c) {
+                                 return absl::ToUnixMillis(c.consumer_creation_timestamp) <
+                                        resume->filter_ms;
+                               }) -
+          all.begin());
+    }
   }
   ListStreamConsumersOutput out;
   for (std::size_t i = start; i < all.size(); ++i) {
     if (out.consumers.size() == limit) {
+      // Consumer names and stream names have no spaces: the two ARNs, one space between.
       detail::PageToken t;
       t.kind = 'C';
       t.tag = e->tag;
       t.issued_ms = now_ms;
       t.after = i;
-      t.name = all[i].consumer_arn;
+      t.filter_ms = absl::ToUnixMillis(all[i].consumer_creation_timestamp);
+      t.name = fmt::format("{} {}", all[i].consumer_arn, out.consumers.back().consumer_arn);
       out.next_token = detail::EncodePageToken(t, core_.secret);
       break;
     }

@@ -101,8 +101,12 @@ struct PageToken {
   int64_t issued_ms = 0;
   uint64_t after = 0;     // the last shard index or consumer position returned
   int filter = -1;        // ListShards: the ShardFilterType (-1: none)
-  int64_t filter_ms = 0;  // ListShards: the filter's timestamp
-  std::string name;       // ListStreams: the last stream name returned
+  // ListShards: the filter's timestamp; ListStreamConsumers: the creation time of the
+  // first consumer left out.
+  int64_t filter_ms = 0;
+  // ListStreams: the last stream name returned; ListStreamConsumers: the ARNs of the first
+  // consumer left out and of the last one listed, a space between.
+  std::string name;
 };
 std::string EncodePageToken(const PageToken& token, uint64_t secret);
 // InvalidArgumentException for a token this account did not issue for `kind`;

@@ -53,7 +53,12 @@ absl::StatusOr<ListShardsOutput> Kinesis::ListShards(const ListShardsInput& in) 
     if (in.max_results) v.Range("maxResults", *in.max_results, 1, 10000);
     if (!in.exclusive_start_shard_id.empty())
       v.Name("exclusiveStartShardId", in.exclusive_start_shard_id);
-    if (in.shard_filter) detail::CheckShardFilterType(in.shard_filter->type, v);
+    if (in.shard_filter) {
+      detail::CheckShardFilterType(in.shard_filter->type, v);
+      // The member is a ShardId: the same length and pattern.
+      if (!in.shard_filter->shard_id.empty())
+        v.Name("shardFilter.shardId", in.shard_filter->shard_id);
+    }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   const int64_t now_ms = core_.clock.NowMillis();

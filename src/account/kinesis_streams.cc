@@ -58,13 +58,15 @@ void CheckTagMap(std::span<const Tag> tags, std::size_t max_entries, Violations&
   }
 }
 
-// Bytes of multi-byte UTF-8 count as letters.
+// Bytes of multi-byte UTF-8 count as letters. "White space" is the space alone: the
+// service refuses a tab in a tag key or value as it refuses a newline (recorded by
+// kinesalite's tests against it).
 bool TagTextOk(std::string_view s, bool allow_colon) {
   return std::all_of(s.begin(), s.end(), [allow_colon](char c) {
     const auto u = static_cast<unsigned char>(c);
     return u >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == ' ' || c == '\t' || c == '_' || c == '.' || c == '/' ||
-           c == '=' || c == '+' || c == '-' || c == '%' || c == '@' || (allow_colon && c == ':');
+           (c >= '0' && c <= '9') || c == ' ' || c == '_' || c == '.' || c == '/' || c == '=' ||
+           c == '+' || c == '-' || c == '%' || c == '@' || (allow_colon && c == ':');
   });
 }
 
