@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "consumer/lineage.h"
@@ -606,6 +607,129 @@ TEST_CASE("a new application at LATEST starts at the open shards of a resharded 
                                 .processor_factory = Factory(&second, "w1")});
     CHECK(Drain(*c) == 40);
     CheckKeyOrder(second, 8, 15, 20);
+  }
+}
+
+TEST_CASE(
+    "an application whose checkpointed shards aged out is not new: children of what it "
+    "read start at their first records",
+    "[consumer][reshard]") {
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 1);
+    riffle::InMemoryCheckpointStore store;
+    auto options = [&](Log* log) {
+      return riffle::ConsumerOptions{.stream = stream.get(),
+                                     .application_name = "billing",
+                                     .mode = mode,
+                                     .initial_position = riffle::InitialPosition::kLatest,
+                                     .checkpoint_store = &store,
+                                     .processor_factory = Factory(log, "w1")};
+    };
+    Log first;
+    {
+      auto c = *Consumer::Create(options(&first));
+      CHECK(Drain(*c) == 0);
+      clock.Advance(absl::Seconds(1));
+      Put(*stream, 0, 8);
+      CHECK(Drain(*c) == 8);  // checkpointed in shard 0, which stays open while it runs
+      c->Stop();
+    }
+    // While the application is down: shard 0 splits, its children get records, and shard 0
+    // ages out of the listing (closed more than the 24 h retention ago).
+    REQUIRE(
+        stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+    clock.Advance(absl::Hours(23));
+    Put(*stream, 8, 24);
+    clock.Advance(absl::Hours(2));
+    auto listed = *stream->ListShards();
+    REQUIRE(std::none_of(listed.begin(), listed.end(), [](const riffle::Shard& s) {
+      return s.shard_id == riffle::FormatShardId(0);
+    }));
+    // The store still holds shard 0's checkpoint: the application read the children's parent,
+    // so the children start at their first records, not at LATEST.
+    Log second;
+    auto c = *Consumer::Create(options(&second));
+    CHECK(Drain(*c) == 16);
+    CheckKeyOrder(second, 8, 1, 3);
+  }
+}
+
+namespace {
+
+// A checkpoint store that runs `after_read` once, right after a read of `shard` returned:
+// what another worker does between a worker's read and its next step, made deterministic.
+class InterleavingStore : public riffle::CheckpointStore {
+ public:
+  absl::StatusOr<std::optional<std::string>> GetCheckpoint(std::string_view application,
+                                                           std::string_view shard_id) override {
+    auto value = inner.GetCheckpoint(application, shard_id);
+    if (after_read && shard_id == shard) std::exchange(after_read, nullptr)();
+    return value;
+  }
+  absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
+                             std::string_view checkpoint) override {
+    return inner.PutCheckpoint(application, shard_id, checkpoint);
+  }
+  riffle::InMemoryCheckpointStore inner;
+  std::string shard;
+  std::function<void()> after_read;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a worker taking over a lease resumes from the checkpoint written before the "
+    "lease came back, never an older one",
+    "[consumer][checkpoint]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  riffle::LeaseTable leases(&clock);
+  InterleavingStore store;
+  store.shard = riffle::FormatShardId(0);
+  auto options = [&](Log* log, const char* worker) {
+    return riffle::ConsumerOptions{.stream = stream.get(),
+                                   .application_name = "billing",
+                                   .worker_id = worker,
+                                   .checkpoint_store = &store,
+                                   .lease_table = &leases,
+                                   .processor_factory = Factory(log, worker)};
+  };
+  SECTION("the previous holder checkpointed further, then stopped") {
+    Log log;
+    log.checkpoint_every = 1000;  // w1 checkpoints only in Shutdown (see Recorder)
+    Put(*stream, 0, 8);
+    auto w1 = *Consumer::Create(options(&log, "w1"));
+    CHECK(Drain(*w1) == 8);
+    auto w2 = *Consumer::Create(options(&log, "w2"));
+    // w2's pass reads shard 0's checkpoint (none); meanwhile w1 stops, checkpointing all 8
+    // it processed on its way out, and hands the lease back.
+    log.checkpoint_every = 0;
+    store.after_read = [&] { w1->Stop(); };
+    CHECK(Drain(*w2) == 0);  // nothing is processed twice
+    Put(*stream, 8, 16);
+    CHECK(Drain(*w2) == 8);
+    CheckKeyOrder(log, 8, 0, 2);
+  }
+  SECTION("the previous holder finished the shard") {
+    Log log;
+    Put(*stream, 0, 8);
+    auto w1 = *Consumer::Create(options(&log, "w1"));
+    CHECK(Drain(*w1) == 8);
+    auto w2 = *Consumer::Create(options(&log, "w2"));
+    // w1 reaches the end of the closed shard and checkpoints SHARD_END after w2 read the old
+    // checkpoint: w2 must not read the finished shard again.
+    REQUIRE(
+        stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+    store.after_read = [&] {
+      Drain(*w1);
+      w1->Stop();
+    };
+    Drain(*w2);
+    CHECK(**store.inner.GetCheckpoint("billing", riffle::FormatShardId(0)) ==
+          riffle::kShardEndCheckpoint);
+    CHECK(log.records == 8);
+    CheckKeyOrder(log, 8, 0, 1);
   }
 }
 

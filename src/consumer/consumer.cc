@@ -554,7 +554,28 @@ void Consumer::RefreshLeases(int64_t now_ms) {
     }
     if (c->has_value()) checkpoints[s.shard_id] = **c;
   }
-  if (checkpoints.empty() && unreadable.empty() &&
+  // Parents no longer listed (aged out) that this application checkpointed: it read them,
+  // so it is not new, and their children start at their first records (as the KCL finds a
+  // child's parent in its lease table after the parent left the stream).
+  std::set<std::string, std::less<>> checkpointed_parents;
+  bool parents_unreadable = false;
+  for (const Shard& s : *shards) {
+    for (const std::optional<std::string>* parent :
+         {&s.parent_shard_id, &s.adjacent_parent_shard_id}) {
+      if (!parent->has_value() || listed.contains(**parent) ||
+          checkpointed_parents.contains(**parent)) {
+        continue;
+      }
+      auto c = options_.checkpoint_store->GetCheckpoint(app, **parent);
+      if (!c.ok()) {
+        parents_unreadable = true;
+      } else if (c->has_value()) {
+        checkpointed_parents.insert(**parent);
+      }
+    }
+  }
+  if (checkpoints.empty() && checkpointed_parents.empty() && unreadable.empty() &&
+      !parents_unreadable &&
       (options_.initial_position == InitialPosition::kLatest ||
        options_.initial_position == InitialPosition::kAtTimestamp)) {
     StartNewApplication(*shards, checkpoints);
@@ -589,17 +610,36 @@ void Consumer::RefreshLeases(int64_t now_ms) {
     const bool mine = std::any_of(tasks_.begin(), tasks_.end(),
                                   [&](const auto& t) { return t->shard_id == s->shard_id; });
     if (mine || !leases_->TryAcquire(app, s->shard_id, me, ttl)) continue;
-    auto c = checkpoints.find(s->shard_id);
-    // A child of listed parents (all at SHARD_END, as eligibility requires) starts at its
-    // first record; a shard whose parents are gone starts at the initial position.
-    const bool after_parents =
-        (s->parent_shard_id && listed.contains(*s->parent_shard_id)) ||
-        (s->adjacent_parent_shard_id && listed.contains(*s->adjacent_parent_shard_id));
-    if (!TakeShard(s->shard_id,
-                   c == checkpoints.end() ? std::nullopt : std::optional<std::string>(c->second),
-                   after_parents)) {
+    // The checkpoint as it is now that the lease is ours: the one read above may predate
+    // the last checkpoint of the worker that held the lease until just now (resuming from
+    // it would process checkpointed records again and move the checkpoint back).
+    std::optional<std::string> checkpoint;
+    auto fresh = options_.checkpoint_store->GetCheckpoint(app, s->shard_id);
+    if (!fresh.ok()) {
+      const bool restart =
+          HasErrorName(fresh.status(), kInvalidCheckpointException) &&
+          options_.invalid_checkpoint == InvalidCheckpointPolicy::kRestartFromInitialPosition;
+      if (!restart) {
+        status_ = fresh.status();
+        leases_->Release(app, s->shard_id, me);
+        continue;
+      }
+    } else {
+      checkpoint = *std::move(fresh);
+    }
+    if (checkpoint == kShardEndCheckpoint) {  // finished meanwhile by the previous holder
+      leases_->Release(app, s->shard_id, me);
       continue;
     }
+    // A child of listed parents (all at SHARD_END, as eligibility requires), or of parents
+    // this application checkpointed before they aged out, starts at its first record; a
+    // shard whose parents are gone unread starts at the initial position.
+    auto read_parent = [&](const std::optional<std::string>& parent) {
+      return parent && (listed.contains(*parent) || checkpointed_parents.contains(*parent));
+    };
+    const bool after_parents =
+        read_parent(s->parent_shard_id) || read_parent(s->adjacent_parent_shard_id);
+    if (!TakeShard(s->shard_id, checkpoint, after_parents)) continue;
     tasks_.back()->first_record = s->sequence_number_range.starting_sequence_number;
     tasks_.back()->range = s->hash_key_range;
   }
