@@ -7,6 +7,7 @@
 #include "account_test_helpers.h"
 #include "fmt/format.h"
 #include "riffle/account.h"
+#include "riffle/stream.h"
 #include "support/alloc_counter.h"
 
 using account_test::CreateStream;
@@ -137,11 +138,77 @@ TEST_CASE("reads: after a 10 MiB GetRecords the shard's reads throttle for 5 sec
   REQUIRE(kinesis.GetRecords({.shard_iterator = it->shard_iterator}, out).ok());
   CHECK(out.result.records.size() == 10);
   const std::string next = out.next_shard_iterator;
-  clock.Advance(absl::Milliseconds(4999));
+  // A clock set back meanwhile, then forward again, credits no time twice.
+  const absl::Time read_at = clock.Now();
+  clock.Set(read_at - absl::Seconds(5));
+  CHECK(riffle::IsProvisionedThroughputExceededException(
+      kinesis.GetRecords({.shard_iterator = next}, out)));
+  clock.Set(read_at + absl::Milliseconds(4999));
   CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = next}, out)) ==
         Error{riffle::kProvisionedThroughputExceededException, kThrottled});
   clock.Advance(absl::Milliseconds(1));
   CHECK(kinesis.GetRecords({.shard_iterator = next}, out).ok());
+}
+
+TEST_CASE("writes: a record larger than a second of bytes bursts through, then the shard repays",
+          "[limits]") {
+  // Records may be up to 10 MiB: the shard takes one when its second of bytes is all
+  // there, and writes nothing more until the average is back under 1 MiB/s.
+  ManualClock clock;
+  riffle::AccountOptions o;
+  o.stream_defaults.ring_capacity_bytes = uint64_t{64} << 20;
+  o.stream_defaults.max_record_size_bytes = 10 << 20;
+  auto account = MakeAccount(clock, true, o);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "s", 1);
+  const std::string two_mib((2 << 20) - 1, 'x');  // with the key "k": 2 MiB
+  REQUIRE(kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = two_mib}).ok());
+  CHECK(ErrorOf(kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = "d"})) ==
+        Error{riffle::kProvisionedThroughputExceededException, kThrottled});
+  clock.Advance(absl::Seconds(1));  // the second MiB repaid, nothing held yet
+  CHECK(riffle::IsProvisionedThroughputExceededException(
+      kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = "d"}).status()));
+  clock.Advance(absl::Milliseconds(1));
+  CHECK(kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = "d"}).ok());
+  // Not before the bucket is full again: a second large record waits for its whole second.
+  CHECK(riffle::IsProvisionedThroughputExceededException(
+      kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = two_mib}).status()));
+  clock.Advance(absl::Seconds(1));
+  CHECK(kinesis.PutRecord({.stream_name = "s", .partition_key = "k", .data = two_mib}).ok());
+}
+
+TEST_CASE("writes: a put refused because the ring is full uses none of the shard's rate",
+          "[limits]") {
+  ManualClock clock;
+  riffle::StreamOptions o;
+  o.stream_name = "s";
+  o.shard_count = 1;
+  o.ring_capacity_bytes = uint64_t{1} << 20;
+  o.max_record_size_bytes = 200 << 10;
+  o.overflow_policy = riffle::OverflowPolicy::kRejectPut;
+  o.write_limit = riffle::StreamOptions::WriteLimit{};
+  o.clock = &clock;
+  auto stream = *riffle::Stream::Create(o);
+  REQUIRE(stream->RegisterStreamConsumer("gate", {.lossless = true}).ok());
+  const std::string chunk(100 << 10, 'x');
+  int accepted = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (!stream->PutRecord("k", chunk).ok()) break;
+    ++accepted;
+    clock.Advance(absl::Milliseconds(200));  // well under the rate
+  }
+  REQUIRE(accepted > 0);
+  REQUIRE(accepted < 100);          // the ring filled: the lossless consumer read nothing
+  clock.Advance(absl::Seconds(1));  // a full second of bytes and records
+  for (int i = 0; i < 20; ++i) {
+    auto refused = stream->PutRecord("k", chunk);
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(std::string(riffle::ErrorMessage(refused.status())),
+               Catch::Contains("a lossless reader has not yet read the space"));
+  }
+  REQUIRE(stream->DeregisterStreamConsumer("gate").ok());
+  // Twenty refused puts of 100 KiB took nothing: the second's budget is whole.
+  for (int i = 0; i < 10; ++i) CHECK(stream->PutRecord("k", chunk).ok());
 }
 
 TEST_CASE("at most 5 consumers of a stream are CREATING at once", "[limits]") {
@@ -267,10 +334,11 @@ TEST_CASE("control-plane calls are rate limited with LimitExceededException", "[
   riffle::Kinesis& kinesis = account->kinesis();
   CreateStream(kinesis, "s", 1);
   for (int i = 0; i < 10; ++i) REQUIRE(kinesis.DescribeStream({.stream_name = "s"}).ok());
+  // The account's rate, but the message names the stream the call is about, as the
+  // service's does (tools that retry on throttling match "Rate exceeded for stream").
   CHECK(ErrorOf(kinesis.DescribeStream({.stream_name = "s"})) ==
         Error{riffle::kLimitExceededException,
-              "Rate exceeded for DescribeStream under account 000000000000: at most 10 calls per "
-              "second."});
+              "Rate exceeded for stream s under account 000000000000."});
   clock.Advance(absl::Milliseconds(100));  // one call's worth
   CHECK(kinesis.DescribeStream({.stream_name = "s"}).ok());
   CHECK(riffle::IsLimitExceededException(kinesis.DescribeStream({.stream_name = "s"}).status()));
@@ -403,16 +471,33 @@ TEST_CASE("quotas hold with or without the switch", "[limits]") {
   std::vector<riffle::Tag> three = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
   CHECK(riffle::IsInvalidArgumentException(
       kinesis.AddTagsToStream({.stream_name = "a", .tags = three})));
-  // With the switch: at most five streams CREATING at once.
-  auto limited = MakeAccount(clock, true, {.create_duration = absl::Seconds(30)});
+  // With the switch: at most five streams CREATING or DELETING at once.
+  const Error busy{riffle::kLimitExceededException,
+                   "This request would have exceed the limit on the number of streams "
+                   "that can simultaneously be in CREATING or DELETING for the account "
+                   "000000000000. Limit: 5."};
+  auto limited = MakeAccount(
+      clock, true, {.create_duration = absl::Seconds(30), .delete_duration = absl::Seconds(30)});
   for (int i = 0; i < 5; ++i) CreateStream(limited->kinesis(), fmt::format("s{}", i), 1);
   clock.Advance(absl::Seconds(1));  // past CreateStream's 5 calls per second
-  CHECK(ErrorOf(limited->kinesis().CreateStream({.stream_name = "s5", .shard_count = 1})) ==
-        Error{riffle::kLimitExceededException,
-              "Account 000000000000 already has 5 streams in the CREATING state; at most 5 may be "
-              "at once."});
+  CHECK(ErrorOf(limited->kinesis().CreateStream({.stream_name = "s5", .shard_count = 1})) == busy);
   clock.Advance(absl::Seconds(29));
   CHECK(limited->kinesis().CreateStream({.stream_name = "s5", .shard_count = 1}).ok());
+  clock.Advance(absl::Seconds(30));  // all six ACTIVE; four of them deleted, s5 created again
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(limited->kinesis().DeleteStream({.stream_name = fmt::format("s{}", i)}).ok());
+  }
+  clock.Advance(absl::Seconds(1));
+  REQUIRE(limited->kinesis().CreateStream({.stream_name = "t0", .shard_count = 1}).ok());
+  CHECK(ErrorOf(limited->kinesis().CreateStream({.stream_name = "t1", .shard_count = 1})) == busy);
+  clock.Advance(absl::Seconds(30));  // the deletions completed
+  CHECK(limited->kinesis().CreateStream({.stream_name = "t1", .shard_count = 1}).ok());
+  // A throttled CreateStream names the stream it would have created.
+  for (int i = 2; i < 6; ++i) {
+    (void)limited->kinesis().CreateStream({.stream_name = fmt::format("t{}", i), .shard_count = 1});
+  }
+  CHECK(ErrorOf(limited->kinesis().CreateStream({.stream_name = "u", .shard_count = 1})).message ==
+        "Rate exceeded for stream u under account 000000000000.");
 }
 
 TEST_CASE("emulated durations are 0 to 365 days; the longest ends on time", "[limits][errors]") {

@@ -366,6 +366,7 @@ class Stream final : public RecordSource {
                                             HashKey hash_key, int64_t now_ms);
   // The write limit's charge (cold: only when options().write_limit is set).
   absl::Status ChargeWrite(const detail::ShardState& shard, uint64_t bytes, int64_t now_ms);
+  void RefundWrite(const detail::ShardState& shard, uint64_t bytes);  // not written after all
   absl::Status ShardFullError(const detail::ShardState& shard) const;
   absl::Status GetRecordsBudgeted(const ShardIterator& iterator, GetRecordsResult& out, int limit);
   absl::Status ChangeRetention(int hours, bool increase);
@@ -428,6 +429,8 @@ inline absl::StatusOr<PutRecordResult> Stream::PutRecord(const PutRecordRequest&
       return PutRecordResult{shard->id,
                              core.MakeSequenceNumber(shard->index, r.position, r.record_index)};
     }
+    if (core.write_limited) [[unlikely]]
+      RefundWrite(*shard, key.size() + data.size());
     if (status == detail::AppendStatus::kFull) return ShardFullError(*shard);
     // kClosed: a reshard closed the shard after publishing its children; route again.
   }

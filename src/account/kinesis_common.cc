@@ -190,14 +190,19 @@ absl::Status ResolveStream(AccountCore& core, const KinesisRegistry& registry,
   return absl::OkStatus();
 }
 
-absl::Status CheckCallRate(AccountCore& core, std::string_view operation, const StreamEntry* e) {
+absl::Status CheckCallRate(AccountCore& core, std::string_view operation, const StreamEntry* e,
+                           std::string_view name) {
   for (const CallRate& r : kCallRates) {
     if (r.operation != operation) continue;
     const std::string_view scope = r.per_stream && e != nullptr ? std::string_view(e->arn) : "";
     if (core.TakeCall(operation, scope, r.per_second)) return absl::OkStatus();
-    if (r.per_stream && e != nullptr) {
+    // The service names the stream a call is about, whether the rate is the stream's or the
+    // account's ("Rate exceeded for stream <name> under account <id>.", as SDKs and tools
+    // that retry on it match it); calls about no stream get the operation's rate.
+    const std::string_view stream = e != nullptr ? std::string_view(e->name) : name;
+    if (!stream.empty()) {
       return LimitExceededError(
-          fmt::format("Rate exceeded for stream {} under account {}.", e->name, core.account_id()));
+          fmt::format("Rate exceeded for stream {} under account {}.", stream, core.account_id()));
     }
     return LimitExceededError(
         fmt::format("Rate exceeded for {} under account {}: at most {} calls per second.",

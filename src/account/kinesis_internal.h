@@ -48,8 +48,10 @@ absl::Status StreamNotFound(std::string_view name, std::string_view account_id);
 absl::Status NotActive(std::string_view name, std::string_view account_id, StreamStatus status);
 
 // The service's control-plane call rates (limits on): LimitExceededException beyond the
-// operation's calls per second. `e` scopes the per-stream ones.
-absl::Status CheckCallRate(AccountCore& core, std::string_view operation, const StreamEntry* e);
+// operation's calls per second. `e` scopes the per-stream ones; the message names `e`, or
+// else `name` (a stream not created yet), when the call is about a stream.
+absl::Status CheckCallRate(AccountCore& core, std::string_view operation, const StreamEntry* e,
+                           std::string_view name = {});
 
 // Faults for a call on `e` (or, with e == nullptr, on the resource `name`).
 inline absl::Status Faults(AccountCore& core, std::string_view operation, const StreamEntry* e,
@@ -65,7 +67,7 @@ inline absl::Status Faults(AccountCore& core, std::string_view operation, const 
 inline absl::Status Admit(AccountCore& core, std::string_view operation, const StreamEntry* e,
                           std::string_view name = {}, std::string_view shard_id = {}) {
   if (core.limits) {
-    if (absl::Status s = CheckCallRate(core, operation, e); !s.ok()) return s;
+    if (absl::Status s = CheckCallRate(core, operation, e, name); !s.ok()) return s;
   }
   return Faults(core, operation, e, name, shard_id);
 }

@@ -207,12 +207,19 @@ absl::Status Kinesis::CreateStream(const CreateStreamInput& in) {
         quotas.on_demand_stream_limit, core_.account_id(), core_.region()));
   }
   if (core_.limits) {
-    int creating = 0;
-    for (const auto& e : registry_->All()) creating += now_ms < e->active_at_ms ? 1 : 0;
-    if (creating >= kMaxStreamsCreating) {
-      return LimitExceededError(fmt::format(
-          "Account {} already has {} streams in the CREATING state; at most {} may be at once.",
-          core_.account_id(), creating, kMaxStreamsCreating));
+    // Streams being created or deleted count alike (the service's message says so).
+    int busy = 0;
+    for (const auto& e : registry_->All()) {
+      const bool deleting =
+          e->deleted_at_ms.load(std::memory_order_acquire) != INT64_MAX && !e->GoneAt(now_ms);
+      busy += now_ms < e->active_at_ms || deleting ? 1 : 0;
+    }
+    if (busy >= kMaxStreamsCreating) {
+      return LimitExceededError(
+          fmt::format("This request would have exceed the limit on the number of streams that "
+                      "can simultaneously be in CREATING or DELETING for the account {}. Limit: "
+                      "{}.",
+                      core_.account_id(), kMaxStreamsCreating));
     }
   }
   if (static_cast<int>(in.tags.size()) > quotas.tags_per_stream) {

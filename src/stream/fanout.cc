@@ -303,14 +303,17 @@ absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(budget_mu_);
   if (budgets_.size() >= budgets_prune_at_) PruneBudgetsLocked();
   ReadWindow& w = budgets_[shard_index];
-  const int64_t elapsed = std::max<int64_t>(0, now_ms - w.debt_at_ms);
+  const int64_t elapsed =
+      w.debt_at_ms == INT64_MIN ? 0 : std::max<int64_t>(0, now_ms - w.debt_at_ms);
   // bytes_per_second thousandths of a byte a millisecond (without overflowing on long idles).
   const uint64_t ms = static_cast<uint64_t>(elapsed);
   w.byte_debt =
       ms > w.byte_debt / budget.bytes_per_second ? 0 : w.byte_debt - ms * budget.bytes_per_second;
-  w.debt_at_ms = now_ms;
+  // Like TokenBucket, a clock that steps back repays and refills nothing: both marks only
+  // move forward, so stepping back and then forward again never credits a time twice.
+  w.debt_at_ms = std::max(w.debt_at_ms, now_ms);
   const int64_t second = now_ms >= 0 ? now_ms / 1000 : (now_ms - 999) / 1000;
-  if (w.second != second) {
+  if (second > w.second) {
     w.second = second;
     w.calls = 0;
   }
@@ -342,14 +345,27 @@ absl::Status FanOut::ChargeWrite(uint64_t shard_index, uint64_t bytes, int64_t n
       b.records = TokenBucket(static_cast<uint64_t>(limit.records_per_second),
                               static_cast<uint64_t>(limit.records_per_second));
     }
-    // Both or neither: a refused record takes nothing.
-    if (b.bytes.Has(bytes, now_ms) && b.records.Has(1, now_ms)) {
-      (void)b.bytes.TryTake(bytes, now_ms);
+    // Both or neither: a refused record takes nothing. A record larger than a second of
+    // bytes is taken when the bytes are all there and leaves a debt: the shard bursts past
+    // its rate for it, then writes nothing more until the average is back under the rate,
+    // as the service does with large records (never refused for ever).
+    const bool bytes_there =
+        bytes > limit.bytes_per_second ? b.bytes.Full(now_ms) : b.bytes.Has(bytes, now_ms);
+    if (bytes_there && b.records.Has(1, now_ms)) {
+      b.bytes.TakeWithDebt(bytes, now_ms);
       (void)b.records.TryTake(1, now_ms);
       return absl::OkStatus();
     }
   }
   return ShardRateExceededError(core_, shard_index);
+}
+
+void FanOut::RefundWrite(uint64_t shard_index, uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(budget_mu_);
+  auto it = write_buckets_.find(shard_index);
+  if (it == write_buckets_.end()) return;
+  it->second.bytes.Give(bytes);
+  it->second.records.Give(1);
 }
 
 }  // namespace detail

@@ -66,7 +66,7 @@ struct ReadWindow {
   int64_t second = INT64_MIN;
   int calls = 0;
   uint64_t byte_debt = 0;  // in thousandths of a byte: paid back exactly, millisecond by ms
-  int64_t debt_at_ms = 0;
+  int64_t debt_at_ms = INT64_MIN;  // the latest time the debt was paid to (never earlier)
   bool repaying = false;  // byte_debt reached a second's budget and is not yet paid back
 };
 
@@ -115,6 +115,9 @@ class FanOut {
   // The write limit: takes one record of `bytes` from the shard's buckets, or refuses it
   // (ProvisionedThroughputExceededException) and takes nothing.
   absl::Status ChargeWrite(uint64_t shard_index, uint64_t bytes, int64_t now_ms);
+  // Gives back what ChargeWrite took for a record the shard then did not take (its ring
+  // full, or closed by a reshard): a record not written uses none of the shard's rate.
+  void RefundWrite(uint64_t shard_index, uint64_t bytes);
 
  private:
   std::shared_ptr<ConsumerRecord> FindLocked(std::string_view name_or_arn) const;

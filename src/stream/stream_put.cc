@@ -157,6 +157,10 @@ absl::Status Stream::ChargeWrite(const detail::ShardState& shard, uint64_t bytes
   return core_->fanout->ChargeWrite(shard.index, bytes, now_ms);
 }
 
+void Stream::RefundWrite(const detail::ShardState& shard, uint64_t bytes) {
+  core_->fanout->RefundWrite(shard.index, bytes);
+}
+
 absl::Status Stream::ShardFullError(const detail::ShardState& shard) const {
   return ProvisionedThroughputExceededError(fmt::format(
       "Rate exceeded for shard {} in stream {}: a lossless reader has not yet read the space "

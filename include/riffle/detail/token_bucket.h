@@ -44,6 +44,15 @@ class TokenBucket {
     debt_ = SaturatingAdd(debt_, want > milli_ ? want - milli_ : 0);
     milli_ = want > milli_ ? 0 : milli_ - want;
   }
+  // Gives back `n` tokens taken before (a charge whose operation then failed): pays any
+  // debt first, never holds more than the burst.
+  void Give(uint64_t n) {
+    uint64_t back = Milli(n);
+    const uint64_t paid = std::min(back, debt_);
+    debt_ -= paid;
+    back -= paid;
+    milli_ = std::min(capacity_, SaturatingAdd(milli_, back));
+  }
   // Refills to `now_ms`; true when the bucket holds its whole burst and owes nothing: it
   // then acts as a new one would, so a table of buckets may drop it.
   bool Full(int64_t now_ms) {
