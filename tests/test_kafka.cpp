@@ -665,3 +665,94 @@ TEST_CASE("A broker down and back loses and reorders nothing acknowledged", "[ka
     for (std::size_t i = 0; i < counters.size(); ++i) CHECK(counters[i] == static_cast<int>(i));
   }
 }
+
+TEST_CASE("Brokers down: iterators and checkpoints fail within request_timeout, never hang",
+          "[kafka]") {
+  auto cluster = MakeCluster();
+  REQUIRE(cluster->CreateTopic("down", 1, 3).ok());
+  auto options = Options(*cluster, "down");
+  options.request_timeout = absl::Seconds(2);
+  auto stream = *kafka::Stream::Create(options);
+  REQUIRE(stream->PutRecord("k", "x").ok());
+  auto store = *kafka::OffsetCheckpointStore::Create({.stream = stream.get()});
+  for (int b = 1; b <= cluster->broker_count(); ++b) REQUIRE(cluster->SetBrokerDown(b).ok());
+  auto within = [](auto&& call) {
+    const auto start = Clock::now();
+    const absl::Status s = call();
+    CHECK(Clock::now() - start < std::chrono::seconds(15));  // 2 s, and room for a slow host
+    return s;
+  };
+  // Offsets (TRIM_HORIZON, LATEST) came from a call that waited for the leader for ever.
+  for (auto type : {riffle::ShardIteratorType::kTrimHorizon, riffle::ShardIteratorType::kLatest}) {
+    const absl::Status s = within([&] {
+      return stream->GetShardIterator({.shard_id = "shardId-000000000000", .type = type}).status();
+    });
+    CHECK(kafka::IsKafkaException(s));
+  }
+  // A commit waited for the coordinator for ever.
+  const std::string number = riffle::SequenceNumber{stream->stream_tag(), 0, 0, 0}.ToString();
+  CHECK(kafka::IsKafkaException(
+      within([&] { return store->PutCheckpoint("app", "shardId-000000000000", number); })));
+  for (int b = 1; b <= cluster->broker_count(); ++b) REQUIRE(cluster->SetBrokerUp(b).ok());
+}
+
+TEST_CASE("A batch stored without its offsets gets no sequence number of another record",
+          "[kafka]") {
+  auto cluster = MakeCluster();
+  REQUIRE(cluster->CreateTopic("dup", 1, 3).ok());
+  auto options = Options(*cluster, "dup");
+  options.linger = absl::Milliseconds(20);  // the five puts below go in one batch
+  auto stream = *kafka::Stream::Create(options);
+  for (int i = 0; i < 10; ++i) REQUIRE(stream->PutRecord("k", fmt::format("first-{}", i)).ok());
+  // DUPLICATE_SEQUENCE_NUMBER: the broker had the batch already, and says not where.
+  const int duplicate[] = {46};
+  REQUIRE(cluster->PushRequestErrors(0, duplicate).ok());
+  std::vector<std::string> data;
+  for (int i = 0; i < 5; ++i) data.push_back(fmt::format("second-{}", i));
+  std::vector<riffle::PutRecordsRequestEntry> entries;
+  for (const auto& d : data) entries.push_back({"k", d, {}});
+  auto put = stream->PutRecords(entries);
+  REQUIRE(put.ok());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = put->records[i];
+    INFO(data[i]);
+    if (!e.sequence_number) {
+      CHECK(e.error_code == riffle::kInternalFailure);
+      continue;
+    }
+    // A number given back names this record: reading at it returns it.
+    auto it = stream->GetShardIterator({.shard_id = "shardId-000000000000",
+                                        .type = riffle::ShardIteratorType::kAtSequenceNumber,
+                                        .starting_sequence_number = e.sequence_number->ToString()});
+    REQUIRE(it.ok());
+    riffle::GetRecordsResult got;
+    for (int t = 0; t < 50 && got.records.empty(); ++t)
+      REQUIRE(stream->GetRecords(*it, got, 1).ok());
+    REQUIRE(got.records.size() == 1);
+    CHECK(got.records[0].data == data[i]);
+  }
+}
+
+TEST_CASE("An empty partition's StartingSequenceNumber starts AT and AFTER iterators there",
+          "[kafka]") {
+  auto cluster = MakeCluster();
+  auto stream = MakeStream(*cluster, "fresh", 1);
+  auto shards = stream->ListShards();
+  REQUIRE(shards.ok());
+  const std::string start = (*shards)[0].sequence_number_range.starting_sequence_number.ToString();
+  std::vector<riffle::ShardIterator> iterators;
+  for (auto type : {riffle::ShardIteratorType::kAtSequenceNumber,
+                    riffle::ShardIteratorType::kAfterSequenceNumber}) {
+    auto it = stream->GetShardIterator(
+        {.shard_id = "shardId-000000000000", .type = type, .starting_sequence_number = start});
+    REQUIRE(it.ok());
+    iterators.push_back(*it);
+  }
+  REQUIRE(stream->PutRecord("k", "first").ok());
+  for (const auto& it : iterators) {
+    riffle::GetRecordsResult got;
+    for (int t = 0; t < 50 && got.records.empty(); ++t) REQUIRE(stream->GetRecords(it, got).ok());
+    REQUIRE_FALSE(got.records.empty());
+    CHECK(got.records[0].data == "first");
+  }
+}

@@ -103,6 +103,10 @@ class MockCluster {
   [[nodiscard]] absl::Status SetBrokerUp(int broker_id);
   [[nodiscard]] absl::Status SetPartitionLeader(std::string_view topic, int partition,
                                                 int broker_id);
+  // The cluster's next requests of Kafka API `api_key` (0 Produce, 1 Fetch, 2 ListOffsets,
+  // 8 OffsetCommit, ...) fail with these Kafka error codes, one request a code, in order
+  // (e.g. 46 DUPLICATE_SEQUENCE_NUMBER: the batch was stored before, its offsets unknown).
+  [[nodiscard]] absl::Status PushRequestErrors(int api_key, std::span<const int> error_codes);
 
  private:
   struct Impl;

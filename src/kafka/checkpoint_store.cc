@@ -150,8 +150,20 @@ absl::Status OffsetCheckpointStore::PutCheckpoint(std::string_view application,
   p->metadata = std::malloc(checkpoint.size());  // freed with the list
   std::memcpy(p->metadata, checkpoint.data(), checkpoint.size());
   p->metadata_size = checkpoint.size();
-  rd_kafka_resp_err_t err = rd_kafka_commit(*client, list.get(), /*async=*/0);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
+  // The commit's answer through a queue of its own, waited for at most request_timeout: a
+  // synchronous rd_kafka_commit waits for as long as the coordinator cannot be reached.
+  detail::Queue queue(rd_kafka_queue_new(*client));
+  rd_kafka_resp_err_t err =
+      rd_kafka_commit_queue(*client, list.get(), queue.get(), nullptr, nullptr);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::KafkaError(err, context);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), timeout_ms);
+  if (event == nullptr) return detail::KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, context);
+  err = rd_kafka_event_error(event);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const rd_kafka_topic_partition_list_t* done = rd_kafka_event_topic_partition_list(event);
+    if (done != nullptr && done->cnt > 0) err = done->elems[0].err;
+  }
+  rd_kafka_event_destroy(event);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::KafkaError(err, context);
   return absl::OkStatus();
 }

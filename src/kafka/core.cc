@@ -4,6 +4,8 @@
 #include <chrono>
 #include <random>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "fmt/format.h"
 #include "riffle/detail/hash_key_cache.h"
@@ -394,15 +396,39 @@ PutRecordsResultEntry Core::ResultEntry(const PutSlot& slot) const {
 void Core::OnEvent(rd_kafka_t* /*rk*/, rd_kafka_event_t* event, void* opaque) {
   Core& core = *static_cast<Core*>(opaque);
   switch (rd_kafka_event_type(event)) {
-    case RD_KAFKA_EVENT_DR:
+    case RD_KAFKA_EVENT_DR: {
+      // A batch the broker acknowledged without its offsets (DUPLICATE_SEQUENCE_NUMBER) is
+      // numbered from -1: its first message gets -1, the next ones 0, 1, 2, ..., numbers of
+      // other records. Every message of such a run is reported without an offset. (Empty
+      // unless that happens: no allocation on the usual path.)
+      std::vector<std::pair<int32_t, int64_t>> unknown_runs;  // partition, next fake offset
       while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) {
         auto* slot = static_cast<PutSlot*>(m->_private);
         if (m->err == RD_KAFKA_RESP_ERR__FATAL) slot->refused = core.Fatal();
         slot->err = m->err;
         slot->offset = m->offset;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          auto run = std::find_if(unknown_runs.begin(), unknown_runs.end(),
+                                  [&](const auto& r) { return r.first == m->partition; });
+          if (m->offset < 0) {
+            if (run == unknown_runs.end()) {
+              unknown_runs.emplace_back(m->partition, 0);
+            } else {
+              run->second = 0;
+            }
+          } else if (run != unknown_runs.end()) {
+            if (run->second == m->offset) {
+              slot->offset = -1;
+              ++run->second;
+            } else {
+              unknown_runs.erase(run);  // a batch with its own offsets
+            }
+          }
+        }
         core.Complete(*slot->batch);
       }
       break;
+    }
     case RD_KAFKA_EVENT_ERROR:
       if (rd_kafka_event_error_is_fatal(event)) (void)core.Fatal();
       break;
@@ -457,28 +483,38 @@ absl::Status Core::CheckIterator(const ShardIterator& it, int64_t now_ms) const 
 
 // ---- Offsets ----
 
-absl::StatusOr<std::pair<int64_t, int64_t>> Core::Watermarks(int32_t partition) const {
-  int64_t low = -1, high = -1;
-  const rd_kafka_resp_err_t err =
-      rd_kafka_query_watermark_offsets(producer_.get(), options_.topic.c_str(), partition, &low,
-                                       &high, std::max(1, TimeoutMs(options_.request_timeout)));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return KafkaError(err, fmt::format("Reading the offsets of shard {} in stream {}",
-                                       shard_id(partition), options_.topic));
-  }
-  return std::make_pair(low, high);
-}
-
-absl::StatusOr<int64_t> Core::OffsetForTime(int32_t partition, int64_t ms) const {
+absl::StatusOr<int64_t> Core::ListOffset(int32_t partition, int64_t timestamp,
+                                         std::string_view context) const {
   PartitionList list(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(list.get(), options_.topic.c_str(), partition)->offset = ms;
-  const std::string context = fmt::format("Looking up time {} in shard {} of stream {}", ms,
-                                          shard_id(partition), options_.topic);
+  rd_kafka_topic_partition_list_add(list.get(), options_.topic.c_str(), partition)->offset =
+      timestamp;
   rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(
       producer_.get(), list.get(), std::max(1, TimeoutMs(options_.request_timeout)));
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError(err, context);
-  return list->elems[0].offset < 0 ? int64_t{-1} : list->elems[0].offset;
+  return list->elems[0].offset;
+}
+
+absl::StatusOr<std::pair<int64_t, int64_t>> Core::Watermarks(int32_t partition) const {
+  // Two ListOffsets requests (the protocol's EARLIEST and LATEST timestamps) instead of
+  // rd_kafka_query_watermark_offsets: before librdkafka 2.3 that call ignores its timeout
+  // and waits for as long as the partition's leader is down.
+  const std::string context = fmt::format("Reading the offsets of shard {} in stream {}",
+                                          shard_id(partition), options_.topic);
+  absl::StatusOr<int64_t> low = ListOffset(partition, RD_KAFKA_OFFSET_BEGINNING, context);
+  if (!low.ok()) return low.status();
+  absl::StatusOr<int64_t> high = ListOffset(partition, RD_KAFKA_OFFSET_END, context);
+  if (!high.ok()) return high.status();
+  return std::make_pair(*low, *high);
+}
+
+absl::StatusOr<int64_t> Core::OffsetForTime(int32_t partition, int64_t ms) const {
+  absl::StatusOr<int64_t> offset =
+      ListOffset(partition, ms,
+                 fmt::format("Looking up time {} in shard {} of stream {}", ms, shard_id(partition),
+                             options_.topic));
+  if (!offset.ok()) return offset.status();
+  return *offset < 0 ? int64_t{-1} : *offset;
 }
 
 }  // namespace riffle::kafka::detail

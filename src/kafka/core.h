@@ -132,6 +132,11 @@ class Core {
   // ---- Offsets (network calls bounded by request_timeout) ----
   // (low, high) watermarks: the oldest offset and the end of the partition.
   absl::StatusOr<std::pair<int64_t, int64_t>> Watermarks(int32_t partition) const;
+  // One ListOffsets lookup: the first offset at or after `timestamp` (ms), or the oldest /
+  // the next offset for RD_KAFKA_OFFSET_BEGINNING / RD_KAFKA_OFFSET_END. Bounded by
+  // request_timeout.
+  absl::StatusOr<int64_t> ListOffset(int32_t partition, int64_t timestamp,
+                                     std::string_view context) const;
   // The first offset whose timestamp is at or after `ms`, or -1 when there is none.
   absl::StatusOr<int64_t> OffsetForTime(int32_t partition, int64_t ms) const;
 

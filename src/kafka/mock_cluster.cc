@@ -2,6 +2,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <string>
+#include <vector>
 
 #include "fmt/format.h"
 #include "kafka/client.h"
@@ -71,6 +72,19 @@ absl::Status MockCluster::SetBrokerDown(int broker_id) {
     return detail::KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG,
                               fmt::format("SetBrokerDown: no broker {}", broker_id));
   }
+  return absl::OkStatus();
+}
+
+absl::Status MockCluster::PushRequestErrors(int api_key, std::span<const int> error_codes) {
+  if (api_key < 0 || api_key > INT16_MAX) {
+    return detail::KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG,
+                              fmt::format("PushRequestErrors: no Kafka API {}", api_key));
+  }
+  std::vector<rd_kafka_resp_err_t> errors;
+  errors.reserve(error_codes.size());
+  for (int code : error_codes) errors.push_back(static_cast<rd_kafka_resp_err_t>(code));
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, static_cast<int16_t>(api_key),
+                                          errors.size(), errors.data());
   return absl::OkStatus();
 }
 

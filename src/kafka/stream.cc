@@ -251,6 +251,9 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   auto marks = core.Watermarks(partition);
   if (!marks.ok()) return marks.status();
   const auto offset = static_cast<int64_t>(n->position);
+  // The shard's StartingSequenceNumber (offset 0) while the partition is still empty: AT and
+  // AFTER both start there, as on a Stream of riffle's own.
+  if (offset == 0 && marks->second == 0) return iterator(0);
   // An offset below the oldest was trimmed: the read starts at the oldest and reports the gap.
   if (offset >= marks->second) return not_a_record();
   return iterator(request.type == ShardIteratorType::kAfterSequenceNumber ? offset + 1 : offset);
