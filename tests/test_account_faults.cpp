@@ -1,9 +1,11 @@
 // The account's fault plan, and a caller's retry loop proven against it.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "account_test_helpers.h"
@@ -227,10 +229,130 @@ TEST_CASE("a fault rule that could never fire as written is refused, named", "[f
               "FaultRule.operation is empty; name an operation, or \"*\"."});
   CHECK(
       riffle::FaultPlan::Validate(FaultRule::Fraction("*", 1.0, 1, riffle::kInternalFailure)).ok());
+  // A rule for no call, and a whole-request PutRecords rule aimed at one shard (a request
+  // names no one shard), never fire either.
+  CHECK(invalid(FaultRule::FailNext("PutRecord", 0, riffle::kInternalFailure)) ==
+        Error{riffle::kInvalidArgumentException,
+              "FaultRule.count is 0; FailNext(n) needs n >= 1 (a rule for no call never fires)."});
+  CHECK(invalid(FaultRule::FailNext("PutRecords", 5, riffle::kServiceUnavailable)
+                    .OnShard("shardId-000000000000")) ==
+        Error{riffle::kInvalidArgumentException,
+              "FaultRule.shard_id is shardId-000000000000 on a PutRecords rule whose error is not "
+              "a per-entry code (InternalFailure, ProvisionedThroughputExceededException): it "
+              "would never fire."});
+  CHECK(riffle::FaultPlan::Validate(FaultRule::FailNext("PutRecords", 5, riffle::kInternalFailure)
+                                        .OnShard("shardId-000000000000"))
+            .ok());
   riffle::FaultPlan plan;
   CHECK(plan.Add(unknown) == 0);
   CHECK_FALSE(plan.active());
   CHECK(plan.Add(FaultRule::FailNext("PutRecord", 1, riffle::kInternalFailure)) == 1);
+}
+
+TEST_CASE(
+    "a bad PutRecord is refused for what it is before any fault, however it names the "
+    "stream",
+    "[faults]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  account->faults().Add(FaultRule::FailNext("PutRecord", 10, riffle::kServiceUnavailable));
+  const std::string arn = account->StreamArn("orders");
+  for (const riffle::PutRecordInput& bad :
+       {riffle::PutRecordInput{.stream_name = "orders", .partition_key = "", .data = "x"},
+        riffle::PutRecordInput{.stream_arn = arn, .partition_key = "", .data = "x"}}) {
+    CHECK(ErrorOf(kinesis.PutRecord(bad)) ==
+          Error{riffle::kValidationException,
+                "1 validation error detected: Value '' at 'partitionKey' failed to satisfy "
+                "constraint: Member must have length greater than or equal to 1"});
+  }
+  CHECK(riffle::IsInvalidArgumentException(
+      kinesis
+          .PutRecord({.stream_name = "orders",
+                      .partition_key = "k",
+                      .data = "x",
+                      .explicit_hash_key = "340282366920938463463374607431768211456"})
+          .status()));
+  // None of them used the rule: the next good put is its first call.
+  CHECK(account->faults().Counters().rules.at(0).matched == 0);
+  CHECK(ErrorOf(kinesis.PutRecord({.stream_name = "orders", .partition_key = "k", .data = "x"}))
+            .name == riffle::kServiceUnavailable);
+}
+
+TEST_CASE("a rule's shard matches the shard however the call names it", "[faults]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 2);
+  account->faults().Add(FaultRule::FailNext("GetShardIterator", 3, riffle::kInternalFailure)
+                            .OnShard("shardId-000000000001"));
+  for (std::string_view id : {"shardId-000000000001", "shardId-1", "1"}) {
+    INFO(id);
+    CHECK(ErrorOf(kinesis.GetShardIterator({.stream_name = "orders", .shard_id = id})) ==
+          Error{riffle::kInternalFailure, "Internal Service Failure"});
+  }
+  CHECK(kinesis.GetShardIterator({.stream_name = "orders", .shard_id = "shardId-0"}).ok());
+}
+
+TEST_CASE("injected S3 errors carry S3's text and name their bucket and key", "[faults]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  auto& faults = account->faults();
+  faults.Add(FaultRule::FailNext("PutObject", 1, riffle::kSlowDown));
+  faults.Add(FaultRule::FailNext("GetObject", 1, riffle::kNoSuchKey));
+  auto field = [](const absl::Status& s, std::string_view name) {
+    auto payload = s.GetPayload(std::string(riffle::kErrorFieldPayloadPrefix) + std::string(name));
+    return payload ? std::string(*payload) : std::string("(none)");
+  };
+  const absl::Status slow =
+      account->s3().PutObject({.bucket = "deliveries", .key = "a/b", .body = "x"}).status();
+  CHECK(ErrorOf(slow) == Error{riffle::kSlowDown, "Please reduce your request rate."});
+  CHECK(field(slow, "BucketName") == "deliveries");
+  CHECK(field(slow, "Key") == "a/b");
+  faults.Add(FaultRule::FailNext("PutObject", 1, riffle::kInternalError));
+  const absl::Status internal =
+      account->s3().PutObject({.bucket = "deliveries", .key = "a/b", .body = "x"}).status();
+  CHECK(ErrorOf(internal) ==
+        Error{riffle::kInternalError, "We encountered an internal error. Please try again."});
+  REQUIRE(account->s3().PutObject({.bucket = "deliveries", .key = "a/b", .body = "x"}).ok());
+  const absl::Status missing =
+      account->s3().GetObject({.bucket = "deliveries", .key = "a/b"}).status();
+  CHECK(ErrorOf(missing) == Error{riffle::kNoSuchKey, "The specified key does not exist."});
+  CHECK(field(missing, "Key") == "a/b");
+}
+
+TEST_CASE("a delay rule on a reshard holds up no call on another stream", "[faults]") {
+  // A real clock: the delay sleeps. It used to sleep under the account's registry lock, so
+  // every call that takes it (CreateStream, DescribeLimits, other streams' reshards) waited.
+  auto account = *riffle::Account::Create({});
+  riffle::Kinesis& kinesis = account->kinesis();
+  CreateStream(kinesis, "orders", 1);
+  CreateStream(kinesis, "other", 1);
+  account->faults().Add(FaultRule::Delay("SplitShard", absl::Seconds(3)).OnResource("orders"));
+  std::thread slow([&] {
+    CHECK(kinesis
+              .SplitShard({.stream_name = "orders",
+                           .shard_to_split = "shardId-000000000000",
+                           .new_starting_hash_key = "170141183460469231731687303715884105728"})
+              .ok());
+  });
+  while (account->faults().Counters().rules.at(0).matched == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(kinesis.CreateStream({.stream_name = "third", .shard_count = 1}).ok());
+  CHECK(kinesis
+            .SplitShard({.stream_name = "other",
+                         .shard_to_split = "shardId-000000000000",
+                         .new_starting_hash_key = "170141183460469231731687303715884105728"})
+            .ok());
+  CHECK(kinesis.DescribeLimits().ok());
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+  slow.join();
+  CHECK(kinesis.DescribeStreamSummary({.stream_name = "orders"})
+            ->stream_description_summary.open_shard_count == 2);
 }
 
 // A producer written for the service: batches of PutRecords with at most one record per

@@ -88,6 +88,11 @@ std::string InjectedMessage(std::string_view error, std::string_view operation,
         "account {}.",
         name, account_id);
   }
+  // S3's own texts (its error responses' list); the callers add BucketName and Key.
+  if (error == kInternalError) return "We encountered an internal error. Please try again.";
+  if (error == kSlowDown) return "Please reduce your request rate.";
+  if (error == kNoSuchKey) return "The specified key does not exist.";
+  if (error == kNoSuchBucket) return "The specified bucket does not exist";
   if (error == kResourceNotFoundException && !name.empty()) {
     return fmt::format("Stream {} under account {} not found.", name, account_id);
   }

@@ -100,6 +100,10 @@ absl::Status FaultPlan::Validate(const FaultRule& rule) {
   }
   switch (rule.trigger) {
     case FaultTrigger::kNextCalls:
+      if (rule.count == 0) {
+        return InvalidArgumentError(
+            "FaultRule.count is 0; FailNext(n) needs n >= 1 (a rule for no call never fires).");
+      }
       break;
     case FaultTrigger::kEveryKth:
       if (rule.count == 0) {
@@ -117,6 +121,13 @@ absl::Status FaultPlan::Validate(const FaultRule& rule) {
       return InvalidArgumentError(
           fmt::format("FaultRule.trigger is {}; it must be kNextCalls, kEveryKth or kFraction.",
                       static_cast<int>(rule.trigger)));
+  }
+  if (rule.operation == "PutRecords" && !rule.shard_id.empty() && !IsPerEntryError(rule.error)) {
+    // Such a rule fails or delays the whole request, which names no one shard.
+    return InvalidArgumentError(fmt::format(
+        "FaultRule.shard_id is {} on a PutRecords rule whose error is not a per-entry code "
+        "(InternalFailure, ProvisionedThroughputExceededException): it would never fire.",
+        rule.shard_id));
   }
   if (rule.latency < absl::ZeroDuration()) {
     return InvalidArgumentError(fmt::format("FaultRule.latency is {}; it must not be negative.",

@@ -136,6 +136,15 @@ absl::StatusOr<PutRecordOutput> Kinesis::PutRecord(const PutRecordInput& in) {
     }
   }
   if (core_.faults.active()) [[unlikely]] {
+    // The request is checked before any fault, as the service validates first: a bad one
+    // gets its ValidationException whichever way the stream was named.
+    if (absl::Status s = detail::CheckPutRecordRequest(
+            PutRecordRequest{in.partition_key, in.data, in.explicit_hash_key,
+                             in.sequence_number_for_ordering},
+            e->stream->options().max_record_size_bytes);
+        !s.ok()) {
+      return s;
+    }
     const std::string_view shard = RoutedShard(*e, in.partition_key, in.explicit_hash_key);
     if (absl::Status s = core_.Inject("PutRecord", e->name, e->arn, shard); !s.ok()) return s;
   }

@@ -15,6 +15,7 @@
 #include "account/kinesis_registry.h"
 #include "common/validation.h"
 #include "riffle/kinesis_types.h"
+#include "stream/stream_errors.h"
 
 namespace riffle::detail {
 
@@ -59,6 +60,14 @@ inline absl::Status Faults(AccountCore& core, std::string_view operation, const 
   if (!core.faults.active()) [[likely]] {
     return absl::OkStatus();
   }
+  // A shard named as the operation accepts it ("shardId-1", "1") is the rule's shard.
+  std::string canonical;
+  if (!shard_id.empty()) {
+    if (const std::optional<uint64_t> index = ResolveShardId(shard_id)) {
+      canonical = FormatShardId(*index);
+      shard_id = canonical;
+    }
+  }
   return core.Inject(operation, e != nullptr ? std::string_view(e->name) : name,
                      e != nullptr ? std::string_view(e->arn) : std::string_view(), shard_id);
 }
@@ -82,6 +91,20 @@ inline absl::Status ResolveAndAdmit(AccountCore& core, const KinesisRegistry& re
     return s;
   }
   return Admit(core, operation, *out, {}, shard_id);
+}
+
+// For a call that changes the registry under its lock: the call's rate and faults (a delay
+// rule's wait included) are taken first, without the lock, so that a delayed call on one
+// stream holds up no other call. The caller then takes the lock and resolves the stream
+// again (it may have gone meanwhile). Resolving twice gives the same answers but counts the
+// call once.
+inline absl::Status AdmitBeforeLock(AccountCore& core, const KinesisRegistry& registry,
+                                    std::string_view operation, std::string_view name,
+                                    std::string_view arn, StreamAccess access,
+                                    std::string_view shard_id = {}, Violations* fields = nullptr) {
+  EpochGuard guard;
+  StreamEntry* e = nullptr;
+  return ResolveAndAdmit(core, registry, operation, name, arn, access, &e, shard_id, fields);
 }
 
 // ---- Shared checks and messages of the control plane ----

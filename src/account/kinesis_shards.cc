@@ -172,12 +172,17 @@ absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
   // checks it again).
   Violations fields;
   detail::AddSplitShardViolations(in.shard_to_split, in.new_starting_hash_key, fields);
+  if (absl::Status s =
+          detail::AdmitBeforeLock(core_, *registry_, "SplitShard", in.stream_name, in.stream_arn,
+                                  StreamAccess::kModify, in.shard_to_split, &fields);
+      !s.ok()) {
+    return s;
+  }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s =
-          detail::ResolveAndAdmit(core_, *registry_, "SplitShard", in.stream_name, in.stream_arn,
-                                  StreamAccess::kModify, &e, in.shard_to_split, &fields);
+  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                             StreamAccess::kModify, &e, &fields);
       !s.ok()) {
     return s;
   }
@@ -191,12 +196,17 @@ absl::Status Kinesis::SplitShard(const SplitShardInput& in) {
 absl::Status Kinesis::MergeShards(const MergeShardsInput& in) {
   Violations fields;  // the request's shape first, as for SplitShard
   detail::AddMergeShardsViolations(in.shard_to_merge, in.adjacent_shard_to_merge, fields);
+  if (absl::Status s =
+          detail::AdmitBeforeLock(core_, *registry_, "MergeShards", in.stream_name, in.stream_arn,
+                                  StreamAccess::kModify, in.shard_to_merge, &fields);
+      !s.ok()) {
+    return s;
+  }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s =
-          detail::ResolveAndAdmit(core_, *registry_, "MergeShards", in.stream_name, in.stream_arn,
-                                  StreamAccess::kModify, &e, in.shard_to_merge, &fields);
+  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                             StreamAccess::kModify, &e, &fields);
       !s.ok()) {
     return s;
   }
@@ -214,12 +224,17 @@ absl::StatusOr<UpdateShardCountOutput> Kinesis::UpdateShardCount(const UpdateSha
     detail::CheckScalingType(in.scaling_type, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
+  if (absl::Status s =
+          detail::AdmitBeforeLock(core_, *registry_, "UpdateShardCount", in.stream_name,
+                                  in.stream_arn, StreamAccess::kModify);
+      !s.ok()) {
+    return s;
+  }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s =
-          detail::ResolveAndAdmit(core_, *registry_, "UpdateShardCount", in.stream_name,
-                                  in.stream_arn, StreamAccess::kModify, &e);
+  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                             StreamAccess::kModify, &e);
       !s.ok()) {
     return s;
   }

@@ -265,11 +265,16 @@ absl::Status Kinesis::DeleteStream(const DeleteStreamInput& in) {
 }
 
 absl::Status Kinesis::DeleteStreamLocked(const DeleteStreamInput& in) {
+  if (absl::Status s = detail::AdmitBeforeLock(core_, *registry_, "DeleteStream", in.stream_name,
+                                               in.stream_arn, StreamAccess::kDescribe);
+      !s.ok()) {
+    return s;
+  }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
-  if (absl::Status s = detail::ResolveAndAdmit(core_, *registry_, "DeleteStream", in.stream_name,
-                                               in.stream_arn, StreamAccess::kDescribe, &e);
+  if (absl::Status s = detail::ResolveStream(core_, *registry_, in.stream_name, in.stream_arn,
+                                             StreamAccess::kDescribe, &e);
       !s.ok()) {
     return s;
   }
@@ -444,6 +449,11 @@ absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
     detail::CheckStreamMode(in.stream_mode_details.stream_mode, v);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
+  if (absl::Status s = detail::AdmitBeforeLock(core_, *registry_, "UpdateStreamMode", {},
+                                               in.stream_arn, StreamAccess::kModify);
+      !s.ok()) {
+    return s;
+  }
   std::lock_guard<std::mutex> lock(registry_->mu());
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
@@ -452,7 +462,6 @@ absl::Status Kinesis::UpdateStreamMode(const UpdateStreamModeInput& in) {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = detail::Admit(core_, "UpdateStreamMode", e); !s.ok()) return s;
   const int64_t now_ms = core_.clock.NowMillis();
   const StreamStatus status = detail::StatusOf(*e, now_ms);
   if (status != StreamStatus::kActive)

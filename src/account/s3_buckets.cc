@@ -37,6 +37,22 @@ absl::Status S3Error(absl::StatusCode code, std::string_view name, std::string_v
 
 }  // namespace
 
+absl::Status InjectS3(AccountCore& core, std::string_view operation, std::string_view bucket,
+                      std::string_view arn, std::string_view key) {
+  absl::Status s = core.Inject(operation, bucket, arn, key);
+  if (s.ok()) return s;
+  // As S3's errors do, the injected one names its bucket and key.
+  if (!bucket.empty()) {
+    s.SetPayload(fmt::format("{}BucketName", kErrorFieldPayloadPrefix),
+                 absl::Cord(absl::string_view(bucket.data(), bucket.size())));
+  }
+  if (!key.empty()) {
+    s.SetPayload(fmt::format("{}Key", kErrorFieldPayloadPrefix),
+                 absl::Cord(absl::string_view(key.data(), key.size())));
+  }
+  return s;
+}
+
 absl::Status NoSuchBucketError(std::string_view bucket) {
   return S3Error(absl::StatusCode::kNotFound, kNoSuchBucket, "The specified bucket does not exist",
                  "BucketName", bucket);
@@ -151,7 +167,7 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
         key, name_, kMaxFileNameBytes));
   }
   if (core_.faults.active()) {
-    if (absl::Status s = core_.Inject("PutObject", name_, arn_, key); !s.ok()) return s;
+    if (absl::Status s = InjectS3(core_, "PutObject", name_, arn_, key); !s.ok()) return s;
   }
   Meta meta{.size = static_cast<int64_t>(data.size()),
             .etag = ETagOf(data),
@@ -414,7 +430,8 @@ std::shared_ptr<BucketStore> S3::FindBucket(std::string_view name) const {
 absl::StatusOr<CreateBucketOutput> S3::CreateBucket(const CreateBucketInput& in) {
   if (!detail::ValidBucketName(in.bucket)) return detail::InvalidBucketNameError(in.bucket);
   if (core_.faults.active()) {
-    if (absl::Status s = core_.Inject("CreateBucket", in.bucket, BucketArn(in.bucket), {});
+    if (absl::Status s =
+            detail::InjectS3(core_, "CreateBucket", in.bucket, BucketArn(in.bucket), {});
         !s.ok()) {
       return s;
     }
@@ -459,7 +476,8 @@ absl::StatusOr<std::shared_ptr<BucketStore>> Resolve(const S3& s3, detail::Accou
                                                      std::string_view key) {
   std::shared_ptr<BucketStore> b = s3.FindBucket(bucket);
   if (core.faults.active()) {
-    if (absl::Status s = core.Inject(operation, bucket, S3::BucketArn(bucket), key); !s.ok()) {
+    if (absl::Status s = detail::InjectS3(core, operation, bucket, S3::BucketArn(bucket), key);
+        !s.ok()) {
       return s;
     }
   }

@@ -30,6 +30,10 @@ std::string ETagOf(std::string_view data);
 
 // NoSuchBucket "The specified bucket does not exist" naming the bucket.
 absl::Status NoSuchBucketError(std::string_view bucket);
+// The fault plan for an S3 call; an injected error names its bucket and key (payloads
+// kErrorFieldPayloadPrefix + BucketName / Key) as S3's own errors do.
+absl::Status InjectS3(AccountCore& core, std::string_view operation, std::string_view bucket,
+                      std::string_view arn, std::string_view key);
 
 class BucketStore final : public Sink {
  public:
