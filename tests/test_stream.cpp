@@ -282,6 +282,48 @@ TEST_CASE("records older than the retention period are gone and counted as misse
   REQUIRE(s->GetRecords(Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon), r).ok());
   REQUIRE(r.records.size() == 1);
   CHECK(r.missed_records == 0);
+  // A call whose one frame had aged out returns no record, but is not caught up: "new" is
+  // still to read, a minute and more behind (0 would tell a poller to sleep).
+  REQUIRE(s->GetRecords(it, r, 1).ok());
+  CHECK(r.records.empty());
+  CHECK(r.missed_records == 1);
+  CHECK(r.millis_behind_latest == absl::ToInt64Milliseconds(absl::Hours(23)));
+  REQUIRE(s->GetRecords(*r.next_shard_iterator, r, 1).ok());
+  REQUIRE(r.records.size() == 1);
+  CHECK(r.records[0].data == "new");
+  CHECK(r.millis_behind_latest == 0);
+}
+
+TEST_CASE(
+    "a record near a segment's size pads one segment's end at most: the ring keeps what "
+    "it holds",
+    "[stream]") {
+  // A frame just short of a segment, claimed again after crossing a segment's end, crossed
+  // the next one too, and the next: one put padded laps of the ring, and every record on
+  // it was lost.
+  struct Case {
+    uint64_t ring;
+    uint64_t max_record;
+    std::size_t small_data;
+    int small_records;
+  };
+  for (const Case& c : {Case{4096, 976, 31, 20}, Case{16 << 10, 4000, 100, 30},
+                        Case{4 << 20, 1048476, 1000, 200}}) {
+    ManualClock clock;
+    auto s = MakeStream(clock, 1, c.ring, c.max_record);
+    auto it = Iter(*s, "shardId-000000000000", ShardIteratorType::kTrimHorizon);
+    for (int i = 0; i < c.small_records; ++i) {
+      REQUIRE(s->PutRecord("k", std::string(c.small_data, 'a')).ok());
+    }
+    const std::string big(c.max_record - 1, 'B');  // with the key: the largest record
+    REQUIRE(s->PutRecord("k", big).ok());
+    riffle::GetRecordsResult r;
+    REQUIRE(s->GetRecords(it, r, 10000).ok());
+    INFO("ring " << c.ring << ", largest record " << c.max_record);
+    CHECK(r.missed_records == 0);
+    REQUIRE(r.records.size() == static_cast<std::size_t>(c.small_records) + 1);
+    CHECK(r.records.back().data == big);
+  }
 }
 
 TEST_CASE("a lapped reader is moved to the oldest retained record and told how many it missed",

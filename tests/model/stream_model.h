@@ -5,7 +5,8 @@
 //
 // The ring is modeled exactly, not approximately: a record of k key and d data bytes takes
 // a frame of 32 + k + d bytes rounded up to 16; a frame that would reach the end of its
-// segment (a quarter of the ring) becomes padding and the record goes after it; the
+// segment (a quarter of the ring) becomes padding and the record goes after it (a frame
+// over half a segment goes at the next segment's start); the
 // horizon is the start of the oldest of the four newest segments. So the model predicts
 // every sequence number, which records a reader gets, and its missed count, exactly.
 #ifndef RIFFLE_TESTS_MODEL_STREAM_MODEL_H_
@@ -117,7 +118,13 @@ class StreamModel {
     }
     const uint64_t frame = FrameBytes(key.size() + data.size());
     uint64_t t = s->tail;
-    while (t + frame >= (t / Segment() + 1) * Segment()) t += frame;  // padding to the boundary
+    if (frame > Segment() / 2) {
+      // Over half a segment: the padding to the boundary and the frame after it at once.
+      const uint64_t boundary = (t / Segment() + 1) * Segment();
+      if (t + frame >= boundary) t = boundary;
+    } else {
+      while (t + frame >= (t / Segment() + 1) * Segment()) t += frame;  // padding, again
+    }
     s->max_arrival = std::max(s->max_arrival, now);
     ModelRecord r{t, s->next_index++, s->max_arrival, std::string(key), std::string(data)};
     s->tail = t + frame;
@@ -223,8 +230,10 @@ class StreamModel {
       for (uint64_t child : s->children) out.children.push_back(DescribeChild(child));
       return {{}, out};
     }
-    if (!out.records.empty() && end < s->tail) {
-      out.millis_behind = std::max<int64_t>(0, s->max_arrival - out.records.back().arrival_ms);
+    if (!copied.empty() && end < s->tail) {  // behind the newest, aged-out frames counted
+      int64_t examined = floor;
+      for (const ModelRecord* r : copied) examined = std::max(examined, r->arrival_ms);
+      out.millis_behind = std::max<int64_t>(0, s->max_arrival - examined);
     }
     if (!known && end == s->tail) {
       expected = s->next_index;

@@ -82,12 +82,14 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
   uint64_t expected = iterator.next_record_index;
   bool known = iterator.next_record_index_known;
   int64_t floor_ms = iterator.arrival_floor_ms;
+  int64_t examined_ms = INT64_MIN;  // the newest arrival of the frames read, aged out or not
   for (const auto& [word, frame_position] : frames) {
     const FrameView frame(arena.data() + word);
     const uint64_t index = frame.record_index();
     if (known && index > expected) out.missed_records += index - expected;
     expected = index + 1;
     known = true;
+    examined_ms = std::max(examined_ms, frame.arrival_ms());
     if (frame.arrival_ms() < oldest_ms) {  // aged out of retention before this reader got to it
       ++out.missed_records;
       continue;
@@ -108,10 +110,11 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
       out.child_shards.push_back(DescribeChild(snapshot, child));
     return;
   }
-  if (!out.records.empty() && more) {
-    out.millis_behind_latest = std::max<int64_t>(
-        0, log.latest_arrival_ms() -
-               absl::ToUnixMillis(out.records.back().approximate_arrival_timestamp));
+  // Behind by the newest record after what this call read: also when every frame it read
+  // had aged out (no records, yet more to read: 0 would say "caught up").
+  if (more && examined_ms != INT64_MIN) {
+    out.millis_behind_latest =
+        std::max<int64_t>(0, log.latest_arrival_ms() - std::max(examined_ms, floor_ms));
   }
   if (!known) {  // only iterators that never saw a record; the seqlock read is rarer still
     const LatestState latest = log.Latest();

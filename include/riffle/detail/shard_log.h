@@ -32,7 +32,9 @@
 //     stores its end there after every put instead (a plain store), and its readers stop
 //     there (ReadBound): they then poll that word, not the frame line being written.
 //  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
-//     and that claim becomes padding (the producer claims again). So a record claimed with
+//     and that claim becomes padding (the producer claims again; a gated claim, or one of a
+//     frame over half a segment, takes the padding and the frame after the boundary at once,
+//     two claim numbers, so a put pads at most one segment's end). So a record claimed with
 //     number c in segment s has the dense record index c - s: exact indexes, hence exact
 //     missed counts, without ordering the producers.
 //  5. A frame never crosses a segment boundary; every segment starts with a frame. Before
@@ -228,7 +230,7 @@ class ShardLog {
     for (;;) {
       Claim c;
       if (gates_.load(std::memory_order_acquire) == nullptr) {
-        c = ClaimFree(frame);
+        c = frame > segment_bytes_ / 2 ? ClaimWhole(frame) : ClaimFree(frame);
       } else {
         const AppendStatus s = ClaimGated(frame, &c);
         if (s != AppendStatus::kOk) return s;
@@ -631,6 +633,47 @@ class ShardLog {
     return c;
   }
 
+  // A claim of `frame` bytes from the claim word `word` that, when the frame does not fit
+  // before the segment's end, takes the padding up to it and the frame after it at once
+  // (two claim numbers), so that it never claims again.
+  struct WholeClaim {
+    Claim claim;
+    uint64_t next_word;  // the claim word after it
+  };
+  WholeClaim PlanWhole(uint64_t word, uint64_t frame) const {
+    Claim c = Unpack(word);
+    const uint64_t t = c.position;
+    const uint64_t boundary = (SegmentOf(t) + 1) << segment_shift_;
+    const bool crosses = t + frame >= boundary;
+    const uint64_t end = crosses ? boundary + frame : t + frame;
+    c.bytes = end - t;
+    c.claims = crosses ? 2 : 1;
+    return {c, word + c.bytes / 8 + c.claims * kClaimOne};
+  }
+
+  // Frames over half a segment claim whole (PlanWhole): one claimed again after crossing a
+  // boundary, as ClaimFree's do, would start so late in the next segment that it crossed
+  // its end too, and the next, padding nearly a segment each time (up to segment / 16 times
+  // for a frame 16 bytes short of one: laps of the ring, and every record on it, gone for
+  // one put). Smaller frames cross at most once: ClaimFree's single fetch_add suits them.
+  Claim ClaimWhole(uint64_t frame) {
+    uint64_t word = claim_.load(std::memory_order_relaxed);
+    if (single_producer_) {
+      const WholeClaim w = PlanWhole(word, frame);
+      claim_.store(w.next_word, std::memory_order_relaxed);
+      LightBarrier();  // as ClaimFree
+      return w.claim;
+    }
+    for (;;) {
+      const WholeClaim w = PlanWhole(word, frame);
+      // seq_cst, as ClaimFree's fetch_add (subscribers about to sleep, closers).
+      if (claim_.compare_exchange_weak(word, w.next_word, std::memory_order_seq_cst,
+                                       std::memory_order_relaxed)) {
+        return w.claim;
+      }
+    }
+  }
+
   AppendStatus ClaimGated(uint64_t frame, Claim* out) {
     uint64_t word = claim_.load(std::memory_order_relaxed);
     for (;;) {
@@ -638,23 +681,16 @@ class ShardLog {
         std::atomic_thread_fence(std::memory_order_acquire);
         return AppendStatus::kClosed;
       }
-      Claim c = Unpack(word);
-      const uint64_t t = c.position;
-      const uint64_t boundary = (SegmentOf(t) + 1) << segment_shift_;
       // A gated claim takes the padding and the frame at once, so it never has to retry.
-      const bool crosses = t + frame >= boundary;
-      const uint64_t end = crosses ? boundary + frame : t + frame;
+      const WholeClaim w = PlanWhole(word, frame);
+      const uint64_t end = w.claim.position + w.claim.bytes;
       // Segment-granular, like Horizon(): a gated reader's whole segment stays intact.
       if (end > capacity_ && end - capacity_ > (MinGate() >> segment_shift_ << segment_shift_)) {
         return AppendStatus::kFull;
       }
-      const uint64_t claims = crosses ? 2 : 1;
-      const uint64_t next = word + (end - t) / 8 + claims * kClaimOne;
-      if (claim_.compare_exchange_weak(word, next, std::memory_order_seq_cst,
+      if (claim_.compare_exchange_weak(word, w.next_word, std::memory_order_seq_cst,
                                        std::memory_order_relaxed)) {
-        c.bytes = end - t;
-        c.claims = claims;
-        *out = c;
+        *out = w.claim;
         return AppendStatus::kOk;
       }
     }
