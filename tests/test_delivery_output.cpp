@@ -401,6 +401,32 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
     CHECK(ds2->GetMetrics().processing_failed_records == 2);
   }
 
+  SECTION("answers that do not match the records fail the whole batch") {
+    // An off-by-one processor answers each record with the next one's id: the last answer
+    // names an id the batch does not hold, and no record may be delivered with a
+    // neighbour's data.
+    riffle::MemorySink sink4;
+    DeliveryStreamOptions o4 = BaseOptions(&sink4, &clock);
+    o4.processor = [](std::span<const riffle::ProcessorInput> in) {
+      std::vector<riffle::ProcessorOutput> out;
+      for (const auto& r : in) {
+        out.push_back({r.record_id + 1, ProcessingResult::kOk, "T(" + std::string(r.data) + ")"});
+      }
+      return out;
+    };
+    auto ds4 = MustCreate(o4);
+    for (const char* r : {"a", "b", "c"}) REQUIRE(ds4->PutRecord(r).ok());
+    REQUIRE(ds4->Close().ok());
+    REQUIRE(sink4.size() == 1);
+    const auto objects4 = sink4.Objects();
+    const auto& [key, body] = *objects4.begin();
+    CHECK(StartsWith(key, "processing-failed/"));
+    ErrorLines e4 = ParseErrorObject(body);
+    CHECK(e4.raw == std::vector<std::string>{"a", "b", "c"});
+    CHECK(e4.codes == std::vector<std::string>(3, "Lambda.MissingRecordId"));
+    CHECK(ds4->GetMetrics().delivery_records == 0);
+  }
+
   SECTION("a processor that throws is called again, and its next answer counts") {
     DeliveryStreamOptions o2 = BaseOptions(&sink, &clock);
     for (const int retries : {0, 1, 2}) {

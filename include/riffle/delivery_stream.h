@@ -116,7 +116,8 @@ struct ProcessorOutput {
 // The Lambda role: gets one batch (one object's records) and answers per record. Records
 // with no answer (Lambda.MissingRecordId), more than one (Lambda.DuplicatedRecordId),
 // kProcessingFailed, or a processor that throws go to the error output as
-// "processing-failed"; answers with unknown record ids are ignored. Runs on the
+// "processing-failed"; an answer with a record id the batch did not hold fails the whole
+// batch (Lambda.MissingRecordId: the answers do not match the records). Runs on the
 // thread that delivers (the delivery thread or the host's Poll call), one batch at a time.
 using Processor = std::function<std::vector<ProcessorOutput>(std::span<const ProcessorInput>)>;
 

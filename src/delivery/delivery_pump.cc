@@ -3,6 +3,7 @@
 // under mu_ (the producers' lock) while it processes, compresses or calls a sink.
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -167,6 +168,9 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
     // kRepeated: more than one answer for the record.
     constexpr int kRepeated = -2;
     std::vector<int> answer_of(b.records.size(), -1);
+    // An answer for an id the invocation did not hold: the answers do not match the records
+    // (an off-by-one processor gives each record its neighbour's data), so none is trusted.
+    std::optional<uint64_t> stray_id;
     for (size_t j = 0; j < answers.size(); ++j) {
       auto it = std::lower_bound(
           b.records.begin(), b.records.end(), answers[j].record_id,
@@ -174,6 +178,8 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
       if (it != b.records.end() && it->record_id == answers[j].record_id) {
         int& slot = answer_of[static_cast<size_t>(it - b.records.begin())];
         slot = slot == -1 ? static_cast<int>(j) : kRepeated;
+      } else if (!stray_id) {
+        stray_id = answers[j].record_id;
       }
     }
     b.transformed = true;
@@ -181,6 +187,13 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
       const detail::BufferedRecord& r = b.records[i];
       if (!threw.empty()) {
         fail(r, kLambdaFunctionError, threw);
+        continue;
+      }
+      if (stray_id) {
+        fail(r, kLambdaMissingRecordId,
+             fmt::format("The processor returned a result for record id {}, which was not in "
+                         "its invocation: the results do not match the records.",
+                         *stray_id));
         continue;
       }
       if (answer_of[i] == kRepeated) {
