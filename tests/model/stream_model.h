@@ -5,8 +5,8 @@
 //
 // The ring is modeled exactly, not approximately: a record of k key and d data bytes takes
 // a frame of 32 + k + d bytes rounded up to 16; a frame that would reach the end of its
-// segment (a quarter of the ring) becomes padding and the record goes after it (a frame
-// over half a segment goes at the next segment's start); the
+// segment (a quarter of the ring) becomes padding and the record goes after it (if it
+// would reach the end of that segment too, at the start of the next one); the
 // horizon is the start of the oldest of the four newest segments. So the model predicts
 // every sequence number, which records a reader gets, and its missed count, exactly.
 #ifndef RIFFLE_TESTS_MODEL_STREAM_MODEL_H_
@@ -118,12 +118,10 @@ class StreamModel {
     }
     const uint64_t frame = FrameBytes(key.size() + data.size());
     uint64_t t = s->tail;
-    if (frame > Segment() / 2) {
-      // Over half a segment: the padding to the boundary and the frame after it at once.
+    if (t + frame >= (t / Segment() + 1) * Segment()) {
+      t += frame;  // padding to the boundary and past it; the record is claimed again
       const uint64_t boundary = (t / Segment() + 1) * Segment();
-      if (t + frame >= boundary) t = boundary;
-    } else {
-      while (t + frame >= (t / Segment() + 1) * Segment()) t += frame;  // padding, again
+      if (t + frame >= boundary) t = boundary;  // crossing again: padding, then the record
     }
     s->max_arrival = std::max(s->max_arrival, now);
     ModelRecord r{t, s->next_index++, s->max_arrival, std::string(key), std::string(data)};

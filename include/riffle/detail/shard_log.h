@@ -32,9 +32,9 @@
 //     stores its end there after every put instead (a plain store), and its readers stop
 //     there (ReadBound): they then poll that word, not the frame line being written.
 //  4. Every boundary between segments is touched by exactly one claim (t < boundary <= end),
-//     and that claim becomes padding (the producer claims again; a gated claim, or one of a
-//     frame over half a segment, takes the padding and the frame after the boundary at once,
-//     two claim numbers, so a put pads at most one segment's end). So a record claimed with
+//     and that claim becomes padding (the producer claims again; a gated claim, and a claim
+//     made again that crosses too, take the padding and the frame after the boundary at once,
+//     two claim numbers, so a put pads at most two segments' ends). So a record claimed with
 //     number c in segment s has the dense record index c - s: exact indexes, hence exact
 //     missed counts, without ordering the producers.
 //  5. A frame never crosses a segment boundary; every segment starts with a frame. Before
@@ -227,10 +227,11 @@ class ShardLog {
     const uint64_t frame = FrameBytes(key.size(), data.size());
     assert(frame < segment_bytes_);
     SingleProducerCheck check(*this);
+    bool again = false;  // a claim crossed a segment's end and became padding
     for (;;) {
       Claim c;
       if (gates_.load(std::memory_order_acquire) == nullptr) {
-        c = frame > segment_bytes_ / 2 ? ClaimWhole(frame) : ClaimFree(frame);
+        c = again ? ClaimWhole(frame) : ClaimFree(frame);
       } else {
         const AppendStatus s = ClaimGated(frame, &c);
         if (s != AppendStatus::kOk) return s;
@@ -262,6 +263,7 @@ class ShardLog {
         if (c.claims == 1) {
           WritePaddingFrame(boundary, end - boundary);
           KeepPrefixNear(t, end);
+          again = true;
           continue;  // claim again, in the next segment
         }
         // A gated claim took the padding and the frame at once (two claim numbers). Nothing
@@ -651,11 +653,13 @@ class ShardLog {
     return {c, word + c.bytes / 8 + c.claims * kClaimOne};
   }
 
-  // Frames over half a segment claim whole (PlanWhole): one claimed again after crossing a
-  // boundary, as ClaimFree's do, would start so late in the next segment that it crossed
-  // its end too, and the next, padding nearly a segment each time (up to segment / 16 times
-  // for a frame 16 bytes short of one: laps of the ring, and every record on it, gone for
-  // one put). Smaller frames cross at most once: ClaimFree's single fetch_add suits them.
+  // A claim after one that crossed a segment's end takes the padding and the frame at once
+  // (PlanWhole) if it crosses too. A frame over half a segment would otherwise start so
+  // late in each next segment that it crossed its end again, and again, padding nearly a
+  // segment each time (up to segment / 16 times for a frame 16 bytes short of one: laps of
+  // the ring, and every record on it, gone for one put). So a put pads at most two
+  // segments' ends, and the first claim stays one fetch_add (smaller frames never cross
+  // twice: the second claim starts less than half a segment in).
   Claim ClaimWhole(uint64_t frame) {
     uint64_t word = claim_.load(std::memory_order_relaxed);
     if (single_producer_) {
