@@ -663,6 +663,10 @@ class InterleavingStore : public riffle::CheckpointStore {
  public:
   absl::StatusOr<std::optional<std::string>> GetCheckpoint(std::string_view application,
                                                            std::string_view shard_id) override {
+    if (fail_reads != nullptr && *fail_reads > 0 && shard_id == shard) {
+      --*fail_reads;
+      return absl::UnavailableError("the store is unreachable");
+    }
     auto value = inner.GetCheckpoint(application, shard_id);
     if (after_read && shard_id == shard) std::exchange(after_read, nullptr)();
     return value;
@@ -674,9 +678,51 @@ class InterleavingStore : public riffle::CheckpointStore {
   riffle::InMemoryCheckpointStore inner;
   std::string shard;
   std::function<void()> after_read;
+  int* fail_reads = nullptr;  // while above 0, reads of `shard` fail (each counts one down)
 };
 
 }  // namespace
+
+TEST_CASE("a parent's checkpoint that cannot be read holds its children back, reported",
+          "[consumer][reshard]") {
+  // Its children used to start at LATEST, skipping what they held, with nothing reported.
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  InterleavingStore store;  // reads of shard 0 fail while `failing` is above 0
+  store.shard = riffle::FormatShardId(0);
+  int failing = 0;
+  store.fail_reads = &failing;
+  auto options = [&](Log* log) {
+    return riffle::ConsumerOptions{.stream = stream.get(),
+                                   .application_name = "billing",
+                                   .initial_position = riffle::InitialPosition::kLatest,
+                                   .checkpoint_store = &store,
+                                   .processor_factory = Factory(log, "w1")};
+  };
+  Log first;
+  {
+    auto c = *Consumer::Create(options(&first));
+    CHECK(Drain(*c) == 0);
+    clock.Advance(absl::Seconds(1));
+    Put(*stream, 0, 8);
+    CHECK(Drain(*c) == 8);
+    c->Stop();
+  }
+  REQUIRE(
+      stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+  clock.Advance(absl::Hours(23));
+  Put(*stream, 8, 24);
+  clock.Advance(absl::Hours(2));  // shard 0 ages out of the listing
+  Log second;
+  auto c = *Consumer::Create(options(&second));
+  failing = 2;  // the first pass cannot read shard 0's checkpoint (one read per child)
+  CHECK(c->Poll() == 0);
+  CHECK(c->last_error().code() == absl::StatusCode::kUnavailable);
+  CHECK(c->OwnedShards().empty());
+  clock.Advance(absl::Seconds(2));  // the next pass reads it
+  CHECK(Drain(*c) == 16);
+  CheckKeyOrder(second, 8, 1, 3);
+}
 
 TEST_CASE(
     "a worker taking over a lease resumes from the checkpoint written before the "

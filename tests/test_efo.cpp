@@ -342,6 +342,50 @@ TEST_CASE("a continuation resumes exactly with AT_ and AFTER_SEQUENCE_NUMBER, po
   ResubscribeAtAndAfter(*stream, clock, continuation, {"second", "third"});
 }
 
+TEST_CASE(
+    "a continuation taken at the log's end resumes after the padding put there since, "
+    "however much",
+    "[efo]") {
+  // The next put crossed segment ends: two padding frames (crossing once), or three (a frame
+  // over half a segment crossing twice) sit between the continuation and the record.
+  // GetShardIterator refused such a continuation, and SubscribeToShard gave up after two.
+  struct Case {
+    int fillers;           // 48-byte frames before the continuation
+    std::size_t big_data;  // the next record's data
+  };
+  for (const Case& c : {Case{16, 479}, Case{1, 975}, Case{16, 975}}) {
+    INFO(c.fillers << " fillers, then " << c.big_data << " bytes");
+    ManualClock clock;
+    riffle::StreamOptions o;
+    o.stream_name = "orders";
+    o.shard_count = 1;
+    o.ring_capacity_bytes = 4096;  // segments of 1 KiB
+    o.max_record_size_bytes = 976;
+    o.clock = &clock;
+    auto stream = *Stream::Create(o);
+    REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+    for (int i = 0; i < c.fillers; ++i) REQUIRE(stream->PutRecord("k", "first").ok());
+    Transcript t;
+    auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kTrimHorizon),
+                                         t.Handler());
+    REQUIRE(sub->Poll());
+    REQUIRE(t.data.size() == static_cast<std::size_t>(c.fillers));
+    sub.reset();
+    const std::string continuation = t.continuation.ToString();
+    const std::string big(c.big_data, 'B');
+    REQUIRE(stream->PutRecord("k", big).ok());
+    const auto [at, after] = IteratorsAtAndAfter(*stream, continuation);
+    for (const riffle::ShardIterator& it : {at, after}) {
+      auto r = stream->GetRecords(it);
+      REQUIRE(r.ok());
+      REQUIRE(r->records.size() == 1);
+      CHECK(r->records[0].data == big);
+      CHECK(r->missed_records == 0);
+    }
+    ResubscribeAtAndAfter(*stream, clock, continuation, {big});
+  }
+}
+
 TEST_CASE("an empty shard's continuation resumes at its first record, AT_ or AFTER_", "[efo]") {
   // A KCL worker whose subscription to a shard not written yet expires resubscribes
   // AFTER_SEQUENCE_NUMBER of the continuation: the first record may not be skipped.

@@ -557,8 +557,9 @@ void Consumer::RefreshLeases(int64_t now_ms) {
   // Parents no longer listed (aged out) that this application checkpointed: it read them,
   // so it is not new, and their children start at their first records (as the KCL finds a
   // child's parent in its lease table after the parent left the stream).
+  // A parent's checkpoint that cannot be read leaves its children unleased this pass (they
+  // would start at the initial position, skipping what they hold), and is reported.
   std::set<std::string, std::less<>> checkpointed_parents;
-  bool parents_unreadable = false;
   for (const Shard& s : *shards) {
     for (const std::optional<std::string>* parent :
          {&s.parent_shard_id, &s.adjacent_parent_shard_id}) {
@@ -567,15 +568,20 @@ void Consumer::RefreshLeases(int64_t now_ms) {
         continue;
       }
       auto c = options_.checkpoint_store->GetCheckpoint(app, **parent);
-      if (!c.ok()) {
-        parents_unreadable = true;
-      } else if (c->has_value()) {
-        checkpointed_parents.insert(**parent);
+      if (c.ok()) {
+        if (c->has_value()) checkpointed_parents.insert(**parent);
+      } else if (HasErrorName(c.status(), kInvalidCheckpointException) &&
+                 options_.invalid_checkpoint ==
+                     InvalidCheckpointPolicy::kRestartFromInitialPosition) {
+        ++invalid_checkpoints_;
+        checkpointed_parents.insert(**parent);  // damaged, but the application read it
+      } else {
+        status_ = c.status();
+        unreadable.insert(s.shard_id);
       }
     }
   }
   if (checkpoints.empty() && checkpointed_parents.empty() && unreadable.empty() &&
-      !parents_unreadable &&
       (options_.initial_position == InitialPosition::kLatest ||
        options_.initial_position == InitialPosition::kAtTimestamp)) {
     StartNewApplication(*shards, checkpoints);

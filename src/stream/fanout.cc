@@ -410,32 +410,12 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
 absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
     const SubscribeToShardRequest& request, SubscribeToShardHandler handler,
     const SubscriptionOptions& options) {
-  // The starting position, through GetShardIterator's rules and messages; a subscription
-  // also accepts AT_ or AFTER_SEQUENCE_NUMBER of a ContinuationSequenceNumber a previous
-  // subscription took at ring padding.
+  // The starting position, through GetShardIterator's rules and messages (which accept a
+  // ContinuationSequenceNumber a previous subscription took, padded since or not).
   auto start = [&]() -> absl::StatusOr<ShardIterator> {
     const StartingPosition& position = request.starting_position;
-    GetShardIteratorRequest r{request.shard_id, position.type, position.sequence_number,
-                              position.timestamp};
-    absl::StatusOr<ShardIterator> it = GetShardIterator(r);
-    if (it.ok() || (position.type != ShardIteratorType::kAtSequenceNumber &&
-                    position.type != ShardIteratorType::kAfterSequenceNumber)) {
-      return it;
-    }
-    const std::optional<uint64_t> index = detail::ResolveShardId(request.shard_id);
-    absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(position.sequence_number);
-    if (!index || !n.ok() || n->stream_tag != core_->tag || n->shard_index != *index) return it;
-    detail::EpochGuard guard;
-    const detail::ShardState* shard = core_->shards.snapshot().Find(*index);
-    if (shard == nullptr) return it;
-    // A continuation taken at ring padding: with the index of the record after it, or
-    // (riffle's earlier form) that record's own index.
-    for (const uint64_t next : {n->record_index + 1, n->record_index}) {
-      if (shard->log.IsContinuation(n->position, next)) {
-        return core_->MakeIterator(*index, n->position, next, true, core_->clock->NowMillis());
-      }
-    }
-    return it;
+    return GetShardIterator(GetShardIteratorRequest{request.shard_id, position.type,
+                                                    position.sequence_number, position.timestamp});
   };
   return core_->fanout->Subscribe(core_, request, std::move(handler), options, start);
 }

@@ -499,6 +499,15 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
           (n->record_index == latest.next_index || n->record_index + 1 == latest.next_index)) {
         return core.MakeIterator(shard->index, n->position, latest.next_index, true, now_ms);
       }
+      // A continuation taken at the end of the log that producers have padded since: with
+      // the index of the record after the padding, or (riffle's earlier form) the index of
+      // the record before it.
+      for (const uint64_t next : {n->record_index + 1, n->record_index}) {
+        if (next <= SequenceNumber::kMaxRecordIndex && next >= n->record_index &&
+            log.IsContinuation(n->position, next)) {
+          return core.MakeIterator(shard->index, n->position, next, true, now_ms);
+        }
+      }
       return InvalidArgumentError(fmt::format(
           "StartingSequenceNumber {} does not identify a record of shard {} in stream {}.",
           request.starting_sequence_number, shard->id, options_.stream_name));

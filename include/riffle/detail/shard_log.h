@@ -483,9 +483,11 @@ class ShardLog {
       return false;
     }
     // Padding up to the next record, or up to that end; each frame on the way still being
-    // written is waited for (those below it are committed), as CheckRecord waits.
+    // written is waited for (those below it are committed), as CheckRecord waits. Paddings
+    // only, however many: a put pads up to three frames in a row, and producers that cross
+    // a segment's end together add theirs; the walk stays inside the retained log.
     uint64_t p = position;
-    for (int steps = 0; steps < 3 && p < latest.end; ++steps) {
+    for (int steps = 0; p < latest.end; ++steps) {
       if (!WaitForFrameAt(p)) return false;
       const uint64_t room = RoomInSegment(p);
       if (room == 0) return false;
