@@ -18,6 +18,41 @@ using account_test::MakeAccount;
 using account_test::ShardIds;
 using riffle::ManualClock;
 
+TEST_CASE(
+    "an account in the China or GovCloud regions names its partition; other partitions' "
+    "ARNs name none of its resources",
+    "[account]") {
+  riffle::ManualClock clock;
+  auto cn = MakeAccount(clock, false, {.region = "cn-north-1"});
+  CreateStream(cn->kinesis(), "orders", 1);
+  const std::string arn = "arn:aws-cn:kinesis:cn-north-1:000000000000:stream/orders";
+  CHECK(cn->StreamArn("orders") == arn);
+  CHECK(cn->kinesis()
+            .DescribeStreamSummary({.stream_name = "orders"})
+            ->stream_description_summary.stream_arn == arn);
+  CHECK(cn->kinesis().DescribeStreamSummary({.stream_arn = arn}).ok());
+  CHECK(ErrorOf(cn->kinesis().DescribeStreamSummary(
+                    {.stream_arn = "arn:aws:kinesis:cn-north-1:000000000000:stream/orders"}))
+            .name == riffle::kResourceNotFoundException);
+  auto q = cn->sqs().CreateQueue({.queue_name = "q.fifo", .attributes = {{"FifoQueue", "true"}}});
+  REQUIRE(q.ok());
+  CHECK(q->queue_url == "https://sqs.cn-north-1.amazonaws.com.cn/000000000000/q.fifo");
+  CHECK(cn->sqs().QueueArn("q.fifo") == "arn:aws-cn:sqs:cn-north-1:000000000000:q.fifo");
+  auto gov = MakeAccount(clock, false, {.region = "us-gov-west-1"});
+  CHECK(gov->StreamArn("orders") ==
+        "arn:aws-us-gov:kinesis:us-gov-west-1:000000000000:stream/orders");
+  // A us-east-1 account: the same ARN in another partition is not its stream.
+  auto us = MakeAccount(clock);
+  CreateStream(us->kinesis(), "orders", 1);
+  for (std::string_view other : {"arn:aws-cn:kinesis:us-east-1:000000000000:stream/orders",
+                                 "arn:aws-us-gov:kinesis:us-east-1:000000000000:stream/orders",
+                                 "arn:awsx:kinesis:us-east-1:000000000000:stream/orders"}) {
+    INFO(other);
+    CHECK(ErrorOf(us->kinesis().PutRecord({.stream_arn = other, .partition_key = "k", .data = "d"}))
+              .name == riffle::kResourceNotFoundException);
+  }
+}
+
 TEST_CASE("an account names its streams by name and by ARN", "[account]") {
   ManualClock clock;
   auto account = MakeAccount(clock);

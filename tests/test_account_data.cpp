@@ -72,6 +72,15 @@ TEST_CASE("PutRecord and PutRecords by name and ARN; GetRecords by the iterator 
   CHECK(riffle::IsInvalidArgumentException(
       kinesis.GetRecords({.shard_iterator = next, .stream_arn = account->StreamArn("other")})
           .status()));
+  // A StreamARN of the wrong shape is the member's ValidationException, as elsewhere.
+  CHECK(ErrorOf(kinesis.GetRecords({.shard_iterator = next, .stream_arn = "foo"})) ==
+        Error{riffle::kValidationException,
+              "1 validation error detected: Value 'foo' at 'streamARN' failed to satisfy "
+              "constraint: Member must satisfy regular expression pattern: "
+              "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+"});
+  const std::string long_arn = account->StreamArn("orders") + std::string(2048, 'a');
+  CHECK(riffle::IsValidationException(
+      kinesis.GetRecords({.shard_iterator = next, .stream_arn = long_arn}).status()));
   clock.Advance(absl::Minutes(5) + absl::Milliseconds(1));
   auto expired = kinesis.GetRecords({.shard_iterator = next});
   CHECK(riffle::IsExpiredIteratorException(expired.status()));

@@ -202,6 +202,41 @@ TEST_CASE("CreateQueue of an existing name: the attributes it names must match, 
             .ok());
 }
 
+TEST_CASE("Every URL form the service hands out names the queue", "[account][sqs]") {
+  // GetQueueUrl and CreateQueue have answered with legacy hosts and http; code that kept
+  // such a URL uses it.
+  riffle::ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Sqs& sqs = account->sqs();
+  CreateFifo(sqs, "q.fifo");
+  for (std::string_view url : {"https://queue.amazonaws.com/000000000000/q.fifo",
+                               "https://us-east-1.queue.amazonaws.com/000000000000/q.fifo",
+                               "http://sqs.us-east-1.amazonaws.com/000000000000/q.fifo",
+                               "HTTPS://SQS.US-EAST-1.AMAZONAWS.COM/000000000000/q.fifo"}) {
+    INFO(url);
+    const std::string dedup(url);  // each message its own deduplication id
+    CHECK(sqs.SendMessage({.queue_url = url,
+                           .message_body = "x",
+                           .message_deduplication_id = dedup,
+                           .message_group_id = "g"})
+              .ok());
+  }
+  // The names stay exact: another case is another queue.
+  CHECK(ErrorOf(sqs.GetQueueAttributes(
+                    {.queue_url = "https://sqs.us-east-1.amazonaws.com/000000000000/Q.fifo"}))
+            .name == riffle::kQueueDoesNotExist);
+  // queue.amazonaws.com is us-east-1's host only.
+  auto eu = MakeAccount(clock, false, {.region = "eu-west-1"});
+  CreateFifo(eu->sqs(), "q.fifo");
+  CHECK(ErrorOf(eu->sqs().GetQueueAttributes(
+                    {.queue_url = "https://queue.amazonaws.com/000000000000/q.fifo"}))
+            .name == riffle::kQueueDoesNotExist);
+  CHECK(eu->sqs()
+            .GetQueueAttributes({.queue_url = "https://eu-west-1.queue.amazonaws.com/"
+                                              "000000000000/q.fifo"})
+            .ok());
+}
+
 TEST_CASE("Calls by a URL that names no queue fail with QueueDoesNotExist", "[account][sqs]") {
   riffle::ManualClock clock;
   auto account = MakeAccount(clock);

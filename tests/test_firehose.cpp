@@ -115,6 +115,14 @@ TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation
         Error{riffle::kInvalidArgumentException,
               "Bucket missing does not exist in account 000000000000: create it with "
               "CreateBucket first."});
+  // Any partition has the model's shape (arn:.*:s3:::...); another than the account's names
+  // none of its buckets.
+  REQUIRE(f.account->s3().CreateBucket({.bucket = "other"}).ok());
+  in.extended_s3_destination_configuration->bucket_arn = "arn:aws-cn:s3:::other";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(in)) ==
+        Error{riffle::kInvalidArgumentException,
+              "Bucket other does not exist in account 000000000000: create it with "
+              "CreateBucket first."});
 
   riffle::CreateDeliveryStreamInput k{
       .delivery_stream_name = "k",
@@ -136,6 +144,10 @@ TEST_CASE("CreateDeliveryStream: InvalidArgumentException for what the operation
               "KinesisStreamARN arn:aws:kinesis:us-west-2:000000000000:stream/orders is not a "
               "stream of account 000000000000 in region us-east-1."});
   k.kinesis_stream_source_configuration->kinesis_stream_arn = "orders";
+  CHECK(ErrorOf(f.firehose().CreateDeliveryStream(k)).name == riffle::kValidationException);
+  // The region part's pattern is [a-zA-Z0-9\-]+.
+  k.kinesis_stream_source_configuration->kinesis_stream_arn =
+      "arn:aws:kinesis:us_east_1:000000000000:stream/orders";
   CHECK(ErrorOf(f.firehose().CreateDeliveryStream(k)).name == riffle::kValidationException);
 
   auto d = DirectPut("d");

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "account/account_core.h"
+#include "common/names.h"
 #include "fmt/format.h"
 #include "riffle/status.h"
 
@@ -181,8 +182,8 @@ int Account::shard_limit() const { return core_->shard_limit; }
 FaultPlan& Account::faults() { return core_->faults; }
 
 std::string Account::StreamArn(std::string_view stream_name) const {
-  return fmt::format("arn:aws:kinesis:{}:{}:stream/{}", core_->region(), core_->account_id(),
-                     stream_name);
+  return fmt::format("arn:{}:kinesis:{}:{}:stream/{}", detail::ArnPartition(core_->region()),
+                     core_->region(), core_->account_id(), stream_name);
 }
 
 }  // namespace riffle

@@ -146,7 +146,7 @@ std::optional<CompressionFormat> ParseCompression(std::string_view text) {
 
 // arn:<partition>:<service>:<region>:<account>:<resource>
 struct ArnParts {
-  std::string_view service, region, account, resource;
+  std::string_view partition, service, region, account, resource;
 };
 std::optional<ArnParts> SplitArn(std::string_view arn) {
   std::string_view parts[6];
@@ -157,15 +157,23 @@ std::optional<ArnParts> SplitArn(std::string_view arn) {
     arn.remove_prefix(colon + 1);
   }
   parts[5] = arn;
-  if (parts[0] != "arn" || !parts[1].starts_with("aws")) return std::nullopt;
-  return ArnParts{parts[2], parts[3], parts[4], parts[5]};
+  // The model's patterns take any partition (arn:.*:); whether it is the account's is
+  // decided where the resource is looked up.
+  if (parts[0] != "arn" || parts[1].empty()) return std::nullopt;
+  return ArnParts{parts[1], parts[2], parts[3], parts[4], parts[5]};
 }
 
 bool KinesisArnOk(std::string_view arn) {
   auto p = SplitArn(arn);
-  if (!p || p->service != "kinesis" || p->region.empty() || p->account.size() != 12 ||
-      !std::all_of(p->account.begin(), p->account.end(),
-                   [](char c) { return c >= '0' && c <= '9'; })) {
+  if (!p || p->service != "kinesis" || p->region.empty() ||
+      !std::all_of(p->region.begin(), p->region.end(),
+                   [](char c) {
+                     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '-';
+                   }) ||
+      p->account.size() != 12 || !std::all_of(p->account.begin(), p->account.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      })) {
     return false;
   }
   if (!p->resource.starts_with("stream/")) return false;
@@ -252,10 +260,15 @@ absl::Status CheckPrefixRules(std::string_view prefix, std::string_view error_ou
 }
 
 // The bucket a destination's BucketARN names, from the account's S3.
-absl::StatusOr<std::shared_ptr<detail::BucketStore>> DestinationBucket(
-    const S3& s3, std::string_view bucket_arn, std::string_view account_id) {
-  const std::string_view bucket_name = SplitArn(bucket_arn)->resource;
-  std::shared_ptr<detail::BucketStore> bucket = s3.FindBucket(bucket_name);
+absl::StatusOr<std::shared_ptr<detail::BucketStore>> DestinationBucket(const S3& s3,
+                                                                       std::string_view bucket_arn,
+                                                                       std::string_view account_id,
+                                                                       std::string_view partition) {
+  const ArnParts parts = *SplitArn(bucket_arn);
+  const std::string_view bucket_name = parts.resource;
+  // A bucket of another partition is no bucket of this account's.
+  std::shared_ptr<detail::BucketStore> bucket =
+      parts.partition == partition ? s3.FindBucket(bucket_name) : nullptr;
   if (bucket == nullptr) {
     return InvalidArgumentError(
         fmt::format("Bucket {} does not exist in account {}: create it with CreateBucket first.",
@@ -310,7 +323,8 @@ Firehose::~Firehose() {
 }
 
 std::string Firehose::DeliveryStreamArn(std::string_view name) const {
-  return fmt::format("arn:aws:firehose:{}:{}:deliverystream/{}", core_.region(), core_.account_id(),
+  return fmt::format("arn:{}:firehose:{}:{}:deliverystream/{}",
+                     detail::ArnPartition(core_.region()), core_.region(), core_.account_id(),
                      name);
 }
 
@@ -387,8 +401,8 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
   }
 
   // The destination: a bucket of this account.
-  absl::StatusOr<std::shared_ptr<detail::BucketStore>> found =
-      DestinationBucket(s3_, dest.bucket_arn, core_.account_id());
+  absl::StatusOr<std::shared_ptr<detail::BucketStore>> found = DestinationBucket(
+      s3_, dest.bucket_arn, core_.account_id(), detail::ArnPartition(core_.region()));
   if (!found.ok()) return found.status();
   std::shared_ptr<detail::BucketStore> bucket = *std::move(found);
 
@@ -399,7 +413,8 @@ absl::StatusOr<CreateDeliveryStreamOutput> Firehose::CreateDeliveryStream(
     const KinesisStreamSourceConfiguration& k = *in.kinesis_stream_source_configuration;
     const ArnParts parts = *SplitArn(k.kinesis_stream_arn);
     const std::string_view stream_name = parts.resource.substr(7);
-    if (parts.region != core_.region() || parts.account != core_.account_id()) {
+    if (parts.partition != detail::ArnPartition(core_.region()) || parts.region != core_.region() ||
+        parts.account != core_.account_id()) {
       return InvalidArgumentError(
           fmt::format("KinesisStreamARN {} is not a stream of account {} in region {}.",
                       k.kinesis_stream_arn, core_.account_id(), core_.region()));
@@ -675,8 +690,8 @@ absl::StatusOr<UpdateDestinationOutput> Firehose::UpdateDestination(
   if (d.compression_format) u.compression = *ParseCompression(*d.compression_format);
   std::shared_ptr<detail::BucketStore> bucket;
   if (d.bucket_arn) {
-    absl::StatusOr<std::shared_ptr<detail::BucketStore>> found =
-        DestinationBucket(s3_, *d.bucket_arn, core_.account_id());
+    absl::StatusOr<std::shared_ptr<detail::BucketStore>> found = DestinationBucket(
+        s3_, *d.bucket_arn, core_.account_id(), detail::ArnPartition(core_.region()));
     if (!found.ok()) return found.status();
     bucket = *std::move(found);
     u.sink = bucket.get();

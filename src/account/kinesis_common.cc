@@ -46,7 +46,7 @@ std::optional<ParsedArn> ParsePrefix(std::string_view arn, std::string_view* res
   std::string_view s = arn, field;
   ParsedArn p;
   if (!Take(s, &field) || field != "arn") return std::nullopt;
-  if (!Take(s, &field) || field.substr(0, 3) != "aws") return std::nullopt;
+  if (!Take(s, &p.partition) || p.partition.substr(0, 3) != "aws") return std::nullopt;
   if (!Take(s, &field) || field != "kinesis") return std::nullopt;
   if (!Take(s, &p.region)) return std::nullopt;
   if (!Take(s, &p.account) || p.account.size() != 12 || !AllDigits(p.account)) return std::nullopt;
@@ -162,7 +162,9 @@ absl::Status ResolveStream(AccountCore& core, const KinesisRegistry& registry,
             fmt::format("StreamARN {} and StreamName {} do not name the same stream.", arn, name));
       }
       target = parsed->stream;
-      if (parsed->region != core.region() || parsed->account != core.account_id()) {
+      // Another partition, region or account: not one of this account's streams.
+      if (parsed->partition != ArnPartition(core.region()) || parsed->region != core.region() ||
+          parsed->account != core.account_id()) {
         return StreamNotFound(target, parsed->account);
       }
     }

@@ -61,8 +61,8 @@ absl::Status ResolveConsumer(detail::AccountCore& core, const detail::KinesisReg
         "Name the consumer by ConsumerARN, or by StreamARN and ConsumerName.");
   }
   if (parsed) {
-    const std::string arn = fmt::format("arn:aws:kinesis:{}:{}:stream/{}", parsed->region,
-                                        parsed->account, parsed->stream);
+    const std::string arn = fmt::format("arn:{}:kinesis:{}:{}:stream/{}", parsed->partition,
+                                        parsed->region, parsed->account, parsed->stream);
     if (!stream_arn.empty() && stream_arn != arn) {
       return InvalidArgumentError(
           fmt::format("ConsumerARN {} does not belong to stream {}.", consumer_arn, stream_arn));
@@ -303,11 +303,17 @@ absl::StatusOr<GetShardIteratorOutput> Kinesis::GetShardIterator(const GetShardI
 
 absl::Status Kinesis::GetRecords(const GetRecordsInput& in, GetRecordsOutput& out) {
   const int limit = in.limit.value_or(detail::kMaxGetRecordsLimit);
-  if (in.limit.has_value() || in.shard_iterator.empty() || in.shard_iterator.size() > 512) {
+  if (in.limit.has_value() || in.shard_iterator.empty() || in.shard_iterator.size() > 512 ||
+      !in.stream_arn.empty()) {
     Violations v;
     if (in.limit) v.Range("limit", *in.limit, 1, detail::kMaxGetRecordsLimit);
     v.MinLength("shardIterator", in.shard_iterator, in.shard_iterator.size(), 1);
     v.MaxLength("shardIterator", in.shard_iterator, in.shard_iterator.size(), 512);
+    if (!in.stream_arn.empty()) {  // the StreamARN shape, as every operation checks it
+      v.Pattern("streamARN", in.stream_arn, detail::kStreamArnPattern,
+                detail::ParseStreamArn(in.stream_arn).has_value());
+      v.MaxLength("streamARN", in.stream_arn, in.stream_arn.size(), 2048);
+    }
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
   absl::StatusOr<ShardIterator> it = ShardIterator::Parse(in.shard_iterator);
@@ -552,8 +558,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> Kinesis::SubscribeToShard(
     v.Name("shardId", in.shard_id);
     if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   }
-  const std::string stream_arn = fmt::format("arn:aws:kinesis:{}:{}:stream/{}", parsed->region,
-                                             parsed->account, parsed->stream);
+  const std::string stream_arn = fmt::format("arn:{}:kinesis:{}:{}:stream/{}", parsed->partition,
+                                             parsed->region, parsed->account, parsed->stream);
   detail::EpochGuard guard;
   StreamEntry* e = nullptr;
   if (absl::Status s =

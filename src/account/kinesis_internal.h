@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "account/account_core.h"
 #include "account/kinesis_registry.h"
+#include "common/names.h"
 #include "common/validation.h"
 #include "riffle/kinesis_types.h"
 #include "stream/stream_errors.h"
@@ -21,6 +22,7 @@ namespace riffle::detail {
 
 // The parts of arn:aws:kinesis:<region>:<account>:stream/<name>[/consumer/<c>:<t>].
 struct ParsedArn {
+  std::string_view partition;
   std::string_view region;
   std::string_view account;
   std::string_view stream;

@@ -136,7 +136,11 @@ std::string Lower(std::string_view s) {
 }
 
 bool IsSqsArn(std::string_view arn) {
-  return arn.rfind("arn:aws:sqs:", 0) == 0 && arn.size() <= 1024;
+  if (arn.size() > 1024) return false;
+  for (std::string_view partition : {"aws", "aws-cn", "aws-us-gov"}) {
+    if (arn.starts_with(fmt::format("arn:{}:sqs:", partition))) return true;
+  }
+  return false;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "account/account_core.h"
 #include "account/sqs_internal.h"
+#include "common/names.h"
 #include "fmt/format.h"
 #include "riffle/sqs.h"
 #include "riffle/status.h"
@@ -49,9 +50,38 @@ bool IsNameChar(char c) {
 
 // The queue name of an ARN of this account and region, or empty.
 std::string_view NameFromArn(const detail::AccountCore& core, std::string_view arn) {
-  const std::string prefix = fmt::format("arn:aws:sqs:{}:{}:", core.region(), core.account_id());
+  const std::string prefix = fmt::format("arn:{}:sqs:{}:{}:", detail::ArnPartition(core.region()),
+                                         core.region(), core.account_id());
   if (arn.size() <= prefix.size() || arn.substr(0, prefix.size()) != prefix) return {};
   return arn.substr(prefix.size());
+}
+
+// The queue name of a URL of this account and region, or empty. The forms the service
+// hands out and takes back: http or https; host sqs.<region>.<domain>,
+// <region>.queue.<domain>, or (us-east-1) queue.amazonaws.com, in any case; then
+// /<account>/<name>.
+std::string_view NameFromUrl(const detail::AccountCore& core, std::string_view url) {
+  auto consume = [&url](std::string_view prefix, bool any_case) {
+    if (url.size() < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+      const char c =
+          any_case ? static_cast<char>(std::tolower(static_cast<unsigned char>(url[i]))) : url[i];
+      if (c != prefix[i]) return false;
+    }
+    url.remove_prefix(prefix.size());
+    return true;
+  };
+  if (!consume("https://", true) && !consume("http://", true)) return {};
+  const std::string_view region = core.region();
+  const std::string_view domain = detail::EndpointDomain(region);
+  const std::string host_sqs = fmt::format("sqs.{}.{}/", region, domain);
+  const std::string host_queue = fmt::format("{}.queue.{}/", region, domain);
+  if (!consume(host_sqs, true) && !consume(host_queue, true) &&
+      !(region == "us-east-1" && consume("queue.amazonaws.com/", true))) {
+    return {};
+  }
+  if (!consume(fmt::format("{}/", core.account_id()), false)) return {};
+  return url;
 }
 
 uint64_t TokenCheck(uint64_t secret, std::string_view prefix, std::string_view last) {
@@ -67,24 +97,21 @@ Sqs::Sqs(detail::AccountCore& core)
 Sqs::~Sqs() = default;
 
 std::string Sqs::QueueUrl(std::string_view queue_name) const {
-  return fmt::format("https://sqs.{}.amazonaws.com/{}/{}", core_.region(), core_.account_id(),
-                     queue_name);
+  return fmt::format("https://sqs.{}.{}/{}/{}", core_.region(),
+                     detail::EndpointDomain(core_.region()), core_.account_id(), queue_name);
 }
 
 std::string Sqs::QueueArn(std::string_view queue_name) const {
-  return fmt::format("arn:aws:sqs:{}:{}:{}", core_.region(), core_.account_id(), queue_name);
+  return fmt::format("arn:{}:sqs:{}:{}:{}", detail::ArnPartition(core_.region()), core_.region(),
+                     core_.account_id(), queue_name);
 }
 
 absl::StatusOr<std::shared_ptr<SqsQueueEntry>> Sqs::Admit(
     std::string_view operation, std::string_view queue_url,
     std::span<const std::string_view> groups) {
   if (queue_url.empty()) return detail::SqsMissingParameter("QueueUrl");
-  const std::string prefix =
-      fmt::format("https://sqs.{}.amazonaws.com/{}/", core_.region(), core_.account_id());
-  if (queue_url.size() <= prefix.size() || queue_url.substr(0, prefix.size()) != prefix) {
-    return detail::QueueDoesNotExist();
-  }
-  const std::string_view name = queue_url.substr(prefix.size());
+  const std::string_view name = NameFromUrl(core_, queue_url);
+  if (name.empty()) return detail::QueueDoesNotExist();
   std::shared_ptr<SqsQueueEntry> entry;
   bool per_group = false;
   {

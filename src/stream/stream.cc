@@ -377,8 +377,8 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
       options.ring_capacity_bytes, absl::ToInt64Milliseconds(options.retention_period),
       options.single_producer);
   core->account_id = options.account_id;
-  core->arn = fmt::format("arn:aws:kinesis:{}:{}:stream/{}", options.region, options.account_id,
-                          options.stream_name);
+  core->arn = fmt::format("arn:{}:kinesis:{}:{}:stream/{}", detail::ArnPartition(options.region),
+                          options.region, options.account_id, options.stream_name);
   core->write_limited = options.write_limit.has_value();
   core->fanout.reset(new detail::FanOut(*core, options.overflow_policy,
                                         options.max_stream_consumers, options.read_budget,
