@@ -610,6 +610,34 @@ TEST_CASE("a new application at LATEST starts at the open shards of a resharded 
   }
 }
 
+namespace {
+
+// A LATEST application processes 8 records of shard 0 and stops; while it is down, shard 0
+// splits, its children get 16 records, and shard 0 ages out of the listing (closed more
+// than the 24 h retention ago).
+void ProcessThenAgeOutParent(riffle::Stream& stream, ManualClock& clock,
+                             const std::function<riffle::ConsumerOptions(Log*)>& options) {
+  Log first;
+  {
+    auto c = *Consumer::Create(options(&first));
+    CHECK(Drain(*c) == 0);
+    clock.Advance(absl::Seconds(1));
+    Put(stream, 0, 8);
+    CHECK(Drain(*c) == 8);  // checkpointed in shard 0, which stays open while it runs
+    c->Stop();
+  }
+  REQUIRE(stream.SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+  clock.Advance(absl::Hours(23));
+  Put(stream, 8, 24);
+  clock.Advance(absl::Hours(2));
+  auto listed = *stream.ListShards();
+  REQUIRE(std::none_of(listed.begin(), listed.end(), [](const riffle::Shard& s) {
+    return s.shard_id == riffle::FormatShardId(0);
+  }));
+}
+
+}  // namespace
+
 TEST_CASE(
     "an application whose checkpointed shards aged out is not new: children of what it "
     "read start at their first records",
@@ -626,26 +654,7 @@ TEST_CASE(
                                      .checkpoint_store = &store,
                                      .processor_factory = Factory(log, "w1")};
     };
-    Log first;
-    {
-      auto c = *Consumer::Create(options(&first));
-      CHECK(Drain(*c) == 0);
-      clock.Advance(absl::Seconds(1));
-      Put(*stream, 0, 8);
-      CHECK(Drain(*c) == 8);  // checkpointed in shard 0, which stays open while it runs
-      c->Stop();
-    }
-    // While the application is down: shard 0 splits, its children get records, and shard 0
-    // ages out of the listing (closed more than the 24 h retention ago).
-    REQUIRE(
-        stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
-    clock.Advance(absl::Hours(23));
-    Put(*stream, 8, 24);
-    clock.Advance(absl::Hours(2));
-    auto listed = *stream->ListShards();
-    REQUIRE(std::none_of(listed.begin(), listed.end(), [](const riffle::Shard& s) {
-      return s.shard_id == riffle::FormatShardId(0);
-    }));
+    ProcessThenAgeOutParent(*stream, clock, options);
     // The store still holds shard 0's checkpoint: the application read the children's parent,
     // so the children start at their first records, not at LATEST.
     Log second;
@@ -699,20 +708,7 @@ TEST_CASE("a parent's checkpoint that cannot be read holds its children back, re
                                    .checkpoint_store = &store,
                                    .processor_factory = Factory(log, "w1")};
   };
-  Log first;
-  {
-    auto c = *Consumer::Create(options(&first));
-    CHECK(Drain(*c) == 0);
-    clock.Advance(absl::Seconds(1));
-    Put(*stream, 0, 8);
-    CHECK(Drain(*c) == 8);
-    c->Stop();
-  }
-  REQUIRE(
-      stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
-  clock.Advance(absl::Hours(23));
-  Put(*stream, 8, 24);
-  clock.Advance(absl::Hours(2));  // shard 0 ages out of the listing
+  ProcessThenAgeOutParent(*stream, clock, options);
   Log second;
   auto c = *Consumer::Create(options(&second));
   failing = 2;  // the first pass cannot read shard 0's checkpoint (one read per child)
