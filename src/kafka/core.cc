@@ -484,12 +484,13 @@ absl::Status Core::CheckIterator(const ShardIterator& it, int64_t now_ms) const 
 // ---- Offsets ----
 
 absl::StatusOr<int64_t> Core::ListOffset(int32_t partition, int64_t timestamp,
-                                         std::string_view context) const {
+                                         std::string_view context, int timeout_ms) const {
   PartitionList list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), options_.topic.c_str(), partition)->offset =
       timestamp;
   rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(
-      producer_.get(), list.get(), std::max(1, TimeoutMs(options_.request_timeout)));
+      producer_.get(), list.get(),
+      std::max(1, timeout_ms >= 0 ? timeout_ms : TimeoutMs(options_.request_timeout)));
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError(err, context);
   return list->elems[0].offset;
@@ -501,9 +502,19 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Core::Watermarks(int32_t partition) 
   // and waits for as long as the partition's leader is down.
   const std::string context = fmt::format("Reading the offsets of shard {} in stream {}",
                                           shard_id(partition), options_.topic);
-  absl::StatusOr<int64_t> low = ListOffset(partition, RD_KAFKA_OFFSET_BEGINNING, context);
+  // One request_timeout for both: the second lookup gets what the first left.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(TimeoutMs(options_.request_timeout));
+  auto left_ms = [&] {
+    return static_cast<int>(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(
+               deadline - std::chrono::steady_clock::now())
+               .count()));
+  };
+  absl::StatusOr<int64_t> low =
+      ListOffset(partition, RD_KAFKA_OFFSET_BEGINNING, context, left_ms());
   if (!low.ok()) return low.status();
-  absl::StatusOr<int64_t> high = ListOffset(partition, RD_KAFKA_OFFSET_END, context);
+  absl::StatusOr<int64_t> high = ListOffset(partition, RD_KAFKA_OFFSET_END, context, left_ms());
   if (!high.ok()) return high.status();
   return std::make_pair(*low, *high);
 }
