@@ -89,6 +89,10 @@ void Producer::Repack(const Aggregate& aggregate) {
   for (const UserRecord& u : records) {
     (void)aggregator_->Add({u.partition_key, u.data, u.explicit_hash_key}, closed_);
   }
+  // The re-packed records were due already (sent once): closed at once, not left in open
+  // aggregates for a new buffering window or the next Flush (a Flush before the reshard
+  // promised the next Polls would send them).
+  aggregator_->Flush(closed_);
   for (Aggregate& a : closed_) ready_.push_back(std::move(a));
 }
 
