@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         keys.Set(pair.substr(0, eq), pair.substr(eq + 1));
       }
     }
-    records.push_back(keys.values());
+    records.emplace_back(keys.values().begin(), keys.values().end());
   }
 
   const absl::StatusOr<riffle::detail::PrefixTemplate> t = riffle::detail::PrefixTemplate::Parse(

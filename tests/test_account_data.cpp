@@ -402,6 +402,22 @@ TEST_CASE("PutRecords and GetRecords through the account allocate nothing in ste
   CHECK(put.failed_record_count == 0);
   CHECK(put.records.size() == 100);
   CHECK_FALSE(got.result.records.empty());
+  // The stream named by its ARN, and entries with explicit hash keys, take the request's
+  // full check: it formats nothing while nothing is wrong (it formatted three member names
+  // an entry).
+  std::vector<riffle::PutRecordsRequestEntry> explicit_keys;
+  for (const auto& k : keys)
+    explicit_keys.push_back({k, "payload", "170141183460469231731687303715884105728"});
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(kinesis.PutRecords({.stream_arn = kOrdersArn, .records = explicit_keys}, put).ok());
+  }
+  riffle_test::AllocationCounter by_arn;
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(kinesis.PutRecords({.stream_arn = kOrdersArn, .records = batch}, put).ok());
+    REQUIRE(kinesis.PutRecords({.stream_arn = kOrdersArn, .records = explicit_keys}, put).ok());
+  }
+  CHECK(by_arn.allocations() == 0);
+  CHECK(put.failed_record_count == 0);
 }
 
 TEST_CASE("PutRecords of keys never seen before allocates nothing per entry", "[account]") {

@@ -437,6 +437,28 @@ TEST_CASE("Puts with dynamic partitioning allocate nothing in steady state", "[d
   }
   CHECK(allocations == 0);
   CHECK(ds->GetMetrics().partitioning_failed_records == 0);
+
+  // Names and values past the strings' inline capacity (15 bytes): PartitionKeys keeps
+  // their storage from one record to the next (it allocated a string or two a record).
+  riffle::PartitionKeys keys;
+  const std::string values[] = {std::string(24, 'a'), std::string(30, 'b'), std::string(20, 'c')};
+  for (const auto& v : values) {  // storage grows to the largest value
+    keys.Clear();
+    keys.Set("customer_identifier", v);
+    keys.Set("region_of_the_customer", v);
+  }
+  riffle_test::AllocationCounter keys_counter;
+  for (int i = 0; i < 300; ++i) {
+    keys.Clear();
+    keys.Set("customer_identifier", values[i % 3]);
+    keys.Set("region_of_the_customer", values[(i + 1) % 3]);
+    keys.Set("customer_identifier", values[(i + 2) % 3]);  // replaced, not added
+  }
+  CHECK(keys_counter.allocations() == 0);
+  REQUIRE(keys.values().size() == 2);
+  CHECK(keys.values()[0].first == "customer_identifier");
+  CHECK(keys.values()[0].second == values[(299 + 2) % 3]);
+  CHECK(keys.values()[1].second == values[(299 + 1) % 3]);
 }
 
 TEST_CASE("The delivery thread delivers on ManualClock moves", "[delivery][stress]") {

@@ -104,13 +104,16 @@ std::string_view DeliveryStreamStatusName(DeliveryStreamStatus status) {
 }
 
 void PartitionKeys::Set(std::string_view name, std::string_view value) {
-  for (auto& [n, v] : values_) {
-    if (n == name) {
-      v.assign(value);
+  for (std::size_t i = 0; i < size_; ++i) {
+    if (values_[i].first == name) {
+      values_[i].second.assign(value);
       return;
     }
   }
-  values_.emplace_back(std::string(name), std::string(value));
+  if (size_ == values_.size()) values_.emplace_back();
+  values_[size_].first.assign(name);
+  values_[size_].second.assign(value);
+  ++size_;
 }
 
 namespace {
@@ -339,7 +342,7 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
         p.error = "The partition key function found no partition keys for the record.";
         continue;
       }
-      const PartitionKeys::Values& values = p.keys.values();
+      const auto values = p.keys.values();
       // The id lists the values by name (names are unique), whatever order they were set in.
       order.clear();
       for (uint32_t k = 0; k < values.size(); ++k) order.push_back(k);
@@ -405,7 +408,8 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
         auto inserted = partitions_.emplace(p.id, TakeFreeBatchLocked());
         slot = &inserted.first->second;
         (*slot)->partition_id = p.id;
-        (*slot)->partition_values = p.keys.values();
+        const auto values = p.keys.values();
+        (*slot)->partition_values.assign(values.begin(), values.end());
       }
       if (!error_code.empty()) {
         ++partitioning_failed_records_;

@@ -118,7 +118,7 @@ absl::Status PrefixTemplate::CheckEvaluatedLength(std::string_view parameter) co
   return absl::OkStatus();
 }
 
-void PrefixTemplate::Evaluate(absl::Time timestamp, const PartitionValueList& values,
+void PrefixTemplate::Evaluate(absl::Time timestamp, PartitionValueSpan values,
                               std::string_view error_output_type, std::mt19937_64& rng,
                               std::string* out) const {
   for (const Segment& s : segments_) {
@@ -151,7 +151,7 @@ void PrefixTemplate::Evaluate(absl::Time timestamp, const PartitionValueList& va
   }
 }
 
-std::string_view PrefixTemplate::MissingPartitionKey(const PartitionValueList& values) const {
+std::string_view PrefixTemplate::MissingPartitionKey(PartitionValueSpan values) const {
   for (const Segment& s : segments_) {
     if (s.kind != Kind::kPartitionKey) continue;
     bool found = false;

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +28,7 @@
 namespace riffle::detail {
 
 using PartitionValueList = std::vector<std::pair<std::string, std::string>>;
+using PartitionValueSpan = std::span<const std::pair<std::string, std::string>>;
 
 // The error output types: the !{firehose:error-output-type} of an error object's prefix.
 inline constexpr std::string_view kProcessingFailedOutput = "processing-failed";
@@ -46,11 +48,11 @@ class PrefixTemplate {
 
   // Appends the prefix to *out. A missing partition value evaluates to "" (callers check
   // MissingPartitionKey first).
-  void Evaluate(absl::Time timestamp, const PartitionValueList& values,
-                std::string_view error_output_type, std::mt19937_64& rng, std::string* out) const;
+  void Evaluate(absl::Time timestamp, PartitionValueSpan values, std::string_view error_output_type,
+                std::mt19937_64& rng, std::string* out) const;
 
   // The first partition key the prefix names that `values` lacks, or "" if none.
-  std::string_view MissingPartitionKey(const PartitionValueList& values) const;
+  std::string_view MissingPartitionKey(PartitionValueSpan values) const;
 
   bool uses_partition_keys() const { return uses_partition_keys_; }
 

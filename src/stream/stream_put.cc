@@ -25,6 +25,13 @@ void CheckEntry(const PutRecordsRequestEntry& e, std::size_t index, uint64_t max
   };
   const std::string_view key = e.partition_key;
   const int64_t chars = detail::CountUtf8CodePoints(key);
+  // Nothing to record, nothing formatted: a valid request allocates nothing here.
+  if ((chars < 0 || (chars >= static_cast<int64_t>(kMinPartitionKeyChars) &&
+                     chars <= static_cast<int64_t>(kMaxPartitionKeyChars))) &&
+      (e.explicit_hash_key.empty() || detail::MatchesDecimalPattern(e.explicit_hash_key, 39)) &&
+      e.data.size() <= max_record_bytes) {
+    return;
+  }
   if (chars >= 0) {
     v.MinLength(member("partitionKey"), key, static_cast<std::size_t>(chars),
                 kMinPartitionKeyChars);
@@ -191,8 +198,11 @@ absl::Status detail::CheckPutRecordsRequest(std::span<const PutRecordsRequestEnt
   uint64_t total = 0;
   for (const auto& e : entries) {
     total += e.partition_key.size() + e.data.size();
-    unusual |= e.partition_key.size() + e.data.size() > max_record ||
-               !ValidatePartitionKey(e.partition_key).ok() || !e.explicit_hash_key.empty();
+    unusual |=
+        e.partition_key.size() + e.data.size() > max_record ||
+        !ValidatePartitionKey(e.partition_key).ok() ||
+        (!e.explicit_hash_key.empty() && (!detail::MatchesDecimalPattern(e.explicit_hash_key, 39) ||
+                                          !ParseHashKey(e.explicit_hash_key).ok()));
   }
   if (!unusual && total <= kMaxPutRecordsBytes) return absl::OkStatus();
   detail::Violations v;
