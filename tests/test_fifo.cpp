@@ -553,6 +553,32 @@ TEST_CASE("FifoQueue send, receive and delete allocate nothing in steady state",
   riffle_test::AllocationCounter counter;
   for (int i = 5100; i < 5200; ++i) round(i);
   CHECK(counter.allocations() == 0);
+
+  // Receives with a ReceiveRequestAttemptId (SDKs send one, a UUID, with every receive):
+  // an attempt's id and handles take the storage an ended attempt left (a map node and a
+  // copy of the id were allocated per receive).
+  std::vector<std::string> attempts;  // built before anything is counted
+  for (int i = 0; i < 12500; ++i) attempts.push_back(fmt::format("3f2b8c1e-7a4d-4e5f-{:016}", i));
+  auto attempt_round = [&](int i) {
+    char dedup[16];
+    const int len = fmt::format_to_n(dedup, sizeof(dedup), "a{}", i).size;
+    REQUIRE(q->SendMessage({.message_group_id = groups[i % 4],
+                            .message_body = std::string_view(body, sizeof(body)),
+                            .message_deduplication_id = std::string_view(dedup, len)},
+                           result)
+                .ok());
+    REQUIRE(
+        q->ReceiveMessage({.max_number_of_messages = 10, .receive_request_attempt_id = attempts[i]},
+                          messages)
+            .ok());
+    REQUIRE(messages.size() == 1);
+    for (auto& m : messages) REQUIRE(q->DeleteMessage(m.receipt_handle).ok());
+    clock.Advance(absl::Milliseconds(50));
+  };
+  for (int i = 0; i < 12000; ++i) attempt_round(i);  // 10 minutes: past the 5-minute window
+  riffle_test::AllocationCounter attempts_counter;
+  for (int i = 12000; i < 12500; ++i) attempt_round(i);
+  CHECK(attempts_counter.allocations() == 0);
 }
 
 TEST_CASE("FifoQueue::SetAttributes changes the attributes in force", "[fifo]") {

@@ -341,7 +341,6 @@ void FifoQueue::PurgeQueue() {
   q.DrainLocked();
   q.core.RemoveAll();
   q.attempts.clear();
-  q.attempt_order.clear();
   // As on the service, a purge also forgets the deduplication ids: the same id sent again
   // is a new message.
   std::lock_guard<std::mutex> send_lock(q.send_mu);

@@ -4,6 +4,7 @@
 #include "fifo/fifo_queue_impl.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "fmt/format.h"
 #define XXH_INLINE_ALL
@@ -273,19 +274,18 @@ absl::Status FifoQueue::Impl::ChangeVisibilityLocked(const FifoHandle& handle, i
 int FifoQueue::Impl::ReplayAttemptLocked(std::string_view attempt_id, int64_t now,
                                          int64_t visibility_ns, std::vector<Message>& out,
                                          Taken* taken) {
-  while (!attempt_order.empty() && attempt_order.front().first <= now) {
-    auto it = attempts.find(attempt_order.front().second);
-    if (it != attempts.end() && it->second.expires_ns <= now) attempts.erase(it);
-    attempt_order.pop_front();
-  }
   auto it = attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
   if (it == attempts.end()) return 0;
+  if (it->second.expires_ns <= now) {  // its 5 minutes are over
+    RetireAttemptLocked(it);
+    return 0;
+  }
   // As SQS documents: the attempt holds while none of its messages was modified. A delete,
   // a successful visibility change or the end of the visibility timeout (after which
   // anyone may receive the message, with a new handle) ends it.
   for (auto [s, gen] : it->second.handles) {
     if (core.Lookup(s, gen) != FifoCore::HandleState::kCurrent || core.slot(s).visibility_changed) {
-      attempts.erase(it);
+      RetireAttemptLocked(it);
       return 0;
     }
   }
@@ -299,11 +299,41 @@ int FifoQueue::Impl::ReplayAttemptLocked(std::string_view attempt_id, int64_t no
 
 void FifoQueue::Impl::RecordAttemptLocked(std::string_view attempt_id, int64_t now,
                                           const Taken* taken, int n) {
-  Attempt& attempt = attempts[std::string(attempt_id)];
+  auto it = attempts.find(absl::string_view(attempt_id.data(), attempt_id.size()));
+  if (it == attempts.end()) {
+    // A new id: the expired attempts' nodes are taken back first (a sweep at most every
+    // 100 ms of clock time, so that the map holds little more than the live window).
+    if (spare_attempts.empty() && now >= next_attempts_sweep_ns) {
+      for (auto i = attempts.begin(); i != attempts.end();) {
+        auto next = std::next(i);
+        if (i->second.expires_ns <= now) RetireAttemptLocked(i);
+        i = next;
+      }
+      next_attempts_sweep_ns = now + detail::kNanosPerSecond / 10;
+    }
+    if (!spare_attempts.empty()) {
+      auto node = std::move(spare_attempts.back());
+      spare_attempts.pop_back();
+      node.key().assign(attempt_id.data(), attempt_id.size());
+      it = attempts.insert(std::move(node)).position;
+    } else {
+      it = attempts.try_emplace(std::string(attempt_id)).first;
+    }
+  }
+  Attempt& attempt = it->second;
   attempt.expires_ns = now + detail::FifoDedup::kWindowNs;
   attempt.handles.clear();
   for (int i = 0; i < n; ++i) attempt.handles.emplace_back(taken[i].slot, taken[i].generation);
-  attempt_order.emplace_back(attempt.expires_ns, std::string(attempt_id));
+}
+
+void FifoQueue::Impl::RetireAttemptLocked(absl::flat_hash_map<std::string, Attempt>::iterator it) {
+  // As many as the attempts live now (at least 1024): what the next window's ids reuse,
+  // never more than the map itself held at its peak.
+  if (spare_attempts.size() < std::max<std::size_t>(1024, attempts.size())) {
+    spare_attempts.push_back(attempts.extract(it));
+  } else {
+    attempts.erase(it);
+  }
 }
 
 }  // namespace riffle

@@ -179,6 +179,9 @@ struct FifoQueue::Impl {
   int ReplayAttemptLocked(std::string_view attempt_id, int64_t now, int64_t visibility_ns,
                           std::vector<Message>& out, Taken* taken);
   void RecordAttemptLocked(std::string_view attempt_id, int64_t now, const Taken* taken, int n);
+  // Moves an ended attempt's node to spare_attempts (at most as many as live attempts, or
+  // 1024), or frees it.
+  void RetireAttemptLocked(absl::flat_hash_map<std::string, Attempt>::iterator it);
   detail::FifoHandle Parse(std::string_view text) const {
     detail::FifoHandle h{text, false, 0, 0};
     h.well_formed = detail::ParseReceiptHandle(text, tag, &h.slot, &h.generation);
@@ -233,8 +236,13 @@ struct FifoQueue::Impl {
   detail::FifoCore core;
   // Guarded by mu; changed under RedriveTopologyMutex() too.
   std::optional<RedrivePolicy> redrive;
+  // ReceiveRequestAttemptIds within their 5 minutes. Expired ones are swept when a new id
+  // finds no spare node (at most every 100 ms); an attempt that ends keeps its node (the
+  // id's string and the handles' storage) in spare_attempts for the next one, so receives
+  // with attempt ids allocate nothing in steady state.
   absl::flat_hash_map<std::string, Attempt> attempts;
-  std::deque<std::pair<int64_t, std::string>> attempt_order;
+  std::vector<absl::flat_hash_map<std::string, Attempt>::node_type> spare_attempts;
+  int64_t next_attempts_sweep_ns = 0;
   ClockSubscription subscription;  // Last member: unsubscribed before the rest dies.
 
   // Moves time forward, runs op(i, now) for i in [0, n) under the lock, then wakes
