@@ -489,8 +489,10 @@ class ShardLog {
     uint64_t p = position;
     for (int steps = 0; p < latest.end; ++steps) {
       if (!WaitForFrameAt(p)) return false;
+      // A frame start, padding included, carries its position's check word: bytes inside a
+      // record that look like a padding header do not (a forged number walked into them).
+      if (!CommittedAt(p)) return false;
       const uint64_t room = RoomInSegment(p);
-      if (room == 0) return false;
       const FrameView f = FrameAt(p);
       if (!f.Plausible(std::min(room, latest.end - p), CheckAt(p))) return false;
       if (!f.is_padding()) {
