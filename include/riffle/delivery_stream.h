@@ -233,7 +233,9 @@ struct DeliveryPutRecordResult {
 
 // The errorCode of a record in the error output, besides the sink status's ErrorName() for
 // "delivery-failed" records (Firehose's codes).
-inline constexpr std::string_view kLambdaProcessingFailed = "Lambda.ProcessingFailed";
+// A record the processor answered ProcessingFailed for: the service's code and message
+// ("ProcessingFailed status set for record"), as tools that replay its error output match.
+inline constexpr std::string_view kLambdaProcessingFailed = "Lambda.ProcessingFailedStatus";
 inline constexpr std::string_view kLambdaMissingRecordId = "Lambda.MissingRecordId";
 inline constexpr std::string_view kLambdaDuplicatedRecordId = "Lambda.DuplicatedRecordId";
 inline constexpr std::string_view kLambdaFunctionError = "Lambda.FunctionError";

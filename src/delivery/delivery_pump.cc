@@ -228,10 +228,14 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
           dropped_records_.fetch_add(1, std::memory_order_relaxed);
           pump_released_bytes_ += r.data_size;
           break;
-        default:
+        case ProcessingResult::kProcessingFailed:
+          fail(r, kLambdaProcessingFailed, "ProcessingFailed status set for record");
+          break;
+        default:  // a value outside the enum, as the service refuses a result it does not know
           fail(r, kLambdaProcessingFailed,
-               fmt::format("The processor answered ProcessingFailed for record id {}.",
-                           r.record_id));
+               fmt::format("The processor answered result {} for record id {}; it must be Ok, "
+                           "Dropped or ProcessingFailed.",
+                           static_cast<int>(a.result), r.record_id));
       }
     }
   } else if (delimit) {
