@@ -612,6 +612,17 @@ TEST_CASE("a new application at LATEST starts at the open shards of a resharded 
 
 namespace {
 
+// Worker "w1" of application "billing", starting at LATEST.
+riffle::ConsumerOptions BillingAtLatest(riffle::Stream& stream, riffle::CheckpointStore& store,
+                                        Log* log, ConsumerMode mode = ConsumerMode::kPolling) {
+  return riffle::ConsumerOptions{.stream = &stream,
+                                 .application_name = "billing",
+                                 .mode = mode,
+                                 .initial_position = riffle::InitialPosition::kLatest,
+                                 .checkpoint_store = &store,
+                                 .processor_factory = Factory(log, "w1")};
+}
+
 // A LATEST application processes 8 records of shard 0 and stops; while it is down, shard 0
 // splits, its children get 16 records, and shard 0 ages out of the listing (closed more
 // than the 24 h retention ago).
@@ -626,7 +637,8 @@ void ProcessThenAgeOutParent(riffle::Stream& stream, ManualClock& clock,
     CHECK(Drain(*c) == 8);  // checkpointed in shard 0, which stays open while it runs
     c->Stop();
   }
-  REQUIRE(stream.SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+  REQUIRE(
+      stream.SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
   clock.Advance(absl::Hours(23));
   Put(stream, 8, 24);
   clock.Advance(absl::Hours(2));
@@ -646,14 +658,7 @@ TEST_CASE(
     ManualClock clock;
     auto stream = MakeStream(&clock, 1);
     riffle::InMemoryCheckpointStore store;
-    auto options = [&](Log* log) {
-      return riffle::ConsumerOptions{.stream = stream.get(),
-                                     .application_name = "billing",
-                                     .mode = mode,
-                                     .initial_position = riffle::InitialPosition::kLatest,
-                                     .checkpoint_store = &store,
-                                     .processor_factory = Factory(log, "w1")};
-    };
+    auto options = [&](Log* log) { return BillingAtLatest(*stream, store, log, mode); };
     ProcessThenAgeOutParent(*stream, clock, options);
     // The store still holds shard 0's checkpoint: the application read the children's parent,
     // so the children start at their first records, not at LATEST.
@@ -701,13 +706,7 @@ TEST_CASE("a parent's checkpoint that cannot be read holds its children back, re
   store.shard = riffle::FormatShardId(0);
   int failing = 0;
   store.fail_reads = &failing;
-  auto options = [&](Log* log) {
-    return riffle::ConsumerOptions{.stream = stream.get(),
-                                   .application_name = "billing",
-                                   .initial_position = riffle::InitialPosition::kLatest,
-                                   .checkpoint_store = &store,
-                                   .processor_factory = Factory(log, "w1")};
-  };
+  auto options = [&](Log* log) { return BillingAtLatest(*stream, store, log); };
   ProcessThenAgeOutParent(*stream, clock, options);
   Log second;
   auto c = *Consumer::Create(options(&second));

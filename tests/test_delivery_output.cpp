@@ -364,8 +364,8 @@ TEST_CASE("The processor transforms, drops and fails records; failures go to the
   CHECK(delivered == "<a>\n<b>\n<c>\n");
   ErrorLines e = ParseErrorObject(errors);
   CHECK(e.raw == std::vector<std::string>{"fail", "ignore", "twice"});
-  CHECK(e.codes == std::vector<std::string>{"Lambda.ProcessingFailedStatus", "Lambda.MissingRecordId",
-                                            "Lambda.DuplicatedRecordId"});
+  CHECK(e.codes == std::vector<std::string>{"Lambda.ProcessingFailedStatus",
+                                            "Lambda.MissingRecordId", "Lambda.DuplicatedRecordId"});
   CHECK(e.lambda_arns == std::vector<std::string>(3, ""));  // no processor_arn
   // The service's words for a ProcessingFailed answer (tools that replay the error output
   // match the code; the message is Firehose's own).

@@ -126,8 +126,8 @@ struct PageToken {
   char kind = 0;     // 'S' ListShards, 'N' ListStreams, 'C' ListStreamConsumers
   uint64_t tag = 0;  // the stream's tag ('S', 'C')
   int64_t issued_ms = 0;
-  uint64_t after = 0;     // the last shard index or consumer position returned
-  int filter = -1;        // ListShards: the ShardFilterType (-1: none)
+  uint64_t after = 0;  // the last shard index or consumer position returned
+  int filter = -1;     // ListShards: the ShardFilterType (-1: none)
   // ListShards: the filter's timestamp; ListStreamConsumers: the creation time of the
   // first consumer left out.
   int64_t filter_ms = 0;

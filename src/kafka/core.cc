@@ -507,8 +507,8 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Core::Watermarks(int32_t partition) 
                         std::chrono::milliseconds(TimeoutMs(options_.request_timeout));
   auto left_ms = [&] {
     return static_cast<int>(std::max<int64_t>(
-        0, std::chrono::duration_cast<std::chrono::milliseconds>(
-               deadline - std::chrono::steady_clock::now())
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                 std::chrono::steady_clock::now())
                .count()));
   };
   absl::StatusOr<int64_t> low =

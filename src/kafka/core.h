@@ -135,8 +135,8 @@ class Core {
   // One ListOffsets lookup: the first offset at or after `timestamp` (ms), or the oldest /
   // the next offset for RD_KAFKA_OFFSET_BEGINNING / RD_KAFKA_OFFSET_END. Bounded by
   // `timeout_ms` (at least 1 ms), or request_timeout when it is negative.
-  absl::StatusOr<int64_t> ListOffset(int32_t partition, int64_t timestamp,
-                                     std::string_view context, int timeout_ms = -1) const;
+  absl::StatusOr<int64_t> ListOffset(int32_t partition, int64_t timestamp, std::string_view context,
+                                     int timeout_ms = -1) const;
   // The first offset whose timestamp is at or after `ms`, or -1 when there is none.
   absl::StatusOr<int64_t> OffsetForTime(int32_t partition, int64_t ms) const;
 

@@ -65,9 +65,9 @@ struct ConsumerRecord {
 struct ReadWindow {
   int64_t second = INT64_MIN;
   int calls = 0;
-  uint64_t byte_debt = 0;  // in thousandths of a byte: paid back exactly, millisecond by ms
+  uint64_t byte_debt = 0;          // in thousandths of a byte: paid back exactly, millisecond by ms
   int64_t debt_at_ms = INT64_MIN;  // the latest time the debt was paid to (never earlier)
-  bool repaying = false;  // byte_debt reached a second's budget and is not yet paid back
+  bool repaying = false;           // byte_debt reached a second's budget and is not yet paid back
 };
 
 class FanOut {
