@@ -136,11 +136,9 @@ std::string Lower(std::string_view s) {
 }
 
 bool IsSqsArn(std::string_view arn) {
-  if (arn.size() > 1024) return false;
-  for (std::string_view partition : {"aws", "aws-cn", "aws-us-gov"}) {
-    if (arn.starts_with(fmt::format("arn:{}:sqs:", partition))) return true;
-  }
-  return false;
+  return arn.size() <= 1024 &&
+         (arn.starts_with("arn:aws:sqs:") || arn.starts_with("arn:aws-cn:sqs:") ||
+          arn.starts_with("arn:aws-us-gov:sqs:"));
 }
 
 }  // namespace

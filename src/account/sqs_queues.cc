@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <initializer_list>
 #include <iterator>
 
 #include "account/account_core.h"
@@ -61,26 +62,32 @@ std::string_view NameFromArn(const detail::AccountCore& core, std::string_view a
 // <region>.queue.<domain>, or (us-east-1) queue.amazonaws.com, in any case; then
 // /<account>/<name>.
 std::string_view NameFromUrl(const detail::AccountCore& core, std::string_view url) {
-  auto consume = [&url](std::string_view prefix, bool any_case) {
-    if (url.size() < prefix.size()) return false;
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-      const char c =
-          any_case ? static_cast<char>(std::tolower(static_cast<unsigned char>(url[i]))) : url[i];
-      if (c != prefix[i]) return false;
+  // Takes all of `pieces` off the front of `url`, in order, or nothing (no string is built:
+  // every call by URL goes through here).
+  auto consume = [&url](std::initializer_list<std::string_view> pieces, bool any_case) {
+    std::string_view rest = url;
+    for (std::string_view piece : pieces) {
+      if (rest.size() < piece.size()) return false;
+      for (std::size_t i = 0; i < piece.size(); ++i) {
+        const char c = any_case
+                           ? static_cast<char>(std::tolower(static_cast<unsigned char>(rest[i])))
+                           : rest[i];
+        if (c != piece[i]) return false;
+      }
+      rest.remove_prefix(piece.size());
     }
-    url.remove_prefix(prefix.size());
+    url = rest;
     return true;
   };
-  if (!consume("https://", true) && !consume("http://", true)) return {};
+  if (!consume({"https://"}, true) && !consume({"http://"}, true)) return {};
   const std::string_view region = core.region();
   const std::string_view domain = detail::EndpointDomain(region);
-  const std::string host_sqs = fmt::format("sqs.{}.{}/", region, domain);
-  const std::string host_queue = fmt::format("{}.queue.{}/", region, domain);
-  if (!consume(host_sqs, true) && !consume(host_queue, true) &&
-      !(region == "us-east-1" && consume("queue.amazonaws.com/", true))) {
+  if (!consume({"sqs.", region, ".", domain, "/"}, true) &&
+      !consume({region, ".queue.", domain, "/"}, true) &&
+      !(region == "us-east-1" && consume({"queue.amazonaws.com/"}, true))) {
     return {};
   }
-  if (!consume(fmt::format("{}/", core.account_id()), false)) return {};
+  if (!consume({core.account_id(), "/"}, false)) return {};
   return url;
 }
 
