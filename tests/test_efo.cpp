@@ -588,6 +588,72 @@ TEST_CASE("a blocked subscription ends at its lifetime when a ManualClock moves"
   CHECK(ended.load() == 1);
 }
 
+TEST_CASE(
+    "a blocked subscription ends with the children when its shard is split, with no put after",
+    "[efo][stress]") {
+  auto stream = MakeStream(nullptr, 1);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  REQUIRE(stream->PutRecord("k", "before").ok());
+  std::mutex mu;
+  std::vector<std::string> children;
+  std::atomic<int> records{0};
+  auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kTrimHorizon),
+                                       [&](const SubscribeToShardEvent& e) {
+                                         records.fetch_add(static_cast<int>(e.records.size()));
+                                         std::lock_guard<std::mutex> lock(mu);
+                                         for (const auto& c : e.child_shards)
+                                           children.push_back(c.shard_id);
+                                       },
+                                       {.wait = riffle::WaitStrategy::kBlock});
+  REQUIRE(sub->Start().ok());
+  for (int i = 0; i < 5000 && records.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(records.load() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // asleep on the open shard
+  REQUIRE(stream->SplitShard(kShard0, "170141183460469231731687303715884105728").ok());
+  // The reshard itself wakes it: no record follows to do so.
+  for (int i = 0; i < 5000 && !sub->done(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(sub->done());
+  CHECK(sub->end_reason() == SubscriptionEnd::kShardEnded);
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(children == std::vector<std::string>{riffle::FormatShardId(1), riffle::FormatShardId(2)});
+}
+
+TEST_CASE(
+    "a closed shard that ages out under a subscription counts its unread records as missed "
+    "and names its children",
+    "[efo]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", fmt::format("r{}", i)).ok());
+  REQUIRE(stream->SplitShard(kShard0, "170141183460469231731687303715884105728").ok());
+  clock.Advance(absl::Hours(24) - absl::Minutes(1));
+  uint64_t missed = 0;
+  size_t delivered = 0;
+  std::vector<std::string> children;
+  SubscriptionEnd end = SubscriptionEnd::kNone;
+  riffle::SequenceNumber continuation;
+  auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kTrimHorizon),
+                                       [&](const SubscribeToShardEvent& e) {
+                                         missed += e.missed_records;
+                                         delivered += e.records.size();
+                                         for (const auto& c : e.child_shards)
+                                           children.push_back(c.shard_id);
+                                         end = e.end;
+                                         continuation = e.continuation_sequence_number;
+                                       });
+  clock.Advance(absl::Minutes(2));  // the closed parent is now past retention
+  while (sub->Poll() != 0) {
+  }
+  CHECK(sub->done());
+  CHECK(end == SubscriptionEnd::kShardNotFound);
+  CHECK(delivered + missed == 5);
+  CHECK(missed == 5);
+  CHECK(children == std::vector<std::string>{riffle::FormatShardId(1), riffle::FormatShardId(2)});
+}
+
 namespace {
 
 // Per-key order and exactly-once for one reader: counters of each key must arrive as

@@ -184,3 +184,45 @@ TEST_CASE("consumer churn and resharding under read and write budgets leave no b
   // Without the pruning it grows by ~2.4 MB; the margin covers the allocator's caches.
   CHECK(after < before + (uint64_t{1} << 20));
 }
+
+TEST_CASE("a registered consumer that subscribes to every new shard keeps nothing for expired ones",
+          "[memory]") {
+  riffle::ManualClock clock;
+  riffle::StreamOptions o;
+  o.stream_name = "subscribed";
+  o.shard_count = 1;
+  o.ring_capacity_bytes = uint64_t{64} << 10;
+  o.max_record_size_bytes = 1024;
+  o.overflow_policy = riffle::OverflowPolicy::kRejectPut;
+  o.clock = &clock;
+  auto stream = *riffle::Stream::Create(o);
+  // A lossless consumer gates every shard the stream makes; both consumers subscribe to
+  // each shard once. Each keeps per-shard state that must go when the shard expires.
+  REQUIRE(stream->RegisterStreamConsumer("gated", {.lossless = true}).ok());
+  REQUIRE(stream->RegisterStreamConsumer("plain").ok());
+  auto cycle = [&] {
+    REQUIRE(stream->UpdateShardCount(2).ok());
+    clock.Advance(absl::Seconds(10));
+    REQUIRE(stream->UpdateShardCount(1).ok());
+    const auto shards = stream->ListShards();
+    REQUIRE(shards.ok());
+    for (const riffle::Shard& shard : *shards) {
+      if (shard.sequence_number_range.ending_sequence_number) continue;  // closed
+      for (const char* consumer : {"gated", "plain"}) {
+        auto sub = stream->SubscribeToShard(
+            {consumer, shard.shard_id, {riffle::ShardIteratorType::kLatest}},
+            [](const riffle::SubscribeToShardEvent&) {});
+        REQUIRE(sub.ok());
+      }
+    }
+    clock.Advance(absl::Hours(13));  // closed shards expire a day after they closed
+  };
+  for (int i = 0; i < 300; ++i) cycle();
+  const uint64_t before = riffle_test::HeapBytesInUse();
+  const int cycles = 6000 / riffle_test::StressDivisor();
+  for (int i = 0; i < cycles; ++i) cycle();
+  const uint64_t after = riffle_test::HeapBytesInUse();
+  if (before == 0) return;  // sanitizer build: no heap figures
+  INFO("heap in use " << before << " -> " << after << " bytes over " << cycles << " cycles");
+  CHECK(after < before + (uint64_t{256} << 10));
+}

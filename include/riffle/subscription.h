@@ -48,7 +48,8 @@ enum class SubscriptionEnd {
   kShardEnded,       // closed shard read to its end: child_shards lists the children
   kReplaced,         // a newer subscription of the consumer took this shard
   kConsumerDeregistered,
-  kShardNotFound,  // the shard expired (aged out of retention) under the subscription
+  kShardNotFound,  // the shard aged out of retention under the subscription: the event
+                   // counts what was left unread as missed and lists the children
   kStreamDeleted,  // the Stream object was destroyed
 };
 std::string_view SubscriptionEndName(SubscriptionEnd end);
@@ -64,7 +65,7 @@ struct SubscribeToShardEvent {
   int64_t millis_behind_latest = 0;
   // Records trimmed (ring capacity or retention) before this lossy subscriber got to them.
   uint64_t missed_records = 0;
-  std::span<const ChildShard> child_shards;  // with kShardEnded
+  std::span<const ChildShard> child_shards;  // with kShardEnded and kShardNotFound
   SubscriptionEnd end = SubscriptionEnd::kNone;
 };
 
@@ -101,7 +102,7 @@ struct SubscriptionInit {
   std::shared_ptr<ConsumerRecord> consumer;
   std::shared_ptr<ShardState> shard;
   ShardIterator start;
-  std::atomic<uint64_t>* gate = nullptr;  // lossless consumers only
+  std::shared_ptr<std::atomic<uint64_t>> gate;  // lossless consumers only
   std::shared_ptr<std::atomic<bool>> revoked;
   std::shared_ptr<PushBudget> push;  // options.max_bytes_per_second set only
 };
@@ -137,7 +138,8 @@ class Subscription {
   bool PollOnce();
   void Run();
   void Wait();
-  void Deliver(SubscriptionEnd end);                             // the last event
+  void Deliver(SubscriptionEnd end);  // the last event
+  void DeliverExpired();  // the last event of a shard that aged out: missed count, children
   SequenceNumber Continuation(const ShardIterator& next) const;  // of an event ending at next
   void MoveGate(uint64_t position);
 

@@ -21,6 +21,11 @@ struct RetiredConsumer {
   std::shared_ptr<ConsumerRecord> consumer;
 };
 
+// The same for the gates of expired shards that a consumer no longer keeps.
+struct RetiredGates {
+  std::vector<std::shared_ptr<std::atomic<uint64_t>>> gates;
+};
+
 }  // namespace
 
 void WakeSignal::WakeAll() {
@@ -44,9 +49,10 @@ std::vector<const std::atomic<uint64_t>*> FanOut::GatesForLocked(uint64_t shard_
   std::vector<const std::atomic<uint64_t>*> gates;
   for (const auto& c : consumers_) {
     if (!c->lossless) continue;
+    if (c->gates.size() >= c->prune_at) PruneConsumerLocked(*c);
     auto& gate = c->gates[shard_index];
     // A shard born after registration (a reshard's child) is gated from its start.
-    if (!gate) gate = std::make_unique<std::atomic<uint64_t>>(0);
+    if (!gate) gate = std::make_shared<std::atomic<uint64_t>>(0);
     gates.push_back(gate.get());
   }
   return gates;
@@ -105,7 +111,7 @@ absl::StatusOr<ConsumerDescription> FanOut::Register(std::string_view name,
     EpochGuard guard;
     for (ShardState* shard : core_.shards.snapshot().live) {
       c->gates[shard->index] =
-          std::make_unique<std::atomic<uint64_t>>(shard->log.CommittedPrefix());
+          std::make_shared<std::atomic<uint64_t>>(shard->log.CommittedPrefix());
     }
   }
   consumers_.push_back(c);
@@ -192,6 +198,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
                                              request.shard_id.substr(0, 200), core_.name));
   }
   const int64_t now_ms = core_.clock->NowMillis();
+  if (consumer->shards.size() >= consumer->prune_at) PruneConsumerLocked(*consumer);
   ConsumerShardState& state = consumer->shards[shard->index];
   if (state.last_subscribe_ms != INT64_MIN && now_ms - state.last_subscribe_ms < kResubscribeMs) {
     // The service's words first; then which shard, and the 5-second rule.
@@ -207,19 +214,19 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
       (!state.push || state.push->bucket.rate() != *options.max_bytes_per_second)) {
     state.push = std::make_shared<PushBudget>(*options.max_bytes_per_second);
   }
-  std::atomic<uint64_t>* gate = nullptr;
+  std::shared_ptr<std::atomic<uint64_t>> gate;
   if (consumer->lossless) {
     auto& g = consumer->gates[shard->index];
     if (!g) InstallGatesLocked();
-    gate = g.get();
+    gate = g;
     uint64_t v = gate->load(std::memory_order_relaxed);
     while (v < it->position &&
            !gate->compare_exchange_weak(v, it->position, std::memory_order_release)) {
     }
   }
   auto sub = std::make_unique<Subscription>(
-      SubscriptionInit{std::move(core), consumer, std::move(shard), *it, gate, state.revoked,
-                       options.max_bytes_per_second ? state.push : nullptr},
+      SubscriptionInit{std::move(core), consumer, std::move(shard), *it, std::move(gate),
+                       state.revoked, options.max_bytes_per_second ? state.push : nullptr},
       std::move(handler), options);
   core_.wake.WakeAll();  // a replaced subscription that sleeps notices
   return sub;
@@ -296,6 +303,21 @@ void FanOut::PruneBudgetsLocked() {
   absl::erase_if(write_buckets_, expired);
   budgets_prune_at_ =
       std::max<std::size_t>(64, 2 * std::max(budgets_.size(), write_buckets_.size()));
+}
+
+void FanOut::PruneConsumerLocked(ConsumerRecord& c) {
+  EpochGuard guard;
+  const RoutingSnapshot& snapshot = core_.shards.snapshot();
+  auto retired = std::make_unique<RetiredGates>();
+  absl::erase_if(c.gates, [&](auto& entry) {
+    if (snapshot.Find(entry.first) != nullptr) return false;
+    retired->gates.push_back(std::move(entry.second));
+    return true;
+  });
+  absl::erase_if(c.shards,
+                 [&snapshot](const auto& entry) { return snapshot.Find(entry.first) == nullptr; });
+  if (!retired->gates.empty()) RetireObject(retired.release());
+  c.prune_at = std::max<std::size_t>(64, 2 * std::max(c.gates.size(), c.shards.size()));
 }
 
 absl::Status FanOut::ChargeReadCall(uint64_t shard_index, int64_t now_ms) {

@@ -53,9 +53,13 @@ struct ConsumerRecord {
   absl::Time created;
   bool lossless = false;
   std::atomic<bool> deregistered{false};
-  // Guarded by FanOut::mu_. Gates are boxed: shard logs hold their addresses.
-  absl::flat_hash_map<uint64_t, std::unique_ptr<std::atomic<uint64_t>>> gates;
+  // Guarded by FanOut::mu_. Gates are boxed: shard logs hold their addresses, and a
+  // subscription shares its own.
+  absl::flat_hash_map<uint64_t, std::shared_ptr<std::atomic<uint64_t>>> gates;
   absl::flat_hash_map<uint64_t, ConsumerShardState> shards;
+  // Both maps drop the entries of expired shards when they reach this many entries (then
+  // twice what is left): FanOut::PruneConsumerLocked.
+  std::size_t prune_at = 64;
 };
 
 // One shard's polling budget: calls in the current clock second, and bytes read beyond
@@ -161,6 +165,9 @@ class FanOut {
   // shards it no longer has. Guarded by budget_mu_.
   std::size_t budgets_prune_at_ = 64;
   void PruneBudgetsLocked();
+  // Drops what `c` keeps for shards that expired (gates retired: a producer in a put may
+  // still read one). REQUIRES: mu_.
+  void PruneConsumerLocked(ConsumerRecord& c);
   void PruneArnSecondsLocked(int64_t now_s);
 };
 

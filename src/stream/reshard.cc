@@ -105,6 +105,9 @@ absl::Status Stream::CommitReshard(ReshardPlan& plan) {
   // Lossless consumers gate a child from its first record, before anything routes to it.
   core_->shards.CommitReshard(commit, plan.now_ms,
                               [this](detail::ShardState& s) { core_->fanout->GateNewShard(s); });
+  // A subscription asleep on a parent sees it closed and ends with its children, even when
+  // no put follows to wake it.
+  core_->wake.WakeAll();
   updating_until_ms_.store(detail::AddMillis(plan.now_ms, options_.reshard_duration),
                            std::memory_order_release);
   return absl::OkStatus();

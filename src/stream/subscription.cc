@@ -91,10 +91,41 @@ void Subscription::Deliver(SubscriptionEnd end) {
   done_.store(true, std::memory_order_release);
 }
 
+void Subscription::DeliverExpired() {
+  // The closed shard aged out before this subscription read it to its end: what was left
+  // unread is counted as missed (exactly, when the index of the next record is known), and
+  // the children are named, so that a consumer following the lineage goes on to them.
+  const detail::ShardState& shard = *init_.shard;
+  ShardIterator end = iterator_;
+  end.position = shard.final_state.end;
+  end.next_record_index = shard.final_state.next_index;
+  end.next_record_index_known = true;
+  result_.records.clear();
+  result_.child_shards.clear();
+  {
+    detail::EpochGuard guard;
+    const detail::RoutingSnapshot& snapshot = init_.core->shards.snapshot();
+    for (uint64_t child : shard.child_indexes) {
+      result_.child_shards.push_back(detail::DescribeChild(snapshot, child));
+    }
+  }
+  SubscribeToShardEvent e;
+  if (iterator_.next_record_index_known && end.next_record_index > iterator_.next_record_index) {
+    e.missed_records = end.next_record_index - iterator_.next_record_index;
+  }
+  e.continuation_sequence_number = Continuation(end);
+  e.child_shards = result_.child_shards;
+  e.end = SubscriptionEnd::kShardNotFound;
+  iterator_ = end;
+  handler_(e);
+  end_.store(SubscriptionEnd::kShardNotFound, std::memory_order_release);
+  done_.store(true, std::memory_order_release);
+}
+
 void Subscription::MoveGate(uint64_t position) {
   // Release: the records were consumed (the handler returned) before producers may
   // overwrite them.
-  std::atomic<uint64_t>* gate = init_.gate;
+  std::atomic<uint64_t>* gate = init_.gate.get();
   uint64_t g = gate->load(std::memory_order_relaxed);
   while (g < position && !gate->compare_exchange_weak(g, position, std::memory_order_release,
                                                       std::memory_order_relaxed)) {
@@ -125,7 +156,7 @@ bool Subscription::PollOnce() {
   const detail::ShardState& shard = *init_.shard;
   // One clock read per poll; the shard is held. Only an expired closed shard stops it.
   if (core.shards.Expired(shard, now_ms)) {
-    Deliver(SubscriptionEnd::kShardNotFound);
+    DeliverExpired();
     return true;
   }
   uint64_t max_bytes = detail::kMaxGetRecordsBytes;
