@@ -323,6 +323,34 @@ TEST_CASE("injected S3 errors carry S3's text and name their bucket and key", "[
   CHECK(field(missing, "Key") == "a/b");
 }
 
+TEST_CASE("every S3 call consults the fault plan first, a put to a missing bucket too",
+          "[faults]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock);
+  auto& faults = account->faults();
+  for (const char* operation : {"PutObject", "GetObject", "HeadObject", "ListObjectsV2"}) {
+    INFO(operation);
+    faults.Add(FaultRule::FailNext(operation, 1, riffle::kInternalError).OnResource("missing"));
+    absl::Status s;
+    const std::string op = operation;
+    if (op == "PutObject") {
+      s = account->s3().PutObject({.bucket = "missing", .key = "k", .body = "x"}).status();
+    } else if (op == "GetObject") {
+      s = account->s3().GetObject({.bucket = "missing", .key = "k"}).status();
+    } else if (op == "HeadObject") {
+      s = account->s3().HeadObject({.bucket = "missing", .key = "k"}).status();
+    } else {
+      s = account->s3().ListObjectsV2({.bucket = "missing"}).status();
+    }
+    CHECK(riffle::ErrorName(s) == riffle::kInternalError);
+    CHECK(faults.Injected(operation) == 1);
+  }
+  // With the rule spent, the bucket's absence answers.
+  CHECK(riffle::ErrorName(
+            account->s3().PutObject({.bucket = "missing", .key = "k", .body = "x"}).status()) ==
+        "NoSuchBucket");
+}
+
 TEST_CASE("a delay rule on a reshard holds up no call on another stream", "[faults]") {
   // A real clock: the delay sleeps. It used to sleep under the account's registry lock, so
   // every call that takes it (CreateStream, DescribeLimits, other streams' reshards) waited.

@@ -1,6 +1,9 @@
 // DeliveryStream: limits, buffering rules, Close, retries, backpressure, threads.
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <regex>
@@ -645,6 +648,89 @@ TEST_CASE("A failing error sink is retried until it accepts; Close waits for it"
   CHECK(m.error_output_records == 10);
   CHECK(m.error_output_attempts == 4);
   CHECK(m.buffered_bytes == 0);
+}
+
+TEST_CASE("An error output that fails for 24 hours is discarded and counted; Close then ends",
+          "[delivery]") {
+  riffle::ManualClock clock;
+  int error_calls = 0;
+  riffle::CallbackSink dead_errors([&](std::string_view, std::string_view) {
+    ++error_calls;
+    return absl::UnavailableError("error bucket down");
+  });
+  riffle::CallbackSink broken(
+      [](std::string_view, std::string_view) { return absl::UnavailableError("down"); });
+  DeliveryStreamOptions o = BaseOptions(&broken, &clock);
+  o.error_sink = &dead_errors;
+  o.retry_options.duration_in_seconds = 0;  // one attempt, then the error output
+  auto ds = MustCreate(o);
+  for (int i = 0; i < 10; ++i) REQUIRE(ds->PutRecord(Record(i)).ok());
+  (void)ds->Flush();
+  // Host-driven: the error output is retried with backoff, and kept until 24 hours after
+  // its first attempt.
+  absl::Duration elapsed;
+  while (elapsed < absl::Hours(24) - absl::Minutes(1)) {
+    clock.Advance(absl::Seconds(30));
+    elapsed += absl::Seconds(30);
+    (void)ds->Poll();
+  }
+  auto m = ds->GetMetrics();
+  CHECK(m.error_output_discarded_records == 0);
+  CHECK(m.buffered_bytes > 0);
+  const int calls_in_a_day = error_calls;
+  CHECK(calls_in_a_day > 10);
+  clock.Advance(absl::Minutes(2));
+  (void)ds->Poll();
+  m = ds->GetMetrics();
+  CHECK(m.error_output_discarded_records == 10);
+  CHECK(m.error_output_records == 0);
+  CHECK(m.buffered_bytes == 0);
+  CHECK(m.incoming_records == m.delivery_records + m.dropped_records + m.error_output_records +
+                                  m.error_output_discarded_records);
+  CHECK(ds->Close().ok());  // nothing left to wait for
+  CHECK(error_calls == calls_in_a_day + 1);
+}
+
+TEST_CASE("A prefix whose keys the sink can never store is refused at creation and update",
+          "[delivery]") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / fmt::format("riffle-prefix-{}", ::getpid());
+  auto files = riffle::FileSink::Create({.directory = dir.string()});
+  REQUIRE(files.ok());
+  riffle::MemorySink memory;
+  for (const char* bad : {"/orders/", "a/../b/", "./x/", ".riffle-tmp/"}) {
+    INFO(bad);
+    DeliveryStreamOptions o = BaseOptions(files->get(), nullptr);
+    o.prefix = bad;
+    auto ds = DeliveryStream::Create(o);
+    REQUIRE_FALSE(ds.ok());
+    CHECK(riffle::ErrorName(ds.status()) == "InvalidArgumentException");
+    CHECK_THAT(
+        riffle::ErrorMessage(ds.status()),
+        Catch::StartsWith(fmt::format("Prefix '{}' makes object keys the sink cannot store", bad)));
+    // S3 itself takes any such key: a memory sink accepts the prefix.
+    o.sink = &memory;
+    CHECK(DeliveryStream::Create(o).ok());
+  }
+  // The default error output prefix starts with the Prefix; an explicit one is checked too.
+  DeliveryStreamOptions o = BaseOptions(files->get(), nullptr);
+  o.error_output_prefix = "errors/../!{firehose:error-output-type}/";
+  auto refused = DeliveryStream::Create(o);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(riffle::ErrorMessage(refused.status()),
+             Catch::StartsWith("ErrorOutputPrefix 'errors/../!{firehose:error-output-type}/'"));
+  o.error_output_prefix.clear();
+  o.prefix = "ok/";
+  auto ds = MustCreate(o);
+  riffle::DestinationUpdate u;
+  u.prefix = "/absolute/";
+  auto updated = ds->UpdateDestination(u);
+  CHECK(riffle::ErrorName(updated) == "InvalidArgumentException");
+  u.prefix = "fine/";
+  CHECK(ds->UpdateDestination(u).ok());
+  ds.reset();
+  files->reset();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("Close attempts a batch waiting for its retry at once, with or without a thread",

@@ -227,6 +227,47 @@ TEST_CASE("DirectPut into a bucket backed by a directory, GZIP objects",
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("A directory bucket refuses a Prefix whose keys it cannot hold as files, at creation",
+          "[account][firehose][s3]") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / fmt::format("riffle-test-prefix-{}", ::getpid());
+  std::filesystem::remove_all(dir);
+  {
+    ManualClock clock;
+    auto account = MakeAccount(clock);
+    REQUIRE(account->s3().CreateBucket({.bucket = "archive", .directory = dir.string()}).ok());
+    REQUIRE(account->s3().CreateBucket({.bucket = "memory"}).ok());
+    auto create = [&](std::string_view bucket, std::string_view name, std::string prefix) {
+      return account->firehose().CreateDeliveryStream(
+          {.delivery_stream_name = std::string(name),
+           .extended_s3_destination_configuration = riffle::ExtendedS3DestinationConfiguration{
+               .bucket_arn = fmt::format("arn:aws:s3:::{}", bucket), .prefix = prefix}});
+    };
+    for (const char* bad : {"/orders/", "orders//", "a/../", "./x/"}) {
+      INFO(bad);
+      auto refused = create("archive", "refused", bad);
+      REQUIRE_FALSE(refused.ok());
+      CHECK(riffle::ErrorName(refused.status()) == "InvalidArgumentException");
+      CHECK_THAT(riffle::ErrorMessage(refused.status()),
+                 Catch::Contains("cannot be stored in the directory of bucket archive"));
+      // An S3 bucket in memory takes such keys, as S3 does.
+      REQUIRE(create("memory", "taken", bad).ok());
+      REQUIRE(account->firehose().DeleteDeliveryStream({.delivery_stream_name = "taken"}).ok());
+    }
+    REQUIRE(create("archive", "ok", "orders/").ok());
+    auto update = account->firehose().UpdateDestination(
+        {.delivery_stream_name = "ok",
+         .current_delivery_stream_version_id = "1",
+         .destination_id = "destinationId-000000000001",
+         .extended_s3_destination_update = riffle::ExtendedS3DestinationUpdate{.prefix = "/x/"}});
+    CHECK(riffle::ErrorName(update.status()) == "InvalidArgumentException");
+    // Nothing is left retrying: deleting the delivery stream returns.
+    REQUIRE(account->firehose().PutRecord({.delivery_stream_name = "ok", .record = {"r\n"}}).ok());
+    CHECK(account->firehose().DeleteDeliveryStream({.delivery_stream_name = "ok"}).ok());
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("Deleting the source stream while a delivery stream reads it is safe",
           "[account][firehose][s3]") {
   ManualClock clock;

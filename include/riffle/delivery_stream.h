@@ -15,7 +15,8 @@
 //
 // Delivery is at-least-once: every accepted record ends up in an object written to the
 // sink, is dropped by the processor, or is written to the error output; none is silently
-// lost. A failed object is retried with the same key and bytes.
+// lost (an error output that fails for 24 hours is discarded, as the service discards,
+// and counted). A failed object is retried with the same key and bytes.
 //
 // REQUIRED: the sinks, the clock and a Stream source outlive the DeliveryStream; the error
 // sink eventually accepts writes (Close() waits for it). Callbacks (processor, sinks) may
@@ -257,7 +258,8 @@ struct PutRecordBatchResult {
 };
 
 // Counters since creation (CloudWatch names in comments). After Close():
-//   incoming_records == delivery_records + dropped_records + error_output_records.
+//   incoming_records == delivery_records + dropped_records + error_output_records
+//                       + error_output_discarded_records.
 struct DeliveryStreamMetrics {
   uint64_t incoming_records = 0;   // IncomingRecords (accepted)
   uint64_t incoming_bytes = 0;     // IncomingBytes
@@ -274,6 +276,9 @@ struct DeliveryStreamMetrics {
   uint64_t error_output_records = 0;     // written to the error output
   uint64_t error_output_attempts = 0;
   uint64_t error_output_objects = 0;
+  // The error output failed for 24 hours (what the service keeps of data it cannot deliver
+  // to S3): those records were discarded.
+  uint64_t error_output_discarded_records = 0;
   // Stream source: records trimmed from the Stream (retention or ring capacity) before the
   // delivery stream read them. They never reached the delivery stream and are not counted
   // in incoming_records.
@@ -358,8 +363,8 @@ class DeliveryStream {
   // it has not read stays in the Stream), then delivers everything buffered: what waits
   // for a retry is attempted again at once; a write that fails again waits for its retry
   // on the clock (with a ManualClock, advance it from another thread). Then stops the
-  // delivery thread. Returns when every accepted record is delivered, dropped or in
-  // the error output. Idempotent; always OK.
+  // delivery thread. Returns when every accepted record is delivered, dropped, in the
+  // error output or discarded after 24 hours of failed error output. Idempotent; always OK.
   [[nodiscard]] absl::Status Close();
 
   // ACTIVE from Create, DELETING from Close (Firehose's DeliveryStreamStatus).

@@ -40,6 +40,13 @@ class Sink {
 
   // Stores `data` under `key`, replacing any object with the same key.
   [[nodiscard]] virtual absl::Status PutObject(std::string_view key, std::string_view data) = 0;
+  // InvalidArgumentException when no PutObject can ever store an object under `key` (the
+  // sink's own rule for keys, whatever it holds). A DeliveryStream checks keys made from its
+  // prefixes with it when it is created or updated. Default: every key is fine.
+  [[nodiscard]] virtual absl::Status CheckKey(std::string_view key) const {
+    (void)key;
+    return absl::OkStatus();
+  }
 };
 
 // A directory standing for a bucket: key "a/b/c.gz" becomes file <directory>/a/b/c.gz.
@@ -77,6 +84,7 @@ class FileSink final : public Sink {
   ~FileSink() override;  // removes the owner lock file
 
   [[nodiscard]] absl::Status PutObject(std::string_view key, std::string_view data) override;
+  [[nodiscard]] absl::Status CheckKey(std::string_view key) const override;
 
   const std::string& directory() const { return options_.directory; }
 

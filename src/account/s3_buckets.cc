@@ -151,7 +151,7 @@ absl::StatusOr<std::shared_ptr<BucketStore>> BucketStore::Create(AccountCore& co
   return b;
 }
 
-absl::Status BucketStore::PutObject(std::string_view key, std::string_view data) {
+absl::Status BucketStore::CheckKey(std::string_view key) const {
   if (key.size() > kMaxObjectKeyBytes) {
     return MakeError(absl::StatusCode::kInvalidArgument, kKeyTooLongError, "Your key is too long.");
   }
@@ -166,6 +166,11 @@ absl::Status BucketStore::PutObject(std::string_view key, std::string_view data)
         ".riffle-tmp/).",
         key, name_, kMaxFileNameBytes));
   }
+  return absl::OkStatus();
+}
+
+absl::Status BucketStore::PutObject(std::string_view key, std::string_view data) {
+  if (absl::Status s = CheckKey(key); !s.ok()) return s;
   if (core_.faults.active()) {
     if (absl::Status s = InjectS3(core_, "PutObject", name_, arn_, key); !s.ok()) return s;
   }
@@ -489,7 +494,17 @@ absl::StatusOr<std::shared_ptr<BucketStore>> Resolve(const S3& s3, detail::Accou
 
 absl::StatusOr<PutObjectOutput> S3::PutObject(const PutObjectInput& in) {
   std::shared_ptr<BucketStore> b = FindBucket(in.bucket);
-  if (b == nullptr) return detail::NoSuchBucketError(in.bucket);
+  if (b == nullptr) {
+    // As every S3 call: the fault plan first (a bucket's own puts consult it in PutObject).
+    if (core_.faults.active()) {
+      if (absl::Status s =
+              detail::InjectS3(core_, "PutObject", in.bucket, BucketArn(in.bucket), in.key);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return detail::NoSuchBucketError(in.bucket);
+  }
   if (absl::Status s = b->PutObject(in.key, in.body); !s.ok()) return s;
   return PutObjectOutput{.etag = detail::ETagOf(in.body)};
 }

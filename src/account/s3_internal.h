@@ -52,6 +52,8 @@ class BucketStore final : public Sink {
   // The Sink: the fault plan ("PutObject" on this bucket, the key as the shard), then the
   // write. What a delivery stream and S3::PutObject call.
   absl::Status PutObject(std::string_view key, std::string_view data) override;
+  // S3's key length; a directory bucket's rule for keys it can hold as files.
+  absl::Status CheckKey(std::string_view key) const override;
   // A directory bucket: InvalidArgument when `key` needs a directory where an object is a
   // file, or names the directory of other objects.
   absl::Status CheckFileLayout(std::string_view key) const;

@@ -120,6 +120,7 @@ struct ErrorObject {
   uint64_t records = 0;
   uint64_t accounted_bytes = 0;
   int attempts = 0;
+  absl::Time first_attempt;
   absl::Time next_attempt;
   int64_t oldest_arrival_ms = 0;  // of its records: what DataFreshness counts
 };

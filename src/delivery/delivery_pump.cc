@@ -14,6 +14,8 @@ namespace riffle {
 namespace {
 
 constexpr size_t kMaxObjectBytes = 0xffffffffu;
+// How long the service keeps retrying data it cannot deliver to S3 before discarding it.
+constexpr absl::Duration kErrorOutputRetention = absl::Hours(24);
 
 template <class Fn>
 absl::Status CallSink(Fn&& fn) {
@@ -97,10 +99,10 @@ size_t DeliveryStream::Impl::PumpLocked(bool flush_all) {
 
   BuildErrorObjects(now);
   for (auto& o : pump_error_objects_) {
-    if (AttemptErrorObject(o, now)) {
-      ++written;
-      o.key.clear();
-    }
+    const ErrorObjectOutcome outcome = AttemptErrorObject(o, now);
+    if (outcome == ErrorObjectOutcome::kRetry) continue;
+    if (outcome == ErrorObjectOutcome::kWritten) ++written;
+    o.key.clear();
   }
   std::erase_if(pump_error_objects_, [](const detail::ErrorObject& o) { return o.key.empty(); });
 
@@ -379,8 +381,9 @@ void DeliveryStream::Impl::BuildErrorObjects(absl::Time now) {
   pump_errors_.clear();
 }
 
-bool DeliveryStream::Impl::AttemptErrorObject(detail::ErrorObject& o, absl::Time now) {
-  ++o.attempts;
+DeliveryStream::Impl::ErrorObjectOutcome DeliveryStream::Impl::AttemptErrorObject(
+    detail::ErrorObject& o, absl::Time now) {
+  if (o.attempts++ == 0) o.first_attempt = now;
   error_output_attempts_.fetch_add(1, std::memory_order_relaxed);
   const absl::Status s = CallSink([&] { return error_sink_->PutObject(o.key, o.body); });
   NoteWrite(s);
@@ -388,11 +391,17 @@ bool DeliveryStream::Impl::AttemptErrorObject(detail::ErrorObject& o, absl::Time
     error_output_objects_.fetch_add(1, std::memory_order_relaxed);
     error_output_records_.fetch_add(o.records, std::memory_order_relaxed);
     pump_released_bytes_ += static_cast<int64_t>(o.accounted_bytes);
-    return true;
+    return ErrorObjectOutcome::kWritten;
   }
-  // The error output is the last resort: keep the object and retry it without a limit.
-  o.next_attempt = now + Backoff(o.attempts);
-  return false;
+  // The error output is the last resort: retried with backoff for as long as the service
+  // keeps data it cannot deliver to S3 (24 hours), then discarded and counted.
+  if (now - o.first_attempt >= kErrorOutputRetention) {
+    error_output_discarded_records_.fetch_add(o.records, std::memory_order_relaxed);
+    pump_released_bytes_ += static_cast<int64_t>(o.accounted_bytes);
+    return ErrorObjectOutcome::kDiscarded;
+  }
+  o.next_attempt = std::min(now + Backoff(o.attempts), o.first_attempt + kErrorOutputRetention);
+  return ErrorObjectOutcome::kRetry;
 }
 
 }  // namespace riffle

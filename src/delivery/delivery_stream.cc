@@ -159,6 +159,32 @@ absl::StatusOr<Prefixes> ParsePrefixes(const DeliveryStreamOptions& options) {
         "Prefix uses !{partitionKeyFrom...} expressions but dynamic partitioning is not "
         "enabled (partition_key_function is empty).");
   }
+  // A prefix whose every key the sink refuses would fail each delivery, then each write of
+  // the error output: refused here instead (a FileSink or a directory bucket cannot hold
+  // "/a/", "a/../b/" or ".riffle-tmp/").
+  auto fits = [&options](const detail::PrefixTemplate& t, std::string_view parameter,
+                         std::string_view text, const Sink* sink) -> absl::Status {
+    if (sink == nullptr) return absl::OkStatus();
+    std::string key;
+    t.EvaluateSample(&key);
+    std::mt19937_64 rng(0);
+    detail::AppendObjectName(options.delivery_stream_name, options.version, absl::UnixEpoch(), rng,
+                             "", &key);
+    const absl::Status s = sink->CheckKey(key);
+    if (s.ok()) return s;
+    return InvalidArgumentError(
+        fmt::format("{} '{}' makes object keys the sink cannot store (such as '{}'): {}", parameter,
+                    text, key, ErrorMessage(s)));
+  };
+  if (absl::Status s = fits(*prefix, "Prefix", options.prefix, options.sink); !s.ok()) return s;
+  if (absl::Status s =
+          fits(*error_prefix, "ErrorOutputPrefix",
+               options.error_output_prefix.empty() ? std::string_view(default_error_prefix)
+                                                   : std::string_view(options.error_output_prefix),
+               options.error_sink != nullptr ? options.error_sink : options.sink);
+      !s.ok()) {
+    return s;
+  }
   return Prefixes{*std::move(prefix), *std::move(error_prefix)};
 }
 
@@ -723,6 +749,8 @@ DeliveryStreamMetrics DeliveryStream::Impl::GetMetrics() const {
   m.delivery_failed_records = delivery_failed_records_.load(std::memory_order_relaxed);
   m.error_output_records = error_output_records_.load(std::memory_order_relaxed);
   m.error_output_attempts = error_output_attempts_.load(std::memory_order_relaxed);
+  m.error_output_discarded_records =
+      error_output_discarded_records_.load(std::memory_order_relaxed);
   m.error_output_objects = error_output_objects_.load(std::memory_order_relaxed);
   m.source_records_missed = source_records_missed_.load(std::memory_order_relaxed);
   return m;

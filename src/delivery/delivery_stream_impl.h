@@ -137,7 +137,8 @@ struct DeliveryStream::Impl {
   bool Attempt(detail::Batch& batch, absl::Time now);
   void ExhaustRetries(detail::Batch& batch, const absl::Status& status, absl::Time now);
   void BuildErrorObjects(absl::Time now);
-  bool AttemptErrorObject(detail::ErrorObject& object, absl::Time now);
+  enum class ErrorObjectOutcome { kWritten, kRetry, kDiscarded };
+  ErrorObjectOutcome AttemptErrorObject(detail::ErrorObject& object, absl::Time now);
   absl::Duration Backoff(int attempts);
   // Records the outcome of a write (or compression) for status().
   void NoteWrite(const absl::Status& status);
@@ -210,7 +211,7 @@ struct DeliveryStream::Impl {
   std::atomic<uint64_t> delivery_records_{0}, delivery_bytes_{0}, delivery_objects_{0},
       delivery_attempts_{0}, dropped_records_{0}, processing_failed_records_{0},
       delivery_failed_records_{0}, error_output_records_{0}, error_output_attempts_{0},
-      error_output_objects_{0}, source_records_missed_{0};
+      error_output_objects_{0}, error_output_discarded_records_{0}, source_records_missed_{0};
 
   ClockSubscription clock_subscription_;
   std::mutex close_mu_;   // serializes Close()

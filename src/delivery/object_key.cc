@@ -151,6 +151,15 @@ void PrefixTemplate::Evaluate(absl::Time timestamp, PartitionValueSpan values,
   }
 }
 
+void PrefixTemplate::EvaluateSample(std::string* out) const {
+  PartitionValueList values;
+  for (const Segment& s : segments_) {
+    if (s.kind == Kind::kPartitionKey) values.emplace_back(s.text, "p");
+  }
+  std::mt19937_64 rng(0);
+  Evaluate(absl::FromUnixSeconds(946684800), values, kProcessingFailedOutput, rng, out);
+}
+
 std::string_view PrefixTemplate::MissingPartitionKey(PartitionValueSpan values) const {
   for (const Segment& s : segments_) {
     if (s.kind != Kind::kPartitionKey) continue;

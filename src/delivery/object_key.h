@@ -51,6 +51,10 @@ class PrefixTemplate {
   void Evaluate(absl::Time timestamp, PartitionValueSpan values, std::string_view error_output_type,
                 std::mt19937_64& rng, std::string* out) const;
 
+  // Appends what the prefix evaluates to with a fixed time, "p" for every partition key
+  // and the first error output type: a key to check against a sink's rule for keys.
+  void EvaluateSample(std::string* out) const;
+
   // The first partition key the prefix names that `values` lacks, or "" if none.
   std::string_view MissingPartitionKey(PartitionValueSpan values) const;
 

@@ -185,6 +185,8 @@ absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(Options options) {
   return std::unique_ptr<FileSink>(new FileSink(std::move(options), owner, owner_fd));
 }
 
+absl::Status FileSink::CheckKey(std::string_view key) const { return ValidateKey(key); }
+
 absl::Status FileSink::PutObject(std::string_view key, std::string_view data) {
   if (absl::Status status = ValidateKey(key); !status.ok()) return status;
   const std::filesystem::path root(options_.directory);
