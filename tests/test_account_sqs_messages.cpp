@@ -330,6 +330,33 @@ TEST_CASE("A batch entry without a group or deduplication id fails the whole req
   CHECK(sent->successful.size() == 2);
 }
 
+TEST_CASE("A batch over 256 KiB in all is refused whole, even when an entry would fail alone",
+          "[account][sqs]") {
+  riffle::ManualClock clock;
+  auto account = MakeAccount(clock);
+  riffle::Sqs& sqs = account->sqs();
+  const std::string url = CreateFifo(sqs, "sized.fifo", {{"ContentBasedDeduplication", "true"}});
+  const std::string big(40'000, 'b');
+  const std::string medium(27'000, 'm');
+  std::vector<std::string> ids, bodies;  // the entries hold views of these
+  for (int i = 0; i < 10; ++i) {
+    ids.push_back(fmt::format("e{}", i));
+    bodies.push_back(i == 0 ? big : medium + std::to_string(i));
+  }
+  std::vector<riffle::SendMessageBatchInputEntry> entries;
+  for (int i = 0; i < 10; ++i) {
+    entries.push_back({.id = ids[i], .message_body = bodies[i], .message_group_id = "g"});
+  }
+  // 283,009 bytes in all; the entry with a per-message delay would fail on its own (FIFO
+  // queues take no DelaySeconds per message), but the request's size is judged first.
+  entries[0].delay_seconds = 5;
+  const auto refused = ErrorOf(sqs.SendMessageBatch({.queue_url = url, .entries = entries}));
+  CHECK(refused.name == riffle::kBatchRequestTooLong);
+  CHECK(refused.message ==
+        "Batch requests cannot be longer than 262144 bytes. You have sent 283009 bytes.");
+  CHECK(sqs.ReceiveMessage({.queue_url = url, .max_number_of_messages = 10})->messages.empty());
+}
+
 TEST_CASE("A RedrivePolicy by ARN moves messages to the dead-letter queue", "[account][sqs]") {
   riffle::ManualClock clock;
   auto account = MakeAccount(clock);

@@ -131,6 +131,12 @@ absl::StatusOr<SendMessageBatchOutput> Sqs::SendMessageBatch(const SendMessageBa
   if (absl::Status s = detail::ValidateBatch(entries, "SendMessageBatchRequestEntry"); !s.ok()) {
     return s;
   }
+  // The request's size counts every entry, also those that fail on their own below.
+  if (absl::Status s =
+          detail::CheckBatchBytes(entries, (*entry)->queue->attributes().maximum_message_size);
+      !s.ok()) {
+    return s;
+  }
   // As the service: an entry without a MessageGroupId, or without a deduplication id on a
   // queue without content-based deduplication, fails the whole request, not the entry (in
   // a batch the missing group id is InvalidParameterValue, not MissingParameter).

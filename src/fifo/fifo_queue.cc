@@ -91,23 +91,10 @@ absl::StatusOr<SendMessageBatchResult> FifoQueue::SendMessageBatch(
     std::span<const SendMessageBatchRequestEntry> entries) {
   if (absl::Status s = ValidateBatch(entries, "SendMessageBatchRequestEntry"); !s.ok()) return s;
   Impl& q = *impl_;
-  size_t total = 0;
-  for (const auto& e : entries) {
-    total += e.message_body.size();
-    for (const auto& [name, value] : e.message_attributes) {
-      total += name.size() + value.data_type.size() + value.string_value.size() +
-               value.binary_value.size();
-    }
-  }
-  // The service's batch limit is 256 KiB whatever the queue's MaximumMessageSize, or that
-  // size when it is larger.
-  const size_t limit = std::max<size_t>(
-      262'144, static_cast<size_t>(q.maximum_message_size.load(std::memory_order_relaxed)));
-  if (total > limit) {
-    return SqsError(kBatchRequestTooLong,
-                    fmt::format("Batch requests cannot be longer than {} bytes. You have sent {} "
-                                "bytes.",
-                                limit, total));
+  if (absl::Status s =
+          detail::CheckBatchBytes(entries, q.maximum_message_size.load(std::memory_order_relaxed));
+      !s.ok()) {
+    return s;
   }
   SendMessageBatchResult result;
   std::array<Impl::PreparedSend, kMaxBatchEntries> prepared;

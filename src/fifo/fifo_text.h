@@ -3,6 +3,7 @@
 #ifndef RIFFLE_DETAIL_FIFO_TEXT_H_
 #define RIFFLE_DETAIL_FIFO_TEXT_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -116,6 +117,27 @@ template <class Entries>
     }
   }
   return absl::OkStatus();
+}
+
+// SendMessageBatch's limit on all its entries' bodies and attributes together: 256 KiB
+// whatever the queue's MaximumMessageSize, or that size when it is larger. Checked over
+// the whole request, before any entry is judged on its own.
+template <class Entries>
+[[nodiscard]] absl::Status CheckBatchBytes(const Entries& entries, int64_t maximum_message_size) {
+  size_t total = 0;
+  for (const auto& e : entries) {
+    total += e.message_body.size();
+    for (const auto& [name, value] : e.message_attributes) {
+      total += name.size() + value.data_type.size() + value.string_value.size() +
+               value.binary_value.size();
+    }
+  }
+  const size_t limit = std::max<size_t>(262'144, static_cast<size_t>(maximum_message_size));
+  if (total <= limit) return absl::OkStatus();
+  return SqsError(kBatchRequestTooLong,
+                  fmt::format("Batch requests cannot be longer than {} bytes. You have sent {} "
+                              "bytes.",
+                              limit, total));
 }
 
 }  // namespace riffle::detail
