@@ -272,6 +272,26 @@ TEST_CASE("Records trimmed from the Stream before they are read count as missed"
   CHECK(m.delivery_records == m.incoming_records);
 }
 
+TEST_CASE("Records of a closed parent that aged out unread count as missed, with the children's",
+          "[delivery]") {
+  riffle::ManualClock clock;
+  auto stream = MakeSourceStream(&clock, 1, uint64_t{1} << 20, 1024);
+  riffle::MemorySink sink;
+  auto ds = MustCreate(SourceOptions(&sink, &clock, stream.get()));
+  for (int i = 0; i < 10; ++i) REQUIRE(stream->PutRecord(fmt::format("k{}", i), "parent").ok());
+  REQUIRE(stream->SplitShard(riffle::FormatShardId(0), "170141183460469231731687303715884105728")
+              .ok());
+  for (int i = 0; i < 10; ++i) REQUIRE(stream->PutRecord(fmt::format("k{}", i), "child").ok());
+  // Nothing was read before the retention period passed: the parent aged out whole, and the
+  // children's records too.
+  clock.Advance(absl::Hours(25));
+  for (int i = 0; i < 5; ++i) ds->Pump();
+  REQUIRE(ds->Close().ok());
+  const auto m = ds->GetMetrics();
+  CHECK(m.incoming_records == 0);
+  CHECK(m.source_records_missed == 20);
+}
+
 TEST_CASE("Backpressure: a Stream source stops reading, the Stream keeps the records",
           "[delivery]") {
   riffle::ManualClock clock;

@@ -154,6 +154,13 @@ class RecordSource {
   // iterator this source did not issue; works on an expired one.
   [[nodiscard]] virtual absl::StatusOr<ShardIterator> RenewShardIterator(
       const ShardIterator& iterator) = 0;
+  // How many records a closed shard held (the index after its last), also once it aged out
+  // of retention and the calls above answer ResourceNotFoundException for it: a reader
+  // counts what it had not read as missed. nullopt when unknown (the default).
+  virtual std::optional<uint64_t> ClosedShardRecordCount(std::string_view shard_id) const {
+    (void)shard_id;
+    return std::nullopt;
+  }
 };
 
 namespace detail {

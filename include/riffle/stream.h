@@ -287,6 +287,8 @@ class Stream final : public RecordSource {
                                                             int limit = 10000);
   [[nodiscard]] absl::StatusOr<ShardIterator> RenewShardIterator(
       const ShardIterator& iterator) override;
+  // The latest 1,024 shards that expired are remembered.
+  std::optional<uint64_t> ClosedShardRecordCount(std::string_view shard_id) const override;
 
   [[nodiscard]] absl::StatusOr<std::vector<Shard>> ListShards(
       const ListShardsRequest& request) const override;

@@ -38,6 +38,9 @@ class PacedSource final : public RecordSource {
   absl::StatusOr<ShardIterator> RenewShardIterator(const ShardIterator& iterator) override {
     return stream_->RenewShardIterator(iterator);
   }
+  std::optional<uint64_t> ClosedShardRecordCount(std::string_view shard_id) const override {
+    return stream_->ClosedShardRecordCount(shard_id);
+  }
 
  private:
   const std::shared_ptr<Stream> stream_;

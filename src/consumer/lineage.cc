@@ -119,6 +119,7 @@ absl::Status ShardCursor::Start(RecordSource& source, const StartingPosition& po
   if (!it.ok()) {
     if (IsResourceNotFoundException(it.status())) {  // expired before it was read: nothing is left
       ended_ = gone_ = true;
+      if (from_first_record) missed_ += source.ClosedShardRecordCount(shard_id_).value_or(0);
       return absl::OkStatus();
     }
     return it.status();
@@ -160,6 +161,11 @@ absl::Status ShardCursor::Read(RecordSource& source, GetRecordsResult& out, int 
   }
   if (IsResourceNotFoundException(s)) {  // the shard expired under the reader
     RecordsStorage::Reset(out);
+    // What it held after the iterator aged out unread: missed, when the source still knows.
+    const std::optional<uint64_t> held = source.ClosedShardRecordCount(shard_id_);
+    if (held && iterator_->next_record_index_known && *held > iterator_->next_record_index) {
+      missed_ += *held - iterator_->next_record_index;
+    }
     ended_ = gone_ = true;
     iterator_.reset();
     return absl::OkStatus();

@@ -98,7 +98,8 @@ class ShardCursor {
 
   // One GetRecords into `out`. Missed records are added to missed(); at the end of a closed
   // shard ended() turns true and out.child_shards names the children. A shard that
-  // expired under the reader ends too (gone() true, no children). Errors: what the source
+  // expired under the reader ends too (gone() true, no children; what it held beyond the
+  // iterator counts as missed when the source still knows). Errors: what the source
   // answered (throttling, for one), the cursor unchanged.
   [[nodiscard]] absl::Status Read(RecordSource& source, GetRecordsResult& out, int limit);
 

@@ -185,6 +185,15 @@ void ShardSet::Sweep(int64_t now_ms) {
       return false;
     });
     oldest_closed_ms_.store(oldest, std::memory_order_relaxed);
+    for (const auto& s : expired) {
+      const std::pair<uint64_t, uint64_t> tomb{s->index, s->final_state.next_index};
+      if (expired_.size() < kExpiredRemembered) {
+        expired_.push_back(tomb);
+      } else {
+        expired_[expired_next_] = tomb;
+        expired_next_ = (expired_next_ + 1) % kExpiredRemembered;
+      }
+    }
     if (!expired.empty()) {
       // Expired shards leave the snapshot first; then the references are retired.
       PublishLocked(snapshot_.load(std::memory_order_acquire)->open);
@@ -192,6 +201,19 @@ void ShardSet::Sweep(int64_t now_ms) {
     }
   }
   CollectRetired();
+}
+
+std::optional<uint64_t> ShardSet::ClosedRecordCount(uint64_t index) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& s : live_) {
+    if (s->index != index) continue;
+    if (!s->closed()) return std::nullopt;
+    return s->final_state.next_index;
+  }
+  for (const auto& [i, count] : expired_) {
+    if (i == index) return count;
+  }
+  return std::nullopt;
 }
 
 ShardSetStats ShardSet::Stats() const {

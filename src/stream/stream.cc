@@ -522,6 +522,12 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(const GetShardIteratorReq
   return core.MakeIterator(shard->index, position, n->record_index + (after ? 1 : 0), true, now_ms);
 }
 
+std::optional<uint64_t> Stream::ClosedShardRecordCount(std::string_view shard_id) const {
+  const std::optional<uint64_t> index = ParseShardId(shard_id);
+  if (!index) return std::nullopt;
+  return core_->shards.ClosedRecordCount(*index);
+}
+
 absl::StatusOr<ShardIterator> Stream::RenewShardIterator(const ShardIterator& iterator) {
   detail::StreamCore& core = *core_;
   if (iterator.stream_tag != core.tag || iterator.check != core.IteratorCheck(iterator)) {

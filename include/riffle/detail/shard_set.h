@@ -170,6 +170,12 @@ class ShardSet {
   // when nothing is due.
   void Sweep(int64_t now_ms);
 
+  // How many records a closed shard held (the index after its last), for one that expired
+  // or is still live; nullopt for an open shard, or an expired one among more than
+  // kExpiredRemembered expired since. Lets readers count exactly what aged out unread.
+  std::optional<uint64_t> ClosedRecordCount(uint64_t index) const;
+  static constexpr std::size_t kExpiredRemembered = 1024;
+
   ShardSetStats Stats() const;
 
   // ---- Resharding (control plane; the caller holds reshard_mu()) ----
@@ -209,6 +215,10 @@ class ShardSet {
   std::shared_ptr<std::atomic<int64_t>> live_logs_ = std::make_shared<std::atomic<int64_t>>(0);
   mutable std::mutex mu_;                          // guards live_ and publishing
   std::vector<std::shared_ptr<ShardState>> live_;  // by increasing index
+  // The latest expired shards' (index, record count): a ring of kExpiredRemembered at most,
+  // written at expired_next_. Guarded by mu_.
+  std::vector<std::pair<uint64_t, uint64_t>> expired_;
+  std::size_t expired_next_ = 0;
   std::mutex reshard_mu_;
 };
 
