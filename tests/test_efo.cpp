@@ -620,6 +620,42 @@ TEST_CASE(
   CHECK(children == std::vector<std::string>{riffle::FormatShardId(1), riffle::FormatShardId(2)});
 }
 
+TEST_CASE("Start and Stop from different threads, and Stop from the handler, are safe",
+          "[efo][stress]") {
+  auto stream = MakeStream(nullptr, 1);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  REQUIRE(stream->PutRecord("k", "x").ok());
+  for (int round = 0; round < 100; ++round) {
+    // A consumer per round: the same one could subscribe to the shard once every 5 seconds.
+    const std::string name = fmt::format("c{}", round);
+    REQUIRE(stream->RegisterStreamConsumer(name).ok());
+    auto sub = *stream->SubscribeToShard(Req(name, kShard0, StartingPositionType::kTrimHorizon),
+                                         [](const SubscribeToShardEvent&) {},
+                                         {.wait = riffle::WaitStrategy::kBlock});
+    std::thread starter([&] { (void)sub->Start(); });
+    std::thread stopper([&] { sub->Stop(); });
+    starter.join();
+    stopper.join();
+    sub->Stop();  // whatever the order was, the thread (if any) is joined
+    CHECK_FALSE(sub->Start().ok());
+    REQUIRE(stream->DeregisterStreamConsumer(name).ok());
+  }
+  // A handler that stops its own subscription: the thread ends once the handler returns.
+  std::atomic<int> events{0};
+  riffle::Subscription* self = nullptr;
+  auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kTrimHorizon),
+                                       [&](const SubscribeToShardEvent&) {
+                                         events.fetch_add(1);
+                                         self->Stop();
+                                       });
+  self = sub.get();
+  REQUIRE(sub->Start().ok());
+  for (int i = 0; i < 5000 && events.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  sub->Stop();
+  CHECK(events.load() == 1);
+}
+
 TEST_CASE(
     "a closed shard that ages out under a subscription counts its unread records as missed "
     "and names its children",

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -125,7 +126,9 @@ class Subscription {
   // Runs the subscription on a thread of its own with options().wait until it ends or
   // Stop(). ResourceInUseException when already started or stopped.
   [[nodiscard]] absl::Status Start();
-  // Ends the subscription (its thread is joined; no further event is delivered). Idempotent.
+  // Ends the subscription (its thread is joined; no further event is delivered). Idempotent;
+  // any thread, concurrently with Start() or another Stop(); from the handler it only asks
+  // (the thread ends after the handler returns).
   void Stop();
 
   bool done() const { return done_.load(std::memory_order_acquire); }
@@ -155,9 +158,11 @@ class Subscription {
   std::atomic<SubscriptionEnd> end_{SubscriptionEnd::kNone};
   std::atomic<uint64_t> wakeups_{0};
   int64_t throttled_until_ms_ = INT64_MIN;
-  bool started_ = false;
+  std::mutex lifecycle_mu_;                    // Start() and Stop() from different threads
+  std::atomic<std::thread::id> running_on_{};  // the thread Start() made, once it runs
+  bool started_ = false;                       // guarded by lifecycle_mu_
   ClockSubscription clock_wake_;
-  std::thread thread_;
+  std::thread thread_;  // guarded by lifecycle_mu_
 };
 
 }  // namespace riffle

@@ -44,6 +44,7 @@ Subscription::Subscription(detail::SubscriptionInit init, SubscribeToShardHandle
 Subscription::~Subscription() { Stop(); }
 
 absl::Status Subscription::Start() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (started_ || stop_.load(std::memory_order_acquire)) {
     return ResourceInUseError(fmt::format("The subscription to shard {} was already {}.", shard_id_,
                                           started_ ? "started" : "stopped"));
@@ -60,6 +61,10 @@ absl::Status Subscription::Start() {
 
 void Subscription::Stop() {
   stop_.store(true, std::memory_order_seq_cst);
+  // The handler, on the subscription's own thread: the flag is enough (it cannot join itself,
+  // and a Stop() in progress elsewhere holds the lock while it joins this thread).
+  if (running_on_.load(std::memory_order_acquire) == std::this_thread::get_id()) return;
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (thread_.joinable()) {
     init_.core->wake.WakeAll();
     thread_.join();
@@ -213,6 +218,7 @@ bool Subscription::PollOnce() {
 }
 
 void Subscription::Run() {
+  running_on_.store(std::this_thread::get_id(), std::memory_order_release);
   while (!stop_.load(std::memory_order_acquire) && !done_.load(std::memory_order_relaxed)) {
     if (PollOnce()) continue;
     if (done_.load(std::memory_order_relaxed)) break;
