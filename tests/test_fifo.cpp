@@ -288,6 +288,30 @@ TEST_CASE("FifoQueue ReceiveRequestAttemptId retry returns the same messages and
   CHECK(Bodies(later->messages) == Strings{"c1"});
 }
 
+TEST_CASE("FifoQueue ReceiveRequestAttemptId retry keeps within 12 hours of the receive",
+          "[fifo]") {
+  ManualClock clock;
+  auto q = MakeQueue(&clock);
+  Send(*q, "a", "a1");
+  Send(*q, "b", "b1");
+  riffle::ReceiveMessageRequest req{.max_number_of_messages = 1,
+                                    .visibility_timeout = 43200,
+                                    .receive_request_attempt_id = "attempt-1"};
+  auto first = q->ReceiveMessage(req);
+  REQUIRE(first.ok());
+  REQUIRE(Bodies(first->messages) == Strings{"a1"});
+  clock.Advance(absl::Minutes(4));
+  auto retry = q->ReceiveMessage(req);  // restarts the timeout, at most to receive + 12 h
+  REQUIRE(retry.ok());
+  REQUIRE(Bodies(retry->messages) == Strings{"a1"});
+  clock.Advance(absl::Hours(12) - absl::Minutes(4) - absl::Seconds(1));
+  CHECK(Bodies(Receive(*q)) == Strings{"b1"});  // a1 still in flight
+  clock.Advance(absl::Seconds(1));
+  auto again = Receive(*q);  // 12 hours after the receive: visible again, with a new handle
+  REQUIRE(Bodies(again) == Strings{"a1"});
+  CHECK(again[0].receipt_handle != first->messages[0].receipt_handle);
+}
+
 TEST_CASE("FifoQueue ReceiveRequestAttemptId retry after ChangeMessageVisibility receives afresh",
           "[fifo][regression]") {
   ManualClock clock;

@@ -291,7 +291,10 @@ int FifoQueue::Impl::ReplayAttemptLocked(std::string_view attempt_id, int64_t no
   }
   int n = 0;
   for (auto [s, gen] : it->second.handles) {
-    core.SetDeadline(s, now + visibility_ns, now);
+    // The retry restarts the visibility timeout, within the 12 hours from the receive that
+    // ChangeMessageVisibility keeps to as well.
+    const int64_t cap = core.slot(s).received_ns + int64_t{kMaxVisibilitySeconds} * kNanosPerSecond;
+    core.SetDeadline(s, std::min(now + visibility_ns, cap), now);
     EmitLocked(s, out, taken, n++);
   }
   return n;
