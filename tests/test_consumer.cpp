@@ -989,6 +989,43 @@ TEST_CASE("a checkpoint at a record retention has trimmed since is accepted",
   CHECK(**store.GetCheckpoint("billing", "shardId-000000000000") == seen[2].ToString());
 }
 
+TEST_CASE(
+    "a shard that ages out before it is read to its end counts the rest as missed, both modes",
+    "[consumer]") {
+  for (ConsumerMode mode : {ConsumerMode::kPolling, ConsumerMode::kEnhancedFanOut}) {
+    INFO((mode == ConsumerMode::kPolling ? "polling" : "fan-out"));
+    ManualClock clock;
+    auto stream = MakeStream(&clock, 1);
+    Put(*stream, 0, 5, 1);
+    riffle::InMemoryCheckpointStore store;
+    uint64_t records = 0;
+    uint64_t missed = 0;
+    auto factory = [&] {
+      auto p = std::make_unique<Scripted>();
+      p->on_records = [&](const riffle::ProcessRecordsInput& in, riffle::Checkpointer&) {
+        records += in.records.size();
+        missed += in.missed_records;
+      };
+      return p;
+    };
+    auto c = *Consumer::Create({.stream = stream.get(),
+                                .application_name = "billing",
+                                .mode = mode,
+                                .checkpoint_store = &store,
+                                .max_records = 2,
+                                .processor_factory = factory});
+    for (int i = 0; i < 10 && records == 0; ++i) (void)c->Poll();
+    REQUIRE(records == 2);
+    REQUIRE(
+        stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+    // Past the retention period (and a subscription's lifetime): the parent is gone.
+    clock.Advance(absl::Hours(24) + absl::Minutes(1));
+    (void)Drain(*c);
+    CHECK(records + missed == 5);
+    CHECK(missed == 3);
+  }
+}
+
 TEST_CASE("a processor factory that returns nullptr or throws is reported; the lease is released",
           "[consumer][errors]") {
   ManualClock clock;

@@ -620,6 +620,59 @@ TEST_CASE(
   CHECK(children == std::vector<std::string>{riffle::FormatShardId(1), riffle::FormatShardId(2)});
 }
 
+TEST_CASE("a closed shard that aged out past the lifetime still ends with its missed count",
+          "[efo]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", fmt::format("r{}", i)).ok());
+  REQUIRE(stream->SplitShard(kShard0, "170141183460469231731687303715884105728").ok());
+  Transcript t;
+  auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kTrimHorizon),
+                                       t.Handler());
+  clock.Advance(absl::Hours(24) + absl::Minutes(1));  // past both the lifetime and retention
+  while (sub->Poll() != 0) {
+  }
+  CHECK(t.end == SubscriptionEnd::kShardNotFound);
+  CHECK(t.missed == 5);
+}
+
+TEST_CASE("a lossless consumer's gates on a reshard's children hold, whatever it keeps",
+          "[efo][memory]") {
+  // 64 shards: the consumer keeps 64 gates, enough for its table to be pruned while the
+  // children of a reshard are gated and not yet published.
+  auto stream = MakeStream(nullptr, 64, uint64_t{16} << 10, riffle::OverflowPolicy::kRejectPut);
+  REQUIRE(stream->RegisterStreamConsumer("gated", {.lossless = true}).ok());
+  REQUIRE(stream->SplitShard(kShard0, "2658455991569831745807614120560689152").ok());
+  const std::string data(100, 'd');
+  for (const char* child : {"shardId-000000000064", "shardId-000000000065"}) {
+    INFO(child);
+    auto shards = stream->ListShards();
+    REQUIRE(shards.ok());
+    std::string key;
+    for (const riffle::Shard& s : *shards) {
+      if (s.shard_id == child) key = riffle::FormatHashKey(s.hash_key_range.starting_hash_key);
+    }
+    REQUIRE_FALSE(key.empty());
+    // Puts into the child until the unread lossless consumer holds them back.
+    int accepted = 0;
+    for (int i = 0; i < 1000; ++i) {
+      riffle::PutRecordRequest put{.partition_key = "k", .data = data, .explicit_hash_key = key};
+      if (!stream->PutRecord(put).ok()) break;
+      ++accepted;
+    }
+    CHECK(accepted < 1000);
+    // Everything accepted is there for the consumer, nothing overwritten.
+    Transcript t;
+    auto sub = *stream->SubscribeToShard(Req("gated", child, StartingPositionType::kTrimHorizon),
+                                         t.Handler());
+    while (sub->Poll() != 0) {
+    }
+    CHECK(t.missed == 0);
+    CHECK(t.data.size() == static_cast<size_t>(accepted));
+  }
+}
+
 TEST_CASE("Start and Stop from different threads, and Stop from the handler, are safe",
           "[efo][stress]") {
   auto stream = MakeStream(nullptr, 1);

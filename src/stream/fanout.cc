@@ -216,9 +216,9 @@ absl::StatusOr<std::unique_ptr<Subscription>> FanOut::Subscribe(
   }
   std::shared_ptr<std::atomic<uint64_t>> gate;
   if (consumer->lossless) {
-    auto& g = consumer->gates[shard->index];
-    if (!g) InstallGatesLocked();
-    gate = g;
+    // Looked up again after InstallGatesLocked, which adds to the map (a rehash moves it).
+    if (!consumer->gates[shard->index]) InstallGatesLocked();
+    gate = consumer->gates[shard->index];
     uint64_t v = gate->load(std::memory_order_relaxed);
     while (v < it->position &&
            !gate->compare_exchange_weak(v, it->position, std::memory_order_release)) {
@@ -306,16 +306,12 @@ void FanOut::PruneBudgetsLocked() {
 }
 
 void FanOut::PruneConsumerLocked(ConsumerRecord& c) {
-  EpochGuard guard;
-  const RoutingSnapshot& snapshot = core_.shards.snapshot();
+  // Only shards that expired: a reshard gates its children before it publishes them, and
+  // their logs already hold the gates' addresses.
   auto retired = std::make_unique<RetiredGates>();
-  absl::erase_if(c.gates, [&](auto& entry) {
-    if (snapshot.Find(entry.first) != nullptr) return false;
-    retired->gates.push_back(std::move(entry.second));
-    return true;
-  });
-  absl::erase_if(c.shards,
-                 [&snapshot](const auto& entry) { return snapshot.Find(entry.first) == nullptr; });
+  core_.shards.EraseExpired(
+      c.gates, [&](auto& entry) { retired->gates.push_back(std::move(entry.second)); });
+  core_.shards.EraseExpired(c.shards, [](const auto&) {});
   if (!retired->gates.empty()) RetireObject(retired.release());
   c.prune_at = std::max<std::size_t>(64, 2 * std::max(c.gates.size(), c.shards.size()));
 }

@@ -154,14 +154,15 @@ bool Subscription::PollOnce() {
     return true;
   }
   const int64_t now_ms = core.clock->NowMillis();
-  if (now_ms >= deadline_ms_) {
-    Deliver(SubscriptionEnd::kLifetimeExpired);
-    return true;
-  }
   const detail::ShardState& shard = *init_.shard;
-  // One clock read per poll; the shard is held. Only an expired closed shard stops it.
+  // One clock read per poll; the shard is held. An expired closed shard ends it, also past
+  // the lifetime: a new subscription could not count what it left unread.
   if (core.shards.Expired(shard, now_ms)) {
     DeliverExpired();
+    return true;
+  }
+  if (now_ms >= deadline_ms_) {
+    Deliver(SubscriptionEnd::kLifetimeExpired);
     return true;
   }
   uint64_t max_bytes = detail::kMaxGetRecordsBytes;

@@ -13,6 +13,7 @@
 #ifndef RIFFLE_DETAIL_SHARD_SET_H_
 #define RIFFLE_DETAIL_SHARD_SET_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "riffle/detail/epoch.h"
 #include "riffle/detail/shard_log.h"
@@ -174,6 +176,24 @@ class ShardSet {
   // or is still live; nullopt for an open shard, or an expired one among more than
   // kExpiredRemembered expired since. Lets readers count exactly what aged out unread.
   std::optional<uint64_t> ClosedRecordCount(uint64_t index) const;
+  // Erases from `map` (keyed by shard index) the entries of shards that were committed and
+  // have expired since; a shard a reshard is still preparing is kept. `on_erase` sees each
+  // entry first.
+  template <class Map, class OnErase>
+  void EraseExpired(Map& map, OnErase on_erase) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t committed = next_index_.load(std::memory_order_relaxed);
+    absl::erase_if(map, [&](auto& entry) {
+      const uint64_t index = entry.first;
+      if (index >= committed) return false;  // being created: not published yet
+      const bool live =
+          std::binary_search(live_.begin(), live_.end(), index,
+                             [](const auto& a, const auto& b) { return IndexOf(a) < IndexOf(b); });
+      if (live) return false;
+      on_erase(entry);
+      return true;
+    });
+  }
   static constexpr std::size_t kExpiredRemembered = 1024;
 
   ShardSetStats Stats() const;
@@ -198,6 +218,8 @@ class ShardSet {
   }
 
  private:
+  static uint64_t IndexOf(uint64_t index) { return index; }
+  static uint64_t IndexOf(const std::shared_ptr<ShardState>& s) { return s->index; }
   void CommitReshardImpl(Commit& commit, int64_t now_ms);
   // Builds and swaps in a snapshot of `open` and live_; retires the old one. REQUIRES: mu_.
   void PublishLocked(std::vector<ShardState*> open);
