@@ -253,6 +253,41 @@ TEST_CASE("workers share the shards by leases and take over a stopped worker's s
   CheckKeyOrder(log, 8, 0, 100);
 }
 
+TEST_CASE("a worker whose checkpoint finds its lease taken stops processing the shard at once",
+          "[consumer]") {
+  ManualClock clock;
+  ManualClock lease_clock;  // the lease table's own clock: leases expire on it alone
+  auto stream = MakeStream(&clock, 1);
+  riffle::InMemoryCheckpointStore store;
+  riffle::LeaseTable leases(&lease_clock);
+  Log log;
+  riffle::ConsumerOptions o{.stream = stream.get(),
+                            .application_name = "billing",
+                            .checkpoint_store = &store,
+                            .lease_table = &leases};
+  o.worker_id = "a";
+  auto a = *Consumer::Create(WithFactory(o, Factory(&log, "a")));
+  a->Poll();
+  REQUIRE(a->OwnedShards().size() == 1);
+  o.worker_id = "b";
+  auto b = *Consumer::Create(WithFactory(o, Factory(&log, "b")));
+  lease_clock.Advance(absl::Seconds(11));  // a's lease expires; a's own lease pass is not due
+  b->Poll();
+  REQUIRE(leases.Owner("billing", riffle::FormatShardId(0)) == "b");
+  Put(*stream, 0, 10);
+  a->Poll();  // delivers one batch, whose checkpoint fails: the shard is dropped there
+  CHECK(a->OwnedShards().empty());
+  CHECK(log.checkpoint_errors[riffle::FormatShardId(0)] == "ShutdownException");
+  CHECK(std::count(log.events.begin(), log.events.end(),
+                   "shutdown a shardId-000000000000 lost ShutdownException") == 1);
+  const uint64_t seen_by_a = log.records;
+  Put(*stream, 10, 20);
+  a->Poll();
+  CHECK(log.records == seen_by_a);  // a processes nothing more
+  Drain(*b);
+  CHECK(log.records == seen_by_a + 20);  // b from its checkpoint: all 20
+}
+
 TEST_CASE("an expired lease is taken over; the old owner can no longer checkpoint", "[consumer]") {
   ManualClock clock;
   auto stream = MakeStream(&clock, 2);

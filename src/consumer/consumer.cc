@@ -27,8 +27,9 @@ struct ShardTask {
   HashKeyRange range;                          // the shard's, for de-aggregation
   bool at_shard_end = false;                   // during ShardEnded
   bool lease_lost = false;                     // during Shutdown(kLeaseLost)
-  bool ended = false;                          // ShardEnded was called
-  bool ended_checkpointed = false;             // and it checkpointed SHARD_END
+  bool lease_taken = false;         // a checkpoint found another owner: dropped after this batch
+  bool ended = false;               // ShardEnded was called
+  bool ended_checkpointed = false;  // and it checkpointed SHARD_END
   bool blocked = false;  // an unusable checkpoint under kReport: retried at lease refresh
   int64_t throttled_until_ms = INT64_MIN;
   // During ProcessRecords: the Kinesis records of the batch, which a checkpoint may name
@@ -443,8 +444,11 @@ void Consumer::FinishRequestedStop() {
 }
 
 absl::Status Consumer::WriteCheckpoint(ShardTask& task, std::string_view value) {
-  if (task.lease_lost ||
-      leases_->Owner(options_.application_name, task.shard_id) != options_.worker_id) {
+  if (task.lease_lost) return ShutdownError(task.shard_id);
+  if (leases_->Owner(options_.application_name, task.shard_id) != options_.worker_id) {
+    // Another worker took the lease (this one missed its renewal): stop processing the
+    // shard now rather than at the next lease pass, so that no two workers process it.
+    task.lease_taken = true;
     return ShutdownError(task.shard_id);
   }
   // Before the parent's SHARD_END: until then no worker may lease the children, so the
@@ -708,6 +712,10 @@ size_t Consumer::Poll() {
   size_t delivered = 0;
   for (std::size_t i = 0; i < tasks_.size() && !stop_requested_;) {
     delivered += static_cast<size_t>(PollShard(*tasks_[i], now_ms));
+    if (tasks_[i]->lease_taken) {
+      DropShard(i, ShutdownReason::kLeaseLost, false);
+      continue;
+    }
     if (tasks_[i]->ended) {
       // Done with the shard: with SHARD_END checkpointed its children become eligible; if
       // the processor did not checkpoint, the lease goes back and the shard is processed
