@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "fmt/format.h"
 #include "riffle/checkpoint_store.h"
@@ -70,12 +72,13 @@ TEST_CASE("the file store survives a restart and never leaves a partial file", "
           fmt::format("{}", 1000 + last));
   }
   CHECK(**reopened.GetCheckpoint("audit", "shardId-000000000000") == "4999");
-  // One file per application, no temporary left over.
+  // One file per application and its lock file, no temporary left over.
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(dir))
     names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"audit.checkpoints", "billing.checkpoints"});
+  CHECK(names == std::vector<std::string>{"audit.checkpoints", "audit.checkpoints.lock",
+                                          "billing.checkpoints", "billing.checkpoints.lock"});
   // A crash between writing the temporary and the rename leaves the old file intact.
   {
     std::ofstream tmp(reopened.PathFor("audit") + ".tmp");
@@ -99,16 +102,16 @@ TEST_CASE("the file store reports an unwritable directory instead of losing the 
         std::string("open /nonexistent-riffle-dir/x/billing.checkpoints.tmp failed: ") +
             std::strerror(ENOENT));
 
-  // A rename that fails (a directory where the file goes) is reported too, and the
-  // temporary is removed; the store recovers once the obstacle is gone.
+  // A directory where the file goes is reported too (a put reads the file first), and no
+  // temporary is left; the store recovers once the obstacle is gone.
   const std::string dir = TempDir();
   riffle::FileCheckpointStore blocked(dir);
   REQUIRE(blocked.GetCheckpoint("billing", "shardId-000000000000").ok());  // reads no file
   std::filesystem::create_directories(blocked.PathFor("billing") + "/obstacle");
   s = blocked.PutCheckpoint("billing", "shardId-000000000000", "1");
   CHECK(riffle::HasErrorName(s, riffle::kInternalFailure));
-  CHECK(riffle::ErrorMessage(s) == fmt::format("rename {0}.tmp to {0} failed: {1}",
-                                               blocked.PathFor("billing"), std::strerror(EISDIR)));
+  CHECK(riffle::ErrorMessage(s) ==
+        fmt::format("read {} failed: {}", blocked.PathFor("billing"), std::strerror(EISDIR)));
   CHECK_FALSE(std::filesystem::exists(blocked.PathFor("billing") + ".tmp"));
   // A file that exists but cannot be read is an error, not an empty table.
   auto unreadable = blocked.GetCheckpoint("billing", "shardId-000000000000");
@@ -118,6 +121,32 @@ TEST_CASE("the file store reports an unwritable directory instead of losing the 
   std::filesystem::remove_all(blocked.PathFor("billing"));
   REQUIRE(blocked.PutCheckpoint("billing", "shardId-000000000000", "2").ok());
   CHECK(**riffle::FileCheckpointStore(dir).GetCheckpoint("billing", "shardId-000000000000") == "2");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("two file stores writing one application keep each other's puts", "[checkpoint]") {
+  // Two workers of one application in two processes, each with its own store on a shared
+  // directory: here two stores on two threads (the lock file serializes them the same way).
+  const std::string dir = TempDir();
+  riffle::FileCheckpointStore a(dir);
+  riffle::FileCheckpointStore b(dir);
+  std::atomic<int> failures{0};
+  auto writer = [&](riffle::FileCheckpointStore& store, int shard) {
+    for (int i = 1; i <= 200; ++i) {
+      if (!store.PutCheckpoint("billing", fmt::format("shardId-{:012}", shard), std::to_string(i))
+               .ok()) {
+        failures.fetch_add(1);
+      }
+    }
+  };
+  std::thread ta(writer, std::ref(a), 0);
+  std::thread tb(writer, std::ref(b), 1);
+  ta.join();
+  tb.join();
+  CHECK(failures.load() == 0);
+  riffle::FileCheckpointStore reader(dir);
+  CHECK(**reader.GetCheckpoint("billing", "shardId-000000000000") == "200");
+  CHECK(**reader.GetCheckpoint("billing", "shardId-000000000001") == "200");
   std::filesystem::remove_all(dir);
 }
 

@@ -90,7 +90,9 @@ class InMemoryCheckpointStore final : public CheckpointStore {
 // it, renames it over the old one and fsyncs the directory: a crash leaves the old file or
 // the new one, never a half-written one. Application names are 1..128 characters of
 // [a-zA-Z0-9_.-] (InvalidArgumentException otherwise). Several stores on one directory,
-// in one process or several, must not write the same application (the last rename wins).
+// in one process or several, may write the same application: a put holds an flock(2) on
+// `<application>.checkpoints.lock` and applies itself to the file as it is then (reads
+// are served from what the store last read or wrote).
 // Errors: InternalFailure naming the operation, the path and errno's text when the file
 // system refuses (the checkpoint is not known to be stored; the store reads the file again
 // at the next call). A file that exists but cannot be read is such an error too, never

@@ -2,6 +2,7 @@
 #include "riffle/checkpoint_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -138,6 +139,23 @@ absl::Status FileCheckpointStore::PutCheckpoint(std::string_view application,
                                                 std::string_view checkpoint) {
   if (auto s = CheckArguments(application, shard_id, checkpoint); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
+  // Stores of one application (in this process or others) take turns on a lock file, and
+  // each applies its put to the file as it is then: none truncates another's temporary or
+  // writes back a table without another's latest puts. The kernel releases the lock when
+  // its process dies; without one (a file system without locks) the put goes ahead.
+  const std::string lock_path = fmt::format("{}/{}.checkpoints.lock", directory_, application);
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd >= 0) {
+    while (::flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  struct CloseLock {
+    int fd;
+    ~CloseLock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_lock{lock_fd};
+  if (auto cached = tables_.find(application); cached != tables_.end()) tables_.erase(cached);
   absl::StatusOr<Table*> loaded = Load(application);
   if (!loaded.ok()) return loaded.status();
   Table next = **loaded;
