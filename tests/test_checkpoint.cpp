@@ -124,6 +124,28 @@ TEST_CASE("the file store reports an unwritable directory instead of losing the 
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("DeleteCheckpoint forgets one shard's entry in both stores", "[checkpoint]") {
+  const std::string dir = TempDir();
+  riffle::FileCheckpointStore file(dir);
+  riffle::InMemoryCheckpointStore memory;
+  for (riffle::CheckpointStore* store : {static_cast<riffle::CheckpointStore*>(&file),
+                                         static_cast<riffle::CheckpointStore*>(&memory)}) {
+    REQUIRE(store->PutCheckpoint("billing", "shardId-000000000000", "SHARD_END").ok());
+    REQUIRE(store->PutCheckpoint("billing", "shardId-000000000001", "TRIM_HORIZON").ok());
+    REQUIRE(store->DeleteCheckpoint("billing", "shardId-000000000000").ok());
+    REQUIRE(store->DeleteCheckpoint("billing", "shardId-000000000007").ok());  // none: OK
+    CHECK_FALSE(store->GetCheckpoint("billing", "shardId-000000000000")->has_value());
+    CHECK(**store->GetCheckpoint("billing", "shardId-000000000001") == "TRIM_HORIZON");
+    CHECK(riffle::HasErrorName(store->DeleteCheckpoint("bad name!", "shardId-000000000000"),
+                               riffle::kInvalidArgumentException));
+  }
+  // The file says so after a restart.
+  CHECK_FALSE(riffle::FileCheckpointStore(dir)
+                  .GetCheckpoint("billing", "shardId-000000000000")
+                  ->has_value());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("two file stores writing one application keep each other's puts", "[checkpoint]") {
   // Two workers of one application in two processes, each with its own store on a shared
   // directory: here two stores on two threads (the lock file serializes them the same way).

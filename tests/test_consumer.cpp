@@ -7,6 +7,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -1059,6 +1060,41 @@ TEST_CASE(
     CHECK(records + missed == 5);
     CHECK(missed == 3);
   }
+}
+
+TEST_CASE("the checkpoints of parents that aged out go once their children have theirs",
+          "[consumer][checkpoint][memory]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  const std::string dir = TempDir();
+  riffle::FileCheckpointStore store(dir);
+  Log log;
+  auto c = *Consumer::Create({.stream = stream.get(),
+                              .application_name = "billing",
+                              .checkpoint_store = &store,
+                              .processor_factory = Factory(&log, "w")});
+  auto lines = [&] {
+    std::ifstream in(store.PathFor("billing"));
+    int n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  };
+  int put = 0;
+  size_t most = 0;
+  for (int round = 0; round < 60; ++round) {
+    REQUIRE(stream->UpdateShardCount(round % 2 == 0 ? 2 : 1).ok());
+    Put(*stream, put, put + 8);
+    put += 8;
+    Drain(*c);
+    clock.Advance(absl::Hours(9));  // closed shards age out a day after they closed
+    Drain(*c);
+    most = std::max<size_t>(most, static_cast<size_t>(lines()));
+  }
+  CHECK(log.records == static_cast<uint64_t>(put));
+  INFO("shards created " << stream->Stats().shards_created << ", at most " << most << " lines");
+  CHECK(stream->Stats().shards_created > 60);
+  CHECK(most < 15);  // the shards of the last day or so, not every shard ever made
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a processor factory that returns nullptr or throws is reported; the lease is released",

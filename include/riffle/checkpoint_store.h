@@ -69,6 +69,15 @@ class CheckpointStore {
   [[nodiscard]] virtual absl::Status PutCheckpoint(std::string_view application,
                                                    std::string_view shard_id,
                                                    std::string_view checkpoint) = 0;
+  // Forgets the shard's checkpoint (OK when there was none). A Consumer deletes the entry
+  // of a parent that aged out of the stream once its children have theirs, as the KCL
+  // deletes a finished parent's lease. Default: Unimplemented (the entries stay).
+  [[nodiscard]] virtual absl::Status DeleteCheckpoint(std::string_view application,
+                                                      std::string_view shard_id) {
+    (void)application;
+    (void)shard_id;
+    return absl::UnimplementedError("DeleteCheckpoint is not supported by this store.");
+  }
 };
 
 // Checkpoints in memory: they live as long as the object.
@@ -78,6 +87,7 @@ class InMemoryCheckpointStore final : public CheckpointStore {
                                                            std::string_view shard_id) override;
   absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
                              std::string_view checkpoint) override;
+  absl::Status DeleteCheckpoint(std::string_view application, std::string_view shard_id) override;
 
  private:
   std::mutex mu_;
@@ -117,10 +127,15 @@ class FileCheckpointStore final : public CheckpointStore {
       std::string_view application, std::string_view shard_id) override;
   [[nodiscard]] absl::Status PutCheckpoint(std::string_view application, std::string_view shard_id,
                                            std::string_view checkpoint) override;
+  [[nodiscard]] absl::Status DeleteCheckpoint(std::string_view application,
+                                              std::string_view shard_id) override;
 
   std::string PathFor(std::string_view application) const;
 
  private:
+  // Puts `checkpoint`, or deletes the entry when it is nullopt, and writes the file.
+  absl::Status Update(std::string_view application, std::string_view shard_id,
+                      std::optional<std::string_view> checkpoint);
   struct Table {
     std::map<std::string, std::string, std::less<>> checkpoints;
     // The unterminated last line, kept apart (and written back unterminated) because its

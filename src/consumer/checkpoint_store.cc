@@ -91,6 +91,14 @@ absl::StatusOr<std::optional<std::string>> InMemoryCheckpointStore::GetCheckpoin
   return std::optional<std::string>(it->second);
 }
 
+absl::Status InMemoryCheckpointStore::DeleteCheckpoint(std::string_view application,
+                                                       std::string_view shard_id) {
+  if (auto s = CheckArguments(application, shard_id, std::nullopt); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  checkpoints_.erase(std::pair<std::string, std::string>(application, shard_id));
+  return absl::OkStatus();
+}
+
 absl::Status InMemoryCheckpointStore::PutCheckpoint(std::string_view application,
                                                     std::string_view shard_id,
                                                     std::string_view checkpoint) {
@@ -138,6 +146,17 @@ absl::Status FileCheckpointStore::PutCheckpoint(std::string_view application,
                                                 std::string_view shard_id,
                                                 std::string_view checkpoint) {
   if (auto s = CheckArguments(application, shard_id, checkpoint); !s.ok()) return s;
+  return Update(application, shard_id, checkpoint);
+}
+
+absl::Status FileCheckpointStore::DeleteCheckpoint(std::string_view application,
+                                                   std::string_view shard_id) {
+  if (auto s = CheckArguments(application, shard_id, std::nullopt); !s.ok()) return s;
+  return Update(application, shard_id, std::nullopt);
+}
+
+absl::Status FileCheckpointStore::Update(std::string_view application, std::string_view shard_id,
+                                         std::optional<std::string_view> checkpoint) {
   std::lock_guard<std::mutex> lock(mu_);
   // Stores of one application (in this process or others) take turns on a lock file, and
   // each applies its put to the file as it is then: none truncates another's temporary or
@@ -159,7 +178,11 @@ absl::Status FileCheckpointStore::PutCheckpoint(std::string_view application,
   absl::StatusOr<Table*> loaded = Load(application);
   if (!loaded.ok()) return loaded.status();
   Table next = **loaded;
-  next.checkpoints[std::string(shard_id)] = std::string(checkpoint);
+  if (checkpoint) {
+    next.checkpoints[std::string(shard_id)] = std::string(*checkpoint);
+  } else if (auto it = next.checkpoints.find(shard_id); it != next.checkpoints.end()) {
+    next.checkpoints.erase(it);
+  }
   if (next.unterminated && next.unterminated->first == shard_id) next.unterminated.reset();
   std::string contents;
   for (const auto& [shard, value] : next.checkpoints) {

@@ -585,6 +585,19 @@ void Consumer::RefreshLeases(int64_t now_ms) {
       }
     }
   }
+  // A parent that aged out, whose children all have checkpoints of their own (its SHARD_END
+  // seeded them), is needed no more: its entry goes, as the KCL deletes a finished parent's
+  // lease, so that the store does not grow with every reshard. (This pass still counts it.)
+  for (const std::string& parent : checkpointed_parents) {
+    bool any = false;
+    bool all = true;
+    for (const Shard& s : *shards) {
+      if (s.parent_shard_id != parent && s.adjacent_parent_shard_id != parent) continue;
+      any = true;
+      all = all && checkpoints.contains(s.shard_id);
+    }
+    if (any && all) (void)options_.checkpoint_store->DeleteCheckpoint(app, parent);
+  }
   if (checkpoints.empty() && checkpointed_parents.empty() && unreadable.empty() &&
       (options_.initial_position == InitialPosition::kLatest ||
        options_.initial_position == InitialPosition::kAtTimestamp)) {
