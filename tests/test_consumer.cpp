@@ -444,6 +444,32 @@ class Scripted : public riffle::RecordProcessor {
   }
 };
 
+TEST_CASE("a checkpoint restarted from the initial position is not handed to Initialize",
+          "[consumer][checkpoint]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 2);
+  Put(*stream, 0, 40);
+  riffle::InMemoryCheckpointStore store;
+  const auto other = *stream->PutRecord({.partition_key = "x", .explicit_hash_key = "0"});
+  REQUIRE(other.shard_id == "shardId-000000000000");
+  REQUIRE(store.PutCheckpoint("billing", "shardId-000000000000", "hello").ok());  // no number
+  REQUIRE(store  // a number of the other shard
+              .PutCheckpoint("billing", "shardId-000000000001", other.sequence_number.ToString())
+              .ok());
+  Log log;
+  auto c = *Consumer::Create(
+      {.stream = stream.get(),
+       .application_name = "billing",
+       .checkpoint_store = &store,
+       .invalid_checkpoint = riffle::InvalidCheckpointPolicy::kRestartFromInitialPosition,
+       .processor_factory = Factory(&log, "w")});
+  CHECK(Drain(*c) == 41);  // both shards from the initial position (TRIM_HORIZON)
+  CHECK(c->invalid_checkpoints() == 2);
+  std::sort(log.events.begin(), log.events.end());
+  CHECK(log.events ==
+        std::vector<std::string>{"init w shardId-000000000000 -", "init w shardId-000000000001 -"});
+}
+
 TEST_CASE("a checkpoint never moves back", "[consumer][checkpoint]") {
   ManualClock clock;
   auto stream = MakeStream(&clock, 1);

@@ -488,6 +488,18 @@ bool Consumer::TakeShard(const std::string& shard_id, const std::optional<std::s
   task->shard_id = shard_id;
   task->checkpoint = checkpoint;
   task->after_parents = after_parents;
+  // A checkpoint that cannot be this shard's (not a number, or another shard's) is judged
+  // before Initialize, so that a processor is never told it resumes where it will not.
+  if (options_.invalid_checkpoint == InvalidCheckpointPolicy::kRestartFromInitialPosition &&
+      checkpoint && *checkpoint != kShardEndCheckpoint && !IsPositionCheckpoint(checkpoint)) {
+    std::string_view number = *checkpoint;
+    if (const auto sub = SplitSubRecordCheckpoint(*checkpoint)) number = sub->first;
+    const absl::StatusOr<SequenceNumber> parsed = SequenceNumber::Parse(number);
+    if (!parsed.ok() || ParseShardId(shard_id) != parsed->shard_index) {
+      ++invalid_checkpoints_;
+      task->checkpoint.reset();
+    }
+  }
   if (CallProcessor(this, status_, "ConsumerOptions.processor_factory", shard_id,
                     [&] { task->processor = options_.processor_factory(); }) &&
       task->processor == nullptr) {
@@ -499,7 +511,7 @@ bool Consumer::TakeShard(const std::string& shard_id, const std::optional<std::s
   if (task->processor == nullptr ||
       !CallProcessor(this, status_, "RecordProcessor::Initialize", shard_id, [&] {
         task->processor->Initialize(
-            shard_id, IsPositionCheckpoint(checkpoint) ? "" : checkpoint.value_or(""));
+            shard_id, IsPositionCheckpoint(task->checkpoint) ? "" : task->checkpoint.value_or(""));
       })) {
     // Not taken: the lease goes back, and a new processor tries at the next lease pass.
     leases_->Release(options_.application_name, shard_id, options_.worker_id);
