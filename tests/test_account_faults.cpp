@@ -351,6 +351,19 @@ TEST_CASE("every S3 call consults the fault plan first, a put to a missing bucke
         "NoSuchBucket");
 }
 
+TEST_CASE("an S3 rule by ARN matches the bucket's ARN in the account's partition", "[faults]") {
+  ManualClock clock;
+  auto account = MakeAccount(clock, false, {.region = "cn-north-1"});
+  REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  CHECK(account->s3().ArnOf("deliveries") == "arn:aws-cn:s3:::deliveries");
+  account->faults().Add(FaultRule::FailNext("PutObject", 1, riffle::kInternalError)
+                            .OnResource("arn:aws-cn:s3:::deliveries"));
+  CHECK(riffle::ErrorName(
+            account->s3().PutObject({.bucket = "deliveries", .key = "k", .body = "x"}).status()) ==
+        riffle::kInternalError);
+  CHECK(account->s3().PutObject({.bucket = "deliveries", .key = "k", .body = "x"}).ok());
+}
+
 TEST_CASE("a delay rule on a reshard holds up no call on another stream", "[faults]") {
   // A real clock: the delay sleeps. It used to sleep under the account's registry lock, so
   // every call that takes it (CreateStream, DescribeLimits, other streams' reshards) waited.

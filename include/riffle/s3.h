@@ -171,8 +171,10 @@ class S3 {
   // Removes the object; a missing key is not an error (as on the service). NoSuchBucket.
   [[nodiscard]] absl::Status DeleteObject(const DeleteObjectInput& input);
 
-  // riffle: arn:aws:s3:::<bucket>
+  // riffle: arn:aws:s3:::<bucket> (the aws partition).
   static std::string BucketArn(std::string_view bucket);
+  // The bucket's ARN in the account's partition (arn:aws-cn:s3:::<bucket> in cn-north-1).
+  std::string ArnOf(std::string_view bucket) const;
 
   // Internal: the bucket a delivery stream writes to (nullptr when there is none).
   std::shared_ptr<detail::BucketStore> FindBucket(std::string_view name) const;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "account/s3_internal.h"
+#include "common/names.h"
 #include "fmt/format.h"
 #include "riffle/hash_key.h"
 #include "riffle/s3.h"
@@ -98,7 +99,7 @@ BucketStore::BucketStore(AccountCore& core, std::string_view name, std::unique_p
                          int64_t created_ms)
     : core_(core),
       name_(name),
-      arn_(S3::BucketArn(name)),
+      arn_(fmt::format("arn:{}:s3:::{}", ArnPartition(core.region()), name)),
       files_(std::move(files)),
       created_ms_(created_ms) {}
 
@@ -426,6 +427,10 @@ std::string S3::BucketArn(std::string_view bucket) {
   return fmt::format("arn:aws:s3:::{}", bucket);
 }
 
+std::string S3::ArnOf(std::string_view bucket) const {
+  return fmt::format("arn:{}:s3:::{}", detail::ArnPartition(core_.region()), bucket);
+}
+
 std::shared_ptr<BucketStore> S3::FindBucket(std::string_view name) const {
   std::lock_guard<std::mutex> lock(registry_->mu);
   auto it = registry_->buckets.find(name);
@@ -435,8 +440,7 @@ std::shared_ptr<BucketStore> S3::FindBucket(std::string_view name) const {
 absl::StatusOr<CreateBucketOutput> S3::CreateBucket(const CreateBucketInput& in) {
   if (!detail::ValidBucketName(in.bucket)) return detail::InvalidBucketNameError(in.bucket);
   if (core_.faults.active()) {
-    if (absl::Status s =
-            detail::InjectS3(core_, "CreateBucket", in.bucket, BucketArn(in.bucket), {});
+    if (absl::Status s = detail::InjectS3(core_, "CreateBucket", in.bucket, ArnOf(in.bucket), {});
         !s.ok()) {
       return s;
     }
@@ -481,7 +485,7 @@ absl::StatusOr<std::shared_ptr<BucketStore>> Resolve(const S3& s3, detail::Accou
                                                      std::string_view key) {
   std::shared_ptr<BucketStore> b = s3.FindBucket(bucket);
   if (core.faults.active()) {
-    if (absl::Status s = detail::InjectS3(core, operation, bucket, S3::BucketArn(bucket), key);
+    if (absl::Status s = detail::InjectS3(core, operation, bucket, s3.ArnOf(bucket), key);
         !s.ok()) {
       return s;
     }
@@ -498,7 +502,7 @@ absl::StatusOr<PutObjectOutput> S3::PutObject(const PutObjectInput& in) {
     // As every S3 call: the fault plan first (a bucket's own puts consult it in PutObject).
     if (core_.faults.active()) {
       if (absl::Status s =
-              detail::InjectS3(core_, "PutObject", in.bucket, BucketArn(in.bucket), in.key);
+              detail::InjectS3(core_, "PutObject", in.bucket, ArnOf(in.bucket), in.key);
           !s.ok()) {
         return s;
       }
