@@ -149,6 +149,18 @@ TEST_CASE("KPL aggregates read from a Kinesis source are delivered as their user
   riffle::Kinesis& kinesis = account->kinesis();
   CreateStream(kinesis, "orders", 1);
   REQUIRE(account->s3().CreateBucket({.bucket = "deliveries"}).ok());
+  // The Lambda event's kinesisRecordMetadata: a user record of an aggregate has its
+  // subsequenceNumber, a plain record none.
+  std::vector<std::string> seen;
+  riffle::Processor processor = [&](std::span<const riffle::ProcessorInput> in) {
+    std::vector<riffle::ProcessorOutput> out;
+    for (const riffle::ProcessorInput& r : in) {
+      const auto& sub = r.metadata.subsequence_number;
+      seen.push_back(fmt::format("{}@{}", r.data, sub ? std::to_string(*sub) : "-"));
+      out.push_back({r.record_id, riffle::ProcessingResult::kOk, std::string(r.data)});
+    }
+    return out;
+  };
   REQUIRE(account->firehose()
               .CreateDeliveryStream(
                   {.delivery_stream_name = "from-orders",
@@ -162,6 +174,7 @@ TEST_CASE("KPL aggregates read from a Kinesis source are delivered as their user
                            .buffering_hints =
                                riffle::BufferingHints{.size_in_mbs = 1, .interval_in_seconds = 60},
                            .processing_configuration = {.enabled = true,
+                                                        .processor = processor,
                                                         .append_delimiter_to_record = true}}})
               .ok());
   // An aggregate of three user records (one with its own explicit hash key), then a plain
@@ -186,6 +199,10 @@ TEST_CASE("KPL aggregates read from a Kinesis source are delivered as their user
   const auto objects = ReadAll(account->s3(), "deliveries", "", 100);
   REQUIRE(objects.size() == 1);
   CHECK(objects.begin()->second == "one\ntwo\nthree\nplain\n" + corrupt + "\n");
+  REQUIRE(seen.size() == 5);
+  CHECK(std::vector<std::string>(seen.begin(), seen.begin() + 4) ==
+        std::vector<std::string>{"one@0", "two@1", "three@2", "plain@-"});
+  CHECK(seen[4].ends_with("@-"));
 }
 
 TEST_CASE("DirectPut into a bucket backed by a directory, GZIP objects",

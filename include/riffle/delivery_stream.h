@@ -98,6 +98,9 @@ struct RecordMetadata {
   std::string_view shard_id;
   std::string_view sequence_number;
   int64_t approximate_arrival_timestamp_ms = 0;
+  // A user record unpacked from a KPL aggregate: its place in the aggregate (the Lambda
+  // event's kinesisRecordMetadata.subsequenceNumber); nullopt for a plain record.
+  std::optional<uint64_t> subsequence_number;
 };
 
 struct ProcessorInput {

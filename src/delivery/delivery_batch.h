@@ -13,6 +13,7 @@
 #define RIFFLE_DELIVERY_DELIVERY_BATCH_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,7 @@ struct RecordMeta {
   uint16_t partition_key_size = 0;
   uint16_t shard_id_size = 0;
   uint16_t sequence_number_size = 0;
+  std::optional<uint64_t> subsequence_number;
 };
 
 // A record as delivered (after processing): a slice of Batch::data or Batch::processed.

@@ -150,7 +150,7 @@ void DeliveryStream::Impl::Prepare(detail::Batch& b, absl::Time now) {
            {meta.substr(0, m.partition_key_size),
             meta.substr(m.partition_key_size, m.shard_id_size),
             meta.substr(m.partition_key_size + m.shard_id_size, m.sequence_number_size),
-            r.arrival_ms}});
+            r.arrival_ms, m.subsequence_number}});
     }
     std::vector<ProcessorOutput> answers;
     std::string threw;

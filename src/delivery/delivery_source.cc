@@ -7,6 +7,8 @@
 // the source trimmed before it was read in SourceRecordsMissed. All of this runs at Create
 // and then under the pump's lock, so it needs no lock of its own.
 #include <algorithm>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "consumer/lineage.h"
@@ -79,12 +81,16 @@ struct DeliveryStream::Impl::SourceState {
     auto ingest_all = [&](auto records) {
       sequence_text.resize(records.size() * SequenceNumber::kDigits);
       char* text = sequence_text.data();
-      for (const Record& rec : records) {
+      for (const auto& rec : records) {
         rec.sequence_number.FormatTo(text);
+        std::optional<uint64_t> sub;
+        if constexpr (std::is_same_v<std::decay_t<decltype(rec)>, UserRecord>) {
+          if (rec.aggregated) sub = rec.sub_sequence_number;
+        }
         batch.push_back(
             {rec.data,
              {rec.partition_key, r.shard_id, std::string_view(text, SequenceNumber::kDigits),
-              absl::ToUnixMillis(rec.approximate_arrival_timestamp)}});
+              absl::ToUnixMillis(rec.approximate_arrival_timestamp), sub}});
         text += SequenceNumber::kDigits;
         bytes += static_cast<int64_t>(rec.data.size());
       }

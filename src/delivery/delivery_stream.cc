@@ -471,6 +471,7 @@ absl::Status DeliveryStream::Impl::IngestImpl(size_t count, GetRecord get, bool 
       b.meta.append(md.partition_key.substr(0, m.partition_key_size));
       b.meta.append(md.shard_id.substr(0, m.shard_id_size));
       b.meta.append(md.sequence_number.substr(0, m.sequence_number_size));
+      m.subsequence_number = md.subsequence_number;
     }
     const detail::BufferedRecord rec{id, arrival, static_cast<uint32_t>(b.data.size()),
                                      static_cast<uint32_t>(size)};
