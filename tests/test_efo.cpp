@@ -588,6 +588,20 @@ TEST_CASE("a blocked subscription ends at its lifetime when a ManualClock moves"
   CHECK(ended.load() == 1);
 }
 
+namespace {
+
+// A stream whose shard 0 holds r0..r4 and was split (children 1 and 2), with the consumer
+// "audit" registered.
+std::unique_ptr<Stream> ClosedParentOfFive(ManualClock& clock) {
+  auto stream = MakeStream(&clock, 1);
+  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", fmt::format("r{}", i)).ok());
+  REQUIRE(stream->SplitShard(kShard0, "170141183460469231731687303715884105728").ok());
+  return stream;
+}
+
+}  // namespace
+
 TEST_CASE(
     "a blocked subscription ends with the children when its shard is split, with no put after",
     "[efo][stress]") {
@@ -623,10 +637,7 @@ TEST_CASE(
 TEST_CASE("a closed shard that aged out past the lifetime still ends with its missed count",
           "[efo]") {
   ManualClock clock;
-  auto stream = MakeStream(&clock, 1);
-  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
-  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", fmt::format("r{}", i)).ok());
-  REQUIRE(stream->SplitShard(kShard0, "170141183460469231731687303715884105728").ok());
+  auto stream = ClosedParentOfFive(clock);
   Transcript t;
   auto sub = *stream->SubscribeToShard(Req("audit", kShard0, StartingPositionType::kTrimHorizon),
                                        t.Handler());
@@ -714,10 +725,7 @@ TEST_CASE(
     "and names its children",
     "[efo]") {
   ManualClock clock;
-  auto stream = MakeStream(&clock, 1);
-  REQUIRE(stream->RegisterStreamConsumer("audit").ok());
-  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", fmt::format("r{}", i)).ok());
-  REQUIRE(stream->SplitShard(kShard0, "170141183460469231731687303715884105728").ok());
+  auto stream = ClosedParentOfFive(clock);
   clock.Advance(absl::Hours(24) - absl::Minutes(1));
   uint64_t missed = 0;
   size_t delivered = 0;
