@@ -7,6 +7,7 @@
 #include <string>
 
 #include "fmt/format.h"
+#include "riffle/lineage_reader.h"
 #include "riffle/stream.h"
 #include "riffle/subscription.h"
 #include "support/alloc_counter.h"
@@ -224,5 +225,42 @@ TEST_CASE("a registered consumer that subscribes to every new shard keeps nothin
   const uint64_t after = riffle_test::HeapBytesInUse();
   if (before == 0) return;  // sanitizer build: no heap figures
   INFO("heap in use " << before << " -> " << after << " bytes over " << cycles << " cycles");
+  CHECK(after < before + (uint64_t{256} << 10));
+}
+
+TEST_CASE("a LineageReader following a stream that reshards for long keeps a bounded state",
+          "[memory]") {
+  riffle::ManualClock clock;
+  riffle::StreamOptions o;
+  o.stream_name = "followed";
+  o.shard_count = 4;
+  o.ring_capacity_bytes = uint64_t{64} << 10;
+  o.max_record_size_bytes = 1024;
+  o.clock = &clock;
+  auto stream = *riffle::Stream::Create(o);
+  riffle::LineageReader reader(*stream);
+  uint64_t read = 0;
+  uint64_t put = 0;
+  auto cycle = [&](int i) {
+    for (int k = 0; k < 16; ++k, ++put) {
+      REQUIRE(stream->PutRecord(fmt::format("k{}", k), "v").ok());
+    }
+    REQUIRE(stream->UpdateShardCount(i % 2 == 0 ? 8 : 4).ok());
+    while (reader.Poll([&](const riffle::LineageReader::ShardInfo&, const riffle::Record&) {
+      ++read;
+    }) > 0) {
+    }
+    clock.Advance(absl::Hours(7));  // closed shards expire a day after they closed
+  };
+  for (int i = 0; i < 200; ++i) cycle(i);
+  const uint64_t before = riffle_test::HeapBytesInUse();
+  const int cycles = 4000 / riffle_test::StressDivisor();
+  for (int i = 200; i < 200 + cycles; ++i) cycle(i);
+  const uint64_t after = riffle_test::HeapBytesInUse();
+  CHECK(read + reader.missed_records() == put);
+  CHECK(reader.finished().size() < 200);  // the shards still listed, not every one finished
+  if (before == 0) return;                // sanitizer build: no heap figures
+  INFO("heap in use " << before << " -> " << after << " bytes over " << cycles << " cycles");
+  // Without forgetting the shards that left the listing it grows by ~2.7 MB.
   CHECK(after < before + (uint64_t{256} << 10));
 }

@@ -87,7 +87,8 @@ class LineageReader {
 
   // OK, or the error that kept the last Poll() from reading a shard.
   absl::Status last_error() const;
-  // Shards read to their end (or that expired under the reader).
+  // Shards read to their end (or that expired under the reader) that the stream still lists
+  // (or whose children are still to be read): the others are forgotten.
   const std::set<std::string, std::less<>>& finished() const;
   // Records trimmed by retention before the reader got to them.
   uint64_t missed_records() const;

@@ -27,6 +27,7 @@ absl::Status LineageTracker::Sync(RecordSource& source) {
   needs_sync_ = false;
   listed_.clear();
   for (const Shard& s : *shards) listed_.insert(s.shard_id);
+  ForgetGone();
   for (const Shard& s : *shards) {
     if (waiting_.contains(s.shard_id) || handed_out_.contains(s.shard_id) ||
         finished_.contains(s.shard_id)) {
@@ -42,10 +43,20 @@ absl::Status LineageTracker::Sync(RecordSource& source) {
   return absl::OkStatus();
 }
 
+void LineageTracker::ForgetGone() {
+  std::set<std::string_view, std::less<>> named;  // parents of shards still to be read
+  for (const auto& [id, node] : waiting_) named.insert(node.parents.begin(), node.parents.end());
+  std::erase_if(finished_, [&](const std::string& id) {
+    return !listed_.contains(id) && !named.contains(id);
+  });
+  forget_at_ = std::max<std::size_t>(64, 2 * finished_.size());
+}
+
 void LineageTracker::Finish(const std::string& shard_id, std::span<const ChildShard> children) {
   handed_out_.erase(shard_id);
   waiting_.erase(shard_id);
   finished_.insert(shard_id);
+  if (finished_.size() >= forget_at_) needs_sync_ = true;  // a listing lets ForgetGone prune
   for (const ChildShard& c : children) {
     if (waiting_.contains(c.shard_id) || handed_out_.contains(c.shard_id) ||
         finished_.contains(c.shard_id)) {

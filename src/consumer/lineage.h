@@ -68,16 +68,21 @@ class LineageTracker {
 
   bool Finished(const std::string& shard_id) const { return finished_.contains(shard_id); }
   std::size_t waiting() const { return waiting_.size(); }
+  // Finished shards the latest listing still shows, or a waiting shard names as a parent:
+  // the others are gone for good (rule 1 counts them as finished) and are forgotten, so
+  // that a reader following a stream that reshards for months keeps a bounded set.
   const std::set<std::string, std::less<>>& finished() const { return finished_; }
 
  private:
   bool ParentDone(const std::string& parent) const;
+  void ForgetGone();  // after a listing
 
   bool synced_once_ = false;
   bool needs_sync_ = false;
   std::map<std::string, Node, std::less<>> waiting_;  // known, not yet handed out
   std::set<std::string, std::less<>> handed_out_;     // being read
   std::set<std::string, std::less<>> finished_;
+  std::size_t forget_at_ = 64;  // a listing is asked for when finished_ reaches this size
   std::set<std::string, std::less<>> listed_;  // the latest listing
 };
 
