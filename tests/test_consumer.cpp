@@ -1123,6 +1123,25 @@ TEST_CASE("the checkpoints of parents that aged out go once their children have 
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a cursor started after a checkpoint on a shard that aged out counts the rest missed",
+          "[consumer][checkpoint]") {
+  ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  std::vector<riffle::SequenceNumber> numbers;
+  for (int i = 0; i < 5; ++i) numbers.push_back(stream->PutRecord("k", "v")->sequence_number);
+  REQUIRE(
+      stream->SplitShard("shardId-000000000000", "170141183460469231731687303715884105728").ok());
+  clock.Advance(absl::Hours(25));
+  for (int i = 0; i < 3; ++i) (void)stream->ListShards();  // the expired parent is swept
+  riffle::detail::ShardCursor after("shardId-000000000000");
+  REQUIRE(after.StartAfter(*stream, numbers[1]).ok());
+  CHECK(after.gone());
+  CHECK(after.missed() == 3);  // records 2, 3 and 4 were never read
+  riffle::detail::ShardCursor from_first("shardId-000000000000");
+  REQUIRE(from_first.Start(*stream, {riffle::ShardIteratorType::kTrimHorizon}, true).ok());
+  CHECK(from_first.missed() == 5);
+}
+
 TEST_CASE("a processor factory that returns nullptr or throws is reported; the lease is released",
           "[consumer][errors]") {
   ManualClock clock;

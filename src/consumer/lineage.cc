@@ -130,7 +130,20 @@ absl::Status ShardCursor::Start(RecordSource& source, const StartingPosition& po
   if (!it.ok()) {
     if (IsResourceNotFoundException(it.status())) {  // expired before it was read: nothing is left
       ended_ = gone_ = true;
-      if (from_first_record) missed_ += source.ClosedShardRecordCount(shard_id_).value_or(0);
+      // What it held from the position on is missed, when the source still knows.
+      std::optional<uint64_t> next;
+      if (from_first_record) {
+        next = 0;
+      } else if (position.type == ShardIteratorType::kAtSequenceNumber ||
+                 position.type == ShardIteratorType::kAfterSequenceNumber) {
+        if (absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(position.sequence_number);
+            n.ok()) {
+          next =
+              n->record_index + (position.type == ShardIteratorType::kAfterSequenceNumber ? 1 : 0);
+        }
+      }
+      const std::optional<uint64_t> held = source.ClosedShardRecordCount(shard_id_);
+      if (next && held && *held > *next) missed_ += *held - *next;
       return absl::OkStatus();
     }
     return it.status();
