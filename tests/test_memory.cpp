@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "fmt/format.h"
 #include "riffle/lineage_reader.h"
@@ -24,17 +25,24 @@ uint64_t ResidentBytes() {
   return n == 2 ? resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
 }
 
+// A stream's options for these tests: small rings, records up to 1 KiB.
+riffle::StreamOptions Options(std::string name, int shards, riffle::Clock* clock,
+                              uint64_t ring = uint64_t{64} << 10) {
+  riffle::StreamOptions o;
+  o.stream_name = std::move(name);
+  o.shard_count = shards;
+  o.ring_capacity_bytes = ring;
+  o.max_record_size_bytes = 1024;
+  o.clock = clock;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("2,000 reshards up and down: live shard logs stay within retention, memory is returned",
           "[memory]") {
   riffle::ManualClock clock;
-  riffle::StreamOptions o;
-  o.stream_name = "autoscaled";
-  o.shard_count = 4;
-  o.ring_capacity_bytes = uint64_t{256} << 10;
-  o.max_record_size_bytes = 1024;
-  o.clock = &clock;
+  riffle::StreamOptions o = Options("autoscaled", 4, &clock, uint64_t{256} << 10);
   auto stream = *riffle::Stream::Create(o);
   const std::string data(200, 'd');
   // Every round touches each new shard's ring (puts), so unfreed logs would show in RSS.
@@ -70,12 +78,7 @@ TEST_CASE("2,000 reshards up and down: live shard logs stay within retention, me
 
 TEST_CASE("a subscription keeps its shard's log until it ends, then the log is freed", "[memory]") {
   riffle::ManualClock clock;
-  riffle::StreamOptions o;
-  o.stream_name = "held";
-  o.shard_count = 1;
-  o.ring_capacity_bytes = uint64_t{64} << 10;
-  o.max_record_size_bytes = 1024;
-  o.clock = &clock;
+  riffle::StreamOptions o = Options("held", 1, &clock);
   auto stream = *riffle::Stream::Create(o);
   REQUIRE(stream->RegisterStreamConsumer("reader").ok());
   REQUIRE(stream->PutRecord("k", "v").ok());
@@ -94,11 +97,7 @@ TEST_CASE("a subscription keeps its shard's log until it ends, then the log is f
 }
 
 TEST_CASE("deregistered consumers and their gates are released", "[memory]") {
-  riffle::StreamOptions o;
-  o.stream_name = "gated";
-  o.shard_count = 2;
-  o.ring_capacity_bytes = uint64_t{64} << 10;
-  o.max_record_size_bytes = 1024;
+  riffle::StreamOptions o = Options("gated", 2, nullptr);
   o.overflow_policy = riffle::OverflowPolicy::kRejectPut;
   auto stream = *riffle::Stream::Create(o);
   for (int round = 0; round < 500; ++round) {
@@ -144,12 +143,7 @@ TEST_CASE("the cache of rings given back stays within its bound", "[memory]") {
 TEST_CASE("consumer churn and resharding under read and write budgets leave no bookkeeping",
           "[memory]") {
   riffle::ManualClock clock;
-  riffle::StreamOptions o;
-  o.stream_name = "budgeted";
-  o.shard_count = 2;
-  o.ring_capacity_bytes = uint64_t{64} << 10;
-  o.max_record_size_bytes = 1024;
-  o.clock = &clock;
+  riffle::StreamOptions o = Options("budgeted", 2, &clock);
   o.read_budget = riffle::StreamOptions::ReadBudget{};
   o.write_limit = riffle::StreamOptions::WriteLimit{};
   auto stream = *riffle::Stream::Create(o);
@@ -189,13 +183,8 @@ TEST_CASE("consumer churn and resharding under read and write budgets leave no b
 TEST_CASE("a registered consumer that subscribes to every new shard keeps nothing for expired ones",
           "[memory]") {
   riffle::ManualClock clock;
-  riffle::StreamOptions o;
-  o.stream_name = "subscribed";
-  o.shard_count = 1;
-  o.ring_capacity_bytes = uint64_t{64} << 10;
-  o.max_record_size_bytes = 1024;
+  riffle::StreamOptions o = Options("subscribed", 1, &clock);
   o.overflow_policy = riffle::OverflowPolicy::kRejectPut;
-  o.clock = &clock;
   auto stream = *riffle::Stream::Create(o);
   // A lossless consumer gates every shard the stream makes; both consumers subscribe to
   // each shard once. Each keeps per-shard state that must go when the shard expires.
@@ -231,12 +220,7 @@ TEST_CASE("a registered consumer that subscribes to every new shard keeps nothin
 TEST_CASE("a LineageReader following a stream that reshards for long keeps a bounded state",
           "[memory]") {
   riffle::ManualClock clock;
-  riffle::StreamOptions o;
-  o.stream_name = "followed";
-  o.shard_count = 4;
-  o.ring_capacity_bytes = uint64_t{64} << 10;
-  o.max_record_size_bytes = 1024;
-  o.clock = &clock;
+  riffle::StreamOptions o = Options("followed", 4, &clock);
   auto stream = *riffle::Stream::Create(o);
   riffle::LineageReader reader(*stream);
   uint64_t read = 0;

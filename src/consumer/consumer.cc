@@ -525,18 +525,12 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
           local_stream_->DescribeStreamConsumer(options_.stream_consumer_name).ok()) {
         // The shard aged out of retention: what it held from where this task stood is
         // missed, when the stream still knows how many records it held.
-        std::optional<uint64_t> next;
-        if (task.continuation) {
-          const uint64_t before = task.continuation->record_index;
-          next = before == SequenceNumber::kMaxRecordIndex ? 0 : before + 1;
-        } else if (start.type == ShardIteratorType::kAtSequenceNumber ||
-                   start.type == ShardIteratorType::kAfterSequenceNumber) {
-          if (absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(start.sequence_number);
-              n.ok()) {
-            next =
-                n->record_index + (start.type == ShardIteratorType::kAfterSequenceNumber ? 1 : 0);
-          }
-        }
+        // (A continuation is resumed AT its number: the record before the next one.)
+        const std::optional<uint64_t> next =
+            task.continuation
+                ? detail::NextRecordIndex(
+                      {ShardIteratorType::kAfterSequenceNumber, task.continuation->ToString(), {}})
+                : detail::NextRecordIndex(start);
         const std::optional<uint64_t> held = local_stream_->ClosedShardRecordCount(task.shard_id);
         if (next && held && *held > *next) Deliver(task, {}, 0, *held - *next);
         EndShard(task);

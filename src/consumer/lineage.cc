@@ -17,6 +17,17 @@ bool ParentsFinished(const Shard& shard, const std::set<std::string, std::less<>
   return true;
 }
 
+std::optional<uint64_t> NextRecordIndex(const StartingPosition& position) {
+  const bool after = position.type == ShardIteratorType::kAfterSequenceNumber;
+  if (!after && position.type != ShardIteratorType::kAtSequenceNumber) return std::nullopt;
+  absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(position.sequence_number);
+  if (!n.ok()) return std::nullopt;
+  // A continuation names the record before the next one, or (before a shard's first record)
+  // the largest index, which no record has.
+  if (n->record_index == SequenceNumber::kMaxRecordIndex) return 0;
+  return n->record_index + (after ? 1 : 0);
+}
+
 // ---- LineageTracker ----
 
 absl::Status LineageTracker::Sync(RecordSource& source) {
@@ -131,17 +142,8 @@ absl::Status ShardCursor::Start(RecordSource& source, const StartingPosition& po
     if (IsResourceNotFoundException(it.status())) {  // expired before it was read: nothing is left
       ended_ = gone_ = true;
       // What it held from the position on is missed, when the source still knows.
-      std::optional<uint64_t> next;
-      if (from_first_record) {
-        next = 0;
-      } else if (position.type == ShardIteratorType::kAtSequenceNumber ||
-                 position.type == ShardIteratorType::kAfterSequenceNumber) {
-        if (absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(position.sequence_number);
-            n.ok()) {
-          next =
-              n->record_index + (position.type == ShardIteratorType::kAfterSequenceNumber ? 1 : 0);
-        }
-      }
+      const std::optional<uint64_t> next =
+          from_first_record ? std::optional<uint64_t>(0) : NextRecordIndex(position);
       const std::optional<uint64_t> held = source.ClosedShardRecordCount(shard_id_);
       if (next && held && *held > *next) missed_ += *held - *next;
       return absl::OkStatus();

@@ -31,6 +31,11 @@
 
 namespace riffle::detail {
 
+// The index of the first record at or after an AT_/AFTER_SEQUENCE_NUMBER position (a
+// checkpoint, a continuation), or nullopt for other positions and numbers that do not parse:
+// how far a reader had got in a shard that then aged out.
+std::optional<uint64_t> NextRecordIndex(const StartingPosition& position);
+
 // Rule 1 for one shard: `finished(id)` says whether a known parent is finished; `listed`
 // holds the ids of the latest listing.
 bool ParentsFinished(const Shard& shard, const std::set<std::string, std::less<>>& listed,
