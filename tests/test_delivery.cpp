@@ -924,6 +924,7 @@ TEST_CASE("UpdateDestination under concurrent producers and a delivery thread lo
   const int per_producer = 12000 / riffle_test::StressDivisor();
   std::atomic<bool> done{false};
   std::atomic<int> failures{0};
+  std::atomic<int> updates{0};
   std::thread updater([&] {
     for (int i = 0; !done.load(); ++i) {
       DestinationUpdate u;
@@ -931,9 +932,13 @@ TEST_CASE("UpdateDestination under concurrent producers and a delivery thread lo
       u.sink = i % 2 == 0 ? &second : &first;
       u.buffering_hints = riffle::BufferingHints{.size_in_mbs = 1, .interval_in_seconds = i % 3};
       if (!ds->UpdateDestination(u).ok()) failures.fetch_add(1);
+      updates.fetch_add(1);
       std::this_thread::yield();
     }
   });
+  // The producers start once the updater runs, so that updates and puts overlap (a fast
+  // machine could otherwise finish the puts before the first update).
+  while (updates.load() == 0) std::this_thread::yield();
   for (auto& t : StartProducers(*ds, kProducers, per_producer, 50, failures)) t.join();
   done.store(true);
   updater.join();
