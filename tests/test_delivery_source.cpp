@@ -279,8 +279,8 @@ TEST_CASE("Records of a closed parent that aged out unread count as missed, with
   riffle::MemorySink sink;
   auto ds = MustCreate(SourceOptions(&sink, &clock, stream.get()));
   for (int i = 0; i < 10; ++i) REQUIRE(stream->PutRecord(fmt::format("k{}", i), "parent").ok());
-  REQUIRE(stream->SplitShard(riffle::FormatShardId(0), "170141183460469231731687303715884105728")
-              .ok());
+  REQUIRE(
+      stream->SplitShard(riffle::FormatShardId(0), "170141183460469231731687303715884105728").ok());
   for (int i = 0; i < 10; ++i) REQUIRE(stream->PutRecord(fmt::format("k{}", i), "child").ok());
   // Nothing was read before the retention period passed: the parent aged out whole, and the
   // children's records too.
