@@ -525,14 +525,11 @@ int Consumer::PollFanOut(ShardTask& task, int64_t now_ms) {
           local_stream_->DescribeStreamConsumer(options_.stream_consumer_name).ok()) {
         // The shard aged out of retention: what it held from where this task stood is
         // missed, when the stream still knows how many records it held.
-        // (A continuation is resumed AT its number: the record before the next one.)
+        // (A continuation names the record before the next one.)
         const std::optional<uint64_t> next =
-            task.continuation
-                ? detail::NextRecordIndex(
-                      {ShardIteratorType::kAfterSequenceNumber, task.continuation->ToString(), {}})
-                : detail::NextRecordIndex(start);
-        const std::optional<uint64_t> held = local_stream_->ClosedShardRecordCount(task.shard_id);
-        if (next && held && *held > *next) Deliver(task, {}, 0, *held - *next);
+            task.continuation ? detail::NextRecordIndex(*task.continuation, /*after=*/true)
+                              : detail::NextRecordIndex(start);
+        Deliver(task, {}, 0, detail::UnreadOfExpired(*local_stream_, task.shard_id, next));
         EndShard(task);
         return 0;
       }

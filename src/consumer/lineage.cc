@@ -17,15 +17,25 @@ bool ParentsFinished(const Shard& shard, const std::set<std::string, std::less<>
   return true;
 }
 
+uint64_t NextRecordIndex(const SequenceNumber& number, bool after) {
+  // A continuation names the record before the next one, or (before a shard's first record)
+  // the largest index, which no record has.
+  if (number.record_index == SequenceNumber::kMaxRecordIndex) return 0;
+  return number.record_index + (after ? 1 : 0);
+}
+
 std::optional<uint64_t> NextRecordIndex(const StartingPosition& position) {
   const bool after = position.type == ShardIteratorType::kAfterSequenceNumber;
   if (!after && position.type != ShardIteratorType::kAtSequenceNumber) return std::nullopt;
   absl::StatusOr<SequenceNumber> n = SequenceNumber::Parse(position.sequence_number);
   if (!n.ok()) return std::nullopt;
-  // A continuation names the record before the next one, or (before a shard's first record)
-  // the largest index, which no record has.
-  if (n->record_index == SequenceNumber::kMaxRecordIndex) return 0;
-  return n->record_index + (after ? 1 : 0);
+  return NextRecordIndex(*n, after);
+}
+
+uint64_t UnreadOfExpired(const RecordSource& source, std::string_view shard_id,
+                         std::optional<uint64_t> next) {
+  const std::optional<uint64_t> held = source.ClosedShardRecordCount(shard_id);
+  return next && held && *held > *next ? *held - *next : 0;
 }
 
 // ---- LineageTracker ----
@@ -142,10 +152,9 @@ absl::Status ShardCursor::Start(RecordSource& source, const StartingPosition& po
     if (IsResourceNotFoundException(it.status())) {  // expired before it was read: nothing is left
       ended_ = gone_ = true;
       // What it held from the position on is missed, when the source still knows.
-      const std::optional<uint64_t> next =
-          from_first_record ? std::optional<uint64_t>(0) : NextRecordIndex(position);
-      const std::optional<uint64_t> held = source.ClosedShardRecordCount(shard_id_);
-      if (next && held && *held > *next) missed_ += *held - *next;
+      missed_ += UnreadOfExpired(
+          source, shard_id_,
+          from_first_record ? std::optional<uint64_t>(0) : NextRecordIndex(position));
       return absl::OkStatus();
     }
     return it.status();
@@ -188,9 +197,8 @@ absl::Status ShardCursor::Read(RecordSource& source, GetRecordsResult& out, int 
   if (IsResourceNotFoundException(s)) {  // the shard expired under the reader
     RecordsStorage::Reset(out);
     // What it held after the iterator aged out unread: missed, when the source still knows.
-    const std::optional<uint64_t> held = source.ClosedShardRecordCount(shard_id_);
-    if (held && iterator_->next_record_index_known && *held > iterator_->next_record_index) {
-      missed_ += *held - iterator_->next_record_index;
+    if (iterator_->next_record_index_known) {
+      missed_ += UnreadOfExpired(source, shard_id_, iterator_->next_record_index);
     }
     ended_ = gone_ = true;
     iterator_.reset();

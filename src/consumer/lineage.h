@@ -35,6 +35,11 @@ namespace riffle::detail {
 // checkpoint, a continuation), or nullopt for other positions and numbers that do not parse:
 // how far a reader had got in a shard that then aged out.
 std::optional<uint64_t> NextRecordIndex(const StartingPosition& position);
+uint64_t NextRecordIndex(const SequenceNumber& number, bool after);
+// What a shard that aged out held from index `next` on (0 when either is unknown): the
+// records a reader that stood there missed.
+uint64_t UnreadOfExpired(const RecordSource& source, std::string_view shard_id,
+                         std::optional<uint64_t> next);
 
 // Rule 1 for one shard: `finished(id)` says whether a known parent is finished; `listed`
 // holds the ids of the latest listing.
