@@ -141,7 +141,8 @@ class Subscription {
   bool PollOnce();
   void Run();
   void Wait();
-  void Deliver(SubscriptionEnd end);  // the last event
+  // The last event (the continuation where iterator_ stands).
+  void Deliver(SubscriptionEnd end, uint64_t missed = 0, std::span<const ChildShard> children = {});
   void DeliverExpired();  // the last event of a shard that aged out: missed count, children
   SequenceNumber Continuation(const ShardIterator& next) const;  // of an event ending at next
   void MoveGate(uint64_t position);

@@ -87,9 +87,12 @@ SequenceNumber Subscription::Continuation(const ShardIterator& next) const {
                                         next.next_record_index - 1);
 }
 
-void Subscription::Deliver(SubscriptionEnd end) {
+void Subscription::Deliver(SubscriptionEnd end, uint64_t missed,
+                           std::span<const ChildShard> children) {
   SubscribeToShardEvent e;
   e.continuation_sequence_number = Continuation(iterator_);
+  e.missed_records = missed;
+  e.child_shards = children;
   e.end = end;
   handler_(e);
   end_.store(end, std::memory_order_release);
@@ -101,30 +104,19 @@ void Subscription::DeliverExpired() {
   // unread is counted as missed (exactly, when the index of the next record is known), and
   // the children are named, so that a consumer following the lineage goes on to them.
   const detail::ShardState& shard = *init_.shard;
-  ShardIterator end = iterator_;
-  end.position = shard.final_state.end;
-  end.next_record_index = shard.final_state.next_index;
-  end.next_record_index_known = true;
-  result_.records.clear();
+  const uint64_t held = shard.final_state.next_index;
+  const uint64_t missed = iterator_.next_record_index_known && held > iterator_.next_record_index
+                              ? held - iterator_.next_record_index
+                              : 0;
   result_.child_shards.clear();
   {
     detail::EpochGuard guard;
-    const detail::RoutingSnapshot& snapshot = init_.core->shards.snapshot();
-    for (uint64_t child : shard.child_indexes) {
-      result_.child_shards.push_back(detail::DescribeChild(snapshot, child));
-    }
+    detail::DescribeChildren(*init_.core, shard, result_.child_shards);
   }
-  SubscribeToShardEvent e;
-  if (iterator_.next_record_index_known && end.next_record_index > iterator_.next_record_index) {
-    e.missed_records = end.next_record_index - iterator_.next_record_index;
-  }
-  e.continuation_sequence_number = Continuation(end);
-  e.child_shards = result_.child_shards;
-  e.end = SubscriptionEnd::kShardNotFound;
-  iterator_ = end;
-  handler_(e);
-  end_.store(SubscriptionEnd::kShardNotFound, std::memory_order_release);
-  done_.store(true, std::memory_order_release);
+  iterator_.position = shard.final_state.end;
+  iterator_.next_record_index = held;
+  iterator_.next_record_index_known = true;
+  Deliver(SubscriptionEnd::kShardNotFound, missed, result_.child_shards);
 }
 
 void Subscription::MoveGate(uint64_t position) {

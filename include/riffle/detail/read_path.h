@@ -26,6 +26,13 @@ absl::Status GetRecordsLimitError(int limit);
 absl::Status IteratorError(const StreamCore& core, const ShardIterator& it, int64_t now_ms);
 ChildShard DescribeChild(const RoutingSnapshot& snapshot, uint64_t index);
 
+// Appends the children of a closed shard to `out`. REQUIRES: an EpochGuard.
+inline void DescribeChildren(const StreamCore& core, const ShardState& shard,
+                             std::vector<ChildShard>& out) {
+  const RoutingSnapshot& snapshot = core.shards.snapshot();
+  for (uint64_t child : shard.child_indexes) out.push_back(DescribeChild(snapshot, child));
+}
+
 // The shard an iterator reads, or nullptr (then IteratorError says why). Checks that the
 // iterator was issued by this stream and has not expired. REQUIRES: an EpochGuard.
 inline ShardState* ShardForIterator(const StreamCore& core, const ShardIterator& it,
@@ -105,9 +112,7 @@ inline void ReadShard(const StreamCore& core, const ShardState& shard,
     if (known && shard.final_state.next_index > expected) {
       out.missed_records += shard.final_state.next_index - expected;  // trimmed at the end
     }
-    const RoutingSnapshot& snapshot = core.shards.snapshot();
-    for (uint64_t child : shard.child_indexes)
-      out.child_shards.push_back(DescribeChild(snapshot, child));
+    DescribeChildren(core, shard, out.child_shards);
     return;
   }
   // Behind by the newest record after what this call read: also when every frame it read
